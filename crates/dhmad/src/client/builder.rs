@@ -1,0 +1,112 @@
+//! Configuration of a [`Client`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::{Client, Inner, RetryPolicy, SANDBOX_API_BASE};
+
+/// Builds a [`Client`].
+///
+/// ```
+/// use std::time::Duration;
+/// let client = dhmad::Client::builder("sk_sandbox_0000000000000000000000000000000000000000000000000000000000000000")
+///     .base_url("http://127.0.0.1:6002/api/v1")
+///     .timeout(Duration::from_secs(10))
+///     .build()
+///     .unwrap();
+/// assert!(!format!("{client:?}").contains("sk_sandbox_0000"));
+/// ```
+#[derive(Debug)]
+pub struct ClientBuilder {
+    api_key: SecretString,
+    base_url: String,
+    connect_timeout: Duration,
+    timeout: Duration,
+    user_agent: String,
+    retry: RetryPolicy,
+}
+
+impl ClientBuilder {
+    pub(super) fn new(api_key: String) -> Self {
+        Self {
+            api_key: SecretString::from(api_key),
+            base_url: SANDBOX_API_BASE.to_owned(),
+            connect_timeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(10),
+            user_agent: concat!("dhmad-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// API base including `/api/v1`; defaults to the local sandbox.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// TCP connect timeout (default 3 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Whole-request timeout, per attempt (default 10 s).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// `User-Agent` header.
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+
+    /// Retry policy of reads.
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Builds the client. Fails on a malformed base URL or TLS setup error.
+    pub fn build(self) -> Result<Client, BuildError> {
+        let mut base =
+            Url::parse(self.base_url.trim()).map_err(|e| BuildError::BaseUrl(e.to_string()))?;
+        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
+            return Err(BuildError::BaseUrl("expected an http(s) URL".into()));
+        }
+        base.path_segments_mut()
+            .map_err(|_| BuildError::BaseUrl("expected an http(s) URL".into()))?
+            .pop_if_empty();
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .user_agent(self.user_agent)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(BuildError::Http)?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                api_key: self.api_key,
+                retry: self.retry,
+                rate_limit: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The base URL does not parse as an http(s) URL.
+    #[error("invalid DHMAD base URL: {0}")]
+    BaseUrl(String),
+    /// reqwest could not build its client.
+    #[error("could not build the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+}

@@ -1,0 +1,126 @@
+//! Retry policy of reads and the rate-limit headers it honours.
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use time::OffsetDateTime;
+
+use crate::error::Error;
+use crate::iso;
+
+/// The last `X-RateLimit-*` values DHMAD sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// `X-RateLimit-Limit`: requests per window.
+    pub limit: Option<u32>,
+    /// `X-RateLimit-Remaining`.
+    pub remaining: Option<u32>,
+    /// `X-RateLimit-Reset`: when the window frees up (DHMAD sends an ISO 8601 instant).
+    pub reset: Option<OffsetDateTime>,
+}
+
+impl RateLimit {
+    pub(super) fn from_headers(h: &HeaderMap) -> Option<Self> {
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
+        let rl = RateLimit {
+            limit: get("x-ratelimit-limit").and_then(|v| v.parse().ok()),
+            remaining: get("x-ratelimit-remaining").and_then(|v| v.parse().ok()),
+            reset: get("x-ratelimit-reset").and_then(parse_reset),
+        };
+        (rl.limit.is_some() || rl.remaining.is_some() || rl.reset.is_some()).then_some(rl)
+    }
+}
+
+/// DHMAD documents an ISO instant. Other servers send epoch seconds or seconds-to-wait;
+/// accept both defensively (a number below 10^9 cannot be a recent epoch, so it is a delay).
+fn parse_reset(v: &str) -> Option<OffsetDateTime> {
+    if let Ok(t) = iso::parse(v) {
+        return Some(t);
+    }
+    let secs = v.parse::<i64>().ok()?;
+    if (0..1_000_000_000).contains(&secs) {
+        Some(OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+    } else {
+        OffsetDateTime::from_unix_timestamp(secs).ok()
+    }
+}
+
+/// How reads are retried. Writes are never retried, whatever the policy.
+///
+/// A read is retried after a timeout, a transport error, a 5xx or a 429, at most
+/// `max_retries` times. Between attempts it waits an exponential backoff (`initial_backoff`,
+/// doubling, capped at `max_backoff`) with equal jitter; after a 429 it waits instead until
+/// `X-RateLimit-Reset` (or the body's `retryAfter`), unless that is further away than
+/// `max_rate_limit_wait`, in which case the 429 is returned at once as
+/// [`Error::RateLimited`].
+///
+/// ```
+/// use std::time::Duration;
+/// let patient = dhmad::RetryPolicy {
+///     max_retries: 5,
+///     initial_backoff: Duration::from_millis(500),
+///     ..dhmad::RetryPolicy::default()
+/// };
+/// assert_eq!(patient.max_backoff, Duration::from_secs(5));
+/// assert_eq!(dhmad::RetryPolicy::none().max_retries, 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0 disables retrying).
+    pub max_retries: u32,
+    /// Backoff before the first retry; doubles each time.
+    pub initial_backoff: Duration,
+    /// Cap of one backoff.
+    pub max_backoff: Duration,
+    /// Longest wait for a rate-limit reset; a later reset returns the 429 at once.
+    pub max_rate_limit_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            max_rate_limit_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn none() -> Self {
+        Self {
+            max_retries: 0,
+            ..Self::default()
+        }
+    }
+
+    /// The delay before retry number `retry` (0-based) after `err`, or `None` to give up.
+    pub(super) fn delay(&self, retry: u32, err: &Error) -> Option<Duration> {
+        if retry >= self.max_retries || !err.is_transient() {
+            return None;
+        }
+        if let Error::RateLimited {
+            retry_after, reset, ..
+        } = err
+        {
+            let until_reset = reset.map(|r| {
+                let d = r - OffsetDateTime::now_utc();
+                Duration::from_millis(d.whole_milliseconds().clamp(0, u64::MAX as i128) as u64)
+            });
+            if let Some(wait) = until_reset.or(*retry_after) {
+                return (wait <= self.max_rate_limit_wait)
+                    .then_some(wait + Duration::from_millis(50));
+            }
+        }
+        let exp = self
+            .initial_backoff
+            .saturating_mul(2u32.saturating_pow(retry))
+            .min(self.max_backoff);
+        // Equal jitter: half fixed, half random, so many clients do not retry in step.
+        let half = exp / 2;
+        let jitter = rand::random::<f64>() * half.as_secs_f64();
+        Some(half + Duration::from_secs_f64(jitter))
+    }
+}

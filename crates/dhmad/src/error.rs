@@ -1,0 +1,274 @@
+//! Errors of the DHMAD API (`dhmad-api.md` §5), mapped to what a caller should do.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::enums::{ErrorCode, OAuthErrorCode};
+
+/// An error answer from DHMAD, parsed from any of its three body shapes:
+///
+/// - A: `{"error": "Bad Request", "message": "...", "details"?: {...}}` (message may be absent),
+///   possibly with a `code` beside it (later revisions) and `retryAfter` on 429;
+/// - B: `{"error": {"code", "type", "message", "user_message"}}` (checkout business rules);
+/// - C: `{"error": "invalid_grant", "error_description": "..."}` (OAuth).
+///
+/// ```
+/// let b = br#"{"error":{"code":"PAYMENT_ALREADY_DONE","type":"business_rule_violation",
+///   "message":"Escrow already paid","user_message":"This order is already paid."}}"#;
+/// let e = dhmad::ApiError::parse(400, b);
+/// assert_eq!(e.code, Some(dhmad::ErrorCode::PaymentAlreadyDone));
+/// assert_eq!(e.user_message.as_deref(), Some("This order is already paid."));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// The textual `error` of shapes A and C (`Forbidden`, `invalid_grant`, …).
+    pub error: Option<String>,
+    /// The machine-readable code, when one was sent.
+    pub code: Option<ErrorCode>,
+    /// `type` of shape B (`business_rule_violation`).
+    pub kind: Option<String>,
+    /// Text for developers (falls back to `error` when no message was sent).
+    pub message: String,
+    /// Text safe to show end users (shape B).
+    pub user_message: Option<String>,
+    /// Per-field validation messages.
+    pub details: BTreeMap<String, String>,
+    /// `retryAfter` of 429 bodies, in seconds.
+    pub retry_after: Option<u64>,
+    /// The body as sent (`Null` when it was not JSON).
+    pub body: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrorField {
+    Text(String),
+    Rule {
+        code: Option<String>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        message: Option<String>,
+        user_message: Option<String>,
+    },
+}
+
+#[derive(Deserialize, Default)]
+struct RawBody {
+    error: Option<ErrorField>,
+    message: Option<String>,
+    code: Option<String>,
+    details: Option<serde_json::Value>,
+    #[serde(rename = "retryAfter")]
+    retry_after: Option<serde_json::Value>,
+    error_description: Option<String>,
+    user_message: Option<String>,
+}
+
+impl ApiError {
+    /// Parses an error body; anything unreadable still yields an error with the raw text.
+    pub fn parse(status: u16, body: &[u8]) -> Self {
+        let json: serde_json::Value =
+            serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let raw: RawBody = serde_json::from_value(json.clone()).unwrap_or_default();
+        let mut out = ApiError {
+            status,
+            error: None,
+            code: raw.code.as_deref().map(ErrorCode::from),
+            kind: None,
+            message: String::new(),
+            user_message: raw.user_message,
+            details: BTreeMap::new(),
+            retry_after: raw.retry_after.as_ref().and_then(|v| match v {
+                serde_json::Value::Number(n) => {
+                    n.as_u64().or_else(|| n.as_f64().map(|f| f.ceil() as u64))
+                }
+                serde_json::Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }),
+            body: json.clone(),
+        };
+        match raw.error {
+            Some(ErrorField::Text(t)) => out.error = Some(t),
+            Some(ErrorField::Rule {
+                code,
+                kind,
+                message,
+                user_message,
+            }) => {
+                out.code = code.as_deref().map(ErrorCode::from).or(out.code);
+                out.kind = kind;
+                out.message = message.unwrap_or_default();
+                out.user_message = user_message.or(out.user_message);
+            }
+            None => {}
+        }
+        if let Some(m) = raw.message.or(raw.error_description) {
+            if out.message.is_empty() {
+                out.message = m;
+            }
+        }
+        if let Some(serde_json::Value::Object(map)) = raw.details {
+            out.details = map
+                .into_iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => (k, s),
+                    other => (k, other.to_string()),
+                })
+                .collect();
+        }
+        if out.message.is_empty() {
+            out.message = match (&out.error, json.is_null()) {
+                (Some(e), _) => e.clone(),
+                (None, true) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+                (None, false) => String::new(),
+            };
+        }
+        out
+    }
+
+    /// The OAuth error of body shape C (`{"error": "invalid_grant", "error_description": …}`),
+    /// when this answer is one: a known `error` value, or any `error` sent with an
+    /// `error_description`.
+    ///
+    /// ```
+    /// let e = dhmad::ApiError::parse(400, br#"{"error":"invalid_grant","error_description":"Code expired"}"#);
+    /// assert_eq!(e.oauth_error(), Some(dhmad::OAuthErrorCode::InvalidGrant));
+    /// assert_eq!(e.message, "Code expired");
+    /// ```
+    pub fn oauth_error(&self) -> Option<OAuthErrorCode> {
+        let text = self.error.as_deref()?;
+        let code = OAuthErrorCode::from(text);
+        let described = self.body.get("error_description").is_some();
+        (code.is_known() || described).then_some(code)
+    }
+}
+
+/// Everything a DHMAD call can fail with, grouped by what the caller should do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 401: the key is missing, wrong, inactive, expired or of the other environment. Fix config.
+    #[error("DHMAD refused the API key: {}", .0.message)]
+    Unauthorized(ApiError),
+    /// 403: not associated, not a party, or no access. Not retryable.
+    #[error("DHMAD forbids this: {}", .0.message)]
+    Forbidden(ApiError),
+    /// 404: no such escrow, session, contract or developer.
+    #[error("DHMAD has no such resource: {}", .0.message)]
+    NotFound(ApiError),
+    /// 400 with a code (checkout business rule): show `user_message` to the user.
+    #[error("DHMAD business rule {code}: {}", .api.message)]
+    BusinessRule {
+        /// The code, matchable.
+        code: ErrorCode,
+        /// The full answer.
+        api: ApiError,
+    },
+    /// 400 without a code: the request itself is wrong (`details` per field).
+    #[error("DHMAD rejected the request: {}", .0.message)]
+    Validation(ApiError),
+    /// 409: e.g. `PROOF_NOT_ACCEPTED`; the state does not allow it yet.
+    #[error("DHMAD conflict{}: {}", .0.code.as_ref().map(|c| format!(" {c}")).unwrap_or_default(), .0.message)]
+    Conflict(ApiError),
+    /// 429: wait until `reset` (or `retry_after`).
+    #[error("DHMAD rate limit reached")]
+    RateLimited {
+        /// `retryAfter` of the body.
+        retry_after: Option<Duration>,
+        /// `X-RateLimit-Reset`.
+        reset: Option<OffsetDateTime>,
+        /// The full answer.
+        api: ApiError,
+    },
+    /// 5xx: DHMAD failed; safe to retry reads, reconcile writes.
+    #[error("DHMAD server error (HTTP {})", .0.status)]
+    Server(ApiError),
+    /// Another status (a redirect, 405, 413, …).
+    #[error("unexpected HTTP {} from DHMAD: {}", .0.status, .0.message)]
+    Unexpected(ApiError),
+    /// No answer within the timeout. For a write, the outcome is unknown: reconcile.
+    #[error("DHMAD did not answer in time")]
+    Timeout,
+    /// Connection or protocol failure.
+    #[error("could not reach DHMAD: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// A success status whose body is not the documented shape.
+    #[error("could not read DHMAD's answer (HTTP {status}): {source}")]
+    Decode {
+        /// HTTP status.
+        status: u16,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// Maps an error status and body to the matching variant.
+    pub fn from_response(status: u16, body: &[u8], reset: Option<OffsetDateTime>) -> Self {
+        let api = ApiError::parse(status, body);
+        match status {
+            400 => match api.code.clone() {
+                Some(code) => Error::BusinessRule { code, api },
+                None => Error::Validation(api),
+            },
+            401 => Error::Unauthorized(api),
+            403 => Error::Forbidden(api),
+            404 => Error::NotFound(api),
+            409 => Error::Conflict(api),
+            429 => Error::RateLimited {
+                retry_after: api.retry_after.map(Duration::from_secs),
+                reset,
+                api,
+            },
+            500..=599 => Error::Server(api),
+            _ => Error::Unexpected(api),
+        }
+    }
+
+    /// The API answer, for errors that have one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Unauthorized(a)
+            | Error::Forbidden(a)
+            | Error::NotFound(a)
+            | Error::Validation(a)
+            | Error::Conflict(a)
+            | Error::Server(a)
+            | Error::Unexpected(a) => Some(a),
+            Error::BusinessRule { api, .. } | Error::RateLimited { api, .. } => Some(api),
+            Error::Timeout | Error::Transport(_) | Error::Decode { .. } => None,
+        }
+    }
+
+    /// The machine-readable code, if DHMAD sent one.
+    pub fn code(&self) -> Option<&ErrorCode> {
+        self.api().and_then(|a| a.code.as_ref())
+    }
+
+    /// The HTTP status, if DHMAD answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Decode { status, .. } => Some(*status),
+            other => other.api().map(|a| a.status),
+        }
+    }
+
+    /// A message safe to show an end user, when DHMAD gave one.
+    pub fn user_message(&self) -> Option<&str> {
+        self.api().and_then(|a| a.user_message.as_deref())
+    }
+
+    /// Whether the same request may succeed later without change: timeouts, transport
+    /// failures, 5xx and 429. (Whether it is *safe* to resend is the caller's call.)
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Timeout | Error::Transport(_) | Error::Server(_) | Error::RateLimited { .. }
+        )
+    }
+}

@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod client;
+mod enums;
+pub mod error;
+pub mod event;
+pub mod iso;
+pub mod money;
+mod nullable;
+pub mod types;
+pub mod webhook;
+
+pub use client::{BuildError, Client, ClientBuilder, RateLimit, RetryPolicy, SANDBOX_API_BASE};
+pub use enums::*;
+pub use error::{ApiError, Error};
+pub use event::*;
+pub use types::*;
+pub use webhook::{SignedDelivery, VerifyError, WebhookVerifier};

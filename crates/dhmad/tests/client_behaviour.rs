@@ -1,0 +1,121 @@
+//! Client behaviour against a real local HTTP server: rate-limit headers, redirects, error
+//! decoding and secrecy of the key.
+
+mod common;
+
+use common::{Reply, Server, KEY};
+use dhmad::{CheckoutAction, CreateSession};
+use serde_json::json;
+
+const ID: &str = "66aa00000000000000000001";
+
+#[tokio::test]
+async fn exposes_the_last_rate_limit_headers() {
+    let server = Server::start(|_, i| {
+        Reply::json(
+            200,
+            json!({"balance":{"available":0,"pending":0,"escrow":0}}),
+        )
+        .header("X-RateLimit-Limit", "100")
+        .header("X-RateLimit-Remaining", (99 - i).to_string())
+        .header("X-RateLimit-Reset", "2026-07-02T09:01:00.000Z")
+    })
+    .await;
+    let c = server.client();
+    assert_eq!(c.rate_limit(), None);
+    c.balance().await.unwrap();
+    c.balance().await.unwrap();
+    let rl = c.rate_limit().unwrap();
+    assert_eq!(rl.limit, Some(100));
+    assert_eq!(rl.remaining, Some(98));
+    assert_eq!(
+        rl.reset,
+        Some(dhmad::iso::parse("2026-07-02T09:01:00Z").unwrap())
+    );
+    // Clones share the observation.
+    assert_eq!(c.clone().rate_limit(), Some(rl));
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let server = Server::start(|seen, _| {
+        if seen.path.ends_with("/me") {
+            Reply::json(302, json!({})).header("location", "/api/v1/balance")
+        } else {
+            Reply::json(
+                200,
+                json!({"balance":{"available":0,"pending":0,"escrow":0}}),
+            )
+        }
+    })
+    .await;
+    let err = server.client().me().await.unwrap_err();
+    assert!(
+        matches!(&err, dhmad::Error::Unexpected(a) if a.status == 302),
+        "{err:?}"
+    );
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn malformed_success_body_is_a_decode_error() {
+    let server = Server::start(|_, _| Reply::json(200, json!({"unexpected":true}))).await;
+    let err = server.client().get_escrow(ID).await.unwrap_err();
+    assert!(
+        matches!(err, dhmad::Error::Decode { status: 200, .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.count(), 1, "decode errors are not retried");
+}
+
+#[tokio::test]
+async fn api_errors_come_back_typed() {
+    let server = Server::start(|_, _| {
+        Reply::json(
+            400,
+            json!({"error":{"code":"PAYMENT_ALREADY_DONE","type":"business_rule_violation",
+            "message":"Escrow already paid","user_message":"This order is already paid."}}),
+        )
+    })
+    .await;
+    let req = CreateSession::new(CheckoutAction::AcceptPay, "b@x.tn", "https://shop.tn/cb");
+    let err = server.client().create_session(ID, &req).await.unwrap_err();
+    assert!(matches!(
+        &err,
+        dhmad::Error::BusinessRule {
+            code: dhmad::ErrorCode::PaymentAlreadyDone,
+            ..
+        }
+    ));
+    assert_eq!(err.user_message(), Some("This order is already paid."));
+}
+
+#[tokio::test]
+async fn debug_never_prints_the_key() {
+    let server = Server::start(|_, _| Reply::json(200, json!({}))).await;
+    let c = server.client();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains(KEY) && !dbg.contains("00112233"), "{dbg}");
+    assert!(dbg.contains("redacted"));
+    let builder = dhmad::Client::builder(KEY);
+    assert!(!format!("{builder:?}").contains("00112233"));
+}
+
+#[test]
+fn builder_validates_the_base_url() {
+    let ok = dhmad::Client::builder(KEY)
+        .base_url("http://127.0.0.1:6002/api/v1/")
+        .build()
+        .unwrap();
+    assert_eq!(ok.base_url(), "http://127.0.0.1:6002/api/v1");
+    assert_eq!(
+        dhmad::Client::builder(KEY).build().unwrap().base_url(),
+        dhmad::SANDBOX_API_BASE
+    );
+    for bad in ["not a url", "ftp://x.tn/api", "mailto:a@b.tn"] {
+        assert!(
+            dhmad::Client::builder(KEY).base_url(bad).build().is_err(),
+            "{bad}"
+        );
+    }
+}

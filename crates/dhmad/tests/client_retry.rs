@@ -1,0 +1,302 @@
+//! Retry behaviour against a real local HTTP server: reads retry, writes only after a 429
+//! (DHMAD did not act), and a 429 waits for the reset only when it is near. Bounds on time are generous on purpose.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{fast_retry, Reply, Server};
+use dhmad::{CheckoutAction, CreateEscrow, CreateSession, Error, RetryPolicy};
+use rust_decimal_macros::dec;
+use serde_json::json;
+
+fn escrow_ok() -> Reply {
+    Reply::json(200, json!({"escrow":{"id":"e1","status":"paid"}}))
+}
+
+fn server_error() -> Reply {
+    Reply::json(500, json!({"error":"Internal Server Error"}))
+}
+
+fn create_req() -> CreateEscrow {
+    CreateEscrow::new("Logo pack", dec!(300), "b@x.tn")
+}
+
+fn session_req() -> CreateSession {
+    CreateSession::new(CheckoutAction::AcceptPay, "b@x.tn", "https://shop.tn/cb")
+}
+
+/// Lets a late (wrong) retry arrive before we count.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(150)).await;
+}
+
+#[tokio::test]
+async fn get_retries_5xx_then_succeeds() {
+    let server = Server::start(|_, i| if i < 2 { server_error() } else { escrow_ok() }).await;
+    let e = server.client().get_escrow("e1").await.unwrap();
+    assert_eq!(e.id, "e1");
+    assert_eq!(server.count(), 3);
+}
+
+#[tokio::test]
+async fn get_gives_up_after_max_retries() {
+    let server =
+        Server::start(|_, _| Reply::json(503, json!({"error":"Service Unavailable"}))).await;
+    let err = server.client().get_escrow("e1").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Server(a) if a.status == 503),
+        "{err:?}"
+    );
+    assert_eq!(server.count(), 1 + fast_retry().max_retries as usize);
+}
+
+#[tokio::test]
+async fn retry_policy_none_sends_once() {
+    let server = Server::start(|_, _| server_error()).await;
+    let err = server
+        .client_with(RetryPolicy::none())
+        .me()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Server(_)));
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let server = Server::start(|_, _| Reply::json(404, json!({"error":"Escrow not found"}))).await;
+    let err = server.client().get_escrow("e1").await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)));
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn create_escrow_is_not_retried_on_500() {
+    let server = Server::start(|_, _| server_error()).await;
+    let err = server
+        .client()
+        .create_escrow(&create_req())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Server(_)), "{err:?}");
+    settle().await;
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn create_session_is_not_retried_on_500() {
+    let server = Server::start(|_, _| server_error()).await;
+    let err = server
+        .client()
+        .create_session("e1", &session_req())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Server(_)), "{err:?}");
+    settle().await;
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn create_escrow_timeout_is_not_retried() {
+    let server = Server::start(|_, _| {
+        Reply::json(201, json!({"escrow":{"id":"e1","status":"pending"}}))
+            .after(Duration::from_secs(2))
+    })
+    .await;
+    let started = Instant::now();
+    let err = server
+        .client()
+        .create_escrow(&create_req())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    settle().await;
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn create_session_timeout_is_not_retried() {
+    let server = Server::start(|_, _| server_error().after(Duration::from_secs(2))).await;
+    let err = server
+        .client()
+        .create_session("e1", &session_req())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    settle().await;
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn other_writes_are_not_retried_either() {
+    let server = Server::start(|_, _| server_error()).await;
+    let c = server.client();
+    assert!(c.deliver_escrow("e1").await.is_err());
+    assert!(c.cancel_escrow("e1").await.is_err());
+    assert!(c.update_escrow("e1", &Default::default()).await.is_err());
+    assert!(c.reject_delivery("e1", &Default::default()).await.is_err());
+    settle().await;
+    assert_eq!(server.count(), 4);
+}
+
+#[tokio::test]
+async fn get_timeout_is_retried_then_reported() {
+    let server = Server::start(|_, i| {
+        if i == 0 {
+            escrow_ok().after(Duration::from_secs(2))
+        } else {
+            escrow_ok()
+        }
+    })
+    .await;
+    server.client().get_escrow("e1").await.unwrap();
+    assert_eq!(server.count(), 2);
+
+    let slow = Server::start(|_, _| escrow_ok().after(Duration::from_secs(2))).await;
+    let err = slow
+        .client_with(RetryPolicy {
+            max_retries: 1,
+            ..fast_retry()
+        })
+        .get_escrow("e1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    assert_eq!(slow.count(), 2);
+}
+
+#[tokio::test]
+async fn rate_limited_get_waits_for_a_near_reset() {
+    let server = Server::start(|_, i| {
+        if i == 0 {
+            let reset = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
+            Reply::json(
+                429,
+                json!({"error":"Too Many Requests","message":"Slow down"}),
+            )
+            .header("X-RateLimit-Limit", "100")
+            .header("X-RateLimit-Remaining", "0")
+            .header("X-RateLimit-Reset", dhmad::iso::format(reset))
+        } else {
+            escrow_ok().header("X-RateLimit-Remaining", "99")
+        }
+    })
+    .await;
+    let c = server.client();
+    let started = Instant::now();
+    c.get_escrow("e1").await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(server.count(), 2);
+    assert!(
+        waited >= Duration::from_millis(200),
+        "retried before the reset: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert_eq!(c.rate_limit().unwrap().remaining, Some(99));
+}
+
+#[tokio::test]
+async fn rate_limited_with_a_far_reset_returns_at_once() {
+    let reset = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let reset_header = dhmad::iso::format(reset);
+    let server = Server::start(move |_, _| {
+        Reply::json(
+            429,
+            json!({"error":"Too Many Requests","message":"Slow down","retryAfter":3600}),
+        )
+        .header("X-RateLimit-Remaining", "0")
+        .header("X-RateLimit-Reset", reset_header.clone())
+    })
+    .await;
+    let c = server.client();
+    let started = Instant::now();
+    let err = c.get_escrow("e1").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.count(), 1);
+    let Error::RateLimited {
+        reset: r,
+        retry_after,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(r.map(dhmad::iso::format), Some(dhmad::iso::format(reset)));
+    assert_eq!(*retry_after, Some(Duration::from_secs(3600)));
+    assert_eq!(c.rate_limit().unwrap().remaining, Some(0));
+}
+
+#[tokio::test]
+async fn rate_limited_write_waits_for_a_near_reset_then_is_sent_again() {
+    // A 429 means DHMAD did nothing, so resending the create cannot make a duplicate.
+    let server = Server::start(|_, i| {
+        if i == 0 {
+            let reset = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(200);
+            Reply::json(429, json!({"error":"Too Many Requests"}))
+                .header("X-RateLimit-Reset", dhmad::iso::format(reset))
+        } else {
+            Reply::json(
+                201,
+                json!({"escrow":{"id":"e1","status":"pending"},"contract":null}),
+            )
+        }
+    })
+    .await;
+    let started = Instant::now();
+    let created = server.client().create_escrow(&create_req()).await.unwrap();
+    assert_eq!(created.escrow.id, "e1");
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    settle().await;
+    assert_eq!(server.count(), 2);
+}
+
+#[tokio::test]
+async fn rate_limited_write_with_a_far_reset_is_returned_at_once() {
+    let server = Server::start(|_, _| {
+        let reset = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        Reply::json(429, json!({"error":"Too Many Requests"}))
+            .header("X-RateLimit-Reset", dhmad::iso::format(reset))
+    })
+    .await;
+    let err = server
+        .client()
+        .create_escrow(&create_req())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RateLimited { .. }));
+    settle().await;
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_transport_error() {
+    // Bind, learn the port, close it: nothing listens there any more.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let c = dhmad::Client::builder(common::KEY)
+        .base_url(format!("http://127.0.0.1:{port}/api/v1"))
+        .retry_policy(fast_retry())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = c.me().await.unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(err.is_transient());
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
