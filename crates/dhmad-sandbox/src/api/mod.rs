@@ -1,0 +1,138 @@
+//! `/api/v1/*` (`dhmad-api.md` §3.1–§3.13) and its middleware: request log, rate limit,
+//! injected faults, authentication.
+
+mod account;
+pub mod auth;
+mod escrows;
+mod json;
+mod sessions;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::faults::ApiFaultKind;
+use crate::state::{AppState, RequestLogEntry};
+
+/// The `/api/v1` router (to be nested).
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/me", get(account::me))
+        .route("/balance", get(account::balance))
+        .route("/escrows", post(escrows::create).get(escrows::list))
+        .route("/escrows/{id}", get(escrows::get).put(escrows::update))
+        .route("/escrows/{id}/deliver", post(escrows::deliver))
+        .route(
+            "/escrows/{id}/reject-delivery",
+            post(escrows::reject_delivery),
+        )
+        .route("/escrows/{id}/cancel", post(escrows::cancel))
+        .route("/escrows/{id}/proof", get(escrows::proof))
+        .route("/escrows/{id}/contract", get(escrows::contract))
+        .route("/escrows/{id}/sessions", post(sessions::create))
+        .route("/sessions/{id}", get(sessions::get))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(middleware::from_fn_with_state(state, log_request))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        json!({"error": "Not Found", "message": "Route not found"}),
+    )
+}
+
+fn client_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// The path as the client sent it (nesting strips the `/api/v1` prefix).
+fn full_path(req: &Request) -> String {
+    match req.extensions().get::<OriginalUri>() {
+        Some(u) => u.path().to_owned(),
+        None => format!("/api/v1{}", req.uri().path()),
+    }
+}
+
+async fn log_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = full_path(&req);
+    let resp = next.run(req).await;
+    let entry = RequestLogEntry {
+        method,
+        path,
+        status: resp.status().as_u16(),
+        at: state.clock.now(),
+    };
+    state.requests.lock().expect("requests lock").push(entry);
+    resp
+}
+
+async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let v = state.rate.check(client_ip(&req));
+    let mut resp = if v.allowed {
+        next.run(req).await
+    } else {
+        too_many_requests(v.reset)
+    };
+    let h = resp.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(v.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(v.remaining));
+    if let Ok(reset) = HeaderValue::from_str(&dhmad::iso::format(v.reset)) {
+        h.insert("x-ratelimit-reset", reset);
+    }
+    resp
+}
+
+fn too_many_requests(reset: time::OffsetDateTime) -> Response {
+    let secs = (reset - time::OffsetDateTime::now_utc())
+        .whole_seconds()
+        .max(1);
+    let mut resp = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        json!({"error": "Too Many Requests",
+               "message": "Rate limit exceeded. Please retry after the time in X-RateLimit-Reset.",
+               "retryAfter": secs}),
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert("retry-after", HeaderValue::from(secs));
+    resp
+}
+
+async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = full_path(&req);
+    let Some(rule) = state.faults.take_api_fault(req.method().as_str(), &path) else {
+        return next.run(req).await;
+    };
+    tracing::info!(%path, fault = ?rule.fault, "injecting API fault");
+    match rule.fault {
+        ApiFaultKind::Error500 => {
+            ApiError::internal("Injected fault: internal server error").into_response()
+        }
+        ApiFaultKind::RateLimit429 => {
+            too_many_requests(time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
+        }
+        ApiFaultKind::Hang => {
+            tokio::time::sleep(Duration::from_millis(rule.hang_ms.unwrap_or(30_000))).await;
+            ApiError::internal("Injected fault: hung request").into_response()
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! `POST /escrows/:id/sessions` and `GET /sessions/:id`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use dhmad::{CreateSession, CreatedSession, SessionEnvelope};
+
+use super::json::ApiJson;
+use crate::error::{ApiError, Refusal};
+use crate::lifecycle::session_rules;
+use crate::state::AppState;
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CreateSession>,
+) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
+    let allowed = state.allowed_redirects();
+    let s =
+        state.with_store(|st, ctx| session_rules::create_session(st, ctx, &id, req, &allowed))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedSession {
+            url: format!("{}/checkout/{}", state.settings.base_url, s.id),
+            session_id: s.id,
+            expires_at: s.expires_at,
+        }),
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionEnvelope>, ApiError> {
+    let store = state.store.lock().expect("store lock");
+    let s = store
+        .sessions
+        .get(&id)
+        .ok_or(Refusal::NotFound("Checkout session not found"))?;
+    Ok(Json(SessionEnvelope {
+        session: s.to_wire(),
+    }))
+}

@@ -1,0 +1,91 @@
+//! The hosted checkout page `GET|POST /checkout/{sessionId}` (`dhmad-api.md` §4.2).
+
+mod form;
+mod view;
+
+use askama::Template;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use dhmad::{PaymentMethod, SessionStatus};
+
+use crate::lifecycle::perform::{self, PerformInput};
+use crate::state::AppState;
+use form::PageForm;
+
+/// Routes of the hosted page (uploads up to 10 MB).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/checkout/{id}", get(show).post(submit))
+        .layer(DefaultBodyLimit::max(10 * 1024 * 1024))
+}
+
+fn html(status: StatusCode, t: &impl Template) -> Response {
+    match t.render() {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("template error: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+fn render(state: &AppState, id: &str, error: Option<String>) -> Response {
+    let ctx = state.ctx();
+    let mut store = state.store.lock().expect("store lock");
+    let Some(s) = store.sessions.get_mut(id) else {
+        return html(StatusCode::NOT_FOUND, &view::not_found());
+    };
+    if s.status == SessionStatus::Pending && ctx.now >= s.expires_at {
+        s.status = SessionStatus::Expired;
+    }
+    if s.status != SessionStatus::Pending {
+        return html(StatusCode::GONE, &view::closed(s));
+    }
+    let s = s.clone();
+    let Some(rec) = store.escrows.get(&s.escrow_id) else {
+        return html(StatusCode::NOT_FOUND, &view::not_found());
+    };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    html(status, &view::checkout(&s, rec, &ctx, error))
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    render(&state, &id, None)
+}
+
+fn see_other(url: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_owned())]).into_response()
+}
+
+async fn submit(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    let form = match PageForm::read(req).await {
+        Ok(f) => f,
+        Err(e) => return render(&state, &id, Some(format!("Could not read the form: {e}"))),
+    };
+    if form.get("op") == Some("cancel") {
+        return match state.with_store(|st, ctx| perform::cancel_session(st, ctx, &id)) {
+            Ok(url) => see_other(&url),
+            Err(_) => render(&state, &id, None),
+        };
+    }
+    let guest = form.get("payer") == Some("guest");
+    let input = PerformInput {
+        guest_method: guest
+            .then(|| PaymentMethod::from(form.get("method").unwrap_or("bank_transfer"))),
+        note: form.get("note").map(str::to_owned),
+        accept_proof: Some(form.get("decision") != Some("correction")),
+        upload: form.file,
+    };
+    match state.with_store(|st, ctx| perform::perform(st, ctx, &id, input)) {
+        Ok(url) => see_other(&url),
+        Err(e) => render(&state, &id, Some(e.message())),
+    }
+}

@@ -1,0 +1,238 @@
+//! Typed configuration, read from the environment by the binary (DESIGN §4).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::faults::FaultConfig;
+
+/// The sandbox API key accepted when `SANDBOX_API_KEY` is not set. Public on purpose.
+pub const DEFAULT_API_KEY: &str =
+    "sk_sandbox_c67da261929eae4a6ac7727f8dc5c7fc6bb2bee688938bc6ae0dffba1bdd5f6d";
+/// The webhook secret used when `SANDBOX_WEBHOOK_SECRET` is not set. Public on purpose.
+pub const DEFAULT_WEBHOOK_SECRET: &str =
+    "40bb0abe71e54bb8ed88b9943beefcefc1bcd399892775c58975187d13a343bf";
+/// The associated user's e-mail when `SANDBOX_SELLER_EMAIL` is not set.
+pub const DEFAULT_SELLER_EMAIL: &str = "merchant@shop.example";
+/// Default listen address (DHMAD's own sandbox backend listens on 6002).
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:6002";
+/// Default public URL.
+pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:6002";
+/// Default webhook target: the storefront running locally.
+pub const DEFAULT_WEBHOOK_URL: &str = "http://localhost:3000/webhooks/dhmad";
+/// Default redirect allow-list: the storefront's callback.
+pub const DEFAULT_REDIRECT_URL: &str = "http://localhost:3000/checkout/callback";
+
+/// Everything the sandbox needs to run.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    /// `SANDBOX_LISTEN_ADDR`.
+    pub listen_addr: SocketAddr,
+    /// `SANDBOX_PUBLIC_URL`; `None` means `http://{bound addr}`.
+    pub public_url: Option<String>,
+    /// `SANDBOX_API_KEY`.
+    pub api_key: String,
+    /// `SANDBOX_WEBHOOK_URLS` (comma-separated).
+    pub webhook_urls: Vec<String>,
+    /// `SANDBOX_WEBHOOK_SECRET`.
+    pub webhook_secret: String,
+    /// `SANDBOX_ALLOWED_REDIRECT_URLS` (comma-separated).
+    pub allowed_redirect_urls: Vec<String>,
+    /// `SANDBOX_SELLER_EMAIL`: the developer's associated user.
+    pub seller_email: String,
+    /// `SANDBOX_RATE_LIMIT`: requests per minute per client IP.
+    pub rate_limit_per_minute: u32,
+    /// `SANDBOX_WEBHOOK_RETRY_DELAYS_MS` (comma-separated), default 1000,2000,4000.
+    pub webhook_retry_delays: Vec<Duration>,
+    /// `SANDBOX_WEBHOOK_TIMEOUT_MS`, default 10000.
+    pub webhook_timeout: Duration,
+    /// `SANDBOX_FAULTS` (JSON).
+    pub faults: FaultConfig,
+    /// `SANDBOX_APP_NAME`: the developer application's name shown on the hosted page.
+    pub app_name: String,
+    /// `SANDBOX_TICK_MS`: how often deadlines are checked, default 1000.
+    pub tick_interval: Duration,
+}
+
+impl std::fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("listen_addr", &self.listen_addr)
+            .field("public_url", &self.public_url)
+            .field("api_key", &"[redacted]")
+            .field("webhook_urls", &self.webhook_urls)
+            .field("webhook_secret", &"[redacted]")
+            .field("allowed_redirect_urls", &self.allowed_redirect_urls)
+            .field("seller_email", &self.seller_email)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("webhook_retry_delays", &self.webhook_retry_delays)
+            .field("webhook_timeout", &self.webhook_timeout)
+            .field("faults", &self.faults)
+            .field("app_name", &self.app_name)
+            .finish()
+    }
+}
+
+/// A bad environment variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {var}: {reason}")]
+pub struct ConfigError {
+    /// The variable.
+    pub var: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: DEFAULT_LISTEN_ADDR.parse().expect("valid default address"),
+            public_url: Some(DEFAULT_PUBLIC_URL.to_owned()),
+            api_key: DEFAULT_API_KEY.to_owned(),
+            webhook_urls: vec![DEFAULT_WEBHOOK_URL.to_owned()],
+            webhook_secret: DEFAULT_WEBHOOK_SECRET.to_owned(),
+            allowed_redirect_urls: vec![DEFAULT_REDIRECT_URL.to_owned()],
+            seller_email: DEFAULT_SELLER_EMAIL.to_owned(),
+            rate_limit_per_minute: 100,
+            webhook_retry_delays: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                Duration::from_secs(4),
+            ],
+            webhook_timeout: Duration::from_secs(10),
+            faults: FaultConfig::default(),
+            app_name: "Sandbox Shop".to_owned(),
+            tick_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// Reads the `SANDBOX_*` variables; unset ones take their defaults.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Same as [`Self::from_env`] with an explicit lookup (testable).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut c = Self::default();
+        let var = |k: &'static str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(v) = var("SANDBOX_LISTEN_ADDR") {
+            c.listen_addr = v.parse().map_err(|e| bad("SANDBOX_LISTEN_ADDR", e))?;
+        }
+        if let Some(v) = var("SANDBOX_PUBLIC_URL") {
+            url::Url::parse(&v).map_err(|e| bad("SANDBOX_PUBLIC_URL", e))?;
+            c.public_url = Some(v.trim_end_matches('/').to_owned());
+        }
+        if let Some(v) = var("SANDBOX_API_KEY") {
+            if !crate::api::auth::is_well_formed(&v) || !v.starts_with("sk_sandbox_") {
+                return Err(bad(
+                    "SANDBOX_API_KEY",
+                    "expected sk_sandbox_ + 64 lowercase hex",
+                ));
+            }
+            c.api_key = v;
+        }
+        if let Some(v) = get("SANDBOX_WEBHOOK_URLS") {
+            c.webhook_urls = list(&v);
+        }
+        if let Some(v) = var("SANDBOX_WEBHOOK_SECRET") {
+            c.webhook_secret = v;
+        }
+        if let Some(v) = get("SANDBOX_ALLOWED_REDIRECT_URLS") {
+            c.allowed_redirect_urls = list(&v);
+        }
+        if let Some(v) = var("SANDBOX_SELLER_EMAIL") {
+            if !v.contains('@') {
+                return Err(bad("SANDBOX_SELLER_EMAIL", "not an e-mail address"));
+            }
+            c.seller_email = v.to_lowercase();
+        }
+        if let Some(v) = var("SANDBOX_RATE_LIMIT") {
+            c.rate_limit_per_minute = v.parse().map_err(|e| bad("SANDBOX_RATE_LIMIT", e))?;
+        }
+        if let Some(v) = var("SANDBOX_WEBHOOK_RETRY_DELAYS_MS") {
+            c.webhook_retry_delays = list(&v)
+                .iter()
+                .map(|s| s.parse().map(Duration::from_millis))
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad("SANDBOX_WEBHOOK_RETRY_DELAYS_MS", e))?;
+        }
+        if let Some(v) = var("SANDBOX_WEBHOOK_TIMEOUT_MS") {
+            let ms = v
+                .parse()
+                .map_err(|e| bad("SANDBOX_WEBHOOK_TIMEOUT_MS", e))?;
+            c.webhook_timeout = Duration::from_millis(ms);
+        }
+        if let Some(v) = var("SANDBOX_FAULTS") {
+            c.faults = serde_json::from_str(&v).map_err(|e| bad("SANDBOX_FAULTS", e))?;
+        }
+        if let Some(v) = var("SANDBOX_APP_NAME") {
+            c.app_name = v;
+        }
+        if let Some(v) = var("SANDBOX_TICK_MS") {
+            let ms: u64 = v.parse().map_err(|e| bad("SANDBOX_TICK_MS", e))?;
+            c.tick_interval = Duration::from_millis(ms.max(10));
+        }
+        Ok(c)
+    }
+
+    /// For in-process tests: port 0, fast retries, a generous rate limit.
+    pub fn for_tests() -> Self {
+        Self {
+            listen_addr: "127.0.0.1:0".parse().expect("valid address"),
+            public_url: None,
+            webhook_urls: Vec::new(),
+            rate_limit_per_minute: 10_000,
+            webhook_retry_delays: vec![
+                Duration::from_millis(50),
+                Duration::from_millis(100),
+                Duration::from_millis(200),
+            ],
+            webhook_timeout: Duration::from_secs(2),
+            tick_interval: Duration::from_millis(200),
+            ..Self::default()
+        }
+    }
+}
+
+fn bad(var: &'static str, reason: impl ToString) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.to_string(),
+    }
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = SandboxConfig::from_lookup(|_| None).unwrap();
+        assert_eq!(c.rate_limit_per_minute, 100);
+        assert!(crate::api::auth::is_well_formed(DEFAULT_API_KEY));
+        let c = SandboxConfig::from_lookup(|k| match k {
+            "SANDBOX_WEBHOOK_URLS" => Some("http://a/x, http://b/y".into()),
+            "SANDBOX_RATE_LIMIT" => Some("5".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.webhook_urls, ["http://a/x", "http://b/y"]);
+        assert_eq!(c.rate_limit_per_minute, 5);
+        assert!(
+            SandboxConfig::from_lookup(|k| (k == "SANDBOX_API_KEY").then(|| "x".into())).is_err()
+        );
+    }
+}

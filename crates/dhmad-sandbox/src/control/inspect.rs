@@ -1,0 +1,119 @@
+//! Clock, logs, faults and run-time settings.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{body, ControlError};
+use crate::faults::FaultConfig;
+use crate::state::AppState;
+use crate::webhooks::DeliveryRecord;
+
+type Reply = Result<Json<Value>, ControlError>;
+
+pub async fn clock(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "now": dhmad::iso::format(state.clock.now()),
+        "offset_seconds": state.clock.offset().whole_seconds(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AdvanceBody {
+    seconds: Option<f64>,
+}
+
+pub async fn advance(State(state): State<AppState>, raw: Bytes) -> Reply {
+    let b: AdvanceBody = body(&raw)?;
+    let secs = b
+        .seconds
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| ControlError::bad("seconds must be a non-negative number"))?;
+    let fired = state.advance_clock(time::Duration::seconds_f64(secs));
+    Ok(Json(
+        json!({"now": dhmad::iso::format(state.clock.now()), "fired": fired}),
+    ))
+}
+
+pub async fn deliveries(State(state): State<AppState>) -> Json<Vec<DeliveryRecord>> {
+    Json(state.dispatcher.log.all())
+}
+
+pub async fn requests(State(state): State<AppState>) -> Json<Value> {
+    Json(json!(*state.requests.lock().expect("requests lock")))
+}
+
+pub async fn get_faults(State(state): State<AppState>) -> Json<FaultConfig> {
+    Json(state.faults.current())
+}
+
+pub async fn set_faults(
+    State(state): State<AppState>,
+    raw: Bytes,
+) -> Result<Json<FaultConfig>, ControlError> {
+    let cfg: FaultConfig = body(&raw)?;
+    state.faults.replace(cfg);
+    Ok(Json(state.faults.current()))
+}
+
+pub async fn clear_faults(State(state): State<AppState>) -> Json<FaultConfig> {
+    state.faults.replace(FaultConfig::default());
+    Json(state.faults.current())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct UrlsBody {
+    urls: Vec<String>,
+}
+
+pub async fn get_webhooks(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"urls": state.dispatcher.urls()}))
+}
+
+pub async fn set_webhooks(State(state): State<AppState>, raw: Bytes) -> Reply {
+    let b: UrlsBody = body(&raw)?;
+    state.dispatcher.set_urls(b.urls);
+    Ok(Json(json!({"urls": state.dispatcher.urls()})))
+}
+
+pub async fn get_redirects(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"urls": state.allowed_redirects()}))
+}
+
+pub async fn set_redirects(State(state): State<AppState>, raw: Bytes) -> Reply {
+    let b: UrlsBody = body(&raw)?;
+    *state
+        .settings
+        .allowed_redirect_urls
+        .lock()
+        .expect("settings lock") = b.urls;
+    Ok(Json(json!({"urls": state.allowed_redirects()})))
+}
+
+pub async fn file(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let store = state.store.lock().expect("store lock");
+    match store.files.get(&id) {
+        Some(f) => (
+            [
+                (header::CONTENT_TYPE, f.mime.clone()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("inline; filename=\"{}\"", f.name.replace('"', "")),
+                ),
+            ],
+            f.bytes.clone(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "File not found"})),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,103 @@
+//! `GET /sandbox`: an HTML page listing webhook delivery attempts, escrows and sessions.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::state::AppState;
+
+pub struct DeliveryRow {
+    pub at: String,
+    pub event_type: String,
+    pub event_id: String,
+    pub escrow: String,
+    pub url: String,
+    pub attempt: u32,
+    pub result: String,
+    pub ok: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    base_url: String,
+    seller: String,
+    now: String,
+    offset: i64,
+    webhook_urls: Vec<String>,
+    deliveries: Vec<DeliveryRow>,
+    escrows: Vec<(String, String, String, String, String, String)>,
+    sessions: Vec<(String, String, String, String, String)>,
+}
+
+pub async fn page(State(state): State<AppState>) -> Response {
+    let deliveries = state
+        .dispatcher
+        .log
+        .all()
+        .into_iter()
+        .rev()
+        .map(|d| DeliveryRow {
+            at: dhmad::iso::format(d.at),
+            ok: d.status.is_some_and(|s| (200..300).contains(&s)),
+            result: match (d.status, &d.error) {
+                (Some(s), _) => format!("HTTP {s}"),
+                (None, Some(e)) => e.clone(),
+                (None, None) => "-".into(),
+            },
+            event_type: d.event_type,
+            event_id: d.event_id,
+            escrow: d.escrow_id.unwrap_or_default(),
+            url: d.url,
+            attempt: d.attempt,
+        })
+        .collect();
+    let (mut escrows, mut sessions) = {
+        let store = state.store.lock().expect("store lock");
+        let e: Vec<_> = store
+            .escrows
+            .values()
+            .map(|e| {
+                (
+                    e.id.clone(),
+                    e.title.clone(),
+                    e.mode.to_string(),
+                    e.status.to_string(),
+                    format!("{} {}", e.amount, e.currency),
+                    e.buyer_email.clone(),
+                )
+            })
+            .collect();
+        let s: Vec<_> = store
+            .sessions
+            .values()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    s.action.to_string(),
+                    s.target_email.clone(),
+                    s.status.to_string(),
+                    s.escrow_id.clone(),
+                )
+            })
+            .collect();
+        (e, s)
+    };
+    escrows.sort_by(|a, b| b.0.cmp(&a.0));
+    sessions.sort_by(|a, b| b.4.cmp(&a.4));
+    let page = Dashboard {
+        base_url: state.settings.base_url.clone(),
+        seller: state.settings.seller_email.clone(),
+        now: dhmad::iso::format(state.clock.now()),
+        offset: state.clock.offset().whole_seconds(),
+        webhook_urls: state.dispatcher.urls(),
+        deliveries,
+        escrows,
+        sessions,
+    };
+    match page.render() {
+        Ok(body) => Html(body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

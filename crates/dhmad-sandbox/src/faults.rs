@@ -1,0 +1,193 @@
+//! Fault injection (`SANDBOX_FAULTS`, `POST /sandbox/faults`), deterministic under a seed.
+
+use std::sync::Mutex;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// The whole fault configuration (the JSON of `POST /sandbox/faults`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultConfig {
+    /// Seed of the RNG the probabilities are drawn from.
+    pub seed: u64,
+    /// Webhook delivery faults.
+    pub webhooks: WebhookFaults,
+    /// API faults, matched in order.
+    pub api: Vec<ApiFaultRule>,
+}
+
+/// Probabilities (0.0–1.0) per event and a fixed delay.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookFaults {
+    /// Deliver the event twice (same id).
+    pub duplicate: f64,
+    /// Never deliver it (logged as dropped).
+    pub drop: f64,
+    /// Hold it back until the next event to the same URL has been delivered.
+    pub reorder: f64,
+    /// Send a wrong `X-Webhook-Signature`.
+    pub corrupt_signature: f64,
+    /// Wait this long before the first attempt.
+    pub delay_ms: u64,
+}
+
+/// "The next `times` calls to `method path` answer `fault`".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFaultRule {
+    /// HTTP method, e.g. `POST` (`*` for any).
+    pub method: String,
+    /// Path, with `{id}`-style placeholders matching one segment.
+    pub path: String,
+    /// What to answer.
+    pub fault: ApiFaultKind,
+    /// How many calls are affected (default 1); decreases as calls match.
+    #[serde(default = "one")]
+    pub times: u32,
+    /// For `hang`: how long to sleep before answering 500 (default 30000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hang_ms: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// An API fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiFaultKind {
+    /// 500 at once.
+    #[serde(rename = "error_500")]
+    Error500,
+    /// 429 with the rate-limit body.
+    #[serde(rename = "rate_limit_429")]
+    RateLimit429,
+    /// Sleep `hang_ms`, then 500.
+    Hang,
+}
+
+/// What happens to one webhook event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookFate {
+    /// Deliver twice.
+    pub duplicate: bool,
+    /// Do not deliver.
+    pub drop: bool,
+    /// Hold back behind the next event.
+    pub reorder: bool,
+    /// Wrong signature.
+    pub corrupt_signature: bool,
+    /// Delay before the first attempt, in ms.
+    pub delay_ms: u64,
+}
+
+/// The live fault state: config + seeded RNG.
+pub struct Faults {
+    inner: Mutex<(FaultConfig, StdRng)>,
+}
+
+impl Faults {
+    /// Starts with `config`.
+    pub fn new(config: FaultConfig) -> Self {
+        let rng = StdRng::seed_from_u64(config.seed);
+        Self {
+            inner: Mutex::new((config, rng)),
+        }
+    }
+
+    /// Replaces the config and reseeds.
+    pub fn replace(&self, config: FaultConfig) {
+        let mut g = self.inner.lock().expect("faults lock");
+        g.1 = StdRng::seed_from_u64(config.seed);
+        g.0 = config;
+    }
+
+    /// The current config (API rules show their remaining `times`).
+    pub fn current(&self) -> FaultConfig {
+        self.inner.lock().expect("faults lock").0.clone()
+    }
+
+    /// Draws the fate of one event. Always draws four numbers, so the sequence depends only on
+    /// the seed and the number of events.
+    pub fn webhook_fate(&self) -> WebhookFate {
+        let mut g = self.inner.lock().expect("faults lock");
+        let (cfg, rng) = &mut *g;
+        let w = cfg.webhooks.clone();
+        let mut hit = |p: f64| rng.gen::<f64>() < p;
+        WebhookFate {
+            drop: hit(w.drop),
+            duplicate: hit(w.duplicate),
+            reorder: hit(w.reorder),
+            corrupt_signature: hit(w.corrupt_signature),
+            delay_ms: w.delay_ms,
+        }
+    }
+
+    /// Consumes one use of the first API rule matching `method path`.
+    pub fn take_api_fault(&self, method: &str, path: &str) -> Option<ApiFaultRule> {
+        let mut g = self.inner.lock().expect("faults lock");
+        let rule = g.0.api.iter_mut().find(|r| {
+            r.times > 0
+                && (r.method == "*" || r.method.eq_ignore_ascii_case(method))
+                && path_matches(&r.path, path)
+        })?;
+        rule.times -= 1;
+        Some(rule.clone())
+    }
+}
+
+/// `{anything}` in `pattern` matches one non-empty segment; the rest must be equal.
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    let p: Vec<&str> = pattern.trim_end_matches('/').split('/').collect();
+    let a: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    p.len() == a.len()
+        && p.iter()
+            .zip(&a)
+            .all(|(p, a)| (p.starts_with('{') && p.ends_with('}') && !a.is_empty()) || p == a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_match_one_segment() {
+        assert!(path_matches(
+            "/api/v1/escrows/{id}/sessions",
+            "/api/v1/escrows/abc/sessions"
+        ));
+        assert!(!path_matches(
+            "/api/v1/escrows/{id}",
+            "/api/v1/escrows/abc/sessions"
+        ));
+        assert!(path_matches("/api/v1/escrows", "/api/v1/escrows/"));
+    }
+
+    #[test]
+    fn same_seed_same_fates() {
+        let cfg: FaultConfig =
+            serde_json::from_str(r#"{"seed":7,"webhooks":{"drop":0.5,"duplicate":0.5}}"#).unwrap();
+        let a = Faults::new(cfg.clone());
+        let b = Faults::new(cfg);
+        for _ in 0..20 {
+            assert_eq!(a.webhook_fate(), b.webhook_fate());
+        }
+    }
+
+    #[test]
+    fn api_rule_is_consumed() {
+        let cfg: FaultConfig = serde_json::from_str(
+            r#"{"api":[{"method":"POST","path":"/api/v1/escrows","fault":"error_500","times":2}]}"#,
+        )
+        .unwrap();
+        let f = Faults::new(cfg);
+        assert!(f.take_api_fault("GET", "/api/v1/escrows").is_none());
+        assert!(f.take_api_fault("POST", "/api/v1/escrows").is_some());
+        assert!(f.take_api_fault("post", "/api/v1/escrows").is_some());
+        assert!(f.take_api_fault("POST", "/api/v1/escrows").is_none());
+    }
+}

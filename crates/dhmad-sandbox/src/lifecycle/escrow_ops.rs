@@ -1,0 +1,230 @@
+//! Escrow operations of the API: update, deliver, reject-delivery, cancel (§3.8–§3.11).
+
+use dhmad::{
+    Contract, DeliveryRejection, ErrorCode, EscrowMode, EscrowStatus, Proof, UpdateEscrow,
+};
+use rust_decimal::Decimal;
+
+use super::create::{fees, to_tnd};
+use super::{escrow, escrow_mut, events, transition};
+use crate::error::Refusal;
+use crate::state::{Ctx, DepositStatus, Store};
+
+/// `PUT /escrows/:id`. The creating developer may edit any of its pending escrows.
+pub fn update(store: &mut Store, ctx: &Ctx, id: &str, req: UpdateEscrow) -> Result<(), Refusal> {
+    let rec = escrow_mut(store, id)?;
+    if rec.status != EscrowStatus::Pending {
+        return Err(Refusal::bad("Can only update escrows that are pending"));
+    }
+    let mut fields = Vec::new();
+    if let Some(t) = &req.title {
+        let t = t.trim();
+        if t.is_empty() || t.chars().count() > 200 {
+            return Err(Refusal::field("title", "must be 1 to 200 characters"));
+        }
+    }
+    if req.amount.is_some_and(|a| a <= Decimal::ZERO) {
+        return Err(Refusal::field("amount", "must be greater than 0"));
+    }
+    if req
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 2000)
+    {
+        return Err(Refusal::field(
+            "description",
+            "must be at most 2000 characters",
+        ));
+    }
+    if req.estimated_delivery_days == Some(0) {
+        return Err(Refusal::field(
+            "estimatedDeliveryDays",
+            "must be at least 1",
+        ));
+    }
+    if let Some(t) = req.title {
+        rec.title = t.trim().to_owned();
+        fields.push("title".to_owned());
+    }
+    if let Some(a) = req.amount {
+        rec.amount = a.normalize();
+        rec.amount_tnd = to_tnd(a, &rec.currency);
+        (rec.escrow_fee, rec.developer_fee) = fees(rec.amount_tnd, rec.developer_fee_percentage);
+        fields.push("amount".to_owned());
+    }
+    if let Some(d) = req.description {
+        rec.description = Some(d);
+        fields.push("description".to_owned());
+    }
+    if let Some(d) = req.estimated_delivery_days {
+        rec.estimated_delivery_days = d;
+        fields.push("estimatedDeliveryDays".to_owned());
+    }
+    if fields.is_empty() {
+        return Err(Refusal::bad("No valid fields to update"));
+    }
+    rec.updated_at = ctx.now;
+    let event = events::escrow_updated(rec, fields, ctx);
+    store.emit(event);
+    Ok(())
+}
+
+/// `POST /escrows/:id/deliver`: standard/quick → delivered, instant → completed.
+pub fn deliver(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
+    let rec = escrow(store, id)?;
+    if !rec.is_seller(&ctx.assoc) {
+        return Err(Refusal::Forbidden(
+            "Only the seller can mark this escrow as delivered".into(),
+        ));
+    }
+    if rec.status != EscrowStatus::Paid {
+        return Err(Refusal::bad(format!(
+            "Escrow must be paid to be delivered (current status: {})",
+            rec.status
+        )));
+    }
+    if rec.proof.as_ref().is_some_and(|p| !p.is_accepted()) {
+        return Err(Refusal::Conflict {
+            code: ErrorCode::ProofNotAccepted,
+            message: "The purchase proof must be accepted before delivery".into(),
+        });
+    }
+    let to = if rec.mode == EscrowMode::Instant {
+        EscrowStatus::Completed
+    } else {
+        EscrowStatus::Delivered
+    };
+    if to == EscrowStatus::Completed {
+        if let Some(r) = store.escrows.get_mut(id) {
+            r.delivered_at = Some(ctx.now);
+        }
+    }
+    transition(store, id, to, ctx);
+    Ok(())
+}
+
+/// `POST /escrows/:id/reject-delivery`: delivered → paid (buyer only).
+pub fn reject_delivery(
+    store: &mut Store,
+    ctx: &Ctx,
+    id: &str,
+    reason: Option<String>,
+) -> Result<(), Refusal> {
+    let rec = escrow_mut(store, id)?;
+    if !rec.is_buyer(&ctx.assoc) {
+        return Err(Refusal::Forbidden(
+            "Only the buyer can reject a delivery".into(),
+        ));
+    }
+    if rec.mode == EscrowMode::Instant {
+        return Err(Refusal::bad("Instant escrows have no delivery to reject"));
+    }
+    if rec.dispute.as_ref().is_some_and(|d| d.open) {
+        return Err(Refusal::bad("A dispute is open for this escrow"));
+    }
+    if rec.status != EscrowStatus::Delivered {
+        return Err(Refusal::bad(
+            "Only delivered escrows can have their delivery rejected",
+        ));
+    }
+    let rejection = DeliveryRejection {
+        rejected_at: ctx.now,
+        reason: reason.filter(|r| !r.trim().is_empty()),
+        previous_delivered_at: rec.delivered_at,
+        rejected_by: None,
+    };
+    rec.delivery_rejections.push(rejection.clone());
+    rec.status = EscrowStatus::Paid;
+    rec.delivered_at = None;
+    rec.completion_deadline = None;
+    rec.updated_at = ctx.now;
+    let event_rejection = DeliveryRejection {
+        rejected_by: Some(crate::state::users::user_id(&rec.buyer_email)),
+        ..rejection
+    };
+    let first = events::delivery_rejected(rec, &event_rejection, ctx);
+    let second = events::status_updated(rec, EscrowStatus::Delivered, ctx);
+    store.emit(first);
+    store.emit(second);
+    Ok(())
+}
+
+/// `POST /escrows/:id/cancel`: pending only. Pending guest deposit proofs are auto-rejected.
+pub fn cancel(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
+    let rec = escrow(store, id)?;
+    if rec.status != EscrowStatus::Pending {
+        return Err(Refusal::bad(
+            "Only pending escrows can be cancelled. After payment, buyers use a \
+             request_cancellation checkout session and sellers a cancel_escrow session.",
+        ));
+    }
+    cancel_pending(
+        store,
+        ctx,
+        id,
+        "Escrow cancelled before the payment was approved",
+    );
+    Ok(())
+}
+
+/// pending → cancelled with auto-rejection of pending deposit proofs (also used at expiry).
+pub fn cancel_pending(store: &mut Store, ctx: &Ctx, id: &str, reason: &str) {
+    transition(store, id, EscrowStatus::Cancelled, ctx);
+    let Some(rec) = store.escrows.get_mut(id) else {
+        return;
+    };
+    let mut rejected = Vec::new();
+    for dp in rec
+        .deposit_proofs
+        .iter_mut()
+        .filter(|d| d.status == DepositStatus::Pending)
+    {
+        dp.status = DepositStatus::Rejected;
+        dp.reason = Some(reason.to_owned());
+        rejected.push(dp.clone());
+    }
+    let evs: Vec<_> = rejected
+        .iter()
+        .map(|dp| events::deposit_rejected(rec, dp, ctx))
+        .collect();
+    for e in evs {
+        store.emit(e);
+    }
+}
+
+/// `GET /escrows/:id/contract`: standard only, parties only.
+pub fn contract(store: &Store, ctx: &Ctx, id: &str) -> Result<Contract, Refusal> {
+    let rec = escrow(store, id)?;
+    let c = rec
+        .contract
+        .as_ref()
+        .ok_or(Refusal::NotFound("Contract not found for this escrow"))?;
+    if !rec.is_seller(&ctx.assoc) && !rec.is_buyer(&ctx.assoc) {
+        return Err(Refusal::Forbidden(
+            "You are not the seller or the buyer of this escrow".into(),
+        ));
+    }
+    Ok(c.to_wire(&rec.id))
+}
+
+/// `GET /escrows/:id/proof`: proof escrows only. Before funding the phase reads
+/// `waiting_seller_proof` without deadlines.
+pub fn proof(store: &Store, ctx: &Ctx, id: &str) -> Result<Proof, Refusal> {
+    let rec = escrow(store, id)?;
+    if !rec.has_proof_gate() {
+        return Err(Refusal::bad("This escrow has no purchase-proof policy"));
+    }
+    let unfunded = crate::state::ProofState {
+        phase: dhmad::ProofPhase::WaitingSellerProof,
+        correction_rounds: 0,
+        upload_deadline: None,
+        review_deadline: None,
+        submissions: Vec::new(),
+    };
+    let p = rec.proof.as_ref().unwrap_or(&unfunded);
+    let mut wire = p.to_wire(&ctx.base_url, &rec.seller_email, &rec.buyer_email);
+    if rec.proof.is_none() {
+        wire.checkout_actions.clear();
+    }
+    Ok(wire)
+}

@@ -1,0 +1,207 @@
+//! The purchase-proof gate (§2.4) and guest deposit proofs (§4.2).
+
+use dhmad::{EscrowStatus, ProofPhase, SessionStatus};
+use time::Duration;
+
+use super::create::{PROOF_HOURS_MAX, PROOF_HOURS_MIN};
+use super::events::{self, ProofKind};
+use super::{emit_opt, escrow_mut, transition};
+use crate::error::Refusal;
+use crate::state::{Ctx, DepositStatus, ProofState, Store, StoredFile, SubmissionRecord};
+
+/// Default upload and review deadlines, in hours.
+pub const DEFAULT_PROOF_HOURS: u32 = 24;
+/// Corrections the buyer may ask before DHMAD reviews (the 4th request escalates).
+pub const MAX_CORRECTION_ROUNDS: u32 = 3;
+
+/// An uploaded file.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub name: String,
+    pub mime: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Keeps a file in memory; returns its id.
+pub fn store_file(store: &mut Store, u: Upload) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    store.files.insert(
+        id.clone(),
+        StoredFile {
+            name: u.name,
+            mime: u.mime,
+            bytes: u.bytes,
+        },
+    );
+    id
+}
+
+fn hours(h: Option<u32>) -> Duration {
+    Duration::hours(
+        h.unwrap_or(DEFAULT_PROOF_HOURS)
+            .clamp(PROOF_HOURS_MIN, PROOF_HOURS_MAX)
+            .into(),
+    )
+}
+
+/// On funding a proof escrow: phase `waiting_seller_proof` + `escrow.proof.required`.
+pub fn open_gate(store: &mut Store, ctx: &Ctx, id: &str) {
+    let Some(rec) = store.escrows.get_mut(id) else {
+        return;
+    };
+    let Some(policy) = &rec.fulfillment_policy else {
+        return;
+    };
+    rec.proof = Some(ProofState {
+        phase: ProofPhase::WaitingSellerProof,
+        correction_rounds: 0,
+        upload_deadline: Some(ctx.now + hours(policy.proof_upload_deadline_hours)),
+        review_deadline: None,
+        submissions: Vec::new(),
+    });
+    let ev = events::proof(rec, ProofKind::Required, ctx);
+    emit_opt(store, ev);
+}
+
+/// Seller uploads (`submit_proof`).
+pub fn submit(
+    store: &mut Store,
+    ctx: &Ctx,
+    id: &str,
+    upload: Option<Upload>,
+    note: Option<String>,
+) -> Result<(), Refusal> {
+    let files = upload.map(|u| {
+        let mime = u.mime.clone();
+        (store_file(store, u), mime)
+    });
+    let rec = escrow_mut(store, id)?;
+    let review = hours(
+        rec.fulfillment_policy
+            .as_ref()
+            .and_then(|p| p.buyer_review_deadline_hours),
+    );
+    let p = rec
+        .proof
+        .as_mut()
+        .ok_or(Refusal::bad("The escrow is not funded"))?;
+    p.submissions.push(SubmissionRecord {
+        submitted_at: ctx.now,
+        note: note.filter(|n| !n.trim().is_empty()),
+        files: files.into_iter().collect(),
+    });
+    p.phase = ProofPhase::SubmittedWaitingBuyerReview;
+    p.upload_deadline = None;
+    p.review_deadline = Some(ctx.now + review);
+    rec.updated_at = ctx.now;
+    let ev = events::proof(rec, ProofKind::Submitted, ctx);
+    emit_opt(store, ev);
+    Ok(())
+}
+
+/// Buyer reviews (`review_proof`): accept, or ask for a correction (escalates past the max).
+pub fn review(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Result<(), Refusal> {
+    let rec = escrow_mut(store, id)?;
+    let upload = hours(
+        rec.fulfillment_policy
+            .as_ref()
+            .and_then(|p| p.proof_upload_deadline_hours),
+    );
+    let p = rec
+        .proof
+        .as_mut()
+        .ok_or(Refusal::bad("The escrow is not funded"))?;
+    p.review_deadline = None;
+    let kind = if accept {
+        p.phase = ProofPhase::Accepted;
+        ProofKind::Accepted
+    } else if p.correction_rounds >= MAX_CORRECTION_ROUNDS {
+        p.phase = ProofPhase::NeedsDhmadReview;
+        ProofKind::NeedsReview
+    } else {
+        p.correction_rounds += 1;
+        p.phase = ProofPhase::CorrectionRequested;
+        // A fresh upload window runs while a correction is awaited.
+        p.upload_deadline = Some(ctx.now + upload);
+        ProofKind::CorrectionRequested
+    };
+    rec.updated_at = ctx.now;
+    let ev = events::proof(rec, kind, ctx);
+    emit_opt(store, ev);
+    Ok(())
+}
+
+/// DHMAD's decision on an escalated proof: accept (delivery unlocked) or reject (cancel +
+/// refund: `escrow.status.updated` →cancelled; no specific event is documented).
+pub fn admin_decide(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Result<(), Refusal> {
+    let rec = escrow_mut(store, id)?;
+    let p = rec
+        .proof
+        .as_mut()
+        .ok_or(Refusal::bad("This escrow has no proof to review"))?;
+    if p.phase != ProofPhase::NeedsDhmadReview {
+        return Err(Refusal::bad(format!(
+            "The proof is {}, not needs_dhmad_review",
+            p.phase
+        )));
+    }
+    if accept {
+        p.phase = ProofPhase::Accepted;
+        rec.updated_at = ctx.now;
+        let ev = events::proof(rec, ProofKind::Accepted, ctx);
+        emit_opt(store, ev);
+    } else {
+        p.phase = ProofPhase::Rejected;
+        transition(store, id, EscrowStatus::Cancelled, ctx);
+    }
+    Ok(())
+}
+
+/// Admin approves the pending guest deposit proof: escrow → paid.
+pub fn approve_deposit(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
+    let rec = escrow_mut(store, id)?;
+    let dp = rec
+        .deposit_proofs
+        .iter_mut()
+        .find(|d| d.status == DepositStatus::Pending)
+        .ok_or(Refusal::bad("No pending deposit proof for this escrow"))?;
+    if rec.status != EscrowStatus::Pending {
+        return Err(Refusal::bad(format!(
+            "The escrow is {}, not pending",
+            rec.status
+        )));
+    }
+    dp.status = DepositStatus::Approved;
+    rec.guest_payment = true;
+    transition(store, id, EscrowStatus::Paid, ctx);
+    Ok(())
+}
+
+/// Admin rejects it: `escrow.deposit_proof.rejected`, escrow stays pending.
+pub fn reject_deposit(
+    store: &mut Store,
+    ctx: &Ctx,
+    id: &str,
+    reason: String,
+) -> Result<(), Refusal> {
+    let rec = escrow_mut(store, id)?;
+    let dp = rec
+        .deposit_proofs
+        .iter_mut()
+        .find(|d| d.status == DepositStatus::Pending)
+        .ok_or(Refusal::bad("No pending deposit proof for this escrow"))?;
+    dp.status = DepositStatus::Rejected;
+    dp.reason = Some(reason);
+    let dp = dp.clone();
+    rec.updated_at = ctx.now;
+    let ev = events::deposit_rejected(rec, &dp, ctx);
+    store.emit(ev);
+    // DHMAD: "the buyer may upload again through the same session" — reopen it while it lives.
+    if let Some(s) = store.sessions.get_mut(&dp.session_id) {
+        if s.status == SessionStatus::Completed && ctx.now < s.expires_at {
+            s.status = SessionStatus::Pending;
+            s.completed_at = None;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! `stripe trigger`-style events and admin decisions of the control API.
+
+use dhmad::{
+    CancellationRequestStatus, DeliveryRejection, EscrowStatus, EventType, PaymentMethod,
+    ProofPhase, Signer,
+};
+
+use super::events::{self, CancellationKind, ProofKind};
+use super::{escrow, escrow_mut, transition};
+use crate::error::Refusal;
+use crate::state::{
+    users, CancellationRecord, Ctx, DepositProofRecord, DepositStatus, EscrowRecord, ProofState,
+    Store,
+};
+
+/// Emits an event of `kind` for the escrow as it is now (fresh event id). Where the escrow has
+/// no matching sub-object (no cancellation request, no proof…), a plausible one is made up for
+/// the payload only; the escrow itself does not change.
+pub fn emit_chosen(
+    store: &mut Store,
+    ctx: &Ctx,
+    id: &str,
+    kind: &str,
+    old: Option<EscrowStatus>,
+) -> Result<(), Refusal> {
+    let mut rec: EscrowRecord = escrow(store, id)?.clone();
+    use EventType as T;
+    let ev = match EventType::from(kind) {
+        T::EscrowStatusUpdated => {
+            events::status_updated(&rec, old.unwrap_or_else(|| rec.status.clone()), ctx)
+        }
+        T::EscrowUpdated => events::escrow_updated(&rec, Vec::new(), ctx),
+        T::ContractSigned => events::contract_signed(&rec, Signer::Seller, ctx)
+            .ok_or_else(|| Refusal::bad("Only standard escrows have a contract"))?,
+        k @ (T::EscrowCancellationRequested
+        | T::EscrowCancellationRejected
+        | T::EscrowCancellationAccepted) => {
+            let (status, ck) = match k {
+                T::EscrowCancellationRequested => (
+                    CancellationRequestStatus::Pending,
+                    CancellationKind::Requested,
+                ),
+                T::EscrowCancellationRejected => (
+                    CancellationRequestStatus::Rejected,
+                    CancellationKind::Rejected,
+                ),
+                _ => (
+                    CancellationRequestStatus::Accepted,
+                    CancellationKind::Accepted,
+                ),
+            };
+            let c = rec.cancellation.get_or_insert_with(|| CancellationRecord {
+                requested_by: rec.buyer_email.clone(),
+                reason: Some("Triggered from the sandbox".into()),
+                status: status.clone(),
+                requested_at: ctx.now,
+                decided_by: None,
+            });
+            c.status = status;
+            c.decided_by = Some(rec.seller_email.clone());
+            events::cancellation(&rec, ck, ctx).expect("cancellation set above")
+        }
+        T::EscrowDeliveryRejected => {
+            let r = rec
+                .delivery_rejections
+                .last()
+                .cloned()
+                .unwrap_or(DeliveryRejection {
+                    rejected_at: ctx.now,
+                    reason: Some("Triggered from the sandbox".into()),
+                    previous_delivered_at: rec.delivered_at,
+                    rejected_by: None,
+                });
+            let r = DeliveryRejection {
+                rejected_by: Some(users::user_id(&rec.buyer_email)),
+                ..r
+            };
+            events::delivery_rejected(&rec, &r, ctx)
+        }
+        T::EscrowDepositProofRejected => {
+            let dp = rec
+                .deposit_proofs
+                .last()
+                .cloned()
+                .unwrap_or(DepositProofRecord {
+                    id: users::user_id(&format!("deposit:{id}")),
+                    method: PaymentMethod::Flouci,
+                    buyer_email: rec.buyer_email.clone(),
+                    amount: rec.amount,
+                    status: DepositStatus::Rejected,
+                    reason: Some("Triggered from the sandbox".into()),
+                    file: None,
+                    session_id: String::new(),
+                    submitted_at: ctx.now,
+                });
+            events::deposit_rejected(&rec, &dp, ctx)
+        }
+        k => {
+            let pk = match k {
+                T::EscrowProofRequired => ProofKind::Required,
+                T::EscrowProofSubmitted => ProofKind::Submitted,
+                T::EscrowProofCorrectionRequested => ProofKind::CorrectionRequested,
+                T::EscrowProofAccepted => ProofKind::Accepted,
+                T::EscrowProofAcceptedByTimeout => ProofKind::AcceptedByTimeout,
+                T::EscrowProofNeedsReview => ProofKind::NeedsReview,
+                T::EscrowProofExpired => ProofKind::Expired,
+                other => return Err(Refusal::bad(format!("Cannot emit {other} for an escrow"))),
+            };
+            rec.proof.get_or_insert_with(|| ProofState {
+                phase: ProofPhase::WaitingSellerProof,
+                correction_rounds: 0,
+                upload_deadline: None,
+                review_deadline: None,
+                submissions: Vec::new(),
+            });
+            events::proof(&rec, pk, ctx).expect("proof set above")
+        }
+    };
+    store.emit(ev);
+    Ok(())
+}
+
+/// DHMAD resolves an open dispute: `release` → completed, `refund` → cancelled.
+pub fn resolve_dispute(
+    store: &mut Store,
+    ctx: &Ctx,
+    id: &str,
+    release: bool,
+) -> Result<(), Refusal> {
+    let rec = escrow_mut(store, id)?;
+    match rec.dispute.as_mut() {
+        Some(d) if d.open => d.open = false,
+        _ => return Err(Refusal::bad("This escrow has no open dispute")),
+    }
+    let to = if release {
+        EscrowStatus::Completed
+    } else {
+        EscrowStatus::Cancelled
+    };
+    transition(store, id, to, ctx);
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Starting and stopping a sandbox: [`Sandbox::start`] and [`SandboxHandle`].
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::SandboxConfig;
+use crate::faults::Faults;
+use crate::lifecycle::deadlines;
+use crate::rate_limit::RateLimiter;
+use crate::state::{AppState, Settings, Shared, Store};
+use crate::webhooks::{DeliverySettings, Dispatcher};
+
+/// Entry point.
+pub struct Sandbox;
+
+/// A running sandbox. Dropping it leaves it running until the runtime ends; call
+/// [`SandboxHandle::shutdown`] to stop it gracefully.
+pub struct SandboxHandle {
+    state: AppState,
+    local_addr: SocketAddr,
+    webhook_secret: String,
+    cancel: CancellationToken,
+    server: JoinHandle<()>,
+    ticker: JoinHandle<()>,
+}
+
+/// The full router (API, hosted page, control API).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/api/v1", crate::api::router(state.clone()))
+        .merge(crate::checkout_page::router())
+        .merge(crate::control::router())
+        .with_state(state)
+}
+
+impl Sandbox {
+    /// Binds `config.listen_addr`, serves, and runs the webhook dispatcher and the deadline
+    /// ticker until [`SandboxHandle::shutdown`].
+    pub async fn start(config: SandboxConfig) -> anyhow::Result<SandboxHandle> {
+        let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
+        let local_addr = listener.local_addr()?;
+        let base_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let cancel = CancellationToken::new();
+        let faults = Arc::new(Faults::new(config.faults.clone()));
+        let dispatcher = Dispatcher::new(
+            config.webhook_urls.clone(),
+            DeliverySettings {
+                secret: config.webhook_secret.clone(),
+                retry_delays: config.webhook_retry_delays.clone(),
+                timeout: config.webhook_timeout,
+            },
+            faults.clone(),
+            cancel.clone(),
+        );
+        let state = AppState(Arc::new(Shared {
+            settings: Settings {
+                api_key: config.api_key.clone(),
+                seller_email: config.seller_email.trim().to_lowercase(),
+                app_name: config.app_name.clone(),
+                base_url,
+                allowed_redirect_urls: Mutex::new(config.allowed_redirect_urls.clone()),
+            },
+            clock: Clock::default(),
+            store: Mutex::new(Store::default()),
+            dispatcher,
+            faults,
+            rate: RateLimiter::new(config.rate_limit_per_minute),
+            requests: Mutex::new(Vec::new()),
+            started_at: time::OffsetDateTime::now_utc(),
+        }));
+        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let token = cancel.clone();
+        let server = tokio::spawn(async move {
+            let shutdown = async move { token.cancelled().await };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "sandbox server failed");
+            }
+        });
+        let ticker = tokio::spawn(tick(state.clone(), config.tick_interval, cancel.clone()));
+        tracing::info!(%local_addr, base_url = %state.settings.base_url, "DHMAD sandbox listening");
+        Ok(SandboxHandle {
+            state,
+            local_addr,
+            webhook_secret: config.webhook_secret,
+            cancel,
+            server,
+            ticker,
+        })
+    }
+}
+
+async fn tick(state: AppState, every: std::time::Duration, cancel: CancellationToken) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = interval.tick() => {
+                state.with_store(deadlines::fire_due);
+            }
+        }
+    }
+}
+
+impl SandboxHandle {
+    /// Public URL without trailing slash.
+    pub fn base_url(&self) -> String {
+        self.state.settings.base_url.clone()
+    }
+
+    /// `base_url() + "/api/v1"`.
+    pub fn api_base(&self) -> String {
+        format!("{}/api/v1", self.base_url())
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The accepted API key.
+    pub fn api_key(&self) -> &str {
+        &self.state.settings.api_key
+    }
+
+    /// The webhook signing secret.
+    pub fn webhook_secret(&self) -> &str {
+        &self.webhook_secret
+    }
+
+    /// The associated user's e-mail.
+    pub fn seller_email(&self) -> &str {
+        &self.state.settings.seller_email
+    }
+
+    /// Replaces the webhook URLs.
+    pub fn set_webhook_urls(&self, urls: Vec<String>) {
+        self.state.dispatcher.set_urls(urls);
+    }
+
+    /// Replaces the redirect allow-list.
+    pub fn set_allowed_redirect_urls(&self, urls: Vec<String>) {
+        *self
+            .state
+            .settings
+            .allowed_redirect_urls
+            .lock()
+            .expect("settings lock") = urls;
+    }
+
+    /// Stops serving (in-flight requests get up to 5 s to finish), the ticker and the webhook
+    /// workers.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        let grace = std::time::Duration::from_secs(5);
+        if tokio::time::timeout(grace, &mut self.server).await.is_err() {
+            tracing::warn!("requests still running after 5 s; aborting them");
+            self.server.abort();
+        }
+        let _ = self.ticker.await;
+    }
+}

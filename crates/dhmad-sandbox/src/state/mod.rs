@@ -1,0 +1,157 @@
+//! In-memory state. One mutex guards the store; a restart clears everything.
+
+mod contract;
+mod escrows;
+mod proofs;
+mod sessions;
+pub mod users;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use dhmad::{Event, WebhookEnvelope};
+use time::OffsetDateTime;
+
+pub use contract::ContractRecord;
+pub use escrows::{CancellationRecord, DisputeRecord, EscrowRecord};
+pub use proofs::{DepositProofRecord, DepositStatus, ProofState, StoredFile, SubmissionRecord};
+pub use sessions::{merge_query, SessionRecord, SESSION_LIFETIME};
+
+use crate::clock::Clock;
+use crate::faults::Faults;
+use crate::rate_limit::RateLimiter;
+use crate::webhooks::Dispatcher;
+
+/// Escrows, sessions, files, and the events an operation emitted.
+#[derive(Debug, Default)]
+pub struct Store {
+    pub escrows: HashMap<String, EscrowRecord>,
+    pub sessions: HashMap<String, SessionRecord>,
+    pub files: HashMap<String, StoredFile>,
+    /// Events emitted by the running operation, dispatched when the lock is released.
+    pub outbox: Vec<Event>,
+    counter: u64,
+}
+
+impl Store {
+    /// A fresh 24-hex id: creation second + counter (sorts like a MongoDB ObjectId).
+    pub fn new_object_id(&mut self, now: OffsetDateTime) -> String {
+        self.counter += 1;
+        format!("{:08x}{:016x}", now.unix_timestamp() as u32, self.counter)
+    }
+
+    /// Queues an event.
+    pub fn emit(&mut self, event: Event) {
+        self.outbox.push(event);
+    }
+}
+
+/// What every state-machine operation needs besides the store.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The sandbox clock's now.
+    pub now: OffsetDateTime,
+    /// The associated user's e-mail.
+    pub assoc: String,
+    /// Application name.
+    pub app_name: String,
+    /// Public base URL (no trailing slash).
+    pub base_url: String,
+}
+
+/// One `/api/v1` call as seen by `GET /sandbox/requests`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RequestLogEntry {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    #[serde(with = "dhmad::iso")]
+    pub at: OffsetDateTime,
+}
+
+/// Settings that may change at run time.
+#[derive(Debug)]
+pub struct Settings {
+    pub api_key: String,
+    pub seller_email: String,
+    pub app_name: String,
+    pub base_url: String,
+    pub allowed_redirect_urls: Mutex<Vec<String>>,
+}
+
+/// Shared application state.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+/// Everything behind [`AppState`].
+pub struct Shared {
+    pub settings: Settings,
+    pub clock: Clock,
+    pub store: Mutex<Store>,
+    pub dispatcher: Dispatcher,
+    pub faults: Arc<Faults>,
+    pub rate: RateLimiter,
+    pub requests: Mutex<Vec<RequestLogEntry>>,
+    pub started_at: OffsetDateTime,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The context of an operation happening now.
+    pub fn ctx(&self) -> Ctx {
+        Ctx {
+            now: self.clock.now(),
+            assoc: self.settings.seller_email.clone(),
+            app_name: self.settings.app_name.clone(),
+            base_url: self.settings.base_url.clone(),
+        }
+    }
+
+    /// Runs `f` on the locked store, then turns the events it emitted into envelopes and
+    /// queues them, still under the lock, so events of successive operations keep their order.
+    /// The time is read under the lock, so `updatedAt` never goes backwards between operations.
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store, &Ctx) -> R) -> R {
+        let mut store = self.store.lock().expect("store lock");
+        let ctx = self.ctx();
+        let out = f(&mut store, &ctx);
+        self.flush(&mut store, &ctx);
+        out
+    }
+
+    /// Moves the clock forward and fires what became due, atomically with respect to other
+    /// operations and the ticker. Returns how many deadlines fired.
+    pub fn advance_clock(&self, by: time::Duration) -> usize {
+        let mut store = self.store.lock().expect("store lock");
+        self.clock.advance(by);
+        let ctx = self.ctx();
+        let fired = crate::lifecycle::deadlines::fire_due(&mut store, &ctx);
+        self.flush(&mut store, &ctx);
+        fired
+    }
+
+    fn flush(&self, store: &mut Store, ctx: &Ctx) {
+        for event in std::mem::take(&mut store.outbox) {
+            let envelope = WebhookEnvelope::new(uuid::Uuid::new_v4().to_string(), ctx.now, &event);
+            let escrow_id = event.escrow().map(|e| e.id.clone());
+            if let Some(rec) = escrow_id.as_ref().and_then(|id| store.escrows.get_mut(id)) {
+                rec.last_event = Some(envelope.clone());
+            }
+            self.dispatcher.enqueue(envelope, escrow_id);
+        }
+    }
+
+    /// The redirect allow-list.
+    pub fn allowed_redirects(&self) -> Vec<String> {
+        self.settings
+            .allowed_redirect_urls
+            .lock()
+            .expect("settings lock")
+            .clone()
+    }
+}

@@ -1,0 +1,154 @@
+//! POST /escrows: the validation rules of §3.3 and the response shape.
+
+mod common;
+
+use common::*;
+use dhmad::{CreateEscrow, Currency, EscrowMode, FulfillmentPolicy, FulfillmentPolicyType};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+fn req(amount: i64) -> CreateEscrow {
+    CreateEscrow::new("Thing", Decimal::from(amount), BUYER)
+        .mode(EscrowMode::Quick)
+        .estimated_delivery_days(3)
+}
+
+fn policy(upload: u32) -> FulfillmentPolicy {
+    FulfillmentPolicy {
+        policy_type: FulfillmentPolicyType::PurchaseProofRequired,
+        proof_upload_deadline_hours: Some(upload),
+        buyer_review_deadline_hours: None,
+        allowed_proof_types: None,
+    }
+}
+
+#[tokio::test]
+async fn create_validation_rules() {
+    let env = Env::start().await;
+    let d = Decimal::from;
+    let bad: Vec<(CreateEscrow, u16)> = vec![
+        (
+            CreateEscrow::new("x", d(10), BUYER)
+                .mode(EscrowMode::Instant)
+                .seller_email("s@x.tn"),
+            400,
+        ),
+        (req(10).contract_terms("no"), 400),
+        (
+            CreateEscrow::new("x", d(10), BUYER)
+                .mode(EscrowMode::Instant)
+                .contract_terms("no"),
+            400,
+        ),
+        (req(10).developer_fee_percentage(d(5)), 400),
+        (
+            req(10)
+                .seller_email("s@x.tn")
+                .developer_fee_percentage(d(26)),
+            400,
+        ),
+        (req(10).auto_sign(true), 400),
+        (
+            CreateEscrow::new("x", d(10), BUYER)
+                .estimated_delivery_days(1)
+                .contract_terms("t")
+                .seller_email("s@x.tn")
+                .auto_sign(true),
+            400,
+        ),
+        (req(10).fulfillment_policy(policy(5)), 400),
+        (req(10).fulfillment_policy(policy(73)), 400),
+        (
+            CreateEscrow::new("x", d(10), BUYER)
+                .mode(EscrowMode::Instant)
+                .fulfillment_policy(policy(24)),
+            400,
+        ),
+        (req(4), 400),
+        (
+            CreateEscrow::new("x", Decimal::new(5, 3), BUYER).mode(EscrowMode::Instant),
+            400,
+        ),
+        (
+            CreateEscrow::new("", d(10), BUYER).mode(EscrowMode::Instant),
+            400,
+        ),
+        (
+            CreateEscrow::new("x".repeat(201), d(10), BUYER).mode(EscrowMode::Instant),
+            400,
+        ),
+        (
+            CreateEscrow::new("x", d(10), "not-an-email").mode(EscrowMode::Instant),
+            400,
+        ),
+        (
+            CreateEscrow::new("x", d(10), BUYER).mode(EscrowMode::Quick),
+            400,
+        ),
+        (
+            CreateEscrow::new("x", d(10), BUYER).estimated_delivery_days(2),
+            400,
+        ),
+        (req(10).currency(Currency::Unknown("GBP".into())), 400),
+    ];
+    for (i, (r, status)) in bad.into_iter().enumerate() {
+        let e = env
+            .client
+            .create_escrow(&r)
+            .await
+            .expect_err(&format!("case {i} must fail"));
+        assert_eq!(e.status(), Some(status), "case {i}: {e}");
+    }
+    // Generic validation uses details {field: message}.
+    let e = env.client.create_escrow(&req(1)).await.unwrap_err();
+    assert!(e.api().unwrap().details.contains_key("amount"));
+    // Instant minimum is 0.01 TND; USD converts at the fixed rate (2 USD = 6.2 TND ≥ 5).
+    env.create(CreateEscrow::new("x", Decimal::new(1, 2), BUYER).mode(EscrowMode::Instant))
+        .await;
+    let r = env
+        .client
+        .create_escrow(&req(2).currency(Currency::Usd))
+        .await
+        .unwrap();
+    assert_eq!(r.escrow.amount_tnd, Some(Decimal::new(62, 1)));
+}
+
+#[tokio::test]
+async fn create_response_shape() {
+    let env = Env::start().await;
+    let r = env
+        .http
+        .post(env.url("/api/v1/escrows"))
+        .bearer_auth(env.sandbox.api_key())
+        .json(
+            &json!({"title":"Used bike","amount":420,"buyerEmail":BUYER,"sellerEmail":"s@x.tn",
+                      "mode":"quick","estimatedDeliveryDays":4,"developerFeePercentage":2}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["message"], "Escrow created successfully");
+    assert_eq!(v["escrow"]["escrowFee"], json!(21));
+    assert_eq!(v["escrow"]["developerFee"], json!(8.4));
+    assert_eq!(
+        (v["escrow"]["seller"].clone(), v["escrow"]["status"].clone()),
+        (Value::Null, json!("pending"))
+    );
+    assert_eq!(v["contract"], Value::Null);
+    assert_eq!(v["trackingId"], v["escrow"]["id"]);
+    let s = env
+        .client
+        .create_escrow(
+            &CreateEscrow::new("Logo", Decimal::from(300), BUYER)
+                .estimated_delivery_days(5)
+                .contract_terms("Terms")
+                .auto_sign(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.escrow.seller.unwrap().id().len(), 24);
+    let c = s.contract.unwrap();
+    assert!(c.seller_signed && !c.buyer_signed && !c.is_fully_signed);
+}

@@ -1,0 +1,228 @@
+//! /escrows endpoints: create validation, get, list, update, deliver, reject-delivery, cancel,
+//! proof, contract, and their documented errors.
+
+mod common;
+
+use common::*;
+use dhmad::{
+    CheckoutAction, CreateEscrow, EscrowMode, EscrowStatus, ListEscrows, RejectDelivery, Role,
+    UpdateEscrow,
+};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+fn req(amount: i64) -> CreateEscrow {
+    CreateEscrow::new("Thing", Decimal::from(amount), BUYER)
+        .mode(EscrowMode::Quick)
+        .estimated_delivery_days(3)
+}
+
+#[tokio::test]
+async fn get_and_list() {
+    let env = Env::start().await;
+    assert_eq!(
+        env.client.get_escrow("nope").await.unwrap_err().status(),
+        Some(400)
+    );
+    let r = env
+        .client
+        .get_escrow("66aa00000000000000000001")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (r.status(), r.api().unwrap().error.as_deref()),
+        (Some(404), Some("Escrow not found"))
+    );
+    let a = env.instant(10).await;
+    let b = env.quick().await;
+    let c = env.instant(12).await;
+    env.pay(&c).await;
+    // A third-party escrow: not listed.
+    env.create(req(10).seller_email("other@x.tn")).await;
+    let e = env.client.get_escrow(&a).await.unwrap();
+    assert_eq!(e.underscore_id.as_deref(), Some(a.as_str()));
+    assert_eq!(e.seller_email(), Some(env.seller().as_str()));
+    let all = env
+        .client
+        .list_escrows(&ListEscrows::default())
+        .await
+        .unwrap();
+    let ids: Vec<_> = all.escrows.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids, [c.clone(), b.clone(), a.clone()]);
+    assert_eq!(
+        (
+            all.pagination.total,
+            all.pagination.pages,
+            all.pagination.limit
+        ),
+        (3, 1, 20)
+    );
+    let page = env
+        .client
+        .list_escrows(&ListEscrows {
+            page: Some(2),
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((page.escrows.len(), page.pagination.pages), (1, 2));
+    let paid = env
+        .client
+        .list_escrows(&ListEscrows {
+            status: Some(EscrowStatus::Paid),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(paid.escrows.len(), 1);
+    let buying = env
+        .client
+        .list_escrows(&ListEscrows {
+            role: Some(Role::Buyer),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(buying.escrows.is_empty());
+    let big = env
+        .client
+        .list_escrows(&ListEscrows {
+            limit: Some(500),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(big.pagination.limit, 100);
+    let bad = env
+        .http
+        .get(env.url("/api/v1/escrows?status=nope"))
+        .bearer_auth(env.sandbox.api_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn update_only_while_pending_and_fires_escrow_updated() {
+    let env = Env::start().await;
+    let id = env.quick().await;
+    let e = env
+        .client
+        .update_escrow(
+            &id,
+            &UpdateEscrow {
+                amount: Some(Decimal::from(1000)),
+                description: Some("d".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(e.escrow.escrow_fee, Some(Decimal::from(50)));
+    let got = env.hooks.wait(1).await;
+    assert_eq!(got[0].event_type, "escrow.updated");
+    assert_eq!(
+        got[0].body["data"]["updatedFields"],
+        json!(["amount", "description"])
+    );
+    assert_eq!(
+        env.client
+            .update_escrow(&id, &UpdateEscrow::default())
+            .await
+            .unwrap_err()
+            .status(),
+        Some(400)
+    );
+    env.pay(&id).await;
+    let e = env
+        .client
+        .update_escrow(
+            &id,
+            &UpdateEscrow {
+                title: Some("t".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert_eq!(
+        env.client
+            .update_escrow(
+                "66aa00000000000000000001",
+                &UpdateEscrow {
+                    title: Some("t".into()),
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+}
+
+#[tokio::test]
+async fn deliver_reject_cancel_errors() {
+    let env = Env::start().await;
+    let id = env.quick().await;
+    assert_eq!(
+        env.client.deliver_escrow(&id).await.unwrap_err().status(),
+        Some(400)
+    );
+    assert_eq!(
+        env.client
+            .deliver_escrow("66aa00000000000000000001")
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+    // The associated user is not the seller of a third-party escrow.
+    let third = env.create(req(10).seller_email("s@x.tn")).await;
+    env.pay(&third).await;
+    assert_eq!(
+        env.client
+            .deliver_escrow(&third)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+    // reject-delivery: only the buyer.
+    env.pay(&id).await;
+    env.client.deliver_escrow(&id).await.unwrap();
+    assert_eq!(
+        env.client
+            .reject_delivery(&id, &RejectDelivery::default())
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+    // cancel: pending only.
+    let e = env.client.cancel_escrow(&id).await.unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(e.api().unwrap().message.contains("request_cancellation"));
+    let p = env.instant(5).await;
+    let c = env.client.cancel_escrow(&p).await.unwrap();
+    assert_eq!(c.escrow.status, EscrowStatus::Cancelled);
+    assert!(c.escrow.cancelled_at.is_some());
+    assert_eq!(
+        env.client.cancel_escrow(&p).await.unwrap_err().status(),
+        Some(400)
+    );
+    assert_eq!(
+        env.client
+            .create_session(
+                &p,
+                &dhmad::CreateSession::new(CheckoutAction::AcceptPay, BUYER, CALLBACK)
+            )
+            .await
+            .unwrap_err()
+            .status(),
+        Some(400)
+    );
+}

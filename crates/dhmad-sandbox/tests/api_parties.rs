@@ -1,0 +1,124 @@
+//! Party rules: the associated user as buyer (reject-delivery), contract and proof access.
+
+mod common;
+
+use common::*;
+use dhmad::{
+    CheckoutAction, CreateEscrow, EscrowMode, EscrowStatus, FulfillmentPolicy,
+    FulfillmentPolicyType, RejectDelivery,
+};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+fn req(amount: i64) -> CreateEscrow {
+    CreateEscrow::new("Thing", Decimal::from(amount), BUYER)
+        .mode(EscrowMode::Quick)
+        .estimated_delivery_days(3)
+}
+
+fn policy(upload: u32) -> FulfillmentPolicy {
+    FulfillmentPolicy {
+        policy_type: FulfillmentPolicyType::PurchaseProofRequired,
+        proof_upload_deadline_hours: Some(upload),
+        buyer_review_deadline_hours: None,
+        allowed_proof_types: None,
+    }
+}
+
+#[tokio::test]
+async fn buyer_side_reject_delivery() {
+    let env = Env::start().await;
+    // The associated user buys from a third party.
+    let id = env
+        .create(
+            CreateEscrow::new("Bike", Decimal::from(50), env.seller())
+                .seller_email("s@x.tn")
+                .mode(EscrowMode::Quick)
+                .estimated_delivery_days(2),
+        )
+        .await;
+    env.act(&id, CheckoutAction::AcceptPay, &env.seller()).await;
+    assert_eq!(
+        env.client
+            .reject_delivery(&id, &RejectDelivery::default())
+            .await
+            .unwrap_err()
+            .status(),
+        Some(400)
+    );
+    // The third-party seller delivers on dhmad.tn: the control API acts as them.
+    let (s, v) = env
+        .control(&format!("/sandbox/escrows/{id}/deliver"), json!({}))
+        .await;
+    assert_eq!(
+        (s, v["escrow"]["status"].as_str()),
+        (200, Some("delivered"))
+    );
+    let r = env
+        .client
+        .reject_delivery(
+            &id,
+            &RejectDelivery {
+                reason: Some("broken".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.escrow.status, EscrowStatus::Paid);
+    assert!(r.escrow.delivered_at.is_none() && r.escrow.completion_deadline.is_none());
+    assert_eq!(
+        r.escrow.delivery_rejections.unwrap()[0].reason.as_deref(),
+        Some("broken")
+    );
+    env.hooks.wait(4).await;
+    let t = env.hooks.types();
+    assert_eq!(
+        t[2..],
+        ["escrow.delivery.rejected", "escrow.status.updated"]
+    );
+    let got = env.hooks.all();
+    assert_eq!(got[2].body["data"]["deliveryRejection"]["reason"], "broken");
+    assert_eq!(got[3].body["data"]["escrow"]["oldStatus"], "delivered");
+    // Buyer may complete from paid (sandbox choice).
+    env.act(&id, CheckoutAction::Complete, &env.seller()).await;
+    assert_eq!(env.status(&id).await, "completed");
+}
+
+#[tokio::test]
+async fn proof_and_contract_access() {
+    let env = Env::start().await;
+    let quick = env.quick().await;
+    assert_eq!(
+        env.client.get_proof(&quick).await.unwrap_err().status(),
+        Some(400)
+    );
+    let e = env.client.get_contract(&quick).await.unwrap_err();
+    assert_eq!(
+        (e.status(), e.api().unwrap().error.as_deref()),
+        (Some(404), Some("Contract not found for this escrow"))
+    );
+    let std = env.standard().await;
+    let c = env.client.get_contract(&std).await.unwrap();
+    assert_eq!(
+        (c.escrow.as_str(), c.is_fully_signed),
+        (std.as_str(), false)
+    );
+    let third = env
+        .create(
+            CreateEscrow::new("x", Decimal::from(10), BUYER)
+                .seller_email("s@x.tn")
+                .estimated_delivery_days(1)
+                .contract_terms("t"),
+        )
+        .await;
+    assert_eq!(
+        env.client.get_contract(&third).await.unwrap_err().status(),
+        Some(403)
+    );
+    let gated = env.create(req(10).fulfillment_policy(policy(24))).await;
+    let p = env.client.get_proof(&gated).await.unwrap();
+    assert_eq!(
+        (p.phase.as_str(), p.submission_count),
+        ("waiting_seller_proof", 0)
+    );
+}

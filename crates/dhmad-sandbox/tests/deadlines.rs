@@ -1,0 +1,75 @@
+//! Clock-driven behaviour and remaining event paths: pending-escrow expiry, the clock endpoint,
+//! cancellation rejected, contract signature events.
+
+mod common;
+
+use common::*;
+use dhmad::CheckoutAction as A;
+use serde_json::json;
+
+#[tokio::test]
+async fn pending_escrows_expire_after_31_days() {
+    let env = Env::start().await;
+    let id = env.instant(10).await;
+    let e = env.client.get_escrow(&id).await.unwrap();
+    assert_eq!(
+        e.expires_at.unwrap() - e.created_at.unwrap(),
+        time::Duration::days(31)
+    );
+    let before = env.get_json("/sandbox/clock").await;
+    assert_eq!(before["offset_seconds"], 0);
+    let (st, v) = env
+        .control("/sandbox/clock/advance", json!({"seconds": 31 * 86400}))
+        .await;
+    assert_eq!((st, v["fired"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(env.status(&id).await, "cancelled");
+    let got = env.hooks.wait(1).await;
+    assert_eq!(got[0].body["data"]["escrow"]["oldStatus"], "pending");
+    assert_eq!(got[0].escrow_status(), "cancelled");
+    // The envelope time follows the sandbox clock; the header stays real time.
+    let ts = dhmad::iso::parse(got[0].body["timestamp"].as_str().unwrap()).unwrap();
+    assert!(ts - time::OffsetDateTime::now_utc() > time::Duration::days(30));
+    let (st, _) = env
+        .control("/sandbox/clock/advance", json!({"seconds": -5}))
+        .await;
+    assert_eq!(st, 400);
+}
+
+#[tokio::test]
+async fn rejected_cancellation_keeps_the_status() {
+    let env = Env::start().await;
+    let seller = env.seller();
+    let id = env.quick().await;
+    env.pay(&id).await;
+    env.act(&id, A::RequestCancellation, BUYER).await;
+    env.act(&id, A::RejectCancellation, &seller).await;
+    assert_eq!(env.status(&id).await, "paid");
+    let got = env.hooks.wait(3).await;
+    assert_eq!(got[2].event_type, "escrow.cancellation.rejected");
+    let req = &got[2].body["data"]["cancellationRequest"];
+    assert_eq!(req["status"], "rejected");
+    assert!(req["rejectedBy"]["_id"].is_string() && req["requestedBy"]["_id"].is_string());
+    // The paid escrow can still be delivered and completed.
+    env.client.deliver_escrow(&id).await.unwrap();
+    env.act(&id, A::Complete, BUYER).await;
+    assert_eq!(env.status(&id).await, "completed");
+}
+
+#[tokio::test]
+async fn each_signature_fires_contract_signed_and_status_stays_pending() {
+    let env = Env::start().await;
+    let id = env.standard().await;
+    env.act(&id, A::SignContract, BUYER).await;
+    let got = env.hooks.wait(1).await;
+    let c = &got[0].body["data"]["contract"];
+    assert_eq!(
+        (c["signedBy"].as_str(), c["isFullySigned"].as_bool()),
+        (Some("buyer"), Some(false))
+    );
+    assert!(c["buyerSignature"]["signedAt"].is_string() && c["sellerSignature"].is_null());
+    assert_eq!(got[0].escrow_status(), "pending");
+    assert_eq!(
+        got[0].body["data"]["escrow"]["signatures"]["buyerSigned"],
+        true
+    );
+}

@@ -1,0 +1,161 @@
+//! Fault injection: API faults (500, 429, hang) and webhook faults (drop, duplicate, reorder,
+//! corrupt signature, delay), from the control API and from the config, deterministic by seed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use dhmad::CheckoutAction as A;
+use dhmad_sandbox::{FaultConfig, SandboxConfig};
+use serde_json::json;
+
+#[tokio::test]
+async fn api_faults_answer_500_429_and_hang_for_n_calls() {
+    let env = Env::start().await;
+    let (st, v) = env.control("/sandbox/faults", json!({"api": [
+        {"method": "POST", "path": "/api/v1/escrows", "fault": "error_500", "times": 2},
+        {"method": "GET", "path": "/api/v1/escrows/{id}", "fault": "rate_limit_429"},
+        {"method": "POST", "path": "/api/v1/escrows/{id}/sessions", "fault": "hang", "hang_ms": 1500}
+    ]})).await;
+    assert_eq!(st, 200, "{v}");
+    let req = dhmad::CreateEscrow::new("x", 10.into(), BUYER).mode(dhmad::EscrowMode::Instant);
+    for _ in 0..2 {
+        assert!(matches!(
+            env.client.create_escrow(&req).await,
+            Err(dhmad::Error::Server(_))
+        ));
+    }
+    let id = env.client.create_escrow(&req).await.unwrap().escrow.id;
+    assert!(matches!(
+        env.client.get_escrow(&id).await,
+        Err(dhmad::Error::RateLimited { .. })
+    ));
+    env.client.get_escrow(&id).await.unwrap();
+    // The hang outlasts a 500 ms client timeout.
+    let impatient = dhmad::Client::builder(env.sandbox.api_key())
+        .base_url(env.sandbox.api_base())
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    let e = impatient
+        .create_session(
+            &id,
+            &dhmad::CreateSession::new(A::AcceptPay, BUYER, CALLBACK),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, dhmad::Error::Timeout), "{e}");
+    assert!(t.elapsed() < Duration::from_millis(1400));
+    let remaining = env.get_json("/sandbox/faults").await;
+    assert!(remaining["api"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["times"] == 0));
+    let r = env
+        .http
+        .delete(env.url("/sandbox/faults"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(env.get_json("/sandbox/faults").await["api"], json!([]));
+}
+
+#[tokio::test]
+async fn dropped_duplicated_and_corrupted_webhooks() {
+    let env = Env::start().await;
+    env.control(
+        "/sandbox/faults",
+        json!({"seed": 1, "webhooks": {"drop": 1.0}}),
+    )
+    .await;
+    let a = env.instant(10).await;
+    env.pay(&a).await;
+    assert!(env.hooks.settle(200).await.is_empty());
+    let log = env.get_json("/sandbox/deliveries").await;
+    assert_eq!(log[0]["attempt"], 0);
+    assert!(log[0]["error"].as_str().unwrap().contains("dropped"));
+
+    env.control(
+        "/sandbox/faults",
+        json!({"seed": 1, "webhooks": {"duplicate": 1.0}}),
+    )
+    .await;
+    env.client.deliver_escrow(&a).await.unwrap();
+    let got = env.hooks.wait(2).await;
+    assert_eq!(got[0].id, got[1].id);
+
+    env.control(
+        "/sandbox/faults",
+        json!({"webhooks": {"corrupt_signature": 1.0}}),
+    )
+    .await;
+    let b = env.instant(10).await;
+    env.pay(&b).await;
+    let got = env.hooks.wait(3).await;
+    assert!(!got[2].verified);
+}
+
+#[tokio::test]
+async fn reorder_lets_the_next_event_overtake() {
+    let env = Env::start().await;
+    // Every event is drawn "reorder": the first is held until the second has been delivered;
+    // the second is not held again because one is already waiting.
+    env.control("/sandbox/faults", json!({"webhooks": {"reorder": 1.0}}))
+        .await;
+    let id = env.quick().await;
+    env.pay(&id).await;
+    env.client.deliver_escrow(&id).await.unwrap();
+    let got = env.hooks.wait(2).await;
+    let order: Vec<_> = got.iter().map(|d| d.escrow_status()).collect();
+    assert_eq!(order, ["delivered", "paid"]);
+}
+
+#[tokio::test]
+async fn delay_and_faults_from_config_are_deterministic() {
+    let faults: FaultConfig =
+        serde_json::from_value(json!({"seed": 9, "webhooks": {"delay_ms": 300}})).unwrap();
+    let env = Env::with(SandboxConfig {
+        faults,
+        ..SandboxConfig::for_tests()
+    })
+    .await;
+    let id = env.instant(10).await;
+    let t = Instant::now();
+    env.pay(&id).await;
+    env.hooks.wait(1).await;
+    assert!(t.elapsed() >= Duration::from_millis(290));
+    // Same seed, same fates: two sandboxes with drop 0.5 drop the same events.
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let faults: FaultConfig =
+            serde_json::from_value(json!({"seed": 42, "webhooks": {"drop": 0.5}})).unwrap();
+        let env = Env::with(SandboxConfig {
+            faults,
+            ..SandboxConfig::for_tests()
+        })
+        .await;
+        for _ in 0..6 {
+            let id = env.instant(10).await;
+            env.pay(&id).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let log = env.get_json("/sandbox/deliveries").await;
+        runs.push(
+            log.as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["attempt"] == 0)
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert!(
+        runs[0].contains(&true) && runs[0].contains(&false),
+        "{:?}",
+        runs[0]
+    );
+}

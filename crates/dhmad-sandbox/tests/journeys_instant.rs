@@ -1,0 +1,109 @@
+//! Instant escrows: wallet pay → deliver → completed; guest path with deposit proof.
+
+mod common;
+
+use common::*;
+use dhmad::CheckoutAction;
+use serde_json::json;
+
+#[tokio::test]
+async fn wallet_pay_then_deliver_completes() {
+    let env = Env::start().await;
+    let id = env.instant(15).await;
+    let v = env.act(&id, CheckoutAction::AcceptPay, BUYER).await;
+    assert!(v["redirect_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{CALLBACK}?session_id=")));
+    assert!(v["redirect_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("&status=completed"));
+    assert_eq!(env.status(&id).await, "paid");
+    let r = env.client.deliver_escrow(&id).await.unwrap();
+    assert_eq!(r.escrow.status.as_str(), "completed");
+    assert!(r.escrow.delivered_at.is_some() && r.escrow.completed_at.is_some());
+    let got = env.hooks.wait(2).await;
+    assert!(got
+        .iter()
+        .all(|d| d.verified && d.header_id == d.id && d.header_event == d.event_type));
+    assert_eq!(
+        env.hooks.types(),
+        ["escrow.status.updated", "escrow.status.updated"]
+    );
+    assert_eq!(got[0].body["data"]["escrow"]["oldStatus"], "pending");
+    assert_eq!(got[1].body["data"]["escrow"]["oldStatus"], "paid");
+    assert_eq!(got[1].escrow_status(), "completed");
+}
+
+#[tokio::test]
+async fn guest_payment_approved_and_rejected() {
+    let env = Env::start().await;
+    let id = env.instant(20).await;
+    let body = json!({"payer": "guest", "method": "d17"});
+    let session = env.session(&id, CheckoutAction::AcceptPay, BUYER).await;
+    let complete = format!("/sandbox/sessions/{session}/complete");
+    let (s, v) = env.control(&complete, body.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(env.status(&id).await, "pending");
+    let (s, v) = env
+        .control(
+            &format!("/sandbox/escrows/{id}/deposit-proof/reject"),
+            json!({"reason": "blurry"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let got = env.hooks.wait(1).await;
+    assert_eq!(got[0].event_type, "escrow.deposit_proof.rejected");
+    assert_eq!(got[0].body["data"]["depositProof"]["reason"], "blurry");
+    assert_eq!(got[0].body["data"]["depositProof"]["method"], "d17");
+    assert_eq!(got[0].escrow_status(), "pending");
+    // No pending proof any more.
+    let (s, _) = env
+        .control(
+            &format!("/sandbox/escrows/{id}/deposit-proof/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    // The guest uploads again through the same session, which the rejection reopened.
+    let session_now = env.client.get_session(&session).await.unwrap();
+    assert_eq!(session_now.status, dhmad::SessionStatus::Pending);
+    let (s, v) = env.control(&complete, body).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = env
+        .control(
+            &format!("/sandbox/escrows/{id}/deposit-proof/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(env.status(&id).await, "paid");
+    let got = env.hooks.wait(2).await;
+    assert_eq!(got[1].event_type, "escrow.status.updated");
+    assert_eq!(got[1].escrow_status(), "paid");
+}
+
+#[tokio::test]
+async fn cancelling_with_a_pending_guest_proof_auto_rejects_it() {
+    let env = Env::start().await;
+    let id = env.instant(20).await;
+    env.act_with(
+        &id,
+        CheckoutAction::AcceptPay,
+        BUYER,
+        json!({"payer": "guest", "method": "paypal"}),
+    )
+    .await;
+    env.client.cancel_escrow(&id).await.unwrap();
+    env.hooks.wait(2).await;
+    assert_eq!(
+        env.hooks.types(),
+        ["escrow.status.updated", "escrow.deposit_proof.rejected"]
+    );
+    assert!(env
+        .hooks
+        .all()
+        .iter()
+        .all(|d| d.escrow_status() == "cancelled"));
+}

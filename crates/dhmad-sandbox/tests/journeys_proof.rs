@@ -1,0 +1,152 @@
+//! Quick escrows with a purchase-proof gate: submit, correction, accept, deliver, complete;
+//! the upload deadline expiring; acceptance by timeout; escalation to DHMAD.
+
+mod common;
+
+use common::*;
+use dhmad::{
+    CheckoutAction as A, CreateEscrow, EscrowMode, FulfillmentPolicy, FulfillmentPolicyType,
+};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+fn proof_escrow() -> CreateEscrow {
+    CreateEscrow::new("Sneakers", Decimal::from(200), BUYER)
+        .mode(EscrowMode::Quick)
+        .estimated_delivery_days(3)
+        .fulfillment_policy(FulfillmentPolicy {
+            policy_type: FulfillmentPolicyType::PurchaseProofRequired,
+            proof_upload_deadline_hours: Some(12),
+            buyer_review_deadline_hours: Some(24),
+            allowed_proof_types: None,
+        })
+}
+
+#[tokio::test]
+async fn quick_with_proof_submit_correct_accept_deliver_complete() {
+    let env = Env::start().await;
+    let seller = env.seller();
+    let id = env.create(proof_escrow()).await;
+    env.pay(&id).await;
+    let e = env.client.deliver_escrow(&id).await.unwrap_err();
+    assert_eq!(
+        (e.status(), code(&e)),
+        (Some(409), "PROOF_NOT_ACCEPTED".into())
+    );
+    let e = env
+        .client
+        .create_session(
+            &id,
+            &dhmad::CreateSession::new(A::Complete, BUYER, CALLBACK),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), code(&e)),
+        (Some(409), "PROOF_NOT_ACCEPTED".into())
+    );
+    let p = env.client.get_proof(&id).await.unwrap();
+    assert_eq!(p.phase.as_str(), "waiting_seller_proof");
+    assert_eq!(p.checkout_actions[0].action, A::SubmitProof);
+    env.act_with(&id, A::SubmitProof, &seller, json!({"note": "receipt"}))
+        .await;
+    env.act_with(&id, A::ReviewProof, BUYER, json!({"accept": false}))
+        .await;
+    let p = env.client.get_proof(&id).await.unwrap();
+    assert_eq!(
+        (p.phase.as_str(), p.correction_rounds),
+        ("correction_requested", 1)
+    );
+    env.act(&id, A::SubmitProof, &seller).await;
+    env.act(&id, A::ReviewProof, BUYER).await;
+    let p = env.client.get_proof(&id).await.unwrap();
+    assert_eq!((p.phase.as_str(), p.submission_count), ("accepted", 2));
+    assert_eq!(p.latest_submission.unwrap().note, None);
+    assert_eq!(
+        env.client
+            .get_escrow(&id)
+            .await
+            .unwrap()
+            .proof_info
+            .unwrap()
+            .phase
+            .as_str(),
+        "accepted"
+    );
+    env.client.deliver_escrow(&id).await.unwrap();
+    env.act(&id, A::Complete, BUYER).await;
+    env.hooks.wait(8).await;
+    assert_eq!(
+        env.hooks.types(),
+        [
+            "escrow.status.updated",
+            "escrow.proof.required",
+            "escrow.proof.submitted",
+            "escrow.proof.correction_requested",
+            "escrow.proof.submitted",
+            "escrow.proof.accepted",
+            "escrow.status.updated",
+            "escrow.status.updated",
+        ]
+    );
+    assert_eq!(
+        env.hooks.all()[1].body["data"]["proof"]["phase"],
+        "waiting_seller_proof"
+    );
+}
+
+#[tokio::test]
+async fn proof_deadlines_expire_and_accept_by_timeout() {
+    let env = Env::start().await;
+    let seller = env.seller();
+    let lazy = env.create(proof_escrow()).await;
+    let quiet = env.create(proof_escrow()).await;
+    env.pay(&lazy).await;
+    env.pay(&quiet).await;
+    env.act(&quiet, A::SubmitProof, &seller).await;
+    env.control("/sandbox/clock/advance", json!({"seconds": 12 * 3600 + 1}))
+        .await;
+    assert_eq!(env.status(&lazy).await, "cancelled");
+    assert_eq!(
+        env.client.get_proof(&lazy).await.unwrap().phase.as_str(),
+        "expired_no_proof"
+    );
+    assert_eq!(
+        env.client.get_proof(&quiet).await.unwrap().phase.as_str(),
+        "submitted_waiting_buyer_review"
+    );
+    env.control("/sandbox/clock/advance", json!({"seconds": 12 * 3600}))
+        .await;
+    assert_eq!(
+        env.client.get_proof(&quiet).await.unwrap().phase.as_str(),
+        "accepted_by_timeout"
+    );
+    env.client.deliver_escrow(&quiet).await.unwrap();
+    env.hooks.wait(9).await;
+    let t = env.hooks.types();
+    let expired = t.iter().position(|x| x == "escrow.proof.expired").unwrap();
+    assert_eq!(t[expired + 1], "escrow.status.updated");
+    assert!(t.contains(&"escrow.proof.accepted_by_timeout".to_owned()));
+}
+
+#[tokio::test]
+async fn escalated_proof_is_decided_by_dhmad() {
+    let env = Env::start().await;
+    let seller = env.seller();
+    let id = env.create(proof_escrow()).await;
+    env.pay(&id).await;
+    for _ in 0..4 {
+        env.act(&id, A::SubmitProof, &seller).await;
+        env.act_with(&id, A::ReviewProof, BUYER, json!({"accept": false}))
+            .await;
+    }
+    assert_eq!(
+        env.client.get_proof(&id).await.unwrap().phase.as_str(),
+        "needs_dhmad_review"
+    );
+    let (st, _) = env
+        .control(&format!("/sandbox/escrows/{id}/proof/reject"), json!({}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(env.status(&id).await, "cancelled");
+}
