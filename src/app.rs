@@ -1,0 +1,148 @@
+//! Wiring: state, listener, HTTP server and background jobs, with graceful shutdown.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use dhmad::WebhookVerifier;
+use secrecy::ExposeSecret;
+use sqlx::{postgres::PgPoolOptions, PgPool};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{config::Config, http, jobs};
+
+/// What every handler and job shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub dhmad: dhmad::Client,
+    pub config: Arc<Config>,
+    pub verifier: WebhookVerifier,
+}
+
+impl AppState {
+    pub fn new(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        let dhmad = dhmad::Client::builder(config.dhmad_api_key.expose_secret())
+            .base_url(config.dhmad_api_base.as_str())
+            .timeout(config.dhmad_timeout)
+            .user_agent(concat!("dhmad-storefront/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the DHMAD client")?;
+        let verifier = WebhookVerifier::new(config.webhook_secret_strings());
+        Ok(Self {
+            pool,
+            dhmad,
+            config: Arc::new(config),
+            verifier,
+        })
+    }
+}
+
+/// Connects to the database (lazily: the server starts even if Postgres is late; `/readyz`
+/// tells the truth meanwhile).
+pub fn connect(config: &Config) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy(config.database_url.expose_secret())
+        .context("DATABASE_URL is not a valid Postgres URL")
+}
+
+/// A bound, not yet running service. Binding happens in `build`, so tests can use port 0 and
+/// read the port before anything runs.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = connect(&config)?;
+        Self::build_with_pool(config, pool).await
+    }
+
+    pub async fn build_with_pool(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", config.listen_addr))?;
+        let local_addr = listener.local_addr()?;
+        let mut config = config;
+        // Port 0 in PUBLIC_BASE_URL means "the port we bound" (tests bind port 0, and the
+        // callback URL sent to DHMAD must name the real one).
+        if config.public_base_url.port() == Some(0) {
+            let _ = config.public_base_url.set_port(Some(local_addr.port()));
+        }
+        let state = AppState::new(config, pool)?;
+        Ok(Self {
+            listener,
+            local_addr,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://host:port` of the bound listener.
+    pub fn address(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish,
+    /// cancels the jobs and waits for them.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let token = CancellationToken::new();
+        let tracker = jobs::spawn_all(self.state.clone(), token.clone());
+        let router = http::router(self.state.clone());
+        tracing::info!(addr = %self.local_addr, "storefront listening");
+        let stop = token.clone();
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                stop.cancel();
+            })
+            .await
+            .context("HTTP server failed")?;
+        token.cancel();
+        tracker.close();
+        tracker.wait().await;
+        Ok(())
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Ctrl-C, or SIGTERM (what container runtimes send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,278 @@
+//! Typed configuration from the environment (DESIGN §4). Every bad variable is reported, each
+//! with its name, so an operator fixes them all in one go. Secrets never appear in `Debug`.
+
+use std::{fmt, net::SocketAddr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// The sandbox's documented default API key (`dhmad-sandbox`'s `DEFAULT_API_KEY`), so the local
+/// demo runs with no configuration. Copied rather than imported: the sandbox is a dev-dependency.
+pub const SANDBOX_DEFAULT_API_KEY: &str =
+    "sk_sandbox_c67da261929eae4a6ac7727f8dc5c7fc6bb2bee688938bc6ae0dffba1bdd5f6d";
+
+/// Everything the service reads from its environment.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: SecretString,
+    pub listen_addr: SocketAddr,
+    /// Where buyers reach us; the callback sent to DHMAD is `{public_base_url}/checkout/callback`.
+    pub public_base_url: Url,
+    pub dhmad_api_base: Url,
+    pub dhmad_api_key: SecretString,
+    /// Any one verifies a webhook (several during a secret rotation).
+    pub webhook_secrets: Vec<SecretString>,
+    /// The merchant's DHMAD account; informational (the API key acts as it).
+    pub seller_email: Option<String>,
+    /// `None` disables the back office.
+    pub admin_token: Option<SecretString>,
+    /// Extra origin allowed as a form target, when DHMAD's hosted page is not on the API's origin.
+    pub dhmad_checkout_origin: Option<String>,
+    pub dhmad_timeout: Duration,
+    pub jobs: JobIntervals,
+}
+
+/// How often the background jobs run.
+#[derive(Debug, Clone, Copy)]
+pub struct JobIntervals {
+    pub outbox: Duration,
+    pub reconcile: Duration,
+    /// An open order with no news for this long is checked against DHMAD.
+    pub reconcile_after: Duration,
+    pub session_sweep: Duration,
+}
+
+impl Default for JobIntervals {
+    fn default() -> Self {
+        Self {
+            outbox: Duration::from_secs(2),
+            reconcile: Duration::from_secs(60),
+            reconcile_after: Duration::from_secs(10 * 60),
+            session_sweep: Duration::from_secs(60),
+        }
+    }
+}
+
+/// All the variables that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads variables through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut errors = Vec::new();
+        let var = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut check = |name: &str, r: Result<(), String>| {
+            if let Err(e) = r {
+                errors.push(format!("{name}: {e}"));
+            }
+        };
+
+        let database_url = var("DATABASE_URL");
+        check(
+            "DATABASE_URL",
+            database_url
+                .as_ref()
+                .map(|_| ())
+                .ok_or("is required".into()),
+        );
+        let listen_addr = parse_or(&var("LISTEN_ADDR"), "127.0.0.1:3000", |s| {
+            s.parse::<SocketAddr>()
+                .map_err(|e| format!("{e} (expected host:port)"))
+        });
+        check(
+            "LISTEN_ADDR",
+            listen_addr.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let public_base_url = parse_or(&var("PUBLIC_BASE_URL"), "http://localhost:3000", http_url);
+        check(
+            "PUBLIC_BASE_URL",
+            public_base_url.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let dhmad_api_base = parse_or(
+            &var("DHMAD_API_BASE"),
+            "http://127.0.0.1:6002/api/v1",
+            http_url,
+        );
+        check(
+            "DHMAD_API_BASE",
+            dhmad_api_base.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let api_key = var("DHMAD_API_KEY").unwrap_or_else(|| SANDBOX_DEFAULT_API_KEY.into());
+        check("DHMAD_API_KEY", valid_api_key(&api_key));
+        let secrets: Vec<SecretString> = var("DHMAD_WEBHOOK_SECRETS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_owned()))
+            .collect();
+        check(
+            "DHMAD_WEBHOOK_SECRETS",
+            (!secrets.is_empty())
+                .then_some(())
+                .ok_or("is required (comma-separated secrets)".into()),
+        );
+        let seller_email = var("DHMAD_SELLER_EMAIL");
+        if let Some(e) = &seller_email {
+            check(
+                "DHMAD_SELLER_EMAIL",
+                crate::orders::validate_email(e)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        let admin_token = var("ADMIN_TOKEN");
+        if let Some(t) = &admin_token {
+            check(
+                "ADMIN_TOKEN",
+                (t.len() >= 16)
+                    .then_some(())
+                    .ok_or("must be at least 16 characters".into()),
+            );
+        }
+        let checkout_origin = var("DHMAD_CHECKOUT_ORIGIN");
+        if let Some(o) = &checkout_origin {
+            check("DHMAD_CHECKOUT_ORIGIN", http_url(o).map(|_| ()));
+        }
+        let mut secs = |name: &str, default: u64| -> Duration {
+            match var(name).map(|v| v.parse::<u64>()) {
+                None => Duration::from_secs(default),
+                Some(Ok(n)) if n > 0 => Duration::from_secs(n),
+                Some(_) => {
+                    errors.push(format!("{name}: expected a positive number of seconds"));
+                    Duration::from_secs(default)
+                }
+            }
+        };
+        let dhmad_timeout = secs("DHMAD_TIMEOUT_SECS", 10);
+        let d = JobIntervals::default();
+        let jobs = JobIntervals {
+            outbox: secs("OUTBOX_INTERVAL_SECS", d.outbox.as_secs()),
+            reconcile: secs("RECONCILE_INTERVAL_SECS", d.reconcile.as_secs()),
+            reconcile_after: secs("RECONCILE_AFTER_SECS", d.reconcile_after.as_secs()),
+            session_sweep: secs("SESSION_SWEEP_INTERVAL_SECS", d.session_sweep.as_secs()),
+        };
+
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        Ok(Config {
+            database_url: SecretString::from(database_url.expect("checked above")),
+            listen_addr: listen_addr.expect("checked above"),
+            public_base_url: public_base_url.expect("checked above"),
+            dhmad_api_base: dhmad_api_base.expect("checked above"),
+            dhmad_api_key: SecretString::from(api_key),
+            webhook_secrets: secrets,
+            seller_email,
+            admin_token: admin_token.map(SecretString::from),
+            dhmad_checkout_origin: checkout_origin
+                .map(|o| origin_of(&http_url(&o).expect("checked above"))),
+            dhmad_timeout,
+            jobs,
+        })
+    }
+
+    /// `{PUBLIC_BASE_URL}/checkout/callback`, the redirect URL given to DHMAD.
+    pub fn callback_url(&self) -> String {
+        format!(
+            "{}/checkout/callback",
+            self.public_base_url.as_str().trim_end_matches('/')
+        )
+    }
+
+    /// Origins DHMAD's hosted checkout may live on, for the CSP `form-action`: the API's origin,
+    /// its `localhost`/`127.0.0.1` twin (the local sandbox serves pages on `localhost`), and
+    /// `DHMAD_CHECKOUT_ORIGIN` when set.
+    pub fn checkout_origins(&self) -> Vec<String> {
+        let mut out = vec![origin_of(&self.dhmad_api_base)];
+        let mut twin = self.dhmad_api_base.clone();
+        let swapped = match twin.host_str() {
+            Some("127.0.0.1") => Some("localhost"),
+            Some("localhost") => Some("127.0.0.1"),
+            _ => None,
+        };
+        if let Some(h) = swapped {
+            if twin.set_host(Some(h)).is_ok() {
+                out.push(origin_of(&twin));
+            }
+        }
+        out.extend(self.dhmad_checkout_origin.clone());
+        out
+    }
+
+    /// The webhook secrets' text, for the verifier.
+    pub fn webhook_secret_strings(&self) -> Vec<String> {
+        self.webhook_secrets
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect()
+    }
+}
+
+fn parse_or<T>(
+    v: &Option<String>,
+    default: &str,
+    f: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    f(v.as_deref().unwrap_or(default))
+}
+
+fn http_url(s: &str) -> Result<Url, String> {
+    let u = Url::parse(s).map_err(|e| format!("{e} (expected an http(s) URL)"))?;
+    match (u.scheme(), u.host_str()) {
+        ("http" | "https", Some(_)) => Ok(u),
+        _ => Err("expected an http(s) URL with a host".into()),
+    }
+}
+
+fn valid_api_key(k: &str) -> Result<(), String> {
+    let hex = k
+        .strip_prefix("sk_live_")
+        .or_else(|| k.strip_prefix("sk_sandbox_"));
+    match hex {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(()),
+        _ => Err("expected sk_live_ or sk_sandbox_ followed by 64 hex characters".into()),
+    }
+}
+
+fn origin_of(u: &Url) -> String {
+    u.origin().ascii_serialization()
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"[redacted]")
+            .field("listen_addr", &self.listen_addr)
+            .field("public_base_url", &self.public_base_url.as_str())
+            .field("dhmad_api_base", &self.dhmad_api_base.as_str())
+            .field("dhmad_api_key", &"[redacted]")
+            .field(
+                "webhook_secrets",
+                &format_args!("[{} redacted]", self.webhook_secrets.len()),
+            )
+            .field("seller_email", &self.seller_email)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("dhmad_checkout_origin", &self.dhmad_checkout_origin)
+            .field("dhmad_timeout", &self.dhmad_timeout)
+            .field("jobs", &self.jobs)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

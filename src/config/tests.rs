@@ -1,0 +1,59 @@
+use super::*;
+use std::collections::HashMap;
+
+fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(|k| m.get(k).cloned())
+}
+
+const MIN: &[(&str, &str)] = &[
+    ("DATABASE_URL", "postgres://u:pw@h/db"),
+    ("DHMAD_WEBHOOK_SECRETS", "a, b"),
+];
+
+#[test]
+fn defaults_follow_the_design() {
+    let c = cfg(MIN).unwrap();
+    assert_eq!(c.listen_addr.to_string(), "127.0.0.1:3000");
+    assert_eq!(c.callback_url(), "http://localhost:3000/checkout/callback");
+    assert_eq!(c.dhmad_api_base.as_str(), "http://127.0.0.1:6002/api/v1");
+    assert_eq!(c.webhook_secrets.len(), 2);
+    assert_eq!(
+        c.checkout_origins(),
+        ["http://127.0.0.1:6002", "http://localhost:6002"]
+    );
+}
+
+#[test]
+fn every_bad_variable_is_named() {
+    let err = cfg(&[
+        ("LISTEN_ADDR", "nope"),
+        ("DHMAD_API_KEY", "sk_test_1"),
+        ("PUBLIC_BASE_URL", "ftp:/x"),
+        ("DHMAD_TIMEOUT_SECS", "-3"),
+    ])
+    .unwrap_err();
+    let text = err.to_string();
+    for name in [
+        "DATABASE_URL",
+        "LISTEN_ADDR",
+        "DHMAD_API_KEY",
+        "PUBLIC_BASE_URL",
+        "DHMAD_WEBHOOK_SECRETS",
+        "DHMAD_TIMEOUT_SECS",
+    ] {
+        assert!(text.contains(name), "{name} missing from {text}");
+    }
+    assert_eq!(err.0.len(), 6);
+}
+
+#[test]
+fn debug_redacts_secrets() {
+    let mut pairs = MIN.to_vec();
+    pairs.push(("ADMIN_TOKEN", "super-secret-admin-token"));
+    let dbg = format!("{:?}", cfg(&pairs).unwrap());
+    assert!(!dbg.contains("pw@") && !dbg.contains("super-secret") && !dbg.contains("sk_sandbox"));
+}

@@ -1,0 +1,49 @@
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// Stores a verified event once. `false` when its id was already stored (a redelivery): the
+/// primary key decides, so concurrent deliveries of one event cannot both get `true`.
+pub async fn insert(
+    e: impl PgExecutor<'_>,
+    event_id: &str,
+    event_type: &str,
+    escrow_id: Option<&str>,
+    payload: &serde_json::Value,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
+        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload)
+         VALUES ($1, $2, $3, 'ignored', $4)
+         ON CONFLICT (event_id) DO NOTHING",
+        event_id,
+        event_type,
+        escrow_id,
+        payload
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn finish(
+    e: impl PgExecutor<'_>,
+    event_id: &str,
+    outcome: &str,
+    order_id: Option<Uuid>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE webhook_inbox SET outcome = $2, order_id = $3 WHERE event_id = $1",
+        event_id,
+        outcome,
+        order_id
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn count_unmatched(e: impl PgExecutor<'_>) -> sqlx::Result<i64> {
+    let n = sqlx::query_scalar!("SELECT count(*) FROM webhook_inbox WHERE outcome = 'unmatched'")
+        .fetch_one(e)
+        .await?;
+    Ok(n.unwrap_or(0))
+}

@@ -1,0 +1,9 @@
+//! Queries, one module per table. Every function takes `impl PgExecutor` so the caller decides
+//! whether it runs on the pool or inside a transaction.
+
+pub mod events;
+pub mod inbox;
+pub mod orders;
+pub mod outbox;
+pub mod products;
+pub mod sessions;

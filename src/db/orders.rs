@@ -1,0 +1,310 @@
+use rust_decimal::Decimal;
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::orders::OrderStatus;
+
+/// A row of `orders`. `status` is ours ([`OrderStatus`]); `escrow_status` is DHMAD's string.
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: Uuid,
+    pub sku: String,
+    pub mode: String,
+    pub buyer_email: String,
+    pub amount: Decimal,
+    pub currency: String,
+    pub status: String,
+    pub escrow_id: Option<String>,
+    pub escrow_status: Option<String>,
+    pub escrow_updated_at: Option<OffsetDateTime>,
+    pub failure_reason: Option<String>,
+    pub deposit_rejection_reason: Option<String>,
+    pub digital_code: Option<String>,
+    pub last_synced_at: Option<OffsetDateTime>,
+    pub escrow_attempted_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Order {
+    pub fn status(&self) -> OrderStatus {
+        OrderStatus::parse(&self.status)
+    }
+
+    pub fn is_instant(&self) -> bool {
+        self.mode == "instant"
+    }
+}
+
+pub struct NewOrder<'a> {
+    pub sku: &'a str,
+    pub mode: &'a str,
+    pub buyer_email: &'a str,
+    pub amount: Decimal,
+    pub currency: &'a str,
+}
+
+/// Inserts an open order, or returns `None` when the buyer already has one for this product
+/// (the partial unique index decides, so two concurrent checkouts cannot both insert).
+pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Result<Option<Order>> {
+    sqlx::query_as!(
+        Order,
+        "INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status)
+         VALUES ($1, $2, $3, $4, $5, $6, 'new')
+         ON CONFLICT DO NOTHING
+         RETURNING *",
+        Uuid::new_v4(),
+        o.sku,
+        o.mode,
+        o.buyer_email,
+        o.amount,
+        o.currency
+    )
+    .fetch_optional(e)
+    .await
+}
+
+pub async fn find_open(
+    e: impl PgExecutor<'_>,
+    sku: &str,
+    email: &str,
+) -> sqlx::Result<Option<Order>> {
+    sqlx::query_as!(
+        Order,
+        "SELECT * FROM orders WHERE sku = $1 AND buyer_email = $2
+           AND status IN ('new', 'creating_escrow', 'escrow_failed', 'needs_reconciliation', 'awaiting_payment')",
+        sku,
+        email
+    )
+    .fetch_optional(e)
+    .await
+}
+
+pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order>> {
+    sqlx::query_as!(Order, "SELECT * FROM orders WHERE id = $1", id)
+        .fetch_optional(e)
+        .await
+}
+
+/// Reads and row-locks the order until the transaction ends: every change to an order's state
+/// happens under this lock, so concurrent webhooks, callbacks and jobs serialize.
+pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order>> {
+    sqlx::query_as!(Order, "SELECT * FROM orders WHERE id = $1 FOR UPDATE", id)
+        .fetch_optional(e)
+        .await
+}
+
+pub async fn lock_by_escrow(
+    e: impl PgExecutor<'_>,
+    escrow_id: &str,
+) -> sqlx::Result<Option<Order>> {
+    sqlx::query_as!(
+        Order,
+        "SELECT * FROM orders WHERE escrow_id = $1 FOR UPDATE",
+        escrow_id
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// Marks the order as having an escrow creation in flight. Only one caller wins.
+pub async fn claim_creation(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
+    let row = sqlx::query_scalar!(
+        "UPDATE orders SET status = 'creating_escrow', escrow_attempted_at = now(), updated_at = now()
+         WHERE id = $1 AND status IN ('new', 'escrow_failed')
+         RETURNING id",
+        id
+    )
+    .fetch_optional(e)
+    .await?;
+    Ok(row.is_some())
+}
+
+pub async fn record_escrow(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    escrow_id: &str,
+    escrow_status: &str,
+    escrow_updated_at: Option<OffsetDateTime>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET escrow_id = $2, escrow_status = $3, escrow_updated_at = $4,
+                status = 'awaiting_payment', failure_reason = NULL, last_synced_at = now(), updated_at = now()
+         WHERE id = $1 AND status IN ('creating_escrow', 'needs_reconciliation')",
+        id,
+        escrow_id,
+        escrow_status,
+        escrow_updated_at
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Records why the last attempt failed; `status` says whether it is safe to retry.
+pub async fn record_failure(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    status: OrderStatus,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET status = $2, failure_reason = $3, updated_at = now() WHERE id = $1",
+        id,
+        status.as_str(),
+        reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Stores a note without changing the status (e.g. a session could not be opened).
+pub async fn set_failure_reason(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET failure_reason = $2, updated_at = now() WHERE id = $1",
+        id,
+        reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn apply_snapshot(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    status: OrderStatus,
+    escrow_status: &str,
+    escrow_updated_at: Option<OffsetDateTime>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET status = $2, escrow_status = $3,
+                escrow_updated_at = COALESCE($4, escrow_updated_at),
+                last_synced_at = now(), updated_at = now()
+         WHERE id = $1",
+        id,
+        status.as_str(),
+        escrow_status,
+        escrow_updated_at
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Notes that DHMAD confirmed the status we have. A newer `updatedAt` still moves our clock
+/// forward (never back), so an older snapshot arriving later cannot undo what DHMAD said since.
+pub async fn touch_synced(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    escrow_updated_at: Option<OffsetDateTime>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET last_synced_at = now(),
+                escrow_updated_at = GREATEST(escrow_updated_at, $2)
+         WHERE id = $1",
+        id,
+        escrow_updated_at
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_digital_code(e: impl PgExecutor<'_>, id: Uuid, code: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET digital_code = $2, updated_at = now() WHERE id = $1 AND digital_code IS NULL",
+        id,
+        code
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_deposit_rejection(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET deposit_rejection_reason = $2, updated_at = now() WHERE id = $1",
+        id,
+        reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn list_recent(e: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<Order>> {
+    sqlx::query_as!(
+        Order,
+        "SELECT * FROM orders ORDER BY created_at DESC LIMIT $1",
+        limit
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// Open orders with an escrow and no news since `before`, oldest news first.
+pub async fn list_stale(
+    e: impl PgExecutor<'_>,
+    before: OffsetDateTime,
+    limit: i64,
+) -> sqlx::Result<Vec<Order>> {
+    sqlx::query_as!(
+        Order,
+        "SELECT * FROM orders
+         WHERE escrow_id IS NOT NULL AND status NOT IN ('completed', 'cancelled')
+           AND COALESCE(last_synced_at, created_at) <= $1
+         ORDER BY COALESCE(last_synced_at, created_at) LIMIT $2",
+        before,
+        limit
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// Orders whose escrow creation has an unknown outcome: a timeout, or a creation still marked
+/// in flight long after any answer could have come (the process died mid-call).
+pub async fn list_unknown_creation(
+    e: impl PgExecutor<'_>,
+    in_flight_before: OffsetDateTime,
+    limit: i64,
+) -> sqlx::Result<Vec<Order>> {
+    sqlx::query_as!(
+        Order,
+        "SELECT * FROM orders
+         WHERE status = 'needs_reconciliation'
+            OR (status = 'creating_escrow' AND escrow_attempted_at <= $1)
+         ORDER BY created_at LIMIT $2",
+        in_flight_before,
+        limit
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// Turns an abandoned in-flight creation into one that needs reconciliation.
+pub async fn mark_unknown_if_in_flight(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET status = 'needs_reconciliation', failure_reason = $2, updated_at = now()
+         WHERE id = $1 AND status = 'creating_escrow'",
+        id,
+        reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,83 @@
+use std::time::Duration;
+
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// A claimed job. `attempts` counts this attempt.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub order_id: Uuid,
+    pub attempts: i32,
+}
+
+/// Queues a job unless one of the same kind is already open for the order.
+pub async fn enqueue(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
+        "INSERT INTO outbox_jobs (kind, order_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        kind,
+        order_id
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Claims the next due job with `SKIP LOCKED` (several workers never take the same one) and
+/// leases it: it becomes due again after `lease` if this worker dies before finishing it.
+pub async fn claim(e: impl PgExecutor<'_>, lease: Duration) -> sqlx::Result<Option<Job>> {
+    let lease_ms = lease.as_millis() as i64;
+    sqlx::query_as!(
+        Job,
+        "UPDATE outbox_jobs SET attempts = attempts + 1,
+                run_after = now() + $1::bigint * interval '1 millisecond'
+         WHERE id = (SELECT id FROM outbox_jobs WHERE done_at IS NULL AND run_after <= now()
+                     ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, kind, order_id, attempts",
+        lease_ms
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// Closes the job; `error` is kept when it was given up rather than done.
+pub async fn finish(e: impl PgExecutor<'_>, id: i64, error: Option<&str>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE outbox_jobs SET done_at = now(), last_error = $2 WHERE id = $1",
+        id,
+        error
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn retry_later(
+    e: impl PgExecutor<'_>,
+    id: i64,
+    delay: Duration,
+    error: &str,
+) -> sqlx::Result<()> {
+    let delay_ms = delay.as_millis() as i64;
+    sqlx::query!(
+        "UPDATE outbox_jobs SET run_after = now() + $2::bigint * interval '1 millisecond', last_error = $3
+         WHERE id = $1",
+        id,
+        delay_ms,
+        error
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn open_count(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<i64> {
+    let n = sqlx::query_scalar!(
+        "SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND done_at IS NULL",
+        order_id
+    )
+    .fetch_one(e)
+    .await?;
+    Ok(n.unwrap_or(0))
+}

@@ -1,0 +1,95 @@
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A DHMAD checkout session we opened (`accept_pay` or `complete`).
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub session_id: String,
+    pub order_id: Uuid,
+    pub escrow_id: String,
+    pub action: String,
+    pub url: String,
+    pub status: String,
+    pub expires_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+}
+
+pub struct NewSession<'a> {
+    pub session_id: &'a str,
+    pub order_id: Uuid,
+    pub escrow_id: &'a str,
+    pub action: &'a str,
+    pub url: &'a str,
+    pub expires_at: OffsetDateTime,
+}
+
+pub async fn insert(e: impl PgExecutor<'_>, s: &NewSession<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO checkout_sessions (session_id, order_id, escrow_id, action, url, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        s.session_id,
+        s.order_id,
+        s.escrow_id,
+        s.action,
+        s.url,
+        s.expires_at
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(e: impl PgExecutor<'_>, session_id: &str) -> sqlx::Result<Option<Session>> {
+    sqlx::query_as!(
+        Session,
+        "SELECT * FROM checkout_sessions WHERE session_id = $1",
+        session_id
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// The newest session of `action` for the order that is still pending and open until at least
+/// `open_until`: reusing it avoids a second hosted page for the same payment.
+pub async fn live_for_order(
+    e: impl PgExecutor<'_>,
+    order_id: Uuid,
+    action: &str,
+    open_until: OffsetDateTime,
+) -> sqlx::Result<Option<Session>> {
+    sqlx::query_as!(
+        Session,
+        "SELECT * FROM checkout_sessions
+         WHERE order_id = $1 AND action = $2 AND status = 'pending' AND expires_at > $3
+         ORDER BY created_at DESC LIMIT 1",
+        order_id,
+        action,
+        open_until
+    )
+    .fetch_optional(e)
+    .await
+}
+
+pub async fn set_status(
+    e: impl PgExecutor<'_>,
+    session_id: &str,
+    status: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE checkout_sessions SET status = $2 WHERE session_id = $1",
+        session_id,
+        status
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Marks pending sessions past their expiry as expired; returns how many.
+pub async fn expire_due(e: impl PgExecutor<'_>) -> sqlx::Result<u64> {
+    let r = sqlx::query!("UPDATE checkout_sessions SET status = 'expired' WHERE status = 'pending' AND expires_at <= now()")
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected())
+}

@@ -1,0 +1,31 @@
+//! `GET /checkout/callback?session_id&status`: where DHMAD sends the buyer back. UI only: the
+//! `status` parameter is never trusted; the order changes only by what DHMAD itself says.
+
+use std::collections::HashMap;
+
+use axum::{
+    extract::{Query, State},
+    response::Redirect,
+};
+
+use crate::{
+    app::AppState,
+    error::{AppError, AppResult},
+    orders::sync,
+};
+
+pub async fn callback(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> AppResult<Redirect> {
+    let param = |name: &str| {
+        q.get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| AppError::BadRequest(format!("missing query parameter {name}")))
+    };
+    let session_id = param("session_id")?;
+    param("status")?;
+    let order_id = sync::on_callback(&s, session_id).await?;
+    Ok(Redirect::to(&format!("/orders/{order_id}")))
+}

@@ -1,0 +1,67 @@
+//! The catalog.
+
+use askama::Template;
+use axum::{extract::State, response::Html, Json};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::render;
+use crate::{app::AppState, db, error::AppResult};
+
+/// `GET /api/products` item (DESIGN §4). `price` is a decimal string, never a float.
+#[derive(Serialize)]
+pub struct ProductJson {
+    sku: String,
+    name: String,
+    price: Decimal,
+    currency: String,
+    mode: String,
+}
+
+pub async fn products(State(s): State<AppState>) -> AppResult<Json<Vec<ProductJson>>> {
+    let list = db::products::list_active(&s.pool).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|p| ProductJson {
+                sku: p.sku,
+                name: p.name,
+                price: p.price,
+                currency: p.currency,
+                mode: p.mode,
+            })
+            .collect(),
+    ))
+}
+
+struct ProductView {
+    sku: String,
+    name: String,
+    description: String,
+    price: String,
+    mode_label: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "catalog.html")]
+struct Catalog {
+    products: Vec<ProductView>,
+}
+
+pub async fn catalog(State(s): State<AppState>) -> AppResult<Html<String>> {
+    let products = db::products::list_active(&s.pool)
+        .await?
+        .into_iter()
+        .map(|p| ProductView {
+            price: format!("{} {}", p.price, p.currency),
+            mode_label: if p.mode == "instant" {
+                "Digital: delivered the moment you pay"
+            } else {
+                "Shipped: you confirm receipt before the seller is paid"
+            },
+            sku: p.sku,
+            name: p.name,
+            description: p.description,
+        })
+        .collect();
+    render(&Catalog { products })
+}

@@ -1,0 +1,76 @@
+//! Background jobs, all stopped by one `CancellationToken`: the outbox worker, the reconciler
+//! and the session-expiry sweeper. Each is also callable once (`run_once`) for the CLI, the
+//! back office and tests.
+
+pub mod outbox;
+pub mod reconciler;
+pub mod sessions;
+
+use std::{future::Future, time::Duration};
+
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::app::AppState;
+
+pub fn spawn_all(state: AppState, token: CancellationToken) -> TaskTracker {
+    let tracker = TaskTracker::new();
+    let j = state.config.jobs;
+    let s = state.clone();
+    tracker.spawn(every(token.clone(), j.outbox, "outbox", move || {
+        let s = s.clone();
+        async move { outbox::drain(&s).await.map(|n| n > 0) }
+    }));
+    let s = state.clone();
+    tracker.spawn(every(token.clone(), j.reconcile, "reconciler", move || {
+        let s = s.clone();
+        async move {
+            reconciler::run_once(&s, s.config.jobs.reconcile_after)
+                .await
+                .map(|_| false)
+        }
+    }));
+    let s = state;
+    tracker.spawn(every(
+        token,
+        j.session_sweep,
+        "session sweeper",
+        move || {
+            let s = s.clone();
+            async move { sessions::run_once(&s).await.map(|_| false) }
+        },
+    ));
+    tracker
+}
+
+/// Runs `tick` every `interval` until cancelled. A tick that reports more work pending runs
+/// again at once; a failing tick is logged and retried next interval.
+async fn every<F, Fut>(
+    token: CancellationToken,
+    interval: Duration,
+    name: &'static str,
+    mut tick: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    loop {
+        let more = tokio::select! {
+            _ = token.cancelled() => break,
+            r = tick() => match r {
+                Ok(more) => more,
+                Err(e) => {
+                    tracing::warn!(job = name, error = %e, "job run failed");
+                    false
+                }
+            },
+        };
+        if more {
+            continue;
+        }
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+    tracing::debug!(job = name, "job stopped");
+}

@@ -1,0 +1,48 @@
+//! The outbox worker: takes due jobs with `SKIP LOCKED` (any number of copies may run) and
+//! performs them, with backoff on failure.
+
+use std::time::Duration;
+
+use crate::app::AppState;
+use crate::db::{self, outbox::Job};
+use crate::orders::fulfilment::{self, JobOutcome};
+
+/// A claimed job becomes due again after this, should its worker die mid-call.
+const LEASE: Duration = Duration::from_secs(120);
+/// Jobs per drain, so one run cannot starve the other jobs.
+const BATCH: usize = 20;
+
+/// Runs due jobs; returns how many were attempted.
+pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
+    let mut n = 0;
+    while n < BATCH {
+        let Some(job) = db::outbox::claim(&state.pool, LEASE).await? else {
+            break;
+        };
+        n += 1;
+        run(state, &job).await?;
+    }
+    Ok(n)
+}
+
+async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
+    let outcome = match job.kind.as_str() {
+        fulfilment::DELIVER => fulfilment::run_deliver(state, job).await,
+        other => Ok(JobOutcome::GiveUp(format!("unknown job kind {other}"))),
+    };
+    let outcome = outcome.unwrap_or_else(|e| JobOutcome::Retry(format!("job error: {e}")));
+    tracing::info!(job_id = job.id, kind = %job.kind, order_id = %job.order_id, attempt = job.attempts, ?outcome, "outbox job ran");
+    match outcome {
+        JobOutcome::Done(_) => db::outbox::finish(&state.pool, job.id, None).await?,
+        JobOutcome::Retry(err) => {
+            db::outbox::retry_later(&state.pool, job.id, fulfilment::backoff(job.attempts), &err)
+                .await?
+        }
+        JobOutcome::GiveUp(err) => {
+            db::outbox::finish(&state.pool, job.id, Some(&err)).await?;
+            let detail = format!("Automatic {} gave up: {err}", job.kind);
+            db::events::add(&state.pool, job.order_id, "job_failed", &detail).await?;
+        }
+    }
+    Ok(())
+}

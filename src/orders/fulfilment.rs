@@ -1,0 +1,177 @@
+//! Fulfilment: what the shop does once DHMAD holds the buyer's money. This is the fork point
+//! of the template: a shop replaces `issue_digital_good` with its own hand-over.
+
+use std::time::Duration;
+
+use dhmad::{CheckoutAction, EscrowStatus};
+use rand::Rng;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{sessions, sync, OrderStatus};
+use crate::app::AppState;
+use crate::db::{self, orders::Order, outbox::Job};
+use crate::error::{AppError, AppResult};
+
+pub const DELIVER: &str = "deliver";
+/// After this many failed deliver attempts the job is given up and shown in the back office.
+const MAX_ATTEMPTS: i32 = 12;
+
+/// Called inside the transaction that moved the order to paid. Instant orders get their good
+/// and a queued `deliver` at once, atomically with the payment: never one without the other.
+pub async fn on_paid(conn: &mut PgConnection, order: &Order) -> sqlx::Result<()> {
+    if !order.is_instant() {
+        return Ok(()); // quick orders wait for the merchant to ship
+    }
+    if order.digital_code.is_none() {
+        let code = issue_digital_good();
+        db::orders::set_digital_code(&mut *conn, order.id, &code).await?;
+        db::events::add(&mut *conn, order.id, "fulfilled", "Digital code issued").await?;
+    }
+    db::outbox::enqueue(&mut *conn, DELIVER, order.id).await?;
+    Ok(())
+}
+
+/// A random redemption code such as `AIC-7KQ2-M9XD-4TZP` (no 0/O/1/I to misread).
+pub fn issue_digital_good() -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut rng = rand::thread_rng();
+    let mut group = || {
+        (0..4)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect::<String>()
+    };
+    format!("AIC-{}-{}-{}", group(), group(), group())
+}
+
+/// The merchant shipped a quick order: queue the DHMAD deliver call.
+pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> AppResult<()> {
+    let mut tx = state.pool.begin().await?;
+    let order = db::orders::lock(&mut *tx, order_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if order.is_instant() || order.status() != OrderStatus::Paid {
+        return Err(AppError::Conflict(format!(
+            "Only paid quick orders can be shipped (this one is {}).",
+            order.status().label()
+        )));
+    }
+    if db::outbox::enqueue(&mut *tx, DELIVER, order.id).await? {
+        db::events::add(
+            &mut *tx,
+            order.id,
+            "shipped",
+            "Marked as shipped by the merchant",
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The buyer confirms receipt of a delivered quick order: a `complete` session on DHMAD.
+pub async fn confirm_receipt_url(state: &AppState, order_id: Uuid) -> AppResult<String> {
+    let order = db::orders::get(&state.pool, order_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if order.status() != OrderStatus::Delivered {
+        return Err(AppError::Conflict(format!(
+            "There is nothing to confirm yet (the order is {}).",
+            order.status().label()
+        )));
+    }
+    Ok(
+        sessions::ensure_session(state, &order, CheckoutAction::Complete)
+            .await?
+            .url,
+    )
+}
+
+/// What became of one job attempt.
+#[derive(Debug)]
+pub enum JobOutcome {
+    Done(String),
+    Retry(String),
+    GiveUp(String),
+}
+
+/// Sends `POST /escrows/:id/deliver` for a job. Deliver is never blindly resent: after a failed
+/// attempt the escrow is read first, and a 400 means "no longer paid" only if a read agrees.
+pub async fn run_deliver(state: &AppState, job: &Job) -> AppResult<JobOutcome> {
+    let Some(order) = db::orders::get(&state.pool, job.order_id).await? else {
+        return Ok(JobOutcome::GiveUp("order not found".into()));
+    };
+    let Some(escrow_id) = order.escrow_id.clone() else {
+        return Ok(JobOutcome::GiveUp("order has no escrow".into()));
+    };
+    if order.status() != OrderStatus::Paid {
+        return Ok(JobOutcome::Done(format!(
+            "nothing to deliver: order is {}",
+            order.status().as_str()
+        )));
+    }
+    if job.attempts > 1 && !still_paid(state, &escrow_id).await? {
+        return Ok(JobOutcome::Done("escrow already moved on".into()));
+    }
+    match state.dhmad.deliver_escrow(&escrow_id).await {
+        Ok(res) => {
+            sync::apply_in_tx(state, &res.escrow, "deliver accepted by DHMAD").await?;
+            Ok(JobOutcome::Done(format!(
+                "delivered: escrow is {}",
+                res.escrow.status
+            )))
+        }
+        Err(e) => {
+            let refused = matches!(
+                e,
+                dhmad::Error::BusinessRule { .. } | dhmad::Error::Validation(_)
+            );
+            if refused && !still_paid(state, &escrow_id).await? {
+                Ok(JobOutcome::Done("escrow no longer paid".into()))
+            } else if job.attempts >= MAX_ATTEMPTS {
+                Ok(JobOutcome::GiveUp(format!("deliver failed: {e}")))
+            } else {
+                Ok(JobOutcome::Retry(format!("deliver failed: {e}")))
+            }
+        }
+    }
+}
+
+/// Reads the escrow, applies it, and tells whether it is still waiting for delivery.
+async fn still_paid(state: &AppState, escrow_id: &str) -> AppResult<bool> {
+    match state.dhmad.get_escrow(escrow_id).await {
+        Ok(e) => {
+            sync::apply_in_tx(state, &e, "read before deliver").await?;
+            Ok(e.status == EscrowStatus::Paid)
+        }
+        // Cannot tell: assume it still is, the job will try again.
+        Err(_) => Ok(true),
+    }
+}
+
+/// Exponential backoff with jitter, from one second up to five minutes.
+pub fn backoff(attempts: i32) -> Duration {
+    let base =
+        Duration::from_secs(1u64 << attempts.clamp(0, 9) as u32).min(Duration::from_secs(300));
+    base / 2 + base.mul_f64(rand::random::<f64>() / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_random_and_readable() {
+        let a = issue_digital_good();
+        assert_eq!(a.len(), "AIC-XXXX-XXXX-XXXX".len());
+        assert_ne!(a, issue_digital_good());
+        assert!(!a[4..].contains(['0', 'O', '1', 'I']));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_secs(2));
+        assert!(backoff(20) <= Duration::from_secs(300));
+        assert!(backoff(20) >= Duration::from_secs(150));
+    }
+}

@@ -1,0 +1,199 @@
+//! `apply_escrow_snapshot`: the one place where what DHMAD says about an escrow changes an
+//! order. The webhook handler, the callback and the reconciler all call it, inside the
+//! transaction that also records why (inbox row, timeline) and what follows (outbox).
+
+use dhmad::{Escrow, EscrowStatus};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{fulfilment, OrderStatus};
+use crate::db;
+
+/// What applying a snapshot did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// No order has this escrow.
+    Unmatched,
+    /// The escrow status changed.
+    Transitioned {
+        order_id: Uuid,
+        from: Option<String>,
+        to: String,
+    },
+    /// Same status (perhaps newer details): nothing to do but note we heard from DHMAD.
+    Unchanged { order_id: Uuid },
+    /// Older than what we already applied.
+    Stale { order_id: Uuid },
+    /// The order is completed or cancelled and stays so.
+    Settled { order_id: Uuid },
+}
+
+impl Applied {
+    pub fn order_id(&self) -> Option<Uuid> {
+        match self {
+            Applied::Unmatched => None,
+            Applied::Transitioned { order_id, .. }
+            | Applied::Unchanged { order_id }
+            | Applied::Stale { order_id }
+            | Applied::Settled { order_id } => Some(*order_id),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Decision {
+    Apply,
+    Same,
+    Stale,
+    Settled,
+}
+
+/// Forward position in the lifecycle, used only when timestamps cannot decide.
+fn rank(s: &EscrowStatus) -> i8 {
+    match s {
+        EscrowStatus::Pending => 0,
+        EscrowStatus::Paid => 1,
+        EscrowStatus::Delivered | EscrowStatus::Disputed => 2,
+        EscrowStatus::Completed | EscrowStatus::Cancelled => 3,
+        EscrowStatus::Unknown(_) => -1,
+    }
+}
+
+/// Monotonic by the escrow's `updatedAt`: a newer snapshot wins even when it moves backwards
+/// (the documented delivered→paid of a rejected delivery); without timestamps only forward
+/// moves are taken. Terminal statuses are sticky whatever the timestamps say.
+fn decide(
+    current: Option<&EscrowStatus>,
+    current_at: Option<OffsetDateTime>,
+    next: &EscrowStatus,
+    next_at: Option<OffsetDateTime>,
+) -> Decision {
+    let Some(current) = current else {
+        return Decision::Apply;
+    };
+    if current.is_terminal() {
+        return Decision::Settled;
+    }
+    let newer = match (next_at, current_at) {
+        (Some(n), Some(c)) if n != c => n > c,
+        (Some(_), None) => true,
+        // Same instant or no timestamp: trust only a forward move.
+        _ => rank(next) > rank(current),
+    };
+    if newer && next != current {
+        Decision::Apply
+    } else if next == current {
+        Decision::Same
+    } else {
+        Decision::Stale
+    }
+}
+
+/// Applies `escrow` to the order that owns it, under the order's row lock. Idempotent: the same
+/// snapshot twice transitions once. `source` says where the news came from, for the timeline.
+pub async fn apply_escrow_snapshot(
+    conn: &mut PgConnection,
+    escrow: &Escrow,
+    source: &str,
+) -> sqlx::Result<Applied> {
+    let Some(order) = db::orders::lock_by_escrow(&mut *conn, &escrow.id).await? else {
+        return Ok(Applied::Unmatched);
+    };
+    let current = order.escrow_status.as_deref().map(EscrowStatus::from);
+    let at = escrow.updated_at;
+    match decide(
+        current.as_ref(),
+        order.escrow_updated_at,
+        &escrow.status,
+        at,
+    ) {
+        Decision::Settled => return Ok(Applied::Settled { order_id: order.id }),
+        Decision::Stale => {
+            tracing::info!(order_id = %order.id, escrow_status = %escrow.status, source, "stale escrow snapshot ignored");
+            return Ok(Applied::Stale { order_id: order.id });
+        }
+        Decision::Same => {
+            db::orders::touch_synced(&mut *conn, order.id, at).await?;
+            return Ok(Applied::Unchanged { order_id: order.id });
+        }
+        Decision::Apply => {}
+    }
+    let next = OrderStatus::from_escrow(&escrow.status).unwrap_or(order.status());
+    db::orders::apply_snapshot(&mut *conn, order.id, next, escrow.status.as_str(), at).await?;
+    let from = order.escrow_status.clone();
+    let detail = format!(
+        "DHMAD escrow {} → {} ({source})",
+        from.as_deref().unwrap_or("unknown"),
+        escrow.status
+    );
+    db::events::add(&mut *conn, order.id, "escrow_status", &detail).await?;
+    tracing::info!(order_id = %order.id, from = ?from, to = %escrow.status, source, "order transitioned");
+    if escrow.status == EscrowStatus::Paid {
+        // A payment supersedes any earlier rejected deposit proof.
+        db::orders::set_deposit_rejection(&mut *conn, order.id, None).await?;
+        fulfilment::on_paid(&mut *conn, &order).await?;
+    }
+    Ok(Applied::Transitioned {
+        order_id: order.id,
+        from,
+        to: escrow.status.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const T1: OffsetDateTime = datetime!(2026-07-01 09:00 UTC);
+    const T2: OffsetDateTime = datetime!(2026-07-01 09:05 UTC);
+    use EscrowStatus::*;
+
+    #[test]
+    fn newer_wins_older_is_stale() {
+        assert_eq!(
+            decide(Some(&Pending), Some(T1), &Paid, Some(T2)),
+            Decision::Apply
+        );
+        assert_eq!(
+            decide(Some(&Paid), Some(T2), &Pending, Some(T1)),
+            Decision::Stale
+        );
+        assert_eq!(
+            decide(Some(&Paid), Some(T2), &Paid, Some(T2)),
+            Decision::Same
+        );
+        assert_eq!(decide(None, None, &Pending, None), Decision::Apply);
+    }
+
+    #[test]
+    fn delivery_rejection_moves_back_because_it_is_newer() {
+        assert_eq!(
+            decide(Some(&Delivered), Some(T1), &Paid, Some(T2)),
+            Decision::Apply
+        );
+    }
+
+    #[test]
+    fn terminal_is_sticky() {
+        assert_eq!(
+            decide(Some(&Completed), Some(T1), &Paid, Some(T2)),
+            Decision::Settled
+        );
+        assert_eq!(
+            decide(Some(&Cancelled), None, &Pending, None),
+            Decision::Settled
+        );
+    }
+
+    #[test]
+    fn without_timestamps_only_forward() {
+        assert_eq!(decide(Some(&Paid), None, &Completed, None), Decision::Apply);
+        assert_eq!(decide(Some(&Paid), None, &Pending, None), Decision::Stale);
+        assert_eq!(
+            decide(Some(&Paid), Some(T1), &Delivered, Some(T1)),
+            Decision::Apply
+        );
+    }
+}

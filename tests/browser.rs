@@ -1,0 +1,87 @@
+//! The click-through a person does in the demo, in a real headless Chromium driven over
+//! WebDriver: catalog → Buy → DHMAD's hosted page (the sandbox) → Pay → back on the order page
+//! → paid, then completed. Needs Debian's `chromium` and `chromium-driver`
+//! (`scripts/ensure-chromium`, run by `scripts/test` and CI).
+
+mod common;
+mod webdriver;
+
+use common::sandbox::world;
+use sqlx::PgPool;
+use webdriver::Browser;
+
+/// Fills the e-mail on the product's card and presses its Buy button.
+async fn buy(b: &Browser, shop: &str, sku: &str, email: &str) {
+    b.goto(&format!("{shop}/")).await;
+    let form = format!("form:has(input[name=sku][value='{sku}'])");
+    b.type_into(&format!("{form} input[name=email]"), email)
+        .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_buyer_clicks_through_an_instant_purchase(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let shop = format!("http://localhost:{}", w.app.port);
+    let b = Browser::start().await;
+
+    buy(&b, &shop, "ai-credits-500", "amira@example.tn").await;
+
+    // The shop sent the browser to DHMAD's hosted page for this buyer and this amount.
+    let page = b.wait_for_text("Signed in as", 10).await;
+    assert!(b
+        .url()
+        .await
+        .starts_with(&format!("{}/checkout/", w.sb.base_url())));
+    assert!(page.contains("amira@example.tn"), "{page}");
+    assert!(page.contains("AI credits"), "{page}");
+    assert!(page.contains("15"), "{page}");
+
+    b.click("button[name=op][value=perform]").await;
+
+    // DHMAD sends the buyer back through our callback to the order page, which turns paid
+    // and then completed once the webhook arrives and the shop tells DHMAD it delivered.
+    let page = b.wait_for_text("Completed", 20).await;
+    assert!(
+        b.url().await.starts_with(&format!("{shop}/orders/")),
+        "{}",
+        b.url().await
+    );
+    assert!(
+        page.contains("Your code"),
+        "the digital good is shown once paid:\n{page}"
+    );
+    let id = b.url().await.rsplit('/').next().unwrap().parse().unwrap();
+    let order = w.app.order_json(id).await;
+    assert_eq!(order["escrow_status"], "completed");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_buyer_pays_for_a_shipped_good_then_confirms_receipt(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let shop = format!("http://localhost:{}", w.app.port);
+    let b = Browser::start().await;
+
+    buy(&b, &shop, "chechia-red", "youssef@example.tn").await;
+    b.wait_for_text("Signed in as", 10).await;
+    b.click("button[name=op][value=perform]").await;
+    b.wait_for_text("Paid", 20).await;
+    let id: uuid::Uuid = b.url().await.rsplit('/').next().unwrap().parse().unwrap();
+
+    // The merchant ships from the back office; the buyer's page then offers confirmation.
+    let r = w.admin_post(&format!("/admin/orders/{id}/ship")).await;
+    assert!(
+        r.status().is_success() || r.status().is_redirection(),
+        "ship: {}",
+        r.status()
+    );
+    b.wait_for_text("Confirm receipt", 20).await;
+    b.click("form[action$='/confirm'] button").await;
+
+    // DHMAD's page for the `complete` action, then back to a completed order.
+    let page = b.wait_for_text("Signed in as", 10).await;
+    assert!(page.contains("youssef@example.tn"), "{page}");
+    b.click("button[name=op][value=perform]").await;
+    b.wait_for_text("Completed", 20).await;
+    assert_eq!(w.app.order_json(id).await["escrow_status"], "completed");
+}

@@ -1,0 +1,211 @@
+//! Test harness: a storefront on port 0 over the per-test database that `#[sqlx::test]`
+//! provides, optionally with the DHMAD sandbox in-process, and helpers to sign webhooks and to
+//! wait for asynchronous effects with a bounded poll instead of fixed sleeps.
+#![allow(dead_code)]
+
+pub mod sandbox;
+
+use std::{future::Future, time::Duration};
+
+use dhmad::{webhook::SignedDelivery, Escrow, Event, WebhookEnvelope};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use storefront::{app::AppState, config::JobIntervals, db, Application, Config};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub const SECRET: &str = "storefront-test-webhook-secret";
+pub const ADMIN_TOKEN: &str = "storefront-test-admin-token";
+/// Nothing listens here: DHMAD calls fail fast with a connection error.
+pub const DEAD_DHMAD: &str = "http://127.0.0.1:9/api/v1";
+
+pub struct TestApp {
+    /// `http://127.0.0.1:{port}`
+    pub base: String,
+    pub port: u16,
+    pub pool: PgPool,
+    pub http: reqwest::Client,
+    pub state: AppState,
+}
+
+pub fn config(api_base: &str, api_key: &str, secret: &str) -> Config {
+    let mut cfg = Config::from_lookup(|k| {
+        Some(match k {
+            "DATABASE_URL" => "postgres://set-by-the-test/pool".into(),
+            "LISTEN_ADDR" => "127.0.0.1:0".into(),
+            "PUBLIC_BASE_URL" => "http://localhost:0".into(),
+            "DHMAD_API_BASE" => api_base.into(),
+            "DHMAD_API_KEY" => api_key.into(),
+            "DHMAD_WEBHOOK_SECRETS" => format!("an-old-rotated-secret,{secret}"),
+            "ADMIN_TOKEN" => ADMIN_TOKEN.into(),
+            _ => return None,
+        })
+    })
+    .expect("test config");
+    cfg.dhmad_timeout = Duration::from_secs(3);
+    // The outbox runs fast; the reconciler and sweeper only when a test calls them.
+    cfg.jobs = JobIntervals {
+        outbox: Duration::from_millis(50),
+        reconcile: Duration::from_secs(3600),
+        reconcile_after: Duration::from_secs(3600),
+        session_sweep: Duration::from_secs(3600),
+    };
+    cfg
+}
+
+pub async fn spawn(pool: PgPool, cfg: Config) -> TestApp {
+    let app = Application::build_with_pool(cfg, pool.clone())
+        .await
+        .expect("build storefront");
+    let port = app.port();
+    let state = app.state().clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        port,
+        pool,
+        http,
+        state,
+    }
+}
+
+/// A storefront whose DHMAD is unreachable: enough for everything that must not call DHMAD.
+pub async fn spawn_offline(pool: PgPool) -> TestApp {
+    spawn(
+        pool,
+        config(
+            DEAD_DHMAD,
+            storefront::config::SANDBOX_DEFAULT_API_KEY,
+            SECRET,
+        ),
+    )
+    .await
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn order_json(&self, id: Uuid) -> Value {
+        let r = self.get(&format!("/api/orders/{id}")).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// Posts a webhook body with the given headers.
+    pub async fn post_webhook(
+        &self,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> reqwest::Response {
+        let mut req = self.http.post(self.url("/webhooks/dhmad")).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn deliver(&self, d: &SignedDelivery) -> reqwest::Response {
+        let headers: Vec<(&str, String)> = d.headers().into_iter().collect();
+        self.post_webhook(d.body.clone(), &headers).await
+    }
+
+    /// An order as a checkout would leave it: escrow `escrow_id` created, awaiting payment.
+    pub async fn seed_order(
+        &self,
+        sku: &str,
+        email: &str,
+        escrow_id: &str,
+        updated_at: OffsetDateTime,
+    ) -> Uuid {
+        let p = db::products::get(&self.pool, sku).await.unwrap().unwrap();
+        let new = db::orders::NewOrder {
+            sku,
+            mode: &p.mode,
+            buyer_email: email,
+            amount: p.price,
+            currency: &p.currency,
+        };
+        let o = db::orders::insert_open(&self.pool, &new)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(db::orders::claim_creation(&self.pool, o.id).await.unwrap());
+        db::orders::record_escrow(&self.pool, o.id, escrow_id, "pending", Some(updated_at))
+            .await
+            .unwrap();
+        o.id
+    }
+}
+
+/// An escrow snapshot as DHMAD's webhooks carry it.
+pub fn escrow(id: &str, status: &str, old: &str, mode: &str, updated_at: OffsetDateTime) -> Escrow {
+    serde_json::from_value(json!({
+        "id": id, "title": "test", "amount": 15, "currency": "TND", "escrowFee": 0.75,
+        "status": status, "oldStatus": old, "mode": mode,
+        "seller": {"_id": "66aa0000000000000000000a", "email": "merchant@shop.example"},
+        "buyer": {"_id": "66aa0000000000000000000b", "email": "buyer@example.tn"},
+        "createdAt": "2026-07-01T09:00:00.000Z",
+        "updatedAt": dhmad::iso::format(updated_at),
+    }))
+    .unwrap()
+}
+
+pub fn status_event(escrow: Escrow) -> WebhookEnvelope {
+    let ev = Event::EscrowStatusUpdated(dhmad::EscrowData { escrow });
+    WebhookEnvelope::new(Uuid::new_v4().to_string(), OffsetDateTime::now_utc(), &ev)
+}
+
+pub fn sign(env: &WebhookEnvelope) -> SignedDelivery {
+    SignedDelivery::new(SECRET, env, OffsetDateTime::now_utc())
+}
+
+/// Polls `check` until it yields `Some`, for at most `secs` seconds.
+pub async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub async fn order_status(pool: &PgPool, id: Uuid) -> String {
+    db::orders::get(pool, id).await.unwrap().unwrap().status
+}
+
+/// How many of the order's timeline entries mention `needle`.
+pub async fn timeline_count(pool: &PgPool, id: Uuid, needle: &str) -> usize {
+    timeline(pool, id)
+        .await
+        .iter()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+pub async fn timeline(pool: &PgPool, id: Uuid) -> Vec<String> {
+    db::events::list(pool, id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.detail)
+        .collect()
+}

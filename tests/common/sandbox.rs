@@ -1,0 +1,154 @@
+//! The DHMAD sandbox in-process, wired to a storefront, and its control API.
+
+use dhmad_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::*;
+
+pub struct World {
+    pub app: TestApp,
+    pub sb: SandboxHandle,
+    pub http: reqwest::Client,
+}
+
+/// Sandbox first (the storefront needs its API base), then the storefront on port 0, then the
+/// sandbox is pointed at the storefront's webhook and callback URLs.
+pub async fn world(pool: PgPool, tweak: impl FnOnce(&mut storefront::Config)) -> World {
+    let sb = Sandbox::start(SandboxConfig::for_tests())
+        .await
+        .expect("sandbox");
+    let mut cfg = config(&sb.api_base(), sb.api_key(), sb.webhook_secret());
+    tweak(&mut cfg);
+    let app = spawn(pool, cfg).await;
+    sb.set_webhook_urls(vec![format!(
+        "http://127.0.0.1:{}/webhooks/dhmad",
+        app.port
+    )]);
+    sb.set_allowed_redirect_urls(vec![format!(
+        "http://localhost:{}/checkout/callback",
+        app.port
+    )]);
+    let http = app.http.clone();
+    World { app, sb, http }
+}
+
+pub struct Started {
+    pub order_id: Uuid,
+    pub session_id: String,
+    pub checkout_url: String,
+}
+
+impl World {
+    pub async fn control(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.sb.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "sandbox {path}: {}", r.status());
+        r.json().await.unwrap_or(Value::Null)
+    }
+
+    pub async fn faults(&self, faults: Value) {
+        self.control("/sandbox/faults", faults).await;
+    }
+
+    /// Every /api/v1 call the sandbox received, as "METHOD path".
+    pub async fn dhmad_calls(&self) -> Vec<String> {
+        let list: Vec<Value> = self
+            .http
+            .get(format!("{}/sandbox/requests", self.sb.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list.iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["method"].as_str().unwrap(),
+                    r["path"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    pub async fn count_calls(&self, method: &str, suffix: &str) -> usize {
+        self.dhmad_calls()
+            .await
+            .iter()
+            .filter(|c| c.starts_with(method) && c.ends_with(suffix))
+            .count()
+    }
+
+    pub async fn checkout(&self, sku: &str, email: &str) -> Started {
+        let r = self
+            .http
+            .post(self.app.url("/api/checkout"))
+            .json(&json!({"sku": sku, "email": email}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "checkout: {}", r.text().await.unwrap());
+        let v: Value = r.json().await.unwrap();
+        Started {
+            order_id: v["order_id"].as_str().unwrap().parse().unwrap(),
+            session_id: v["session_id"].as_str().unwrap().to_owned(),
+            checkout_url: v["checkout_url"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// The browser's checkout: the catalog form, answered with a redirect or an error page.
+    pub async fn checkout_form(&self, sku: &str, email: &str) -> reqwest::Response {
+        let form = [("sku", sku), ("email", email)];
+        self.http
+            .post(self.app.url("/checkout"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The buyer finishes the session on DHMAD's page; returns where DHMAD redirects them.
+    pub async fn complete(&self, session_id: &str) -> String {
+        let v = self
+            .control(
+                &format!("/sandbox/sessions/{session_id}/complete"),
+                json!({}),
+            )
+            .await;
+        v["redirect_url"].as_str().unwrap().to_owned()
+    }
+
+    /// Follows DHMAD's redirect to our callback, as the browser would; returns the Location.
+    pub async fn land_on_callback(&self, redirect_url: &str) -> String {
+        let url = redirect_url.replace("http://localhost:", "http://127.0.0.1:");
+        let r = self.http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        r.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    pub async fn wait_status(&self, id: Uuid, status: &str) -> Value {
+        let app = &self.app;
+        wait_for(&format!("order {id} to be {status}"), 15, || async move {
+            let o = app.order_json(id).await;
+            (o["status"] == status).then_some(o)
+        })
+        .await
+    }
+
+    pub async fn admin_post(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(self.app.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,228 @@
+//! DHMAD failing at checkout (500, no answer), expired sessions, and 50 concurrent copies of a
+//! genuine sandbox event: the order stays recoverable and DHMAD is never asked twice.
+
+mod common;
+
+use std::time::Duration;
+
+use common::sandbox::*;
+use dhmad::{webhook::SignedDelivery, Event, WebhookEnvelope};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_dhmad_500_on_create_keeps_the_order_and_a_retry_recovers_it(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "error_500", "times": 1}]})).await;
+    let r = w.checkout_form("chechia-red", "retry@example.tn").await;
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("Your order is saved"));
+    let row = sqlx::query!("SELECT id, status, failure_reason FROM orders")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.status, "escrow_failed");
+    assert!(row.failure_reason.unwrap().contains("500"));
+
+    // The same checkout again: same order, now with an escrow and a session.
+    let r = w.checkout_form("chechia-red", "retry@example.tn").await;
+    assert_eq!(r.status(), 303);
+    let o = w.app.order_json(row.id).await;
+    assert_eq!(o["status"], "awaiting_payment");
+    assert!(o["failure_reason"].is_null());
+    let orders = sqlx::query_scalar!("SELECT count(*) FROM orders")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(orders, Some(1));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn no_answer_on_create_is_reconciled_before_any_new_escrow(pool: PgPool) {
+    let w = world(pool, |c| c.dhmad_timeout = Duration::from_millis(500)).await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "hang", "hang_ms": 1500, "times": 1}]})).await;
+    let body = json!({"sku": "ai-credits-500", "email": "slow@example.tn"});
+    let r = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let row = sqlx::query!("SELECT id, status, failure_reason FROM orders")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.status, "needs_reconciliation");
+    assert!(row.failure_reason.unwrap().contains("outcome unknown"));
+
+    // Retrying first asks DHMAD's list whether the escrow exists (it does not), then creates it.
+    let s = w.checkout("ai-credits-500", "slow@example.tn").await;
+    assert_eq!(s.order_id, row.id);
+    let calls = w.dhmad_calls().await;
+    let list_at = calls
+        .iter()
+        .position(|c| c == "GET /api/v1/escrows")
+        .expect("list consulted");
+    let last_create = calls
+        .iter()
+        .rposition(|c| c == "POST /api/v1/escrows")
+        .unwrap();
+    assert!(list_at < last_create, "{calls:?}");
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "completed").await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_escrow_created_despite_the_timeout_is_found_not_duplicated(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "lost@example.tn").await;
+    // Simulate a lost answer: the escrow exists at DHMAD but the order does not know it.
+    sqlx::query!(
+        "UPDATE orders SET status = 'needs_reconciliation', escrow_id = NULL WHERE id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(w.admin_post("/admin/reconcile").await.status(), 303);
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["status"], "awaiting_payment");
+    assert!(o["escrow_id"].is_string());
+    assert_eq!(
+        w.count_calls("POST", "/api/v1/escrows").await,
+        1,
+        "no second escrow"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_expired_session_is_replaced_on_the_same_escrow(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "late@example.tn").await;
+    let v = w
+        .control(
+            &format!("/sandbox/sessions/{}/expire", s.session_id),
+            json!({}),
+        )
+        .await;
+    w.land_on_callback(v["redirect_url"].as_str().unwrap())
+        .await;
+    let again = w.checkout("ai-credits-500", "late@example.tn").await;
+    assert_eq!(again.order_id, s.order_id);
+    assert_ne!(again.session_id, s.session_id);
+    assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 1);
+    assert_eq!(w.count_calls("POST", "/sessions").await, 2);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn fifty_concurrent_copies_of_a_real_event_mean_one_deliver_call(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.faults(json!({"webhooks": {"drop": 1.0}})).await; // we deliver the event ourselves
+    let s = w.checkout("ai-credits-500", "crowd@example.tn").await;
+    w.complete(&s.session_id).await;
+    let escrow_id = w.app.order_json(s.order_id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = dhmad::Client::builder(w.sb.api_key())
+        .base_url(w.sb.api_base())
+        .build()
+        .unwrap();
+    let escrow = client.get_escrow(&escrow_id).await.unwrap();
+    let ev = Event::EscrowStatusUpdated(dhmad::EscrowData { escrow });
+    let env = WebhookEnvelope::new(
+        uuid::Uuid::new_v4().to_string(),
+        OffsetDateTime::now_utc(),
+        &ev,
+    );
+    let d = SignedDelivery::new(w.sb.webhook_secret(), &env, OffsetDateTime::now_utc());
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (http, url, d) = (w.http.clone(), w.app.url("/webhooks/dhmad"), d.clone());
+        tasks.spawn(async move {
+            let mut req = http.post(url).body(d.body.clone());
+            for (k, v) in d.headers() {
+                req = req.header(k, v);
+            }
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap()["result"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        });
+    }
+    let results = tasks.join_all().await;
+    assert!(results.iter().all(|r| r.0 == 200));
+    assert_eq!(results.iter().filter(|r| r.1 == "processed").count(), 1);
+    w.wait_status(s.order_id, "completed").await;
+    assert_eq!(w.count_calls("POST", "/deliver").await, 1);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_failed_deliver_is_retried_with_backoff_until_dhmad_accepts(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let fault = json!({"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500", "times": 1});
+    w.faults(json!({ "api": [fault] })).await;
+    let s = w.checkout("ai-credits-500", "patient@example.tn").await;
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "completed").await;
+    let calls = w.dhmad_calls().await;
+    let delivers: Vec<_> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.ends_with("/deliver"))
+        .collect();
+    assert_eq!(delivers.len(), 2, "{calls:?}");
+    // Before resending, the worker read the escrow to make sure it was still unpaid-for.
+    let between = &calls[delivers[0].0..delivers[1].0];
+    assert!(
+        between
+            .iter()
+            .any(|c| c.starts_with("GET /api/v1/escrows/")),
+        "{calls:?}"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn pay_again_reuses_a_live_session_or_opens_a_new_one(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "again@example.tn").await;
+    let pay = |w: &World| {
+        let url = w.app.url(&format!("/orders/{}/pay", s.order_id));
+        let http = w.http.clone();
+        async move {
+            let r = http.post(url).send().await.unwrap();
+            assert_eq!(r.status(), 303);
+            r.headers()["location"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(pay(&w).await, s.checkout_url, "the live session");
+    // Past its expiry the local sweeper retires it; paying again opens a fresh one.
+    sqlx::query!(
+        "UPDATE checkout_sessions SET expires_at = now() - interval '1 minute' WHERE session_id = $1",
+        s.session_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        storefront::jobs::sessions::run_once(&w.app.state)
+            .await
+            .unwrap(),
+        1
+    );
+    let fresh = pay(&w).await;
+    assert_ne!(fresh, s.checkout_url);
+    assert_eq!(
+        w.count_calls("POST", "/api/v1/escrows").await,
+        1,
+        "same escrow"
+    );
+}

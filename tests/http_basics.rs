@@ -1,0 +1,225 @@
+//! The parts of the HTTP surface that need no DHMAD: catalog, probes, headers, validation,
+//! callback refusals, the back office's lock, and what happens when DHMAD cannot be reached.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+#[sqlx::test(migrations = "./migrations")]
+async fn catalog_products_and_probes(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let products: Value = app.get("/api/products").await.json().await.unwrap();
+    let list = products.as_array().unwrap();
+    assert!(list.iter().any(|p| p["mode"] == "instant"));
+    assert!(list.iter().any(|p| p["mode"] == "quick"));
+    let credits = list.iter().find(|p| p["sku"] == "ai-credits-500").unwrap();
+    assert_eq!(
+        credits,
+        &json!({"sku": "ai-credits-500", "name": "AI credits — 500", "price": "15.000", "currency": "TND", "mode": "instant"})
+    );
+
+    let page = app.get("/").await;
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:9 http://localhost:9"),
+        "{csp}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(headers.contains_key("x-request-id"));
+    assert!(page.text().await.unwrap().contains("Chéchia"));
+
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    assert_eq!(app.get("/static/app.css").await.status(), 200);
+    assert_eq!(app.get("/nope").await.status(), 404);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn readyz_fails_when_the_database_is_gone(pool: PgPool) {
+    let app = spawn_offline(pool.clone()).await;
+    pool.close().await;
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn checkout_input_is_validated(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let cases = [
+        (
+            json!({"sku": "ai-credits-500", "email": "not-an-email"}),
+            "not a valid e-mail",
+        ),
+        (
+            json!({"sku": "ai-credits-500"}),
+            "e-mail address is required",
+        ),
+        (
+            json!({"sku": "unicorn", "email": "b@example.tn"}),
+            "unknown product",
+        ),
+        (json!({"email": "b@example.tn"}), "sku"),
+    ];
+    for (body, expected) in cases {
+        let r = app
+            .http
+            .post(app.url("/api/checkout"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let err: Value = r.json().await.unwrap();
+        assert!(err["message"].as_str().unwrap().contains(expected), "{err}");
+    }
+    let r = app
+        .http
+        .post(app.url("/api/checkout"))
+        .body("{oops")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // The form answers with an HTML page.
+    let r = app
+        .http
+        .post(app.url("/checkout"))
+        .form(&[("sku", "ai-credits-500"), ("email", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(r.text().await.unwrap().contains("not a valid e-mail"));
+    let orders = sqlx::query_scalar!("SELECT count(*) FROM orders")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(orders, Some(0), "no order for invalid input");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn dhmad_unreachable_keeps_the_order_with_its_reason(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let r = app
+        .http
+        .post(app.url("/checkout"))
+        .form(&[("sku", "chechia-red"), ("email", "b@example.tn")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Your order is saved"), "{page}");
+    assert!(
+        !page.contains("127.0.0.1:9"),
+        "internal details stay internal"
+    );
+    let row = sqlx::query!("SELECT status, failure_reason FROM orders")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.status, "escrow_failed");
+    assert!(row
+        .failure_reason
+        .unwrap()
+        .contains("could not reach DHMAD"));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn callback_refuses_missing_params_and_unknown_sessions(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    assert_eq!(
+        app.get("/checkout/callback?status=completed")
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(
+        app.get("/checkout/callback?session_id=abc").await.status(),
+        400
+    );
+    let r = app
+        .get("/checkout/callback?session_id=6f1c8a52-0000-4000-8000-000000000000&status=completed")
+        .await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.get("/orders/not-a-uuid").await.status(), 404);
+    assert_eq!(
+        app.get(&format!("/api/orders/{}", uuid::Uuid::new_v4()))
+            .await
+            .status(),
+        404
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_back_office_needs_the_token(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let r = app.get("/admin").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/admin/login");
+    assert_eq!(
+        app.http
+            .post(app.url("/admin/reconcile"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let wrong = app
+        .http
+        .get(app.url("/admin"))
+        .bearer_auth("guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 303);
+    let ok = app
+        .http
+        .get(app.url("/admin"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+
+    // The login form sets an HttpOnly, SameSite=Strict cookie that opens the back office.
+    let login = app
+        .http
+        .post(app.url("/admin/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let pair = cookie.split(';').next().unwrap();
+    let r = app
+        .http
+        .get(app.url("/admin"))
+        .header("cookie", pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let bad = app
+        .http
+        .post(app.url("/admin/login"))
+        .form(&[("token", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+}

@@ -1,0 +1,116 @@
+//! A repeated checkout reuses the buyer's open order, but DHMAD may have moved on since: the
+//! escrow was paid or cancelled while its webhook was lost, or DHMAD no longer knows it (a
+//! restarted sandbox). Before opening a new session on it, the storefront asks.
+
+mod common;
+
+use common::sandbox::*;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The buyer closed DHMAD's tab and the session's 30 minutes ran out.
+async fn session_ran_out(w: &World, order_id: Uuid) {
+    sqlx::query!(
+        "UPDATE checkout_sessions SET expires_at = now() WHERE order_id = $1",
+        order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+}
+
+async fn drop_all_webhooks(w: &World) {
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_order_whose_escrow_dhmad_forgot_gives_way_to_a_fresh_one(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let stale = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+    let old = w
+        .app
+        .seed_order(
+            "chechia-red",
+            "ines@example.tn",
+            "66cc00000000000000000099",
+            stale,
+        )
+        .await;
+
+    let s = w.checkout("chechia-red", "ines@example.tn").await;
+
+    assert_ne!(
+        s.order_id, old,
+        "a fresh order, not the one stuck on a missing escrow"
+    );
+    let o = w.app.order_json(old).await;
+    assert_eq!(o["status"], "cancelled");
+    assert!(
+        o["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("no longer knows"),
+        "{o}"
+    );
+    assert_eq!(
+        w.app.order_json(s.order_id).await["status"],
+        "awaiting_payment"
+    );
+    assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 1);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_escrow_cancelled_while_its_webhook_was_lost_gives_way_to_a_fresh_order(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let first = w.checkout("chechia-red", "sami@example.tn").await;
+    let escrow = w.app.order_json(first.order_id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop_all_webhooks(&w).await;
+    w.app.state.dhmad.cancel_escrow(&escrow).await.unwrap();
+    session_ran_out(&w, first.order_id).await;
+    assert_eq!(
+        w.app.order_json(first.order_id).await["status"],
+        "awaiting_payment"
+    );
+
+    let again = w.checkout("chechia-red", "sami@example.tn").await;
+
+    assert_ne!(again.order_id, first.order_id);
+    let o = w.app.order_json(first.order_id).await;
+    assert_eq!(
+        (o["status"].as_str(), o["escrow_status"].as_str()),
+        (Some("cancelled"), Some("cancelled"))
+    );
+    assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 2);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_paid_order_whose_webhook_was_lost_is_not_sold_twice(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let first = w.checkout("chechia-red", "amel@example.tn").await;
+    drop_all_webhooks(&w).await;
+    w.complete(&first.session_id).await; // paid at DHMAD; the buyer never lands on the callback
+    session_ran_out(&w, first.order_id).await;
+
+    let r = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .json(&json!({"sku": "chechia-red", "email": "amel@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(r.status(), 409);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains(&first.order_id.to_string()));
+    assert_eq!(w.app.order_json(first.order_id).await["status"], "paid");
+    assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 1);
+    assert_eq!(w.count_calls("POST", "/sessions").await, 1);
+}

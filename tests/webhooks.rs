@@ -1,0 +1,227 @@
+//! Webhook ingestion against real Postgres: refusals, idempotency under duplicates and
+//! concurrency, ordering, unknown events. DHMAD itself is not needed: events are signed here.
+
+mod common;
+
+use common::*;
+use dhmad::{webhook::SignedDelivery, Event, WebhookEnvelope};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+const ESCROW: &str = "66bb00000000000000000001";
+
+fn t(minutes: i64) -> OffsetDateTime {
+    OffsetDateTime::now_utc() - Duration::hours(1) + Duration::minutes(minutes)
+}
+
+/// A signed `escrow.status.updated` for the test escrow.
+fn snapshot(status: &str, old: &str, mode: &str, at: OffsetDateTime) -> SignedDelivery {
+    sign(&status_event(escrow(ESCROW, status, old, mode, at)))
+}
+
+async fn result_of(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_same_event_five_times_transitions_once(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("chechia-red", "buyer@example.tn", ESCROW, t(0))
+        .await;
+    let d = snapshot("paid", "pending", "quick", t(1));
+    let mut results = Vec::new();
+    for _ in 0..5 {
+        results.push(result_of(app.deliver(&d).await).await);
+    }
+    assert_eq!(results[0], (200, json!({"result": "processed"})));
+    for r in &results[1..] {
+        assert_eq!(*r, (200, json!({"result": "duplicate"})));
+    }
+    assert_eq!(order_status(&app.pool, id).await, "paid");
+    assert_eq!(timeline_count(&app.pool, id, "pending → paid").await, 1);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn fifty_concurrent_deliveries_give_one_transition_and_one_deliver_job(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("ai-credits-500", "buyer@example.tn", ESCROW, t(0))
+        .await;
+    let d = snapshot("paid", "pending", "instant", t(1));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (http, url, d) = (app.http.clone(), app.url("/webhooks/dhmad"), d.clone());
+        tasks.spawn(async move {
+            let mut req = http.post(url).body(d.body.clone());
+            for (k, v) in d.headers() {
+                req = req.header(k, v);
+            }
+            result_of(req.send().await.unwrap()).await
+        });
+    }
+    let results = tasks.join_all().await;
+    let processed = results
+        .iter()
+        .filter(|r| r.1["result"] == "processed")
+        .count();
+    let duplicates = results
+        .iter()
+        .filter(|r| r.1["result"] == "duplicate")
+        .count();
+    assert!(results.iter().all(|r| r.0 == 200), "{results:?}");
+    assert_eq!((processed, duplicates), (1, 49));
+
+    let order = app.order_json(id).await;
+    assert_eq!(order["status"], "paid");
+    assert_eq!(order["escrow_status"], "paid");
+    assert!(order["digital_code"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("AIC-")));
+    let jobs = sqlx::query_scalar!("SELECT count(*) FROM outbox_jobs WHERE order_id = $1", id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs, Some(1), "exactly one deliver job");
+    assert_eq!(timeline_count(&app.pool, id, "pending → paid").await, 1);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_older_snapshot_after_a_newer_one_changes_nothing(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("chechia-red", "buyer@example.tn", ESCROW, t(0))
+        .await;
+    let delivered = snapshot("delivered", "paid", "quick", t(2));
+    let paid = snapshot("paid", "pending", "quick", t(1));
+    assert_eq!(
+        result_of(app.deliver(&delivered).await).await.1["result"],
+        "processed"
+    );
+    assert_eq!(
+        result_of(app.deliver(&paid).await).await.1["result"],
+        "processed"
+    );
+    let o = app.order_json(id).await;
+    assert_eq!(
+        (o["status"].as_str(), o["escrow_status"].as_str()),
+        (Some("delivered"), Some("delivered"))
+    );
+
+    // The documented backwards move (delivery rejected) is newer, so it applies.
+    let rejected = snapshot("paid", "delivered", "quick", t(3));
+    app.deliver(&rejected).await;
+    assert_eq!(app.order_json(id).await["status"], "paid");
+
+    // Completed is final, even if an older or odd snapshot follows.
+    app.deliver(&snapshot("completed", "delivered", "quick", t(5)))
+        .await;
+    app.deliver(&snapshot("delivered", "paid", "quick", t(9)))
+        .await;
+    assert_eq!(app.order_json(id).await["status"], "completed");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_same_status_snapshot_still_moves_the_clock_forward(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("chechia-red", "buyer@example.tn", ESCROW, t(0))
+        .await;
+    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+        .await;
+    // The buyer rejected a delivery: DHMAD's newest word is `paid` (t3). The `delivered` of t2
+    // it undid arrives last, and must not win just because it is newer than the first `paid`.
+    app.deliver(&snapshot("paid", "delivered", "quick", t(3)))
+        .await;
+    app.deliver(&snapshot("delivered", "paid", "quick", t(2)))
+        .await;
+    let o = app.order_json(id).await;
+    assert_eq!(
+        (o["status"].as_str(), o["escrow_status"].as_str()),
+        (Some("paid"), Some("paid"))
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn unknown_types_and_unknown_escrows_are_kept_and_acknowledged(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let ev = Event::Unknown {
+        event_type: "escrow.teleported".into(),
+        data: json!({"anything": [1, 2]}),
+    };
+    let env = WebhookEnvelope::new(Uuid::new_v4().to_string(), OffsetDateTime::now_utc(), &ev);
+    assert_eq!(
+        result_of(app.deliver(&sign(&env)).await).await,
+        (200, json!({"result": "ignored"}))
+    );
+
+    let stranger = status_event(escrow(
+        "66cc00000000000000000009",
+        "paid",
+        "pending",
+        "quick",
+        t(1),
+    ));
+    assert_eq!(
+        result_of(app.deliver(&sign(&stranger)).await).await,
+        (200, json!({"result": "unmatched"}))
+    );
+
+    let rows =
+        sqlx::query!("SELECT event_id, outcome, payload FROM webhook_inbox ORDER BY received_at")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].event_id.as_str(), rows[0].outcome.as_str()),
+        (env.id.as_str(), "ignored")
+    );
+    assert_eq!(rows[0].payload["data"]["anything"], json!([1, 2]));
+    assert_eq!(rows[1].outcome, "unmatched");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_rejected_deposit_proof_asks_the_buyer_to_pay_again(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("ai-credits-500", "guest@example.tn", ESCROW, t(0))
+        .await;
+    let data = json!({
+        "escrow": escrow(ESCROW, "pending", "pending", "instant", t(1)),
+        "depositProof": {"id": "p1", "buyerEmail": "guest@example.tn", "reason": "Blurry receipt", "amount": 15, "method": "d17"}
+    });
+    let ev = Event::from_parts("escrow.deposit_proof.rejected", data).unwrap();
+    let env = WebhookEnvelope::new(Uuid::new_v4().to_string(), OffsetDateTime::now_utc(), &ev);
+    let d: SignedDelivery = sign(&env);
+    assert_eq!(
+        result_of(app.deliver(&d).await).await.1["result"],
+        "processed"
+    );
+
+    let o = app.order_json(id).await;
+    assert_eq!(o["status"], "awaiting_payment");
+    assert_eq!(o["deposit_rejection_reason"], "Blurry receipt");
+    let page = app
+        .get(&format!("/orders/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Blurry receipt"), "{page}");
+    assert!(
+        page.contains(&format!("/orders/{id}/pay")),
+        "offers to pay again"
+    );
+
+    // Paying afterwards clears the rejection.
+    app.deliver(&snapshot("paid", "pending", "instant", t(2)))
+        .await;
+    assert_eq!(
+        app.order_json(id).await["deposit_rejection_reason"],
+        Value::Null
+    );
+}
