@@ -97,7 +97,7 @@ impl Browser {
             .unwrap();
         let session = r["value"]["sessionId"]
             .as_str()
-            .unwrap_or_else(|| panic!("could not start Chromium: {r}"))
+            .unwrap_or_else(|| panic!("could not start Chromium: {}", r["value"]["message"]))
             .to_owned();
         Browser {
             driver,
@@ -108,7 +108,14 @@ impl Browser {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// One WebDriver command; `Err` carries WebDriver's error object (e.g. a stale element while
+    /// the page navigates), which the callers below retry until their deadline.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let mut req = self.http.request(method, url);
         // WebDriver wants a JSON body (even `{}`) on every POST.
@@ -118,14 +125,20 @@ impl Browser {
         let v: Value = req
             .send()
             .await
-            .expect("webdriver call")
+            .expect("chromedriver answers")
             .json()
             .await
-            .unwrap();
-        if v["value"].get("error").is_some() {
-            panic!("webdriver {path}: {}", v["value"]);
+            .expect("chromedriver answers JSON");
+        match v["value"].get("error") {
+            Some(_) => Err(v["value"].clone()),
+            None => Ok(v["value"].clone()),
         }
-        v["value"].clone()
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("webdriver {path}: {}", e["message"]))
     }
 
     pub async fn goto(&self, url: &str) {
@@ -142,76 +155,96 @@ impl Browser {
     }
 
     pub async fn source(&self) -> String {
-        self.call(reqwest::Method::GET, "/source", None)
+        self.try_call(reqwest::Method::GET, "/source", None)
             .await
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// The visible text of the page.
-    pub async fn text(&self) -> String {
-        let body = self.find("body").await;
-        self.call(reqwest::Method::GET, &format!("/element/{body}/text"), None)
-            .await
-            .as_str()
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default()
-            .to_owned()
     }
 
-    /// The first element matching a CSS selector (panics with the page source when none).
+    /// The visible text of the page once it has fully loaded, read in one script call so that
+    /// no element reference can go stale under a navigation; `None` while a page is loading.
+    pub async fn text(&self) -> Option<String> {
+        let script = "return document.readyState === 'complete' && document.body \
+                      ? document.body.innerText : null;";
+        self.try_call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+    }
+
+    /// The first element matching a CSS selector on a loaded page, waiting up to ten seconds
+    /// for it (panics with the page source when it never comes).
     pub async fn find(&self, css: &str) -> String {
-        let url = format!("{}/session/{}/element", self.base, self.session);
-        let v: Value = self
-            .http
-            .post(url)
-            .json(&json!({"using": "css selector", "value": css}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        // A found element is `{"element-6066-…": id}`: one key, whose value is the reference.
-        let id = v["value"]
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str);
-        match id.filter(|_| v["value"].get("error").is_none()) {
-            Some(id) => id.to_owned(),
-            None => panic!(
-                "no element `{css}` on {}:\n{}",
-                self.url().await,
-                self.source().await
-            ),
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.text().await.is_some() {
+                let found = self
+                    .try_call(
+                        reqwest::Method::POST,
+                        "/element",
+                        Some(json!({"using": "css selector", "value": css})),
+                    )
+                    .await;
+                // A found element is `{"element-6066-…": id}`: one key, whose value is the reference.
+                if let Some(id) = found.ok().as_ref().and_then(element_id) {
+                    return id;
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "no element `{css}` on {}:\n{}",
+                    self.url().await,
+                    self.source().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Finds an element and sends it one command, finding it again if the page replaced it in
+    /// between (a reload or a redirect landing).
+    async fn on_element(&self, css: &str, action: &str, body: Value) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let el = self.find(css).await;
+            match self
+                .try_call(
+                    reqwest::Method::POST,
+                    &format!("/element/{el}/{action}"),
+                    Some(body.clone()),
+                )
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if e["error"] == "stale element reference" => {
+                    if tokio::time::Instant::now() > deadline {
+                        panic!("`{css}` kept going stale");
+                    }
+                }
+                Err(e) => panic!("webdriver {action} on `{css}`: {}", e["message"]),
+            }
         }
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
-        let el = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{el}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        self.on_element(css, "value", json!({ "text": text })).await;
     }
 
     pub async fn click(&self, css: &str) {
-        let el = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{el}/click"),
-            Some(json!({})),
-        )
-        .await;
+        self.on_element(css, "click", json!({})).await;
     }
 
     /// Polls until the page text contains `needle`, reloading between looks.
     pub async fn wait_for_text(&self, needle: &str, secs: u64) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
-            let text = self.text().await;
+            let loaded = self.text().await;
+            let text = loaded.clone().unwrap_or_default();
             if text.contains(needle) {
                 return text;
             }
@@ -222,10 +255,20 @@ impl Browser {
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            self.call(reqwest::Method::POST, "/refresh", Some(json!({})))
-                .await;
+            // Reload only a page that has finished loading, so that an in-flight navigation (a
+            // form post and its redirects) is never cut short.
+            if loaded.is_some() {
+                let _ = self
+                    .try_call(reqwest::Method::POST, "/refresh", Some(json!({})))
+                    .await;
+            }
         }
     }
+}
+
+/// The reference in a WebDriver element object (`{"element-6066-11e4-a52e-4f735466cecf": id}`).
+fn element_id(v: &Value) -> Option<String> {
+    v.as_object()?.values().next()?.as_str().map(str::to_owned)
 }
 
 impl Drop for Browser {
