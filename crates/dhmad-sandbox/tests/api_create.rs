@@ -3,24 +3,9 @@
 mod common;
 
 use common::*;
-use dhmad::{CreateEscrow, Currency, EscrowMode, FulfillmentPolicy, FulfillmentPolicyType};
+use dhmad::{CreateEscrow, Currency, EscrowMode};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-
-fn req(amount: i64) -> CreateEscrow {
-    CreateEscrow::new("Thing", Decimal::from(amount), BUYER)
-        .mode(EscrowMode::Quick)
-        .estimated_delivery_days(3)
-}
-
-fn policy(upload: u32) -> FulfillmentPolicy {
-    FulfillmentPolicy {
-        policy_type: FulfillmentPolicyType::PurchaseProofRequired,
-        proof_upload_deadline_hours: Some(upload),
-        buyer_review_deadline_hours: None,
-        allowed_proof_types: None,
-    }
-}
 
 #[tokio::test]
 async fn create_validation_rules() {

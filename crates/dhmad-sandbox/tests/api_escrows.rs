@@ -4,18 +4,9 @@
 mod common;
 
 use common::*;
-use dhmad::{
-    CheckoutAction, CreateEscrow, EscrowMode, EscrowStatus, ListEscrows, RejectDelivery, Role,
-    UpdateEscrow,
-};
+use dhmad::{CheckoutAction, EscrowStatus, ListEscrows, RejectDelivery, Role, UpdateEscrow};
 use rust_decimal::Decimal;
 use serde_json::json;
-
-fn req(amount: i64) -> CreateEscrow {
-    CreateEscrow::new("Thing", Decimal::from(amount), BUYER)
-        .mode(EscrowMode::Quick)
-        .estimated_delivery_days(3)
-}
 
 #[tokio::test]
 async fn get_and_list() {

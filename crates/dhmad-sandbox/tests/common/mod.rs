@@ -6,7 +6,10 @@ pub mod receiver;
 
 use std::time::Duration;
 
-use dhmad::{CheckoutAction, Client, CreateEscrow, CreateSession, EscrowMode, RetryPolicy};
+use dhmad::{
+    CheckoutAction, Client, CreateEscrow, CreateSession, EscrowMode, FulfillmentPolicy,
+    FulfillmentPolicyType, RetryPolicy,
+};
 use dhmad_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -15,6 +18,23 @@ pub use receiver::{Delivery, Receiver};
 
 pub const BUYER: &str = "buyer@example.com";
 pub const CALLBACK: &str = "http://localhost:3000/checkout/callback";
+
+/// A quick escrow of `amount` TND for [`BUYER`], delivered in three days.
+pub fn req(amount: i64) -> CreateEscrow {
+    CreateEscrow::new("Thing", Decimal::from(amount), BUYER)
+        .mode(EscrowMode::Quick)
+        .estimated_delivery_days(3)
+}
+
+/// A proof-required fulfilment policy with `upload` hours to upload the proof.
+pub fn policy(upload: u32) -> FulfillmentPolicy {
+    FulfillmentPolicy {
+        policy_type: FulfillmentPolicyType::PurchaseProofRequired,
+        proof_upload_deadline_hours: Some(upload),
+        buyer_review_deadline_hours: None,
+        allowed_proof_types: None,
+    }
+}
 
 pub struct Env {
     pub sandbox: SandboxHandle,
