@@ -34,6 +34,25 @@ async fn post_form(env: &Env, session: &str, form: &[(&str, &str)]) -> (u16, Str
     (status, loc.unwrap_or(r.text().await.unwrap()))
 }
 
+const BOUNDARY: &str = "sandboxboundary";
+
+/// Posts a hand-built `multipart/form-data` body (parts separated by [`BOUNDARY`]) to the
+/// hosted page, as a browser uploading a file does; returns the status.
+async fn post_multipart(env: &Env, session: &str, body: String) -> u16 {
+    env.http
+        .post(env.url(&format!("/checkout/{session}")))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn every_action_renders_its_ui() {
     let env = Env::start().await;
@@ -173,7 +192,7 @@ async fn guest_payment_and_proof_upload_through_the_form() {
     let env = Env::start().await;
     let id = env.instant(15).await;
     let s = env.session(&id, A::AcceptPay, BUYER).await;
-    let boundary = "sandboxboundary";
+    let boundary = BOUNDARY;
     let part = |name: &str, value: &str| {
         format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
@@ -181,18 +200,7 @@ async fn guest_payment_and_proof_upload_through_the_form() {
     };
     let mut body = part("op", "perform") + &part("payer", "guest") + &part("method", "flouci");
     body += &format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"receipt.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n--{boundary}--\r\n");
-    let r = env
-        .http
-        .post(env.url(&format!("/checkout/{s}")))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    assert_eq!(post_multipart(&env, &s, body).await, 303);
     assert_eq!(env.status(&id).await, "pending");
     let (st, _) = env
         .control(
@@ -221,18 +229,7 @@ async fn guest_payment_and_proof_upload_through_the_form() {
     let s = env.session(&gated, A::SubmitProof, &env.seller()).await;
     let body = part("op", "perform") + &part("note", "bought it")
         + &format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"r.pdf\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1\r\n--{boundary}--\r\n");
-    let r = env
-        .http
-        .post(env.url(&format!("/checkout/{s}")))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    assert_eq!(post_multipart(&env, &s, body).await, 303);
     let proof = env.client.get_proof(&gated).await.unwrap();
     let sub = proof.latest_submission.unwrap();
     assert_eq!(
