@@ -162,11 +162,8 @@ impl Browser {
             .unwrap_or_default()
     }
 
-    /// The visible text of the page once it has fully loaded, read in one script call so that
-    /// no element reference can go stale under a navigation; `None` while a page is loading.
-    pub async fn text(&self) -> Option<String> {
-        let script = "return document.readyState === 'complete' && document.body \
-                      ? document.body.innerText : null;";
+    /// Runs a script in the page; `None` when it could not (e.g. the page is being replaced).
+    async fn script(&self, script: &str) -> Option<Value> {
         self.try_call(
             reqwest::Method::POST,
             "/execute/sync",
@@ -174,6 +171,24 @@ impl Browser {
         )
         .await
         .ok()
+    }
+
+    /// Whether the current page has finished loading and has a body.
+    async fn loaded(&self) -> bool {
+        self.script("return document.readyState === 'complete' && !!document.body;")
+            .await
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    }
+
+    /// The visible text of the page once it has fully loaded, read in one script call so that
+    /// no element reference can go stale under a navigation; `None` while a page is loading.
+    pub async fn text(&self) -> Option<String> {
+        self.script(
+            "return document.readyState === 'complete' && document.body \
+             ? document.body.innerText : null;",
+        )
+        .await
         .and_then(|v| v.as_str().map(str::to_owned))
     }
 
@@ -182,7 +197,7 @@ impl Browser {
     pub async fn find(&self, css: &str) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if self.text().await.is_some() {
+            if self.loaded().await {
                 let found = self
                     .try_call(
                         reqwest::Method::POST,
