@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use dhmad::{CheckoutAction as A, CreateEscrow, CreateSession, EscrowMode};
+use dhmad::{CheckoutAction as A, CreateEscrow, EscrowMode};
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -131,12 +131,7 @@ async fn perform_redirects_with_merged_query_and_closes_the_session() {
     let env = Env::start().await;
     let id = env.instant(15).await;
     let url = format!("{CALLBACK}?order=9");
-    let s = env
-        .client
-        .create_session(&id, &CreateSession::new(A::AcceptPay, BUYER, url))
-        .await
-        .unwrap()
-        .session_id;
+    let s = env.session_to(&id, A::AcceptPay, BUYER, &url).await;
     let (st, loc) = post_form(&env, &s, &[("op", "perform"), ("payer", "wallet")]).await;
     assert_eq!(st, 303);
     assert_eq!(

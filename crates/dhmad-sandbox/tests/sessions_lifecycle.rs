@@ -115,12 +115,7 @@ async fn control_cancel_and_expire_merge_the_query() {
     env.sandbox.set_allowed_redirect_urls(vec![CALLBACK.into()]);
     let id = env.instant(10).await;
     let url = format!("{CALLBACK}?order=7&status=stale");
-    let s = env
-        .client
-        .create_session(&id, &CreateSession::new(A::AcceptPay, BUYER, url))
-        .await
-        .unwrap()
-        .session_id;
+    let s = env.session_to(&id, A::AcceptPay, BUYER, &url).await;
     let (st, v) = env
         .control(&format!("/sandbox/sessions/{s}/cancel"), json!({}))
         .await;

@@ -137,8 +137,19 @@ impl Env {
     }
 
     pub async fn session(&self, escrow: &str, action: CheckoutAction, target: &str) -> String {
+        self.session_to(escrow, action, target, CALLBACK).await
+    }
+
+    /// A session that sends the user back to `redirect_url`.
+    pub async fn session_to(
+        &self,
+        escrow: &str,
+        action: CheckoutAction,
+        target: &str,
+        redirect_url: &str,
+    ) -> String {
         self.client
-            .create_session(escrow, &CreateSession::new(action, target, CALLBACK))
+            .create_session(escrow, &CreateSession::new(action, target, redirect_url))
             .await
             .expect("session created")
             .session_id
