@@ -1,4 +1,4 @@
-//! Errors of the DHMAD API (`dhmad-api.md` §5), mapped to what a caller should do.
+//! Errors of the DHMAD API (`docs/dhmad-api.md` §5), mapped to what a caller should do.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Webhook signatures (`dhmad-api.md` §6.5).
+//! Webhook signatures (`docs/dhmad-api.md` §6.5).
 //!
 //! DHMAD signs the compact JSON body with HMAC-SHA256, keyed by the webhook secret's text as-is
 //! (the hex string's bytes, not hex-decoded), and sends the lowercase hex digest in

@@ -1,4 +1,4 @@
-//! The HTTP client (`dhmad-api.md` §3.1–§3.13).
+//! The HTTP client (`docs/dhmad-api.md` §3.1–§3.13).
 //!
 //! Reads (`GET`) are retried on timeouts, transport errors, 5xx and 429, with bounded
 //! exponential backoff and jitter, waiting for `X-RateLimit-Reset` on 429. Writes are resent

@@ -1,4 +1,4 @@
-//! Payloads (`data`) of the published event types (`dhmad-api.md` §6.4).
+//! Payloads (`data`) of the published event types (`docs/dhmad-api.md` §6.4).
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

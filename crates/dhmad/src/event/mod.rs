@@ -1,4 +1,4 @@
-//! Webhook envelope and typed events (`dhmad-api.md` §6.2–§6.4).
+//! Webhook envelope and typed events (`docs/dhmad-api.md` §6.2–§6.4).
 //!
 //! [`WebhookEnvelope`] is the body exactly as sent, with `data` kept as raw JSON; [`Event`] is
 //! its typed reading. An event type this crate does not know becomes [`Event::Unknown`] with the

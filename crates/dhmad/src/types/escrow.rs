@@ -1,4 +1,4 @@
-//! The escrow object and its parts (`dhmad-api.md` §2.1, §2.4).
+//! The escrow object and its parts (`docs/dhmad-api.md` §2.1, §2.4).
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

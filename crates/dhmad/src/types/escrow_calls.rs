@@ -1,4 +1,4 @@
-//! Requests and responses of the escrow endpoints (`dhmad-api.md` §3.3–§3.11).
+//! Requests and responses of the escrow endpoints (`docs/dhmad-api.md` §3.3–§3.11).
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

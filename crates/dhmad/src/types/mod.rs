@@ -1,4 +1,4 @@
-//! Wire types of the DHMAD API (`dhmad-api.md` §2–§3).
+//! Wire types of the DHMAD API (`docs/dhmad-api.md` §2–§3).
 //!
 //! Field names follow DHMAD's camelCase. Money is [`rust_decimal::Decimal`], written as a JSON
 //! number as DHMAD does. Optional fields accept both `null` and absence, because DHMAD's

@@ -1,12 +1,10 @@
-//! Escrow event types of §6.2 parse from realistic payloads (§6.4).
+//! Escrow event types of `docs/dhmad-api.md` §6.2 parse from realistic payloads (§6.4).
 
-mod event_support;
-
+use crate::event_support::{escrow, parse, with};
 use dhmad::{
     CancellationRequestStatus, EscrowMode, EscrowStatus, Event, EventType, PaymentMethod, Signer,
     WebhookEnvelope,
 };
-use event_support::{escrow, parse, with};
 use rust_decimal_macros::dec;
 use serde_json::{json, Value};
 

@@ -1,4 +1,4 @@
-//! Escrow and session wire types against the documented examples (`dhmad-api.md` §2, §3).
+//! Escrow and session wire types against the examples of `docs/dhmad-api.md` §2 and §3.
 
 use dhmad::{
     CheckoutAction, CreateEscrow, CreateSession, CreatedEscrow, Currency, Escrow, EscrowEnvelope,

@@ -1,9 +1,7 @@
-//! The client against a real local HTTP server: one call per endpoint of §3.1–§3.13, auth,
-//! rate-limit headers, redirects and secrecy of the key.
+//! The client against a real local HTTP server: one call per endpoint of `docs/dhmad-api.md`
+//! §3.1–§3.13, auth, rate-limit headers, redirects and secrecy of the key.
 
-mod common;
-
-use common::{Reply, Server, KEY};
+use crate::common::{Reply, Seen, Server, KEY};
 use dhmad::{
     CheckoutAction, CreateEscrow, CreateSession, EscrowMode, EscrowStatus, ListEscrows, ProofPhase,
     RejectDelivery, Role, SessionStatus, UpdateEscrow,
@@ -19,7 +17,7 @@ fn escrow(status: &str) -> Value {
 }
 
 /// A tiny fake of the DHMAD API, enough to check each endpoint's method, path and decoding.
-fn fake_dhmad(seen: &common::Seen, _: usize) -> Reply {
+fn fake_dhmad(seen: &Seen, _: usize) -> Reply {
     let path = seen.path.strip_prefix("/api/v1").unwrap_or(&seen.path);
     let body = match (seen.method.as_str(), path) {
         ("GET", "/me") => {

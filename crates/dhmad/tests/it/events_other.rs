@@ -1,12 +1,11 @@
-//! Proof and identity event types of §6.2; unknown types and values are kept, not fatal.
+//! Proof and identity event types of `docs/dhmad-api.md` §6.2; unknown types and values are
+//! kept, not fatal.
 
-mod event_support;
-
+use crate::event_support::{escrow, parse, with};
 use dhmad::{
     CheckoutAction, ClaimStatus, EscrowMode, EscrowStatus, Event, EventType, KycStatus, ProofPhase,
     WebhookEnvelope,
 };
-use event_support::{escrow, parse, with};
 use serde_json::json;
 
 #[test]

@@ -1,11 +1,9 @@
 //! Helpers shared by the event tests: a full escrow snapshot and an envelope parser.
 
-#![allow(dead_code)] // each test binary uses a different part
-
 use dhmad::{Event, WebhookEnvelope};
 use serde_json::{json, Value};
 
-/// The common escrow snapshot of §6.4.
+/// The common escrow snapshot of `docs/dhmad-api.md` §6.4.
 pub fn escrow(status: &str) -> Value {
     json!({"id":"66aa00000000000000000001","title":"Logo pack","amount":300,"escrowFee":15,
         "status":status,

@@ -1,9 +1,7 @@
 //! Client behaviour against a real local HTTP server: rate-limit headers, redirects, error
 //! decoding and secrecy of the key.
 
-mod common;
-
-use common::{Reply, Server, KEY};
+use crate::common::{Reply, Server, KEY};
 use dhmad::{CheckoutAction, CreateSession};
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! Error bodies (`dhmad-api.md` §5): the three shapes, every code, status → variant.
+//! Error bodies (`docs/dhmad-api.md` §5): the three shapes, every code, status → variant.
 
 use std::time::Duration;
 

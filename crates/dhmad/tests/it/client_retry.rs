@@ -1,11 +1,9 @@
 //! Retry behaviour against a real local HTTP server: reads retry, writes only after a 429
 //! (DHMAD did not act), and a 429 waits for the reset only when it is near. Bounds on time are generous on purpose.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{fast_retry, Reply, Server};
+use crate::common::{fast_retry, Reply, Server, KEY};
 use dhmad::{CheckoutAction, CreateEscrow, CreateSession, Error, RetryPolicy};
 use rust_decimal_macros::dec;
 use serde_json::json;
@@ -289,7 +287,7 @@ async fn connection_refused_is_a_transport_error() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let c = dhmad::Client::builder(common::KEY)
+    let c = dhmad::Client::builder(KEY)
         .base_url(format!("http://127.0.0.1:{port}/api/v1"))
         .retry_policy(fast_retry())
         .build()

@@ -1,8 +1,6 @@
 //! A real HTTP server on 127.0.0.1:0 whose answers a test scripts, and which records every
 //! request it receives.
 
-#![allow(dead_code)] // each test binary uses a different part
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
