@@ -1,4 +1,5 @@
-//! Typed configuration, read from the environment by the binary (DESIGN §4).
+//! Typed configuration, read by the binary from the `SANDBOX_*` environment variables (the
+//! table in this crate's README).
 
 use std::net::SocketAddr;
 use std::time::Duration;

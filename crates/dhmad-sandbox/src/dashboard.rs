@@ -54,7 +54,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
         })
         .collect();
     let (mut escrows, mut sessions) = {
-        let store = state.store.lock().expect("store lock");
+        let store = state.lock_store();
         let e: Vec<_> = store
             .escrows
             .values()

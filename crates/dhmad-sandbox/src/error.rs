@@ -1,5 +1,5 @@
 //! Errors: [`Refusal`] is what the state machine says no with; [`ApiError`] is the HTTP answer
-//! in one of DHMAD's body shapes (`dhmad-api.md` §5.1).
+//! in one of DHMAD's body shapes (`docs/dhmad-api.md` §5.1).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

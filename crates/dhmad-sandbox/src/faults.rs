@@ -101,20 +101,20 @@ impl Faults {
 
     /// Replaces the config and reseeds.
     pub fn replace(&self, config: FaultConfig) {
-        let mut g = self.inner.lock().expect("faults lock");
+        let mut g = self.inner.lock().expect("faults lock poisoned");
         g.1 = StdRng::seed_from_u64(config.seed);
         g.0 = config;
     }
 
     /// The current config (API rules show their remaining `times`).
     pub fn current(&self) -> FaultConfig {
-        self.inner.lock().expect("faults lock").0.clone()
+        self.inner.lock().expect("faults lock poisoned").0.clone()
     }
 
     /// Draws the fate of one event. Always draws four numbers, so the sequence depends only on
     /// the seed and the number of events.
     pub fn webhook_fate(&self) -> WebhookFate {
-        let mut g = self.inner.lock().expect("faults lock");
+        let mut g = self.inner.lock().expect("faults lock poisoned");
         let (cfg, rng) = &mut *g;
         let w = cfg.webhooks.clone();
         let mut hit = |p: f64| rng.gen::<f64>() < p;
@@ -129,7 +129,7 @@ impl Faults {
 
     /// Consumes one use of the first API rule matching `method path`.
     pub fn take_api_fault(&self, method: &str, path: &str) -> Option<ApiFaultRule> {
-        let mut g = self.inner.lock().expect("faults lock");
+        let mut g = self.inner.lock().expect("faults lock poisoned");
         let rule = g.0.api.iter_mut().find(|r| {
             r.times > 0
                 && (r.method == "*" || r.method.eq_ignore_ascii_case(method))

@@ -1,4 +1,4 @@
-//! Per-client-IP sliding one-minute window (`dhmad-api.md` §8), in real time.
+//! Per-client-IP sliding one-minute window (`docs/dhmad-api.md` §8), in real time.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -45,7 +45,7 @@ impl RateLimiter {
     /// Counts a request from `ip` (refused requests are not counted).
     pub fn check(&self, ip: IpAddr) -> Verdict {
         let now = Instant::now();
-        let mut hits = self.hits.lock().expect("rate-limit lock");
+        let mut hits = self.hits.lock().expect("rate-limit lock poisoned");
         let q = hits.entry(ip).or_default();
         while q.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
             q.pop_front();

@@ -153,12 +153,7 @@ impl SandboxHandle {
 
     /// Replaces the redirect allow-list.
     pub fn set_allowed_redirect_urls(&self, urls: Vec<String>) {
-        *self
-            .state
-            .settings
-            .allowed_redirect_urls
-            .lock()
-            .expect("settings lock") = urls;
+        self.state.set_allowed_redirects(urls);
     }
 
     /// Stops serving (in-flight requests get up to 5 s to finish), the ticker and the webhook

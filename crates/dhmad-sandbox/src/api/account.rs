@@ -36,16 +36,16 @@ pub async fn me(State(state): State<AppState>) -> Json<Me> {
 /// escrows it sold plus app fees it earned; `pending` = always 0 (no payout delay).
 pub async fn balance(State(state): State<AppState>) -> Json<Balance> {
     let assoc = state.settings.seller_email.clone();
-    let store = state.store.lock().expect("store lock");
+    let store = state.lock_store();
     let (mut available, mut held) = (Decimal::ZERO, Decimal::ZERO);
     for e in store.escrows.values() {
         let party = e.is_seller(&assoc) || e.is_buyer(&assoc);
         match e.status {
             EscrowStatus::Paid | EscrowStatus::Delivered | EscrowStatus::Disputed if party => {
-                held += e.amount_tnd
+                held += e.amount_tnd;
             }
             EscrowStatus::Completed if e.is_seller(&assoc) => {
-                available += e.amount_tnd - e.escrow_fee - e.developer_fee
+                available += e.amount_tnd - e.escrow_fee - e.developer_fee;
             }
             EscrowStatus::Completed => available += e.developer_fee,
             _ => {}

@@ -1,4 +1,4 @@
-//! API-key authentication (`dhmad-api.md` §1.2): `Authorization: Bearer` or `X-API-Key`.
+//! API-key authentication (`docs/dhmad-api.md` §1.2): `Authorization: Bearer` or `X-API-Key`.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;

@@ -18,7 +18,7 @@ use crate::state::AppState;
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 fn snapshot(state: &AppState, id: &str) -> Result<Escrow, ApiError> {
-    let store = state.store.lock().expect("store lock");
+    let store = state.lock_store();
     Ok(lifecycle::escrow(&store, id)?.to_wire(None, &state.settings.app_name))
 }
 
@@ -73,7 +73,7 @@ pub async fn list(
     let page = number("page", 1)?;
     let limit = number("limit", 20)?.min(100);
     let assoc = state.settings.seller_email.clone();
-    let store = state.store.lock().expect("store lock");
+    let store = state.lock_store();
     let mut matching: Vec<_> = store
         .escrows
         .values()
@@ -161,7 +161,7 @@ pub async fn proof(
     Path(id): Path<String>,
 ) -> ApiResult<ProofEnvelope> {
     let ctx = state.ctx();
-    let store = state.store.lock().expect("store lock");
+    let store = state.lock_store();
     Ok(Json(ProofEnvelope {
         proof: escrow_ops::proof(&store, &ctx, &id)?,
     }))
@@ -172,7 +172,7 @@ pub async fn contract(
     Path(id): Path<String>,
 ) -> ApiResult<ContractEnvelope> {
     let ctx = state.ctx();
-    let store = state.store.lock().expect("store lock");
+    let store = state.lock_store();
     Ok(Json(ContractEnvelope {
         contract: escrow_ops::contract(&store, &ctx, &id)?,
     }))

@@ -1,4 +1,4 @@
-//! `/api/v1/*` (`dhmad-api.md` §3.1–§3.13) and its middleware: request log, rate limit,
+//! `/api/v1/*` (`docs/dhmad-api.md` §3.1–§3.13) and its middleware: request log, rate limit,
 //! injected faults, authentication.
 
 mod account;
@@ -81,7 +81,7 @@ async fn log_request(State(state): State<AppState>, req: Request, next: Next) ->
         status: resp.status().as_u16(),
         at: state.clock.now(),
     };
-    state.requests.lock().expect("requests lock").push(entry);
+    state.log_request(entry);
     resp
 }
 

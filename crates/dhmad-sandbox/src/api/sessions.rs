@@ -7,7 +7,7 @@ use dhmad::{CreateSession, CreatedSession, SessionEnvelope};
 
 use super::json::ApiJson;
 use crate::error::{ApiError, Refusal};
-use crate::lifecycle::session_rules;
+use crate::lifecycle::sessions;
 use crate::state::AppState;
 
 pub async fn create(
@@ -16,8 +16,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateSession>,
 ) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
     let allowed = state.allowed_redirects();
-    let s =
-        state.with_store(|st, ctx| session_rules::create_session(st, ctx, &id, req, &allowed))?;
+    let s = state.with_store(|st, ctx| sessions::create_session(st, ctx, &id, req, &allowed))?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedSession {
@@ -32,7 +31,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<SessionEnvelope>, ApiError> {
-    let store = state.store.lock().expect("store lock");
+    let store = state.lock_store();
     let s = store
         .sessions
         .get(&id)

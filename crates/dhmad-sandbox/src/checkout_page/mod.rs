@@ -1,4 +1,4 @@
-//! The hosted checkout page `GET|POST /checkout/{sessionId}` (`dhmad-api.md` §4.2).
+//! The hosted checkout page `GET|POST /checkout/{sessionId}` (`docs/dhmad-api.md` §4.2).
 
 mod form;
 mod view;
@@ -12,6 +12,7 @@ use axum::Router;
 use dhmad::{PaymentMethod, SessionStatus};
 
 use crate::lifecycle::perform::{self, PerformInput};
+use crate::lifecycle::sessions;
 use crate::state::AppState;
 use form::PageForm;
 
@@ -35,13 +36,11 @@ fn html(status: StatusCode, t: &impl Template) -> Response {
 
 fn render(state: &AppState, id: &str, error: Option<String>) -> Response {
     let ctx = state.ctx();
-    let mut store = state.store.lock().expect("store lock");
+    let mut store = state.lock_store();
     let Some(s) = store.sessions.get_mut(id) else {
         return html(StatusCode::NOT_FOUND, &view::not_found());
     };
-    if s.status == SessionStatus::Pending && ctx.now >= s.expires_at {
-        s.status = SessionStatus::Expired;
-    }
+    sessions::expire_if_due(s, ctx.now);
     if s.status != SessionStatus::Pending {
         return html(StatusCode::GONE, &view::closed(s));
     }
@@ -71,7 +70,7 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, req: Requ
         Err(e) => return render(&state, &id, Some(format!("Could not read the form: {e}"))),
     };
     if form.get("op") == Some("cancel") {
-        return match state.with_store(|st, ctx| perform::cancel_session(st, ctx, &id)) {
+        return match state.with_store(|st, ctx| sessions::cancel_session(st, ctx, &id)) {
             Ok(url) => see_other(&url),
             Err(_) => render(&state, &id, None),
         };

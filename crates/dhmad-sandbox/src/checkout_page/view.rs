@@ -3,7 +3,7 @@
 use askama::Template;
 use dhmad::{CheckoutAction, EscrowMode, SessionStatus};
 
-use crate::lifecycle::session_rules::check_action;
+use crate::lifecycle::action_rules::check_action;
 use crate::state::{Ctx, EscrowRecord, SessionRecord};
 
 pub struct EscrowView {

@@ -14,7 +14,7 @@ use crate::state::AppState;
 type Reply = Result<Json<Value>, ControlError>;
 
 fn escrow_reply(state: &AppState, id: &str) -> Reply {
-    let store = state.store.lock().expect("store lock");
+    let store = state.lock_store();
     let e = lifecycle::escrow(&store, id)?.to_wire(None, &state.settings.app_name);
     Ok(Json(json!({"escrow": e})))
 }
@@ -89,7 +89,7 @@ pub async fn resolve_dispute(
 
 pub async fn resend(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
     let last = {
-        let store = state.store.lock().expect("store lock");
+        let store = state.lock_store();
         lifecycle::escrow(&store, &id)?.last_event.clone()
     };
     let env = last.ok_or_else(|| ControlError::bad("No event was sent for this escrow yet"))?;
@@ -113,7 +113,7 @@ pub async fn emit(State(state): State<AppState>, Path(id): Path<String>, raw: By
         .kind
         .ok_or_else(|| ControlError::bad("type is required"))?;
     state.with_store(|st, ctx| triggers::emit_chosen(st, ctx, &id, &kind, b.old_status))?;
-    let store = state.store.lock().expect("store lock");
+    let store = state.lock_store();
     let env = lifecycle::escrow(&store, &id)?.last_event.clone();
     Ok(Json(json!({"event_id": env.map(|e| e.id), "type": kind})))
 }

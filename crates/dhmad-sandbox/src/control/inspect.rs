@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use super::{body, ControlError};
 use crate::faults::FaultConfig;
-use crate::state::AppState;
+use crate::lifecycle::deadlines;
+use crate::state::{AppState, RequestLogEntry};
 use crate::webhooks::DeliveryRecord;
 
 type Reply = Result<Json<Value>, ControlError>;
@@ -34,7 +35,7 @@ pub async fn advance(State(state): State<AppState>, raw: Bytes) -> Reply {
         .seconds
         .filter(|s| s.is_finite() && *s >= 0.0)
         .ok_or_else(|| ControlError::bad("seconds must be a non-negative number"))?;
-    let fired = state.advance_clock(time::Duration::seconds_f64(secs));
+    let fired = state.advance_clock_with(time::Duration::seconds_f64(secs), deadlines::fire_due);
     Ok(Json(
         json!({"now": dhmad::iso::format(state.clock.now()), "fired": fired}),
     ))
@@ -44,8 +45,8 @@ pub async fn deliveries(State(state): State<AppState>) -> Json<Vec<DeliveryRecor
     Json(state.dispatcher.log.all())
 }
 
-pub async fn requests(State(state): State<AppState>) -> Json<Value> {
-    Json(json!(*state.requests.lock().expect("requests lock")))
+pub async fn requests(State(state): State<AppState>) -> Json<Vec<RequestLogEntry>> {
+    Json(state.request_log())
 }
 
 pub async fn get_faults(State(state): State<AppState>) -> Json<FaultConfig> {
@@ -88,16 +89,12 @@ pub async fn get_redirects(State(state): State<AppState>) -> Json<Value> {
 
 pub async fn set_redirects(State(state): State<AppState>, raw: Bytes) -> Reply {
     let b: UrlsBody = body(&raw)?;
-    *state
-        .settings
-        .allowed_redirect_urls
-        .lock()
-        .expect("settings lock") = b.urls;
+    state.set_allowed_redirects(b.urls);
     Ok(Json(json!({"urls": state.allowed_redirects()})))
 }
 
 pub async fn file(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let store = state.store.lock().expect("store lock");
+    let store = state.lock_store();
     match store.files.get(&id) {
         Some(f) => (
             [

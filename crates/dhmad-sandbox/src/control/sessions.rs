@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::{body, ControlError};
 use crate::lifecycle::perform::{self, PerformInput};
+use crate::lifecycle::sessions;
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,7 +54,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ControlError> {
-    let url = state.with_store(|st, ctx| perform::cancel_session(st, ctx, &id))?;
+    let url = state.with_store(|st, ctx| sessions::cancel_session(st, ctx, &id))?;
     Ok(Json(json!({"redirect_url": url})))
 }
 
@@ -61,6 +62,6 @@ pub async fn expire(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ControlError> {
-    let url = state.with_store(|st, ctx| perform::expire_session(st, ctx, &id))?;
+    let url = state.with_store(|st, ctx| sessions::expire_session(st, ctx, &id))?;
     Ok(Json(json!({"redirect_url": url})))
 }

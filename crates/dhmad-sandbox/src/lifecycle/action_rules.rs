@@ -1,25 +1,66 @@
-//! `POST /escrows/:id/sessions`: the redirect rules and the action matrix of §4.1.
-//! Order of checks: redirect URL, then mode/action, then target, then status.
+//! May this user perform this checkout action now? The action matrix of `docs/dhmad-api.md`
+//! §4.1, one rule function per action. Checked when a session is created and again when it is
+//! performed. Each rule checks in the order DHMAD answers, roughly mode, then target, then status:
+//! the first rule broken is the one answered.
 
-use std::collections::BTreeMap;
+use dhmad::{
+    CancellationRequestStatus, CheckoutAction, ErrorCode as C, EscrowMode, EscrowStatus as S,
+    ProofPhase,
+};
 
-use dhmad::{CheckoutAction, CreateSession, ErrorCode, EscrowMode, EscrowStatus, ProofPhase};
-
-use super::escrow;
-use super::redirect::check_redirect;
 use crate::error::Refusal;
-use crate::state::{users, Ctx, EscrowRecord, SessionRecord, Store, SESSION_LIFETIME};
+use crate::state::{users, EscrowRecord};
 
-/// Code for proof actions on an escrow without a proof gate (UNSTATED by DHMAD).
+/// Code for proof actions on an escrow without a proof gate (DHMAD documents none).
 pub const PROOF_NOT_REQUIRED: &str = "PROOF_NOT_REQUIRED";
 
-fn rule(code: ErrorCode, msg: &str) -> Result<(), Refusal> {
+type Check = Result<(), Refusal>;
+
+/// How the session's target relates to the escrow.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    buyer: bool,
+    seller: bool,
+}
+
+impl Target {
+    fn of(rec: &EscrowRecord, email: &str) -> Self {
+        Self {
+            buyer: rec.is_buyer(email),
+            seller: rec.is_seller(email),
+        }
+    }
+
+    fn is_party(self) -> bool {
+        self.buyer || self.seller
+    }
+}
+
+/// May `target` perform `action` on `rec` now?
+pub fn check_action(rec: &EscrowRecord, action: &CheckoutAction, target: &str) -> Check {
+    use CheckoutAction as A;
+    let who = Target::of(rec, target);
+    match action {
+        A::SignContract => sign_contract(rec, who),
+        A::AcceptPay => accept_pay(rec, who),
+        A::Complete => complete(rec, who),
+        A::Dispute => dispute(rec, who),
+        A::RequestCancellation => request_cancellation(rec, who),
+        A::CancelEscrow => cancel_escrow(rec, who),
+        A::AcceptCancellation | A::RejectCancellation => answer_cancellation(rec, who),
+        A::SubmitProof => submit_proof(rec, who),
+        A::ReviewProof => review_proof(rec, who),
+        A::Unknown(a) => Err(Refusal::field("action", format!("unknown action {a}"))),
+    }
+}
+
+fn rule(code: C, msg: &str) -> Check {
     Err(Refusal::rule(code, msg))
 }
 
-fn invalid_status(rec: &EscrowRecord, action: &CheckoutAction) -> Result<(), Refusal> {
+fn invalid_status(rec: &EscrowRecord, action: &CheckoutAction) -> Check {
     rule(
-        ErrorCode::InvalidStatus,
+        C::InvalidStatus,
         &format!(
             "{action} is not possible while the escrow is {}",
             rec.status
@@ -27,254 +68,239 @@ fn invalid_status(rec: &EscrowRecord, action: &CheckoutAction) -> Result<(), Ref
     )
 }
 
-/// May `target` perform `action` on `rec` now? Used at creation and again when performing.
-pub fn check_action(
-    rec: &EscrowRecord,
-    action: &CheckoutAction,
-    target: &str,
-) -> Result<(), Refusal> {
-    use CheckoutAction as A;
-    use ErrorCode as C;
-    use EscrowStatus as S;
-    let (buyer, seller) = (rec.is_buyer(target), rec.is_seller(target));
-    let funded = matches!(rec.status, S::Paid | S::Delivered);
-    let not_party = || {
-        Err(Refusal::Forbidden(
-            "targetUserEmail is not a party to this escrow".into(),
-        ))
+fn not_party() -> Check {
+    Err(Refusal::Forbidden(
+        "targetUserEmail is not a party to this escrow".into(),
+    ))
+}
+
+/// The buyer's money is held: paid or delivered.
+fn is_funded(rec: &EscrowRecord) -> bool {
+    matches!(rec.status, S::Paid | S::Delivered)
+}
+
+/// Standard escrows, each party once, before payment.
+fn sign_contract(rec: &EscrowRecord, who: Target) -> Check {
+    match rec.mode {
+        EscrowMode::Quick => {
+            return rule(C::QuickEscrowNoContract, "Quick escrows have no contract")
+        }
+        EscrowMode::Instant => {
+            return rule(
+                C::InstantEscrowNoContract,
+                "Instant escrows have no contract",
+            )
+        }
+        _ => {}
+    }
+    if !who.is_party() {
+        return not_party();
+    }
+    let Some(c) = &rec.contract else {
+        return invalid_status(rec, &CheckoutAction::SignContract);
     };
-    match action {
-        A::SignContract => {
-            match rec.mode {
-                EscrowMode::Quick => {
-                    return rule(C::QuickEscrowNoContract, "Quick escrows have no contract")
-                }
-                EscrowMode::Instant => {
-                    return rule(
-                        C::InstantEscrowNoContract,
-                        "Instant escrows have no contract",
-                    )
-                }
-                _ => {}
-            }
-            if !buyer && !seller {
-                return not_party();
-            }
-            let Some(c) = &rec.contract else {
-                return invalid_status(rec, action);
-            };
-            if (seller && c.seller_signed_at.is_some()) || (buyer && c.buyer_signed_at.is_some()) {
-                return rule(
-                    C::ContractAlreadySigned,
-                    "This party has already signed the contract",
-                );
-            }
-            if rec.status != S::Pending {
-                return invalid_status(rec, action);
-            }
-        }
-        A::AcceptPay => {
-            if !buyer {
-                return rule(
-                    C::CheckoutTargetNotBuyer,
-                    "accept_pay must target the buyer",
-                );
-            }
-            match rec.status {
-                S::Pending => {}
-                S::Cancelled => return invalid_status(rec, action),
-                _ => return rule(C::PaymentAlreadyDone, "This escrow has already been paid"),
-            }
-            if !users::is_identity_ready(&rec.seller_email) {
-                return rule(
-                    C::SellerNotReady,
-                    "The seller has not completed identity verification",
-                );
-            }
-        }
-        A::Complete => {
-            if rec.mode == EscrowMode::Instant {
-                return rule(
-                    C::InstantEscrowNoCompleteStep,
-                    "Instant escrows complete on deliver",
-                );
-            }
-            if !buyer {
-                return rule(C::CheckoutTargetNotBuyer, "complete must target the buyer");
-            }
-            match rec.status {
-                S::Completed => {
-                    return rule(
-                        C::EscrowAlreadyCompleted,
-                        "This escrow is already completed",
-                    )
-                }
-                S::Paid | S::Delivered => {}
-                _ => return invalid_status(rec, action),
-            }
-            if rec.proof.as_ref().is_some_and(|p| !p.is_accepted()) {
-                return Err(Refusal::Conflict {
-                    code: C::ProofNotAccepted,
-                    message: "The purchase proof must be accepted first".into(),
-                });
-            }
-        }
-        A::Dispute => {
-            if !buyer && !seller {
-                return not_party();
-            }
-            if rec.dispute.is_some() || rec.status == S::Disputed {
-                return rule(C::DisputeAlreadyOpened, "A dispute is already open");
-            }
-            if !funded {
-                return invalid_status(rec, action);
-            }
-        }
-        A::RequestCancellation => {
-            if seller {
-                return rule(
-                    C::CancellationRequestBuyerOnly,
-                    "Only the buyer can request a cancellation; sellers use cancel_escrow",
-                );
-            }
-            if !buyer {
-                return rule(
-                    C::CheckoutTargetNotBuyer,
-                    "request_cancellation must target the buyer",
-                );
-            }
-            if !funded {
-                return rule(
-                    C::CancellationRequestInvalidStatus,
-                    "Cancellation can only be requested when paid or delivered",
-                );
-            }
-            if rec.cancellation.is_some() {
-                return rule(
-                    C::CancellationAlreadyRequested,
-                    "A cancellation was already requested",
-                );
-            }
-        }
-        A::CancelEscrow => {
-            if buyer {
-                return rule(
-                    C::CancelEscrowSellerOnly,
-                    "Only the seller can cancel directly; buyers use request_cancellation",
-                );
-            }
-            if !seller {
-                return rule(
-                    C::CheckoutTargetNotSeller,
-                    "cancel_escrow must target the seller",
-                );
-            }
-            if !funded {
-                return rule(
-                    C::CancelEscrowInvalidStatus,
-                    "cancel_escrow is only possible when paid or delivered",
-                );
-            }
-        }
-        A::AcceptCancellation | A::RejectCancellation => {
-            if !seller {
-                return rule(
-                    C::CheckoutTargetNotSeller,
-                    "This action must target the seller",
-                );
-            }
-            let pending = rec
-                .cancellation
-                .as_ref()
-                .is_some_and(|c| c.status == dhmad::CancellationRequestStatus::Pending);
-            if !pending || !funded {
-                return rule(
-                    C::NoPendingCancellation,
-                    "There is no pending cancellation request",
-                );
-            }
-        }
-        A::SubmitProof | A::ReviewProof => {
-            if !rec.has_proof_gate() {
-                return rule(
-                    C::Unknown(PROOF_NOT_REQUIRED.into()),
-                    "This escrow has no purchase-proof policy",
-                );
-            }
-            let submit = *action == A::SubmitProof;
-            if submit && !seller {
-                return rule(
-                    C::CheckoutTargetNotSeller,
-                    "submit_proof must target the seller",
-                );
-            }
-            if !submit && !buyer {
-                return rule(
-                    C::CheckoutTargetNotBuyer,
-                    "review_proof must target the buyer",
-                );
-            }
-            let phase = rec.proof.as_ref().map(|p| p.phase.clone());
-            let ok = rec.status == S::Paid
-                && match phase {
-                    Some(ProofPhase::WaitingSellerProof | ProofPhase::CorrectionRequested) => {
-                        submit
-                    }
-                    Some(ProofPhase::SubmittedWaitingBuyerReview) => !submit,
-                    _ => false,
-                };
-            if !ok {
-                return invalid_status(rec, action);
-            }
-        }
-        A::Unknown(a) => return Err(Refusal::field("action", format!("unknown action {a}"))),
+    if (who.seller && c.seller_signed_at.is_some()) || (who.buyer && c.buyer_signed_at.is_some()) {
+        return rule(
+            C::ContractAlreadySigned,
+            "This party has already signed the contract",
+        );
+    }
+    if rec.status != S::Pending {
+        return invalid_status(rec, &CheckoutAction::SignContract);
     }
     Ok(())
 }
 
-/// Validates and stores a new session; returns it.
-pub fn create_session(
-    store: &mut Store,
-    ctx: &Ctx,
-    escrow_id: &str,
-    req: CreateSession,
-    allowed: &[String],
-) -> Result<SessionRecord, Refusal> {
-    let rec = escrow(store, escrow_id)?;
-    let target = req.target_user_email.trim().to_lowercase();
-    if !users::is_email(&target) {
-        return Err(Refusal::field(
-            "targetUserEmail",
-            "must be a valid e-mail address",
-        ));
+/// The buyer, once, while pending, to a seller who finished identity verification.
+fn accept_pay(rec: &EscrowRecord, who: Target) -> Check {
+    if !who.buyer {
+        return rule(
+            C::CheckoutTargetNotBuyer,
+            "accept_pay must target the buyer",
+        );
     }
-    if req.redirect_url.trim().is_empty() {
-        return Err(Refusal::field("redirectUrl", "is required"));
+    match rec.status {
+        S::Pending => {}
+        S::Cancelled => return invalid_status(rec, &CheckoutAction::AcceptPay),
+        _ => return rule(C::PaymentAlreadyDone, "This escrow has already been paid"),
     }
-    let metadata: BTreeMap<String, String> = req.metadata.unwrap_or_default();
-    if let Some((k, _)) = metadata.iter().find(|(_, v)| v.chars().count() > 500) {
-        return Err(Refusal::field(
-            &format!("metadata.{k}"),
-            "values must be at most 500 characters",
-        ));
+    if !users::is_identity_ready(&rec.seller_email) {
+        return rule(
+            C::SellerNotReady,
+            "The seller has not completed identity verification",
+        );
     }
-    if !req.action.is_known() {
-        return Err(Refusal::field("action", "unknown action"));
+    Ok(())
+}
+
+/// The buyer of a standard or quick escrow, once funded (and its proof accepted).
+fn complete(rec: &EscrowRecord, who: Target) -> Check {
+    if rec.mode == EscrowMode::Instant {
+        return rule(
+            C::InstantEscrowNoCompleteStep,
+            "Instant escrows complete on deliver",
+        );
     }
-    check_redirect(&req.redirect_url, allowed)?;
-    check_action(rec, &req.action, &target)?;
-    let session = SessionRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        escrow_id: rec.id.clone(),
-        action: req.action,
-        target_email: target,
-        redirect_url: req.redirect_url.trim().to_owned(),
-        metadata,
-        status: dhmad::SessionStatus::Pending,
-        expires_at: ctx.now + SESSION_LIFETIME,
-        completed_at: None,
-        created_at: ctx.now,
-    };
-    store.sessions.insert(session.id.clone(), session.clone());
-    Ok(session)
+    if !who.buyer {
+        return rule(C::CheckoutTargetNotBuyer, "complete must target the buyer");
+    }
+    match rec.status {
+        S::Completed => {
+            return rule(
+                C::EscrowAlreadyCompleted,
+                "This escrow is already completed",
+            )
+        }
+        S::Paid | S::Delivered => {}
+        _ => return invalid_status(rec, &CheckoutAction::Complete),
+    }
+    if rec.proof.as_ref().is_some_and(|p| !p.is_accepted()) {
+        return Err(Refusal::Conflict {
+            code: C::ProofNotAccepted,
+            message: "The purchase proof must be accepted first".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Either party, once, while funded.
+fn dispute(rec: &EscrowRecord, who: Target) -> Check {
+    if !who.is_party() {
+        return not_party();
+    }
+    if rec.dispute.is_some() || rec.status == S::Disputed {
+        return rule(C::DisputeAlreadyOpened, "A dispute is already open");
+    }
+    if !is_funded(rec) {
+        return invalid_status(rec, &CheckoutAction::Dispute);
+    }
+    Ok(())
+}
+
+/// The buyer, once, while funded.
+fn request_cancellation(rec: &EscrowRecord, who: Target) -> Check {
+    if who.seller {
+        return rule(
+            C::CancellationRequestBuyerOnly,
+            "Only the buyer can request a cancellation; sellers use cancel_escrow",
+        );
+    }
+    if !who.buyer {
+        return rule(
+            C::CheckoutTargetNotBuyer,
+            "request_cancellation must target the buyer",
+        );
+    }
+    if !is_funded(rec) {
+        return rule(
+            C::CancellationRequestInvalidStatus,
+            "Cancellation can only be requested when paid or delivered",
+        );
+    }
+    if rec.cancellation.is_some() {
+        return rule(
+            C::CancellationAlreadyRequested,
+            "A cancellation was already requested",
+        );
+    }
+    Ok(())
+}
+
+/// The seller, while funded.
+fn cancel_escrow(rec: &EscrowRecord, who: Target) -> Check {
+    if who.buyer {
+        return rule(
+            C::CancelEscrowSellerOnly,
+            "Only the seller can cancel directly; buyers use request_cancellation",
+        );
+    }
+    if !who.seller {
+        return rule(
+            C::CheckoutTargetNotSeller,
+            "cancel_escrow must target the seller",
+        );
+    }
+    if !is_funded(rec) {
+        return rule(
+            C::CancelEscrowInvalidStatus,
+            "cancel_escrow is only possible when paid or delivered",
+        );
+    }
+    Ok(())
+}
+
+/// `accept_cancellation` / `reject_cancellation`: the seller, on a pending request.
+fn answer_cancellation(rec: &EscrowRecord, who: Target) -> Check {
+    if !who.seller {
+        return rule(
+            C::CheckoutTargetNotSeller,
+            "This action must target the seller",
+        );
+    }
+    let pending = rec
+        .cancellation
+        .as_ref()
+        .is_some_and(|c| c.status == CancellationRequestStatus::Pending);
+    if !pending || !is_funded(rec) {
+        return rule(
+            C::NoPendingCancellation,
+            "There is no pending cancellation request",
+        );
+    }
+    Ok(())
+}
+
+/// The seller, while a proof (or a corrected one) is awaited.
+fn submit_proof(rec: &EscrowRecord, who: Target) -> Check {
+    has_proof_gate(rec)?;
+    if !who.seller {
+        return rule(
+            C::CheckoutTargetNotSeller,
+            "submit_proof must target the seller",
+        );
+    }
+    in_proof_phase(rec, &CheckoutAction::SubmitProof, |phase| {
+        matches!(
+            phase,
+            ProofPhase::WaitingSellerProof | ProofPhase::CorrectionRequested
+        )
+    })
+}
+
+/// The buyer, while a submitted proof waits for review.
+fn review_proof(rec: &EscrowRecord, who: Target) -> Check {
+    has_proof_gate(rec)?;
+    if !who.buyer {
+        return rule(
+            C::CheckoutTargetNotBuyer,
+            "review_proof must target the buyer",
+        );
+    }
+    in_proof_phase(rec, &CheckoutAction::ReviewProof, |phase| {
+        *phase == ProofPhase::SubmittedWaitingBuyerReview
+    })
+}
+
+fn has_proof_gate(rec: &EscrowRecord) -> Check {
+    if rec.has_proof_gate() {
+        return Ok(());
+    }
+    rule(
+        C::Unknown(PROOF_NOT_REQUIRED.into()),
+        "This escrow has no purchase-proof policy",
+    )
+}
+
+/// Paid, with the proof in a phase `allowed` accepts.
+fn in_proof_phase(
+    rec: &EscrowRecord,
+    action: &CheckoutAction,
+    allowed: impl Fn(&ProofPhase) -> bool,
+) -> Check {
+    let ok = rec.status == S::Paid && rec.proof.as_ref().is_some_and(|p| allowed(&p.phase));
+    if ok {
+        Ok(())
+    } else {
+        invalid_status(rec, action)
+    }
 }

@@ -1,82 +1,109 @@
-//! Deadlines that fire when the sandbox clock passes them (ticker and clock advance).
+//! Deadlines that fire when the sandbox clock passes them (the ticker and `clock/advance`).
 
-use dhmad::{EscrowStatus, ProofPhase, SessionStatus};
+use dhmad::{EscrowStatus, ProofPhase};
+use time::OffsetDateTime;
 
 use super::escrow_ops::cancel_pending;
 use super::events::{self, ProofKind};
-use super::{emit_opt, transition};
-use crate::state::{Ctx, Store};
+use super::sessions::expire_if_due;
+use super::{emit_opt, transition, Paired};
+use crate::state::{Ctx, EscrowRecord, Store};
 
-/// Fires everything due at `ctx.now`; returns how many things changed.
+/// A deadline of an escrow that has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// Pending for 31 days: cancelled.
+    PendingExpiry,
+    /// No (corrected) proof uploaded in time: cancelled.
+    ProofUpload,
+    /// The buyer did not review the proof in time: accepted.
+    ProofReview,
+    /// Delivered and the buyer stayed silent for 7 days: completed.
+    Completion,
+}
+
+/// Fires everything due at `ctx.now`, sessions first, then escrows oldest first; returns how
+/// many things changed.
 pub fn fire_due(store: &mut Store, ctx: &Ctx) -> usize {
-    let now = ctx.now;
     let mut fired = 0;
     for s in store.sessions.values_mut() {
-        if s.status == SessionStatus::Pending && now >= s.expires_at {
-            s.status = SessionStatus::Expired;
+        if expire_if_due(s, ctx.now) {
             fired += 1;
         }
     }
-    let mut ids: Vec<(time::OffsetDateTime, String)> = store
+    let mut due: Vec<(OffsetDateTime, String, Due)> = store
         .escrows
         .values()
-        .map(|e| (e.created_at, e.id.clone()))
+        .filter_map(|e| Some((e.created_at, e.id.clone(), passed_deadline(e, ctx.now)?)))
         .collect();
-    ids.sort();
-    for (_, id) in ids {
-        fired += fire_escrow(store, ctx, &id);
+    due.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    for (_, id, what) in &due {
+        fire(store, ctx, id, *what);
     }
-    fired
+    fired + due.len()
 }
 
-fn fire_escrow(store: &mut Store, ctx: &Ctx, id: &str) -> usize {
-    let now = ctx.now;
-    let Some(rec) = store.escrows.get_mut(id) else {
-        return 0;
-    };
-    match (&rec.status, rec.proof.as_mut()) {
-        (EscrowStatus::Pending, _) if now >= rec.expires_at => {
-            cancel_pending(
-                store,
-                ctx,
-                id,
-                "Escrow expired before the payment was approved",
-            );
-            1
-        }
+/// Which deadline of `rec` has passed at `now`, if any.
+fn passed_deadline(rec: &EscrowRecord, now: OffsetDateTime) -> Option<Due> {
+    let passed = |d: Option<OffsetDateTime>| d.is_some_and(|d| now >= d);
+    match (&rec.status, rec.proof.as_ref()) {
+        (EscrowStatus::Pending, _) if now >= rec.expires_at => Some(Due::PendingExpiry),
         (EscrowStatus::Paid, Some(p))
             if matches!(
                 p.phase,
                 ProofPhase::WaitingSellerProof | ProofPhase::CorrectionRequested
-            ) && p.upload_deadline.is_some_and(|d| now >= d) =>
+            ) && passed(p.upload_deadline) =>
         {
-            p.phase = ProofPhase::ExpiredNoProof;
-            p.upload_deadline = None;
-            // Cancel first so both events carry the cancelled snapshot.
-            let old = std::mem::replace(&mut rec.status, EscrowStatus::Cancelled);
-            rec.cancelled_at = Some(now);
-            rec.updated_at = now;
-            let first = events::proof(rec, ProofKind::Expired, ctx);
-            let second = events::status_updated(rec, old, ctx);
-            emit_opt(store, first);
-            store.emit(second);
-            1
+            Some(Due::ProofUpload)
         }
         (EscrowStatus::Paid, Some(p))
-            if p.phase == ProofPhase::SubmittedWaitingBuyerReview
-                && p.review_deadline.is_some_and(|d| now >= d) =>
+            if p.phase == ProofPhase::SubmittedWaitingBuyerReview && passed(p.review_deadline) =>
         {
-            p.phase = ProofPhase::AcceptedByTimeout;
-            p.review_deadline = None;
-            rec.updated_at = now;
-            let ev = events::proof(rec, ProofKind::AcceptedByTimeout, ctx);
-            emit_opt(store, ev);
-            1
+            Some(Due::ProofReview)
         }
-        (EscrowStatus::Delivered, _) if rec.completion_deadline.is_some_and(|d| now >= d) => {
-            transition(store, id, EscrowStatus::Completed, ctx);
-            1
-        }
-        _ => 0,
+        (EscrowStatus::Delivered, _) if passed(rec.completion_deadline) => Some(Due::Completion),
+        _ => None,
     }
+}
+
+fn fire(store: &mut Store, ctx: &Ctx, id: &str, what: Due) {
+    match what {
+        Due::PendingExpiry => cancel_pending(
+            store,
+            ctx,
+            id,
+            "Escrow expired before the payment was approved",
+        ),
+        Due::ProofUpload => expire_proof(store, ctx, id),
+        Due::ProofReview => accept_proof_by_timeout(store, ctx, id),
+        Due::Completion => transition(store, ctx, id, EscrowStatus::Completed, Paired::Alone),
+    }
+}
+
+fn expire_proof(store: &mut Store, ctx: &Ctx, id: &str) {
+    let Some(p) = store.escrows.get_mut(id).and_then(|r| r.proof.as_mut()) else {
+        return;
+    };
+    p.phase = ProofPhase::ExpiredNoProof;
+    p.upload_deadline = None;
+    transition(
+        store,
+        ctx,
+        id,
+        EscrowStatus::Cancelled,
+        Paired::ProofExpired,
+    );
+}
+
+fn accept_proof_by_timeout(store: &mut Store, ctx: &Ctx, id: &str) {
+    let Some(rec) = store.escrows.get_mut(id) else {
+        return;
+    };
+    if let Some(p) = rec.proof.as_mut() {
+        p.phase = ProofPhase::AcceptedByTimeout;
+        p.review_deadline = None;
+    }
+    rec.updated_at = ctx.now;
+    let ev = events::proof(rec, ProofKind::AcceptedByTimeout, ctx);
+    emit_opt(store, ev);
 }

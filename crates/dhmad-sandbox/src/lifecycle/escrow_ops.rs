@@ -1,30 +1,41 @@
-//! Escrow operations of the API: update, deliver, reject-delivery, cancel (§3.8–§3.11).
+//! Escrow operations of the API: update, deliver, reject-delivery, cancel (§3.8–§3.11 of
+//! `docs/dhmad-api.md`), and the contract and proof reads (§3.6, §3.7).
 
 use dhmad::{
     Contract, DeliveryRejection, ErrorCode, EscrowMode, EscrowStatus, Proof, UpdateEscrow,
 };
-use rust_decimal::Decimal;
 
-use super::create::{fees, to_tnd};
-use super::{escrow, escrow_mut, events, transition};
+use super::field_rules::{self, days_at_least_one, positive_amount};
+use super::money::{fees, to_tnd};
+use super::{escrow, escrow_mut, events, transition, Paired};
 use crate::error::Refusal;
-use crate::state::{Ctx, DepositStatus, Store};
+use crate::state::{users, Ctx, DepositStatus, EscrowRecord, Store};
 
 /// `PUT /escrows/:id`. The creating developer may edit any of its pending escrows.
+#[tracing::instrument(skip_all, fields(escrow.id = %id))]
 pub fn update(store: &mut Store, ctx: &Ctx, id: &str, req: UpdateEscrow) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
     if rec.status != EscrowStatus::Pending {
         return Err(Refusal::bad("Can only update escrows that are pending"));
     }
-    let mut fields = Vec::new();
-    if let Some(t) = &req.title {
-        let t = t.trim();
-        if t.is_empty() || t.chars().count() > 200 {
-            return Err(Refusal::field("title", "must be 1 to 200 characters"));
-        }
+    check_update(&req)?;
+    let fields = apply_update(rec, req);
+    if fields.is_empty() {
+        return Err(Refusal::bad("No valid fields to update"));
     }
-    if req.amount.is_some_and(|a| a <= Decimal::ZERO) {
-        return Err(Refusal::field("amount", "must be greater than 0"));
+    rec.updated_at = ctx.now;
+    let event = events::escrow_updated(rec, fields, ctx);
+    store.emit(event);
+    Ok(())
+}
+
+/// The create rules of the fields an update may change, in the same order.
+fn check_update(req: &UpdateEscrow) -> Result<(), Refusal> {
+    if let Some(t) = &req.title {
+        field_rules::title(t)?;
+    }
+    if let Some(a) = req.amount {
+        positive_amount(a)?;
     }
     if req
         .description
@@ -37,11 +48,14 @@ pub fn update(store: &mut Store, ctx: &Ctx, id: &str, req: UpdateEscrow) -> Resu
         ));
     }
     if req.estimated_delivery_days == Some(0) {
-        return Err(Refusal::field(
-            "estimatedDeliveryDays",
-            "must be at least 1",
-        ));
+        return Err(days_at_least_one());
     }
+    Ok(())
+}
+
+/// Applies a checked update; returns the wire names of the fields it changed.
+fn apply_update(rec: &mut EscrowRecord, req: UpdateEscrow) -> Vec<String> {
+    let mut fields = Vec::new();
     if let Some(t) = req.title {
         rec.title = t.trim().to_owned();
         fields.push("title".to_owned());
@@ -60,18 +74,13 @@ pub fn update(store: &mut Store, ctx: &Ctx, id: &str, req: UpdateEscrow) -> Resu
         rec.estimated_delivery_days = d;
         fields.push("estimatedDeliveryDays".to_owned());
     }
-    if fields.is_empty() {
-        return Err(Refusal::bad("No valid fields to update"));
-    }
-    rec.updated_at = ctx.now;
-    let event = events::escrow_updated(rec, fields, ctx);
-    store.emit(event);
-    Ok(())
+    fields
 }
 
 /// `POST /escrows/:id/deliver`: standard/quick → delivered, instant → completed.
+#[tracing::instrument(skip_all, fields(escrow.id = %id))]
 pub fn deliver(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
-    let rec = escrow(store, id)?;
+    let rec = escrow_mut(store, id)?;
     if !rec.is_seller(&ctx.assoc) {
         return Err(Refusal::Forbidden(
             "Only the seller can mark this escrow as delivered".into(),
@@ -90,20 +99,18 @@ pub fn deliver(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
         });
     }
     let to = if rec.mode == EscrowMode::Instant {
+        // Delivery and completion are one step for instant escrows: both dates are set.
+        rec.delivered_at = Some(ctx.now);
         EscrowStatus::Completed
     } else {
         EscrowStatus::Delivered
     };
-    if to == EscrowStatus::Completed {
-        if let Some(r) = store.escrows.get_mut(id) {
-            r.delivered_at = Some(ctx.now);
-        }
-    }
-    transition(store, id, to, ctx);
+    transition(store, ctx, id, to, Paired::Alone);
     Ok(())
 }
 
 /// `POST /escrows/:id/reject-delivery`: delivered → paid (buyer only).
+#[tracing::instrument(skip_all, fields(escrow.id = %id))]
 pub fn reject_delivery(
     store: &mut Store,
     ctx: &Ctx,
@@ -111,6 +118,30 @@ pub fn reject_delivery(
     reason: Option<String>,
 ) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
+    check_reject_delivery(rec, ctx)?;
+    let rejection = DeliveryRejection {
+        rejected_at: ctx.now,
+        reason: reason.filter(|r| !r.trim().is_empty()),
+        previous_delivered_at: rec.delivered_at,
+        rejected_by: None,
+    };
+    rec.delivery_rejections.push(rejection.clone());
+    // The event names the buyer; the stored rejection (the escrow's `deliveryRejections`) does not.
+    let in_event = DeliveryRejection {
+        rejected_by: Some(users::user_id(&rec.buyer_email)),
+        ..rejection
+    };
+    transition(
+        store,
+        ctx,
+        id,
+        EscrowStatus::Paid,
+        Paired::DeliveryRejected(in_event),
+    );
+    Ok(())
+}
+
+fn check_reject_delivery(rec: &EscrowRecord, ctx: &Ctx) -> Result<(), Refusal> {
     if !rec.is_buyer(&ctx.assoc) {
         return Err(Refusal::Forbidden(
             "Only the buyer can reject a delivery".into(),
@@ -127,29 +158,11 @@ pub fn reject_delivery(
             "Only delivered escrows can have their delivery rejected",
         ));
     }
-    let rejection = DeliveryRejection {
-        rejected_at: ctx.now,
-        reason: reason.filter(|r| !r.trim().is_empty()),
-        previous_delivered_at: rec.delivered_at,
-        rejected_by: None,
-    };
-    rec.delivery_rejections.push(rejection.clone());
-    rec.status = EscrowStatus::Paid;
-    rec.delivered_at = None;
-    rec.completion_deadline = None;
-    rec.updated_at = ctx.now;
-    let event_rejection = DeliveryRejection {
-        rejected_by: Some(crate::state::users::user_id(&rec.buyer_email)),
-        ..rejection
-    };
-    let first = events::delivery_rejected(rec, &event_rejection, ctx);
-    let second = events::status_updated(rec, EscrowStatus::Delivered, ctx);
-    store.emit(first);
-    store.emit(second);
     Ok(())
 }
 
 /// `POST /escrows/:id/cancel`: pending only. Pending guest deposit proofs are auto-rejected.
+#[tracing::instrument(skip_all, fields(escrow.id = %id))]
 pub fn cancel(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
     let rec = escrow(store, id)?;
     if rec.status != EscrowStatus::Pending {
@@ -169,7 +182,7 @@ pub fn cancel(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
 
 /// pending → cancelled with auto-rejection of pending deposit proofs (also used at expiry).
 pub fn cancel_pending(store: &mut Store, ctx: &Ctx, id: &str, reason: &str) {
-    transition(store, id, EscrowStatus::Cancelled, ctx);
+    transition(store, ctx, id, EscrowStatus::Cancelled, Paired::Alone);
     let Some(rec) = store.escrows.get_mut(id) else {
         return;
     };

@@ -1,4 +1,4 @@
-//! Builders for the webhook events of `dhmad-api.md` §6.4, from records.
+//! Builders for the webhook events of `docs/dhmad-api.md` §6.4, from records.
 
 use dhmad::{
     CancellationData, CancellationRequest, ContractSignedData, DeliveryRejectedData,

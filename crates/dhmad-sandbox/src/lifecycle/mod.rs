@@ -1,21 +1,28 @@
-//! The state machine (`dhmad-api.md` §2.3, §2.4, §4.1, §6.8), in one place. Every operation
+//! The state machine (`docs/dhmad-api.md` §2.3, §2.4, §4.1, §6.8), in one place. Every operation
 //! takes the locked [`Store`] and a [`Ctx`], checks its preconditions, changes records and
-//! emits the documented events in the documented order.
+//! emits the documented events in the documented order. An escrow's status changes only in
+//! [`transition()`]; a session's only in [`sessions::set_status`].
 
+pub mod action_rules;
 pub mod create;
 pub mod deadlines;
 pub mod escrow_ops;
 pub mod events;
+mod field_rules;
+pub mod money;
 pub mod perform;
 pub mod proof_ops;
 pub mod redirect;
-pub mod session_rules;
+pub mod sessions;
+mod transition;
 pub mod triggers;
 
-use dhmad::{EscrowStatus, Event};
+use dhmad::Event;
 
 use crate::error::Refusal;
-use crate::state::{Ctx, EscrowRecord, Store};
+use crate::state::{EscrowRecord, Store};
+
+pub use transition::{transition, Paired};
 
 /// After delivery, buyer silence completes the escrow at `deliveredAt` + 7 days.
 pub const COMPLETION_WINDOW: time::Duration = time::Duration::days(7);
@@ -52,34 +59,7 @@ pub fn escrow_mut<'a>(store: &'a mut Store, id: &str) -> Result<&'a mut EscrowRe
         .ok_or(Refusal::NotFound("Escrow not found"))
 }
 
-/// Moves an escrow to `to`, stamps the matching date and `updatedAt`, and emits
-/// `escrow.status.updated`. Callers have checked that the move is allowed.
-pub fn transition(store: &mut Store, id: &str, to: EscrowStatus, ctx: &Ctx) {
-    let event = {
-        let Some(rec) = store.escrows.get_mut(id) else {
-            return;
-        };
-        let old = std::mem::replace(&mut rec.status, to.clone());
-        let now = ctx.now;
-        match to {
-            EscrowStatus::Paid => {
-                rec.paid_at.get_or_insert(now);
-            }
-            EscrowStatus::Delivered => {
-                rec.delivered_at = Some(now);
-                rec.completion_deadline = Some(now + COMPLETION_WINDOW);
-            }
-            EscrowStatus::Completed => rec.completed_at = Some(now),
-            EscrowStatus::Cancelled => rec.cancelled_at = Some(now),
-            _ => {}
-        }
-        rec.updated_at = now;
-        events::status_updated(rec, old, ctx)
-    };
-    store.emit(event);
-}
-
-/// Emits an optional event.
+/// Emits an optional event (builders return `None` when the escrow lacks the sub-object).
 pub fn emit_opt(store: &mut Store, event: Option<Event>) {
     if let Some(e) = event {
         store.emit(e);

@@ -1,15 +1,17 @@
-//! Performing a session's action as its target user (hosted page and control API), and
-//! backing out of or expiring a session.
+//! Performing a session's action as its target user (hosted page and control API).
 
 use dhmad::{
     CancellationRequestStatus, CheckoutAction, EscrowMode, EscrowStatus, PaymentMethod,
     SessionStatus, Signer,
 };
 
+use tracing::field::Empty;
+
+use super::action_rules::check_action;
 use super::events::{self, CancellationKind};
 use super::proof_ops::{self, Upload};
-use super::session_rules::check_action;
-use super::{emit_opt, transition};
+use super::sessions::{finish, open_session};
+use super::{emit_opt, escrow, escrow_mut, transition, Paired};
 use crate::error::Refusal;
 use crate::state::{
     CancellationRecord, Ctx, DepositProofRecord, DepositStatus, DisputeRecord, SessionRecord, Store,
@@ -28,29 +30,12 @@ pub struct PerformInput {
     pub accept_proof: Option<bool>,
 }
 
-/// The open session, marking it expired if its time has passed.
-pub fn open_session<'a>(
-    store: &'a mut Store,
-    ctx: &Ctx,
-    id: &str,
-) -> Result<&'a mut SessionRecord, Refusal> {
-    let s = store
-        .sessions
-        .get_mut(id)
-        .ok_or(Refusal::NotFound("Checkout session not found"))?;
-    if s.status == SessionStatus::Pending && ctx.now >= s.expires_at {
-        s.status = SessionStatus::Expired;
-    }
-    if s.status != SessionStatus::Pending {
-        return Err(Refusal::bad(format!(
-            "This checkout session is {}",
-            s.status
-        )));
-    }
-    Ok(s)
-}
-
-/// Performs the action; returns the redirect URL (`status=completed`).
+/// Performs the action; returns the redirect URL (`status=completed`). The action rules are
+/// checked again: the escrow may have moved since the session was created.
+#[tracing::instrument(
+    skip_all,
+    fields(session.id = %session_id, escrow.id = Empty, session.action = Empty)
+)]
 pub fn perform(
     store: &mut Store,
     ctx: &Ctx,
@@ -58,114 +43,77 @@ pub fn perform(
     input: PerformInput,
 ) -> Result<String, Refusal> {
     let s = open_session(store, ctx, session_id)?.clone();
-    let rec = super::escrow(store, &s.escrow_id)?;
-    check_action(rec, &s.action, &s.target_email)?;
+    let span = tracing::Span::current();
+    span.record("escrow.id", s.escrow_id.as_str());
+    span.record("session.action", s.action.as_str());
+    check_action(escrow(store, &s.escrow_id)?, &s.action, &s.target_email)?;
     let id = s.escrow_id.as_str();
-    let now = ctx.now;
+    use CheckoutAction as A;
     match &s.action {
-        CheckoutAction::SignContract => {
-            let rec = super::escrow_mut(store, id)?;
-            let seller = rec.is_seller(&s.target_email);
-            let c = rec.contract.as_mut().ok_or(Refusal::bad("No contract"))?;
-            if seller {
-                c.seller_signed_at = Some(now);
-            } else {
-                c.buyer_signed_at = Some(now);
-            }
-            c.updated_at = now;
-            rec.updated_at = now;
-            let by = if seller {
-                Signer::Seller
-            } else {
-                Signer::Buyer
-            };
-            let ev = events::contract_signed(rec, by, ctx);
-            emit_opt(store, ev);
-        }
-        CheckoutAction::AcceptPay => match input.guest_method {
+        A::SignContract => sign_contract(store, ctx, &s)?,
+        A::AcceptPay => match input.guest_method {
             Some(method) => guest_payment(store, ctx, &s, method, input.upload)?,
-            None => {
-                if rec.contract.as_ref().is_some_and(|c| !c.is_fully_signed()) {
-                    return Err(Refusal::bad(
-                        "Both parties must sign the contract before payment",
-                    ));
-                }
-                transition(store, id, EscrowStatus::Paid, ctx);
-                proof_ops::open_gate(store, ctx, id);
-            }
+            None => wallet_payment(store, ctx, id)?,
         },
-        CheckoutAction::Complete => transition(store, id, EscrowStatus::Completed, ctx),
-        CheckoutAction::Dispute => {
-            let previous = rec.status.clone();
-            let ticket_number = 1000
-                + store
-                    .escrows
-                    .values()
-                    .filter(|e| e.dispute.is_some())
-                    .count() as u64;
-            let ticket_id = store.new_object_id(now);
-            let rec = super::escrow_mut(store, id)?;
-            rec.dispute = Some(DisputeRecord {
-                ticket_id,
-                ticket_number,
-                opened_by: s.target_email.clone(),
-                opened_at: now,
-                previous_status: previous,
-                open: true,
-            });
-            transition(store, id, EscrowStatus::Disputed, ctx);
-        }
-        CheckoutAction::RequestCancellation => {
-            let rec = super::escrow_mut(store, id)?;
-            rec.cancellation = Some(CancellationRecord {
-                requested_by: s.target_email.clone(),
-                reason: input.note.filter(|n| !n.trim().is_empty()),
-                status: CancellationRequestStatus::Pending,
-                requested_at: now,
-                decided_by: None,
-            });
-            rec.updated_at = now;
-            let ev = events::cancellation(rec, CancellationKind::Requested, ctx);
-            emit_opt(store, ev);
-        }
-        CheckoutAction::RejectCancellation | CheckoutAction::AcceptCancellation => {
-            let accept = s.action == CheckoutAction::AcceptCancellation;
-            let rec = super::escrow_mut(store, id)?;
-            if let Some(c) = rec.cancellation.as_mut() {
-                c.status = if accept {
-                    CancellationRequestStatus::Accepted
-                } else {
-                    CancellationRequestStatus::Rejected
-                };
-                c.decided_by = Some(s.target_email.clone());
-            }
-            rec.updated_at = now;
-            if accept {
-                // Cancel first so both paired events carry the cancelled snapshot.
-                let old = std::mem::replace(&mut rec.status, EscrowStatus::Cancelled);
-                rec.cancelled_at = Some(now);
-                let first = events::cancellation(rec, CancellationKind::Accepted, ctx);
-                let second = events::status_updated(rec, old, ctx);
-                emit_opt(store, first);
-                store.emit(second);
-            } else {
-                let ev = events::cancellation(rec, CancellationKind::Rejected, ctx);
-                emit_opt(store, ev);
-            }
-        }
-        CheckoutAction::CancelEscrow => transition(store, id, EscrowStatus::Cancelled, ctx),
-        CheckoutAction::SubmitProof => proof_ops::submit(store, ctx, id, input.upload, input.note)?,
-        CheckoutAction::ReviewProof => {
+        A::Complete => transition(store, ctx, id, EscrowStatus::Completed, Paired::Alone),
+        A::Dispute => open_dispute(store, ctx, &s)?,
+        A::RequestCancellation => request_cancellation(store, ctx, &s, input.note)?,
+        A::AcceptCancellation => answer_cancellation(store, ctx, &s, true)?,
+        A::RejectCancellation => answer_cancellation(store, ctx, &s, false)?,
+        A::CancelEscrow => transition(store, ctx, id, EscrowStatus::Cancelled, Paired::Alone),
+        A::SubmitProof => proof_ops::submit(store, ctx, id, input.upload, input.note)?,
+        A::ReviewProof => {
             let accept = input
                 .accept_proof
                 .ok_or(Refusal::bad("Choose accept or request a correction"))?;
             proof_ops::review(store, ctx, id, accept)?;
         }
-        CheckoutAction::Unknown(a) => return Err(Refusal::bad(format!("unknown action {a}"))),
+        A::Unknown(a) => return Err(Refusal::bad(format!("unknown action {a}"))),
     }
     finish(store, ctx, session_id, SessionStatus::Completed)
 }
 
+fn sign_contract(store: &mut Store, ctx: &Ctx, s: &SessionRecord) -> Result<(), Refusal> {
+    let now = ctx.now;
+    let rec = escrow_mut(store, &s.escrow_id)?;
+    let seller = rec.is_seller(&s.target_email);
+    let c = rec.contract.as_mut().ok_or(Refusal::bad("No contract"))?;
+    if seller {
+        c.seller_signed_at = Some(now);
+    } else {
+        c.buyer_signed_at = Some(now);
+    }
+    c.updated_at = now;
+    let by = if seller {
+        Signer::Seller
+    } else {
+        Signer::Buyer
+    };
+    rec.updated_at = now;
+    let ev = events::contract_signed(rec, by, ctx);
+    emit_opt(store, ev);
+    Ok(())
+}
+
+/// pending → paid from the buyer's wallet; opens the proof gate of proof escrows.
+fn wallet_payment(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
+    // A standard `accept_pay` session may be created before both signatures, not performed.
+    if escrow(store, id)?
+        .contract
+        .as_ref()
+        .is_some_and(|c| !c.is_fully_signed())
+    {
+        return Err(Refusal::bad(
+            "Both parties must sign the contract before payment",
+        ));
+    }
+    transition(store, ctx, id, EscrowStatus::Paid, Paired::Alone);
+    proof_ops::open_gate(store, ctx, id);
+    Ok(())
+}
+
+/// A guest pays outside DHMAD and uploads a proof; the escrow stays pending until an admin
+/// approves the deposit proof.
 fn guest_payment(
     store: &mut Store,
     ctx: &Ctx,
@@ -178,7 +126,7 @@ fn guest_payment(
     }
     let file = upload.map(|u| proof_ops::store_file(store, u));
     let id = store.new_object_id(ctx.now);
-    let rec = super::escrow_mut(store, &s.escrow_id)?;
+    let rec = escrow_mut(store, &s.escrow_id)?;
     if rec.mode != EscrowMode::Instant {
         return Err(Refusal::bad(
             "Guest payment is only available for instant escrows",
@@ -207,32 +155,83 @@ fn guest_payment(
     Ok(())
 }
 
-/// Sets the session's final status and returns the redirect URL.
-pub fn finish(
+/// Opens a dispute ticket and moves the escrow to `disputed`.
+fn open_dispute(store: &mut Store, ctx: &Ctx, s: &SessionRecord) -> Result<(), Refusal> {
+    let ticket_number = 1000
+        + store
+            .escrows
+            .values()
+            .filter(|e| e.dispute.is_some())
+            .count() as u64;
+    let ticket_id = store.new_object_id(ctx.now);
+    let rec = escrow_mut(store, &s.escrow_id)?;
+    rec.dispute = Some(DisputeRecord {
+        ticket_id,
+        ticket_number,
+        opened_by: s.target_email.clone(),
+        opened_at: ctx.now,
+        previous_status: rec.status.clone(),
+        open: true,
+    });
+    transition(
+        store,
+        ctx,
+        &s.escrow_id,
+        EscrowStatus::Disputed,
+        Paired::Alone,
+    );
+    Ok(())
+}
+
+fn request_cancellation(
     store: &mut Store,
     ctx: &Ctx,
-    session_id: &str,
-    status: SessionStatus,
-) -> Result<String, Refusal> {
-    let s = store
-        .sessions
-        .get_mut(session_id)
-        .ok_or(Refusal::NotFound("Checkout session not found"))?;
-    if status == SessionStatus::Completed {
-        s.completed_at = Some(ctx.now);
+    s: &SessionRecord,
+    note: Option<String>,
+) -> Result<(), Refusal> {
+    let rec = escrow_mut(store, &s.escrow_id)?;
+    rec.cancellation = Some(CancellationRecord {
+        requested_by: s.target_email.clone(),
+        reason: note.filter(|n| !n.trim().is_empty()),
+        status: CancellationRequestStatus::Pending,
+        requested_at: ctx.now,
+        decided_by: None,
+    });
+    rec.updated_at = ctx.now;
+    let ev = events::cancellation(rec, CancellationKind::Requested, ctx);
+    emit_opt(store, ev);
+    Ok(())
+}
+
+/// The seller's answer: accepting cancels the escrow (and refunds), rejecting keeps it.
+fn answer_cancellation(
+    store: &mut Store,
+    ctx: &Ctx,
+    s: &SessionRecord,
+    accept: bool,
+) -> Result<(), Refusal> {
+    let rec = escrow_mut(store, &s.escrow_id)?;
+    if let Some(c) = rec.cancellation.as_mut() {
+        c.status = if accept {
+            CancellationRequestStatus::Accepted
+        } else {
+            CancellationRequestStatus::Rejected
+        };
+        c.decided_by = Some(s.target_email.clone());
     }
-    s.status = status.clone();
-    Ok(s.redirect_with(&status))
-}
-
-/// The user backed out (`status=cancelled`).
-pub fn cancel_session(store: &mut Store, ctx: &Ctx, session_id: &str) -> Result<String, Refusal> {
-    open_session(store, ctx, session_id)?;
-    finish(store, ctx, session_id, SessionStatus::Cancelled)
-}
-
-/// Forces expiry now (`status=expired`).
-pub fn expire_session(store: &mut Store, ctx: &Ctx, session_id: &str) -> Result<String, Refusal> {
-    open_session(store, ctx, session_id)?;
-    finish(store, ctx, session_id, SessionStatus::Expired)
+    rec.updated_at = ctx.now;
+    if accept {
+        let id = &s.escrow_id;
+        transition(
+            store,
+            ctx,
+            id,
+            EscrowStatus::Cancelled,
+            Paired::CancellationAccepted,
+        );
+    } else {
+        let ev = events::cancellation(rec, CancellationKind::Rejected, ctx);
+        emit_opt(store, ev);
+    }
+    Ok(())
 }

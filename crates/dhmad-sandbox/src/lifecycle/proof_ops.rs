@@ -1,16 +1,20 @@
-//! The purchase-proof gate (§2.4) and guest deposit proofs (§4.2).
+//! The purchase-proof gate (`docs/dhmad-api.md` §2.4) and guest deposit proofs (§4.2).
 
 use dhmad::{EscrowStatus, ProofPhase, SessionStatus};
 use time::Duration;
 
-use super::create::{PROOF_HOURS_MAX, PROOF_HOURS_MIN};
 use super::events::{self, ProofKind};
-use super::{emit_opt, escrow_mut, transition};
+use super::sessions::set_status;
+use super::{emit_opt, escrow_mut, transition, Paired};
 use crate::error::Refusal;
 use crate::state::{Ctx, DepositStatus, ProofState, Store, StoredFile, SubmissionRecord};
 
 /// Default upload and review deadlines, in hours.
 pub const DEFAULT_PROOF_HOURS: u32 = 24;
+/// Bounds of the upload and review deadlines, in hours.
+pub const PROOF_HOURS_MIN: u32 = 6;
+/// Bounds of the upload and review deadlines, in hours.
+pub const PROOF_HOURS_MAX: u32 = 72;
 /// Corrections the buyer may ask before DHMAD reviews (the 4th request escalates).
 pub const MAX_CORRECTION_ROUNDS: u32 = 3;
 
@@ -133,6 +137,7 @@ pub fn review(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Result<()
 
 /// DHMAD's decision on an escalated proof: accept (delivery unlocked) or reject (cancel +
 /// refund: `escrow.status.updated` →cancelled; no specific event is documented).
+#[tracing::instrument(skip_all, fields(escrow.id = %id))]
 pub fn admin_decide(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
     let p = rec
@@ -152,12 +157,13 @@ pub fn admin_decide(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Res
         emit_opt(store, ev);
     } else {
         p.phase = ProofPhase::Rejected;
-        transition(store, id, EscrowStatus::Cancelled, ctx);
+        transition(store, ctx, id, EscrowStatus::Cancelled, Paired::Alone);
     }
     Ok(())
 }
 
 /// Admin approves the pending guest deposit proof: escrow → paid.
+#[tracing::instrument(skip_all, fields(escrow.id = %id))]
 pub fn approve_deposit(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
     let dp = rec
@@ -173,11 +179,12 @@ pub fn approve_deposit(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Ref
     }
     dp.status = DepositStatus::Approved;
     rec.guest_payment = true;
-    transition(store, id, EscrowStatus::Paid, ctx);
+    transition(store, ctx, id, EscrowStatus::Paid, Paired::Alone);
     Ok(())
 }
 
 /// Admin rejects it: `escrow.deposit_proof.rejected`, escrow stays pending.
+#[tracing::instrument(skip_all, fields(escrow.id = %id))]
 pub fn reject_deposit(
     store: &mut Store,
     ctx: &Ctx,
@@ -198,9 +205,8 @@ pub fn reject_deposit(
     store.emit(ev);
     // DHMAD: "the buyer may upload again through the same session" — reopen it while it lives.
     if let Some(s) = store.sessions.get_mut(&dp.session_id) {
-        if s.status == SessionStatus::Completed && ctx.now < s.expires_at {
-            s.status = SessionStatus::Pending;
-            s.completed_at = None;
+        if s.status == SessionStatus::Completed && !s.is_past_expiry(ctx.now) {
+            set_status(s, SessionStatus::Pending, ctx.now);
         }
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! The redirect-URL allow-list of checkout sessions (§3.12, §4.1).
+//! The redirect-URL allow-list of checkout sessions (`docs/dhmad-api.md` §3.12, §4.1).
 
 use dhmad::ErrorCode;
 use url::Url;

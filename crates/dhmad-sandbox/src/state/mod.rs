@@ -7,7 +7,7 @@ mod sessions;
 pub mod users;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use dhmad::{Event, WebhookEnvelope};
 use time::OffsetDateTime;
@@ -113,26 +113,41 @@ impl AppState {
         }
     }
 
+    /// The locked store, for reads (operations go through [`Self::with_store`]).
+    pub fn lock_store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().expect("store lock poisoned")
+    }
+
     /// Runs `f` on the locked store, then turns the events it emitted into envelopes and
     /// queues them, still under the lock, so events of successive operations keep their order.
     /// The time is read under the lock, so `updatedAt` never goes backwards between operations.
     pub fn with_store<R>(&self, f: impl FnOnce(&mut Store, &Ctx) -> R) -> R {
-        let mut store = self.store.lock().expect("store lock");
+        self.run_locked(None, f)
+    }
+
+    /// [`Self::with_store`] after moving the clock forward by `by` under the same lock, so no
+    /// other operation (nor the deadline ticker) sees the new time before `f` has run.
+    pub fn advance_clock_with<R>(
+        &self,
+        by: time::Duration,
+        f: impl FnOnce(&mut Store, &Ctx) -> R,
+    ) -> R {
+        self.run_locked(Some(by), f)
+    }
+
+    fn run_locked<R>(
+        &self,
+        advance: Option<time::Duration>,
+        f: impl FnOnce(&mut Store, &Ctx) -> R,
+    ) -> R {
+        let mut store = self.lock_store();
+        if let Some(by) = advance {
+            self.clock.advance(by);
+        }
         let ctx = self.ctx();
         let out = f(&mut store, &ctx);
         self.flush(&mut store, &ctx);
         out
-    }
-
-    /// Moves the clock forward and fires what became due, atomically with respect to other
-    /// operations and the ticker. Returns how many deadlines fired.
-    pub fn advance_clock(&self, by: time::Duration) -> usize {
-        let mut store = self.store.lock().expect("store lock");
-        self.clock.advance(by);
-        let ctx = self.ctx();
-        let fired = crate::lifecycle::deadlines::fire_due(&mut store, &ctx);
-        self.flush(&mut store, &ctx);
-        fired
     }
 
     fn flush(&self, store: &mut Store, ctx: &Ctx) {
@@ -146,12 +161,37 @@ impl AppState {
         }
     }
 
+    /// Appends to the `/api/v1` request log.
+    pub fn log_request(&self, entry: RequestLogEntry) {
+        self.requests
+            .lock()
+            .expect("requests lock poisoned")
+            .push(entry);
+    }
+
+    /// The `/api/v1` request log, oldest first.
+    pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        self.requests
+            .lock()
+            .expect("requests lock poisoned")
+            .clone()
+    }
+
     /// The redirect allow-list.
     pub fn allowed_redirects(&self) -> Vec<String> {
         self.settings
             .allowed_redirect_urls
             .lock()
-            .expect("settings lock")
+            .expect("settings lock poisoned")
             .clone()
+    }
+
+    /// Replaces the redirect allow-list.
+    pub fn set_allowed_redirects(&self, urls: Vec<String>) {
+        *self
+            .settings
+            .allowed_redirect_urls
+            .lock()
+            .expect("settings lock poisoned") = urls;
     }
 }

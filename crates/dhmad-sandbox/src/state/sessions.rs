@@ -25,9 +25,20 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// The one expiry rule: a session can be used until (not including) `expiresAt`.
+    pub fn is_past_expiry(&self, now: OffsetDateTime) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Still pending but past `expiresAt`: due to be marked `expired` (by the ticker or on the
+    /// next access, whichever comes first).
+    pub fn is_due_to_expire(&self, now: OffsetDateTime) -> bool {
+        self.status == SessionStatus::Pending && self.is_past_expiry(now)
+    }
+
     /// Still usable at `now`?
     pub fn is_open(&self, now: OffsetDateTime) -> bool {
-        self.status == SessionStatus::Pending && now < self.expires_at
+        self.status == SessionStatus::Pending && !self.is_past_expiry(now)
     }
 
     /// `GET /sessions/:id`.

@@ -28,11 +28,11 @@ pub struct DeliveryLog {
 impl DeliveryLog {
     /// Appends.
     pub fn push(&self, r: DeliveryRecord) {
-        self.entries.lock().expect("log lock").push(r);
+        self.entries.lock().expect("log lock poisoned").push(r);
     }
 
     /// A copy, oldest first.
     pub fn all(&self) -> Vec<DeliveryRecord> {
-        self.entries.lock().expect("log lock").clone()
+        self.entries.lock().expect("log lock poisoned").clone()
     }
 }

@@ -1,4 +1,4 @@
-//! Signed webhook delivery (`dhmad-api.md` §6.3–§6.6): one ordered queue per URL, retries on
+//! Signed webhook delivery (`docs/dhmad-api.md` §6.3–§6.6): one ordered queue per URL, retries on
 //! 5xx / timeout / connection errors, none on 4xx, and a log of every attempt.
 
 mod log;
@@ -61,12 +61,12 @@ impl Dispatcher {
 
     /// Replaces the target URLs (events already queued still go to their URL).
     pub fn set_urls(&self, urls: Vec<String>) {
-        *self.urls.lock().expect("urls lock") = urls;
+        *self.urls.lock().expect("urls lock poisoned") = urls;
     }
 
     /// The target URLs.
     pub fn urls(&self) -> Vec<String> {
-        self.urls.lock().expect("urls lock").clone()
+        self.urls.lock().expect("urls lock poisoned").clone()
     }
 
     /// Queues `envelope` for every URL. Never blocks.
@@ -84,7 +84,7 @@ impl Dispatcher {
             escrow_id,
             fate,
         };
-        let mut queues = self.queues.lock().expect("queues lock");
+        let mut queues = self.queues.lock().expect("queues lock poisoned");
         let tx = queues.entry(url.to_owned()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             let worker = Worker {

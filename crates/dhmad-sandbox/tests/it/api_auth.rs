@@ -1,8 +1,6 @@
 //! Authentication, rate limiting, /me, /balance and the request log.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::CheckoutAction;
 use dhmad_sandbox::SandboxConfig;
 use serde_json::Value;

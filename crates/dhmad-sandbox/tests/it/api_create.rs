@@ -1,8 +1,6 @@
-//! POST /escrows: the validation rules of §3.3 and the response shape.
+//! POST /escrows: the validation rules of `docs/dhmad-api.md` §3.3 and the response shape.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::{CreateEscrow, Currency, EscrowMode};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};

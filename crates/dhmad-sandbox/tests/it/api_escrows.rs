@@ -1,9 +1,7 @@
 //! /escrows endpoints: create validation, get, list, update, deliver, reject-delivery, cancel,
 //! proof, contract, and their documented errors.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::{CheckoutAction, EscrowStatus, ListEscrows, RejectDelivery, Role, UpdateEscrow};
 use rust_decimal::Decimal;
 use serde_json::json;

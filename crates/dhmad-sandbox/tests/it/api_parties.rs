@@ -1,8 +1,6 @@
 //! Party rules: the associated user as buyer (reject-delivery), contract and proof access.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::{CheckoutAction, CreateEscrow, EscrowMode, EscrowStatus, RejectDelivery};
 use rust_decimal::Decimal;
 use serde_json::json;

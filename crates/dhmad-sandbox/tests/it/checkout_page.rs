@@ -1,9 +1,7 @@
 //! The hosted checkout page: rendering per action, perform → 303 to the shop with the merged
 //! query, cancel, closed pages, guest payment and multipart proof upload.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::{CheckoutAction as A, CreateEscrow, EscrowMode};
 use rust_decimal::Decimal;
 use serde_json::json;

@@ -1,9 +1,7 @@
 //! Clock-driven behaviour and remaining event paths: pending-escrow expiry, the clock endpoint,
 //! cancellation rejected, contract signature events.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::CheckoutAction as A;
 use serde_json::json;
 

@@ -1,11 +1,9 @@
 //! Fault injection: API faults (500, 429, hang) and webhook faults (drop, duplicate, reorder,
 //! corrupt signature, delay), from the control API and from the config, deterministic by seed.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dhmad::CheckoutAction as A;
 use dhmad_sandbox::{FaultConfig, SandboxConfig};
 use serde_json::json;

@@ -1,9 +1,7 @@
 //! Full journeys: standard, quick, quick with proof, cancellation and dispute paths, with the
 //! webhook events in the documented order.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::CheckoutAction as A;
 use serde_json::json;
 

@@ -1,8 +1,6 @@
 //! Instant escrows: wallet pay → deliver → completed; guest path with deposit proof.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::CheckoutAction;
 use serde_json::json;
 

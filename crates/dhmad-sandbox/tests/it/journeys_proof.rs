@@ -1,9 +1,7 @@
 //! Quick escrows with a purchase-proof gate: submit, correction, accept, deliver, complete;
 //! the upload deadline expiring; acceptance by timeout; escalation to DHMAD.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::{
     CheckoutAction as A, CreateEscrow, EscrowMode, FulfillmentPolicy, FulfillmentPolicyType,
 };

@@ -1,9 +1,7 @@
 //! GET /sessions/:id, expiry, single use, metadata rules, and the control API's
 //! cancel / expire with the redirect query merged.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::{CheckoutAction as A, CreateSession};
 use serde_json::{json, Value};
 

@@ -1,9 +1,7 @@
-//! POST /escrows/:id/sessions: redirect rules, the action matrix of §4.1 with every code, and
-//! GET /sessions/:id with expiry and single use.
+//! POST /escrows/:id/sessions: redirect rules, the action matrix of `docs/dhmad-api.md` §4.1
+//! with every code, and GET /sessions/:id with expiry and single use.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::{CheckoutAction as A, CreateEscrow, CreateSession, EscrowMode};
 use rust_decimal::Decimal;
 

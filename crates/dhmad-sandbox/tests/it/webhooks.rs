@@ -1,11 +1,9 @@
 //! Delivery policy: signatures, retry schedule, no retry on 4xx, timeouts, connection errors,
 //! the delivery log, resend / emit triggers and run-time URL changes.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dhmad_sandbox::SandboxConfig;
 use serde_json::{json, Value};
 

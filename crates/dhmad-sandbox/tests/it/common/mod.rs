@@ -1,6 +1,5 @@
 //! Shared test harness: an in-process sandbox, a `dhmad::Client`, a control-API helper and a
 //! webhook receiver that verifies signatures.
-#![allow(dead_code, unused_imports)]
 
 pub mod receiver;
 
@@ -14,7 +13,7 @@ use dhmad_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-pub use receiver::{Delivery, Receiver};
+pub use receiver::Receiver;
 
 pub const BUYER: &str = "buyer@example.com";
 pub const CALLBACK: &str = "http://localhost:3000/checkout/callback";

@@ -1,0 +1,22 @@
+//! The sandbox's integration tests, one module per area, compiled as one test binary (linking
+//! one binary instead of thirteen is most of the build time). Each test starts its own sandbox
+//! on a free port, so they run in parallel.
+
+// A panic is how a test reports; printing helps when one fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod common;
+
+mod api_auth;
+mod api_create;
+mod api_escrows;
+mod api_parties;
+mod checkout_page;
+mod deadlines;
+mod faults;
+mod journeys;
+mod journeys_instant;
+mod journeys_proof;
+mod sessions_lifecycle;
+mod sessions_matrix;
+mod webhooks;
