@@ -1,42 +1,15 @@
 //! Wiring: state, listener, HTTP server and background jobs, with graceful shutdown.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use dhmad::WebhookVerifier;
 use secrecy::ExposeSecret;
 use sqlx::{postgres::PgPoolOptions, PgPool};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::state::AppState;
 use crate::{config::Config, http, jobs};
-
-/// What every handler and job shares. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub dhmad: dhmad::Client,
-    pub config: Arc<Config>,
-    pub verifier: WebhookVerifier,
-}
-
-impl AppState {
-    pub fn new(config: Config, pool: PgPool) -> anyhow::Result<Self> {
-        let dhmad = dhmad::Client::builder(config.dhmad_api_key.expose_secret())
-            .base_url(config.dhmad_api_base.as_str())
-            .timeout(config.dhmad_timeout)
-            .user_agent(concat!("dhmad-storefront/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("building the DHMAD client")?;
-        let verifier = WebhookVerifier::new(config.webhook_secret_strings());
-        Ok(Self {
-            pool,
-            dhmad,
-            config: Arc::new(config),
-            verifier,
-        })
-    }
-}
 
 /// Connects to the database (lazily: the server starts even if Postgres is late; `/readyz`
 /// tells the truth meanwhile).

@@ -1,5 +1,6 @@
-//! Typed configuration from the environment (DESIGN §4). Every bad variable is reported, each
-//! with its name, so an operator fixes them all in one go. Secrets never appear in `Debug`.
+//! Typed configuration from the environment (every variable is listed in `.env.example` and the
+//! README). Every bad variable is reported, each with its name, so an operator fixes them all in
+//! one go. Secrets never appear in `Debug`.
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
@@ -127,7 +128,7 @@ impl Config {
         if let Some(e) = &seller_email {
             check(
                 "DHMAD_SELLER_EMAIL",
-                crate::orders::validate_email(e)
+                crate::email::normalise(e)
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
             );

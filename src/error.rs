@@ -1,7 +1,8 @@
 //! The one error type of the HTTP edge. Each variant maps to a status and a message that is safe
-//! to show; internal details are logged once (inside the request's span, so with its request id)
-//! and never sent. Whether the client gets HTML or JSON is decided per request by
-//! [`crate::http::render_errors`], from the [`ErrorBody`] this module attaches to the response.
+//! to show; the domain's [`OrderError`] maps here. Internal details ride along on the response
+//! as [`ErrorDetail`] and are logged once, by the error-rendering middleware
+//! (`crate::http::render_errors`, inside the request's span, so with its request id), and never
+//! sent. Whether the client gets HTML or JSON is decided there too.
 
 use axum::{
     http::StatusCode,
@@ -9,6 +10,8 @@ use axum::{
     Json,
 };
 use serde::Serialize;
+
+use crate::orders::OrderError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -38,7 +41,15 @@ pub enum AppError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// A domain operation refused or failed; its variant decides the status.
+    #[error(transparent)]
+    Order(#[from] OrderError),
 }
+
+/// What the log gets about a failed request: the status and the internal detail. Attached to
+/// the response by `into_response`, read and removed by the error-rendering middleware.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail(pub String);
 
 /// The public face of an error, attached to error responses.
 #[derive(Debug, Clone, Serialize)]
@@ -62,12 +73,27 @@ impl AppError {
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Database(e) if is_transient_db(e) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Order(e) => order_status(e),
+        }
+    }
+
+    /// Everything worth logging, causes included.
+    fn detail(&self) -> String {
+        match self {
+            AppError::Order(e) => match e.cause() {
+                Some(cause) if cause != e.to_string() => format!("{e} ({cause})"),
+                _ => e.to_string(),
+            },
+            AppError::Internal(e) => format!("{e:#}"),
+            other => other.to_string(),
         }
     }
 
     fn public_message(&self) -> String {
         match self {
-            AppError::Database(_) | AppError::Internal(_) => match self.status() {
+            AppError::Database(_)
+            | AppError::Internal(_)
+            | AppError::Order(OrderError::Database(_)) => match self.status() {
                 StatusCode::SERVICE_UNAVAILABLE => {
                     "The service is briefly unavailable. Please try again.".into()
                 }
@@ -75,6 +101,19 @@ impl AppError {
             },
             other => other.to_string(),
         }
+    }
+}
+
+fn order_status(e: &OrderError) -> StatusCode {
+    match e {
+        OrderError::NotFound => StatusCode::NOT_FOUND,
+        OrderError::Invalid(_) => StatusCode::BAD_REQUEST,
+        OrderError::NotAllowed(_) => StatusCode::CONFLICT,
+        OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        OrderError::DhmadUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        OrderError::DhmadFailed { .. } => StatusCode::BAD_GATEWAY,
+        OrderError::Database(e) if is_transient_db(e) => StatusCode::SERVICE_UNAVAILABLE,
+        OrderError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -92,11 +131,6 @@ pub fn is_transient_db(e: &sqlx::Error) -> bool {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, ?status, "request failed");
-        } else {
-            tracing::info!(error = %self, ?status, "request refused");
-        }
         let body = ErrorBody {
             status,
             error: status.canonical_reason().unwrap_or("Error"),
@@ -104,6 +138,7 @@ impl IntoResponse for AppError {
         };
         let mut resp = (status, Json(body.clone())).into_response();
         resp.extensions_mut().insert(body);
+        resp.extensions_mut().insert(ErrorDetail(self.detail()));
         resp
     }
 }
@@ -121,6 +156,32 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = resp.extensions().get::<ErrorBody>().unwrap();
         assert!(!body.message.contains("hunter2"));
+    }
+
+    #[test]
+    fn dhmad_failures_map_to_503_when_transient_else_502() {
+        let unavailable = OrderError::DhmadUnavailable {
+            message: "later".into(),
+            cause: "timeout".into(),
+        };
+        assert_eq!(AppError::from(unavailable).status(), 503);
+        let failed = OrderError::DhmadFailed {
+            message: "failed".into(),
+            cause: "HTTP 500".into(),
+        };
+        assert_eq!(AppError::from(failed).status(), 502);
+        let resp = AppError::from(OrderError::DhmadFailed {
+            message: "failed".into(),
+            cause: "http://internal:6002 refused".into(),
+        })
+        .into_response();
+        let body = resp.extensions().get::<ErrorBody>().unwrap();
+        assert!(!body.message.contains("internal:6002"), "{}", body.message);
+        let detail = resp.extensions().get::<ErrorDetail>().unwrap();
+        assert!(
+            detail.0.contains("internal:6002"),
+            "the log keeps the cause"
+        );
     }
 
     #[test]

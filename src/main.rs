@@ -1,5 +1,8 @@
 //! `storefront [serve|migrate|reconcile|healthcheck]` — `serve` (the default) applies pending
 //! migrations, then serves until SIGTERM/Ctrl-C.
+// The CLI's own output (usage, the reconcile report) is what it is for; the service logs
+// through `tracing`.
+#![allow(clippy::print_stdout)]
 
 use std::{process::ExitCode, time::Duration};
 
@@ -59,7 +62,7 @@ async fn serve() -> anyhow::Result<()> {
 async fn reconcile() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let pool = app::connect(&config)?;
-    let state = app::AppState::new(config, pool)?;
+    let state = storefront::state::AppState::new(config, pool)?;
     let report = jobs::reconciler::run_once(&state, Duration::ZERO).await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

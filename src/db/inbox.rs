@@ -1,23 +1,23 @@
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-/// Stores a verified event once. `false` when its id was already stored (a redelivery): the
+/// Stores a verified event once, `body` verbatim (Postgres parses it into JSONB). `false` when its id was already stored (a redelivery): the
 /// primary key decides, so concurrent deliveries of one event cannot both get `true`.
 pub async fn insert(
     e: impl PgExecutor<'_>,
     event_id: &str,
     event_type: &str,
     escrow_id: Option<&str>,
-    payload: &serde_json::Value,
+    body: &str,
 ) -> sqlx::Result<bool> {
     let r = sqlx::query!(
         "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload)
-         VALUES ($1, $2, $3, 'ignored', $4)
+         VALUES ($1, $2, $3, 'ignored', $4::text::jsonb)
          ON CONFLICT (event_id) DO NOTHING",
         event_id,
         event_type,
         escrow_id,
-        payload
+        body
     )
     .execute(e)
     .await?;

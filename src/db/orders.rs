@@ -1,45 +1,16 @@
+//! `orders`. Status and mode are Postgres enums read into [`OrderStatus`] and [`Mode`] (the
+//! `AS "status: OrderStatus"` overrides tell sqlx which Rust type decodes them).
+
 use rust_decimal::Decimal;
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::orders::OrderStatus;
-
-/// A row of `orders`. `status` is ours ([`OrderStatus`]); `escrow_status` is DHMAD's string.
-#[derive(Debug, Clone)]
-pub struct Order {
-    pub id: Uuid,
-    pub sku: String,
-    pub mode: String,
-    pub buyer_email: String,
-    pub amount: Decimal,
-    pub currency: String,
-    pub status: String,
-    pub escrow_id: Option<String>,
-    pub escrow_status: Option<String>,
-    pub escrow_updated_at: Option<OffsetDateTime>,
-    pub failure_reason: Option<String>,
-    pub deposit_rejection_reason: Option<String>,
-    pub digital_code: Option<String>,
-    pub last_synced_at: Option<OffsetDateTime>,
-    pub escrow_attempted_at: Option<OffsetDateTime>,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
-}
-
-impl Order {
-    pub fn status(&self) -> OrderStatus {
-        OrderStatus::parse(&self.status)
-    }
-
-    pub fn is_instant(&self) -> bool {
-        self.mode == "instant"
-    }
-}
+use crate::orders::state_machine::{Mode, Order, OrderStatus};
 
 pub struct NewOrder<'a> {
     pub sku: &'a str,
-    pub mode: &'a str,
+    pub mode: Mode,
     pub buyer_email: &'a str,
     pub amount: Decimal,
     pub currency: &'a str,
@@ -50,13 +21,16 @@ pub struct NewOrder<'a> {
 pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Result<Option<Order>> {
     sqlx::query_as!(
         Order,
-        "INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status)
-         VALUES ($1, $2, $3, $4, $5, $6, 'new')
-         ON CONFLICT DO NOTHING
-         RETURNING *",
+        r#"INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status)
+           VALUES ($1, $2, $3, $4, $5, $6, 'new')
+           ON CONFLICT DO NOTHING
+           RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at"#,
         Uuid::new_v4(),
         o.sku,
-        o.mode,
+        o.mode as Mode,
         o.buyer_email,
         o.amount,
         o.currency
@@ -65,6 +39,8 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
     .await
 }
 
+/// The buyer's open order for this product. The status list is `OrderStatus::OPEN`, written
+/// out so the partial unique index `orders_one_open_per_buyer_sku` serves the lookup.
 pub async fn find_open(
     e: impl PgExecutor<'_>,
     sku: &str,
@@ -72,8 +48,12 @@ pub async fn find_open(
 ) -> sqlx::Result<Option<Order>> {
     sqlx::query_as!(
         Order,
-        "SELECT * FROM orders WHERE sku = $1 AND buyer_email = $2
-           AND status IN ('new', 'creating_escrow', 'escrow_failed', 'needs_reconciliation', 'awaiting_payment')",
+        r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at
+           FROM orders WHERE sku = $1 AND buyer_email = $2
+            AND status IN ('new', 'creating_escrow', 'escrow_failed', 'needs_reconciliation', 'awaiting_payment')"#,
         sku,
         email
     )
@@ -82,17 +62,33 @@ pub async fn find_open(
 }
 
 pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order>> {
-    sqlx::query_as!(Order, "SELECT * FROM orders WHERE id = $1", id)
-        .fetch_optional(e)
-        .await
+    sqlx::query_as!(
+        Order,
+        r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at
+           FROM orders WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(e)
+    .await
 }
 
 /// Reads and row-locks the order until the transaction ends: every change to an order's state
 /// happens under this lock, so concurrent webhooks, callbacks and jobs serialize.
 pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order>> {
-    sqlx::query_as!(Order, "SELECT * FROM orders WHERE id = $1 FOR UPDATE", id)
-        .fetch_optional(e)
-        .await
+    sqlx::query_as!(
+        Order,
+        r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at
+           FROM orders WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(e)
+    .await
 }
 
 pub async fn lock_by_escrow(
@@ -101,7 +97,11 @@ pub async fn lock_by_escrow(
 ) -> sqlx::Result<Option<Order>> {
     sqlx::query_as!(
         Order,
-        "SELECT * FROM orders WHERE escrow_id = $1 FOR UPDATE",
+        r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at
+           FROM orders WHERE escrow_id = $1 FOR UPDATE"#,
         escrow_id
     )
     .fetch_optional(e)
@@ -121,25 +121,32 @@ pub async fn claim_creation(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bo
     Ok(row.is_some())
 }
 
+/// Attaches the escrow DHMAD created (or that reconciliation found) to an order whose creation
+/// was in flight or in doubt, and returns the order as it now is; `None` if it had moved on.
 pub async fn record_escrow(
     e: impl PgExecutor<'_>,
     id: Uuid,
     escrow_id: &str,
     escrow_status: &str,
     escrow_updated_at: Option<OffsetDateTime>,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE orders SET escrow_id = $2, escrow_status = $3, escrow_updated_at = $4,
-                status = 'awaiting_payment', failure_reason = NULL, last_synced_at = now(), updated_at = now()
-         WHERE id = $1 AND status IN ('creating_escrow', 'needs_reconciliation')",
+) -> sqlx::Result<Option<Order>> {
+    sqlx::query_as!(
+        Order,
+        r#"UPDATE orders SET escrow_id = $2, escrow_status = $3, escrow_updated_at = $4,
+                status = 'awaiting_payment', failure_reason = NULL, last_synced_at = now(),
+                updated_at = now()
+           WHERE id = $1 AND status IN ('creating_escrow', 'needs_reconciliation')
+           RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at"#,
         id,
         escrow_id,
         escrow_status,
         escrow_updated_at
     )
-    .execute(e)
-    .await?;
-    Ok(())
+    .fetch_optional(e)
+    .await
 }
 
 /// Records why the last attempt failed; `status` says whether it is safe to retry.
@@ -152,7 +159,7 @@ pub async fn record_failure(
     sqlx::query!(
         "UPDATE orders SET status = $2, failure_reason = $3, updated_at = now() WHERE id = $1",
         id,
-        status.as_str(),
+        status as OrderStatus,
         reason
     )
     .execute(e)
@@ -176,26 +183,31 @@ pub async fn set_failure_reason(
     Ok(())
 }
 
+/// Moves the order to `status` as DHMAD's snapshot says, and returns it as it now is.
 pub async fn apply_snapshot(
     e: impl PgExecutor<'_>,
     id: Uuid,
     status: OrderStatus,
     escrow_status: &str,
     escrow_updated_at: Option<OffsetDateTime>,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE orders SET status = $2, escrow_status = $3,
+) -> sqlx::Result<Order> {
+    sqlx::query_as!(
+        Order,
+        r#"UPDATE orders SET status = $2, escrow_status = $3,
                 escrow_updated_at = COALESCE($4, escrow_updated_at),
                 last_synced_at = now(), updated_at = now()
-         WHERE id = $1",
+           WHERE id = $1
+           RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at"#,
         id,
-        status.as_str(),
+        status as OrderStatus,
         escrow_status,
         escrow_updated_at
     )
-    .execute(e)
-    .await?;
-    Ok(())
+    .fetch_one(e)
+    .await
 }
 
 /// Notes that DHMAD confirmed the status we have. A newer `updatedAt` still moves our clock
@@ -246,14 +258,19 @@ pub async fn set_deposit_rejection(
 pub async fn list_recent(e: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<Order>> {
     sqlx::query_as!(
         Order,
-        "SELECT * FROM orders ORDER BY created_at DESC LIMIT $1",
+        r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at
+           FROM orders ORDER BY created_at DESC LIMIT $1"#,
         limit
     )
     .fetch_all(e)
     .await
 }
 
-/// Open orders with an escrow and no news since `before`, oldest news first.
+/// Open orders with an escrow and no news since `before`, oldest news first. The settled list
+/// is `OrderStatus::SETTLED`, written out so the partial index `orders_reconcile` serves it.
 pub async fn list_stale(
     e: impl PgExecutor<'_>,
     before: OffsetDateTime,
@@ -261,10 +278,14 @@ pub async fn list_stale(
 ) -> sqlx::Result<Vec<Order>> {
     sqlx::query_as!(
         Order,
-        "SELECT * FROM orders
-         WHERE escrow_id IS NOT NULL AND status NOT IN ('completed', 'cancelled')
-           AND COALESCE(last_synced_at, created_at) <= $1
-         ORDER BY COALESCE(last_synced_at, created_at) LIMIT $2",
+        r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at
+           FROM orders
+          WHERE escrow_id IS NOT NULL AND status NOT IN ('completed', 'cancelled')
+            AND COALESCE(last_synced_at, created_at) <= $1
+          ORDER BY COALESCE(last_synced_at, created_at) LIMIT $2"#,
         before,
         limit
     )
@@ -281,10 +302,14 @@ pub async fn list_unknown_creation(
 ) -> sqlx::Result<Vec<Order>> {
     sqlx::query_as!(
         Order,
-        "SELECT * FROM orders
-         WHERE status = 'needs_reconciliation'
-            OR (status = 'creating_escrow' AND escrow_attempted_at <= $1)
-         ORDER BY created_at LIMIT $2",
+        r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at
+           FROM orders
+          WHERE status = 'needs_reconciliation'
+             OR (status = 'creating_escrow' AND escrow_attempted_at <= $1)
+          ORDER BY created_at LIMIT $2"#,
         in_flight_before,
         limit
     )

@@ -1,6 +1,8 @@
 use rust_decimal::Decimal;
 use sqlx::PgExecutor;
 
+use crate::orders::state_machine::Mode;
+
 #[derive(Debug, Clone)]
 pub struct Product {
     pub sku: String,
@@ -8,15 +10,15 @@ pub struct Product {
     pub description: String,
     pub price: Decimal,
     pub currency: String,
-    pub mode: String,
+    pub mode: Mode,
     pub estimated_delivery_days: Option<i32>,
 }
 
 pub async fn list_active(e: impl PgExecutor<'_>) -> sqlx::Result<Vec<Product>> {
     sqlx::query_as!(
         Product,
-        "SELECT sku, name, description, price, currency, mode, estimated_delivery_days
-         FROM products WHERE active ORDER BY price, sku"
+        r#"SELECT sku, name, description, price, currency, mode AS "mode: Mode", estimated_delivery_days
+         FROM products WHERE active ORDER BY price, sku"#
     )
     .fetch_all(e)
     .await
@@ -25,26 +27,20 @@ pub async fn list_active(e: impl PgExecutor<'_>) -> sqlx::Result<Vec<Product>> {
 pub async fn get_active(e: impl PgExecutor<'_>, sku: &str) -> sqlx::Result<Option<Product>> {
     sqlx::query_as!(
         Product,
-        "SELECT sku, name, description, price, currency, mode, estimated_delivery_days
-         FROM products WHERE active AND sku = $1",
+        r#"SELECT sku, name, description, price, currency, mode AS "mode: Mode", estimated_delivery_days
+         FROM products WHERE active AND sku = $1"#,
         sku
     )
     .fetch_optional(e)
     .await
 }
 
-pub async fn name_of(e: impl PgExecutor<'_>, sku: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar!("SELECT name FROM products WHERE sku = $1", sku)
-        .fetch_optional(e)
-        .await
-}
-
 /// Any product, active or not (an order keeps pointing at a product taken off sale).
 pub async fn get(e: impl PgExecutor<'_>, sku: &str) -> sqlx::Result<Option<Product>> {
     sqlx::query_as!(
         Product,
-        "SELECT sku, name, description, price, currency, mode, estimated_delivery_days
-         FROM products WHERE sku = $1",
+        r#"SELECT sku, name, description, price, currency, mode AS "mode: Mode", estimated_delivery_days
+         FROM products WHERE sku = $1"#,
         sku
     )
     .fetch_optional(e)

@@ -24,10 +24,13 @@ pub struct NewSession<'a> {
     pub expires_at: OffsetDateTime,
 }
 
-pub async fn insert(e: impl PgExecutor<'_>, s: &NewSession<'_>) -> sqlx::Result<()> {
-    sqlx::query!(
+/// Records a session DHMAD opened and returns it as stored.
+pub async fn insert(e: impl PgExecutor<'_>, s: &NewSession<'_>) -> sqlx::Result<Session> {
+    sqlx::query_as!(
+        Session,
         "INSERT INTO checkout_sessions (session_id, order_id, escrow_id, action, url, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING *",
         s.session_id,
         s.order_id,
         s.escrow_id,
@@ -35,9 +38,8 @@ pub async fn insert(e: impl PgExecutor<'_>, s: &NewSession<'_>) -> sqlx::Result<
         s.url,
         s.expires_at
     )
-    .execute(e)
-    .await?;
-    Ok(())
+    .fetch_one(e)
+    .await
 }
 
 pub async fn get(e: impl PgExecutor<'_>, session_id: &str) -> sqlx::Result<Option<Session>> {

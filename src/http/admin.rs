@@ -18,11 +18,11 @@ use uuid::Uuid;
 
 use super::render;
 use crate::{
-    app::AppState,
     db,
     error::{AppError, AppResult},
     jobs::reconciler,
-    orders::{checkout, fulfilment, OrderStatus},
+    orders::{checkout, fulfilment, Action},
+    state::AppState,
 };
 
 const COOKIE: &str = "storefront_admin";
@@ -99,7 +99,7 @@ pub async fn index(_: Admin, State(s): State<AppState>) -> AppResult<Html<String
         .await?
         .into_iter()
         .map(|o| {
-            let st = o.status();
+            let st = o.status;
             Row {
                 short_id: o.id.to_string()[..8].to_owned(),
                 created_at: o.created_at.date().to_string(),
@@ -111,11 +111,8 @@ pub async fn index(_: Admin, State(s): State<AppState>) -> AppResult<Html<String
                     .clone()
                     .or(o.deposit_rejection_reason.clone())
                     .unwrap_or_default(),
-                can_ship: !o.is_instant() && st == OrderStatus::Paid,
-                can_retry: matches!(
-                    st,
-                    OrderStatus::EscrowFailed | OrderStatus::NeedsReconciliation
-                ),
+                can_ship: o.allows(Action::Ship),
+                can_retry: o.allows(Action::RetryCheckout),
                 id: o.id,
                 sku: o.sku,
                 buyer_email: o.buyer_email,

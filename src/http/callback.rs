@@ -9,9 +9,9 @@ use axum::{
 };
 
 use crate::{
-    app::AppState,
     error::{AppError, AppResult},
     orders::sync,
+    state::AppState,
 };
 
 pub async fn callback(

@@ -9,9 +9,9 @@ use axum::{
 use serde::Deserialize;
 
 use crate::{
-    app::AppState,
     error::{AppError, AppResult},
     orders::{checkout, CheckoutStarted},
+    state::AppState,
 };
 
 #[derive(Deserialize)]

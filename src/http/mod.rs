@@ -31,8 +31,8 @@ use tower_http::{
 };
 
 use crate::{
-    app::AppState,
-    error::{AppError, ErrorBody},
+    error::{AppError, ErrorBody, ErrorDetail},
+    state::AppState,
 };
 
 /// DHMAD webhooks larger than this are refused (413).
@@ -152,10 +152,19 @@ fn wants_html(req: &Request) -> bool {
     !(machine || json_only)
 }
 
-/// Renders [`ErrorBody`] responses as HTML for browsers; JSON bodies stay as they are.
+/// Logs each error once, with its internal detail (the request span adds the request id), and
+/// renders [`ErrorBody`] responses as HTML for browsers; JSON bodies stay as they are.
 async fn render_errors(req: Request, next: Next) -> Response {
     let html = wants_html(&req);
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    if let Some(ErrorDetail(detail)) = resp.extensions_mut().remove::<ErrorDetail>() {
+        let status = resp.status().as_u16();
+        if resp.status().is_server_error() {
+            tracing::error!(status, error = %detail, "request failed");
+        } else {
+            tracing::info!(status, error = %detail, "request refused");
+        }
+    }
     let Some(body) = resp
         .extensions()
         .get::<ErrorBody>()

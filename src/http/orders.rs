@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use super::render;
 use crate::{
-    app::AppState,
-    db::{self, orders::Order},
+    db,
     error::{AppError, AppResult},
-    orders::{checkout, fulfilment, sessions, OrderStatus},
+    orders::{checkout, fulfilment, sessions, Action, Mode, Order, OrderStatus},
+    state::AppState,
 };
 
 /// Order ids are UUIDs; anything else is simply not found.
@@ -35,28 +35,19 @@ fn fmt_time(t: OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
-/// The code is shown only while the payment stands.
-fn visible_code(o: &Order) -> Option<String> {
-    matches!(
-        o.status(),
-        OrderStatus::Paid | OrderStatus::Delivered | OrderStatus::Completed
-    )
-    .then(|| o.digital_code.clone())
-    .flatten()
-}
-
-/// `GET /api/orders/{id}` (DESIGN §4). `escrow_status` is DHMAD's string exactly.
+/// `GET /api/orders/{id}` (a fixed interface, see `docs/ARCHITECTURE.md`). `escrow_status`
+/// is DHMAD's string exactly.
 #[derive(Serialize)]
 pub struct OrderJson {
     id: Uuid,
     sku: String,
-    status: &'static str,
+    status: OrderStatus,
     escrow_id: Option<String>,
     escrow_status: Option<String>,
     amount: Decimal,
     currency: String,
     buyer_email: String,
-    mode: String,
+    mode: Mode,
     failure_reason: Option<String>,
     deposit_rejection_reason: Option<String>,
     digital_code: Option<String>,
@@ -67,18 +58,12 @@ pub struct OrderJson {
     updated_at: OffsetDateTime,
 }
 
+/// The payment page the buyer can still use, if any.
 async fn live_pay_url(s: &AppState, o: &Order) -> AppResult<Option<String>> {
-    if o.status() != OrderStatus::AwaitingPayment {
+    if o.status != OrderStatus::AwaitingPayment {
         return Ok(None);
     }
-    let open_until = OffsetDateTime::now_utc() + sessions::MIN_SESSION_LIFE;
-    let live = db::sessions::live_for_order(
-        &s.pool,
-        o.id,
-        CheckoutAction::AcceptPay.as_str(),
-        open_until,
-    )
-    .await?;
+    let live = sessions::live_session(&s.pool, o, &CheckoutAction::AcceptPay).await?;
     Ok(live.map(|x| x.url))
 }
 
@@ -86,9 +71,9 @@ pub async fn json(State(s): State<AppState>, Path(id): Path<String>) -> AppResul
     let o = load(&s, &id).await?;
     Ok(Json(OrderJson {
         checkout_url: live_pay_url(&s, &o).await?,
-        digital_code: visible_code(&o),
+        digital_code: o.visible_good().map(str::to_owned),
         id: o.id,
-        status: o.status().as_str(),
+        status: o.status,
         sku: o.sku,
         escrow_id: o.escrow_id,
         escrow_status: o.escrow_status,
@@ -129,7 +114,7 @@ struct OrderPage {
 }
 
 fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
-    match o.status() {
+    match o.status {
         OrderStatus::New | OrderStatus::CreatingEscrow => "We are preparing your checkout.",
         OrderStatus::EscrowFailed => "We could not start the payment with DHMAD. Your order is saved: try again.",
         OrderStatus::NeedsReconciliation => {
@@ -165,7 +150,7 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>) -> AppResul
         })
         .collect();
     let pay_url = live_pay_url(&s, &o).await?;
-    let status = o.status();
+    let status = o.status;
     render(&OrderPage {
         id: o.id,
         product_name,
@@ -173,22 +158,11 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>) -> AppResul
         status_label: status.label(),
         amount: format!("{} {}", o.amount, o.currency),
         next_step: next_step(&o, pay_url.is_some()),
-        can_pay_again: matches!(
-            status,
-            OrderStatus::AwaitingPayment
-                | OrderStatus::EscrowFailed
-                | OrderStatus::NeedsReconciliation
-        ),
-        can_confirm: status == OrderStatus::Delivered,
-        refresh: matches!(
-            status,
-            OrderStatus::New | OrderStatus::CreatingEscrow | OrderStatus::AwaitingPayment
-        ) && o.deposit_rejection_reason.is_none(),
-        digital_code: visible_code(&o),
-        deposit_rejection_reason: o
-            .deposit_rejection_reason
-            .clone()
-            .filter(|_| status == OrderStatus::AwaitingPayment),
+        can_pay_again: o.allows(Action::Pay),
+        can_confirm: o.allows(Action::ConfirmReceipt),
+        refresh: o.expects_news(),
+        digital_code: o.visible_good().map(str::to_owned),
+        deposit_rejection_reason: o.deposit_rejection().map(str::to_owned),
         escrow_status: o.escrow_status,
         buyer_email: o.buyer_email,
         pay_url,
@@ -209,6 +183,6 @@ pub async fn confirm_receipt(
     Path(id): Path<String>,
 ) -> AppResult<Redirect> {
     let o = load(&s, &id).await?;
-    let url = fulfilment::confirm_receipt_url(&s, o.id).await?;
+    let url = fulfilment::confirm_receipt_url(&s, &o).await?;
     Ok(Redirect::to(&url))
 }

@@ -6,16 +6,16 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::render;
-use crate::{app::AppState, db, error::AppResult};
+use crate::{db, error::AppResult, orders::Mode, state::AppState};
 
-/// `GET /api/products` item (DESIGN §4). `price` is a decimal string, never a float.
+/// `GET /api/products` item (a fixed interface, see `docs/ARCHITECTURE.md`). `price` is a decimal string, never a float.
 #[derive(Serialize)]
 pub struct ProductJson {
     sku: String,
     name: String,
     price: Decimal,
     currency: String,
-    mode: String,
+    mode: Mode,
 }
 
 pub async fn products(State(s): State<AppState>) -> AppResult<Json<Vec<ProductJson>>> {
@@ -53,11 +53,7 @@ pub async fn catalog(State(s): State<AppState>) -> AppResult<Html<String>> {
         .into_iter()
         .map(|p| ProductView {
             price: format!("{} {}", p.price, p.currency),
-            mode_label: if p.mode == "instant" {
-                "Digital: delivered the moment you pay"
-            } else {
-                "Shipped: you confirm receipt before the seller is paid"
-            },
+            mode_label: p.mode.label(),
             sku: p.sku,
             name: p.name,
             description: p.description,

@@ -7,13 +7,13 @@ use axum::{
     http::{HeaderMap, StatusCode},
     Json,
 };
-use dhmad::{VerifyError, WebhookEnvelope};
+use dhmad::VerifyError;
 use serde_json::{json, Value};
 
 use crate::{
-    app::AppState,
     error::{AppError, AppResult},
     orders::webhook,
+    state::AppState,
 };
 
 pub async fn receive(
@@ -34,10 +34,6 @@ pub async fn receive(
             }
             e => AppError::BadRequest(e.to_string()),
         })?;
-    let payload: Value = serde_json::from_slice(&body)
-        .map_err(|_| AppError::BadRequest("the body is not valid JSON".into()))?;
-    let envelope = WebhookEnvelope::from_slice(&body)
-        .map_err(|_| AppError::BadRequest("the body is not a DHMAD event envelope".into()))?;
-    let outcome = webhook::ingest(&s.pool, &envelope, &payload).await?;
+    let outcome = webhook::ingest(&s.pool, &body).await?;
     Ok(Json(json!({ "result": outcome.as_str() })))
 }

@@ -10,7 +10,7 @@ use std::{future::Future, time::Duration};
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub fn spawn_all(state: AppState, token: CancellationToken) -> TaskTracker {
     let tracker = TaskTracker::new();

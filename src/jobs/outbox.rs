@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::app::AppState;
 use crate::db::{self, outbox::Job};
 use crate::orders::fulfilment::{self, JobOutcome};
+use crate::state::AppState;
 
 /// A claimed job becomes due again after this, should its worker die mid-call.
 const LEASE: Duration = Duration::from_secs(120);
@@ -30,13 +30,18 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         fulfilment::DELIVER => fulfilment::run_deliver(state, job).await,
         other => Ok(JobOutcome::GiveUp(format!("unknown job kind {other}"))),
     };
-    let outcome = outcome.unwrap_or_else(|e| JobOutcome::Retry(format!("job error: {e}")));
-    tracing::info!(job_id = job.id, kind = %job.kind, order_id = %job.order_id, attempt = job.attempts, ?outcome, "outbox job ran");
+    let outcome = outcome.unwrap_or_else(|e| {
+        JobOutcome::Retry(format!(
+            "job error: {}",
+            e.cause().unwrap_or_else(|| e.to_string())
+        ))
+    });
+    tracing::info!(job.id = job.id, job.kind = %job.kind, order.id = %job.order_id, job.attempt = job.attempts, ?outcome, "outbox job ran");
     match outcome {
         JobOutcome::Done(_) => db::outbox::finish(&state.pool, job.id, None).await?,
         JobOutcome::Retry(err) => {
             db::outbox::retry_later(&state.pool, job.id, fulfilment::backoff(job.attempts), &err)
-                .await?
+                .await?;
         }
         JobOutcome::GiveUp(err) => {
             db::outbox::finish(&state.pool, job.id, Some(&err)).await?;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use dhmad::RateLimit;
 use time::OffsetDateTime;
 
-use crate::app::AppState;
 use crate::db;
 use crate::orders::{checkout::in_flight_limit, sync};
+use crate::state::AppState;
 
 const BATCH: i64 = 20;
 
@@ -59,7 +59,7 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
             Ok(()) => report.creations_resolved += 1,
             Err(e) => {
                 report.failed += 1;
-                tracing::warn!(order_id = %order.id, error = %e, "could not reconcile an escrow creation");
+                tracing::warn!(order.id = %order.id, error = %e, "could not reconcile an escrow creation");
             }
         }
     }
@@ -71,7 +71,7 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
         report.checked += 1;
         if let Err(e) = sync::refresh_order(state, &order, "reconciler").await {
             report.failed += 1;
-            tracing::warn!(order_id = %order.id, error = %e, "could not reconcile an order");
+            tracing::warn!(order.id = %order.id, error = %e, "could not reconcile an order");
         }
     }
     if report.checked + report.creations_resolved + report.failed > 0 || report.yielded {

@@ -1,7 +1,7 @@
 //! Marks checkout sessions past their `expiresAt` as expired locally (DHMAD sends no event for
 //! it), so a repeated checkout never hands out a dead link.
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub async fn run_once(state: &AppState) -> anyhow::Result<u64> {
     let n = crate::db::sessions::expire_due(&state.pool).await?;

@@ -8,10 +8,9 @@ use rand::Rng;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{sessions, sync, OrderStatus};
-use crate::app::AppState;
-use crate::db::{self, orders::Order, outbox::Job};
-use crate::error::{AppError, AppResult};
+use super::{sessions, sync, Action, Order, OrderError, OrderResult};
+use crate::db::{self, outbox::Job};
+use crate::state::AppState;
 
 pub const DELIVER: &str = "deliver";
 /// After this many failed deliver attempts the job is given up and shown in the back office.
@@ -45,15 +44,16 @@ pub fn issue_digital_good() -> String {
 }
 
 /// The merchant shipped a quick order: queue the DHMAD deliver call.
-pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> AppResult<()> {
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<()> {
     let mut tx = state.pool.begin().await?;
     let order = db::orders::lock(&mut *tx, order_id)
         .await?
-        .ok_or(AppError::NotFound)?;
-    if order.is_instant() || order.status() != OrderStatus::Paid {
-        return Err(AppError::Conflict(format!(
+        .ok_or(OrderError::NotFound)?;
+    if !order.allows(Action::Ship) {
+        return Err(OrderError::not_allowed(format!(
             "Only paid quick orders can be shipped (this one is {}).",
-            order.status().label()
+            order.status.label()
         )));
     }
     if db::outbox::enqueue(&mut *tx, DELIVER, order.id).await? {
@@ -70,18 +70,16 @@ pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> AppResult<()> {
 }
 
 /// The buyer confirms receipt of a delivered quick order: a `complete` session on DHMAD.
-pub async fn confirm_receipt_url(state: &AppState, order_id: Uuid) -> AppResult<String> {
-    let order = db::orders::get(&state.pool, order_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    if order.status() != OrderStatus::Delivered {
-        return Err(AppError::Conflict(format!(
+#[tracing::instrument(skip_all, fields(order.id = %order.id))]
+pub async fn confirm_receipt_url(state: &AppState, order: &Order) -> OrderResult<String> {
+    if !order.allows(Action::ConfirmReceipt) {
+        return Err(OrderError::not_allowed(format!(
             "There is nothing to confirm yet (the order is {}).",
-            order.status().label()
+            order.status.label()
         )));
     }
     Ok(
-        sessions::ensure_session(state, &order, CheckoutAction::Complete)
+        sessions::ensure_session(state, order, CheckoutAction::Complete)
             .await?
             .url,
     )
@@ -97,17 +95,18 @@ pub enum JobOutcome {
 
 /// Sends `POST /escrows/:id/deliver` for a job. Deliver is never blindly resent: after a failed
 /// attempt the escrow is read first, and a 400 means "no longer paid" only if a read agrees.
-pub async fn run_deliver(state: &AppState, job: &Job) -> AppResult<JobOutcome> {
+#[tracing::instrument(skip_all, fields(order.id = %job.order_id, job.id = job.id, job.attempt = job.attempts))]
+pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
     let Some(order) = db::orders::get(&state.pool, job.order_id).await? else {
         return Ok(JobOutcome::GiveUp("order not found".into()));
     };
     let Some(escrow_id) = order.escrow_id.clone() else {
         return Ok(JobOutcome::GiveUp("order has no escrow".into()));
     };
-    if order.status() != OrderStatus::Paid {
+    if !order.deliver_due() {
         return Ok(JobOutcome::Done(format!(
             "nothing to deliver: order is {}",
-            order.status().as_str()
+            order.status.as_str()
         )));
     }
     if job.attempts > 1 && !still_paid(state, &escrow_id).await? {
@@ -138,7 +137,7 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> AppResult<JobOutcome> {
 }
 
 /// Reads the escrow, applies it, and tells whether it is still waiting for delivery.
-async fn still_paid(state: &AppState, escrow_id: &str) -> AppResult<bool> {
+async fn still_paid(state: &AppState, escrow_id: &str) -> OrderResult<bool> {
     match state.dhmad.get_escrow(escrow_id).await {
         Ok(e) => {
             sync::apply_in_tx(state, &e, "read before deliver").await?;

@@ -1,13 +1,16 @@
-//! The domain: what an order is, how DHMAD's news changes it, and what we do in response.
+//! The domain: what an order is, how DHMAD's news changes it, and what we do in response. It
+//! knows no HTTP: operations return [`OrderError`], which the HTTP edge maps to a status.
 
 pub mod checkout;
+mod error;
 pub mod fulfilment;
 pub mod sessions;
 pub mod snapshot;
-mod status;
+pub mod state_machine;
 pub mod sync;
 pub mod webhook;
 
-pub use checkout::{validate_email, CheckoutStarted};
+pub use checkout::CheckoutStarted;
+pub use error::{OrderError, OrderResult, SAVED};
 pub use snapshot::{apply_escrow_snapshot, Applied};
-pub use status::OrderStatus;
+pub use state_machine::{Action, Mode, Order, OrderStatus};

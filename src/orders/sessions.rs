@@ -2,37 +2,38 @@
 //! else open a new one (sessions are cheap and single-use; escrows are not).
 
 use dhmad::{CheckoutAction, CreateSession};
+use sqlx::PgExecutor;
 use time::OffsetDateTime;
 
-use super::checkout::SAVED;
-use crate::app::AppState;
-use crate::db::{self, orders::Order, sessions::Session};
-use crate::error::{AppError, AppResult};
+use super::{Order, OrderError, OrderResult};
+use crate::db::{self, sessions::Session};
+use crate::state::AppState;
 
 /// A session is reused only if it stays open at least this long: time for the buyer to pay.
 pub const MIN_SESSION_LIFE: time::Duration = time::Duration::minutes(2);
 
 /// The order's pending session of `action` that stays open long enough for the buyer to pay.
 pub async fn live_session(
-    state: &AppState,
+    e: impl PgExecutor<'_>,
     order: &Order,
     action: &CheckoutAction,
-) -> AppResult<Option<Session>> {
+) -> sqlx::Result<Option<Session>> {
     let open_until = OffsetDateTime::now_utc() + MIN_SESSION_LIFE;
-    Ok(db::sessions::live_for_order(&state.pool, order.id, action.as_str(), open_until).await?)
+    db::sessions::live_for_order(e, order.id, action.as_str(), open_until).await
 }
 
 /// A pending session of `action` for the order that stays open long enough, or a new one.
+#[tracing::instrument(skip_all, fields(order.id = %order.id, action = %action))]
 pub async fn ensure_session(
     state: &AppState,
     order: &Order,
     action: CheckoutAction,
-) -> AppResult<Session> {
+) -> OrderResult<Session> {
     let escrow_id = order
         .escrow_id
         .as_deref()
-        .ok_or_else(|| AppError::Conflict("This order has no escrow yet.".into()))?;
-    if let Some(s) = live_session(state, order, &action).await? {
+        .ok_or_else(|| OrderError::not_allowed("This order has no escrow yet."))?;
+    if let Some(s) = live_session(&state.pool, order, &action).await? {
         return Ok(s);
     }
     let req = CreateSession::new(
@@ -52,31 +53,21 @@ pub async fn ensure_session(
                 expires_at: c.expires_at,
             };
             let mut tx = state.pool.begin().await?;
-            db::sessions::insert(&mut *tx, &new).await?;
-            db::orders::set_failure_reason(&mut *tx, order.id, None).await?;
+            let session = db::sessions::insert(&mut *tx, &new).await?;
+            if order.failure_reason.is_some() {
+                db::orders::set_failure_reason(&mut *tx, order.id, None).await?;
+            }
             let detail = format!("Checkout session opened ({action})");
             db::events::add(&mut *tx, order.id, "session_opened", &detail).await?;
             tx.commit().await?;
-            Ok(db::sessions::get(&state.pool, &c.session_id)
-                .await?
-                .ok_or(AppError::NotFound)?)
+            Ok(session)
         }
         Err(err) => {
-            let reason = format!("could not open a {action} session: {err}");
-            tracing::warn!(order_id = %order.id, reason, "session creation failed");
-            db::orders::set_failure_reason(&state.pool, order.id, Some(&reason)).await?;
-            Err(match err {
-                dhmad::Error::BusinessRule { api, .. } => AppError::Refused {
-                    status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                    message: api
-                        .user_message
-                        .unwrap_or_else(|| "The payment provider refused this step.".into()),
-                },
-                e if e.is_transient() => {
-                    AppError::Unavailable(format!("The payment provider is not answering. {SAVED}"))
-                }
-                _ => AppError::Upstream(format!("The payment provider reported an error. {SAVED}")),
-            })
+            let err = OrderError::from_dhmad(err, &format!("could not open a {action} session"));
+            if let Some(reason) = err.cause() {
+                db::orders::set_failure_reason(&state.pool, order.id, Some(&reason)).await?;
+            }
+            Err(err)
         }
     }
 }

@@ -5,38 +5,38 @@
 use dhmad::{Escrow, EscrowStatus};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use super::{fulfilment, OrderStatus};
+use super::{fulfilment, Order, OrderStatus};
 use crate::db;
 
-/// What applying a snapshot did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What applying a snapshot did. Every variant but `Unmatched` carries the order as it is now,
+/// still row-locked by the caller's transaction.
+#[derive(Debug, Clone)]
 pub enum Applied {
     /// No order has this escrow.
     Unmatched,
     /// The escrow status changed.
     Transitioned {
-        order_id: Uuid,
+        order: Box<Order>,
         from: Option<String>,
         to: String,
     },
     /// Same status (perhaps newer details): nothing to do but note we heard from DHMAD.
-    Unchanged { order_id: Uuid },
+    Unchanged { order: Box<Order> },
     /// Older than what we already applied.
-    Stale { order_id: Uuid },
+    Stale { order: Box<Order> },
     /// The order is completed or cancelled and stays so.
-    Settled { order_id: Uuid },
+    Settled { order: Box<Order> },
 }
 
 impl Applied {
-    pub fn order_id(&self) -> Option<Uuid> {
+    pub fn order(&self) -> Option<&Order> {
         match self {
             Applied::Unmatched => None,
-            Applied::Transitioned { order_id, .. }
-            | Applied::Unchanged { order_id }
-            | Applied::Stale { order_id }
-            | Applied::Settled { order_id } => Some(*order_id),
+            Applied::Transitioned { order, .. }
+            | Applied::Unchanged { order }
+            | Applied::Stale { order }
+            | Applied::Settled { order } => Some(order),
         }
     }
 }
@@ -92,6 +92,7 @@ fn decide(
 
 /// Applies `escrow` to the order that owns it, under the order's row lock. Idempotent: the same
 /// snapshot twice transitions once. `source` says where the news came from, for the timeline.
+#[tracing::instrument(skip_all, fields(escrow.id = %escrow.id, escrow.status = %escrow.status, source))]
 pub async fn apply_escrow_snapshot(
     conn: &mut PgConnection,
     escrow: &Escrow,
@@ -100,45 +101,78 @@ pub async fn apply_escrow_snapshot(
     let Some(order) = db::orders::lock_by_escrow(&mut *conn, &escrow.id).await? else {
         return Ok(Applied::Unmatched);
     };
+    let order = Box::new(order);
     let current = order.escrow_status.as_deref().map(EscrowStatus::from);
     let at = escrow.updated_at;
-    match decide(
-        current.as_ref(),
-        order.escrow_updated_at,
-        &escrow.status,
-        at,
-    ) {
-        Decision::Settled => return Ok(Applied::Settled { order_id: order.id }),
+    let decision = if order.status.is_settled() {
+        Decision::Settled
+    } else {
+        decide(
+            current.as_ref(),
+            order.escrow_updated_at,
+            &escrow.status,
+            at,
+        )
+    };
+    match decision {
+        Decision::Settled => return Ok(Applied::Settled { order }),
         Decision::Stale => {
-            tracing::info!(order_id = %order.id, escrow_status = %escrow.status, source, "stale escrow snapshot ignored");
-            return Ok(Applied::Stale { order_id: order.id });
+            tracing::info!(order.id = %order.id, "stale escrow snapshot ignored");
+            return Ok(Applied::Stale { order });
         }
         Decision::Same => {
             db::orders::touch_synced(&mut *conn, order.id, at).await?;
-            return Ok(Applied::Unchanged { order_id: order.id });
+            return Ok(Applied::Unchanged { order });
         }
         Decision::Apply => {}
     }
-    let next = OrderStatus::from_escrow(&escrow.status).unwrap_or(order.status());
-    db::orders::apply_snapshot(&mut *conn, order.id, next, escrow.status.as_str(), at).await?;
+    let next = OrderStatus::from_escrow(&escrow.status).unwrap_or(order.status);
+    if next != order.status && !order.status.can_become(next) {
+        tracing::warn!(order.id = %order.id, from = ?order.status, to = ?next, "snapshot would make a move the order does not allow; ignored");
+        return Ok(Applied::Stale { order });
+    }
     let from = order.escrow_status.clone();
+    let mut order = Box::new(
+        db::orders::apply_snapshot(&mut *conn, order.id, next, escrow.status.as_str(), at).await?,
+    );
     let detail = format!(
         "DHMAD escrow {} → {} ({source})",
         from.as_deref().unwrap_or("unknown"),
         escrow.status
     );
     db::events::add(&mut *conn, order.id, "escrow_status", &detail).await?;
-    tracing::info!(order_id = %order.id, from = ?from, to = %escrow.status, source, "order transitioned");
+    tracing::info!(order.id = %order.id, from = ?from, "order transitioned");
     if escrow.status == EscrowStatus::Paid {
-        // A payment supersedes any earlier rejected deposit proof.
-        db::orders::set_deposit_rejection(&mut *conn, order.id, None).await?;
+        clear_deposit_rejection(conn, &mut order).await?;
         fulfilment::on_paid(&mut *conn, &order).await?;
     }
     Ok(Applied::Transitioned {
-        order_id: order.id,
+        order,
         from,
         to: escrow.status.to_string(),
     })
+}
+
+// The deposit-proof rule, both halves here: DHMAD's rejection of a guest's payment proof is
+// shown only while the order awaits payment, and a payment makes any earlier one history.
+
+/// Records why DHMAD rejected the buyer's deposit proof, if the order still awaits payment.
+pub async fn record_deposit_rejection(
+    conn: &mut PgConnection,
+    order: &Order,
+    reason: &str,
+) -> sqlx::Result<()> {
+    if order.takes_deposit_rejection() {
+        db::orders::set_deposit_rejection(&mut *conn, order.id, Some(reason)).await?;
+    }
+    Ok(())
+}
+
+async fn clear_deposit_rejection(conn: &mut PgConnection, order: &mut Order) -> sqlx::Result<()> {
+    if order.deposit_rejection_reason.take().is_some() {
+        db::orders::set_deposit_rejection(&mut *conn, order.id, None).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,8 +1,18 @@
-use dhmad::EscrowStatus;
+//! The order's state machine: its statuses, the moves between them, and every "may this happen
+//! now" question that handlers, templates and jobs ask. Adding a status is one variant here, one
+//! `ALTER TYPE order_status ADD VALUE` migration, and the match arms the compiler asks for.
+//! `docs/ARCHITECTURE.md` shows the same machine as a table.
+
+use dhmad::{EscrowMode, EscrowStatus};
+use rust_decimal::Decimal;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// Our order status. The first four describe getting an escrow at all; the rest follow the
-/// escrow's DHMAD status one to one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// escrow's DHMAD status one to one. Stored as the Postgres enum `order_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
+#[sqlx(type_name = "order_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Intent recorded; no escrow yet.
     New,
@@ -20,7 +30,65 @@ pub enum OrderStatus {
     Disputed,
 }
 
+/// How the product is sold, i.e. the DHMAD escrow mode. Stored as the Postgres enum
+/// `escrow_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
+#[sqlx(type_name = "escrow_mode", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// A good the shop hands over itself the moment DHMAD holds the money (a digital code).
+    Instant,
+    /// A shipped good: the merchant ships, the buyer confirms receipt.
+    Quick,
+}
+
+/// What a buyer or the merchant may ask of an order. [`Order::allows`] says when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Buyer: open (or reopen) the payment on DHMAD's page.
+    Pay,
+    /// Buyer: confirm receipt of a shipped good (a DHMAD `complete` session).
+    ConfirmReceipt,
+    /// Merchant: mark a paid quick order shipped (DHMAD `deliver`).
+    Ship,
+    /// Merchant: retry a checkout whose escrow creation failed or is in doubt.
+    RetryCheckout,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [
+        Action::Pay,
+        Action::ConfirmReceipt,
+        Action::Ship,
+        Action::RetryCheckout,
+    ];
+}
+
 impl OrderStatus {
+    pub const ALL: [OrderStatus; 10] = [
+        Self::New,
+        Self::CreatingEscrow,
+        Self::EscrowFailed,
+        Self::NeedsReconciliation,
+        Self::AwaitingPayment,
+        Self::Paid,
+        Self::Delivered,
+        Self::Completed,
+        Self::Cancelled,
+        Self::Disputed,
+    ];
+    /// Not paid yet: a repeated checkout by the same buyer continues such an order. The partial
+    /// unique index `orders_one_open_per_buyer_sku` lists the same statuses (a test checks it).
+    pub const OPEN: &'static [OrderStatus] = &[
+        Self::New,
+        Self::CreatingEscrow,
+        Self::EscrowFailed,
+        Self::NeedsReconciliation,
+        Self::AwaitingPayment,
+    ];
+    /// Completed and cancelled never change again.
+    pub const SETTLED: &'static [OrderStatus] = &[Self::Completed, Self::Cancelled];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::New => "new",
@@ -33,22 +101,6 @@ impl OrderStatus {
             Self::Completed => "completed",
             Self::Cancelled => "cancelled",
             Self::Disputed => "disputed",
-        }
-    }
-
-    /// Parses a stored value; the database's CHECK constraint guarantees it is one of ours.
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "new" => Self::New,
-            "creating_escrow" => Self::CreatingEscrow,
-            "escrow_failed" => Self::EscrowFailed,
-            "needs_reconciliation" => Self::NeedsReconciliation,
-            "awaiting_payment" => Self::AwaitingPayment,
-            "paid" => Self::Paid,
-            "delivered" => Self::Delivered,
-            "completed" => Self::Completed,
-            "cancelled" => Self::Cancelled,
-            _ => Self::Disputed,
         }
     }
 
@@ -66,9 +118,51 @@ impl OrderStatus {
         })
     }
 
-    /// Completed and cancelled never change again.
+    pub fn is_open(self) -> bool {
+        Self::OPEN.contains(&self)
+    }
+
     pub fn is_settled(self) -> bool {
-        matches!(self, Self::Completed | Self::Cancelled)
+        Self::SETTLED.contains(&self)
+    }
+
+    /// DHMAD holds the buyer's money (or is deciding about it): a new checkout must not take
+    /// it a second time.
+    pub fn money_held(self) -> bool {
+        matches!(self, Self::Paid | Self::Delivered | Self::Disputed)
+    }
+
+    /// A status that mirrors an existing escrow's DHMAD status.
+    fn follows_escrow(self) -> bool {
+        matches!(
+            self,
+            Self::AwaitingPayment
+                | Self::Paid
+                | Self::Delivered
+                | Self::Completed
+                | Self::Cancelled
+                | Self::Disputed
+        )
+    }
+
+    /// The allowed moves. Before an escrow exists the shop drives the order; once one exists
+    /// the order follows whatever DHMAD says of it (webhooks can be missed, so any escrow
+    /// status may come next, including the documented delivered→paid); settled is final.
+    pub fn can_become(self, next: OrderStatus) -> bool {
+        use OrderStatus as S;
+        match (self, next) {
+            (a, b) if a == b => false,
+            (S::Completed | S::Cancelled, _) => false,
+            (S::New | S::EscrowFailed, S::CreatingEscrow) => true,
+            (S::CreatingEscrow, S::AwaitingPayment | S::EscrowFailed | S::NeedsReconciliation) => {
+                true
+            }
+            (S::NeedsReconciliation, S::AwaitingPayment | S::EscrowFailed) => true,
+            (S::AwaitingPayment | S::Paid | S::Delivered | S::Disputed, next) => {
+                next.follows_escrow()
+            }
+            _ => false,
+        }
     }
 
     /// What the buyer reads.
@@ -87,26 +181,122 @@ impl OrderStatus {
     }
 }
 
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Instant => "instant",
+            Self::Quick => "quick",
+        }
+    }
+
+    /// The wire value sent to DHMAD.
+    pub fn to_dhmad(self) -> EscrowMode {
+        match self {
+            Self::Instant => EscrowMode::Instant,
+            Self::Quick => EscrowMode::Quick,
+        }
+    }
+
+    /// How the catalog describes it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Instant => "Digital: delivered the moment you pay",
+            Self::Quick => "Shipped: you confirm receipt before the seller is paid",
+        }
+    }
+}
+
+/// A row of `orders`: `status` is ours, `escrow_status` is DHMAD's string exactly.
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: Uuid,
+    pub sku: String,
+    pub mode: Mode,
+    pub buyer_email: String,
+    pub amount: Decimal,
+    pub currency: String,
+    pub status: OrderStatus,
+    pub escrow_id: Option<String>,
+    pub escrow_status: Option<String>,
+    pub escrow_updated_at: Option<OffsetDateTime>,
+    pub failure_reason: Option<String>,
+    pub deposit_rejection_reason: Option<String>,
+    pub digital_code: Option<String>,
+    pub last_synced_at: Option<OffsetDateTime>,
+    pub escrow_attempted_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Order {
+    pub fn is_instant(&self) -> bool {
+        self.mode == Mode::Instant
+    }
+
+    /// Whether `action` may happen now.
+    pub fn allows(&self, action: Action) -> bool {
+        use OrderStatus as S;
+        match action {
+            Action::Pay => matches!(
+                self.status,
+                S::AwaitingPayment | S::EscrowFailed | S::NeedsReconciliation
+            ),
+            Action::ConfirmReceipt => self.status == S::Delivered,
+            Action::Ship => self.mode == Mode::Quick && self.status == S::Paid,
+            Action::RetryCheckout => {
+                matches!(self.status, S::EscrowFailed | S::NeedsReconciliation)
+            }
+        }
+    }
+
+    /// Every action valid now.
+    pub fn actions(&self) -> impl Iterator<Item = Action> + '_ {
+        Action::ALL.into_iter().filter(|a| self.allows(*a))
+    }
+
+    /// The digital good, shown only while the payment stands.
+    pub fn visible_good(&self) -> Option<&str> {
+        let stands = matches!(
+            self.status,
+            OrderStatus::Paid | OrderStatus::Delivered | OrderStatus::Completed
+        );
+        self.digital_code.as_deref().filter(|_| stands)
+    }
+
+    /// The shop owes DHMAD a `deliver` call: an instant order whose money DHMAD holds.
+    pub fn deliver_due(&self) -> bool {
+        self.status == OrderStatus::Paid
+    }
+
+    /// Why DHMAD rejected the buyer's payment proof, while that still matters (a payment
+    /// since makes it history).
+    pub fn deposit_rejection(&self) -> Option<&str> {
+        self.deposit_rejection_reason
+            .as_deref()
+            .filter(|_| self.status == OrderStatus::AwaitingPayment)
+    }
+
+    /// A rejected deposit proof is recorded only while the order still awaits payment: one
+    /// arriving after the payment is history, not news.
+    pub fn takes_deposit_rejection(&self) -> bool {
+        self.status == OrderStatus::AwaitingPayment
+    }
+
+    /// Something is about to change without the buyer doing anything: the page refreshes.
+    pub fn expects_news(&self) -> bool {
+        matches!(
+            self.status,
+            OrderStatus::New | OrderStatus::CreatingEscrow | OrderStatus::AwaitingPayment
+        ) && self.deposit_rejection_reason.is_none()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_and_follows_dhmad() {
-        for s in [
-            OrderStatus::New,
-            OrderStatus::CreatingEscrow,
-            OrderStatus::EscrowFailed,
-            OrderStatus::NeedsReconciliation,
-            OrderStatus::AwaitingPayment,
-            OrderStatus::Paid,
-            OrderStatus::Delivered,
-            OrderStatus::Completed,
-            OrderStatus::Cancelled,
-            OrderStatus::Disputed,
-        ] {
-            assert_eq!(OrderStatus::parse(s.as_str()), s);
-        }
+    fn follows_dhmad() {
         assert_eq!(
             OrderStatus::from_escrow(&EscrowStatus::Pending),
             Some(OrderStatus::AwaitingPayment)
@@ -115,5 +305,49 @@ mod tests {
             OrderStatus::from_escrow(&EscrowStatus::from("frozen")),
             None
         );
+        for s in OrderStatus::ALL {
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::from(s.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn settled_is_final_and_open_is_before_payment() {
+        for from in OrderStatus::ALL {
+            for to in OrderStatus::ALL {
+                if from.is_settled() {
+                    assert!(!from.can_become(to), "{from:?} → {to:?}");
+                }
+                // No move leads back into "open" once DHMAD holds the money.
+                if from.money_held() && to.is_open() && to != OrderStatus::AwaitingPayment {
+                    assert!(!from.can_become(to), "{from:?} → {to:?}");
+                }
+            }
+            assert!(!(from.is_open() && from.money_held()), "{from:?}");
+        }
+        assert!(OrderStatus::Delivered.can_become(OrderStatus::Paid));
+        assert!(!OrderStatus::New.can_become(OrderStatus::Paid));
+    }
+
+    #[test]
+    fn every_escrow_status_is_reachable_from_an_escrow_backed_order() {
+        for e in [
+            "pending",
+            "paid",
+            "delivered",
+            "completed",
+            "cancelled",
+            "disputed",
+        ] {
+            let next = OrderStatus::from_escrow(&EscrowStatus::from(e)).unwrap();
+            assert!(
+                OrderStatus::ALL
+                    .iter()
+                    .any(|s| s.can_become(next) && s.follows_escrow()),
+                "{e}"
+            );
+        }
     }
 }

@@ -5,19 +5,26 @@ use dhmad::{CheckoutAction, ListEscrows, Role};
 use uuid::Uuid;
 
 use super::{
-    apply_escrow_snapshot, checkout::escrow_title, sessions::live_session, Applied, OrderStatus,
+    apply_escrow_snapshot, checkout::escrow_title, sessions::live_session, Applied, Order,
+    OrderError, OrderResult, OrderStatus,
 };
-use crate::app::AppState;
-use crate::db::{self, orders::Order};
-use crate::error::{AppError, AppResult};
+use crate::db;
+use crate::state::AppState;
 
 /// Reads the escrow from DHMAD and applies it. DHMAD failures come back as errors for the
 /// caller to decide (the callback shrugs them off; the reconciler tries again later).
-pub async fn refresh_order(state: &AppState, order: &Order, source: &str) -> AppResult<Applied> {
+#[tracing::instrument(skip_all, fields(order.id = %order.id, escrow.id = order.escrow_id.as_deref(), source))]
+pub async fn refresh_order(state: &AppState, order: &Order, source: &str) -> OrderResult<Applied> {
     let Some(escrow_id) = order.escrow_id.as_deref() else {
-        return Ok(Applied::Unchanged { order_id: order.id });
+        return Ok(Applied::Unchanged {
+            order: Box::new(order.clone()),
+        });
     };
-    let escrow = state.dhmad.get_escrow(escrow_id).await.map_err(upstream)?;
+    let escrow = state
+        .dhmad
+        .get_escrow(escrow_id)
+        .await
+        .map_err(|e| upstream(e, "reading the escrow"))?;
     apply_in_tx(state, &escrow, source).await
 }
 
@@ -25,18 +32,26 @@ pub async fn apply_in_tx(
     state: &AppState,
     escrow: &dhmad::Escrow,
     source: &str,
-) -> AppResult<Applied> {
+) -> OrderResult<Applied> {
     let mut tx = state.pool.begin().await?;
     let applied = apply_escrow_snapshot(&mut tx, escrow, source).await?;
     tx.commit().await?;
     Ok(applied)
 }
 
-fn upstream(e: dhmad::Error) -> AppError {
+/// A failed read: users are told only that DHMAD is not answering; the log gets the cause.
+fn upstream(e: dhmad::Error, what: &str) -> OrderError {
+    let cause = format!("{what}: {e}");
     if e.is_transient() {
-        AppError::Unavailable(format!("DHMAD unavailable: {e}"))
+        OrderError::DhmadUnavailable {
+            message: "The payment provider is not answering. Please try again in a moment.".into(),
+            cause,
+        }
     } else {
-        AppError::Upstream(format!("DHMAD error: {e}"))
+        OrderError::DhmadFailed {
+            message: "The payment provider reported an error. Please try again in a moment.".into(),
+            cause,
+        }
     }
 }
 
@@ -45,14 +60,14 @@ fn upstream(e: dhmad::Error) -> AppError {
 /// at its expiry, or unknown (deleted, or a sandbox that was restarted). Returns the order as
 /// DHMAD sees it; an escrow DHMAD no longer knows closes the order, with the reason, so that
 /// the buyer's checkout opens a fresh one instead of failing on it forever.
-pub async fn recheck_before_reuse(state: &AppState, order: Order) -> AppResult<Order> {
+pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult<Order> {
     let Some(escrow_id) = order.escrow_id.clone() else {
         return Ok(order);
     };
-    if order.status() != OrderStatus::AwaitingPayment {
+    if order.status != OrderStatus::AwaitingPayment {
         return Ok(order);
     }
-    if live_session(state, &order, &CheckoutAction::AcceptPay)
+    if live_session(&state.pool, &order, &CheckoutAction::AcceptPay)
         .await?
         .is_some()
     {
@@ -60,47 +75,53 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> AppResult<O
     }
     match state.dhmad.get_escrow(&escrow_id).await {
         Ok(escrow) => {
-            apply_in_tx(state, &escrow, "checkout, read from DHMAD").await?;
+            let applied = apply_in_tx(state, &escrow, "checkout, read from DHMAD").await?;
+            if let Some(o) = applied.order() {
+                return Ok(o.clone());
+            }
         }
         Err(dhmad::Error::NotFound(_)) => {
             let reason =
                 format!("DHMAD no longer knows escrow {escrow_id}; a new order was opened");
-            tracing::warn!(order_id = %order.id, escrow_id, "escrow unknown to DHMAD; closing the order");
+            tracing::warn!(order.id = %order.id, escrow.id = escrow_id, "escrow unknown to DHMAD; closing the order");
             let mut tx = state.pool.begin().await?;
             db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason).await?;
             db::events::add(&mut *tx, order.id, "escrow_missing", &reason).await?;
             tx.commit().await?;
+            return Ok(Order {
+                status: OrderStatus::Cancelled,
+                failure_reason: Some(reason),
+                ..order
+            });
         }
         // DHMAD is not answering: carry on with what we know; opening the session will tell.
-        Err(e) => tracing::warn!(order_id = %order.id, error = %e, "could not re-check the escrow"),
+        Err(e) => tracing::warn!(order.id = %order.id, error = %e, "could not re-check the escrow"),
     }
-    db::orders::get(&state.pool, order.id)
-        .await?
-        .ok_or(AppError::NotFound)
+    Ok(order)
 }
 
 /// The buyer came back from DHMAD's page with `session_id`. The `status` query parameter is a
 /// hint we never act on: if the order is not settled we ask DHMAD (session, then escrow).
 /// Returns the order id; unknown sessions are `NotFound` and change nothing.
-pub async fn on_callback(state: &AppState, session_id: &str) -> AppResult<Uuid> {
+#[tracing::instrument(skip_all, fields(session.id = session_id, order.id))]
+pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Uuid> {
     let session = db::sessions::get(&state.pool, session_id)
         .await?
-        .ok_or(AppError::NotFound)?;
+        .ok_or(OrderError::NotFound)?;
     let order = db::orders::get(&state.pool, session.order_id)
         .await?
-        .ok_or(AppError::NotFound)?;
-    if order.status().is_settled() {
+        .ok_or(OrderError::NotFound)?;
+    tracing::Span::current().record("order.id", tracing::field::display(order.id));
+    if order.status.is_settled() {
         return Ok(order.id);
     }
     match state.dhmad.get_session(session_id).await {
         Ok(s) => db::sessions::set_status(&state.pool, session_id, s.status.as_str()).await?,
-        Err(e) => {
-            tracing::warn!(order_id = %order.id, error = %e, "could not read the session from DHMAD")
-        }
+        Err(e) => tracing::warn!(error = %e, "could not read the session from DHMAD"),
     }
     if let Err(e) = refresh_order(state, &order, "callback, read from DHMAD").await {
         // The order page says we are confirming; the webhook or the reconciler will finish.
-        tracing::warn!(order_id = %order.id, error = %e, "could not read the escrow from DHMAD after the redirect");
+        tracing::warn!(error = %e, cause = e.cause(), "could not read the escrow from DHMAD after the redirect");
     }
     Ok(order.id)
 }
@@ -108,7 +129,8 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> AppResult<Uuid> 
 /// Resolves an escrow creation with an unknown outcome by looking for the escrow in DHMAD's
 /// list (its title carries the order id). Found: the order continues with it. Not found: the
 /// order is marked safe to retry.
-pub async fn reconcile_creation(state: &AppState, order: &Order) -> AppResult<()> {
+#[tracing::instrument(skip_all, fields(order.id = %order.id))]
+pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<()> {
     let marker = escrow_title("", order.id);
     let mut found = None;
     for page in 1..=3 {
@@ -118,7 +140,11 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> AppResult<()
             limit: Some(100),
             ..Default::default()
         };
-        let list = state.dhmad.list_escrows(&q).await.map_err(upstream)?;
+        let list = state
+            .dhmad
+            .list_escrows(&q)
+            .await
+            .map_err(|e| upstream(e, "listing escrows"))?;
         found = list.escrows.into_iter().find(|e| {
             e.title.ends_with(&marker)
                 && e.buyer_email()
@@ -128,23 +154,24 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> AppResult<()
             break;
         }
     }
+    let mut tx = state.pool.begin().await?;
     match found {
         Some(e) => {
-            let at = e.updated_at.or(e.created_at);
-            db::orders::record_escrow(&state.pool, order.id, &e.id, e.status.as_str(), at).await?;
+            // Recorded as DHMAD created it (pending, no clock yet), then the escrow as DHMAD
+            // lists it now is applied on top: if it was paid or cancelled since, the order
+            // moves on through the one path that also fulfils.
+            db::orders::record_escrow(&mut *tx, order.id, &e.id, "pending", None).await?;
             let detail = format!("DHMAD escrow {} found after an unanswered request", e.id);
-            db::events::add(&state.pool, order.id, "escrow_reconciled", &detail).await?;
-            // The escrow may have moved on since (paid, cancelled…): apply its full state.
-            if let Some(o) = db::orders::get(&state.pool, order.id).await? {
-                refresh_order(state, &o, "reconciliation").await?;
-            }
+            db::events::add(&mut *tx, order.id, "escrow_reconciled", &detail).await?;
+            apply_escrow_snapshot(&mut tx, &e, "reconciliation").await?;
         }
         None => {
             let reason = "no escrow was created at DHMAD; safe to retry";
-            db::orders::record_failure(&state.pool, order.id, OrderStatus::EscrowFailed, reason)
+            db::orders::record_failure(&mut *tx, order.id, OrderStatus::EscrowFailed, reason)
                 .await?;
-            db::events::add(&state.pool, order.id, "escrow_reconciled", reason).await?;
+            db::events::add(&mut *tx, order.id, "escrow_reconciled", reason).await?;
         }
     }
+    tx.commit().await?;
     Ok(())
 }

@@ -3,9 +3,8 @@
 
 use dhmad::{Event, WebhookEnvelope};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
-use super::{apply_escrow_snapshot, Applied, OrderStatus};
+use super::{apply_escrow_snapshot, snapshot, Applied, Order, OrderError, OrderResult};
 use crate::db;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,64 +30,78 @@ impl Outcome {
     }
 }
 
-/// Stores and applies one event. `payload` is the parsed body, kept verbatim in the inbox.
-pub async fn ingest(
+/// Stores and applies one event whose signature over `body` was verified. The body is parsed
+/// once; the inbox keeps it verbatim (Postgres parses it into JSONB itself).
+#[tracing::instrument(skip_all, fields(event.id, event.type))]
+pub async fn ingest(pool: &PgPool, body: &[u8]) -> OrderResult<Outcome> {
+    // A body that passed the signature check but is no envelope can never succeed: refused,
+    // so DHMAD does not retry it.
+    let not_json = || OrderError::Invalid("the body is not valid JSON".into());
+    let raw = std::str::from_utf8(body).map_err(|_| not_json())?;
+    let WebhookEnvelope {
+        id,
+        event_type,
+        data,
+        ..
+    } = WebhookEnvelope::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            OrderError::Invalid("the body is not a DHMAD event envelope".into())
+        } else {
+            not_json()
+        }
+    })?;
+    let span = tracing::Span::current();
+    span.record("event.id", id.as_str());
+    span.record("event.type", event_type.as_str());
+    let event = Event::from_parts(&event_type, data);
+    Ok(store_and_apply(pool, &id, &event_type, event, raw).await?)
+}
+
+async fn store_and_apply(
     pool: &PgPool,
-    env: &WebhookEnvelope,
-    payload: &serde_json::Value,
+    id: &str,
+    event_type: &str,
+    event: Result<Event, serde_json::Error>,
+    raw: &str,
 ) -> sqlx::Result<Outcome> {
-    let event = env.event();
-    let escrow_id = event
-        .as_ref()
-        .ok()
-        .and_then(|e| e.escrow())
-        .map(|e| e.id.clone());
+    let escrow = event.as_ref().ok().and_then(Event::escrow);
     let mut tx = pool.begin().await?;
-    if !db::inbox::insert(
-        &mut *tx,
-        &env.id,
-        &env.event_type,
-        escrow_id.as_deref(),
-        payload,
-    )
-    .await?
-    {
+    let escrow_id = escrow.map(|e| e.id.as_str());
+    if !db::inbox::insert(&mut *tx, id, event_type, escrow_id, raw).await? {
         tx.rollback().await?;
         return Ok(Outcome::Duplicate);
     }
-    let (outcome, order_id) = match &event {
-        Err(e) => {
+    let (outcome, order_id) = match (&event, escrow) {
+        (Err(e), _) => {
             // Signed by DHMAD but not the shape we know: keep it for a human, do not make
             // DHMAD retry something that will never parse.
-            tracing::warn!(event_id = %env.id, event_type = %env.event_type, error = %e, "webhook payload has an unexpected shape");
+            tracing::warn!(error = %e, "webhook payload has an unexpected shape");
             (Outcome::Ignored, None)
         }
-        Ok(ev) => match ev.escrow() {
-            None => (Outcome::Ignored, None),
-            Some(escrow) => {
-                let source = format!("webhook {}", env.event_type);
-                let applied = apply_escrow_snapshot(&mut tx, escrow, &source).await?;
-                match applied.order_id() {
-                    None => (Outcome::Unmatched, None),
-                    Some(id) => {
-                        note(&mut tx, id, ev, &applied).await?;
-                        (Outcome::Processed, Some(id))
-                    }
+        (Ok(_), None) => (Outcome::Ignored, None),
+        (Ok(ev), Some(escrow)) => {
+            let source = format!("webhook {event_type}");
+            let applied = apply_escrow_snapshot(&mut tx, escrow, &source).await?;
+            match applied.order() {
+                None => (Outcome::Unmatched, None),
+                Some(order) => {
+                    note(&mut tx, order, ev, &applied).await?;
+                    (Outcome::Processed, Some(order.id))
                 }
             }
-        },
+        }
     };
-    db::inbox::finish(&mut *tx, &env.id, outcome.as_str(), order_id).await?;
+    db::inbox::finish(&mut *tx, id, outcome.as_str(), order_id).await?;
     tx.commit().await?;
-    tracing::info!(event_id = %env.id, event_type = %env.event_type, outcome = outcome.as_str(), "webhook ingested");
+    tracing::info!(outcome = outcome.as_str(), "webhook ingested");
     Ok(outcome)
 }
 
-/// Timeline entries and side facts of events other than the status change itself. Runs under
-/// the order's row lock taken by `apply_escrow_snapshot`.
+/// Timeline entries and side facts of events other than the status change itself. `order` is
+/// the order as `apply_escrow_snapshot` left it, still row-locked.
 async fn note(
     conn: &mut PgConnection,
-    order_id: Uuid,
+    order: &Order,
     ev: &Event,
     applied: &Applied,
 ) -> sqlx::Result<()> {
@@ -98,13 +111,9 @@ async fn note(
             let reason = d
                 .deposit_proof
                 .reason
-                .clone()
-                .unwrap_or_else(|| "no reason given".into());
-            let order = db::orders::get(&mut *conn, order_id).await?;
-            // A rejection that arrives after the order got paid is history, not news.
-            if order.is_some_and(|o| o.status() == OrderStatus::AwaitingPayment) {
-                db::orders::set_deposit_rejection(&mut *conn, order_id, Some(&reason)).await?;
-            }
+                .as_deref()
+                .unwrap_or("no reason given");
+            snapshot::record_deposit_rejection(conn, order, reason).await?;
             format!("Payment proof rejected by DHMAD: {reason}")
         }
         Event::DeliveryRejected(d) => format!(
@@ -128,5 +137,5 @@ async fn note(
     } else {
         "event"
     };
-    db::events::add(&mut *conn, order_id, kind, &text).await
+    db::events::add(&mut *conn, order.id, kind, &text).await
 }

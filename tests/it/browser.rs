@@ -3,12 +3,9 @@
 //! → paid, then completed. Needs Debian's `chromium` and `chromium-driver`
 //! (`scripts/ensure-chromium`, run by `scripts/test` and CI).
 
-mod common;
-mod webdriver;
-
-use common::sandbox::world;
+use crate::common::sandbox::world;
+use crate::webdriver::Browser;
 use sqlx::PgPool;
-use webdriver::Browser;
 
 /// Fills the e-mail on the product's card and presses its Buy button.
 async fn buy(b: &Browser, shop: &str, sku: &str, email: &str) {

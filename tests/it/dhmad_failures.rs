@@ -1,11 +1,9 @@
 //! DHMAD failing at checkout (500, no answer), expired sessions, and 50 concurrent copies of a
 //! genuine sandbox event: the order stays recoverable and DHMAD is never asked twice.
 
-mod common;
-
 use std::time::Duration;
 
-use common::sandbox::*;
+use crate::common::sandbox::*;
 use dhmad::{webhook::SignedDelivery, Event, WebhookEnvelope};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -18,7 +16,7 @@ async fn a_dhmad_500_on_create_keeps_the_order_and_a_retry_recovers_it(pool: PgP
     let r = w.checkout_form("chechia-red", "retry@example.tn").await;
     assert_eq!(r.status(), 502);
     assert!(r.text().await.unwrap().contains("Your order is saved"));
-    let row = sqlx::query!("SELECT id, status, failure_reason FROM orders")
+    let row = sqlx::query!(r#"SELECT id, status::text AS "status!", failure_reason FROM orders"#)
         .fetch_one(&w.app.pool)
         .await
         .unwrap();
@@ -51,7 +49,7 @@ async fn no_answer_on_create_is_reconciled_before_any_new_escrow(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
-    let row = sqlx::query!("SELECT id, status, failure_reason FROM orders")
+    let row = sqlx::query!(r#"SELECT id, status::text AS "status!", failure_reason FROM orders"#)
         .fetch_one(&w.app.pool)
         .await
         .unwrap();

@@ -1,9 +1,7 @@
 //! The parts of the HTTP surface that need no DHMAD: catalog, probes, headers, validation,
 //! callback refusals, the back office's lock, and what happens when DHMAD cannot be reached.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -125,7 +123,7 @@ async fn dhmad_unreachable_keeps_the_order_with_its_reason(pool: PgPool) {
         !page.contains("127.0.0.1:9"),
         "internal details stay internal"
     );
-    let row = sqlx::query!("SELECT status, failure_reason FROM orders")
+    let row = sqlx::query!(r#"SELECT status::text AS "status!", failure_reason FROM orders"#)
         .fetch_one(&app.pool)
         .await
         .unwrap();

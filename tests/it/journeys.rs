@@ -1,9 +1,7 @@
 //! Whole purchases against the in-process DHMAD sandbox: the instant and the quick product,
 //! a spoofed callback, a webhook that never arrives, and a journey under webhook faults.
 
-mod common;
-
-use common::{sandbox::*, *};
+use crate::common::{sandbox::*, *};
 use serde_json::json;
 use sqlx::PgPool;
 

@@ -2,9 +2,7 @@
 //! escrow was paid or cancelled while its webhook was lost, or DHMAD no longer knows it (a
 //! restarted sandbox). Before opening a new session on it, the storefront asks.
 
-mod common;
-
-use common::sandbox::*;
+use crate::common::sandbox::*;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;

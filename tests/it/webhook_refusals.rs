@@ -1,8 +1,6 @@
 //! Every way a webhook delivery is refused, and that a refusal stores nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 

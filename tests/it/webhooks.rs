@@ -1,9 +1,7 @@
 //! Webhook ingestion against real Postgres: refusals, idempotency under duplicates and
 //! concurrency, ordering, unknown events. DHMAD itself is not needed: events are signed here.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dhmad::{webhook::SignedDelivery, Event, WebhookEnvelope};
 use serde_json::{json, Value};
 use sqlx::PgPool;

@@ -1,7 +1,6 @@
 //! Test harness: a storefront on port 0 over the per-test database that `#[sqlx::test]`
 //! provides, optionally with the DHMAD sandbox in-process, and helpers to sign webhooks and to
 //! wait for asynchronous effects with a bounded poll instead of fixed sleeps.
-#![allow(dead_code)]
 
 pub mod sandbox;
 
@@ -131,7 +130,7 @@ impl TestApp {
         let p = db::products::get(&self.pool, sku).await.unwrap().unwrap();
         let new = db::orders::NewOrder {
             sku,
-            mode: &p.mode,
+            mode: p.mode,
             buyer_email: email,
             amount: p.price,
             currency: &p.currency,
@@ -189,7 +188,13 @@ where
 }
 
 pub async fn order_status(pool: &PgPool, id: Uuid) -> String {
-    db::orders::get(pool, id).await.unwrap().unwrap().status
+    db::orders::get(pool, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .as_str()
+        .to_owned()
 }
 
 /// How many of the order's timeline entries mention `needle`.

@@ -15,7 +15,7 @@ pub struct World {
 
 /// Sandbox first (the storefront needs its API base), then the storefront on port 0, then the
 /// sandbox is pointed at the storefront's webhook and callback URLs.
-pub async fn world(pool: PgPool, tweak: impl FnOnce(&mut storefront::Config)) -> World {
+pub async fn world(pool: PgPool, tweak: impl FnOnce(&mut Config)) -> World {
     let sb = Sandbox::start(SandboxConfig::for_tests())
         .await
         .expect("sandbox");

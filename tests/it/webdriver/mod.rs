@@ -1,7 +1,6 @@
 //! A minimal W3C WebDriver client over reqwest, driving Debian's headless Chromium through
 //! chromedriver: enough to click through the shop as a buyer would. No extra crate needed: the
 //! protocol is a handful of JSON calls.
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

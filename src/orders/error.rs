@@ -1,0 +1,72 @@
+//! The domain's own error: what went wrong in terms of orders and DHMAD, not HTTP. The HTTP
+//! edge maps each variant to a status (`src/error.rs`).
+
+/// Why an order operation did not happen. `Display` is safe to show to the user who asked;
+/// `cause` fields carry the internal detail for the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// No such order, session or product.
+    #[error("not found")]
+    NotFound,
+    /// The request itself is invalid (unknown product, bad e-mail); the text says what.
+    #[error("{0}")]
+    Invalid(String),
+    /// The action does not fit the order's state now.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// DHMAD refused for a business reason; `message` is its `user_message`, meant for users.
+    #[error("{message}")]
+    Refused { message: String, cause: String },
+    /// DHMAD is unreachable, busy or did not answer: trying again later may work.
+    #[error("{message}")]
+    DhmadUnavailable { message: String, cause: String },
+    /// DHMAD failed or answered something unexpected.
+    #[error("{message}")]
+    DhmadFailed { message: String, cause: String },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub type OrderResult<T> = Result<T, OrderError>;
+
+/// Told to the buyer whenever DHMAD fails after we recorded the order.
+pub const SAVED: &str = "Your order is saved; please try again in a moment.";
+
+impl OrderError {
+    pub(crate) fn not_allowed(msg: impl Into<String>) -> Self {
+        Self::NotAllowed(msg.into())
+    }
+
+    /// The internal detail worth logging (never shown to clients).
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            Self::Refused { cause, .. }
+            | Self::DhmadUnavailable { cause, .. }
+            | Self::DhmadFailed { cause, .. } => Some(cause.clone()),
+            Self::Database(e) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A DHMAD failure, told to the user as `what` failed, classified by whether a retry can
+    /// help. The error's own text stays in `cause`.
+    pub(crate) fn from_dhmad(err: dhmad::Error, what: &str) -> Self {
+        let cause = format!("{what}: {err}");
+        match err {
+            dhmad::Error::BusinessRule { api, .. } => Self::Refused {
+                message: api
+                    .user_message
+                    .unwrap_or_else(|| "The payment provider refused this step.".into()),
+                cause,
+            },
+            e if e.is_transient() => Self::DhmadUnavailable {
+                message: format!("The payment provider is not answering. {SAVED}"),
+                cause,
+            },
+            _ => Self::DhmadFailed {
+                message: format!("The payment provider reported an error. {SAVED}"),
+                cause,
+            },
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! What every handler and job shares. A leaf: it knows the configuration and the clients, and
+//! nothing of HTTP routing or the domain, so every layer can take it without a cycle.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use dhmad::WebhookVerifier;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+
+use crate::config::Config;
+
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub dhmad: dhmad::Client,
+    pub config: Arc<Config>,
+    pub verifier: WebhookVerifier,
+}
+
+impl AppState {
+    pub fn new(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        let dhmad = dhmad::Client::builder(config.dhmad_api_key.expose_secret())
+            .base_url(config.dhmad_api_base.as_str())
+            .timeout(config.dhmad_timeout)
+            .user_agent(concat!("dhmad-storefront/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the DHMAD client")?;
+        let verifier = WebhookVerifier::new(config.webhook_secret_strings());
+        Ok(Self {
+            pool,
+            dhmad,
+            config: Arc::new(config),
+            verifier,
+        })
+    }
+}

@@ -1,0 +1,18 @@
+//! The storefront's integration tests, compiled as one binary (linking is most of a test run's
+//! time on a small machine). Each module is one area; `common` starts the storefront on a
+//! fresh database per test and the DHMAD sandbox in-process.
+
+// A panic is how a test reports.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+mod common;
+mod webdriver;
+
+mod browser;
+mod dhmad_failures;
+mod http_basics;
+mod journeys;
+mod order_states;
+mod reused_orders;
+mod webhook_refusals;
+mod webhooks;
