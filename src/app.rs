@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::state::AppState;
-use crate::{config::Config, http, jobs};
+use crate::{config::Config, http, jobs, server};
 
 /// Connects to the database (lazily: the server starts even if Postgres is late; `/readyz`
 /// tells the truth meanwhile).
@@ -82,14 +82,13 @@ impl Application {
         let router = http::router(self.state.clone());
         tracing::info!(addr = %self.local_addr, "storefront listening");
         let stop = token.clone();
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down");
-                stop.cancel();
-            })
-            .await
-            .context("HTTP server failed")?;
+        let limits = self.state.config.edge.clone();
+        server::serve(self.listener, router, &limits, async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        })
+        .await;
         token.cancel();
         tracker.close();
         tracker.wait().await;

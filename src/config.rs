@@ -12,6 +12,14 @@ use url::Url;
 pub const SANDBOX_DEFAULT_API_KEY: &str =
     "sk_sandbox_c67da261929eae4a6ac7727f8dc5c7fc6bb2bee688938bc6ae0dffba1bdd5f6d";
 
+/// Public demo values (`.env.example`, `docker-compose.yml`, the sandbox's defaults). Fine
+/// against the sandbox; with a live DHMAD key they would let anyone forge webhooks or enter the
+/// back office, so the service refuses to start with a `sk_live_` key and any of them.
+pub const PUBLIC_DEMO_SECRETS: &[&str] = &[
+    "40bb0abe71e54bb8ed88b9943beefcefc1bcd399892775c58975187d13a343bf",
+    "change-me-admin-token",
+];
+
 /// Everything the service reads from its environment.
 #[derive(Clone)]
 pub struct Config {
@@ -31,6 +39,43 @@ pub struct Config {
     pub dhmad_checkout_origin: Option<String>,
     pub dhmad_timeout: Duration,
     pub jobs: JobIntervals,
+    /// `smtp://…` or `smtps://…` (credentials in the URL); `None` writes e-mails to the log.
+    pub smtp_url: Option<SecretString>,
+    /// The `From` of e-mails to buyers.
+    pub mail_from: String,
+    pub edge: EdgeLimits,
+}
+
+/// What protects the HTTP edge from one client taking more than its share.
+#[derive(Debug, Clone)]
+pub struct EdgeLimits {
+    /// Open connections at most; past it the server stops accepting until one closes.
+    pub max_connections: usize,
+    /// A client must send a request's headers within this time, including the next request
+    /// on an idle keep-alive connection; otherwise the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Checkouts per client address per minute (each may create an escrow at DHMAD).
+    pub checkout_per_minute: u32,
+    /// Callbacks and order actions per client address per minute.
+    pub actions_per_minute: u32,
+    /// The callback asks DHMAD about a session at most once per this interval.
+    pub callback_recheck: Duration,
+    /// Header holding the client address set by a trusted reverse proxy (the last value is
+    /// taken, the one the proxy appended); unset = the TCP peer address.
+    pub client_ip_header: Option<String>,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            checkout_per_minute: 20,
+            actions_per_minute: 60,
+            callback_recheck: Duration::from_secs(5),
+            client_ip_header: None,
+        }
+    }
 }
 
 /// How often the background jobs run.
@@ -157,6 +202,8 @@ impl Config {
             }
         };
         let dhmad_timeout = secs("DHMAD_TIMEOUT_SECS", 10);
+        let e = EdgeLimits::default();
+        let header_read_timeout = secs("HEADER_READ_TIMEOUT_SECS", e.header_read_timeout.as_secs());
         let d = JobIntervals::default();
         let jobs = JobIntervals {
             outbox: secs("OUTBOX_INTERVAL_SECS", d.outbox.as_secs()),
@@ -164,6 +211,66 @@ impl Config {
             reconcile_after: secs("RECONCILE_AFTER_SECS", d.reconcile_after.as_secs()),
             session_sweep: secs("SESSION_SWEEP_INTERVAL_SECS", d.session_sweep.as_secs()),
         };
+        let mut count = |name: &str, default: u64| -> u64 {
+            match var(name).map(|v| v.parse::<u64>()) {
+                None => default,
+                Some(Ok(n)) if n > 0 => n,
+                Some(_) => {
+                    errors.push(format!("{name}: expected a positive whole number"));
+                    default
+                }
+            }
+        };
+        let max_connections = count("MAX_CONNECTIONS", e.max_connections as u64);
+        let checkout_per_minute = count("RATE_LIMIT_CHECKOUT_PER_MIN", e.checkout_per_minute.into());
+        let actions_per_minute = count("RATE_LIMIT_ACTIONS_PER_MIN", e.actions_per_minute.into());
+        let mut check = |name: &str, r: Result<(), String>| {
+            if let Err(e) = r {
+                errors.push(format!("{name}: {e}"));
+            }
+        };
+        let client_ip_header = var("CLIENT_IP_HEADER").map(|h| h.to_ascii_lowercase());
+        if let Some(h) = &client_ip_header {
+            check(
+                "CLIENT_IP_HEADER",
+                axum::http::HeaderName::from_bytes(h.as_bytes())
+                    .map(|_| ())
+                    .map_err(|_| "not a valid header name".into()),
+            );
+        }
+        let smtp_url = var("SMTP_URL");
+        if let Some(u) = &smtp_url {
+            let ok = Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "smtp" | "smtps"));
+            check(
+                "SMTP_URL",
+                ok.then_some(())
+                    .ok_or("expected smtp://host:port or smtps://user:password@host".into()),
+            );
+        }
+        let mail_from = var("MAIL_FROM").unwrap_or_else(|| "Souk Digital <shop@localhost>".into());
+        check(
+            "MAIL_FROM",
+            mail_from
+                .parse::<lettre::message::Mailbox>()
+                .map(|_| ())
+                .map_err(|e| format!("{e} (expected Name <address>)")),
+        );
+        if api_key.starts_with("sk_live_") {
+            let public: Vec<&str> = secrets
+                .iter()
+                .map(|s| s.expose_secret())
+                .chain(admin_token.as_deref())
+                .filter(|s| PUBLIC_DEMO_SECRETS.contains(s))
+                .collect();
+            check(
+                "DHMAD_API_KEY",
+                public.is_empty().then_some(()).ok_or(
+                    "a live key with the public demo webhook secret or admin token: set your own \
+                     DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN"
+                        .into(),
+                ),
+            );
+        }
 
         if !errors.is_empty() {
             return Err(ConfigError(errors));
@@ -181,6 +288,16 @@ impl Config {
                 .map(|o| origin_of(&http_url(&o).expect("checked above"))),
             dhmad_timeout,
             jobs,
+            smtp_url: smtp_url.map(SecretString::from),
+            mail_from,
+            edge: EdgeLimits {
+                max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+                header_read_timeout,
+                checkout_per_minute: u32::try_from(checkout_per_minute).unwrap_or(u32::MAX),
+                actions_per_minute: u32::try_from(actions_per_minute).unwrap_or(u32::MAX),
+                callback_recheck: e.callback_recheck,
+                client_ip_header,
+            },
         })
     }
 
@@ -210,6 +327,16 @@ impl Config {
         }
         out.extend(self.dhmad_checkout_origin.clone());
         out
+    }
+
+    /// Browsers are told to use https only (HSTS) when the shop is served over https.
+    pub fn is_https(&self) -> bool {
+        self.public_base_url.scheme() == "https"
+    }
+
+    /// The origin browsers see the shop on, e.g. `http://localhost:3000`.
+    pub fn public_origin(&self) -> String {
+        origin_of(&self.public_base_url)
     }
 
     /// The webhook secrets' text, for the verifier.
@@ -271,6 +398,9 @@ impl fmt::Debug for Config {
             .field("dhmad_checkout_origin", &self.dhmad_checkout_origin)
             .field("dhmad_timeout", &self.dhmad_timeout)
             .field("jobs", &self.jobs)
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "[redacted]"))
+            .field("mail_from", &self.mail_from)
+            .field("edge", &self.edge)
             .finish()
     }
 }

@@ -24,7 +24,7 @@ pub fn normalise(raw: &str) -> Result<String, InvalidEmail> {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !email.contains(char::is_whitespace)
+        && !email.contains(|c: char| c.is_whitespace() || c.is_control())
         && !domain.contains('@');
     if ok {
         Ok(email)
@@ -43,7 +43,7 @@ mod tests {
             normalise("  Buyer@Example.TN ").unwrap(),
             "buyer@example.tn"
         );
-        for bad in ["", "nope", "a@b", "a@@b.tn", "a b@c.tn", "@x.tn", "a@.tn"] {
+        for bad in ["", "nope", "a@b", "a@@b.tn", "a b@c.tn", "@x.tn", "a@.tn", "a\0@b.tn"] {
             assert!(normalise(bad).is_err(), "{bad}");
         }
     }

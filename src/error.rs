@@ -25,6 +25,12 @@ pub enum AppError {
     Unauthorized(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The request is refused whoever sends it this way (cross-site form, expired token).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many requests from this client; `retry_after` in seconds.
+    #[error("Too many requests. Please wait {retry_after} seconds and try again.")]
+    TooManyRequests { retry_after: u64 },
     /// The action does not fit the order's state.
     #[error("{0}")]
     Conflict(String),
@@ -67,11 +73,14 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Refused { status, .. } => *status,
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Database(e) if is_transient_db(e) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Database(e) if is_bad_input(e) => StatusCode::BAD_REQUEST,
             AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Order(e) => order_status(e),
         }
@@ -97,6 +106,7 @@ impl AppError {
                 StatusCode::SERVICE_UNAVAILABLE => {
                     "The service is briefly unavailable. Please try again.".into()
                 }
+                StatusCode::BAD_REQUEST => "The request contains characters we cannot store.".into(),
                 _ => "Something went wrong on our side. Please try again.".into(),
             },
             other => other.to_string(),
@@ -109,12 +119,22 @@ fn order_status(e: &OrderError) -> StatusCode {
         OrderError::NotFound => StatusCode::NOT_FOUND,
         OrderError::Invalid(_) => StatusCode::BAD_REQUEST,
         OrderError::NotAllowed(_) => StatusCode::CONFLICT,
+        OrderError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         OrderError::DhmadUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         OrderError::DhmadFailed { .. } => StatusCode::BAD_GATEWAY,
         OrderError::Database(e) if is_transient_db(e) => StatusCode::SERVICE_UNAVAILABLE,
+        OrderError::Database(e) if is_bad_input(e) => StatusCode::BAD_REQUEST,
         OrderError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+/// Text Postgres cannot hold (a NUL byte, an invalid encoding) that slipped past the
+/// handlers' own checks: the client's fault, so a 400, never a 500.
+fn is_bad_input(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| matches!(c.as_ref(), "22021" | "22P05"))
 }
 
 /// Connection-level failures that a retry may fix (the database is down or saturated).
@@ -137,6 +157,10 @@ impl IntoResponse for AppError {
             message: self.public_message(),
         };
         let mut resp = (status, Json(body.clone())).into_response();
+        if let AppError::TooManyRequests { retry_after } = self {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
         resp.extensions_mut().insert(body);
         resp.extensions_mut().insert(ErrorDetail(self.detail()));
         resp

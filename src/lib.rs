@@ -11,7 +11,9 @@ pub mod email;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod mail;
 pub mod orders;
+pub mod server;
 pub mod state;
 pub mod telemetry;
 

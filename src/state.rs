@@ -9,6 +9,7 @@ use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
 use crate::config::Config;
+use crate::mail::Mailer;
 
 /// Cheap to clone.
 #[derive(Clone)]
@@ -17,6 +18,7 @@ pub struct AppState {
     pub dhmad: dhmad::Client,
     pub config: Arc<Config>,
     pub verifier: WebhookVerifier,
+    pub mailer: Mailer,
 }
 
 impl AppState {
@@ -28,11 +30,13 @@ impl AppState {
             .build()
             .context("building the DHMAD client")?;
         let verifier = WebhookVerifier::new(config.webhook_secret_strings());
+        let mailer = Mailer::from_config(&config)?;
         Ok(Self {
             pool,
             dhmad,
             config: Arc::new(config),
             verifier,
+            mailer,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Queries, one module per table. Every function takes `impl PgExecutor` so the caller decides
 //! whether it runs on the pool or inside a transaction.
 
+pub mod admin;
 pub mod events;
 pub mod inbox;
 pub mod orders;

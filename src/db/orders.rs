@@ -14,15 +14,17 @@ pub struct NewOrder<'a> {
     pub buyer_email: &'a str,
     pub amount: Decimal,
     pub currency: &'a str,
+    /// Who may continue it while it is open (see `orders::checkout::Owner`).
+    pub owner_key: &'a str,
 }
 
-/// Inserts an open order, or returns `None` when the buyer already has one for this product
-/// (the partial unique index decides, so two concurrent checkouts cannot both insert).
+/// Inserts an open order, or returns `None` when its owner already has one for this product
+/// and buyer (the partial unique index decides, so two concurrent checkouts cannot both insert).
 pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Result<Option<Order>> {
     sqlx::query_as!(
         Order,
-        r#"INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status)
-           VALUES ($1, $2, $3, $4, $5, $6, 'new')
+        r#"INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key)
+           VALUES ($1, $2, $3, $4, $5, $6, 'new', $7)
            ON CONFLICT DO NOTHING
            RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
@@ -33,16 +35,18 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
         o.mode as Mode,
         o.buyer_email,
         o.amount,
-        o.currency
+        o.currency,
+        o.owner_key
     )
     .fetch_optional(e)
     .await
 }
 
-/// The buyer's open order for this product. The status list is `OrderStatus::OPEN`, written
-/// out so the partial unique index `orders_one_open_per_buyer_sku` serves the lookup.
+/// The owner's open order for this product and buyer. The status list is `OrderStatus::OPEN`,
+/// written out so the partial unique index `orders_one_open_per_owner` serves the lookup.
 pub async fn find_open(
     e: impl PgExecutor<'_>,
+    owner_key: &str,
     sku: &str,
     email: &str,
 ) -> sqlx::Result<Option<Order>> {
@@ -52,8 +56,9 @@ pub async fn find_open(
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
                 escrow_attempted_at, created_at, updated_at
-           FROM orders WHERE sku = $1 AND buyer_email = $2
+           FROM orders WHERE owner_key = $1 AND sku = $2 AND buyer_email = $3
             AND status IN ('new', 'creating_escrow', 'escrow_failed', 'needs_reconciliation', 'awaiting_payment')"#,
+        owner_key,
         sku,
         email
     )
@@ -332,4 +337,23 @@ pub async fn mark_unknown_if_in_flight(
     .execute(e)
     .await?;
     Ok(())
+}
+
+/// Binds an `Idempotency-Key` (hashed) to a request fingerprint on first use and returns the
+/// fingerprint it is bound to: the caller's own, or the one it was first used with.
+pub async fn bind_checkout_key(
+    e: impl PgExecutor<'_>,
+    key_hash: &str,
+    fingerprint: &str,
+) -> sqlx::Result<String> {
+    // The no-op update makes RETURNING yield the existing row on conflict, in one statement.
+    sqlx::query_scalar!(
+        "INSERT INTO checkout_keys (key_hash, fingerprint) VALUES ($1, $2)
+         ON CONFLICT (key_hash) DO UPDATE SET key_hash = EXCLUDED.key_hash
+         RETURNING fingerprint",
+        key_hash,
+        fingerprint
+    )
+    .fetch_one(e)
+    .await
 }

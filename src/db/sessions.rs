@@ -13,6 +13,7 @@ pub struct Session {
     pub status: String,
     pub expires_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
+    pub checked_at: Option<OffsetDateTime>,
 }
 
 pub struct NewSession<'a> {
@@ -94,4 +95,25 @@ pub async fn expire_due(e: impl PgExecutor<'_>) -> sqlx::Result<u64> {
         .execute(e)
         .await?;
     Ok(r.rows_affected())
+}
+
+/// Claims the right to ask DHMAD about the session now: true at most once per `interval`,
+/// across every instance (the row decides).
+pub async fn claim_check(
+    e: impl PgExecutor<'_>,
+    session_id: &str,
+    interval: time::Duration,
+) -> sqlx::Result<bool> {
+    let interval_ms = interval.whole_milliseconds() as i64;
+    let claimed = sqlx::query_scalar!(
+        "UPDATE checkout_sessions SET checked_at = now()
+         WHERE session_id = $1
+           AND (checked_at IS NULL OR checked_at <= now() - $2::bigint * interval '1 millisecond')
+         RETURNING session_id",
+        session_id,
+        interval_ms
+    )
+    .fetch_optional(e)
+    .await?;
+    Ok(claimed.is_some())
 }

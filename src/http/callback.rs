@@ -26,6 +26,11 @@ pub async fn callback(
     };
     let session_id = param("session_id")?;
     param("status")?;
+    // DHMAD's session ids are short visible ASCII; anything else cannot be one of ours (and a
+    // NUL byte would make Postgres fail).
+    if session_id.len() > 200 || !session_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AppError::BadRequest("malformed session_id".into()));
+    }
     let order_id = sync::on_callback(&s, session_id).await?;
     Ok(Redirect::to(&format!("/orders/{order_id}")))
 }

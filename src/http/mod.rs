@@ -2,10 +2,15 @@
 //! passes (request id, tracing, timeout, body limit, security headers, error rendering).
 
 mod admin;
+mod admin_auth;
 mod callback;
 mod checkout;
+mod client_addr;
+mod cookies;
+mod csrf;
 mod health;
 mod orders;
+mod rate_limit;
 mod shop;
 mod webhooks;
 
@@ -38,39 +43,68 @@ use crate::{
 /// DHMAD webhooks larger than this are refused (413).
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 /// Forms and JSON requests are small.
-const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     // A checkout makes two DHMAD calls, each bounded by the client timeout.
     let timeout = state.config.dhmad_timeout * 3 + Duration::from_secs(5);
     let csp = content_security_policy(&state.config.checkout_origins());
     let x_request_id = HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/", get(shop::catalog))
-        .route("/api/products", get(shop::products))
+    let edge = &state.config.edge;
+    let checkout_limit = rate_limit::per_minute(&state.config, edge.checkout_per_minute);
+    let action_limit = rate_limit::per_minute(&state.config, edge.actions_per_minute);
+    // Pages and JSON about one order, and the whole back office: never kept by a cache (a
+    // shared computer's browser history, a proxy) once the visitor has moved on.
+    let no_store = SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    let private = Router::new()
+        .route("/orders/{id}", get(orders::page))
+        .route("/api/orders/{id}", get(orders::json))
+        .route("/admin", get(admin::index))
+        .route(
+            "/admin/login",
+            get(admin_auth::login_form).post(admin_auth::login),
+        )
+        .route("/admin/logout", post(admin_auth::logout))
+        .route("/admin/orders/{id}/ship", post(admin::ship))
+        .route("/admin/orders/{id}/retry", post(admin::retry))
+        .route("/admin/reconcile", post(admin::reconcile))
+        .route_layer(no_store);
+    let checkout = Router::new()
         .route("/checkout", post(checkout::form))
         .route("/api/checkout", post(checkout::json))
+        .route_layer(checkout_limit);
+    let actions = Router::new()
         .route("/checkout/callback", get(callback::callback))
+        .route("/orders/{id}/pay", post(orders::pay_again))
+        .route("/orders/{id}/confirm", post(orders::confirm_receipt))
+        .route_layer(action_limit);
+    let mut app = Router::new()
+        .route("/", get(shop::catalog))
+        .route("/api/products", get(shop::products))
         .route(
             "/webhooks/dhmad",
             post(webhooks::receive).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
         )
-        .route("/orders/{id}", get(orders::page))
-        .route("/orders/{id}/pay", post(orders::pay_again))
-        .route("/orders/{id}/confirm", post(orders::confirm_receipt))
-        .route("/api/orders/{id}", get(orders::json))
-        .route("/admin", get(admin::index))
-        .route("/admin/login", get(admin::login_form).post(admin::login))
-        .route("/admin/logout", post(admin::logout))
-        .route("/admin/orders/{id}/ship", post(admin::ship))
-        .route("/admin/orders/{id}/retry", post(admin::retry))
-        .route("/admin/reconcile", post(admin::reconcile))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(private)
+        .merge(checkout)
+        .merge(actions)
         .nest_service("/static", ServeDir::new(static_dir()))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(render_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
+        .layer(middleware::from_fn(render_errors));
+    if state.config.is_https() {
+        app = app.layer(header_layer(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ));
+    }
+    app
         // Security headers, unless a handler chose its own.
         .layer(header_layer(
             header::CONTENT_SECURITY_POLICY,

@@ -4,7 +4,7 @@ use askama::Template;
 use axum::{
     extract::{Path, State},
     response::{Html, Redirect},
-    Json,
+    Extension, Json,
 };
 use dhmad::CheckoutAction;
 use rust_decimal::Decimal;
@@ -12,7 +12,7 @@ use serde::Serialize;
 use time::{macros::format_description, OffsetDateTime};
 use uuid::Uuid;
 
-use super::render;
+use super::{csrf::CsrfToken, render};
 use crate::{
     db,
     error::{AppError, AppResult},
@@ -111,6 +111,7 @@ struct OrderPage {
     can_confirm: bool,
     refresh: bool,
     events: Vec<EventView>,
+    csrf: String,
 }
 
 fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
@@ -135,7 +136,11 @@ fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
     }
 }
 
-pub async fn page(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Html<String>> {
+pub async fn page(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Html<String>> {
     let o = load(&s, &id).await?;
     let product_name = db::products::get(&s.pool, &o.sku)
         .await?
@@ -167,6 +172,7 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>) -> AppResul
         buyer_email: o.buyer_email,
         pay_url,
         events,
+        csrf: csrf.0,
     })
 }
 

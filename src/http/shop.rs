@@ -1,11 +1,11 @@
 //! The catalog.
 
 use askama::Template;
-use axum::{extract::State, response::Html, Json};
+use axum::{extract::State, response::Html, Extension, Json};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::render;
+use super::{csrf::CsrfToken, render};
 use crate::{db, error::AppResult, orders::Mode, state::AppState};
 
 /// `GET /api/products` item (a fixed interface, see `docs/ARCHITECTURE.md`). `price` is a decimal string, never a float.
@@ -45,9 +45,13 @@ struct ProductView {
 #[template(path = "catalog.html")]
 struct Catalog {
     products: Vec<ProductView>,
+    csrf: String,
 }
 
-pub async fn catalog(State(s): State<AppState>) -> AppResult<Html<String>> {
+pub async fn catalog(
+    State(s): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Html<String>> {
     let products = db::products::list_active(&s.pool)
         .await?
         .into_iter()
@@ -59,5 +63,8 @@ pub async fn catalog(State(s): State<AppState>) -> AppResult<Html<String>> {
             description: p.description,
         })
         .collect();
-    render(&Catalog { products })
+    render(&Catalog {
+        products,
+        csrf: csrf.0,
+    })
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::db::{self, outbox::Job};
 use crate::orders::fulfilment::{self, JobOutcome};
+use crate::orders::notify;
 use crate::state::AppState;
 
 /// A claimed job becomes due again after this, should its worker die mid-call.
@@ -28,6 +29,7 @@ pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
 async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
     let outcome = match job.kind.as_str() {
         fulfilment::DELIVER => fulfilment::run_deliver(state, job).await,
+        notify::CONFIRMATION | notify::GOOD => notify::run(state, job).await,
         other => Ok(JobOutcome::GiveUp(format!("unknown job kind {other}"))),
     };
     let outcome = outcome.unwrap_or_else(|e| {

@@ -9,9 +9,48 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::SAVED;
-use super::{sessions::ensure_session, sync, Mode, Order, OrderError, OrderResult, OrderStatus};
+use super::{
+    notify, sessions::ensure_session, sync, Mode, Order, OrderError, OrderResult, OrderStatus,
+};
 use crate::db::{self, products::Product};
 use crate::state::AppState;
+
+/// Who is checking out, as far as continuing an open order goes. An open order is handed only
+/// to the browser or API key that created it, never to whoever knows the buyer's e-mail.
+#[derive(Debug, Clone)]
+pub enum Owner {
+    /// The browser's own random token (an HttpOnly cookie).
+    Browser(String),
+    /// The API client's `Idempotency-Key`: the same key with the same request continues the
+    /// same order; with another request it is refused.
+    Key(String),
+    /// Nothing to recognise the caller by: always a new order.
+    Nobody,
+}
+
+impl Owner {
+    /// What `orders.owner_key` stores: a hash, so the database never holds a usable token.
+    pub fn stored_key(&self) -> String {
+        match self {
+            Owner::Browser(t) => format!("browser:{}", sha256_hex(t)),
+            Owner::Key(k) => format!("key:{}", sha256_hex(k)),
+            Owner::Nobody => format!("once:{}", Uuid::new_v4()),
+        }
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// A request to buy one product.
+#[derive(Debug, Clone)]
+pub struct CheckoutRequest<'a> {
+    pub sku: &'a str,
+    pub email: &'a str,
+    pub owner: Owner,
+}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CheckoutStarted {
@@ -20,20 +59,27 @@ pub struct CheckoutStarted {
     pub checkout_url: String,
 }
 
-/// Starts (or resumes) the buyer's checkout for `sku`.
-#[tracing::instrument(skip_all, fields(product.sku = %sku.trim(), order.id))]
-pub async fn start(state: &AppState, sku: &str, email: &str) -> OrderResult<CheckoutStarted> {
-    let sku = sku.trim();
+/// Starts (or resumes) a checkout.
+#[tracing::instrument(skip_all, fields(product.sku = %req.sku.trim(), order.id))]
+pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<CheckoutStarted> {
+    let sku = req.sku.trim();
     if sku.is_empty() {
         return Err(OrderError::Invalid("a product (sku) is required".into()));
     }
-    let email = crate::email::normalise(email).map_err(|e| OrderError::Invalid(e.to_string()))?;
-    let product = db::products::get_active(&state.pool, sku)
-        .await?
-        .ok_or_else(|| OrderError::Invalid(format!("unknown product {sku:?}")))?;
-    let order = open_order(state, &product, &email).await?;
+    let email =
+        crate::email::normalise(req.email).map_err(|e| OrderError::Invalid(e.to_string()))?;
+    let product = match is_sku(sku) {
+        true => db::products::get_active(&state.pool, sku).await?,
+        false => None,
+    }
+    .ok_or_else(|| OrderError::Invalid(format!("unknown product {sku:?}")))?;
+    if let Owner::Key(key) = &req.owner {
+        bind_key(state, key, sku, &email).await?;
+    }
+    let owner = req.owner.stored_key();
+    let order = open_order(state, &product, &email, &owner).await?;
     let order = match sync::recheck_before_reuse(state, order).await? {
-        o if o.status.is_settled() => open_order(state, &product, &email).await?,
+        o if o.status.is_settled() => open_order(state, &product, &email, &owner).await?,
         o if o.status.money_held() => {
             return Err(OrderError::not_allowed(format!(
                 "You have already paid for this: see your order at /orders/{}",
@@ -46,11 +92,35 @@ pub async fn start(state: &AppState, sku: &str, email: &str) -> OrderResult<Chec
     resume_with(state, order, Some(&product)).await
 }
 
-/// The buyer's open order for this product, or a new one. A repeated checkout thus continues
-/// the same order (and escrow) instead of opening a second one.
-async fn open_order(state: &AppState, p: &Product, email: &str) -> OrderResult<Order> {
+/// Product codes as the catalog's CHECK constraint allows them; anything else is no product
+/// (and never reaches a query: a NUL byte would make Postgres fail).
+fn is_sku(s: &str) -> bool {
+    (2..=64).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+}
+
+/// Binds an `Idempotency-Key` to the request it first came with.
+async fn bind_key(state: &AppState, key: &str, sku: &str, email: &str) -> OrderResult<()> {
+    let fingerprint = sha256_hex(&format!("{sku}\n{email}"));
+    let bound = db::orders::bind_checkout_key(&state.pool, &sha256_hex(key), &fingerprint).await?;
+    if bound == fingerprint {
+        Ok(())
+    } else {
+        Err(OrderError::KeyReused)
+    }
+}
+
+/// The caller's open order for this product and buyer, or a new one. A repeated checkout
+/// from the same browser (or with the same key) thus continues the same order and escrow.
+async fn open_order(
+    state: &AppState,
+    p: &Product,
+    email: &str,
+    owner: &str,
+) -> OrderResult<Order> {
     for _ in 0..3 {
-        if let Some(o) = db::orders::find_open(&state.pool, &p.sku, email).await? {
+        if let Some(o) = db::orders::find_open(&state.pool, owner, &p.sku, email).await? {
             return Ok(o);
         }
         let new = db::orders::NewOrder {
@@ -59,11 +129,14 @@ async fn open_order(state: &AppState, p: &Product, email: &str) -> OrderResult<O
             buyer_email: email,
             amount: p.price,
             currency: &p.currency,
+            owner_key: owner,
         };
         let mut tx = state.pool.begin().await?;
         if let Some(o) = db::orders::insert_open(&mut *tx, &new).await? {
             let detail = format!("Order for {} created", p.name);
             db::events::add(&mut *tx, o.id, "order_created", &detail).await?;
+            // The link to the order reaches the buyer by e-mail, whoever started the checkout.
+            db::outbox::enqueue(&mut *tx, notify::CONFIRMATION, o.id).await?;
             tx.commit().await?;
             return Ok(o);
         }

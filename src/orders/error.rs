@@ -11,6 +11,10 @@ pub enum OrderError {
     /// The request itself is invalid (unknown product, bad e-mail); the text says what.
     #[error("{0}")]
     Invalid(String),
+    /// An `Idempotency-Key` came back with a different request than the one it was first used
+    /// for.
+    #[error("this Idempotency-Key was used for a different request")]
+    KeyReused,
     /// The action does not fit the order's state now.
     #[error("{0}")]
     NotAllowed(String),

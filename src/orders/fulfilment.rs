@@ -8,7 +8,7 @@ use rand::Rng;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{sessions, sync, Action, Order, OrderError, OrderResult};
+use super::{notify, sessions, sync, Action, Order, OrderError, OrderResult};
 use crate::db::{self, outbox::Job};
 use crate::state::AppState;
 
@@ -26,6 +26,7 @@ pub async fn on_paid(conn: &mut PgConnection, order: &Order) -> sqlx::Result<()>
         let code = issue_digital_good();
         db::orders::set_digital_code(&mut *conn, order.id, &code).await?;
         db::events::add(&mut *conn, order.id, "fulfilled", "Digital code issued").await?;
+        db::outbox::enqueue(&mut *conn, notify::GOOD, order.id).await?;
     }
     db::outbox::enqueue(&mut *conn, DELIVER, order.id).await?;
     Ok(())
@@ -127,12 +128,19 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
             );
             if refused && !still_paid(state, &escrow_id).await? {
                 Ok(JobOutcome::Done("escrow no longer paid".into()))
-            } else if job.attempts >= MAX_ATTEMPTS {
-                Ok(JobOutcome::GiveUp(format!("deliver failed: {e}")))
             } else {
-                Ok(JobOutcome::Retry(format!("deliver failed: {e}")))
+                Ok(backoff_give_up(job, format!("deliver failed: {e}")))
             }
         }
+    }
+}
+
+/// A failed attempt: tried again later, or given up once the job has had its attempts.
+pub fn backoff_give_up(job: &Job, error: String) -> JobOutcome {
+    if job.attempts >= MAX_ATTEMPTS {
+        JobOutcome::GiveUp(error)
+    } else {
+        JobOutcome::Retry(error)
     }
 }
 

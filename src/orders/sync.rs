@@ -115,6 +115,13 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Uuid
     if order.status.is_settled() {
         return Ok(order.id);
     }
+    // At most one look at DHMAD per session per interval, however often the page is reloaded
+    // (or a stranger replays the callback to burn the merchant's DHMAD quota).
+    let recheck = time::Duration::try_from(state.config.edge.callback_recheck)
+        .unwrap_or(time::Duration::SECOND);
+    if !db::sessions::claim_check(&state.pool, session_id, recheck).await? {
+        return Ok(order.id);
+    }
     match state.dhmad.get_session(session_id).await {
         Ok(s) => db::sessions::set_status(&state.pool, session_id, s.status.as_str()).await?,
         Err(e) => tracing::warn!(error = %e, "could not read the session from DHMAD"),

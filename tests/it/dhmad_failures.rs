@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::sandbox::*;
+use crate::common::{idempotency_key, sandbox::*};
 use dhmad::{webhook::SignedDelivery, Event, WebhookEnvelope};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -44,6 +44,7 @@ async fn no_answer_on_create_is_reconciled_before_any_new_escrow(pool: PgPool) {
     let r = w
         .http
         .post(w.app.url("/api/checkout"))
+        .header("idempotency-key", idempotency_key("ai-credits-500", "slow@example.tn"))
         .json(&body)
         .send()
         .await
@@ -192,16 +193,15 @@ async fn a_failed_deliver_is_retried_with_backoff_until_dhmad_accepts(pool: PgPo
 async fn pay_again_reuses_a_live_session_or_opens_a_new_one(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = w.checkout("chechia-red", "again@example.tn").await;
-    let pay = |w: &World| {
-        let url = w.app.url(&format!("/orders/{}/pay", s.order_id));
-        let http = w.http.clone();
-        async move {
-            let r = http.post(url).send().await.unwrap();
-            assert_eq!(r.status(), 303);
-            r.headers()["location"].to_str().unwrap().to_owned()
-        }
-    };
-    assert_eq!(pay(&w).await, s.checkout_url, "the live session");
+    async fn pay(w: &World, order_id: uuid::Uuid) -> String {
+        let r = w
+            .app
+            .post_form(&format!("/orders/{order_id}/pay"), &[])
+            .await;
+        assert_eq!(r.status(), 303);
+        r.headers()["location"].to_str().unwrap().to_owned()
+    }
+    assert_eq!(pay(&w, s.order_id).await, s.checkout_url, "the live session");
     // Past its expiry the local sweeper retires it; paying again opens a fresh one.
     sqlx::query!(
         "UPDATE checkout_sessions SET expires_at = now() - interval '1 minute' WHERE session_id = $1",
@@ -216,7 +216,7 @@ async fn pay_again_reuses_a_live_session_or_opens_a_new_one(pool: PgPool) {
             .unwrap(),
         1
     );
-    let fresh = pay(&w).await;
+    let fresh = pay(&w, s.order_id).await;
     assert_ne!(fresh, s.checkout_url);
     assert_eq!(
         w.count_calls("POST", "/api/v1/escrows").await,

@@ -87,12 +87,8 @@ async fn checkout_input_is_validated(pool: PgPool) {
 
     // The form answers with an HTML page.
     let r = app
-        .http
-        .post(app.url("/checkout"))
-        .form(&[("sku", "ai-credits-500"), ("email", "x")])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/checkout", &[("sku", "ai-credits-500"), ("email", "x")])
+        .await;
     assert_eq!(r.status(), 400);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -110,12 +106,8 @@ async fn checkout_input_is_validated(pool: PgPool) {
 async fn dhmad_unreachable_keeps_the_order_with_its_reason(pool: PgPool) {
     let app = spawn_offline(pool).await;
     let r = app
-        .http
-        .post(app.url("/checkout"))
-        .form(&[("sku", "chechia-red"), ("email", "b@example.tn")])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/checkout", &[("sku", "chechia-red"), ("email", "b@example.tn")])
+        .await;
     assert_eq!(r.status(), 503);
     let page = r.text().await.unwrap();
     assert!(page.contains("Your order is saved"), "{page}");
@@ -194,12 +186,8 @@ async fn the_back_office_needs_the_token(pool: PgPool) {
 
     // The login form sets an HttpOnly, SameSite=Strict cookie that opens the back office.
     let login = app
-        .http
-        .post(app.url("/admin/login"))
-        .form(&[("token", ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
+        .await;
     assert_eq!(login.status(), 303);
     let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
@@ -212,12 +200,6 @@ async fn the_back_office_needs_the_token(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let bad = app
-        .http
-        .post(app.url("/admin/login"))
-        .form(&[("token", "nope")])
-        .send()
-        .await
-        .unwrap();
+    let bad = app.post_form("/admin/login", &[("token", "nope")]).await;
     assert_eq!(bad.status(), 401);
 }

@@ -102,11 +102,9 @@ async fn quick_purchase_is_shipped_then_confirmed_by_the_buyer(pool: PgPool) {
     // Nothing is delivered until the merchant ships.
     assert_eq!(w.count_calls("POST", "/deliver").await, 0);
     let confirm_early = w
-        .http
-        .post(w.app.url(&format!("/orders/{order_id}/confirm")))
-        .send()
-        .await
-        .unwrap();
+        .app
+        .post_form(&format!("/orders/{order_id}/confirm"), &[])
+        .await;
     assert_eq!(confirm_early.status(), 409);
 
     assert_eq!(
@@ -119,11 +117,9 @@ async fn quick_purchase_is_shipped_then_confirmed_by_the_buyer(pool: PgPool) {
     assert_eq!(w.count_calls("POST", "/deliver").await, 1);
 
     let r = w
-        .http
-        .post(w.app.url(&format!("/orders/{order_id}/confirm")))
-        .send()
-        .await
-        .unwrap();
+        .app
+        .post_form(&format!("/orders/{order_id}/confirm"), &[])
+        .await;
     assert_eq!(r.status(), 303);
     let complete_url = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(complete_url.starts_with(&w.sb.base_url()));
@@ -212,11 +208,9 @@ async fn duplicated_and_reordered_webhooks_still_end_in_the_right_state(pool: Pg
         .await;
     w.wait_status(s.order_id, "delivered").await;
     let r = w
-        .http
-        .post(w.app.url(&format!("/orders/{}/confirm", s.order_id)))
-        .send()
-        .await
-        .unwrap();
+        .app
+        .post_form(&format!("/orders/{}/confirm", s.order_id), &[])
+        .await;
     let complete_session = r.headers()["location"]
         .to_str()
         .unwrap()

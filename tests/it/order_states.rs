@@ -15,6 +15,7 @@ async fn new_order(pool: &PgPool, email: &str) -> Option<uuid::Uuid> {
         buyer_email: email,
         amount: rust_decimal::Decimal::new(15, 0),
         currency: "TND",
+        owner_key: "browser:test",
     };
     db::orders::insert_open(pool, &new)
         .await
@@ -41,7 +42,7 @@ async fn every_status_round_trips_and_only_open_ones_block_a_second_order(pool: 
         );
         // A repeated checkout continues the open order: the first one while it is open, else
         // the one just opened.
-        let found = db::orders::find_open(&pool, "ai-credits-500", &email)
+        let found = db::orders::find_open(&pool, "browser:test", "ai-credits-500", &email)
             .await
             .unwrap()
             .map(|o| o.id);

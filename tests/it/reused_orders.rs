@@ -2,7 +2,7 @@
 //! escrow was paid or cancelled while its webhook was lost, or DHMAD no longer knows it (a
 //! restarted sandbox). Before opening a new session on it, the storefront asks.
 
-use crate::common::sandbox::*;
+use crate::common::{idempotency_key, sandbox::*};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -97,6 +97,7 @@ async fn a_paid_order_whose_webhook_was_lost_is_not_sold_twice(pool: PgPool) {
     let r = w
         .http
         .post(w.app.url("/api/checkout"))
+        .header("idempotency-key", idempotency_key("chechia-red", "amel@example.tn"))
         .json(&json!({"sku": "chechia-red", "email": "amel@example.tn"}))
         .send()
         .await

@@ -79,7 +79,7 @@ async fn fifty_concurrent_deliveries_give_one_transition_and_one_deliver_job(poo
     assert!(order["digital_code"]
         .as_str()
         .is_some_and(|c| c.starts_with("AIC-")));
-    let jobs = sqlx::query_scalar!("SELECT count(*) FROM outbox_jobs WHERE order_id = $1", id)
+    let jobs = sqlx::query_scalar!("SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'", id)
         .fetch_one(&app.pool)
         .await
         .unwrap();

@@ -59,8 +59,10 @@ pub async fn spawn(pool: PgPool, cfg: Config) -> TestApp {
     let port = app.port();
     let state = app.state().clone();
     tokio::spawn(app.run_until(std::future::pending()));
+    // A cookie store, like a browser: the CSRF and checkout cookies come back on their own.
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
@@ -93,6 +95,28 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// The CSRF token the shop's pages put in their forms (the client keeps its cookie).
+    pub async fn csrf_token(&self) -> String {
+        let page = self.get("/").await.text().await.unwrap();
+        let (_, rest) = page
+            .split_once(r#"name="csrf_token" value=""#)
+            .expect("a form with a CSRF token on the catalog");
+        rest.split('"').next().unwrap().to_owned()
+    }
+
+    /// Posts a form as the shop's own page would: with its CSRF token.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.csrf_token().await;
+        let mut form = fields.to_vec();
+        form.push(("csrf_token", &token));
+        self.http
+            .post(self.url(path))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn order_json(&self, id: Uuid) -> Value {
@@ -134,6 +158,7 @@ impl TestApp {
             buyer_email: email,
             amount: p.price,
             currency: &p.currency,
+            owner_key: &api_owner(sku, email),
         };
         let o = db::orders::insert_open(&self.pool, &new)
             .await
@@ -145,6 +170,17 @@ impl TestApp {
             .unwrap();
         o.id
     }
+}
+
+/// The `Idempotency-Key` the test client sends for a checkout of `sku` by `email`: a repeated
+/// checkout continues the same open order, as a browser's would.
+pub fn idempotency_key(sku: &str, email: &str) -> String {
+    format!("{sku}|{}", email.trim().to_lowercase())
+}
+
+/// The owner of orders checked out through the JSON API with [`idempotency_key`].
+pub fn api_owner(sku: &str, email: &str) -> String {
+    storefront::orders::checkout::Owner::Key(idempotency_key(sku, email)).stored_key()
 }
 
 /// An escrow snapshot as DHMAD's webhooks carry it.

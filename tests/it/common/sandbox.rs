@@ -91,6 +91,7 @@ impl World {
         let r = self
             .http
             .post(self.app.url("/api/checkout"))
+            .header("idempotency-key", idempotency_key(sku, email))
             .json(&json!({"sku": sku, "email": email}))
             .send()
             .await
@@ -106,13 +107,9 @@ impl World {
 
     /// The browser's checkout: the catalog form, answered with a redirect or an error page.
     pub async fn checkout_form(&self, sku: &str, email: &str) -> reqwest::Response {
-        let form = [("sku", sku), ("email", email)];
-        self.http
-            .post(self.app.url("/checkout"))
-            .form(&form)
-            .send()
+        self.app
+            .post_form("/checkout", &[("sku", sku), ("email", email)])
             .await
-            .unwrap()
     }
 
     /// The buyer finishes the session on DHMAD's page; returns where DHMAD redirects them.

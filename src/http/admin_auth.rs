@@ -1,0 +1,204 @@
+//! Who may use the back office: scripts with `Authorization: Bearer $ADMIN_TOKEN`, browsers
+//! with a server-side session opened by the login form. The browser's cookie holds a random
+//! session id (the database only its hash), expires, and is revoked on logout; the admin token
+//! itself never travels in a cookie. Failed logins are throttled per client address, and every
+//! back-office action is written to the audit trail with who, when and from where.
+
+use askama::Template;
+use axum::{
+    extract::{FromRequestParts, State},
+    http::{header, request::Parts, Method},
+    response::{Html, IntoResponse, Redirect, Response},
+    Extension, Form,
+};
+use axum_extra::extract::{cookie::SameSite, CookieJar};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{client_addr::ClientAddr, cookies, csrf::CsrfToken, render};
+use crate::{
+    db::{self, admin::AuditEntry},
+    error::{AppError, AppResult},
+    state::AppState,
+};
+
+/// How long a back-office session lasts.
+const SESSION_LIFE: time::Duration = time::Duration::hours(8);
+/// Failed logins from one address within `THROTTLE_WINDOW` before logins are refused.
+const MAX_FAILURES: i64 = 10;
+const THROTTLE_WINDOW: time::Duration = time::Duration::minutes(15);
+
+/// Proof that the request comes from the merchant, with who and from where for the audit.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub actor: String,
+    pub addr: String,
+}
+
+impl Admin {
+    /// Appends one action to the audit trail.
+    pub async fn record(
+        &self,
+        state: &AppState,
+        action: &str,
+        order_id: Option<Uuid>,
+        detail: &str,
+    ) -> AppResult<()> {
+        let entry = AuditEntry {
+            actor: &self.actor,
+            action,
+            order_id,
+            detail,
+            client_addr: &self.addr,
+        };
+        Ok(db::admin::audit(&state.pool, &entry).await?)
+    }
+}
+
+fn hash(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn token_matches(state: &AppState, presented: &str) -> Option<bool> {
+    let expected = state.config.admin_token.as_ref()?;
+    Some(bool::from(
+        presented
+            .trim()
+            .as_bytes()
+            .ct_eq(expected.expose_secret().as_bytes()),
+    ))
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Ok(ClientAddr(addr)) = ClientAddr::from_request_parts(parts, state).await;
+        if state.config.admin_token.is_none() {
+            return Err(AppError::NotFound.into_response()); // back office disabled
+        }
+        let jar = CookieJar::from_headers(&parts.headers);
+        if let Some(token) = bearer(parts) {
+            if token_matches(state, token) == Some(true) {
+                return Ok(Admin {
+                    actor: "token".into(),
+                    addr,
+                });
+            }
+        } else if let Some(id) = jar.get(cookies::ADMIN) {
+            let id_hash = hash(id.value());
+            let valid = db::admin::session_valid(&state.pool, &id_hash)
+                .await
+                .map_err(|e| AppError::from(e).into_response())?;
+            if valid {
+                return Ok(Admin {
+                    actor: format!("session {}", &id_hash[..12]),
+                    addr,
+                });
+            }
+        }
+        if parts.method == Method::GET {
+            Err(Redirect::to("/admin/login").into_response())
+        } else {
+            Err(AppError::Unauthorized("admin login required".into()).into_response())
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_login.html")]
+struct LoginPage {
+    csrf: String,
+}
+
+pub async fn login_form(Extension(csrf): Extension<CsrfToken>) -> AppResult<Html<String>> {
+    render(&LoginPage { csrf: csrf.0 })
+}
+
+#[derive(Deserialize)]
+pub struct LoginInput {
+    #[serde(default)]
+    token: String,
+}
+
+pub async fn login(
+    State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    jar: CookieJar,
+    Form(input): Form<LoginInput>,
+) -> AppResult<(CookieJar, Redirect)> {
+    let since = OffsetDateTime::now_utc() - THROTTLE_WINDOW;
+    if db::admin::login_failures_since(&s.pool, &addr, since).await? >= MAX_FAILURES {
+        return Err(AppError::TooManyRequests {
+            retry_after: THROTTLE_WINDOW.whole_seconds().unsigned_abs(),
+        });
+    }
+    match token_matches(&s, &input.token) {
+        None => return Err(AppError::NotFound),
+        Some(false) => {
+            db::admin::record_login_failure(&s.pool, &addr).await?;
+            return Err(AppError::Unauthorized("wrong admin token".into()));
+        }
+        Some(true) => {}
+    }
+    let id = cookies::random_token();
+    let id_hash = hash(&id);
+    let expires = OffsetDateTime::now_utc() + SESSION_LIFE;
+    db::admin::create_session(&s.pool, &id_hash, expires, &addr).await?;
+    let admin = Admin {
+        actor: format!("session {}", &id_hash[..12]),
+        addr,
+    };
+    admin.record(&s, "login", None, "").await?;
+    // Strict: no other site can make the browser send it.
+    let cookie = cookies::build(
+        &s.config,
+        cookies::ADMIN,
+        id,
+        "/admin",
+        SameSite::Strict,
+        SESSION_LIFE,
+    );
+    Ok((jar.add(cookie), Redirect::to("/admin")))
+}
+
+/// Revokes the session server-side (a copied cookie stops working too) and clears it.
+pub async fn logout(
+    State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    jar: CookieJar,
+) -> AppResult<(CookieJar, Redirect)> {
+    if let Some(id) = jar.get(cookies::ADMIN) {
+        let id_hash = hash(id.value());
+        if db::admin::session_valid(&s.pool, &id_hash).await? {
+            db::admin::revoke_session(&s.pool, &id_hash).await?;
+            let admin = Admin {
+                actor: format!("session {}", &id_hash[..12]),
+                addr,
+            };
+            admin.record(&s, "logout", None, "").await?;
+        }
+    }
+    let gone = cookies::build(
+        &s.config,
+        cookies::ADMIN,
+        String::new(),
+        "/admin",
+        SameSite::Strict,
+        time::Duration::ZERO,
+    );
+    Ok((jar.remove(gone), Redirect::to("/admin/login")))
+}

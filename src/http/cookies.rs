@@ -1,0 +1,38 @@
+//! The storefront's cookies, built in one place so each carries the same protections: HttpOnly
+//! (no script reads them), `Secure` when the shop is served over https, a narrow path.
+
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use rand::RngCore;
+
+use crate::config::Config;
+
+/// The browser's checkout token: continuing an open order needs it (see `orders::checkout`).
+pub const BUYER: &str = "sf_buyer";
+/// The CSRF token every state-changing form echoes (see `http::csrf`).
+pub const CSRF: &str = "sf_csrf";
+/// The back-office session id (see `http::admin_auth`).
+pub const ADMIN: &str = "sf_admin";
+
+/// 32 random bytes, hex: unguessable, safe in a cookie and a form field.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+pub fn build(
+    config: &Config,
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    same_site: SameSite,
+    max_age: time::Duration,
+) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path(path)
+        .http_only(true)
+        .secure(config.is_https())
+        .same_site(same_site)
+        .max_age(max_age)
+        .build()
+}

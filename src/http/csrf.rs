@@ -1,0 +1,130 @@
+//! CSRF protection for every state-changing request from a browser: the fetch metadata and
+//! `Origin` must say the request comes from the shop itself, and a form must echo the token of
+//! its `sf_csrf` cookie (double submit: another site can make the browser send the cookie, but
+//! cannot read it to put it in the form). Hand-written because it carries our rule of which
+//! routes a browser can reach and which callers are exempt:
+//! - `POST /webhooks/dhmad`: machine to machine, authenticated by its signature;
+//! - `/api/*`: JSON only (a browser cannot send it cross-site without a CORS preflight, which
+//!   the shop never grants), still subject to the fetch-metadata check;
+//! - back-office calls without the back-office session cookie (scripts with
+//!   `Authorization: Bearer`, which browsers never add, or nobody): no ambient credential to
+//!   abuse, and the route's authentication answers them.
+
+use axum::{
+    body::{to_bytes, Body},
+    extract::{Request, State},
+    http::{header, HeaderMap, Method},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use axum_extra::extract::{cookie::SameSite, CookieJar};
+use subtle::ConstantTimeEq;
+
+use super::{cookies, BODY_LIMIT};
+use crate::{config::Config, error::AppError, state::AppState};
+
+/// The form field (or `X-CSRF-Token` header) carrying the token.
+pub const FIELD: &str = "csrf_token";
+
+/// This request's token, for the page to put in its forms.
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+fn unsafe_method(m: &Method) -> bool {
+    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// `Sec-Fetch-Site` (when the browser sends it) must be same-origin or a user's own
+/// navigation; `Origin` (when sent) must be the shop's public origin or the origin the request
+/// was addressed to.
+fn same_origin(headers: &HeaderMap, config: &Config) -> bool {
+    let text = |h| headers.get(h).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return false;
+        }
+    }
+    let Some(origin) = text(header::ORIGIN.as_str()) else {
+        return true;
+    };
+    let scheme = config.public_base_url.scheme();
+    let addressed = text(header::HOST.as_str()).map(|h| format!("{scheme}://{h}"));
+    origin == config.public_origin() || Some(origin) == addressed.as_deref()
+}
+
+fn form_token(body: &[u8]) -> Option<String> {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == FIELD)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn refuse(why: &str) -> Response {
+    tracing::info!(reason = why, "cross-site request refused");
+    AppError::Forbidden(format!(
+        "This form has expired or did not come from this shop ({why}). Go back, reload the page \
+         and try again."
+    ))
+    .into_response()
+}
+
+pub async fn protect(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let machine = path.starts_with("/webhooks/");
+    let api = path.starts_with("/api/");
+    let jar = CookieJar::from_headers(req.headers());
+    let cookie = jar.get(cookies::CSRF).map(|c| c.value().to_owned());
+    let mut req = req;
+    if unsafe_method(req.method()) && !machine {
+        if !same_origin(req.headers(), &state.config) {
+            return refuse("cross-site");
+        }
+        // The back office's ambient credential is its session cookie: without one (a script
+        // with a bearer token, or nobody) there is nothing to forge, and the route's own
+        // authentication answers. The login form is always checked (login CSRF).
+        let admin = path.starts_with("/admin");
+        let admin_cookie = jar.get(cookies::ADMIN).is_some();
+        let no_ambient = admin && !admin_cookie && path != "/admin/login";
+        if !(api || no_ambient) {
+            let (parts, body) = req.into_parts();
+            let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
+                return AppError::PayloadTooLarge.into_response();
+            };
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .or_else(|| form_token(&bytes));
+            let valid = match (&cookie, &sent) {
+                (Some(c), Some(s)) => bool::from(c.as_bytes().ct_eq(s.as_bytes())),
+                _ => false,
+            };
+            if !valid {
+                return refuse("missing or wrong token");
+            }
+            req = Request::from_parts(parts, Body::from(bytes));
+        }
+    }
+    if machine || api || path.starts_with("/static/") {
+        return next.run(req).await;
+    }
+    let (token, fresh) = match cookie {
+        Some(c) if c.len() == 64 => (c, false),
+        _ => (cookies::random_token(), true),
+    };
+    req.extensions_mut().insert(CsrfToken(token.clone()));
+    let resp = next.run(req).await;
+    if !fresh {
+        return resp;
+    }
+    // Lax: the token must survive the buyer's return from DHMAD's page.
+    let cookie = cookies::build(
+        &state.config,
+        cookies::CSRF,
+        token,
+        "/",
+        SameSite::Lax,
+        time::Duration::days(30),
+    );
+    (jar.add(cookie), resp).into_response()
+}

@@ -1,0 +1,77 @@
+//! E-mails to buyers: the order link after checkout and, for instant goods, the good itself.
+//! Sent through SMTP (`SMTP_URL`) by the outbox worker, so an e-mail is queued in the same
+//! transaction as what it announces and retried until the server takes it. Without `SMTP_URL`
+//! (the demo) each e-mail is written to the log at INFO, without its body: the body carries the
+//! order link and the code, which are the buyer's secrets.
+
+use lettre::{
+    message::Mailbox, transport::smtp::AsyncSmtpTransport, AsyncTransport, Message,
+    Tokio1Executor,
+};
+use secrecy::ExposeSecret;
+
+use crate::config::Config;
+
+/// One e-mail. `body` is plain text.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid address: {0}")]
+    Address(String),
+    #[error("could not build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+    #[error("SMTP: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+}
+
+/// Where e-mails go. Cheap to clone.
+#[derive(Clone)]
+pub struct Mailer {
+    from: Mailbox,
+    smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+}
+
+impl Mailer {
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let from = config
+            .mail_from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("MAIL_FROM: {e}"))?;
+        let smtp = match &config.smtp_url {
+            None => None,
+            Some(url) => Some(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                    .map_err(|e| anyhow::anyhow!("SMTP_URL: {e}"))?
+                    .timeout(Some(std::time::Duration::from_secs(10)))
+                    .build(),
+            ),
+        };
+        Ok(Self { from, smtp })
+    }
+
+    /// Sends, or logs when no SMTP server is configured.
+    pub async fn send(&self, email: &Email) -> Result<(), MailError> {
+        let Some(smtp) = &self.smtp else {
+            tracing::info!(to = %email.to, subject = %email.subject, "e-mail not sent (SMTP_URL unset); body withheld from the log");
+            return Ok(());
+        };
+        let to: Mailbox = email
+            .to
+            .parse()
+            .map_err(|_| MailError::Address(email.to.clone()))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&email.subject)
+            .body(email.body.clone())?;
+        smtp.send(message).await?;
+        tracing::info!(to = %email.to, subject = %email.subject, "e-mail sent");
+        Ok(())
+    }
+}

@@ -1,0 +1,71 @@
+//! The buyer's e-mails about an order: the link to follow it (the link is the only key to the
+//! order page) and, for instant goods, the good itself. Queued through the outbox with what
+//! they announce, sent by the worker, retried with backoff.
+
+use super::fulfilment::{backoff_give_up, JobOutcome};
+use super::{Order, OrderResult};
+use crate::db::{self, outbox::Job};
+use crate::mail::Email;
+use crate::state::AppState;
+
+/// Outbox kinds.
+pub const CONFIRMATION: &str = "email_confirmation";
+pub const GOOD: &str = "email_good";
+
+fn order_link(state: &AppState, order: &Order) -> String {
+    format!(
+        "{}/orders/{}",
+        state.config.public_base_url.as_str().trim_end_matches('/'),
+        order.id
+    )
+}
+
+fn confirmation(state: &AppState, order: &Order, product: &str) -> Email {
+    Email {
+        to: order.buyer_email.clone(),
+        subject: format!("Your order: {product}"),
+        body: format!(
+            "Thank you for your order of {product} ({} {}).\n\n\
+             Follow it, pay and confirm receipt here (keep this link to yourself: it is the \
+             key to your order):\n{}\n\n\
+             DHMAD holds your payment in escrow until the order is done.\n",
+            order.amount,
+            order.currency,
+            order_link(state, order)
+        ),
+    }
+}
+
+fn good(state: &AppState, order: &Order, product: &str, code: &str) -> Email {
+    Email {
+        to: order.buyer_email.clone(),
+        subject: format!("Your code for {product}"),
+        body: format!(
+            "Your payment is confirmed. Your code for {product}:\n\n    {code}\n\n\
+             Your order: {}\n",
+            order_link(state, order)
+        ),
+    }
+}
+
+/// Runs one e-mail job.
+#[tracing::instrument(skip_all, fields(order.id = %job.order_id, job.kind = %job.kind))]
+pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
+    let Some(order) = db::orders::get(&state.pool, job.order_id).await? else {
+        return Ok(JobOutcome::GiveUp("order not found".into()));
+    };
+    let product = db::products::get(&state.pool, &order.sku)
+        .await?
+        .map_or_else(|| order.sku.clone(), |p| p.name);
+    let email = match job.kind.as_str() {
+        GOOD => match order.visible_good() {
+            Some(code) => good(state, &order, &product, code),
+            None => return Ok(JobOutcome::Done("no good to send any more".into())),
+        },
+        _ => confirmation(state, &order, &product),
+    };
+    Ok(match state.mailer.send(&email).await {
+        Ok(()) => JobOutcome::Done("sent".into()),
+        Err(e) => backoff_give_up(job, format!("e-mail not sent: {e}")),
+    })
+}

@@ -1,0 +1,79 @@
+//! The HTTP server loop. `axum::serve` has no header-read timeout and no connection cap, so a
+//! few thousand idle or slow clients could hold every file descriptor; this loop serves the same
+//! router through hyper's HTTP/1 builder with both:
+//! - a header-read timeout (hyper's timer), which also closes idle keep-alive connections,
+//!   since the timer runs whenever the connection waits for a request's head;
+//! - at most `max_connections` open at once: past it the loop stops accepting (the kernel's
+//!   backlog holds newcomers) until a connection closes.
+//!
+//! Each request carries the peer address (`ConnectInfo`) for rate limits and the audit trail.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{extract::ConnectInfo, Router};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower::ServiceExt;
+
+use crate::config::EdgeLimits;
+
+/// How long in-flight requests may take to finish once shutdown starts.
+const DRAIN: Duration = Duration::from_secs(30);
+
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &EdgeLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break, // the semaphore is never closed
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = router.clone().map_request(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(peer));
+            req
+        });
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the drain period; closing");
+    }
+}
