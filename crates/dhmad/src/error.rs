@@ -193,9 +193,10 @@ pub enum Error {
     /// No answer within the timeout. For a write, the outcome is unknown: reconcile.
     #[error("DHMAD did not answer in time")]
     Timeout,
-    /// Connection or protocol failure.
+    /// Connection or protocol failure (DNS, TCP, TLS, a connection closed mid-answer).
+    /// Transient; for a write, the outcome may be unknown if the failure came after sending.
     #[error("could not reach DHMAD: {0}")]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] TransportError),
     /// A success status whose body is not the documented shape.
     #[error("could not read DHMAD's answer (HTTP {status}): {source}")]
     Decode {
@@ -270,5 +271,69 @@ impl Error {
             self,
             Error::Timeout | Error::Transport(_) | Error::Server(_) | Error::RateLimited { .. }
         )
+    }
+}
+
+/// A failure of the HTTP layer: DHMAD could not be reached, or the connection broke before its
+/// whole answer arrived. Carried by [`Error::Transport`] and [`crate::BuildError::Http`].
+///
+/// It hides which HTTP library the crate uses, so that can change without breaking callers.
+/// `Display` gives the HTTP library's description and [`std::error::Error::source`] its cause
+/// chain (e.g. the I/O error of a refused connection).
+///
+/// ```
+/// fn describe(err: &dhmad::Error) -> &'static str {
+///     match err {
+///         dhmad::Error::Transport(t) if t.is_connect() => "DHMAD is unreachable",
+///         dhmad::Error::Transport(_) => "the connection to DHMAD broke",
+///         _ => "another error",
+///     }
+/// }
+/// assert_eq!(describe(&dhmad::Error::Timeout), "another error");
+/// ```
+pub struct TransportError(reqwest::Error);
+
+impl TransportError {
+    pub(crate) fn new(err: reqwest::Error) -> Self {
+        Self(err)
+    }
+
+    /// The connection could not be opened (DNS, TCP or TLS): the request was not sent.
+    pub fn is_connect(&self) -> bool {
+        self.0.is_connect()
+    }
+
+    /// A timeout fired. [`Client`](crate::Client) calls report their timeouts as
+    /// [`Error::Timeout`] instead, so this is `false` for every [`Error::Transport`] they return.
+    pub fn is_timeout(&self) -> bool {
+        self.0.is_timeout()
+    }
+
+    /// Reading the answer's body failed after its status arrived.
+    pub fn is_body(&self) -> bool {
+        self.0.is_body() || self.0.is_decode()
+    }
+
+    /// The URL the request went to, when known (it never holds the API key).
+    pub fn url(&self) -> Option<&str> {
+        self.0.url().map(url::Url::as_str)
+    }
+}
+
+impl std::fmt::Debug for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TransportError").field(&self.0).finish()
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
     }
 }

@@ -13,7 +13,7 @@ pub mod webhook;
 
 pub use client::{BuildError, Client, ClientBuilder, RateLimit, RetryPolicy, SANDBOX_API_BASE};
 pub use enums::*;
-pub use error::{ApiError, Error};
+pub use error::{ApiError, Error, TransportError};
 pub use event::*;
 pub use types::*;
 pub use webhook::{SignedDelivery, VerifyError, WebhookVerifier};

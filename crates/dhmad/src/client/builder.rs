@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::{Client, Inner, RetryPolicy, SANDBOX_API_BASE};
+use crate::error::TransportError;
 
 /// Builds a [`Client`].
 ///
@@ -42,36 +43,105 @@ impl ClientBuilder {
     }
 
     /// API base including `/api/v1`; defaults to the local sandbox.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = dhmad::Client::builder("sk_sandbox_example")
+    ///     .base_url("https://sandbox.example.tn/api/v1")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(client.base_url(), "https://sandbox.example.tn/api/v1");
+    /// ```
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();
         self
     }
 
     /// TCP connect timeout (default 3 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = dhmad::Client::builder("sk_sandbox_example")
+    ///     .connect_timeout(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;
         self
     }
 
     /// Whole-request timeout, per attempt (default 10 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // A call that gets no answer in 5 s fails with `Error::Timeout` (reads are retried first).
+    /// let client = dhmad::Client::builder("sk_sandbox_example")
+    ///     .timeout(Duration::from_secs(5))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = d;
         self
     }
 
     /// `User-Agent` header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = dhmad::Client::builder("sk_sandbox_example")
+    ///     .user_agent(concat!("my-shop/", env!("CARGO_PKG_VERSION")))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
         self.user_agent = ua.into();
         self
     }
 
-    /// Retry policy of reads.
+    /// Retry policy of reads (writes are resent only after a 429, whatever the policy).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = dhmad::Client::builder("sk_sandbox_example")
+    ///     .retry_policy(dhmad::RetryPolicy {
+    ///         max_retries: 5,
+    ///         max_rate_limit_wait: Duration::from_secs(30),
+    ///         ..dhmad::RetryPolicy::default()
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// ```
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
 
     /// Builds the client. Fails on a malformed base URL or TLS setup error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dhmad::{BuildError, Client};
+    ///
+    /// assert!(Client::builder("sk_sandbox_example").build().is_ok());
+    /// assert!(matches!(
+    ///     Client::builder("sk_sandbox_example").base_url("ftp://example.tn").build(),
+    ///     Err(BuildError::BaseUrl(_))
+    /// ));
+    /// ```
     pub fn build(self) -> Result<Client, BuildError> {
         let mut base =
             Url::parse(self.base_url.trim()).map_err(|e| BuildError::BaseUrl(e.to_string()))?;
@@ -87,7 +157,7 @@ impl ClientBuilder {
             .user_agent(self.user_agent)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(BuildError::Http)?;
+            .map_err(|e| BuildError::Http(TransportError::new(e)))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -106,7 +176,7 @@ pub enum BuildError {
     /// The base URL does not parse as an http(s) URL.
     #[error("invalid DHMAD base URL: {0}")]
     BaseUrl(String),
-    /// reqwest could not build its client.
+    /// The HTTP client could not be set up (e.g. the TLS backend failed to initialise).
     #[error("could not build the HTTP client: {0}")]
-    Http(#[source] reqwest::Error),
+    Http(#[source] TransportError),
 }

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{de::DeserializeOwned, Serialize};
 use url::Url;
 
-use crate::error::Error;
+use crate::error::{Error, TransportError};
 use crate::types::*;
 
 mod builder;
@@ -64,26 +64,87 @@ impl Client {
     ///
     /// The key is held as a secret: it is sent only in `Authorization: Bearer` and never
     /// printed by `Debug`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = dhmad::Client::builder(std::env::var("DHMAD_API_KEY").unwrap_or_default())
+    ///     .base_url(dhmad::SANDBOX_API_BASE)
+    ///     .timeout(Duration::from_secs(10))
+    ///     .build()
+    ///     .expect("a valid base URL");
+    /// assert_eq!(client.base_url(), "http://127.0.0.1:6002/api/v1");
+    /// ```
     pub fn builder(api_key: impl Into<String>) -> ClientBuilder {
         ClientBuilder::new(api_key.into())
     }
 
     /// The API base URL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = dhmad::Client::builder("sk_sandbox_example")
+    ///     .base_url("https://sandbox.example.tn/api/v1/")
+    ///     .build()
+    ///     .unwrap();
+    /// // A trailing slash is dropped.
+    /// assert_eq!(client.base_url(), "https://sandbox.example.tn/api/v1");
+    /// ```
     pub fn base_url(&self) -> &str {
         self.inner.base.as_str()
     }
 
     /// The last rate-limit headers seen, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = dhmad::Client::builder("sk_sandbox_example").build().unwrap();
+    /// // Nothing is known before the first answer.
+    /// assert_eq!(client.rate_limit(), None);
+    ///
+    /// // After a call, the `X-RateLimit-*` headers of its answer.
+    /// async fn calls_left(client: &dhmad::Client) -> Result<Option<u32>, dhmad::Error> {
+    ///     client.me().await?;
+    ///     Ok(client.rate_limit().and_then(|rl| rl.remaining))
+    /// }
+    /// ```
     pub fn rate_limit(&self) -> Option<RateLimit> {
         *self.inner.rate_limit.lock().expect("rate-limit lock")
     }
 
     /// `GET /me`: key and developer info. Retried.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// let me = client.me().await?;
+    /// println!(
+    ///     "key {} ({}) of {}",
+    ///     me.api_key.key_prefix, me.api_key.environment, me.developer.email
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn me(&self) -> Result<Me, Error> {
         self.call(Method::GET, &["me"], NO_BODY, Retry::Yes).await
     }
 
     /// `GET /balance` of the associated user. Retried.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// let balance = client.balance().await?.balance;
+    /// println!("available {} TND, {} TND held in escrow", balance.available, balance.escrow);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn balance(&self) -> Result<Balance, Error> {
         self.call(Method::GET, &["balance"], NO_BODY, Retry::Yes)
             .await
@@ -91,12 +152,53 @@ impl Client {
 
     /// `POST /escrows`. Resent only after a 429: a resend after a timeout
     /// could create a duplicate.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// use dhmad::{CreateEscrow, EscrowMode};
+    /// use rust_decimal::Decimal;
+    ///
+    /// // Record the order in your database first: if this call times out, look the escrow up
+    /// // with `list_escrows` rather than creating it again.
+    /// let created = client
+    ///     .create_escrow(
+    ///         &CreateEscrow::new("AI credits", Decimal::new(1500, 2), "buyer@example.tn")
+    ///             .mode(EscrowMode::Instant),
+    ///     )
+    ///     .await?;
+    /// println!("escrow {} is {}", created.escrow.id, created.escrow.status);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn create_escrow(&self, req: &CreateEscrow) -> Result<CreatedEscrow, Error> {
         self.call(Method::POST, &["escrows"], Some(req), Retry::No)
             .await
     }
 
     /// `GET /escrows` with filters and pagination. Retried.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// use dhmad::{EscrowStatus, ListEscrows, Role};
+    ///
+    /// let query = ListEscrows {
+    ///     status: Some(EscrowStatus::Pending),
+    ///     role: Some(Role::Seller),
+    ///     limit: Some(50),
+    ///     ..ListEscrows::default()
+    /// };
+    /// let page = client.list_escrows(&query).await?;
+    /// for escrow in &page.escrows {
+    ///     println!("{} {}", escrow.id, escrow.title);
+    /// }
+    /// println!("page {} of {}", page.pagination.page, page.pagination.pages);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn list_escrows(&self, query: &ListEscrows) -> Result<EscrowList, Error> {
         let qs = list_query(query);
         self.request(Method::GET, &["escrows"], Some(&qs), NO_BODY, Retry::Yes)
@@ -104,6 +206,22 @@ impl Client {
     }
 
     /// `GET /escrows/:id`. Retried.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// use dhmad::{Error, EscrowStatus};
+    ///
+    /// match client.get_escrow("66aa00000000000000000001").await {
+    ///     Ok(escrow) if escrow.status == EscrowStatus::Paid => println!("paid at {:?}", escrow.paid_at),
+    ///     Ok(escrow) => println!("still {}", escrow.status),
+    ///     Err(Error::NotFound(_)) => println!("DHMAD does not know this escrow"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_escrow(&self, id: &str) -> Result<Escrow, Error> {
         let env: EscrowEnvelope = self
             .call(Method::GET, &["escrows", id], NO_BODY, Retry::Yes)
@@ -112,6 +230,23 @@ impl Client {
     }
 
     /// `PUT /escrows/:id` (pending only). Resent only after a 429.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// use dhmad::UpdateEscrow;
+    /// use rust_decimal::Decimal;
+    ///
+    /// let change = UpdateEscrow {
+    ///     amount: Some(Decimal::new(1800, 2)),
+    ///     ..UpdateEscrow::default()
+    /// };
+    /// let updated = client.update_escrow("66aa00000000000000000001", &change).await?;
+    /// println!("new fee {:?}", updated.escrow.escrow_fee);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn update_escrow(
         &self,
         id: &str,
@@ -123,6 +258,25 @@ impl Client {
 
     /// `POST /escrows/:id/deliver`. Resent only after a 429: on a timeout, read the escrow to learn
     /// whether it went through (a second deliver answers 400 once it is no longer `paid`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// use dhmad::Error;
+    ///
+    /// match client.deliver_escrow("66aa00000000000000000001").await {
+    ///     Ok(done) => println!("now {}", done.escrow.status),
+    ///     // The outcome is unknown: read the escrow before deciding anything.
+    ///     Err(Error::Timeout | Error::Transport(_) | Error::Server(_)) => {
+    ///         let escrow = client.get_escrow("66aa00000000000000000001").await?;
+    ///         println!("after the failure the escrow is {}", escrow.status);
+    ///     }
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn deliver_escrow(&self, id: &str) -> Result<EscrowActionResult, Error> {
         self.call(
             Method::POST,
@@ -134,6 +288,21 @@ impl Client {
     }
 
     /// `POST /escrows/:id/reject-delivery` (buyer). Resent only after a 429.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// use dhmad::RejectDelivery;
+    ///
+    /// let reason = RejectDelivery {
+    ///     reason: Some("The files do not open".to_owned()),
+    /// };
+    /// let result = client.reject_delivery("66aa00000000000000000001", &reason).await?;
+    /// println!("back to {}", result.escrow.status);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn reject_delivery(
         &self,
         id: &str,
@@ -149,12 +318,35 @@ impl Client {
     }
 
     /// `POST /escrows/:id/cancel` (pending only). Resent only after a 429.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// let result = client.cancel_escrow("66aa00000000000000000001").await?;
+    /// println!("{}", result.escrow.status);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn cancel_escrow(&self, id: &str) -> Result<EscrowActionResult, Error> {
         self.call(Method::POST, &["escrows", id, "cancel"], NO_BODY, Retry::No)
             .await
     }
 
     /// `GET /escrows/:id/proof` (proof escrows). Retried.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// let proof = client.get_proof("66aa00000000000000000001").await?;
+    /// println!("{:?}: {} submission(s)", proof.phase, proof.submission_count);
+    /// if let Some(latest) = &proof.latest_submission {
+    ///     println!("latest note: {:?}", latest.note);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_proof(&self, id: &str) -> Result<Proof, Error> {
         let env: ProofEnvelope = self
             .call(Method::GET, &["escrows", id, "proof"], NO_BODY, Retry::Yes)
@@ -163,6 +355,18 @@ impl Client {
     }
 
     /// `GET /escrows/:id/contract` (standard mode). Retried.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// let contract = client.get_contract("66aa00000000000000000001").await?;
+    /// if contract.is_fully_signed {
+    ///     println!("signed; PDF at {:?}", contract.pdf_url);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_contract(&self, id: &str) -> Result<Contract, Error> {
         let env: ContractEnvelope = self
             .call(
@@ -177,6 +381,29 @@ impl Client {
 
     /// `POST /escrows/:id/sessions`. Resent only after a 429: each call opens a new
     /// session.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// use dhmad::{CheckoutAction, CreateSession};
+    ///
+    /// let session = client
+    ///     .create_session(
+    ///         "66aa00000000000000000001",
+    ///         &CreateSession::new(
+    ///             CheckoutAction::AcceptPay,
+    ///             "buyer@example.tn",
+    ///             "https://shop.example.tn/checkout/callback",
+    ///         )
+    ///         .metadata("order_id", "42"),
+    ///     )
+    ///     .await?;
+    /// // Answer the buyer with `303 See Other` and `Location: {session.url}`.
+    /// println!("send the buyer to {} before {}", session.url, session.expires_at);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn create_session(
         &self,
         escrow_id: &str,
@@ -192,6 +419,21 @@ impl Client {
     }
 
     /// `GET /sessions/:id`. Retried.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
+    /// use dhmad::SessionStatus;
+    ///
+    /// // On the redirect back, ask DHMAD: the `status` in the query string is not proof.
+    /// let session = client.get_session("3f0c6d1e-8a4b-4c2d-9e7f-1a2b3c4d5e6f").await?;
+    /// if session.status == SessionStatus::Completed {
+    ///     println!("escrow {} went through checkout", session.escrow_id);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_session(&self, session_id: &str) -> Result<CheckoutSession, Error> {
         let env: SessionEnvelope = self
             .call(Method::GET, &["sessions", session_id], NO_BODY, Retry::Yes)
@@ -289,7 +531,7 @@ fn map_reqwest(e: reqwest::Error) -> Error {
     if e.is_timeout() {
         Error::Timeout
     } else {
-        Error::Transport(e)
+        Error::Transport(TransportError::new(e))
     }
 }
 

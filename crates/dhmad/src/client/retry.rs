@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
+use http::HeaderMap;
 use time::OffsetDateTime;
 
 use crate::error::Error;
@@ -45,7 +45,8 @@ fn parse_reset(v: &str) -> Option<OffsetDateTime> {
     }
 }
 
-/// How reads are retried. Writes are never retried, whatever the policy.
+/// How reads are retried. Writes follow it only after a 429, which DHMAD answers without acting;
+/// after any other failure a write is never resent.
 ///
 /// A read is retried after a timeout, a transport error, a 5xx or a 429, at most
 /// `max_retries` times. Between attempts it waits an exponential backoff (`initial_backoff`,
@@ -88,7 +89,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// No retries at all.
+    /// No retries at all, not even after a 429.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = dhmad::Client::builder("sk_sandbox_example")
+    ///     .retry_policy(dhmad::RetryPolicy::none())
+    ///     .build()
+    ///     .unwrap();
+    /// ```
     pub fn none() -> Self {
         Self {
             max_retries: 0,

@@ -14,5 +14,6 @@ mod errors;
 mod escrows;
 mod events_escrow;
 mod events_other;
+mod transport_error;
 mod webhook_golden;
 mod webhook_verify;

@@ -1,0 +1,85 @@
+//! `Error::Transport` carries the crate's own `TransportError`: what a caller can ask of it,
+//! and that its text and cause chain still say what went wrong.
+
+use std::error::Error as _;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::KEY;
+use dhmad::{Error, RetryPolicy, TransportError};
+
+fn client(base: String) -> dhmad::Client {
+    dhmad::Client::builder(KEY)
+        .base_url(base)
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn refused_connection_is_a_connect_error() {
+    // Bind, learn the port, close it: nothing listens there any more.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let err = client(format!("http://127.0.0.1:{port}/api/v1"))
+        .me()
+        .await
+        .unwrap_err();
+    let Error::Transport(t) = &err else {
+        panic!("expected a transport error, got {err:?}");
+    };
+    assert!(t.is_connect());
+    assert!(!t.is_timeout());
+    assert!(!t.is_body());
+    assert_eq!(
+        t.url(),
+        Some(format!("http://127.0.0.1:{port}/api/v1/me").as_str())
+    );
+
+    assert!(
+        err.to_string().starts_with("could not reach DHMAD: "),
+        "{err}"
+    );
+    // The chain: our error, then the transport error, then its causes down to the OS.
+    let source = err.source().unwrap();
+    assert!(source.downcast_ref::<TransportError>().is_some());
+    assert!(source.source().is_some(), "the cause is kept: {t:?}");
+    assert!(!format!("{t:?}").contains(KEY));
+}
+
+#[tokio::test]
+async fn answer_cut_short_is_a_body_error() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = socket.read(&mut buf).await.unwrap();
+        // Promises 100 bytes, sends 12, hangs up.
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"escrow\":{")
+            .await
+            .unwrap();
+    });
+    let err = client(format!("http://{addr}/api/v1"))
+        .get_escrow("e1")
+        .await
+        .unwrap_err();
+    let Error::Transport(t) = &err else {
+        panic!("expected a transport error, got {err:?}");
+    };
+    assert!(t.is_body(), "{t:?}");
+    assert!(!t.is_connect());
+    assert!(err.is_transient());
+}
+
+#[test]
+fn errors_can_cross_threads() {
+    // `anyhow`, `Box<dyn Error + Send + Sync>` and spawned tasks need these.
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Error>();
+    assert_send_sync::<TransportError>();
+    assert_send_sync::<dhmad::BuildError>();
+}
