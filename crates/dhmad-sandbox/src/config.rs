@@ -22,6 +22,16 @@ pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:6002";
 pub const DEFAULT_WEBHOOK_URL: &str = "http://localhost:3000/webhooks/dhmad";
 /// Default redirect allow-list: the storefront's callback.
 pub const DEFAULT_REDIRECT_URL: &str = "http://localhost:3000/checkout/callback";
+/// Default `SANDBOX_RATE_LIMIT` (requests per minute per client IP).
+pub const DEFAULT_RATE_LIMIT: &str = "100";
+/// Default `SANDBOX_WEBHOOK_RETRY_DELAYS_MS`.
+pub const DEFAULT_WEBHOOK_RETRY_DELAYS_MS: &str = "1000,2000,4000";
+/// Default `SANDBOX_WEBHOOK_TIMEOUT_MS`.
+pub const DEFAULT_WEBHOOK_TIMEOUT_MS: &str = "10000";
+/// Default `SANDBOX_APP_NAME`.
+pub const DEFAULT_APP_NAME: &str = "Sandbox Shop";
+/// Default `SANDBOX_TICK_MS`.
+pub const DEFAULT_TICK_MS: &str = "1000";
 
 /// Everything the sandbox needs to run.
 #[derive(Clone)]
@@ -83,27 +93,11 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+// The defaults are the texts above, parsed like a user's values: one source for the binary's
+// `--help`, the README and the library.
 impl Default for SandboxConfig {
     fn default() -> Self {
-        Self {
-            listen_addr: DEFAULT_LISTEN_ADDR.parse().expect("valid default address"),
-            public_url: Some(DEFAULT_PUBLIC_URL.to_owned()),
-            api_key: DEFAULT_API_KEY.to_owned(),
-            webhook_urls: vec![DEFAULT_WEBHOOK_URL.to_owned()],
-            webhook_secret: DEFAULT_WEBHOOK_SECRET.to_owned(),
-            allowed_redirect_urls: vec![DEFAULT_REDIRECT_URL.to_owned()],
-            seller_email: DEFAULT_SELLER_EMAIL.to_owned(),
-            rate_limit_per_minute: 100,
-            webhook_retry_delays: vec![
-                Duration::from_secs(1),
-                Duration::from_secs(2),
-                Duration::from_secs(4),
-            ],
-            webhook_timeout: Duration::from_secs(10),
-            faults: FaultConfig::default(),
-            app_name: "Sandbox Shop".to_owned(),
-            tick_interval: Duration::from_secs(1),
-        }
+        Self::from_lookup(|_| None).expect("the default settings are valid")
     }
 }
 
@@ -113,72 +107,67 @@ impl SandboxConfig {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Same as [`Self::from_env`] with an explicit lookup (testable).
+    /// Same as [`Self::from_env`] with an explicit lookup (testable). Unset or blank values take
+    /// the default, except the two URL lists, where an empty string means none.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut c = Self::default();
-        let var = |k: &'static str| {
+        let var = |k: &'static str, default: &str| {
             get(k)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_owned())
         };
-        if let Some(v) = var("SANDBOX_LISTEN_ADDR") {
-            c.listen_addr = v.parse().map_err(|e| bad("SANDBOX_LISTEN_ADDR", e))?;
+        let urls = |k: &'static str, default: &str| list(&get(k).unwrap_or_else(|| default.into()));
+        let millis = |k: &'static str, default: &str| {
+            var(k, default)
+                .parse()
+                .map(Duration::from_millis)
+                .map_err(|e| bad(k, e))
+        };
+        let public_url = var("SANDBOX_PUBLIC_URL", DEFAULT_PUBLIC_URL);
+        url::Url::parse(&public_url).map_err(|e| bad("SANDBOX_PUBLIC_URL", e))?;
+        let api_key = var("SANDBOX_API_KEY", DEFAULT_API_KEY);
+        if !crate::api::auth::is_well_formed(&api_key) || !api_key.starts_with("sk_sandbox_") {
+            return Err(bad(
+                "SANDBOX_API_KEY",
+                "expected sk_sandbox_ + 64 lowercase hex",
+            ));
         }
-        if let Some(v) = var("SANDBOX_PUBLIC_URL") {
-            url::Url::parse(&v).map_err(|e| bad("SANDBOX_PUBLIC_URL", e))?;
-            c.public_url = Some(v.trim_end_matches('/').to_owned());
+        let seller_email = var("SANDBOX_SELLER_EMAIL", DEFAULT_SELLER_EMAIL);
+        if !seller_email.contains('@') {
+            return Err(bad("SANDBOX_SELLER_EMAIL", "not an e-mail address"));
         }
-        if let Some(v) = var("SANDBOX_API_KEY") {
-            if !crate::api::auth::is_well_formed(&v) || !v.starts_with("sk_sandbox_") {
-                return Err(bad(
-                    "SANDBOX_API_KEY",
-                    "expected sk_sandbox_ + 64 lowercase hex",
-                ));
-            }
-            c.api_key = v;
-        }
-        if let Some(v) = get("SANDBOX_WEBHOOK_URLS") {
-            c.webhook_urls = list(&v);
-        }
-        if let Some(v) = var("SANDBOX_WEBHOOK_SECRET") {
-            c.webhook_secret = v;
-        }
-        if let Some(v) = get("SANDBOX_ALLOWED_REDIRECT_URLS") {
-            c.allowed_redirect_urls = list(&v);
-        }
-        if let Some(v) = var("SANDBOX_SELLER_EMAIL") {
-            if !v.contains('@') {
-                return Err(bad("SANDBOX_SELLER_EMAIL", "not an e-mail address"));
-            }
-            c.seller_email = v.to_lowercase();
-        }
-        if let Some(v) = var("SANDBOX_RATE_LIMIT") {
-            c.rate_limit_per_minute = v.parse().map_err(|e| bad("SANDBOX_RATE_LIMIT", e))?;
-        }
-        if let Some(v) = var("SANDBOX_WEBHOOK_RETRY_DELAYS_MS") {
-            c.webhook_retry_delays = list(&v)
+        let faults = match get("SANDBOX_FAULTS").filter(|v| !v.trim().is_empty()) {
+            Some(v) => serde_json::from_str(&v).map_err(|e| bad("SANDBOX_FAULTS", e))?,
+            None => FaultConfig::default(),
+        };
+        let delays = var(
+            "SANDBOX_WEBHOOK_RETRY_DELAYS_MS",
+            DEFAULT_WEBHOOK_RETRY_DELAYS_MS,
+        );
+        Ok(Self {
+            listen_addr: var("SANDBOX_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)
+                .parse()
+                .map_err(|e| bad("SANDBOX_LISTEN_ADDR", e))?,
+            public_url: Some(public_url.trim_end_matches('/').to_owned()),
+            api_key,
+            webhook_urls: urls("SANDBOX_WEBHOOK_URLS", DEFAULT_WEBHOOK_URL),
+            webhook_secret: var("SANDBOX_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET),
+            allowed_redirect_urls: urls("SANDBOX_ALLOWED_REDIRECT_URLS", DEFAULT_REDIRECT_URL),
+            seller_email: seller_email.to_lowercase(),
+            rate_limit_per_minute: var("SANDBOX_RATE_LIMIT", DEFAULT_RATE_LIMIT)
+                .parse()
+                .map_err(|e| bad("SANDBOX_RATE_LIMIT", e))?,
+            webhook_retry_delays: list(&delays)
                 .iter()
                 .map(|s| s.parse().map(Duration::from_millis))
                 .collect::<Result<_, _>>()
-                .map_err(|e| bad("SANDBOX_WEBHOOK_RETRY_DELAYS_MS", e))?;
-        }
-        if let Some(v) = var("SANDBOX_WEBHOOK_TIMEOUT_MS") {
-            let ms = v
-                .parse()
-                .map_err(|e| bad("SANDBOX_WEBHOOK_TIMEOUT_MS", e))?;
-            c.webhook_timeout = Duration::from_millis(ms);
-        }
-        if let Some(v) = var("SANDBOX_FAULTS") {
-            c.faults = serde_json::from_str(&v).map_err(|e| bad("SANDBOX_FAULTS", e))?;
-        }
-        if let Some(v) = var("SANDBOX_APP_NAME") {
-            c.app_name = v;
-        }
-        if let Some(v) = var("SANDBOX_TICK_MS") {
-            let ms: u64 = v.parse().map_err(|e| bad("SANDBOX_TICK_MS", e))?;
-            c.tick_interval = Duration::from_millis(ms.max(10));
-        }
-        Ok(c)
+                .map_err(|e| bad("SANDBOX_WEBHOOK_RETRY_DELAYS_MS", e))?,
+            webhook_timeout: millis("SANDBOX_WEBHOOK_TIMEOUT_MS", DEFAULT_WEBHOOK_TIMEOUT_MS)?,
+            faults,
+            app_name: var("SANDBOX_APP_NAME", DEFAULT_APP_NAME),
+            tick_interval: millis("SANDBOX_TICK_MS", DEFAULT_TICK_MS)?
+                .max(Duration::from_millis(10)),
+        })
     }
 
     /// For in-process tests: port 0, fast retries, a generous rate limit.
@@ -223,6 +212,22 @@ mod tests {
     fn defaults_and_overrides() {
         let c = SandboxConfig::from_lookup(|_| None).unwrap();
         assert_eq!(c.rate_limit_per_minute, 100);
+        assert_eq!(c.listen_addr.to_string(), DEFAULT_LISTEN_ADDR);
+        assert_eq!(c.webhook_urls, [DEFAULT_WEBHOOK_URL]);
+        assert_eq!(
+            c.webhook_retry_delays,
+            [1000, 2000, 4000].map(Duration::from_millis)
+        );
+        assert_eq!(
+            (c.webhook_timeout, c.tick_interval, c.app_name.as_str()),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(1),
+                "Sandbox Shop"
+            )
+        );
+        let none = SandboxConfig::from_lookup(|k| (k == "SANDBOX_WEBHOOK_URLS").then(String::new));
+        assert!(none.unwrap().webhook_urls.is_empty());
         assert!(crate::api::auth::is_well_formed(DEFAULT_API_KEY));
         let c = SandboxConfig::from_lookup(|k| match k {
             "SANDBOX_WEBHOOK_URLS" => Some("http://a/x, http://b/y".into()),

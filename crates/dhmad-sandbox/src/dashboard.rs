@@ -1,10 +1,13 @@
 //! `GET /sandbox`: an HTML page listing webhook delivery attempts, escrows and sessions.
 
 use askama::Template;
+
+use crate::lifecycle::money;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::security::DASHBOARD_CSP;
 use crate::state::AppState;
 
 pub struct DeliveryRow {
@@ -64,7 +67,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
                     e.title.clone(),
                     e.mode.to_string(),
                     e.status.to_string(),
-                    format!("{} {}", e.amount, e.currency),
+                    money::shown(e.amount, &e.currency),
                     e.buyer_email.clone(),
                 )
             })
@@ -97,7 +100,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
         sessions,
     };
     match page.render() {
-        Ok(body) => Html(body).into_response(),
+        Ok(body) => crate::security::page_headers(Html(body).into_response(), DASHBOARD_CSP),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

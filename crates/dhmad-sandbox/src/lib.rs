@@ -21,7 +21,9 @@ mod dashboard;
 pub mod error;
 pub mod faults;
 pub mod lifecycle;
+pub mod metrics;
 pub mod rate_limit;
+mod security;
 mod server;
 pub mod state;
 pub mod webhooks;
@@ -30,4 +32,4 @@ pub use config::{
     ConfigError, SandboxConfig, DEFAULT_API_KEY, DEFAULT_SELLER_EMAIL, DEFAULT_WEBHOOK_SECRET,
 };
 pub use faults::{ApiFaultKind, ApiFaultRule, FaultConfig, WebhookFaults};
-pub use server::{router, Sandbox, SandboxHandle};
+pub use server::{router, BindError, Sandbox, SandboxHandle};

@@ -1,17 +1,34 @@
-//! `dhmad-sandbox`: reads `SANDBOX_*` from the environment and serves until Ctrl-C.
+//! `dhmad-sandbox`: parses the command line and `SANDBOX_*` (see `--help`) and serves until
+//! Ctrl-C. Failures print one line on stderr and exit non-zero.
 
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
 use dhmad_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    // `--help` and `--version` exit here, before anything is bound.
+    let config = match cli::Cli::parse().into_config() {
+        Ok(c) => c,
+        Err(e) => return fail(e, 2),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,dhmad_sandbox=info")),
         )
         .init();
-    let config = SandboxConfig::from_env()?;
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e, 1),
+    }
+}
+
+async fn run(config: SandboxConfig) -> anyhow::Result<()> {
     tracing::info!(
         ?config,
         "starting the DHMAD sandbox (state is in memory: a restart clears it)"
@@ -22,6 +39,12 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("shutting down");
     sandbox.shutdown().await;
     Ok(())
+}
+
+/// One line for the person at the terminal, not a backtrace.
+fn fail(e: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("dhmad-sandbox: {e}");
+    ExitCode::from(code)
 }
 
 // The banner goes to stdout on purpose: it is for the person who started the binary, whatever

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::SandboxConfig;
 use crate::faults::Faults;
 use crate::lifecycle::deadlines;
+use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::state::{AppState, Settings, Shared, Store};
 use crate::webhooks::{DeliverySettings, Dispatcher};
@@ -29,20 +30,50 @@ pub struct SandboxHandle {
     ticker: JoinHandle<()>,
 }
 
-/// The full router (API, hosted page, control API).
+/// `SANDBOX_LISTEN_ADDR` could not be bound (typically: the port is taken).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} (SANDBOX_LISTEN_ADDR): {}", reason(.io))]
+pub struct BindError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// What the OS said.
+    pub io: std::io::Error,
+}
+
+fn reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "address already in use".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// The full router (API, hosted page, control API, metrics).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", crate::api::router(state.clone()))
         .merge(crate::checkout_page::router())
-        .merge(crate::control::router())
+        .merge(crate::control::router(state.clone()))
+        .route("/metrics", axum::routing::get(crate::metrics::page))
         .with_state(state)
+}
+
+/// `scheme://host[:port]` of a URL, as browsers send it in `Origin`.
+fn origin_of(url: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
 }
 
 impl Sandbox {
     /// Binds `config.listen_addr`, serves, and runs the webhook dispatcher and the deadline
     /// ticker until [`SandboxHandle::shutdown`].
     pub async fn start(config: SandboxConfig) -> anyhow::Result<SandboxHandle> {
-        let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|io| BindError {
+                addr: config.listen_addr,
+                io,
+            })?;
         let local_addr = listener.local_addr()?;
         let base_url = config
             .public_url
@@ -52,6 +83,11 @@ impl Sandbox {
             .to_owned();
         let cancel = CancellationToken::new();
         let faults = Arc::new(Faults::new(config.faults.clone()));
+        let metrics = Arc::new(Metrics::default());
+        let own_origins = [base_url.clone(), format!("http://{local_addr}")]
+            .iter()
+            .filter_map(|u| origin_of(u))
+            .collect();
         let dispatcher = Dispatcher::new(
             config.webhook_urls.clone(),
             DeliverySettings {
@@ -60,6 +96,7 @@ impl Sandbox {
                 timeout: config.webhook_timeout,
             },
             faults.clone(),
+            metrics.clone(),
             cancel.clone(),
         );
         let state = AppState(Arc::new(Shared {
@@ -69,11 +106,13 @@ impl Sandbox {
                 app_name: config.app_name.clone(),
                 base_url,
                 allowed_redirect_urls: Mutex::new(config.allowed_redirect_urls.clone()),
+                own_origins,
             },
             clock: Clock::default(),
             store: Mutex::new(Store::default()),
             dispatcher,
             faults,
+            metrics,
             rate: RateLimiter::new(config.rate_limit_per_minute),
             requests: Mutex::new(Vec::new()),
             started_at: time::OffsetDateTime::now_utc(),
@@ -110,6 +149,7 @@ async fn tick(state: AppState, every: std::time::Duration, cancel: CancellationT
             _ = cancel.cancelled() => return,
             _ = interval.tick() => {
                 state.with_store(deadlines::fire_due);
+                state.metrics.upkeep();
             }
         }
     }

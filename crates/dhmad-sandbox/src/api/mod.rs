@@ -46,7 +46,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         ))
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
-        .layer(middleware::from_fn_with_state(state, log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
+        .layer(middleware::from_fn_with_state(
+            state,
+            crate::metrics::record,
+        ))
 }
 
 async fn not_found() -> ApiError {

@@ -17,6 +17,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
     let allowed = state.allowed_redirects();
     let s = state.with_store(|st, ctx| sessions::create_session(st, ctx, &id, req, &allowed))?;
+    state.metrics.session_created(s.action.to_string());
     Ok((
         StatusCode::CREATED,
         Json(CreatedSession {

@@ -13,6 +13,7 @@ use dhmad::{PaymentMethod, SessionStatus};
 
 use crate::lifecycle::perform::{self, PerformInput};
 use crate::lifecycle::sessions;
+use crate::security::{self, PAGE_CSP};
 use crate::state::AppState;
 use form::PageForm;
 
@@ -23,9 +24,9 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(10 * 1024 * 1024))
 }
 
-fn html(status: StatusCode, t: &impl Template) -> Response {
+fn html(status: StatusCode, t: &impl Template, csp: &str) -> Response {
     match t.render() {
-        Ok(body) => (status, Html(body)).into_response(),
+        Ok(body) => security::page_headers((status, Html(body)).into_response(), csp),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("template error: {e}"),
@@ -38,22 +39,23 @@ fn render(state: &AppState, id: &str, error: Option<String>) -> Response {
     let ctx = state.ctx();
     let mut store = state.lock_store();
     let Some(s) = store.sessions.get_mut(id) else {
-        return html(StatusCode::NOT_FOUND, &view::not_found());
+        return html(StatusCode::NOT_FOUND, &view::not_found(), PAGE_CSP);
     };
     sessions::expire_if_due(s, ctx.now);
     if s.status != SessionStatus::Pending {
-        return html(StatusCode::GONE, &view::closed(s));
+        return html(StatusCode::GONE, &view::closed(s, &ctx.app_name), PAGE_CSP);
     }
     let s = s.clone();
     let Some(rec) = store.escrows.get(&s.escrow_id) else {
-        return html(StatusCode::NOT_FOUND, &view::not_found());
+        return html(StatusCode::NOT_FOUND, &view::not_found(), PAGE_CSP);
     };
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    html(status, &view::checkout(&s, rec, &ctx, error))
+    let csp = security::checkout_csp(&s.redirect_url);
+    html(status, &view::checkout(&s, rec, &ctx, error), &csp)
 }
 
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {

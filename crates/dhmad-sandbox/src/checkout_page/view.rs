@@ -1,9 +1,10 @@
 //! View models of the hosted page, built from the records.
 
 use askama::Template;
-use dhmad::{CheckoutAction, EscrowMode, SessionStatus};
+use dhmad::{CheckoutAction, Currency, EscrowMode, SessionStatus};
 
 use crate::lifecycle::action_rules::check_action;
+use crate::lifecycle::money;
 use crate::state::{Ctx, EscrowRecord, SessionRecord};
 
 pub struct EscrowView {
@@ -43,6 +44,7 @@ pub struct CheckoutPage {
 #[derive(Template)]
 #[template(path = "checkout_closed.html")]
 pub struct ClosedPage {
+    pub app_name: String,
     pub heading: String,
     pub text: String,
     pub return_url: Option<String>,
@@ -99,11 +101,12 @@ pub fn checkout(
         expires_at: dhmad::iso::format(s.expires_at),
         e: EscrowView {
             title: rec.title.clone(),
-            amount: rec.amount.to_string(),
+            amount: money::shown(rec.amount, &rec.currency),
             currency: rec.currency.to_string(),
-            amount_tnd: rec.amount_tnd.to_string(),
-            escrow_fee: rec.escrow_fee.to_string(),
-            developer_fee: (!rec.developer_fee.is_zero()).then(|| rec.developer_fee.to_string()),
+            amount_tnd: money::shown(rec.amount_tnd, &Currency::Tnd),
+            escrow_fee: money::shown(rec.escrow_fee, &Currency::Tnd),
+            developer_fee: (!rec.developer_fee.is_zero())
+                .then(|| money::shown(rec.developer_fee, &Currency::Tnd)),
             mode: rec.mode.to_string(),
             status: rec.status.to_string(),
             seller: rec.seller_email.clone(),
@@ -131,7 +134,7 @@ pub fn checkout(
 }
 
 /// The page for a session that can no longer be used.
-pub fn closed(s: &SessionRecord) -> ClosedPage {
+pub fn closed(s: &SessionRecord, app_name: &str) -> ClosedPage {
     let (heading, text) = match s.status {
         SessionStatus::Expired => (
             "This checkout session has expired",
@@ -147,6 +150,7 @@ pub fn closed(s: &SessionRecord) -> ClosedPage {
         ),
     };
     ClosedPage {
+        app_name: app_name.to_owned(),
         heading: heading.into(),
         text: text.into(),
         return_url: Some(s.redirect_with(&s.status)),
@@ -156,6 +160,7 @@ pub fn closed(s: &SessionRecord) -> ClosedPage {
 /// Unknown session id.
 pub fn not_found() -> ClosedPage {
     ClosedPage {
+        app_name: String::new(),
         heading: "Checkout session not found".into(),
         text: "This link is not valid. Go back to the shop to start again.".into(),
         return_url: None,

@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -93,20 +93,11 @@ pub async fn set_redirects(State(state): State<AppState>, raw: Bytes) -> Reply {
     Ok(Json(json!({"urls": state.allowed_redirects()})))
 }
 
+/// An uploaded proof file, as a download (`security::attachment`).
 pub async fn file(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let store = state.lock_store();
     match store.files.get(&id) {
-        Some(f) => (
-            [
-                (header::CONTENT_TYPE, f.mime.clone()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("inline; filename=\"{}\"", f.name.replace('"', "")),
-                ),
-            ],
-            f.bytes.clone(),
-        )
-            .into_response(),
+        Some(f) => crate::security::attachment(&f.name, &f.mime, f.bytes.clone()),
         None => (
             StatusCode::NOT_FOUND,
             Json(json!({"error": "File not found"})),

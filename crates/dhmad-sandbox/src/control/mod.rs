@@ -1,11 +1,13 @@
 //! The control API (`/sandbox/*`): act as a user or as DHMAD's admin, move the clock, inspect
-//! deliveries and requests, inject faults. No authentication: it is a local tool.
+//! deliveries and requests, inject faults. No authentication: it is a local tool, but it
+//! refuses cross-site writes (`security::control_guard`).
 
 mod admin;
 mod inspect;
 mod sessions;
 
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +17,7 @@ use crate::error::Refusal;
 use crate::state::AppState;
 
 /// The `/sandbox` router.
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/sandbox", get(crate::dashboard::page))
         .route("/sandbox/sessions/{id}/complete", post(sessions::complete))
@@ -66,6 +68,10 @@ pub fn router() -> Router<AppState> {
             get(inspect::get_redirects).put(inspect::set_redirects),
         )
         .route("/sandbox/files/{id}", get(inspect::file))
+        .layer(middleware::from_fn_with_state(
+            state,
+            crate::security::control_guard,
+        ))
 }
 
 /// A control-API error: `{"error": "..."}` with 400, or 404 for unknown ids.

@@ -25,6 +25,17 @@ pub fn to_tnd(amount: Decimal, currency: &Currency) -> Decimal {
     }
 }
 
+/// An amount as the storefront shows it: `15.000 TND` (millimes), `12.50 USD`.
+pub fn shown(amount: Decimal, currency: &Currency) -> String {
+    let dp = match currency {
+        Currency::Usd | Currency::Eur => 2,
+        _ => 3,
+    };
+    let rounded =
+        amount.round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    format!("{rounded:.prec$} {currency}", prec = dp as usize)
+}
+
 /// `(escrowFee, developerFee)` for an `amountTnd`.
 pub fn fees(amount_tnd: Decimal, developer_pct: Decimal) -> (Decimal, Decimal) {
     let hundred = Decimal::ONE_HUNDRED;
@@ -53,5 +64,8 @@ mod tests {
             Decimal::new(1, 3)
         );
         assert_eq!(to_tnd(Decimal::from(10), &Currency::Usd), Decimal::from(31));
+        assert_eq!(shown(Decimal::from(15), &Currency::Tnd), "15.000 TND");
+        assert_eq!(shown(Decimal::new(84, 1), &Currency::Tnd), "8.400 TND");
+        assert_eq!(shown(Decimal::new(125, 1), &Currency::Usd), "12.50 USD");
     }
 }

@@ -32,12 +32,13 @@ pub fn transition(store: &mut Store, ctx: &Ctx, id: &str, to: EscrowStatus, pair
         return;
     };
     let old = rec.status.clone();
-    rec.status = to;
+    rec.status = to.clone();
     stamp(rec, ctx.now);
     let first = paired_event(rec, paired, ctx);
-    let second = events::status_updated(rec, old, ctx);
+    let second = events::status_updated(rec, old.clone(), ctx);
     emit_opt(store, first);
     store.emit(second);
+    store.transitions.push((old, to));
 }
 
 /// The dates that go with the status the record now has.

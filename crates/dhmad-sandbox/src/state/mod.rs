@@ -9,7 +9,7 @@ pub mod users;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use dhmad::{Event, WebhookEnvelope};
+use dhmad::{EscrowStatus, Event, WebhookEnvelope};
 use time::OffsetDateTime;
 
 pub use contract::ContractRecord;
@@ -19,6 +19,7 @@ pub use sessions::{merge_query, SessionRecord, SESSION_LIFETIME};
 
 use crate::clock::Clock;
 use crate::faults::Faults;
+use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::webhooks::Dispatcher;
 
@@ -30,6 +31,8 @@ pub struct Store {
     pub files: HashMap<String, StoredFile>,
     /// Events emitted by the running operation, dispatched when the lock is released.
     pub outbox: Vec<Event>,
+    /// Status changes `(old, new)` made by the running operation, counted on release.
+    pub transitions: Vec<(EscrowStatus, EscrowStatus)>,
     counter: u64,
 }
 
@@ -77,6 +80,8 @@ pub struct Settings {
     pub app_name: String,
     pub base_url: String,
     pub allowed_redirect_urls: Mutex<Vec<String>>,
+    /// Origins the control API accepts (`base_url`'s and the bound address's).
+    pub own_origins: Vec<String>,
 }
 
 /// Shared application state.
@@ -90,6 +95,7 @@ pub struct Shared {
     pub store: Mutex<Store>,
     pub dispatcher: Dispatcher,
     pub faults: Arc<Faults>,
+    pub metrics: Arc<Metrics>,
     pub rate: RateLimiter,
     pub requests: Mutex<Vec<RequestLogEntry>>,
     pub started_at: OffsetDateTime,
@@ -151,6 +157,9 @@ impl AppState {
     }
 
     fn flush(&self, store: &mut Store, ctx: &Ctx) {
+        for (from, to) in std::mem::take(&mut store.transitions) {
+            self.metrics.transition(from.to_string(), to.to_string());
+        }
         for event in std::mem::take(&mut store.outbox) {
             let envelope = WebhookEnvelope::new(uuid::Uuid::new_v4().to_string(), ctx.now, &event);
             let escrow_id = event.escrow().map(|e| e.id.clone());

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 pub use log::{DeliveryLog, DeliveryRecord};
 
 use crate::faults::Faults;
+use crate::metrics::Metrics;
 use queue::{Job, Worker};
 
 /// Settings shared by the per-URL workers.
@@ -29,6 +30,7 @@ pub struct Dispatcher {
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
     settings: Arc<DeliverySettings>,
     faults: Arc<Faults>,
+    metrics: Arc<Metrics>,
     http: reqwest::Client,
     /// Every attempt.
     pub log: Arc<DeliveryLog>,
@@ -41,6 +43,7 @@ impl Dispatcher {
         urls: Vec<String>,
         settings: DeliverySettings,
         faults: Arc<Faults>,
+        metrics: Arc<Metrics>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -53,6 +56,7 @@ impl Dispatcher {
             queues: Mutex::new(HashMap::new()),
             settings: Arc::new(settings),
             faults,
+            metrics,
             http,
             log: Arc::new(DeliveryLog::default()),
             cancel,
@@ -92,6 +96,7 @@ impl Dispatcher {
                 settings: self.settings.clone(),
                 http: self.http.clone(),
                 log: self.log.clone(),
+                metrics: self.metrics.clone(),
             };
             tokio::spawn(worker.run(rx, self.cancel.clone()));
             tx

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::log::{DeliveryLog, DeliveryRecord};
 use super::DeliverySettings;
 use crate::faults::WebhookFate;
+use crate::metrics::{Metrics, WebhookOutcome};
 
 /// A reordered event waits at most this long for a successor before it is sent anyway.
 const HOLD_MAX: Duration = Duration::from_secs(5);
@@ -28,6 +29,7 @@ pub struct Worker {
     pub settings: Arc<DeliverySettings>,
     pub http: reqwest::Client,
     pub log: Arc<DeliveryLog>,
+    pub metrics: Arc<Metrics>,
 }
 
 enum Next {
@@ -70,6 +72,7 @@ impl Worker {
     async fn process(&self, job: Job) {
         if job.fate.drop {
             self.record(&job, 0, None, Some("dropped by fault injection".into()));
+            self.metrics.webhook(WebhookOutcome::Dropped);
             return;
         }
         if job.fate.delay_ms > 0 {
@@ -101,11 +104,11 @@ impl Worker {
             for (name, value) in signed.headers() {
                 req = req.header(name, value);
             }
-            let retry = match req.send().await {
+            let (retry, delivered) = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     self.record(job, attempt, Some(status), None);
-                    status >= 500
+                    (status >= 500, resp.status().is_success())
                 }
                 Err(e) => {
                     let what = if e.is_timeout() {
@@ -115,9 +118,17 @@ impl Worker {
                     };
                     let why = root_cause(&e);
                     self.record(job, attempt, None, Some(format!("{what}: {why}")));
-                    true
+                    (true, false)
                 }
             };
+            let outcome = if delivered {
+                WebhookOutcome::Delivered
+            } else if retry && attempt < tries {
+                WebhookOutcome::Retried
+            } else {
+                WebhookOutcome::Failed
+            };
+            self.metrics.webhook(outcome);
             if !retry {
                 return;
             }

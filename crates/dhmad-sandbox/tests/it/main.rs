@@ -1,5 +1,5 @@
 //! The sandbox's integration tests, one module per area, compiled as one test binary (linking
-//! one binary instead of thirteen is most of the build time). Each test starts its own sandbox
+//! one binary instead of seventeen is most of the build time). Each test starts its own sandbox
 //! on a free port, so they run in parallel.
 
 // A panic is how a test reports; printing helps when one fails.
@@ -12,11 +12,15 @@ mod api_create;
 mod api_escrows;
 mod api_parties;
 mod checkout_page;
+mod cli;
 mod deadlines;
 mod faults;
+mod hosted_page_text;
 mod journeys;
 mod journeys_instant;
 mod journeys_proof;
+mod metrics;
+mod security;
 mod sessions_lifecycle;
 mod sessions_matrix;
 mod webhooks;

@@ -1,0 +1,172 @@
+//! What a browser needs to be safe around the sandbox: security headers on its HTML pages and
+//! on uploaded files, and the cross-site guard of the control API. Any page on the developer's
+//! machine (another localhost port is "same site") could otherwise drive the sandbox.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// Pages with no form: inline styles only, nothing else loads, no framing.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
+     form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The dashboard: may post to the control API, from its own origin only.
+pub const DASHBOARD_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
+     form-action 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Served uploads: never rendered as a document of the sandbox's origin.
+const FILE_CSP: &str = "sandbox; default-src 'none'";
+
+/// The hosted page's policy: its form posts back to the page, and browsers also check the
+/// 303 that follows against `form-action`, so the shop's callback origin is allowed too.
+pub fn checkout_csp(redirect_url: &str) -> String {
+    let shop = url::Url::parse(redirect_url)
+        .ok()
+        .map(|u| u.origin())
+        .filter(|o| o.is_tuple())
+        .map(|o| format!(" {}", o.ascii_serialization()))
+        .unwrap_or_default();
+    PAGE_CSP.replace("form-action 'none'", &format!("form-action 'self'{shop}"))
+}
+
+/// Adds the headers every sandbox HTML page carries.
+pub fn page_headers(mut resp: Response, csp: &str) -> Response {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    common(h);
+    // The checkout URL is a capability: never leak it in `Referer`.
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
+fn common(h: &mut HeaderMap) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+/// An uploaded file: downloaded, never rendered inline, under a safe name.
+pub fn attachment(name: &str, mime: &str, bytes: Vec<u8>) -> Response {
+    let mime = if is_plain_mime(mime) {
+        mime
+    } else {
+        "application/octet-stream"
+    };
+    let mut resp = bytes.into_response();
+    let h = resp.headers_mut();
+    let disposition = format!("attachment; filename=\"{}\"", safe_filename(name));
+    for (k, v) in [
+        (header::CONTENT_TYPE, mime.to_owned()),
+        (header::CONTENT_DISPOSITION, disposition),
+        (header::CONTENT_SECURITY_POLICY, FILE_CSP.to_owned()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    common(h);
+    resp
+}
+
+/// ASCII letters, digits, `.`, `-` and `_` only; no leading dot; at most 100 characters.
+pub fn safe_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.');
+    if cleaned.is_empty() {
+        "file".to_owned()
+    } else {
+        cleaned.to_owned()
+    }
+}
+
+/// `type/subtype` made of token characters, without parameters.
+fn is_plain_mime(m: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    m.split_once('/').is_some_and(|(a, b)| token(a) && token(b))
+}
+
+/// Middleware of the control API: state-changing requests must come from a script or from
+/// the sandbox's own pages, and carry JSON. 403 when `Origin` is another origin or
+/// `Sec-Fetch-Site` is not `same-origin`/`none`; 415 for a body that is not JSON (a plain HTML
+/// form can send urlencoded, multipart or text without any preflight).
+pub async fn control_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let h = req.headers();
+    let text = |name: header::HeaderName| h.get(name).map(|v| v.to_str().unwrap_or("?"));
+    let fetch_site_ok = text(header::HeaderName::from_static("sec-fetch-site"))
+        .is_none_or(|v| v == "same-origin" || v == "none");
+    let origin_ok = text(header::ORIGIN).is_none_or(|o| {
+        url::Url::parse(o).is_ok_and(|u| {
+            let o = u.origin().ascii_serialization();
+            state.settings.own_origins.contains(&o)
+        })
+    });
+    if !fetch_site_ok || !origin_ok {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Cross-site requests to the sandbox control API are refused",
+        );
+    }
+    let json = text(header::CONTENT_TYPE).map(|ct| {
+        let essence = ct.split(';').next().unwrap_or_default().trim();
+        essence.eq_ignore_ascii_case("application/json")
+    });
+    let empty = text(header::CONTENT_LENGTH).is_none_or(|l| l.trim() == "0")
+        && !h.contains_key(header::TRANSFER_ENCODING);
+    match json {
+        Some(true) => next.run(req).await,
+        None if empty => next.run(req).await,
+        _ => refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "The control API takes JSON: send Content-Type: application/json",
+        ),
+    }
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_and_policies() {
+        assert_eq!(safe_filename("../a b\"<x>.html"), "a_b__x_.html");
+        assert_eq!(safe_filename("..."), "file");
+        assert!(!is_plain_mime("text/html\r\nX: y") && is_plain_mime("image/svg+xml"));
+        assert!(checkout_csp("http://localhost:3000/cb?x=1")
+            .contains("form-action 'self' http://localhost:3000;"));
+        assert!(checkout_csp("not a url").contains("form-action 'self';"));
+    }
+}

@@ -1,0 +1,187 @@
+//! Browser safety: uploaded files are downloads under a sandboxing policy, the control API
+//! refuses cross-site and non-JSON writes, and the HTML pages carry security headers.
+
+use crate::common::*;
+use dhmad::{CheckoutAction as A, CreateEscrow, EscrowMode};
+use reqwest::header::HeaderMap;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+const BOUNDARY: &str = "securityboundary";
+
+/// The seller uploads `name` (`mime`) as purchase proof through the hosted page; returns the
+/// file's `viewUrl` from `GET /proof`.
+async fn upload_proof(env: &Env, name: &str, mime: &str, content: &str) -> String {
+    let id = env
+        .create(
+            CreateEscrow::new("Shoes", Decimal::from(100), BUYER)
+                .mode(EscrowMode::Quick)
+                .estimated_delivery_days(2)
+                .fulfillment_policy(policy(24)),
+        )
+        .await;
+    env.pay(&id).await;
+    let s = env.session(&id, A::SubmitProof, &env.seller()).await;
+    let body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"op\"\r\n\r\nperform\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+         Content-Type: {mime}\r\n\r\n{content}\r\n--{BOUNDARY}--\r\n"
+    );
+    let r = env
+        .http
+        .post(env.url(&format!("/checkout/{s}")))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let proof = env.client.get_proof(&id).await.unwrap();
+    proof.latest_submission.unwrap().attachments[0]
+        .view_url
+        .clone()
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+    h.get(name).map_or("", |v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn an_uploaded_html_file_is_served_as_a_sandboxed_download() {
+    let env = Env::start().await;
+    let evil = "<form action=\"http://localhost:3000/admin\" method=post></form>";
+    let url = upload_proof(&env, "../proof <x>.html", "text/html", evil).await;
+    let r = env.http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert_eq!(
+        header(&h, "content-disposition"),
+        "attachment; filename=\"proof__x_.html\""
+    );
+    assert_eq!(header(&h, "x-content-type-options"), "nosniff");
+    assert_eq!(
+        header(&h, "content-security-policy"),
+        "sandbox; default-src 'none'"
+    );
+    assert_eq!(r.text().await.unwrap(), evil, "the bytes are unchanged");
+}
+
+/// POSTs `body` (sent as is, with `content_type` if any) and `extra` headers to `path`.
+async fn post(
+    env: &Env,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = env.http.post(env.url(path)).body(body.to_owned());
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_control_api_refuses_cross_site_and_form_posts() {
+    let env = Env::start().await;
+    let id = env.instant(15).await;
+    let s = env.session(&id, A::AcceptPay, BUYER).await;
+    let complete = format!("/sandbox/sessions/{s}/complete");
+    let json_ct = Some("application/json");
+    let evil = [("origin", "http://evil.example")];
+    // Another port on localhost is "same site" for a browser, but not the same origin.
+    let shop = [
+        ("origin", "http://localhost:3000"),
+        ("sec-fetch-site", "same-site"),
+    ];
+    let cross = [("sec-fetch-site", "cross-site")];
+    for headers in [&evil[..], &shop[..], &cross[..]] {
+        let (st, v) = post(&env, &complete, json_ct, "{}", headers).await;
+        assert_eq!(st, 403, "{headers:?}");
+        assert!(v["error"].as_str().unwrap().contains("Cross-site"), "{v}");
+    }
+    let r = env
+        .http
+        .delete(env.url("/sandbox/faults"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // What a plain HTML form can send, even without Origin: refused.
+    let form = Some("application/x-www-form-urlencoded");
+    assert_eq!(
+        post(&env, &complete, form, "payer=wallet", &[]).await.0,
+        415
+    );
+    assert_eq!(
+        post(&env, &complete, Some("text/plain"), "{}", &[]).await.0,
+        415
+    );
+    assert_eq!(post(&env, &complete, None, "{}", &[]).await.0, 415);
+    // Nothing happened.
+    assert_eq!(env.status(&id).await, "pending");
+    let session = env.client.get_session(&s).await.unwrap();
+    assert_eq!(session.status.to_string(), "pending");
+
+    // The sandbox's own pages (same origin) and scripts (no Origin) still work.
+    let own = env.sandbox.base_url();
+    let same = [("origin", own.as_str()), ("sec-fetch-site", "same-origin")];
+    let (st, v) = post(&env, &complete, json_ct, "{}", &same).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(env.status(&id).await, "paid");
+    let s2 = env.session(&id, A::CancelEscrow, &env.seller()).await;
+    let (st, v) = post(
+        &env,
+        &format!("/sandbox/sessions/{s2}/cancel"),
+        None,
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = env
+        .control("/sandbox/clock/advance", json!({"seconds": 1}))
+        .await;
+    assert_eq!(st, 200);
+}
+
+#[tokio::test]
+async fn html_pages_carry_security_headers() {
+    let env = Env::start().await;
+    let id = env.instant(15).await;
+    let s = env.session(&id, A::AcceptPay, BUYER).await;
+    let get = |path: String| {
+        let http = env.http.clone();
+        let url = env.url(&path);
+        async move { http.get(url).send().await.unwrap().headers().clone() }
+    };
+    let checkout = get(format!("/checkout/{s}")).await;
+    let csp = header(&checkout, "content-security-policy");
+    // The form posts to the page, whose 303 goes to the shop's callback.
+    assert!(
+        csp.contains("form-action 'self' http://localhost:3000;"),
+        "{csp}"
+    );
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+    assert!(!csp.contains("script-src"), "{csp}");
+    env.control(&format!("/sandbox/sessions/{s}/cancel"), json!({}))
+        .await;
+    let closed = get(format!("/checkout/{s}")).await;
+    let dashboard = get("/sandbox".into()).await;
+    for h in [&checkout, &closed, &dashboard] {
+        assert_eq!(header(h, "x-content-type-options"), "nosniff");
+        assert_eq!(header(h, "x-frame-options"), "DENY");
+        assert_eq!(header(h, "referrer-policy"), "no-referrer");
+        assert!(header(h, "content-security-policy").contains("default-src 'none'"));
+    }
+    assert!(header(&closed, "content-security-policy").contains("form-action 'none'"));
+    assert!(header(&dashboard, "content-security-policy").contains("form-action 'self'"));
+}
