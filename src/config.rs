@@ -222,7 +222,8 @@ impl Config {
             }
         };
         let max_connections = count("MAX_CONNECTIONS", e.max_connections as u64);
-        let checkout_per_minute = count("RATE_LIMIT_CHECKOUT_PER_MIN", e.checkout_per_minute.into());
+        let checkout_per_minute =
+            count("RATE_LIMIT_CHECKOUT_PER_MIN", e.checkout_per_minute.into());
         let actions_per_minute = count("RATE_LIMIT_ACTIONS_PER_MIN", e.actions_per_minute.into());
         let mut check = |name: &str, r: Result<(), String>| {
             if let Err(e) = r {

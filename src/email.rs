@@ -43,7 +43,9 @@ mod tests {
             normalise("  Buyer@Example.TN ").unwrap(),
             "buyer@example.tn"
         );
-        for bad in ["", "nope", "a@b", "a@@b.tn", "a b@c.tn", "@x.tn", "a@.tn", "a\0@b.tn"] {
+        for bad in [
+            "", "nope", "a@b", "a@@b.tn", "a b@c.tn", "@x.tn", "a@.tn", "a\0@b.tn",
+        ] {
             assert!(normalise(bad).is_err(), "{bad}");
         }
     }

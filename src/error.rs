@@ -106,7 +106,9 @@ impl AppError {
                 StatusCode::SERVICE_UNAVAILABLE => {
                     "The service is briefly unavailable. Please try again.".into()
                 }
-                StatusCode::BAD_REQUEST => "The request contains characters we cannot store.".into(),
+                StatusCode::BAD_REQUEST => {
+                    "The request contains characters we cannot store.".into()
+                }
                 _ => "Something went wrong on our side. Please try again.".into(),
             },
             other => other.to_string(),

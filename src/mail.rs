@@ -5,8 +5,7 @@
 //! order link and the code, which are the buyer's secrets.
 
 use lettre::{
-    message::Mailbox, transport::smtp::AsyncSmtpTransport, AsyncTransport, Message,
-    Tokio1Executor,
+    message::Mailbox, transport::smtp::AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 use secrecy::ExposeSecret;
 

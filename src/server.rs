@@ -58,11 +58,12 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = router.clone().map_request(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut()
-                .insert(ConnectInfo::<SocketAddr>(peer));
-            req
-        });
+        let service = router
+            .clone()
+            .map_request(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                req
+            });
         let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -73,7 +74,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the drain period; closing");
     }
 }

@@ -57,3 +57,39 @@ fn debug_redacts_secrets() {
     let dbg = format!("{:?}", cfg(&pairs).unwrap());
     assert!(!dbg.contains("pw@") && !dbg.contains("super-secret") && !dbg.contains("sk_sandbox"));
 }
+
+#[test]
+fn a_live_key_with_a_public_demo_secret_refuses_to_start() {
+    let live = "sk_live_0000000000000000000000000000000000000000000000000000000000000000";
+    for (name, value) in [
+        ("DHMAD_WEBHOOK_SECRETS", PUBLIC_DEMO_SECRETS[0]),
+        ("ADMIN_TOKEN", PUBLIC_DEMO_SECRETS[1]),
+    ] {
+        let mut pairs = vec![
+            ("DATABASE_URL", "postgres://u:pw@h/db"),
+            ("DHMAD_WEBHOOK_SECRETS", "a-private-secret"),
+            ("DHMAD_API_KEY", live),
+        ];
+        pairs.retain(|(k, _)| *k != name);
+        pairs.push((name, value));
+        let err = cfg(&pairs).unwrap_err().to_string();
+        assert!(
+            err.contains("DHMAD_API_KEY") && err.contains("public demo"),
+            "{err}"
+        );
+    }
+    let own = cfg(&[
+        ("DATABASE_URL", "postgres://u:pw@h/db"),
+        ("DHMAD_WEBHOOK_SECRETS", "a-private-secret"),
+        ("ADMIN_TOKEN", "a-private-admin-token"),
+        ("DHMAD_API_KEY", live),
+    ]);
+    assert!(own.is_ok());
+    // With the sandbox's key the demo values are fine.
+    assert!(cfg(&[
+        ("DATABASE_URL", "postgres://u:pw@h/db"),
+        ("DHMAD_WEBHOOK_SECRETS", PUBLIC_DEMO_SECRETS[0]),
+        ("ADMIN_TOKEN", PUBLIC_DEMO_SECRETS[1]),
+    ])
+    .is_ok());
+}

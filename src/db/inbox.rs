@@ -1,23 +1,32 @@
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-/// Stores a verified event once, `body` verbatim (Postgres parses it into JSONB). `false` when its id was already stored (a redelivery): the
+/// A verified delivery as it is stored.
+pub struct Received<'a> {
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    /// The JSON body (with NUL replaced, the only change ever made to it).
+    pub body: &'a str,
+    /// SHA-256 of the bytes DHMAD signed, hex.
+    pub body_sha256: &'a str,
+}
+
+/// Stores a verified event once, its body verbatim (Postgres parses it into JSONB). `false` when its id was already stored (a redelivery): the
 /// primary key decides, so concurrent deliveries of one event cannot both get `true`.
 pub async fn insert(
     e: impl PgExecutor<'_>,
-    event_id: &str,
-    event_type: &str,
+    r: &Received<'_>,
     escrow_id: Option<&str>,
-    body: &str,
 ) -> sqlx::Result<bool> {
     let r = sqlx::query!(
-        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload)
-         VALUES ($1, $2, $3, 'ignored', $4::text::jsonb)
+        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload, body_sha256)
+         VALUES ($1, $2, $3, 'ignored', $4::text::jsonb, $5)
          ON CONFLICT (event_id) DO NOTHING",
-        event_id,
-        event_type,
+        r.event_id,
+        r.event_type,
         escrow_id,
-        body
+        r.body,
+        r.body_sha256
     )
     .execute(e)
     .await?;

@@ -216,18 +216,22 @@ pub async fn apply_snapshot(
 }
 
 /// Notes that DHMAD confirmed the status we have. A newer `updatedAt` still moves our clock
-/// forward (never back), so an older snapshot arriving later cannot undo what DHMAD said since.
+/// forward (never back), so an older snapshot arriving later cannot undo what DHMAD said since;
+/// `reset_clock` replaces a clock that cannot be right (it was in the future).
 pub async fn touch_synced(
     e: impl PgExecutor<'_>,
     id: Uuid,
     escrow_updated_at: Option<OffsetDateTime>,
+    reset_clock: bool,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE orders SET last_synced_at = now(),
-                escrow_updated_at = GREATEST(escrow_updated_at, $2)
+                escrow_updated_at = CASE WHEN $3 THEN COALESCE($2, escrow_updated_at)
+                                         ELSE GREATEST(escrow_updated_at, $2) END
          WHERE id = $1",
         id,
-        escrow_updated_at
+        escrow_updated_at,
+        reset_clock
     )
     .execute(e)
     .await?;

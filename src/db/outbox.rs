@@ -26,16 +26,23 @@ pub async fn enqueue(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
 
 /// Claims the next due job with `SKIP LOCKED` (several workers never take the same one) and
 /// leases it: it becomes due again after `lease` if this worker dies before finishing it.
-pub async fn claim(e: impl PgExecutor<'_>, lease: Duration) -> sqlx::Result<Option<Job>> {
+/// Without `dhmad_calls`, jobs that call DHMAD (`deliver`) wait: checkouts come first.
+pub async fn claim(
+    e: impl PgExecutor<'_>,
+    lease: Duration,
+    dhmad_calls: bool,
+) -> sqlx::Result<Option<Job>> {
     let lease_ms = lease.as_millis() as i64;
     sqlx::query_as!(
         Job,
         "UPDATE outbox_jobs SET attempts = attempts + 1,
                 run_after = now() + $1::bigint * interval '1 millisecond'
          WHERE id = (SELECT id FROM outbox_jobs WHERE done_at IS NULL AND run_after <= now()
+                       AND ($2 OR kind <> 'deliver')
                      ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING id, kind, order_id, attempts",
-        lease_ms
+        lease_ms,
+        dhmad_calls
     )
     .fetch_optional(e)
     .await

@@ -72,8 +72,6 @@ fn refusal(e: GovernorError) -> Response<Body> {
             AppError::BadRequest("the client address could not be determined".into())
                 .into_response()
         }
-        GovernorError::Other { code, msg, .. } => {
-            (code, msg.unwrap_or_default()).into_response()
-        }
+        GovernorError::Other { code, msg, .. } => (code, msg.unwrap_or_default()).into_response(),
     }
 }

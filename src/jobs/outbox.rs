@@ -6,6 +6,8 @@ use std::time::Duration;
 use crate::db::{self, outbox::Job};
 use crate::orders::fulfilment::{self, JobOutcome};
 use crate::orders::notify;
+
+use super::reconciler;
 use crate::state::AppState;
 
 /// A claimed job becomes due again after this, should its worker die mid-call.
@@ -17,7 +19,9 @@ const BATCH: usize = 20;
 pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
     let mut n = 0;
     while n < BATCH {
-        let Some(job) = db::outbox::claim(&state.pool, LEASE).await? else {
+        // DHMAD's rate-limit window is shared with checkouts, which come first.
+        let dhmad_calls = !reconciler::must_leave_budget_to_checkouts(state);
+        let Some(job) = db::outbox::claim(&state.pool, LEASE, dhmad_calls).await? else {
             break;
         };
         n += 1;

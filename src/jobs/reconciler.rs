@@ -39,8 +39,13 @@ fn must_yield(last: Option<RateLimit>, now: OffsetDateTime) -> bool {
     }
 }
 
+/// Whether background work must leave DHMAD's current rate-limit window to checkouts.
+pub fn must_leave_budget_to_checkouts(state: &AppState) -> bool {
+    must_yield(state.dhmad.rate_limit(), OffsetDateTime::now_utc())
+}
+
 fn yield_now(state: &AppState, report: &mut Report) -> bool {
-    report.yielded = must_yield(state.dhmad.rate_limit(), OffsetDateTime::now_utc());
+    report.yielded = must_leave_budget_to_checkouts(state);
     report.yielded
 }
 

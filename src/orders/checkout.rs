@@ -96,7 +96,8 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<Ch
 /// (and never reaches a query: a NUL byte would make Postgres fail).
 fn is_sku(s: &str) -> bool {
     (2..=64).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
 }
 
@@ -113,12 +114,7 @@ async fn bind_key(state: &AppState, key: &str, sku: &str, email: &str) -> OrderR
 
 /// The caller's open order for this product and buyer, or a new one. A repeated checkout
 /// from the same browser (or with the same key) thus continues the same order and escrow.
-async fn open_order(
-    state: &AppState,
-    p: &Product,
-    email: &str,
-    owner: &str,
-) -> OrderResult<Order> {
+async fn open_order(state: &AppState, p: &Product, email: &str, owner: &str) -> OrderResult<Order> {
     for _ in 0..3 {
         if let Some(o) = db::orders::find_open(&state.pool, owner, &p.sku, email).await? {
             return Ok(o);

@@ -41,6 +41,23 @@ impl Applied {
     }
 }
 
+/// Where a snapshot comes from. An answer of DHMAD's API describes the escrow as it is now;
+/// a webhook as it was when the event was sent, and webhooks arrive late and out of order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    Webhook,
+    Api,
+}
+
+/// A clock more than this far ahead of ours is not believed (see `sane_clock`).
+const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(1);
+
+/// A snapshot's `updatedAt` in the future cannot be right; kept as is it would make every
+/// later snapshot look older and freeze the order. It counts as "now".
+fn sane_clock(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    at.map(|t| if t > now + MAX_CLOCK_SKEW { now } else { t })
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Decision {
     Apply,
@@ -96,6 +113,7 @@ fn decide(
 pub async fn apply_escrow_snapshot(
     conn: &mut PgConnection,
     escrow: &Escrow,
+    authority: Authority,
     source: &str,
 ) -> sqlx::Result<Applied> {
     let Some(order) = db::orders::lock_by_escrow(&mut *conn, &escrow.id).await? else {
@@ -103,16 +121,20 @@ pub async fn apply_escrow_snapshot(
     };
     let order = Box::new(order);
     let current = order.escrow_status.as_deref().map(EscrowStatus::from);
-    let at = escrow.updated_at;
+    let now = OffsetDateTime::now_utc();
+    let at = sane_clock(escrow.updated_at, now);
+    if at != escrow.updated_at {
+        tracing::warn!(order.id = %order.id, updated_at = ?escrow.updated_at, "escrow snapshot dated in the future; taken as now");
+    }
+    // Our clock for the escrow came from a snapshot dated in the future (before such dates
+    // were clamped): DHMAD's API, describing the escrow as it is now, overrules it.
+    let stored_at = order
+        .escrow_updated_at
+        .filter(|t| authority == Authority::Webhook || *t <= now + MAX_CLOCK_SKEW);
     let decision = if order.status.is_settled() {
         Decision::Settled
     } else {
-        decide(
-            current.as_ref(),
-            order.escrow_updated_at,
-            &escrow.status,
-            at,
-        )
+        decide(current.as_ref(), stored_at, &escrow.status, at)
     };
     match decision {
         Decision::Settled => return Ok(Applied::Settled { order }),
@@ -121,7 +143,8 @@ pub async fn apply_escrow_snapshot(
             return Ok(Applied::Stale { order });
         }
         Decision::Same => {
-            db::orders::touch_synced(&mut *conn, order.id, at).await?;
+            let reset_clock = stored_at.is_none() && order.escrow_updated_at.is_some();
+            db::orders::touch_synced(&mut *conn, order.id, at, reset_clock).await?;
             return Ok(Applied::Unchanged { order });
         }
         Decision::Apply => {}
@@ -219,6 +242,26 @@ mod tests {
             decide(Some(&Cancelled), None, &Pending, None),
             Decision::Settled
         );
+    }
+
+    #[test]
+    fn a_future_clock_counts_as_now() {
+        let now = T1;
+        let far = datetime!(2099-01-01 00:00 UTC);
+        assert_eq!(sane_clock(Some(far), now), Some(now));
+        assert_eq!(
+            sane_clock(Some(T2), now),
+            Some(now),
+            "5 minutes ahead is not sane either"
+        );
+        let skewed = now + time::Duration::seconds(30);
+        assert_eq!(
+            sane_clock(Some(skewed), now),
+            Some(skewed),
+            "within the skew"
+        );
+        assert_eq!(sane_clock(Some(T1), now), Some(T1));
+        assert_eq!(sane_clock(None, now), None);
     }
 
     #[test]

@@ -5,8 +5,8 @@ use dhmad::{CheckoutAction, ListEscrows, Role};
 use uuid::Uuid;
 
 use super::{
-    apply_escrow_snapshot, checkout::escrow_title, sessions::live_session, Applied, Order,
-    OrderError, OrderResult, OrderStatus,
+    apply_escrow_snapshot, checkout::escrow_title, sessions::live_session, snapshot::Authority,
+    Applied, Order, OrderError, OrderResult, OrderStatus,
 };
 use crate::db;
 use crate::state::AppState;
@@ -28,13 +28,14 @@ pub async fn refresh_order(state: &AppState, order: &Order, source: &str) -> Ord
     apply_in_tx(state, &escrow, source).await
 }
 
+/// Applies what DHMAD's API answered (authoritative: it describes the escrow as it is now).
 pub async fn apply_in_tx(
     state: &AppState,
     escrow: &dhmad::Escrow,
     source: &str,
 ) -> OrderResult<Applied> {
     let mut tx = state.pool.begin().await?;
-    let applied = apply_escrow_snapshot(&mut tx, escrow, source).await?;
+    let applied = apply_escrow_snapshot(&mut tx, escrow, Authority::Api, source).await?;
     tx.commit().await?;
     Ok(applied)
 }
@@ -170,7 +171,7 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
             db::orders::record_escrow(&mut *tx, order.id, &e.id, "pending", None).await?;
             let detail = format!("DHMAD escrow {} found after an unanswered request", e.id);
             db::events::add(&mut *tx, order.id, "escrow_reconciled", &detail).await?;
-            apply_escrow_snapshot(&mut tx, &e, "reconciliation").await?;
+            apply_escrow_snapshot(&mut tx, &e, Authority::Api, "reconciliation").await?;
         }
         None => {
             let reason = "no escrow was created at DHMAD; safe to retry";

@@ -2,9 +2,12 @@
 //! so an event is either fully applied or not at all (and DHMAD's retry applies it then).
 
 use dhmad::{Event, WebhookEnvelope};
+use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
-use super::{apply_escrow_snapshot, snapshot, Applied, Order, OrderError, OrderResult};
+use super::{
+    apply_escrow_snapshot, snapshot, snapshot::Authority, Applied, Order, OrderError, OrderResult,
+};
 use crate::db;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,19 +34,23 @@ impl Outcome {
 }
 
 /// Stores and applies one event whose signature over `body` was verified. The body is parsed
-/// once; the inbox keeps it verbatim (Postgres parses it into JSONB itself).
+/// once; the inbox keeps it verbatim (Postgres parses it into JSONB itself), with the SHA-256
+/// of the bytes DHMAD signed.
 #[tracing::instrument(skip_all, fields(event.id, event.type))]
 pub async fn ingest(pool: &PgPool, body: &[u8]) -> OrderResult<Outcome> {
     // A body that passed the signature check but is no envelope can never succeed: refused,
     // so DHMAD does not retry it.
     let not_json = || OrderError::Invalid("the body is not valid JSON".into());
+    let sha256 = hex::encode(Sha256::digest(body));
     let raw = std::str::from_utf8(body).map_err(|_| not_json())?;
+    let cleaned = without_nul(raw).map_err(|_| not_json())?;
+    let raw = cleaned.as_deref().unwrap_or(raw);
     let WebhookEnvelope {
         id,
         event_type,
         data,
         ..
-    } = WebhookEnvelope::from_slice(body).map_err(|e| {
+    } = WebhookEnvelope::from_slice(raw.as_bytes()).map_err(|e| {
         if e.is_data() {
             OrderError::Invalid("the body is not a DHMAD event envelope".into())
         } else {
@@ -54,20 +61,51 @@ pub async fn ingest(pool: &PgPool, body: &[u8]) -> OrderResult<Outcome> {
     span.record("event.id", id.as_str());
     span.record("event.type", event_type.as_str());
     let event = Event::from_parts(&event_type, data);
-    Ok(store_and_apply(pool, &id, &event_type, event, raw).await?)
+    let stored = db::inbox::Received {
+        event_id: &id,
+        event_type: &event_type,
+        body: raw,
+        body_sha256: &sha256,
+    };
+    Ok(store_and_apply(pool, &stored, event).await?)
+}
+
+/// Postgres text and JSONB cannot hold NUL, yet JSON may carry it (`\u0000`). A signed event
+/// holding one must still be stored and applied, or DHMAD's retries fail alike and the event
+/// is lost: each NUL becomes U+FFFD. `None` when there is none (the usual case, no copy).
+fn without_nul(raw: &str) -> serde_json::Result<Option<String>> {
+    if !raw.contains("\\u0000") {
+        return Ok(None);
+    }
+    fn scrub(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(scrub),
+            serde_json::Value::Object(o) => {
+                let entries = std::mem::take(o);
+                for (k, mut v) in entries {
+                    scrub(&mut v);
+                    o.insert(k.replace('\0', "\u{fffd}"), v);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_str(raw)?;
+    scrub(&mut v);
+    serde_json::to_string(&v).map(Some)
 }
 
 async fn store_and_apply(
     pool: &PgPool,
-    id: &str,
-    event_type: &str,
+    received: &db::inbox::Received<'_>,
     event: Result<Event, serde_json::Error>,
-    raw: &str,
 ) -> sqlx::Result<Outcome> {
+    let (id, event_type) = (received.event_id, received.event_type);
     let escrow = event.as_ref().ok().and_then(Event::escrow);
     let mut tx = pool.begin().await?;
     let escrow_id = escrow.map(|e| e.id.as_str());
-    if !db::inbox::insert(&mut *tx, id, event_type, escrow_id, raw).await? {
+    if !db::inbox::insert(&mut *tx, received, escrow_id).await? {
         tx.rollback().await?;
         return Ok(Outcome::Duplicate);
     }
@@ -81,7 +119,8 @@ async fn store_and_apply(
         (Ok(_), None) => (Outcome::Ignored, None),
         (Ok(ev), Some(escrow)) => {
             let source = format!("webhook {event_type}");
-            let applied = apply_escrow_snapshot(&mut tx, escrow, &source).await?;
+            let applied =
+                apply_escrow_snapshot(&mut tx, escrow, Authority::Webhook, &source).await?;
             match applied.order() {
                 None => (Outcome::Unmatched, None),
                 Some(order) => {
@@ -138,4 +177,21 @@ async fn note(
         "event"
     };
     db::events::add(&mut *conn, order.id, kind, &text).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_nul;
+
+    #[test]
+    fn nul_is_replaced_only_where_there_is_one() {
+        assert_eq!(without_nul(r#"{"a":"b"}"#).unwrap(), None);
+        let cleaned = without_nul(r#"{"a\u0000":"x\u0000y","n":[1,"\u0000"]}"#)
+            .unwrap()
+            .unwrap();
+        assert!(!cleaned.contains("\\u0000"), "{cleaned}");
+        let v: serde_json::Value = serde_json::from_str(&cleaned).unwrap();
+        assert_eq!(v["a\u{fffd}"], "x\u{fffd}y");
+        assert_eq!(v["n"][1], "\u{fffd}");
+    }
 }

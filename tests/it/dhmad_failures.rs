@@ -44,7 +44,10 @@ async fn no_answer_on_create_is_reconciled_before_any_new_escrow(pool: PgPool) {
     let r = w
         .http
         .post(w.app.url("/api/checkout"))
-        .header("idempotency-key", idempotency_key("ai-credits-500", "slow@example.tn"))
+        .header(
+            "idempotency-key",
+            idempotency_key("ai-credits-500", "slow@example.tn"),
+        )
         .json(&body)
         .send()
         .await
@@ -201,7 +204,11 @@ async fn pay_again_reuses_a_live_session_or_opens_a_new_one(pool: PgPool) {
         assert_eq!(r.status(), 303);
         r.headers()["location"].to_str().unwrap().to_owned()
     }
-    assert_eq!(pay(&w, s.order_id).await, s.checkout_url, "the live session");
+    assert_eq!(
+        pay(&w, s.order_id).await,
+        s.checkout_url,
+        "the live session"
+    );
     // Past its expiry the local sweeper retires it; paying again opens a fresh one.
     sqlx::query!(
         "UPDATE checkout_sessions SET expires_at = now() - interval '1 minute' WHERE session_id = $1",

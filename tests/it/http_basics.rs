@@ -106,7 +106,10 @@ async fn checkout_input_is_validated(pool: PgPool) {
 async fn dhmad_unreachable_keeps_the_order_with_its_reason(pool: PgPool) {
     let app = spawn_offline(pool).await;
     let r = app
-        .post_form("/checkout", &[("sku", "chechia-red"), ("email", "b@example.tn")])
+        .post_form(
+            "/checkout",
+            &[("sku", "chechia-red"), ("email", "b@example.tn")],
+        )
         .await;
     assert_eq!(r.status(), 503);
     let page = r.text().await.unwrap();

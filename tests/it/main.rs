@@ -14,5 +14,8 @@ mod http_basics;
 mod journeys;
 mod order_states;
 mod reused_orders;
+mod security_admin;
+mod security_edge;
+mod security_orders;
 mod webhook_refusals;
 mod webhooks;

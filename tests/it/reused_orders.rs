@@ -97,7 +97,10 @@ async fn a_paid_order_whose_webhook_was_lost_is_not_sold_twice(pool: PgPool) {
     let r = w
         .http
         .post(w.app.url("/api/checkout"))
-        .header("idempotency-key", idempotency_key("chechia-red", "amel@example.tn"))
+        .header(
+            "idempotency-key",
+            idempotency_key("chechia-red", "amel@example.tn"),
+        )
         .json(&json!({"sku": "chechia-red", "email": "amel@example.tn"}))
         .send()
         .await

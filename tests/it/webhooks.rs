@@ -79,10 +79,13 @@ async fn fifty_concurrent_deliveries_give_one_transition_and_one_deliver_job(poo
     assert!(order["digital_code"]
         .as_str()
         .is_some_and(|c| c.starts_with("AIC-")));
-    let jobs = sqlx::query_scalar!("SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'", id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let jobs = sqlx::query_scalar!(
+        "SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'",
+        id
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     assert_eq!(jobs, Some(1), "exactly one deliver job");
     assert_eq!(timeline_count(&app.pool, id, "pending → paid").await, 1);
 }

@@ -250,3 +250,35 @@ pub async fn timeline(pool: &PgPool, id: Uuid) -> Vec<String> {
         .map(|e| e.detail)
         .collect()
 }
+
+/// The local SMTP sink `scripts/ensure-smtp-sink` starts: its address as an `SMTP_URL`, and
+/// the folder it writes each message to.
+pub fn smtp_sink() -> (String, std::path::PathBuf) {
+    let addr = std::env::var("SMTP_SINK_ADDR").unwrap_or_else(|_| "127.0.0.1:2525".into());
+    let dir = std::env::var("SMTP_SINK_DIR").unwrap_or_else(|_| "/tmp/storefront-smtp-sink".into());
+    (format!("smtp://{addr}"), dir.into())
+}
+
+/// Waits for a message to `to` that contains `needle`; returns it whole.
+pub async fn wait_for_mail(to: &str, needle: &str) -> String {
+    let (_, dir) = smtp_sink();
+    let rcpt = format!("X-Rcpt-To: {to}");
+    wait_for(&format!("an e-mail to {to} with {needle:?}"), 15, || {
+        let dir = dir.clone();
+        let (rcpt, needle) = (rcpt.clone(), needle.to_owned());
+        async move {
+            let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (is scripts/ensure-smtp-sink running?)",
+                    dir.display()
+                )
+            });
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .find(|m| m.starts_with(&rcpt) && m.contains(&needle))
+        }
+    })
+    .await
+}

@@ -1,0 +1,344 @@
+//! The HTTP edge under attack: forged forms, floods, slow clients, NUL bytes and a webhook
+//! dated in the future. Each test reproduces a finding of the security review.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::{sandbox::*, *};
+
+#[sqlx::test(migrations = "./migrations")]
+async fn forms_need_the_shops_token_and_origin(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "csrf@example.tn").await;
+    let token = w.app.csrf_token().await;
+    let post = |path: String,
+                fields: Vec<(&'static str, String)>,
+                headers: Vec<(&'static str, &'static str)>| {
+        let mut req = w.http.post(w.app.url(&path)).form(&fields);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let pay = format!("/orders/{}/pay", s.order_id);
+    // No token, a wrong one, another site's origin, a cross-site fetch: all refused.
+    assert_eq!(
+        post(pay.clone(), vec![], vec![]).await.unwrap().status(),
+        403
+    );
+    let wrong = vec![("csrf_token", "0".repeat(64))];
+    assert_eq!(
+        post(pay.clone(), wrong, vec![]).await.unwrap().status(),
+        403
+    );
+    let good = vec![("csrf_token", token.clone())];
+    let evil = vec![("origin", "http://evil.example")];
+    assert_eq!(
+        post(pay.clone(), good.clone(), evil)
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let sibling = vec![("sec-fetch-site", "same-site")];
+    assert_eq!(
+        post(pay.clone(), good.clone(), sibling)
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let checkout = vec![
+        ("sku", "chechia-red".to_owned()),
+        ("email", "x@example.tn".to_owned()),
+    ];
+    assert_eq!(
+        post("/checkout".into(), checkout, vec![])
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    // The shop's own form, from the shop's origin, goes through.
+    let r = post(pay, good, vec![("sec-fetch-site", "same-origin")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+
+    // The back office: a logged-in browser's cookie alone does not ship an order.
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "paid").await;
+    assert_eq!(
+        w.app
+            .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
+            .await
+            .status(),
+        303
+    );
+    let ship = format!("/admin/orders/{}/ship", s.order_id);
+    let forged = w.http.post(w.app.url(&ship)).send().await.unwrap();
+    assert_eq!(forged.status(), 403, "cookie without token");
+    assert_eq!(order_status(&w.app.pool, s.order_id).await, "paid");
+    assert_eq!(w.app.post_form(&ship, &[]).await.status(), 303);
+    w.wait_status(s.order_id, "delivered").await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn floods_are_refused_before_they_reach_dhmad(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.edge.checkout_per_minute = 6; // bursts of 5
+        c.edge.actions_per_minute = 30; // bursts of 10
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let r = w
+            .http
+            .post(w.app.url("/api/checkout"))
+            .json(&json!({"sku": "ai-credits-500", "email": format!("flood{i}@example.tn")}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+        statuses.push(r.status().as_u16());
+    }
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    assert_eq!(created, 5, "{statuses:?}");
+    assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 5);
+
+    // 60 callbacks for one unpaid session: DHMAD is asked about it once.
+    let s = w.dhmad_calls().await.len();
+    let session: String = sqlx::query_scalar!("SELECT session_id FROM checkout_sessions LIMIT 1")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    let mut refused = 0;
+    for _ in 0..60 {
+        let r = w
+            .app
+            .get(&format!(
+                "/checkout/callback?session_id={session}&status=completed"
+            ))
+            .await;
+        match r.status().as_u16() {
+            303 => {}
+            429 => refused += 1,
+            other => panic!("callback answered {other}"),
+        }
+    }
+    assert!(refused >= 40, "{refused} of 60 refused");
+    let calls = w.dhmad_calls().await;
+    let session_reads = calls[s..]
+        .iter()
+        .filter(|c| c.starts_with("GET /api/v1/sessions/"))
+        .count();
+    assert_eq!(session_reads, 1, "{:?}", &calls[s..]);
+}
+
+/// Reads until the server closes the connection (or `limit` passes).
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    matches!(
+        tokio::time::timeout(limit, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await,
+        Ok(())
+    )
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn slow_and_idle_clients_are_cut_off_and_capped(pool: PgPool) {
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.edge.header_read_timeout = Duration::from_secs(1);
+    cfg.edge.max_connections = 2;
+    let app = spawn(pool, cfg).await;
+    let addr = format!("127.0.0.1:{}", app.port);
+
+    // A client that never finishes its headers is disconnected.
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(10)).await,
+        "slow client still connected"
+    );
+
+    // Two idle connections fill the cap: a third client waits…
+    let mut idle1 = TcpStream::connect(&addr).await.unwrap();
+    let idle2 = TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = TcpStream::connect(&addr).await.unwrap();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let early =
+        tokio::time::timeout(Duration::from_millis(300), third.read_to_end(&mut answer)).await;
+    assert!(early.is_err() || answer.is_empty(), "served past the cap");
+    // …until an idle one is cut off by the header timeout, then it is served.
+    assert!(closed_within(&mut idle1, Duration::from_secs(10)).await);
+    tokio::time::timeout(Duration::from_secs(10), third.read_to_end(&mut answer))
+        .await
+        .expect("served once a connection closed")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    drop(idle2);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn nul_bytes_get_400_and_a_signed_webhook_holding_one_is_applied(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let r = app
+        .http
+        .post(app.url("/api/checkout"))
+        .json(&json!({"sku": "ai-credits-500", "email": "a\u{0}@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = app
+        .http
+        .post(app.url("/api/checkout"))
+        .json(&json!({"sku": "ai-\u{0}credits", "email": "a@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = app
+        .get("/checkout/callback?session_id=%00&status=completed")
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = app.get("/orders/%00").await;
+    assert_eq!(r.status(), 404);
+
+    let escrow_id = "66bb000000000000000000a0";
+    let id = app
+        .seed_order(
+            "ai-credits-500",
+            "nul@example.tn",
+            escrow_id,
+            OffsetDateTime::now_utc() - time::Duration::minutes(1),
+        )
+        .await;
+    let mut d = sign(&status_event(escrow(
+        escrow_id,
+        "paid",
+        "pending",
+        "instant",
+        OffsetDateTime::now_utc(),
+    )));
+    let text = String::from_utf8(d.body.clone()).unwrap();
+    assert!(text.contains(r#""title":"test""#));
+    d.body = text
+        .replace(r#""title":"test""#, r#""title":"te\u0000st""#)
+        .into_bytes();
+    d.signature = dhmad::webhook::sign(SECRET, &d.body);
+    let r = app.deliver(&d).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(order_status(&app.pool, id).await, "paid");
+    let row = sqlx::query!(
+        "SELECT payload->'data'->'escrow'->>'title' AS title, body_sha256 FROM webhook_inbox"
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(row.title.as_deref(), Some("te\u{fffd}st"));
+    use sha2::Digest;
+    assert_eq!(
+        row.body_sha256,
+        Some(hex::encode(sha2::Sha256::digest(&d.body)))
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_snapshot_dated_in_the_future_does_not_freeze_the_order(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let far = time::macros::datetime!(2099-01-01 00:00 UTC);
+    let secret = w.sb.webhook_secret().to_owned();
+
+    // A signed webhook says "pending" with a clock of 2099; then the buyer pays.
+    let s = w.checkout("ai-credits-500", "future@example.tn").await;
+    let escrow_id = w.app.order_json(s.order_id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let env = status_event(escrow(&escrow_id, "pending", "pending", "instant", far));
+    let d = dhmad::webhook::SignedDelivery::new(&secret, &env, OffsetDateTime::now_utc());
+    assert_eq!(w.app.deliver(&d).await.status(), 200);
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "completed").await;
+
+    // An order whose stored clock is already in the future (applied before the fix) and whose
+    // webhooks are lost: the callback's read of DHMAD's API still moves it.
+    let t = w.checkout("chechia-red", "future2@example.tn").await;
+    sqlx::query!(
+        "UPDATE orders SET escrow_updated_at = $2 WHERE id = $1",
+        t.order_id,
+        far
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    let redirect = w.complete(&t.session_id).await;
+    w.land_on_callback(&redirect).await;
+    assert_eq!(w.app.order_json(t.order_id).await["status"], "paid");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn private_pages_are_not_cached_and_https_gets_hsts(pool: PgPool) {
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.public_base_url = "https://shop.example".parse().unwrap();
+    let app = spawn(pool, cfg).await;
+    let id = app
+        .seed_order(
+            "chechia-red",
+            "cache@example.tn",
+            "66bb000000000000000000b0",
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    for path in [
+        format!("/orders/{id}"),
+        format!("/api/orders/{id}"),
+        "/admin/login".into(),
+    ] {
+        let r = app.get(&path).await;
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+        assert!(r.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age="));
+    }
+    // Cookies on an https shop are Secure.
+    let r = reqwest::get(app.url("/")).await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}

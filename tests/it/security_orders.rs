@@ -1,0 +1,178 @@
+//! Nobody reaches an order by knowing the buyer's e-mail: an open order is continued only by
+//! the browser (cookie) or API key that created it, and the buyer gets the order's link, and
+//! an instant good, by e-mail.
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::common::{sandbox::*, smtp_sink, wait_for_mail};
+
+fn stranger() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+async fn api_checkout(w: &World, http: &reqwest::Client, sku: &str, email: &str) -> String {
+    let r = http
+        .post(w.app.url("/api/checkout"))
+        .json(&json!({"sku": sku, "email": email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = r.json().await.unwrap();
+    v["order_id"].as_str().unwrap().to_owned()
+}
+
+/// The form's 303 goes to the checkout session of the caller's order.
+fn session_of(r: &reqwest::Response) -> String {
+    assert_eq!(r.status(), 303, "checkout form");
+    let location = r.headers()["location"].to_str().unwrap();
+    location.rsplit('/').next().unwrap().to_owned()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn knowing_the_buyers_email_gives_a_stranger_nothing(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let victim = "victim@example.tn";
+    // The victim's browser starts a checkout.
+    let mine = session_of(&w.checkout_form("ai-credits-500", victim).await);
+    let mine_again = session_of(&w.checkout_form("ai-credits-500", victim).await);
+    assert_eq!(
+        mine, mine_again,
+        "the victim's own browser continues its order"
+    );
+
+    // A stranger asks for the same product and e-mail, by the API and by the form.
+    let by_api = api_checkout(&w, &stranger(), "ai-credits-500", victim).await;
+    let other_browser = stranger();
+    let token = {
+        let page = other_browser
+            .get(w.app.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let (_, rest) = page.split_once(r#"name="csrf_token" value=""#).unwrap();
+        rest.split('"').next().unwrap().to_owned()
+    };
+    let r = other_browser
+        .post(w.app.url("/checkout"))
+        .form(&[
+            ("sku", "ai-credits-500"),
+            ("email", victim),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let theirs = session_of(&r);
+    assert_ne!(theirs, mine, "the stranger's form gets its own session");
+
+    let owners: Vec<String> = sqlx::query_scalar!(
+        "SELECT o.id::text AS \"id!\" FROM orders o JOIN checkout_sessions s ON s.order_id = o.id
+         WHERE s.session_id = $1",
+        mine
+    )
+    .fetch_all(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(owners.len(), 1);
+    assert_ne!(
+        owners[0], by_api,
+        "the API did not hand out the victim's order"
+    );
+    let orders = sqlx::query_scalar!("SELECT count(*) FROM orders WHERE buyer_email = $1", victim)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(orders, Some(3), "one order per caller");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_order_a_stranger_opened_for_my_email_is_not_mine_and_shows_no_code(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let victim = "early@example.tn";
+    let planted = api_checkout(&w, &stranger(), "ai-credits-500", victim).await;
+    // Later the victim buys and pays from their own browser.
+    let session = session_of(&w.checkout_form("ai-credits-500", victim).await);
+    let redirect = w.complete(&session).await;
+    let back = w.land_on_callback(&redirect).await;
+    let mine: uuid::Uuid = back.trim_start_matches("/orders/").parse().unwrap();
+    assert_ne!(mine.to_string(), planted);
+    let paid = w.wait_status(mine, "completed").await;
+    assert!(paid["digital_code"].as_str().is_some());
+    let stranger_view = w.app.order_json(planted.parse().unwrap()).await;
+    assert_eq!(stranger_view["status"], "awaiting_payment");
+    assert!(stranger_view["digital_code"].is_null(), "{stranger_view}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_idempotency_key_continues_its_order_and_refuses_another_request(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let send = |key: Option<&'static str>, email: &'static str| {
+        let http = w.http.clone();
+        let url = w.app.url("/api/checkout");
+        async move {
+            let mut req = http
+                .post(url)
+                .json(&json!({"sku": "chechia-red", "email": email}));
+            if let Some(k) = key {
+                req = req.header("idempotency-key", k);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    let a: serde_json::Value = send(Some("k-1"), "key@example.tn")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b: serde_json::Value = send(Some("k-1"), "key@example.tn")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["order_id"], b["order_id"]);
+    assert_eq!(a["session_id"], b["session_id"]);
+    let other = send(Some("k-1"), "someone-else@example.tn").await;
+    assert_eq!(other.status(), 422, "same key, another body");
+    let c: serde_json::Value = send(None, "key@example.tn").await.json().await.unwrap();
+    let d: serde_json::Value = send(None, "key@example.tn").await.json().await.unwrap();
+    assert_ne!(c["order_id"], a["order_id"]);
+    assert_ne!(c["order_id"], d["order_id"], "no key: nothing to continue");
+    let bad = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header("idempotency-key", "")
+        .json(&json!({"sku": "chechia-red", "email": "key@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_buyer_gets_the_order_link_and_the_code_by_email(pool: PgPool) {
+    let (smtp_url, _) = smtp_sink();
+    let w = world(pool, |c| c.smtp_url = Some(smtp_url.into())).await;
+    let email = format!("mail-{}@example.tn", uuid::Uuid::new_v4().simple());
+    let s = w.checkout("ai-credits-500", &email).await;
+    let link = format!("/orders/{}", s.order_id);
+    let confirmation = wait_for_mail(&email, &link).await;
+    assert!(
+        confirmation.contains("Subject: Your order"),
+        "{confirmation}"
+    );
+
+    w.complete(&s.session_id).await;
+    let done = w.wait_status(s.order_id, "completed").await;
+    let code = done["digital_code"].as_str().unwrap();
+    let good = wait_for_mail(&email, code).await;
+    assert!(good.contains(&link), "{good}");
+}
