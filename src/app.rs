@@ -1,24 +1,36 @@
 //! Wiring: state, listener, HTTP server and background jobs, with graceful shutdown.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, str::FromStr, time::Duration};
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use sqlx::{postgres::PgPoolOptions, PgPool};
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::state::AppState;
-use crate::{config::Config, http, jobs, server};
+use crate::{config::Config, db, http, jobs, server};
 
 /// Connects to the database (lazily: the server starts even if Postgres is late; `/readyz`
-/// tells the truth meanwhile).
+/// tells the truth meanwhile). Every connection gets the bounded waits of `db::tx` as its
+/// defaults, so single statements outside a transaction are bounded too.
 pub fn connect(config: &Config) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
+    let options = PgConnectOptions::from_str(config.database_url.expose_secret())
+        .context("DATABASE_URL is not a valid Postgres URL")?
+        .options([
+            ("lock_timeout", format!("{}ms", db::tx::LOCK_TIMEOUT_MS)),
+            (
+                "statement_timeout",
+                format!("{}ms", db::tx::STATEMENT_TIMEOUT_MS),
+            ),
+        ]);
+    Ok(PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy(config.database_url.expose_secret())
-        .context("DATABASE_URL is not a valid Postgres URL")
+        .connect_lazy_with(options))
 }
 
 /// A bound, not yet running service. Binding happens in `build`, so tests can use port 0 and

@@ -8,3 +8,4 @@ pub mod orders;
 pub mod outbox;
 pub mod products;
 pub mod sessions;
+pub mod tx;

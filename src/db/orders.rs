@@ -29,7 +29,7 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
            RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at"#,
+                escrow_attempted_at, created_at, updated_at, attention"#,
         Uuid::new_v4(),
         o.sku,
         o.mode as Mode,
@@ -55,7 +55,7 @@ pub async fn find_open(
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at
+                escrow_attempted_at, created_at, updated_at, attention
            FROM orders WHERE owner_key = $1 AND sku = $2 AND buyer_email = $3
             AND status IN ('new', 'creating_escrow', 'escrow_failed', 'needs_reconciliation', 'awaiting_payment')"#,
         owner_key,
@@ -72,7 +72,7 @@ pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order>
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at
+                escrow_attempted_at, created_at, updated_at, attention
            FROM orders WHERE id = $1"#,
         id
     )
@@ -88,7 +88,7 @@ pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at
+                escrow_attempted_at, created_at, updated_at, attention
            FROM orders WHERE id = $1 FOR UPDATE"#,
         id
     )
@@ -105,7 +105,7 @@ pub async fn lock_by_escrow(
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at
+                escrow_attempted_at, created_at, updated_at, attention
            FROM orders WHERE escrow_id = $1 FOR UPDATE"#,
         escrow_id
     )
@@ -144,7 +144,7 @@ pub async fn record_escrow(
            RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at"#,
+                escrow_attempted_at, created_at, updated_at, attention"#,
         id,
         escrow_id,
         escrow_status,
@@ -200,12 +200,12 @@ pub async fn apply_snapshot(
         Order,
         r#"UPDATE orders SET status = $2, escrow_status = $3,
                 escrow_updated_at = COALESCE($4, escrow_updated_at),
-                last_synced_at = now(), updated_at = now()
+                last_synced_at = now(), updated_at = now(), sync_failures = 0, next_sync_at = NULL
            WHERE id = $1
            RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at"#,
+                escrow_attempted_at, created_at, updated_at, attention"#,
         id,
         status as OrderStatus,
         escrow_status,
@@ -225,7 +225,7 @@ pub async fn touch_synced(
     reset_clock: bool,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE orders SET last_synced_at = now(),
+        "UPDATE orders SET last_synced_at = now(), sync_failures = 0, next_sync_at = NULL,
                 escrow_updated_at = CASE WHEN $3 THEN COALESCE($2, escrow_updated_at)
                                          ELSE GREATEST(escrow_updated_at, $2) END
          WHERE id = $1",
@@ -270,7 +270,7 @@ pub async fn list_recent(e: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at
+                escrow_attempted_at, created_at, updated_at, attention
            FROM orders ORDER BY created_at DESC LIMIT $1"#,
         limit
     )
@@ -278,24 +278,110 @@ pub async fn list_recent(e: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec
     .await
 }
 
-/// Open orders with an escrow and no news since `before`, oldest news first. The settled list
-/// is `OrderStatus::SETTLED`, written out so the partial index `orders_reconcile` serves it.
-pub async fn list_stale(
+/// Open orders with an escrow that are due a look at DHMAD, most urgent first: "hot" ones (a
+/// buyer may be paying right now, or the money moved within the hour) after `hot_quiet` without
+/// news, the others after `cold_quiet`. Orders in backoff after a failed look, and orders
+/// flagged for the merchant, wait. The settled list is `OrderStatus::SETTLED`, written out so
+/// the partial index `orders_reconcile` serves it.
+pub async fn list_due_for_sync(
     e: impl PgExecutor<'_>,
-    before: OffsetDateTime,
+    hot_quiet: time::Duration,
+    cold_quiet: time::Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Order>> {
+    let (hot_ms, cold_ms) = (
+        hot_quiet.whole_milliseconds() as i64,
+        cold_quiet.whole_milliseconds() as i64,
+    );
     sqlx::query_as!(
         Order,
-        r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+        r#"WITH candidates AS (
+             SELECT o.*,
+                    (o.status IN ('paid', 'delivered') AND o.updated_at > now() - interval '1 hour')
+                    OR (o.status = 'awaiting_payment' AND EXISTS (
+                          SELECT 1 FROM checkout_sessions s
+                           WHERE s.order_id = o.id AND s.status = 'pending'
+                             AND s.expires_at > now() - interval '10 minutes')) AS hot
+               FROM orders o
+              WHERE o.escrow_id IS NOT NULL AND o.status NOT IN ('completed', 'cancelled')
+                AND o.attention IS NULL
+                AND (o.next_sync_at IS NULL OR o.next_sync_at <= now())
+                AND COALESCE(o.last_synced_at, o.created_at) <= now() - $1::bigint * interval '1 millisecond'
+           )
+           SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at
-           FROM orders
-          WHERE escrow_id IS NOT NULL AND status NOT IN ('completed', 'cancelled')
-            AND COALESCE(last_synced_at, created_at) <= $1
-          ORDER BY COALESCE(last_synced_at, created_at) LIMIT $2"#,
-        before,
+                escrow_attempted_at, created_at, updated_at, attention
+             FROM candidates
+            WHERE hot OR COALESCE(last_synced_at, created_at) <= now() - $2::bigint * interval '1 millisecond'
+            ORDER BY hot DESC, COALESCE(last_synced_at, created_at)
+            LIMIT $3"#,
+        hot_ms,
+        cold_ms,
+        limit
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// A look at DHMAD failed: the order waits `backoff` before the next one, so a few orders
+/// DHMAD keeps failing on cannot fill every pass.
+pub async fn sync_failed(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    backoff: time::Duration,
+) -> sqlx::Result<()> {
+    let backoff_ms = backoff.whole_milliseconds() as i64;
+    sqlx::query!(
+        "UPDATE orders SET sync_failures = sync_failures + 1,
+                next_sync_at = now() + $2::bigint * interval '1 millisecond'
+         WHERE id = $1",
+        id,
+        backoff_ms
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Flags the order for the merchant (DHMAD no longer knows its escrow, …): the reconciler stops
+/// asking, the back office shows why.
+pub async fn flag_attention(e: impl PgExecutor<'_>, id: Uuid, why: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET attention = $2, updated_at = now() WHERE id = $1",
+        id,
+        why
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Failed looks before this one, for the backoff.
+pub async fn sync_failures(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i32> {
+    sqlx::query_scalar!("SELECT sync_failures FROM orders WHERE id = $1", id)
+        .fetch_one(e)
+        .await
+}
+
+/// Paid instant orders owed a `deliver` with none queued: their last job gave up at least
+/// `after` ago (or there never was one). The reconciler queues a new one.
+pub async fn list_missing_deliver(
+    e: impl PgExecutor<'_>,
+    after: time::Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    let after_ms = after.whole_milliseconds() as i64;
+    sqlx::query_scalar!(
+        "SELECT o.id FROM orders o
+          WHERE o.status = 'paid' AND o.mode = 'instant'
+            AND NOT EXISTS (SELECT 1 FROM outbox_jobs j
+                             WHERE j.order_id = o.id AND j.kind = 'deliver'
+                               AND (j.done_at IS NULL
+                                    OR j.gave_up_at IS NULL
+                                    OR j.gave_up_at > now() - $1::bigint * interval '1 millisecond'))
+          ORDER BY o.updated_at LIMIT $2",
+        after_ms,
         limit
     )
     .fetch_all(e)
@@ -314,7 +400,7 @@ pub async fn list_unknown_creation(
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at
+                escrow_attempted_at, created_at, updated_at, attention
            FROM orders
           WHERE status = 'needs_reconciliation'
              OR (status = 'creating_escrow' AND escrow_attempted_at <= $1)
@@ -360,4 +446,20 @@ pub async fn bind_checkout_key(
     )
     .fetch_one(e)
     .await
+}
+
+/// Orders whose escrow creation was reconciled since `since`, with the escrow they kept.
+pub async fn reconciled_since(
+    e: impl PgExecutor<'_>,
+    since: OffsetDateTime,
+) -> sqlx::Result<Vec<(Uuid, Option<String>)>> {
+    let rows = sqlx::query!(
+        "SELECT DISTINCT o.id, o.escrow_id FROM orders o
+           JOIN order_events ev ON ev.order_id = o.id
+          WHERE ev.kind = 'escrow_reconciled' AND ev.created_at > $1",
+        since
+    )
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.escrow_id)).collect())
 }

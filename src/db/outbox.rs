@@ -48,12 +48,36 @@ pub async fn claim(
     .await
 }
 
-/// Closes the job; `error` is kept when it was given up rather than done.
-pub async fn finish(e: impl PgExecutor<'_>, id: i64, error: Option<&str>) -> sqlx::Result<()> {
+/// Closes the job as done.
+pub async fn finish(e: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE outbox_jobs SET done_at = now(), last_error = $2 WHERE id = $1",
+        "UPDATE outbox_jobs SET done_at = now(), last_error = NULL WHERE id = $1",
+        id
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Closes the job as given up, with why: visible in the back office, retryable from there.
+pub async fn give_up(e: impl PgExecutor<'_>, id: i64, error: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE outbox_jobs SET done_at = now(), gave_up_at = now(), last_error = $2 WHERE id = $1",
         id,
         error
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Makes the order's open job of `kind` due now, or queues one: the merchant's "retry".
+pub async fn run_now(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO outbox_jobs (kind, order_id) VALUES ($1, $2)
+         ON CONFLICT (kind, order_id) WHERE done_at IS NULL DO UPDATE SET run_after = now()",
+        kind,
+        order_id
     )
     .execute(e)
     .await?;

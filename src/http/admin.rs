@@ -32,6 +32,7 @@ struct Row {
     note: String,
     can_ship: bool,
     can_retry: bool,
+    can_retry_deliver: bool,
 }
 
 #[derive(Template)]
@@ -57,12 +58,14 @@ pub async fn index(
             status: o.status.as_str(),
             escrow_status: o.escrow_status.clone().unwrap_or_default(),
             note: o
-                .failure_reason
+                .attention
                 .clone()
+                .or(o.failure_reason.clone())
                 .or(o.deposit_rejection_reason.clone())
                 .unwrap_or_default(),
             can_ship: o.allows(Action::Ship),
             can_retry: o.allows(Action::RetryCheckout),
+            can_retry_deliver: o.allows(Action::RetryDeliver),
             id: o.id,
             sku: o.sku,
             buyer_email: o.buyer_email,
@@ -91,7 +94,8 @@ pub async fn ship(
     Ok(Redirect::to("/admin"))
 }
 
-/// Retries the checkout of an order whose escrow creation failed (or is in doubt).
+/// Retries what is stuck: the checkout of an order whose escrow creation failed (or is in
+/// doubt), or the `deliver` of a paid instant order.
 pub async fn retry(
     admin: Admin,
     State(s): State<AppState>,
@@ -101,6 +105,13 @@ pub async fn retry(
         .await?
         .ok_or(AppError::NotFound)?;
     let order_id = order.id;
+    if order.allows(Action::RetryDeliver) {
+        fulfilment::retry_deliver(&s, order_id).await?;
+        admin
+            .record(&s, "retry_deliver", Some(order_id), "")
+            .await?;
+        return Ok(Redirect::to("/admin"));
+    }
     let result = checkout::resume(&s, order).await;
     let outcome = match &result {
         Ok(_) => "escrow and session ready".to_owned(),

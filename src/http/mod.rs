@@ -40,6 +40,9 @@ use crate::{
     state::AppState,
 };
 
+/// A webhook is answered within this, 503 if it could not be applied: DHMAD gives up on a
+/// delivery after 10 s, and an answer it gets in time makes it retry.
+pub const WEBHOOK_DEADLINE: Duration = Duration::from_secs(8);
 /// DHMAD webhooks larger than this are refused (413).
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 /// Forms and JSON requests are small.
@@ -86,7 +89,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/products", get(shop::products))
         .route(
             "/webhooks/dhmad",
-            post(webhooks::receive).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+            post(webhooks::receive).layer((
+                DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT),
+                TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, WEBHOOK_DEADLINE),
+            )),
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -122,8 +128,10 @@ pub fn router(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
+        // A request that outlives its budget failed on our side: 503, never a 4xx (DHMAD
+        // does not retry a 4xx, and a browser's retry may work).
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
         .layer(CatchPanicLayer::new())

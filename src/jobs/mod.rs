@@ -26,7 +26,7 @@ pub fn spawn_all(state: AppState, token: CancellationToken) -> TaskTracker {
         async move {
             reconciler::run_once(&s, s.config.jobs.reconcile_after)
                 .await
-                .map(|_| false)
+                .map(|r| r.more_pending())
         }
     }));
     let s = state;

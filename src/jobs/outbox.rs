@@ -37,20 +37,20 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         other => Ok(JobOutcome::GiveUp(format!("unknown job kind {other}"))),
     };
     let outcome = outcome.unwrap_or_else(|e| {
-        JobOutcome::Retry(format!(
-            "job error: {}",
-            e.cause().unwrap_or_else(|| e.to_string())
-        ))
+        fulfilment::backoff_give_up(
+            job,
+            format!("job error: {}", e.cause().unwrap_or_else(|| e.to_string())),
+        )
     });
     tracing::info!(job.id = job.id, job.kind = %job.kind, order.id = %job.order_id, job.attempt = job.attempts, ?outcome, "outbox job ran");
     match outcome {
-        JobOutcome::Done(_) => db::outbox::finish(&state.pool, job.id, None).await?,
+        JobOutcome::Done(_) => db::outbox::finish(&state.pool, job.id).await?,
         JobOutcome::Retry(err) => {
             db::outbox::retry_later(&state.pool, job.id, fulfilment::backoff(job.attempts), &err)
                 .await?;
         }
         JobOutcome::GiveUp(err) => {
-            db::outbox::finish(&state.pool, job.id, Some(&err)).await?;
+            db::outbox::give_up(&state.pool, job.id, &err).await?;
             let detail = format!("Automatic {} gave up: {err}", job.kind);
             db::events::add(&state.pool, job.order_id, "job_failed", &detail).await?;
         }

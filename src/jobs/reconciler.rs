@@ -1,7 +1,13 @@
 //! The reconciler: catches up on what webhooks missed. Open orders with no news for a while
 //! are read from DHMAD and the snapshot applied; escrow creations with an unknown outcome are
-//! looked up in DHMAD's list. Small batches: DHMAD allows about 100 calls a minute per IP and
-//! checkout traffic comes first, so a pass stops early when the rate-limit window runs low.
+//! looked up in DHMAD's list; paid instant orders whose `deliver` gave up get a new one.
+//!
+//! Fair and prompt: orders where something is happening (a live payment page, money that moved
+//! within the hour) are looked at after `HOT_QUIET` without news, the rest after the configured
+//! quiet time; an order DHMAD fails on backs off on its own (so a few bad ones cannot fill every
+//! pass), one DHMAD no longer knows is flagged for the merchant instead of retried for ever. A
+//! full batch runs again at once, while DHMAD's rate-limit window allows: checkout traffic comes
+//! first, so a pass stops early when the window runs low.
 
 use std::time::Duration;
 
@@ -9,10 +15,14 @@ use dhmad::RateLimit;
 use time::OffsetDateTime;
 
 use crate::db;
-use crate::orders::{checkout::in_flight_limit, sync};
+use crate::orders::{checkout::in_flight_limit, fulfilment, lost_escrow, sync, OrderError};
 use crate::state::AppState;
 
 const BATCH: i64 = 20;
+/// Orders where something is happening are looked at after this long without news.
+const HOT_QUIET: time::Duration = time::Duration::seconds(45);
+/// A deliver that gave up is queued again after this long.
+const DELIVER_AGAIN_AFTER: time::Duration = time::Duration::minutes(15);
 
 /// Calls of DHMAD's rate-limit window kept for buyers: below this, the reconciler waits for
 /// its next pass (what it would check is never urgent; a checkout is).
@@ -23,6 +33,12 @@ pub struct Report {
     pub checked: usize,
     pub failed: usize,
     pub creations_resolved: usize,
+    /// Orders flagged for the merchant (DHMAD no longer knows their escrow).
+    pub flagged: usize,
+    /// Second escrows of one order found pending and cancelled.
+    pub duplicates_cancelled: usize,
+    /// `deliver` jobs queued again for paid instant orders.
+    pub delivers_requeued: usize,
     /// The pass stopped early to leave the rate-limit window to checkouts.
     pub yielded: bool,
 }
@@ -37,6 +53,12 @@ fn must_yield(last: Option<RateLimit>, now: OffsetDateTime) -> bool {
         }) => left < RESERVE_FOR_CHECKOUT && reset.is_none_or(|r| r > now),
         _ => false,
     }
+}
+
+/// How long an order waits after its `failures`-th failed look: 30 s doubling to 1 h.
+fn sync_backoff(failures: i32) -> time::Duration {
+    let shift = u32::try_from(failures.clamp(0, 7)).unwrap_or(0);
+    (time::Duration::seconds(30) * 2_i32.pow(shift)).min(time::Duration::HOUR)
 }
 
 /// Whether background work must leave DHMAD's current rate-limit window to checkouts.
@@ -60,7 +82,7 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
         }
         let reason = "escrow creation was interrupted; checking DHMAD";
         db::orders::mark_unknown_if_in_flight(&state.pool, order.id, reason).await?;
-        match sync::reconcile_creation(state, &order).await {
+        match lost_escrow::reconcile_creation(state, &order).await {
             Ok(()) => report.creations_resolved += 1,
             Err(e) => {
                 report.failed += 1;
@@ -69,20 +91,54 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
         }
     }
     let quiet = time::Duration::try_from(quiet_for).unwrap_or(time::Duration::ZERO);
-    for order in db::orders::list_stale(&state.pool, now - quiet, BATCH).await? {
+    let hot = HOT_QUIET.min(quiet);
+    for order in db::orders::list_due_for_sync(&state.pool, hot, quiet, BATCH).await? {
         if report.yielded || yield_now(state, &mut report) {
             break;
         }
         report.checked += 1;
-        if let Err(e) = sync::refresh_order(state, &order, "reconciler").await {
-            report.failed += 1;
-            tracing::warn!(order.id = %order.id, error = %e, "could not reconcile an order");
+        match sync::refresh_order(state, &order, "reconciler").await {
+            Ok(_) => {}
+            Err(OrderError::EscrowUnknown(why)) => {
+                report.flagged += 1;
+                db::orders::flag_attention(&state.pool, order.id, &why).await?;
+                tracing::warn!(order.id = %order.id, why, "escrow flagged for the merchant");
+            }
+            Err(e) => {
+                report.failed += 1;
+                let failures = db::orders::sync_failures(&state.pool, order.id).await?;
+                let wait = sync_backoff(failures);
+                db::orders::sync_failed(&state.pool, order.id, wait).await?;
+                tracing::warn!(order.id = %order.id, error = %e, cause = e.cause(), retry_in = %wait, "could not reconcile an order");
+            }
         }
+    }
+    if !report.yielded {
+        match lost_escrow::sweep_duplicates(state).await {
+            Ok(n) => report.duplicates_cancelled = n,
+            Err(e) => {
+                tracing::warn!(error = %e, cause = e.cause(), "could not look for duplicate escrows");
+            }
+        }
+    }
+    for order_id in
+        db::orders::list_missing_deliver(&state.pool, DELIVER_AGAIN_AFTER, BATCH).await?
+    {
+        db::outbox::enqueue(&state.pool, fulfilment::DELIVER, order_id).await?;
+        report.delivers_requeued += 1;
+        tracing::warn!(order.id = %order_id, "paid instant order had no deliver queued; queued one");
     }
     if report.checked + report.creations_resolved + report.failed > 0 || report.yielded {
         tracing::info!(?report, "reconciler pass");
     }
     Ok(report)
+}
+
+impl Report {
+    /// A full batch means a backlog: the next pass should follow at once (budget allowing).
+    pub fn more_pending(&self) -> bool {
+        !self.yielded && self.checked >= BATCH.unsigned_abs() as usize
+    }
 }
 
 #[cfg(test)]
@@ -95,6 +151,13 @@ mod tests {
             remaining,
             reset: reset_in_secs.map(|s| now + time::Duration::seconds(s)),
         }
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(sync_backoff(0), time::Duration::seconds(30));
+        assert_eq!(sync_backoff(1), time::Duration::minutes(1));
+        assert_eq!(sync_backoff(50), time::Duration::HOUR);
     }
 
     #[test]

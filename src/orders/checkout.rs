@@ -8,9 +8,9 @@ use dhmad::{CheckoutAction, CreateEscrow, Currency};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::SAVED;
 use super::{
-    notify, sessions::ensure_session, sync, Mode, Order, OrderError, OrderResult, OrderStatus,
+    lost_escrow, notify, sessions::ensure_session, sync, Mode, Order, OrderError, OrderResult,
+    OrderStatus, SAVED,
 };
 use crate::db::{self, products::Product};
 use crate::state::AppState;
@@ -127,7 +127,7 @@ async fn open_order(state: &AppState, p: &Product, email: &str, owner: &str) -> 
             currency: &p.currency,
             owner_key: owner,
         };
-        let mut tx = state.pool.begin().await?;
+        let mut tx = db::tx::begin(&state.pool).await?;
         if let Some(o) = db::orders::insert_open(&mut *tx, &new).await? {
             let detail = format!("Order for {} created", p.name);
             db::events::add(&mut *tx, o.id, "order_created", &detail).await?;
@@ -177,7 +177,9 @@ async fn ensure_escrow(
                     return create_escrow(state, &order, product).await;
                 }
             }
-            OrderStatus::NeedsReconciliation => sync::reconcile_creation(state, &order).await?,
+            OrderStatus::NeedsReconciliation => {
+                lost_escrow::reconcile_creation(state, &order).await?;
+            }
             OrderStatus::CreatingEscrow => {
                 let abandoned = order
                     .escrow_attempted_at
@@ -219,8 +221,11 @@ pub fn in_flight_limit(state: &AppState) -> time::Duration {
 /// The escrow's title carries the order id, so an escrow whose creation answer was lost can
 /// be recognised later in DHMAD's list.
 pub fn escrow_title(product_name: &str, order_id: Uuid) -> String {
-    format!("{product_name} · order {order_id}")
+    format!("{product_name}{TITLE_MARKER}{order_id}")
 }
+
+/// What precedes the order id in an escrow's title.
+pub const TITLE_MARKER: &str = " · order ";
 
 #[tracing::instrument(skip_all, fields(order.id = %order.id, escrow.id))]
 async fn create_escrow(
@@ -255,7 +260,7 @@ async fn create_escrow(
             let e = created.escrow;
             tracing::Span::current().record("escrow.id", e.id.as_str());
             let at = e.updated_at.or(e.created_at);
-            let mut tx = state.pool.begin().await?;
+            let mut tx = db::tx::begin(&state.pool).await?;
             let recorded =
                 db::orders::record_escrow(&mut *tx, order.id, &e.id, e.status.as_str(), at).await?;
             let detail = format!("DHMAD escrow {} created", e.id);
@@ -272,7 +277,7 @@ async fn create_escrow(
         Err(err) => {
             let (status, err) = classify_create_error(err);
             let reason = err.cause().unwrap_or_default();
-            let mut tx = state.pool.begin().await?;
+            let mut tx = db::tx::begin(&state.pool).await?;
             db::orders::record_failure(&mut *tx, order.id, status, &reason).await?;
             db::events::add(&mut *tx, order.id, "escrow_failed", &reason).await?;
             tx.commit().await?;

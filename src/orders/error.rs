@@ -24,6 +24,10 @@ pub enum OrderError {
     /// DHMAD is unreachable, busy or did not answer: trying again later may work.
     #[error("{message}")]
     DhmadUnavailable { message: String, cause: String },
+    /// DHMAD no longer knows the order's escrow (404), or refuses to show it (403): asking
+    /// again will not help; the merchant must look.
+    #[error("{0}")]
+    EscrowUnknown(String),
     /// DHMAD failed or answered something unexpected.
     #[error("{message}")]
     DhmadFailed { message: String, cause: String },

@@ -16,9 +16,11 @@ pub const DELIVER: &str = "deliver";
 /// After this many failed deliver attempts the job is given up and shown in the back office.
 const MAX_ATTEMPTS: i32 = 12;
 
-/// Called inside the transaction that moved the order to paid. Instant orders get their good
-/// and a queued `deliver` at once, atomically with the payment: never one without the other.
-pub async fn on_paid(conn: &mut PgConnection, order: &Order) -> sqlx::Result<()> {
+/// Called inside the transaction in which DHMAD first holds (or has released) the buyer's
+/// money, whatever transition got there: a `completed` may arrive before its `paid`. Instant
+/// orders get their good at once, atomically with the news, and a queued `deliver` while DHMAD
+/// still waits for it: never one without the other.
+pub async fn on_funded(conn: &mut PgConnection, order: &Order) -> sqlx::Result<()> {
     if !order.is_instant() {
         return Ok(()); // quick orders wait for the merchant to ship
     }
@@ -28,7 +30,9 @@ pub async fn on_paid(conn: &mut PgConnection, order: &Order) -> sqlx::Result<()>
         db::events::add(&mut *conn, order.id, "fulfilled", "Digital code issued").await?;
         db::outbox::enqueue(&mut *conn, notify::GOOD, order.id).await?;
     }
-    db::outbox::enqueue(&mut *conn, DELIVER, order.id).await?;
+    if order.deliver_due() {
+        db::outbox::enqueue(&mut *conn, DELIVER, order.id).await?;
+    }
     Ok(())
 }
 
@@ -47,7 +51,7 @@ pub fn issue_digital_good() -> String {
 /// The merchant shipped a quick order: queue the DHMAD deliver call.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
 pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<()> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = db::tx::begin(&state.pool).await?;
     let order = db::orders::lock(&mut *tx, order_id)
         .await?
         .ok_or(OrderError::NotFound)?;
@@ -66,6 +70,32 @@ pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<()> {
         )
         .await?;
     }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The merchant asks for the `deliver` DHMAD still waits for to run now (after attempts that
+/// failed or gave up).
+#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<()> {
+    let mut tx = db::tx::begin(&state.pool).await?;
+    let order = db::orders::lock(&mut *tx, order_id)
+        .await?
+        .ok_or(OrderError::NotFound)?;
+    if !order.allows(Action::RetryDeliver) {
+        return Err(OrderError::not_allowed(format!(
+            "Only paid instant orders wait for a deliver (this one is {}).",
+            order.status.label()
+        )));
+    }
+    db::outbox::run_now(&mut *tx, DELIVER, order.id).await?;
+    db::events::add(
+        &mut *tx,
+        order.id,
+        "deliver_retried",
+        "Deliver retried by the merchant",
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod checkout;
 mod error;
 pub mod fulfilment;
+pub mod lost_escrow;
 pub mod notify;
 pub mod sessions;
 pub mod snapshot;

@@ -52,7 +52,7 @@ pub async fn ensure_session(
                 url: &c.url,
                 expires_at: c.expires_at,
             };
-            let mut tx = state.pool.begin().await?;
+            let mut tx = db::tx::begin(&state.pool).await?;
             let session = db::sessions::insert(&mut *tx, &new).await?;
             if order.failure_reason.is_some() {
                 db::orders::set_failure_reason(&mut *tx, order.id, None).await?;

@@ -53,14 +53,17 @@ pub enum Action {
     Ship,
     /// Merchant: retry a checkout whose escrow creation failed or is in doubt.
     RetryCheckout,
+    /// Merchant: run the `deliver` DHMAD still waits for now (after failed attempts).
+    RetryDeliver,
 }
 
 impl Action {
-    pub const ALL: [Action; 4] = [
+    pub const ALL: [Action; 5] = [
         Action::Pay,
         Action::ConfirmReceipt,
         Action::Ship,
         Action::RetryCheckout,
+        Action::RetryDeliver,
     ];
 }
 
@@ -130,6 +133,14 @@ impl OrderStatus {
     /// it a second time.
     pub fn money_held(self) -> bool {
         matches!(self, Self::Paid | Self::Delivered | Self::Disputed)
+    }
+
+    /// DHMAD holds the buyer's money or has released it to the shop: the good is owed.
+    pub fn is_funded(self) -> bool {
+        matches!(
+            self,
+            Self::Paid | Self::Delivered | Self::Disputed | Self::Completed
+        )
     }
 
     /// A status that mirrors an existing escrow's DHMAD status.
@@ -226,6 +237,8 @@ pub struct Order {
     pub escrow_attempted_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Why the merchant must look at it (e.g. DHMAD no longer knows its escrow).
+    pub attention: Option<String>,
 }
 
 impl Order {
@@ -246,6 +259,7 @@ impl Order {
             Action::RetryCheckout => {
                 matches!(self.status, S::EscrowFailed | S::NeedsReconciliation)
             }
+            Action::RetryDeliver => self.is_instant() && self.deliver_due(),
         }
     }
 

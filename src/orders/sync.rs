@@ -1,12 +1,12 @@
 //! Asking DHMAD directly: after the buyer's redirect, for orders with no news (reconciler), and
 //! for escrow creations whose answer was lost.
 
-use dhmad::{CheckoutAction, ListEscrows, Role};
+use dhmad::CheckoutAction;
 use uuid::Uuid;
 
 use super::{
-    apply_escrow_snapshot, checkout::escrow_title, sessions::live_session, snapshot::Authority,
-    Applied, Order, OrderError, OrderResult, OrderStatus,
+    apply_escrow_snapshot, sessions::live_session, snapshot::Authority, Applied, Order, OrderError,
+    OrderResult, OrderStatus,
 };
 use crate::db;
 use crate::state::AppState;
@@ -24,7 +24,12 @@ pub async fn refresh_order(state: &AppState, order: &Order, source: &str) -> Ord
         .dhmad
         .get_escrow(escrow_id)
         .await
-        .map_err(|e| upstream(e, "reading the escrow"))?;
+        .map_err(|e| match e {
+            dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_) => {
+                OrderError::EscrowUnknown(format!("DHMAD does not know escrow {escrow_id} ({e})"))
+            }
+            e => upstream(e, "reading the escrow"),
+        })?;
     apply_in_tx(state, &escrow, source).await
 }
 
@@ -34,14 +39,14 @@ pub async fn apply_in_tx(
     escrow: &dhmad::Escrow,
     source: &str,
 ) -> OrderResult<Applied> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = db::tx::begin(&state.pool).await?;
     let applied = apply_escrow_snapshot(&mut tx, escrow, Authority::Api, source).await?;
     tx.commit().await?;
     Ok(applied)
 }
 
 /// A failed read: users are told only that DHMAD is not answering; the log gets the cause.
-fn upstream(e: dhmad::Error, what: &str) -> OrderError {
+pub(super) fn upstream(e: dhmad::Error, what: &str) -> OrderError {
     let cause = format!("{what}: {e}");
     if e.is_transient() {
         OrderError::DhmadUnavailable {
@@ -85,7 +90,7 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
             let reason =
                 format!("DHMAD no longer knows escrow {escrow_id}; a new order was opened");
             tracing::warn!(order.id = %order.id, escrow.id = escrow_id, "escrow unknown to DHMAD; closing the order");
-            let mut tx = state.pool.begin().await?;
+            let mut tx = db::tx::begin(&state.pool).await?;
             db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason).await?;
             db::events::add(&mut *tx, order.id, "escrow_missing", &reason).await?;
             tx.commit().await?;
@@ -132,54 +137,4 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Uuid
         tracing::warn!(error = %e, cause = e.cause(), "could not read the escrow from DHMAD after the redirect");
     }
     Ok(order.id)
-}
-
-/// Resolves an escrow creation with an unknown outcome by looking for the escrow in DHMAD's
-/// list (its title carries the order id). Found: the order continues with it. Not found: the
-/// order is marked safe to retry.
-#[tracing::instrument(skip_all, fields(order.id = %order.id))]
-pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<()> {
-    let marker = escrow_title("", order.id);
-    let mut found = None;
-    for page in 1..=3 {
-        let q = ListEscrows {
-            role: Some(Role::Seller),
-            page: Some(page),
-            limit: Some(100),
-            ..Default::default()
-        };
-        let list = state
-            .dhmad
-            .list_escrows(&q)
-            .await
-            .map_err(|e| upstream(e, "listing escrows"))?;
-        found = list.escrows.into_iter().find(|e| {
-            e.title.ends_with(&marker)
-                && e.buyer_email()
-                    .is_none_or(|b| b.eq_ignore_ascii_case(&order.buyer_email))
-        });
-        if found.is_some() || page >= list.pagination.pages {
-            break;
-        }
-    }
-    let mut tx = state.pool.begin().await?;
-    match found {
-        Some(e) => {
-            // Recorded as DHMAD created it (pending, no clock yet), then the escrow as DHMAD
-            // lists it now is applied on top: if it was paid or cancelled since, the order
-            // moves on through the one path that also fulfils.
-            db::orders::record_escrow(&mut *tx, order.id, &e.id, "pending", None).await?;
-            let detail = format!("DHMAD escrow {} found after an unanswered request", e.id);
-            db::events::add(&mut *tx, order.id, "escrow_reconciled", &detail).await?;
-            apply_escrow_snapshot(&mut tx, &e, Authority::Api, "reconciliation").await?;
-        }
-        None => {
-            let reason = "no escrow was created at DHMAD; safe to retry";
-            db::orders::record_failure(&mut *tx, order.id, OrderStatus::EscrowFailed, reason)
-                .await?;
-            db::events::add(&mut *tx, order.id, "escrow_reconciled", reason).await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(())
 }

@@ -103,7 +103,7 @@ async fn store_and_apply(
 ) -> sqlx::Result<Outcome> {
     let (id, event_type) = (received.event_id, received.event_type);
     let escrow = event.as_ref().ok().and_then(Event::escrow);
-    let mut tx = pool.begin().await?;
+    let mut tx = db::tx::begin(pool).await?;
     let escrow_id = escrow.map(|e| e.id.as_str());
     if !db::inbox::insert(&mut *tx, received, escrow_id).await? {
         tx.rollback().await?;

@@ -13,6 +13,7 @@ mod dhmad_failures;
 mod http_basics;
 mod journeys;
 mod order_states;
+mod reliability;
 mod reused_orders;
 mod security_admin;
 mod security_edge;

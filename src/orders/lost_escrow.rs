@@ -1,0 +1,173 @@
+//! Escrow creations whose answer was lost. DHMAD has no idempotency keys, so a `POST /escrows`
+//! that timed out may still have created the escrow, at any moment until DHMAD gave up on it.
+//! Every escrow's title carries its order id: before any retry the shop pages through DHMAD's
+//! list (newest first) back past the attempt, takes the escrow it finds, and cancels any second
+//! one. A duplicate that lands after that look is caught later by `sweep_duplicates`.
+
+use dhmad::{Escrow, EscrowStatus, ListEscrows, Role};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    apply_escrow_snapshot, checkout::TITLE_MARKER, snapshot::Authority, sync::upstream, Order,
+    OrderResult, OrderStatus,
+};
+use crate::db;
+use crate::state::AppState;
+
+/// How far before the attempt the list is read (clock skew between us and DHMAD).
+const MARGIN: time::Duration = time::Duration::minutes(5);
+/// Pages of 100 at most, whatever happens: the look must end.
+const MAX_PAGES: u32 = 50;
+
+/// The order id in an escrow's title, if it is one of ours.
+fn order_of(e: &Escrow) -> Option<Uuid> {
+    order_of_title(&e.title)
+}
+
+fn order_of_title(title: &str) -> Option<Uuid> {
+    let (_, id) = title.rsplit_once(TITLE_MARKER)?;
+    Uuid::parse_str(id.trim()).ok()
+}
+
+/// Escrows of the merchant created since `since`, newest first, whose title names an order
+/// in `wanted` (and, when given, whose buyer matches).
+async fn list_since(
+    state: &AppState,
+    since: OffsetDateTime,
+    status: Option<EscrowStatus>,
+    wanted: impl Fn(&Escrow) -> bool,
+) -> OrderResult<Vec<Escrow>> {
+    let mut found = Vec::new();
+    for page in 1..=MAX_PAGES {
+        let q = ListEscrows {
+            role: Some(Role::Seller),
+            status: status.clone(),
+            page: Some(page),
+            limit: Some(100),
+        };
+        let list = state
+            .dhmad
+            .list_escrows(&q)
+            .await
+            .map_err(|e| upstream(e, "listing escrows"))?;
+        let older = list
+            .escrows
+            .last()
+            .and_then(|e| e.created_at)
+            .is_some_and(|t| t < since);
+        found.extend(list.escrows.into_iter().filter(|e| wanted(e)));
+        if older || page >= list.pagination.pages {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// Resolves an escrow creation with an unknown outcome. Found: the order continues with the
+/// oldest escrow naming it, and any other is cancelled. Not found: the order is safe to retry.
+#[tracing::instrument(skip_all, fields(order.id = %order.id))]
+pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<()> {
+    let since = order.escrow_attempted_at.unwrap_or(order.created_at) - MARGIN;
+    let mut found = list_since(state, since, None, |e| {
+        order_of(e) == Some(order.id)
+            && e.buyer_email()
+                .is_none_or(|b| b.eq_ignore_ascii_case(&order.buyer_email))
+    })
+    .await?;
+    found.sort_by_key(|e| (e.created_at, e.id.clone()));
+    let mut found = found.into_iter();
+    let mut tx = db::tx::begin(&state.pool).await?;
+    match found.next() {
+        Some(e) => {
+            // Recorded as DHMAD created it (pending, no clock yet), then the escrow as DHMAD
+            // lists it now is applied on top: if it was paid or cancelled since, the order
+            // moves on through the one path that also fulfils.
+            db::orders::record_escrow(&mut *tx, order.id, &e.id, "pending", None).await?;
+            let detail = format!("DHMAD escrow {} found after an unanswered request", e.id);
+            db::events::add(&mut *tx, order.id, "escrow_reconciled", &detail).await?;
+            apply_escrow_snapshot(&mut tx, &e, Authority::Api, "reconciliation").await?;
+        }
+        None => {
+            let reason = "no escrow was created at DHMAD; safe to retry";
+            db::orders::record_failure(&mut *tx, order.id, OrderStatus::EscrowFailed, reason)
+                .await?;
+            db::events::add(&mut *tx, order.id, "escrow_reconciled", reason).await?;
+        }
+    }
+    tx.commit().await?;
+    for duplicate in found {
+        cancel_duplicate(state, order.id, &duplicate).await;
+    }
+    Ok(())
+}
+
+/// A second escrow for one order can only be pending (the buyer is never sent to it): it is
+/// cancelled at DHMAD, and the order's timeline says so. A failure is logged; the next sweep
+/// tries again.
+async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
+    if e.status != EscrowStatus::Pending {
+        tracing::warn!(order.id = %order_id, escrow.id = %e.id, status = %e.status, "a second escrow for the order is not pending; left to the merchant");
+        return;
+    }
+    match state.dhmad.cancel_escrow(&e.id).await {
+        Ok(_) => {
+            let detail = format!("Duplicate DHMAD escrow {} cancelled", e.id);
+            if let Err(err) =
+                db::events::add(&state.pool, order_id, "duplicate_cancelled", &detail).await
+            {
+                tracing::warn!(order.id = %order_id, error = %err, "could not note a cancelled duplicate");
+            }
+            tracing::warn!(order.id = %order_id, escrow.id = %e.id, "duplicate escrow cancelled");
+        }
+        Err(err) => {
+            tracing::warn!(order.id = %order_id, escrow.id = %e.id, error = %err, "could not cancel a duplicate escrow");
+        }
+    }
+}
+
+/// Orders whose creation was reconciled within this window can still get a late duplicate.
+const DUPLICATE_WINDOW: time::Duration = time::Duration::hours(24);
+
+/// Cancels pending escrows that name an order which has another escrow: creations that landed
+/// after `reconcile_creation` looked. Reads DHMAD only when such an order exists.
+pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
+    let since = OffsetDateTime::now_utc() - DUPLICATE_WINDOW;
+    let watched = db::orders::reconciled_since(&state.pool, since).await?;
+    if watched.is_empty() {
+        return Ok(0);
+    }
+    let duplicates = list_since(state, since, Some(EscrowStatus::Pending), |e| {
+        order_of(e).is_some_and(|id| {
+            watched
+                .iter()
+                .any(|(o, escrow)| *o == id && escrow.as_deref() != Some(e.id.as_str()))
+        })
+    })
+    .await?;
+    let n = duplicates.len();
+    for e in duplicates {
+        if let Some(order_id) = order_of(&e) {
+            cancel_duplicate(state, order_id, &e).await;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::checkout::escrow_title;
+
+    #[test]
+    fn the_title_names_the_order() {
+        assert_eq!(order_of_title("Chéchia · order nope"), None);
+        let id = Uuid::new_v4();
+        let e: Escrow = serde_json::from_value(serde_json::json!({
+            "id": "66aa00000000000000000001", "title": escrow_title("AI credits — 500", id),
+            "amount": 15, "currency": "TND", "status": "pending", "mode": "instant"
+        }))
+        .unwrap();
+        assert_eq!(order_of(&e), Some(id));
+    }
+}

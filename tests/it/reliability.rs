@@ -1,0 +1,360 @@
+//! Faults that used to lose a paid order or stall recovery, each reproduced: a locked row, a
+//! reconciler batch DHMAD keeps failing on, a deliver that gave up, a lost create answer far
+//! back in DHMAD's list and its late duplicate, `completed` before `paid`, and a missed webhook
+//! while the buyer is paying.
+
+use std::time::{Duration, Instant};
+
+use dhmad::{CreateEscrow, EscrowMode};
+use rust_decimal::Decimal;
+use serde_json::json;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::common::{sandbox::*, *};
+use storefront::{jobs::reconciler, orders::checkout::escrow_title};
+
+fn hex_id(n: usize) -> String {
+    format!("66dd{n:020x}")
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn locked_orders_get_a_fast_503_and_leave_the_rest_working(pool: PgPool) {
+    let app = spawn_offline(pool.clone()).await;
+    let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let mut locked = Vec::new();
+    for i in 0..10 {
+        let escrow_id = hex_id(i);
+        app.seed_order(
+            "ai-credits-500",
+            &format!("l{i}@example.tn"),
+            &escrow_id,
+            t0,
+        )
+        .await;
+        locked.push(escrow_id);
+    }
+    let free = hex_id(99);
+    let free_id = app
+        .seed_order("ai-credits-500", "free@example.tn", &free, t0)
+        .await;
+    // Another transaction holds the ten rows (a stuck request, an operator's psql…).
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query!(
+        "SELECT id FROM orders WHERE escrow_id = ANY($1) FOR UPDATE",
+        &locked[..]
+    )
+    .fetch_all(&mut *holder)
+    .await
+    .unwrap();
+
+    let blocked: Vec<_> = locked
+        .iter()
+        .chain(locked.iter())
+        .map(|id| {
+            let d = sign(&status_event(escrow(
+                id,
+                "paid",
+                "pending",
+                "instant",
+                OffsetDateTime::now_utc(),
+            )));
+            let (http, url) = (app.http.clone(), app.url("/webhooks/dhmad"));
+            tokio::spawn(async move {
+                let sent = Instant::now();
+                let mut req = http.post(url).body(d.body.clone());
+                for (k, v) in d.headers() {
+                    req = req.header(k, v);
+                }
+                let status = req.send().await.unwrap().status().as_u16();
+                (status, sent.elapsed())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d = sign(&status_event(escrow(
+        &free,
+        "paid",
+        "pending",
+        "instant",
+        OffsetDateTime::now_utc(),
+    )));
+    let unrelated_status = app.deliver(&d).await.status().as_u16();
+    let ready = app.get("/readyz").await.status().as_u16();
+    let mut answers = Vec::new();
+    for h in blocked {
+        answers.push(h.await.unwrap());
+    }
+    // DHMAD gives up on a delivery after 10 s: each answer must come before, and be a 5xx so
+    // that DHMAD retries.
+    assert!(
+        answers
+            .iter()
+            .all(|(s, took)| *s == 503 && *took < Duration::from_secs(10)),
+        "{answers:?}"
+    );
+    assert_eq!((unrelated_status, ready), (200, 200));
+    assert_eq!(order_status(&app.pool, free_id).await, "paid");
+    holder.rollback().await.unwrap();
+    // DHMAD's retry, once the lock is gone, applies.
+    let d = sign(&status_event(escrow(
+        &locked[0],
+        "paid",
+        "pending",
+        "instant",
+        OffsetDateTime::now_utc(),
+    )));
+    assert_eq!(app.deliver(&d).await.status(), 200);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn escrows_dhmad_does_not_know_are_flagged_and_do_not_starve_the_others(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let old = OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let mut unknown = Vec::new();
+    for i in 0..25 {
+        let id = w
+            .app
+            .seed_order(
+                "chechia-red",
+                &format!("gone{i}@example.tn"),
+                &hex_id(i),
+                old,
+            )
+            .await;
+        unknown.push(id);
+    }
+    // Five real orders are paid while every webhook is lost.
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    let mut real = Vec::new();
+    for i in 0..5 {
+        let s = w
+            .checkout("chechia-red", &format!("real{i}@example.tn"))
+            .await;
+        w.complete(&s.session_id).await;
+        real.push(s.order_id);
+    }
+    sqlx::query!("UPDATE orders SET last_synced_at = now() - interval '1 hour'")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        reconciler::run_once(&w.app.state, Duration::from_secs(600))
+            .await
+            .unwrap();
+    }
+    for id in &real {
+        assert_eq!(order_status(&w.app.pool, *id).await, "paid", "{id}");
+    }
+    let flagged = sqlx::query_scalar!(
+        "SELECT count(*) FROM orders WHERE attention LIKE 'DHMAD does not know escrow%'"
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(flagged, Some(25));
+    // Flagged orders are not asked about again: only the five real ones are looked at.
+    let report = reconciler::run_once(&w.app.state, Duration::from_secs(0))
+        .await
+        .unwrap();
+    assert_eq!((report.checked, report.flagged), (5, 0), "{report:?}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_order_dhmad_keeps_failing_on_backs_off(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "flaky@example.tn").await;
+    sqlx::query!("UPDATE orders SET last_synced_at = now() - interval '1 hour'")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}", "fault": "error_500", "times": 10}]}))
+        .await;
+    let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 1);
+    let row = sqlx::query!(
+        "SELECT sync_failures, next_sync_at > now() AS \"waiting!\" FROM orders WHERE id = $1",
+        s.order_id
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!((row.sync_failures, row.waiting), (1, true));
+    // While it waits, the next pass does not ask again.
+    let report = reconciler::run_once(&w.app.state, Duration::from_secs(0))
+        .await
+        .unwrap();
+    assert_eq!(report.checked, 0);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_deliver_that_gave_up_is_queued_again_and_retryable(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500", "times": 1000}]}))
+        .await;
+    let s = w.checkout("ai-credits-500", "giveup@example.tn").await;
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "paid").await;
+    wait_for("a failed deliver attempt", 15, || async {
+        let n = sqlx::query_scalar!(
+            "SELECT attempts FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'",
+            s.order_id
+        )
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+        (n >= 1).then_some(())
+    })
+    .await;
+    // It used up its attempts a while ago (the backoff would take 17 minutes to get there).
+    sqlx::query!(
+        "UPDATE outbox_jobs SET done_at = now() - interval '20 minutes',
+                gave_up_at = now() - interval '20 minutes', last_error = 'deliver failed: 500'
+          WHERE order_id = $1 AND kind = 'deliver'",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(report.delivers_requeued, 1);
+    // The merchant can also run it now; once DHMAD answers, it is delivered.
+    w.control("/sandbox/faults", json!({})).await;
+    assert_eq!(
+        w.admin_post(&format!("/admin/orders/{}/retry", s.order_id))
+            .await
+            .status(),
+        303
+    );
+    w.wait_status(s.order_id, "completed").await;
+    let audit = sqlx::query_scalar!("SELECT action FROM admin_audit")
+        .fetch_all(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(audit, ["retry_deliver"]);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_lost_create_is_found_far_back_and_a_late_duplicate_is_cancelled(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "far@example.tn").await;
+    let first = w.app.order_json(s.order_id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The create's answer was lost, and 310 escrows were created since.
+    sqlx::query!(
+        "UPDATE orders SET status = 'needs_reconciliation', escrow_id = NULL WHERE id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let dhmad = &w.app.state.dhmad;
+    for i in 0..310 {
+        let req = CreateEscrow::new(format!("other {i}"), Decimal::new(10, 0), "x@example.tn")
+            .mode(EscrowMode::Quick)
+            .estimated_delivery_days(3);
+        dhmad.create_escrow(&req).await.unwrap();
+    }
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["escrow_id"], first.as_str(), "{o}");
+    assert_eq!(o["status"], "awaiting_payment");
+
+    // A second create for the order lands later: it is found and cancelled.
+    let late = CreateEscrow::new(
+        escrow_title("Chéchia, red wool (handmade)", s.order_id),
+        Decimal::new(45, 0),
+        "far@example.tn",
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(5);
+    let late = dhmad.create_escrow(&late).await.unwrap().escrow.id;
+    let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(report.duplicates_cancelled, 1, "{report:?}");
+    assert_eq!(
+        dhmad.get_escrow(&late).await.unwrap().status.as_str(),
+        "cancelled"
+    );
+    assert_eq!(
+        dhmad.get_escrow(&first).await.unwrap().status.as_str(),
+        "pending"
+    );
+    assert!(timeline(&w.app.pool, s.order_id)
+        .await
+        .iter()
+        .any(|l| l.contains("Duplicate DHMAD escrow")));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_good_is_issued_when_completed_arrives_before_paid(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let escrow_id = hex_id(7);
+    let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let id: Uuid = app
+        .seed_order("ai-credits-500", "early@example.tn", &escrow_id, t0)
+        .await;
+    let d = sign(&status_event(escrow(
+        &escrow_id,
+        "completed",
+        "delivered",
+        "instant",
+        OffsetDateTime::now_utc(),
+    )));
+    assert_eq!(app.deliver(&d).await.status(), 200);
+    let o = app.order_json(id).await;
+    assert_eq!(o["status"], "completed");
+    assert!(
+        o["digital_code"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("AIC-")),
+        "{o}"
+    );
+    // The paid event, late, changes nothing and issues nothing twice.
+    let d = sign(&status_event(escrow(
+        &escrow_id,
+        "paid",
+        "pending",
+        "instant",
+        t0 + time::Duration::minutes(1),
+    )));
+    assert_eq!(app.deliver(&d).await.status(), 200);
+    assert_eq!(app.order_json(id).await["digital_code"], o["digital_code"]);
+    assert_eq!(
+        timeline_count(&app.pool, id, "Digital code issued").await,
+        1
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_missed_webhook_while_paying_is_caught_within_a_minute(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    let s = w.checkout("chechia-red", "hot@example.tn").await;
+    w.complete(&s.session_id).await;
+    // The buyer never came back to the callback; 50 s without news.
+    sqlx::query!(
+        "UPDATE orders SET last_synced_at = now() - interval '50 seconds' WHERE id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    // The default quiet time is 10 minutes, but a live payment page makes the order hot.
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(order_status(&w.app.pool, s.order_id).await, "paid");
+}
