@@ -86,6 +86,9 @@ pub struct JobIntervals {
     /// An open order with no news for this long is checked against DHMAD.
     pub reconcile_after: Duration,
     pub session_sweep: Duration,
+    /// An unpaid order whose last payment session expired this long ago is cancelled at DHMAD
+    /// (the buyer walked away; nothing should poll it for a month).
+    pub abandoned_after: Duration,
 }
 
 impl Default for JobIntervals {
@@ -95,6 +98,7 @@ impl Default for JobIntervals {
             reconcile: Duration::from_secs(60),
             reconcile_after: Duration::from_secs(10 * 60),
             session_sweep: Duration::from_secs(60),
+            abandoned_after: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -210,6 +214,7 @@ impl Config {
             reconcile: secs("RECONCILE_INTERVAL_SECS", d.reconcile.as_secs()),
             reconcile_after: secs("RECONCILE_AFTER_SECS", d.reconcile_after.as_secs()),
             session_sweep: secs("SESSION_SWEEP_INTERVAL_SECS", d.session_sweep.as_secs()),
+            abandoned_after: secs("ABANDONED_ORDER_GRACE_SECS", d.abandoned_after.as_secs()),
         };
         let mut count = |name: &str, default: u64| -> u64 {
             match var(name).map(|v| v.parse::<u64>()) {

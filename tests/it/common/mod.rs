@@ -48,6 +48,7 @@ pub fn config(api_base: &str, api_key: &str, secret: &str) -> Config {
         reconcile: Duration::from_secs(3600),
         reconcile_after: Duration::from_secs(3600),
         session_sweep: Duration::from_secs(3600),
+        ..JobIntervals::default()
     };
     cfg
 }
