@@ -1,4 +1,5 @@
-//! `GET /sandbox`: an HTML page listing webhook delivery attempts, escrows and sessions.
+//! `GET /sandbox`: an HTML page listing webhook delivery attempts, escrows and sessions, with
+//! buttons (plain forms, see `control::forms`) for what a developer clicks through.
 
 use askama::Template;
 
@@ -6,8 +7,8 @@ use crate::lifecycle::money;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use dhmad::EscrowStatus;
 
-use crate::security::DASHBOARD_CSP;
 use crate::state::AppState;
 
 pub struct DeliveryRow {
@@ -21,6 +22,17 @@ pub struct DeliveryRow {
     pub ok: bool,
 }
 
+pub struct EscrowRow {
+    pub id: String,
+    pub title: String,
+    pub mode: String,
+    pub status: String,
+    pub amount: String,
+    pub buyer: String,
+    /// Delivered: the buyer may reject the delivery.
+    pub can_reject_delivery: bool,
+}
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct Dashboard {
@@ -29,12 +41,19 @@ struct Dashboard {
     now: String,
     offset: i64,
     webhook_urls: Vec<String>,
+    /// What the last dashboard button was refused with.
+    notice: Option<String>,
     deliveries: Vec<DeliveryRow>,
-    escrows: Vec<(String, String, String, String, String, String)>,
+    escrows: Vec<EscrowRow>,
     sessions: Vec<(String, String, String, String, String)>,
 }
 
 pub async fn page(State(state): State<AppState>) -> Response {
+    render(&state, None, StatusCode::OK)
+}
+
+/// The dashboard, with an optional refusal shown above the tables.
+pub fn render(state: &AppState, notice: Option<String>, status: StatusCode) -> Response {
     let deliveries = state
         .dispatcher
         .log
@@ -61,15 +80,14 @@ pub async fn page(State(state): State<AppState>) -> Response {
         let e: Vec<_> = store
             .escrows
             .values()
-            .map(|e| {
-                (
-                    e.id.clone(),
-                    e.title.clone(),
-                    e.mode.to_string(),
-                    e.status.to_string(),
-                    money::shown(e.amount, &e.currency),
-                    e.buyer_email.clone(),
-                )
+            .map(|e| EscrowRow {
+                id: e.id.clone(),
+                title: e.title.clone(),
+                mode: e.mode.to_string(),
+                status: e.status.to_string(),
+                amount: money::shown(e.amount, &e.currency),
+                buyer: e.buyer_email.clone(),
+                can_reject_delivery: e.status == EscrowStatus::Delivered,
             })
             .collect();
         let s: Vec<_> = store
@@ -87,7 +105,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
             .collect();
         (e, s)
     };
-    escrows.sort_by(|a, b| b.0.cmp(&a.0));
+    escrows.sort_by(|a, b| b.id.cmp(&a.id));
     sessions.sort_by(|a, b| b.4.cmp(&a.4));
     let page = Dashboard {
         base_url: state.settings.base_url.clone(),
@@ -95,12 +113,13 @@ pub async fn page(State(state): State<AppState>) -> Response {
         now: dhmad::iso::format(state.clock.now()),
         offset: state.clock.offset().whole_seconds(),
         webhook_urls: state.dispatcher.urls(),
+        notice,
         deliveries,
         escrows,
         sessions,
     };
     match page.render() {
-        Ok(body) => crate::security::page_headers(Html(body).into_response(), DASHBOARD_CSP),
+        Ok(body) => crate::security::dashboard_headers((status, Html(body)).into_response()),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

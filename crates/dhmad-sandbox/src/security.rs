@@ -19,6 +19,9 @@ pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-s
 pub const DASHBOARD_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
      form-action 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// Where the dashboard's buttons post: HTML forms, the only non-JSON writes the control API takes.
+pub const DASHBOARD_FORMS: &str = "/sandbox/dashboard/";
+
 /// Served uploads: never rendered as a document of the sandbox's origin.
 const FILE_CSP: &str = "sandbox; default-src 'none'";
 
@@ -47,6 +50,19 @@ pub fn page_headers(mut resp: Response, csp: &str) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
+/// The dashboard's headers: [`page_headers`] with [`DASHBOARD_CSP`], except
+/// `Referrer-Policy: same-origin`. Under `no-referrer` browsers send `Origin: null` with a form
+/// POST, even to the page's own origin, and the dashboard's forms must show their origin to
+/// `control_guard`. The dashboard's own URL is no capability and it links only to the sandbox.
+pub fn dashboard_headers(resp: Response) -> Response {
+    let mut resp = page_headers(resp, DASHBOARD_CSP);
+    resp.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     resp
 }
 
@@ -116,15 +132,20 @@ fn is_plain_mime(m: &str) -> bool {
 /// the sandbox's own pages, and carry JSON. 403 when `Origin` is another origin or
 /// `Sec-Fetch-Site` is not `same-origin`/`none`; 415 for a body that is not JSON (a plain HTML
 /// form can send urlencoded, multipart or text without any preflight).
+///
+/// The exception is the dashboard's own forms ([`DASHBOARD_FORMS`]): urlencoded only, and only
+/// when the browser proves the sandbox's origin (`Origin` present and own, or `Sec-Fetch-Site:
+/// same-origin`); a request with neither header is refused (403) there.
 pub async fn control_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let h = req.headers();
     let text = |name: header::HeaderName| h.get(name).map(|v| v.to_str().unwrap_or("?"));
-    let fetch_site_ok = text(header::HeaderName::from_static("sec-fetch-site"))
-        .is_none_or(|v| v == "same-origin" || v == "none");
-    let origin_ok = text(header::ORIGIN).is_none_or(|o| {
+    let fetch_site = text(header::HeaderName::from_static("sec-fetch-site"));
+    let origin = text(header::ORIGIN);
+    let fetch_site_ok = fetch_site.is_none_or(|v| v == "same-origin" || v == "none");
+    let origin_ok = origin.is_none_or(|o| {
         url::Url::parse(o).is_ok_and(|u| {
             let o = u.origin().ascii_serialization();
             state.settings.own_origins.contains(&o)
@@ -136,10 +157,30 @@ pub async fn control_guard(State(state): State<AppState>, req: Request, next: Ne
             "Cross-site requests to the sandbox control API are refused",
         );
     }
-    let json = text(header::CONTENT_TYPE).map(|ct| {
-        let essence = ct.split(';').next().unwrap_or_default().trim();
-        essence.eq_ignore_ascii_case("application/json")
-    });
+    let essence = text(header::CONTENT_TYPE)
+        .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_owned());
+    if req.uri().path().starts_with(DASHBOARD_FORMS) {
+        // Both checks above passed, so a present Origin is the sandbox's own.
+        if origin.is_none() && fetch_site != Some("same-origin") {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "Dashboard forms are accepted from the sandbox's own dashboard only",
+            );
+        }
+        let urlencoded = essence
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        if !urlencoded {
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Dashboard forms are application/x-www-form-urlencoded",
+            );
+        }
+        return next.run(req).await;
+    }
+    let json = essence
+        .as_deref()
+        .map(|e| e.eq_ignore_ascii_case("application/json"));
     let empty = text(header::CONTENT_LENGTH).is_none_or(|l| l.trim() == "0")
         && !h.contains_key(header::TRANSFER_ENCODING);
     match json {

@@ -32,6 +32,36 @@ pub async fn deliver_as_seller(State(state): State<AppState>, Path(id): Path<Str
     escrow_reply(&state, &id)
 }
 
+/// The buyer rejects the delivery on dhmad.tn: `escrow_ops::reject_delivery` (the code of
+/// `POST /api/v1/escrows/:id/reject-delivery`) with the buyer as the acting user. Shared by the
+/// JSON route and the dashboard's form.
+pub(super) fn reject_delivery_as_buyer(
+    state: &AppState,
+    id: &str,
+    reason: Option<String>,
+) -> Result<(), ControlError> {
+    state.with_store(|st, ctx| {
+        let buyer = lifecycle::escrow(st, id)?.buyer_email.clone();
+        let as_buyer = crate::state::Ctx {
+            assoc: buyer,
+            ..ctx.clone()
+        };
+        lifecycle::escrow_ops::reject_delivery(st, &as_buyer, id, reason)
+    })?;
+    Ok(())
+}
+
+/// `POST /sandbox/escrows/{id}/reject-delivery`, optional `{"reason": "..."}`.
+pub async fn reject_delivery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> Reply {
+    let b: ReasonBody = body(&raw)?;
+    reject_delivery_as_buyer(&state, &id, b.reason)?;
+    escrow_reply(&state, &id)
+}
+
 pub async fn approve_deposit(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
     state.with_store(|st, ctx| proof_ops::approve_deposit(st, ctx, &id))?;
     escrow_reply(&state, &id)

@@ -3,6 +3,7 @@
 //! refuses cross-site writes (`security::control_guard`).
 
 mod admin;
+mod forms;
 mod inspect;
 mod sessions;
 
@@ -26,6 +27,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/sandbox/escrows/{id}/deliver",
             post(admin::deliver_as_seller),
+        )
+        .route(
+            "/sandbox/escrows/{id}/reject-delivery",
+            post(admin::reject_delivery),
+        )
+        .route(
+            "/sandbox/dashboard/escrows/{id}/reject-delivery",
+            post(forms::reject_delivery),
         )
         .route(
             "/sandbox/escrows/{id}/deposit-proof/approve",
@@ -88,6 +97,16 @@ impl From<Refusal> for ControlError {
 }
 
 impl ControlError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.0
+    }
+
+    /// The message (the body's `error`).
+    pub fn message(&self) -> &str {
+        &self.1
+    }
+
     /// 400 with a message.
     pub fn bad(m: impl Into<String>) -> Self {
         Self(StatusCode::BAD_REQUEST, m.into())

@@ -179,9 +179,13 @@ async fn html_pages_carry_security_headers() {
     for h in [&checkout, &closed, &dashboard] {
         assert_eq!(header(h, "x-content-type-options"), "nosniff");
         assert_eq!(header(h, "x-frame-options"), "DENY");
-        assert_eq!(header(h, "referrer-policy"), "no-referrer");
         assert!(header(h, "content-security-policy").contains("default-src 'none'"));
     }
+    // The checkout URL never leaks; the dashboard's forms must carry their Origin (browsers send
+    // `Origin: null` with a form POST under `no-referrer`).
+    assert_eq!(header(&checkout, "referrer-policy"), "no-referrer");
+    assert_eq!(header(&closed, "referrer-policy"), "no-referrer");
+    assert_eq!(header(&dashboard, "referrer-policy"), "same-origin");
     assert!(header(&closed, "content-security-policy").contains("form-action 'none'"));
     assert!(header(&dashboard, "content-security-policy").contains("form-action 'self'"));
 }
