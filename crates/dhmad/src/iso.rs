@@ -22,16 +22,29 @@ pub fn parse(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
 
 /// Formats a timestamp as `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC.
 ///
+/// An instant whose UTC date falls outside the years 0000–9999 (possible from an input such as
+/// `9999-12-31T23:59:59-01:00`) is written as the nearest representable one, so that what is
+/// written always parses back.
+///
 /// ```
 /// let t = dhmad::iso::parse("2026-07-01T10:00:00+01:00").unwrap();
 /// assert_eq!(dhmad::iso::format(t), "2026-07-01T09:00:00.000Z");
+/// let edge = dhmad::iso::parse("9999-12-31T23:59:59-01:00").unwrap();
+/// assert_eq!(dhmad::iso::format(edge), "9999-12-31T23:59:59.999Z");
+/// let early = dhmad::iso::parse("0000-01-01T00:30:00+01:00").unwrap();
+/// assert_eq!(dhmad::iso::format(early), "0000-01-01T00:00:00.000Z");
 /// ```
 pub fn format(t: OffsetDateTime) -> String {
     let fmt =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.to_offset(UtcOffset::UTC)
+    let first = time::macros::datetime!(0000-01-01 00:00 UTC);
+    let last = time::macros::datetime!(9999-12-31 23:59:59.999 UTC);
+    let utc = t
+        .checked_to_offset(UtcOffset::UTC)
+        .unwrap_or(if t < first { first } else { last });
+    utc.clamp(first, last)
         .format(&fmt)
-        .expect("a UTC timestamp always formats")
+        .expect("a UTC timestamp within years 0000-9999 always formats")
 }
 
 /// Serde adapter for `OffsetDateTime` fields.
