@@ -1,8 +1,11 @@
 //! Typed configuration from the environment (every variable is listed in `.env.example` and the
 //! README). Every bad variable is reported, each with its name, so an operator fixes them all in
 //! one go. Secrets never appear in `Debug`.
+//!
+//! The binary's command line (`src/cli.rs`) names and documents every variable, with these
+//! defaults, and hands the values it parsed to [`Config::from_lookup`]: the validation is here.
 
-use std::{fmt, net::SocketAddr, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -11,6 +14,14 @@ use url::Url;
 /// demo runs with no configuration. Copied rather than imported: the sandbox is a dev-dependency.
 pub const SANDBOX_DEFAULT_API_KEY: &str =
     "sk_sandbox_c67da261929eae4a6ac7727f8dc5c7fc6bb2bee688938bc6ae0dffba1bdd5f6d";
+
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
+pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://localhost:3000";
+pub const DEFAULT_DHMAD_API_BASE: &str = "http://127.0.0.1:6002/api/v1";
+pub const DEFAULT_DHMAD_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_MAIL_FROM: &str = "Souk Digital <shop@localhost>";
+/// The source tree's `static/`: fine for the demo; set `STATIC_DIR` when deploying.
+pub const DEFAULT_STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
 
 /// Public demo values (`.env.example`, `docker-compose.yml`, the sandbox's defaults). Fine
 /// against the sandbox; with a live DHMAD key they would let anyone forge webhooks or enter the
@@ -44,6 +55,8 @@ pub struct Config {
     /// The `From` of e-mails to buyers.
     pub mail_from: String,
     pub edge: EdgeLimits,
+    /// Folder of the static assets served under `/static`.
+    pub static_dir: PathBuf,
 }
 
 /// What protects the HTTP edge from one client taking more than its share.
@@ -136,7 +149,7 @@ impl Config {
                 .map(|_| ())
                 .ok_or("is required".into()),
         );
-        let listen_addr = parse_or(&var("LISTEN_ADDR"), "127.0.0.1:3000", |s| {
+        let listen_addr = parse_or(&var("LISTEN_ADDR"), DEFAULT_LISTEN_ADDR, |s| {
             s.parse::<SocketAddr>()
                 .map_err(|e| format!("{e} (expected host:port)"))
         });
@@ -144,16 +157,12 @@ impl Config {
             "LISTEN_ADDR",
             listen_addr.as_ref().map(|_| ()).map_err(Clone::clone),
         );
-        let public_base_url = parse_or(&var("PUBLIC_BASE_URL"), "http://localhost:3000", http_url);
+        let public_base_url = parse_or(&var("PUBLIC_BASE_URL"), DEFAULT_PUBLIC_BASE_URL, http_url);
         check(
             "PUBLIC_BASE_URL",
             public_base_url.as_ref().map(|_| ()).map_err(Clone::clone),
         );
-        let dhmad_api_base = parse_or(
-            &var("DHMAD_API_BASE"),
-            "http://127.0.0.1:6002/api/v1",
-            http_url,
-        );
+        let dhmad_api_base = parse_or(&var("DHMAD_API_BASE"), DEFAULT_DHMAD_API_BASE, http_url);
         check(
             "DHMAD_API_BASE",
             dhmad_api_base.as_ref().map(|_| ()).map_err(Clone::clone),
@@ -205,7 +214,7 @@ impl Config {
                 }
             }
         };
-        let dhmad_timeout = secs("DHMAD_TIMEOUT_SECS", 10);
+        let dhmad_timeout = secs("DHMAD_TIMEOUT_SECS", DEFAULT_DHMAD_TIMEOUT_SECS);
         let e = EdgeLimits::default();
         let header_read_timeout = secs("HEADER_READ_TIMEOUT_SECS", e.header_read_timeout.as_secs());
         let d = JobIntervals::default();
@@ -253,7 +262,9 @@ impl Config {
                     .ok_or("expected smtp://host:port or smtps://user:password@host".into()),
             );
         }
-        let mail_from = var("MAIL_FROM").unwrap_or_else(|| "Souk Digital <shop@localhost>".into());
+        let mail_from = var("MAIL_FROM").unwrap_or_else(|| DEFAULT_MAIL_FROM.into());
+        let static_dir =
+            PathBuf::from(var("STATIC_DIR").unwrap_or_else(|| DEFAULT_STATIC_DIR.into()));
         check(
             "MAIL_FROM",
             mail_from
@@ -304,6 +315,7 @@ impl Config {
                 callback_recheck: e.callback_recheck,
                 client_ip_header,
             },
+            static_dir,
         })
     }
 
@@ -407,6 +419,7 @@ impl fmt::Debug for Config {
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "[redacted]"))
             .field("mail_from", &self.mail_from)
             .field("edge", &self.edge)
+            .field("static_dir", &self.static_dir)
             .finish()
     }
 }

@@ -58,7 +58,7 @@ pub enum AppError {
 pub struct ErrorDetail(pub String);
 
 /// The public face of an error, attached to error responses.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     #[serde(skip)]
     pub status: StatusCode,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod mail;
+pub mod metrics;
 pub mod orders;
 pub mod server;
 pub mod state;

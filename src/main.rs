@@ -1,66 +1,75 @@
-//! `storefront [serve|migrate|reconcile|healthcheck]` — `serve` (the default) applies pending
-//! migrations, then serves until SIGTERM/Ctrl-C.
-// The CLI's own output (usage, the reconcile report) is what it is for; the service logs
-// through `tracing`.
+//! `storefront [serve|migrate|reconcile|healthcheck]` — `serve` (the default) binds, applies
+//! pending migrations, then serves until SIGTERM/Ctrl-C. Settings come from flags and the
+//! environment (`storefront --help`). A failure is one line on stderr and a non-zero exit: 2
+//! for invalid settings (as clap does for bad usage), 1 for anything else.
+// The CLI's own output (the reconcile report) is what it is for; the service logs through
+// `tracing`.
 #![allow(clippy::print_stdout)]
+
+mod cli;
 
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use storefront::{app, jobs, telemetry, Application, Config};
+use clap::Parser;
+use storefront::{app, jobs, Application, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const USAGE: &str = "usage: storefront [serve|migrate|reconcile|healthcheck]";
+use cli::{Run, Service};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cmd = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
-    if cmd == "healthcheck" {
-        return healthcheck().await;
-    }
-    telemetry::init();
-    let result = match cmd.as_str() {
-        "serve" => serve().await,
-        "migrate" => migrate().await.map(|_| ()),
-        "reconcile" => reconcile().await,
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(())
+    // `--help` and `--version` print and exit here, before anything is bound or read.
+    let run = match cli::Cli::parse().into_run() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("storefront: {e}");
+            return ExitCode::from(2);
         }
-        other => Err(anyhow::anyhow!("unknown command {other:?}\n{USAGE}")),
+    };
+    let (service, config, logs) = match run {
+        Run::Healthcheck(addr) => return healthcheck(&addr).await,
+        Run::Service(service, config, logs) => (service, *config, logs),
+    };
+    logs.init();
+    let result = match service {
+        Service::Serve => serve(config).await,
+        Service::Migrate => migrate(&config).await,
+        Service::Reconcile => reconcile(config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("storefront: {e:#}");
+            eprintln!("storefront: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn migrate() -> anyhow::Result<(Config, sqlx::PgPool)> {
-    let config = Config::from_env()?;
-    let pool = app::connect(&config)?;
+async fn apply_migrations(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     sqlx::migrate!("./migrations")
-        .run(&pool)
+        .run(pool)
         .await
         .context("applying migrations")?;
     tracing::info!("migrations applied");
-    Ok((config, pool))
+    Ok(())
 }
 
-async fn serve() -> anyhow::Result<()> {
-    let (config, pool) = migrate().await?;
-    tracing::info!(?config, "starting");
-    Application::build_with_pool(config, pool)
-        .await?
-        .run_until_stopped()
-        .await
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    apply_migrations(&app::connect(config)?).await
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let pool = app::connect(&config)?;
+    // Bound first: a taken port fails at once, before any database work.
+    let app = Application::build_with_pool(config, pool.clone()).await?;
+    tracing::info!(config = ?app.state().config, "starting");
+    apply_migrations(&pool).await?;
+    app.run_until_stopped().await
 }
 
 /// One reconciliation pass over every open order, for operators and cron.
-async fn reconcile() -> anyhow::Result<()> {
-    let config = Config::from_env()?;
+async fn reconcile(config: Config) -> anyhow::Result<()> {
     let pool = app::connect(&config)?;
     let state = storefront::state::AppState::new(config, pool)?;
     let report = jobs::reconciler::run_once(&state, Duration::ZERO).await?;
@@ -68,10 +77,38 @@ async fn reconcile() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// For container health checks: `GET /readyz` on LISTEN_ADDR; exit 0 when it answers 200.
+/// An error and its causes on one line, `outer: inner: …`, with operating-system errors in
+/// words (`address already in use`) rather than as `Address in use (os error 98)`.
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|cause| match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io_words(io),
+            None => cause.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
+}
+
+fn io_words(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => "address already in use".into(),
+        ErrorKind::AddrNotAvailable => "no such address on this machine".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            }
+        }
+    }
+}
+
+/// For container health checks: `GET /readyz` on `addr`; exit 0 when it answers 200.
 /// Needs no other configuration and no HTTP client library.
-async fn healthcheck() -> ExitCode {
-    let addr = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
+async fn healthcheck(addr: &str) -> ExitCode {
     let addr = addr.replace("0.0.0.0", "127.0.0.1");
     let probe = async {
         let mut s = tokio::net::TcpStream::connect(&addr).await?;

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 
 /// Cheap to clone.
 #[derive(Clone)]
@@ -19,14 +20,19 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub verifier: WebhookVerifier,
     pub mailer: Mailer,
+    /// This instance's Prometheus recorder (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     pub fn new(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let observed = Arc::clone(&metrics);
         let dhmad = dhmad::Client::builder(config.dhmad_api_key.expose_secret())
             .base_url(config.dhmad_api_base.as_str())
             .timeout(config.dhmad_timeout)
             .user_agent(concat!("dhmad-storefront/", env!("CARGO_PKG_VERSION")))
+            .observer(move |call| observed.dhmad_call(call))
             .build()
             .context("building the DHMAD client")?;
         let verifier = WebhookVerifier::new(config.webhook_secret_strings());
@@ -37,6 +43,7 @@ impl AppState {
             config: Arc::new(config),
             verifier,
             mailer,
+            metrics,
         })
     }
 }

@@ -91,3 +91,27 @@ pub async fn audit(e: impl PgExecutor<'_>, a: &AuditEntry<'_>) -> sqlx::Result<(
     .await?;
     Ok(())
 }
+
+/// An audit row as the back office shows it.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+    pub client_addr: String,
+}
+
+pub async fn audit_for_order(
+    e: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Vec<AuditRow>> {
+    sqlx::query_as!(
+        AuditRow,
+        "SELECT at, actor, action, detail, client_addr FROM admin_audit
+          WHERE order_id = $1 ORDER BY id",
+        order_id
+    )
+    .fetch_all(e)
+    .await
+}

@@ -2,11 +2,13 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// One line of an order's timeline.
+/// One line of an order's timeline: `detail` for the back office, `public` (when set) for the
+/// buyer, who never sees internal text (event types, DHMAD's raw statuses, errors).
 #[derive(Debug, Clone)]
 pub struct OrderEvent {
     pub kind: String,
     pub detail: String,
+    pub public: Option<String>,
     pub created_at: OffsetDateTime,
 }
 
@@ -15,12 +17,14 @@ pub async fn add(
     order_id: Uuid,
     kind: &str,
     detail: &str,
+    public: Option<&str>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO order_events (order_id, kind, detail) VALUES ($1, $2, $3)",
+        "INSERT INTO order_events (order_id, kind, detail, public) VALUES ($1, $2, $3, $4)",
         order_id,
         kind,
-        detail
+        detail,
+        public
     )
     .execute(e)
     .await?;
@@ -30,7 +34,7 @@ pub async fn add(
 pub async fn list(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Vec<OrderEvent>> {
     sqlx::query_as!(
         OrderEvent,
-        "SELECT kind, detail, created_at FROM order_events WHERE order_id = $1 ORDER BY id",
+        "SELECT kind, detail, public, created_at FROM order_events WHERE order_id = $1 ORDER BY id",
         order_id
     )
     .fetch_all(e)

@@ -6,7 +6,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::orders::state_machine::{Mode, Order, OrderStatus};
+use crate::orders::state_machine::{Cancellation, Mode, Order, OrderStatus};
 
 pub struct NewOrder<'a> {
     pub sku: &'a str,
@@ -16,6 +16,8 @@ pub struct NewOrder<'a> {
     pub currency: &'a str,
     /// Who may continue it while it is open (see `orders::checkout::Owner`).
     pub owner_key: &'a str,
+    /// Sold with DHMAD's purchase-proof gate.
+    pub proof_required: bool,
 }
 
 /// Inserts an open order, or returns `None` when its owner already has one for this product
@@ -23,20 +25,25 @@ pub struct NewOrder<'a> {
 pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Result<Option<Order>> {
     sqlx::query_as!(
         Order,
-        r#"INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key)
-           VALUES ($1, $2, $3, $4, $5, $6, 'new', $7)
+        r#"INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key,
+                               proof_required)
+           VALUES ($1, $2, $3, $4, $5, $6, 'new', $7, $8)
            ON CONFLICT DO NOTHING
            RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention"#,
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline"#,
         Uuid::new_v4(),
         o.sku,
         o.mode as Mode,
         o.buyer_email,
         o.amount,
         o.currency,
-        o.owner_key
+        o.owner_key,
+        o.proof_required
     )
     .fetch_optional(e)
     .await
@@ -55,7 +62,10 @@ pub async fn find_open(
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
            FROM orders WHERE owner_key = $1 AND sku = $2 AND buyer_email = $3
             AND status IN ('new', 'creating_escrow', 'escrow_failed', 'needs_reconciliation', 'awaiting_payment')"#,
         owner_key,
@@ -72,7 +82,10 @@ pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order>
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
            FROM orders WHERE id = $1"#,
         id
     )
@@ -88,7 +101,10 @@ pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
            FROM orders WHERE id = $1 FOR UPDATE"#,
         id
     )
@@ -105,7 +121,10 @@ pub async fn lock_by_escrow(
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
            FROM orders WHERE escrow_id = $1 FOR UPDATE"#,
         escrow_id
     )
@@ -144,7 +163,10 @@ pub async fn record_escrow(
            RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention"#,
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline"#,
         id,
         escrow_id,
         escrow_status,
@@ -205,7 +227,10 @@ pub async fn apply_snapshot(
            RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention"#,
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline"#,
         id,
         status as OrderStatus,
         escrow_status,
@@ -270,7 +295,10 @@ pub async fn list_recent(e: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
            FROM orders ORDER BY created_at DESC LIMIT $1"#,
         limit
     )
@@ -311,7 +339,10 @@ pub async fn list_due_for_sync(
            SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
              FROM candidates
             WHERE hot OR COALESCE(last_synced_at, created_at) <= now() - $2::bigint * interval '1 millisecond'
             ORDER BY hot DESC, COALESCE(last_synced_at, created_at)
@@ -400,7 +431,10 @@ pub async fn list_unknown_creation(
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
            FROM orders
           WHERE status = 'needs_reconciliation'
              OR (status = 'creating_escrow' AND escrow_attempted_at <= $1)
@@ -462,4 +496,127 @@ pub async fn reconciled_since(
     .fetch_all(e)
     .await?;
     Ok(rows.into_iter().map(|r| (r.id, r.escrow_id)).collect())
+}
+
+pub async fn set_delivery_rejection(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET delivery_rejection_reason = COALESCE($2, 'no reason given'),
+                updated_at = now()
+         WHERE id = $1",
+        id,
+        reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_cancellation(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    state: Cancellation,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET cancellation = $2, cancellation_reason = COALESCE($3, cancellation_reason),
+                updated_at = now()
+         WHERE id = $1",
+        id,
+        state as Cancellation,
+        reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// DHMAD changed the escrow's amount (a pending escrow edited on its side).
+pub async fn set_amount(e: impl PgExecutor<'_>, id: Uuid, amount: Decimal) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET amount = $2, updated_at = now() WHERE id = $1",
+        id,
+        amount
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// A guest's payment proof now awaits DHMAD's approval (`since`), or no longer does (`None`).
+pub async fn set_payment_review(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    since: Option<OffsetDateTime>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET payment_review_since = $2, updated_at = now() WHERE id = $1",
+        id,
+        since
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Unpaid orders with an escrow and no payment page opened, or open, within `grace`: the buyer
+/// walked away. A guest proof under review is never abandoned.
+pub async fn list_abandoned(
+    e: impl PgExecutor<'_>,
+    grace: time::Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    let grace_ms = grace.whole_milliseconds() as i64;
+    sqlx::query_scalar!(
+        "SELECT o.id FROM orders o
+          WHERE o.status = 'awaiting_payment' AND o.escrow_id IS NOT NULL
+            AND o.payment_review_since IS NULL
+            AND o.updated_at < now() - $1::bigint * interval '1 millisecond'
+            AND NOT EXISTS (SELECT 1 FROM checkout_sessions s
+                             WHERE s.order_id = o.id AND s.action = 'accept_pay'
+                               AND (s.expires_at > now() - $1::bigint * interval '1 millisecond'
+                                    OR s.status = 'completed'))
+          ORDER BY o.updated_at LIMIT $2",
+        grace_ms,
+        limit
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// What DHMAD's snapshot says of the contract (standard) and the proof gate (proof escrows).
+pub struct EscrowFacts<'a> {
+    pub buyer_signed: Option<bool>,
+    pub seller_signed: Option<bool>,
+    pub proof_phase: Option<&'a str>,
+    pub proof_upload_deadline: Option<OffsetDateTime>,
+    pub proof_review_deadline: Option<OffsetDateTime>,
+}
+
+/// Keeps the facts a snapshot carries; what it does not carry stays as it was.
+pub async fn set_escrow_facts(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    f: &EscrowFacts<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET contract_buyer_signed = COALESCE($2, contract_buyer_signed),
+                contract_seller_signed = COALESCE($3, contract_seller_signed),
+                proof_phase = COALESCE($4, proof_phase),
+                proof_upload_deadline = COALESCE($5, proof_upload_deadline),
+                proof_review_deadline = COALESCE($6, proof_review_deadline)
+         WHERE id = $1",
+        id,
+        f.buyer_signed,
+        f.seller_signed,
+        f.proof_phase,
+        f.proof_upload_deadline,
+        f.proof_review_deadline
+    )
+    .execute(e)
+    .await?;
+    Ok(())
 }

@@ -112,3 +112,26 @@ pub async fn open_count(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<
     .await?;
     Ok(n.unwrap_or(0))
 }
+
+/// A job as the back office shows it.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub id: i64,
+    pub kind: String,
+    pub attempts: i32,
+    pub run_after: time::OffsetDateTime,
+    pub done_at: Option<time::OffsetDateTime>,
+    pub gave_up_at: Option<time::OffsetDateTime>,
+    pub last_error: Option<String>,
+}
+
+pub async fn list_for_order(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Vec<JobView>> {
+    sqlx::query_as!(
+        JobView,
+        "SELECT id, kind, attempts, run_after, done_at, gave_up_at, last_error
+           FROM outbox_jobs WHERE order_id = $1 ORDER BY id DESC",
+        order_id
+    )
+    .fetch_all(e)
+    .await
+}

@@ -14,6 +14,8 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
     pub checked_at: Option<OffsetDateTime>,
+    /// Opened for the merchant (DHMAD_SELLER_EMAIL), not the buyer.
+    pub for_merchant: bool,
 }
 
 pub struct NewSession<'a> {
@@ -23,21 +25,24 @@ pub struct NewSession<'a> {
     pub action: &'a str,
     pub url: &'a str,
     pub expires_at: OffsetDateTime,
+    pub for_merchant: bool,
 }
 
 /// Records a session DHMAD opened and returns it as stored.
 pub async fn insert(e: impl PgExecutor<'_>, s: &NewSession<'_>) -> sqlx::Result<Session> {
     sqlx::query_as!(
         Session,
-        "INSERT INTO checkout_sessions (session_id, order_id, escrow_id, action, url, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO checkout_sessions
+                (session_id, order_id, escrow_id, action, url, expires_at, for_merchant)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          RETURNING *",
         s.session_id,
         s.order_id,
         s.escrow_id,
         s.action,
         s.url,
-        s.expires_at
+        s.expires_at,
+        s.for_merchant
     )
     .fetch_one(e)
     .await
@@ -53,21 +58,25 @@ pub async fn get(e: impl PgExecutor<'_>, session_id: &str) -> sqlx::Result<Optio
     .await
 }
 
-/// The newest session of `action` for the order that is still pending and open until at least
-/// `open_until`: reusing it avoids a second hosted page for the same payment.
+/// The newest session of `action` for the order (and the same side: buyer or merchant) that is
+/// still pending and open until at least `open_until`: reusing it avoids a second hosted page
+/// for the same step.
 pub async fn live_for_order(
     e: impl PgExecutor<'_>,
     order_id: Uuid,
     action: &str,
+    for_merchant: bool,
     open_until: OffsetDateTime,
 ) -> sqlx::Result<Option<Session>> {
     sqlx::query_as!(
         Session,
         "SELECT * FROM checkout_sessions
-         WHERE order_id = $1 AND action = $2 AND status = 'pending' AND expires_at > $3
+         WHERE order_id = $1 AND action = $2 AND for_merchant = $3 AND status = 'pending'
+           AND expires_at > $4
          ORDER BY created_at DESC LIMIT 1",
         order_id,
         action,
+        for_merchant,
         open_until
     )
     .fetch_optional(e)
@@ -116,4 +125,33 @@ pub async fn claim_check(
     .fetch_optional(e)
     .await?;
     Ok(claimed.is_some())
+}
+
+/// The order's most recent buyer session of `action`, whatever its status.
+pub async fn latest_for_order(
+    e: impl PgExecutor<'_>,
+    order_id: Uuid,
+    action: &str,
+) -> sqlx::Result<Option<Session>> {
+    sqlx::query_as!(
+        Session,
+        "SELECT * FROM checkout_sessions
+         WHERE order_id = $1 AND action = $2 AND NOT for_merchant
+         ORDER BY created_at DESC LIMIT 1",
+        order_id,
+        action
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// Every session opened for the order, newest first (the back office's order page).
+pub async fn list_for_order(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Vec<Session>> {
+    sqlx::query_as!(
+        Session,
+        "SELECT * FROM checkout_sessions WHERE order_id = $1 ORDER BY created_at DESC",
+        order_id
+    )
+    .fetch_all(e)
+    .await
 }

@@ -163,13 +163,15 @@ pub async fn login(
         addr,
     };
     admin.record(&s, "login", None, "").await?;
-    // Strict: no other site can make the browser send it.
+    // Lax, not Strict: the merchant comes back from DHMAD's page (another site) through the
+    // callback's redirect, a top-level GET that Strict would send without the session. Every
+    // state change is a POST, which Lax never sends cross-site, and carries a CSRF token.
     let cookie = cookies::build(
         &s.config,
         cookies::ADMIN,
         id,
         "/admin",
-        SameSite::Strict,
+        SameSite::Lax,
         SESSION_LIFE,
     );
     Ok((jar.add(cookie), Redirect::to("/admin")))
@@ -197,7 +199,7 @@ pub async fn logout(
         cookies::ADMIN,
         String::new(),
         "/admin",
-        SameSite::Strict,
+        SameSite::Lax,
         time::Duration::ZERO,
     );
     Ok((jar.remove(gone), Redirect::to("/admin/login")))

@@ -31,6 +31,13 @@ pub async fn callback(
     if session_id.len() > 200 || !session_id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(AppError::BadRequest("malformed session_id".into()));
     }
-    let order_id = sync::on_callback(&s, session_id).await?;
-    Ok(Redirect::to(&format!("/orders/{order_id}")))
+    let back = sync::on_callback(&s, session_id).await?;
+    // Each user back where the step was offered: the buyer to the order page, the merchant to
+    // the back office's page of the order.
+    let page = if back.for_merchant {
+        format!("/admin/orders/{}", back.order_id)
+    } else {
+        format!("/orders/{}", back.order_id)
+    };
+    Ok(Redirect::to(&page))
 }

@@ -6,15 +6,20 @@
 use axum::{
     extract::{rejection::FormRejection, rejection::JsonRejection, State},
     http::{HeaderMap, StatusCode},
-    response::Redirect,
-    Form, Json,
+    response::{IntoResponse, Redirect, Response},
+    Extension, Form, Json,
 };
 use axum_extra::extract::{cookie::SameSite, CookieJar};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::cookies;
+use super::{
+    cookies,
+    csrf::CsrfToken,
+    shop::{self, FormError},
+};
 use crate::{
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ErrorBody, ErrorDetail},
     orders::{
         checkout::{self, CheckoutRequest, Owner},
         CheckoutStarted,
@@ -22,25 +27,44 @@ use crate::{
     state::AppState,
 };
 
-#[derive(Deserialize)]
+/// What to buy, and for whom. Both fields are required (a missing one is a 400 that says so).
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"sku": "ai-credits-500", "email": "buyer@example.tn"}))]
 pub struct CheckoutInput {
+    /// The product's code, from `GET /api/products`.
     #[serde(default)]
+    #[schema(required, example = "ai-credits-500")]
     sku: String,
+    /// The buyer's e-mail address: DHMAD's payment page and the shop's e-mails go there.
     #[serde(default)]
+    #[schema(required, format = Email, example = "buyer@example.tn")]
     email: String,
 }
 
 /// 303 See Other: the status HTTP defines for redirect-after-POST (DHMAD's guide shows 302;
-/// browsers treat both alike).
+/// browsers treat both alike). An e-mail address that cannot be right shows the catalog again
+/// (400), with the message next to that product's field and what the buyer typed.
 pub async fn form(
     State(s): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
     jar: CookieJar,
     input: Result<Form<CheckoutInput>, FormRejection>,
-) -> (CookieJar, AppResult<Redirect>) {
+) -> (CookieJar, AppResult<Response>) {
     let Form(input) = match input {
         Ok(i) => i,
         Err(e) => return (jar, Err(AppError::BadRequest(e.body_text()))),
     };
+    // The domain checks the address too; checked here first so that the refusal can go
+    // next to the field. Nothing is written for it.
+    if let Err(e) = crate::email::normalise(&input.email) {
+        let refused = FormError {
+            sku: input.sku.trim().to_owned(),
+            // Kept for the buyer to correct, less what no text field can show.
+            email: input.email.replace(|c: char| c.is_control(), ""),
+            message: e.to_string(),
+        };
+        return (jar, refused_form(&s, csrf, refused).await);
+    }
     let token = jar
         .get(cookies::BUYER)
         .map(|c| c.value().to_owned())
@@ -63,9 +87,19 @@ pub async fn form(
         time::Duration::days(30),
     );
     let redirect = started
-        .map(|st| Redirect::to(&st.checkout_url))
+        .map(|st| Redirect::to(&st.checkout_url).into_response())
         .map_err(AppError::from);
     (jar.add(cookie), redirect)
+}
+
+/// The catalog again, 400, with the refused form's message and input next to its product.
+async fn refused_form(s: &AppState, csrf: CsrfToken, refused: FormError) -> AppResult<Response> {
+    let detail = ErrorDetail(refused.message.clone());
+    let page = shop::catalog_page(s, csrf, Some(refused)).await?;
+    let mut resp = (StatusCode::BAD_REQUEST, page).into_response();
+    // For the access line, as an error response would carry it.
+    resp.extensions_mut().insert(detail);
+    Ok(resp)
 }
 
 /// `Idempotency-Key`: at most 255 visible ASCII characters.
@@ -83,6 +117,46 @@ fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
     }
 }
 
+/// Starts a checkout: records the order, creates its DHMAD escrow and opens the payment page,
+/// whose URL the buyer must be sent to. With an `Idempotency-Key`, the same key and body
+/// continue the same order and payment page.
+#[utoipa::path(
+    post,
+    path = "/api/checkout",
+    operation_id = "checkout",
+    tag = "checkout",
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Makes the call safe to repeat: the same key with the same body \
+                continues the same order and payment page; with another body it is refused \
+                (422). 1 to 255 visible ASCII characters.",
+            min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
+    ),
+    request_body = CheckoutInput,
+    responses(
+        (status = 201, description = "The order is recorded and its payment page is open: \
+            send the buyer to `checkout_url`", body = CheckoutStarted,
+            links(("GetOrder" = (
+                operation_id = "get_order",
+                parameters(("id" = "$response.body#/order_id")),
+                description = "The order this checkout recorded"
+            )))),
+        (status = 400, description = "Invalid input: a missing or unknown product, an invalid \
+            e-mail address, a body that is not the expected JSON, or a malformed \
+            Idempotency-Key", body = ErrorBody),
+        (status = 403, description = "A cross-site request from a browser", body = ErrorBody),
+        (status = 409, description = "This buyer has already paid for this product: the \
+            message names the order", body = ErrorBody),
+        (status = 422, description = "The Idempotency-Key was first used with another body, \
+            or DHMAD refused the escrow (its message is meant for the buyer)", body = ErrorBody),
+        (status = 429, description = "Too many checkouts from this client",
+            headers(("Retry-After" = u64, description = "Seconds to wait")), body = ErrorBody),
+        (status = 502, description = "DHMAD failed; the order is kept with the reason",
+            body = ErrorBody),
+        (status = 503, description = "DHMAD or the database is unreachable for now; the order, \
+            if recorded, is kept", body = ErrorBody),
+    ),
+)]
 pub async fn json(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -1,25 +1,29 @@
 //! The HTTP edge: the whole route table on one screen, plus the middleware every request
-//! passes (request id, tracing, timeout, body limit, security headers, error rendering).
+//! passes (request id, tracing and the access log, metrics, timeout, body limit, security
+//! headers, error rendering).
 
 mod admin;
 mod admin_auth;
+mod admin_order;
 mod callback;
 mod checkout;
 mod client_addr;
 mod cookies;
 mod csrf;
 mod health;
+mod openapi;
+mod order_page;
 mod orders;
 mod rate_limit;
 mod shop;
 mod webhooks;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use askama::Template;
 use axum::{
     body::Body,
-    extract::{DefaultBodyLimit, Request},
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
     http::{header, HeaderName, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -34,6 +38,7 @@ use tower_http::{
     timeout::TimeoutLayer,
     trace::TraceLayer,
 };
+use tracing::Span;
 
 use crate::{
     error::{AppError, ErrorBody, ErrorDetail},
@@ -73,6 +78,15 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/logout", post(admin_auth::logout))
         .route("/admin/orders/{id}/ship", post(admin::ship))
         .route("/admin/orders/{id}/retry", post(admin::retry))
+        .route("/admin/orders/{id}", get(admin_order::page))
+        .route("/admin/orders/{id}/cancel", post(admin_order::cancel))
+        .route(
+            "/admin/orders/{id}/cancellation",
+            post(admin_order::cancellation),
+        )
+        .route("/admin/orders/{id}/dispute", post(admin_order::dispute))
+        .route("/admin/orders/{id}/sign", post(admin_order::sign))
+        .route("/admin/orders/{id}/proof", post(admin_order::proof))
         .route("/admin/reconcile", post(admin::reconcile))
         .route_layer(no_store);
     let checkout = Router::new()
@@ -83,10 +97,15 @@ pub fn router(state: AppState) -> Router {
         .route("/checkout/callback", get(callback::callback))
         .route("/orders/{id}/pay", post(orders::pay_again))
         .route("/orders/{id}/confirm", post(orders::confirm_receipt))
+        .route("/orders/{id}/cancel", post(orders::cancel))
+        .route("/orders/{id}/dispute", post(orders::dispute))
+        .route("/orders/{id}/sign", post(orders::sign))
+        .route("/orders/{id}/review-proof", post(orders::review_proof))
         .route_layer(action_limit);
     let mut app = Router::new()
         .route("/", get(shop::catalog))
         .route("/api/products", get(shop::products))
+        .route("/openapi.json", get(openapi::document))
         .route(
             "/webhooks/dhmad",
             post(webhooks::receive).layer((
@@ -96,10 +115,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics_page))
+        .route("/favicon.ico", get(favicon))
         .merge(private)
         .merge(checkout)
         .merge(actions)
-        .nest_service("/static", ServeDir::new(static_dir()))
+        .nest_service("/static", ServeDir::new(&state.config.static_dir))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
@@ -135,9 +156,18 @@ pub fn router(state: AppState) -> Router {
             timeout,
         ))
         .layer(CatchPanicLayer::new())
-        // Outermost: every request gets an id first, and its span carries it.
+        // Outside the timeout and the panic catcher: counts the status the client got.
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        // Outermost: every request gets an id first, and its span carries it. One access line
+        // per request when the answer leaves (`on_response`), with the error's detail if any,
+        // so `on_failure` would only repeat it.
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(access_line)
+                .on_failure(()),
+        )
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .with_state(state)
 }
@@ -146,20 +176,114 @@ fn header_layer(name: HeaderName, value: HeaderValue) -> SetResponseHeaderLayer<
     SetResponseHeaderLayer::if_not_present(name, value)
 }
 
-fn request_span(req: &Request<Body>) -> tracing::Span {
+/// The route label of metrics and logs: the matched route's template (`/orders/{id}`), never
+/// the raw path, so an id or a scanner's guesses cannot make one series (or field) each.
+fn route_of(req: &Request) -> &str {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+}
+
+fn request_span(req: &Request<Body>) -> Span {
     let id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
     // The path only: query strings are not logged.
-    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route = %route_of(req),
+        path = %req.uri().path(),
+        request_id = %id,
+    )
 }
 
-/// `STATIC_DIR`, else the crate's `static/` (fine for the demo; set it when deploying).
-fn static_dir() -> String {
-    std::env::var("STATIC_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_owned())
+/// Routes a scraper or an orchestrator calls every few seconds: answered well, they are logged
+/// at DEBUG, so the INFO log shows what people and DHMAD did.
+const POLLED_ROUTES: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// Set on the response by [`track`], read by [`access_line`].
+#[derive(Clone, Copy)]
+struct Polled;
+
+/// Why a request was refused or failed (internal detail, never sent), set on the response by
+/// [`render_errors`] for [`access_line`].
+#[derive(Clone)]
+struct Failure(String);
+
+/// The access line, one per request: the span carries the method, route, path and request id;
+/// a refusal or failure adds its internal detail (`error`), so an error is logged once, on
+/// this line: ERROR for a 5xx, INFO otherwise.
+fn access_line(resp: &Response, latency: Duration, _: &Span) {
+    let status = resp.status().as_u16();
+    // Microseconds are noise in a log line.
+    let latency_ms = (latency.as_secs_f64() * 100_000.0).round() / 100.0;
+    let error = resp.extensions().get::<Failure>().map(|f| f.0.as_str());
+    if resp.status().is_server_error() {
+        tracing::error!(status, latency_ms, error, "answered");
+    } else if resp.extensions().get::<Polled>().is_some() && resp.status().is_success() {
+        tracing::debug!(status, latency_ms, "answered");
+    } else {
+        tracing::info!(status, latency_ms, error, "answered");
+    }
+}
+
+/// Counts and times every request by method, matched route and status.
+async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = route_of(&req).to_owned();
+    let started = Instant::now();
+    let mut resp = next.run(req).await;
+    state.metrics.http_request(
+        method.as_str(),
+        &route,
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    if POLLED_ROUTES.contains(&route.as_str()) {
+        resp.extensions_mut().insert(Polled);
+    }
+    resp
+}
+
+/// `GET /metrics`: this instance's metrics in Prometheus' text format. Gauges read from the
+/// database are refreshed first; if the database is slow, the scrape still answers, with
+/// their last values.
+async fn metrics_page(State(state): State<AppState>) -> Response {
+    let backlog = crate::jobs::outbox::record_backlog(&state);
+    match tokio::time::timeout(Duration::from_secs(2), backlog).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not count the outbox backlog"),
+        Err(_) => tracing::warn!("counting the outbox backlog took over 2 s"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `GET /favicon.ico`: browsers ask for it on every first page view.
+async fn favicon() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/x-icon"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=604800"),
+            ),
+        ],
+        &include_bytes!("../../static/favicon.ico")[..],
+    )
+        .into_response()
 }
 
 /// `form-action` must allow DHMAD's origin: the checkout form's 303 lands there, and browsers
@@ -194,18 +318,13 @@ fn wants_html(req: &Request) -> bool {
     !(machine || json_only)
 }
 
-/// Logs each error once, with its internal detail (the request span adds the request id), and
-/// renders [`ErrorBody`] responses as HTML for browsers; JSON bodies stay as they are.
+/// Hands each error's internal detail to the access line (logged once, with the request id),
+/// and renders [`ErrorBody`] responses as HTML for browsers; JSON bodies stay as they are.
 async fn render_errors(req: Request, next: Next) -> Response {
     let html = wants_html(&req);
     let mut resp = next.run(req).await;
     if let Some(ErrorDetail(detail)) = resp.extensions_mut().remove::<ErrorDetail>() {
-        let status = resp.status().as_u16();
-        if resp.status().is_server_error() {
-            tracing::error!(status, error = %detail, "request failed");
-        } else {
-            tracing::info!(status, error = %detail, "request refused");
-        }
+        resp.extensions_mut().insert(Failure(detail));
     }
     let Some(body) = resp
         .extensions()

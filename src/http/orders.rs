@@ -1,22 +1,29 @@
-//! The buyer's order: page, JSON, "pay again", "confirm receipt".
+//! The buyer's order: page, JSON, and the actions (pay, confirm receipt, cancel, dispute).
+//! A step DHMAD refuses for a business reason is shown on the order page itself, with DHMAD's
+//! message, rather than on an error page.
 
-use askama::Template;
 use axum::{
     extract::{Path, State},
-    response::{Html, Redirect},
+    http::StatusCode,
+    response::{Html, IntoResponse, Redirect, Response},
     Extension, Json,
 };
-use dhmad::CheckoutAction;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use time::{macros::format_description, OffsetDateTime};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{csrf::CsrfToken, render};
+use super::{csrf::CsrfToken, order_page};
 use crate::{
     db,
-    error::{AppError, AppResult},
-    orders::{checkout, fulfilment, sessions, Action, Mode, Order, OrderStatus},
+    error::{AppError, AppResult, ErrorBody},
+    orders::{
+        actions::{self, CancelOutcome},
+        checkout, fulfilment,
+        sessions::Party,
+        Action, Cancellation, Mode, Order, OrderError, OrderStatus,
+    },
     state::AppState,
 };
 
@@ -28,29 +35,45 @@ async fn load(s: &AppState, id: &str) -> AppResult<Order> {
         .ok_or(AppError::NotFound)
 }
 
-fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
-    ))
-    .unwrap_or_default()
-}
-
 /// `GET /api/orders/{id}` (a fixed interface, see `docs/ARCHITECTURE.md`). `escrow_status`
 /// is DHMAD's string exactly.
-#[derive(Serialize)]
+/// Every field is always present; one that has no value is `null`.
+#[derive(Serialize, ToSchema)]
 pub struct OrderJson {
     id: Uuid,
     sku: String,
     status: OrderStatus,
+    #[schema(required)]
     escrow_id: Option<String>,
+    #[schema(required)]
     escrow_status: Option<String>,
+    #[schema(value_type = super::openapi::DecimalString)]
     amount: Decimal,
     currency: String,
+    #[schema(format = Email)]
     buyer_email: String,
     mode: Mode,
+    /// A guest's payment proof awaits DHMAD's approval: nothing more to pay.
+    payment_review: bool,
+    /// The buyer's cancellation request after payment: null, requested, rejected, accepted.
+    #[schema(required)]
+    cancellation: Option<Cancellation>,
+    dispute_open: bool,
+    /// DHMAD's `proofInfo.phase` for proof escrows, else null.
+    #[schema(required)]
+    proof_phase: Option<String>,
+    /// Standard mode: who has signed the contract; null for other modes.
+    #[schema(required)]
+    contract: Option<ContractJson>,
+    #[schema(required)]
     failure_reason: Option<String>,
+    #[schema(required)]
     deposit_rejection_reason: Option<String>,
+    #[schema(required)]
+    delivery_rejection_reason: Option<String>,
+    #[schema(required)]
     digital_code: Option<String>,
+    #[schema(required)]
     checkout_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -58,20 +81,36 @@ pub struct OrderJson {
     updated_at: OffsetDateTime,
 }
 
-/// The payment page the buyer can still use, if any.
-async fn live_pay_url(s: &AppState, o: &Order) -> AppResult<Option<String>> {
-    if o.status != OrderStatus::AwaitingPayment {
-        return Ok(None);
-    }
-    let live = sessions::live_session(&s.pool, o, &CheckoutAction::AcceptPay).await?;
-    Ok(live.map(|x| x.url))
+#[derive(Serialize, ToSchema)]
+pub struct ContractJson {
+    buyer_signed: bool,
+    seller_signed: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/orders/{id}",
+    operation_id = "get_order",
+    tag = "orders",
+    params(("id" = Uuid, Path, description = "The order's id (its page is `/orders/{id}`)")),
+    responses(
+        (status = 200, description = "The order as the shop knows it", body = OrderJson),
+        (status = 404, description = "No order has this id", body = ErrorBody),
+        (status = 503, description = "The database is briefly unavailable", body = ErrorBody),
+    ),
+)]
 pub async fn json(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Json<OrderJson>> {
     let o = load(&s, &id).await?;
     Ok(Json(OrderJson {
-        checkout_url: live_pay_url(&s, &o).await?,
+        contract: (o.mode == Mode::Standard).then(|| ContractJson {
+            buyer_signed: o.contract_buyer_signed == Some(true),
+            seller_signed: o.contract_seller_signed == Some(true),
+        }),
+        proof_phase: o.proof_phase.clone(),
+        checkout_url: order_page::live_pay_url(&s, &o).await?,
         digital_code: o.visible_good().map(str::to_owned),
+        payment_review: o.in_payment_review(),
+        dispute_open: o.dispute_open(),
         id: o.id,
         status: o.status,
         sku: o.sku,
@@ -81,59 +120,13 @@ pub async fn json(State(s): State<AppState>, Path(id): Path<String>) -> AppResul
         currency: o.currency,
         buyer_email: o.buyer_email,
         mode: o.mode,
+        cancellation: o.cancellation,
         failure_reason: o.failure_reason,
         deposit_rejection_reason: o.deposit_rejection_reason,
+        delivery_rejection_reason: o.delivery_rejection_reason,
         created_at: o.created_at,
         updated_at: o.updated_at,
     }))
-}
-
-struct EventView {
-    at: String,
-    detail: String,
-}
-
-#[derive(Template)]
-#[template(path = "order.html")]
-struct OrderPage {
-    id: Uuid,
-    product_name: String,
-    status: &'static str,
-    status_label: &'static str,
-    amount: String,
-    buyer_email: String,
-    escrow_status: Option<String>,
-    digital_code: Option<String>,
-    deposit_rejection_reason: Option<String>,
-    next_step: &'static str,
-    pay_url: Option<String>,
-    can_pay_again: bool,
-    can_confirm: bool,
-    refresh: bool,
-    events: Vec<EventView>,
-    csrf: String,
-}
-
-fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
-    match o.status {
-        OrderStatus::New | OrderStatus::CreatingEscrow => "We are preparing your checkout.",
-        OrderStatus::EscrowFailed => "We could not start the payment with DHMAD. Your order is saved: try again.",
-        OrderStatus::NeedsReconciliation => {
-            "DHMAD did not answer in time; we are checking whether your checkout was created. Try again in a minute."
-        }
-        OrderStatus::AwaitingPayment if has_pay_url => {
-            "Pay on DHMAD's secure page. If you have just paid, we are confirming your payment with DHMAD; this page refreshes by itself."
-        }
-        OrderStatus::AwaitingPayment => "Your payment link has expired or was not used. Start a new payment below.",
-        OrderStatus::Paid if o.is_instant() => "Payment confirmed. Your code is below.",
-        OrderStatus::Paid => "Payment confirmed and held by DHMAD. We are preparing your parcel.",
-        OrderStatus::Delivered => {
-            "Your parcel is on its way. Once it has arrived, confirm receipt to release the payment to the seller."
-        }
-        OrderStatus::Completed => "All done. Thank you for your order!",
-        OrderStatus::Cancelled => "This order was cancelled. DHMAD returns any payment to you.",
-        OrderStatus::Disputed => "A dispute is open with DHMAD; they will contact you.",
-    }
 }
 
 pub async fn page(
@@ -142,53 +135,112 @@ pub async fn page(
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Html<String>> {
     let o = load(&s, &id).await?;
-    let product_name = db::products::get(&s.pool, &o.sku)
-        .await?
-        .map(|p| p.name)
-        .unwrap_or_else(|| o.sku.clone());
-    let events = db::events::list(&s.pool, o.id)
-        .await?
-        .into_iter()
-        .map(|e| EventView {
-            at: fmt_time(e.created_at),
-            detail: e.detail,
-        })
-        .collect();
-    let pay_url = live_pay_url(&s, &o).await?;
-    let status = o.status;
-    render(&OrderPage {
-        id: o.id,
-        product_name,
-        status: status.as_str(),
-        status_label: status.label(),
-        amount: format!("{} {}", o.amount, o.currency),
-        next_step: next_step(&o, pay_url.is_some()),
-        can_pay_again: o.allows(Action::Pay),
-        can_confirm: o.allows(Action::ConfirmReceipt),
-        refresh: o.expects_news(),
-        digital_code: o.visible_good().map(str::to_owned),
-        deposit_rejection_reason: o.deposit_rejection().map(str::to_owned),
-        escrow_status: o.escrow_status,
-        buyer_email: o.buyer_email,
-        pay_url,
-        events,
-        csrf: csrf.0,
-    })
+    order_page::render_page(&s, o, csrf.0, None).await
+}
+
+/// A refused step goes back to the order page with the reason; anything else is an error.
+async fn on_page(
+    s: &AppState,
+    order_id: Uuid,
+    csrf: CsrfToken,
+    result: Result<Response, OrderError>,
+) -> AppResult<Response> {
+    match result {
+        Ok(r) => Ok(r),
+        Err(e @ (OrderError::Refused { .. } | OrderError::NotAllowed(_))) => {
+            let status = match e {
+                OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::CONFLICT,
+            };
+            tracing::info!(order.id = %order_id, error = %e, cause = e.cause(), "step refused");
+            let o = db::orders::get(&s.pool, order_id)
+                .await?
+                .ok_or(AppError::NotFound)?;
+            let page = order_page::render_page(s, o, csrf.0, Some(e.to_string())).await?;
+            Ok((status, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn to_dhmad(url: String) -> Response {
+    Redirect::to(&url).into_response()
 }
 
 /// "Pay again": the live session if there is one, else a new session (or a retried escrow).
-pub async fn pay_again(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Redirect> {
+pub async fn pay_again(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Response> {
     let o = load(&s, &id).await?;
-    let started = checkout::resume(&s, o).await?;
-    Ok(Redirect::to(&started.checkout_url))
+    let order_id = o.id;
+    let result = checkout::resume(&s, o)
+        .await
+        .map(|started| to_dhmad(started.checkout_url));
+    on_page(&s, order_id, csrf, result).await
 }
 
 /// "Confirm receipt": a DHMAD `complete` session for the buyer.
 pub async fn confirm_receipt(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> AppResult<Redirect> {
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Response> {
     let o = load(&s, &id).await?;
-    let url = fulfilment::confirm_receipt_url(&s, &o).await?;
-    Ok(Redirect::to(&url))
+    let result = fulfilment::confirm_receipt_url(&s, &o).await.map(to_dhmad);
+    on_page(&s, o.id, csrf, result).await
+}
+
+/// "Cancel": before payment the order is cancelled (back to its page); after, the buyer asks
+/// the shop on DHMAD's page (`request_cancellation`).
+pub async fn cancel(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Response> {
+    let o = load(&s, &id).await?;
+    let result = actions::buyer_cancel(&s, o.id).await.map(|out| match out {
+        CancelOutcome::Cancelled => Redirect::to(&format!("/orders/{}", o.id)).into_response(),
+        CancelOutcome::OnDhmad(url) => to_dhmad(url),
+    });
+    on_page(&s, o.id, csrf, result).await
+}
+
+/// "Sign the contract" (standard mode): a DHMAD `sign_contract` session for the buyer.
+pub async fn sign(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Response> {
+    let o = load(&s, &id).await?;
+    let result = actions::hosted_step(&s, o.id, Action::Sign)
+        .await
+        .map(to_dhmad);
+    on_page(&s, o.id, csrf, result).await
+}
+
+/// "Review the proof": a DHMAD `review_proof` session for the buyer (accept, or ask for a
+/// correction).
+pub async fn review_proof(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Response> {
+    let o = load(&s, &id).await?;
+    let result = actions::hosted_step(&s, o.id, Action::ReviewProof)
+        .await
+        .map(to_dhmad);
+    on_page(&s, o.id, csrf, result).await
+}
+
+/// "Open a dispute": a DHMAD `dispute` session for the buyer.
+pub async fn dispute(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Response> {
+    let o = load(&s, &id).await?;
+    let result = actions::dispute(&s, o.id, Party::Buyer).await.map(to_dhmad);
+    on_page(&s, o.id, csrf, result).await
 }

@@ -36,7 +36,7 @@ pub fn per_minute(config: &Arc<Config>, per_minute: u32) -> Limit {
     let per_minute = per_minute.max(1);
     let gov = GovernorConfigBuilder::default()
         .key_extractor(ClientKey(Arc::clone(config)))
-        .period(Duration::from_millis(60_000 / u64::from(per_minute)))
+        .period(Duration::from_nanos(60_000_000_000 / u64::from(per_minute)))
         .burst_size(per_minute.div_ceil(3).max(5))
         .finish()
         .expect("a positive period and burst size");
@@ -73,5 +73,26 @@ fn refusal(e: GovernorError) -> Response<Body> {
                 .into_response()
         }
         GovernorError::Other { code, msg, .. } => (code, msg.unwrap_or_default()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_positive_rate_builds_a_limiter() {
+        let config = Arc::new(
+            Config::from_lookup(|k| match k {
+                "DATABASE_URL" => Some("postgres://u@h/db".into()),
+                "DHMAD_WEBHOOK_SECRETS" => Some("s".into()),
+                _ => None,
+            })
+            .unwrap(),
+        );
+        // Above 60,000 a minute the period is under a millisecond.
+        for rate in [1, 60, 60_001, 1_000_000, u32::MAX] {
+            let _ = per_minute(&config, rate);
+        }
     }
 }

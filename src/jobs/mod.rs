@@ -2,6 +2,7 @@
 //! and the session-expiry sweeper. Each is also callable once (`run_once`) for the CLI, the
 //! back office and tests.
 
+pub mod abandoned;
 pub mod outbox;
 pub mod reconciler;
 pub mod sessions;
@@ -36,7 +37,10 @@ pub fn spawn_all(state: AppState, token: CancellationToken) -> TaskTracker {
         "session sweeper",
         move || {
             let s = s.clone();
-            async move { sessions::run_once(&s).await.map(|_| false) }
+            async move {
+                sessions::run_once(&s).await?;
+                abandoned::run_once(&s).await.map(|n| n > 0)
+            }
         },
     ));
     tracker

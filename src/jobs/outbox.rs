@@ -43,6 +43,12 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         )
     });
     tracing::info!(job.id = job.id, job.kind = %job.kind, order.id = %job.order_id, job.attempt = job.attempts, ?outcome, "outbox job ran");
+    let label = match &outcome {
+        JobOutcome::Done(_) => "done",
+        JobOutcome::Retry(_) => "retry",
+        JobOutcome::GiveUp(_) => "gave_up",
+    };
+    state.metrics.outbox_attempt(&job.kind, label);
     match outcome {
         JobOutcome::Done(_) => db::outbox::finish(&state.pool, job.id).await?,
         JobOutcome::Retry(err) => {
@@ -52,8 +58,19 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         JobOutcome::GiveUp(err) => {
             db::outbox::give_up(&state.pool, job.id, &err).await?;
             let detail = format!("Automatic {} gave up: {err}", job.kind);
-            db::events::add(&state.pool, job.order_id, "job_failed", &detail).await?;
+            db::events::add(&state.pool, job.order_id, "job_failed", &detail, None).await?;
         }
     }
+    Ok(())
+}
+
+/// Sets the backlog gauge (jobs not done yet, due or waiting for a retry). Called when
+/// `/metrics` is scraped, so it costs nothing between scrapes and is exact when read.
+pub async fn record_backlog(state: &AppState) -> sqlx::Result<()> {
+    let open =
+        sqlx::query_scalar!(r#"SELECT count(*) AS "open!" FROM outbox_jobs WHERE done_at IS NULL"#)
+            .fetch_one(&state.pool)
+            .await?;
+    state.metrics.outbox_backlog(open);
     Ok(())
 }

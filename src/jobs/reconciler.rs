@@ -15,7 +15,9 @@ use dhmad::RateLimit;
 use time::OffsetDateTime;
 
 use crate::db;
-use crate::orders::{checkout::in_flight_limit, fulfilment, lost_escrow, sync, OrderError};
+use crate::orders::{
+    checkout::in_flight_limit, fulfilment, lost_escrow, sync, Applied, OrderError,
+};
 use crate::state::AppState;
 
 const BATCH: i64 = 20;
@@ -92,12 +94,25 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
     }
     let quiet = time::Duration::try_from(quiet_for).unwrap_or(time::Duration::ZERO);
     let hot = HOT_QUIET.min(quiet);
-    for order in db::orders::list_due_for_sync(&state.pool, hot, quiet, BATCH).await? {
+    let due = db::orders::list_due_for_sync(&state.pool, hot, quiet, BATCH).await?;
+    // The oldest news among the orders due a look (hot ones first: an approximation when more
+    // than a batch is due).
+    let oldest_news = due
+        .iter()
+        .map(|o| o.last_synced_at.unwrap_or(o.created_at))
+        .min();
+    let lag = oldest_news.map_or(Duration::ZERO, |t| {
+        Duration::try_from(now - t).unwrap_or(Duration::ZERO)
+    });
+    state.metrics.reconciler_lag(lag);
+    let mut changed = 0;
+    for order in due {
         if report.yielded || yield_now(state, &mut report) {
             break;
         }
         report.checked += 1;
         match sync::refresh_order(state, &order, "reconciler").await {
+            Ok(Applied::Transitioned { .. }) => changed += 1,
             Ok(_) => {}
             Err(OrderError::EscrowUnknown(why)) => {
                 report.flagged += 1;
@@ -131,6 +146,15 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
     if report.checked + report.creations_resolved + report.failed > 0 || report.yielded {
         tracing::info!(?report, "reconciler pass");
     }
+    let m = &state.metrics;
+    m.reconciler_run(report.yielded);
+    m.reconciler_orders("checked", report.checked);
+    m.reconciler_orders("changed", changed);
+    m.reconciler_orders("failed", report.failed);
+    m.reconciler_orders("flagged", report.flagged);
+    m.reconciler_orders("creation_resolved", report.creations_resolved);
+    m.reconciler_orders("duplicate_cancelled", report.duplicates_cancelled);
+    m.reconciler_orders("deliver_requeued", report.delivers_requeued);
     Ok(report)
 }
 

@@ -4,13 +4,16 @@
 //! written first, the create call is claimed (`creating_escrow`) so only one request makes it,
 //! and a timeout leaves the order `needs_reconciliation` until someone looks at DHMAD's list.
 
-use dhmad::{CheckoutAction, CreateEscrow, Currency};
+use dhmad::{
+    CheckoutAction, CreateEscrow, Currency, FulfillmentPolicy, FulfillmentPolicyType, ProofType,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    lost_escrow, notify, sessions::ensure_session, sync, Mode, Order, OrderError, OrderResult,
-    OrderStatus, SAVED,
+    lost_escrow, notify,
+    sessions::{ensure_session, live_session, Party},
+    sync, Action, Mode, Order, OrderError, OrderResult, OrderStatus, SAVED,
 };
 use crate::db::{self, products::Product};
 use crate::state::AppState;
@@ -52,7 +55,7 @@ pub struct CheckoutRequest<'a> {
     pub owner: Owner,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CheckoutStarted {
     pub order_id: Uuid,
     pub session_id: String,
@@ -126,11 +129,19 @@ async fn open_order(state: &AppState, p: &Product, email: &str, owner: &str) -> 
             amount: p.price,
             currency: &p.currency,
             owner_key: owner,
+            proof_required: p.proof_required,
         };
         let mut tx = db::tx::begin(&state.pool).await?;
         if let Some(o) = db::orders::insert_open(&mut *tx, &new).await? {
             let detail = format!("Order for {} created", p.name);
-            db::events::add(&mut *tx, o.id, "order_created", &detail).await?;
+            db::events::add(
+                &mut *tx,
+                o.id,
+                "order_created",
+                &detail,
+                Some("Order placed"),
+            )
+            .await?;
             // The link to the order reaches the buyer by e-mail, whoever started the checkout.
             db::outbox::enqueue(&mut *tx, notify::CONFIRMATION, o.id).await?;
             tx.commit().await?;
@@ -156,7 +167,35 @@ async fn resume_with(
     product: Option<&Product>,
 ) -> OrderResult<CheckoutStarted> {
     let order = ensure_escrow(state, order, product).await?;
-    let session = ensure_session(state, &order, CheckoutAction::AcceptPay).await?;
+    // Standard mode: the buyer signs before paying, so the first DHMAD page is the contract.
+    if order.allows(Action::Sign) {
+        let session =
+            ensure_session(state, &order, CheckoutAction::SignContract, Party::Buyer).await?;
+        return Ok(CheckoutStarted {
+            order_id: order.id,
+            session_id: session.session_id,
+            checkout_url: session.url,
+        });
+    }
+    if order.mode == Mode::Standard && !order.contract_signed() {
+        return Err(OrderError::not_allowed(
+            "You have signed; the shop has not signed the contract yet. You can pay once it has.",
+        ));
+    }
+    let live = live_session(
+        &state.pool,
+        &order,
+        &CheckoutAction::AcceptPay,
+        Party::Buyer,
+    )
+    .await?;
+    if live.is_none() && sync::payment_in_review(state, &order).await? {
+        return Err(OrderError::not_allowed(
+            "DHMAD is checking your payment proof. We will confirm your order as soon as it \
+             is approved; there is nothing more to pay.",
+        ));
+    }
+    let session = ensure_session(state, &order, CheckoutAction::AcceptPay, Party::Buyer).await?;
     Ok(CheckoutStarted {
         order_id: order.id,
         session_id: session.session_id,
@@ -243,7 +282,92 @@ async fn create_escrow(
             &read
         }
     };
-    // The merchant sells as its associated DHMAD user: no sellerEmail (instant requires that).
+    let mut req = escrow_request(order, product);
+    let mut created = state.dhmad.create_escrow(&req).await;
+    // DHMAD refuses autoSign when the portal holds no signature for the merchant: nothing was
+    // created (a 400), so asking again without it is safe; the merchant signs from the back
+    // office instead.
+    if req.auto_sign == Some(true)
+        && matches!(
+            created,
+            Err(dhmad::Error::BusinessRule { .. } | dhmad::Error::Validation(_))
+        )
+    {
+        tracing::info!(order.id = %order.id, "DHMAD refused autoSign; the merchant signs on DHMAD's page");
+        req.auto_sign = None;
+        created = state.dhmad.create_escrow(&req).await;
+    }
+    match created {
+        Ok(created) => {
+            let contract = created.contract;
+            let e = created.escrow;
+            tracing::Span::current().record("escrow.id", e.id.as_str());
+            let at = e.updated_at.or(e.created_at);
+            let mut tx = db::tx::begin(&state.pool).await?;
+            let recorded =
+                db::orders::record_escrow(&mut *tx, order.id, &e.id, e.status.as_str(), at).await?;
+            let detail = format!("DHMAD escrow {} created", e.id);
+            let public = Some("Secure payment prepared with DHMAD");
+            db::events::add(&mut *tx, order.id, "escrow_created", &detail, public).await?;
+            if let Some(c) = &contract {
+                let facts = db::orders::EscrowFacts {
+                    buyer_signed: Some(c.buyer_signed),
+                    seller_signed: Some(c.seller_signed),
+                    proof_phase: None,
+                    proof_upload_deadline: None,
+                    proof_review_deadline: None,
+                };
+                db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
+            }
+            tx.commit().await?;
+            match recorded {
+                Some(o) if contract.is_none() => Ok(o),
+                // The contract's signatures were kept after the row was returned; or the order
+                // moved on meanwhile (another request resolved it): take it as it is.
+                _ => db::orders::get(&state.pool, order.id)
+                    .await?
+                    .ok_or(OrderError::NotFound),
+            }
+        }
+        Err(err) => {
+            let reason = failure_reason(&err);
+            let (status, err) = classify_create_error(err);
+            let detail = err.cause().unwrap_or_default();
+            let public = Some("We could not start the payment with DHMAD; your order is saved");
+            let mut tx = db::tx::begin(&state.pool).await?;
+            db::orders::record_failure(&mut *tx, order.id, status, &reason).await?;
+            db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
+            tx.commit().await?;
+            Err(err)
+        }
+    }
+}
+
+/// Why the creation failed, as the order keeps it: what happened at DHMAD and whether a retry
+/// is safe, with no internal detail (URLs, transport errors), since the order's JSON shows it.
+/// The full error goes to the back-office timeline and the log.
+fn failure_reason(err: &dhmad::Error) -> String {
+    use dhmad::Error as E;
+    const UNKNOWN: &str = "outcome unknown; checking DHMAD before any retry";
+    match err {
+        E::Timeout => format!("DHMAD did not answer in time ({UNKNOWN})"),
+        E::Decode { .. } => format!("DHMAD's answer could not be read ({UNKNOWN})"),
+        E::Transport(_) => "could not reach DHMAD; safe to retry".into(),
+        E::RateLimited { .. } => "DHMAD was busy (429); safe to retry".into(),
+        E::BusinessRule { api, .. } | E::Validation(api) => format!(
+            "DHMAD refused: {}",
+            api.user_message.as_deref().unwrap_or(&api.message)
+        ),
+        other => match other.status() {
+            Some(code) => format!("DHMAD answered {code}; safe to retry"),
+            None => "DHMAD failed; safe to retry".into(),
+        },
+    }
+}
+
+/// The escrow for the order as its product sells it. The merchant sells as its associated
+/// DHMAD user: no sellerEmail (instant and autoSign require that).
+fn escrow_request(order: &Order, product: &Product) -> CreateEscrow {
     let mut req = CreateEscrow::new(
         escrow_title(&product.name, order.id),
         order.amount,
@@ -255,35 +379,20 @@ async fn create_escrow(
         let days = product.estimated_delivery_days.unwrap_or(5).max(1);
         req = req.estimated_delivery_days(days.unsigned_abs());
     }
-    match state.dhmad.create_escrow(&req).await {
-        Ok(created) => {
-            let e = created.escrow;
-            tracing::Span::current().record("escrow.id", e.id.as_str());
-            let at = e.updated_at.or(e.created_at);
-            let mut tx = db::tx::begin(&state.pool).await?;
-            let recorded =
-                db::orders::record_escrow(&mut *tx, order.id, &e.id, e.status.as_str(), at).await?;
-            let detail = format!("DHMAD escrow {} created", e.id);
-            db::events::add(&mut *tx, order.id, "escrow_created", &detail).await?;
-            tx.commit().await?;
-            match recorded {
-                Some(o) => Ok(o),
-                // Moved on meanwhile (another request resolved it): take it as it is.
-                None => db::orders::get(&state.pool, order.id)
-                    .await?
-                    .ok_or(OrderError::NotFound),
-            }
-        }
-        Err(err) => {
-            let (status, err) = classify_create_error(err);
-            let reason = err.cause().unwrap_or_default();
-            let mut tx = db::tx::begin(&state.pool).await?;
-            db::orders::record_failure(&mut *tx, order.id, status, &reason).await?;
-            db::events::add(&mut *tx, order.id, "escrow_failed", &reason).await?;
-            tx.commit().await?;
-            Err(err)
-        }
+    if order.mode == Mode::Standard {
+        let terms = product.contract_terms.clone().unwrap_or_default();
+        req = req.contract_terms(terms).auto_sign(true);
     }
+    if product.proof_required && order.mode == Mode::Quick {
+        let hours = |h: Option<i32>| h.and_then(|h| u32::try_from(h).ok());
+        req = req.fulfillment_policy(FulfillmentPolicy {
+            policy_type: FulfillmentPolicyType::PurchaseProofRequired,
+            proof_upload_deadline_hours: hours(product.proof_upload_hours),
+            buyer_review_deadline_hours: hours(product.proof_review_hours),
+            allowed_proof_types: Some(vec![ProofType::Receipt, ProofType::ProductPhoto]),
+        });
+    }
+    req
 }
 
 /// What a failed `POST /escrows` means for the order (safe to retry, or unknown) and the user.

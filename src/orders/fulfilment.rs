@@ -27,7 +27,15 @@ pub async fn on_funded(conn: &mut PgConnection, order: &Order) -> sqlx::Result<(
     if order.digital_code.is_none() {
         let code = issue_digital_good();
         db::orders::set_digital_code(&mut *conn, order.id, &code).await?;
-        db::events::add(&mut *conn, order.id, "fulfilled", "Digital code issued").await?;
+        let public = Some("Your code is ready");
+        db::events::add(
+            &mut *conn,
+            order.id,
+            "fulfilled",
+            "Digital code issued",
+            public,
+        )
+        .await?;
         db::outbox::enqueue(&mut *conn, notify::GOOD, order.id).await?;
     }
     if order.deliver_due() {
@@ -67,6 +75,7 @@ pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<()> {
             order.id,
             "shipped",
             "Marked as shipped by the merchant",
+            Some("The shop is shipping your order"),
         )
         .await?;
     }
@@ -94,6 +103,7 @@ pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<()> 
         order.id,
         "deliver_retried",
         "Deliver retried by the merchant",
+        None,
     )
     .await?;
     tx.commit().await?;
@@ -109,11 +119,14 @@ pub async fn confirm_receipt_url(state: &AppState, order: &Order) -> OrderResult
             order.status.label()
         )));
     }
-    Ok(
-        sessions::ensure_session(state, order, CheckoutAction::Complete)
-            .await?
-            .url,
+    Ok(sessions::ensure_session(
+        state,
+        order,
+        CheckoutAction::Complete,
+        sessions::Party::Buyer,
     )
+    .await?
+    .url)
 }
 
 /// What became of one job attempt.
@@ -150,6 +163,24 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                 "delivered: escrow is {}",
                 res.escrow.status
             )))
+        }
+        Err(dhmad::Error::Conflict(api))
+            if api.code == Some(dhmad::ErrorCode::ProofNotAccepted) =>
+        {
+            // Our copy of the proof gate was ahead of DHMAD's: nothing to retry until the
+            // proof is accepted. Learn DHMAD's view; the merchant ships again from there.
+            still_paid(state, &escrow_id).await?;
+            let mut tx = db::tx::begin(&state.pool).await?;
+            db::events::add(
+                &mut *tx,
+                order.id,
+                "ship_refused",
+                "DHMAD refused the delivery: the proof of purchase is not accepted yet (409)",
+                None,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(JobOutcome::Done("DHMAD: proof not accepted yet".into()))
         }
         Err(e) => {
             let refused = matches!(

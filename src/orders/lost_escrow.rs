@@ -85,14 +85,14 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
             // moves on through the one path that also fulfils.
             db::orders::record_escrow(&mut *tx, order.id, &e.id, "pending", None).await?;
             let detail = format!("DHMAD escrow {} found after an unanswered request", e.id);
-            db::events::add(&mut *tx, order.id, "escrow_reconciled", &detail).await?;
+            db::events::add(&mut *tx, order.id, "escrow_reconciled", &detail, None).await?;
             apply_escrow_snapshot(&mut tx, &e, Authority::Api, "reconciliation").await?;
         }
         None => {
             let reason = "no escrow was created at DHMAD; safe to retry";
             db::orders::record_failure(&mut *tx, order.id, OrderStatus::EscrowFailed, reason)
                 .await?;
-            db::events::add(&mut *tx, order.id, "escrow_reconciled", reason).await?;
+            db::events::add(&mut *tx, order.id, "escrow_reconciled", reason, None).await?;
         }
     }
     tx.commit().await?;
@@ -114,7 +114,7 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
         Ok(_) => {
             let detail = format!("Duplicate DHMAD escrow {} cancelled", e.id);
             if let Err(err) =
-                db::events::add(&state.pool, order_id, "duplicate_cancelled", &detail).await
+                db::events::add(&state.pool, order_id, "duplicate_cancelled", &detail, None).await
             {
                 tracing::warn!(order.id = %order_id, error = %err, "could not note a cancelled duplicate");
             }

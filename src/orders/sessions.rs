@@ -1,5 +1,6 @@
 //! DHMAD checkout sessions for an order: reuse a pending one that stays open long enough,
-//! else open a new one (sessions are cheap and single-use; escrows are not).
+//! else open a new one (sessions are cheap and single-use; escrows are not). Sessions for the
+//! buyer target the order's e-mail; sessions for the merchant target `DHMAD_SELLER_EMAIL`.
 
 use dhmad::{CheckoutAction, CreateSession};
 use sqlx::PgExecutor;
@@ -9,39 +10,53 @@ use super::{Order, OrderError, OrderResult};
 use crate::db::{self, sessions::Session};
 use crate::state::AppState;
 
-/// A session is reused only if it stays open at least this long: time for the buyer to pay.
+/// A session is reused only if it stays open at least this long: time for the user to act.
 pub const MIN_SESSION_LIFE: time::Duration = time::Duration::minutes(2);
 
-/// The order's pending session of `action` that stays open long enough for the buyer to pay.
+/// Who must finish the session on DHMAD's page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Buyer,
+    Merchant,
+}
+
+/// The order's pending session of `action` for `party` that stays open long enough.
 pub async fn live_session(
     e: impl PgExecutor<'_>,
     order: &Order,
     action: &CheckoutAction,
+    party: Party,
 ) -> sqlx::Result<Option<Session>> {
     let open_until = OffsetDateTime::now_utc() + MIN_SESSION_LIFE;
-    db::sessions::live_for_order(e, order.id, action.as_str(), open_until).await
+    let merchant = party == Party::Merchant;
+    db::sessions::live_for_order(e, order.id, action.as_str(), merchant, open_until).await
 }
 
-/// A pending session of `action` for the order that stays open long enough, or a new one.
-#[tracing::instrument(skip_all, fields(order.id = %order.id, action = %action))]
+/// A pending session of `action` for `party` that stays open long enough, or a new one.
+#[tracing::instrument(skip_all, fields(order.id = %order.id, action = %action, party = ?party))]
 pub async fn ensure_session(
     state: &AppState,
     order: &Order,
     action: CheckoutAction,
+    party: Party,
 ) -> OrderResult<Session> {
     let escrow_id = order
         .escrow_id
         .as_deref()
         .ok_or_else(|| OrderError::not_allowed("This order has no escrow yet."))?;
-    if let Some(s) = live_session(&state.pool, order, &action).await? {
+    if let Some(s) = live_session(&state.pool, order, &action, party).await? {
         return Ok(s);
     }
-    let req = CreateSession::new(
-        action.clone(),
-        &order.buyer_email,
-        state.config.callback_url(),
-    )
-    .metadata("order_id", order.id.to_string());
+    let target = match party {
+        Party::Buyer => order.buyer_email.as_str(),
+        Party::Merchant => state.config.seller_email.as_deref().ok_or_else(|| {
+            OrderError::not_allowed(
+                "DHMAD_SELLER_EMAIL is not set: the shop cannot act on DHMAD's pages.",
+            )
+        })?,
+    };
+    let req = CreateSession::new(action.clone(), target, state.config.callback_url())
+        .metadata("order_id", order.id.to_string());
     match state.dhmad.create_session(escrow_id, &req).await {
         Ok(c) => {
             let new = db::sessions::NewSession {
@@ -51,21 +66,24 @@ pub async fn ensure_session(
                 action: action.as_str(),
                 url: &c.url,
                 expires_at: c.expires_at,
+                for_merchant: party == Party::Merchant,
             };
             let mut tx = db::tx::begin(&state.pool).await?;
             let session = db::sessions::insert(&mut *tx, &new).await?;
             if order.failure_reason.is_some() {
                 db::orders::set_failure_reason(&mut *tx, order.id, None).await?;
             }
-            let detail = format!("Checkout session opened ({action})");
-            db::events::add(&mut *tx, order.id, "session_opened", &detail).await?;
+            let detail = format!("Checkout session opened ({action}, {party:?})");
+            db::events::add(&mut *tx, order.id, "session_opened", &detail, None).await?;
             tx.commit().await?;
             Ok(session)
         }
         Err(err) => {
             let err = OrderError::from_dhmad(err, &format!("could not open a {action} session"));
             if let Some(reason) = err.cause() {
-                db::orders::set_failure_reason(&state.pool, order.id, Some(&reason)).await?;
+                let mut tx = db::tx::begin(&state.pool).await?;
+                db::events::add(&mut *tx, order.id, "session_failed", &reason, None).await?;
+                tx.commit().await?;
             }
             Err(err)
         }

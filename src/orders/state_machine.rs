@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 /// Our order status. The first four describe getting an escrow at all; the rest follow the
 /// escrow's DHMAD status one to one. Stored as the Postgres enum `order_status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, utoipa::ToSchema,
+)]
 #[sqlx(type_name = "order_status", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -32,7 +34,9 @@ pub enum OrderStatus {
 
 /// How the product is sold, i.e. the DHMAD escrow mode. Stored as the Postgres enum
 /// `escrow_mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, utoipa::ToSchema,
+)]
 #[sqlx(type_name = "escrow_mode", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
@@ -40,6 +44,21 @@ pub enum Mode {
     Instant,
     /// A shipped good: the merchant ships, the buyer confirms receipt.
     Quick,
+    /// Made to order under a contract both sides sign before the buyer pays.
+    Standard,
+}
+
+/// Where the buyer's request to cancel a paid order stands (DHMAD's `cancellationRequest`).
+/// Stored as the Postgres enum `cancellation_state`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, utoipa::ToSchema,
+)]
+#[sqlx(type_name = "cancellation_state", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Cancellation {
+    Requested,
+    Rejected,
+    Accepted,
 }
 
 /// What a buyer or the merchant may ask of an order. [`Order::allows`] says when.
@@ -49,22 +68,73 @@ pub enum Action {
     Pay,
     /// Buyer: confirm receipt of a shipped good (a DHMAD `complete` session).
     ConfirmReceipt,
+    /// Buyer: cancel before paying (DHMAD cancels the escrow at once).
+    Cancel,
+    /// Buyer: ask to cancel after paying (a `request_cancellation` session); the shop decides.
+    RequestCancellation,
+    /// Buyer or merchant: open a dispute with DHMAD (a `dispute` session).
+    Dispute,
     /// Merchant: mark a paid quick order shipped (DHMAD `deliver`).
     Ship,
     /// Merchant: retry a checkout whose escrow creation failed or is in doubt.
     RetryCheckout,
     /// Merchant: run the `deliver` DHMAD still waits for now (after failed attempts).
     RetryDeliver,
+    /// Merchant: cancel before payment, also while a guest's proof is under review.
+    MerchantCancel,
+    /// Merchant: cancel and refund after payment (a `cancel_escrow` session).
+    CancelAndRefund,
+    /// Merchant: accept or reject the buyer's pending cancellation request.
+    AnswerCancellation,
+    /// Buyer: sign the contract (standard mode, before paying).
+    Sign,
+    /// Merchant: sign the contract (when DHMAD could not auto-sign it).
+    MerchantSign,
+    /// Merchant: upload the proof of purchase (proof escrows, after payment).
+    SubmitProof,
+    /// Buyer: review the shop's proof (accept, or ask for a correction).
+    ReviewProof,
 }
 
 impl Action {
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 15] = [
         Action::Pay,
         Action::ConfirmReceipt,
+        Action::Cancel,
+        Action::RequestCancellation,
+        Action::Dispute,
         Action::Ship,
         Action::RetryCheckout,
         Action::RetryDeliver,
+        Action::MerchantCancel,
+        Action::CancelAndRefund,
+        Action::AnswerCancellation,
+        Action::Sign,
+        Action::MerchantSign,
+        Action::SubmitProof,
+        Action::ReviewProof,
     ];
+
+    /// What the back office calls it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Pay => "Pay",
+            Action::ConfirmReceipt => "Confirm receipt",
+            Action::Cancel => "Cancel order",
+            Action::RequestCancellation => "Ask to cancel",
+            Action::Dispute => "Open a dispute",
+            Action::Ship => "Mark shipped",
+            Action::RetryCheckout => "Retry checkout",
+            Action::RetryDeliver => "Retry deliver",
+            Action::MerchantCancel => "Cancel order",
+            Action::CancelAndRefund => "Cancel and refund",
+            Action::AnswerCancellation => "Answer the cancellation request",
+            Action::Sign => "Sign the contract",
+            Action::MerchantSign => "Sign the contract",
+            Action::SubmitProof => "Upload the proof of purchase",
+            Action::ReviewProof => "Review the proof",
+        }
+    }
 }
 
 impl OrderStatus {
@@ -197,6 +267,7 @@ impl Mode {
         match self {
             Self::Instant => "instant",
             Self::Quick => "quick",
+            Self::Standard => "standard",
         }
     }
 
@@ -205,6 +276,7 @@ impl Mode {
         match self {
             Self::Instant => EscrowMode::Instant,
             Self::Quick => EscrowMode::Quick,
+            Self::Standard => EscrowMode::Standard,
         }
     }
 
@@ -213,6 +285,7 @@ impl Mode {
         match self {
             Self::Instant => "Digital: delivered the moment you pay",
             Self::Quick => "Shipped: you confirm receipt before the seller is paid",
+            Self::Standard => "Made to order: you and the seller sign the terms, then you pay",
         }
     }
 }
@@ -239,6 +312,22 @@ pub struct Order {
     pub updated_at: OffsetDateTime,
     /// Why the merchant must look at it (e.g. DHMAD no longer knows its escrow).
     pub attention: Option<String>,
+    /// A guest's payment proof awaits DHMAD's approval since then.
+    pub payment_review_since: Option<OffsetDateTime>,
+    /// The buyer's cancellation request after payment, if any.
+    pub cancellation: Option<Cancellation>,
+    pub cancellation_reason: Option<String>,
+    /// Why the buyer rejected the last delivery.
+    pub delivery_rejection_reason: Option<String>,
+    /// Sold with DHMAD's purchase-proof gate (quick mode).
+    pub proof_required: bool,
+    /// Standard mode: who has signed the contract, as DHMAD last said.
+    pub contract_buyer_signed: Option<bool>,
+    pub contract_seller_signed: Option<bool>,
+    /// DHMAD's `proofInfo.phase` exactly, and its deadlines.
+    pub proof_phase: Option<String>,
+    pub proof_upload_deadline: Option<OffsetDateTime>,
+    pub proof_review_deadline: Option<OffsetDateTime>,
 }
 
 impl Order {
@@ -249,18 +338,75 @@ impl Order {
     /// Whether `action` may happen now.
     pub fn allows(&self, action: Action) -> bool {
         use OrderStatus as S;
+        let unpaid = self.status.is_open() && self.status != S::CreatingEscrow;
+        let held = matches!(self.status, S::Paid | S::Delivered);
+        let review = self.in_payment_review();
+        let request_pending = self.cancellation == Some(Cancellation::Requested);
+        let awaiting = self.status == S::AwaitingPayment;
+        let standard = self.mode == Mode::Standard;
+        let phase = self.proof_phase.as_deref();
         match action {
-            Action::Pay => matches!(
-                self.status,
-                S::AwaitingPayment | S::EscrowFailed | S::NeedsReconciliation
-            ),
-            Action::ConfirmReceipt => self.status == S::Delivered,
-            Action::Ship => self.mode == Mode::Quick && self.status == S::Paid,
+            Action::Pay => {
+                matches!(
+                    self.status,
+                    S::AwaitingPayment | S::EscrowFailed | S::NeedsReconciliation
+                ) && !review
+                    && (!standard || !awaiting || self.contract_signed())
+            }
+            Action::Sign => standard && awaiting && self.contract_buyer_signed != Some(true),
+            Action::MerchantSign => {
+                standard && awaiting && self.contract_seller_signed != Some(true)
+            }
+            Action::SubmitProof => {
+                self.status == S::Paid
+                    && matches!(phase, Some("waiting_seller_proof" | "correction_requested"))
+            }
+            Action::ReviewProof => {
+                self.status == S::Paid && phase == Some("submitted_waiting_buyer_review")
+            }
+            Action::ConfirmReceipt => self.status == S::Delivered && !request_pending,
+            Action::Cancel => unpaid && !review,
+            Action::RequestCancellation => held && self.cancellation.is_none(),
+            Action::Dispute => held,
+            Action::Ship => {
+                matches!(self.mode, Mode::Quick | Mode::Standard)
+                    && self.status == S::Paid
+                    && !request_pending
+                    && self.proof_gate_open()
+            }
             Action::RetryCheckout => {
                 matches!(self.status, S::EscrowFailed | S::NeedsReconciliation)
             }
             Action::RetryDeliver => self.is_instant() && self.deliver_due(),
+            Action::MerchantCancel => unpaid,
+            Action::CancelAndRefund => held,
+            Action::AnswerCancellation => held && request_pending,
         }
+    }
+
+    /// Standard mode: both sides have signed, so the buyer may pay.
+    pub fn contract_signed(&self) -> bool {
+        self.contract_buyer_signed == Some(true) && self.contract_seller_signed == Some(true)
+    }
+
+    /// Shipping is unlocked: no proof gate, or DHMAD has the proof accepted (by the buyer, by
+    /// the review deadline passing, or by DHMAD itself).
+    pub fn proof_gate_open(&self) -> bool {
+        !self.proof_required
+            || matches!(
+                self.proof_phase.as_deref(),
+                Some("accepted" | "accepted_by_timeout")
+            )
+    }
+
+    /// A guest's payment proof awaits DHMAD's approval: no new payment may be offered.
+    pub fn in_payment_review(&self) -> bool {
+        self.payment_review_since.is_some() && self.status == OrderStatus::AwaitingPayment
+    }
+
+    /// A dispute is open with DHMAD.
+    pub fn dispute_open(&self) -> bool {
+        self.status == OrderStatus::Disputed
     }
 
     /// Every action valid now.

@@ -5,8 +5,10 @@ use dhmad::CheckoutAction;
 use uuid::Uuid;
 
 use super::{
-    apply_escrow_snapshot, sessions::live_session, snapshot::Authority, Applied, Order, OrderError,
-    OrderResult, OrderStatus,
+    apply_escrow_snapshot,
+    sessions::{live_session, Party},
+    snapshot::Authority,
+    Applied, Order, OrderError, OrderResult, OrderStatus,
 };
 use crate::db;
 use crate::state::AppState;
@@ -73,9 +75,14 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
     if order.status != OrderStatus::AwaitingPayment {
         return Ok(order);
     }
-    if live_session(&state.pool, &order, &CheckoutAction::AcceptPay)
-        .await?
-        .is_some()
+    if live_session(
+        &state.pool,
+        &order,
+        &CheckoutAction::AcceptPay,
+        Party::Buyer,
+    )
+    .await?
+    .is_some()
     {
         return Ok(order);
     }
@@ -92,7 +99,7 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
             tracing::warn!(order.id = %order.id, escrow.id = escrow_id, "escrow unknown to DHMAD; closing the order");
             let mut tx = db::tx::begin(&state.pool).await?;
             db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason).await?;
-            db::events::add(&mut *tx, order.id, "escrow_missing", &reason).await?;
+            db::events::add(&mut *tx, order.id, "escrow_missing", &reason, None).await?;
             tx.commit().await?;
             return Ok(Order {
                 status: OrderStatus::Cancelled,
@@ -106,11 +113,19 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
     Ok(order)
 }
 
-/// The buyer came back from DHMAD's page with `session_id`. The `status` query parameter is a
+/// Where a user came back to, after DHMAD's page.
+#[derive(Debug, Clone, Copy)]
+pub struct Returned {
+    pub order_id: Uuid,
+    /// The session was the merchant's (back office), not the buyer's.
+    pub for_merchant: bool,
+}
+
+/// The user came back from DHMAD's page with `session_id`. The `status` query parameter is a
 /// hint we never act on: if the order is not settled we ask DHMAD (session, then escrow).
-/// Returns the order id; unknown sessions are `NotFound` and change nothing.
+/// Unknown sessions are `NotFound` and change nothing.
 #[tracing::instrument(skip_all, fields(session.id = session_id, order.id))]
-pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Uuid> {
+pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Returned> {
     let session = db::sessions::get(&state.pool, session_id)
         .await?
         .ok_or(OrderError::NotFound)?;
@@ -118,23 +133,98 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Uuid
         .await?
         .ok_or(OrderError::NotFound)?;
     tracing::Span::current().record("order.id", tracing::field::display(order.id));
+    let returned = Returned {
+        order_id: order.id,
+        for_merchant: session.for_merchant,
+    };
     if order.status.is_settled() {
-        return Ok(order.id);
+        return Ok(returned);
     }
     // At most one look at DHMAD per session per interval, however often the page is reloaded
     // (or a stranger replays the callback to burn the merchant's DHMAD quota).
     let recheck = time::Duration::try_from(state.config.edge.callback_recheck)
         .unwrap_or(time::Duration::SECOND);
     if !db::sessions::claim_check(&state.pool, session_id, recheck).await? {
-        return Ok(order.id);
+        return Ok(returned);
     }
-    match state.dhmad.get_session(session_id).await {
-        Ok(s) => db::sessions::set_status(&state.pool, session_id, s.status.as_str()).await?,
-        Err(e) => tracing::warn!(error = %e, "could not read the session from DHMAD"),
-    }
+    let finished = match state.dhmad.get_session(session_id).await {
+        Ok(s) => {
+            db::sessions::set_status(&state.pool, session_id, s.status.as_str()).await?;
+            s.status == dhmad::SessionStatus::Completed
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the session from DHMAD");
+            false
+        }
+    };
     if let Err(e) = refresh_order(state, &order, "callback, read from DHMAD").await {
         // The order page says we are confirming; the webhook or the reconciler will finish.
         tracing::warn!(error = %e, cause = e.cause(), "could not read the escrow from DHMAD after the redirect");
     }
-    Ok(order.id)
+    if finished && session.action == CheckoutAction::AcceptPay.as_str() {
+        note_payment_review(state, order.id).await?;
+    }
+    Ok(returned)
+}
+
+/// The buyer finished the payment page but DHMAD does not hold the money: a guest paid out of
+/// band and DHMAD's admin reviews the proof. From now on no new payment is offered (a second
+/// one would take the money twice) until DHMAD approves (paid) or rejects the proof.
+pub async fn note_payment_review(state: &AppState, order_id: Uuid) -> OrderResult<()> {
+    let mut tx = db::tx::begin(&state.pool).await?;
+    let Some(order) = db::orders::lock(&mut *tx, order_id).await? else {
+        return Err(OrderError::NotFound);
+    };
+    if order.status == OrderStatus::AwaitingPayment && order.payment_review_since.is_none() {
+        let now = time::OffsetDateTime::now_utc();
+        db::orders::set_payment_review(&mut *tx, order.id, Some(now)).await?;
+        db::orders::set_deposit_rejection(&mut *tx, order.id, None).await?;
+        db::events::add(
+            &mut *tx,
+            order.id,
+            "payment_review",
+            "Payment page finished but the escrow is still pending: a guest proof awaits DHMAD",
+            Some("DHMAD received your payment proof and is checking it"),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Before a new payment page is opened for an order that has none live: did the buyer finish
+/// the last one without coming back (a guest proof under review)? Asks DHMAD about it.
+pub async fn payment_in_review(state: &AppState, order: &Order) -> OrderResult<bool> {
+    if order.in_payment_review() {
+        return Ok(true);
+    }
+    // After a rejected proof the buyer is asked to pay again: the finished page is history.
+    if order.deposit_rejection_reason.is_some() {
+        return Ok(false);
+    }
+    let Some(last) =
+        db::sessions::latest_for_order(&state.pool, order.id, CheckoutAction::AcceptPay.as_str())
+            .await?
+    else {
+        return Ok(false);
+    };
+    let finished = match last.status.as_str() {
+        "completed" => true,
+        "cancelled" => false,
+        // Pending or expired here: the buyer may have finished without coming back.
+        _ => match state.dhmad.get_session(&last.session_id).await {
+            Ok(s) => {
+                db::sessions::set_status(&state.pool, &last.session_id, s.status.as_str()).await?;
+                s.status == dhmad::SessionStatus::Completed
+            }
+            Err(_) => false,
+        },
+    };
+    if !finished {
+        return Ok(false);
+    }
+    note_payment_review(state, order.id).await?;
+    Ok(db::orders::get(&state.pool, order.id)
+        .await?
+        .is_some_and(|o| o.in_payment_review()))
 }

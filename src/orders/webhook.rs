@@ -3,11 +3,9 @@
 
 use dhmad::{Event, WebhookEnvelope};
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
-use super::{
-    apply_escrow_snapshot, snapshot, snapshot::Authority, Applied, Order, OrderError, OrderResult,
-};
+use super::{apply_escrow_snapshot, news, snapshot::Authority, OrderError, OrderResult};
 use crate::db;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +122,7 @@ async fn store_and_apply(
             match applied.order() {
                 None => (Outcome::Unmatched, None),
                 Some(order) => {
-                    note(&mut tx, order, ev, &applied).await?;
+                    news::apply(&mut tx, order, ev, &applied).await?;
                     (Outcome::Processed, Some(order.id))
                 }
             }
@@ -134,49 +132,6 @@ async fn store_and_apply(
     tx.commit().await?;
     tracing::info!(outcome = outcome.as_str(), "webhook ingested");
     Ok(outcome)
-}
-
-/// Timeline entries and side facts of events other than the status change itself. `order` is
-/// the order as `apply_escrow_snapshot` left it, still row-locked.
-async fn note(
-    conn: &mut PgConnection,
-    order: &Order,
-    ev: &Event,
-    applied: &Applied,
-) -> sqlx::Result<()> {
-    let text = match ev {
-        Event::EscrowStatusUpdated(_) => return Ok(()), // the transition is already on the timeline
-        Event::DepositProofRejected(d) => {
-            let reason = d
-                .deposit_proof
-                .reason
-                .as_deref()
-                .unwrap_or("no reason given");
-            snapshot::record_deposit_rejection(conn, order, reason).await?;
-            format!("Payment proof rejected by DHMAD: {reason}")
-        }
-        Event::DeliveryRejected(d) => format!(
-            "The buyer rejected the delivery{}",
-            d.delivery_rejection
-                .reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        ),
-        Event::CancellationRequested(_) => "The buyer asked to cancel".into(),
-        Event::CancellationRejected(_) => "The cancellation request was refused".into(),
-        Event::CancellationAccepted(_) => "The cancellation was accepted".into(),
-        Event::EscrowUpdated(d) => {
-            format!("Escrow details updated ({})", d.updated_fields.join(", "))
-        }
-        other => format!("DHMAD event {}", other.event_type()),
-    };
-    let kind = if matches!(applied, Applied::Stale { .. }) {
-        "late_event"
-    } else {
-        "event"
-    };
-    db::events::add(&mut *conn, order.id, kind, &text).await
 }
 
 #[cfg(test)]

@@ -82,3 +82,75 @@ async fn a_buyer_pays_for_a_shipped_good_then_confirms_receipt(pool: PgPool) {
     b.wait_for_text("Completed", 20).await;
     assert_eq!(w.app.order_json(id).await["escrow_status"], "completed");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_buyer_asks_to_cancel_and_the_merchant_accepts_in_the_back_office(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let shop = format!("http://localhost:{}", w.app.port);
+    let b = Browser::start().await;
+
+    buy(&b, &shop, "chechia-red", "hind@example.tn").await;
+    b.wait_for_text("Signed in as", 10).await;
+    b.click("button[name=op][value=perform]").await;
+    b.wait_for_text("Paid", 20).await;
+    let order_page = b.url().await;
+    let id: uuid::Uuid = order_page.rsplit('/').next().unwrap().parse().unwrap();
+
+    // The buyer asks to cancel: DHMAD's page for `request_cancellation`, then back.
+    b.click("form[action$='/cancel'] button").await;
+    let page = b.wait_for_text("Signed in as", 10).await;
+    assert!(page.contains("hind@example.tn"), "{page}");
+    b.click("button[name=op][value=perform]").await;
+    b.wait_for_text("You asked to cancel", 20).await;
+    assert_eq!(b.url().await, order_page);
+
+    // The merchant logs in, sees the request, and accepts it on DHMAD's page.
+    b.goto(&format!("{shop}/admin/login")).await;
+    b.type_into("input[name=token]", crate::common::ADMIN_TOKEN)
+        .await;
+    b.click("form[action='/admin/login'] button").await;
+    b.wait_for_text("Reconcile now", 10).await;
+    b.goto(&format!("{shop}/admin/orders/{id}")).await;
+    b.wait_for_text("Accept the cancellation", 10).await;
+    b.click("input[name=decision][value=accept] ~ button").await;
+    let page = b.wait_for_text("Signed in as", 10).await;
+    assert!(
+        page.contains(dhmad_sandbox::DEFAULT_SELLER_EMAIL),
+        "the merchant acts on DHMAD's page:\n{page}"
+    );
+    b.click("button[name=op][value=perform]").await;
+    // Back in the back office, on the order, now cancelled.
+    b.wait_for_text("Cancelled", 20).await;
+    assert!(b.url().await.ends_with(&format!("/admin/orders/{id}")));
+    let o = w.app.order_json(id).await;
+    assert_eq!(
+        (o["status"].as_str(), o["cancellation"].as_str()),
+        (Some("cancelled"), Some("accepted"))
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_buyer_signs_the_contract_then_pays_for_a_standard_order(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let shop = format!("http://localhost:{}", w.app.port);
+    let b = Browser::start().await;
+
+    buy(&b, &shop, "logo-design", "rania@example.tn").await;
+    // DHMAD's first page is the contract.
+    let page = b.wait_for_text("Signed in as", 10).await;
+    assert!(page.contains("rania@example.tn"), "{page}");
+    b.click("button[name=op][value=perform]").await;
+
+    // Back on the order: both have signed (the shop at creation), so the buyer pays.
+    b.wait_for_text("You: signed", 20).await;
+    let page = b.wait_for_text("The shop: signed", 20).await;
+    assert!(page.contains("Read the terms"), "{page}");
+    b.click("form[action$='/pay'] button").await;
+    b.wait_for_text("Signed in as", 10).await;
+    b.click("button[name=op][value=perform]").await;
+    b.wait_for_text("Paid", 20).await;
+    let id: uuid::Uuid = b.url().await.rsplit('/').next().unwrap().parse().unwrap();
+    let o = w.app.order_json(id).await;
+    assert_eq!(o["contract"]["buyer_signed"], true);
+    assert_eq!(o["status"], "paid");
+}

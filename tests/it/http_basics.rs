@@ -15,7 +15,7 @@ async fn catalog_products_and_probes(pool: PgPool) {
     let credits = list.iter().find(|p| p["sku"] == "ai-credits-500").unwrap();
     assert_eq!(
         credits,
-        &json!({"sku": "ai-credits-500", "name": "AI credits — 500", "price": "15.000", "currency": "TND", "mode": "instant"})
+        &json!({"sku": "ai-credits-500", "name": "AI credits — 500", "price": "15.000", "currency": "TND", "mode": "instant", "proof_required": false})
     );
 
     let page = app.get("/").await;
@@ -187,13 +187,14 @@ async fn the_back_office_needs_the_token(pool: PgPool) {
         .unwrap();
     assert_eq!(ok.status(), 200);
 
-    // The login form sets an HttpOnly, SameSite=Strict cookie that opens the back office.
+    // The login form sets an HttpOnly, SameSite=Lax session cookie that opens the back office
+    // (Lax so that the merchant's return from DHMAD's page keeps it; posts need a CSRF token).
     let login = app
         .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
         .await;
     assert_eq!(login.status(), 303);
     let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
     let pair = cookie.split(';').next().unwrap();
     let r = app
         .http

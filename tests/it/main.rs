@@ -8,15 +8,19 @@
 mod common;
 mod webdriver;
 
+mod after_payment;
 mod browser;
 mod dhmad_failures;
 mod http_basics;
 mod journeys;
+mod modes;
+mod operations;
 mod order_states;
 mod reliability;
 mod reused_orders;
 mod security_admin;
 mod security_edge;
 mod security_orders;
+mod torture;
 mod webhook_refusals;
 mod webhooks;

@@ -16,6 +16,7 @@ async fn new_order(pool: &PgPool, email: &str) -> Option<uuid::Uuid> {
         amount: rust_decimal::Decimal::new(15, 0),
         currency: "TND",
         owner_key: "browser:test",
+        proof_required: false,
     };
     db::orders::insert_open(pool, &new)
         .await

@@ -11,7 +11,9 @@ mod nullable;
 pub mod types;
 pub mod webhook;
 
-pub use client::{BuildError, Client, ClientBuilder, RateLimit, RetryPolicy, SANDBOX_API_BASE};
+pub use client::{
+    BuildError, CallRecord, Client, ClientBuilder, RateLimit, RetryPolicy, SANDBOX_API_BASE,
+};
 pub use enums::*;
 pub use error::{ApiError, Error, TransportError};
 pub use event::*;

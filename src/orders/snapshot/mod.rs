@@ -82,11 +82,25 @@ pub async fn apply_escrow_snapshot(
         }
         Decision::Same => {
             db::orders::touch_synced(&mut *conn, order.id, plan.clock, plan.reset_clock).await?;
+            // Same status, but the contract or the proof gate may have moved on (they do not
+            // change the status). Only from a snapshot at least as new as ours.
+            let fresh = plan.reset_clock
+                || matches!((plan.clock, seen.clock), (Some(n), Some(c)) if n >= c)
+                || seen.clock.is_none();
+            if fresh && keep_facts(conn, order.id, escrow).await? {
+                let order = Box::new(
+                    db::orders::get(&mut *conn, order.id)
+                        .await?
+                        .unwrap_or(*order),
+                );
+                return Ok(Applied::Unchanged { order });
+            }
             return Ok(Applied::Unchanged { order });
         }
         Decision::Apply => {}
     }
     let from = order.escrow_status.clone();
+    keep_facts(conn, order.id, escrow).await?;
     let mut order = Box::new(
         db::orders::apply_snapshot(
             &mut *conn,
@@ -102,7 +116,8 @@ pub async fn apply_escrow_snapshot(
         from.as_deref().unwrap_or("unknown"),
         escrow.status
     );
-    db::events::add(&mut *conn, order.id, "escrow_status", &detail).await?;
+    let public = public_status_line(&escrow.status);
+    db::events::add(&mut *conn, order.id, "escrow_status", &detail, public).await?;
     tracing::info!(order.id = %order.id, from = ?from, "order transitioned");
     if plan.fulfil {
         clear_deposit_rejection(conn, &mut order).await?;
@@ -112,6 +127,42 @@ pub async fn apply_escrow_snapshot(
         order,
         from,
         to: escrow.status.to_string(),
+    })
+}
+
+/// Keeps what the snapshot says of the contract's signatures and the proof gate; false when it
+/// says nothing of them.
+async fn keep_facts(
+    conn: &mut PgConnection,
+    order_id: uuid::Uuid,
+    escrow: &Escrow,
+) -> sqlx::Result<bool> {
+    let signatures = escrow.signatures.as_ref();
+    let proof = escrow.proof_info.as_ref();
+    if signatures.is_none() && proof.is_none() {
+        return Ok(false);
+    }
+    let phase = proof.map(|p| p.phase.as_str());
+    let facts = db::orders::EscrowFacts {
+        buyer_signed: signatures.map(|s| s.buyer_signed),
+        seller_signed: signatures.map(|s| s.seller_signed),
+        proof_phase: phase,
+        proof_upload_deadline: proof.and_then(|p| p.upload_deadline),
+        proof_review_deadline: proof.and_then(|p| p.review_deadline),
+    };
+    db::orders::set_escrow_facts(&mut *conn, order_id, &facts).await?;
+    Ok(true)
+}
+
+/// What the buyer reads when the escrow moves to `status`.
+fn public_status_line(status: &EscrowStatus) -> Option<&'static str> {
+    Some(match status {
+        EscrowStatus::Paid => "Payment received: DHMAD holds it until the order is done",
+        EscrowStatus::Delivered => "Marked as delivered by the shop",
+        EscrowStatus::Completed => "Completed: DHMAD released the payment to the shop",
+        EscrowStatus::Cancelled => "Cancelled: DHMAD returns any payment to you",
+        EscrowStatus::Disputed => "A dispute is open with DHMAD",
+        EscrowStatus::Pending | EscrowStatus::Unknown(_) => return None,
     })
 }
 
@@ -126,13 +177,19 @@ pub async fn record_deposit_rejection(
 ) -> sqlx::Result<()> {
     if order.takes_deposit_rejection() {
         db::orders::set_deposit_rejection(&mut *conn, order.id, Some(reason)).await?;
+        // The review is over: the buyer may send a new proof (pay again).
+        db::orders::set_payment_review(&mut *conn, order.id, None).await?;
     }
     Ok(())
 }
 
+/// A payment supersedes an earlier rejected proof and ends any review.
 async fn clear_deposit_rejection(conn: &mut PgConnection, order: &mut Order) -> sqlx::Result<()> {
     if order.deposit_rejection_reason.take().is_some() {
         db::orders::set_deposit_rejection(&mut *conn, order.id, None).await?;
+    }
+    if order.payment_review_since.take().is_some() {
+        db::orders::set_payment_review(&mut *conn, order.id, None).await?;
     }
     Ok(())
 }

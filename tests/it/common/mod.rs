@@ -37,6 +37,7 @@ pub fn config(api_base: &str, api_key: &str, secret: &str) -> Config {
             "DHMAD_API_KEY" => api_key.into(),
             "DHMAD_WEBHOOK_SECRETS" => format!("an-old-rotated-secret,{secret}"),
             "ADMIN_TOKEN" => ADMIN_TOKEN.into(),
+            "DHMAD_SELLER_EMAIL" => dhmad_sandbox::DEFAULT_SELLER_EMAIL.into(),
             _ => return None,
         })
     })
@@ -160,6 +161,7 @@ impl TestApp {
             amount: p.price,
             currency: &p.currency,
             owner_key: &api_owner(sku, email),
+            proof_required: p.proof_required,
         };
         let o = db::orders::insert_open(&self.pool, &new)
             .await

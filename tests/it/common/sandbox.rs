@@ -149,3 +149,45 @@ impl World {
             .unwrap()
     }
 }
+
+impl World {
+    /// A back-office form post as a script sends it (bearer token, no CSRF cookie needed).
+    pub async fn admin_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.app.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The session id at the end of a DHMAD page URL.
+    pub fn session_in(url: &str) -> String {
+        url.rsplit('/').next().unwrap().to_owned()
+    }
+
+    /// Follows a 303 to DHMAD's page, finishes the session there (with `body`), and comes back
+    /// through the callback; returns where the callback sent the user.
+    pub async fn finish_on_dhmad(&self, r: reqwest::Response, body: Value) -> String {
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+        let url = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(url.starts_with(&self.sb.base_url()), "{url}");
+        let session = Self::session_in(&url);
+        let v = self
+            .control(&format!("/sandbox/sessions/{session}/complete"), body)
+            .await;
+        self.land_on_callback(v["redirect_url"].as_str().unwrap())
+            .await
+    }
+
+    pub async fn wait_json(&self, id: Uuid, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let app = &self.app;
+        let check = &check;
+        wait_for(what, 15, || async move {
+            let o = app.order_json(id).await;
+            check(&o).then_some(o)
+        })
+        .await
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use super::observer::{CallRecord, Observer};
 use super::{Client, Inner, RetryPolicy, SANDBOX_API_BASE};
 use crate::error::TransportError;
 
@@ -28,6 +29,7 @@ pub struct ClientBuilder {
     timeout: Duration,
     user_agent: String,
     retry: RetryPolicy,
+    observer: Observer,
 }
 
 impl ClientBuilder {
@@ -39,6 +41,7 @@ impl ClientBuilder {
             timeout: Duration::from_secs(10),
             user_agent: concat!("dhmad-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
             retry: RetryPolicy::default(),
+            observer: Observer::default(),
         }
     }
 
@@ -129,6 +132,46 @@ impl ClientBuilder {
         self
     }
 
+    /// Calls `f` after every HTTP exchange with DHMAD (each attempt, retries included) with its
+    /// method, endpoint template, status, duration and rate-limit headers: the place to count
+    /// and time calls for metrics. `f` runs on the task making the call, before its result is
+    /// returned, so it must be quick and must not block. Setting it again replaces it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// use dhmad::client::CallRecord;
+    ///
+    /// let failed = Arc::new(AtomicU64::new(0));
+    /// let seen = Arc::clone(&failed);
+    /// let client = dhmad::Client::builder("sk_sandbox_example")
+    ///     .observer(move |call: &CallRecord| {
+    ///         // e.g. `GET /escrows/{id} -> Some(200) in 12ms, 97 calls left`
+    ///         let left = call.rate_limit.and_then(|rl| rl.remaining);
+    ///         eprintln!(
+    ///             "{} {} -> {:?} in {:?}, {left:?} calls left",
+    ///             call.method, call.endpoint, call.status, call.elapsed
+    ///         );
+    ///         match call.status {
+    ///             Some(status) if status < 500 => {}
+    ///             _ => {
+    ///                 // a 5xx, a timeout or no connection
+    ///                 seen.fetch_add(1, Ordering::Relaxed);
+    ///             }
+    ///         }
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(failed.load(Ordering::Relaxed), 0);
+    /// ```
+    pub fn observer(mut self, f: impl Fn(&CallRecord) + Send + Sync + 'static) -> Self {
+        self.observer = Observer(Some(Arc::new(f)));
+        self
+    }
+
     /// Builds the client. Fails on a malformed base URL or TLS setup error.
     ///
     /// # Examples
@@ -165,6 +208,7 @@ impl ClientBuilder {
                 api_key: self.api_key,
                 retry: self.retry,
                 rate_limit: Mutex::new(None),
+                observer: self.observer,
             }),
         })
     }

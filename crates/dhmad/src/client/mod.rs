@@ -7,6 +7,7 @@
 //! intent first and reconcile with a read.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -17,9 +18,11 @@ use crate::error::{Error, TransportError};
 use crate::types::*;
 
 mod builder;
+mod observer;
 mod retry;
 
 pub use builder::{BuildError, ClientBuilder};
+pub use observer::CallRecord;
 pub use retry::{RateLimit, RetryPolicy};
 
 /// Where the local sandbox serves the API by default.
@@ -37,6 +40,7 @@ struct Inner {
     api_key: SecretString,
     retry: RetryPolicy,
     rate_limit: Mutex<Option<RateLimit>>,
+    observer: observer::Observer,
 }
 
 impl std::fmt::Debug for Client {
@@ -45,6 +49,7 @@ impl std::fmt::Debug for Client {
             .field("base", &self.inner.base.as_str())
             .field("api_key", &"[redacted]")
             .field("retry", &self.inner.retry)
+            .field("observer", &self.inner.observer)
             .finish()
     }
 }
@@ -464,9 +469,12 @@ impl Client {
             .expect("checked at build")
             .extend(path);
         url.set_query(query.filter(|q| !q.is_empty()));
+        let endpoint = observer::endpoint(path);
         let mut attempt = 0;
         loop {
-            let result = self.once(method.clone(), url.clone(), body).await;
+            let result = self
+                .once(method.clone(), url.clone(), body, endpoint, attempt)
+                .await;
             let err = match result {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
@@ -489,28 +497,51 @@ impl Client {
         }
     }
 
+    /// One attempt: sends the request, reads the whole answer, tells the observer, decodes.
     async fn once<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         url: Url,
         body: Option<&B>,
+        endpoint: &'static str,
+        attempt: u32,
     ) -> Result<T, Error> {
         let mut req = self
             .inner
             .http
-            .request(method, url)
+            .request(method.clone(), url)
             .bearer_auth(self.inner.api_key.expose_secret())
             .header("accept", "application/json");
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(map_reqwest)?;
-        let status = resp.status();
-        let rate = RateLimit::from_headers(resp.headers());
+        let started = Instant::now();
+        let mut record = CallRecord {
+            method,
+            endpoint,
+            status: None,
+            timed_out: false,
+            elapsed: Duration::ZERO,
+            attempt,
+            rate_limit: None,
+        };
+        let answer = async {
+            let resp = req.send().await.map_err(map_reqwest)?;
+            record.status = Some(resp.status().as_u16());
+            record.rate_limit = RateLimit::from_headers(resp.headers());
+            let status = resp.status();
+            let bytes = resp.bytes().await.map_err(map_reqwest)?;
+            Ok::<_, Error>((status, bytes))
+        }
+        .await;
+        record.elapsed = started.elapsed();
+        record.timed_out = matches!(answer, Err(Error::Timeout));
+        let rate = record.rate_limit;
         if let Some(rl) = rate {
             *self.inner.rate_limit.lock().expect("rate-limit lock") = Some(rl);
         }
-        let bytes = resp.bytes().await.map_err(map_reqwest)?;
+        self.inner.observer.notify(&record);
+        let (status, bytes) = answer?;
         if status.is_success() {
             let bytes = if bytes.is_empty() {
                 &b"null"[..]

@@ -1,0 +1,302 @@
+//! The back office's page of one order (`GET /admin/orders/{id}`): everything the buyer sees
+//! plus the escrow as DHMAD last described it, the full timeline, the sessions opened, the
+//! outbox jobs, the audit trail, and the merchant's actions the state machine allows now. The
+//! merchant's steps on DHMAD (cancel and refund, answer a cancellation, open a dispute) go
+//! through DHMAD's hosted page, which sends the merchant back here.
+
+use askama::Template;
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::{Html, IntoResponse, Redirect, Response},
+    Extension, Form,
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{admin_auth::Admin, csrf::CsrfToken, order_page::fmt_time, render};
+use crate::{
+    db,
+    error::{AppError, AppResult},
+    orders::{
+        actions::{self, CancelOutcome},
+        sessions::Party,
+        Action, Order, OrderError,
+    },
+    state::AppState,
+};
+
+struct Line {
+    at: String,
+    kind: String,
+    detail: String,
+}
+
+struct ActionView {
+    path: &'static str,
+    label: &'static str,
+    decision: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_order.html")]
+struct AdminOrderPage {
+    order: Order,
+    product_name: String,
+    status_label: &'static str,
+    error: Option<String>,
+    actions: Vec<ActionView>,
+    timeline: Vec<Line>,
+    sessions: Vec<Line>,
+    jobs: Vec<Line>,
+    audit: Vec<Line>,
+    csrf: String,
+}
+
+/// The merchant's actions valid now, as forms posting to this page's routes.
+fn merchant_actions(o: &Order) -> Vec<ActionView> {
+    let mut out = Vec::new();
+    let mut add = |action: Action, path: &'static str, decision: Option<&'static str>| {
+        if o.allows(action) {
+            let label = match decision {
+                Some("accept") => "Accept the cancellation (refund)",
+                Some(_) => "Reject the cancellation",
+                None => action.label(),
+            };
+            out.push(ActionView {
+                path,
+                label,
+                decision,
+            });
+        }
+    };
+    add(Action::MerchantSign, "sign", None);
+    add(Action::SubmitProof, "proof", None);
+    add(Action::Ship, "ship", None);
+    add(Action::RetryDeliver, "retry", None);
+    add(Action::RetryCheckout, "retry", None);
+    add(Action::AnswerCancellation, "cancellation", Some("accept"));
+    add(Action::AnswerCancellation, "cancellation", Some("reject"));
+    add(Action::MerchantCancel, "cancel", None);
+    add(Action::CancelAndRefund, "cancel", None);
+    add(Action::Dispute, "dispute", None);
+    out
+}
+
+async fn render_page(
+    s: &AppState,
+    order: Order,
+    csrf: String,
+    error: Option<String>,
+) -> AppResult<Html<String>> {
+    let id = order.id;
+    let product_name = db::products::get(&s.pool, &order.sku)
+        .await?
+        .map_or_else(|| order.sku.clone(), |p| p.name);
+    let timeline = db::events::list(&s.pool, id)
+        .await?
+        .into_iter()
+        .map(|e| Line {
+            at: fmt_time(e.created_at),
+            kind: e.kind,
+            detail: e.detail,
+        })
+        .collect();
+    let sessions = db::sessions::list_for_order(&s.pool, id)
+        .await?
+        .into_iter()
+        .map(|x| Line {
+            at: fmt_time(x.created_at),
+            kind: format!(
+                "{} ({})",
+                x.action,
+                if x.for_merchant { "merchant" } else { "buyer" }
+            ),
+            detail: format!("{}: {}", x.session_id, x.status),
+        })
+        .collect();
+    let jobs = db::outbox::list_for_order(&s.pool, id)
+        .await?
+        .into_iter()
+        .map(|j| Line {
+            at: fmt_time(j.run_after),
+            kind: j.kind,
+            detail: format!(
+                "{} attempt(s), {}{}",
+                j.attempts,
+                match (j.done_at, j.gave_up_at) {
+                    (_, Some(_)) => "gave up",
+                    (Some(_), None) => "done",
+                    (None, None) => "pending",
+                },
+                j.last_error.map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+        })
+        .collect();
+    let audit = db::admin::audit_for_order(&s.pool, id)
+        .await?
+        .into_iter()
+        .map(|a| Line {
+            at: fmt_time(a.at),
+            kind: a.action,
+            detail: format!("{} from {} {}", a.actor, a.client_addr, a.detail),
+        })
+        .collect();
+    render(&AdminOrderPage {
+        status_label: order.status.label(),
+        actions: merchant_actions(&order),
+        order,
+        product_name,
+        error,
+        timeline,
+        sessions,
+        jobs,
+        audit,
+        csrf,
+    })
+}
+
+async fn load(s: &AppState, id: &str) -> AppResult<Order> {
+    let id = Uuid::parse_str(id).map_err(|_| AppError::NotFound)?;
+    db::orders::get(&s.pool, id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn page(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Html<String>> {
+    let order = load(&s, &id).await?;
+    render_page(&s, order, csrf.0, None).await
+}
+
+/// Records the action, then answers: DHMAD's page, this page again, or this page with the
+/// refusal shown (no redirect).
+async fn finish(
+    s: &AppState,
+    admin: &Admin,
+    order_id: Uuid,
+    what: &str,
+    csrf: CsrfToken,
+    result: Result<Option<String>, OrderError>,
+) -> AppResult<Response> {
+    let outcome = match &result {
+        Ok(Some(_)) => "sent to DHMAD's page".to_owned(),
+        Ok(None) => "done".to_owned(),
+        Err(e) => format!("refused: {e}"),
+    };
+    admin.record(s, what, Some(order_id), &outcome).await?;
+    match result {
+        Ok(Some(url)) => Ok(Redirect::to(&url).into_response()),
+        Ok(None) => Ok(Redirect::to(&format!("/admin/orders/{order_id}")).into_response()),
+        Err(e @ (OrderError::Refused { .. } | OrderError::NotAllowed(_))) => {
+            let status = match e {
+                OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::CONFLICT,
+            };
+            let order = db::orders::get(&s.pool, order_id)
+                .await?
+                .ok_or(AppError::NotFound)?;
+            let page = render_page(s, order, csrf.0, Some(e.to_string())).await?;
+            Ok((status, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Before payment: cancelled through the API. After: cancel and refund on DHMAD's page.
+pub async fn cancel(
+    admin: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Response> {
+    let order = load(&s, &id).await?;
+    let result = actions::merchant_cancel(&s, order.id)
+        .await
+        .map(|out| match out {
+            CancelOutcome::Cancelled => None,
+            CancelOutcome::OnDhmad(url) => Some(url),
+        });
+    finish(&s, &admin, order.id, "cancel", csrf, result).await
+}
+
+#[derive(Deserialize)]
+pub struct Decision {
+    #[serde(default)]
+    decision: String,
+}
+
+/// The answer to the buyer's cancellation request (`decision=accept|reject`), on DHMAD's page.
+pub async fn cancellation(
+    admin: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+    Form(input): Form<Decision>,
+) -> AppResult<Response> {
+    let accept = match input.decision.as_str() {
+        "accept" => true,
+        "reject" => false,
+        _ => {
+            return Err(AppError::BadRequest(
+                "decision must be accept or reject".into(),
+            ))
+        }
+    };
+    let order = load(&s, &id).await?;
+    let result = actions::answer_cancellation(&s, order.id, accept)
+        .await
+        .map(Some);
+    let what = if accept {
+        "accept_cancellation"
+    } else {
+        "reject_cancellation"
+    };
+    finish(&s, &admin, order.id, what, csrf, result).await
+}
+
+/// Signs the contract on DHMAD's page, when DHMAD could not auto-sign it.
+pub async fn sign(
+    admin: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Response> {
+    let order = load(&s, &id).await?;
+    let result = actions::hosted_step(&s, order.id, Action::MerchantSign)
+        .await
+        .map(Some);
+    finish(&s, &admin, order.id, "sign", csrf, result).await
+}
+
+/// Uploads the proof of purchase on DHMAD's page (proof escrows).
+pub async fn proof(
+    admin: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Response> {
+    let order = load(&s, &id).await?;
+    let result = actions::hosted_step(&s, order.id, Action::SubmitProof)
+        .await
+        .map(Some);
+    finish(&s, &admin, order.id, "submit_proof", csrf, result).await
+}
+
+/// Opens a dispute on DHMAD's page, as the merchant.
+pub async fn dispute(
+    admin: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Response> {
+    let order = load(&s, &id).await?;
+    let result = actions::dispute(&s, order.id, Party::Merchant)
+        .await
+        .map(Some);
+    finish(&s, &admin, order.id, "dispute", csrf, result).await
+}

@@ -1,0 +1,209 @@
+//! The buyer's order page: what happened, what comes next, and the actions the order's state
+//! machine allows now. It shows only what is meant for the buyer (no internal errors, URLs or
+//! event types: the timeline's public lines).
+
+use askama::Template;
+use axum::response::Html;
+use time::{macros::format_description, OffsetDateTime};
+use uuid::Uuid;
+
+use super::render;
+use crate::{
+    db,
+    error::AppResult,
+    orders::{sessions, sessions::Party, Action, Cancellation, Order, OrderStatus},
+    state::AppState,
+};
+
+pub(super) fn fmt_time(t: OffsetDateTime) -> String {
+    t.format(format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_default()
+}
+
+struct ContractView {
+    terms: String,
+    buyer_signed: bool,
+    seller_signed: bool,
+}
+
+/// What the buyer reads of DHMAD's proof phase, with the deadline that matters now.
+fn proof_text(o: &Order) -> Option<String> {
+    let at = |t: Option<OffsetDateTime>| t.map(fmt_time).unwrap_or_else(|| "soon".into());
+    Some(match o.proof_phase.as_deref()? {
+        "waiting_seller_proof" => format!(
+            "The shop must show a proof of purchase by {}; otherwise DHMAD cancels and refunds you.",
+            at(o.proof_upload_deadline)
+        ),
+        "submitted_waiting_buyer_review" => format!(
+            "The shop sent its proof of purchase. Review it by {}: without an answer it counts as accepted.",
+            at(o.proof_review_deadline)
+        ),
+        "correction_requested" => "You asked for a better proof; the shop is sending a new one.".into(),
+        "accepted" => "You accepted the proof of purchase; the shop can ship.".into(),
+        "accepted_by_timeout" => {
+            "The review time passed, so the proof counts as accepted; the shop can ship.".into()
+        }
+        "needs_dhmad_review" => "DHMAD is reviewing the proof of purchase itself.".into(),
+        "expired_no_proof" => "The shop sent no proof in time: DHMAD cancelled and refunds you.".into(),
+        "rejected" => "DHMAD rejected the proof: the order is cancelled and refunded.".into(),
+        other => format!("Proof of purchase: {other}"),
+    })
+}
+
+struct EventView {
+    at: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage {
+    id: Uuid,
+    product_name: String,
+    status: &'static str,
+    status_label: &'static str,
+    amount: String,
+    buyer_email: String,
+    digital_code: Option<String>,
+    deposit_rejection_reason: Option<String>,
+    payment_review: bool,
+    cancellation: Option<&'static str>,
+    delivery_rejection_reason: Option<String>,
+    next_step: &'static str,
+    pay_url: Option<String>,
+    can_pay_again: bool,
+    pay_label: &'static str,
+    can_confirm: bool,
+    can_cancel: bool,
+    cancel_label: &'static str,
+    can_dispute: bool,
+    can_sign: bool,
+    can_review_proof: bool,
+    /// Standard mode: the terms, and who has signed them.
+    contract: Option<ContractView>,
+    /// Proof escrows: where the proof stands, for the buyer.
+    proof: Option<String>,
+    refresh: bool,
+    error: Option<String>,
+    events: Vec<EventView>,
+    csrf: String,
+}
+
+fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
+    match o.status {
+        OrderStatus::New | OrderStatus::CreatingEscrow => "We are preparing your checkout.",
+        OrderStatus::EscrowFailed => "We could not start the payment with DHMAD. Your order is saved: try again.",
+        OrderStatus::NeedsReconciliation => {
+            "DHMAD did not answer in time; we are checking whether your checkout was created. Try again in a minute."
+        }
+        OrderStatus::AwaitingPayment if o.in_payment_review() => {
+            "DHMAD received your payment proof and is checking it. There is nothing more to pay: we confirm your order as soon as DHMAD approves it."
+        }
+        OrderStatus::AwaitingPayment if has_pay_url => {
+            "Pay on DHMAD's secure page. If you have just paid, we are confirming your payment with DHMAD; this page refreshes by itself."
+        }
+        OrderStatus::AwaitingPayment if o.mode == crate::orders::Mode::Standard && !o.contract_signed() => {
+            "Sign the contract on DHMAD's page; once the shop has signed too, you can pay."
+        }
+        OrderStatus::AwaitingPayment => "Your payment link has expired or was not used. Start a new payment below.",
+        _ if o.cancellation == Some(Cancellation::Requested) => {
+            "You asked to cancel. The shop will accept (DHMAD then refunds you) or decline."
+        }
+        OrderStatus::Paid if o.is_instant() => "Payment confirmed. Your code is below.",
+        OrderStatus::Paid => "Payment confirmed and held by DHMAD. We are preparing your parcel.",
+        OrderStatus::Delivered => {
+            "Your parcel is on its way. Once it has arrived, confirm receipt to release the payment to the seller."
+        }
+        OrderStatus::Completed => "All done. Thank you for your order!",
+        OrderStatus::Cancelled => "This order was cancelled. DHMAD returns any payment to you.",
+        OrderStatus::Disputed => "A dispute is open with DHMAD; they will contact you.",
+    }
+}
+
+/// Renders the page, with `error` shown at the top when an action just failed.
+pub async fn render_page(
+    s: &AppState,
+    o: Order,
+    csrf: String,
+    error: Option<String>,
+) -> AppResult<Html<String>> {
+    let product = db::products::get(&s.pool, &o.sku).await?;
+    let product_name = product
+        .as_ref()
+        .map_or_else(|| o.sku.clone(), |p| p.name.clone());
+    let contract = (o.mode == crate::orders::Mode::Standard).then(|| ContractView {
+        terms: product.and_then(|p| p.contract_terms).unwrap_or_default(),
+        buyer_signed: o.contract_buyer_signed == Some(true),
+        seller_signed: o.contract_seller_signed == Some(true),
+    });
+    let events = db::events::list(&s.pool, o.id)
+        .await?
+        .into_iter()
+        .filter_map(|e| {
+            Some(EventView {
+                at: fmt_time(e.created_at),
+                detail: e.public?,
+            })
+        })
+        .collect();
+    let pay_url = live_pay_url(s, &o).await?;
+    let status = o.status;
+    let paid = matches!(status, OrderStatus::Paid | OrderStatus::Delivered);
+    render(&OrderPage {
+        id: o.id,
+        product_name,
+        status: status.as_str(),
+        status_label: status.label(),
+        amount: format!("{} {}", o.amount, o.currency),
+        next_step: next_step(&o, pay_url.is_some()),
+        can_pay_again: o.allows(Action::Pay),
+        // A standard order's first payment comes after the contract, not after a failed one.
+        pay_label: if o.mode == crate::orders::Mode::Standard {
+            "Pay"
+        } else {
+            "Pay again"
+        },
+        can_confirm: o.allows(Action::ConfirmReceipt),
+        can_cancel: o.allows(Action::Cancel) || o.allows(Action::RequestCancellation),
+        cancel_label: if paid {
+            "Ask to cancel"
+        } else {
+            "Cancel order"
+        },
+        can_dispute: o.allows(Action::Dispute),
+        can_sign: o.allows(Action::Sign),
+        can_review_proof: o.allows(Action::ReviewProof),
+        proof: proof_text(&o),
+        contract,
+        refresh: o.expects_news() && !o.in_payment_review(),
+        payment_review: o.in_payment_review(),
+        cancellation: o.cancellation.map(|c| match c {
+            Cancellation::Requested => "You asked to cancel; the shop has not answered yet.",
+            Cancellation::Rejected => "The shop declined your cancellation request.",
+            Cancellation::Accepted => "Cancellation accepted: DHMAD refunds you.",
+        }),
+        delivery_rejection_reason: o
+            .delivery_rejection_reason
+            .clone()
+            .filter(|_| status == OrderStatus::Paid),
+        digital_code: o.visible_good().map(str::to_owned),
+        deposit_rejection_reason: o.deposit_rejection().map(str::to_owned),
+        buyer_email: o.buyer_email,
+        pay_url,
+        error,
+        events,
+        csrf,
+    })
+}
+
+/// The payment page the buyer can still use, if any.
+pub async fn live_pay_url(s: &AppState, o: &Order) -> AppResult<Option<String>> {
+    if o.status != OrderStatus::AwaitingPayment || o.in_payment_review() {
+        return Ok(None);
+    }
+    let live =
+        sessions::live_session(&s.pool, o, &dhmad::CheckoutAction::AcceptPay, Party::Buyer).await?;
+    Ok(live.map(|x| x.url))
+}

@@ -1,0 +1,35 @@
+//! Abandoned orders: unpaid, with an escrow, and no payment page opened (or still open) for
+//! `ABANDONED_ORDER_GRACE_SECS`. They are cancelled at DHMAD, so the escrow does not linger and
+//! nothing keeps polling the order for a month. A guest proof under review is never abandoned.
+
+use crate::orders::{actions, sessions::Party};
+use crate::state::AppState;
+use crate::{db, jobs::reconciler};
+
+const BATCH: i64 = 20;
+
+pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
+    let grace = time::Duration::try_from(state.config.jobs.abandoned_after)?;
+    let mut cancelled = 0;
+    for order_id in db::orders::list_abandoned(&state.pool, grace, BATCH).await? {
+        // Cancelling calls DHMAD: checkouts come first.
+        if reconciler::must_leave_budget_to_checkouts(state) {
+            break;
+        }
+        match actions::cancel_unpaid(state, order_id, Party::Merchant).await {
+            Ok(_) => {
+                cancelled += 1;
+                let hours = grace.whole_hours();
+                let detail = format!("Abandoned: no payment page for {hours} h");
+                db::events::add(&state.pool, order_id, "abandoned", &detail, None).await?;
+            }
+            Err(e) => {
+                tracing::warn!(order.id = %order_id, error = %e, cause = e.cause(), "could not cancel an abandoned order");
+            }
+        }
+    }
+    if cancelled > 0 {
+        tracing::info!(cancelled, "abandoned orders cancelled");
+    }
+    Ok(cancelled)
+}

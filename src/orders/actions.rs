@@ -1,0 +1,177 @@
+//! What the buyer and the merchant can do to an order after checkout, each step through DHMAD
+//! (`docs/dhmad-api.md` §3.11, §4): cancel before payment (API), and the steps that happen on
+//! DHMAD's hosted page (ask to cancel, cancel and refund, answer a request, open a dispute).
+//! The order's state machine says when each is allowed; DHMAD's own business-rule refusals come
+//! back as `OrderError::Refused` with its `user_message`.
+
+use dhmad::CheckoutAction;
+use uuid::Uuid;
+
+use super::{
+    lost_escrow,
+    sessions::{ensure_session, Party},
+    sync, Action, Order, OrderError, OrderResult, OrderStatus,
+};
+use crate::db;
+use crate::state::AppState;
+
+fn refused(order: &Order, action: Action) -> OrderError {
+    OrderError::not_allowed(format!(
+        "{} is not possible now (the order is {}).",
+        action.label(),
+        order.status.label().to_lowercase()
+    ))
+}
+
+async fn load(state: &AppState, order_id: Uuid) -> OrderResult<Order> {
+    db::orders::get(&state.pool, order_id)
+        .await?
+        .ok_or(OrderError::NotFound)
+}
+
+/// Cancels an unpaid order: at DHMAD when it has an escrow (`POST /escrows/:id/cancel`, which
+/// either party may call while pending), locally when none was ever created.
+#[tracing::instrument(skip_all, fields(order.id = %order_id, by = ?by))]
+pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> OrderResult<Order> {
+    let mut order = load(state, order_id).await?;
+    let action = match by {
+        Party::Buyer => Action::Cancel,
+        Party::Merchant => Action::MerchantCancel,
+    };
+    if !order.allows(action) {
+        return Err(refused(&order, action));
+    }
+    // An escrow may exist although the answer was lost: look before cancelling locally.
+    if order.status == OrderStatus::NeedsReconciliation {
+        lost_escrow::reconcile_creation(state, &order).await?;
+        order = load(state, order_id).await?;
+    }
+    let who = match by {
+        Party::Buyer => "the buyer",
+        Party::Merchant => "the shop",
+    };
+    let Some(escrow_id) = order.escrow_id.clone() else {
+        let reason = format!("Cancelled by {who} before payment");
+        let mut tx = db::tx::begin(&state.pool).await?;
+        db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason).await?;
+        db::events::add(
+            &mut *tx,
+            order.id,
+            "cancelled",
+            &reason,
+            Some("Order cancelled"),
+        )
+        .await?;
+        tx.commit().await?;
+        return load(state, order_id).await;
+    };
+    match state.dhmad.cancel_escrow(&escrow_id).await {
+        Ok(res) => {
+            let detail = format!("Cancelled by {who} before payment (DHMAD escrow {escrow_id})");
+            let mut tx = db::tx::begin(&state.pool).await?;
+            db::events::add(
+                &mut *tx,
+                order.id,
+                "cancelled",
+                &detail,
+                Some("Order cancelled"),
+            )
+            .await?;
+            tx.commit().await?;
+            sync::apply_in_tx(state, &res.escrow, "cancelled through the API").await?;
+            load(state, order_id).await
+        }
+        Err(e) => {
+            // DHMAD refused (paid meanwhile?): learn what it says before telling the user.
+            let _ = sync::refresh_order(state, &order, "read after a refused cancel").await;
+            Err(OrderError::from_dhmad(e, "could not cancel the escrow"))
+        }
+    }
+}
+
+/// The DHMAD page where `party` performs `action` on the order: the hosted step's URL.
+#[tracing::instrument(skip_all, fields(order.id = %order_id, action = ?action))]
+pub async fn hosted_step(state: &AppState, order_id: Uuid, action: Action) -> OrderResult<String> {
+    let order = load(state, order_id).await?;
+    if !order.allows(action) {
+        return Err(refused(&order, action));
+    }
+    let (dhmad_action, party) = match action {
+        Action::RequestCancellation => (CheckoutAction::RequestCancellation, Party::Buyer),
+        Action::CancelAndRefund => (CheckoutAction::CancelEscrow, Party::Merchant),
+        Action::ConfirmReceipt => (CheckoutAction::Complete, Party::Buyer),
+        Action::Sign => (CheckoutAction::SignContract, Party::Buyer),
+        Action::MerchantSign => (CheckoutAction::SignContract, Party::Merchant),
+        Action::SubmitProof => (CheckoutAction::SubmitProof, Party::Merchant),
+        Action::ReviewProof => (CheckoutAction::ReviewProof, Party::Buyer),
+        other => return Err(refused(&order, other)),
+    };
+    Ok(ensure_session(state, &order, dhmad_action, party)
+        .await?
+        .url)
+}
+
+/// Opens a dispute on DHMAD's page, for the buyer or the merchant.
+pub async fn dispute(state: &AppState, order_id: Uuid, party: Party) -> OrderResult<String> {
+    let order = load(state, order_id).await?;
+    if !order.allows(Action::Dispute) {
+        return Err(refused(&order, Action::Dispute));
+    }
+    Ok(
+        ensure_session(state, &order, CheckoutAction::Dispute, party)
+            .await?
+            .url,
+    )
+}
+
+/// The merchant's answer to the buyer's pending cancellation request, on DHMAD's page.
+pub async fn answer_cancellation(
+    state: &AppState,
+    order_id: Uuid,
+    accept: bool,
+) -> OrderResult<String> {
+    let order = load(state, order_id).await?;
+    if !order.allows(Action::AnswerCancellation) {
+        return Err(refused(&order, Action::AnswerCancellation));
+    }
+    let action = if accept {
+        CheckoutAction::AcceptCancellation
+    } else {
+        CheckoutAction::RejectCancellation
+    };
+    Ok(ensure_session(state, &order, action, Party::Merchant)
+        .await?
+        .url)
+}
+
+/// The buyer's "cancel": before payment it cancels; after, it asks the shop (DHMAD page).
+pub enum CancelOutcome {
+    Cancelled,
+    OnDhmad(String),
+}
+
+pub async fn buyer_cancel(state: &AppState, order_id: Uuid) -> OrderResult<CancelOutcome> {
+    let order = load(state, order_id).await?;
+    if order.allows(Action::RequestCancellation) {
+        return hosted_step(state, order_id, Action::RequestCancellation)
+            .await
+            .map(CancelOutcome::OnDhmad);
+    }
+    cancel_unpaid(state, order_id, Party::Buyer)
+        .await
+        .map(|_| CancelOutcome::Cancelled)
+}
+
+/// The merchant's "cancel": before payment through the API; after, cancel and refund on
+/// DHMAD's page.
+pub async fn merchant_cancel(state: &AppState, order_id: Uuid) -> OrderResult<CancelOutcome> {
+    let order = load(state, order_id).await?;
+    if order.allows(Action::CancelAndRefund) {
+        return hosted_step(state, order_id, Action::CancelAndRefund)
+            .await
+            .map(CancelOutcome::OnDhmad);
+    }
+    cancel_unpaid(state, order_id, Party::Merchant)
+        .await
+        .map(|_| CancelOutcome::Cancelled)
+}

@@ -1,0 +1,221 @@
+//! What each DHMAD event means for the order, beyond the escrow snapshot it carries (which
+//! `apply_escrow_snapshot` has applied already): the buyer's cancellation request and its
+//! answer, a rejected delivery, a rejected payment proof, changed details. Each sets the facts
+//! the order's state machine asks about and writes the timeline: the internal line for the back
+//! office, and what the buyer reads.
+
+use dhmad::{CancellationRequestStatus, Event};
+use sqlx::PgConnection;
+
+use super::{snapshot, Applied, Cancellation, Order};
+use crate::db;
+
+/// Runs under the order's row lock taken by `apply_escrow_snapshot`; `order` is the order as
+/// that left it.
+pub async fn apply(
+    conn: &mut PgConnection,
+    order: &Order,
+    event: &Event,
+    applied: &Applied,
+) -> sqlx::Result<()> {
+    let late = matches!(applied, Applied::Stale { .. });
+    let (detail, public): (String, Option<String>) = match event {
+        // The transition is on the timeline already.
+        Event::EscrowStatusUpdated(_) => return Ok(()),
+        Event::DepositProofRejected(d) => {
+            let reason = d
+                .deposit_proof
+                .reason
+                .as_deref()
+                .unwrap_or("no reason given");
+            snapshot::record_deposit_rejection(conn, order, reason).await?;
+            (
+                format!("Payment proof rejected by DHMAD: {reason}"),
+                Some(format!(
+                    "DHMAD could not accept your payment proof: {reason}. You can send a new one."
+                )),
+            )
+        }
+        Event::DeliveryRejected(d) => {
+            let reason = d.delivery_rejection.reason.as_deref();
+            if !late {
+                db::orders::set_delivery_rejection(&mut *conn, order.id, reason).await?;
+            }
+            let said = reason.map(|r| format!(": {r}")).unwrap_or_default();
+            (
+                format!("The buyer rejected the delivery{said}"),
+                Some(format!(
+                    "You rejected the delivery{said}. The shop will ship again."
+                )),
+            )
+        }
+        Event::CancellationRequested(d) => {
+            let reason = d.cancellation_request.reason.as_deref();
+            cancellation(conn, order, late, Cancellation::Requested, reason).await?;
+            (
+                format!(
+                    "The buyer asked to cancel{}",
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                ),
+                Some("You asked to cancel; the shop will answer.".into()),
+            )
+        }
+        Event::CancellationRejected(d) => {
+            let state = match d.cancellation_request.status {
+                CancellationRequestStatus::Accepted => Cancellation::Accepted,
+                _ => Cancellation::Rejected,
+            };
+            cancellation(conn, order, late, state, None).await?;
+            (
+                "The cancellation request was refused".into(),
+                Some("The shop declined your cancellation request.".into()),
+            )
+        }
+        Event::CancellationAccepted(_) => {
+            cancellation(conn, order, late, Cancellation::Accepted, None).await?;
+            (
+                "The cancellation was accepted; DHMAD refunds the buyer".into(),
+                Some("Cancellation accepted: DHMAD refunds you.".into()),
+            )
+        }
+        Event::EscrowUpdated(d) => {
+            let changed = d.updated_fields.join(", ");
+            let amount = d.escrow.amount.filter(|a| *a != order.amount && !late);
+            if let Some(a) = amount {
+                db::orders::set_amount(&mut *conn, order.id, a).await?;
+            }
+            (
+                format!("Escrow details updated at DHMAD ({changed})"),
+                Some(match amount {
+                    Some(a) => format!(
+                        "The order was updated: the amount is now {a} {}",
+                        order.currency
+                    ),
+                    None => "The order's details were updated".into(),
+                }),
+            )
+        }
+        Event::ContractSigned(d) => {
+            let c = &d.contract;
+            let facts = db::orders::EscrowFacts {
+                buyer_signed: c.buyer_signature.as_ref().map(|_| true),
+                seller_signed: c.seller_signature.as_ref().map(|_| true),
+                proof_phase: None,
+                proof_upload_deadline: None,
+                proof_review_deadline: None,
+            };
+            if !late {
+                db::orders::set_escrow_facts(&mut *conn, order.id, &facts).await?;
+            }
+            let who = if c.signed_by.as_str() == "buyer" {
+                "The buyer"
+            } else {
+                "The shop"
+            };
+            let public = if c.is_fully_signed {
+                "The contract is signed by both sides: you can pay".to_owned()
+            } else if c.signed_by.as_str() == "buyer" {
+                "You signed the contract".to_owned()
+            } else {
+                "The shop signed the contract".to_owned()
+            };
+            (format!("{who} signed the contract"), Some(public))
+        }
+        Event::ProofRequired(p) => {
+            proof_facts(conn, order, late, &p.proof).await?;
+            (
+                "DHMAD asks the shop for a proof of purchase".into(),
+                Some("The shop will show you a proof of purchase before shipping".into()),
+            )
+        }
+        Event::ProofSubmitted(p) => {
+            proof_facts(conn, order, late, &p.proof).await?;
+            (
+                "The shop submitted its proof of purchase".into(),
+                Some("The shop sent its proof of purchase: review it below".into()),
+            )
+        }
+        Event::ProofCorrectionRequested(p) => {
+            proof_facts(conn, order, late, &p.proof).await?;
+            (
+                "The buyer asked for a better proof".into(),
+                Some("You asked the shop for a better proof".into()),
+            )
+        }
+        Event::ProofAccepted(p) | Event::ProofAcceptedByTimeout(p) => {
+            proof_facts(conn, order, late, &p.proof).await?;
+            let how = if matches!(event, Event::ProofAcceptedByTimeout(_)) {
+                "accepted (the review time passed)"
+            } else {
+                "accepted"
+            };
+            (
+                format!("Proof of purchase {how}: shipping unlocked"),
+                Some(format!(
+                    "The proof of purchase was {how}; the shop can ship"
+                )),
+            )
+        }
+        Event::ProofNeedsReview(p) => {
+            proof_facts(conn, order, late, &p.proof).await?;
+            (
+                "Proof escalated to DHMAD after the maximum of corrections".into(),
+                Some("DHMAD is reviewing the proof of purchase itself".into()),
+            )
+        }
+        Event::ProofExpired(p) => {
+            proof_facts(conn, order, late, &p.proof).await?;
+            (
+                "No proof before the deadline: DHMAD cancelled and refunds the buyer".into(),
+                Some(
+                    "The shop sent no proof in time: DHMAD cancelled the order and refunds you"
+                        .into(),
+                ),
+            )
+        }
+        other => (format!("DHMAD event {}", other.event_type()), None),
+    };
+    let kind = if late { "late_event" } else { "event" };
+    db::events::add(&mut *conn, order.id, kind, &detail, public.as_deref()).await
+}
+
+/// Keeps the proof gate's phase and deadlines as the event states them.
+async fn proof_facts(
+    conn: &mut PgConnection,
+    order: &Order,
+    late: bool,
+    proof: &dhmad::Proof,
+) -> sqlx::Result<()> {
+    if late {
+        return Ok(());
+    }
+    let facts = db::orders::EscrowFacts {
+        buyer_signed: None,
+        seller_signed: None,
+        proof_phase: Some(proof.phase.as_str()),
+        proof_upload_deadline: proof.upload_deadline,
+        proof_review_deadline: proof.review_deadline,
+    };
+    db::orders::set_escrow_facts(&mut *conn, order.id, &facts).await
+}
+
+/// Records where the buyer's cancellation request stands; an older event never overwrites a
+/// newer answer.
+async fn cancellation(
+    conn: &mut PgConnection,
+    order: &Order,
+    late: bool,
+    state: Cancellation,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    let newer = !late
+        && !matches!(
+            (order.cancellation, state),
+            (Some(Cancellation::Accepted), _)
+                | (Some(Cancellation::Rejected), Cancellation::Requested)
+        );
+    if newer {
+        db::orders::set_cancellation(&mut *conn, order.id, state, reason).await?;
+    }
+    Ok(())
+}

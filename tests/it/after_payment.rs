@@ -1,0 +1,474 @@
+//! After the money is held (and just before): guest payments under review, cancellations by
+//! either side, the buyer's request and the merchant's answer, cancel-and-refund, disputes, a
+//! rejected delivery shipped again, abandoned orders, and where each DHMAD page sends its user
+//! back. Every step goes through the sandbox as DHMAD would run it.
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::common::{sandbox::*, *};
+
+async fn escrow_of(w: &World, id: uuid::Uuid) -> String {
+    w.app.order_json(id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn paid_quick(w: &World, email: &str) -> Started {
+    let s = w.checkout("chechia-red", email).await;
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "paid").await;
+    s
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_guest_payment_under_review_offers_no_second_payment_until_approved(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "guest@example.tn").await;
+    let redirect = w
+        .control(
+            &format!("/sandbox/sessions/{}/complete", s.session_id),
+            json!({"payer": "guest", "method": "d17"}),
+        )
+        .await["redirect_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.land_on_callback(&redirect).await;
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["status"], "awaiting_payment");
+    assert_eq!(o["payment_review"], true, "{o}");
+    assert!(o["checkout_url"].is_null());
+    let page = w
+        .app
+        .get(&format!("/orders/{}", s.order_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("checking"), "{page}");
+    assert!(!page.contains("Pay again"));
+
+    let sessions_before = w.count_calls("POST", "/sessions").await;
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 409);
+    let repeat = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header(
+            "idempotency-key",
+            idempotency_key("ai-credits-500", "guest@example.tn"),
+        )
+        .json(&json!({"sku": "ai-credits-500", "email": "guest@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repeat.status(), 409);
+    assert_eq!(
+        w.count_calls("POST", "/sessions").await,
+        sessions_before,
+        "no new session"
+    );
+
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/deposit-proof/approve"),
+        json!({}),
+    )
+    .await;
+    let done = w.wait_status(s.order_id, "completed").await;
+    assert!(done["digital_code"].as_str().is_some());
+    assert_eq!(done["payment_review"], false);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_rejected_guest_proof_says_why_and_lets_the_buyer_pay_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "guest2@example.tn").await;
+    let v = w
+        .control(
+            &format!("/sandbox/sessions/{}/complete", s.session_id),
+            json!({"payer": "guest", "method": "d17"}),
+        )
+        .await;
+    w.land_on_callback(v["redirect_url"].as_str().unwrap())
+        .await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
+        json!({"reason": "unreadable receipt"}),
+    )
+    .await;
+    let o = w
+        .wait_json(s.order_id, "the rejection", |o| {
+            o["deposit_rejection_reason"] == "unreadable receipt"
+        })
+        .await;
+    assert_eq!(o["payment_review"], false);
+    let page = w
+        .app
+        .get(&format!("/orders/{}", s.order_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("unreadable receipt") && page.contains("Pay again"),
+        "{page}"
+    );
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    w.finish_on_dhmad(again, json!({})).await;
+    w.wait_status(s.order_id, "completed").await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn either_side_cancels_before_payment(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "nevermind@example.tn").await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/orders/{}", s.order_id).as_str()
+    );
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["status"], "cancelled");
+    let escrow = w
+        .app
+        .state
+        .dhmad
+        .get_escrow(o["escrow_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(escrow.status.as_str(), "cancelled");
+
+    let t = w.checkout("chechia-red", "shopcancels@example.tn").await;
+    let r = w
+        .admin_post(&format!("/admin/orders/{}/cancel", t.order_id))
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/admin/orders/{}", t.order_id).as_str()
+    );
+    assert_eq!(w.app.order_json(t.order_id).await["status"], "cancelled");
+    let audit = sqlx::query_scalar!(
+        "SELECT action FROM admin_audit WHERE order_id = $1",
+        t.order_id
+    )
+    .fetch_all(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(audit, ["cancel"]);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_buyers_request_is_accepted_by_the_merchant_and_the_buyer_is_refunded(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "changedmind@example.tn").await;
+    let ask = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    let back = w
+        .finish_on_dhmad(ask, json!({"note": "ordered twice"}))
+        .await;
+    assert_eq!(back, format!("/orders/{}", s.order_id));
+    let o = w
+        .wait_json(s.order_id, "the request", |o| {
+            o["cancellation"] == "requested"
+        })
+        .await;
+    assert_eq!(o["status"], "paid");
+    // While the request waits, the back office does not ship, and shows it.
+    let ship = w
+        .admin_post(&format!("/admin/orders/{}/ship", s.order_id))
+        .await;
+    assert_eq!(ship.status(), 409);
+    let admin = w
+        .http
+        .get(w.app.url(&format!("/admin/orders/{}", s.order_id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(admin.contains("ordered twice") && admin.contains("Accept the cancellation"));
+
+    let accept = w
+        .admin_form(
+            &format!("/admin/orders/{}/cancellation", s.order_id),
+            &[("decision", "accept")],
+        )
+        .await;
+    let back = w.finish_on_dhmad(accept, json!({})).await;
+    assert_eq!(
+        back,
+        format!("/admin/orders/{}", s.order_id),
+        "the merchant goes back to the back office"
+    );
+    let o = w.wait_status(s.order_id, "cancelled").await;
+    assert_eq!(o["cancellation"], "accepted");
+    let page = w
+        .app
+        .get(&format!("/orders/{}", s.order_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("refunds you"), "{page}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_rejected_request_lets_the_merchant_ship(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "keepit@example.tn").await;
+    let ask = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    w.finish_on_dhmad(ask, json!({})).await;
+    w.wait_json(s.order_id, "the request", |o| {
+        o["cancellation"] == "requested"
+    })
+    .await;
+    let reject = w
+        .admin_form(
+            &format!("/admin/orders/{}/cancellation", s.order_id),
+            &[("decision", "reject")],
+        )
+        .await;
+    w.finish_on_dhmad(reject, json!({})).await;
+    w.wait_json(s.order_id, "the answer", |o| {
+        o["cancellation"] == "rejected"
+    })
+    .await;
+    let bad = w
+        .admin_form(
+            &format!("/admin/orders/{}/cancellation", s.order_id),
+            &[("decision", "maybe")],
+        )
+        .await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        w.admin_post(&format!("/admin/orders/{}/ship", s.order_id))
+            .await
+            .status(),
+        303
+    );
+    w.wait_status(s.order_id, "delivered").await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_merchant_cancels_and_refunds_a_paid_order(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "refund@example.tn").await;
+    let r = w
+        .admin_post(&format!("/admin/orders/{}/cancel", s.order_id))
+        .await;
+    w.finish_on_dhmad(r, json!({})).await;
+    let o = w.wait_status(s.order_id, "cancelled").await;
+    assert_eq!(
+        o["cancellation"],
+        serde_json::Value::Null,
+        "no request: a direct refund"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_dispute_is_shown_open_and_refused_actions_are_not_offered(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "dispute@example.tn").await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{}/dispute", s.order_id), &[])
+        .await;
+    w.finish_on_dhmad(r, json!({"note": "never arrived"})).await;
+    let o = w.wait_status(s.order_id, "disputed").await;
+    assert_eq!(o["dispute_open"], true);
+    let page = w
+        .app
+        .get(&format!("/orders/{}", s.order_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("dispute is open"));
+    assert!(!page.contains("Ask to cancel") && !page.contains("Open a dispute with DHMAD"));
+    assert_eq!(
+        w.admin_post(&format!("/admin/orders/{}/ship", s.order_id))
+            .await
+            .status(),
+        409
+    );
+    assert_eq!(
+        w.admin_post(&format!("/admin/orders/{}/dispute", s.order_id))
+            .await
+            .status(),
+        409
+    );
+    // DHMAD decides for the buyer.
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/dispute/resolve"),
+        json!({"outcome": "refund"}),
+    )
+    .await;
+    w.wait_status(s.order_id, "cancelled").await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_rejected_delivery_is_explained_and_shipped_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "wrongsize@example.tn").await;
+    w.admin_post(&format!("/admin/orders/{}/ship", s.order_id))
+        .await;
+    w.wait_status(s.order_id, "delivered").await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/reject-delivery"),
+        json!({"reason": "wrong size"}),
+    )
+    .await;
+    let o = w.wait_status(s.order_id, "paid").await;
+    assert_eq!(o["delivery_rejection_reason"], "wrong size");
+    let page = w
+        .app
+        .get(&format!("/orders/{}", s.order_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("wrong size"));
+    assert_eq!(
+        w.admin_post(&format!("/admin/orders/{}/ship", s.order_id))
+            .await
+            .status(),
+        303
+    );
+    w.wait_status(s.order_id, "delivered").await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_abandoned_order_is_cancelled_at_dhmad_after_the_grace_period(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let s = w.checkout("chechia-red", "walkedaway@example.tn").await;
+    let fresh = w.checkout("chechia-red", "stillthere@example.tn").await;
+    sqlx::query!(
+        "UPDATE checkout_sessions SET expires_at = now() - interval '2 hours' WHERE order_id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    sqlx::query!(
+        "UPDATE orders SET updated_at = now() - interval '2 hours' WHERE id = ANY($1)",
+        &[s.order_id, fresh.order_id][..]
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let n = storefront::jobs::abandoned::run_once(&w.app.state)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(w.app.order_json(s.order_id).await["status"], "cancelled");
+    assert_eq!(
+        w.app.order_json(fresh.order_id).await["status"],
+        "awaiting_payment"
+    );
+    let escrow = escrow_of(&w, s.order_id).await;
+    assert_eq!(
+        w.app
+            .state
+            .dhmad
+            .get_escrow(&escrow)
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "cancelled"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn dhmads_refusal_is_shown_on_the_page_that_offered_the_step(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "stale@example.tn").await;
+    // A dispute opened on DHMAD while its news was lost: the shop still thinks "paid".
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{}/dispute", s.order_id), &[])
+        .await;
+    let url = r.headers()["location"].to_str().unwrap().to_owned();
+    w.control(
+        &format!("/sandbox/sessions/{}/complete", World::session_in(&url)),
+        json!({}),
+    )
+    .await;
+    let ask = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_eq!(ask.status(), 422);
+    let page = ask.text().await.unwrap();
+    assert!(
+        page.contains("Timeline") && page.contains("role=\"alert\""),
+        "the order page: {page}"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_buyers_page_shows_nothing_internal(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let r = app
+        .post_form(
+            "/checkout",
+            &[("sku", "chechia-red"), ("email", "quiet@example.tn")],
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    let id: uuid::Uuid = sqlx::query_scalar!("SELECT id FROM orders")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let page = app
+        .get(&format!("/orders/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for internal in [
+        "127.0.0.1:9",
+        "error sending request",
+        "escrow.status",
+        "http://",
+    ] {
+        assert!(
+            !page.contains(internal),
+            "{internal:?} on the buyer's page: {page}"
+        );
+    }
+    let json = app.order_json(id).await.to_string();
+    assert!(
+        !json.contains("127.0.0.1:9") && !json.contains("error sending"),
+        "{json}"
+    );
+}

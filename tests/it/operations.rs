@@ -1,0 +1,623 @@
+//! What an operator relies on: `/metrics` counting requests, webhooks and DHMAD calls; the
+//! favicon; the real binary's command line (`--help`, `--version`, settings errors, a taken
+//! port, `healthcheck`) and its access log.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::{sandbox::*, *};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+const BIN: &str = env!("CARGO_BIN_EXE_storefront");
+
+// ---- /metrics --------------------------------------------------------------------------------
+
+async fn scrape(app: &TestApp) -> String {
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    r.text().await.unwrap()
+}
+
+/// The sum of the samples of `name` whose labels include all of `labels`; `None` when there is
+/// no such sample.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, label_text) = match series.split_once('{') {
+            Some((m, rest)) => (m, rest.strip_suffix('}').unwrap_or(rest)),
+            None => (series, ""),
+        };
+        if metric != name {
+            continue;
+        }
+        let have: Vec<(&str, &str)> = label_text
+            .split("\",")
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| p.split_once("=\""))
+            .map(|(k, v)| (k, v.trim_end_matches('"')))
+            .collect();
+        if labels.iter().all(|l| have.contains(l)) {
+            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
+        }
+    }
+    found
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn metrics_count_requests_webhooks_and_dhmad_calls_of_a_purchase(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let before = scrape(&w.app).await;
+    let processed = [("outcome", "processed")];
+    assert_eq!(
+        sample(&before, "storefront_webhooks_total", &processed),
+        Some(0.0),
+        "known series start at zero: {before}"
+    );
+
+    let s = w.checkout("ai-credits-500", "buyer@example.tn").await;
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "completed").await;
+    let text = scrape(&w.app).await;
+
+    // Requests, by the matched route's template.
+    let checkout = [
+        ("method", "POST"),
+        ("route", "/api/checkout"),
+        ("status", "201"),
+    ];
+    assert_eq!(
+        sample(&text, "storefront_http_requests_total", &checkout),
+        Some(1.0),
+        "{text}"
+    );
+    let polls = [("route", "/api/orders/{id}"), ("status", "200")];
+    assert!(sample(&text, "storefront_http_requests_total", &polls).unwrap() >= 1.0);
+    let timed = [("method", "POST"), ("route", "/api/checkout")];
+    assert_eq!(
+        sample(
+            &text,
+            "storefront_http_request_duration_seconds_count",
+            &timed
+        ),
+        Some(1.0)
+    );
+    assert!(
+        !text.contains(&s.order_id.to_string()) && !text.contains(&s.session_id),
+        "no id may become a label: {text}"
+    );
+
+    // Webhooks, by outcome: the payment and what followed.
+    assert!(sample(&text, "storefront_webhooks_total", &processed).unwrap() >= 1.0);
+    let refused = sample(&text, "storefront_webhook_refusals_total", &[]);
+    assert_eq!(refused, Some(0.0), "{text}");
+
+    // DHMAD calls, by endpoint template: one create, one session, the deliver.
+    let calls = |method, endpoint| {
+        sample(
+            &text,
+            "storefront_dhmad_calls_total",
+            &[("method", method), ("endpoint", endpoint)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(calls("POST", "/escrows"), 1.0, "{text}");
+    assert_eq!(calls("POST", "/escrows/{id}/sessions"), 1.0);
+    assert!(calls("POST", "/escrows/{id}/deliver") >= 1.0);
+    let created = [("endpoint", "/escrows"), ("method", "POST")];
+    assert_eq!(
+        sample(
+            &text,
+            "storefront_dhmad_call_duration_seconds_count",
+            &created
+        ),
+        Some(1.0)
+    );
+    let budget = sample(&text, "storefront_dhmad_rate_limit_remaining", &[]).unwrap();
+    assert!(budget > 0.0, "{text}");
+
+    // The outbox: the deliver ran, and the backlog is read at scrape time.
+    let delivered = [("kind", "deliver"), ("outcome", "done")];
+    assert_eq!(
+        sample(&text, "storefront_outbox_attempts_total", &delivered),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(sample(&text, "storefront_outbox_backlog", &[]).is_some());
+
+    // A reconciler pass is counted too (the background one ran once at start).
+    let runs = [("yielded", "false")];
+    let passes = |text: &str| sample(text, "storefront_reconciler_runs_total", &runs).unwrap();
+    let before = passes(&text);
+    storefront::jobs::reconciler::run_once(&w.app.state, Duration::ZERO)
+        .await
+        .unwrap();
+    let text = scrape(&w.app).await;
+    assert_eq!(passes(&text), before + 1.0);
+    assert!(sample(&text, "storefront_reconciler_lag_seconds", &[]).is_some());
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn refused_webhooks_are_counted_by_reason(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let now = OffsetDateTime::now_utc();
+    let d = sign(&status_event(escrow(
+        "66bb00000000000000000009",
+        "paid",
+        "pending",
+        "instant",
+        now,
+    )));
+    let headers = |sig: String, ts: OffsetDateTime| {
+        vec![
+            ("content-type", "application/json".to_owned()),
+            ("x-webhook-signature", sig),
+            ("x-webhook-timestamp", dhmad::iso::format(ts)),
+        ]
+    };
+    let wrong = dhmad::webhook::sign("not-our-secret", &d.body);
+    let garbage = b"{\"id\": oops".to_vec();
+    let huge = vec![b' '; storefront::http::WEBHOOK_BODY_LIMIT + 1];
+    let stale = now - time::Duration::minutes(6);
+    for (body, h, status) in [
+        (d.body.clone(), headers(wrong, now), 401),
+        (d.body.clone(), headers(d.signature.clone(), stale), 400),
+        (
+            garbage.clone(),
+            headers(dhmad::webhook::sign(SECRET, &garbage), now),
+            400,
+        ),
+        (
+            huge.clone(),
+            headers(dhmad::webhook::sign(SECRET, &huge), now),
+            413,
+        ),
+        // Verified, but no order has this escrow.
+        (d.body.clone(), headers(d.signature.clone(), now), 200),
+    ] {
+        assert_eq!(app.post_webhook(body, &h).await.status(), status);
+    }
+
+    let text = scrape(&app).await;
+    for reason in ["signature", "stale", "malformed", "too_large"] {
+        let n = sample(
+            &text,
+            "storefront_webhook_refusals_total",
+            &[("reason", reason)],
+        );
+        assert_eq!(n, Some(1.0), "{reason}: {text}");
+    }
+    let unmatched = [("outcome", "unmatched")];
+    assert_eq!(
+        sample(&text, "storefront_webhooks_total", &unmatched),
+        Some(1.0)
+    );
+    let route = [("route", "/webhooks/dhmad")];
+    assert_eq!(
+        sample(&text, "storefront_http_requests_total", &route),
+        Some(5.0)
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_favicon_is_served_and_unknown_paths_share_one_label(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let r = app.get("/favicon.ico").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/x-icon");
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    let icon = r.bytes().await.unwrap();
+    assert_eq!(&icon[..4], &[0, 0, 1, 0], "an ICO header");
+
+    for n in 0..3 {
+        let r = app.get(&format!("/wp-admin/guess-{n}.php")).await;
+        assert_eq!(r.status(), 404);
+    }
+    let text = scrape(&app).await;
+    let unmatched = [("route", "unmatched"), ("status", "404")];
+    assert_eq!(
+        sample(&text, "storefront_http_requests_total", &unmatched),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(!text.contains("wp-admin"), "{text}");
+    let icon = [("route", "/favicon.ico"), ("status", "200")];
+    assert_eq!(
+        sample(&text, "storefront_http_requests_total", &icon),
+        Some(1.0)
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn each_storefront_counts_its_own_requests(pool: PgPool) {
+    // Two storefronts in one process (as in every test run) keep separate counters.
+    let a = spawn_offline(pool.clone()).await;
+    let b = spawn_offline(pool).await;
+    a.get("/healthz").await;
+    a.get("/healthz").await;
+    b.get("/healthz").await;
+    let healthz = [("route", "/healthz")];
+    let count = |text: &str| sample(text, "storefront_http_requests_total", &healthz);
+    assert_eq!(count(&scrape(&a).await), Some(2.0));
+    assert_eq!(count(&scrape(&b).await), Some(1.0));
+}
+
+// ---- the binary ------------------------------------------------------------------------------
+
+/// Runs the storefront binary with only `env` as its environment; fails the test if it has not
+/// exited within `limit` (it would be serving).
+fn run(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("storefront {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn utf8(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The storefront's variables as `.env.example` documents them (set or commented out).
+fn documented_variables() -> Vec<String> {
+    let example = include_str!("../../.env.example");
+    let storefront = example.split("# ---- dhmad-sandbox").next().unwrap();
+    let mut vars: Vec<String> = storefront
+        .lines()
+        .map(|l| l.trim_start_matches('#').trim_start())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, _)| k)
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .map(str::to_owned)
+        .collect();
+    vars.sort();
+    vars.dedup();
+    assert!(vars.len() > 20, "{vars:?}");
+    vars
+}
+
+#[test]
+fn help_and_version_answer_at_once_without_serving() {
+    // A port nobody may take: were the binary to serve, it would bind here and not exit.
+    let env = [("LISTEN_ADDR", "127.0.0.1:0"), ("PATH", "/usr/bin:/bin")];
+    let limit = Duration::from_secs(10);
+    let version = format!(" {}\n", env!("CARGO_PKG_VERSION"));
+    for args in [
+        &["--version"][..],
+        &["-V"],
+        &["serve", "--version"],
+        &["migrate", "-V"],
+    ] {
+        let out = run(args, &env, limit);
+        assert!(out.status.success(), "{args:?}: {}", utf8(&out.stderr));
+        let said = utf8(&out.stdout);
+        assert!(
+            said.starts_with("storefront") && said.ends_with(&version),
+            "{args:?}: {said}"
+        );
+    }
+    let vars = documented_variables();
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["help", "reconcile"],
+    ] {
+        let out = run(args, &env, limit);
+        assert!(out.status.success(), "{args:?}: {}", utf8(&out.stderr));
+        let help = utf8(&out.stdout);
+        for var in &vars {
+            assert!(
+                help.contains(&format!("[env: {var}]")),
+                "{args:?} does not document {var}:\n{help}"
+            );
+        }
+    }
+    let out = run(&["--help"], &env, limit);
+    let help = utf8(&out.stdout);
+    for command in ["serve", "migrate", "reconcile", "healthcheck"] {
+        assert!(help.contains(&format!("  {command} ")), "{help}");
+    }
+    assert!(help.contains("[default: 127.0.0.1:3000]"), "{help}");
+    // Secrets set in the environment never show in the help.
+    let secret = [
+        ("DHMAD_WEBHOOK_SECRETS", "do-not-print-me"),
+        ("PATH", "/usr/bin:/bin"),
+    ];
+    let out = run(&["--help"], &secret, limit);
+    assert!(!utf8(&out.stdout).contains("do-not-print-me"));
+
+    let out = run(&["healthcheck", "--help"], &env, limit);
+    assert!(out.status.success());
+    assert!(utf8(&out.stdout).contains("[env: LISTEN_ADDR]"));
+    let out = run(&["frobnicate"], &env, limit);
+    assert_eq!(out.status.code(), Some(2), "{}", utf8(&out.stderr));
+}
+
+#[test]
+fn every_flag_reaches_the_configuration_and_all_bad_settings_are_listed() {
+    let bad = [
+        ("--listen-addr", "nowhere", "LISTEN_ADDR"),
+        ("--public-base-url", "ftp://shop", "PUBLIC_BASE_URL"),
+        ("--dhmad-api-base", "not a url", "DHMAD_API_BASE"),
+        ("--dhmad-api-key", "sk_nope", "DHMAD_API_KEY"),
+        ("--dhmad-seller-email", "merchant", "DHMAD_SELLER_EMAIL"),
+        ("--dhmad-checkout-origin", "nope", "DHMAD_CHECKOUT_ORIGIN"),
+        ("--dhmad-timeout-secs", "0", "DHMAD_TIMEOUT_SECS"),
+        ("--admin-token", "short", "ADMIN_TOKEN"),
+        ("--smtp-url", "http://mail", "SMTP_URL"),
+        ("--mail-from", "@@", "MAIL_FROM"),
+        ("--outbox-interval-secs", "x", "OUTBOX_INTERVAL_SECS"),
+        ("--reconcile-interval-secs", "-1", "RECONCILE_INTERVAL_SECS"),
+        ("--reconcile-after-secs", "0", "RECONCILE_AFTER_SECS"),
+        (
+            "--session-sweep-interval-secs",
+            "0",
+            "SESSION_SWEEP_INTERVAL_SECS",
+        ),
+        (
+            "--abandoned-order-grace-secs",
+            "0",
+            "ABANDONED_ORDER_GRACE_SECS",
+        ),
+        ("--max-connections", "0", "MAX_CONNECTIONS"),
+        (
+            "--header-read-timeout-secs",
+            "0",
+            "HEADER_READ_TIMEOUT_SECS",
+        ),
+        (
+            "--rate-limit-checkout-per-min",
+            "0",
+            "RATE_LIMIT_CHECKOUT_PER_MIN",
+        ),
+        (
+            "--rate-limit-actions-per-min",
+            "0",
+            "RATE_LIMIT_ACTIONS_PER_MIN",
+        ),
+        ("--client-ip-header", "bad header", "CLIENT_IP_HEADER"),
+    ];
+    let mut args = vec!["migrate".to_owned()];
+    for (flag, value, _) in &bad {
+        args.push(format!("{flag}={value}"));
+    }
+    // The required ones, given as flags only.
+    args.extend([
+        "--database-url=postgres://127.0.0.1:9/never-reached".to_owned(),
+        "--dhmad-webhook-secrets=a-secret-given-as-a-flag".to_owned(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // An environment value loses to its flag.
+    let env = [("LISTEN_ADDR", "127.0.0.1:3000"), ("PATH", "/usr/bin:/bin")];
+    let out = run(&args, &env, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    let err = utf8(&out.stderr);
+    assert!(
+        err.starts_with("storefront: invalid configuration:"),
+        "{err}"
+    );
+    for (_, _, var) in &bad {
+        assert!(
+            err.contains(&format!("  - {var}: ")),
+            "{var} not reported:\n{err}"
+        );
+    }
+    for var in ["DATABASE_URL", "DHMAD_WEBHOOK_SECRETS"] {
+        assert!(
+            !err.contains(var),
+            "{var} given as a flag was not seen:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn a_taken_port_is_one_line_and_a_failure() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let env = [
+        ("LISTEN_ADDR", addr.as_str()),
+        // Never reached: the port is bound before the database is asked anything.
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:9/never"),
+        ("DHMAD_WEBHOOK_SECRETS", "a-test-secret"),
+        ("PATH", "/usr/bin:/bin"),
+    ];
+    for args in [&[][..], &["serve"]] {
+        let out = run(args, &env, Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            utf8(&out.stderr),
+            format!("storefront: cannot listen on {addr} (LISTEN_ADDR): address already in use\n"),
+            "{args:?}"
+        );
+        assert_eq!(
+            utf8(&out.stdout),
+            "",
+            "{args:?}: nothing logged before failing"
+        );
+    }
+}
+
+/// The URL of the per-test database `pool` uses, on the server of `DATABASE_URL`.
+fn database_url(pool: &PgPool) -> String {
+    let mut url = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
+    url.set_path(pool.connect_options().get_database().unwrap());
+    url.to_string()
+}
+
+/// The binary serving on a port it chose, its stdout collected line by line.
+struct Served {
+    child: std::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    addr: String,
+}
+
+impl Served {
+    fn start(pool: &PgPool) -> Self {
+        let db = database_url(pool);
+        let mut child = Command::new(BIN)
+            .env_clear()
+            .envs([
+                ("PATH", "/usr/bin:/bin"),
+                ("DATABASE_URL", db.as_str()),
+                ("LISTEN_ADDR", "127.0.0.1:0"),
+                ("DHMAD_API_BASE", DEAD_DHMAD),
+                ("DHMAD_WEBHOOK_SECRETS", SECRET),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stdout = child.stdout.take().unwrap();
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut served = Self {
+            child,
+            lines,
+            addr: String::new(),
+        };
+        let listening = served.wait_line(|l| l.contains("storefront listening"));
+        served.addr = listening
+            .split("addr=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        served
+    }
+
+    fn wait_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "storefront exited ({status}): {:?}",
+                    self.lines.lock().unwrap()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no such line in {:?}",
+                self.lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_binary_logs_one_plain_access_line_per_request_and_answers_its_healthcheck(
+    pool: PgPool,
+) {
+    let mut served = Served::start(&pool);
+    let base = format!("http://{}", served.addr);
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for path in ["/", "/favicon.ico", "/no-such-page", "/healthz"] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        ids.push((path, r.status().as_u16(), id));
+    }
+    assert_eq!(ids[1].1, 200, "favicon");
+    for (path, status, id) in &ids[..3] {
+        let line = served.wait_line(|l| l.contains(id.as_str()) && l.contains("answered"));
+        assert!(line.contains(" INFO "), "{line}");
+        assert!(line.contains("method=GET"), "{line}");
+        assert!(line.contains(&format!("path={path}")), "{line}");
+        assert!(line.contains(&format!("status={status}")), "{line}");
+        assert!(line.contains("latency_ms="), "{line}");
+    }
+    // The matched route, not the raw path, and `unmatched` for a 404.
+    let lines = served.lines.lock().unwrap().clone();
+    let access = |id: &str| {
+        lines
+            .iter()
+            .filter(|l| l.contains(id) && l.contains("answered"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(access(&ids[1].2)[0].contains("route=/favicon.ico"));
+    assert!(access(&ids[2].2)[0].contains("route=unmatched"));
+    for (_, _, id) in &ids[..3] {
+        let all = lines.iter().filter(|l| l.contains(id.as_str())).count();
+        assert_eq!(
+            (access(id).len(), all),
+            (1, 1),
+            "one line per request: {lines:?}"
+        );
+    }
+    // A refusal's detail is on its access line.
+    assert!(
+        access(&ids[2].2)[0].contains("error=\"not found\""),
+        "{lines:?}"
+    );
+    // Probes answered well stay out of the INFO log.
+    assert!(access(&ids[3].2).is_empty(), "{lines:?}");
+    // Not a terminal: no colour codes.
+    assert!(!lines.iter().any(|l| l.contains('\u{1b}')), "{lines:?}");
+
+    // `storefront healthcheck` against it, then against nothing.
+    let addr = served.addr.clone();
+    let out = run(
+        &["healthcheck"],
+        &[("LISTEN_ADDR", addr.as_str()), ("PATH", "/usr/bin:/bin")],
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "{}", utf8(&out.stderr));
+    drop(served);
+    let out = run(
+        &["healthcheck", "--listen-addr", &addr],
+        &[("PATH", "/usr/bin:/bin")],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        utf8(&out.stderr).starts_with("cannot reach"),
+        "{}",
+        utf8(&out.stderr)
+    );
+}
