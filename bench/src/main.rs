@@ -1,6 +1,6 @@
 //! `storefront-bench`: the storefront's figures, each side by side with its anchor in the same
 //! run (see `BENCHMARKS.md`). Run it with `scripts/bench`, which builds the release binaries
-//! first; `--quick` is a smoke run, `--profile` adds round-trip counts and a CPU profile.
+//! first; `--quick` is a smoke run, `--profile` adds a CPU profile of the storefront.
 // The bench reports on stdout: that is what it is for.
 #![allow(clippy::print_stdout)]
 
@@ -39,7 +39,7 @@ const USAGE: &str = "usage: storefront-bench [--quick] [--profile] [--no-write] 
 [--pg postgres://USER@HOST:PORT] [--sslmode MODE] [--out BENCHMARKS.md] [--code TEXT]
 
   --quick     each figure once, small counts (a smoke run of a minute or two)
-  --profile   also count database round trips per request and record a perf profile
+  --profile   also a CPU profile of the storefront under ingest at c = 8 (perf)
   --no-write  print the results only (a full run otherwise updates --out between its markers)
   --bin-dir   where the release storefront and dhmad-sandbox are (default: next to this binary)
   --pg        the Postgres server (default postgres://postgres@127.0.0.1:5432; trust auth)

@@ -68,7 +68,7 @@ pub async fn perf_report(
     .arg("-i")
     .arg(data);
     if let Some(d) = dso {
-        cmd.arg("--dsos").arg(d);
+        cmd.args(["--percentage", "relative", "--dsos", d]);
     }
     let out = cmd.output().await?;
     Ok(String::from_utf8_lossy(&out.stdout)

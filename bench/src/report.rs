@@ -194,7 +194,7 @@ pub fn markdown(r: &Results, m: &Machine, mode: &str, took: Duration) -> String 
         }
     }
     let _ = writeln!(s, "\nChecks made before each figure was reported:\n");
-    for c in &r.checks {
+    for c in merge_repetitions(&r.checks) {
         let _ = writeln!(s, "- {c}");
     }
     if !r.profile.is_empty() {
@@ -215,6 +215,36 @@ pub fn markdown(r: &Results, m: &Machine, mode: &str, took: Duration) -> String 
         m.load_start, m.load_end, m.other_backends_start, m.other_backends_end
     );
     s
+}
+
+/// Lines that differ only by their `rep N` become one line saying how many repetitions passed.
+fn merge_repetitions(lines: &[String]) -> Vec<String> {
+    let mut merged: Vec<(String, usize)> = Vec::new();
+    for line in lines {
+        let key = match line.find(", rep ") {
+            Some(at) => {
+                let rest = &line[at + 6..];
+                let digits = rest.chars().take_while(char::is_ascii_digit).count();
+                format!("{}, @REPS@{}", &line[..at], &rest[digits..])
+            }
+            None => line.clone(),
+        };
+        match merged.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => merged.push((key, 1)),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(k, n)| {
+            let reps = if n == 1 {
+                "1 repetition".to_owned()
+            } else {
+                format!("{n} repetitions")
+            };
+            k.replace("@REPS@", &reps)
+        })
+        .collect()
 }
 
 /// Replaces what lies between the two markers of `doc` with `section`.

@@ -2,6 +2,8 @@
 //! whether it runs on the pool or inside a transaction.
 
 pub mod admin;
+pub mod admin_consoles;
+pub mod admin_views;
 pub mod events;
 pub mod inbox;
 pub mod orders;

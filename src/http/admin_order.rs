@@ -6,7 +6,7 @@
 
 use askama::Template;
 use axum::{
-    extract::{Path, State},
+    extract::{Query, State},
     http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
     Extension, Form,
@@ -14,7 +14,7 @@ use axum::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{admin_auth::Admin, csrf::CsrfToken, order_page::fmt_time, render};
+use super::{admin_auth::Admin, csrf::CsrfToken, id_path::IdPath, order_page::fmt_time, render};
 use crate::{
     db,
     error::{AppError, AppResult},
@@ -50,6 +50,8 @@ struct AdminOrderPage {
     sessions: Vec<Line>,
     jobs: Vec<Line>,
     audit: Vec<Line>,
+    /// The flash an action left, and the order's inbox events (`admin_consoles`).
+    extras: super::admin_consoles::OrderExtras,
     csrf: String,
 }
 
@@ -88,6 +90,7 @@ async fn render_page(
     order: Order,
     csrf: String,
     error: Option<String>,
+    flash: Option<super::admin::Flash>,
 ) -> AppResult<Html<String>> {
     let id = order.id;
     let product_name = db::products::get(&s.pool, &order.sku)
@@ -152,6 +155,7 @@ async fn render_page(
         sessions,
         jobs,
         audit,
+        extras: super::admin_consoles::order_extras(s, id, flash).await?,
         csrf,
     })
 }
@@ -166,11 +170,12 @@ async fn load(s: &AppState, id: &str) -> AppResult<Order> {
 pub async fn page(
     _: Admin,
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
+    Query(flash): Query<super::admin::FlashQuery>,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Html<String>> {
     let order = load(&s, &id).await?;
-    render_page(&s, order, csrf.0, None).await
+    render_page(&s, order, csrf.0, None, flash.flash()).await
 }
 
 /// Records the action, then answers: DHMAD's page, this page again, or this page with the
@@ -200,7 +205,7 @@ async fn finish(
             let order = db::orders::get(&s.pool, order_id)
                 .await?
                 .ok_or(AppError::NotFound)?;
-            let page = render_page(s, order, csrf.0, Some(e.to_string())).await?;
+            let page = render_page(s, order, csrf.0, Some(e.to_string()), None).await?;
             Ok((status, page).into_response())
         }
         Err(e) => Err(e.into()),
@@ -211,7 +216,7 @@ async fn finish(
 pub async fn cancel(
     admin: Admin,
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Response> {
     let order = load(&s, &id).await?;
@@ -234,7 +239,7 @@ pub struct Decision {
 pub async fn cancellation(
     admin: Admin,
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
     Form(input): Form<Decision>,
 ) -> AppResult<Response> {
@@ -263,7 +268,7 @@ pub async fn cancellation(
 pub async fn sign(
     admin: Admin,
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Response> {
     let order = load(&s, &id).await?;
@@ -277,7 +282,7 @@ pub async fn sign(
 pub async fn proof(
     admin: Admin,
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Response> {
     let order = load(&s, &id).await?;
@@ -291,7 +296,7 @@ pub async fn proof(
 pub async fn dispute(
     admin: Admin,
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Response> {
     let order = load(&s, &id).await?;

@@ -4,6 +4,7 @@
 
 mod admin;
 mod admin_auth;
+mod admin_consoles;
 mod admin_order;
 mod callback;
 mod checkout;
@@ -11,6 +12,7 @@ mod client_addr;
 mod cookies;
 mod csrf;
 mod health;
+mod id_path;
 mod openapi;
 mod order_page;
 mod orders;
@@ -88,6 +90,29 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/orders/{id}/sign", post(admin_order::sign))
         .route("/admin/orders/{id}/proof", post(admin_order::proof))
         .route("/admin/reconcile", post(admin::reconcile))
+        .route("/admin/orders", get(admin::orders))
+        .route("/admin/orders.csv", get(admin::csv))
+        .route("/admin/orders/{id}/reconcile", post(admin::reconcile_order))
+        .route(
+            "/admin/orders/{id}/events",
+            get(admin_consoles::order_events),
+        )
+        .route("/admin/inbox", get(admin_consoles::inbox))
+        .route(
+            "/admin/inbox/reprocess-unmatched",
+            post(admin_consoles::reprocess_unmatched),
+        )
+        .route(
+            "/admin/inbox/{event_id}/reprocess",
+            post(admin_consoles::reprocess_one),
+        )
+        .route("/admin/outbox", get(admin_consoles::outbox))
+        .route("/admin/outbox/{id}/retry", post(admin_consoles::retry_job))
+        .route(
+            "/admin/outbox/{id}/abandon",
+            post(admin_consoles::abandon_job),
+        )
+        .route("/admin/audit", get(admin_consoles::audit))
         .route_layer(no_store);
     let checkout = Router::new()
         .route("/checkout", post(checkout::form))

@@ -3,7 +3,7 @@
 //! message, rather than on an error page.
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
     Extension, Json,
@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{csrf::CsrfToken, order_page};
+use super::{csrf::CsrfToken, id_path::IdPath, order_page};
 use crate::{
     db,
     error::{AppError, AppResult, ErrorBody},
@@ -99,7 +99,7 @@ pub struct ContractJson {
         (status = 503, description = "The database is briefly unavailable", body = ErrorBody),
     ),
 )]
-pub async fn json(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Json<OrderJson>> {
+pub async fn json(State(s): State<AppState>, IdPath(id): IdPath) -> AppResult<Json<OrderJson>> {
     let o = load(&s, &id).await?;
     Ok(Json(OrderJson {
         contract: (o.mode == Mode::Standard).then(|| ContractJson {
@@ -131,7 +131,7 @@ pub async fn json(State(s): State<AppState>, Path(id): Path<String>) -> AppResul
 
 pub async fn page(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Html<String>> {
     let o = load(&s, &id).await?;
@@ -170,7 +170,7 @@ fn to_dhmad(url: String) -> Response {
 /// "Pay again": the live session if there is one, else a new session (or a retried escrow).
 pub async fn pay_again(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Response> {
     let o = load(&s, &id).await?;
@@ -184,7 +184,7 @@ pub async fn pay_again(
 /// "Confirm receipt": a DHMAD `complete` session for the buyer.
 pub async fn confirm_receipt(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Response> {
     let o = load(&s, &id).await?;
@@ -196,7 +196,7 @@ pub async fn confirm_receipt(
 /// the shop on DHMAD's page (`request_cancellation`).
 pub async fn cancel(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Response> {
     let o = load(&s, &id).await?;
@@ -210,7 +210,7 @@ pub async fn cancel(
 /// "Sign the contract" (standard mode): a DHMAD `sign_contract` session for the buyer.
 pub async fn sign(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Response> {
     let o = load(&s, &id).await?;
@@ -224,7 +224,7 @@ pub async fn sign(
 /// correction).
 pub async fn review_proof(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Response> {
     let o = load(&s, &id).await?;
@@ -237,7 +237,7 @@ pub async fn review_proof(
 /// "Open a dispute": a DHMAD `dispute` session for the buyer.
 pub async fn dispute(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Response> {
     let o = load(&s, &id).await?;

@@ -56,8 +56,12 @@ pub async fn receive(
             ),
         })?;
     match webhook::ingest(&s.pool, &body).await {
-        Ok(outcome) => {
+        Ok(ingested) => {
+            let outcome = ingested.outcome;
             s.metrics.webhook(outcome.as_str());
+            if let Some(took) = ingested.funded_after {
+                s.metrics.checkout_to_paid(took);
+            }
             Ok(Json(json!({ "result": outcome.as_str() })))
         }
         Err(e @ OrderError::Invalid(_)) => Err(refused(WebhookRefusal::Malformed, e.into())),

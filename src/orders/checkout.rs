@@ -260,7 +260,14 @@ pub fn in_flight_limit(state: &AppState) -> time::Duration {
 /// The escrow's title carries the order id, so an escrow whose creation answer was lost can
 /// be recognised later in DHMAD's list.
 pub fn escrow_title(product_name: &str, order_id: Uuid) -> String {
-    format!("{product_name}{TITLE_MARKER}{order_id}")
+    format!("{product_name}{TITLE_MARKER}{}", short_ref(order_id))
+}
+
+/// The order's short reference people read (on DHMAD's pages and in the escrow's title): the
+/// first 8 hex digits of its id. 32 bits: with the buyer's e-mail and the time window of a
+/// lookup, enough to tell escrows apart.
+pub fn short_ref(order_id: Uuid) -> String {
+    order_id.simple().to_string()[..8].to_owned()
 }
 
 /// What precedes the order id in an escrow's title.

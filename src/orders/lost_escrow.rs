@@ -9,8 +9,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    apply_escrow_snapshot, checkout::TITLE_MARKER, snapshot::Authority, sync::upstream, Order,
-    OrderResult, OrderStatus,
+    apply_escrow_snapshot,
+    checkout::{short_ref, TITLE_MARKER},
+    snapshot::Authority,
+    sync::upstream,
+    Order, OrderResult, OrderStatus,
 };
 use crate::db;
 use crate::state::AppState;
@@ -21,13 +24,18 @@ const MARGIN: time::Duration = time::Duration::minutes(5);
 const MAX_PAGES: u32 = 50;
 
 /// The order id in an escrow's title, if it is one of ours.
-fn order_of(e: &Escrow) -> Option<Uuid> {
-    order_of_title(&e.title)
+/// Whether the escrow's title names the order: its short reference (or, for escrows created
+/// before titles were shortened, its whole id).
+fn names(e: &Escrow, order_id: Uuid) -> bool {
+    title_names(&e.title, order_id)
 }
 
-fn order_of_title(title: &str) -> Option<Uuid> {
-    let (_, id) = title.rsplit_once(TITLE_MARKER)?;
-    Uuid::parse_str(id.trim()).ok()
+fn title_names(title: &str, order_id: Uuid) -> bool {
+    let Some((_, tail)) = title.rsplit_once(TITLE_MARKER) else {
+        return false;
+    };
+    let tail = tail.trim();
+    tail == short_ref(order_id) || Uuid::parse_str(tail).is_ok_and(|id| id == order_id)
 }
 
 /// Escrows of the merchant created since `since`, newest first, whose title names an order
@@ -70,7 +78,7 @@ async fn list_since(
 pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<()> {
     let since = order.escrow_attempted_at.unwrap_or(order.created_at) - MARGIN;
     let mut found = list_since(state, since, None, |e| {
-        order_of(e) == Some(order.id)
+        names(e, order.id)
             && e.buyer_email()
                 .is_none_or(|b| b.eq_ignore_ascii_case(&order.buyer_email))
     })
@@ -137,17 +145,19 @@ pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
     if watched.is_empty() {
         return Ok(0);
     }
+    let named = |e: &Escrow| {
+        watched
+            .iter()
+            .find(|(o, escrow)| names(e, *o) && escrow.as_deref() != Some(e.id.as_str()))
+            .map(|(o, _)| *o)
+    };
     let duplicates = list_since(state, since, Some(EscrowStatus::Pending), |e| {
-        order_of(e).is_some_and(|id| {
-            watched
-                .iter()
-                .any(|(o, escrow)| *o == id && escrow.as_deref() != Some(e.id.as_str()))
-        })
+        named(e).is_some()
     })
     .await?;
     let n = duplicates.len();
     for e in duplicates {
-        if let Some(order_id) = order_of(&e) {
+        if let Some(order_id) = named(&e) {
             cancel_duplicate(state, order_id, &e).await;
         }
     }
@@ -161,13 +171,19 @@ mod tests {
 
     #[test]
     fn the_title_names_the_order() {
-        assert_eq!(order_of_title("Chéchia · order nope"), None);
         let id = Uuid::new_v4();
+        let title = escrow_title("AI credits — 500", id);
+        assert!(title.len() < 40, "readable: {title}");
+        assert!(title_names(&title, id));
+        assert!(!title_names(&title, Uuid::new_v4()));
+        assert!(!title_names("Chéchia · order nope", id));
+        // Escrows from before titles were shortened carry the whole id.
+        assert!(title_names(&format!("Chéchia · order {id}"), id));
         let e: Escrow = serde_json::from_value(serde_json::json!({
-            "id": "66aa00000000000000000001", "title": escrow_title("AI credits — 500", id),
+            "id": "66aa00000000000000000001", "title": title,
             "amount": 15, "currency": "TND", "status": "pending", "mode": "instant"
         }))
         .unwrap();
-        assert_eq!(order_of(&e), Some(id));
+        assert!(names(&e, id));
     }
 }

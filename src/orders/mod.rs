@@ -8,6 +8,7 @@ pub mod fulfilment;
 pub mod lost_escrow;
 mod news;
 pub mod notify;
+pub mod reprocess;
 pub mod sessions;
 pub mod snapshot;
 pub mod state_machine;

@@ -5,7 +5,7 @@ use dhmad::{Event, WebhookEnvelope};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use super::{apply_escrow_snapshot, news, snapshot::Authority, OrderError, OrderResult};
+use super::{apply_escrow_snapshot, news, snapshot::Authority, Applied, OrderError, OrderResult};
 use crate::db;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl Outcome {
 /// once; the inbox keeps it verbatim (Postgres parses it into JSONB itself), with the SHA-256
 /// of the bytes DHMAD signed.
 #[tracing::instrument(skip_all, fields(event.id, event.type))]
-pub async fn ingest(pool: &PgPool, body: &[u8]) -> OrderResult<Outcome> {
+pub async fn ingest(pool: &PgPool, body: &[u8]) -> OrderResult<Ingested> {
     // A body that passed the signature check but is no envelope can never succeed: refused,
     // so DHMAD does not retry it.
     let not_json = || OrderError::Invalid("the body is not valid JSON".into());
@@ -94,18 +94,30 @@ fn without_nul(raw: &str) -> serde_json::Result<Option<String>> {
     serde_json::to_string(&v).map(Some)
 }
 
+/// What ingesting a delivery did.
+#[derive(Debug, Clone, Copy)]
+pub struct Ingested {
+    pub outcome: Outcome,
+    /// DHMAD now holds the money for an order created this long ago (checkout to paid).
+    pub funded_after: Option<std::time::Duration>,
+}
+
 async fn store_and_apply(
     pool: &PgPool,
     received: &db::inbox::Received<'_>,
     event: Result<Event, serde_json::Error>,
-) -> sqlx::Result<Outcome> {
+) -> sqlx::Result<Ingested> {
+    let mut funded_after = None;
     let (id, event_type) = (received.event_id, received.event_type);
     let escrow = event.as_ref().ok().and_then(Event::escrow);
     let mut tx = db::tx::begin(pool).await?;
     let escrow_id = escrow.map(|e| e.id.as_str());
     if !db::inbox::insert(&mut *tx, received, escrow_id).await? {
         tx.rollback().await?;
-        return Ok(Outcome::Duplicate);
+        return Ok(Ingested {
+            outcome: Outcome::Duplicate,
+            funded_after: None,
+        });
     }
     let (outcome, order_id) = match (&event, escrow) {
         (Err(e), _) => {
@@ -123,6 +135,10 @@ async fn store_and_apply(
                 None => (Outcome::Unmatched, None),
                 Some(order) => {
                     news::apply(&mut tx, order, ev, &applied).await?;
+                    if let Applied::Transitioned { funded: true, .. } = applied {
+                        let took = time::OffsetDateTime::now_utc() - order.created_at;
+                        funded_after = std::time::Duration::try_from(took).ok();
+                    }
                     (Outcome::Processed, Some(order.id))
                 }
             }
@@ -131,7 +147,10 @@ async fn store_and_apply(
     db::inbox::finish(&mut *tx, id, outcome.as_str(), order_id).await?;
     tx.commit().await?;
     tracing::info!(outcome = outcome.as_str(), "webhook ingested");
-    Ok(outcome)
+    Ok(Ingested {
+        outcome,
+        funded_after,
+    })
 }
 
 #[cfg(test)]

@@ -62,6 +62,9 @@ async fn the_openapi_document_describes_the_json_api(pool: PgPool) {
             "POST /api/checkout {status}"
         );
     }
+    // The order a checkout created can be followed (schemathesis' stateful phase does).
+    let link = &checkout["responses"]["201"]["links"]["GetOrder"];
+    assert_eq!(link["operationId"], "get_order", "{link}");
     let order = &doc["paths"]["/api/orders/{id}"]["get"]["responses"];
     assert!(order["200"].is_object() && order["404"].is_object());
 
@@ -76,7 +79,10 @@ async fn the_openapi_document_describes_the_json_api(pool: PgPool) {
         order["escrow_id"]["type"],
         serde_json::json!(["string", "null"])
     );
-    assert_eq!(schemas["ProductJson"]["properties"]["price"]["$ref"], "#/components/schemas/Decimal");
+    assert_eq!(
+        schemas["ProductJson"]["properties"]["price"]["$ref"],
+        "#/components/schemas/Decimal"
+    );
     let products: Value = app.get("/api/products").await.json().await.unwrap();
     assert!(products[0]["price"].is_string(), "{products}");
 }
@@ -91,7 +97,10 @@ async fn a_bad_email_shows_the_catalog_again_with_the_message_and_the_input(pool
     assert_eq!(r.status(), 400);
     assert!(is_html(&r));
     let page = r.text().await.unwrap();
-    assert!(page.contains("<h1>Catalog</h1>"), "the catalog again: {page}");
+    assert!(
+        page.contains("<h1>Catalog</h1>"),
+        "the catalog again: {page}"
+    );
     let chechia = card(&page, "chechia-red");
     assert!(chechia.contains("not a valid e-mail"), "{chechia}");
     assert!(
@@ -105,7 +114,11 @@ async fn a_bad_email_shows_the_catalog_again_with_the_message_and_the_input(pool
     let credits = card(&page, "ai-credits-500");
     assert!(!credits.contains("not a valid e-mail"), "{credits}");
     assert!(!credits.contains("aria-invalid"), "{credits}");
-    assert_eq!(order_count(&app.pool).await, 0, "no order for invalid input");
+    assert_eq!(
+        order_count(&app.pool).await,
+        0,
+        "no order for invalid input"
+    );
 
     // A missing address says so, in the same place.
     let r = app
@@ -147,7 +160,10 @@ async fn not_found_pages_say_what_and_link_back(pool: PgPool) {
         let page = r.text().await.unwrap();
         assert!(page.contains("Page not found"), "{path}: {page}");
         assert!(page.contains("no page, order or payment"), "{path}: {page}");
-        assert!(page.contains(r#"href="/">Back to the catalog"#), "{path}: {page}");
+        assert!(
+            page.contains(r#"href="/">Back to the catalog"#),
+            "{path}: {page}"
+        );
     }
     // Machines still get JSON.
     let r = app.get(&format!("/api/orders/{}", Uuid::new_v4())).await;

@@ -9,6 +9,8 @@ mod common;
 mod webdriver;
 
 mod after_payment;
+mod api_contract;
+mod back_office;
 mod browser;
 mod dhmad_failures;
 mod http_basics;

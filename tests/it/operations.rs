@@ -98,6 +98,12 @@ async fn metrics_count_requests_webhooks_and_dhmad_calls_of_a_purchase(pool: PgP
 
     // Webhooks, by outcome: the payment and what followed.
     assert!(sample(&text, "storefront_webhooks_total", &processed).unwrap() >= 1.0);
+    // The payment's news measured checkout to paid, once.
+    assert_eq!(
+        sample(&text, "storefront_checkout_to_paid_seconds_count", &[]),
+        Some(1.0),
+        "{text}"
+    );
     let refused = sample(&text, "storefront_webhook_refusals_total", &[]);
     assert_eq!(refused, Some(0.0), "{text}");
 

@@ -229,6 +229,13 @@ async fn nul_bytes_get_400_and_a_signed_webhook_holding_one_is_applied(pool: PgP
     assert_eq!(r.status(), 400);
     let r = app.get("/orders/%00").await;
     assert_eq!(r.status(), 404);
+    // Not even UTF-8: unknown like any other id, with the usual JSON error.
+    let r = app.get("/api/orders/%FF").await;
+    assert_eq!(r.status(), 404);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
 
     let escrow_id = "66bb000000000000000000a0";
     let id = app

@@ -20,11 +20,12 @@ use plan::{Decision, Seen};
 pub enum Applied {
     /// No order has this escrow.
     Unmatched,
-    /// The escrow status changed.
+    /// The escrow status changed; `funded` when DHMAD now holds the money for the first time.
     Transitioned {
         order: Box<Order>,
         from: Option<String>,
         to: String,
+        funded: bool,
     },
     /// Same status (perhaps newer details): nothing to do but note we heard from DHMAD.
     Unchanged { order: Box<Order> },
@@ -127,6 +128,7 @@ pub async fn apply_escrow_snapshot(
         order,
         from,
         to: escrow.status.to_string(),
+        funded: plan.fulfil,
     })
 }
 

@@ -1,0 +1,138 @@
+//! Reprocessing a stored webhook event from the back office: DHMAD retries a delivery for a few
+//! seconds and has no redelivery API, so an event that matched no order (its order's escrow was
+//! recorded after it arrived) or whose reprocessing failed can only be applied again from the
+//! inbox. Same path as a live delivery (`webhook::store_and_apply`): the stored payload is parsed
+//! as a `WebhookEnvelope`, its snapshot applied by `apply_escrow_snapshot` under the order's row
+//! lock, the event's news by `news::apply`, and the inbox row updated, in one transaction.
+//!
+//! Idempotent: the inbox row is locked first and a `processed` event is left alone, so its news
+//! (timeline lines, cancellation facts) is applied at most once however often, or however
+//! concurrently, it is reprocessed; the snapshot itself would change nothing twice anyway (same
+//! or older than what the order holds).
+
+use dhmad::{Event, WebhookEnvelope};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{apply_escrow_snapshot, news, snapshot::Authority, webhook::Outcome, OrderResult};
+use crate::db;
+
+/// What reprocessing one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reprocessed {
+    /// Applied to this order now.
+    Processed(Uuid),
+    /// Still no order has the event's escrow.
+    Unmatched,
+    /// Nothing to apply (no escrow in it, or a shape we do not know).
+    Ignored,
+    /// It had been applied already: nothing changed.
+    AlreadyProcessed,
+    /// No stored event has this id.
+    NotFound,
+}
+
+/// Applies a stored event again. On a database error the transaction is rolled back and the
+/// event kept as `failed`, with why (unless it was processed meanwhile).
+#[tracing::instrument(skip_all, fields(event.id = event_id))]
+pub async fn reprocess(pool: &PgPool, event_id: &str) -> OrderResult<Reprocessed> {
+    match apply_stored(pool, event_id).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            db::admin_consoles::mark_inbox_failed(pool, event_id, &e.to_string()).await?;
+            Err(e.into())
+        }
+    }
+}
+
+/// One transaction; rolled back at once on an error, so that the row lock is gone when the
+/// failure is recorded.
+async fn apply_stored(pool: &PgPool, event_id: &str) -> sqlx::Result<Reprocessed> {
+    let mut tx = db::tx::begin(pool).await?;
+    match apply_in(&mut tx, event_id).await {
+        Ok(r) => {
+            tx.commit().await?;
+            Ok(r)
+        }
+        Err(e) => {
+            tx.rollback().await?;
+            Err(e)
+        }
+    }
+}
+
+async fn apply_in(tx: &mut PgConnection, event_id: &str) -> sqlx::Result<Reprocessed> {
+    let Some(stored) = db::admin_consoles::lock_inbox(&mut *tx, event_id).await? else {
+        return Ok(Reprocessed::NotFound);
+    };
+    if stored.outcome == Outcome::Processed.as_str() {
+        return Ok(Reprocessed::AlreadyProcessed);
+    }
+    // The stored body passed `WebhookEnvelope::from_slice` when it arrived; a data shape we do
+    // not know is `ignored`, as on arrival.
+    let event = WebhookEnvelope::from_slice(stored.payload.as_bytes())
+        .and_then(|env| Event::from_parts(&env.event_type, env.data));
+    let (outcome, order_id) = match &event {
+        Err(e) => {
+            tracing::warn!(error = %e, "stored webhook payload has an unexpected shape");
+            (Outcome::Ignored, None)
+        }
+        Ok(ev) => match ev.escrow() {
+            None => (Outcome::Ignored, None),
+            Some(escrow) => {
+                let source = format!("webhook {}, reprocessed", stored.event_type);
+                let applied =
+                    apply_escrow_snapshot(&mut *tx, escrow, Authority::Webhook, &source).await?;
+                match applied.order() {
+                    None => (Outcome::Unmatched, None),
+                    Some(order) => {
+                        news::apply(&mut *tx, order, ev, &applied).await?;
+                        (Outcome::Processed, Some(order.id))
+                    }
+                }
+            }
+        },
+    };
+    db::admin_consoles::set_inbox_outcome(&mut *tx, event_id, outcome.as_str(), order_id).await?;
+    tracing::info!(outcome = outcome.as_str(), "webhook reprocessed");
+    Ok(match (outcome, order_id) {
+        (Outcome::Processed, Some(id)) => Reprocessed::Processed(id),
+        (Outcome::Unmatched, _) => Reprocessed::Unmatched,
+        _ => Reprocessed::Ignored,
+    })
+}
+
+/// What reprocessing every unmatched (or failed) event did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub processed: usize,
+    pub unmatched: usize,
+    pub ignored: usize,
+    pub failed: usize,
+}
+
+/// Events reprocessed per click, oldest first: a bounded amount of work per request.
+pub const BATCH_LIMIT: i64 = 500;
+
+/// Reprocesses the oldest unmatched and failed events; returns what became of them and the
+/// orders they were applied to.
+pub async fn reprocess_unmatched(pool: &PgPool) -> OrderResult<(Batch, Vec<(String, Uuid)>)> {
+    let mut batch = Batch::default();
+    let mut applied = Vec::new();
+    for id in db::admin_consoles::unmatched_ids(pool, BATCH_LIMIT).await? {
+        match reprocess(pool, &id).await {
+            Ok(Reprocessed::Processed(order)) => {
+                batch.processed += 1;
+                applied.push((id, order));
+            }
+            Ok(Reprocessed::Unmatched) => batch.unmatched += 1,
+            Ok(Reprocessed::Ignored) => batch.ignored += 1,
+            Ok(Reprocessed::AlreadyProcessed | Reprocessed::NotFound) => {}
+            Err(e) => {
+                batch.failed += 1;
+                tracing::warn!(event.id = %id, error = %e, cause = e.cause(), "could not reprocess an event");
+            }
+        }
+    }
+    Ok((batch, applied))
+}
