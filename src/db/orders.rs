@@ -396,7 +396,8 @@ pub async fn sync_failures(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i32
 }
 
 /// Paid instant orders owed a `deliver` with none queued: their last job gave up at least
-/// `after` ago (or there never was one). The reconciler queues a new one.
+/// `after` ago (or there never was one). The reconciler queues a new one. A job the merchant
+/// abandoned is their decision: never queued again.
 pub async fn list_missing_deliver(
     e: impl PgExecutor<'_>,
     after: time::Duration,
@@ -410,6 +411,7 @@ pub async fn list_missing_deliver(
                              WHERE j.order_id = o.id AND j.kind = 'deliver'
                                AND (j.done_at IS NULL
                                     OR j.gave_up_at IS NULL
+                                    OR j.abandoned_at IS NOT NULL
                                     OR j.gave_up_at > now() - $1::bigint * interval '1 millisecond'))
           ORDER BY o.updated_at LIMIT $2",
         after_ms,

@@ -545,7 +545,7 @@ async fn a_dead_job_is_retried_and_an_open_one_abandoned(pool: PgPool) {
 
     // Run now: a fresh deliver job, the dead one superseded; out of "failed jobs".
     let back = act(&app, &format!("/admin/outbox/{dead}/retry")).await;
-    assert_eq!(back, format!("/admin/outbox?notice=job_retried"));
+    assert_eq!(back, "/admin/outbox?notice=job_retried");
     let fresh: i64 = sqlx::query_scalar(
         "SELECT max(id) FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'",
     )

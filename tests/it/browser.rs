@@ -154,3 +154,37 @@ async fn a_buyer_signs_the_contract_then_pays_for_a_standard_order(pool: PgPool)
     assert_eq!(o["contract"]["buyer_signed"], true);
     assert_eq!(o["status"], "paid");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_merchant_works_through_what_needs_action(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let shop = format!("http://localhost:{}", w.app.port);
+    // A paid quick order waits to be shipped.
+    let s = w.checkout("chechia-red", "tarek@example.tn").await;
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "paid").await;
+
+    let b = Browser::start().await;
+    b.goto(&format!("{shop}/admin/login")).await;
+    b.type_into("input[name=token]", crate::common::ADMIN_TOKEN)
+        .await;
+    b.click("form[action='/admin/login'] button").await;
+    let page = b.wait_for_text("need you", 10).await;
+    assert!(page.contains("1 thing(s) need you"), "{page}");
+    // The tile of what needs action leads to the order, with its "Mark shipped".
+    b.click(".tile-hot").await;
+    b.wait_for_text("Mark shipped", 10).await;
+    assert!(b.url().await.contains("/admin/orders?needs="));
+    b.click(&format!("#o-{} form[action$='/ship'] button", s.order_id))
+        .await;
+    b.wait_for_text("Shipping requested", 10).await;
+    w.wait_status(s.order_id, "delivered").await;
+    let audit = sqlx::query_scalar!(
+        "SELECT action FROM admin_audit WHERE order_id = $1",
+        s.order_id
+    )
+    .fetch_all(&w.app.pool)
+    .await
+    .unwrap();
+    assert!(audit.contains(&"ship".to_owned()), "{audit:?}");
+}

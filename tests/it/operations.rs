@@ -67,7 +67,17 @@ async fn metrics_count_requests_webhooks_and_dhmad_calls_of_a_purchase(pool: PgP
     let s = w.checkout("ai-credits-500", "buyer@example.tn").await;
     w.complete(&s.session_id).await;
     w.wait_status(s.order_id, "completed").await;
-    let text = scrape(&w.app).await;
+    // The order completes while its deliver job is still being closed: the job's counter
+    // moves just after. Wait for it rather than racing it.
+    let app = &w.app;
+    let text = wait_for("the deliver job to be counted", 10, || async move {
+        let text = scrape(app).await;
+        let done = [("kind", "deliver"), ("outcome", "done")];
+        sample(&text, "storefront_outbox_attempts_total", &done)
+            .is_some()
+            .then_some(text)
+    })
+    .await;
 
     // Requests, by the matched route's template.
     let checkout = [
