@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod admin_consoles;
 pub mod admin_views;
+pub mod calls;
 pub mod events;
 pub mod inbox;
 pub mod orders;

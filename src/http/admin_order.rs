@@ -49,6 +49,7 @@ struct AdminOrderPage {
     timeline: Vec<Line>,
     sessions: Vec<Line>,
     jobs: Vec<Line>,
+    calls: Vec<Line>,
     audit: Vec<Line>,
     /// The flash an action left, and the order's inbox events (`admin_consoles`).
     extras: super::admin_consoles::OrderExtras,
@@ -136,6 +137,20 @@ async fn render_page(
             ),
         })
         .collect();
+    let calls = db::calls::for_order(&s.pool, id)
+        .await?
+        .into_iter()
+        .map(|c| Line {
+            at: fmt_time(c.at),
+            kind: format!("{} {}", c.method, c.endpoint),
+            detail: format!(
+                "{} in {} ms",
+                c.status
+                    .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
+                c.duration_ms
+            ),
+        })
+        .collect();
     let audit = db::admin::audit_for_order(&s.pool, id)
         .await?
         .into_iter()
@@ -154,6 +169,7 @@ async fn render_page(
         timeline,
         sessions,
         jobs,
+        calls,
         audit,
         extras: super::admin_consoles::order_extras(s, id, flash).await?,
         csrf,

@@ -33,60 +33,69 @@ async fn load(state: &AppState, order_id: Uuid) -> OrderResult<Order> {
 /// either party may call while pending), locally when none was ever created.
 #[tracing::instrument(skip_all, fields(order.id = %order_id, by = ?by))]
 pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> OrderResult<Order> {
-    let mut order = load(state, order_id).await?;
-    let action = match by {
-        Party::Buyer => Action::Cancel,
-        Party::Merchant => Action::MerchantCancel,
-    };
-    if !order.allows(action) {
-        return Err(refused(&order, action));
-    }
-    // An escrow may exist although the answer was lost: look before cancelling locally.
-    if order.status == OrderStatus::NeedsReconciliation {
-        lost_escrow::reconcile_creation(state, &order).await?;
-        order = load(state, order_id).await?;
-    }
-    let who = match by {
-        Party::Buyer => "the buyer",
-        Party::Merchant => "the shop",
-    };
-    let Some(escrow_id) = order.escrow_id.clone() else {
-        let reason = format!("Cancelled by {who} before payment");
-        let mut tx = db::tx::begin(&state.pool).await?;
-        db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason).await?;
-        db::events::add(
-            &mut *tx,
-            order.id,
-            "cancelled",
-            &reason,
-            Some("Order cancelled"),
-        )
-        .await?;
-        tx.commit().await?;
-        return load(state, order_id).await;
-    };
-    match state.dhmad.cancel_escrow(&escrow_id).await {
-        Ok(res) => {
-            let detail = format!("Cancelled by {who} before payment (DHMAD escrow {escrow_id})");
-            let mut tx = db::tx::begin(&state.pool).await?;
-            db::events::add(
-                &mut *tx,
-                order.id,
-                "cancelled",
-                &detail,
-                Some("Order cancelled"),
-            )
-            .await?;
-            tx.commit().await?;
-            sync::apply_in_tx(state, &res.escrow, "cancelled through the API").await?;
-            load(state, order_id).await
-        }
-        Err(e) => {
-            // DHMAD refused (paid meanwhile?): learn what it says before telling the user.
-            let _ = sync::refresh_order(state, &order, "read after a refused cancel").await;
-            Err(OrderError::from_dhmad(e, "could not cancel the escrow"))
-        }
-    }
+    let call_order = order_id;
+    super::call_log::for_order(
+        call_order,
+        Box::pin(async move {
+            let mut order = load(state, order_id).await?;
+            let action = match by {
+                Party::Buyer => Action::Cancel,
+                Party::Merchant => Action::MerchantCancel,
+            };
+            if !order.allows(action) {
+                return Err(refused(&order, action));
+            }
+            // An escrow may exist although the answer was lost: look before cancelling locally.
+            if order.status == OrderStatus::NeedsReconciliation {
+                lost_escrow::reconcile_creation(state, &order).await?;
+                order = load(state, order_id).await?;
+            }
+            let who = match by {
+                Party::Buyer => "the buyer",
+                Party::Merchant => "the shop",
+            };
+            let Some(escrow_id) = order.escrow_id.clone() else {
+                let reason = format!("Cancelled by {who} before payment");
+                let mut tx = db::tx::begin(&state.pool).await?;
+                db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason)
+                    .await?;
+                db::events::add(
+                    &mut *tx,
+                    order.id,
+                    "cancelled",
+                    &reason,
+                    Some("Order cancelled"),
+                )
+                .await?;
+                tx.commit().await?;
+                return load(state, order_id).await;
+            };
+            match state.dhmad.cancel_escrow(&escrow_id).await {
+                Ok(res) => {
+                    let detail =
+                        format!("Cancelled by {who} before payment (DHMAD escrow {escrow_id})");
+                    let mut tx = db::tx::begin(&state.pool).await?;
+                    db::events::add(
+                        &mut *tx,
+                        order.id,
+                        "cancelled",
+                        &detail,
+                        Some("Order cancelled"),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    sync::apply_in_tx(state, &res.escrow, "cancelled through the API").await?;
+                    load(state, order_id).await
+                }
+                Err(e) => {
+                    // DHMAD refused (paid meanwhile?): learn what it says before telling the user.
+                    let _ = sync::refresh_order(state, &order, "read after a refused cancel").await;
+                    Err(OrderError::from_dhmad(e, "could not cancel the escrow"))
+                }
+            }
+        }),
+    )
+    .await
 }
 
 /// The DHMAD page where `party` performs `action` on the order: the hosted step's URL.

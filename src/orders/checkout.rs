@@ -166,41 +166,45 @@ async fn resume_with(
     order: Order,
     product: Option<&Product>,
 ) -> OrderResult<CheckoutStarted> {
-    let order = ensure_escrow(state, order, product).await?;
-    // Standard mode: the buyer signs before paying, so the first DHMAD page is the contract.
-    if order.allows(Action::Sign) {
-        let session =
-            ensure_session(state, &order, CheckoutAction::SignContract, Party::Buyer).await?;
-        return Ok(CheckoutStarted {
+    let call_order = order.id;
+    super::call_log::for_order(call_order, Box::pin(async move {
+        let order = ensure_escrow(state, order, product).await?;
+        // Standard mode: the buyer signs before paying, so the first DHMAD page is the contract.
+        if order.allows(Action::Sign) {
+            let session =
+                ensure_session(state, &order, CheckoutAction::SignContract, Party::Buyer).await?;
+            return Ok(CheckoutStarted {
+                order_id: order.id,
+                session_id: session.session_id,
+                checkout_url: session.url,
+            });
+        }
+        if order.mode == Mode::Standard && !order.contract_signed() {
+            return Err(OrderError::not_allowed(
+                "You have signed; the shop has not signed the contract yet. You can pay once it has.",
+            ));
+        }
+        let live = live_session(
+            &state.pool,
+            &order,
+            &CheckoutAction::AcceptPay,
+            Party::Buyer,
+        )
+        .await?;
+        if live.is_none() && sync::payment_in_review(state, &order).await? {
+            return Err(OrderError::not_allowed(
+                "DHMAD is checking your payment proof. We will confirm your order as soon as it \
+                 is approved; there is nothing more to pay.",
+            ));
+        }
+        let session = ensure_session(state, &order, CheckoutAction::AcceptPay, Party::Buyer).await?;
+        Ok(CheckoutStarted {
             order_id: order.id,
             session_id: session.session_id,
             checkout_url: session.url,
-        });
-    }
-    if order.mode == Mode::Standard && !order.contract_signed() {
-        return Err(OrderError::not_allowed(
-            "You have signed; the shop has not signed the contract yet. You can pay once it has.",
-        ));
-    }
-    let live = live_session(
-        &state.pool,
-        &order,
-        &CheckoutAction::AcceptPay,
-        Party::Buyer,
-    )
-    .await?;
-    if live.is_none() && sync::payment_in_review(state, &order).await? {
-        return Err(OrderError::not_allowed(
-            "DHMAD is checking your payment proof. We will confirm your order as soon as it \
-             is approved; there is nothing more to pay.",
-        ));
-    }
-    let session = ensure_session(state, &order, CheckoutAction::AcceptPay, Party::Buyer).await?;
-    Ok(CheckoutStarted {
-        order_id: order.id,
-        session_id: session.session_id,
-        checkout_url: session.url,
-    })
+        })
+    }))
+    .await
 }
 
 async fn ensure_escrow(

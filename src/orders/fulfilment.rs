@@ -141,59 +141,66 @@ pub enum JobOutcome {
 /// attempt the escrow is read first, and a 400 means "no longer paid" only if a read agrees.
 #[tracing::instrument(skip_all, fields(order.id = %job.order_id, job.id = job.id, job.attempt = job.attempts))]
 pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
-    let Some(order) = db::orders::get(&state.pool, job.order_id).await? else {
-        return Ok(JobOutcome::GiveUp("order not found".into()));
-    };
-    let Some(escrow_id) = order.escrow_id.clone() else {
-        return Ok(JobOutcome::GiveUp("order has no escrow".into()));
-    };
-    if !order.deliver_due() {
-        return Ok(JobOutcome::Done(format!(
-            "nothing to deliver: order is {}",
-            order.status.as_str()
-        )));
-    }
-    if job.attempts > 1 && !still_paid(state, &escrow_id).await? {
-        return Ok(JobOutcome::Done("escrow already moved on".into()));
-    }
-    match state.dhmad.deliver_escrow(&escrow_id).await {
-        Ok(res) => {
-            sync::apply_in_tx(state, &res.escrow, "deliver accepted by DHMAD").await?;
-            Ok(JobOutcome::Done(format!(
-                "delivered: escrow is {}",
-                res.escrow.status
-            )))
-        }
-        Err(dhmad::Error::Conflict(api))
-            if api.code == Some(dhmad::ErrorCode::ProofNotAccepted) =>
-        {
-            // Our copy of the proof gate was ahead of DHMAD's: nothing to retry until the
-            // proof is accepted. Learn DHMAD's view; the merchant ships again from there.
-            still_paid(state, &escrow_id).await?;
-            let mut tx = db::tx::begin(&state.pool).await?;
-            db::events::add(
-                &mut *tx,
-                order.id,
-                "ship_refused",
-                "DHMAD refused the delivery: the proof of purchase is not accepted yet (409)",
-                None,
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(JobOutcome::Done("DHMAD: proof not accepted yet".into()))
-        }
-        Err(e) => {
-            let refused = matches!(
-                e,
-                dhmad::Error::BusinessRule { .. } | dhmad::Error::Validation(_)
-            );
-            if refused && !still_paid(state, &escrow_id).await? {
-                Ok(JobOutcome::Done("escrow no longer paid".into()))
-            } else {
-                Ok(backoff_give_up(job, format!("deliver failed: {e}")))
+    let call_order = job.order_id;
+    super::call_log::for_order(
+        call_order,
+        Box::pin(async move {
+            let Some(order) = db::orders::get(&state.pool, job.order_id).await? else {
+                return Ok(JobOutcome::GiveUp("order not found".into()));
+            };
+            let Some(escrow_id) = order.escrow_id.clone() else {
+                return Ok(JobOutcome::GiveUp("order has no escrow".into()));
+            };
+            if !order.deliver_due() {
+                return Ok(JobOutcome::Done(format!(
+                    "nothing to deliver: order is {}",
+                    order.status.as_str()
+                )));
             }
-        }
-    }
+            if job.attempts > 1 && !still_paid(state, &escrow_id).await? {
+                return Ok(JobOutcome::Done("escrow already moved on".into()));
+            }
+            match state.dhmad.deliver_escrow(&escrow_id).await {
+                Ok(res) => {
+                    sync::apply_in_tx(state, &res.escrow, "deliver accepted by DHMAD").await?;
+                    Ok(JobOutcome::Done(format!(
+                        "delivered: escrow is {}",
+                        res.escrow.status
+                    )))
+                }
+                Err(dhmad::Error::Conflict(api))
+                    if api.code == Some(dhmad::ErrorCode::ProofNotAccepted) =>
+                {
+                    // Our copy of the proof gate was ahead of DHMAD's: nothing to retry until the
+                    // proof is accepted. Learn DHMAD's view; the merchant ships again from there.
+                    still_paid(state, &escrow_id).await?;
+                    let mut tx = db::tx::begin(&state.pool).await?;
+                    db::events::add(
+                    &mut *tx,
+                    order.id,
+                    "ship_refused",
+                    "DHMAD refused the delivery: the proof of purchase is not accepted yet (409)",
+                    None,
+                )
+                .await?;
+                    tx.commit().await?;
+                    Ok(JobOutcome::Done("DHMAD: proof not accepted yet".into()))
+                }
+                Err(e) => {
+                    let refused = matches!(
+                        e,
+                        dhmad::Error::BusinessRule { .. } | dhmad::Error::Validation(_)
+                    );
+                    if refused && !still_paid(state, &escrow_id).await? {
+                        Ok(JobOutcome::Done("escrow no longer paid".into()))
+                    } else {
+                        Ok(backoff_give_up(job, format!("deliver failed: {e}")))
+                    }
+                }
+            }
+        }),
+    )
+    .await
 }
 
 /// A failed attempt: tried again later, or given up once the job has had its attempts.

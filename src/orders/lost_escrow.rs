@@ -76,38 +76,50 @@ async fn list_since(
 /// oldest escrow naming it, and any other is cancelled. Not found: the order is safe to retry.
 #[tracing::instrument(skip_all, fields(order.id = %order.id))]
 pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<()> {
-    let since = order.escrow_attempted_at.unwrap_or(order.created_at) - MARGIN;
-    let mut found = list_since(state, since, None, |e| {
-        names(e, order.id)
-            && e.buyer_email()
-                .is_none_or(|b| b.eq_ignore_ascii_case(&order.buyer_email))
-    })
-    .await?;
-    found.sort_by_key(|e| (e.created_at, e.id.clone()));
-    let mut found = found.into_iter();
-    let mut tx = db::tx::begin(&state.pool).await?;
-    match found.next() {
-        Some(e) => {
-            // Recorded as DHMAD created it (pending, no clock yet), then the escrow as DHMAD
-            // lists it now is applied on top: if it was paid or cancelled since, the order
-            // moves on through the one path that also fulfils.
-            db::orders::record_escrow(&mut *tx, order.id, &e.id, "pending", None).await?;
-            let detail = format!("DHMAD escrow {} found after an unanswered request", e.id);
-            db::events::add(&mut *tx, order.id, "escrow_reconciled", &detail, None).await?;
-            apply_escrow_snapshot(&mut tx, &e, Authority::Api, "reconciliation").await?;
-        }
-        None => {
-            let reason = "no escrow was created at DHMAD; safe to retry";
-            db::orders::record_failure(&mut *tx, order.id, OrderStatus::EscrowFailed, reason)
-                .await?;
-            db::events::add(&mut *tx, order.id, "escrow_reconciled", reason, None).await?;
-        }
-    }
-    tx.commit().await?;
-    for duplicate in found {
-        cancel_duplicate(state, order.id, &duplicate).await;
-    }
-    Ok(())
+    let call_order = order.id;
+    super::call_log::for_order(
+        call_order,
+        Box::pin(async move {
+            let since = order.escrow_attempted_at.unwrap_or(order.created_at) - MARGIN;
+            let mut found = list_since(state, since, None, |e| {
+                names(e, order.id)
+                    && e.buyer_email()
+                        .is_none_or(|b| b.eq_ignore_ascii_case(&order.buyer_email))
+            })
+            .await?;
+            found.sort_by_key(|e| (e.created_at, e.id.clone()));
+            let mut found = found.into_iter();
+            let mut tx = db::tx::begin(&state.pool).await?;
+            match found.next() {
+                Some(e) => {
+                    // Recorded as DHMAD created it (pending, no clock yet), then the escrow as DHMAD
+                    // lists it now is applied on top: if it was paid or cancelled since, the order
+                    // moves on through the one path that also fulfils.
+                    db::orders::record_escrow(&mut *tx, order.id, &e.id, "pending", None).await?;
+                    let detail = format!("DHMAD escrow {} found after an unanswered request", e.id);
+                    db::events::add(&mut *tx, order.id, "escrow_reconciled", &detail, None).await?;
+                    apply_escrow_snapshot(&mut tx, &e, Authority::Api, "reconciliation").await?;
+                }
+                None => {
+                    let reason = "no escrow was created at DHMAD; safe to retry";
+                    db::orders::record_failure(
+                        &mut *tx,
+                        order.id,
+                        OrderStatus::EscrowFailed,
+                        reason,
+                    )
+                    .await?;
+                    db::events::add(&mut *tx, order.id, "escrow_reconciled", reason, None).await?;
+                }
+            }
+            tx.commit().await?;
+            for duplicate in found {
+                cancel_duplicate(state, order.id, &duplicate).await;
+            }
+            Ok(())
+        }),
+    )
+    .await
 }
 
 /// A second escrow for one order can only be pending (the buyer is never sent to it): it is

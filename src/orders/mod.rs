@@ -2,6 +2,7 @@
 //! knows no HTTP: operations return [`OrderError`], which the HTTP edge maps to a status.
 
 pub mod actions;
+pub mod call_log;
 pub mod checkout;
 mod error;
 pub mod fulfilment;

@@ -40,52 +40,61 @@ pub async fn ensure_session(
     action: CheckoutAction,
     party: Party,
 ) -> OrderResult<Session> {
-    let escrow_id = order
-        .escrow_id
-        .as_deref()
-        .ok_or_else(|| OrderError::not_allowed("This order has no escrow yet."))?;
-    if let Some(s) = live_session(&state.pool, order, &action, party).await? {
-        return Ok(s);
-    }
-    let target = match party {
-        Party::Buyer => order.buyer_email.as_str(),
-        Party::Merchant => state.config.seller_email.as_deref().ok_or_else(|| {
-            OrderError::not_allowed(
-                "DHMAD_SELLER_EMAIL is not set: the shop cannot act on DHMAD's pages.",
-            )
-        })?,
-    };
-    let req = CreateSession::new(action.clone(), target, state.config.callback_url())
-        .metadata("order_id", order.id.to_string());
-    match state.dhmad.create_session(escrow_id, &req).await {
-        Ok(c) => {
-            let new = db::sessions::NewSession {
-                session_id: &c.session_id,
-                order_id: order.id,
-                escrow_id,
-                action: action.as_str(),
-                url: &c.url,
-                expires_at: c.expires_at,
-                for_merchant: party == Party::Merchant,
+    let call_order = order.id;
+    super::call_log::for_order(
+        call_order,
+        Box::pin(async move {
+            let escrow_id = order
+                .escrow_id
+                .as_deref()
+                .ok_or_else(|| OrderError::not_allowed("This order has no escrow yet."))?;
+            if let Some(s) = live_session(&state.pool, order, &action, party).await? {
+                return Ok(s);
+            }
+            let target = match party {
+                Party::Buyer => order.buyer_email.as_str(),
+                Party::Merchant => state.config.seller_email.as_deref().ok_or_else(|| {
+                    OrderError::not_allowed(
+                        "DHMAD_SELLER_EMAIL is not set: the shop cannot act on DHMAD's pages.",
+                    )
+                })?,
             };
-            let mut tx = db::tx::begin(&state.pool).await?;
-            let session = db::sessions::insert(&mut *tx, &new).await?;
-            if order.failure_reason.is_some() {
-                db::orders::set_failure_reason(&mut *tx, order.id, None).await?;
+            let req = CreateSession::new(action.clone(), target, state.config.callback_url())
+                .metadata("order_id", order.id.to_string());
+            match state.dhmad.create_session(escrow_id, &req).await {
+                Ok(c) => {
+                    let new = db::sessions::NewSession {
+                        session_id: &c.session_id,
+                        order_id: order.id,
+                        escrow_id,
+                        action: action.as_str(),
+                        url: &c.url,
+                        expires_at: c.expires_at,
+                        for_merchant: party == Party::Merchant,
+                    };
+                    let mut tx = db::tx::begin(&state.pool).await?;
+                    let session = db::sessions::insert(&mut *tx, &new).await?;
+                    if order.failure_reason.is_some() {
+                        db::orders::set_failure_reason(&mut *tx, order.id, None).await?;
+                    }
+                    let detail = format!("Checkout session opened ({action}, {party:?})");
+                    db::events::add(&mut *tx, order.id, "session_opened", &detail, None).await?;
+                    tx.commit().await?;
+                    Ok(session)
+                }
+                Err(err) => {
+                    let err =
+                        OrderError::from_dhmad(err, &format!("could not open a {action} session"));
+                    if let Some(reason) = err.cause() {
+                        let mut tx = db::tx::begin(&state.pool).await?;
+                        db::events::add(&mut *tx, order.id, "session_failed", &reason, None)
+                            .await?;
+                        tx.commit().await?;
+                    }
+                    Err(err)
+                }
             }
-            let detail = format!("Checkout session opened ({action}, {party:?})");
-            db::events::add(&mut *tx, order.id, "session_opened", &detail, None).await?;
-            tx.commit().await?;
-            Ok(session)
-        }
-        Err(err) => {
-            let err = OrderError::from_dhmad(err, &format!("could not open a {action} session"));
-            if let Some(reason) = err.cause() {
-                let mut tx = db::tx::begin(&state.pool).await?;
-                db::events::add(&mut *tx, order.id, "session_failed", &reason, None).await?;
-                tx.commit().await?;
-            }
-            Err(err)
-        }
-    }
+        }),
+    )
+    .await
 }

@@ -17,22 +17,31 @@ use crate::state::AppState;
 /// caller to decide (the callback shrugs them off; the reconciler tries again later).
 #[tracing::instrument(skip_all, fields(order.id = %order.id, escrow.id = order.escrow_id.as_deref(), source))]
 pub async fn refresh_order(state: &AppState, order: &Order, source: &str) -> OrderResult<Applied> {
-    let Some(escrow_id) = order.escrow_id.as_deref() else {
-        return Ok(Applied::Unchanged {
-            order: Box::new(order.clone()),
-        });
-    };
-    let escrow = state
-        .dhmad
-        .get_escrow(escrow_id)
-        .await
-        .map_err(|e| match e {
-            dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_) => {
-                OrderError::EscrowUnknown(format!("DHMAD does not know escrow {escrow_id} ({e})"))
-            }
-            e => upstream(e, "reading the escrow"),
-        })?;
-    apply_in_tx(state, &escrow, source).await
+    let call_order = order.id;
+    super::call_log::for_order(
+        call_order,
+        Box::pin(async move {
+            let Some(escrow_id) = order.escrow_id.as_deref() else {
+                return Ok(Applied::Unchanged {
+                    order: Box::new(order.clone()),
+                });
+            };
+            let escrow = state
+                .dhmad
+                .get_escrow(escrow_id)
+                .await
+                .map_err(|e| match e {
+                    dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_) => {
+                        OrderError::EscrowUnknown(format!(
+                            "DHMAD does not know escrow {escrow_id} ({e})"
+                        ))
+                    }
+                    e => upstream(e, "reading the escrow"),
+                })?;
+            apply_in_tx(state, &escrow, source).await
+        }),
+    )
+    .await
 }
 
 /// Applies what DHMAD's API answered (authoritative: it describes the escrow as it is now).

@@ -858,3 +858,48 @@ async fn the_merchant_ships_from_the_needs_action_list_in_a_browser(pool: PgPool
         "{audit:?}"
     );
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_order_page_lists_the_dhmad_calls_made_for_the_order(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "calls@example.tn").await;
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "paid").await;
+    let rows = wait_for("the calls to be recorded", 10, || async {
+        let rows = sqlx::query!(
+            "SELECT method, endpoint, status FROM dhmad_calls WHERE order_id = $1 ORDER BY id",
+            s.order_id
+        )
+        .fetch_all(&w.app.pool)
+        .await
+        .unwrap();
+        (rows.len() >= 2).then_some(rows)
+    })
+    .await;
+    let seen: Vec<(String, String, Option<i32>)> = rows
+        .into_iter()
+        .map(|r| (r.method, r.endpoint, r.status))
+        .collect();
+    assert!(
+        seen.contains(&("POST".into(), "/escrows".into(), Some(201))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("POST".into(), "/escrows/{id}/sessions".into(), Some(201))),
+        "{seen:?}"
+    );
+    let page = w
+        .http
+        .get(w.app.url(&format!("/admin/orders/{}", s.order_id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("DHMAD calls") && page.contains("POST /escrows"),
+        "{page}"
+    );
+}
