@@ -92,8 +92,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Before the first request is read. A database that is down must not keep the service
+        // from starting (`/readyz` says it is not ready): the queue worker sizes it later.
+        let budget_ready = match crate::budget::prepare(&self.state).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not size DHMAD's call budget yet; will retry");
+                false
+            }
+        };
         let token = CancellationToken::new();
-        let tracker = jobs::spawn_all(self.state.clone(), token.clone());
+        let tracker = jobs::spawn_all(self.state.clone(), token.clone(), budget_ready);
         let router = http::router(self.state.clone());
         tracing::info!(addr = %self.local_addr, "storefront listening");
         let stop = token.clone();

@@ -167,6 +167,14 @@ pub struct Settings {
     /// Timeout of each call to DHMAD, in seconds.
     #[arg(long, env = "DHMAD_TIMEOUT_SECS", hide_env_values = true, default_value_t = DEFAULT_DHMAD_TIMEOUT_SECS.to_string(), help_heading = "DHMAD")]
     dhmad_timeout_secs: String,
+    /// DHMAD calls allowed per window for this API key (DHMAD's default is 100 a minute),
+    /// kept as one budget by every instance on the database; 0 keeps none.
+    #[arg(long, env = "DHMAD_RATE_LIMIT", hide_env_values = true, default_value_t = storefront::budget::Limits::DHMAD_DEFAULT.calls.to_string(), help_heading = "DHMAD")]
+    dhmad_rate_limit: String,
+    /// DHMAD's rate-limit window, in seconds (DHMAD's is a sliding minute; shorter only for a
+    /// sandbox set alike, in tests).
+    #[arg(long, env = "DHMAD_RATE_WINDOW_SECS", hide_env_values = true, default_value_t = storefront::budget::Limits::DHMAD_DEFAULT.window.as_secs().to_string(), help_heading = "DHMAD")]
+    dhmad_rate_window_secs: String,
 
     /// Bearer token of the back office at /admin, 16 characters or more [default: none, no
     /// back office].
@@ -248,6 +256,8 @@ impl Settings {
             "DHMAD_SELLER_EMAIL" => return self.dhmad_seller_email.clone(),
             "DHMAD_CHECKOUT_ORIGIN" => return self.dhmad_checkout_origin.clone(),
             "DHMAD_TIMEOUT_SECS" => &self.dhmad_timeout_secs,
+            "DHMAD_RATE_LIMIT" => &self.dhmad_rate_limit,
+            "DHMAD_RATE_WINDOW_SECS" => &self.dhmad_rate_window_secs,
             "ADMIN_TOKEN" => return self.admin_token.clone(),
             "SMTP_URL" => return self.smtp_url.clone(),
             "MAIL_FROM" => &self.mail_from,

@@ -19,6 +19,8 @@ pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
 pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://localhost:3000";
 pub const DEFAULT_DHMAD_API_BASE: &str = "http://127.0.0.1:6002/api/v1";
 pub const DEFAULT_DHMAD_TIMEOUT_SECS: u64 = 10;
+/// The most `DHMAD_RATE_LIMIT` takes: the budget keeps one row per call of the window.
+pub const MAX_DHMAD_RATE_LIMIT: u32 = 100_000;
 pub const DEFAULT_MAIL_FROM: &str = "Souk Digital <shop@localhost>";
 /// The source tree's `static/`: fine for the demo; set `STATIC_DIR` when deploying.
 pub const DEFAULT_STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
@@ -49,6 +51,8 @@ pub struct Config {
     /// Extra origin allowed as a form target, when DHMAD's hosted page is not on the API's origin.
     pub dhmad_checkout_origin: Option<String>,
     pub dhmad_timeout: Duration,
+    /// DHMAD's rate limit, kept as a budget shared by every instance (`crate::budget`).
+    pub dhmad_budget: crate::budget::Limits,
     pub jobs: JobIntervals,
     /// `smtp://…` or `smtps://…` (credentials in the URL); `None` writes e-mails to the log.
     pub smtp_url: Option<SecretString>,
@@ -215,6 +219,8 @@ impl Config {
             }
         };
         let dhmad_timeout = secs("DHMAD_TIMEOUT_SECS", DEFAULT_DHMAD_TIMEOUT_SECS);
+        let budget_default = crate::budget::Limits::DHMAD_DEFAULT;
+        let budget_window = secs("DHMAD_RATE_WINDOW_SECS", budget_default.window.as_secs());
         let e = EdgeLimits::default();
         let header_read_timeout = secs("HEADER_READ_TIMEOUT_SECS", e.header_read_timeout.as_secs());
         let d = JobIntervals::default();
@@ -239,6 +245,16 @@ impl Config {
         let checkout_per_minute =
             count("RATE_LIMIT_CHECKOUT_PER_MIN", e.checkout_per_minute.into());
         let actions_per_minute = count("RATE_LIMIT_ACTIONS_PER_MIN", e.actions_per_minute.into());
+        let budget_calls = match var("DHMAD_RATE_LIMIT").map(|v| v.parse::<u32>()) {
+            None => budget_default.calls,
+            Some(Ok(n)) if n <= MAX_DHMAD_RATE_LIMIT => n,
+            Some(_) => {
+                errors.push(format!(
+                    "DHMAD_RATE_LIMIT: expected a whole number from 0 (no budget) to {MAX_DHMAD_RATE_LIMIT}"
+                ));
+                budget_default.calls
+            }
+        };
         let mut check = |name: &str, r: Result<(), String>| {
             if let Err(e) = r {
                 errors.push(format!("{name}: {e}"));
@@ -304,6 +320,10 @@ impl Config {
             dhmad_checkout_origin: checkout_origin
                 .map(|o| origin_of(&http_url(&o).expect("checked above"))),
             dhmad_timeout,
+            dhmad_budget: crate::budget::Limits {
+                calls: budget_calls,
+                window: budget_window,
+            },
             jobs,
             smtp_url: smtp_url.map(SecretString::from),
             mail_from,

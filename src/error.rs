@@ -123,7 +123,9 @@ fn order_status(e: &OrderError) -> StatusCode {
         OrderError::NotAllowed(_) => StatusCode::CONFLICT,
         OrderError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        OrderError::DhmadUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        OrderError::DhmadUnavailable { .. } | OrderError::Busy { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         OrderError::DhmadFailed { .. } | OrderError::EscrowUnknown(_) => StatusCode::BAD_GATEWAY,
         OrderError::Database(e) if is_transient_db(e) => StatusCode::SERVICE_UNAVAILABLE,
         OrderError::Database(e) if is_bad_input(e) => StatusCode::BAD_REQUEST,
@@ -161,9 +163,14 @@ impl IntoResponse for AppError {
             message: self.public_message(),
         };
         let mut resp = (status, Json(body.clone())).into_response();
-        if let AppError::TooManyRequests { retry_after } = self {
+        let retry_after = match &self {
+            AppError::TooManyRequests { retry_after } => Some(*retry_after),
+            AppError::Order(OrderError::Busy { retry_after }) => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             resp.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         resp.extensions_mut().insert(body);
         resp.extensions_mut().insert(ErrorDetail(self.detail()));

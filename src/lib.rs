@@ -5,6 +5,7 @@
 //! [`orders::apply_escrow_snapshot`], through which every piece of news about an escrow flows.
 
 pub mod app;
+pub mod budget;
 pub mod config;
 pub mod db;
 pub mod email;

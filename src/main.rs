@@ -72,6 +72,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn reconcile(config: Config) -> anyhow::Result<()> {
     let pool = app::connect(&config)?;
     let state = storefront::state::AppState::new(config, pool)?;
+    storefront::budget::prepare(&state).await?;
     let report = jobs::reconciler::run_once(&state, Duration::ZERO).await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -1,6 +1,7 @@
 //! What every handler and job shares. A leaf: it knows the configuration and the clients, and
 //! nothing of HTTP routing or the domain, so every layer can take it without a cycle.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -8,23 +9,60 @@ use dhmad::WebhookVerifier;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
+use crate::budget::BudgetGate;
 use crate::config::Config;
+use crate::db::budget::Claimant;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 
-/// Cheap to clone.
+/// Cheap to clone (two `Arc`s): handlers get a clone per request. The shared parts are read
+/// through `Deref` (`state.pool`); the DHMAD handle is per clone, so that background jobs and
+/// a checkout's prepaid calls spend the call budget as what they are (`crate::budget`).
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    shared: Arc<Shared>,
+    /// DHMAD, behind this handle's gate on the shared call budget.
     pub dhmad: dhmad::Client,
+}
+
+/// What every clone of an [`AppState`] shares.
+pub struct Shared {
+    pub pool: PgPool,
     pub config: Arc<Config>,
     pub verifier: WebhookVerifier,
     pub mailer: Mailer,
     /// This instance's Prometheus recorder (`GET /metrics`).
     pub metrics: Arc<Metrics>,
+    /// Wakes this instance's checkout-queue worker when a checkout joins the line.
+    pub checkout_queue: tokio::sync::Notify,
+    /// DHMAD without a gate: handles with a gate are made from it.
+    ungated: dhmad::Client,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl AppState {
+    /// The same state whose DHMAD calls spend the budget as `who`, `prepaid` of them taken
+    /// already.
+    pub fn spending_as(&self, who: Claimant, prepaid: u32) -> AppState {
+        AppState {
+            shared: Arc::clone(&self.shared),
+            dhmad: gated(&self.shared.ungated, &self.pool, &self.config, who, prepaid),
+        }
+    }
+
+    /// The state background jobs run with: DHMAD calls only from what buyers leave.
+    pub fn for_background(&self) -> AppState {
+        let reserve = crate::budget::background_reserve(self.config.dhmad_budget.calls);
+        self.spending_as(Claimant::Background { reserve }, 0)
+    }
+
     pub fn new(config: Config, pool: PgPool) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
         let observed = Arc::clone(&metrics);
@@ -41,15 +79,31 @@ impl AppState {
             .context("building the DHMAD client")?;
         let verifier = WebhookVerifier::new(config.webhook_secret_strings());
         let mailer = Mailer::from_config(&config)?;
+        let gated = gated(&dhmad, &pool, &config, Claimant::Interactive, 0);
         Ok(Self {
-            pool,
-            dhmad,
-            config: Arc::new(config),
-            verifier,
-            mailer,
-            metrics,
+            shared: Arc::new(Shared {
+                pool,
+                config: Arc::new(config),
+                verifier,
+                mailer,
+                metrics,
+                checkout_queue: tokio::sync::Notify::new(),
+                ungated: dhmad,
+            }),
+            dhmad: gated,
         })
     }
+}
+
+fn gated(
+    client: &dhmad::Client,
+    pool: &PgPool,
+    config: &Config,
+    who: Claimant,
+    prepaid: u32,
+) -> dhmad::Client {
+    let limits = config.dhmad_budget;
+    client.with_gate(BudgetGate::new(pool.clone(), limits, who, prepaid))
 }
 
 /// Records a DHMAD call on the order it was made for (`orders::call_log`), off the caller's

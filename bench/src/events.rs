@@ -13,6 +13,8 @@ use time::OffsetDateTime;
 /// The seeded product: the instant one, whose payment runs the whole fulfilment path.
 pub const SKU: &str = "ai-credits-500";
 pub const PRODUCT_NAME: &str = "AI credits — 500";
+/// Its catalog code.
+pub const PRODUCT_SKU: &str = "ai-credits-500";
 
 pub fn order_id(i: u64) -> String {
     format!("00000000-0000-4000-8000-{i:012}")

@@ -4,6 +4,7 @@
 // The bench reports on stdout: that is what it is for.
 #![allow(clippy::print_stdout)]
 
+mod burst;
 mod env;
 mod events;
 mod load;
@@ -210,6 +211,10 @@ impl Launch {
             // measure the limiter. 60 000 a minute is the most the limiter takes (one per ms).
             ("RATE_LIMIT_CHECKOUT_PER_MIN", "60000".into()),
             ("RATE_LIMIT_ACTIONS_PER_MIN", "60000".into()),
+            // DHMAD's call budget is kept (every checkout takes its calls from it, as in
+            // production) but large enough for the run's checkouts: the burst scenario sets
+            // its own.
+            ("DHMAD_RATE_LIMIT", "20000".into()),
             // The background jobs (outbox, reconciler, sweeper) run once at start, then wait:
             // the figures are the request paths' own.
             ("OUTBOX_INTERVAL_SECS", "86400".into()),
@@ -239,7 +244,17 @@ impl Launch {
 
     /// The sandbox, accepting the callbacks of storefronts on `ports`.
     fn sandbox(&self, ports: &[u16]) -> anyhow::Result<Service> {
-        let env: Vec<(String, String)> = [
+        self.sandbox_with("sandbox", ports, &[])
+    }
+
+    /// [`Launch::sandbox`] with some variables set otherwise (`extra` wins).
+    pub fn sandbox_with(
+        &self,
+        name: &str,
+        ports: &[u16],
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<Service> {
+        let mut env: Vec<(String, String)> = [
             (
                 "SANDBOX_LISTEN_ADDR",
                 format!("127.0.0.1:{}", self.sandbox_port),
@@ -267,8 +282,9 @@ impl Launch {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        override_env(&mut env, extra);
         Service::spawn(
-            "sandbox",
+            name,
             &self.bin_dir.join("dhmad-sandbox"),
             &[],
             &env,
@@ -493,7 +509,22 @@ async fn run(args: &Args, db: &Db, machine: &mut Machine) -> anyhow::Result<Resu
     );
     ctx.storefront.stop().await?;
     sandbox.stop().await?;
+    step("burst past DHMAD's rate limit");
+    let burst = if args.quick {
+        burst::BurstPlan::quick()
+    } else {
+        burst::BurstPlan::full()
+    };
+    burst::run(&launch, db, &burst, &mut results).await?;
     Ok(results)
+}
+
+/// Sets each of `extra` in `env`, replacing a variable already there.
+pub fn override_env(env: &mut Vec<(String, String)>, extra: &[(&str, String)]) {
+    for (k, v) in extra {
+        env.retain(|(name, _)| name != k);
+        env.push(((*k).to_owned(), v.clone()));
+    }
 }
 
 fn started_nanos() -> u128 {

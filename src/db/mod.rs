@@ -4,7 +4,9 @@
 pub mod admin;
 pub mod admin_consoles;
 pub mod admin_views;
+pub mod budget;
 pub mod calls;
+pub mod checkout_queue;
 pub mod events;
 pub mod inbox;
 pub mod orders;

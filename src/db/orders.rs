@@ -145,6 +145,18 @@ pub async fn claim_creation(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bo
     Ok(row.is_some())
 }
 
+/// Undoes [`claim_creation`] when the create call was never sent (DHMAD's budget was spent).
+pub async fn unclaim_creation(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET status = 'new', escrow_attempted_at = NULL, updated_at = now()
+         WHERE id = $1 AND status = 'creating_escrow'",
+        id
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 /// Attaches the escrow DHMAD created (or that reconciliation found) to an order whose creation
 /// was in flight or in doubt, and returns the order as it now is; `None` if it had moved on.
 pub async fn record_escrow(

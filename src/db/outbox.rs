@@ -84,6 +84,21 @@ pub async fn run_now(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
     Ok(())
 }
 
+/// Runs the job again after `delay` without counting this attempt (it sent nothing).
+pub async fn postpone(e: impl PgExecutor<'_>, id: i64, delay: Duration) -> sqlx::Result<()> {
+    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query!(
+        "UPDATE outbox_jobs SET run_after = now() + $2::bigint * interval '1 millisecond',
+                attempts = greatest(attempts - 1, 0)
+         WHERE id = $1",
+        id,
+        delay_ms
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 pub async fn retry_later(
     e: impl PgExecutor<'_>,
     id: i64,

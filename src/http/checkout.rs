@@ -5,7 +5,7 @@
 
 use axum::{
     extract::{rejection::FormRejection, rejection::JsonRejection, State},
-    http::{HeaderMap, StatusCode},
+    http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
     Extension, Form, Json,
 };
@@ -21,7 +21,8 @@ use super::{
 use crate::{
     error::{AppError, AppResult, ErrorBody, ErrorDetail},
     orders::{
-        checkout::{self, CheckoutRequest, Owner},
+        checkout::{self, CheckoutRequest, Owner, Started},
+        queue::Place,
         CheckoutStarted,
     },
     state::AppState,
@@ -87,9 +88,22 @@ pub async fn form(
         time::Duration::days(30),
     );
     let redirect = started
-        .map(|st| Redirect::to(&st.checkout_url).into_response())
+        .map(|st| Redirect::to(&next_page(&st)).into_response())
         .map_err(AppError::from);
     (jar.add(cookie), redirect)
+}
+
+/// Where the buyer goes next: DHMAD's page, or the waiting page of a queued checkout (which
+/// sends them on to DHMAD's page by itself once it is open).
+pub(super) fn next_page(started: &Started) -> String {
+    match started {
+        Started::Ready(st) => st.checkout_url.clone(),
+        Started::Queued(place) => waiting_path(place.order_id),
+    }
+}
+
+pub(super) fn waiting_path(order_id: uuid::Uuid) -> String {
+    format!("/orders/{order_id}/checkout")
 }
 
 /// The catalog again, 400, with the refused form's message and input next to its product.
@@ -120,6 +134,11 @@ fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
 /// Starts a checkout: records the order, creates its DHMAD escrow and opens the payment page,
 /// whose URL the buyer must be sent to. With an `Idempotency-Key`, the same key and body
 /// continue the same order and payment page.
+///
+/// When DHMAD's rate limit is reached, the order is saved and waits in line (202): its calls
+/// are made as DHMAD's budget frees up. Poll `GET /api/orders/{id}` (its `checkout_url` appears
+/// once the payment page is open) or send the buyer to `/orders/{id}/checkout`, a page that
+/// waits and then forwards to DHMAD by itself.
 #[utoipa::path(
     post,
     path = "/api/checkout",
@@ -141,6 +160,12 @@ fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
                 parameters(("id" = "$response.body#/order_id")),
                 description = "The order this checkout recorded"
             )))),
+        (status = 202, description = "DHMAD's rate limit is reached: the order is recorded and \
+            waits in line for its turn; `wait_secs` says about how long", body = Place,
+            headers(
+                ("Retry-After" = u64, description = "Seconds until the payment page should be open"),
+                ("Location" = String, description = "The order's JSON, which carries `checkout_url` once it is open"),
+            )),
         (status = 400, description = "Invalid input: a missing or unknown product, an invalid \
             e-mail address, a body that is not the expected JSON, or a malformed \
             Idempotency-Key", body = ErrorBody),
@@ -161,7 +186,7 @@ pub async fn json(
     State(s): State<AppState>,
     headers: HeaderMap,
     input: Result<Json<CheckoutInput>, JsonRejection>,
-) -> AppResult<(StatusCode, Json<CheckoutStarted>)> {
+) -> AppResult<Response> {
     let Json(input) = input.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let owner = idempotency_key(&headers)?.map_or(Owner::Nobody, Owner::Key);
     let req = CheckoutRequest {
@@ -169,6 +194,22 @@ pub async fn json(
         email: &input.email,
         owner,
     };
-    let started = checkout::start(&s, req).await?;
-    Ok((StatusCode::CREATED, Json(started)))
+    Ok(match checkout::start(&s, req).await? {
+        Started::Ready(started) => (StatusCode::CREATED, Json(started)).into_response(),
+        Started::Queued(place) => queued(place),
+    })
+}
+
+/// 202 with the order's place in line.
+fn queued(place: Place) -> Response {
+    let location = format!("/api/orders/{}", place.order_id);
+    (
+        StatusCode::ACCEPTED,
+        [
+            (header::RETRY_AFTER, place.wait_secs.to_string()),
+            (header::LOCATION, location),
+        ],
+        Json(place),
+    )
+        .into_response()
 }

@@ -8,6 +8,7 @@ mod admin_consoles;
 mod admin_order;
 mod callback;
 mod checkout;
+mod checkout_wait;
 mod client_addr;
 mod cookies;
 mod csrf;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
     );
     let private = Router::new()
         .route("/orders/{id}", get(orders::page))
+        .route("/orders/{id}/checkout", get(checkout_wait::page))
         .route("/api/orders/{id}", get(orders::json))
         .route("/admin", get(admin::index))
         .route(

@@ -20,7 +20,7 @@ use crate::{
     error::{AppError, AppResult, ErrorBody},
     orders::{
         actions::{self, CancelOutcome},
-        checkout, fulfilment,
+        fulfilment, queue,
         sessions::Party,
         Action, Cancellation, Mode, Order, OrderError, OrderStatus,
     },
@@ -175,9 +175,9 @@ pub async fn pay_again(
 ) -> AppResult<Response> {
     let o = load(&s, &id).await?;
     let order_id = o.id;
-    let result = checkout::resume(&s, o)
+    let result = queue::resume_or_queue(&s, o)
         .await
-        .map(|started| to_dhmad(started.checkout_url));
+        .map(|started| Redirect::to(&super::checkout::next_page(&started)).into_response());
     on_page(&s, order_id, csrf, result).await
 }
 

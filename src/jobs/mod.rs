@@ -1,8 +1,10 @@
 //! Background jobs, all stopped by one `CancellationToken`: the outbox worker, the reconciler
-//! and the session-expiry sweeper. Each is also callable once (`run_once`) for the CLI, the
-//! back office and tests.
+//! and the session-expiry sweeper, which spend DHMAD's call budget only as background work
+//! (what buyers leave), and the checkout queue's worker, which serves buyers. Each is also
+//! callable once (`run_once`) for the CLI, the back office and tests.
 
 pub mod abandoned;
+pub mod checkout_queue;
 pub mod outbox;
 pub mod reconciler;
 pub mod sessions;
@@ -13,8 +15,15 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::state::AppState;
 
-pub fn spawn_all(state: AppState, token: CancellationToken) -> TaskTracker {
+/// `budget_ready`: DHMAD's call budget was sized at start (else the queue worker does it).
+pub fn spawn_all(state: AppState, token: CancellationToken, budget_ready: bool) -> TaskTracker {
     let tracker = TaskTracker::new();
+    tracker.spawn(checkout_queue::run(
+        state.clone(),
+        token.clone(),
+        budget_ready,
+    ));
+    let state = state.for_background();
     let j = state.config.jobs;
     let s = state.clone();
     tracker.spawn(every(token.clone(), j.outbox, "outbox", move || {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::db::{self, outbox::Job};
 use crate::orders::fulfilment::{self, JobOutcome};
-use crate::orders::notify;
+use crate::orders::{notify, OrderError};
 
 use super::reconciler;
 use crate::state::AppState;
@@ -36,17 +36,19 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         notify::CONFIRMATION | notify::GOOD => notify::run(state, job).await,
         other => Ok(JobOutcome::GiveUp(format!("unknown job kind {other}"))),
     };
-    let outcome = outcome.unwrap_or_else(|e| {
-        fulfilment::backoff_give_up(
+    let outcome = outcome.unwrap_or_else(|e| match e {
+        OrderError::Busy { retry_after } => JobOutcome::Postpone(retry_after),
+        e => fulfilment::backoff_give_up(
             job,
             format!("job error: {}", e.cause().unwrap_or_else(|| e.to_string())),
-        )
+        ),
     });
     tracing::info!(job.id = job.id, job.kind = %job.kind, order.id = %job.order_id, job.attempt = job.attempts, ?outcome, "outbox job ran");
     let label = match &outcome {
         JobOutcome::Done(_) => "done",
         JobOutcome::Retry(_) => "retry",
         JobOutcome::GiveUp(_) => "gave_up",
+        JobOutcome::Postpone(_) => "postponed",
     };
     state.metrics.outbox_attempt(&job.kind, label);
     match outcome {
@@ -55,6 +57,7 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
             db::outbox::retry_later(&state.pool, job.id, fulfilment::backoff(job.attempts), &err)
                 .await?;
         }
+        JobOutcome::Postpone(wait) => db::outbox::postpone(&state.pool, job.id, wait).await?,
         JobOutcome::GiveUp(err) => {
             db::outbox::give_up(&state.pool, job.id, &err).await?;
             let detail = format!("Automatic {} gave up: {err}", job.kind);

@@ -86,6 +86,10 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
         db::orders::mark_unknown_if_in_flight(&state.pool, order.id, reason).await?;
         match lost_escrow::reconcile_creation(state, &order).await {
             Ok(()) => report.creations_resolved += 1,
+            Err(OrderError::Busy { .. }) => {
+                report.yielded = true;
+                break;
+            }
             Err(e) => {
                 report.failed += 1;
                 tracing::warn!(order.id = %order.id, error = %e, "could not reconcile an escrow creation");
@@ -114,6 +118,12 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
         match sync::refresh_order(state, &order, "reconciler").await {
             Ok(Applied::Transitioned { .. }) => changed += 1,
             Ok(_) => {}
+            // The call was not sent: the budget is the buyers' for now.
+            Err(OrderError::Busy { .. }) => {
+                report.checked -= 1;
+                report.yielded = true;
+                break;
+            }
             Err(OrderError::EscrowUnknown(why)) => {
                 report.flagged += 1;
                 db::orders::flag_attention(&state.pool, order.id, &why).await?;

@@ -12,10 +12,12 @@ use uuid::Uuid;
 
 use super::{
     lost_escrow, notify,
+    queue::{self, Place},
     sessions::{ensure_session, live_session, Party},
     sync, Action, Mode, Order, OrderError, OrderResult, OrderStatus, SAVED,
 };
-use crate::db::{self, products::Product};
+use crate::budget;
+use crate::db::{self, budget::Claimant, products::Product};
 use crate::state::AppState;
 
 /// Who is checking out, as far as continuing an open order goes. An open order is handed only
@@ -62,9 +64,20 @@ pub struct CheckoutStarted {
     pub checkout_url: String,
 }
 
-/// Starts (or resumes) a checkout.
+/// Where a checkout stands once the request is done.
+#[derive(Debug)]
+pub enum Started {
+    /// The buyer can go to DHMAD's page now.
+    Ready(CheckoutStarted),
+    /// DHMAD's call budget is spent: the order is saved and waits in line; its calls are made
+    /// as the budget frees up.
+    Queued(Place),
+}
+
+/// Starts (or resumes) a checkout. Its DHMAD calls are taken from the budget first, all at
+/// once; a checkout that cannot have them, or finds others waiting, joins the line.
 #[tracing::instrument(skip_all, fields(product.sku = %req.sku.trim(), order.id))]
-pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<CheckoutStarted> {
+pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<Started> {
     let sku = req.sku.trim();
     if sku.is_empty() {
         return Err(OrderError::Invalid("a product (sku) is required".into()));
@@ -81,8 +94,27 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<Ch
     }
     let owner = req.owner.stored_key();
     let order = open_order(state, &product, &email, &owner).await?;
+    tracing::Span::current().record("order.id", tracing::field::display(order.id));
+    let limits = state.config.dhmad_budget;
+    let calls = queue::calls_needed(state, &order).await?;
+    if !budget::take(&state.pool, limits, calls, Claimant::NewCheckout).await? {
+        return Ok(Started::Queued(queue::enqueue(state, order.id).await?));
+    }
+    let state = &state.spending_as(Claimant::Interactive, calls);
+    continue_order(state, order, &product, &email, &owner).await
+}
+
+/// Brings the caller's open order to a live payment session, reusing it only while DHMAD
+/// says it can still be paid.
+async fn continue_order(
+    state: &AppState,
+    order: Order,
+    product: &Product,
+    email: &str,
+    owner: &str,
+) -> OrderResult<Started> {
     let order = match sync::recheck_before_reuse(state, order).await? {
-        o if o.status.is_settled() => open_order(state, &product, &email, &owner).await?,
+        o if o.status.is_settled() => open_order(state, product, email, owner).await?,
         o if o.status.money_held() => {
             return Err(OrderError::not_allowed(format!(
                 "You have already paid for this: see your order at /orders/{}",
@@ -92,7 +124,13 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<Ch
         o => o,
     };
     tracing::Span::current().record("order.id", tracing::field::display(order.id));
-    resume_with(state, order, Some(&product)).await
+    let id = order.id;
+    match resume_with(state, order, Some(product)).await {
+        Ok(started) => Ok(Started::Ready(started)),
+        // A call it needed was held back (or DHMAD answered 429): the order waits in line.
+        Err(OrderError::Busy { .. }) => Ok(Started::Queued(queue::enqueue(state, id).await?)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Product codes as the catalog's CHECK constraint allows them; anything else is no product
@@ -339,6 +377,13 @@ async fn create_escrow(
                     .await?
                     .ok_or(OrderError::NotFound),
             }
+        }
+        Err(err) if super::error::busy_for(&err).is_some() => {
+            // Nothing was created (the call was held back, or DHMAD answered 429 without
+            // acting): the order goes back to waiting for its turn, with nothing to tell.
+            let retry_after = super::error::busy_for(&err).unwrap_or_default();
+            db::orders::unclaim_creation(&state.pool, order.id).await?;
+            Err(OrderError::Busy { retry_after })
         }
         Err(err) => {
             let reason = failure_reason(&err);

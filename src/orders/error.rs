@@ -24,6 +24,10 @@ pub enum OrderError {
     /// DHMAD is unreachable, busy or did not answer: trying again later may work.
     #[error("{message}")]
     DhmadUnavailable { message: String, cause: String },
+    /// DHMAD's call budget is spent for now (our own, or DHMAD answered 429): nothing was
+    /// sent for this step, which can be taken again after `retry_after`.
+    #[error("The payment provider is busy. Please try again in about {} seconds; {}", .retry_after.as_secs().max(1), SAVED_LOWER)]
+    Busy { retry_after: std::time::Duration },
     /// DHMAD no longer knows the order's escrow (404), or refuses to show it (403): asking
     /// again will not help; the merchant must look.
     #[error("{0}")]
@@ -35,10 +39,32 @@ pub enum OrderError {
     Database(#[from] sqlx::Error),
 }
 
+/// How long DHMAD's budget is spent for, when that is why a call failed: our gate held it
+/// back, or DHMAD answered 429 (which it answers without acting).
+pub fn busy_for(err: &dhmad::Error) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    match err {
+        dhmad::Error::Throttled { retry_after } => Some(*retry_after),
+        dhmad::Error::RateLimited {
+            retry_after, reset, ..
+        } => {
+            let until_reset =
+                reset.and_then(|r| Duration::try_from(r - time::OffsetDateTime::now_utc()).ok());
+            Some(
+                until_reset
+                    .or(*retry_after)
+                    .unwrap_or(Duration::from_secs(5)),
+            )
+        }
+        _ => None,
+    }
+}
+
 pub type OrderResult<T> = Result<T, OrderError>;
 
 /// Told to the buyer whenever DHMAD fails after we recorded the order.
 pub const SAVED: &str = "Your order is saved; please try again in a moment.";
+const SAVED_LOWER: &str = "your order is saved.";
 
 impl OrderError {
     pub(crate) fn not_allowed(msg: impl Into<String>) -> Self {
@@ -60,6 +86,9 @@ impl OrderError {
     /// help. The error's own text stays in `cause`.
     pub(crate) fn from_dhmad(err: dhmad::Error, what: &str) -> Self {
         let cause = format!("{what}: {err}");
+        if let Some(retry_after) = busy_for(&err) {
+            return Self::Busy { retry_after };
+        }
         match err {
             dhmad::Error::BusinessRule { api, .. } => Self::Refused {
                 message: api

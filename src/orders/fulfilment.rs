@@ -135,6 +135,9 @@ pub enum JobOutcome {
     Done(String),
     Retry(String),
     GiveUp(String),
+    /// DHMAD's call budget is spent: nothing was sent, so the attempt does not count; run
+    /// again after this.
+    Postpone(Duration),
 }
 
 /// Sends `POST /escrows/:id/deliver` for a job. Deliver is never blindly resent: after a failed
@@ -186,6 +189,9 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                     tx.commit().await?;
                     Ok(JobOutcome::Done("DHMAD: proof not accepted yet".into()))
                 }
+                Err(e) if super::error::busy_for(&e).is_some() => Ok(JobOutcome::Postpone(
+                    super::error::busy_for(&e).unwrap_or_default(),
+                )),
                 Err(e) => {
                     let refused = matches!(
                         e,

@@ -238,6 +238,8 @@ impl OrderStatus {
             (S::CreatingEscrow, S::AwaitingPayment | S::EscrowFailed | S::NeedsReconciliation) => {
                 true
             }
+            // The create call was never sent (DHMAD's budget was spent): back in line.
+            (S::CreatingEscrow, S::New) => true,
             (S::NeedsReconciliation, S::AwaitingPayment | S::EscrowFailed) => true,
             (S::AwaitingPayment | S::Paid | S::Delivered | S::Disputed, next) => {
                 next.follows_escrow()

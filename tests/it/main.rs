@@ -12,6 +12,7 @@ mod after_payment;
 mod api_contract;
 mod back_office;
 mod browser;
+mod burst;
 mod dhmad_failures;
 mod http_basics;
 mod journeys;

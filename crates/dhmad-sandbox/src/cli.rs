@@ -35,6 +35,10 @@ pub struct Cli {
     /// Requests per minute per client IP.
     #[arg(long, env = "SANDBOX_RATE_LIMIT", default_value = config::DEFAULT_RATE_LIMIT)]
     rate_limit: String,
+    /// The rate limit's sliding window in seconds (DHMAD's is a minute; shorten it only for
+    /// tests that should not wait minutes).
+    #[arg(long, env = "SANDBOX_RATE_WINDOW_SECS", default_value = config::DEFAULT_RATE_WINDOW_SECS)]
+    rate_window_secs: String,
     /// Comma-separated delays (ms) of the webhook retries, one retry per delay.
     #[arg(long, env = "SANDBOX_WEBHOOK_RETRY_DELAYS_MS", default_value = config::DEFAULT_WEBHOOK_RETRY_DELAYS_MS)]
     webhook_retry_delays_ms: String,
@@ -67,6 +71,7 @@ impl Cli {
             "SANDBOX_ALLOWED_REDIRECT_URLS" => &self.allowed_redirect_urls,
             "SANDBOX_SELLER_EMAIL" => &self.seller_email,
             "SANDBOX_RATE_LIMIT" => &self.rate_limit,
+            "SANDBOX_RATE_WINDOW_SECS" => &self.rate_window_secs,
             "SANDBOX_WEBHOOK_RETRY_DELAYS_MS" => &self.webhook_retry_delays_ms,
             "SANDBOX_WEBHOOK_TIMEOUT_MS" => &self.webhook_timeout_ms,
             "SANDBOX_FAULTS" => return self.faults.clone(),

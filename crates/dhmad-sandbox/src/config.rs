@@ -24,6 +24,8 @@ pub const DEFAULT_WEBHOOK_URL: &str = "http://localhost:3000/webhooks/dhmad";
 pub const DEFAULT_REDIRECT_URL: &str = "http://localhost:3000/checkout/callback";
 /// Default `SANDBOX_RATE_LIMIT` (requests per minute per client IP).
 pub const DEFAULT_RATE_LIMIT: &str = "100";
+/// Default `SANDBOX_RATE_WINDOW_SECS`: DHMAD's sliding minute.
+pub const DEFAULT_RATE_WINDOW_SECS: &str = "60";
 /// Default `SANDBOX_WEBHOOK_RETRY_DELAYS_MS`.
 pub const DEFAULT_WEBHOOK_RETRY_DELAYS_MS: &str = "1000,2000,4000";
 /// Default `SANDBOX_WEBHOOK_TIMEOUT_MS`.
@@ -52,6 +54,9 @@ pub struct SandboxConfig {
     pub seller_email: String,
     /// `SANDBOX_RATE_LIMIT`: requests per minute per client IP.
     pub rate_limit_per_minute: u32,
+    /// `SANDBOX_RATE_WINDOW_SECS`: the rate limit's sliding window (DHMAD's is a minute;
+    /// shorter only so that tests need not wait minutes).
+    pub rate_window: Duration,
     /// `SANDBOX_WEBHOOK_RETRY_DELAYS_MS` (comma-separated), default 1000,2000,4000.
     pub webhook_retry_delays: Vec<Duration>,
     /// `SANDBOX_WEBHOOK_TIMEOUT_MS`, default 10000.
@@ -75,6 +80,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("allowed_redirect_urls", &self.allowed_redirect_urls)
             .field("seller_email", &self.seller_email)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_window", &self.rate_window)
             .field("webhook_retry_delays", &self.webhook_retry_delays)
             .field("webhook_timeout", &self.webhook_timeout)
             .field("faults", &self.faults)
@@ -157,6 +163,15 @@ impl SandboxConfig {
             rate_limit_per_minute: var("SANDBOX_RATE_LIMIT", DEFAULT_RATE_LIMIT)
                 .parse()
                 .map_err(|e| bad("SANDBOX_RATE_LIMIT", e))?,
+            rate_window: match var("SANDBOX_RATE_WINDOW_SECS", DEFAULT_RATE_WINDOW_SECS).parse() {
+                Ok(n) if n > 0 => Duration::from_secs(n),
+                _ => {
+                    return Err(bad(
+                        "SANDBOX_RATE_WINDOW_SECS",
+                        "expected a positive number of seconds",
+                    ))
+                }
+            },
             webhook_retry_delays: list(&delays)
                 .iter()
                 .map(|s| s.parse().map(Duration::from_millis))
@@ -177,6 +192,7 @@ impl SandboxConfig {
             public_url: None,
             webhook_urls: Vec::new(),
             rate_limit_per_minute: 10_000,
+            rate_window: Duration::from_secs(60),
             webhook_retry_delays: vec![
                 Duration::from_millis(50),
                 Duration::from_millis(100),

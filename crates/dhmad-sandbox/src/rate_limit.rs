@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-const WINDOW: Duration = Duration::from_secs(60);
-
 /// The answer for one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Verdict {
@@ -25,14 +23,21 @@ pub struct Verdict {
 /// Request times per IP.
 pub struct RateLimiter {
     limit: u32,
+    window: Duration,
     hits: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
 }
 
 impl RateLimiter {
     /// `limit` requests per minute per IP.
     pub fn new(limit: u32) -> Self {
+        Self::with_window(limit, Duration::from_secs(60))
+    }
+
+    /// `limit` requests per `window` per IP.
+    pub fn with_window(limit: u32, window: Duration) -> Self {
         Self {
             limit,
+            window,
             hits: Mutex::new(HashMap::new()),
         }
     }
@@ -47,7 +52,10 @@ impl RateLimiter {
         let now = Instant::now();
         let mut hits = self.hits.lock().expect("rate-limit lock poisoned");
         let q = hits.entry(ip).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             q.pop_front();
         }
         let allowed = (q.len() as u64) < u64::from(self.limit);
@@ -55,7 +63,7 @@ impl RateLimiter {
             q.push_back(now);
         }
         let oldest = q.front().copied().unwrap_or(now);
-        let until_reset = WINDOW.saturating_sub(now.duration_since(oldest));
+        let until_reset = self.window.saturating_sub(now.duration_since(oldest));
         Verdict {
             allowed,
             limit: self.limit,

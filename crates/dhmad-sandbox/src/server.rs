@@ -113,7 +113,7 @@ impl Sandbox {
             dispatcher,
             faults,
             metrics,
-            rate: RateLimiter::new(config.rate_limit_per_minute),
+            rate: RateLimiter::with_window(config.rate_limit_per_minute, config.rate_window),
             requests: Mutex::new(Vec::new()),
             started_at: time::OffsetDateTime::now_utc(),
         }));

@@ -184,6 +184,14 @@ pub enum Error {
         /// The full answer.
         api: ApiError,
     },
+    /// Not sent: the client's [`Gate`](crate::Gate) refused the call (the caller's own rate
+    /// budget is spent). Nothing reached DHMAD, so a write is safe to send later; `retry_after`
+    /// is about when the gate expects to admit a call. Never retried by the client.
+    #[error("DHMAD call not sent: the call budget is spent for now (about {} s)", .retry_after.as_secs())]
+    Throttled {
+        /// About how long until a call may go out.
+        retry_after: Duration,
+    },
     /// 5xx: DHMAD failed; safe to retry reads, reconcile writes.
     #[error("DHMAD server error (HTTP {})", .0.status)]
     Server(ApiError),
@@ -242,7 +250,10 @@ impl Error {
             | Error::Server(a)
             | Error::Unexpected(a) => Some(a),
             Error::BusinessRule { api, .. } | Error::RateLimited { api, .. } => Some(api),
-            Error::Timeout | Error::Transport(_) | Error::Decode { .. } => None,
+            Error::Timeout
+            | Error::Transport(_)
+            | Error::Decode { .. }
+            | Error::Throttled { .. } => None,
         }
     }
 
@@ -265,11 +276,16 @@ impl Error {
     }
 
     /// Whether the same request may succeed later without change: timeouts, transport
-    /// failures, 5xx and 429. (Whether it is *safe* to resend is the caller's call.)
+    /// failures, 5xx, 429 and calls the gate held back. (Whether it is *safe* to resend is
+    /// the caller's call.)
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Timeout | Error::Transport(_) | Error::Server(_) | Error::RateLimited { .. }
+            Error::Timeout
+                | Error::Transport(_)
+                | Error::Server(_)
+                | Error::RateLimited { .. }
+                | Error::Throttled { .. }
         )
     }
 }

@@ -12,7 +12,8 @@ pub mod types;
 pub mod webhook;
 
 pub use client::{
-    BuildError, CallRecord, Client, ClientBuilder, RateLimit, RetryPolicy, SANDBOX_API_BASE,
+    Admission, BuildError, CallRecord, Client, ClientBuilder, Gate, RateLimit, RetryPolicy,
+    SANDBOX_API_BASE,
 };
 pub use enums::*;
 pub use error::{ApiError, Error, TransportError};

@@ -16,9 +16,16 @@ pub struct World {
 /// Sandbox first (the storefront needs its API base), then the storefront on port 0, then the
 /// sandbox is pointed at the storefront's webhook and callback URLs.
 pub async fn world(pool: PgPool, tweak: impl FnOnce(&mut Config)) -> World {
-    let sb = Sandbox::start(SandboxConfig::for_tests())
-        .await
-        .expect("sandbox");
+    world_with(pool, SandboxConfig::for_tests(), tweak).await
+}
+
+/// [`world`] with a sandbox configured by the test (a tight rate limit, say).
+pub async fn world_with(
+    pool: PgPool,
+    sandbox: SandboxConfig,
+    tweak: impl FnOnce(&mut Config),
+) -> World {
+    let sb = Sandbox::start(sandbox).await.expect("sandbox");
     let mut cfg = config(&sb.api_base(), sb.api_key(), sb.webhook_secret());
     tweak(&mut cfg);
     let app = spawn(pool, cfg).await;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use super::gate::{Gate, GateSlot};
 use super::observer::{CallRecord, Observer};
 use super::{Client, Inner, RetryPolicy, SANDBOX_API_BASE};
 use crate::error::TransportError;
@@ -30,6 +31,7 @@ pub struct ClientBuilder {
     user_agent: String,
     retry: RetryPolicy,
     observer: Observer,
+    gate: GateSlot,
 }
 
 impl ClientBuilder {
@@ -42,6 +44,7 @@ impl ClientBuilder {
             user_agent: concat!("dhmad-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
             retry: RetryPolicy::default(),
             observer: Observer::default(),
+            gate: GateSlot::default(),
         }
     }
 
@@ -172,6 +175,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Asks `gate` before every HTTP exchange (each attempt, retries included); a refused call
+    /// is not sent and fails with [`Error::Throttled`](crate::Error::Throttled). See [`Gate`].
+    pub fn gate(mut self, gate: impl Gate) -> Self {
+        self.gate = GateSlot(Some(Arc::new(gate)));
+        self
+    }
+
     /// Builds the client. Fails on a malformed base URL or TLS setup error.
     ///
     /// # Examples
@@ -210,6 +220,7 @@ impl ClientBuilder {
                 rate_limit: Mutex::new(None),
                 observer: self.observer,
             }),
+            gate: self.gate,
         })
     }
 }

@@ -18,10 +18,12 @@ use crate::error::{Error, TransportError};
 use crate::types::*;
 
 mod builder;
+mod gate;
 mod observer;
 mod retry;
 
 pub use builder::{BuildError, ClientBuilder};
+pub use gate::{Admission, Gate};
 pub use observer::CallRecord;
 pub use retry::{RateLimit, RetryPolicy};
 
@@ -32,6 +34,8 @@ pub const SANDBOX_API_BASE: &str = "http://127.0.0.1:6002/api/v1";
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Per handle, so [`Client::with_gate`] shares the connections under another gate.
+    gate: gate::GateSlot,
 }
 
 struct Inner {
@@ -50,6 +54,7 @@ impl std::fmt::Debug for Client {
             .field("api_key", &"[redacted]")
             .field("retry", &self.inner.retry)
             .field("observer", &self.inner.observer)
+            .field("gate", &self.gate)
             .finish()
     }
 }
@@ -446,6 +451,36 @@ impl Client {
         Ok(env.session)
     }
 
+    /// The same client (connections, key, retry policy, observer) under another [`Gate`]: each
+    /// call of the returned handle asks `gate` first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// struct Closed;
+    /// impl dhmad::Gate for Closed {
+    ///     fn admit(&self) -> dhmad::Admission<'_> {
+    ///         Box::pin(async { Err(std::time::Duration::from_secs(30)) })
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client = dhmad::Client::builder("sk_sandbox_example").build().unwrap();
+    /// let closed = client.with_gate(Closed);
+    /// assert!(matches!(
+    ///     closed.me().await,
+    ///     Err(dhmad::Error::Throttled { retry_after }) if retry_after.as_secs() == 30
+    /// ));
+    /// # }
+    /// ```
+    pub fn with_gate(&self, gate: impl Gate) -> Client {
+        Client {
+            inner: Arc::clone(&self.inner),
+            gate: gate::GateSlot(Some(Arc::new(gate))),
+        }
+    }
+
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
@@ -506,6 +541,11 @@ impl Client {
         endpoint: &'static str,
         attempt: u32,
     ) -> Result<T, Error> {
+        // Refused by the gate: nothing is sent, so the observer has no exchange to see.
+        self.gate
+            .admit()
+            .await
+            .map_err(|retry_after| Error::Throttled { retry_after })?;
         let mut req = self
             .inner
             .http

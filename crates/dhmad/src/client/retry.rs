@@ -108,7 +108,11 @@ impl RetryPolicy {
 
     /// The delay before retry number `retry` (0-based) after `err`, or `None` to give up.
     pub(super) fn delay(&self, retry: u32, err: &Error) -> Option<Duration> {
-        if retry >= self.max_retries || !err.is_transient() {
+        // A call the gate held back is the gate owner's to schedule.
+        if retry >= self.max_retries
+            || !err.is_transient()
+            || matches!(err, Error::Throttled { .. })
+        {
             return None;
         }
         if let Error::RateLimited {

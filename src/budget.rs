@@ -1,0 +1,154 @@
+//! DHMAD's rate limit as one budget, shared in the database by every instance (`db::budget`),
+//! and the client gate that spends it: each call takes a row first, or is not sent
+//! (`dhmad::Error::Throttled`). New checkouts queue behind waiting ones, and background jobs
+//! get what buyers leave (`Claimant`).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::db::{self, budget::Claimant};
+
+/// How much of DHMAD's budget background jobs leave for buyers: a fifth of the window.
+pub fn background_reserve(limit: u32) -> i32 {
+    i32::try_from(limit / 5).unwrap_or(i32::MAX)
+}
+
+/// The budget's settings (`DHMAD_RATE_LIMIT`, `DHMAD_RATE_WINDOW_SECS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Calls per window; 0 = no budget kept (DHMAD's own 429s only).
+    pub calls: u32,
+    pub window: Duration,
+}
+
+impl Limits {
+    /// DHMAD's documented default: 100 calls in a sliding minute.
+    pub const DHMAD_DEFAULT: Limits = Limits {
+        calls: 100,
+        window: Duration::from_secs(60),
+    };
+
+    /// A row is reused a little after a whole window, so that a call sent just after its
+    /// row was taken cannot reach DHMAD inside the window of the row's previous call.
+    pub fn reuse_after(&self) -> Duration {
+        self.window + Duration::from_millis(500)
+    }
+}
+
+/// The gate of one client handle: whom it takes calls for, and calls already taken for it.
+pub struct BudgetGate {
+    pool: PgPool,
+    limits: Limits,
+    who: Claimant,
+    /// Calls taken in advance for this handle (a checkout takes both of its calls at once).
+    prepaid: AtomicU32,
+}
+
+impl BudgetGate {
+    pub fn new(pool: PgPool, limits: Limits, who: Claimant, prepaid: u32) -> Self {
+        Self {
+            pool,
+            limits,
+            who,
+            prepaid: AtomicU32::new(prepaid),
+        }
+    }
+
+    async fn admit_one(&self) -> Result<(), Duration> {
+        let prepaid = self
+            .prepaid
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if prepaid.is_ok() || self.limits.calls == 0 {
+            return Ok(());
+        }
+        let window = self.limits.reuse_after();
+        match db::budget::take(&self.pool, 1, window, self.who).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(db::budget::next_free_in(&self.pool, window)
+                .await
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_millis(100))),
+            // The budget cannot be read: let the call go, DHMAD's own limit still holds.
+            Err(e) => {
+                tracing::warn!(error = %e, "DHMAD call budget unreadable; calling anyway");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl dhmad::Gate for BudgetGate {
+    fn admit(&self) -> dhmad::Admission<'_> {
+        Box::pin(self.admit_one())
+    }
+}
+
+/// Sizes the shared budget to `DHMAD_RATE_LIMIT` (at start; instances must agree on it).
+pub async fn prepare(state: &crate::state::AppState) -> sqlx::Result<()> {
+    let calls = state.config.dhmad_budget.calls;
+    if calls == 0 {
+        return Ok(());
+    }
+    db::budget::resize(&state.pool, i32::try_from(calls).unwrap_or(i32::MAX)).await
+}
+
+/// Takes `n` calls at once for `who`; `true` when taken (always, with no budget kept).
+pub async fn take(pool: &PgPool, limits: Limits, n: u32, who: Claimant) -> sqlx::Result<bool> {
+    if limits.calls == 0 || n == 0 {
+        return Ok(true);
+    }
+    let n = i32::try_from(n).unwrap_or(i32::MAX);
+    db::budget::take(pool, n, limits.reuse_after(), who).await
+}
+
+/// About how long until `calls` more calls fit in the budget, given when each row frees up
+/// (`frees_at`, soonest first) and the rows other claimants will take first (`ahead`).
+/// Rows free now count at once; the rest free up as their window ends, and a row is used
+/// again one window after that.
+pub fn expected_wait(
+    frees_at: &[OffsetDateTime],
+    ahead: usize,
+    calls: usize,
+    window: Duration,
+    now: OffsetDateTime,
+) -> Duration {
+    let rows = frees_at.len();
+    if rows == 0 || calls == 0 {
+        return Duration::ZERO;
+    }
+    // The row that serves the last of our calls, counting the uses of every row in turn.
+    let k = ahead + calls - 1;
+    let (round, row) = (k / rows, k % rows);
+    let at = frees_at[row].max(now) + window * u32::try_from(round).unwrap_or(u32::MAX);
+    Duration::try_from(at - now).unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_counts_free_rows_then_each_row_s_next_window() {
+        let now = OffsetDateTime::now_utc();
+        let w = Duration::from_secs(60);
+        let s = |secs: i64| now + time::Duration::seconds(secs);
+        // Two rows free now, two freeing in 10 s and 30 s.
+        let rows = [s(-5), s(-1), s(10), s(30)];
+        assert_eq!(expected_wait(&rows, 0, 2, w, now), Duration::ZERO);
+        assert_eq!(expected_wait(&rows, 1, 2, w, now), Duration::from_secs(10));
+        assert_eq!(expected_wait(&rows, 2, 2, w, now), Duration::from_secs(30));
+        // Past every row: the free ones come back a window after now.
+        assert_eq!(expected_wait(&rows, 3, 2, w, now), Duration::from_secs(60));
+        assert_eq!(expected_wait(&rows, 6, 2, w, now), Duration::from_secs(90));
+        assert_eq!(expected_wait(&[], 6, 2, w, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn background_leaves_a_fifth() {
+        assert_eq!(background_reserve(100), 20);
+        assert_eq!(background_reserve(3), 0);
+    }
+}

@@ -1,0 +1,99 @@
+//! DHMAD's call budget (`dhmad_budget`): one row per call its sliding window allows.
+
+use std::time::Duration;
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+
+/// Who asks for calls, in order of priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimant {
+    /// A buyer or the merchant waiting on a page, or a queued checkout's turn: any free row.
+    Interactive,
+    /// A new checkout: only when no checkout is queued (else it queues behind them).
+    NewCheckout,
+    /// Background jobs: only when no checkout is queued and `reserve` rows stay free after
+    /// the take, so the next buyers find the budget they need.
+    Background { reserve: i32 },
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Sizes the budget to `limit` calls per window (run at start; every instance must agree).
+pub async fn resize(e: impl PgExecutor<'_>, limit: i32) -> sqlx::Result<()> {
+    sqlx::query!(
+        "WITH added AS (
+             INSERT INTO dhmad_budget (slot) SELECT generate_series(0, $1 - 1)
+             ON CONFLICT (slot) DO NOTHING)
+         DELETE FROM dhmad_budget WHERE slot >= $1",
+        limit
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Takes `n` calls of the budget, all or none: rows used a whole `window` ago, locked with
+/// `SKIP LOCKED` so concurrent takers never share one. `true` when they were taken.
+pub async fn take(
+    e: impl PgExecutor<'_>,
+    n: i32,
+    window: Duration,
+    who: Claimant,
+) -> sqlx::Result<bool> {
+    let (jump_queue, reserve) = match who {
+        Claimant::Interactive => (true, 0),
+        Claimant::NewCheckout => (false, 0),
+        Claimant::Background { reserve } => (false, reserve),
+    };
+    // "At least reserve + n rows are free" is read as "the (reserve + n)-th oldest row is
+    // free": an index walk of that many entries rather than a count of every free row.
+    let taken = sqlx::query!(
+        "WITH free AS (
+             SELECT slot FROM dhmad_budget
+             WHERE used_at <= now() - $2::bigint * interval '1 millisecond'
+             ORDER BY used_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         UPDATE dhmad_budget b SET used_at = clock_timestamp()
+         FROM free
+         WHERE b.slot = free.slot
+           AND (SELECT count(*) FROM free) = $1
+           AND ($3 OR NOT EXISTS (SELECT 1 FROM checkout_queue))
+           AND ($4 = 0 OR (SELECT used_at FROM dhmad_budget ORDER BY used_at OFFSET $4 + $1 - 1 LIMIT 1)
+                          <= now() - $2::bigint * interval '1 millisecond')",
+        i64::from(n),
+        millis(window),
+        jump_queue,
+        reserve
+    )
+    .execute(e)
+    .await?;
+    Ok(taken.rows_affected() == u64::try_from(n).unwrap_or(0))
+}
+
+/// When each row frees up again (its last use plus the window), soonest first.
+pub async fn frees_at(
+    e: impl PgExecutor<'_>,
+    window: Duration,
+) -> sqlx::Result<Vec<OffsetDateTime>> {
+    sqlx::query_scalar!(
+        r#"SELECT used_at + $1::bigint * interval '1 millisecond' AS "at!"
+           FROM dhmad_budget ORDER BY used_at"#,
+        millis(window)
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// How long until the next row frees up (zero if one is free now).
+pub async fn next_free_in(e: impl PgExecutor<'_>, window: Duration) -> sqlx::Result<Duration> {
+    let ms = sqlx::query_scalar!(
+        r#"SELECT greatest(0, extract(epoch FROM min(used_at) + $1::bigint * interval '1 millisecond' - now()) * 1000)::bigint AS "ms"
+           FROM dhmad_budget"#,
+        millis(window)
+    )
+    .fetch_one(e)
+    .await?;
+    Ok(Duration::from_millis(ms.unwrap_or(0).unsigned_abs()))
+}

@@ -1,0 +1,72 @@
+//! Checkouts waiting for DHMAD's budget (`checkout_queue`), first come first served.
+
+use std::time::Duration;
+
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// Queues the order's checkout; one already queued keeps its place (and its worker).
+pub async fn enqueue(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO checkout_queue (order_id) VALUES ($1) ON CONFLICT (order_id) DO NOTHING",
+        order_id
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// The order's place: how many queued checkouts are ahead of it; `None` if it is not queued.
+pub async fn ahead_of(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar!(
+        r#"SELECT (SELECT count(*) FROM checkout_queue q WHERE (q.queued_at, q.order_id) < (me.queued_at, me.order_id)) AS "ahead!"
+           FROM checkout_queue me WHERE me.order_id = $1"#,
+        order_id
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// Claims the oldest queued checkout no live worker holds, for `lease` (a worker that dies
+/// leaves it to another once the lease runs out).
+pub async fn claim_next(e: impl PgExecutor<'_>, lease: Duration) -> sqlx::Result<Option<Uuid>> {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query_scalar!(
+        "UPDATE checkout_queue SET claimed_until = now() + $1::bigint * interval '1 millisecond'
+         WHERE order_id = (
+             SELECT order_id FROM checkout_queue
+             WHERE claimed_until IS NULL OR claimed_until < now()
+             ORDER BY queued_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING order_id",
+        lease_ms
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// Hands a claimed checkout back to the queue, in its place.
+pub async fn release(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE checkout_queue SET claimed_until = NULL WHERE order_id = $1",
+        order_id
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// The checkout left the queue: its calls were made (or it can no longer be made).
+pub async fn remove(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM checkout_queue WHERE order_id = $1", order_id)
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+/// Checkouts waiting (claimed or not).
+pub async fn len(e: impl PgExecutor<'_>) -> sqlx::Result<i64> {
+    let n = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM checkout_queue"#)
+        .fetch_one(e)
+        .await?;
+    Ok(n)
+}

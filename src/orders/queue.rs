@@ -1,0 +1,182 @@
+//! Checkouts past DHMAD's rate limit wait in line instead of failing: the order is saved, the
+//! buyer waits on a page that refreshes itself (`GET /orders/{id}/checkout`), and a worker on
+//! any instance makes the order's DHMAD calls as the shared budget frees up, first come first
+//! served. A checkout never jumps the line (`Claimant::NewCheckout`).
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use dhmad::CheckoutAction;
+
+use super::{
+    checkout,
+    sessions::{live_session, Party},
+    Action, CheckoutStarted, Order, OrderError, OrderResult, OrderStatus,
+};
+use crate::budget;
+use crate::db::{self, budget::Claimant};
+use crate::state::AppState;
+
+/// A new order's calls: create the escrow, open the payment (or contract) session.
+pub const CALLS_PER_CHECKOUT: u32 = 2;
+
+/// How long a worker holds a queued checkout before another may take it over (it is making
+/// at most two calls, each bounded by the client's timeout).
+fn lease(state: &AppState) -> Duration {
+    state.config.dhmad_timeout * 3 + Duration::from_secs(5)
+}
+
+/// The calls a checkout of this order makes before its buyer can be sent to DHMAD: none
+/// while its payment page is open; else two (create the escrow, or read it again, then open
+/// a session).
+pub async fn calls_needed(state: &AppState, order: &Order) -> OrderResult<u32> {
+    if order.escrow_id.is_none() || order.status != OrderStatus::AwaitingPayment {
+        return Ok(CALLS_PER_CHECKOUT);
+    }
+    let live = live_session(&state.pool, order, &CheckoutAction::AcceptPay, Party::Buyer).await?;
+    Ok(if live.is_some() {
+        0
+    } else {
+        CALLS_PER_CHECKOUT
+    })
+}
+
+/// Where a queued checkout stands.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct Place {
+    pub order_id: Uuid,
+    /// Checkouts ahead of this one.
+    pub ahead: i64,
+    /// About how long until its turn, in whole seconds (at least 1).
+    pub wait_secs: u64,
+}
+
+/// The order's place in line, or `None` if it is not waiting.
+pub async fn place(state: &AppState, order_id: Uuid) -> OrderResult<Option<Place>> {
+    let Some(ahead) = db::checkout_queue::ahead_of(&state.pool, order_id).await? else {
+        return Ok(None);
+    };
+    let window = state.config.dhmad_budget.reuse_after();
+    let frees_at = db::budget::frees_at(&state.pool, window).await?;
+    let calls = CALLS_PER_CHECKOUT as usize;
+    let ahead_calls = usize::try_from(ahead).unwrap_or(0) * calls;
+    let now = OffsetDateTime::now_utc();
+    let wait = budget::expected_wait(&frees_at, ahead_calls, calls, window, now);
+    Ok(Some(Place {
+        order_id,
+        ahead,
+        wait_secs: wait.as_secs().max(1),
+    }))
+}
+
+/// Puts the order in line (it keeps its place if already there) and wakes this instance's
+/// worker.
+pub async fn enqueue(state: &AppState, order_id: Uuid) -> OrderResult<Place> {
+    db::checkout_queue::enqueue(&state.pool, order_id).await?;
+    state.checkout_queue.notify_one();
+    tracing::info!(order.id = %order_id, "checkout queued for DHMAD's call budget");
+    Ok(place(state, order_id).await?.unwrap_or(Place {
+        order_id,
+        ahead: 0,
+        wait_secs: 1,
+    }))
+}
+
+/// What one turn of the worker did.
+#[derive(Debug)]
+pub enum Turn {
+    /// Nobody is waiting.
+    Idle,
+    /// A checkout is being served (on its own task); take the next at once.
+    Serving,
+    /// The budget is spent: try again after this.
+    Wait(Duration),
+}
+
+/// Takes the next waiting checkout if the budget has its calls, and serves it on a task of
+/// its own (so a slow DHMAD does not hold the line).
+pub async fn serve_next(state: &AppState) -> OrderResult<Turn> {
+    let pool = &state.pool;
+    let Some(order_id) = db::checkout_queue::claim_next(pool, lease(state)).await? else {
+        return Ok(Turn::Idle);
+    };
+    let Some(order) = db::orders::get(pool, order_id).await? else {
+        db::checkout_queue::remove(pool, order_id).await?;
+        return Ok(Turn::Serving);
+    };
+    let calls = calls_needed(state, &order).await?;
+    let limits = state.config.dhmad_budget;
+    if !budget::take(pool, limits, calls, Claimant::Interactive).await? {
+        db::checkout_queue::release(pool, order_id).await?;
+        let wait = db::budget::next_free_in(pool, limits.reuse_after()).await?;
+        return Ok(Turn::Wait(wait.max(Duration::from_millis(50))));
+    }
+    let prepaid = state.spending_as(Claimant::Interactive, calls);
+    tokio::spawn(async move {
+        if let Err(e) = serve(&prepaid, order).await {
+            tracing::warn!(order.id = %order_id, error = %e, cause = e.cause(), "queued checkout failed");
+        }
+    });
+    Ok(Turn::Serving)
+}
+
+/// Makes a queued order's calls. It leaves the line once served, or once it cannot be (the
+/// order keeps the reason, and its page says what to do); a spent budget puts it back.
+async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
+    let id = order.id;
+    match checkout::resume(state, order).await {
+        Err(OrderError::Busy { retry_after }) => {
+            db::checkout_queue::release(&state.pool, id).await?;
+            tracing::info!(order.id = %id, ?retry_after, "queued checkout waits again");
+            Err(OrderError::Busy { retry_after })
+        }
+        other => {
+            db::checkout_queue::remove(&state.pool, id).await?;
+            other
+        }
+    }
+}
+
+/// Where the buyer of a checkout should be now.
+#[derive(Debug)]
+pub enum Progress {
+    /// Still in line.
+    Waiting(Place),
+    /// DHMAD's page is open: this URL.
+    OnDhmad(String),
+    /// Not waiting and no page open (paid, failed, cancelled…): the order's own page says.
+    Elsewhere,
+}
+
+/// What the waiting page shows or where it sends the buyer.
+pub async fn progress(state: &AppState, order_id: Uuid) -> OrderResult<Progress> {
+    if let Some(place) = place(state, order_id).await? {
+        return Ok(Progress::Waiting(place));
+    }
+    let order = db::orders::get(&state.pool, order_id)
+        .await?
+        .ok_or(OrderError::NotFound)?;
+    // The contract comes first in standard mode, then the payment.
+    let action = if order.allows(Action::Sign) {
+        CheckoutAction::SignContract
+    } else if order.status == OrderStatus::AwaitingPayment {
+        CheckoutAction::AcceptPay
+    } else {
+        return Ok(Progress::Elsewhere);
+    };
+    let live = live_session(&state.pool, &order, &action, Party::Buyer).await?;
+    Ok(live.map_or(Progress::Elsewhere, |s| Progress::OnDhmad(s.url)))
+}
+
+/// The buyer's "pay" from the order page: like a checkout, it waits in line when DHMAD's
+/// budget is spent rather than failing.
+pub async fn resume_or_queue(state: &AppState, order: Order) -> OrderResult<checkout::Started> {
+    let id = order.id;
+    match checkout::resume(state, order).await {
+        Ok(started) => Ok(checkout::Started::Ready(started)),
+        Err(OrderError::Busy { .. }) => Ok(checkout::Started::Queued(enqueue(state, id).await?)),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,334 @@
+//! Bursts past DHMAD's rate limit (issue 13): checkouts wait in line on a page that moves on by
+//! itself, DHMAD's budget is one for every instance on the database, nothing is created twice
+//! and background work gets only what buyers leave. The sandbox runs with a tight limit and a
+//! short window so that a test waits seconds, not minutes (how fast the line moves is measured
+//! by `scripts/bench`, not here).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use dhmad_sandbox::SandboxConfig;
+use reqwest::header::{LOCATION, REFRESH, RETRY_AFTER};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use storefront::budget::Limits;
+use storefront::db::{self, budget::Claimant};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::common::{sandbox::*, *};
+
+const SKU: &str = "ai-credits-500";
+
+/// A sandbox allowing `calls` per `window_secs`, and a storefront whose budget says the same.
+async fn tight_world(pool: PgPool, calls: u32, window_secs: u64) -> World {
+    let mut sb = SandboxConfig::for_tests();
+    sb.rate_limit_per_minute = calls;
+    sb.rate_window = Duration::from_secs(window_secs);
+    world_with(pool, sb, |c| {
+        c.dhmad_budget = Limits {
+            calls,
+            window: Duration::from_secs(window_secs),
+        };
+        // Every buyer of the test comes from 127.0.0.1: the per-address limit is not tested here.
+        c.edge.checkout_per_minute = 100_000;
+        c.edge.actions_per_minute = 100_000;
+    })
+    .await
+}
+
+/// What one buyer saw, from the catalog's form to DHMAD's page.
+struct Journey {
+    order_id: Uuid,
+    dhmad_page: String,
+    waiting_pages: usize,
+    statuses: Vec<u16>,
+}
+
+/// A browser of its own (cookies), submitting the catalog's form once and then doing only what
+/// a browser does by itself: follow redirects and the waiting page's `Refresh`.
+async fn buyer(base: String, pool: PgPool, sandbox_base: String, i: usize) -> Journey {
+    let url = |path: &str| format!("{base}{path}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let page = http
+        .get(url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (_, rest) = page.split_once(r#"name="csrf_token" value=""#).unwrap();
+    let token = rest.split('"').next().unwrap();
+    let email = format!("burst{i}@example.tn");
+    let r = http
+        .post(url("/checkout"))
+        .form(&[("sku", SKU), ("email", &email), ("csrf_token", token)])
+        .send()
+        .await
+        .unwrap();
+    let mut statuses = vec![r.status().as_u16()];
+    let mut next = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    let mut waiting_pages = 0;
+    let mut order_id = None;
+    for _ in 0..200 {
+        if next.starts_with(&sandbox_base) {
+            break;
+        }
+        let id = next
+            .strip_prefix("/orders/")
+            .and_then(|p| p.strip_suffix("/checkout"))
+            .unwrap_or_else(|| panic!("buyer {i} sent to {next}"));
+        order_id = Some(id.parse().unwrap());
+        let r = http.get(url(&next)).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 303 {
+            next = r.headers()[LOCATION].to_str().unwrap().to_owned();
+            continue;
+        }
+        assert_eq!(r.status(), 200, "buyer {i}: waiting page");
+        let refresh: u64 = r.headers()[REFRESH].to_str().unwrap().parse().unwrap();
+        assert!((2..=10).contains(&refresh), "refresh every {refresh} s");
+        assert!(r.headers().contains_key(RETRY_AFTER));
+        let body = r.text().await.unwrap();
+        assert!(body.contains(&format!(
+            r#"<meta http-equiv="refresh" content="{refresh}">"#
+        )));
+        assert!(body.contains("Expected wait: about"), "{body}");
+        waiting_pages += 1;
+        tokio::time::sleep(Duration::from_secs(refresh)).await;
+    }
+    assert!(
+        next.starts_with(&sandbox_base),
+        "buyer {i} never reached DHMAD"
+    );
+    let order_id = match order_id {
+        Some(id) => id,
+        None => order_of_session(&pool, &next).await,
+    };
+    Journey {
+        order_id,
+        dhmad_page: next,
+        waiting_pages,
+        statuses,
+    }
+}
+
+async fn order_of_session(pool: &PgPool, url: &str) -> Uuid {
+    sqlx::query_scalar("SELECT order_id FROM checkout_sessions WHERE url = $1")
+        .bind(url)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Every `/api/v1` call the sandbox answered, with its status and time.
+async fn sandbox_log(w: &World) -> Vec<(String, u16, OffsetDateTime)> {
+    let list: Vec<Value> = w
+        .http
+        .get(format!("{}/sandbox/requests", w.sb.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list.iter()
+        .map(|r| {
+            let call = format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            );
+            let at = dhmad::iso::parse(r["at"].as_str().unwrap()).unwrap();
+            (call, r["status"].as_u64().unwrap() as u16, at)
+        })
+        .collect()
+}
+
+#[sqlx::test]
+async fn a_burst_past_dhmads_limit_reaches_dhmad_with_no_error_page_and_nothing_twice(
+    pool: PgPool,
+) {
+    const BUYERS: usize = 24;
+    const CALLS: u32 = 12;
+    const WINDOW: u64 = 3;
+    let w = tight_world(pool, CALLS, WINDOW).await;
+    let mut buyers = tokio::task::JoinSet::new();
+    for i in 0..BUYERS {
+        let (base, pool) = (w.app.base.clone(), w.app.pool.clone());
+        buyers.spawn(buyer(base, pool, w.sb.base_url(), i));
+    }
+    let journeys = buyers.join_all().await;
+
+    // Every buyer is on DHMAD's page, having sent the form once and seen no error.
+    for j in &journeys {
+        assert!(j.statuses.iter().all(|s| *s < 400), "{:?}", j.statuses);
+        let page = w.http.get(&j.dhmad_page).send().await.unwrap();
+        assert_eq!(page.status(), 200, "DHMAD's page {}", j.dhmad_page);
+    }
+    let waited = journeys.iter().filter(|j| j.waiting_pages > 0).count();
+    assert!(
+        waited >= BUYERS / 2,
+        "48 calls against 12 a window: most buyers wait in line ({waited} did)"
+    );
+    let orders: HashSet<Uuid> = journeys.iter().map(|j| j.order_id).collect();
+    assert_eq!(orders.len(), BUYERS, "one order per buyer");
+    let pages: HashSet<&str> = journeys.iter().map(|j| j.dhmad_page.as_str()).collect();
+    assert_eq!(pages.len(), BUYERS, "one payment page per buyer");
+
+    // Nothing created twice, nothing refused by DHMAD, and no window ever over the limit.
+    let log = sandbox_log(&w).await;
+    assert!(log.iter().all(|(_, status, _)| *status != 429), "{log:?}");
+    let creates = log
+        .iter()
+        .filter(|(c, ..)| c == "POST /api/v1/escrows")
+        .count();
+    let sessions = log
+        .iter()
+        .filter(|(c, ..)| c.ends_with("/sessions"))
+        .count();
+    assert_eq!((creates, sessions), (BUYERS, BUYERS), "{log:?}");
+    let window = time::Duration::seconds(WINDOW as i64);
+    for (_, _, at) in &log {
+        let inside = log
+            .iter()
+            .filter(|(_, _, t)| *t > *at - window && t <= at)
+            .count();
+        assert!(
+            inside <= CALLS as usize,
+            "{inside} calls within a window ending {at}"
+        );
+    }
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status::text FROM orders ORDER BY created_at")
+            .fetch_all(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(statuses, vec!["awaiting_payment"; BUYERS]);
+    assert_eq!(db::checkout_queue::len(&w.app.pool).await.unwrap(), 0);
+}
+
+#[sqlx::test]
+async fn the_api_answers_202_in_line_and_every_instance_shares_one_budget(pool: PgPool) {
+    // Two calls a window: one checkout's worth.
+    let w = tight_world(pool.clone(), 2, 2).await;
+    let first = w.checkout(SKU, "first@example.tn").await;
+
+    // A second instance on the same database finds the budget spent by the first.
+    let mut cfg = w.app.state.config.as_ref().clone();
+    cfg.listen_addr = "127.0.0.1:0".parse().unwrap();
+    let other = spawn(pool, cfg).await;
+    let key = idempotency_key(SKU, "second@example.tn");
+    let queued = |app: &TestApp| {
+        app.http
+            .post(app.url("/api/checkout"))
+            .header("idempotency-key", key.clone())
+            .json(&json!({"sku": SKU, "email": "second@example.tn"}))
+            .send()
+    };
+    let r = queued(&other).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let wait: u64 = r.headers()[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=3).contains(&wait), "Retry-After {wait}");
+    let location = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    let place: Value = r.json().await.unwrap();
+    let id: Uuid = place["order_id"].as_str().unwrap().parse().unwrap();
+    assert_ne!(id, first.order_id);
+    assert_eq!(location, format!("/api/orders/{id}"));
+    assert_eq!(place["ahead"], 0);
+    // Sent again with its key while waiting: the same order keeps its place.
+    let again: Value = queued(&w.app).await.unwrap().json().await.unwrap();
+    assert_eq!(again["order_id"], place["order_id"]);
+
+    // The line moves on by itself: the order's JSON carries the payment page once it is open.
+    let o = wait_for("the queued checkout to be served", 15, || async {
+        let o = other.order_json(id).await;
+        o["checkout_url"].is_string().then_some(o)
+    })
+    .await;
+    assert_eq!(o["status"], "awaiting_payment");
+    // The same key now answers 201 with that page, and no second escrow was made.
+    let r = queued(&w.app).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let started: Value = r.json().await.unwrap();
+    assert_eq!(started["checkout_url"], o["checkout_url"]);
+    let log = sandbox_log(&w).await;
+    let creates = log
+        .iter()
+        .filter(|(c, ..)| c == "POST /api/v1/escrows")
+        .count();
+    assert_eq!(creates, 2, "{log:?}");
+    assert!(log.iter().all(|(_, status, _)| *status != 429), "{log:?}");
+}
+
+#[sqlx::test]
+async fn checkouts_come_before_background_work_in_one_budget(pool: PgPool) {
+    let window = Duration::from_secs(60);
+    db::budget::resize(&pool, 10).await.unwrap();
+    let take = |n: i32, who: Claimant| db::budget::take(&pool, n, window, who);
+    let background = Claimant::Background { reserve: 2 };
+
+    // All or nothing: 11 of 10 takes none.
+    assert!(!take(11, Claimant::Interactive).await.unwrap());
+    assert!(
+        take(6, background).await.unwrap(),
+        "4 left after, more than the reserve"
+    );
+    assert!(
+        !take(3, background).await.unwrap(),
+        "would leave only the reserve"
+    );
+    assert!(
+        take(2, background).await.unwrap(),
+        "leaves exactly the reserve"
+    );
+    // 2 left: background must leave the reserve to buyers; a checkout takes it.
+    assert!(!take(1, background).await.unwrap());
+    assert!(take(2, Claimant::NewCheckout).await.unwrap());
+
+    // A checkout waiting in line: new checkouts queue behind it and background work waits;
+    // the line's own turn (interactive) may take the last call.
+    db::budget::resize(&pool, 20).await.unwrap();
+    let order = seed_awaiting(&pool).await;
+    db::checkout_queue::enqueue(&pool, order).await.unwrap();
+    assert!(!take(1, Claimant::NewCheckout).await.unwrap());
+    assert!(!take(1, background).await.unwrap());
+    assert!(take(1, Claimant::Interactive).await.unwrap());
+    db::checkout_queue::remove(&pool, order).await.unwrap();
+    assert!(take(1, Claimant::NewCheckout).await.unwrap());
+    assert!(take(1, background).await.unwrap());
+
+    // Shrinking the budget drops its rows; a whole window later every row is free again.
+    db::budget::resize(&pool, 3).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM dhmad_budget")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 3);
+    assert!(
+        db::budget::take(&pool, 3, Duration::ZERO, Claimant::Interactive)
+            .await
+            .unwrap()
+    );
+}
+
+/// An order row to queue (the queue references orders).
+async fn seed_awaiting(pool: &PgPool) -> Uuid {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key)
+         VALUES ($1, $2, 'instant', 'q@example.tn', 10, 'TND', 'new', 'once:test')",
+    )
+    .bind(id)
+    .bind(SKU)
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
