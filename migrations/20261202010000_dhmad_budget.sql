@@ -4,7 +4,8 @@
 -- than the limit, whichever instance made them.
 CREATE TABLE dhmad_budget (
     slot     INTEGER PRIMARY KEY CHECK (slot >= 0),
-    used_at  TIMESTAMPTZ NOT NULL DEFAULT '-infinity'
+    -- Never used: long ago (a finite time, which every client library can read).
+    used_at  TIMESTAMPTZ NOT NULL DEFAULT 'epoch'
 );
 CREATE INDEX dhmad_budget_oldest ON dhmad_budget (used_at);
 

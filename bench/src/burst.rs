@@ -225,6 +225,9 @@ async fn buyer(
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
+        // Below the storefront's keep-alive limit (HEADER_READ_TIMEOUT_SECS, 10 s), as the load's
+        // client: a browser resends a GET the server closed under it, reqwest does not.
+        .pool_idle_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .build()?;
     let mut journey = Journey {

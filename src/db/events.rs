@@ -31,6 +31,38 @@ pub async fn add(
     Ok(())
 }
 
+/// A timeline line to write.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub kind: &'a str,
+    pub detail: String,
+    pub public: Option<&'a str>,
+}
+
+/// Adds several lines at once, in order (one statement).
+pub async fn add_all(
+    e: impl PgExecutor<'_>,
+    order_id: Uuid,
+    lines: &[NewEvent<'_>],
+) -> sqlx::Result<()> {
+    let kinds: Vec<&str> = lines.iter().map(|l| l.kind).collect();
+    let details: Vec<&str> = lines.iter().map(|l| l.detail.as_str()).collect();
+    let publics: Vec<Option<&str>> = lines.iter().map(|l| l.public).collect();
+    sqlx::query!(
+        "INSERT INTO order_events (order_id, kind, detail, public)
+         SELECT $1, kind, detail, public
+         FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS l(kind, detail, public, n)
+         ORDER BY n",
+        order_id,
+        &kinds as &[&str],
+        &details as &[&str],
+        &publics as &[Option<&str>]
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 pub async fn list(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Vec<OrderEvent>> {
     sqlx::query_as!(
         OrderEvent,

@@ -11,28 +11,44 @@ pub struct Received<'a> {
     pub body_sha256: &'a str,
 }
 
-/// Stores a verified event once, its body verbatim (Postgres parses it into JSONB). `false` when its id was already stored (a redelivery): the
-/// primary key decides, so concurrent deliveries of one event cannot both get `true`.
+/// What the inbox row says of an event when it is stored: the outcome expected from its escrow
+/// (`ignored` without one, `unmatched` when no order has it, else `processed`) and that order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub outcome: String,
+    pub order_id: Option<Uuid>,
+}
+
+/// Stores a verified event once, its body verbatim (Postgres parses it into JSONB), with the
+/// outcome its escrow leads to expect, so that applying it usually needs no second write.
+/// `None` when its id was already stored (a redelivery): the primary key decides, so
+/// concurrent deliveries of one event cannot both store it.
 pub async fn insert(
     e: impl PgExecutor<'_>,
     r: &Received<'_>,
     escrow_id: Option<&str>,
-) -> sqlx::Result<bool> {
-    let r = sqlx::query!(
-        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload, body_sha256)
-         VALUES ($1, $2, $3, 'ignored', $4::text::jsonb, $5)
-         ON CONFLICT (event_id) DO NOTHING",
+) -> sqlx::Result<Option<Stored>> {
+    sqlx::query_as!(
+        Stored,
+        r#"INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, order_id, payload, body_sha256)
+           SELECT $1, $2, $3,
+                  CASE WHEN $3::text IS NULL THEN 'ignored'
+                       WHEN o.id IS NULL THEN 'unmatched' ELSE 'processed' END,
+                  o.id, $4::text::jsonb, $5
+           FROM (VALUES (1)) AS one (x) LEFT JOIN orders o ON o.escrow_id = $3
+           ON CONFLICT (event_id) DO NOTHING
+           RETURNING outcome, order_id"#,
         r.event_id,
         r.event_type,
         escrow_id,
         r.body,
         r.body_sha256
     )
-    .execute(e)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .fetch_optional(e)
+    .await
 }
 
+/// Corrects the stored outcome when applying the event ended otherwise than expected.
 pub async fn finish(
     e: impl PgExecutor<'_>,
     event_id: &str,

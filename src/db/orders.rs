@@ -95,6 +95,11 @@ pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order>
 
 /// Reads and row-locks the order until the transaction ends: every change to an order's state
 /// happens under this lock, so concurrent webhooks, callbacks and jobs serialize.
+///
+/// `FOR NO KEY UPDATE`, the lock an UPDATE of the row takes anyway: rows that reference the
+/// order (timeline, inbox, jobs) take `KEY SHARE` on it, which it lets through. With
+/// `FOR UPDATE`, two webhooks for one order, each having stored its inbox row (referencing
+/// the order) first, would wait for each other: a deadlock.
 pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order>> {
     sqlx::query_as!(
         Order,
@@ -105,13 +110,14 @@ pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required, contract_buyer_signed,
                 contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
-           FROM orders WHERE id = $1 FOR UPDATE"#,
+           FROM orders WHERE id = $1 FOR NO KEY UPDATE"#,
         id
     )
     .fetch_optional(e)
     .await
 }
 
+/// [`lock`] by the escrow's id.
 pub async fn lock_by_escrow(
     e: impl PgExecutor<'_>,
     escrow_id: &str,
@@ -125,7 +131,7 @@ pub async fn lock_by_escrow(
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required, contract_buyer_signed,
                 contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
-           FROM orders WHERE escrow_id = $1 FOR UPDATE"#,
+           FROM orders WHERE escrow_id = $1 FOR NO KEY UPDATE"#,
         escrow_id
     )
     .fetch_optional(e)
@@ -223,17 +229,21 @@ pub async fn set_failure_reason(
 }
 
 /// Moves the order to `status` as DHMAD's snapshot says, and returns it as it now is.
+/// `digital_code`: the instant good issued with this change, kept only if the order has none
+/// (one statement where the payment and the good are one step).
 pub async fn apply_snapshot(
     e: impl PgExecutor<'_>,
     id: Uuid,
     status: OrderStatus,
     escrow_status: &str,
     escrow_updated_at: Option<OffsetDateTime>,
+    digital_code: Option<&str>,
 ) -> sqlx::Result<Order> {
     sqlx::query_as!(
         Order,
         r#"UPDATE orders SET status = $2, escrow_status = $3,
                 escrow_updated_at = COALESCE($4, escrow_updated_at),
+                digital_code = COALESCE(digital_code, $5),
                 last_synced_at = now(), updated_at = now(), sync_failures = 0, next_sync_at = NULL
            WHERE id = $1
            RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
@@ -246,7 +256,8 @@ pub async fn apply_snapshot(
         id,
         status as OrderStatus,
         escrow_status,
-        escrow_updated_at
+        escrow_updated_at,
+        digital_code
     )
     .fetch_one(e)
     .await

@@ -5,43 +5,49 @@ use std::time::Duration;
 
 use dhmad::{CheckoutAction, EscrowStatus};
 use rand::Rng;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{notify, sessions, sync, Action, Order, OrderError, OrderResult};
-use crate::db::{self, outbox::Job};
+use crate::db::{self, events::NewEvent, outbox::Job};
 use crate::state::AppState;
 
 pub const DELIVER: &str = "deliver";
 /// After this many failed deliver attempts the job is given up and shown in the back office.
 const MAX_ATTEMPTS: i32 = 12;
 
-/// Called inside the transaction in which DHMAD first holds (or has released) the buyer's
-/// money, whatever transition got there: a `completed` may arrive before its `paid`. Instant
-/// orders get their good at once, atomically with the news, and a queued `deliver` while DHMAD
-/// still waits for it: never one without the other.
-pub async fn on_funded(conn: &mut PgConnection, order: &Order) -> sqlx::Result<()> {
+/// What happens when DHMAD first holds (or has released) the buyer's money, whatever
+/// transition got there: a `completed` may arrive before its `paid`. Instant orders get their
+/// good at once (`code_to_issue`, kept by the same UPDATE as the news), with a line and an
+/// e-mail, and a queued `deliver` while DHMAD still waits for it: all in the transaction that
+/// applies the news, never one without the other.
+pub fn on_funded(order: &Order, code_issued: bool, funded: &mut Funded) {
     if !order.is_instant() {
-        return Ok(()); // quick orders wait for the merchant to ship
+        return; // quick orders wait for the merchant to ship
     }
-    if order.digital_code.is_none() {
-        let code = issue_digital_good();
-        db::orders::set_digital_code(&mut *conn, order.id, &code).await?;
-        let public = Some("Your code is ready");
-        db::events::add(
-            &mut *conn,
-            order.id,
-            "fulfilled",
-            "Digital code issued",
-            public,
-        )
-        .await?;
-        db::outbox::enqueue(&mut *conn, notify::GOOD, order.id).await?;
+    if code_issued {
+        funded.lines.push(NewEvent {
+            kind: "fulfilled",
+            detail: "Digital code issued".into(),
+            public: Some("Your code is ready"),
+        });
+        funded.jobs.push(notify::GOOD);
     }
     if order.deliver_due() {
-        db::outbox::enqueue(&mut *conn, DELIVER, order.id).await?;
+        funded.jobs.push(DELIVER);
     }
-    Ok(())
+}
+
+/// What a first move into "funded" writes, beyond the status itself: timeline lines and jobs,
+/// written by the caller with its own (one statement each).
+#[derive(Debug, Default)]
+pub struct Funded {
+    pub lines: Vec<NewEvent<'static>>,
+    pub jobs: Vec<&'static str>,
+}
+
+/// The instant good to issue when `order` is funded now: a new code, unless it has one.
+pub fn code_to_issue(order: &Order) -> Option<String> {
+    (order.is_instant() && order.digital_code.is_none()).then(issue_digital_good)
 }
 
 /// A random redemption code such as `AIC-7KQ2-M9XD-4TZP` (no 0/O/1/I to misread).

@@ -112,13 +112,13 @@ async fn store_and_apply(
     let escrow = event.as_ref().ok().and_then(Event::escrow);
     let mut tx = db::tx::begin(pool).await?;
     let escrow_id = escrow.map(|e| e.id.as_str());
-    if !db::inbox::insert(&mut *tx, received, escrow_id).await? {
+    let Some(stored) = db::inbox::insert(&mut *tx, received, escrow_id).await? else {
         tx.rollback().await?;
         return Ok(Ingested {
             outcome: Outcome::Duplicate,
             funded_after: None,
         });
-    }
+    };
     let (outcome, order_id) = match (&event, escrow) {
         (Err(e), _) => {
             // Signed by DHMAD but not the shape we know: keep it for a human, do not make
@@ -144,7 +144,13 @@ async fn store_and_apply(
             }
         }
     };
-    db::inbox::finish(&mut *tx, id, outcome.as_str(), order_id).await?;
+    let ended = db::inbox::Stored {
+        outcome: outcome.as_str().to_owned(),
+        order_id,
+    };
+    if ended != stored {
+        db::inbox::finish(&mut *tx, id, outcome.as_str(), order_id).await?;
+    }
     tx.commit().await?;
     tracing::info!(outcome = outcome.as_str(), "webhook ingested");
     Ok(Ingested {

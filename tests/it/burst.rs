@@ -52,6 +52,7 @@ async fn buyer(base: String, pool: PgPool, sandbox_base: String, i: usize) -> Jo
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
+        .pool_idle_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
@@ -271,6 +272,10 @@ async fn the_api_answers_202_in_line_and_every_instance_shares_one_budget(pool: 
 async fn checkouts_come_before_background_work_in_one_budget(pool: PgPool) {
     let window = Duration::from_secs(60);
     db::budget::resize(&pool, 10).await.unwrap();
+    // Rows never used read as long free (a time every client can decode).
+    let frees_at = db::budget::frees_at(&pool, window).await.unwrap();
+    assert_eq!(frees_at.len(), 10);
+    assert!(frees_at.iter().all(|t| *t < OffsetDateTime::now_utc()));
     let take = |n: i32, who: Claimant| db::budget::take(&pool, n, window, who);
     let background = Claimant::Background { reserve: 2 };
 

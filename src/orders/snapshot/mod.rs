@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use super::{fulfilment, Order};
-use crate::db;
+use crate::db::{self, events::NewEvent};
 
 mod plan;
 
@@ -102,6 +102,10 @@ pub async fn apply_escrow_snapshot(
     }
     let from = order.escrow_status.clone();
     keep_facts(conn, order.id, escrow).await?;
+    let code = plan
+        .fulfil
+        .then(|| fulfilment::code_to_issue(&order))
+        .flatten();
     let mut order = Box::new(
         db::orders::apply_snapshot(
             &mut *conn,
@@ -109,20 +113,31 @@ pub async fn apply_escrow_snapshot(
             plan.next,
             escrow.status.as_str(),
             plan.clock,
+            code.as_deref(),
         )
         .await?,
     );
-    let detail = format!(
-        "DHMAD escrow {} → {} ({source})",
-        from.as_deref().unwrap_or("unknown"),
-        escrow.status
-    );
-    let public = public_status_line(&escrow.status);
-    db::events::add(&mut *conn, order.id, "escrow_status", &detail, public).await?;
+    let mut funded = fulfilment::Funded::default();
+    funded.lines.push(NewEvent {
+        kind: "escrow_status",
+        detail: format!(
+            "DHMAD escrow {} → {} ({source})",
+            from.as_deref().unwrap_or("unknown"),
+            escrow.status
+        ),
+        public: public_status_line(&escrow.status),
+    });
     tracing::info!(order.id = %order.id, from = ?from, "order transitioned");
     if plan.fulfil {
         clear_deposit_rejection(conn, &mut order).await?;
-        fulfilment::on_funded(&mut *conn, &order).await?;
+        // Issued now only if the UPDATE kept our code (the order had none).
+        let issued = code.is_some() && order.digital_code == code;
+        fulfilment::on_funded(&order, issued, &mut funded);
+    }
+    // The status line and what funding adds, one statement each.
+    db::events::add_all(&mut *conn, order.id, &funded.lines).await?;
+    if !funded.jobs.is_empty() {
+        db::outbox::enqueue_all(&mut *conn, &funded.jobs, order.id).await?;
     }
     Ok(Applied::Transitioned {
         order,
