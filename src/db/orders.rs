@@ -6,6 +6,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::events::NewEvent;
 use crate::orders::state_machine::{Cancellation, Mode, Order, OrderStatus};
 
 pub struct NewOrder<'a> {
@@ -18,24 +19,45 @@ pub struct NewOrder<'a> {
     pub owner_key: &'a str,
     /// Sold with DHMAD's purchase-proof gate.
     pub proof_required: bool,
+    /// Its escrow is created right away: written as `creating_escrow` (the creation claimed,
+    /// as [`claim_creation`] would), not `new`.
+    pub claimed: bool,
+    /// Its first timeline line, written with it.
+    pub created: NewEvent<'a>,
+    /// The job queued with it (the confirmation e-mail), if any.
+    pub job: Option<&'a str>,
 }
 
-/// Inserts an open order, or returns `None` when its owner already has one for this product
-/// and buyer (the partial unique index decides, so two concurrent checkouts cannot both insert).
+/// Inserts an open order with its first timeline line and job, in one statement, or returns
+/// `None` when its owner already has one for this product and buyer (the partial unique index
+/// decides, so two concurrent checkouts cannot both insert).
 pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Result<Option<Order>> {
     sqlx::query_as!(
         Order,
-        r#"INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key,
-                               proof_required)
-           VALUES ($1, $2, $3, $4, $5, $6, 'new', $7, $8)
-           ON CONFLICT DO NOTHING
-           RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
-                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+        r#"WITH o AS (
+               INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key,
+                                   proof_required, escrow_attempted_at)
+               VALUES ($1, $2, $3, $4, $5, $6,
+                       CASE WHEN $9 THEN 'creating_escrow'::order_status ELSE 'new' END, $7, $8,
+                       CASE WHEN $9 THEN now() END)
+               ON CONFLICT DO NOTHING
+               RETURNING *),
+           line AS (
+               INSERT INTO order_events (order_id, kind, detail, public)
+               SELECT id, $10, $11, $12 FROM o),
+           job AS (
+               INSERT INTO outbox_jobs (kind, order_id) SELECT $13::text, id FROM o WHERE $13::text IS NOT NULL)
+           SELECT id AS "id!", sku AS "sku!", mode AS "mode!: Mode", buyer_email AS "buyer_email!",
+                amount AS "amount!", currency AS "currency!", status AS "status!: OrderStatus",
+                escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                escrow_attempted_at, created_at AS "created_at!", updated_at AS "updated_at!",
+                attention, payment_review_since,
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
-                delivery_rejection_reason, proof_required, contract_buyer_signed,
-                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline"#,
+                delivery_rejection_reason, proof_required AS "proof_required!",
+                contract_buyer_signed, contract_seller_signed, proof_phase, proof_upload_deadline,
+                proof_review_deadline
+           FROM o"#,
         Uuid::new_v4(),
         o.sku,
         o.mode as Mode,
@@ -43,7 +65,12 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
         o.amount,
         o.currency,
         o.owner_key,
-        o.proof_required
+        o.proof_required,
+        o.claimed,
+        o.created.kind,
+        o.created.detail,
+        o.created.public,
+        o.job
     )
     .fetch_optional(e)
     .await
@@ -171,24 +198,38 @@ pub async fn record_escrow(
     escrow_id: &str,
     escrow_status: &str,
     escrow_updated_at: Option<OffsetDateTime>,
+    line: &NewEvent<'_>,
 ) -> sqlx::Result<Option<Order>> {
+    // With its timeline line, in one statement.
     sqlx::query_as!(
         Order,
-        r#"UPDATE orders SET escrow_id = $2, escrow_status = $3, escrow_updated_at = $4,
-                status = 'awaiting_payment', failure_reason = NULL, last_synced_at = now(),
-                updated_at = now()
-           WHERE id = $1 AND status IN ('creating_escrow', 'needs_reconciliation')
-           RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
-                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+        r#"WITH o AS (
+               UPDATE orders SET escrow_id = $2, escrow_status = $3, escrow_updated_at = $4,
+                    status = 'awaiting_payment', failure_reason = NULL, last_synced_at = now(),
+                    updated_at = now()
+               WHERE id = $1 AND status IN ('creating_escrow', 'needs_reconciliation')
+               RETURNING *),
+           line AS (
+               INSERT INTO order_events (order_id, kind, detail, public)
+               SELECT id, $5, $6, $7 FROM o)
+           SELECT id AS "id!", sku AS "sku!", mode AS "mode!: Mode", buyer_email AS "buyer_email!",
+                amount AS "amount!", currency AS "currency!", status AS "status!: OrderStatus",
+                escrow_id, escrow_status, escrow_updated_at,
                 failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                escrow_attempted_at, created_at AS "created_at!", updated_at AS "updated_at!",
+                attention, payment_review_since,
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
-                delivery_rejection_reason, proof_required, contract_buyer_signed,
-                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline"#,
+                delivery_rejection_reason, proof_required AS "proof_required!",
+                contract_buyer_signed, contract_seller_signed, proof_phase, proof_upload_deadline,
+                proof_review_deadline
+           FROM o"#,
         id,
         escrow_id,
         escrow_status,
-        escrow_updated_at
+        escrow_updated_at,
+        line.kind,
+        line.detail,
+        line.public
     )
     .fetch_optional(e)
     .await

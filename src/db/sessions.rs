@@ -2,6 +2,8 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::events::NewEvent;
+
 /// A DHMAD checkout session we opened (`accept_pay` or `complete`).
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -28,21 +30,41 @@ pub struct NewSession<'a> {
     pub for_merchant: bool,
 }
 
-/// Records a session DHMAD opened and returns it as stored.
-pub async fn insert(e: impl PgExecutor<'_>, s: &NewSession<'_>) -> sqlx::Result<Session> {
+/// Records a session DHMAD opened, with its timeline line, and clears the order's last
+/// failure (it could open a page again): one statement. Returns the session as stored.
+pub async fn insert(
+    e: impl PgExecutor<'_>,
+    s: &NewSession<'_>,
+    line: &NewEvent<'_>,
+) -> sqlx::Result<Session> {
     sqlx::query_as!(
         Session,
-        "INSERT INTO checkout_sessions
-                (session_id, order_id, escrow_id, action, url, expires_at, for_merchant)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING *",
+        r#"WITH s AS (
+               INSERT INTO checkout_sessions
+                      (session_id, order_id, escrow_id, action, url, expires_at, for_merchant)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               RETURNING *),
+           line AS (
+               INSERT INTO order_events (order_id, kind, detail, public)
+               SELECT order_id, $8, $9, $10 FROM s),
+           cleared AS (
+               UPDATE orders SET failure_reason = NULL
+               WHERE id = $2 AND failure_reason IS NOT NULL)
+           SELECT session_id AS "session_id!", order_id AS "order_id!", escrow_id AS "escrow_id!",
+                  action AS "action!", url AS "url!", status AS "status!",
+                  expires_at AS "expires_at!", created_at AS "created_at!", checked_at,
+                  for_merchant AS "for_merchant!"
+           FROM s"#,
         s.session_id,
         s.order_id,
         s.escrow_id,
         s.action,
         s.url,
         s.expires_at,
-        s.for_merchant
+        s.for_merchant,
+        line.kind,
+        line.detail,
+        line.public
     )
     .fetch_one(e)
     .await

@@ -13,11 +13,11 @@ use uuid::Uuid;
 use super::{
     lost_escrow, notify,
     queue::{self, Place},
-    sessions::{ensure_session, live_session, Party},
+    sessions::{ensure_session, live_session, open_session, Party},
     sync, Action, Mode, Order, OrderError, OrderResult, OrderStatus, SAVED,
 };
 use crate::budget;
-use crate::db::{self, budget::Claimant, products::Product};
+use crate::db::{self, budget::Claimant, events::NewEvent, products::Product, sessions::Session};
 use crate::state::AppState;
 
 /// Who is checking out, as far as continuing an open order goes. An open order is handed only
@@ -93,9 +93,34 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
         bind_key(state, key, sku, &email).await?;
     }
     let owner = req.owner.stored_key();
-    let order = open_order(state, &product, &email, &owner).await?;
-    tracing::Span::current().record("order.id", tracing::field::display(order.id));
     let limits = state.config.dhmad_budget;
+    // A caller with nothing to be recognised by has no open order to continue.
+    let open = match req.owner {
+        Owner::Nobody => None,
+        _ => db::orders::find_open(&state.pool, &owner, &product.sku, &email).await?,
+    };
+    let order = match open {
+        Some(o) => o,
+        None => {
+            // A new order: its calls are taken before it is written, so that it is written
+            // with its escrow creation claimed (or queued) and goes straight to DHMAD.
+            let calls = queue::CALLS_PER_CHECKOUT;
+            let taken = budget::take(&state.pool, limits, calls, Claimant::NewCheckout).await?;
+            match insert_order(state, &product, &email, &owner, taken).await? {
+                Some(o) if taken => {
+                    tracing::Span::current().record("order.id", tracing::field::display(o.id));
+                    let state = &state.spending_as(Claimant::Interactive, calls);
+                    let id = o.id;
+                    let started = resume_with(state, o, Some(&product), Fresh::Yes).await;
+                    return ready_or_queued(state, id, started).await;
+                }
+                Some(o) => return Ok(Started::Queued(queue::enqueue(state, o.id).await?)),
+                // The same owner's other checkout wrote it first: continue that one.
+                None => open_order(state, &product, &email, &owner).await?,
+            }
+        }
+    };
+    tracing::Span::current().record("order.id", tracing::field::display(order.id));
     let calls = queue::calls_needed(state, &order).await?;
     if !budget::take(&state.pool, limits, calls, Claimant::NewCheckout).await? {
         return Ok(Started::Queued(queue::enqueue(state, order.id).await?));
@@ -125,10 +150,19 @@ async fn continue_order(
     };
     tracing::Span::current().record("order.id", tracing::field::display(order.id));
     let id = order.id;
-    match resume_with(state, order, Some(product)).await {
+    let started = resume_with(state, order, Some(product), Fresh::No).await;
+    ready_or_queued(state, id, started).await
+}
+
+/// A call the checkout needed was held back (or DHMAD answered 429): the order waits in line.
+async fn ready_or_queued(
+    state: &AppState,
+    order_id: Uuid,
+    started: OrderResult<CheckoutStarted>,
+) -> OrderResult<Started> {
+    match started {
         Ok(started) => Ok(Started::Ready(started)),
-        // A call it needed was held back (or DHMAD answered 429): the order waits in line.
-        Err(OrderError::Busy { .. }) => Ok(Started::Queued(queue::enqueue(state, id).await?)),
+        Err(OrderError::Busy { .. }) => Ok(Started::Queued(queue::enqueue(state, order_id).await?)),
         Err(e) => Err(e),
     }
 }
@@ -160,29 +194,7 @@ async fn open_order(state: &AppState, p: &Product, email: &str, owner: &str) -> 
         if let Some(o) = db::orders::find_open(&state.pool, owner, &p.sku, email).await? {
             return Ok(o);
         }
-        let new = db::orders::NewOrder {
-            sku: &p.sku,
-            mode: p.mode,
-            buyer_email: email,
-            amount: p.price,
-            currency: &p.currency,
-            owner_key: owner,
-            proof_required: p.proof_required,
-        };
-        let mut tx = db::tx::begin(&state.pool).await?;
-        if let Some(o) = db::orders::insert_open(&mut *tx, &new).await? {
-            let detail = format!("Order for {} created", p.name);
-            db::events::add(
-                &mut *tx,
-                o.id,
-                "order_created",
-                &detail,
-                Some("Order placed"),
-            )
-            .await?;
-            // The link to the order reaches the buyer by e-mail, whoever started the checkout.
-            db::outbox::enqueue(&mut *tx, notify::CONFIRMATION, o.id).await?;
-            tx.commit().await?;
+        if let Some(o) = insert_order(state, p, email, owner, false).await? {
             return Ok(o);
         }
     }
@@ -191,11 +203,48 @@ async fn open_order(state: &AppState, p: &Product, email: &str, owner: &str) -> 
     ))
 }
 
+/// Writes a new open order with its first line and its confirmation e-mail (the link to the
+/// order reaches the buyer by e-mail, whoever started the checkout); `None` if the owner has
+/// one open already. `claimed`: its escrow is created right away.
+async fn insert_order(
+    state: &AppState,
+    p: &Product,
+    email: &str,
+    owner: &str,
+    claimed: bool,
+) -> OrderResult<Option<Order>> {
+    let new = db::orders::NewOrder {
+        sku: &p.sku,
+        mode: p.mode,
+        buyer_email: email,
+        amount: p.price,
+        currency: &p.currency,
+        owner_key: owner,
+        proof_required: p.proof_required,
+        claimed,
+        created: NewEvent {
+            kind: "order_created",
+            detail: format!("Order for {} created", p.name),
+            public: Some("Order placed"),
+        },
+        job: Some(notify::CONFIRMATION),
+    };
+    Ok(db::orders::insert_open(&state.pool, &new).await?)
+}
+
 /// Brings an open order to a live payment session: creates the escrow if it has none yet and
 /// reuses a pending session that is still open.
 #[tracing::instrument(skip_all, fields(order.id = %order.id))]
 pub async fn resume(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
-    resume_with(state, order, None).await
+    resume_with(state, order, None, Fresh::No).await
+}
+
+/// Whether the order was written by this request with its escrow creation claimed: then it
+/// has no escrow, no session and no payment to look for, and the first page opens directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    Yes,
+    No,
 }
 
 /// `product`, when the caller has it already, saves reading it again.
@@ -203,46 +252,64 @@ async fn resume_with(
     state: &AppState,
     order: Order,
     product: Option<&Product>,
+    fresh: Fresh,
 ) -> OrderResult<CheckoutStarted> {
     let call_order = order.id;
     super::call_log::for_order(call_order, Box::pin(async move {
-        let order = ensure_escrow(state, order, product).await?;
+        let order = match fresh {
+            Fresh::Yes => create_escrow(state, &order, product).await?,
+            Fresh::No => ensure_escrow(state, order, product).await?,
+        };
         // Standard mode: the buyer signs before paying, so the first DHMAD page is the contract.
         if order.allows(Action::Sign) {
-            let session =
-                ensure_session(state, &order, CheckoutAction::SignContract, Party::Buyer).await?;
-            return Ok(CheckoutStarted {
-                order_id: order.id,
-                session_id: session.session_id,
-                checkout_url: session.url,
-            });
+            let session = buyer_page(state, &order, CheckoutAction::SignContract, fresh).await?;
+            return Ok(started(&order, session));
         }
         if order.mode == Mode::Standard && !order.contract_signed() {
             return Err(OrderError::not_allowed(
                 "You have signed; the shop has not signed the contract yet. You can pay once it has.",
             ));
         }
-        let live = live_session(
-            &state.pool,
-            &order,
-            &CheckoutAction::AcceptPay,
-            Party::Buyer,
-        )
-        .await?;
-        if live.is_none() && sync::payment_in_review(state, &order).await? {
-            return Err(OrderError::not_allowed(
-                "DHMAD is checking your payment proof. We will confirm your order as soon as it \
-                 is approved; there is nothing more to pay.",
-            ));
+        if fresh == Fresh::No {
+            let live = live_session(
+                &state.pool,
+                &order,
+                &CheckoutAction::AcceptPay,
+                Party::Buyer,
+            )
+            .await?;
+            if live.is_none() && sync::payment_in_review(state, &order).await? {
+                return Err(OrderError::not_allowed(
+                    "DHMAD is checking your payment proof. We will confirm your order as soon as \
+                     it is approved; there is nothing more to pay.",
+                ));
+            }
         }
-        let session = ensure_session(state, &order, CheckoutAction::AcceptPay, Party::Buyer).await?;
-        Ok(CheckoutStarted {
-            order_id: order.id,
-            session_id: session.session_id,
-            checkout_url: session.url,
-        })
+        let session = buyer_page(state, &order, CheckoutAction::AcceptPay, fresh).await?;
+        Ok(started(&order, session))
     }))
     .await
+}
+
+/// The buyer's session of `action`: a new one for a fresh order, else a live one if any.
+async fn buyer_page(
+    state: &AppState,
+    order: &Order,
+    action: CheckoutAction,
+    fresh: Fresh,
+) -> OrderResult<Session> {
+    match fresh {
+        Fresh::Yes => open_session(state, order, action, Party::Buyer).await,
+        Fresh::No => ensure_session(state, order, action, Party::Buyer).await,
+    }
+}
+
+fn started(order: &Order, session: Session) -> CheckoutStarted {
+    CheckoutStarted {
+        order_id: order.id,
+        session_id: session.session_id,
+        checkout_url: session.url,
+    }
 }
 
 async fn ensure_escrow(
@@ -352,23 +419,35 @@ async fn create_escrow(
             let e = created.escrow;
             tracing::Span::current().record("escrow.id", e.id.as_str());
             let at = e.updated_at.or(e.created_at);
-            let mut tx = db::tx::begin(&state.pool).await?;
-            let recorded =
-                db::orders::record_escrow(&mut *tx, order.id, &e.id, e.status.as_str(), at).await?;
-            let detail = format!("DHMAD escrow {} created", e.id);
-            let public = Some("Secure payment prepared with DHMAD");
-            db::events::add(&mut *tx, order.id, "escrow_created", &detail, public).await?;
-            if let Some(c) = &contract {
-                let facts = db::orders::EscrowFacts {
-                    buyer_signed: Some(c.buyer_signed),
-                    seller_signed: Some(c.seller_signed),
-                    proof_phase: None,
-                    proof_upload_deadline: None,
-                    proof_review_deadline: None,
-                };
-                db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
-            }
-            tx.commit().await?;
+            let line = NewEvent {
+                kind: "escrow_created",
+                detail: format!("DHMAD escrow {} created", e.id),
+                public: Some("Secure payment prepared with DHMAD"),
+            };
+            let status = e.status.as_str();
+            let recorded = match &contract {
+                // One statement: the escrow and its timeline line.
+                None => {
+                    db::orders::record_escrow(&state.pool, order.id, &e.id, status, at, &line)
+                        .await?
+                }
+                Some(c) => {
+                    let mut tx = db::tx::begin(&state.pool).await?;
+                    let recorded =
+                        db::orders::record_escrow(&mut *tx, order.id, &e.id, status, at, &line)
+                            .await?;
+                    let facts = db::orders::EscrowFacts {
+                        buyer_signed: Some(c.buyer_signed),
+                        seller_signed: Some(c.seller_signed),
+                        proof_phase: None,
+                        proof_upload_deadline: None,
+                        proof_review_deadline: None,
+                    };
+                    db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
+                    tx.commit().await?;
+                    recorded
+                }
+            };
             match recorded {
                 Some(o) if contract.is_none() => Ok(o),
                 // The contract's signatures were kept after the row was returned; or the order

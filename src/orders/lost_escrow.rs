@@ -95,9 +95,13 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                     // Recorded as DHMAD created it (pending, no clock yet), then the escrow as DHMAD
                     // lists it now is applied on top: if it was paid or cancelled since, the order
                     // moves on through the one path that also fulfils.
-                    db::orders::record_escrow(&mut *tx, order.id, &e.id, "pending", None).await?;
-                    let detail = format!("DHMAD escrow {} found after an unanswered request", e.id);
-                    db::events::add(&mut *tx, order.id, "escrow_reconciled", &detail, None).await?;
+                    let line = db::events::NewEvent {
+                        kind: "escrow_reconciled",
+                        detail: format!("DHMAD escrow {} found after an unanswered request", e.id),
+                        public: None,
+                    };
+                    db::orders::record_escrow(&mut *tx, order.id, &e.id, "pending", None, &line)
+                        .await?;
                     apply_escrow_snapshot(&mut tx, &e, Authority::Api, "reconciliation").await?;
                 }
                 None => {

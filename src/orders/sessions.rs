@@ -7,7 +7,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 
 use super::{Order, OrderError, OrderResult};
-use crate::db::{self, sessions::Session};
+use crate::db::{self, events::NewEvent, sessions::Session};
 use crate::state::AppState;
 
 /// A session is reused only if it stays open at least this long: time for the user to act.
@@ -40,6 +40,20 @@ pub async fn ensure_session(
     action: CheckoutAction,
     party: Party,
 ) -> OrderResult<Session> {
+    if let Some(s) = live_session(&state.pool, order, &action, party).await? {
+        return Ok(s);
+    }
+    open_session(state, order, action, party).await
+}
+
+/// Opens a new session of `action` for `party` at DHMAD and records it. Callers that know the
+/// order can have no live one (its escrow was created just now) skip [`ensure_session`]'s look.
+pub async fn open_session(
+    state: &AppState,
+    order: &Order,
+    action: CheckoutAction,
+    party: Party,
+) -> OrderResult<Session> {
     let call_order = order.id;
     super::call_log::for_order(
         call_order,
@@ -48,9 +62,6 @@ pub async fn ensure_session(
                 .escrow_id
                 .as_deref()
                 .ok_or_else(|| OrderError::not_allowed("This order has no escrow yet."))?;
-            if let Some(s) = live_session(&state.pool, order, &action, party).await? {
-                return Ok(s);
-            }
             let target = match party {
                 Party::Buyer => order.buyer_email.as_str(),
                 Party::Merchant => state.config.seller_email.as_deref().ok_or_else(|| {
@@ -72,24 +83,22 @@ pub async fn ensure_session(
                         expires_at: c.expires_at,
                         for_merchant: party == Party::Merchant,
                     };
-                    let mut tx = db::tx::begin(&state.pool).await?;
-                    let session = db::sessions::insert(&mut *tx, &new).await?;
-                    if order.failure_reason.is_some() {
-                        db::orders::set_failure_reason(&mut *tx, order.id, None).await?;
-                    }
-                    let detail = format!("Checkout session opened ({action}, {party:?})");
-                    db::events::add(&mut *tx, order.id, "session_opened", &detail, None).await?;
-                    tx.commit().await?;
-                    Ok(session)
+                    let line = NewEvent {
+                        kind: "session_opened",
+                        detail: format!("Checkout session opened ({action}, {party:?})"),
+                        public: None,
+                    };
+                    Ok(db::sessions::insert(&state.pool, &new, &line).await?)
                 }
                 Err(err) => {
                     let err =
                         OrderError::from_dhmad(err, &format!("could not open a {action} session"));
-                    if let Some(reason) = err.cause() {
-                        let mut tx = db::tx::begin(&state.pool).await?;
-                        db::events::add(&mut *tx, order.id, "session_failed", &reason, None)
+                    // A call held back by the budget is no failure worth a line.
+                    if let (Some(reason), false) =
+                        (err.cause(), matches!(err, OrderError::Busy { .. }))
+                    {
+                        db::events::add(&state.pool, order.id, "session_failed", &reason, None)
                             .await?;
-                        tx.commit().await?;
                     }
                     Err(err)
                 }

@@ -17,6 +17,9 @@ async fn new_order(pool: &PgPool, email: &str) -> Option<uuid::Uuid> {
         currency: "TND",
         owner_key: "browser:test",
         proof_required: false,
+        claimed: false,
+        created: crate::common::line("order_created"),
+        job: None,
     };
     db::orders::insert_open(pool, &new)
         .await

@@ -165,16 +165,37 @@ impl TestApp {
             currency: &p.currency,
             owner_key: &api_owner(sku, email),
             proof_required: p.proof_required,
+            claimed: true,
+            created: line("order_created"),
+            // Seeded orders have no e-mail queued: tests that need jobs add their own.
+            job: None,
         };
         let o = db::orders::insert_open(&self.pool, &new)
             .await
             .unwrap()
             .unwrap();
-        assert!(db::orders::claim_creation(&self.pool, o.id).await.unwrap());
-        db::orders::record_escrow(&self.pool, o.id, escrow_id, "pending", Some(updated_at))
-            .await
-            .unwrap();
+        let created = line("escrow_created");
+        db::orders::record_escrow(
+            &self.pool,
+            o.id,
+            escrow_id,
+            "pending",
+            Some(updated_at),
+            &created,
+        )
+        .await
+        .unwrap()
+        .unwrap();
         o.id
+    }
+}
+
+/// A timeline line as the storefront writes one of `kind`.
+pub fn line(kind: &str) -> db::events::NewEvent<'_> {
+    db::events::NewEvent {
+        kind,
+        detail: format!("{kind} (seeded by the test)"),
+        public: None,
     }
 }
 
