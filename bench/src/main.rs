@@ -44,8 +44,8 @@ const USAGE: &str = "usage: storefront-bench [--quick] [--profile] [--no-write] 
   --no-write  print the results only (a full run otherwise updates --out between its markers)
   --bin-dir   where the release storefront and dhmad-sandbox are (default: next to this binary)
   --pg        the Postgres server (default postgres://postgres@127.0.0.1:5432; trust auth)
-  --sslmode   sslmode of both the storefront's and pgbench's connections (default: libpq's
-              and sqlx's default, prefer)
+  --sslmode   sslmode of both the storefront's and pgbench's connections (default: disable,
+              as for a database on the same host; prefer measures with TLS where the server has it)
   --code      what the binaries were built from, for the report (default: git describe)";
 
 struct Args {
@@ -70,7 +70,7 @@ fn args() -> anyhow::Result<Option<Args>> {
         write: true,
         bin_dir: exe_dir,
         pg: "postgres://postgres@127.0.0.1:5432".into(),
-        sslmode: None,
+        sslmode: Some("disable".into()),
         out: "BENCHMARKS.md".into(),
         code: None,
     };

@@ -339,6 +339,7 @@ fn type_name(oid: u32) -> Option<&'static str> {
         1700 => "numeric",
         2950 => "uuid",
         3802 => "jsonb",
+        1009 => "text[]",
         _ => return None,
     })
 }
@@ -401,8 +402,45 @@ fn decode(oid: u32, format: i16, v: &[u8]) -> anyhow::Result<String> {
         }
         1700 => numeric(v)?,
         3802 => String::from_utf8(v.get(1..).unwrap_or_default().to_vec())?,
+        1009 => text_array(v)?,
         _ => text()?,
     })
+}
+
+/// Postgres' binary one-dimensional `text[]` as its text form, `{"a","b",NULL}`: dimensions,
+/// a null flag, the element type, each dimension's size and lower bound, then each element as
+/// a length (-1 for NULL) and its bytes.
+fn text_array(v: &[u8]) -> anyhow::Result<String> {
+    let word = |at: usize| -> anyhow::Result<i32> {
+        let b = v.get(at..at + 4).context("text[] cut short")?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let dims = word(0)?;
+    if dims == 0 {
+        return Ok("{}".into());
+    }
+    if dims != 1 {
+        bail!("text[] of {dims} dimensions");
+    }
+    let n = usize::try_from(word(12)?)?;
+    let mut at = 20;
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = word(at)?;
+        at += 4;
+        if len < 0 {
+            items.push("NULL".to_owned());
+            continue;
+        }
+        let len = usize::try_from(len)?;
+        let item = std::str::from_utf8(v.get(at..at + len).context("text[] cut short")?)?;
+        at += len;
+        items.push(format!(
+            "\"{}\"",
+            item.replace('\\', "\\\\").replace('"', "\\\"")
+        ));
+    }
+    Ok(format!("{{{}}}", items.join(",")))
 }
 
 /// Postgres' binary `numeric`: base-10000 digits with a weight, a sign and a display scale.

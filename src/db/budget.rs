@@ -17,7 +17,7 @@ pub enum Claimant {
     Background { reserve: i32 },
 }
 
-fn millis(d: Duration) -> i64 {
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -35,41 +35,37 @@ pub async fn resize(e: impl PgExecutor<'_>, limit: i32) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Takes `n` calls of the budget, all or none: rows used a whole `window` ago, locked with
-/// `SKIP LOCKED` so concurrent takers never share one. `true` when they were taken.
+/// Takes `n` calls of the budget, all or none (`take_dhmad_budget` in the migration holds the
+/// rule): rows used a whole `window` ago, locked with `SKIP LOCKED` so concurrent takers never
+/// share one. `true` when they were taken.
 pub async fn take(
     e: impl PgExecutor<'_>,
     n: i32,
     window: Duration,
     who: Claimant,
 ) -> sqlx::Result<bool> {
-    let (jump_queue, reserve) = match who {
-        Claimant::Interactive => (true, 0),
-        Claimant::NewCheckout => (false, 0),
-        Claimant::Background { reserve } => (false, reserve),
-    };
-    // "At least reserve + n rows are free" is read as "the (reserve + n)-th oldest row is
-    // free": an index walk of that many entries rather than a count of every free row.
-    let taken = sqlx::query!(
-        "WITH free AS (
-             SELECT slot FROM dhmad_budget
-             WHERE used_at <= now() - $2::bigint * interval '1 millisecond'
-             ORDER BY used_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-         UPDATE dhmad_budget b SET used_at = clock_timestamp()
-         FROM free
-         WHERE b.slot = free.slot
-           AND (SELECT count(*) FROM free) = $1
-           AND ($3 OR NOT EXISTS (SELECT 1 FROM checkout_queue))
-           AND ($4 = 0 OR (SELECT used_at FROM dhmad_budget ORDER BY used_at OFFSET $4 + $1 - 1 LIMIT 1)
-                          <= now() - $2::bigint * interval '1 millisecond')",
-        i64::from(n),
+    let (jump_queue, reserve) = who.rule();
+    let taken = sqlx::query_scalar!(
+        r#"SELECT take_dhmad_budget($1, $2, $3, $4) AS "taken!""#,
+        n,
         millis(window),
         jump_queue,
         reserve
     )
-    .execute(e)
+    .fetch_one(e)
     .await?;
-    Ok(taken.rows_affected() == u64::try_from(n).unwrap_or(0))
+    Ok(taken)
+}
+
+impl Claimant {
+    /// `(jump_queue, reserve)` of `take_dhmad_budget`.
+    fn rule(self) -> (bool, i32) {
+        match self {
+            Claimant::Interactive => (true, 0),
+            Claimant::NewCheckout => (false, 0),
+            Claimant::Background { reserve } => (false, reserve),
+        }
+    }
 }
 
 /// When each row frees up again (its last use plus the window), soonest first.

@@ -9,6 +9,13 @@ use uuid::Uuid;
 use super::events::NewEvent;
 use crate::orders::state_machine::{Cancellation, Mode, Order, OrderStatus};
 
+/// The DHMAD calls a new order takes as it is written (0 when no budget is kept).
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimCalls {
+    pub calls: i32,
+    pub reuse_after: std::time::Duration,
+}
+
 pub struct NewOrder<'a> {
     pub sku: &'a str,
     pub mode: Mode,
@@ -19,34 +26,47 @@ pub struct NewOrder<'a> {
     pub owner_key: &'a str,
     /// Sold with DHMAD's purchase-proof gate.
     pub proof_required: bool,
-    /// Its escrow is created right away: written as `creating_escrow` (the creation claimed,
-    /// as [`claim_creation`] would), not `new`.
-    pub claimed: bool,
+    /// Its escrow is to be created right away if DHMAD's budget has the calls: taken in the
+    /// same statement (as a new checkout: never ahead of the line), the order is written
+    /// `creating_escrow` (the creation claimed, as [`claim_creation`] would); else `new`, and
+    /// in line. `None`: written `new`, the caller continues it.
+    pub claim: Option<ClaimCalls>,
     /// Its first timeline line, written with it.
     pub created: NewEvent<'a>,
     /// The job queued with it (the confirmation e-mail), if any.
     pub job: Option<&'a str>,
 }
 
-/// Inserts an open order with its first timeline line and job, in one statement, or returns
-/// `None` when its owner already has one for this product and buyer (the partial unique index
-/// decides, so two concurrent checkouts cannot both insert).
+/// Inserts an open order with its first timeline line and job (and, with `claim`, its DHMAD
+/// calls or its place in line), in one statement, or returns `None` when its owner already has
+/// one for this product and buyer (the partial unique index decides, so two concurrent
+/// checkouts cannot both insert).
 pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Result<Option<Order>> {
+    let (claim, calls, reuse_after_ms) = match o.claim {
+        Some(c) => (true, c.calls, super::budget::millis(c.reuse_after)),
+        None => (false, 0, 0),
+    };
     sqlx::query_as!(
         Order,
-        r#"WITH o AS (
+        r#"WITH go AS (
+               SELECT $9 AND take_dhmad_budget($14, $15, false, 0) AS claimed),
+           o AS (
                INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key,
                                    proof_required, escrow_attempted_at)
-               VALUES ($1, $2, $3, $4, $5, $6,
-                       CASE WHEN $9 THEN 'creating_escrow'::order_status ELSE 'new' END, $7, $8,
-                       CASE WHEN $9 THEN now() END)
+               SELECT $1, $2, $3, $4, $5, $6,
+                      CASE WHEN go.claimed THEN 'creating_escrow'::order_status ELSE 'new' END,
+                      $7, $8, CASE WHEN go.claimed THEN now() END
+               FROM go
                ON CONFLICT DO NOTHING
                RETURNING *),
            line AS (
                INSERT INTO order_events (order_id, kind, detail, public)
                SELECT id, $10, $11, $12 FROM o),
            job AS (
-               INSERT INTO outbox_jobs (kind, order_id) SELECT $13::text, id FROM o WHERE $13::text IS NOT NULL)
+               INSERT INTO outbox_jobs (kind, order_id)
+               SELECT $13::text, id FROM o WHERE $13::text IS NOT NULL),
+           queued AS (
+               INSERT INTO checkout_queue (order_id) SELECT id FROM o WHERE $9 AND status = 'new')
            SELECT id AS "id!", sku AS "sku!", mode AS "mode!: Mode", buyer_email AS "buyer_email!",
                 amount AS "amount!", currency AS "currency!", status AS "status!: OrderStatus",
                 escrow_id, escrow_status, escrow_updated_at,
@@ -66,11 +86,13 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
         o.currency,
         o.owner_key,
         o.proof_required,
-        o.claimed,
+        claim,
         o.created.kind,
         o.created.detail,
         o.created.public,
-        o.job
+        o.job,
+        calls,
+        reuse_after_ms
     )
     .fetch_optional(e)
     .await

@@ -102,19 +102,22 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
     let order = match open {
         Some(o) => o,
         None => {
-            // A new order: its calls are taken before it is written, so that it is written
-            // with its escrow creation claimed (or queued) and goes straight to DHMAD.
+            // A new order takes its calls in the statement that writes it: it is written with
+            // its escrow creation claimed and goes straight to DHMAD, or written in line.
             let calls = queue::CALLS_PER_CHECKOUT;
-            let taken = budget::take(&state.pool, limits, calls, Claimant::NewCheckout).await?;
-            match insert_order(state, &product, &email, &owner, taken).await? {
-                Some(o) if taken => {
+            let claim = db::orders::ClaimCalls {
+                calls: if limits.calls == 0 { 0 } else { calls as i32 },
+                reuse_after: limits.reuse_after(),
+            };
+            match insert_order(state, &product, &email, &owner, Some(claim)).await? {
+                Some(o) if o.status == OrderStatus::CreatingEscrow => {
                     tracing::Span::current().record("order.id", tracing::field::display(o.id));
                     let state = &state.spending_as(Claimant::Interactive, calls);
                     let id = o.id;
                     let started = resume_with(state, o, Some(&product), Fresh::Yes).await;
                     return ready_or_queued(state, id, started).await;
                 }
-                Some(o) => return Ok(Started::Queued(queue::enqueue(state, o.id).await?)),
+                Some(o) => return Ok(Started::Queued(queue::joined(state, o.id).await?)),
                 // The same owner's other checkout wrote it first: continue that one.
                 None => open_order(state, &product, &email, &owner).await?,
             }
@@ -194,7 +197,7 @@ async fn open_order(state: &AppState, p: &Product, email: &str, owner: &str) -> 
         if let Some(o) = db::orders::find_open(&state.pool, owner, &p.sku, email).await? {
             return Ok(o);
         }
-        if let Some(o) = insert_order(state, p, email, owner, false).await? {
+        if let Some(o) = insert_order(state, p, email, owner, None).await? {
             return Ok(o);
         }
     }
@@ -205,13 +208,14 @@ async fn open_order(state: &AppState, p: &Product, email: &str, owner: &str) -> 
 
 /// Writes a new open order with its first line and its confirmation e-mail (the link to the
 /// order reaches the buyer by e-mail, whoever started the checkout); `None` if the owner has
-/// one open already. `claimed`: its escrow is created right away.
+/// one open already. With `claim`, it takes its DHMAD calls (or its place in line) as it is
+/// written.
 async fn insert_order(
     state: &AppState,
     p: &Product,
     email: &str,
     owner: &str,
-    claimed: bool,
+    claim: Option<db::orders::ClaimCalls>,
 ) -> OrderResult<Option<Order>> {
     let new = db::orders::NewOrder {
         sku: &p.sku,
@@ -221,7 +225,7 @@ async fn insert_order(
         currency: &p.currency,
         owner_key: owner,
         proof_required: p.proof_required,
-        claimed,
+        claim,
         created: NewEvent {
             kind: "order_created",
             detail: format!("Order for {} created", p.name),

@@ -75,6 +75,12 @@ pub async fn place(state: &AppState, order_id: Uuid) -> OrderResult<Option<Place
 /// worker.
 pub async fn enqueue(state: &AppState, order_id: Uuid) -> OrderResult<Place> {
     db::checkout_queue::enqueue(&state.pool, order_id).await?;
+    joined(state, order_id).await
+}
+
+/// The order was written in line (`db::orders::insert_open`): wakes this instance's worker and
+/// says where it stands.
+pub async fn joined(state: &AppState, order_id: Uuid) -> OrderResult<Place> {
     state.checkout_queue.notify_one();
     tracing::info!(order.id = %order_id, "checkout queued for DHMAD's call budget");
     Ok(place(state, order_id).await?.unwrap_or(Place {

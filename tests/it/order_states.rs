@@ -17,7 +17,7 @@ async fn new_order(pool: &PgPool, email: &str) -> Option<uuid::Uuid> {
         currency: "TND",
         owner_key: "browser:test",
         proof_required: false,
-        claimed: false,
+        claim: None,
         created: crate::common::line("order_created"),
         job: None,
     };

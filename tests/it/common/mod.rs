@@ -165,7 +165,10 @@ impl TestApp {
             currency: &p.currency,
             owner_key: &api_owner(sku, email),
             proof_required: p.proof_required,
-            claimed: true,
+            claim: Some(db::orders::ClaimCalls {
+                calls: 0,
+                reuse_after: Duration::ZERO,
+            }),
             created: line("order_created"),
             // Seeded orders have no e-mail queued: tests that need jobs add their own.
             job: None,
