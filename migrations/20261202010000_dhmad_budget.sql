@@ -19,23 +19,27 @@ CREATE TABLE checkout_queue (
 );
 CREATE INDEX checkout_queue_fifo ON checkout_queue (queued_at);
 
--- Takes `n` calls of the budget, all or none (true when taken): rows used `reuse_after_ms`
--- ago or longer, locked with SKIP LOCKED so concurrent takers never share one. Who asks sets
--- the priority (`db::budget::Claimant`): a new checkout may not jump the line
--- (`jump_queue`), background work leaves `reserve` rows free. "At least reserve + n rows are
--- free" is read as "the (reserve + n)-th oldest row is free": an index walk, not a count.
+-- Takes `n` calls of the budget (n <= 8), all or none (true when taken): rows used
+-- `reuse_after_ms` ago or longer, locked with SKIP LOCKED so concurrent takers never share
+-- one. Who asks sets the priority (`db::budget::Claimant`): a new checkout may not jump the
+-- line (`jump_queue`), background work leaves `reserve` rows free. "At least reserve + n rows
+-- are free" is read as "the (reserve + n)-th oldest row is free": an index walk, not a count.
+-- The candidates are capped by a constant (8), not by `n`: a SQL function is planned without
+-- its arguments' values, and an unknown LIMIT makes the planner sort the whole table.
 CREATE FUNCTION take_dhmad_budget(n integer, reuse_after_ms bigint, jump_queue boolean,
                                   reserve integer)
 RETURNS boolean LANGUAGE sql VOLATILE AS $$
     WITH free AS (
-        SELECT slot FROM dhmad_budget
+        SELECT slot, used_at FROM dhmad_budget
         WHERE used_at <= now() - reuse_after_ms * interval '1 millisecond'
-        ORDER BY used_at LIMIT n FOR UPDATE SKIP LOCKED),
+        ORDER BY used_at LIMIT 8 FOR UPDATE SKIP LOCKED),
+    pick AS (
+        SELECT slot FROM free ORDER BY used_at LIMIT n),
     taken AS (
         UPDATE dhmad_budget b SET used_at = clock_timestamp()
-        FROM free
-        WHERE b.slot = free.slot
-          AND (SELECT count(*) FROM free) = n
+        FROM pick
+        WHERE b.slot = pick.slot
+          AND (SELECT count(*) FROM pick) = n
           AND (jump_queue OR NOT EXISTS (SELECT 1 FROM checkout_queue))
           AND (reserve = 0
                OR (SELECT used_at FROM dhmad_budget ORDER BY used_at OFFSET reserve + n - 1 LIMIT 1)

@@ -4,6 +4,7 @@
 
 use askama::Template;
 use axum::response::Html;
+use sqlx::{PgConnection, PgExecutor};
 use time::{macros::format_description, OffsetDateTime};
 use uuid::Uuid;
 
@@ -12,7 +13,6 @@ use crate::{
     db,
     error::AppResult,
     orders::{sessions, sessions::Party, Action, Cancellation, Order, OrderStatus},
-    state::AppState,
 };
 
 pub(super) fn fmt_time(t: OffsetDateTime) -> String {
@@ -123,13 +123,15 @@ fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
 }
 
 /// Renders the page, with `error` shown at the top when an action just failed.
+/// The page's reads share one connection (`conn`): every return of a connection to sqlx's
+/// pool costs a round trip (it pings the server), so a page takes one, not one per query.
 pub async fn render_page(
-    s: &AppState,
+    conn: &mut PgConnection,
     o: Order,
     csrf: String,
     error: Option<String>,
 ) -> AppResult<Html<String>> {
-    let product = db::products::get(&s.pool, &o.sku).await?;
+    let product = db::products::get(&mut *conn, &o.sku).await?;
     let product_name = product
         .as_ref()
         .map_or_else(|| o.sku.clone(), |p| p.name.clone());
@@ -138,7 +140,7 @@ pub async fn render_page(
         buyer_signed: o.contract_buyer_signed == Some(true),
         seller_signed: o.contract_seller_signed == Some(true),
     });
-    let events = db::events::list(&s.pool, o.id)
+    let events = db::events::list(&mut *conn, o.id)
         .await?
         .into_iter()
         .filter_map(|e| {
@@ -148,7 +150,7 @@ pub async fn render_page(
             })
         })
         .collect();
-    let pay_url = live_pay_url(s, &o).await?;
+    let pay_url = live_pay_url(&mut *conn, &o).await?;
     let status = o.status;
     let paid = matches!(status, OrderStatus::Paid | OrderStatus::Delivered);
     render(&OrderPage {
@@ -199,11 +201,11 @@ pub async fn render_page(
 }
 
 /// The payment page the buyer can still use, if any.
-pub async fn live_pay_url(s: &AppState, o: &Order) -> AppResult<Option<String>> {
+pub async fn live_pay_url(e: impl PgExecutor<'_>, o: &Order) -> AppResult<Option<String>> {
     if o.status != OrderStatus::AwaitingPayment || o.in_payment_review() {
         return Ok(None);
     }
     let live =
-        sessions::live_session(&s.pool, o, &dhmad::CheckoutAction::AcceptPay, Party::Buyer).await?;
+        sessions::live_session(e, o, &dhmad::CheckoutAction::AcceptPay, Party::Buyer).await?;
     Ok(live.map(|x| x.url))
 }

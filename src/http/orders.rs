@@ -29,10 +29,12 @@ use crate::{
 
 /// Order ids are UUIDs; anything else is simply not found.
 async fn load(s: &AppState, id: &str) -> AppResult<Order> {
+    load_on(&s.pool, id).await
+}
+
+async fn load_on(e: impl sqlx::PgExecutor<'_>, id: &str) -> AppResult<Order> {
     let id = Uuid::parse_str(id).map_err(|_| AppError::NotFound)?;
-    db::orders::get(&s.pool, id)
-        .await?
-        .ok_or(AppError::NotFound)
+    db::orders::get(e, id).await?.ok_or(AppError::NotFound)
 }
 
 /// `GET /api/orders/{id}` (a fixed interface, see `docs/ARCHITECTURE.md`). `escrow_status`
@@ -100,14 +102,16 @@ pub struct ContractJson {
     ),
 )]
 pub async fn json(State(s): State<AppState>, IdPath(id): IdPath) -> AppResult<Json<OrderJson>> {
-    let o = load(&s, &id).await?;
+    // One connection for the order and its payment page (see `order_page::render_page`).
+    let mut conn = s.pool.acquire().await?;
+    let o = load_on(&mut *conn, &id).await?;
     Ok(Json(OrderJson {
         contract: (o.mode == Mode::Standard).then(|| ContractJson {
             buyer_signed: o.contract_buyer_signed == Some(true),
             seller_signed: o.contract_seller_signed == Some(true),
         }),
         proof_phase: o.proof_phase.clone(),
-        checkout_url: order_page::live_pay_url(&s, &o).await?,
+        checkout_url: order_page::live_pay_url(&mut *conn, &o).await?,
         digital_code: o.visible_good().map(str::to_owned),
         payment_review: o.in_payment_review(),
         dispute_open: o.dispute_open(),
@@ -134,8 +138,9 @@ pub async fn page(
     IdPath(id): IdPath,
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Html<String>> {
-    let o = load(&s, &id).await?;
-    order_page::render_page(&s, o, csrf.0, None).await
+    let mut conn = s.pool.acquire().await?;
+    let o = load_on(&mut *conn, &id).await?;
+    order_page::render_page(&mut conn, o, csrf.0, None).await
 }
 
 /// A refused step goes back to the order page with the reason; anything else is an error.
@@ -153,10 +158,11 @@ async fn on_page(
                 _ => StatusCode::CONFLICT,
             };
             tracing::info!(order.id = %order_id, error = %e, cause = e.cause(), "step refused");
-            let o = db::orders::get(&s.pool, order_id)
+            let mut conn = s.pool.acquire().await?;
+            let o = db::orders::get(&mut *conn, order_id)
                 .await?
                 .ok_or(AppError::NotFound)?;
-            let page = order_page::render_page(s, o, csrf.0, Some(e.to_string())).await?;
+            let page = order_page::render_page(&mut conn, o, csrf.0, Some(e.to_string())).await?;
             Ok((status, page).into_response())
         }
         Err(e) => Err(e.into()),
