@@ -188,3 +188,30 @@ async fn the_merchant_works_through_what_needs_action(pool: PgPool) {
     .unwrap();
     assert!(audit.contains(&"ship".to_owned()), "{audit:?}");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_buyer_past_dhmads_rate_limit_waits_then_reaches_dhmad_by_itself(pool: PgPool) {
+    // DHMAD allows two calls every 3 s: one checkout's worth, spent by another buyer first.
+    let w = crate::burst::tight_world(pool, 2, 3).await;
+    w.checkout("ai-credits-500", "first@example.tn").await;
+    let shop = format!("http://localhost:{}", w.app.port);
+    let b = Browser::start().await;
+
+    buy(&b, &shop, "ai-credits-500", "patient@example.tn").await;
+
+    // The waiting page, saying so, and then, with no click, DHMAD's page for this buyer.
+    let page = b
+        .wait_untouched_for_text("your payment page is on its way", 10)
+        .await;
+    assert!(page.contains("Expected wait: about"), "{page}");
+    assert!(b.url().await.ends_with("/checkout"), "{}", b.url().await);
+    let page = b.wait_untouched_for_text("Signed in as", 20).await;
+    assert!(
+        b.url()
+            .await
+            .starts_with(&format!("{}/checkout/", w.sb.base_url())),
+        "{}",
+        b.url().await
+    );
+    assert!(page.contains("patient@example.tn"), "{page}");
+}

@@ -21,7 +21,7 @@ use crate::common::{sandbox::*, *};
 const SKU: &str = "ai-credits-500";
 
 /// A sandbox allowing `calls` per `window_secs`, and a storefront whose budget says the same.
-async fn tight_world(pool: PgPool, calls: u32, window_secs: u64) -> World {
+pub(crate) async fn tight_world(pool: PgPool, calls: u32, window_secs: u64) -> World {
     let mut sb = SandboxConfig::for_tests();
     sb.rate_limit_per_minute = calls;
     sb.rate_window = Duration::from_secs(window_secs);

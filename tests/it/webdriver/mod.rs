@@ -272,6 +272,25 @@ impl Browser {
     }
 
     /// Polls until the page text contains `needle`, reloading between looks; returns the text.
+    /// Waits for the page to show `needle` without ever reloading it: what the page does by
+    /// itself (a `<meta http-equiv="refresh">`, a redirect) is all that may change it.
+    pub async fn wait_untouched_for_text(&self, needle: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let text = self.text().await.unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "page {} never showed `{needle}` by itself; it shows:\n{text}",
+                    self.url().await
+                );
+            }
+            sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn wait_for_text(&self, needle: &str, secs: u64) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
