@@ -66,14 +66,18 @@ impl AppState {
     pub fn new(config: Config, pool: PgPool) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
         let observed = Arc::clone(&metrics);
-        let log_pool = pool.clone();
+        let (calls, queue) = tokio::sync::mpsc::channel(CALL_LOG_QUEUE);
+        // Outside a runtime (a synchronous caller) there is no log: calls still go out.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(call_log_writer(pool.clone(), queue));
+        }
         let dhmad = dhmad::Client::builder(config.dhmad_api_key.expose_secret())
             .base_url(config.dhmad_api_base.as_str())
             .timeout(config.dhmad_timeout)
             .user_agent(concat!("dhmad-storefront/", env!("CARGO_PKG_VERSION")))
             .observer(move |call| {
                 observed.dhmad_call(call);
-                record_for_order(&log_pool, call);
+                record_for_order(&calls, call);
             })
             .build()
             .context("building the DHMAD client")?;
@@ -107,24 +111,43 @@ fn gated(
 }
 
 /// Records a DHMAD call on the order it was made for (`orders::call_log`), off the caller's
-/// path: a lost row costs a line in the back office, never the call.
-fn record_for_order(pool: &PgPool, call: &dhmad::CallRecord) {
+/// path: handed to [`call_log_writer`], which writes whatever has queued up in one statement.
+/// A full queue or a lost row costs a line in the back office, never the call.
+fn record_for_order(calls: &CallLog, call: &dhmad::CallRecord) {
     let Some(order_id) = crate::orders::call_log::current() else {
         return;
     };
-    let (pool, method, endpoint) = (pool.clone(), call.method.to_string(), call.endpoint);
-    let status = call.status.map(i32::from);
-    let duration_ms = i32::try_from(call.elapsed.as_millis()).unwrap_or(i32::MAX);
-    tokio::spawn(async move {
-        let c = crate::db::calls::NewCall {
-            order_id,
-            method: &method,
-            endpoint,
-            status,
-            duration_ms,
-        };
-        if let Err(e) = crate::db::calls::record(&pool, &c).await {
-            tracing::debug!(error = %e, "could not record a DHMAD call on its order");
+    let c = crate::db::calls::NewCall {
+        order_id,
+        method: call.method.to_string(),
+        endpoint: call.endpoint,
+        status: call.status.map(i32::from),
+        duration_ms: i32::try_from(call.elapsed.as_millis()).unwrap_or(i32::MAX),
+        at: time::OffsetDateTime::now_utc(),
+    };
+    if calls.try_send(c).is_err() {
+        tracing::debug!("DHMAD call log queue full; a call is not recorded on its order");
+    }
+}
+
+type CallLog = tokio::sync::mpsc::Sender<crate::db::calls::NewCall>;
+
+/// Calls queued for the log at most; past it they are dropped (the log is not the call).
+const CALL_LOG_QUEUE: usize = 4096;
+/// Calls written by one statement at most.
+const CALL_LOG_BATCH: usize = 512;
+
+/// Writes the queued calls: the first that arrives and every other already waiting, in one
+/// statement. Ends when the last handle to the queue is gone.
+async fn call_log_writer(
+    pool: PgPool,
+    mut queue: tokio::sync::mpsc::Receiver<crate::db::calls::NewCall>,
+) {
+    let mut batch = Vec::with_capacity(CALL_LOG_BATCH);
+    while queue.recv_many(&mut batch, CALL_LOG_BATCH).await > 0 {
+        if let Err(e) = crate::db::calls::record_all(&pool, &batch).await {
+            tracing::debug!(error = %e, calls = batch.len(), "could not record DHMAD calls on their orders");
         }
-    });
+        batch.clear();
+    }
 }

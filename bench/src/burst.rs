@@ -17,7 +17,7 @@ use crate::{
     env::{self, Db, Service},
     override_env,
     report::{percentile_ms, thousands, Results, Row},
-    Launch,
+    Args, Launch,
 };
 
 pub struct BurstPlan {
@@ -54,7 +54,24 @@ struct Journey {
     first_wait_shown: Option<u64>,
 }
 
+/// Runs on a database of its own (`bench_<pid>_burst`, dropped after): a new sandbox counts
+/// escrow ids from scratch, and the run's other orders must not share them.
 pub async fn run(
+    launch: &Launch,
+    args: &Args,
+    plan: &BurstPlan,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let db = Db::create(&args.pg, args.sslmode.as_deref(), "_burst").await?;
+    let outcome = measure_on(launch, &db, plan, results).await;
+    let name = db.name.clone();
+    if let Err(e) = db.drop_database().await {
+        eprintln!("storefront-bench: could not drop database {name}: {e:#}");
+    }
+    outcome
+}
+
+async fn measure_on(
     launch: &Launch,
     db: &Db,
     plan: &BurstPlan,
@@ -109,6 +126,15 @@ async fn measure(launch: &Launch, db: &Db, plan: &BurstPlan) -> anyhow::Result<(
         ],
     );
     let bin = launch.bin_dir.join("storefront");
+    Service::spawn(
+        "storefront-burst-migrate",
+        &bin,
+        &["migrate"],
+        &env,
+        &launch.log_dir,
+    )?
+    .wait_success()
+    .await?;
     let mut storefront = Service::spawn("storefront-burst", &bin, &[], &env, &launch.log_dir)?;
     let base = format!("http://127.0.0.1:{port}");
     storefront

@@ -21,11 +21,11 @@ pub struct Db {
 }
 
 impl Db {
-    /// Creates `bench_<pid>` on the server of `base` (`postgres://user@host:port`).
-    pub async fn create(base: &str, sslmode: Option<&str>) -> anyhow::Result<Self> {
+    /// Creates `bench_<pid><suffix>` on the server of `base` (`postgres://user@host:port`).
+    pub async fn create(base: &str, sslmode: Option<&str>, suffix: &str) -> anyhow::Result<Self> {
         let base = base.trim_end_matches('/');
         let admin_url = format!("{base}/postgres");
-        let name = format!("bench_{}", std::process::id());
+        let name = format!("bench_{}{suffix}", std::process::id());
         let admin = PgPoolOptions::new()
             .max_connections(1)
             .connect(&admin_url)
@@ -54,6 +54,21 @@ impl Db {
             url,
             pool,
         })
+    }
+
+    /// Drops `bench_<pid><suffix>` if a run left it (interrupted before dropping it itself).
+    pub async fn drop_leftover(base: &str, suffix: &str) -> anyhow::Result<()> {
+        let admin_url = format!("{}/postgres", base.trim_end_matches('/'));
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url)
+            .await?;
+        let name = format!("bench_{}{suffix}", std::process::id());
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await?;
+        admin.close().await;
+        Ok(())
     }
 
     pub async fn drop_database(self) -> anyhow::Result<()> {

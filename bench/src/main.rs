@@ -48,13 +48,13 @@ const USAGE: &str = "usage: storefront-bench [--quick] [--profile] [--no-write] 
               as for a database on the same host; prefer measures with TLS where the server has it)
   --code      what the binaries were built from, for the report (default: git describe)";
 
-struct Args {
+pub struct Args {
     quick: bool,
     profile: bool,
     write: bool,
     bin_dir: PathBuf,
-    pg: String,
-    sslmode: Option<String>,
+    pub pg: String,
+    pub sslmode: Option<String>,
     out: PathBuf,
     code: Option<String>,
 }
@@ -113,7 +113,7 @@ async fn main() -> ExitCode {
     if let Some(code) = &args.code {
         machine.commit.clone_from(code);
     }
-    let db = match Db::create(&args.pg, args.sslmode.as_deref()).await {
+    let db = match Db::create(&args.pg, args.sslmode.as_deref(), "").await {
         Ok(db) => db,
         Err(e) => {
             eprintln!("storefront-bench: {e:#}");
@@ -130,6 +130,9 @@ async fn main() -> ExitCode {
     match db.drop_database().await {
         Ok(()) => println!("bench: database {name} dropped"),
         Err(e) => eprintln!("storefront-bench: could not drop database {name}: {e:#}"),
+    }
+    if let Err(e) = Db::drop_leftover(&args.pg, "_burst").await {
+        eprintln!("storefront-bench: could not drop the burst's database: {e:#}");
     }
     let results = match outcome {
         Ok(r) => r,
@@ -223,6 +226,12 @@ impl Launch {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
+        // The runtime's worker count, when the bench is given one (an experiment's knob).
+        .chain(
+            std::env::var("TOKIO_WORKER_THREADS")
+                .ok()
+                .map(|v| ("TOKIO_WORKER_THREADS".to_owned(), v)),
+        )
         .collect()
     }
 
@@ -515,7 +524,7 @@ async fn run(args: &Args, db: &Db, machine: &mut Machine) -> anyhow::Result<Resu
     } else {
         burst::BurstPlan::full()
     };
-    burst::run(&launch, db, &burst, &mut results).await?;
+    burst::run(&launch, args, &burst, &mut results).await?;
     Ok(results)
 }
 

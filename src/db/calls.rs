@@ -1,30 +1,46 @@
 //! `dhmad_calls`: the DHMAD calls made for an order.
 
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub struct NewCall<'a> {
+/// A call to record: when it was made, by what, and how it went.
+#[derive(Debug, Clone)]
+pub struct NewCall {
     pub order_id: Uuid,
-    pub method: &'a str,
-    pub endpoint: &'a str,
+    pub method: String,
+    pub endpoint: &'static str,
     pub status: Option<i32>,
     pub duration_ms: i32,
+    pub at: OffsetDateTime,
 }
 
-pub async fn record(e: impl PgExecutor<'_>, c: &NewCall<'_>) -> sqlx::Result<()> {
+/// Records calls at once, in one statement that does not wait for the disk: the log is the
+/// back office's view of what happened, and a crash may lose its last lines, never a call.
+pub async fn record_all(pool: &PgPool, calls: &[NewCall]) -> sqlx::Result<()> {
+    let order_ids: Vec<Uuid> = calls.iter().map(|c| c.order_id).collect();
+    let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
+    let endpoints: Vec<&str> = calls.iter().map(|c| c.endpoint).collect();
+    let statuses: Vec<Option<i32>> = calls.iter().map(|c| c.status).collect();
+    let durations: Vec<i32> = calls.iter().map(|c| c.duration_ms).collect();
+    let ats: Vec<OffsetDateTime> = calls.iter().map(|c| c.at).collect();
+    let mut tx = pool
+        .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+        .await?;
     sqlx::query!(
-        "INSERT INTO dhmad_calls (order_id, method, endpoint, status, duration_ms)
-         VALUES ($1, $2, $3, $4, $5)",
-        c.order_id,
-        c.method,
-        c.endpoint,
-        c.status,
-        c.duration_ms
+        "INSERT INTO dhmad_calls (order_id, method, endpoint, status, duration_ms, at)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[],
+                              $6::timestamptz[])",
+        &order_ids,
+        &methods as &[&str],
+        &endpoints as &[&str],
+        &statuses as &[Option<i32>],
+        &durations,
+        &ats
     )
-    .execute(e)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
 }
 
 #[derive(Debug, Clone)]

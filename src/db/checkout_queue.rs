@@ -16,10 +16,13 @@ pub async fn enqueue(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<()>
     Ok(())
 }
 
-/// The order's place: how many queued checkouts are ahead of it; `None` if it is not queued.
+/// The order's place: how many queued checkouts ahead of it still wait for their calls (those
+/// a worker is serving have them already); `None` if it is not queued.
 pub async fn ahead_of(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar!(
-        r#"SELECT (SELECT count(*) FROM checkout_queue q WHERE (q.queued_at, q.order_id) < (me.queued_at, me.order_id)) AS "ahead!"
+        r#"SELECT (SELECT count(*) FROM checkout_queue q
+                   WHERE (q.queued_at, q.order_id) < (me.queued_at, me.order_id)
+                     AND (q.claimed_until IS NULL OR q.claimed_until < now())) AS "ahead!"
            FROM checkout_queue me WHERE me.order_id = $1"#,
         order_id
     )

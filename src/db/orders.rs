@@ -257,6 +257,56 @@ pub async fn record_escrow(
     .await
 }
 
+/// Records the escrow DHMAD created for an order whose creation was in flight, and the first
+/// session opened on it, with their timeline lines (in order), in one statement. `false`
+/// (nothing written) if the order had moved on.
+pub async fn record_escrow_and_session(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    escrow_status: &str,
+    escrow_updated_at: Option<OffsetDateTime>,
+    s: &super::sessions::NewSession<'_>,
+    lines: &[NewEvent<'_>],
+) -> sqlx::Result<bool> {
+    let kinds: Vec<&str> = lines.iter().map(|l| l.kind).collect();
+    let details: Vec<&str> = lines.iter().map(|l| l.detail.as_str()).collect();
+    let publics: Vec<Option<&str>> = lines.iter().map(|l| l.public).collect();
+    let recorded = sqlx::query_scalar!(
+        r#"WITH o AS (
+               UPDATE orders SET escrow_id = $2, escrow_status = $3, escrow_updated_at = $4,
+                    status = 'awaiting_payment', failure_reason = NULL, last_synced_at = now(),
+                    updated_at = now()
+               WHERE id = $1 AND status IN ('creating_escrow', 'needs_reconciliation')
+               RETURNING id),
+           s AS (
+               INSERT INTO checkout_sessions
+                      (session_id, order_id, escrow_id, action, url, expires_at, for_merchant)
+               SELECT $5, id, $2, $6, $7, $8, $9 FROM o),
+           lines AS (
+               INSERT INTO order_events (order_id, kind, detail, public)
+               SELECT o.id, l.kind, l.detail, l.public
+               FROM o, unnest($10::text[], $11::text[], $12::text[]) WITH ORDINALITY
+                       AS l (kind, detail, public, n)
+               ORDER BY l.n)
+           SELECT count(*) AS "recorded!" FROM o"#,
+        id,
+        s.escrow_id,
+        escrow_status,
+        escrow_updated_at,
+        s.session_id,
+        s.action,
+        s.url,
+        s.expires_at,
+        s.for_merchant,
+        &kinds as &[&str],
+        &details as &[&str],
+        &publics as &[Option<&str>]
+    )
+    .fetch_one(e)
+    .await?;
+    Ok(recorded == 1)
+}
+
 /// Records why the last attempt failed; `status` says whether it is safe to retry.
 pub async fn record_failure(
     e: impl PgExecutor<'_>,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     lost_escrow, notify,
     queue::{self, Place},
-    sessions::{ensure_session, live_session, open_session, Party},
+    sessions::{self, ensure_session, live_session, open_session, Party},
     sync, Action, Mode, Order, OrderError, OrderResult, OrderStatus, SAVED,
 };
 use crate::budget;
@@ -261,6 +261,9 @@ async fn resume_with(
     let call_order = order.id;
     super::call_log::for_order(call_order, Box::pin(async move {
         let order = match fresh {
+            Fresh::Yes if order.mode != Mode::Standard => {
+                return first_payment_page(state, order, product).await;
+            }
             Fresh::Yes => create_escrow(state, &order, product).await?,
             Fresh::No => ensure_escrow(state, order, product).await?,
         };
@@ -392,6 +395,18 @@ async fn create_escrow(
     order: &Order,
     product: Option<&Product>,
 ) -> OrderResult<Order> {
+    match call_create(state, order, product).await? {
+        Ok(created) => record_created(state, order, created).await,
+        Err(err) => Err(create_failed(state, order, err).await?),
+    }
+}
+
+/// `POST /escrows` for the order, as its product sells it.
+async fn call_create(
+    state: &AppState,
+    order: &Order,
+    product: Option<&Product>,
+) -> OrderResult<Result<dhmad::CreatedEscrow, dhmad::Error>> {
     let read;
     let product = match product {
         Some(p) => p,
@@ -417,69 +432,132 @@ async fn create_escrow(
         req.auto_sign = None;
         created = state.dhmad.create_escrow(&req).await;
     }
-    match created {
-        Ok(created) => {
-            let contract = created.contract;
-            let e = created.escrow;
-            tracing::Span::current().record("escrow.id", e.id.as_str());
-            let at = e.updated_at.or(e.created_at);
-            let line = NewEvent {
-                kind: "escrow_created",
-                detail: format!("DHMAD escrow {} created", e.id),
-                public: Some("Secure payment prepared with DHMAD"),
-            };
-            let status = e.status.as_str();
-            let recorded = match &contract {
-                // One statement: the escrow and its timeline line.
-                None => {
-                    db::orders::record_escrow(&state.pool, order.id, &e.id, status, at, &line)
-                        .await?
-                }
-                Some(c) => {
-                    let mut tx = db::tx::begin(&state.pool).await?;
-                    let recorded =
-                        db::orders::record_escrow(&mut *tx, order.id, &e.id, status, at, &line)
-                            .await?;
-                    let facts = db::orders::EscrowFacts {
-                        buyer_signed: Some(c.buyer_signed),
-                        seller_signed: Some(c.seller_signed),
-                        proof_phase: None,
-                        proof_upload_deadline: None,
-                        proof_review_deadline: None,
-                    };
-                    db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
-                    tx.commit().await?;
-                    recorded
-                }
-            };
-            match recorded {
-                Some(o) if contract.is_none() => Ok(o),
-                // The contract's signatures were kept after the row was returned; or the order
-                // moved on meanwhile (another request resolved it): take it as it is.
-                _ => db::orders::get(&state.pool, order.id)
-                    .await?
-                    .ok_or(OrderError::NotFound),
-            }
-        }
-        Err(err) if super::error::busy_for(&err).is_some() => {
-            // Nothing was created (the call was held back, or DHMAD answered 429 without
-            // acting): the order goes back to waiting for its turn, with nothing to tell.
-            let retry_after = super::error::busy_for(&err).unwrap_or_default();
-            db::orders::unclaim_creation(&state.pool, order.id).await?;
-            Err(OrderError::Busy { retry_after })
-        }
-        Err(err) => {
-            let reason = failure_reason(&err);
-            let (status, err) = classify_create_error(err);
-            let detail = err.cause().unwrap_or_default();
-            let public = Some("We could not start the payment with DHMAD; your order is saved");
-            let mut tx = db::tx::begin(&state.pool).await?;
-            db::orders::record_failure(&mut *tx, order.id, status, &reason).await?;
-            db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
-            tx.commit().await?;
-            Err(err)
-        }
+    if let Ok(c) = &created {
+        tracing::Span::current().record("escrow.id", c.escrow.id.as_str());
     }
+    Ok(created)
+}
+
+/// The timeline line of a created escrow.
+fn created_line(escrow: &dhmad::Escrow) -> NewEvent<'static> {
+    NewEvent {
+        kind: "escrow_created",
+        detail: format!("DHMAD escrow {} created", escrow.id),
+        public: Some("Secure payment prepared with DHMAD"),
+    }
+}
+
+/// Records the escrow DHMAD created (and its contract's signatures) on the order.
+async fn record_created(
+    state: &AppState,
+    order: &Order,
+    created: dhmad::CreatedEscrow,
+) -> OrderResult<Order> {
+    let contract = created.contract;
+    let e = created.escrow;
+    let at = e.updated_at.or(e.created_at);
+    let line = created_line(&e);
+    let status = e.status.as_str();
+    let recorded = match &contract {
+        // One statement: the escrow and its timeline line.
+        None => db::orders::record_escrow(&state.pool, order.id, &e.id, status, at, &line).await?,
+        Some(c) => {
+            let mut tx = db::tx::begin(&state.pool).await?;
+            let recorded =
+                db::orders::record_escrow(&mut *tx, order.id, &e.id, status, at, &line).await?;
+            let facts = db::orders::EscrowFacts {
+                buyer_signed: Some(c.buyer_signed),
+                seller_signed: Some(c.seller_signed),
+                proof_phase: None,
+                proof_upload_deadline: None,
+                proof_review_deadline: None,
+            };
+            db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
+            tx.commit().await?;
+            recorded
+        }
+    };
+    match recorded {
+        Some(o) if contract.is_none() => Ok(o),
+        // The contract's signatures were kept after the row was returned; or the order moved
+        // on meanwhile (another request resolved it): take it as it is.
+        _ => db::orders::get(&state.pool, order.id)
+            .await?
+            .ok_or(OrderError::NotFound),
+    }
+}
+
+/// `POST /escrows` failed: what the order keeps and what the user is told.
+async fn create_failed(
+    state: &AppState,
+    order: &Order,
+    err: dhmad::Error,
+) -> OrderResult<OrderError> {
+    if let Some(retry_after) = super::error::busy_for(&err) {
+        // Nothing was created (the call was held back, or DHMAD answered 429 without
+        // acting): the order goes back to waiting for its turn, with nothing to tell.
+        db::orders::unclaim_creation(&state.pool, order.id).await?;
+        return Ok(OrderError::Busy { retry_after });
+    }
+    let reason = failure_reason(&err);
+    let (status, err) = classify_create_error(err);
+    let detail = err.cause().unwrap_or_default();
+    let public = Some("We could not start the payment with DHMAD; your order is saved");
+    let mut tx = db::tx::begin(&state.pool).await?;
+    db::orders::record_failure(&mut *tx, order.id, status, &reason).await?;
+    db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
+    tx.commit().await?;
+    Ok(err)
+}
+
+/// A fresh order with no contract: both DHMAD calls (the escrow, then the payment page), then
+/// one statement that records them. The intent was committed before the first call: a crash
+/// in between leaves the order `creating_escrow`, and the reconciler finds the escrow by its
+/// title. Should DHMAD not open the page, the escrow is recorded alone.
+async fn first_payment_page(
+    state: &AppState,
+    order: Order,
+    product: Option<&Product>,
+) -> OrderResult<CheckoutStarted> {
+    let created = match call_create(state, &order, product).await? {
+        Ok(created) if created.contract.is_none() => created,
+        Ok(created) => {
+            let order = record_created(state, &order, created).await?;
+            return resume_with(state, order, product, Fresh::No).await;
+        }
+        Err(err) => return Err(create_failed(state, &order, err).await?),
+    };
+    let action = CheckoutAction::AcceptPay;
+    let req = sessions::request(state, &order, &action, Party::Buyer)?;
+    let escrow = &created.escrow;
+    let page = match state.dhmad.create_session(&escrow.id, &req).await {
+        Ok(page) => page,
+        Err(err) => {
+            record_created(state, &order, created).await?;
+            return Err(sessions::failed(state, &order, &action, err).await?);
+        }
+    };
+    let session = sessions::new_session(&order, &escrow.id, &action, Party::Buyer, &page);
+    let lines = [
+        created_line(escrow),
+        sessions::opened_line(&action, Party::Buyer),
+    ];
+    let at = escrow.updated_at.or(escrow.created_at);
+    let status = escrow.status.as_str();
+    if db::orders::record_escrow_and_session(&state.pool, order.id, status, at, &session, &lines)
+        .await?
+    {
+        return Ok(CheckoutStarted {
+            order_id: order.id,
+            session_id: page.session_id,
+            checkout_url: page.url,
+        });
+    }
+    // The order moved on meanwhile (another request resolved it): continue from where it is.
+    let order = db::orders::get(&state.pool, order.id)
+        .await?
+        .ok_or(OrderError::NotFound)?;
+    resume_with(state, order, product, Fresh::No).await
 }
 
 /// Why the creation failed, as the order keeps it: what happened at DHMAD and whether a retry

@@ -62,48 +62,81 @@ pub async fn open_session(
                 .escrow_id
                 .as_deref()
                 .ok_or_else(|| OrderError::not_allowed("This order has no escrow yet."))?;
-            let target = match party {
-                Party::Buyer => order.buyer_email.as_str(),
-                Party::Merchant => state.config.seller_email.as_deref().ok_or_else(|| {
-                    OrderError::not_allowed(
-                        "DHMAD_SELLER_EMAIL is not set: the shop cannot act on DHMAD's pages.",
-                    )
-                })?,
-            };
-            let req = CreateSession::new(action.clone(), target, state.config.callback_url())
-                .metadata("order_id", order.id.to_string());
+            let req = request(state, order, &action, party)?;
             match state.dhmad.create_session(escrow_id, &req).await {
                 Ok(c) => {
-                    let new = db::sessions::NewSession {
-                        session_id: &c.session_id,
-                        order_id: order.id,
-                        escrow_id,
-                        action: action.as_str(),
-                        url: &c.url,
-                        expires_at: c.expires_at,
-                        for_merchant: party == Party::Merchant,
-                    };
-                    let line = NewEvent {
-                        kind: "session_opened",
-                        detail: format!("Checkout session opened ({action}, {party:?})"),
-                        public: None,
-                    };
+                    let new = new_session(order, escrow_id, &action, party, &c);
+                    let line = opened_line(&action, party);
                     Ok(db::sessions::insert(&state.pool, &new, &line).await?)
                 }
-                Err(err) => {
-                    let err =
-                        OrderError::from_dhmad(err, &format!("could not open a {action} session"));
-                    // A call held back by the budget is no failure worth a line.
-                    if let (Some(reason), false) =
-                        (err.cause(), matches!(err, OrderError::Busy { .. }))
-                    {
-                        db::events::add(&state.pool, order.id, "session_failed", &reason, None)
-                            .await?;
-                    }
-                    Err(err)
-                }
+                Err(err) => Err(failed(state, order, &action, err).await?),
             }
         }),
     )
     .await
+}
+
+/// What DHMAD is asked for: a session of `action` for the buyer's e-mail or the merchant's
+/// DHMAD account, back to our callback.
+pub(super) fn request(
+    state: &AppState,
+    order: &Order,
+    action: &CheckoutAction,
+    party: Party,
+) -> OrderResult<CreateSession> {
+    let target = match party {
+        Party::Buyer => order.buyer_email.as_str(),
+        Party::Merchant => state.config.seller_email.as_deref().ok_or_else(|| {
+            OrderError::not_allowed(
+                "DHMAD_SELLER_EMAIL is not set: the shop cannot act on DHMAD's pages.",
+            )
+        })?,
+    };
+    Ok(
+        CreateSession::new(action.clone(), target, state.config.callback_url())
+            .metadata("order_id", order.id.to_string()),
+    )
+}
+
+/// The session DHMAD opened, as it is stored.
+pub(super) fn new_session<'a>(
+    order: &Order,
+    escrow_id: &'a str,
+    action: &'a CheckoutAction,
+    party: Party,
+    c: &'a dhmad::CreatedSession,
+) -> db::sessions::NewSession<'a> {
+    db::sessions::NewSession {
+        session_id: &c.session_id,
+        order_id: order.id,
+        escrow_id,
+        action: action.as_str(),
+        url: &c.url,
+        expires_at: c.expires_at,
+        for_merchant: party == Party::Merchant,
+    }
+}
+
+/// The timeline line of an opened session.
+pub(super) fn opened_line(action: &CheckoutAction, party: Party) -> NewEvent<'static> {
+    NewEvent {
+        kind: "session_opened",
+        detail: format!("Checkout session opened ({action}, {party:?})"),
+        public: None,
+    }
+}
+
+/// DHMAD would not open the session: the error for the user, and a line for the back office
+/// (none for a call the budget held back).
+pub(super) async fn failed(
+    state: &AppState,
+    order: &Order,
+    action: &CheckoutAction,
+    err: dhmad::Error,
+) -> OrderResult<OrderError> {
+    let err = OrderError::from_dhmad(err, &format!("could not open a {action} session"));
+    if let (Some(reason), false) = (err.cause(), matches!(err, OrderError::Busy { .. })) {
+        db::events::add(&state.pool, order.id, "session_failed", &reason, None).await?;
+    }
+    Ok(err)
 }

@@ -58,6 +58,9 @@ pub async fn apply_in_tx(
 
 /// A failed read: users are told only that DHMAD is not answering; the log gets the cause.
 pub(super) fn upstream(e: dhmad::Error, what: &str) -> OrderError {
+    if let Some(retry_after) = super::error::busy_for(&e) {
+        return OrderError::Busy { retry_after };
+    }
     let cause = format!("{what}: {e}");
     if e.is_transient() {
         OrderError::DhmadUnavailable {

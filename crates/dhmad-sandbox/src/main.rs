@@ -21,6 +21,8 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,dhmad_sandbox=info")),
         )
+        // Colours on a terminal only: piped into a file or a log shipper they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
