@@ -64,12 +64,15 @@ async fn buyer(base: String, pool: PgPool, sandbox_base: String, i: usize) -> Jo
         .text()
         .await
         .unwrap();
-    let (_, rest) = page.split_once(r#"name="csrf_token" value=""#).unwrap();
-    let token = rest.split('"').next().unwrap();
+    let token = csrf_token_in(&page);
     let email = format!("burst{i}@example.tn");
     let r = http
         .post(url("/checkout"))
-        .form(&[("sku", SKU), ("email", &email), ("csrf_token", token)])
+        .form(&[
+            ("sku", SKU),
+            ("email", email.as_str()),
+            ("csrf_token", token.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -128,30 +131,6 @@ async fn order_of_session(pool: &PgPool, url: &str) -> Uuid {
         .unwrap()
 }
 
-/// Every `/api/v1` call the sandbox answered, with its status and time.
-async fn sandbox_log(w: &World) -> Vec<(String, u16, OffsetDateTime)> {
-    let list: Vec<Value> = w
-        .http
-        .get(format!("{}/sandbox/requests", w.sb.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    list.iter()
-        .map(|r| {
-            let call = format!(
-                "{} {}",
-                r["method"].as_str().unwrap(),
-                r["path"].as_str().unwrap()
-            );
-            let at = dhmad::iso::parse(r["at"].as_str().unwrap()).unwrap();
-            (call, r["status"].as_u64().unwrap() as u16, at)
-        })
-        .collect()
-}
-
 #[sqlx::test]
 async fn a_burst_past_dhmads_limit_reaches_dhmad_with_no_error_page_and_nothing_twice(
     pool: PgPool,
@@ -184,7 +163,7 @@ async fn a_burst_past_dhmads_limit_reaches_dhmad_with_no_error_page_and_nothing_
     assert_eq!(pages.len(), BUYERS, "one payment page per buyer");
 
     // Nothing created twice, nothing refused by DHMAD, and no window ever over the limit.
-    let log = sandbox_log(&w).await;
+    let log = w.dhmad_log().await;
     assert!(log.iter().all(|(_, status, _)| *status != 429), "{log:?}");
     let creates = log
         .iter()
@@ -259,7 +238,7 @@ async fn the_api_answers_202_in_line_and_every_instance_shares_one_budget(pool: 
     assert_eq!(r.status(), 201);
     let started: Value = r.json().await.unwrap();
     assert_eq!(started["checkout_url"], o["checkout_url"]);
-    let log = sandbox_log(&w).await;
+    let log = w.dhmad_log().await;
     let creates = log
         .iter()
         .filter(|(c, ..)| c == "POST /api/v1/escrows")

@@ -104,11 +104,7 @@ impl TestApp {
 
     /// The CSRF token the shop's pages put in their forms (the client keeps its cookie).
     pub async fn csrf_token(&self) -> String {
-        let page = self.get("/").await.text().await.unwrap();
-        let (_, rest) = page
-            .split_once(r#"name="csrf_token" value=""#)
-            .expect("a form with a CSRF token on the catalog");
-        rest.split('"').next().unwrap().to_owned()
+        csrf_token_in(&self.get("/").await.text().await.unwrap())
     }
 
     /// Posts a form as the shop's own page would: with its CSRF token.
@@ -191,6 +187,14 @@ impl TestApp {
         .unwrap();
         o.id
     }
+}
+
+/// The CSRF token of the first form on `page`.
+pub fn csrf_token_in(page: &str) -> String {
+    let (_, rest) = page
+        .split_once(r#"name="csrf_token" value=""#)
+        .expect("a form with a CSRF token");
+    rest.split('"').next().unwrap().to_owned()
 }
 
 /// A timeline line as the storefront writes one of `kind`.

@@ -66,6 +66,15 @@ impl World {
 
     /// Every /api/v1 call the sandbox received, as "METHOD path".
     pub async fn dhmad_calls(&self) -> Vec<String> {
+        self.dhmad_log()
+            .await
+            .into_iter()
+            .map(|(c, ..)| c)
+            .collect()
+    }
+
+    /// Every /api/v1 call the sandbox answered: "METHOD path", its status and when.
+    pub async fn dhmad_log(&self) -> Vec<(String, u16, OffsetDateTime)> {
         let list: Vec<Value> = self
             .http
             .get(format!("{}/sandbox/requests", self.sb.base_url()))
@@ -77,11 +86,13 @@ impl World {
             .unwrap();
         list.iter()
             .map(|r| {
-                format!(
+                let call = format!(
                     "{} {}",
                     r["method"].as_str().unwrap(),
                     r["path"].as_str().unwrap()
-                )
+                );
+                let at = dhmad::iso::parse(r["at"].as_str().unwrap()).unwrap();
+                (call, r["status"].as_u64().unwrap() as u16, at)
             })
             .collect()
     }

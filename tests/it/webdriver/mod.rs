@@ -271,27 +271,18 @@ impl Browser {
         }
     }
 
-    /// Polls until the page text contains `needle`, reloading between looks; returns the text.
     /// Waits for the page to show `needle` without ever reloading it: what the page does by
     /// itself (a `<meta http-equiv="refresh">`, a redirect) is all that may change it.
     pub async fn wait_untouched_for_text(&self, needle: &str, secs: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let text = self.text().await.unwrap_or_default();
-            if text.contains(needle) {
-                return text;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "page {} never showed `{needle}` by itself; it shows:\n{text}",
-                    self.url().await
-                );
-            }
-            sleep(Duration::from_millis(200)).await;
-        }
+        self.wait_text(needle, secs, false).await
     }
 
+    /// Polls until the page text contains `needle`, reloading between looks; returns the text.
     pub async fn wait_for_text(&self, needle: &str, secs: u64) -> String {
+        self.wait_text(needle, secs, true).await
+    }
+
+    async fn wait_text(&self, needle: &str, secs: u64, reload: bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let loaded = self.text().await;
@@ -301,14 +292,15 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "page {} never showed `{needle}`; it shows:\n{text}",
-                    self.url().await
+                    "page {} never showed `{needle}`{}; it shows:\n{text}",
+                    self.url().await,
+                    if reload { "" } else { " by itself" }
                 );
             }
             sleep(Duration::from_millis(200)).await;
             // Reload only a page that has finished loading, so that an in-flight navigation (a
             // form post and its redirects) is never cut short.
-            if loaded.is_some() {
+            if reload && loaded.is_some() {
                 let _ = self.client.refresh().await;
             }
         }
