@@ -159,7 +159,8 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     if !db::sessions::claim_check(&state.pool, session_id, recheck).await? {
         return Ok(returned);
     }
-    let finished = match state.dhmad.get_session(session_id).await {
+    let read = super::call_log::for_order(order.id, state.dhmad.get_session(session_id)).await;
+    let finished = match read {
         Ok(s) => {
             db::sessions::set_status(&state.pool, session_id, s.status.as_str()).await?;
             s.status == dhmad::SessionStatus::Completed

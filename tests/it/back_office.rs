@@ -863,7 +863,9 @@ async fn the_merchant_ships_from_the_needs_action_list_in_a_browser(pool: PgPool
 async fn the_order_page_lists_the_dhmad_calls_made_for_the_order(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = w.checkout("chechia-red", "calls@example.tn").await;
-    w.complete(&s.session_id).await;
+    let back = w.complete(&s.session_id).await;
+    // The buyer comes back through the callback, which reads the session from DHMAD.
+    w.land_on_callback(&back).await;
     w.wait_status(s.order_id, "paid").await;
     let rows = wait_for("the calls to be recorded", 10, || async {
         let rows = sqlx::query!(
@@ -873,7 +875,8 @@ async fn the_order_page_lists_the_dhmad_calls_made_for_the_order(pool: PgPool) {
         .fetch_all(&w.app.pool)
         .await
         .unwrap();
-        (rows.len() >= 2).then_some(rows)
+        let callback = rows.iter().any(|r| r.endpoint == "/sessions/{id}");
+        (rows.len() >= 3 && callback).then_some(rows)
     })
     .await;
     let seen: Vec<(String, String, Option<i32>)> = rows
@@ -887,6 +890,10 @@ async fn the_order_page_lists_the_dhmad_calls_made_for_the_order(pool: PgPool) {
     assert!(
         seen.contains(&("POST".into(), "/escrows/{id}/sessions".into(), Some(201))),
         "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("GET".into(), "/sessions/{id}".into(), Some(200))),
+        "the callback's read of the session is on the order too: {seen:?}"
     );
     let page = w
         .http
