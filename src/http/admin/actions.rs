@@ -1,0 +1,174 @@
+//! Actions on one order from the list: ship, retry, reconcile (also all due orders).
+
+use std::time::Duration;
+
+use axum::{extract::State, http::HeaderMap, response::Redirect};
+use uuid::Uuid;
+
+use crate::http::{admin_auth::Admin, id_path::IdPath};
+use crate::{
+    db,
+    error::{AppError, AppResult},
+    jobs::reconciler,
+    orders::{checkout, fulfilment, lost_escrow, sync, Action, Applied, OrderError, OrderStatus},
+    state::AppState,
+};
+
+use super::flash::{answer, Notice};
+
+/// What reads of DHMAD from the back office write on the timeline ("… (back office)").
+const SOURCE: &str = "back office";
+
+fn parse_id(id: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| AppError::NotFound)
+}
+
+/// The merchant shipped a quick (or standard) order: the deliver call is queued.
+pub async fn ship(
+    admin: Admin,
+    State(s): State<AppState>,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+) -> AppResult<Redirect> {
+    let id = parse_id(&id)?;
+    let result = fulfilment::mark_shipped(&s, id).await;
+    let outcome = match &result {
+        Ok(()) => "deliver queued".to_owned(),
+        Err(e) => format!("refused: {e}"),
+    };
+    if !matches!(result, Err(OrderError::NotFound)) {
+        admin.record(&s, "ship", Some(id), &outcome).await?;
+    }
+    result?;
+    Ok(answer(&headers, "/admin", Notice::Shipped, &[], Some(id)))
+}
+
+/// Retries what is stuck: the checkout of an order whose escrow creation failed (or is in
+/// doubt), or the `deliver` of a paid instant order.
+pub async fn retry(
+    admin: Admin,
+    State(s): State<AppState>,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+) -> AppResult<Redirect> {
+    let order = db::orders::get(&s.pool, parse_id(&id)?)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let order_id = order.id;
+    if order.allows(Action::RetryDeliver) {
+        fulfilment::retry_deliver(&s, order_id).await?;
+        admin
+            .record(
+                &s,
+                "retry_deliver",
+                Some(order_id),
+                "deliver set to run now",
+            )
+            .await?;
+        let notice = Notice::DeliverRetried;
+        return Ok(answer(&headers, "/admin", notice, &[], Some(order_id)));
+    }
+    let result = checkout::resume(&s, order).await;
+    let outcome = match &result {
+        Ok(_) => "escrow and session ready".to_owned(),
+        Err(e) => format!("failed: {e}"),
+    };
+    admin
+        .record(&s, "retry_checkout", Some(order_id), &outcome)
+        .await?;
+    result?;
+    let notice = Notice::CheckoutRetried;
+    Ok(answer(&headers, "/admin", notice, &[], Some(order_id)))
+}
+
+/// Reads every open order from DHMAD now, whatever its last news, and says what it did.
+pub async fn reconcile(
+    admin: Admin,
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> AppResult<Redirect> {
+    let before = db::admin_consoles::last_event_id(&s.pool).await?;
+    let report = reconciler::run_once(&s, Duration::ZERO)
+        .await
+        .map_err(AppError::Internal)?;
+    let changed = db::admin_consoles::changed_since(&s.pool, before, "reconciler").await?;
+    let changed = usize::try_from(changed).unwrap_or(0);
+    tracing::info!(?report, changed, "manual reconciliation");
+    let detail = format!(
+        "checked {}, changed {changed}, failed {}, flagged {}, creations resolved {}, \
+         duplicates cancelled {}, delivers requeued {}{}",
+        report.checked,
+        report.failed,
+        report.flagged,
+        report.creations_resolved,
+        report.duplicates_cancelled,
+        report.delivers_requeued,
+        if report.yielded {
+            " (stopped early: DHMAD's rate limit)"
+        } else {
+            ""
+        }
+    );
+    admin.record(&s, "reconcile", None, &detail).await?;
+    let counts = [
+        ("checked", report.checked),
+        ("changed", changed),
+        ("failed", report.failed),
+        ("flagged", report.flagged),
+        ("resolved", report.creations_resolved),
+    ];
+    Ok(answer(
+        &headers,
+        "/admin",
+        Notice::Reconciled,
+        &counts,
+        None,
+    ))
+}
+
+/// `POST /admin/orders/{id}/reconcile`: reads this order's escrow from DHMAD now and applies
+/// it (an interrupted checkout is looked up in DHMAD's list instead). A flag for the merchant
+/// is lifted once DHMAD answers about the escrow again, and set when DHMAD no longer knows it.
+pub async fn reconcile_order(
+    admin: Admin,
+    State(s): State<AppState>,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+) -> AppResult<Redirect> {
+    let order = db::orders::get(&s.pool, parse_id(&id)?)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let order_id = order.id;
+    let back = format!("/admin/orders/{order_id}");
+    let (notice, detail) = if order.status == OrderStatus::NeedsReconciliation {
+        match lost_escrow::reconcile_creation(&s, &order).await {
+            Ok(()) => (Notice::CreationChecked, "creation looked up".to_owned()),
+            Err(e) => (Notice::OrderFailed, format!("failed: {e}")),
+        }
+    } else {
+        match sync::refresh_order(&s, &order, SOURCE).await {
+            Ok(applied) => {
+                if db::admin_consoles::clear_attention(&s.pool, order_id).await? {
+                    let why = "DHMAD answered about the escrow again: flag lifted";
+                    db::events::add(&s.pool, order_id, "attention_cleared", why, None).await?;
+                }
+                match applied {
+                    Applied::Transitioned { from, to, .. } => (
+                        Notice::OrderChanged,
+                        format!("{} → {to}", from.as_deref().unwrap_or("unknown")),
+                    ),
+                    _ => (Notice::OrderSame, "unchanged".to_owned()),
+                }
+            }
+            Err(OrderError::EscrowUnknown(why)) => {
+                db::orders::flag_attention(&s.pool, order_id, &why).await?;
+                (Notice::OrderFlagged, format!("flagged: {why}"))
+            }
+            Err(e) => (Notice::OrderFailed, format!("failed: {e}")),
+        }
+    };
+    admin
+        .record(&s, "reconcile_order", Some(order_id), &detail)
+        .await?;
+    Ok(answer(&headers, &back, notice, &[], Some(order_id)))
+}
