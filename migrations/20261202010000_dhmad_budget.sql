@@ -19,20 +19,22 @@ CREATE TABLE checkout_queue (
 );
 CREATE INDEX checkout_queue_fifo ON checkout_queue (queued_at);
 
--- Takes `n` calls of the budget (n <= 8), all or none (true when taken): rows used
+-- Takes `n` calls of the budget (n <= 2: a checkout's two), all or none (true when taken): rows used
 -- `reuse_after_ms` ago or longer, locked with SKIP LOCKED so concurrent takers never share
 -- one. Who asks sets the priority (`db::budget::Claimant`): a new checkout may not jump the
 -- line (`jump_queue`), background work leaves `reserve` rows free. "At least reserve + n rows
 -- are free" is read as "the (reserve + n)-th oldest row is free": an index walk, not a count.
--- The candidates are capped by a constant (8), not by `n`: a SQL function is planned without
--- its arguments' values, and an unknown LIMIT makes the planner sort the whole table.
+-- The candidates are capped by a constant (2), not by `n`: a SQL function is planned without
+-- its arguments' values, and an unknown LIMIT makes the planner sort the whole table. Few
+-- candidates also mean that concurrent takers, each skipping the rows the others hold, rarely
+-- find too few.
 CREATE FUNCTION take_dhmad_budget(n integer, reuse_after_ms bigint, jump_queue boolean,
                                   reserve integer)
 RETURNS boolean LANGUAGE sql VOLATILE AS $$
     WITH free AS (
         SELECT slot, used_at FROM dhmad_budget
         WHERE used_at <= now() - reuse_after_ms * interval '1 millisecond'
-        ORDER BY used_at LIMIT 8 FOR UPDATE SKIP LOCKED),
+        ORDER BY used_at LIMIT 2 FOR UPDATE SKIP LOCKED),
     pick AS (
         SELECT slot FROM free ORDER BY used_at LIMIT n),
     taken AS (

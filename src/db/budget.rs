@@ -35,8 +35,8 @@ pub async fn resize(e: impl PgExecutor<'_>, limit: i32) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Takes `n` calls of the budget, all or none (`take_dhmad_budget` in the migration holds the
-/// rule): rows used a whole `window` ago, locked with `SKIP LOCKED` so concurrent takers never
+/// Takes `n` calls of the budget (at most 2: a checkout's two), all or none
+/// (`take_dhmad_budget` in the migration holds the rule): rows used a whole `window` ago, locked with `SKIP LOCKED` so concurrent takers never
 /// share one. `true` when they were taken.
 pub async fn take(
     e: impl PgExecutor<'_>,

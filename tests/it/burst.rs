@@ -258,16 +258,14 @@ async fn checkouts_come_before_background_work_in_one_budget(pool: PgPool) {
     let take = |n: i32, who: Claimant| db::budget::take(&pool, n, window, who);
     let background = Claimant::Background { reserve: 2 };
 
-    // All or nothing: 11 of 10 takes none.
-    assert!(!take(11, Claimant::Interactive).await.unwrap());
-    assert!(
-        take(6, background).await.unwrap(),
-        "4 left after, more than the reserve"
-    );
-    assert!(
-        !take(3, background).await.unwrap(),
-        "would leave only the reserve"
-    );
+    // All or nothing, at most two at once (a checkout's calls).
+    assert!(!take(3, Claimant::Interactive).await.unwrap());
+    for _ in 0..3 {
+        assert!(
+            take(2, background).await.unwrap(),
+            "rows to spare beyond the reserve"
+        );
+    }
     assert!(
         take(2, background).await.unwrap(),
         "leaves exactly the reserve"
@@ -275,6 +273,10 @@ async fn checkouts_come_before_background_work_in_one_budget(pool: PgPool) {
     // 2 left: background must leave the reserve to buyers; a checkout takes it.
     assert!(!take(1, background).await.unwrap());
     assert!(take(2, Claimant::NewCheckout).await.unwrap());
+    assert!(
+        !take(1, Claimant::Interactive).await.unwrap(),
+        "all ten used"
+    );
 
     // A checkout waiting in line: new checkouts queue behind it and background work waits;
     // the line's own turn (interactive) may take the last call.
@@ -295,11 +297,12 @@ async fn checkouts_come_before_background_work_in_one_budget(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(rows, 3);
-    assert!(
-        db::budget::take(&pool, 3, Duration::ZERO, Claimant::Interactive)
-            .await
-            .unwrap()
-    );
+    for _ in 0..3 {
+        let taken = db::budget::take(&pool, 1, Duration::ZERO, Claimant::Interactive).await;
+        assert!(taken.unwrap());
+    }
+    let taken = db::budget::take(&pool, 1, Duration::from_secs(60), Claimant::Interactive).await;
+    assert!(!taken.unwrap(), "the three rows were just used");
 }
 
 /// An order row to queue (the queue references orders).
