@@ -358,95 +358,89 @@ fn job_id(id: &str) -> AppResult<i64> {
     id.parse().map_err(|_| AppError::NotFound)
 }
 
-/// `POST /admin/outbox/{id}/retry`: the job runs now (`outbox::run_now`): an open job becomes
-/// due, a dead one gets a fresh job of its kind. Closed jobs are left alone.
+/// What the merchant does to one outbox job.
+#[derive(Clone, Copy)]
+enum JobAction {
+    /// Runs now (`outbox::run_now`): an open job becomes due, a dead one gets a fresh job of
+    /// its kind.
+    Retry,
+    /// Closed for good: it never runs again and no longer counts as failed.
+    Abandon,
+}
+
+/// `POST /admin/outbox/{id}/retry`: the job runs now. Closed jobs are left alone.
 pub async fn retry_job(
     admin: Admin,
     State(s): State<AppState>,
     IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> AppResult<Redirect> {
-    let id = job_id(&id)?;
-    let mut tx = db::tx::begin(&s.pool).await?;
-    let job = db::admin_consoles::lock_job(&mut *tx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let state = job.state();
-    let open = job.done_at.is_none();
-    let notice = if open || state == JobState::Dead {
-        db::outbox::run_now(&mut *tx, &job.kind, job.order_id).await?;
-        let detail = format!(
-            "Outbox job #{id} ({}) set to run now by the merchant ({})",
-            job.kind,
-            state.as_str()
-        );
-        db::events::add(&mut *tx, job.order_id, "job_retried", &detail, None).await?;
-        Notice::JobRetried
-    } else {
-        Notice::JobClosed
-    };
-    tx.commit().await?;
-    let detail = format!(
-        "job #{id} ({}, {}): {}",
-        job.kind,
-        state.as_str(),
-        match notice {
-            Notice::JobRetried => "run now",
-            _ => "closed already, nothing done",
-        }
-    );
-    admin
-        .record(&s, "retry_job", Some(job.order_id), &detail)
-        .await?;
-    Ok(answer(
-        &headers,
-        "/admin/outbox",
-        notice,
-        &[],
-        Some(job.order_id),
-    ))
+    on_job(admin, &s, &id, &headers, JobAction::Retry).await
 }
 
-/// `POST /admin/outbox/{id}/abandon`: closes an open or dead job for good: it never runs again
-/// and no longer counts as failed. Noted on the order's timeline and in the audit trail.
+/// `POST /admin/outbox/{id}/abandon`: closes an open or dead job for good. Noted on the
+/// order's timeline and in the audit trail.
 pub async fn abandon_job(
     admin: Admin,
     State(s): State<AppState>,
     IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> AppResult<Redirect> {
-    let id = job_id(&id)?;
+    on_job(admin, &s, &id, &headers, JobAction::Abandon).await
+}
+
+/// Acts on an open or dead job under its row lock (a closed one is left alone), with a line on
+/// the order's timeline, a row in the audit trail and the answer on the outbox page.
+async fn on_job(
+    admin: Admin,
+    s: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    action: JobAction,
+) -> AppResult<Redirect> {
+    let id = job_id(id)?;
     let mut tx = db::tx::begin(&s.pool).await?;
     let job = db::admin_consoles::lock_job(&mut *tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
     let state = job.state();
-    let notice = if job.done_at.is_none() || state == JobState::Dead {
-        db::admin_consoles::abandon_job(&mut *tx, id).await?;
-        let detail = format!(
-            "Outbox job #{id} ({}) abandoned by the merchant after {} attempt(s)",
-            job.kind, job.attempts
-        );
-        db::events::add(&mut *tx, job.order_id, "job_abandoned", &detail, None).await?;
-        Notice::JobAbandoned
-    } else {
-        Notice::JobClosed
-    };
+    let acted = job.done_at.is_none() || state == JobState::Dead;
+    if acted {
+        let (kind, detail) = match action {
+            JobAction::Retry => {
+                db::outbox::run_now(&mut *tx, &job.kind, job.order_id).await?;
+                let detail = format!(
+                    "Outbox job #{id} ({}) set to run now by the merchant ({})",
+                    job.kind,
+                    state.as_str()
+                );
+                ("job_retried", detail)
+            }
+            JobAction::Abandon => {
+                db::admin_consoles::abandon_job(&mut *tx, id).await?;
+                let detail = format!(
+                    "Outbox job #{id} ({}) abandoned by the merchant after {} attempt(s)",
+                    job.kind, job.attempts
+                );
+                ("job_abandoned", detail)
+            }
+        };
+        db::events::add(&mut *tx, job.order_id, kind, &detail, None).await?;
+    }
     tx.commit().await?;
-    let detail = format!(
-        "job #{id} ({}, {}): {}",
-        job.kind,
-        state.as_str(),
-        match notice {
-            Notice::JobAbandoned => "abandoned",
-            _ => "closed already, nothing done",
-        }
-    );
-    admin
-        .record(&s, "abandon_job", Some(job.order_id), &detail)
-        .await?;
+    let (audit, done, notice) = match action {
+        JobAction::Retry => ("retry_job", "run now", Notice::JobRetried),
+        JobAction::Abandon => ("abandon_job", "abandoned", Notice::JobAbandoned),
+    };
+    let (notice, outcome) = if acted {
+        (notice, done)
+    } else {
+        (Notice::JobClosed, "closed already, nothing done")
+    };
+    let detail = format!("job #{id} ({}, {}): {outcome}", job.kind, state.as_str());
+    admin.record(s, audit, Some(job.order_id), &detail).await?;
     Ok(answer(
-        &headers,
+        headers,
         "/admin/outbox",
         notice,
         &[],

@@ -10,7 +10,9 @@ use crate::{
     db,
     error::{AppError, AppResult},
     jobs::reconciler,
-    orders::{checkout, fulfilment, lost_escrow, sync, Action, Applied, OrderError, OrderStatus},
+    orders::{
+        checkout, fulfilment, lost_escrow, sync, Action, Applied, Order, OrderError, OrderStatus,
+    },
     state::AppState,
 };
 
@@ -21,6 +23,13 @@ const SOURCE: &str = "back office";
 
 fn parse_id(id: &str) -> AppResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| AppError::NotFound)
+}
+
+/// The order of a path `{id}`; not found for anything else.
+async fn load(s: &AppState, id: &str) -> AppResult<Order> {
+    db::orders::get(&s.pool, parse_id(id)?)
+        .await?
+        .ok_or(AppError::NotFound)
 }
 
 /// The merchant shipped a quick (or standard) order: the deliver call is queued.
@@ -51,9 +60,7 @@ pub async fn retry(
     IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> AppResult<Redirect> {
-    let order = db::orders::get(&s.pool, parse_id(&id)?)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let order = load(&s, &id).await?;
     let order_id = order.id;
     if order.allows(Action::RetryDeliver) {
         fulfilment::retry_deliver(&s, order_id).await?;
@@ -135,9 +142,7 @@ pub async fn reconcile_order(
     IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> AppResult<Redirect> {
-    let order = db::orders::get(&s.pool, parse_id(&id)?)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let order = load(&s, &id).await?;
     let order_id = order.id;
     let back = format!("/admin/orders/{order_id}");
     let (notice, detail) = if order.status == OrderStatus::NeedsReconciliation {
