@@ -139,13 +139,32 @@ const CALL_LOG_BATCH: usize = 512;
 
 /// Writes the queued calls: the first that arrives and every other already waiting, in one
 /// statement. Ends when the last handle to the queue is gone.
+///
+/// It has a connection of its own, outside the pool, opened with `synchronous_commit = off`:
+/// a batch is one round trip that never waits for the disk, and never takes a pool connection
+/// from a request. A failed batch drops the connection; the next batch opens another.
 async fn call_log_writer(
     pool: PgPool,
     mut queue: tokio::sync::mpsc::Receiver<crate::db::calls::NewCall>,
 ) {
+    use sqlx::Connection;
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .options([("synchronous_commit", "off")]);
+    let mut conn: Option<sqlx::PgConnection> = None;
     let mut batch = Vec::with_capacity(CALL_LOG_BATCH);
     while queue.recv_many(&mut batch, CALL_LOG_BATCH).await > 0 {
-        if let Err(e) = crate::db::calls::record_all(&pool, &batch).await {
+        let written = async {
+            let c = match &mut conn {
+                Some(c) => c,
+                None => conn.insert(sqlx::PgConnection::connect_with(&options).await?),
+            };
+            crate::db::calls::record_all(&mut *c, &batch).await
+        };
+        if let Err(e) = written.await {
+            conn = None;
             tracing::debug!(error = %e, calls = batch.len(), "could not record DHMAD calls on their orders");
         }
         batch.clear();

@@ -1,6 +1,6 @@
 //! `dhmad_calls`: the DHMAD calls made for an order.
 
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -15,18 +15,17 @@ pub struct NewCall {
     pub at: OffsetDateTime,
 }
 
-/// Records calls at once, in one statement that does not wait for the disk: the log is the
-/// back office's view of what happened, and a crash may lose its last lines, never a call.
-pub async fn record_all(pool: &PgPool, calls: &[NewCall]) -> sqlx::Result<()> {
+/// Records calls at once, in one statement. The log is the back office's view of what
+/// happened: its writer's connection does not wait for the disk on commit
+/// (`synchronous_commit = off`, [`crate::state`]), so a crash may lose its last lines, never a
+/// call.
+pub async fn record_all(e: impl PgExecutor<'_>, calls: &[NewCall]) -> sqlx::Result<()> {
     let order_ids: Vec<Uuid> = calls.iter().map(|c| c.order_id).collect();
     let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
     let endpoints: Vec<&str> = calls.iter().map(|c| c.endpoint).collect();
     let statuses: Vec<Option<i32>> = calls.iter().map(|c| c.status).collect();
     let durations: Vec<i32> = calls.iter().map(|c| c.duration_ms).collect();
     let ats: Vec<OffsetDateTime> = calls.iter().map(|c| c.at).collect();
-    let mut tx = pool
-        .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
-        .await?;
     sqlx::query!(
         "INSERT INTO dhmad_calls (order_id, method, endpoint, status, duration_ms, at)
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[],
@@ -38,9 +37,9 @@ pub async fn record_all(pool: &PgPool, calls: &[NewCall]) -> sqlx::Result<()> {
         &durations,
         &ats
     )
-    .execute(&mut *tx)
+    .execute(e)
     .await?;
-    tx.commit().await
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
