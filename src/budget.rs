@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use sqlx::PgPool;
+use crate::db::Pool;
 use time::OffsetDateTime;
 
 use crate::db::{self, budget::Claimant};
@@ -40,7 +40,7 @@ impl Limits {
 
 /// The gate of one client handle: whom it takes calls for, and calls already taken for it.
 pub struct BudgetGate {
-    pool: PgPool,
+    pool: Pool,
     limits: Limits,
     who: Claimant,
     /// Calls taken in advance for this handle (a checkout takes both of its calls at once).
@@ -48,7 +48,7 @@ pub struct BudgetGate {
 }
 
 impl BudgetGate {
-    pub fn new(pool: PgPool, limits: Limits, who: Claimant, prepaid: u32) -> Self {
+    pub fn new(pool: Pool, limits: Limits, who: Claimant, prepaid: u32) -> Self {
         Self {
             pool,
             limits,
@@ -96,7 +96,7 @@ pub async fn prepare(state: &crate::state::AppState) -> sqlx::Result<()> {
 }
 
 /// Takes `n` calls at once for `who`; `true` when taken (always, with no budget kept).
-pub async fn take(pool: &PgPool, limits: Limits, n: u32, who: Claimant) -> sqlx::Result<bool> {
+pub async fn take(pool: &Pool, limits: Limits, n: u32, who: Claimant) -> sqlx::Result<bool> {
     if limits.calls == 0 || n == 0 {
         return Ok(true);
     }

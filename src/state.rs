@@ -27,7 +27,7 @@ pub struct AppState {
 
 /// What every clone of an [`AppState`] shares.
 pub struct Shared {
-    pub pool: PgPool,
+    pub pool: crate::db::Pool,
     pub config: Arc<Config>,
     pub verifier: WebhookVerifier,
     pub mailer: Mailer,
@@ -63,14 +63,13 @@ impl AppState {
         self.spending_as(Claimant::Background { reserve }, 0)
     }
 
+    /// Must be called inside a Tokio runtime.
     pub fn new(config: Config, pool: PgPool) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
         let observed = Arc::clone(&metrics);
         let (calls, queue) = tokio::sync::mpsc::channel(CALL_LOG_QUEUE);
-        // Outside a runtime (a synchronous caller) there is no log: calls still go out.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(call_log_writer(pool.clone(), queue));
-        }
+        tokio::spawn(call_log_writer(pool.clone(), queue));
+        let pool = crate::db::Pool::new(pool);
         let dhmad = dhmad::Client::builder(config.dhmad_api_key.expose_secret())
             .base_url(config.dhmad_api_base.as_str())
             .timeout(config.dhmad_timeout)
@@ -101,7 +100,7 @@ impl AppState {
 
 fn gated(
     client: &dhmad::Client,
-    pool: &PgPool,
+    pool: &crate::db::Pool,
     config: &Config,
     who: Claimant,
     prepaid: u32,

@@ -11,6 +11,9 @@ pub mod events;
 pub mod inbox;
 pub mod orders;
 pub mod outbox;
+pub mod pool;
 pub mod products;
 pub mod sessions;
 pub mod tx;
+
+pub use pool::{Conn, Pool};

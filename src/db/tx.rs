@@ -5,7 +5,9 @@
 //! in the same round trip as `BEGIN`, so it costs nothing and holds whatever pool the service
 //! was given.
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Postgres, Transaction};
+
+use super::Conn;
 
 pub const LOCK_TIMEOUT_MS: u32 = 2_000;
 pub const STATEMENT_TIMEOUT_MS: u32 = 8_000;
@@ -14,8 +16,8 @@ const BEGIN: &str =
     "BEGIN; SET LOCAL lock_timeout = '2000ms'; SET LOCAL statement_timeout = '8000ms'";
 
 /// Begins a transaction whose waits are bounded.
-pub async fn begin(pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
-    pool.begin_with(BEGIN).await
+pub async fn begin(conn: &mut Conn) -> sqlx::Result<Transaction<'_, Postgres>> {
+    conn.begin_with(BEGIN).await
 }
 
 #[cfg(test)]

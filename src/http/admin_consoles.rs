@@ -399,7 +399,8 @@ async fn on_job(
     action: JobAction,
 ) -> AppResult<Redirect> {
     let id = job_id(id)?;
-    let mut tx = db::tx::begin(&s.pool).await?;
+    let mut conn = s.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
     let job = db::admin_consoles::lock_job(&mut *tx, id)
         .await?
         .ok_or(AppError::NotFound)?;

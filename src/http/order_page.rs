@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::response::Html;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use time::{macros::format_description, OffsetDateTime};
 use uuid::Uuid;
 
@@ -123,10 +123,9 @@ fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
 }
 
 /// Renders the page, with `error` shown at the top when an action just failed.
-/// The page's reads share one connection (`conn`): every return of a connection to sqlx's
-/// pool costs a round trip (it pings the server), so a page takes one, not one per query.
+/// The page's reads share one connection (`conn`): one take from the pool, not one per query.
 pub async fn render_page(
-    conn: &mut PgConnection,
+    conn: &mut db::Conn,
     o: Order,
     csrf: String,
     error: Option<String>,

@@ -104,14 +104,14 @@ pub struct ContractJson {
 pub async fn json(State(s): State<AppState>, IdPath(id): IdPath) -> AppResult<Json<OrderJson>> {
     // One connection for the order and its payment page (see `order_page::render_page`).
     let mut conn = s.pool.acquire().await?;
-    let o = load_on(&mut *conn, &id).await?;
+    let o = load_on(&mut conn, &id).await?;
     Ok(Json(OrderJson {
         contract: (o.mode == Mode::Standard).then(|| ContractJson {
             buyer_signed: o.contract_buyer_signed == Some(true),
             seller_signed: o.contract_seller_signed == Some(true),
         }),
         proof_phase: o.proof_phase.clone(),
-        checkout_url: order_page::live_pay_url(&mut *conn, &o).await?,
+        checkout_url: order_page::live_pay_url(&mut conn, &o).await?,
         digital_code: o.visible_good().map(str::to_owned),
         payment_review: o.in_payment_review(),
         dispute_open: o.dispute_open(),
@@ -139,7 +139,7 @@ pub async fn page(
     Extension(csrf): Extension<CsrfToken>,
 ) -> AppResult<Html<String>> {
     let mut conn = s.pool.acquire().await?;
-    let o = load_on(&mut *conn, &id).await?;
+    let o = load_on(&mut conn, &id).await?;
     order_page::render_page(&mut conn, o, csrf.0, None).await
 }
 
@@ -159,7 +159,7 @@ async fn on_page(
             };
             tracing::info!(order.id = %order_id, error = %e, cause = e.cause(), "step refused");
             let mut conn = s.pool.acquire().await?;
-            let o = db::orders::get(&mut *conn, order_id)
+            let o = db::orders::get(&mut conn, order_id)
                 .await?
                 .ok_or(AppError::NotFound)?;
             let page = order_page::render_page(&mut conn, o, csrf.0, Some(e.to_string())).await?;

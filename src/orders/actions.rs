@@ -56,7 +56,8 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
             };
             let Some(escrow_id) = order.escrow_id.clone() else {
                 let reason = format!("Cancelled by {who} before payment");
-                let mut tx = db::tx::begin(&state.pool).await?;
+                let mut conn = state.pool.acquire().await?;
+                let mut tx = db::tx::begin(&mut conn).await?;
                 db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason)
                     .await?;
                 db::events::add(
@@ -74,7 +75,8 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
                 Ok(res) => {
                     let detail =
                         format!("Cancelled by {who} before payment (DHMAD escrow {escrow_id})");
-                    let mut tx = db::tx::begin(&state.pool).await?;
+                    let mut conn = state.pool.acquire().await?;
+                    let mut tx = db::tx::begin(&mut conn).await?;
                     db::events::add(
                         &mut *tx,
                         order.id,

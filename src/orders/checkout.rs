@@ -462,7 +462,8 @@ async fn record_created(
         // One statement: the escrow and its timeline line.
         None => db::orders::record_escrow(&state.pool, order.id, &e.id, status, at, &line).await?,
         Some(c) => {
-            let mut tx = db::tx::begin(&state.pool).await?;
+            let mut conn = state.pool.acquire().await?;
+            let mut tx = db::tx::begin(&mut conn).await?;
             let recorded =
                 db::orders::record_escrow(&mut *tx, order.id, &e.id, status, at, &line).await?;
             let facts = db::orders::EscrowFacts {
@@ -503,7 +504,8 @@ async fn create_failed(
     let (status, err) = classify_create_error(err);
     let detail = err.cause().unwrap_or_default();
     let public = Some("We could not start the payment with DHMAD; your order is saved");
-    let mut tx = db::tx::begin(&state.pool).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
     db::orders::record_failure(&mut *tx, order.id, status, &reason).await?;
     db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
     tx.commit().await?;

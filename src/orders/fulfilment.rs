@@ -65,7 +65,8 @@ pub fn issue_digital_good() -> String {
 /// The merchant shipped a quick order: queue the DHMAD deliver call.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
 pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<()> {
-    let mut tx = db::tx::begin(&state.pool).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
     let order = db::orders::lock(&mut *tx, order_id)
         .await?
         .ok_or(OrderError::NotFound)?;
@@ -93,7 +94,8 @@ pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<()> {
 /// failed or gave up).
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
 pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<()> {
-    let mut tx = db::tx::begin(&state.pool).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
     let order = db::orders::lock(&mut *tx, order_id)
         .await?
         .ok_or(OrderError::NotFound)?;
@@ -183,7 +185,8 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                     // Our copy of the proof gate was ahead of DHMAD's: nothing to retry until the
                     // proof is accepted. Learn DHMAD's view; the merchant ships again from there.
                     still_paid(state, &escrow_id).await?;
-                    let mut tx = db::tx::begin(&state.pool).await?;
+                    let mut conn = state.pool.acquire().await?;
+                    let mut tx = db::tx::begin(&mut conn).await?;
                     db::events::add(
                     &mut *tx,
                     order.id,

@@ -89,7 +89,8 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
             .await?;
             found.sort_by_key(|e| (e.created_at, e.id.clone()));
             let mut found = found.into_iter();
-            let mut tx = db::tx::begin(&state.pool).await?;
+            let mut conn = state.pool.acquire().await?;
+            let mut tx = db::tx::begin(&mut conn).await?;
             match found.next() {
                 Some(e) => {
                     // Recorded as DHMAD created it (pending, no clock yet), then the escrow as DHMAD

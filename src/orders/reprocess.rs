@@ -11,7 +11,9 @@
 //! or older than what the order holds).
 
 use dhmad::{Event, WebhookEnvelope};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+
+use crate::db::Pool;
 use uuid::Uuid;
 
 use super::{apply_escrow_snapshot, news, snapshot::Authority, webhook::Outcome, OrderResult};
@@ -35,7 +37,7 @@ pub enum Reprocessed {
 /// Applies a stored event again. On a database error the transaction is rolled back and the
 /// event kept as `failed`, with why (unless it was processed meanwhile).
 #[tracing::instrument(skip_all, fields(event.id = event_id))]
-pub async fn reprocess(pool: &PgPool, event_id: &str) -> OrderResult<Reprocessed> {
+pub async fn reprocess(pool: &Pool, event_id: &str) -> OrderResult<Reprocessed> {
     match apply_stored(pool, event_id).await {
         Ok(r) => Ok(r),
         Err(e) => {
@@ -47,8 +49,9 @@ pub async fn reprocess(pool: &PgPool, event_id: &str) -> OrderResult<Reprocessed
 
 /// One transaction; rolled back at once on an error, so that the row lock is gone when the
 /// failure is recorded.
-async fn apply_stored(pool: &PgPool, event_id: &str) -> sqlx::Result<Reprocessed> {
-    let mut tx = db::tx::begin(pool).await?;
+async fn apply_stored(pool: &Pool, event_id: &str) -> sqlx::Result<Reprocessed> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
     match apply_in(&mut tx, event_id).await {
         Ok(r) => {
             tx.commit().await?;
@@ -116,7 +119,7 @@ pub const BATCH_LIMIT: i64 = 500;
 
 /// Reprocesses the oldest unmatched and failed events; returns what became of them and the
 /// orders they were applied to.
-pub async fn reprocess_unmatched(pool: &PgPool) -> OrderResult<(Batch, Vec<(String, Uuid)>)> {
+pub async fn reprocess_unmatched(pool: &Pool) -> OrderResult<(Batch, Vec<(String, Uuid)>)> {
     let mut batch = Batch::default();
     let mut applied = Vec::new();
     for id in db::admin_consoles::unmatched_ids(pool, BATCH_LIMIT).await? {

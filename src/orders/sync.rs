@@ -50,7 +50,8 @@ pub async fn apply_in_tx(
     escrow: &dhmad::Escrow,
     source: &str,
 ) -> OrderResult<Applied> {
-    let mut tx = db::tx::begin(&state.pool).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
     let applied = apply_escrow_snapshot(&mut tx, escrow, Authority::Api, source).await?;
     tx.commit().await?;
     Ok(applied)
@@ -109,7 +110,8 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
             let reason =
                 format!("DHMAD no longer knows escrow {escrow_id}; a new order was opened");
             tracing::warn!(order.id = %order.id, escrow.id = escrow_id, "escrow unknown to DHMAD; closing the order");
-            let mut tx = db::tx::begin(&state.pool).await?;
+            let mut conn = state.pool.acquire().await?;
+            let mut tx = db::tx::begin(&mut conn).await?;
             db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason).await?;
             db::events::add(&mut *tx, order.id, "escrow_missing", &reason, None).await?;
             tx.commit().await?;
@@ -184,7 +186,8 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
 /// band and DHMAD's admin reviews the proof. From now on no new payment is offered (a second
 /// one would take the money twice) until DHMAD approves (paid) or rejects the proof.
 pub async fn note_payment_review(state: &AppState, order_id: Uuid) -> OrderResult<()> {
-    let mut tx = db::tx::begin(&state.pool).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
     let Some(order) = db::orders::lock(&mut *tx, order_id).await? else {
         return Err(OrderError::NotFound);
     };

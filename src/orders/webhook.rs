@@ -1,9 +1,9 @@
 //! Ingesting a verified webhook: inbox row, snapshot, timeline and outbox in one transaction,
 //! so an event is either fully applied or not at all (and DHMAD's retry applies it then).
 
+use crate::db::Pool;
 use dhmad::{Event, WebhookEnvelope};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 
 use super::{apply_escrow_snapshot, news, snapshot::Authority, Applied, OrderError, OrderResult};
 use crate::db;
@@ -35,7 +35,7 @@ impl Outcome {
 /// once; the inbox keeps it verbatim (Postgres parses it into JSONB itself), with the SHA-256
 /// of the bytes DHMAD signed.
 #[tracing::instrument(skip_all, fields(event.id, event.type))]
-pub async fn ingest(pool: &PgPool, body: &[u8]) -> OrderResult<Ingested> {
+pub async fn ingest(pool: &Pool, body: &[u8]) -> OrderResult<Ingested> {
     // A body that passed the signature check but is no envelope can never succeed: refused,
     // so DHMAD does not retry it.
     let not_json = || OrderError::Invalid("the body is not valid JSON".into());
@@ -103,14 +103,15 @@ pub struct Ingested {
 }
 
 async fn store_and_apply(
-    pool: &PgPool,
+    pool: &Pool,
     received: &db::inbox::Received<'_>,
     event: Result<Event, serde_json::Error>,
 ) -> sqlx::Result<Ingested> {
     let mut funded_after = None;
     let (id, event_type) = (received.event_id, received.event_type);
     let escrow = event.as_ref().ok().and_then(Event::escrow);
-    let mut tx = db::tx::begin(pool).await?;
+    let mut conn = pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
     let escrow_id = escrow.map(|e| e.id.as_str());
     let Some(stored) = db::inbox::insert(&mut *tx, received, escrow_id).await? else {
         tx.rollback().await?;

@@ -19,6 +19,7 @@ mod journeys;
 mod modes;
 mod operations;
 mod order_states;
+mod pool;
 mod reliability;
 mod reused_orders;
 mod security_admin;
