@@ -41,6 +41,9 @@ pub struct Stmt {
     pub params: Vec<Param>,
     /// Sent with the simple protocol (a `Query` message: `BEGIN`, `COMMIT`, …).
     pub simple: bool,
+    /// The `options` startup parameter of the connection that sent it: the storefront's
+    /// connections do not all have the same (the DHMAD call log's does not wait for the disk).
+    pub options: Option<String>,
 }
 
 /// What the relay saw.
@@ -49,8 +52,6 @@ pub struct Capture {
     pub flights: AtomicU64,
     pub connections: AtomicU64,
     log: Mutex<Vec<Stmt>>,
-    /// The `options` startup parameter of the storefront's connections.
-    options: Mutex<Option<String>>,
     problems: Mutex<Vec<String>>,
 }
 
@@ -61,10 +62,6 @@ impl Capture {
             .lock()
             .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default()
-    }
-
-    pub fn options(&self) -> Option<String> {
-        self.options.lock().ok().and_then(|o| o.clone())
     }
 
     pub fn problems(&self) -> Vec<String> {
@@ -142,6 +139,8 @@ async fn to_server(
 struct Frontend {
     pending: Vec<u8>,
     started: bool,
+    /// This connection's `options` startup parameter.
+    options: Option<String>,
     /// Prepared statements by name: their SQL and parameter types.
     prepared: HashMap<String, (String, Vec<u32>)>,
 }
@@ -167,9 +166,7 @@ impl Frontend {
                     let mut parts = msg[8..].split(|b| *b == 0);
                     while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
                         if k == b"options" {
-                            if let Ok(mut o) = capture.options.lock() {
-                                *o = Some(String::from_utf8_lossy(v).into_owned());
-                            }
+                            self.options = Some(String::from_utf8_lossy(v).into_owned());
                         }
                     }
                 }
@@ -200,6 +197,7 @@ impl Frontend {
                         sql,
                         params: Vec::new(),
                         simple: true,
+                        options: self.options.clone(),
                     },
                 );
             }
@@ -252,6 +250,7 @@ impl Frontend {
                         sql,
                         params,
                         simple: false,
+                        options: self.options.clone(),
                     },
                 );
             }
@@ -741,6 +740,7 @@ mod tests {
                 sql: "BEGIN; SET LOCAL lock_timeout = '2000ms'".into(),
                 params: vec![],
                 simple: true,
+                options: None,
             },
             Stmt {
                 sql: "INSERT INTO t (a, b, c)\n VALUES ($1, $2::text::jsonb, $3)".into(),
@@ -762,6 +762,7 @@ mod tests {
                     },
                 ],
                 simple: false,
+                options: None,
             },
         ];
         let m = script(&stmts, "\\set i 1", &keys, Some("-c a=b")).unwrap_or_default();

@@ -987,8 +987,12 @@ async fn capture_with(ctx: &mut Ctx, cap: &Capture, results: &mut Results) -> an
     cap.take();
 
     let keys = keys(i);
-    let options = cap.options();
     let write = |name: &str, stmts: &[mirror::Stmt], header: &str| -> anyhow::Result<Anchor> {
+        // pgbench runs the statements with the options of the connection that sent them.
+        let options = stmts.first().and_then(|s| s.options.clone());
+        if stmts.iter().any(|s| s.options != options) {
+            anyhow::bail!("the {name} statements came from connections with different options");
+        }
         let m = mirror::script(stmts, header, &keys, options.as_deref())
             .with_context(|| format!("writing the {name} anchor"))?;
         Ok(Anchor {
