@@ -1,0 +1,313 @@
+//! Creating an order's escrow. DHMAD has no idempotency keys, so `POST /escrows` is never
+//! resent blindly: the order is written first, the create call is claimed (`creating_escrow`)
+//! so only one request makes it, and a timeout leaves the order `needs_reconciliation` until
+//! someone looks at DHMAD's list.
+
+use dhmad::{CreateEscrow, Currency, FulfillmentPolicy, FulfillmentPolicyType, ProofType};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::{self, events::NewEvent, products::Product};
+use crate::orders::{lost_escrow, Mode, Order, OrderError, OrderResult, OrderStatus, SAVED};
+use crate::state::AppState;
+
+pub(super) async fn ensure_escrow(
+    state: &AppState,
+    mut order: Order,
+    product: Option<&Product>,
+) -> OrderResult<Order> {
+    for _ in 0..3 {
+        match order.status {
+            OrderStatus::AwaitingPayment => return Ok(order),
+            OrderStatus::New | OrderStatus::EscrowFailed => {
+                if db::orders::claim_creation(&state.pool, order.id).await? {
+                    return create_escrow(state, &order, product).await;
+                }
+            }
+            OrderStatus::NeedsReconciliation => {
+                lost_escrow::reconcile_creation(state, &order).await?;
+            }
+            OrderStatus::CreatingEscrow => {
+                let abandoned = order
+                    .escrow_attempted_at
+                    .is_some_and(|t| OffsetDateTime::now_utc() - t > in_flight_limit(state));
+                if !abandoned {
+                    return Err(OrderError::not_allowed(
+                        "Your checkout is being prepared. Please try again in a few seconds.",
+                    ));
+                }
+                let reason = "escrow creation was interrupted; checking DHMAD";
+                db::orders::mark_unknown_if_in_flight(&state.pool, order.id, reason).await?;
+            }
+            other => {
+                return Err(OrderError::not_allowed(format!(
+                    "This order is no longer awaiting payment ({}).",
+                    other.label()
+                )))
+            }
+        }
+        order = db::orders::get(&state.pool, order.id)
+            .await?
+            .ok_or(OrderError::NotFound)?;
+    }
+    Err(OrderError::DhmadUnavailable {
+        message: "We could not start your checkout. Please try again.".into(),
+        cause: format!(
+            "order {} kept changing while its escrow was prepared",
+            order.id
+        ),
+    })
+}
+
+/// After this long a `creating_escrow` order cannot still be waiting for its answer.
+pub fn in_flight_limit(state: &AppState) -> time::Duration {
+    time::Duration::try_from(state.config.dhmad_timeout * 2).unwrap_or(time::Duration::MINUTE)
+        + time::Duration::SECOND
+}
+
+/// The escrow's title carries the order id, so an escrow whose creation answer was lost can
+/// be recognised later in DHMAD's list.
+pub fn escrow_title(product_name: &str, order_id: Uuid) -> String {
+    format!("{product_name}{TITLE_MARKER}{}", short_ref(order_id))
+}
+
+/// The order's short reference people read (on DHMAD's pages and in the escrow's title): the
+/// first 8 hex digits of its id. 32 bits: with the buyer's e-mail and the time window of a
+/// lookup, enough to tell escrows apart.
+pub fn short_ref(order_id: Uuid) -> String {
+    order_id.simple().to_string()[..8].to_owned()
+}
+
+/// What precedes the order id in an escrow's title.
+pub const TITLE_MARKER: &str = " · order ";
+
+#[tracing::instrument(skip_all, fields(order.id = %order.id, escrow.id))]
+pub(super) async fn create_escrow(
+    state: &AppState,
+    order: &Order,
+    product: Option<&Product>,
+) -> OrderResult<Order> {
+    match call_create(state, order, product).await? {
+        Ok(created) => record_created(state, order, created).await,
+        Err(err) => Err(create_failed(state, order, err).await?),
+    }
+}
+
+/// `POST /escrows` for the order, as its product sells it.
+pub(super) async fn call_create(
+    state: &AppState,
+    order: &Order,
+    product: Option<&Product>,
+) -> OrderResult<Result<dhmad::CreatedEscrow, dhmad::Error>> {
+    let read;
+    let product = match product {
+        Some(p) => p,
+        None => {
+            read = db::products::get(&state.pool, &order.sku)
+                .await?
+                .ok_or(OrderError::NotFound)?;
+            &read
+        }
+    };
+    let mut req = escrow_request(order, product);
+    let mut created = state.dhmad.create_escrow(&req).await;
+    // DHMAD refuses autoSign when the portal holds no signature for the merchant: nothing was
+    // created (a 400), so asking again without it is safe; the merchant signs from the back
+    // office instead.
+    if req.auto_sign == Some(true)
+        && matches!(
+            created,
+            Err(dhmad::Error::BusinessRule { .. } | dhmad::Error::Validation(_))
+        )
+    {
+        tracing::info!(order.id = %order.id, "DHMAD refused autoSign; the merchant signs on DHMAD's page");
+        req.auto_sign = None;
+        created = state.dhmad.create_escrow(&req).await;
+    }
+    if let Ok(c) = &created {
+        tracing::Span::current().record("escrow.id", c.escrow.id.as_str());
+    }
+    Ok(created)
+}
+
+/// The timeline line of a created escrow.
+pub(super) fn created_line(escrow: &dhmad::Escrow) -> NewEvent<'static> {
+    NewEvent {
+        kind: "escrow_created",
+        detail: format!("DHMAD escrow {} created", escrow.id),
+        public: Some("Secure payment prepared with DHMAD"),
+    }
+}
+
+/// Records the escrow DHMAD created (and its contract's signatures) on the order.
+pub(super) async fn record_created(
+    state: &AppState,
+    order: &Order,
+    created: dhmad::CreatedEscrow,
+) -> OrderResult<Order> {
+    let contract = created.contract;
+    let e = created.escrow;
+    let at = e.updated_at.or(e.created_at);
+    let line = created_line(&e);
+    let status = e.status.as_str();
+    let recorded = match &contract {
+        // One statement: the escrow and its timeline line.
+        None => db::orders::record_escrow(&state.pool, order.id, &e.id, status, at, &line).await?,
+        Some(c) => {
+            let mut conn = state.pool.acquire().await?;
+            let mut tx = db::tx::begin(&mut conn).await?;
+            let recorded =
+                db::orders::record_escrow(&mut *tx, order.id, &e.id, status, at, &line).await?;
+            let facts = db::orders::EscrowFacts {
+                buyer_signed: Some(c.buyer_signed),
+                seller_signed: Some(c.seller_signed),
+                proof_phase: None,
+                proof_upload_deadline: None,
+                proof_review_deadline: None,
+            };
+            db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
+            tx.commit().await?;
+            recorded
+        }
+    };
+    match recorded {
+        Some(o) if contract.is_none() => Ok(o),
+        // The contract's signatures were kept after the row was returned; or the order moved
+        // on meanwhile (another request resolved it): take it as it is.
+        _ => db::orders::get(&state.pool, order.id)
+            .await?
+            .ok_or(OrderError::NotFound),
+    }
+}
+
+/// `POST /escrows` failed: what the order keeps and what the user is told.
+pub(super) async fn create_failed(
+    state: &AppState,
+    order: &Order,
+    err: dhmad::Error,
+) -> OrderResult<OrderError> {
+    if let Some(retry_after) = crate::orders::error::busy_for(&err) {
+        // Nothing was created (the call was held back, or DHMAD answered 429 without
+        // acting): the order goes back to waiting for its turn, with nothing to tell.
+        db::orders::unclaim_creation(&state.pool, order.id).await?;
+        return Ok(OrderError::Busy { retry_after });
+    }
+    let reason = failure_reason(&err);
+    let (status, err) = classify_create_error(err);
+    let detail = err.cause().unwrap_or_default();
+    let public = Some("We could not start the payment with DHMAD; your order is saved");
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
+    db::orders::record_failure(&mut *tx, order.id, status, &reason).await?;
+    db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
+    tx.commit().await?;
+    Ok(err)
+}
+
+/// is safe, with no internal detail (URLs, transport errors), since the order's JSON shows it.
+/// The full error goes to the back-office timeline and the log.
+fn failure_reason(err: &dhmad::Error) -> String {
+    use dhmad::Error as E;
+    const UNKNOWN: &str = "outcome unknown; checking DHMAD before any retry";
+    match err {
+        E::Timeout => format!("DHMAD did not answer in time ({UNKNOWN})"),
+        E::Decode { .. } => format!("DHMAD's answer could not be read ({UNKNOWN})"),
+        E::Transport(_) => "could not reach DHMAD; safe to retry".into(),
+        E::RateLimited { .. } => "DHMAD was busy (429); safe to retry".into(),
+        E::BusinessRule { api, .. } | E::Validation(api) => format!(
+            "DHMAD refused: {}",
+            api.user_message.as_deref().unwrap_or(&api.message)
+        ),
+        other => match other.status() {
+            Some(code) => format!("DHMAD answered {code}; safe to retry"),
+            None => "DHMAD failed; safe to retry".into(),
+        },
+    }
+}
+
+/// The escrow for the order as its product sells it. The merchant sells as its associated
+/// DHMAD user: no sellerEmail (instant and autoSign require that).
+fn escrow_request(order: &Order, product: &Product) -> CreateEscrow {
+    let mut req = CreateEscrow::new(
+        escrow_title(&product.name, order.id),
+        order.amount,
+        &order.buyer_email,
+    )
+    .mode(order.mode.to_dhmad())
+    .currency(Currency::from(order.currency.as_str()));
+    if order.mode != Mode::Instant {
+        let days = product.estimated_delivery_days.unwrap_or(5).max(1);
+        req = req.estimated_delivery_days(days.unsigned_abs());
+    }
+    if order.mode == Mode::Standard {
+        let terms = product.contract_terms.clone().unwrap_or_default();
+        req = req.contract_terms(terms).auto_sign(true);
+    }
+    if product.proof_required && order.mode == Mode::Quick {
+        let hours = |h: Option<i32>| h.and_then(|h| u32::try_from(h).ok());
+        req = req.fulfillment_policy(FulfillmentPolicy {
+            policy_type: FulfillmentPolicyType::PurchaseProofRequired,
+            proof_upload_deadline_hours: hours(product.proof_upload_hours),
+            buyer_review_deadline_hours: hours(product.proof_review_hours),
+            allowed_proof_types: Some(vec![ProofType::Receipt, ProofType::ProductPhoto]),
+        });
+    }
+    req
+}
+
+/// What a failed `POST /escrows` means for the order (safe to retry, or unknown) and the user.
+fn classify_create_error(err: dhmad::Error) -> (OrderStatus, OrderError) {
+    use dhmad::Error as E;
+    let reason = format!("escrow creation failed: {err}");
+    let failed = OrderStatus::EscrowFailed;
+    let unavailable = |message: &str, cause: String| OrderError::DhmadUnavailable {
+        message: format!("{message} {SAVED}"),
+        cause,
+    };
+    match err {
+        // No answer, or an answer we could not read: the escrow may exist.
+        E::Timeout | E::Decode { .. } => (
+            OrderStatus::NeedsReconciliation,
+            unavailable(
+                "The payment provider did not answer in time.",
+                format!("{reason} (outcome unknown; checking DHMAD before any retry)"),
+            ),
+        ),
+        E::Transport(_) | E::RateLimited { .. } => (
+            failed,
+            unavailable("The payment provider is unreachable or busy.", reason),
+        ),
+        E::BusinessRule { api, .. } | E::Validation(api) => (
+            failed,
+            OrderError::Refused {
+                message: api
+                    .user_message
+                    .unwrap_or_else(|| "The payment provider refused this order.".into()),
+                cause: reason,
+            },
+        ),
+        _ => (
+            failed,
+            OrderError::DhmadFailed {
+                message: format!("The payment provider reported an error. {SAVED}"),
+                cause: reason,
+            },
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_leaves_the_outcome_unknown() {
+        let (s, e) = classify_create_error(dhmad::Error::Timeout);
+        assert_eq!(s, OrderStatus::NeedsReconciliation);
+        assert!(matches!(e, OrderError::DhmadUnavailable { .. }), "{e:?}");
+        let api = dhmad::ApiError::parse(500, b"{}");
+        let (s, e) = classify_create_error(dhmad::Error::Server(api));
+        assert_eq!(s, OrderStatus::EscrowFailed);
+        assert!(matches!(e, OrderError::DhmadFailed { .. }), "{e:?}");
+    }
+}
