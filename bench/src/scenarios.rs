@@ -523,6 +523,9 @@ pub async fn duplicates(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<
 enum Page {
     Json,
     Html,
+    /// `GET /healthz`: no database, the HTTP hop alone. A reference, measured against the
+    /// JSON read's anchor: what any HTTP request costs here next to one statement.
+    Hop,
 }
 
 /// `n` reads of paid orders' JSON (`html` false) or page at concurrency `c`.
@@ -541,6 +544,7 @@ async fn read_ours(ctx: &Ctx, page: Page, c: usize, n: usize, salt: u64) -> anyh
         let url = match page {
             Page::Json => format!("{base}/api/orders/{id}"),
             Page::Html => format!("{base}/orders/{id}"),
+            Page::Hop => format!("{base}/healthz"),
         };
         let fut = http.get(url).send();
         async move {
@@ -548,6 +552,7 @@ async fn read_ours(ctx: &Ctx, page: Page, c: usize, n: usize, salt: u64) -> anyh
             let ok = match page {
                 Page::Json => body.contains("\"status\":\"paid\"") && body.contains(&id),
                 Page::Html => body.contains(&id) && body.contains("AIC-"),
+                Page::Hop => body.contains("\"ok\""),
             };
             if status == 200 && ok {
                 Ok(())
@@ -566,14 +571,15 @@ async fn read_ours(ctx: &Ctx, page: Page, c: usize, n: usize, salt: u64) -> anyh
 
 async fn read_anchor(ctx: &Ctx, page: Page, c: usize, n: usize) -> anyhow::Result<f64> {
     let anchor = match page {
-        Page::Json => &ctx.anchors.order_json,
+        Page::Json | Page::Hop => &ctx.anchors.order_json,
         Page::Html => &ctx.anchors.order_page,
     };
     let run = [("lo", "1".to_owned()), ("hi", ctx.paid_hi().to_string())];
     ctx.pgbench(anchor, c, n / c, &run).await
 }
 
-/// `GET /api/orders/{id}` and `GET /orders/{id}` of paid orders, against their queries.
+/// `GET /api/orders/{id}` and `GET /orders/{id}` of paid orders, against their queries; and
+/// `GET /healthz` against the JSON read's query, as a reference.
 pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     let plan = ctx.plan.clone();
     let c = plan.read_c;
@@ -583,14 +589,21 @@ pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
             plan.json_n,
             "`GET /api/orders/{id}`",
             "pgbench, its SELECT by id",
-            0.6,
+            Some(0.6),
         ),
         (
             Page::Html,
             plan.page_n,
             "`GET /orders/{id}` (HTML)",
             "pgbench, the page's 3 queries",
-            0.5,
+            Some(0.5),
+        ),
+        (
+            Page::Hop,
+            plan.json_n,
+            "`GET /healthz` (reference: no database, the HTTP hop alone)",
+            "pgbench, the JSON read's SELECT by id",
+            None,
         ),
     ];
     for (page, n, figure, anchor, target) in figures {
@@ -609,19 +622,19 @@ pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
                 };
                 if r.is_ok() && side == Side::Ours {
                     results.checks.push(format!(
-                        "{figure} c = {c}, rep {}: {n} answers, each 200 with the order (paid{})",
+                        "{figure} c = {c}, rep {}: {n} answers, each 200 {}",
                         rep + 1,
-                        if matches!(page, Page::Html) {
-                            ", its code shown"
-                        } else {
-                            ""
+                        match page {
+                            Page::Json => "with the order (paid)",
+                            Page::Html => "with the order (paid, its code shown)",
+                            Page::Hop => "saying ok",
                         }
                     ));
                 }
                 pair.record(side, r);
             }
         }
-        pair.row(results, figure, c, "/s", anchor, Some(target));
+        pair.row(results, figure, c, "/s", anchor, target);
     }
     Ok(())
 }

@@ -305,6 +305,75 @@ async fn checkouts_come_before_background_work_in_one_budget(pool: PgPool) {
     assert!(!taken.unwrap(), "the three rows were just used");
 }
 
+#[sqlx::test(migrations = "./migrations")]
+async fn background_work_waits_for_the_budget_and_spends_no_attempt(pool: PgPool) {
+    let window = Duration::from_secs(60);
+    // 40 calls a minute: DHMAD's own headers still show plenty left after the checkout (the
+    // jobs' older rule, yielding when they run low, stays out of the way); our budget is spent.
+    let w = tight_world(pool.clone(), 40, window.as_secs()).await;
+    let started = w.checkout(SKU, "yield@example.tn").await;
+    // Buyers take everything left of DHMAD's window.
+    while db::budget::take(&pool, 1, window, Claimant::Interactive)
+        .await
+        .unwrap()
+    {}
+    let calls_before = w.dhmad_calls().await.len();
+    // The buyer pays: DHMAD's webhook makes the order paid and queues its deliver job.
+    w.complete(&started.session_id).await;
+    w.wait_status(started.order_id, "paid").await;
+    let job = |pool: PgPool| async move {
+        sqlx::query_as::<_, (i32, bool, OffsetDateTime)>(
+            "SELECT attempts, done_at IS NOT NULL, run_after FROM outbox_jobs
+              WHERE order_id = $1 AND kind = 'deliver'",
+        )
+        .bind(started.order_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    // The outbox runs every 50 ms in tests: its call is held back, the job postponed until the
+    // window frees up, not retried at once.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (attempts, done, run_after) = job(pool.clone()).await;
+    assert!(!done);
+    assert_eq!(attempts, 0, "a call held back spends no attempt");
+    assert!(
+        run_after > OffsetDateTime::now_utc() + time::Duration::seconds(30),
+        "postponed until the window frees up: {run_after}"
+    );
+    // The reconciler stops its pass rather than spend the buyers' calls.
+    let background = w.app.state.for_background();
+    let report = storefront::jobs::reconciler::run_once(&background, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(report.yielded, "{report:?}");
+    assert_eq!(report.checked, 0, "{report:?}");
+    assert_eq!(
+        w.dhmad_calls().await.len(),
+        calls_before,
+        "no call went to DHMAD while buyers held the window"
+    );
+
+    // A minute later (every row last used long ago) the job runs, once.
+    sqlx::query("UPDATE dhmad_budget SET used_at = 'epoch'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox_jobs SET run_after = now() WHERE order_id = $1")
+        .bind(started.order_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let pool2 = pool.clone();
+    let (attempts, ..) = wait_for("the deliver job to be done", 15, || {
+        let pool = pool2.clone();
+        async move { Some(job(pool).await).filter(|(_, done, _)| *done) }
+    })
+    .await;
+    assert_eq!(attempts, 1);
+    assert_eq!(w.count_calls("POST", "/deliver").await, 1);
+}
+
 /// An order row to queue (the queue references orders).
 async fn seed_awaiting(pool: &PgPool) -> Uuid {
     let id = Uuid::new_v4();
