@@ -11,7 +11,9 @@
 //! - a dropped or unfinished transaction (its `ROLLBACK` is queued, or a transaction is open);
 //! - a statement that did not finish or failed (a cancelled request, a refused statement);
 //! - every kept connection, once any statement failed on the connection level (the server went
-//!   away): each is tested before it is used again.
+//!   away): each is tested before it is used again;
+//! - a connection that left sqlx more than [`RECHECK_AFTER`] ago, so that sqlx's own rules
+//!   (its test, `max_lifetime`, `idle_timeout`) still apply to each at least that often.
 //!
 //! The stack holds at most half of sqlx's connections, so whoever uses the sqlx pool directly
 //! (migrations, tests) always finds room, and it is emptied when the sqlx pool closes.
@@ -20,6 +22,7 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
     Arc, Mutex, Weak,
 };
+use std::time::{Duration, Instant};
 
 use futures_core::{future::BoxFuture, stream::BoxStream};
 use futures_util::TryStreamExt;
@@ -28,6 +31,9 @@ use sqlx::{
     postgres::{PgQueryResult, PgRow, PgStatement, PgTypeInfo},
     Connection, Describe, Either, Execute, Executor, PgConnection, PgPool, Postgres, Transaction,
 };
+
+/// How long a connection may go from user to user without going back through sqlx.
+pub const RECHECK_AFTER: Duration = Duration::from_secs(60);
 
 /// Statements that failed on the connection level, process-wide: a kept connection taken out
 /// before the latest of them is tested before reuse.
@@ -44,6 +50,7 @@ struct Inner {
     sqlx: PgPool,
     kept: Mutex<Vec<Kept>>,
     max_kept: usize,
+    recheck_after: Duration,
 }
 
 #[derive(Debug)]
@@ -51,17 +58,25 @@ struct Kept {
     conn: PoolConnection<Postgres>,
     /// `BROKEN` when this connection was last taken out.
     broken: u64,
+    /// When it was last taken from sqlx.
+    since: Instant,
 }
 
 impl Pool {
     /// Wraps sqlx's pool. Must be called inside a Tokio runtime (a task empties the stack when
     /// the sqlx pool closes).
     pub fn new(sqlx: PgPool) -> Self {
+        Self::with_recheck(sqlx, RECHECK_AFTER)
+    }
+
+    /// [`Pool::new`], with connections going back through sqlx after `recheck_after` (tests).
+    pub fn with_recheck(sqlx: PgPool, recheck_after: Duration) -> Self {
         let max_kept = (sqlx.options().get_max_connections() / 2).max(1) as usize;
         let inner = Arc::new(Inner {
             sqlx,
             kept: Mutex::new(Vec::new()),
             max_kept,
+            recheck_after,
         });
         let weak: Weak<Inner> = Arc::downgrade(&inner);
         let closed = inner.sqlx.close_event();
@@ -91,27 +106,35 @@ impl Pool {
         loop {
             let kept = self.inner.lock().pop();
             match kept {
-                Some(k) if k.broken == broken => return Ok(self.conn(k.conn, broken)),
+                Some(k) if k.broken == broken && self.inner.fresh(k.since) => {
+                    return Ok(self.conn(k.conn, broken, k.since));
+                }
                 // Tested by sqlx on its way back (dropping it returns it there).
                 Some(k) => drop(k.conn),
                 None => break,
             }
         }
         let conn = self.inner.sqlx.acquire().await?;
-        Ok(self.conn(conn, broken))
+        Ok(self.conn(conn, broken, Instant::now()))
     }
 
-    fn conn(&self, conn: PoolConnection<Postgres>, broken: u64) -> Conn {
+    fn conn(&self, conn: PoolConnection<Postgres>, broken: u64, since: Instant) -> Conn {
         Conn {
             conn: Some(conn),
             home: Arc::clone(&self.inner),
             broken,
+            since,
             busy: false,
         }
     }
 }
 
 impl Inner {
+    /// Whether a connection taken from sqlx at `since` may still skip it.
+    fn fresh(&self, since: Instant) -> bool {
+        since.elapsed() < self.recheck_after
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Kept>> {
         // A panic while holding the lock leaves a valid Vec: keep using it.
         self.kept
@@ -127,6 +150,7 @@ pub struct Conn {
     conn: Option<PoolConnection<Postgres>>,
     home: Arc<Inner>,
     broken: u64,
+    since: Instant,
     /// A statement was started and has not finished well.
     busy: bool,
 }
@@ -153,7 +177,7 @@ impl Drop for Conn {
             return;
         };
         let clean = !self.busy && !conn.should_flush() && !conn.is_in_transaction();
-        if !clean || self.home.sqlx.is_closed() {
+        if !clean || !self.home.fresh(self.since) || self.home.sqlx.is_closed() {
             return; // `conn` goes back through sqlx.
         }
         let mut kept = self.home.lock();
@@ -161,6 +185,7 @@ impl Drop for Conn {
             kept.push(Kept {
                 conn,
                 broken: self.broken,
+                since: self.since,
             });
         }
     }

@@ -35,6 +35,19 @@ async fn a_clean_connection_is_kept_and_reused_as_it_is(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn sqlx_sees_every_connection_again_after_a_while(pool: PgPool) {
+    // Past `RECHECK_AFTER` (a minute in service; none here) a connection goes back through sqlx,
+    // whose test, lifetime and idle rules then apply to it.
+    let pool = Pool::with_recheck(pool, Duration::ZERO);
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    assert_eq!(pool.kept(), 0, "went back through sqlx");
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn a_dropped_transaction_goes_back_through_sqlx_and_frees_its_locks(pool: PgPool) {
     let pool = Pool::new(pool);
     sqlx::query("INSERT INTO dhmad_budget (slot) VALUES (999)")
