@@ -39,24 +39,31 @@ pub struct NewEvent<'a> {
     pub public: Option<&'a str>,
 }
 
-/// Adds several lines at once, in order (one statement).
-pub async fn add_all(
+/// Adds a transition's timeline lines, in order, and queues its jobs (each kind unless one is
+/// already open for the order): one statement, since a paid webhook's round trips are what its
+/// throughput is made of.
+pub async fn add_all_and_enqueue(
     e: impl PgExecutor<'_>,
     order_id: Uuid,
     lines: &[NewEvent<'_>],
+    jobs: &[&str],
 ) -> sqlx::Result<()> {
     let kinds: Vec<&str> = lines.iter().map(|l| l.kind).collect();
     let details: Vec<&str> = lines.iter().map(|l| l.detail.as_str()).collect();
     let publics: Vec<Option<&str>> = lines.iter().map(|l| l.public).collect();
     sqlx::query!(
-        "INSERT INTO order_events (order_id, kind, detail, public)
+        "WITH jobs AS (
+             INSERT INTO outbox_jobs (kind, order_id) SELECT k, $1 FROM unnest($5::text[]) AS k
+             ON CONFLICT DO NOTHING)
+         INSERT INTO order_events (order_id, kind, detail, public)
          SELECT $1, kind, detail, public
          FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS l(kind, detail, public, n)
          ORDER BY n",
         order_id,
         &kinds as &[&str],
         &details as &[&str],
-        &publics as &[Option<&str>]
+        &publics as &[Option<&str>],
+        jobs as &[&str]
     )
     .execute(e)
     .await?;

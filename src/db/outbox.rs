@@ -24,24 +24,6 @@ pub async fn enqueue(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
     Ok(r.rows_affected() == 1)
 }
 
-/// Queues several kinds of job for the order at once (one statement), each unless one of
-/// its kind is already open.
-pub async fn enqueue_all(
-    e: impl PgExecutor<'_>,
-    kinds: &[&str],
-    order_id: Uuid,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "INSERT INTO outbox_jobs (kind, order_id) SELECT k, $2 FROM unnest($1::text[]) AS k
-         ON CONFLICT DO NOTHING",
-        kinds as &[&str],
-        order_id
-    )
-    .execute(e)
-    .await?;
-    Ok(())
-}
-
 /// Claims the next due job with `SKIP LOCKED` (several workers never take the same one) and
 /// leases it: it becomes due again after `lease` if this worker dies before finishing it.
 /// Without `dhmad_calls`, jobs that call DHMAD (`deliver`) wait: checkouts come first.

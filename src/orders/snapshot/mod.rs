@@ -134,11 +134,8 @@ pub async fn apply_escrow_snapshot(
         let issued = code.is_some() && order.digital_code == code;
         fulfilment::on_funded(&order, issued, &mut funded);
     }
-    // The status line and what funding adds, one statement each.
-    db::events::add_all(&mut *conn, order.id, &funded.lines).await?;
-    if !funded.jobs.is_empty() {
-        db::outbox::enqueue_all(&mut *conn, &funded.jobs, order.id).await?;
-    }
+    // The status line and what funding adds, in one statement.
+    db::events::add_all_and_enqueue(&mut *conn, order.id, &funded.lines, &funded.jobs).await?;
     Ok(Applied::Transitioned {
         order,
         from,
