@@ -163,11 +163,25 @@ impl Conn {
         &mut self,
         statement: &'static str,
     ) -> sqlx::Result<Transaction<'_, Postgres>> {
+        self.tracked(move |c| c.begin_with(statement)).await
+    }
+
+    /// Runs `run` on the connection, which counts as busy until it has finished well.
+    fn tracked<'e, T>(
+        &'e mut self,
+        run: impl FnOnce(&'e mut PgConnection) -> BoxFuture<'e, sqlx::Result<T>>,
+    ) -> BoxFuture<'e, sqlx::Result<T>>
+    where
+        T: Send + 'e,
+    {
         let Conn { conn, busy, .. } = self;
         *busy = true;
-        let tx = raw(conn).begin_with(statement).await.inspect_err(noted)?;
-        *busy = false;
-        Ok(tx)
+        let running = run(raw(conn));
+        Box::pin(async move {
+            let out = running.await.inspect_err(noted)?;
+            *busy = false;
+            Ok(out)
+        })
     }
 }
 
@@ -242,13 +256,7 @@ impl<'c> Executor<'c> for &'c mut Conn {
         'c: 'e,
         E: 'q + Execute<'q, Postgres>,
     {
-        let Conn { conn, busy, .. } = self;
-        *busy = true;
-        Box::pin(async move {
-            let row = raw(conn).fetch_optional(query).await.inspect_err(noted)?;
-            *busy = false;
-            Ok(row)
-        })
+        self.tracked(move |c| c.fetch_optional(query))
     }
 
     fn prepare_with<'e, 'q: 'e>(
@@ -259,29 +267,14 @@ impl<'c> Executor<'c> for &'c mut Conn {
     where
         'c: 'e,
     {
-        let Conn { conn, busy, .. } = self;
-        *busy = true;
-        Box::pin(async move {
-            let statement = raw(conn)
-                .prepare_with(sql, parameters)
-                .await
-                .inspect_err(noted)?;
-            *busy = false;
-            Ok(statement)
-        })
+        self.tracked(move |c| c.prepare_with(sql, parameters))
     }
 
     fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, sqlx::Result<Describe<Postgres>>>
     where
         'c: 'e,
     {
-        let Conn { conn, busy, .. } = self;
-        *busy = true;
-        Box::pin(async move {
-            let described = raw(conn).describe(sql).await.inspect_err(noted)?;
-            *busy = false;
-            Ok(described)
-        })
+        self.tracked(move |c| c.describe(sql))
     }
 }
 

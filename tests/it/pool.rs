@@ -93,9 +93,17 @@ async fn a_statement_cut_short_sends_its_connection_back_through_sqlx(pool: PgPo
     );
     drop(conn);
     assert_eq!(pool.kept(), 0, "its answer is still due: not kept");
-    // A refused statement is not kept either (its end of answer is still to be read).
+    // A refused statement is not kept either (its end of answer is still to be read), whether
+    // its rows were streamed or fetched at once.
     let mut conn = pool.acquire().await.unwrap();
     assert!(sqlx::query("SELECT 1/0").execute(&mut conn).await.is_err());
+    drop(conn);
+    assert_eq!(pool.kept(), 0);
+    let mut conn = pool.acquire().await.unwrap();
+    let refused = sqlx::query_scalar::<_, i32>("SELECT 1/0")
+        .fetch_optional(&mut conn)
+        .await;
+    assert!(refused.is_err());
     drop(conn);
     assert_eq!(pool.kept(), 0);
     let one: i32 = sqlx::query_scalar("SELECT 1")
