@@ -141,7 +141,9 @@ const CALL_LOG_BATCH: usize = 512;
 ///
 /// It has a connection of its own, outside the pool, opened with `synchronous_commit = off`:
 /// a batch is one round trip that never waits for the disk, and never takes a pool connection
-/// from a request. A failed batch drops the connection; the next batch opens another.
+/// from a request. A failed batch drops the connection; the next batch opens another. It is
+/// closed with the pool (else the database could not be dropped, or its server stopped
+/// cleanly, while it lingers).
 async fn call_log_writer(
     pool: PgPool,
     mut queue: tokio::sync::mpsc::Receiver<crate::db::calls::NewCall>,
@@ -152,9 +154,18 @@ async fn call_log_writer(
         .as_ref()
         .clone()
         .options([("synchronous_commit", "off")]);
+    let closed = pool.close_event();
+    tokio::pin!(closed);
     let mut conn: Option<sqlx::PgConnection> = None;
     let mut batch = Vec::with_capacity(CALL_LOG_BATCH);
-    while queue.recv_many(&mut batch, CALL_LOG_BATCH).await > 0 {
+    loop {
+        let got = tokio::select! {
+            got = queue.recv_many(&mut batch, CALL_LOG_BATCH) => got,
+            () = &mut closed => 0,
+        };
+        if got == 0 {
+            break;
+        }
         let written = async {
             let c = match &mut conn {
                 Some(c) => c,
@@ -167,5 +178,8 @@ async fn call_log_writer(
             tracing::debug!(error = %e, calls = batch.len(), "could not record DHMAD calls on their orders");
         }
         batch.clear();
+    }
+    if let Some(conn) = conn {
+        let _ = conn.close().await;
     }
 }

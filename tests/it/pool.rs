@@ -137,3 +137,46 @@ async fn after_a_lost_connection_kept_ones_are_tested_before_reuse(pool: PgPool)
         .expect("the second statement gets a live connection");
     assert_eq!(one, 1);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn closing_the_pool_leaves_no_connection_of_the_service_open(pool: PgPool) {
+    let w = crate::common::sandbox::world(pool.clone(), |_| {}).await;
+    let started = w.checkout("ai-credits-500", "close@example.tn").await;
+    // The DHMAD call log has its own connection: wait until it has written.
+    let logged = pool.clone();
+    crate::common::wait_for("the checkout's calls in the log", 10, || {
+        let pool = logged.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM dhmad_calls WHERE order_id = $1")
+                .bind(started.order_id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            (n == 2).then_some(())
+        }
+    })
+    .await;
+    let options = pool.connect_options().as_ref().clone();
+    pool.close().await;
+    // Whatever held a connection to this database lets go (else the database cannot be dropped).
+    let watcher = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    crate::common::wait_for("every other connection to close", 10, || {
+        let watcher = watcher.clone();
+        async move {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(&watcher)
+            .await
+            .unwrap();
+            (others == 0).then_some(())
+        }
+    })
+    .await;
+    watcher.close().await;
+}
