@@ -4,6 +4,7 @@
 // The bench reports on stdout: that is what it is for.
 #![allow(clippy::print_stdout)]
 
+mod anchors;
 mod burst;
 mod env;
 mod events;
@@ -447,7 +448,7 @@ async fn run(args: &Args, db: &Db, machine: &mut Machine) -> anyhow::Result<Resu
 
     let step = |name: &str| println!("bench: {name} ({:.0} s so far)", t0.elapsed().as_secs_f64());
     step("capturing the storefront's statements for the anchors");
-    scenarios::capture(&mut ctx, &launch, db, &mut results).await?;
+    anchors::capture(&mut ctx, &launch, db, &mut results).await?;
     step("webhook ingest");
     scenarios::ingest(&mut ctx, &mut results).await?;
     step("duplicate deliveries");
