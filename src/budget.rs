@@ -6,10 +6,9 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::db::Pool;
 use time::OffsetDateTime;
 
-use crate::db::{self, budget::Claimant};
+use crate::db::{self, budget::Claimant, Pool};
 
 /// How much of DHMAD's budget background jobs leave for buyers: a fifth of the window.
 pub fn background_reserve(limit: u32) -> i32 {

@@ -12,12 +12,10 @@
 
 use dhmad::{Event, WebhookEnvelope};
 use sqlx::PgConnection;
-
-use crate::db::Pool;
 use uuid::Uuid;
 
 use super::{apply_escrow_snapshot, news, snapshot::Authority, webhook::Outcome, OrderResult};
-use crate::db;
+use crate::db::{self, Pool};
 
 /// What reprocessing one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

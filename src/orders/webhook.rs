@@ -1,12 +1,11 @@
 //! Ingesting a verified webhook: inbox row, snapshot, timeline and outbox in one transaction,
 //! so an event is either fully applied or not at all (and DHMAD's retry applies it then).
 
-use crate::db::Pool;
 use dhmad::{Event, WebhookEnvelope};
 use sha2::{Digest, Sha256};
 
 use super::{apply_escrow_snapshot, news, snapshot::Authority, Applied, OrderError, OrderResult};
-use crate::db;
+use crate::db::{self, Pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
