@@ -136,10 +136,10 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         )
     });
-    // The middleware every request passes, outermost first, in one `ServiceBuilder`: axum
-    // boxes each `Router::layer` call on its own, and clones every box inside on each request,
-    // so fourteen calls cost about a hundred allocations a request (a `GET /healthz` spent
-    // more of its time there than in hyper).
+    // The middleware every request passes, outermost first, in one `ServiceBuilder` and so one
+    // `Router::layer` call: axum wraps each call's service in a box of its own, and calling a
+    // box clones it with everything inside, so fourteen calls cloned the stack below each of
+    // them on every request (a third of the user CPU of a `GET /healthz`; BENCHMARKS.md).
     let edge = ServiceBuilder::new()
         // Outermost: every request gets an id first, and its span carries it. One access line
         // per request when the answer leaves (`on_response`), with the error's detail if any,
