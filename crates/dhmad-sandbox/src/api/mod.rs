@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
+use tower::ServiceBuilder;
 
 use crate::error::ApiError;
 use crate::faults::ApiFaultKind;
@@ -40,17 +41,19 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/escrows/{id}/sessions", post(sessions::create))
         .route("/sessions/{id}", get(sessions::get))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
-        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), log_request))
-        .layer(middleware::from_fn_with_state(
-            state,
-            crate::metrics::record,
-        ))
+        // Outermost first, in one `Router::layer` call: axum boxes each call's service and
+        // clones the box, with everything inside, on every request.
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    crate::metrics::record,
+                ))
+                .layer(middleware::from_fn_with_state(state.clone(), log_request))
+                .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+                .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
+                .layer(middleware::from_fn_with_state(state, auth::require_key)),
+        )
 }
 
 async fn not_found() -> ApiError {
