@@ -1,0 +1,155 @@
+//! DHMAD's facts about an order's escrow, written as a snapshot, a webhook or an action
+//! brings them: status, digital code, rejections, cancellation, payment review.
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::orders::state_machine::{Cancellation, Mode, Order, OrderStatus};
+
+/// Moves the order to `status` as DHMAD's snapshot says, and returns it as it now is.
+/// `digital_code`: the instant good issued with this change, kept only if the order has none
+/// (one statement where the payment and the good are one step).
+pub async fn apply_snapshot(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    status: OrderStatus,
+    escrow_status: &str,
+    escrow_updated_at: Option<OffsetDateTime>,
+    digital_code: Option<&str>,
+) -> sqlx::Result<Order> {
+    sqlx::query_as!(
+        Order,
+        r#"UPDATE orders SET status = $2, escrow_status = $3,
+                escrow_updated_at = COALESCE($4, escrow_updated_at),
+                digital_code = COALESCE(digital_code, $5),
+                last_synced_at = now(), updated_at = now(), sync_failures = 0, next_sync_at = NULL
+           WHERE id = $1
+           RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline"#,
+        id,
+        status as OrderStatus,
+        escrow_status,
+        escrow_updated_at,
+        digital_code
+    )
+    .fetch_one(e)
+    .await
+}
+
+pub async fn set_digital_code(e: impl PgExecutor<'_>, id: Uuid, code: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET digital_code = $2, updated_at = now() WHERE id = $1 AND digital_code IS NULL",
+        id,
+        code
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_deposit_rejection(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET deposit_rejection_reason = $2, updated_at = now() WHERE id = $1",
+        id,
+        reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_delivery_rejection(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET delivery_rejection_reason = COALESCE($2, 'no reason given'),
+                updated_at = now()
+         WHERE id = $1",
+        id,
+        reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_cancellation(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    state: Cancellation,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET cancellation = $2, cancellation_reason = COALESCE($3, cancellation_reason),
+                updated_at = now()
+         WHERE id = $1",
+        id,
+        state as Cancellation,
+        reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// A guest's payment proof now awaits DHMAD's approval (`since`), or no longer does (`None`).
+pub async fn set_payment_review(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    since: Option<OffsetDateTime>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET payment_review_since = $2, updated_at = now() WHERE id = $1",
+        id,
+        since
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// What DHMAD's snapshot says of the contract (standard) and the proof gate (proof escrows).
+pub struct EscrowFacts<'a> {
+    pub buyer_signed: Option<bool>,
+    pub seller_signed: Option<bool>,
+    pub proof_phase: Option<&'a str>,
+    pub proof_upload_deadline: Option<OffsetDateTime>,
+    pub proof_review_deadline: Option<OffsetDateTime>,
+}
+
+/// Keeps the facts a snapshot carries; what it does not carry stays as it was.
+pub async fn set_escrow_facts(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    f: &EscrowFacts<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET contract_buyer_signed = COALESCE($2, contract_buyer_signed),
+                contract_seller_signed = COALESCE($3, contract_seller_signed),
+                proof_phase = COALESCE($4, proof_phase),
+                proof_upload_deadline = COALESCE($5, proof_upload_deadline),
+                proof_review_deadline = COALESCE($6, proof_review_deadline)
+         WHERE id = $1",
+        id,
+        f.buyer_signed,
+        f.seller_signed,
+        f.proof_phase,
+        f.proof_upload_deadline,
+        f.proof_review_deadline
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! What the background jobs look for and leave: orders due for a DHMAD sync, creations in
+//! doubt, missing deliver jobs, abandoned orders, and sync failures.
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::orders::state_machine::{Cancellation, Mode, Order, OrderStatus};
+
+/// Open orders with an escrow that are due a look at DHMAD, most urgent first: "hot" ones (a
+/// buyer may be paying right now, or the money moved within the hour) after `hot_quiet` without
+/// news, the others after `cold_quiet`. Orders in backoff after a failed look, and orders
+/// flagged for the merchant, wait. The settled list is `OrderStatus::SETTLED`, written out so
+/// the partial index `orders_reconcile` serves it.
+pub async fn list_due_for_sync(
+    e: impl PgExecutor<'_>,
+    hot_quiet: time::Duration,
+    cold_quiet: time::Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Order>> {
+    let (hot_ms, cold_ms) = (
+        hot_quiet.whole_milliseconds() as i64,
+        cold_quiet.whole_milliseconds() as i64,
+    );
+    sqlx::query_as!(
+        Order,
+        r#"WITH candidates AS (
+             SELECT o.*,
+                    (o.status IN ('paid', 'delivered') AND o.updated_at > now() - interval '1 hour')
+                    OR (o.status = 'awaiting_payment' AND EXISTS (
+                          SELECT 1 FROM checkout_sessions s
+                           WHERE s.order_id = o.id AND s.status = 'pending'
+                             AND s.expires_at > now() - interval '10 minutes')) AS hot
+               FROM orders o
+              WHERE o.escrow_id IS NOT NULL AND o.status NOT IN ('completed', 'cancelled')
+                AND o.attention IS NULL
+                AND (o.next_sync_at IS NULL OR o.next_sync_at <= now())
+                AND COALESCE(o.last_synced_at, o.created_at) <= now() - $1::bigint * interval '1 millisecond'
+           )
+           SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
+             FROM candidates
+            WHERE hot OR COALESCE(last_synced_at, created_at) <= now() - $2::bigint * interval '1 millisecond'
+            ORDER BY hot DESC, COALESCE(last_synced_at, created_at)
+            LIMIT $3"#,
+        hot_ms,
+        cold_ms,
+        limit
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// A look at DHMAD failed: the order waits `backoff` before the next one, so a few orders
+/// DHMAD keeps failing on cannot fill every pass.
+pub async fn sync_failed(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    backoff: time::Duration,
+) -> sqlx::Result<()> {
+    let backoff_ms = backoff.whole_milliseconds() as i64;
+    sqlx::query!(
+        "UPDATE orders SET sync_failures = sync_failures + 1,
+                next_sync_at = now() + $2::bigint * interval '1 millisecond'
+         WHERE id = $1",
+        id,
+        backoff_ms
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Flags the order for the merchant (DHMAD no longer knows its escrow, …): the reconciler stops
+/// asking, the back office shows why.
+pub async fn flag_attention(e: impl PgExecutor<'_>, id: Uuid, why: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET attention = $2, updated_at = now() WHERE id = $1",
+        id,
+        why
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Failed looks before this one, for the backoff.
+pub async fn sync_failures(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i32> {
+    sqlx::query_scalar!("SELECT sync_failures FROM orders WHERE id = $1", id)
+        .fetch_one(e)
+        .await
+}
+
+/// Paid instant orders owed a `deliver` with none queued: their last job gave up at least
+/// `after` ago (or there never was one). The reconciler queues a new one. A job the merchant
+/// abandoned is their decision: never queued again.
+pub async fn list_missing_deliver(
+    e: impl PgExecutor<'_>,
+    after: time::Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    let after_ms = after.whole_milliseconds() as i64;
+    sqlx::query_scalar!(
+        "SELECT o.id FROM orders o
+          WHERE o.status = 'paid' AND o.mode = 'instant'
+            AND NOT EXISTS (SELECT 1 FROM outbox_jobs j
+                             WHERE j.order_id = o.id AND j.kind = 'deliver'
+                               AND (j.done_at IS NULL
+                                    OR j.gave_up_at IS NULL
+                                    OR j.abandoned_at IS NOT NULL
+                                    OR j.gave_up_at > now() - $1::bigint * interval '1 millisecond'))
+          ORDER BY o.updated_at LIMIT $2",
+        after_ms,
+        limit
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// Orders whose escrow creation has an unknown outcome: a timeout, or a creation still marked
+/// in flight long after any answer could have come (the process died mid-call).
+pub async fn list_unknown_creation(
+    e: impl PgExecutor<'_>,
+    in_flight_before: OffsetDateTime,
+    limit: i64,
+) -> sqlx::Result<Vec<Order>> {
+    sqlx::query_as!(
+        Order,
+        r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
+                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
+                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
+                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
+                cancellation AS "cancellation: Cancellation", cancellation_reason,
+                delivery_rejection_reason, proof_required, contract_buyer_signed,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
+           FROM orders
+          WHERE status = 'needs_reconciliation'
+             OR (status = 'creating_escrow' AND escrow_attempted_at <= $1)
+          ORDER BY created_at LIMIT $2"#,
+        in_flight_before,
+        limit
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// Turns an abandoned in-flight creation into one that needs reconciliation.
+pub async fn mark_unknown_if_in_flight(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET status = 'needs_reconciliation', failure_reason = $2, updated_at = now()
+         WHERE id = $1 AND status = 'creating_escrow'",
+        id,
+        reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Orders whose escrow creation was reconciled since `since`, with the escrow they kept.
+pub async fn reconciled_since(
+    e: impl PgExecutor<'_>,
+    since: OffsetDateTime,
+) -> sqlx::Result<Vec<(Uuid, Option<String>)>> {
+    let rows = sqlx::query!(
+        "SELECT DISTINCT o.id, o.escrow_id FROM orders o
+           JOIN order_events ev ON ev.order_id = o.id
+          WHERE ev.kind = 'escrow_reconciled' AND ev.created_at > $1",
+        since
+    )
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.escrow_id)).collect())
+}
+
+/// Unpaid orders with an escrow and no payment page opened, or open, within `grace`: the buyer
+/// walked away. A guest proof under review is never abandoned.
+pub async fn list_abandoned(
+    e: impl PgExecutor<'_>,
+    grace: time::Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    let grace_ms = grace.whole_milliseconds() as i64;
+    sqlx::query_scalar!(
+        "SELECT o.id FROM orders o
+          WHERE o.status = 'awaiting_payment' AND o.escrow_id IS NOT NULL
+            AND o.payment_review_since IS NULL
+            AND o.updated_at < now() - $1::bigint * interval '1 millisecond'
+            AND NOT EXISTS (SELECT 1 FROM checkout_sessions s
+                             WHERE s.order_id = o.id AND s.action = 'accept_pay'
+                               AND (s.expires_at > now() - $1::bigint * interval '1 millisecond'
+                                    OR s.status = 'completed'))
+          ORDER BY o.updated_at LIMIT $2",
+        grace_ms,
+        limit
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// Notes that DHMAD confirmed the status we have. A newer `updatedAt` still moves our clock
+/// forward (never back), so an older snapshot arriving later cannot undo what DHMAD said since;
+/// `reset_clock` replaces a clock that cannot be right (it was in the future).
+pub async fn touch_synced(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    escrow_updated_at: Option<OffsetDateTime>,
+    reset_clock: bool,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET last_synced_at = now(), sync_failures = 0, next_sync_at = NULL,
+                escrow_updated_at = CASE WHEN $3 THEN COALESCE($2, escrow_updated_at)
+                                         ELSE GREATEST(escrow_updated_at, $2) END
+         WHERE id = $1",
+        id,
+        escrow_updated_at,
+        reset_clock
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
