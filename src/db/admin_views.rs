@@ -1,9 +1,10 @@
 //! The back office's order list: filters, search, keyset pages and the needs-action counts.
 //!
 //! The WHERE clause depends on the filters, so these queries are built with `QueryBuilder`
-//! (checked by `tests/it/back_office.rs`, not at compile time). Each needs-action filter's SQL
-//! predicate is written once, in [`NeedsAction::predicate`], next to the Rust rule it mirrors
-//! ([`NeedsAction::rule`], which asks `Order::allows`); a test compares the two on a seeded set.
+//! (checked by `tests/it/back_office/order_list.rs`, not at compile time). Each needs-action
+//! filter's SQL predicate is written once, in [`NeedsAction::predicate`], next to the Rust rule
+//! it mirrors ([`NeedsAction::rule`], which asks `Order::allows`); a test compares the two on a
+//! seeded set.
 //! Statements are not kept prepared (`persistent(false)`): each is planned with its values, so
 //! the planner sees the search prefix and picks the partial indexes of
 //! `migrations/20261201060000_back_office.sql`.
@@ -90,9 +91,9 @@ impl NeedsAction {
 
     /// The filter's SQL predicate over `orders o`: the one place it is written. Where it
     /// overlaps the order's state machine (`src/orders/state_machine.rs`) it restates the rule
-    /// named in its comment; `tests/it/back_office.rs` checks both agree. A partial index of
-    /// `migrations/20261201060000_back_office.sql` repeats the predicate where named: change
-    /// both together (a migration), or the planner stops using it.
+    /// named in its comment; `tests/it/back_office/order_list.rs` checks both agree. A partial
+    /// index of `migrations/20261201060000_back_office.sql` repeats the predicate where named:
+    /// change both together (a migration), or the planner stops using it.
     pub fn predicate(self) -> &'static str {
         match self {
             // `Order::allows(Action::Ship)`: quick or standard, paid, no pending cancellation

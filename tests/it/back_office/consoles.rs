@@ -1,0 +1,245 @@
+//! The inbox console's reprocessing and the outbox console's retry and abandon, each in the
+//! audit trail.
+
+use crate::common::*;
+use dhmad::{Event, WebhookEnvelope};
+use serde_json::json;
+use sqlx::{PgPool, Row};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::*;
+
+/// An event for `escrow_id` whose news is a timeline line: the buyer asks to cancel.
+fn cancellation_requested(escrow_id: &str, at: OffsetDateTime) -> WebhookEnvelope {
+    let data = json!({
+        "escrow": escrow(escrow_id, "paid", "paid", "quick", at),
+        "cancellationRequest": {"reason": "changed my mind", "status": "pending"}
+    });
+    let ev = Event::from_parts("escrow.cancellation.requested", data).unwrap();
+    WebhookEnvelope::new(Uuid::new_v4().to_string(), OffsetDateTime::now_utc(), &ev)
+}
+
+async fn inbox_row(pool: &PgPool, event_id: &str) -> (String, Option<Uuid>) {
+    let r = sqlx::query("SELECT outcome, order_id FROM webhook_inbox WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_unmatched_event_is_reprocessed_once_its_order_exists(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let escrow_id = "66bb000000000000000000e1";
+    // DHMAD's news arrives before the shop recorded the escrow: nothing to apply it to.
+    let paid = status_event(escrow(escrow_id, "paid", "pending", "quick", t(1)));
+    let ask = cancellation_requested(escrow_id, t(2));
+    for env in [&paid, &ask] {
+        assert_eq!(app.deliver(&sign(env)).await.status(), 200);
+        assert_eq!(inbox_row(&app.pool, &env.id).await.0, "unmatched");
+    }
+    let page = admin_page(&app, "/admin/inbox?outcome=unmatched").await;
+    assert!(page.contains(&paid.id) && page.contains(&ask.id), "{page}");
+    assert!(page.contains("reprocess-unmatched"));
+    assert!(page.contains("name=\"csrf_token\""));
+    let dashboard = admin_page(&app, "/admin").await;
+    assert!(dashboard.contains("<strong class=\"count\">2</strong> unmatched"));
+    // Reprocessing while there is still no order changes nothing but says so.
+    let back = act(&app, &format!("/admin/inbox/{}/reprocess", paid.id)).await;
+    assert_eq!(back, "/admin/inbox?notice=event_unmatched");
+
+    // The order gets its escrow; the event is reprocessed through the webhook's path.
+    let id = app
+        .seed_order("chechia-red", "late@example.tn", escrow_id, t(0))
+        .await;
+    let back = act(&app, &format!("/admin/inbox/{}/reprocess", paid.id)).await;
+    assert_eq!(back, "/admin/inbox?notice=event_processed");
+    assert_eq!(order_status(&app.pool, id).await, "paid");
+    assert_eq!(
+        inbox_row(&app.pool, &paid.id).await,
+        ("processed".into(), Some(id))
+    );
+    let timeline_after_once = timeline(&app.pool, id).await;
+    // Twice: nothing changes, no timeline line is repeated.
+    let back = act(&app, &format!("/admin/inbox/{}/reprocess", paid.id)).await;
+    assert_eq!(back, "/admin/inbox?notice=event_already");
+    assert_eq!(timeline(&app.pool, id).await, timeline_after_once);
+
+    // "All unmatched": the cancellation request is applied once, however often it is asked.
+    let back = act(&app, "/admin/inbox/reprocess-unmatched").await;
+    assert!(
+        back.starts_with("/admin/inbox?notice=unmatched_reprocessed&processed=1&unmatched=0"),
+        "{back}"
+    );
+    let back = act(&app, "/admin/inbox/reprocess-unmatched").await;
+    assert!(back.contains("processed=0"), "{back}");
+    act(&app, &format!("/admin/inbox/{}/reprocess", ask.id)).await;
+    assert_eq!(
+        timeline_count(&app.pool, id, "The buyer asked to cancel").await,
+        1
+    );
+    let o = app.order_json(id).await;
+    assert_eq!(o["cancellation"], "requested");
+    let page = admin_page(&app, "/admin?notice=unmatched_reprocessed&processed=1").await;
+    assert!(
+        page.contains("Unmatched events reprocessed: 1 applied"),
+        "{page}"
+    );
+
+    // The order's page shows its events, raw.
+    let page = admin_page(&app, &format!("/admin/orders/{id}/events")).await;
+    assert!(page.contains(&paid.id) && page.contains("escrow.cancellation.requested"));
+    assert!(page.contains("changed my mind"));
+    let page = admin_page(&app, &format!("/admin/orders/{id}?notice=event_processed")).await;
+    assert!(
+        page.contains("Event reprocessed: applied to its order."),
+        "{page}"
+    );
+    assert!(page.contains("id=\"inbox-events\"") && page.contains(&ask.id));
+
+    // Audited, with the order when there was one.
+    let audit = audit_actions(&app.pool).await;
+    let reprocess: Vec<_> = audit.iter().filter(|a| a.0 == "reprocess_event").collect();
+    assert_eq!(reprocess.len(), 5, "{audit:?}");
+    assert_eq!(reprocess[1].1, Some(id));
+    assert!(reprocess[2].2.contains("already processed"));
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.0 == "reprocess_unmatched")
+            .count(),
+        2
+    );
+    assert_eq!(
+        admin_post(&app, "/admin/inbox/no-such-event/reprocess")
+            .await
+            .status(),
+        404
+    );
+}
+
+async fn job_row(pool: &PgPool, id: i64) -> (Option<OffsetDateTime>, Option<OffsetDateTime>) {
+    let r = sqlx::query("SELECT done_at, abandoned_at FROM outbox_jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_dead_job_is_retried_and_an_open_one_abandoned(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order(
+            "chechia-red",
+            "jobs@example.tn",
+            "66bb000000000000000000e2",
+            t(0),
+        )
+        .await;
+    // Delivered since: the retried deliver finds nothing to do and is done at once.
+    sqlx::query(
+        "UPDATE orders SET status = 'delivered', escrow_status = 'delivered' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let dead = add_job(&app.pool, id, "deliver", "dead").await;
+    let open = add_job(&app.pool, id, "email_confirmation", "open").await;
+    let page = admin_page(&app, "/admin/outbox").await;
+    assert!(
+        page.contains(&format!("id=\"job-{dead}\""))
+            && page.contains(&format!("id=\"job-{open}\""))
+    );
+    assert!(page.contains("deliver failed: 500"));
+    let page = admin_page(&app, "/admin/outbox?state=dead").await;
+    assert!(
+        page.contains(&format!("id=\"job-{dead}\""))
+            && !page.contains(&format!("id=\"job-{open}\""))
+    );
+    let page = admin_page(&app, "/admin").await;
+    assert!(page.contains("id=\"needs-failed_jobs\""));
+    assert_eq!(
+        row_ids(&admin_page(&app, "/admin/orders?needs=failed_jobs").await),
+        [id]
+    );
+
+    // Run now: a fresh deliver job, the dead one superseded; out of "failed jobs".
+    let back = act(&app, &format!("/admin/outbox/{dead}/retry")).await;
+    assert_eq!(back, "/admin/outbox?notice=job_retried");
+    let fresh: i64 = sqlx::query_scalar(
+        "SELECT max(id) FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(fresh > dead);
+    assert!(row_ids(&admin_page(&app, "/admin/orders?needs=failed_jobs").await).is_empty());
+    wait_for("the retried deliver to run", 15, || async {
+        job_row(&app.pool, fresh).await.0.map(|_| ())
+    })
+    .await;
+    assert_eq!(
+        timeline_count(
+            &app.pool,
+            id,
+            &format!("Outbox job #{dead} (deliver) set to run now")
+        )
+        .await,
+        1
+    );
+    // A superseded job is closed: retrying it again does nothing.
+    let back = act(&app, &format!("/admin/outbox/{dead}/retry")).await;
+    assert_eq!(back, "/admin/outbox?notice=job_closed");
+
+    // Abandon: closed for good, noted on the order; twice changes nothing.
+    let back = act(&app, &format!("/admin/outbox/{open}/abandon")).await;
+    assert_eq!(back, "/admin/outbox?notice=job_abandoned");
+    let (done, abandoned) = job_row(&app.pool, open).await;
+    assert!(done.is_some() && abandoned.is_some());
+    assert_eq!(
+        act(&app, &format!("/admin/outbox/{open}/abandon")).await,
+        "/admin/outbox?notice=job_closed"
+    );
+    assert_eq!(
+        act(&app, &format!("/admin/outbox/{open}/retry")).await,
+        "/admin/outbox?notice=job_closed"
+    );
+    assert_eq!(
+        timeline_count(&app.pool, id, "abandoned by the merchant").await,
+        1
+    );
+    let page = admin_page(&app, "/admin/outbox?notice=job_abandoned&state=done").await;
+    assert!(page.contains("Job abandoned"));
+    assert!(page.contains(&format!("id=\"job-{open}\"")) && page.contains("abandoned"));
+    assert_eq!(
+        admin_post(&app, "/admin/outbox/999999/retry")
+            .await
+            .status(),
+        404
+    );
+
+    // Audited: who, what, which order.
+    let audit = audit_actions(&app.pool).await;
+    let actions: Vec<&str> = audit.iter().map(|a| a.0.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "retry_job",
+            "retry_job",
+            "abandon_job",
+            "abandon_job",
+            "retry_job"
+        ]
+    );
+    assert!(audit.iter().all(|a| a.1 == Some(id)));
+    let page = admin_page(&app, &format!("/admin/audit?order={id}")).await;
+    assert!(page.contains("abandon_job") && page.contains("127.0.0.1"));
+    let page = admin_page(&app, "/admin/audit?action=abandon_job").await;
+    assert!(!page.contains("<span class=\"badge\">retry_job</span>"));
+}

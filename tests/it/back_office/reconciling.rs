@@ -1,0 +1,108 @@
+//! Reconciling one order from the back office: what changed, and what it says while DHMAD
+//! is down.
+
+use crate::common::{sandbox::world, *};
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::*;
+
+#[sqlx::test(migrations = "./migrations")]
+async fn reconciling_one_order_reads_dhmad_and_says_what_changed(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "recon@example.tn").await;
+    // The buyer pays; the news is lost.
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    w.complete(&s.session_id).await;
+    assert_eq!(
+        order_status(&w.app.pool, s.order_id).await,
+        "awaiting_payment"
+    );
+
+    let path = format!("/admin/orders/{}/reconcile", s.order_id);
+    let back = act(&w.app, &path).await;
+    assert_eq!(
+        back,
+        format!("/admin/orders/{}?notice=order_changed", s.order_id)
+    );
+    assert_eq!(order_status(&w.app.pool, s.order_id).await, "paid");
+    assert_eq!(
+        timeline_count(&w.app.pool, s.order_id, "(back office)").await,
+        1
+    );
+    let page = admin_page(&w.app, &back).await;
+    assert!(
+        page.contains("Read from DHMAD: the order changed"),
+        "{page}"
+    );
+    // Again: nothing new.
+    let back = act(&w.app, &path).await;
+    assert!(back.ends_with("?notice=order_same"), "{back}");
+    // From the list, the merchant comes back to the list, on the row.
+    let r = w
+        .http
+        .post(w.app.url(&path))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("referer", w.app.url("/admin/orders?status=paid&notice=old"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["location"],
+        format!(
+            "/admin/orders?status=paid&notice=order_same#o-{}",
+            s.order_id
+        )
+    );
+
+    // Ship from the list: the row says shipping is requested until DHMAD confirms.
+    let back = act(&w.app, &format!("/admin/orders/{}/ship", s.order_id)).await;
+    assert_eq!(back, format!("/admin?notice=shipped#o-{}", s.order_id));
+    let page = admin_page(&w.app, "/admin?notice=shipped").await;
+    assert!(page.contains("Shipping requested; DHMAD confirms in a few seconds."));
+    w.wait_status(s.order_id, "delivered").await;
+
+    let audit = audit_actions(&w.app.pool).await;
+    let mine: Vec<_> = audit.iter().filter(|a| a.0 == "reconcile_order").collect();
+    assert_eq!(mine.len(), 3);
+    assert!(mine[0].2.contains("pending → paid"), "{:?}", mine[0]);
+    assert!(mine.iter().all(|a| a.1 == Some(s.order_id)));
+    assert!(audit
+        .iter()
+        .any(|a| a.0 == "ship" && a.1 == Some(s.order_id)));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn reconciling_while_dhmad_is_down_says_so(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order(
+            "chechia-red",
+            "down@example.tn",
+            "66bb000000000000000000e3",
+            t(0),
+        )
+        .await;
+    let back = act(&app, &format!("/admin/orders/{id}/reconcile")).await;
+    assert_eq!(back, format!("/admin/orders/{id}?notice=order_failed"));
+    let audit = audit_actions(&app.pool).await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].0, "reconcile_order");
+    assert!(audit[0].2.starts_with("failed"), "{:?}", audit[0]);
+
+    // The whole pass reports its counts on the next page.
+    let back = act(&app, "/admin/reconcile").await;
+    assert!(
+        back.starts_with("/admin?notice=reconciled&checked=1&changed=0&failed=1&flagged=0"),
+        "{back}"
+    );
+    let page = admin_page(&app, &back).await;
+    assert!(
+        page.contains("Reconciliation done: 1 order(s) checked, 0 changed, 1 failed, 0 flagged"),
+        "{page}"
+    );
+    // Only fixed texts: an unknown code shows nothing, counts are numbers.
+    let page = admin_page(&app, "/admin?notice=%3Cscript%3E").await;
+    assert!(!page.contains("<script>") && !page.contains("class=\"flash"));
+}
