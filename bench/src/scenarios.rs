@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::{
-    env::{RssSampler, Service},
+    env::{CpuTicks, RssSampler, Service},
     events::{self, Webhooks, SKU},
     load::{self, Run},
     mirror::Mirror,
@@ -255,6 +255,23 @@ pub async fn unique_events(ctx: &mut Ctx, c: usize, n: usize) -> anyhow::Result<
     Ok((run.rate(), checked))
 }
 
+/// The storefront's CPU time (user + system) per request over `n` requests, in µs.
+fn cpu_per_request(cpu: CpuTicks, n: usize) -> f64 {
+    // Clock ticks are 10 ms.
+    (cpu.user + cpu.system) as f64 * 10_000.0 / n.max(1) as f64
+}
+
+/// One line of the Profile list: the storefront's CPU per request of a figure.
+fn cpu_line(results: &mut Results, what: &str, c: usize, us: &[f64]) {
+    if !us.is_empty() {
+        results.profile.push(format!(
+            "- storefront CPU (user + system) per {what} at c = {c}: {} µs (per repetition: {})",
+            thousands(median(us)),
+            list(us, thousands)
+        ));
+    }
+}
+
 async fn ingest_ours(ctx: &mut Ctx, c: usize, n: usize) -> anyhow::Result<(f64, String, f64)> {
     let cpu0 = ctx.storefront.cpu()?;
     let sampler = (c >= 32).then(|| RssSampler::start(ctx.storefront.pid));
@@ -264,9 +281,7 @@ async fn ingest_ours(ctx: &mut Ctx, c: usize, n: usize) -> anyhow::Result<(f64, 
     }
     let cpu = ctx.storefront.cpu()?.since(cpu0);
     let (rate, checked) = run?;
-    // Clock ticks are 10 ms: CPU per event in microseconds.
-    let cpu_us = (cpu.user + cpu.system) as f64 * 10_000.0 / n as f64;
-    Ok((rate, checked, cpu_us))
+    Ok((rate, checked, cpu_per_request(cpu, n)))
 }
 
 async fn ingest_anchor(ctx: &mut Ctx, c: usize, n: usize) -> anyhow::Result<(f64, String)> {
@@ -414,13 +429,7 @@ pub async fn ingest(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> 
             "pgbench, the handler's SQL",
             target,
         );
-        if !cpu[k].is_empty() {
-            results.profile.push(format!(
-                "- storefront CPU (user + system) per unique event at c = {c}: {} µs (per repetition: {})",
-                thousands(median(&cpu[k])),
-                list(&cpu[k], thousands)
-            ));
-        }
+        cpu_line(results, "unique event", c, &cpu[k]);
     }
     Ok(())
 }
@@ -450,13 +459,21 @@ async fn duplicates_with(ctx: &mut Ctx, c: usize, n: usize, salt: u64) -> anyhow
     Ok(run.rate())
 }
 
-async fn duplicates_ours(ctx: &mut Ctx, c: usize, n: usize, salt: u64) -> anyhow::Result<f64> {
+/// The rate, and the storefront's CPU per delivery in µs.
+async fn duplicates_ours(
+    ctx: &mut Ctx,
+    c: usize,
+    n: usize,
+    salt: u64,
+) -> anyhow::Result<(f64, f64)> {
+    let cpu0 = ctx.storefront.cpu()?;
     let sampler = (c >= 32).then(|| RssSampler::start(ctx.storefront.pid));
     let r = duplicates_with(ctx, c, n, salt).await;
     if let Some(s) = sampler {
         ctx.rss_peak_c32_kib = ctx.rss_peak_c32_kib.max(s.finish().await);
     }
-    r
+    let cpu = ctx.storefront.cpu()?.since(cpu0);
+    Ok((r?, cpu_per_request(cpu, n)))
 }
 
 async fn duplicates_anchor(ctx: &mut Ctx, c: usize, n: usize, salt: u64) -> anyhow::Result<f64> {
@@ -483,12 +500,16 @@ async fn duplicates_anchor(ctx: &mut Ctx, c: usize, n: usize, salt: u64) -> anyh
 pub async fn duplicates(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     let plan = ctx.plan.clone();
     let mut pairs: Vec<Pair> = plan.duplicates.iter().map(|_| Pair::default()).collect();
+    let mut cpu: Vec<Vec<f64>> = plan.duplicates.iter().map(|_| Vec::new()).collect();
     for rep in 0..plan.reps {
         for (k, &(c, n)) in plan.duplicates.iter().enumerate() {
             let salt = (rep * 7919 + k * 104_729) as u64;
             for side in sides(rep) {
                 let r = match side {
-                    Side::Ours => duplicates_ours(ctx, c, n, salt).await,
+                    Side::Ours => duplicates_ours(ctx, c, n, salt).await.map(|(rate, us)| {
+                        cpu[k].push(us);
+                        rate
+                    }),
                     Side::Anchor => duplicates_anchor(ctx, c, n, salt).await,
                 };
                 if r.is_ok() {
@@ -515,6 +536,7 @@ pub async fn duplicates(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<
             "pgbench BEGIN; conflicting INSERT; ROLLBACK",
             Some(0.8),
         );
+        cpu_line(results, "duplicate delivery", c, &cpu[k]);
     }
     Ok(())
 }
@@ -608,6 +630,7 @@ pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     ];
     for (page, n, figure, anchor, target) in figures {
         let mut pair = Pair::default();
+        let mut cpu = Vec::new();
         if let Err(e) = read_ours(ctx, page, c, plan.warm.max(c), 1).await {
             pair.failed = Some(e.context("warm-up"));
         }
@@ -617,7 +640,12 @@ pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
             }
             for side in sides(rep) {
                 let r = match side {
-                    Side::Ours => read_ours(ctx, page, c, n, rep as u64 * 1_000_003).await,
+                    Side::Ours => {
+                        let cpu0 = ctx.storefront.cpu()?;
+                        let r = read_ours(ctx, page, c, n, rep as u64 * 1_000_003).await;
+                        cpu.push(cpu_per_request(ctx.storefront.cpu()?.since(cpu0), n));
+                        r
+                    }
                     Side::Anchor => read_anchor(ctx, page, c, n).await,
                 };
                 if r.is_ok() && side == Side::Ours {
@@ -635,6 +663,12 @@ pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
             }
         }
         pair.row(results, figure, c, "/s", anchor, target);
+        let request = match page {
+            Page::Json => "`GET /api/orders/{id}`",
+            Page::Html => "`GET /orders/{id}`",
+            Page::Hop => "`GET /healthz`",
+        };
+        cpu_line(results, request, c, &cpu);
     }
     Ok(())
 }
