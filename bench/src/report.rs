@@ -68,10 +68,22 @@ pub struct Row {
     pub raw: String,
 }
 
+/// The medians behind one paired row, for what is computed from several figures.
+#[derive(Debug, Clone)]
+pub struct Rates {
+    pub figure: String,
+    pub c: usize,
+    pub ours: f64,
+    pub anchor: f64,
+    pub target: Option<f64>,
+}
+
 /// Everything a run found.
 #[derive(Debug, Default)]
 pub struct Results {
     pub rows: Vec<Row>,
+    /// The medians of every paired row reported.
+    pub rates: Vec<Rates>,
     /// What was counted to show that every request did what it should.
     pub checks: Vec<String>,
     /// Failures: figures that could not be reported.

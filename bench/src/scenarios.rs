@@ -15,7 +15,7 @@ use crate::{
     load::{self, Run},
     mirror::Mirror,
     pgbench::PgBench,
-    report::{list, median, percentile_ms, thousands, Results, Row},
+    report::{list, median, percentile_ms, thousands, Rates, Results, Row},
 };
 
 /// How much of everything a run does.
@@ -344,6 +344,13 @@ impl Pair {
             return;
         }
         let ratio = self.ratio();
+        results.rates.push(Rates {
+            figure: figure.into(),
+            c,
+            ours: median(&self.ours),
+            anchor: median(&self.anchor),
+            target,
+        });
         let (target_text, verdict) = match target {
             Some(t) if ratio >= t => (format!("≥ {t}"), "met".to_owned()),
             Some(t) => (format!("≥ {t}"), "**not met**".to_owned()),
@@ -670,7 +677,42 @@ pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
         };
         cpu_line(results, request, c, &cpu);
     }
+    ceilings(results, c);
     Ok(())
+}
+
+/// What each target allows at concurrency `c` on this machine: with both cores saturated,
+/// costs add up, so a request that were its HTTP hop (`GET /healthz`) plus its anchor's
+/// statements and nothing else would reach 1 / (1 + anchor rate / hop rate) of the anchor.
+fn ceilings(results: &mut Results, c: usize) {
+    let Some(hop) = results
+        .rates
+        .iter()
+        .find(|r| r.c == c && r.figure.starts_with("`GET /healthz`"))
+        .map(|r| r.ours)
+    else {
+        return;
+    };
+    let each: Vec<String> = results
+        .rates
+        .iter()
+        .filter(|r| r.c == c && r.target.is_some() && r.anchor > 0.0)
+        .map(|r| {
+            format!(
+                "{} {:.2} (target {})",
+                r.figure,
+                hop / (hop + r.anchor),
+                r.target.unwrap_or_default()
+            )
+        })
+        .collect();
+    if !each.is_empty() {
+        results.profile.push(format!(
+            "- ceiling at c = {c}, for a request that would cost its HTTP hop (`GET /healthz`, {} /s) and its anchor's statements and nothing else, 1 / (1 + anchor / hop): {}",
+            thousands(hop),
+            each.join("; ")
+        ));
+    }
 }
 
 pub(crate) async fn checkout_ours(ctx: &Ctx, n: usize, tag: &str) -> anyhow::Result<Vec<Duration>> {
