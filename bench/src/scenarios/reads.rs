@@ -1,0 +1,182 @@
+//! The order's JSON and page against their queries, `GET /healthz` as the hop, and the
+//! ceilings those give.
+
+use crate::{
+    events, load,
+    report::{thousands, Results},
+};
+
+use super::*;
+
+#[derive(Clone, Copy)]
+pub(super) enum Page {
+    Json,
+    Html,
+    /// `GET /healthz`: no database, the HTTP hop alone. A reference, measured against the
+    /// JSON read's anchor: what any HTTP request costs here next to one statement.
+    Hop,
+}
+
+/// `n` reads of paid orders' JSON (`html` false) or page at concurrency `c`.
+pub async fn read_pages(ctx: &mut Ctx, html: bool, c: usize, n: usize) -> anyhow::Result<f64> {
+    let page = if html { Page::Html } else { Page::Json };
+    read_ours(ctx, page, c, n, n as u64 * 17).await
+}
+
+pub(super) async fn read_ours(
+    ctx: &Ctx,
+    page: Page,
+    c: usize,
+    n: usize,
+    salt: u64,
+) -> anyhow::Result<f64> {
+    let hi = ctx.paid_hi();
+    let http = ctx.http.clone();
+    let base = ctx.base.clone();
+    let run = load::run(c, n, ctx.plan.cap, move |k| {
+        let i = load::spread(k as u64 + salt, 1, hi);
+        let id = events::order_id(i);
+        let url = match page {
+            Page::Json => format!("{base}/api/orders/{id}"),
+            Page::Html => format!("{base}/orders/{id}"),
+            Page::Hop => format!("{base}/healthz"),
+        };
+        let fut = http.get(url).send();
+        async move {
+            let (status, body) = load::read(fut.await).await?;
+            let ok = match page {
+                Page::Json => body.contains("\"status\":\"paid\"") && body.contains(&id),
+                Page::Html => body.contains(&id) && body.contains("AIC-"),
+                Page::Hop => body.contains("\"ok\""),
+            };
+            if status == 200 && ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{status} {}",
+                    body.chars().take(300).collect::<String>()
+                ))
+            }
+        }
+    })
+    .await;
+    run.check("order reads", n)?;
+    Ok(run.rate())
+}
+
+pub(super) async fn read_anchor(ctx: &Ctx, page: Page, c: usize, n: usize) -> anyhow::Result<f64> {
+    let anchor = match page {
+        Page::Json | Page::Hop => &ctx.anchors.order_json,
+        Page::Html => &ctx.anchors.order_page,
+    };
+    let run = [("lo", "1".to_owned()), ("hi", ctx.paid_hi().to_string())];
+    ctx.pgbench(anchor, c, n / c, &run).await
+}
+
+/// `GET /api/orders/{id}` and `GET /orders/{id}` of paid orders, against their queries; and
+/// `GET /healthz` against the JSON read's query, as a reference.
+pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
+    let plan = ctx.plan.clone();
+    let c = plan.read_c;
+    let figures = [
+        (
+            Page::Json,
+            plan.json_n,
+            "`GET /api/orders/{id}`",
+            "pgbench, its SELECT by id",
+            Some(0.6),
+        ),
+        (
+            Page::Html,
+            plan.page_n,
+            "`GET /orders/{id}` (HTML)",
+            "pgbench, the page's 3 queries",
+            Some(0.5),
+        ),
+        (
+            Page::Hop,
+            plan.json_n,
+            "`GET /healthz` (reference: no database, the HTTP hop alone)",
+            "pgbench, the JSON read's SELECT by id",
+            None,
+        ),
+    ];
+    for (page, n, figure, anchor, target) in figures {
+        let mut pair = Pair::default();
+        let mut cpu = Vec::new();
+        if let Err(e) = read_ours(ctx, page, c, plan.warm.max(c), 1).await {
+            pair.failed = Some(e.context("warm-up"));
+        }
+        for rep in 0..plan.reps {
+            if pair.failed.is_some() {
+                break;
+            }
+            for side in sides(rep) {
+                let r = match side {
+                    Side::Ours => {
+                        let cpu0 = ctx.storefront.cpu()?;
+                        let r = read_ours(ctx, page, c, n, rep as u64 * 1_000_003).await;
+                        cpu.push(cpu_per_request(ctx.storefront.cpu()?.since(cpu0), n));
+                        r
+                    }
+                    Side::Anchor => read_anchor(ctx, page, c, n).await,
+                };
+                if r.is_ok() && side == Side::Ours {
+                    results.checks.push(format!(
+                        "{figure} c = {c}, rep {}: {n} answers, each 200 {}",
+                        rep + 1,
+                        match page {
+                            Page::Json => "with the order (paid)",
+                            Page::Html => "with the order (paid, its code shown)",
+                            Page::Hop => "saying ok",
+                        }
+                    ));
+                }
+                pair.record(side, r);
+            }
+        }
+        pair.row(results, figure, c, "/s", anchor, target);
+        let request = match page {
+            Page::Json => "`GET /api/orders/{id}`",
+            Page::Html => "`GET /orders/{id}`",
+            Page::Hop => "`GET /healthz`",
+        };
+        cpu_line(results, request, c, &cpu);
+    }
+    ceilings(results, c);
+    Ok(())
+}
+
+/// What each target allows at concurrency `c` on this machine: with both cores saturated,
+/// costs add up, so a request that were its HTTP hop (`GET /healthz`) plus its anchor's
+/// statements and nothing else would reach 1 / (1 + anchor rate / hop rate) of the anchor.
+pub(super) fn ceilings(results: &mut Results, c: usize) {
+    let Some(hop) = results
+        .rates
+        .iter()
+        .find(|r| r.c == c && r.figure.starts_with("`GET /healthz`"))
+        .map(|r| r.ours)
+    else {
+        return;
+    };
+    let each: Vec<String> = results
+        .rates
+        .iter()
+        .filter(|r| r.c == c && r.target.is_some() && r.anchor > 0.0)
+        .map(|r| {
+            format!(
+                "{} {:.2} (target {})",
+                r.figure,
+                hop / (hop + r.anchor),
+                r.target.unwrap_or_default()
+            )
+        })
+        .collect();
+    if !each.is_empty() {
+        results.profile.push(format!(
+            "- ceiling at c = {c}, for a request that would cost its HTTP hop (`GET /healthz`, {} /s) and its anchor's statements and nothing else, 1 / (1 + anchor / hop): {}",
+            thousands(hop),
+            each.join("; ")
+        ));
+    }
+}
