@@ -1,0 +1,263 @@
+//! `/metrics` counting requests, webhooks and DHMAD calls (each instance its own), and the
+//! favicon.
+
+use std::time::Duration;
+
+use crate::common::{sandbox::*, *};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+async fn scrape(app: &TestApp) -> String {
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    r.text().await.unwrap()
+}
+
+/// The sum of the samples of `name` whose labels include all of `labels`; `None` when there is
+/// no such sample.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, label_text) = match series.split_once('{') {
+            Some((m, rest)) => (m, rest.strip_suffix('}').unwrap_or(rest)),
+            None => (series, ""),
+        };
+        if metric != name {
+            continue;
+        }
+        let have: Vec<(&str, &str)> = label_text
+            .split("\",")
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| p.split_once("=\""))
+            .map(|(k, v)| (k, v.trim_end_matches('"')))
+            .collect();
+        if labels.iter().all(|l| have.contains(l)) {
+            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
+        }
+    }
+    found
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn metrics_count_requests_webhooks_and_dhmad_calls_of_a_purchase(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let before = scrape(&w.app).await;
+    let processed = [("outcome", "processed")];
+    assert_eq!(
+        sample(&before, "storefront_webhooks_total", &processed),
+        Some(0.0),
+        "known series start at zero: {before}"
+    );
+
+    let s = w.checkout("ai-credits-500", "buyer@example.tn").await;
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "completed").await;
+    // The order completes while its deliver job is still being closed: the job's counter
+    // moves just after. Wait for it rather than racing it.
+    let app = &w.app;
+    let text = wait_for("the deliver job to be counted", 10, || async move {
+        let text = scrape(app).await;
+        let done = [("kind", "deliver"), ("outcome", "done")];
+        sample(&text, "storefront_outbox_attempts_total", &done)
+            .is_some()
+            .then_some(text)
+    })
+    .await;
+
+    // Requests, by the matched route's template.
+    let checkout = [
+        ("method", "POST"),
+        ("route", "/api/checkout"),
+        ("status", "201"),
+    ];
+    assert_eq!(
+        sample(&text, "storefront_http_requests_total", &checkout),
+        Some(1.0),
+        "{text}"
+    );
+    let polls = [("route", "/api/orders/{id}"), ("status", "200")];
+    assert!(sample(&text, "storefront_http_requests_total", &polls).unwrap() >= 1.0);
+    let timed = [("method", "POST"), ("route", "/api/checkout")];
+    assert_eq!(
+        sample(
+            &text,
+            "storefront_http_request_duration_seconds_count",
+            &timed
+        ),
+        Some(1.0)
+    );
+    assert!(
+        !text.contains(&s.order_id.to_string()) && !text.contains(&s.session_id),
+        "no id may become a label: {text}"
+    );
+
+    // Webhooks, by outcome: the payment and what followed.
+    assert!(sample(&text, "storefront_webhooks_total", &processed).unwrap() >= 1.0);
+    // The payment's news measured checkout to paid, once.
+    assert_eq!(
+        sample(&text, "storefront_checkout_to_paid_seconds_count", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    let refused = sample(&text, "storefront_webhook_refusals_total", &[]);
+    assert_eq!(refused, Some(0.0), "{text}");
+
+    // DHMAD calls, by endpoint template: one create, one session, the deliver.
+    let calls = |method, endpoint| {
+        sample(
+            &text,
+            "storefront_dhmad_calls_total",
+            &[("method", method), ("endpoint", endpoint)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(calls("POST", "/escrows"), 1.0, "{text}");
+    assert_eq!(calls("POST", "/escrows/{id}/sessions"), 1.0);
+    assert!(calls("POST", "/escrows/{id}/deliver") >= 1.0);
+    let created = [("endpoint", "/escrows"), ("method", "POST")];
+    assert_eq!(
+        sample(
+            &text,
+            "storefront_dhmad_call_duration_seconds_count",
+            &created
+        ),
+        Some(1.0)
+    );
+    let budget = sample(&text, "storefront_dhmad_rate_limit_remaining", &[]).unwrap();
+    assert!(budget > 0.0, "{text}");
+
+    // The outbox: the deliver ran, and the backlog is read at scrape time.
+    let delivered = [("kind", "deliver"), ("outcome", "done")];
+    assert_eq!(
+        sample(&text, "storefront_outbox_attempts_total", &delivered),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(sample(&text, "storefront_outbox_backlog", &[]).is_some());
+
+    // A reconciler pass is counted too (the background one ran once at start).
+    let runs = [("yielded", "false")];
+    let passes = |text: &str| sample(text, "storefront_reconciler_runs_total", &runs).unwrap();
+    let before = passes(&text);
+    storefront::jobs::reconciler::run_once(&w.app.state, Duration::ZERO)
+        .await
+        .unwrap();
+    let text = scrape(&w.app).await;
+    assert_eq!(passes(&text), before + 1.0);
+    assert!(sample(&text, "storefront_reconciler_lag_seconds", &[]).is_some());
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn refused_webhooks_are_counted_by_reason(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let now = OffsetDateTime::now_utc();
+    let d = sign(&status_event(escrow(
+        "66bb00000000000000000009",
+        "paid",
+        "pending",
+        "instant",
+        now,
+    )));
+    let headers = |sig: String, ts: OffsetDateTime| {
+        vec![
+            ("content-type", "application/json".to_owned()),
+            ("x-webhook-signature", sig),
+            ("x-webhook-timestamp", dhmad::iso::format(ts)),
+        ]
+    };
+    let wrong = dhmad::webhook::sign("not-our-secret", &d.body);
+    let garbage = b"{\"id\": oops".to_vec();
+    let huge = vec![b' '; storefront::http::WEBHOOK_BODY_LIMIT + 1];
+    let stale = now - time::Duration::minutes(6);
+    for (body, h, status) in [
+        (d.body.clone(), headers(wrong, now), 401),
+        (d.body.clone(), headers(d.signature.clone(), stale), 400),
+        (
+            garbage.clone(),
+            headers(dhmad::webhook::sign(SECRET, &garbage), now),
+            400,
+        ),
+        (
+            huge.clone(),
+            headers(dhmad::webhook::sign(SECRET, &huge), now),
+            413,
+        ),
+        // Verified, but no order has this escrow.
+        (d.body.clone(), headers(d.signature.clone(), now), 200),
+    ] {
+        assert_eq!(app.post_webhook(body, &h).await.status(), status);
+    }
+
+    let text = scrape(&app).await;
+    for reason in ["signature", "stale", "malformed", "too_large"] {
+        let n = sample(
+            &text,
+            "storefront_webhook_refusals_total",
+            &[("reason", reason)],
+        );
+        assert_eq!(n, Some(1.0), "{reason}: {text}");
+    }
+    let unmatched = [("outcome", "unmatched")];
+    assert_eq!(
+        sample(&text, "storefront_webhooks_total", &unmatched),
+        Some(1.0)
+    );
+    let route = [("route", "/webhooks/dhmad")];
+    assert_eq!(
+        sample(&text, "storefront_http_requests_total", &route),
+        Some(5.0)
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_favicon_is_served_and_unknown_paths_share_one_label(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let r = app.get("/favicon.ico").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/x-icon");
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    let icon = r.bytes().await.unwrap();
+    assert_eq!(&icon[..4], &[0, 0, 1, 0], "an ICO header");
+
+    for n in 0..3 {
+        let r = app.get(&format!("/wp-admin/guess-{n}.php")).await;
+        assert_eq!(r.status(), 404);
+    }
+    let text = scrape(&app).await;
+    let unmatched = [("route", "unmatched"), ("status", "404")];
+    assert_eq!(
+        sample(&text, "storefront_http_requests_total", &unmatched),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(!text.contains("wp-admin"), "{text}");
+    let icon = [("route", "/favicon.ico"), ("status", "200")];
+    assert_eq!(
+        sample(&text, "storefront_http_requests_total", &icon),
+        Some(1.0)
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn each_storefront_counts_its_own_requests(pool: PgPool) {
+    // Two storefronts in one process (as in every test run) keep separate counters.
+    let a = spawn_offline(pool.clone()).await;
+    let b = spawn_offline(pool).await;
+    a.get("/healthz").await;
+    a.get("/healthz").await;
+    b.get("/healthz").await;
+    let healthz = [("route", "/healthz")];
+    let count = |text: &str| sample(text, "storefront_http_requests_total", &healthz);
+    assert_eq!(count(&scrape(&a).await), Some(2.0));
+    assert_eq!(count(&scrape(&b).await), Some(1.0));
+}

@@ -1,0 +1,6 @@
+//! What an operator relies on: `/metrics` counting requests, webhooks and DHMAD calls; the
+//! favicon; the real binary's command line (`--help`, `--version`, settings errors, a taken
+//! port, `healthcheck`) and its access log.
+
+mod binary;
+mod metrics;
