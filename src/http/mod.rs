@@ -1,6 +1,7 @@
 //! The HTTP edge: the whole route table on one screen, plus the middleware every request
 //! passes (request id, tracing and the access log, metrics, timeout, body limit, security
-//! headers, error rendering).
+//! headers, error rendering); the logs and metrics are in `observe`, the error pages in
+//! `error_pages`.
 
 mod admin;
 mod admin_auth;
@@ -12,8 +13,10 @@ mod checkout_wait;
 mod client_addr;
 mod cookies;
 mod csrf;
+mod error_pages;
 mod health;
 mod id_path;
+mod observe;
 mod openapi;
 mod order_page;
 mod orders;
@@ -21,14 +24,13 @@ mod rate_limit;
 mod shop;
 mod webhooks;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use askama::Template;
 use axum::{
-    body::Body,
-    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    extract::{DefaultBodyLimit, Request},
     http::{header, HeaderName, HeaderValue, StatusCode},
-    middleware::{self, Next},
+    middleware::{self},
     response::{IntoResponse, Response},
     routing::{get, post},
     Router,
@@ -44,10 +46,7 @@ use tower_http::{
 };
 use tracing::Span;
 
-use crate::{
-    error::{AppError, ErrorBody, ErrorDetail},
-    state::AppState,
-};
+use crate::{error::AppError, state::AppState};
 
 /// A webhook is answered within this, 503 if it could not be applied: DHMAD gives up on a
 /// delivery after 10 s, and an answer it gets in time makes it retry.
@@ -150,13 +149,16 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(request_span as fn(&Request) -> Span)
-                .on_response(access_line as fn(&Response, Duration, &Span))
+                .make_span_with(observe::request_span as fn(&Request) -> Span)
+                .on_response(observe::access_line as fn(&Response, Duration, &Span))
                 .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(x_request_id))
         // Outside the timeout and the panic catcher: counts the status the client got.
-        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::track,
+        ))
         .layer(CatchPanicLayer::new())
         // A request that outlives its budget failed on our side: 503, never a 4xx (DHMAD
         // does not retry a 4xx, and a browser's retry may work).
@@ -182,7 +184,7 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_str(&csp).expect("ASCII origins"),
         ))
         .option_layer(hsts)
-        .layer(middleware::from_fn(render_errors))
+        .layer(middleware::from_fn(error_pages::render_errors))
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     Router::new()
@@ -198,7 +200,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics_page))
+        .route("/metrics", get(observe::metrics_page))
         .route("/favicon.ico", get(favicon))
         .merge(private)
         .merge(checkout)
@@ -211,98 +213,6 @@ pub fn router(state: AppState) -> Router {
 
 fn header_layer(name: HeaderName, value: HeaderValue) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, value)
-}
-
-/// The route label of metrics and logs: the matched route's template (`/orders/{id}`), never
-/// the raw path, so an id or a scanner's guesses cannot make one series (or field) each.
-fn route_of(req: &Request) -> &str {
-    req.extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-}
-
-fn request_span(req: &Request<Body>) -> Span {
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    // The path only: query strings are not logged.
-    tracing::info_span!(
-        "request",
-        method = %req.method(),
-        route = %route_of(req),
-        path = %req.uri().path(),
-        request_id = %id,
-    )
-}
-
-/// Routes a scraper or an orchestrator calls every few seconds: answered well, they are logged
-/// at DEBUG, so the INFO log shows what people and DHMAD did.
-const POLLED_ROUTES: &[&str] = &["/healthz", "/readyz", "/metrics"];
-
-/// Set on the response by [`track`], read by [`access_line`].
-#[derive(Clone, Copy)]
-struct Polled;
-
-/// Why a request was refused or failed (internal detail, never sent), set on the response by
-/// [`render_errors`] for [`access_line`].
-#[derive(Clone)]
-struct Failure(String);
-
-/// The access line, one per request: the span carries the method, route, path and request id;
-/// a refusal or failure adds its internal detail (`error`), so an error is logged once, on
-/// this line: ERROR for a 5xx, INFO otherwise.
-fn access_line(resp: &Response, latency: Duration, _: &Span) {
-    let status = resp.status().as_u16();
-    // Microseconds are noise in a log line.
-    let latency_ms = (latency.as_secs_f64() * 100_000.0).round() / 100.0;
-    let error = resp.extensions().get::<Failure>().map(|f| f.0.as_str());
-    if resp.status().is_server_error() {
-        tracing::error!(status, latency_ms, error, "answered");
-    } else if resp.extensions().get::<Polled>().is_some() && resp.status().is_success() {
-        tracing::debug!(status, latency_ms, "answered");
-    } else {
-        tracing::info!(status, latency_ms, error, "answered");
-    }
-}
-
-/// Counts and times every request by method, matched route and status.
-async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let route = route_of(&req).to_owned();
-    let started = Instant::now();
-    let mut resp = next.run(req).await;
-    state.metrics.http_request(
-        method.as_str(),
-        &route,
-        resp.status().as_u16(),
-        started.elapsed(),
-    );
-    if POLLED_ROUTES.contains(&route.as_str()) {
-        resp.extensions_mut().insert(Polled);
-    }
-    resp
-}
-
-/// `GET /metrics`: this instance's metrics in Prometheus' text format. Gauges read from the
-/// database are refreshed first; if the database is slow, the scrape still answers, with
-/// their last values.
-async fn metrics_page(State(state): State<AppState>) -> Response {
-    let backlog = crate::jobs::outbox::record_backlog(&state);
-    match tokio::time::timeout(Duration::from_secs(2), backlog).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not count the outbox backlog"),
-        Err(_) => tracing::warn!("counting the outbox backlog took over 2 s"),
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
 }
 
 /// `GET /favicon.ico`: browsers ask for it on every first page view.
@@ -331,58 +241,6 @@ pub fn content_security_policy(checkout_origins: &[String]) -> String {
          base-uri 'none'; frame-ancestors 'none'; form-action 'self' {}",
         checkout_origins.join(" ")
     )
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    message: &'a str,
-}
-
-/// Machines (the JSON API, DHMAD's webhooks, probes) get JSON errors; browsers get a page.
-fn wants_html(req: &Request) -> bool {
-    let path = req.uri().path();
-    let machine = ["/api/", "/webhooks/", "/healthz", "/readyz"]
-        .iter()
-        .any(|p| path.starts_with(p));
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let json_only = accept.contains("application/json") && !accept.contains("text/html");
-    !(machine || json_only)
-}
-
-/// Hands each error's internal detail to the access line (logged once, with the request id),
-/// and renders [`ErrorBody`] responses as HTML for browsers; JSON bodies stay as they are.
-async fn render_errors(req: Request, next: Next) -> Response {
-    let html = wants_html(&req);
-    let mut resp = next.run(req).await;
-    if let Some(ErrorDetail(detail)) = resp.extensions_mut().remove::<ErrorDetail>() {
-        resp.extensions_mut().insert(Failure(detail));
-    }
-    let Some(body) = resp
-        .extensions()
-        .get::<ErrorBody>()
-        .cloned()
-        .filter(|_| html)
-    else {
-        return resp;
-    };
-    let page = ErrorPage {
-        title: body.error,
-        message: &body.message,
-    };
-    let text = page.render().unwrap_or_else(|_| body.message.clone());
-    let (mut parts, _) = resp.into_parts();
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(text)).into_response()
 }
 
 /// Renders a template or fails as an internal error.

@@ -1,0 +1,66 @@
+//! Errors as browsers see them: an [`ErrorBody`] rendered as a page, its internal detail handed
+//! to the access line.
+
+use askama::Template;
+use axum::{
+    body::Body,
+    extract::Request,
+    http::{header, HeaderValue},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use super::observe::Failure;
+use crate::error::{ErrorBody, ErrorDetail};
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// Machines (the JSON API, DHMAD's webhooks, probes) get JSON errors; browsers get a page.
+fn wants_html(req: &Request) -> bool {
+    let path = req.uri().path();
+    let machine = ["/api/", "/webhooks/", "/healthz", "/readyz"]
+        .iter()
+        .any(|p| path.starts_with(p));
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let json_only = accept.contains("application/json") && !accept.contains("text/html");
+    !(machine || json_only)
+}
+
+/// Hands each error's internal detail to the access line (logged once, with the request id),
+/// and renders [`ErrorBody`] responses as HTML for browsers; JSON bodies stay as they are.
+pub(super) async fn render_errors(req: Request, next: Next) -> Response {
+    let html = wants_html(&req);
+    let mut resp = next.run(req).await;
+    if let Some(ErrorDetail(detail)) = resp.extensions_mut().remove::<ErrorDetail>() {
+        resp.extensions_mut().insert(Failure(detail));
+    }
+    let Some(body) = resp
+        .extensions()
+        .get::<ErrorBody>()
+        .cloned()
+        .filter(|_| html)
+    else {
+        return resp;
+    };
+    let page = ErrorPage {
+        title: body.error,
+        message: &body.message,
+    };
+    let text = page.render().unwrap_or_else(|_| body.message.clone());
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(text)).into_response()
+}

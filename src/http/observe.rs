@@ -1,0 +1,107 @@
+//! What every request leaves behind: its span and access line (the logs) and its count and
+//! time (the metrics), labelled by the matched route; and `GET /metrics`.
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    body::Body,
+    extract::{MatchedPath, Request, State},
+    http::{header, HeaderValue},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tracing::Span;
+
+use crate::state::AppState;
+
+/// The route label of metrics and logs: the matched route's template (`/orders/{id}`), never
+/// the raw path, so an id or a scanner's guesses cannot make one series (or field) each.
+fn route_of(req: &Request) -> &str {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+}
+
+pub(super) fn request_span(req: &Request<Body>) -> Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    // The path only: query strings are not logged.
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route = %route_of(req),
+        path = %req.uri().path(),
+        request_id = %id,
+    )
+}
+
+/// Routes a scraper or an orchestrator calls every few seconds: answered well, they are logged
+/// at DEBUG, so the INFO log shows what people and DHMAD did.
+const POLLED_ROUTES: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// Set on the response by [`track`], read by [`access_line`].
+#[derive(Clone, Copy)]
+struct Polled;
+
+/// Why a request was refused or failed (internal detail, never sent), set on the response by
+/// [`super::error_pages::render_errors`] for [`access_line`].
+#[derive(Clone)]
+pub(super) struct Failure(pub(super) String);
+
+/// The access line, one per request: the span carries the method, route, path and request id;
+/// a refusal or failure adds its internal detail (`error`), so an error is logged once, on
+/// this line: ERROR for a 5xx, INFO otherwise.
+pub(super) fn access_line(resp: &Response, latency: Duration, _: &Span) {
+    let status = resp.status().as_u16();
+    // Microseconds are noise in a log line.
+    let latency_ms = (latency.as_secs_f64() * 100_000.0).round() / 100.0;
+    let error = resp.extensions().get::<Failure>().map(|f| f.0.as_str());
+    if resp.status().is_server_error() {
+        tracing::error!(status, latency_ms, error, "answered");
+    } else if resp.extensions().get::<Polled>().is_some() && resp.status().is_success() {
+        tracing::debug!(status, latency_ms, "answered");
+    } else {
+        tracing::info!(status, latency_ms, error, "answered");
+    }
+}
+
+/// Counts and times every request by method, matched route and status.
+pub(super) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = route_of(&req).to_owned();
+    let started = Instant::now();
+    let mut resp = next.run(req).await;
+    state.metrics.http_request(
+        method.as_str(),
+        &route,
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    if POLLED_ROUTES.contains(&route.as_str()) {
+        resp.extensions_mut().insert(Polled);
+    }
+    resp
+}
+
+/// `GET /metrics`: this instance's metrics in Prometheus' text format. Gauges read from the
+/// database are refreshed first; if the database is slow, the scrape still answers, with
+/// their last values.
+pub(super) async fn metrics_page(State(state): State<AppState>) -> Response {
+    let backlog = crate::jobs::outbox::record_backlog(&state);
+    match tokio::time::timeout(Duration::from_secs(2), backlog).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not count the outbox backlog"),
+        Err(_) => tracing::warn!("counting the outbox backlog took over 2 s"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
