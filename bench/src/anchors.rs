@@ -138,13 +138,13 @@ async fn capture_once(ctx: &mut Ctx, cap: &Capture) -> anyhow::Result<Captured> 
     let id = events::order_id(i);
     settle(cap).await;
     post_webhooks(ctx, 1, vec![ctx.webhooks.signed(i)], "processed")
-        .await
+        .await?
         .check("captured event", 1)?;
     let unique = cap.take();
     check_applied(ctx, i, i).await?;
     settle(cap).await;
     post_webhooks(ctx, 1, vec![ctx.webhooks.signed(i)], "duplicate")
-        .await
+        .await?
         .check("captured duplicate", 1)?;
     let duplicate = cap.take();
     settle(cap).await;

@@ -255,6 +255,16 @@ impl CpuTicks {
         })
     }
 
+    /// This process's (zero if `/proc` cannot tell).
+    pub fn of_self() -> Self {
+        Self::of(std::process::id()).unwrap_or_default()
+    }
+
+    /// User + system time per request over `n` requests, µs (ticks are 10 ms).
+    pub fn per_request_us(self, n: usize) -> f64 {
+        (self.user + self.system) as f64 * 10_000.0 / n.max(1) as f64
+    }
+
     pub fn since(self, before: Self) -> Self {
         Self {
             user: self.user.saturating_sub(before.user),

@@ -1,15 +1,32 @@
 //! A small HTTP load generator: `concurrency` workers share a bounded number of requests and a
 //! time cap, over keep-alive connections on loopback. Every response is checked by the caller's
 //! closure; a figure is reported only when every request succeeded.
+//!
+//! The throughput figures use [`Http1`]: one connection per worker, the request built in
+//! advance, no pool. Their anchor's client is pgbench, a lean C program on the same two cores,
+//! so a client that costs more than it (reqwest: a pool, a URL parsed per request, a task per
+//! connection) took its CPU from the storefront and Postgres and measured itself. Checkout
+//! latency keeps reqwest: its anchor (the `dhmad` client) uses it too.
 
 use std::{
     future::Future,
+    net::SocketAddr,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
     },
     time::{Duration, Instant},
 };
+
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    body::Bytes,
+    client::conn::http1::{self, SendRequest},
+    Request,
+};
+use hyper_util::rt::TokioIo;
+
+use crate::env::CpuTicks;
 
 /// What one load run did.
 #[derive(Debug, Default)]
@@ -23,12 +40,19 @@ pub struct Run {
     pub latencies: Vec<Duration>,
     /// Requests left unsent when the time cap struck.
     pub unsent: usize,
+    /// The CPU this process (the load generator) used while the load ran.
+    pub cpu: CpuTicks,
 }
 
 impl Run {
     /// Successful requests per second.
     pub fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The load generator's own CPU (user + system) per successful request, µs.
+    pub fn cpu_per_request(&self) -> f64 {
+        self.cpu.per_request_us(self.ok)
     }
 
     /// Fails unless all `expected` requests were sent and succeeded.
@@ -66,13 +90,91 @@ where
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
     let send = Arc::new(send);
+    run_each(
+        concurrency,
+        total,
+        cap,
+        || async {},
+        move |(), i| {
+            let fut = send(i);
+            async move { ((), fut.await) }
+        },
+    )
+    .await
+}
+
+/// Sends `make(i)` (or fails request `i` with its error) for `i` in `0..total` over
+/// `concurrency` connections to `addr`, one each; `check(i, status, body)` says whether the
+/// answer to request `i` is the expected one.
+pub async fn http1<M, C>(
+    addr: SocketAddr,
+    concurrency: usize,
+    total: usize,
+    cap: Duration,
+    make: M,
+    check: C,
+) -> Run
+where
+    M: Fn(usize) -> Result<Request<Full<Bytes>>, String> + Send + Sync + 'static,
+    C: Fn(usize, u16, &[u8]) -> bool + Send + Sync + 'static,
+{
+    let (make, check) = (Arc::new(make), Arc::new(check));
+    run_each(
+        concurrency,
+        total,
+        cap,
+        move || async move { Http1::new(addr) },
+        move |mut conn, i| {
+            let (req, check) = (make(i), check.clone());
+            async move {
+                let answer = match req {
+                    Ok(req) => conn.send(req).await,
+                    Err(e) => Err(e),
+                };
+                let outcome = answer.and_then(|(status, body)| {
+                    if check(i, status, &body) {
+                        Ok(())
+                    } else {
+                        let body = String::from_utf8_lossy(&body);
+                        Err(format!(
+                            "{status} {}",
+                            body.chars().take(300).collect::<String>()
+                        ))
+                    }
+                });
+                (conn, outcome)
+            }
+        },
+    )
+    .await
+}
+
+/// The workers' loop: each starts with `init()` and passes its state from one request to the
+/// next (a connection of its own, or nothing).
+async fn run_each<S, I, IFut, F, Fut>(
+    concurrency: usize,
+    total: usize,
+    cap: Duration,
+    init: I,
+    send: F,
+) -> Run
+where
+    S: Send + 'static,
+    I: Fn() -> IFut,
+    IFut: Future<Output = S> + Send + 'static,
+    F: Fn(S, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (S, Result<(), String>)> + Send + 'static,
+{
+    let send = Arc::new(send);
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu0 = CpuTicks::of_self();
     let start = Instant::now();
     let deadline = start + cap;
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
-        let (send, next) = (send.clone(), next.clone());
+        let (send, next, state) = (send.clone(), next.clone(), init());
         workers.spawn(async move {
+            let mut state = state.await;
             let mut mine = Run::default();
             loop {
                 if Instant::now() >= deadline {
@@ -83,7 +185,9 @@ where
                     break;
                 }
                 let t0 = Instant::now();
-                match send(i).await {
+                let (back, outcome) = send(state, i).await;
+                state = back;
+                match outcome {
                     Ok(()) => {
                         mine.ok += 1;
                         mine.latencies.push(t0.elapsed());
@@ -119,8 +223,81 @@ where
         }
     }
     all.elapsed = start.elapsed();
+    all.cpu = CpuTicks::of_self().since(cpu0);
     all.unsent = total.saturating_sub(all.ok + all.failed);
     all
+}
+
+/// A request for [`Http1`]: `path` on the storefront, `Host` as a browser would send it.
+pub fn request(method: http::Method, path: &str) -> http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, "127.0.0.1")
+}
+
+/// Whether `needle` occurs in `body`.
+pub fn contains(body: &[u8], needle: &[u8]) -> bool {
+    body.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One keep-alive HTTP/1 connection, opened on first use and again after it failed.
+pub struct Http1 {
+    addr: SocketAddr,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Http1 {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr, sender: None }
+    }
+
+    /// Sends `req` (its URI a path; it should carry `Host`) and reads the whole answer.
+    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), String> {
+        let answer = self.exchange(req).await;
+        if answer.is_err() {
+            self.sender = None;
+        }
+        answer
+    }
+
+    async fn exchange(&mut self, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), String> {
+        let sender = match &mut self.sender {
+            Some(s) if !s.is_closed() => s,
+            _ => self.sender.insert(self.connect().await?),
+        };
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection: {e}"))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("reading the body: {e}"))?
+            .to_bytes();
+        Ok((status, body))
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("connect to {}: {e}", self.addr))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        // Drives the connection; it ends when the sender is dropped or the server closes.
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
 }
 
 /// A response's status and body, or why there is none.

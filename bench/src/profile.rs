@@ -102,7 +102,7 @@ async fn cpu_profile(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()>
     if let Some(r) = recorder {
         perf_stop(r).await?;
     }
-    let (rate, _) = rate?;
+    let rate = rate?.0.rate();
     let total = (cpu.user + cpu.system).max(1) as f64;
     results.profile.push(format!(
         "- ingest at c = 8 under the profiler: {n} events at {rate:.0}/s; storefront CPU {:.0} µs per event, {:.0} % of it in the kernel (system time)",

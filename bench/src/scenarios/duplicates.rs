@@ -16,7 +16,7 @@ pub(super) fn redeliveries(ctx: &Ctx, n: usize, salt: u64) -> Vec<dhmad::webhook
 
 /// `n` redeliveries of stored events at concurrency `c`; nothing may change.
 pub async fn duplicate_events(ctx: &mut Ctx, c: usize, n: usize) -> anyhow::Result<f64> {
-    duplicates_with(ctx, c, n, n as u64 * 31).await
+    Ok(duplicates_with(ctx, c, n, n as u64 * 31).await?.rate())
 }
 
 pub(super) async fn duplicates_with(
@@ -24,25 +24,25 @@ pub(super) async fn duplicates_with(
     c: usize,
     n: usize,
     salt: u64,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<load::Run> {
     let bodies = redeliveries(ctx, n, salt);
     let before = events::write_counts(&ctx.pool).await?;
-    let run = post_webhooks(ctx, c, bodies, "duplicate").await;
+    let run = post_webhooks(ctx, c, bodies, "duplicate").await?;
     run.check("duplicate webhooks", n)?;
     let after = events::write_counts(&ctx.pool).await?;
     if before != after {
         bail!("duplicates changed the database: (inbox, timeline, outbox) {before:?} → {after:?}");
     }
-    Ok(run.rate())
+    Ok(run)
 }
 
-/// The rate, and the storefront's CPU per delivery in µs.
+/// The rate, and the CPU per delivery.
 pub(super) async fn duplicates_ours(
     ctx: &mut Ctx,
     c: usize,
     n: usize,
     salt: u64,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(f64, Cpu)> {
     let cpu0 = ctx.storefront.cpu()?;
     let sampler = (c >= 32).then(|| RssSampler::start(ctx.storefront.pid));
     let r = duplicates_with(ctx, c, n, salt).await;
@@ -50,7 +50,12 @@ pub(super) async fn duplicates_ours(
         ctx.rss_peak_c32_kib = ctx.rss_peak_c32_kib.max(s.finish().await);
     }
     let cpu = ctx.storefront.cpu()?.since(cpu0);
-    Ok((r?, cpu_per_request(cpu, n)))
+    let run = r?;
+    let cpu = Cpu {
+        storefront: cpu_per_request(cpu, n),
+        load: run.cpu_per_request(),
+    };
+    Ok((run.rate(), cpu))
 }
 
 pub(super) async fn duplicates_anchor(
@@ -82,7 +87,7 @@ pub(super) async fn duplicates_anchor(
 pub async fn duplicates(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     let plan = ctx.plan.clone();
     let mut pairs: Vec<Pair> = plan.duplicates.iter().map(|_| Pair::default()).collect();
-    let mut cpu: Vec<Vec<f64>> = plan.duplicates.iter().map(|_| Vec::new()).collect();
+    let mut cpu: Vec<Vec<Cpu>> = plan.duplicates.iter().map(|_| Vec::new()).collect();
     for rep in 0..plan.reps {
         for (k, &(c, n)) in plan.duplicates.iter().enumerate() {
             let salt = (rep * 7919 + k * 104_729) as u64;

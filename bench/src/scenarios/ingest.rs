@@ -1,6 +1,6 @@
 //! Webhook ingest: unique paid events against pgbench running the handler's SQL.
 
-use std::sync::Arc;
+use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 
@@ -19,29 +19,30 @@ pub(crate) async fn post_webhooks(
     c: usize,
     bodies: Vec<dhmad::webhook::SignedDelivery>,
     expected: &'static str,
-) -> Run {
-    let bodies = Arc::new(bodies);
-    let http = ctx.http.clone();
-    let url = format!("{}/webhooks/dhmad", ctx.base);
-    let n = bodies.len();
-    load::run(c, n, ctx.plan.cap, move |k| {
-        let d = &bodies[k];
-        let mut req = http.post(&url).body(d.body.clone());
+) -> anyhow::Result<Run> {
+    // Built before the load, as pgbench reads its script before it starts: each is sent once.
+    let mut requests = Vec::with_capacity(bodies.len());
+    for d in bodies {
+        let mut req = load::request(http::Method::POST, "/webhooks/dhmad");
         for (name, value) in d.headers() {
             req = req.header(name, value);
         }
-        let fut = req.send();
-        async move {
-            let (status, body) = load::read(fut.await).await?;
-            let want = format!("\"result\":\"{expected}\"");
-            if status == 200 && body.contains(&want) {
-                Ok(())
-            } else {
-                Err(format!("{status} {body}"))
-            }
-        }
-    })
-    .await
+        requests.push(Mutex::new(Some(req.body(d.body.into())?)));
+    }
+    let want = format!("\"result\":\"{expected}\"");
+    let run = load::http1(
+        ctx.addr()?,
+        c,
+        requests.len(),
+        ctx.plan.cap,
+        move |k| {
+            let req = requests.get(k).and_then(|r| r.lock().ok()?.take());
+            req.ok_or_else(|| format!("request {k} was sent already"))
+        },
+        move |_, status, body| status == 200 && load::contains(body, want.as_bytes()),
+    )
+    .await;
+    Ok(run)
 }
 
 /// Orders `lo..=hi` each had their payment applied exactly once: inbox row processed, order
@@ -64,21 +65,21 @@ pub(crate) async fn check_applied(ctx: &Ctx, lo: u64, hi: u64) -> anyhow::Result
     ))
 }
 
-/// `n` unique paid events at concurrency `c`, each checked applied; the rate and what was counted.
-pub async fn unique_events(ctx: &mut Ctx, c: usize, n: usize) -> anyhow::Result<(f64, String)> {
+/// `n` unique paid events at concurrency `c`, each checked applied; the load and what was counted.
+pub async fn unique_events(ctx: &mut Ctx, c: usize, n: usize) -> anyhow::Result<(Run, String)> {
     let (lo, hi) = ctx.take(n)?;
     let bodies = (lo..=hi).map(|i| ctx.webhooks.signed(i)).collect();
-    let run = post_webhooks(ctx, c, bodies, "processed").await;
+    let run = post_webhooks(ctx, c, bodies, "processed").await?;
     run.check("webhooks", n)?;
     let checked = check_applied(ctx, lo, hi).await?;
-    Ok((run.rate(), checked))
+    Ok((run, checked))
 }
 
 pub(super) async fn ingest_ours(
     ctx: &mut Ctx,
     c: usize,
     n: usize,
-) -> anyhow::Result<(f64, String, f64)> {
+) -> anyhow::Result<(f64, String, Cpu)> {
     let cpu0 = ctx.storefront.cpu()?;
     let sampler = (c >= 32).then(|| RssSampler::start(ctx.storefront.pid));
     let run = unique_events(ctx, c, n).await;
@@ -86,8 +87,12 @@ pub(super) async fn ingest_ours(
         ctx.rss_peak_c32_kib = ctx.rss_peak_c32_kib.max(s.finish().await);
     }
     let cpu = ctx.storefront.cpu()?.since(cpu0);
-    let (rate, checked) = run?;
-    Ok((rate, checked, cpu_per_request(cpu, n)))
+    let (run, checked) = run?;
+    let cpu = Cpu {
+        storefront: cpu_per_request(cpu, n),
+        load: run.cpu_per_request(),
+    };
+    Ok((run.rate(), checked, cpu))
 }
 
 pub(super) async fn ingest_anchor(
@@ -113,7 +118,7 @@ pub(super) async fn warm_ingest(ctx: &mut Ctx, c: usize) -> anyhow::Result<()> {
     let (lo, hi) = ctx.take(n)?;
     let bodies = (lo..=hi).map(|i| ctx.webhooks.signed(i)).collect();
     post_webhooks(ctx, c, bodies, "processed")
-        .await
+        .await?
         .check("warm-up webhooks", n)?;
     check_applied(ctx, lo, hi).await?;
     let (lo, hi) = ctx.take(c * 2)?;
@@ -131,7 +136,7 @@ pub(super) async fn warm_ingest(ctx: &mut Ctx, c: usize) -> anyhow::Result<()> {
 pub async fn ingest(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     let plan = ctx.plan.clone();
     let mut pairs: Vec<Pair> = plan.ingest.iter().map(|_| Pair::default()).collect();
-    let mut cpu: Vec<Vec<f64>> = plan.ingest.iter().map(|_| Vec::new()).collect();
+    let mut cpu: Vec<Vec<Cpu>> = plan.ingest.iter().map(|_| Vec::new()).collect();
     for &(c, _) in &plan.ingest {
         warm_ingest(ctx, c)
             .await

@@ -18,7 +18,7 @@ pub use reads::{read_pages, reads};
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use sqlx::PgPool;
 
 use crate::{
@@ -163,6 +163,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The storefront's address, for the load's own connections (from `base`, which the
+    /// capture points at a storefront of its own for a while).
+    pub fn addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        let host_port = self.base.trim_start_matches("http://");
+        host_port
+            .parse()
+            .with_context(|| format!("the storefront's address {host_port}"))
+    }
+
     /// `n` fresh seeded orders, `lo..=hi`.
     pub fn take(&mut self, n: usize) -> anyhow::Result<(u64, u64)> {
         let lo = self.next;
@@ -207,17 +216,28 @@ impl Ctx {
 
 /// The storefront's CPU time (user + system) per request over `n` requests, in µs.
 pub(super) fn cpu_per_request(cpu: CpuTicks, n: usize) -> f64 {
-    // Clock ticks are 10 ms.
-    (cpu.user + cpu.system) as f64 * 10_000.0 / n.max(1) as f64
+    cpu.per_request_us(n)
 }
 
-/// One line of the Profile list: the storefront's CPU per request of a figure.
-pub(super) fn cpu_line(results: &mut Results, what: &str, c: usize, us: &[f64]) {
-    if !us.is_empty() {
+/// CPU per request of one round of ours, µs.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cpu {
+    pub storefront: f64,
+    /// The bench's own: the load generator (pgbench's, on the anchor's side, is not measured).
+    pub load: f64,
+}
+
+/// One line of the Profile list: the storefront's CPU per request of a figure, and the load
+/// generator's.
+pub(super) fn cpu_line(results: &mut Results, what: &str, c: usize, cpu: &[Cpu]) {
+    if !cpu.is_empty() {
+        let storefront: Vec<f64> = cpu.iter().map(|x| x.storefront).collect();
+        let load: Vec<f64> = cpu.iter().map(|x| x.load).collect();
         results.profile.push(format!(
-            "- storefront CPU (user + system) per {what} at c = {c}: {} µs (per repetition: {})",
-            thousands(median(us)),
-            list(us, thousands)
+            "- storefront CPU (user + system) per {what} at c = {c}: {} µs (per repetition: {}); the load generator's own: {} µs",
+            thousands(median(&storefront)),
+            list(&storefront, thousands),
+            thousands(median(&load)),
         ));
     }
 }

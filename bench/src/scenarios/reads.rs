@@ -1,6 +1,8 @@
 //! The order's JSON and page against their queries, `GET /healthz` as the hop, and the
 //! ceilings those give.
 
+use http_body_util::Full;
+
 use crate::{
     events, load,
     report::{thousands, Results},
@@ -20,7 +22,7 @@ pub(super) enum Page {
 /// `n` reads of paid orders' JSON (`html` false) or page at concurrency `c`.
 pub async fn read_pages(ctx: &mut Ctx, html: bool, c: usize, n: usize) -> anyhow::Result<f64> {
     let page = if html { Page::Html } else { Page::Json };
-    read_ours(ctx, page, c, n, n as u64 * 17).await
+    Ok(read_ours(ctx, page, c, n, n as u64 * 17).await?.rate())
 }
 
 pub(super) async fn read_ours(
@@ -29,39 +31,42 @@ pub(super) async fn read_ours(
     c: usize,
     n: usize,
     salt: u64,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<load::Run> {
     let hi = ctx.paid_hi();
-    let http = ctx.http.clone();
-    let base = ctx.base.clone();
-    let run = load::run(c, n, ctx.plan.cap, move |k| {
-        let i = load::spread(k as u64 + salt, 1, hi);
-        let id = events::order_id(i);
-        let url = match page {
-            Page::Json => format!("{base}/api/orders/{id}"),
-            Page::Html => format!("{base}/orders/{id}"),
-            Page::Hop => format!("{base}/healthz"),
-        };
-        let fut = http.get(url).send();
-        async move {
-            let (status, body) = load::read(fut.await).await?;
-            let ok = match page {
-                Page::Json => body.contains("\"status\":\"paid\"") && body.contains(&id),
-                Page::Html => body.contains(&id) && body.contains("AIC-"),
-                Page::Hop => body.contains("\"ok\""),
+    let spread = move |k: usize| load::spread(k as u64 + salt, 1, hi);
+    let run = load::http1(
+        ctx.addr()?,
+        c,
+        n,
+        ctx.plan.cap,
+        move |k| {
+            let path = match page {
+                Page::Json => format!("/api/orders/{}", events::order_id(spread(k))),
+                Page::Html => format!("/orders/{}", events::order_id(spread(k))),
+                Page::Hop => "/healthz".to_owned(),
             };
-            if status == 200 && ok {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{status} {}",
-                    body.chars().take(300).collect::<String>()
-                ))
-            }
-        }
-    })
+            load::request(http::Method::GET, &path)
+                .body(Full::default())
+                .map_err(|e| e.to_string())
+        },
+        move |k, status, body| {
+            let id = || events::order_id(spread(k));
+            status == 200
+                && match page {
+                    Page::Json => {
+                        load::contains(body, b"\"status\":\"paid\"")
+                            && load::contains(body, id().as_bytes())
+                    }
+                    Page::Html => {
+                        load::contains(body, id().as_bytes()) && load::contains(body, b"AIC-")
+                    }
+                    Page::Hop => load::contains(body, b"\"ok\""),
+                }
+        },
+    )
     .await;
     run.check("order reads", n)?;
-    Ok(run.rate())
+    Ok(run)
 }
 
 pub(super) async fn read_anchor(ctx: &Ctx, page: Page, c: usize, n: usize) -> anyhow::Result<f64> {
@@ -116,8 +121,12 @@ pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
                     Side::Ours => {
                         let cpu0 = ctx.storefront.cpu()?;
                         let r = read_ours(ctx, page, c, n, rep as u64 * 1_000_003).await;
-                        cpu.push(cpu_per_request(ctx.storefront.cpu()?.since(cpu0), n));
-                        r
+                        let storefront = cpu_per_request(ctx.storefront.cpu()?.since(cpu0), n);
+                        r.map(|run| {
+                            let load = run.cpu_per_request();
+                            cpu.push(Cpu { storefront, load });
+                            run.rate()
+                        })
                     }
                     Side::Anchor => read_anchor(ctx, page, c, n).await,
                 };
