@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     Extension, Form, Json,
 };
-use axum_extra::extract::{cookie::SameSite, CookieJar};
+use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -66,11 +66,7 @@ pub async fn form(
         };
         return (jar, refused_form(&s, csrf, refused).await);
     }
-    let token = jar
-        .get(cookies::BUYER)
-        .map(|c| c.value().to_owned())
-        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_else(cookies::random_token);
+    let token = cookies::buyer_token(&jar).unwrap_or_else(cookies::random_token);
     let req = CheckoutRequest {
         sku: &input.sku,
         email: &input.email,
@@ -78,15 +74,8 @@ pub async fn form(
     };
     let started = checkout::start(&s, req).await;
     // Set even when the checkout failed: the order is saved, and the buyer's retry from this
-    // browser must continue it. Lax: the buyer comes back from DHMAD's page by navigation.
-    let cookie = cookies::build(
-        &s.config,
-        cookies::BUYER,
-        token,
-        "/",
-        SameSite::Lax,
-        time::Duration::days(30),
-    );
+    // browser must continue it. (The catalog gave it already; see `shop::catalog`.)
+    let cookie = cookies::buyer(&s.config, token);
     let redirect = started
         .map(|st| Redirect::to(&next_page(&st)).into_response())
         .map_err(AppError::from);

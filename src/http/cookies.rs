@@ -1,7 +1,10 @@
 //! The storefront's cookies, built in one place so each carries the same protections: HttpOnly
 //! (no script reads them), `Secure` when the shop is served over https, a narrow path.
 
-use axum_extra::extract::cookie::{Cookie, SameSite};
+use axum_extra::extract::{
+    cookie::{Cookie, SameSite},
+    CookieJar,
+};
 use rand::RngCore;
 
 use crate::config::Config;
@@ -18,6 +21,25 @@ pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+/// The browser's checkout token, if its cookie holds a well-formed one.
+pub fn buyer_token(jar: &CookieJar) -> Option<String> {
+    jar.get(BUYER)
+        .map(|c| c.value().to_owned())
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The checkout token's cookie. Lax: the buyer comes back from DHMAD's page by navigation.
+pub fn buyer(config: &Config, token: String) -> Cookie<'static> {
+    build(
+        config,
+        BUYER,
+        token,
+        "/",
+        SameSite::Lax,
+        time::Duration::days(30),
+    )
 }
 
 pub fn build(

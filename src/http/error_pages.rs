@@ -3,15 +3,15 @@
 
 use askama::Template;
 use axum::{
-    body::Body,
+    body::{Body, HttpBody},
     extract::Request,
-    http::{header, HeaderValue},
+    http::{header, HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
 use super::observe::Failure;
-use crate::error::{ErrorBody, ErrorDetail};
+use crate::error::{AppError, ErrorBody, ErrorDetail};
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -35,11 +35,24 @@ fn wants_html(req: &Request) -> bool {
     !(machine || json_only)
 }
 
+/// tower-http's timeout (the whole request's, and the webhook's) answers 503 with no body; this
+/// is where error bodies are made, so it gets its page (or JSON) here. Any other 503 carries
+/// one already.
+fn timed_out(resp: &Response) -> bool {
+    resp.status() == StatusCode::SERVICE_UNAVAILABLE
+        && resp.extensions().get::<ErrorBody>().is_none()
+        && HttpBody::size_hint(resp.body()).exact() == Some(0)
+}
+
 /// Hands each error's internal detail to the access line (logged once, with the request id),
 /// and renders [`ErrorBody`] responses as HTML for browsers; JSON bodies stay as they are.
 pub(super) async fn render_errors(req: Request, next: Next) -> Response {
     let html = wants_html(&req);
     let mut resp = next.run(req).await;
+    if timed_out(&resp) {
+        resp = AppError::Unavailable("The shop took too long to answer. Please try again.".into())
+            .into_response();
+    }
     if let Some(ErrorDetail(detail)) = resp.extensions_mut().remove::<ErrorDetail>() {
         resp.extensions_mut().insert(Failure(detail));
     }

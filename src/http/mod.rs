@@ -57,8 +57,7 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    // A checkout makes two DHMAD calls, each bounded by the client timeout.
-    let timeout = state.config.dhmad_timeout * 3 + Duration::from_secs(5);
+    let timeout = state.config.request_timeout;
     let csp = content_security_policy(&state.config.checkout_origins());
     let x_request_id = HeaderName::from_static("x-request-id");
     let limits = &state.config.edge;
@@ -160,12 +159,6 @@ pub fn router(state: AppState) -> Router {
             observe::track,
         ))
         .layer(CatchPanicLayer::new())
-        // A request that outlives its budget failed on our side: 503, never a 4xx (DHMAD
-        // does not retry a 4xx, and a browser's retry may work).
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
         // Security headers, unless a handler chose its own.
         .layer(header_layer(
             header::REFERRER_POLICY,
@@ -184,7 +177,14 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_str(&csp).expect("ASCII origins"),
         ))
         .option_layer(hsts)
+        // Outside the timeout, so that its answer gets a body and a page too.
         .layer(middleware::from_fn(error_pages::render_errors))
+        // A request that outlives its budget failed on our side: 503, never a 4xx (DHMAD
+        // does not retry a 4xx, and a browser's retry may work).
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     Router::new()

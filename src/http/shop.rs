@@ -6,7 +6,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{csrf::CsrfToken, render};
+use axum_extra::extract::CookieJar;
+
+use super::{cookies, csrf::CsrfToken, render};
 use crate::{
     db,
     error::{AppResult, ErrorBody},
@@ -94,11 +96,20 @@ struct Catalog {
     general_error: Option<String>,
 }
 
+/// The catalog, whose forms start checkouts. It gives the browser its checkout token
+/// (`sf_buyer`) before any form is sent: a checkout whose answer never arrives (the request's
+/// deadline struck, the connection dropped) has saved its order under that token, and the
+/// buyer's retry continues that order instead of starting a second one.
 pub async fn catalog(
     State(s): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
-) -> AppResult<Html<String>> {
-    catalog_page(&s, csrf, None).await
+    jar: CookieJar,
+) -> (CookieJar, AppResult<Html<String>>) {
+    let jar = match cookies::buyer_token(&jar) {
+        Some(_) => jar,
+        None => jar.add(cookies::buyer(&s.config, cookies::random_token())),
+    };
+    (jar, catalog_page(&s, csrf, None).await)
 }
 
 /// The catalog, with a refused form's message and input next to its product when there is one.

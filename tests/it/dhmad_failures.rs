@@ -231,3 +231,67 @@ async fn pay_again_reuses_a_live_session_or_opens_a_new_one(pool: PgPool) {
         "same escrow"
     );
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_request_past_its_deadline_gets_a_page_and_the_order_stays_recoverable(pool: PgPool) {
+    // The whole-request deadline strikes while DHMAD is still silent.
+    let w = world(pool, |c| {
+        c.request_timeout = Duration::from_millis(400);
+        c.dhmad_timeout = Duration::from_millis(600);
+    })
+    .await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "hang", "hang_ms": 1000, "times": 2}]})).await;
+
+    // A browser gets a page that says what happened, with the security headers of any page.
+    let r = w.checkout_form("chechia-red", "late@example.tn").await;
+    assert_eq!(r.status(), 503);
+    let headers = r.headers().clone();
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("took too long to answer"), "{page}");
+    // The JSON API gets the same as JSON.
+    let r = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .json(&json!({"sku": "ai-credits-500", "email": "late-api@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "Service Unavailable");
+    assert!(body["message"].as_str().unwrap().contains("took too long"));
+
+    // The buyer's retry continues the saved order (the catalog gave the browser its token
+    // before the form was sent): at once it is told to wait, since the interrupted call
+    // may still reach DHMAD; once that cannot be (twice DHMAD's timeout, + 1 s), DHMAD's list
+    // is read and the same order reaches DHMAD's page, with one escrow.
+    let r = w.checkout_form("chechia-red", "late@example.tn").await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("being prepared"));
+    tokio::time::sleep(Duration::from_millis(2400)).await;
+    let r = w.checkout_form("chechia-red", "late@example.tn").await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE buyer_email = $1")
+        .bind("late@example.tn")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(orders, 1);
+    let created = w
+        .dhmad_log()
+        .await
+        .into_iter()
+        .filter(|(call, status, _)| call == "POST /api/v1/escrows" && *status < 300)
+        .count();
+    assert_eq!(created, 1);
+    let calls = w.dhmad_calls().await;
+    assert!(
+        calls.contains(&"GET /api/v1/escrows".to_owned()),
+        "{calls:?}"
+    );
+}
