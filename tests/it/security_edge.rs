@@ -342,10 +342,28 @@ async fn private_pages_are_not_cached_and_https_gets_hsts(pool: PgPool) {
             .starts_with("max-age="));
     }
     // Cookies on an https shop are Secure.
+    // The catalog gives two: the CSRF token and the browser's checkout token.
     let r = reqwest::get(app.url("/")).await.unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    let cookies: Vec<&str> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
     assert!(
-        cookie.contains("Secure") && cookie.contains("HttpOnly"),
-        "{cookie}"
+        cookies.iter().any(|c| c.starts_with("sf_csrf=")),
+        "{cookies:?}"
     );
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("sf_buyer=") && c.contains("SameSite=Lax")),
+        "{cookies:?}"
+    );
+    for cookie in cookies {
+        assert!(
+            cookie.contains("Secure") && cookie.contains("HttpOnly"),
+            "{cookie}"
+        );
+    }
 }
