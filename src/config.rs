@@ -51,9 +51,9 @@ pub struct Config {
     /// Extra origin allowed as a form target, when DHMAD's hosted page is not on the API's origin.
     pub dhmad_checkout_origin: Option<String>,
     pub dhmad_timeout: Duration,
-    /// The most a request may take before it is answered 503 (a checkout makes two DHMAD
-    /// calls, each bounded by `dhmad_timeout`): `dhmad_timeout` × 3 + 5 s.
-    pub request_timeout: Duration,
+    /// The most a request may take before it is answered 503; `None` (what the environment
+    /// gives) derives it from `dhmad_timeout`: see [`Config::request_deadline`].
+    pub request_timeout: Option<Duration>,
     /// DHMAD's rate limit, kept as a budget shared by every instance (`crate::budget`).
     pub dhmad_budget: crate::budget::Limits,
     pub jobs: JobIntervals,
@@ -323,7 +323,7 @@ impl Config {
             dhmad_checkout_origin: checkout_origin
                 .map(|o| origin_of(&http_url(&o).expect("checked above"))),
             dhmad_timeout,
-            request_timeout: dhmad_timeout * 3 + Duration::from_secs(5),
+            request_timeout: None,
             dhmad_budget: crate::budget::Limits {
                 calls: budget_calls,
                 window: budget_window,
@@ -341,6 +341,13 @@ impl Config {
             },
             static_dir,
         })
+    }
+
+    /// The most a request may take before it is answered 503: a checkout makes two DHMAD
+    /// calls, each bounded by `dhmad_timeout`, so `dhmad_timeout` × 3 + 5 s unless set.
+    pub fn request_deadline(&self) -> Duration {
+        self.request_timeout
+            .unwrap_or(self.dhmad_timeout * 3 + Duration::from_secs(5))
     }
 
     /// `{PUBLIC_BASE_URL}/checkout/callback`, the redirect URL given to DHMAD.
@@ -439,7 +446,7 @@ impl fmt::Debug for Config {
             )
             .field("dhmad_checkout_origin", &self.dhmad_checkout_origin)
             .field("dhmad_timeout", &self.dhmad_timeout)
-            .field("request_timeout", &self.request_timeout)
+            .field("request_timeout", &self.request_deadline())
             .field("jobs", &self.jobs)
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "[redacted]"))
             .field("mail_from", &self.mail_from)

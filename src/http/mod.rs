@@ -57,7 +57,7 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let timeout = state.config.request_timeout;
+    let timeout = state.config.request_deadline();
     let csp = content_security_policy(&state.config.checkout_origins());
     let x_request_id = HeaderName::from_static("x-request-id");
     let limits = &state.config.edge;

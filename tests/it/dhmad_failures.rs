@@ -236,7 +236,7 @@ async fn pay_again_reuses_a_live_session_or_opens_a_new_one(pool: PgPool) {
 async fn a_request_past_its_deadline_gets_a_page_and_the_order_stays_recoverable(pool: PgPool) {
     // The whole-request deadline strikes while DHMAD is still silent.
     let w = world(pool, |c| {
-        c.request_timeout = Duration::from_millis(400);
+        c.request_timeout = Some(Duration::from_millis(400));
         c.dhmad_timeout = Duration::from_millis(600);
     })
     .await;
