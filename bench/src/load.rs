@@ -89,7 +89,6 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
-    let send = Arc::new(send);
     run_each(
         concurrency,
         total,
@@ -118,7 +117,7 @@ where
     M: Fn(usize) -> Result<Request<Full<Bytes>>, String> + Send + Sync + 'static,
     C: Fn(usize, u16, &[u8]) -> bool + Send + Sync + 'static,
 {
-    let (make, check) = (Arc::new(make), Arc::new(check));
+    let check = Arc::new(check);
     run_each(
         concurrency,
         total,
@@ -238,7 +237,7 @@ pub fn request(method: http::Method, path: &str) -> http::request::Builder {
 
 /// Whether `needle` occurs in `body`.
 pub fn contains(body: &[u8], needle: &[u8]) -> bool {
-    body.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(body, needle).is_some()
 }
 
 /// One keep-alive HTTP/1 connection, opened on first use and again after it failed.

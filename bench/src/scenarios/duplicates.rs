@@ -52,7 +52,7 @@ pub(super) async fn duplicates_ours(
     let cpu = ctx.storefront.cpu()?.since(cpu0);
     let run = r?;
     let cpu = Cpu {
-        storefront: cpu_per_request(cpu, n),
+        storefront: cpu.per_request_us(n),
         load: run.cpu_per_request(),
     };
     Ok((run.rate(), cpu))

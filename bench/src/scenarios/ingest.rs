@@ -89,7 +89,7 @@ pub(super) async fn ingest_ours(
     let cpu = ctx.storefront.cpu()?.since(cpu0);
     let (run, checked) = run?;
     let cpu = Cpu {
-        storefront: cpu_per_request(cpu, n),
+        storefront: cpu.per_request_us(n),
         load: run.cpu_per_request(),
     };
     Ok((run.rate(), checked, cpu))

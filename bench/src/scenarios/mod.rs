@@ -22,7 +22,7 @@ use anyhow::{bail, Context};
 use sqlx::PgPool;
 
 use crate::{
-    env::{CpuTicks, Service},
+    env::Service,
     events::Webhooks,
     mirror::Mirror,
     pgbench::PgBench,
@@ -215,10 +215,6 @@ impl Ctx {
 }
 
 /// The storefront's CPU time (user + system) per request over `n` requests, in µs.
-pub(super) fn cpu_per_request(cpu: CpuTicks, n: usize) -> f64 {
-    cpu.per_request_us(n)
-}
-
 /// CPU per request of one round of ours, µs.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Cpu {

@@ -33,7 +33,15 @@ pub(super) async fn read_ours(
     salt: u64,
 ) -> anyhow::Result<load::Run> {
     let hi = ctx.paid_hi();
-    let spread = move |k: usize| load::spread(k as u64 + salt, 1, hi);
+    // The orders' ids, made before the round (as pgbench reads its script before it starts).
+    let ids: Vec<String> = match page {
+        Page::Hop => Vec::new(),
+        Page::Json | Page::Html => (0..n as u64)
+            .map(|k| events::order_id(load::spread(k + salt, 1, hi)))
+            .collect(),
+    };
+    let ids = Arc::new(ids);
+    let paths = ids.clone();
     let run = load::http1(
         ctx.addr()?,
         c,
@@ -41,8 +49,8 @@ pub(super) async fn read_ours(
         ctx.plan.cap,
         move |k| {
             let path = match page {
-                Page::Json => format!("/api/orders/{}", events::order_id(spread(k))),
-                Page::Html => format!("/orders/{}", events::order_id(spread(k))),
+                Page::Json => format!("/api/orders/{}", paths[k]),
+                Page::Html => format!("/orders/{}", paths[k]),
                 Page::Hop => "/healthz".to_owned(),
             };
             load::request(http::Method::GET, &path)
@@ -50,15 +58,14 @@ pub(super) async fn read_ours(
                 .map_err(|e| e.to_string())
         },
         move |k, status, body| {
-            let id = || events::order_id(spread(k));
             status == 200
                 && match page {
                     Page::Json => {
                         load::contains(body, b"\"status\":\"paid\"")
-                            && load::contains(body, id().as_bytes())
+                            && load::contains(body, ids[k].as_bytes())
                     }
                     Page::Html => {
-                        load::contains(body, id().as_bytes()) && load::contains(body, b"AIC-")
+                        load::contains(body, ids[k].as_bytes()) && load::contains(body, b"AIC-")
                     }
                     Page::Hop => load::contains(body, b"\"ok\""),
                 }
@@ -121,7 +128,7 @@ pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
                     Side::Ours => {
                         let cpu0 = ctx.storefront.cpu()?;
                         let r = read_ours(ctx, page, c, n, rep as u64 * 1_000_003).await;
-                        let storefront = cpu_per_request(ctx.storefront.cpu()?.since(cpu0), n);
+                        let storefront = ctx.storefront.cpu()?.since(cpu0).per_request_us(n);
                         r.map(|run| {
                             let load = run.cpu_per_request();
                             cpu.push(Cpu { storefront, load });
