@@ -26,7 +26,7 @@ use hyper::{
 };
 use hyper_util::rt::TokioIo;
 
-use crate::env::CpuTicks;
+use crate::env::{CpuTicks, Parties};
 
 /// What one load run did.
 #[derive(Debug, Default)]
@@ -42,17 +42,14 @@ pub struct Run {
     pub unsent: usize,
     /// The CPU this process (the load generator) used while the load ran.
     pub cpu: CpuTicks,
+    /// The CPU of the storefront, of Postgres (and of any child that ended) while it ran.
+    pub parties: Parties,
 }
 
 impl Run {
     /// Successful requests per second.
     pub fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// The load generator's own CPU (user + system) per successful request, µs.
-    pub fn cpu_per_request(&self) -> f64 {
-        self.cpu.per_request_us(self.ok)
     }
 
     /// Fails unless all `expected` requests were sent and succeeded.
@@ -90,6 +87,7 @@ where
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
     run_each(
+        None,
         concurrency,
         total,
         cap,
@@ -104,9 +102,12 @@ where
 
 /// Sends `make(i)` (or fails request `i` with its error) for `i` in `0..total` over
 /// `concurrency` connections to `addr`, one each; `check(i, status, body)` says whether the
-/// answer to request `i` is the expected one.
+/// answer to request `i` is the expected one. `pid` is the storefront's, whose CPU (and the
+/// database's) the run notes.
+#[allow(clippy::too_many_arguments)]
 pub async fn http1<M, C>(
     addr: SocketAddr,
+    pid: u32,
     concurrency: usize,
     total: usize,
     cap: Duration,
@@ -119,6 +120,7 @@ where
 {
     let check = Arc::new(check);
     run_each(
+        Some(pid),
         concurrency,
         total,
         cap,
@@ -151,6 +153,7 @@ where
 /// The workers' loop: each starts with `init()` and passes its state from one request to the
 /// next (a connection of its own, or nothing).
 async fn run_each<S, I, IFut, F, Fut>(
+    watch: Option<u32>,
     concurrency: usize,
     total: usize,
     cap: Duration,
@@ -166,6 +169,7 @@ where
 {
     let send = Arc::new(send);
     let next = Arc::new(AtomicUsize::new(0));
+    let parties0 = watch.map(Parties::now);
     let cpu0 = CpuTicks::of_self();
     let start = Instant::now();
     let deadline = start + cap;
@@ -223,6 +227,9 @@ where
     }
     all.elapsed = start.elapsed();
     all.cpu = CpuTicks::of_self().since(cpu0);
+    if let (Some(pid), Some(before)) = (watch, parties0) {
+        all.parties = Parties::now(pid).since(before);
+    }
     all.unsent = total.saturating_sub(all.ok + all.failed);
     all
 }

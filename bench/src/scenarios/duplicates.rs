@@ -43,19 +43,13 @@ pub(super) async fn duplicates_ours(
     n: usize,
     salt: u64,
 ) -> anyhow::Result<(f64, Cpu)> {
-    let cpu0 = ctx.storefront.cpu()?;
     let sampler = (c >= 32).then(|| RssSampler::start(ctx.storefront.pid));
     let r = duplicates_with(ctx, c, n, salt).await;
     if let Some(s) = sampler {
         ctx.rss_peak_c32_kib = ctx.rss_peak_c32_kib.max(s.finish().await);
     }
-    let cpu = ctx.storefront.cpu()?.since(cpu0);
     let run = r?;
-    let cpu = Cpu {
-        storefront: cpu.per_request_us(n),
-        load: run.cpu_per_request(),
-    };
-    Ok((run.rate(), cpu))
+    Ok((run.rate(), Cpu::of_run(&run)))
 }
 
 pub(super) async fn duplicates_anchor(
@@ -63,7 +57,7 @@ pub(super) async fn duplicates_anchor(
     c: usize,
     n: usize,
     salt: u64,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, Cpu)> {
     let per = n / c;
     let hi = ctx.paid_hi();
     let run = [
@@ -75,28 +69,24 @@ pub(super) async fn duplicates_anchor(
         ("n", "0".to_owned()),
     ];
     let before = events::write_counts(&ctx.pool).await?;
-    let tps = ctx.pgbench(&ctx.anchors.duplicate, c, per, &run).await?;
+    let measured = ctx.pgbench(&ctx.anchors.duplicate, c, per, &run).await?;
     let after = events::write_counts(&ctx.pool).await?;
     if before != after {
         bail!("pgbench duplicates changed the database: {before:?} → {after:?}");
     }
-    Ok(tps)
+    Ok(measured)
 }
 
 /// Duplicate deliveries of stored events, against BEGIN; conflicting INSERT; ROLLBACK.
 pub async fn duplicates(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     let plan = ctx.plan.clone();
     let mut pairs: Vec<Pair> = plan.duplicates.iter().map(|_| Pair::default()).collect();
-    let mut cpu: Vec<Vec<Cpu>> = plan.duplicates.iter().map(|_| Vec::new()).collect();
     for rep in 0..plan.reps {
         for (k, &(c, n)) in plan.duplicates.iter().enumerate() {
             let salt = (rep * 7919 + k * 104_729) as u64;
             for side in sides(rep) {
                 let r = match side {
-                    Side::Ours => duplicates_ours(ctx, c, n, salt).await.map(|(rate, us)| {
-                        cpu[k].push(us);
-                        rate
-                    }),
+                    Side::Ours => duplicates_ours(ctx, c, n, salt).await,
                     Side::Anchor => duplicates_anchor(ctx, c, n, salt).await,
                 };
                 if r.is_ok() {
@@ -118,12 +108,12 @@ pub async fn duplicates(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<
         pairs[k].row(
             results,
             "duplicate delivery (same event again)",
+            "duplicate delivery",
             c,
             "/s",
             "pgbench BEGIN; conflicting INSERT; ROLLBACK",
             Some(0.8),
         );
-        cpu_line(results, "duplicate delivery", c, &cpu[k]);
     }
     Ok(())
 }

@@ -32,6 +32,7 @@ pub(crate) async fn post_webhooks(
     let want = format!("\"result\":\"{expected}\"");
     let run = load::http1(
         ctx.addr()?,
+        ctx.storefront.pid,
         c,
         requests.len(),
         ctx.plan.cap,
@@ -80,26 +81,20 @@ pub(super) async fn ingest_ours(
     c: usize,
     n: usize,
 ) -> anyhow::Result<(f64, String, Cpu)> {
-    let cpu0 = ctx.storefront.cpu()?;
     let sampler = (c >= 32).then(|| RssSampler::start(ctx.storefront.pid));
     let run = unique_events(ctx, c, n).await;
     if let Some(s) = sampler {
         ctx.rss_peak_c32_kib = ctx.rss_peak_c32_kib.max(s.finish().await);
     }
-    let cpu = ctx.storefront.cpu()?.since(cpu0);
     let (run, checked) = run?;
-    let cpu = Cpu {
-        storefront: cpu.per_request_us(n),
-        load: run.cpu_per_request(),
-    };
-    Ok((run.rate(), checked, cpu))
+    Ok((run.rate(), checked, Cpu::of_run(&run)))
 }
 
 pub(super) async fn ingest_anchor(
     ctx: &mut Ctx,
     c: usize,
     n: usize,
-) -> anyhow::Result<(f64, String)> {
+) -> anyhow::Result<(f64, String, Cpu)> {
     let per = n / c;
     let (lo, hi) = ctx.take(per * c)?;
     let run = [
@@ -107,9 +102,9 @@ pub(super) async fn ingest_anchor(
         ("per", per.to_string()),
         ("n", "0".to_owned()),
     ];
-    let tps = ctx.pgbench(&ctx.anchors.ingest, c, per, &run).await?;
+    let (tps, cpu) = ctx.pgbench(&ctx.anchors.ingest, c, per, &run).await?;
     let checked = check_applied(ctx, lo, hi).await?;
-    Ok((tps, checked))
+    Ok((tps, checked, cpu))
 }
 
 /// Warms the storefront's pool and statement caches, and pgbench's path, at concurrency `c`.
@@ -136,7 +131,6 @@ pub(super) async fn warm_ingest(ctx: &mut Ctx, c: usize) -> anyhow::Result<()> {
 pub async fn ingest(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     let plan = ctx.plan.clone();
     let mut pairs: Vec<Pair> = plan.ingest.iter().map(|_| Pair::default()).collect();
-    let mut cpu: Vec<Vec<Cpu>> = plan.ingest.iter().map(|_| Vec::new()).collect();
     for &(c, _) in &plan.ingest {
         warm_ingest(ctx, c)
             .await
@@ -146,21 +140,20 @@ pub async fn ingest(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> 
         for (k, &(c, n)) in plan.ingest.iter().enumerate() {
             for side in sides(rep) {
                 let r = match side {
-                    Side::Ours => ingest_ours(ctx, c, n).await.map(|(rate, checked, us)| {
-                        cpu[k].push(us);
-                        results
-                            .checks
-                            .push(format!("ingest c = {c}, rep {}, ours: {checked}", rep + 1));
-                        rate
-                    }),
-                    Side::Anchor => ingest_anchor(ctx, c, n).await.map(|(rate, checked)| {
-                        results.checks.push(format!(
-                            "ingest c = {c}, rep {}, pgbench: {checked}",
-                            rep + 1
-                        ));
-                        rate
-                    }),
+                    Side::Ours => ingest_ours(ctx, c, n).await,
+                    Side::Anchor => ingest_anchor(ctx, c, n).await,
                 };
+                let r = r.map(|(rate, checked, cpu)| {
+                    let who = if side == Side::Ours {
+                        "ours"
+                    } else {
+                        "pgbench"
+                    };
+                    results
+                        .checks
+                        .push(format!("ingest c = {c}, rep {}, {who}: {checked}", rep + 1));
+                    (rate, cpu)
+                });
                 pairs[k].record(side, r);
             }
         }
@@ -170,12 +163,12 @@ pub async fn ingest(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> 
         pairs[k].row(
             results,
             "webhook ingest, unique paid events",
+            "unique event",
             c,
             "/s",
             "pgbench, the handler's SQL",
             target,
         );
-        cpu_line(results, "unique event", c, &cpu[k]);
     }
     Ok(())
 }

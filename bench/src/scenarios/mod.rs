@@ -22,8 +22,9 @@ use anyhow::{bail, Context};
 use sqlx::PgPool;
 
 use crate::{
-    env::Service,
+    env::{CpuTicks, Parties, Service},
     events::Webhooks,
+    load,
     mirror::Mirror,
     pgbench::PgBench,
     report::{list, median, thousands, Rates, Results, Row},
@@ -198,8 +199,9 @@ impl Ctx {
         clients: usize,
         per: usize,
         run: &[(&str, String)],
-    ) -> anyhow::Result<f64> {
-        Ok(self
+    ) -> anyhow::Result<(f64, Cpu)> {
+        let before = Parties::now(self.storefront.pid);
+        let tps = self
             .pg
             .run(
                 &a.path,
@@ -210,31 +212,82 @@ impl Ctx {
                 self.plan.cap,
             )
             .await?
-            .tps)
+            .tps;
+        let parties = Parties::now(self.storefront.pid).since(before);
+        // The wall time pgbench's rate counts: without its connections' start, whose CPU
+        // (a backend forked per client) is counted, a few µs per transaction.
+        let n = clients * per;
+        let wall = Duration::from_secs_f64(n as f64 / tps.max(1e-9));
+        Ok((tps, Cpu::of_anchor(parties, n, wall)))
     }
 }
 
-/// The storefront's CPU time (user + system) per request over `n` requests, in µs.
-/// CPU per request of one round of ours, µs.
-#[derive(Debug, Clone, Copy)]
+/// CPU per request of every party to one side of a round, µs (user + system time).
+#[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Cpu {
     pub storefront: f64,
-    /// The bench's own: the load generator (pgbench's, on the anchor's side, is not measured).
-    pub load: f64,
+    /// The bench's load generator (ours) or pgbench (the anchor's).
+    pub client: f64,
+    /// The database server: every process of it, the backends that ended included (pgbench's
+    /// connections start and end within its run).
+    pub postgres: f64,
+    /// What the machine's cores left unused: cores × wall time, less all of the above.
+    pub idle: f64,
 }
 
-/// One line of the Profile list: the storefront's CPU per request of a figure, and the load
-/// generator's.
-pub(super) fn cpu_line(results: &mut Results, what: &str, c: usize, cpu: &[Cpu]) {
-    if !cpu.is_empty() {
-        let storefront: Vec<f64> = cpu.iter().map(|x| x.storefront).collect();
-        let load: Vec<f64> = cpu.iter().map(|x| x.load).collect();
-        results.profile.push(format!(
-            "- storefront CPU (user + system) per {what} at c = {c}: {} µs (per repetition: {}); the load generator's own: {} µs",
-            thousands(median(&storefront)),
-            list(&storefront, thousands),
-            thousands(median(&load)),
-        ));
+impl Cpu {
+    /// Ours: the load's own run, with the storefront and the database around it.
+    pub fn of_run(run: &load::Run) -> Self {
+        Self::of(
+            run.parties.storefront,
+            run.cpu,
+            run.parties.postgres,
+            run.ok,
+            run.elapsed,
+        )
+    }
+
+    /// The anchor's: pgbench is the bench's child that ended within the run.
+    pub fn of_anchor(parties: Parties, n: usize, wall: Duration) -> Self {
+        Self::of(
+            parties.storefront,
+            parties.children,
+            parties.postgres,
+            n,
+            wall,
+        )
+    }
+
+    fn of(
+        storefront: CpuTicks,
+        client: CpuTicks,
+        postgres: CpuTicks,
+        n: usize,
+        wall: Duration,
+    ) -> Self {
+        let (storefront, client, postgres) = (
+            storefront.per_request_us(n),
+            client.per_request_us(n),
+            postgres.per_request_us(n),
+        );
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let wall = wall.as_secs_f64() * 1e6 / n.max(1) as f64;
+        Self {
+            storefront,
+            client,
+            postgres,
+            idle: (cores * wall - storefront - client - postgres).max(0.0),
+        }
+    }
+
+    fn median_of(all: &[Self]) -> Self {
+        let m = |f: fn(&Self) -> f64| median(&all.iter().map(f).collect::<Vec<_>>());
+        Self {
+            storefront: m(|c| c.storefront),
+            client: m(|c| c.client),
+            postgres: m(|c| c.postgres),
+            idle: m(|c| c.idle),
+        }
     }
 }
 
@@ -243,14 +296,22 @@ pub(super) fn cpu_line(results: &mut Results, what: &str, c: usize, cpu: &[Cpu])
 pub(super) struct Pair {
     ours: Vec<f64>,
     anchor: Vec<f64>,
+    cpu_ours: Vec<Cpu>,
+    cpu_anchor: Vec<Cpu>,
     failed: Option<anyhow::Error>,
 }
 
 impl Pair {
-    fn record(&mut self, side: Side, r: anyhow::Result<f64>) {
+    fn record(&mut self, side: Side, r: anyhow::Result<(f64, Cpu)>) {
         match r {
-            Ok(v) if side == Side::Ours => self.ours.push(v),
-            Ok(v) => self.anchor.push(v),
+            Ok((v, cpu)) if side == Side::Ours => {
+                self.ours.push(v);
+                self.cpu_ours.push(cpu);
+            }
+            Ok((v, cpu)) => {
+                self.anchor.push(v);
+                self.cpu_anchor.push(cpu);
+            }
             Err(e) => {
                 if self.failed.is_none() {
                     self.failed = Some(e);
@@ -270,11 +331,13 @@ impl Pair {
         median(&r)
     }
 
+    /// The figure's row, and its line of the Profile list: the CPU per `request` by party.
     #[allow(clippy::too_many_arguments)]
     fn row(
         &self,
         results: &mut Results,
         figure: &str,
+        request: &str,
         c: usize,
         unit: &str,
         anchor_name: &str,
@@ -311,5 +374,46 @@ impl Pair {
                 list(&self.anchor, thousands)
             ),
         });
+        self.cpu_line(results, request, c, target);
+    }
+
+    /// Where each side's CPU went, per request; and what the target leaves the storefront and
+    /// its client: at `target` × the anchor's rate, a request may take the cores' time of one
+    /// anchor request / `target`, of which the database takes what it took on our side, and
+    /// no core may idle.
+    fn cpu_line(&self, results: &mut Results, request: &str, c: usize, target: Option<f64>) {
+        if self.cpu_ours.is_empty() {
+            return;
+        }
+        let storefront: Vec<f64> = self.cpu_ours.iter().map(|x| x.storefront).collect();
+        let ours = Cpu::median_of(&self.cpu_ours);
+        let mut line = format!(
+            "- CPU per {request} at c = {c}, µs (medians): ours: storefront {} (per repetition: {}), load generator {}, Postgres {}, idle {}",
+            thousands(ours.storefront),
+            list(&storefront, thousands),
+            thousands(ours.client),
+            thousands(ours.postgres),
+            thousands(ours.idle),
+        );
+        if !self.cpu_anchor.is_empty() {
+            let anchor = Cpu::median_of(&self.cpu_anchor);
+            line += &format!(
+                "; anchor: pgbench {}, Postgres {}, idle {}",
+                thousands(anchor.client),
+                thousands(anchor.postgres),
+                thousands(anchor.idle),
+            );
+            if let (Some(t), true) = (target, anchor.postgres > 0.0) {
+                let whole = (anchor.storefront + anchor.client + anchor.postgres + anchor.idle) / t;
+                line += &format!(
+                    "; at {t} × the anchor's rate a request may take {} µs of the cores, which leaves the storefront and its load generator {} µs beside Postgres's {}, with no core idle (they take {})",
+                    thousands(whole),
+                    thousands(whole - ours.postgres),
+                    thousands(ours.postgres),
+                    thousands(ours.storefront + ours.client),
+                );
+            }
+        }
+        results.profile.push(line);
     }
 }

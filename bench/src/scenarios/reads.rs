@@ -44,6 +44,7 @@ pub(super) async fn read_ours(
     let paths = ids.clone();
     let run = load::http1(
         ctx.addr()?,
+        ctx.storefront.pid,
         c,
         n,
         ctx.plan.cap,
@@ -76,7 +77,12 @@ pub(super) async fn read_ours(
     Ok(run)
 }
 
-pub(super) async fn read_anchor(ctx: &Ctx, page: Page, c: usize, n: usize) -> anyhow::Result<f64> {
+pub(super) async fn read_anchor(
+    ctx: &Ctx,
+    page: Page,
+    c: usize,
+    n: usize,
+) -> anyhow::Result<(f64, Cpu)> {
     let anchor = match page {
         Page::Json | Page::Hop => &ctx.anchors.order_json,
         Page::Html => &ctx.anchors.order_page,
@@ -115,7 +121,6 @@ pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     ];
     for (page, n, figure, anchor, target) in figures {
         let mut pair = Pair::default();
-        let mut cpu = Vec::new();
         if let Err(e) = read_ours(ctx, page, c, plan.warm.max(c), 1).await {
             pair.failed = Some(e.context("warm-up"));
         }
@@ -125,16 +130,9 @@ pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
             }
             for side in sides(rep) {
                 let r = match side {
-                    Side::Ours => {
-                        let cpu0 = ctx.storefront.cpu()?;
-                        let r = read_ours(ctx, page, c, n, rep as u64 * 1_000_003).await;
-                        let storefront = ctx.storefront.cpu()?.since(cpu0).per_request_us(n);
-                        r.map(|run| {
-                            let load = run.cpu_per_request();
-                            cpu.push(Cpu { storefront, load });
-                            run.rate()
-                        })
-                    }
+                    Side::Ours => read_ours(ctx, page, c, n, rep as u64 * 1_000_003)
+                        .await
+                        .map(|run| (run.rate(), Cpu::of_run(&run))),
                     Side::Anchor => read_anchor(ctx, page, c, n).await,
                 };
                 if r.is_ok() && side == Side::Ours {
@@ -151,13 +149,12 @@ pub async fn reads(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
                 pair.record(side, r);
             }
         }
-        pair.row(results, figure, c, "/s", anchor, target);
         let request = match page {
             Page::Json => "`GET /api/orders/{id}`",
             Page::Html => "`GET /orders/{id}`",
             Page::Hop => "`GET /healthz`",
         };
-        cpu_line(results, request, c, &cpu);
+        pair.row(results, figure, request, c, "/s", anchor, target);
     }
     ceilings(results, c);
     Ok(())
