@@ -231,6 +231,8 @@ pub(super) struct Cpu {
     /// The database server: every process of it, the backends that ended included (pgbench's
     /// connections start and end within its run).
     pub postgres: f64,
+    /// The part of `postgres` spent in the kernel (sending, receiving, waking its peer).
+    pub postgres_kernel: f64,
     /// What the machine's cores left unused: cores × wall time, less all of the above.
     pub idle: f64,
 }
@@ -265,6 +267,7 @@ impl Cpu {
         n: usize,
         wall: Duration,
     ) -> Self {
+        let postgres_ticks = postgres;
         let (storefront, client, postgres) = (
             storefront.per_request_us(n),
             client.per_request_us(n),
@@ -276,6 +279,11 @@ impl Cpu {
             storefront,
             client,
             postgres,
+            postgres_kernel: CpuTicks {
+                user: 0,
+                ..postgres_ticks
+            }
+            .per_request_us(n),
             idle: (cores * wall - storefront - client - postgres).max(0.0),
         }
     }
@@ -286,6 +294,7 @@ impl Cpu {
             storefront: m(|c| c.storefront),
             client: m(|c| c.client),
             postgres: m(|c| c.postgres),
+            postgres_kernel: m(|c| c.postgres_kernel),
             idle: m(|c| c.idle),
         }
     }
@@ -388,19 +397,21 @@ impl Pair {
         let storefront: Vec<f64> = self.cpu_ours.iter().map(|x| x.storefront).collect();
         let ours = Cpu::median_of(&self.cpu_ours);
         let mut line = format!(
-            "- CPU per {request} at c = {c}, µs (medians): ours: storefront {} (per repetition: {}), load generator {}, Postgres {}, idle {}",
+            "- CPU per {request} at c = {c}, µs (medians): ours: storefront {} (per repetition: {}), load generator {}, Postgres {} ({} of it in the kernel), idle {}",
             thousands(ours.storefront),
             list(&storefront, thousands),
             thousands(ours.client),
             thousands(ours.postgres),
+            thousands(ours.postgres_kernel),
             thousands(ours.idle),
         );
         if !self.cpu_anchor.is_empty() {
             let anchor = Cpu::median_of(&self.cpu_anchor);
             line += &format!(
-                "; anchor: pgbench {}, Postgres {}, idle {}",
+                "; anchor: pgbench {}, Postgres {} ({} in the kernel), idle {}",
                 thousands(anchor.client),
                 thousands(anchor.postgres),
+                thousands(anchor.postgres_kernel),
                 thousands(anchor.idle),
             );
             if let (Some(t), true) = (target, anchor.postgres > 0.0) {
