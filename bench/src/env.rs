@@ -286,25 +286,19 @@ impl CpuTicks {
 
     /// Every process of the local PostgreSQL server, with the backends that ended (their
     /// postmaster waited for them, so their time is in its children's); zero when the server
-    /// is on another host. Also the part of it that the server's own processes took
-    /// (checkpointer, writers, launchers, and the postmaster itself), as `(all, own)`.
-    pub fn of_postgres() -> (Self, Self) {
+    /// is on another host.
+    pub fn of_postgres() -> Self {
         let Ok(dir) = std::fs::read_dir("/proc") else {
-            return Default::default();
+            return Self::default();
         };
         dir.flatten()
             .filter_map(|e| {
                 let name = e.file_name();
                 let pid = name.to_str()?;
                 pid.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
-                let stat = Stat::of(pid).filter(|s| s.comm == "postgres")?;
-                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                Some((stat, server_process(&String::from_utf8_lossy(&cmdline))))
+                Stat::of(pid).filter(|s| s.comm == "postgres")
             })
-            .fold(Default::default(), |(all, own), (s, server)| {
-                let all = all.plus(s.own).plus(s.reaped);
-                (all, if server { own.plus(s.own) } else { own })
-            })
+            .fold(Self::default(), |sum, s| sum.plus(s.own).plus(s.reaped))
     }
 
     fn plus(self, other: Self) -> Self {
@@ -332,44 +326,20 @@ impl CpuTicks {
     }
 }
 
-/// Whether a Postgres process is one of the server's own (by the title it gives itself), not
-/// a backend serving a client.
-fn server_process(cmdline: &str) -> bool {
-    let title = cmdline.trim_end_matches(['\0', ' ']);
-    !title.starts_with("postgres: ")
-        || [
-            "checkpointer",
-            "background writer",
-            "walwriter",
-            "autovacuum",
-            "launcher",
-            "archiver",
-            "walsender",
-            "walreceiver",
-            "stats collector",
-        ]
-        .iter()
-        .any(|p| title.contains(p))
-}
-
 /// The CPU of every party to a round, read before and after it: the storefront, the database
 /// server, and the bench's ended children (pgbench). The load generator's own is in its `Run`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Parties {
     pub storefront: CpuTicks,
     pub postgres: CpuTicks,
-    /// The part of `postgres` the server's own processes took (checkpoints, WAL writing).
-    pub postgres_server: CpuTicks,
     pub children: CpuTicks,
 }
 
 impl Parties {
     pub fn now(storefront: u32) -> Self {
-        let (postgres, postgres_server) = CpuTicks::of_postgres();
         Self {
             storefront: CpuTicks::of(storefront).unwrap_or_default(),
-            postgres,
-            postgres_server,
+            postgres: CpuTicks::of_postgres(),
             children: CpuTicks::of_reaped_children(),
         }
     }
@@ -378,7 +348,6 @@ impl Parties {
         Self {
             storefront: self.storefront.since(before.storefront),
             postgres: self.postgres.since(before.postgres),
-            postgres_server: self.postgres_server.since(before.postgres_server),
             children: self.children.since(before.children),
         }
     }

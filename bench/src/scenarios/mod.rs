@@ -233,8 +233,6 @@ pub(super) struct Cpu {
     pub postgres: f64,
     /// The part of `postgres` spent in the kernel (sending, receiving, waking its peer).
     pub postgres_kernel: f64,
-    /// The part of `postgres` its own processes took (checkpointer, writers), not backends.
-    pub postgres_server: f64,
     /// What the machine's cores left unused: cores × wall time, less all of the above.
     pub idle: f64,
 }
@@ -242,29 +240,50 @@ pub(super) struct Cpu {
 impl Cpu {
     /// Ours: the load's own run, with the storefront and the database around it.
     pub fn of_run(run: &load::Run) -> Self {
-        Self::of(run.parties, run.cpu, run.ok, run.elapsed)
+        Self::of(
+            run.parties.storefront,
+            run.cpu,
+            run.parties.postgres,
+            run.ok,
+            run.elapsed,
+        )
     }
 
     /// The anchor's: pgbench is the bench's child that ended within the run.
     pub fn of_anchor(parties: Parties, n: usize, wall: Duration) -> Self {
-        Self::of(parties, parties.children, n, wall)
+        Self::of(
+            parties.storefront,
+            parties.children,
+            parties.postgres,
+            n,
+            wall,
+        )
     }
 
-    fn of(parties: Parties, client: CpuTicks, n: usize, wall: Duration) -> Self {
-        let us = |t: CpuTicks| t.per_request_us(n);
-        let (storefront, client, postgres) =
-            (us(parties.storefront), us(client), us(parties.postgres));
+    fn of(
+        storefront: CpuTicks,
+        client: CpuTicks,
+        postgres: CpuTicks,
+        n: usize,
+        wall: Duration,
+    ) -> Self {
+        let postgres_ticks = postgres;
+        let (storefront, client, postgres) = (
+            storefront.per_request_us(n),
+            client.per_request_us(n),
+            postgres.per_request_us(n),
+        );
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let wall = wall.as_secs_f64() * 1e6 / n.max(1) as f64;
         Self {
             storefront,
             client,
             postgres,
-            postgres_kernel: us(CpuTicks {
+            postgres_kernel: CpuTicks {
                 user: 0,
-                ..parties.postgres
-            }),
-            postgres_server: us(parties.postgres_server),
+                ..postgres_ticks
+            }
+            .per_request_us(n),
             idle: (cores * wall - storefront - client - postgres).max(0.0),
         }
     }
@@ -276,7 +295,6 @@ impl Cpu {
             client: m(|c| c.client),
             postgres: m(|c| c.postgres),
             postgres_kernel: m(|c| c.postgres_kernel),
-            postgres_server: m(|c| c.postgres_server),
             idle: m(|c| c.idle),
         }
     }
@@ -379,23 +397,21 @@ impl Pair {
         let storefront: Vec<f64> = self.cpu_ours.iter().map(|x| x.storefront).collect();
         let ours = Cpu::median_of(&self.cpu_ours);
         let mut line = format!(
-            "- CPU per {request} at c = {c}, µs (medians): ours: storefront {} (per repetition: {}), load generator {}, Postgres {} ({} of it in the kernel, {} in its own processes), idle {}",
+            "- CPU per {request} at c = {c}, µs (medians): ours: storefront {} (per repetition: {}), load generator {}, Postgres {} ({} of it in the kernel), idle {}",
             thousands(ours.storefront),
             list(&storefront, thousands),
             thousands(ours.client),
             thousands(ours.postgres),
             thousands(ours.postgres_kernel),
-            thousands(ours.postgres_server),
             thousands(ours.idle),
         );
         if !self.cpu_anchor.is_empty() {
             let anchor = Cpu::median_of(&self.cpu_anchor);
             line += &format!(
-                "; anchor: pgbench {}, Postgres {} ({} in the kernel, {} in its own processes), idle {}",
+                "; anchor: pgbench {}, Postgres {} ({} in the kernel), idle {}",
                 thousands(anchor.client),
                 thousands(anchor.postgres),
                 thousands(anchor.postgres_kernel),
-                thousands(anchor.postgres_server),
                 thousands(anchor.idle),
             );
             if let (Some(t), true) = (target, anchor.postgres > 0.0) {
