@@ -383,3 +383,26 @@ impl RssSampler {
         self.task.await.unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CpuTicks;
+
+    /// pgbench's CPU is read as the time of the children the bench waited for: a child that
+    /// burns CPU and is waited for must show there.
+    #[test]
+    fn a_waited_for_child_s_cpu_counts_as_reaped() {
+        let before = CpuTicks::of_reaped_children();
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 600000 ]; do i=$((i+1)); done"])
+            .status()
+            .expect("sh runs");
+        assert!(status.success());
+        let reaped = CpuTicks::of_reaped_children().since(before);
+        // At least 50 ms: the loop takes several times that.
+        assert!(
+            reaped.user + reaped.system >= 5,
+            "the child's CPU: {reaped:?}"
+        );
+    }
+}
