@@ -332,15 +332,19 @@ async fn run(args: &Args, db: &Db, machine: &mut Machine) -> anyhow::Result<Resu
     let port = env::free_port()?;
     let base = format!("http://127.0.0.1:{port}");
 
-    let (version, tls, others): (String, Option<bool>, i64) = sqlx::query_as(
+    let (version, settings, tls, others): (String, String, Option<bool>, i64) = sqlx::query_as(
         "SELECT split_part(version(), ' on ', 1),
+                -- What changes the figures and is the server's, not the run's, to say.
+                (SELECT string_agg(name || ' ' || current_setting(name), ', ' ORDER BY name) FROM pg_settings
+                  WHERE name IN ('autovacuum', 'fsync', 'synchronous_commit', 'shared_buffers',
+                                 'max_wal_size', 'wal_level')),
                 (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()),
                 (SELECT count(*) FROM pg_stat_activity
                   WHERE backend_type = 'client backend' AND datname IS DISTINCT FROM current_database())",
     )
     .fetch_one(&db.pool)
     .await?;
-    machine.postgres = version;
+    machine.postgres = format!("{version} ({settings})");
     machine.db_tls = match (tls, args.sslmode.as_deref()) {
         (Some(true), m) => format!(
             "TLS (sslmode={}), the same for pgbench",
