@@ -26,7 +26,7 @@ use hyper::{
 };
 use hyper_util::rt::TokioIo;
 
-use crate::env::{CpuTicks, Parties};
+use crate::cpu::{CpuTicks, Parties};
 
 /// What one load run did.
 #[derive(Debug, Default)]

@@ -6,6 +6,7 @@
 
 mod anchors;
 mod burst;
+mod cpu;
 mod env;
 mod events;
 mod load;

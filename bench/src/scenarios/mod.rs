@@ -5,12 +5,14 @@
 //! its own module.
 
 mod checkout;
+mod cpu;
 mod duplicates;
 mod ingest;
 mod reads;
 
 pub use checkout::checkout;
 pub(crate) use checkout::checkout_ours;
+pub(super) use cpu::Cpu;
 pub use duplicates::{duplicate_events, duplicates};
 pub(crate) use ingest::{check_applied, post_webhooks};
 pub use ingest::{ingest, unique_events};
@@ -22,9 +24,9 @@ use anyhow::{bail, Context};
 use sqlx::PgPool;
 
 use crate::{
-    env::{CpuTicks, Parties, Service},
+    cpu::Parties,
+    env::Service,
     events::Webhooks,
-    load,
     mirror::Mirror,
     pgbench::PgBench,
     report::{list, median, thousands, Rates, Results, Row},
@@ -222,84 +224,6 @@ impl Ctx {
     }
 }
 
-/// CPU per request of every party to one side of a round, µs (user + system time).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Cpu {
-    pub storefront: f64,
-    /// The bench's load generator (ours) or pgbench (the anchor's).
-    pub client: f64,
-    /// The database server: every process of it, the backends that ended included (pgbench's
-    /// connections start and end within its run).
-    pub postgres: f64,
-    /// The part of `postgres` spent in the kernel (sending, receiving, waking its peer).
-    pub postgres_kernel: f64,
-    /// What the machine's cores left unused: cores × wall time, less all of the above.
-    pub idle: f64,
-}
-
-impl Cpu {
-    /// Ours: the load's own run, with the storefront and the database around it.
-    pub fn of_run(run: &load::Run) -> Self {
-        Self::of(
-            run.parties.storefront,
-            run.cpu,
-            run.parties.postgres,
-            run.ok,
-            run.elapsed,
-        )
-    }
-
-    /// The anchor's: pgbench is the bench's child that ended within the run.
-    pub fn of_anchor(parties: Parties, n: usize, wall: Duration) -> Self {
-        Self::of(
-            parties.storefront,
-            parties.children,
-            parties.postgres,
-            n,
-            wall,
-        )
-    }
-
-    fn of(
-        storefront: CpuTicks,
-        client: CpuTicks,
-        postgres: CpuTicks,
-        n: usize,
-        wall: Duration,
-    ) -> Self {
-        let postgres_ticks = postgres;
-        let (storefront, client, postgres) = (
-            storefront.per_request_us(n),
-            client.per_request_us(n),
-            postgres.per_request_us(n),
-        );
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let wall = wall.as_secs_f64() * 1e6 / n.max(1) as f64;
-        Self {
-            storefront,
-            client,
-            postgres,
-            postgres_kernel: CpuTicks {
-                user: 0,
-                ..postgres_ticks
-            }
-            .per_request_us(n),
-            idle: (cores * wall - storefront - client - postgres).max(0.0),
-        }
-    }
-
-    fn median_of(all: &[Self]) -> Self {
-        let m = |f: fn(&Self) -> f64| median(&all.iter().map(f).collect::<Vec<_>>());
-        Self {
-            storefront: m(|c| c.storefront),
-            client: m(|c| c.client),
-            postgres: m(|c| c.postgres),
-            postgres_kernel: m(|c| c.postgres_kernel),
-            idle: m(|c| c.idle),
-        }
-    }
-}
-
 /// Results per concurrency of one paired figure.
 #[derive(Default)]
 pub(super) struct Pair {
@@ -383,48 +307,8 @@ impl Pair {
                 list(&self.anchor, thousands)
             ),
         });
-        self.cpu_line(results, request, c, target);
-    }
-
-    /// Where each side's CPU went, per request; and what the target leaves the storefront and
-    /// its client: at `target` × the anchor's rate, a request may take the cores' time of one
-    /// anchor request / `target`, of which the database takes what it took on our side, and
-    /// no core may idle.
-    fn cpu_line(&self, results: &mut Results, request: &str, c: usize, target: Option<f64>) {
-        if self.cpu_ours.is_empty() {
-            return;
+        if let Some(line) = cpu::line(request, c, target, &self.cpu_ours, &self.cpu_anchor) {
+            results.profile.push(line);
         }
-        let storefront: Vec<f64> = self.cpu_ours.iter().map(|x| x.storefront).collect();
-        let ours = Cpu::median_of(&self.cpu_ours);
-        let mut line = format!(
-            "- CPU per {request} at c = {c}, µs (medians): ours: storefront {} (per repetition: {}), load generator {}, Postgres {} ({} of it in the kernel), idle {}",
-            thousands(ours.storefront),
-            list(&storefront, thousands),
-            thousands(ours.client),
-            thousands(ours.postgres),
-            thousands(ours.postgres_kernel),
-            thousands(ours.idle),
-        );
-        if !self.cpu_anchor.is_empty() {
-            let anchor = Cpu::median_of(&self.cpu_anchor);
-            line += &format!(
-                "; anchor: pgbench {}, Postgres {} ({} in the kernel), idle {}",
-                thousands(anchor.client),
-                thousands(anchor.postgres),
-                thousands(anchor.postgres_kernel),
-                thousands(anchor.idle),
-            );
-            if let (Some(t), true) = (target, anchor.postgres > 0.0) {
-                let whole = (anchor.storefront + anchor.client + anchor.postgres + anchor.idle) / t;
-                line += &format!(
-                    "; at {t} × the anchor's rate a request may take {} µs of the cores, which leaves the storefront and its load generator {} µs beside Postgres's {}, with no core idle (they take {})",
-                    thousands(whole),
-                    thousands(whole - ours.postgres),
-                    thousands(ours.postgres),
-                    thousands(ours.storefront + ours.client),
-                );
-            }
-        }
-        results.profile.push(line);
     }
 }
