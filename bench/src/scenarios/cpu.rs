@@ -112,3 +112,45 @@ pub fn line(
     }
     Some(line)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{line, Cpu};
+
+    fn cpu(storefront: f64, client: f64, postgres: f64, idle: f64) -> Cpu {
+        Cpu {
+            storefront,
+            client,
+            postgres,
+            postgres_kernel: 0.0,
+            idle,
+        }
+    }
+
+    /// At half the anchor's rate a request may take twice the anchor's 100 µs of the cores;
+    /// our Postgres takes 60 of those 200, which leaves 140.
+    #[test]
+    fn the_budget_is_the_anchor_s_cores_over_the_target_less_our_database() {
+        let ours = [cpu(90.0, 20.0, 60.0, 10.0)];
+        let anchor = [cpu(0.0, 10.0, 80.0, 10.0)];
+        let text = line("read", 8, Some(0.5), &ours, &anchor).expect("a line");
+        assert!(text.contains("may take 200 µs of the cores"), "{text}");
+        assert!(
+            text.contains("leaves the storefront and its load generator 140 µs"),
+            "{text}"
+        );
+        assert!(text.contains("(they take 110)"), "{text}");
+    }
+
+    /// No target, or no database on this host (its CPU reads zero): no budget is claimed.
+    #[test]
+    fn no_budget_without_a_target_or_the_database_s_cpu() {
+        let ours = [cpu(90.0, 20.0, 0.0, 10.0)];
+        let anchor = [cpu(0.0, 10.0, 0.0, 10.0)];
+        let remote = line("read", 8, Some(0.5), &ours, &anchor).expect("a line");
+        assert!(!remote.contains("may take"), "{remote}");
+        let untargeted = line("read", 8, None, &ours, &[cpu(0.0, 10.0, 80.0, 10.0)]);
+        assert!(!untargeted.expect("a line").contains("may take"));
+        assert!(line("read", 8, Some(0.5), &[], &anchor).is_none());
+    }
+}
