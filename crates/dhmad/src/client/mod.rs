@@ -7,25 +7,25 @@
 //! intent first and reconcile with a read.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use secrecy::{ExposeSecret, SecretString};
-use serde::{de::DeserializeOwned, Serialize};
+use secrecy::SecretString;
 use url::Url;
 
-use crate::error::{Error, TransportError};
+use crate::error::Error;
 use crate::types::*;
 
 mod builder;
 mod gate;
 mod observer;
 mod retry;
+mod transport;
 
 pub use builder::{BuildError, ClientBuilder};
 pub use gate::{Admission, Gate};
 pub use observer::CallRecord;
 pub use retry::{RateLimit, RetryPolicy};
+use transport::Retry;
 
 /// Where the local sandbox serves the API by default.
 pub const SANDBOX_API_BASE: &str = "http://127.0.0.1:6002/api/v1";
@@ -57,14 +57,6 @@ impl std::fmt::Debug for Client {
             .field("gate", &self.gate)
             .finish()
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    /// Safe to resend: reads.
-    Yes,
-    /// Writes: resent only after a 429, which DHMAD answers without acting.
-    No,
 }
 
 const NO_BODY: Option<&()> = None;
@@ -479,130 +471,6 @@ impl Client {
             inner: Arc::clone(&self.inner),
             gate: gate::GateSlot(Some(Arc::new(gate))),
         }
-    }
-
-    async fn call<B: Serialize, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &[&str],
-        body: Option<&B>,
-        retry: Retry,
-    ) -> Result<T, Error> {
-        self.request(method, path, None, body, retry).await
-    }
-
-    async fn request<B: Serialize, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &[&str],
-        query: Option<&str>,
-        body: Option<&B>,
-        retry: Retry,
-    ) -> Result<T, Error> {
-        let mut url = self.inner.base.clone();
-        url.path_segments_mut()
-            .expect("checked at build")
-            .extend(path);
-        url.set_query(query.filter(|q| !q.is_empty()));
-        let endpoint = observer::endpoint(path);
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .once(method.clone(), url.clone(), body, endpoint, attempt)
-                .await;
-            let err = match result {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            let delay = match retry {
-                Retry::Yes => self.inner.retry.delay(attempt, &err),
-                Retry::No if matches!(err, Error::RateLimited { .. }) => {
-                    self.inner.retry.delay(attempt, &err)
-                }
-                Retry::No => None,
-            };
-            match delay {
-                Some(d) => {
-                    tracing::debug!(%method, path = url.path(), attempt, ?d, error = %err, "retrying DHMAD call");
-                    tokio::time::sleep(d).await;
-                    attempt += 1;
-                }
-                None => return Err(err),
-            }
-        }
-    }
-
-    /// One attempt: sends the request, reads the whole answer, tells the observer, decodes.
-    async fn once<B: Serialize, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        url: Url,
-        body: Option<&B>,
-        endpoint: &'static str,
-        attempt: u32,
-    ) -> Result<T, Error> {
-        // Refused by the gate: nothing is sent, so the observer has no exchange to see.
-        self.gate
-            .admit()
-            .await
-            .map_err(|retry_after| Error::Throttled { retry_after })?;
-        let mut req = self
-            .inner
-            .http
-            .request(method.clone(), url)
-            .bearer_auth(self.inner.api_key.expose_secret())
-            .header("accept", "application/json");
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let started = Instant::now();
-        let mut record = CallRecord {
-            method,
-            endpoint,
-            status: None,
-            timed_out: false,
-            elapsed: Duration::ZERO,
-            attempt,
-            rate_limit: None,
-        };
-        let answer = async {
-            let resp = req.send().await.map_err(map_reqwest)?;
-            record.status = Some(resp.status().as_u16());
-            record.rate_limit = RateLimit::from_headers(resp.headers());
-            let status = resp.status();
-            let bytes = resp.bytes().await.map_err(map_reqwest)?;
-            Ok::<_, Error>((status, bytes))
-        }
-        .await;
-        record.elapsed = started.elapsed();
-        record.timed_out = matches!(answer, Err(Error::Timeout));
-        let rate = record.rate_limit;
-        if let Some(rl) = rate {
-            *self.inner.rate_limit.lock().expect("rate-limit lock") = Some(rl);
-        }
-        self.inner.observer.notify(&record);
-        let (status, bytes) = answer?;
-        if status.is_success() {
-            let bytes = if bytes.is_empty() {
-                &b"null"[..]
-            } else {
-                &bytes[..]
-            };
-            return serde_json::from_slice(bytes).map_err(|source| Error::Decode {
-                status: status.as_u16(),
-                source,
-            });
-        }
-        let reset = rate.and_then(|r| r.reset);
-        Err(Error::from_response(status.as_u16(), &bytes, reset))
-    }
-}
-
-fn map_reqwest(e: reqwest::Error) -> Error {
-    if e.is_timeout() {
-        Error::Timeout
-    } else {
-        Error::Transport(TransportError::new(e))
     }
 }
 
