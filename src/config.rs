@@ -19,6 +19,9 @@ pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
 pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://localhost:3000";
 pub const DEFAULT_DHMAD_API_BASE: &str = "http://127.0.0.1:6002/api/v1";
 pub const DEFAULT_DHMAD_TIMEOUT_SECS: u64 = 10;
+/// The most `DHMAD_TIMEOUT_SECS` takes: the request deadline is three times it (an unbounded
+/// value overflowed it), and no buyer waits longer than that for a page anyway.
+pub const MAX_DHMAD_TIMEOUT_SECS: u64 = 300;
 /// The most `DHMAD_RATE_LIMIT` takes: the budget keeps one row per call of the window.
 pub const MAX_DHMAD_RATE_LIMIT: u32 = 100_000;
 pub const DEFAULT_MAIL_FROM: &str = "Souk Digital <shop@localhost>";
@@ -258,6 +261,12 @@ impl Config {
                 budget_default.calls
             }
         };
+        // Bounded: the request deadline is a multiple of it (`request_deadline`).
+        if dhmad_timeout.as_secs() > MAX_DHMAD_TIMEOUT_SECS {
+            errors.push(format!(
+                "DHMAD_TIMEOUT_SECS: expected at most {MAX_DHMAD_TIMEOUT_SECS} seconds"
+            ));
+        }
         let mut check = |name: &str, r: Result<(), String>| {
             if let Err(e) = r {
                 errors.push(format!("{name}: {e}"));

@@ -93,3 +93,16 @@ fn a_live_key_with_a_public_demo_secret_refuses_to_start() {
     ])
     .is_ok());
 }
+
+#[test]
+fn a_dhmad_timeout_past_the_maximum_is_refused() {
+    // Multiplied into the request deadline: an unbounded value overflowed at router build.
+    let mut pairs = MIN.to_vec();
+    pairs.push(("DHMAD_TIMEOUT_SECS", "10000000000000000000"));
+    let err = cfg(&pairs).unwrap_err().to_string();
+    assert!(err.contains("DHMAD_TIMEOUT_SECS"), "{err}");
+    let mut pairs = MIN.to_vec();
+    pairs.push(("DHMAD_TIMEOUT_SECS", "300"));
+    let c = cfg(&pairs).unwrap();
+    assert_eq!(c.request_deadline(), Duration::from_secs(905));
+}
