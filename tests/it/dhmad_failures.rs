@@ -20,7 +20,8 @@ async fn a_dhmad_500_on_create_keeps_the_order_and_a_retry_recovers_it(pool: PgP
         .fetch_one(&w.app.pool)
         .await
         .unwrap();
-    assert_eq!(row.status, "escrow_failed");
+    // DHMAD may have created the escrow before failing: the order waits for a look.
+    assert_eq!(row.status, "needs_reconciliation");
     assert!(row.failure_reason.unwrap().contains("500"));
 
     // The same checkout again: same order, now with an escrow and a session.
@@ -34,6 +35,43 @@ async fn a_dhmad_500_on_create_keeps_the_order_and_a_retry_recovers_it(pool: PgP
         .await
         .unwrap();
     assert_eq!(orders, Some(1));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_escrow_created_before_a_500_is_adopted_not_made_twice(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    // DHMAD creates the escrow, then fails to say so.
+    w.faults(
+        json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "error_500_after"}]}),
+    )
+    .await;
+    let r = w.checkout_form("chechia-red", "twice@example.tn").await;
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("Your order is saved"));
+
+    let r = w.checkout_form("chechia-red", "twice@example.tn").await;
+    assert_eq!(r.status(), 303);
+    let order_id = sqlx::query_scalar!("SELECT id FROM orders")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    let o = w.app.order_json(order_id).await;
+    assert_eq!(o["status"], "awaiting_payment");
+    assert_eq!(
+        w.count_calls("POST", "/api/v1/escrows").await,
+        1,
+        "the escrow made before the 500 is the order's: {:?}",
+        w.dhmad_calls().await
+    );
+    let list = w
+        .app
+        .state
+        .dhmad
+        .list_escrows(&dhmad::ListEscrows::default())
+        .await
+        .unwrap();
+    assert_eq!(list.escrows.len(), 1, "{:?}", list.escrows);
+    assert_eq!(o["escrow_id"], list.escrows[0].id);
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -63,6 +63,10 @@ pub enum ApiFaultKind {
     /// 500 at once.
     #[serde(rename = "error_500")]
     Error500,
+    /// The call takes effect, then 500: a server failing after it committed. The client cannot
+    /// tell it from `error_500`, which is why a write answered 5xx must be reconciled.
+    #[serde(rename = "error_500_after")]
+    Error500After,
     /// 429 with the rate-limit body.
     #[serde(rename = "rate_limit_429")]
     RateLimit429,

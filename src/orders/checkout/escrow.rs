@@ -192,8 +192,7 @@ pub(super) async fn create_failed(
         db::orders::unclaim_creation(&state.pool, order.id).await?;
         return Ok(OrderError::Busy { retry_after });
     }
-    let reason = failure_reason(&err);
-    let (status, err) = classify_create_error(err);
+    let (status, reason, err) = classify_create_error(err);
     let detail = err.cause().unwrap_or_default();
     let public = Some("We could not start the payment with DHMAD; your order is saved");
     let mut conn = state.pool.acquire().await?;
@@ -202,27 +201,6 @@ pub(super) async fn create_failed(
     db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
     tx.commit().await?;
     Ok(err)
-}
-
-/// is safe, with no internal detail (URLs, transport errors), since the order's JSON shows it.
-/// The full error goes to the back-office timeline and the log.
-fn failure_reason(err: &dhmad::Error) -> String {
-    use dhmad::Error as E;
-    const UNKNOWN: &str = "outcome unknown; checking DHMAD before any retry";
-    match err {
-        E::Timeout => format!("DHMAD did not answer in time ({UNKNOWN})"),
-        E::Decode { .. } => format!("DHMAD's answer could not be read ({UNKNOWN})"),
-        E::Transport(_) => "could not reach DHMAD; safe to retry".into(),
-        E::RateLimited { .. } => "DHMAD was busy (429); safe to retry".into(),
-        E::BusinessRule { api, .. } | E::Validation(api) => format!(
-            "DHMAD refused: {}",
-            api.user_message.as_deref().unwrap_or(&api.message)
-        ),
-        other => match other.status() {
-            Some(code) => format!("DHMAD answered {code}; safe to retry"),
-            None => "DHMAD failed; safe to retry".into(),
-        },
-    }
 }
 
 /// The escrow for the order as its product sells it. The merchant sells as its associated
@@ -255,43 +233,83 @@ fn escrow_request(order: &Order, product: &Product) -> CreateEscrow {
     req
 }
 
-/// What a failed `POST /escrows` means for the order (safe to retry, or unknown) and the user.
-fn classify_create_error(err: dhmad::Error) -> (OrderStatus, OrderError) {
+/// What a failed `POST /escrows` means: the order's status (nothing was created, so a retry is
+/// safe; or the escrow may exist, so DHMAD is looked at before any retry), the reason the order
+/// keeps (its JSON shows it: no internal detail such as URLs or transport errors; the full error
+/// goes to the back-office timeline and the log) and the error the user gets.
+fn classify_create_error(err: dhmad::Error) -> (OrderStatus, String, OrderError) {
     use dhmad::Error as E;
-    let reason = format!("escrow creation failed: {err}");
-    let failed = OrderStatus::EscrowFailed;
+    const UNKNOWN: &str = "outcome unknown; checking DHMAD before any retry";
+    let (failed, unknown) = (OrderStatus::EscrowFailed, OrderStatus::NeedsReconciliation);
+    let cause = format!("escrow creation failed: {err}");
+    let unknown_cause = format!("{cause} ({UNKNOWN})");
     let unavailable = |message: &str, cause: String| OrderError::DhmadUnavailable {
         message: format!("{message} {SAVED}"),
         cause,
     };
+    let provider_error = |cause: String| OrderError::DhmadFailed {
+        message: format!("The payment provider reported an error. {SAVED}"),
+        cause,
+    };
+    let unreachable = "The payment provider is unreachable or busy.";
+    let late = "The payment provider did not answer in time.";
+    let status = err.status();
     match err {
         // No answer, or an answer we could not read: the escrow may exist.
-        E::Timeout | E::Decode { .. } => (
-            OrderStatus::NeedsReconciliation,
-            unavailable(
-                "The payment provider did not answer in time.",
-                format!("{reason} (outcome unknown; checking DHMAD before any retry)"),
-            ),
+        E::Timeout => (
+            unknown,
+            format!("DHMAD did not answer in time ({UNKNOWN})"),
+            unavailable(late, unknown_cause),
         ),
-        E::Transport(_) | E::RateLimited { .. } => (
+        E::Decode { .. } => (
+            unknown,
+            format!("DHMAD's answer could not be read ({UNKNOWN})"),
+            unavailable(late, unknown_cause),
+        ),
+        // Sent, then a failure: DHMAD may have created the escrow before failing, and it has
+        // no idempotency keys (`docs/dhmad-api.md` §9), so only a look tells whether a new one
+        // may be made.
+        E::Server(_) => (
+            unknown,
+            format!("DHMAD answered {} ({UNKNOWN})", status.unwrap_or(500)),
+            provider_error(unknown_cause),
+        ),
+        E::Transport(ref t) if !t.is_connect() => (
+            unknown,
+            format!("the connection to DHMAD failed ({UNKNOWN})"),
+            unavailable(unreachable, unknown_cause),
+        ),
+        // Never reached DHMAD, or refused without acting: nothing was created.
+        E::Transport(_) => (
             failed,
-            unavailable("The payment provider is unreachable or busy.", reason),
+            "could not reach DHMAD; safe to retry".into(),
+            unavailable(unreachable, cause),
+        ),
+        E::RateLimited { .. } => (
+            failed,
+            "DHMAD was busy (429); safe to retry".into(),
+            unavailable(unreachable, cause),
         ),
         E::BusinessRule { api, .. } | E::Validation(api) => (
             failed,
+            format!(
+                "DHMAD refused: {}",
+                api.user_message.as_deref().unwrap_or(&api.message)
+            ),
             OrderError::Refused {
                 message: api
                     .user_message
                     .unwrap_or_else(|| "The payment provider refused this order.".into()),
-                cause: reason,
+                cause,
             },
         ),
         _ => (
             failed,
-            OrderError::DhmadFailed {
-                message: format!("The payment provider reported an error. {SAVED}"),
-                cause: reason,
+            match status {
+                Some(code) => format!("DHMAD answered {code}; safe to retry"),
+                None => "DHMAD failed; safe to retry".into(),
             },
+            provider_error(cause),
         ),
     }
 }
@@ -301,13 +319,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_timeout_leaves_the_outcome_unknown() {
-        let (s, e) = classify_create_error(dhmad::Error::Timeout);
+    fn only_a_call_that_never_acted_is_safe_to_resend() {
+        let (s, reason, e) = classify_create_error(dhmad::Error::Timeout);
         assert_eq!(s, OrderStatus::NeedsReconciliation);
+        assert!(reason.contains("outcome unknown"), "{reason}");
         assert!(matches!(e, OrderError::DhmadUnavailable { .. }), "{e:?}");
-        let api = dhmad::ApiError::parse(500, b"{}");
-        let (s, e) = classify_create_error(dhmad::Error::Server(api));
-        assert_eq!(s, OrderStatus::EscrowFailed);
+        // DHMAD may have created the escrow before failing: look before making another.
+        let api = dhmad::ApiError::parse(502, b"{}");
+        let (s, reason, e) = classify_create_error(dhmad::Error::Server(api));
+        assert_eq!(s, OrderStatus::NeedsReconciliation);
+        assert_eq!(
+            reason,
+            "DHMAD answered 502 (outcome unknown; checking DHMAD before any retry)"
+        );
         assert!(matches!(e, OrderError::DhmadFailed { .. }), "{e:?}");
+        let api = dhmad::ApiError::parse(400, br#"{"message":"amount must be positive"}"#);
+        let (s, reason, e) = classify_create_error(dhmad::Error::Validation(api));
+        assert_eq!(s, OrderStatus::EscrowFailed);
+        assert_eq!(reason, "DHMAD refused: amount must be positive");
+        assert!(matches!(e, OrderError::Refused { .. }), "{e:?}");
     }
 }

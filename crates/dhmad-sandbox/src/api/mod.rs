@@ -134,6 +134,11 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
         ApiFaultKind::Error500 => {
             ApiError::internal("Injected fault: internal server error").into_response()
         }
+        ApiFaultKind::Error500After => {
+            let done = next.run(req).await;
+            tracing::info!(%path, status = %done.status(), "answered 500 in place of this");
+            ApiError::internal("Injected fault: internal server error").into_response()
+        }
         ApiFaultKind::RateLimit429 => {
             too_many_requests(time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
         }

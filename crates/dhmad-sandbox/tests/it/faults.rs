@@ -63,6 +63,32 @@ async fn api_faults_answer_500_429_and_hang_for_n_calls() {
 }
 
 #[tokio::test]
+async fn a_500_after_acting_has_done_what_was_asked() {
+    let env = Env::start().await;
+    let (st, v) = env
+        .control(
+            "/sandbox/faults",
+            json!({"api": [
+                {"method": "POST", "path": "/api/v1/escrows", "fault": "error_500_after"}
+            ]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let req = dhmad::CreateEscrow::new("kept", 10.into(), BUYER).mode(dhmad::EscrowMode::Instant);
+    let e = env.client.create_escrow(&req).await.unwrap_err();
+    assert!(matches!(e, dhmad::Error::Server(_)), "{e}");
+    // The escrow exists although the answer said 500; the next call is served normally.
+    let list = env
+        .client
+        .list_escrows(&dhmad::ListEscrows::default())
+        .await
+        .unwrap();
+    let kept: Vec<_> = list.escrows.iter().filter(|e| e.title == "kept").collect();
+    assert_eq!(kept.len(), 1, "{:?}", list.escrows);
+    env.client.create_escrow(&req).await.unwrap();
+}
+
+#[tokio::test]
 async fn dropped_duplicated_and_corrupted_webhooks() {
     let env = Env::start().await;
     env.control(
