@@ -161,6 +161,7 @@ fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
         (status = 403, description = "A cross-site request from a browser", body = ErrorBody),
         (status = 409, description = "This buyer has already paid for this product: the \
             message names the order", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was first used with another body, \
             or DHMAD refused the escrow (its message is meant for the buyer)", body = ErrorBody),
         (status = 429, description = "Too many checkouts from this client",
@@ -176,7 +177,11 @@ pub async fn json(
     headers: HeaderMap,
     input: Result<Json<CheckoutInput>, JsonRejection>,
 ) -> AppResult<Response> {
-    let Json(input) = input.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let Json(input) = input.map_err(|e| match e.status() {
+        // A body past the limit, as the form route answers it: not malformed, just too large.
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        _ => AppError::BadRequest(e.body_text()),
+    })?;
     let owner = idempotency_key(&headers)?.map_or(Owner::Nobody, Owner::Key);
     let req = CheckoutRequest {
         sku: &input.sku,

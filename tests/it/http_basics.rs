@@ -103,6 +103,24 @@ async fn checkout_input_is_validated(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn an_oversized_checkout_is_413_as_json_and_as_a_form(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let email = format!("{}@example.tn", "a".repeat(70 * 1024));
+    let r = app
+        .http
+        .post(app.url("/api/checkout"))
+        .json(&json!({"sku": "ai-credits-500", "email": email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = app
+        .post_form("/checkout", &[("sku", "ai-credits-500"), ("email", &email)])
+        .await;
+    assert_eq!(r.status(), 413);
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn dhmad_unreachable_keeps_the_order_with_its_reason(pool: PgPool) {
     let app = spawn_offline(pool).await;
     let r = app
