@@ -64,7 +64,8 @@ pub fn router(state: AppState) -> Router {
     let checkout_limit = rate_limit::per_minute(&state.config, limits.checkout_per_minute);
     let action_limit = rate_limit::per_minute(&state.config, limits.actions_per_minute);
     // Pages and JSON about one order, and the whole back office: never kept by a cache (a
-    // shared computer's browser history, a proxy) once the visitor has moved on.
+    // shared computer's browser history, a proxy) once the visitor has moved on. Checkouts and
+    // order actions too: a refused one answers with the order page or the buyer's input.
     let no_store = SetResponseHeaderLayer::overriding(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
@@ -114,11 +115,12 @@ pub fn router(state: AppState) -> Router {
             post(admin_consoles::abandon_job),
         )
         .route("/admin/audit", get(admin_consoles::audit))
-        .route_layer(no_store);
+        .route_layer(no_store.clone());
     let checkout = Router::new()
         .route("/checkout", post(checkout::form))
         .route("/api/checkout", post(checkout::json))
-        .route_layer(checkout_limit);
+        .route_layer(checkout_limit)
+        .route_layer(no_store.clone());
     let actions = Router::new()
         .route("/checkout/callback", get(callback::callback))
         .route("/orders/{id}/pay", post(orders::pay_again))
@@ -127,7 +129,8 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}/dispute", post(orders::dispute))
         .route("/orders/{id}/sign", post(orders::sign))
         .route("/orders/{id}/review-proof", post(orders::review_proof))
-        .route_layer(action_limit);
+        .route_layer(action_limit)
+        .route_layer(no_store);
     let hsts = state.config.is_https().then(|| {
         header_layer(
             header::STRICT_TRANSPORT_SECURITY,

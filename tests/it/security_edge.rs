@@ -367,3 +367,27 @@ async fn private_pages_are_not_cached_and_https_gets_hsts(pool: PgPool) {
         );
     }
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn refused_order_actions_and_checkouts_are_not_cached(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order(
+            "chechia-red",
+            "refused@example.tn",
+            "66bb000000000000000000d0",
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    // Not paid yet: confirming receipt is refused with the whole private order page.
+    let r = app.post_form(&format!("/orders/{id}/confirm"), &[]).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.text().await.unwrap().contains("refused@example.tn"));
+    // A refused checkout form shows the address typed.
+    let r = app
+        .post_form("/checkout", &[("sku", "chechia-red"), ("email", "x")])
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}
