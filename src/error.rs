@@ -107,7 +107,7 @@ impl AppError {
                     "The service is briefly unavailable. Please try again.".into()
                 }
                 StatusCode::BAD_REQUEST => {
-                    "The request contains characters we cannot store.".into()
+                    "The request contains characters or values we cannot store.".into()
                 }
                 _ => "Something went wrong on our side. Please try again.".into(),
             },
@@ -133,12 +133,13 @@ fn order_status(e: &OrderError) -> StatusCode {
     }
 }
 
-/// Text Postgres cannot hold (a NUL byte, an invalid encoding) that slipped past the
-/// handlers' own checks: the client's fault, so a 400, never a 500.
+/// Text Postgres cannot hold (a NUL byte, an invalid encoding) or a time outside its range
+/// (22008: a client's cursor) that slipped past the handlers' own checks: the client's fault,
+/// so a 400, never a 500.
 fn is_bad_input(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
-        .is_some_and(|c| matches!(c.as_ref(), "22021" | "22P05"))
+        .is_some_and(|c| matches!(c.as_ref(), "22021" | "22P05" | "22008"))
 }
 
 /// Failures that a retry may fix: the database is down or saturated, or a statement gave up

@@ -130,17 +130,24 @@ pub async fn csv(
     Query(p): Query<ListParams>,
 ) -> AppResult<Response> {
     let filter = p.filter()?;
+    // The first batch is read before the answer starts, so that a search the database refuses
+    // (a NUL byte) is a 400 like the list's, not a 200 whose stream is cut.
+    let mut rows = db::admin_views::list(&s.pool, &filter, None, CSV_BATCH).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let pool = s.pool.clone();
     let export = async move {
         let mut out = String::new();
         csv_line(&mut out, &CSV_HEADER);
-        if tx.send(Ok(out.into())).await.is_err() {
-            return;
-        }
-        let mut after = None;
         loop {
-            let rows = match db::admin_views::list(&pool, &filter, after, CSV_BATCH).await {
+            for r in &rows {
+                csv_row(&mut out, r);
+            }
+            let last = rows.len() < CSV_BATCH as usize;
+            if tx.send(Ok(std::mem::take(&mut out).into())).await.is_err() || last {
+                return;
+            }
+            let after = rows.last().map(OrderRow::cursor);
+            rows = match db::admin_views::list(&pool, &filter, after, CSV_BATCH).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::error!(error = %e, "the CSV export failed");
@@ -148,14 +155,6 @@ pub async fn csv(
                     return;
                 }
             };
-            let mut out = String::new();
-            for r in &rows {
-                csv_row(&mut out, r);
-            }
-            after = rows.last().map(OrderRow::cursor);
-            if tx.send(Ok(out.into())).await.is_err() || rows.len() < CSV_BATCH as usize {
-                return;
-            }
         }
     };
     tokio::spawn(export.instrument(tracing::Span::current()));

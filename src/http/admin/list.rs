@@ -7,6 +7,7 @@ use axum::{
     Extension,
 };
 use serde::Deserialize;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::http::{admin_auth::Admin, csrf::CsrfToken, order_page::fmt_time, render};
@@ -79,6 +80,7 @@ impl ListParams {
             return Ok(None);
         }
         Cursor::decode(&self.after)
+            .filter(|c| cursor_time_ok(c.created_at))
             .map(Some)
             .ok_or_else(|| AppError::BadRequest("invalid page cursor".into()))
     }
@@ -105,6 +107,13 @@ impl ListParams {
             && self.needs.is_empty()
             && self.q.trim().is_empty())
     }
+}
+
+/// Whether a page cursor's time is one the shop could have given: Postgres refuses times
+/// before 4713 BC (SQLSTATE 22008) that `time` decodes, and nothing the shop writes falls
+/// outside years 1 to 9999.
+pub(in crate::http) fn cursor_time_ok(t: OffsetDateTime) -> bool {
+    (1..=9999).contains(&t.year())
 }
 
 const MODES: [Mode; 3] = [Mode::Instant, Mode::Quick, Mode::Standard];

@@ -12,5 +12,5 @@ mod list;
 pub use actions::{reconcile, reconcile_order, retry, ship};
 pub use csv::csv;
 pub(super) use flash::{answer, Flash, FlashQuery, Notice};
-pub(super) use list::shown;
+pub(super) use list::{cursor_time_ok, shown};
 pub use list::{index, orders};

@@ -23,7 +23,9 @@ fn micros(t: OffsetDateTime) -> i128 {
 
 fn from_micros(s: &str) -> Option<OffsetDateTime> {
     let m: i128 = s.parse().ok()?;
-    OffsetDateTime::from_unix_timestamp_nanos(m.checked_mul(1000)?).ok()
+    OffsetDateTime::from_unix_timestamp_nanos(m.checked_mul(1000)?)
+        .ok()
+        .filter(|t| super::admin::cursor_time_ok(*t))
 }
 
 fn bad(what: &str) -> AppError {

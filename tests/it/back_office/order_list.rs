@@ -164,6 +164,26 @@ async fn the_order_list_filters_searches_and_pages(pool: PgPool) {
     assert!(row_ids(&page).is_empty());
 }
 
+#[sqlx::test(migrations = "./migrations")]
+async fn cursors_past_the_databases_dates_and_unstorable_searches_are_400(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    seed_orders(&app.pool, 2).await;
+    // Valid for Rust, before 4713 BC for Postgres.
+    let ancient = "-300000000000000000";
+    for path in [
+        format!("/admin/orders?after={ancient}_00000000-0000-0000-0000-000000000000"),
+        format!("/admin?after={ancient}_00000000-0000-0000-0000-000000000000"),
+        format!("/admin/inbox?after={ancient}_x"),
+        "/admin/orders?q=%00".into(),
+        "/admin/orders.csv?q=%00".into(),
+    ] {
+        let r = admin_get(&app, &path).await;
+        assert_eq!(r.status(), 400, "GET {path}");
+        // The whole answer arrives: an error, not a stream cut short.
+        r.text().await.unwrap();
+    }
+}
+
 /// A minimal RFC 4180 reader, to check what a spreadsheet would read.
 fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let (mut rows, mut row, mut cell) = (Vec::new(), Vec::new(), String::new());
