@@ -1,8 +1,9 @@
 //! Who may use the back office: scripts with `Authorization: Bearer $ADMIN_TOKEN`, browsers
 //! with a server-side session opened by the login form. The browser's cookie holds a random
 //! session id (the database only its hash), expires, and is revoked on logout; the admin token
-//! itself never travels in a cookie. Failed logins are throttled per client address, and every
-//! back-office action is written to the audit trail with who, when and from where.
+//! itself never travels in a cookie. Failed logins (the form's or a wrong Bearer token) are
+//! throttled per client address, and every back-office action is written to the audit trail
+//! with who, when and from where.
 
 use askama::Template;
 use axum::{
@@ -92,12 +93,19 @@ impl FromRequestParts<AppState> for Admin {
         }
         let jar = CookieJar::from_headers(&parts.headers);
         if let Some(token) = bearer(parts) {
+            // A token is a login: throttled before it is compared (a throttled address learns
+            // nothing), and a wrong one counts, as on the form.
+            let fail = |e: AppError| e.into_response();
+            refuse_if_throttled(state, &addr).await.map_err(fail)?;
             if token_matches(state, token) == Some(true) {
                 return Ok(Admin {
                     actor: "token".into(),
                     addr,
                 });
             }
+            db::admin::record_login_failure(&state.pool, &addr)
+                .await
+                .map_err(|e| fail(e.into()))?;
         } else if let Some(id) = jar.get(cookies::ADMIN) {
             let id_hash = hash(id.value());
             let valid = db::admin::session_valid(&state.pool, &id_hash)
@@ -116,6 +124,17 @@ impl FromRequestParts<AppState> for Admin {
             Err(AppError::Unauthorized("admin login required".into()).into_response())
         }
     }
+}
+
+/// 429 once `addr` failed `MAX_FAILURES` times within `THROTTLE_WINDOW`, whatever it sends.
+async fn refuse_if_throttled(s: &AppState, addr: &str) -> AppResult<()> {
+    let since = OffsetDateTime::now_utc() - THROTTLE_WINDOW;
+    if db::admin::login_failures_since(&s.pool, addr, since).await? >= MAX_FAILURES {
+        return Err(AppError::TooManyRequests {
+            retry_after: THROTTLE_WINDOW.whole_seconds().unsigned_abs(),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Template)]
@@ -140,12 +159,7 @@ pub async fn login(
     jar: CookieJar,
     Form(input): Form<LoginInput>,
 ) -> AppResult<(CookieJar, Redirect)> {
-    let since = OffsetDateTime::now_utc() - THROTTLE_WINDOW;
-    if db::admin::login_failures_since(&s.pool, &addr, since).await? >= MAX_FAILURES {
-        return Err(AppError::TooManyRequests {
-            retry_after: THROTTLE_WINDOW.whole_seconds().unsigned_abs(),
-        });
-    }
+    refuse_if_throttled(&s, &addr).await?;
     match token_matches(&s, &input.token) {
         None => return Err(AppError::NotFound),
         Some(false) => {

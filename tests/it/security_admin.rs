@@ -69,6 +69,31 @@ async fn guessing_the_token_is_throttled(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn guessing_the_bearer_token_is_counted_and_throttled_like_the_form(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let get = |token: String| app.http.get(app.url("/admin")).bearer_auth(token).send();
+    let mut statuses = Vec::new();
+    for i in 0..11 {
+        statuses.push(get(format!("wrong-{i}")).await.unwrap().status().as_u16());
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 303), "{statuses:?}");
+    assert_eq!(statuses[10], 429, "{statuses:?}");
+    let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM admin_login_failures")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(failures, 10);
+    // The address is throttled for the form and for the right token too.
+    let r = app
+        .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
+        .await;
+    assert_eq!(r.status(), 429);
+    let r = get(ADMIN_TOKEN.into()).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn every_admin_action_is_audited_with_who_and_where(pool: PgPool) {
     let app = spawn_offline(pool).await;
     let id = app
