@@ -391,3 +391,39 @@ async fn refused_order_actions_and_checkouts_are_not_cached(pool: PgPool) {
     assert_eq!(r.status(), 400);
     assert_eq!(r.headers()["cache-control"], "no-store");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn only_the_proxys_own_entry_of_the_client_ip_header_counts(pool: PgPool) {
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.edge.client_ip_header = Some("x-forwarded-for".into());
+    cfg.edge.checkout_per_minute = 6; // bursts of 5
+    let app = spawn(pool, cfg).await;
+    // The client writes a fresh address first each time; the proxy appends what it saw, in a
+    // form that is not a bare address. Each run must share one allowance.
+    for (run, appended) in ["unknown", "203.0.113.7:4321", "[2001:db8::7]:443"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut statuses = Vec::new();
+        for i in 0..8 {
+            let r = app
+                .http
+                .post(app.url("/api/checkout"))
+                .header("x-forwarded-for", format!("10.{run}.0.{i}, {appended}"))
+                .json(&json!({"sku": "unicorn", "email": "b@example.tn"}))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(r.status().as_u16());
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 429).count(),
+            3,
+            "{appended}: {statuses:?}"
+        );
+    }
+}
