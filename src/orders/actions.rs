@@ -58,8 +58,14 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
                 let reason = format!("Cancelled by {who} before payment");
                 let mut conn = state.pool.acquire().await?;
                 let mut tx = db::tx::begin(&mut conn).await?;
-                db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason)
-                    .await?;
+                let cancelled = OrderStatus::Cancelled;
+                if !db::orders::record_failure(&mut *tx, order.id, cancelled, &reason).await? {
+                    // The escrow's creation was claimed meanwhile: cancel that one instead,
+                    // once it exists, rather than leave it behind a cancelled order.
+                    drop(tx);
+                    let now = load(state, order_id).await?;
+                    return Err(refused(&now, action));
+                }
                 db::events::add(
                     &mut *tx,
                     order.id,

@@ -106,15 +106,14 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                     apply_escrow_snapshot(&mut tx, &e, Authority::Api, "reconciliation").await?;
                 }
                 None => {
+                    // Unless the order moved on while DHMAD was listed: another look found the
+                    // escrow, or resolved the order and a retry made one since.
                     let reason = "no escrow was created at DHMAD; safe to retry";
-                    db::orders::record_failure(
-                        &mut *tx,
-                        order.id,
-                        OrderStatus::EscrowFailed,
-                        reason,
-                    )
-                    .await?;
-                    db::events::add(&mut *tx, order.id, "escrow_reconciled", reason, None).await?;
+                    let failed = OrderStatus::EscrowFailed;
+                    if db::orders::record_failure(&mut *tx, order.id, failed, reason).await? {
+                        db::events::add(&mut *tx, order.id, "escrow_reconciled", reason, None)
+                            .await?;
+                    }
                 }
             }
             tx.commit().await?;

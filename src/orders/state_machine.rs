@@ -235,6 +235,8 @@ impl OrderStatus {
             (a, b) if a == b => false,
             (S::Completed | S::Cancelled, _) => false,
             (S::New | S::EscrowFailed, S::CreatingEscrow) => true,
+            // Cancelled by the buyer or the shop while no escrow exists.
+            (S::New | S::EscrowFailed, S::Cancelled) => true,
             (S::CreatingEscrow, S::AwaitingPayment | S::EscrowFailed | S::NeedsReconciliation) => {
                 true
             }
@@ -246,6 +248,12 @@ impl OrderStatus {
             }
             _ => false,
         }
+    }
+
+    /// Every status that may become `next`: what a write of `next` requires the order to
+    /// still be in when the write lands.
+    pub fn preceding(next: OrderStatus) -> impl Iterator<Item = OrderStatus> {
+        Self::ALL.into_iter().filter(move |s| s.can_become(next))
     }
 
     /// What the buyer reads.
@@ -490,6 +498,15 @@ mod tests {
             assert!(!(from.is_open() && from.money_held()), "{from:?}");
         }
         assert!(OrderStatus::Delivered.can_become(OrderStatus::Paid));
+        // A failure is recorded only over the states that lead to it.
+        let before_failure: Vec<_> = OrderStatus::preceding(OrderStatus::EscrowFailed).collect();
+        assert_eq!(
+            before_failure,
+            [
+                OrderStatus::CreatingEscrow,
+                OrderStatus::NeedsReconciliation
+            ]
+        );
         assert!(!OrderStatus::New.can_become(OrderStatus::Paid));
     }
 

@@ -112,7 +112,15 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
             tracing::warn!(order.id = %order.id, escrow.id = escrow_id, "escrow unknown to DHMAD; closing the order");
             let mut conn = state.pool.acquire().await?;
             let mut tx = db::tx::begin(&mut conn).await?;
-            db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason).await?;
+            let closed =
+                db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason)
+                    .await?;
+            if !closed {
+                // News landed meanwhile: the order as it now is.
+                drop(tx);
+                let now = db::orders::get(&state.pool, order.id).await?;
+                return now.ok_or(OrderError::NotFound);
+            }
             db::events::add(&mut *tx, order.id, "escrow_missing", &reason, None).await?;
             tx.commit().await?;
             return Ok(Order {

@@ -116,6 +116,44 @@ async fn no_answer_on_create_is_reconciled_before_any_new_escrow(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn a_slow_look_at_dhmad_does_not_undo_the_escrow_a_retry_made_meanwhile(pool: PgPool) {
+    let w = world(pool, |c| c.dhmad_timeout = Duration::from_millis(1500)).await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "hang", "hang_ms": 2500}]})).await;
+    let r = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header(
+            "idempotency-key",
+            idempotency_key("chechia-red", "race@example.tn"),
+        )
+        .json(&json!({"sku": "chechia-red", "email": "race@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let order_id = sqlx::query_scalar!("SELECT id FROM orders")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    // The reconciler lists DHMAD (nothing there yet) but hears back only 1 s later (within its timeout); meanwhile
+    // the buyer's retry looks too, finds nothing, and creates the escrow.
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/escrows", "fault": "slow", "hang_ms": 1000}]})).await;
+    let state = w.app.state.clone();
+    let reconciler = tokio::spawn(async move {
+        storefront::jobs::reconciler::run_once(&state, Duration::ZERO).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = w.checkout("chechia-red", "race@example.tn").await;
+    assert_eq!(s.order_id, order_id);
+    reconciler.await.unwrap().unwrap();
+
+    let o = w.app.order_json(order_id).await;
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    w.complete(&s.session_id).await;
+    w.wait_status(order_id, "paid").await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn an_escrow_created_despite_the_timeout_is_found_not_duplicated(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = w.checkout("chechia-red", "lost@example.tn").await;

@@ -47,7 +47,8 @@ pub struct ApiFaultRule {
     /// How many calls are affected (default 1); decreases as calls match.
     #[serde(default = "one")]
     pub times: u32,
-    /// For `hang`: how long to sleep before answering 500 (default 30000).
+    /// For `hang`: how long to sleep before answering 500 (default 30000); for `slow`, how long
+    /// the answer is held (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hang_ms: Option<u64>,
 }
@@ -72,6 +73,9 @@ pub enum ApiFaultKind {
     RateLimit429,
     /// Sleep `hang_ms`, then 500.
     Hang,
+    /// Serve the call, then hold the answer `hang_ms` (default 1000) before sending it: a slow
+    /// network on the way back, so the answer describes DHMAD as it was when the call ran.
+    Slow,
 }
 
 /// What happens to one webhook event.

@@ -218,22 +218,31 @@ pub async fn record_escrow_and_session(
     Ok(recorded == 1)
 }
 
-/// Records why the last attempt failed; `status` says whether it is safe to retry.
+/// Moves the order to `status` (a creation that failed, safe to retry or not; a cancellation
+/// with no escrow) with the reason, if its status may still become that one; `false` when the
+/// order has moved on meanwhile.
 pub async fn record_failure(
     e: impl PgExecutor<'_>,
     id: Uuid,
     status: OrderStatus,
     reason: &str,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE orders SET status = $2, failure_reason = $3, updated_at = now() WHERE id = $1",
+) -> sqlx::Result<bool> {
+    // Only over a status that may become `status`: a slower writer (a reconciliation that
+    // listed DHMAD while the buyer's retry made the escrow) must not undo what landed first.
+    let from: Vec<&str> = OrderStatus::preceding(status)
+        .map(OrderStatus::as_str)
+        .collect();
+    let r = sqlx::query!(
+        "UPDATE orders SET status = $2, failure_reason = $3, updated_at = now()
+          WHERE id = $1 AND status::text = ANY($4)",
         id,
         status as OrderStatus,
-        reason
+        reason,
+        &from as &[&str]
     )
     .execute(e)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 /// Stores a note without changing the status (e.g. a session could not be opened).

@@ -197,8 +197,9 @@ pub(super) async fn create_failed(
     let public = Some("We could not start the payment with DHMAD; your order is saved");
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
-    db::orders::record_failure(&mut *tx, order.id, status, &reason).await?;
-    db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
+    if db::orders::record_failure(&mut *tx, order.id, status, &reason).await? {
+        db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
+    }
     tx.commit().await?;
     Ok(err)
 }

@@ -142,6 +142,11 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
         ApiFaultKind::RateLimit429 => {
             too_many_requests(time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
         }
+        ApiFaultKind::Slow => {
+            let answer = next.run(req).await;
+            tokio::time::sleep(Duration::from_millis(rule.hang_ms.unwrap_or(1_000))).await;
+            answer
+        }
         ApiFaultKind::Hang => {
             tokio::time::sleep(Duration::from_millis(rule.hang_ms.unwrap_or(30_000))).await;
             ApiError::internal("Injected fault: hung request").into_response()
