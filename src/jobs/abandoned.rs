@@ -2,7 +2,7 @@
 //! `ABANDONED_ORDER_GRACE_SECS`. They are cancelled at DHMAD, so the escrow does not linger and
 //! nothing keeps polling the order for a month. A guest proof under review is never abandoned.
 
-use crate::orders::{actions, sessions::Party, OrderError};
+use crate::orders::{actions, OrderError};
 use crate::state::AppState;
 use crate::{db, jobs::reconciler};
 
@@ -16,8 +16,11 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         if reconciler::must_leave_budget_to_checkouts(state) {
             break;
         }
-        match actions::cancel_unpaid(state, order_id, Party::Merchant).await {
-            Ok(_) => {
+        match actions::cancel_abandoned(state, order_id).await {
+            Ok(None) => {
+                tracing::info!(order.id = %order_id, "not abandoned: a payment is under review at DHMAD");
+            }
+            Ok(Some(_)) => {
                 cancelled += 1;
                 let hours = grace.whole_hours();
                 let detail = format!("Abandoned: no payment page for {hours} h");

@@ -179,6 +179,20 @@ pub async fn buyer_cancel(state: &AppState, order_id: Uuid) -> OrderResult<Cance
         .map(|_| CancelOutcome::Cancelled)
 }
 
+/// An order nobody paid within the grace period (`jobs::abandoned`): cancelled at DHMAD,
+/// unless its buyer finished the payment page without coming back (a guest's proof under
+/// review): cancelling would make DHMAD reject a proof of money already sent, with no
+/// automatic refund for a guest. `None` when the order was kept for that reason.
+pub async fn cancel_abandoned(state: &AppState, order_id: Uuid) -> OrderResult<Option<Order>> {
+    let order = load(state, order_id).await?;
+    if sync::payment_in_review(state, &order).await? {
+        return Ok(None);
+    }
+    cancel_unpaid(state, order_id, Party::Merchant)
+        .await
+        .map(Some)
+}
+
 /// The merchant's "cancel": before payment through the API; after, cancel and refund on
 /// DHMAD's page.
 pub async fn merchant_cancel(state: &AppState, order_id: Uuid) -> OrderResult<CancelOutcome> {

@@ -362,6 +362,55 @@ async fn a_rejected_delivery_is_explained_and_shipped_again(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn a_guest_who_paid_and_never_came_back_is_not_abandoned(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let s = w.checkout("ai-credits-500", "tabclosed@example.tn").await;
+    // The guest pays out of band and closes the tab: no redirect reaches the shop.
+    w.control(
+        &format!("/sandbox/sessions/{}/complete", s.session_id),
+        json!({"payer": "guest", "method": "d17"}),
+    )
+    .await;
+    sqlx::query!(
+        "UPDATE checkout_sessions SET expires_at = now() - interval '2 hours' WHERE order_id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    sqlx::query!(
+        "UPDATE orders SET updated_at = now() - interval '2 hours' WHERE id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    // The sweeper marks the page expired without asking DHMAD; the abandoned-order job asks.
+    storefront::jobs::sessions::run_once(&w.app.state)
+        .await
+        .unwrap();
+    let n = storefront::jobs::abandoned::run_once(&w.app.state)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    assert_eq!(o["payment_review"], true, "{o}");
+    let escrow = escrow_of(&w, s.order_id).await;
+    let at_dhmad = w.app.state.dhmad.get_escrow(&escrow).await.unwrap();
+    assert_eq!(at_dhmad.status, dhmad::EscrowStatus::Pending);
+    assert_eq!(
+        w.count_calls("POST", "/cancel").await,
+        0,
+        "{:?}",
+        w.dhmad_calls().await
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn an_abandoned_order_is_cancelled_at_dhmad_after_the_grace_period(pool: PgPool) {
     let w = world(pool, |c| {
         c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
