@@ -87,7 +87,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let Ok(ClientAddr(addr)) = ClientAddr::from_request_parts(parts, state).await;
+        let Ok(ClientAddr { addr, key }) = ClientAddr::from_request_parts(parts, state).await;
         if state.config.admin_token.is_none() {
             return Err(AppError::NotFound.into_response()); // back office disabled
         }
@@ -96,14 +96,14 @@ impl FromRequestParts<AppState> for Admin {
             // A token is a login: throttled before it is compared (a throttled address learns
             // nothing), and a wrong one counts, as on the form.
             let fail = |e: AppError| e.into_response();
-            refuse_if_throttled(state, &addr).await.map_err(fail)?;
+            refuse_if_throttled(state, &key).await.map_err(fail)?;
             if token_matches(state, token) == Some(true) {
                 return Ok(Admin {
                     actor: "token".into(),
                     addr,
                 });
             }
-            db::admin::record_login_failure(&state.pool, &addr)
+            db::admin::record_login_failure(&state.pool, &key)
                 .await
                 .map_err(|e| fail(e.into()))?;
         } else if let Some(id) = jar.get(cookies::ADMIN) {
@@ -126,10 +126,11 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// 429 once `addr` failed `MAX_FAILURES` times within `THROTTLE_WINDOW`, whatever it sends.
-async fn refuse_if_throttled(s: &AppState, addr: &str) -> AppResult<()> {
+/// 429 once `key` (`ClientAddr::key`) failed `MAX_FAILURES` times within `THROTTLE_WINDOW`,
+/// whatever it sends.
+async fn refuse_if_throttled(s: &AppState, key: &str) -> AppResult<()> {
     let since = OffsetDateTime::now_utc() - THROTTLE_WINDOW;
-    if db::admin::login_failures_since(&s.pool, addr, since).await? >= MAX_FAILURES {
+    if db::admin::login_failures_since(&s.pool, key, since).await? >= MAX_FAILURES {
         return Err(AppError::TooManyRequests {
             retry_after: THROTTLE_WINDOW.whole_seconds().unsigned_abs(),
         });
@@ -155,15 +156,15 @@ pub struct LoginInput {
 
 pub async fn login(
     State(s): State<AppState>,
-    ClientAddr(addr): ClientAddr,
+    ClientAddr { addr, key }: ClientAddr,
     jar: CookieJar,
     Form(input): Form<LoginInput>,
 ) -> AppResult<(CookieJar, Redirect)> {
-    refuse_if_throttled(&s, &addr).await?;
+    refuse_if_throttled(&s, &key).await?;
     match token_matches(&s, &input.token) {
         None => return Err(AppError::NotFound),
         Some(false) => {
-            db::admin::record_login_failure(&s.pool, &addr).await?;
+            db::admin::record_login_failure(&s.pool, &key).await?;
             return Err(AppError::Unauthorized("wrong admin token".into()));
         }
         Some(true) => {}
@@ -194,7 +195,7 @@ pub async fn login(
 /// Revokes the session server-side (a copied cookie stops working too) and clears it.
 pub async fn logout(
     State(s): State<AppState>,
-    ClientAddr(addr): ClientAddr,
+    ClientAddr { addr, .. }: ClientAddr,
     jar: CookieJar,
 ) -> AppResult<(CookieJar, Redirect)> {
     if let Some(id) = jar.get(cookies::ADMIN) {

@@ -3,7 +3,7 @@
 //! of that one, is ignored, so a client cannot pick its own address to dodge rate limits and
 //! login throttling.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
@@ -41,24 +41,62 @@ fn parse_entry(v: &str) -> Option<IpAddr> {
         .ok()
 }
 
+/// What rate limits and the login throttle count against: an IPv6 client by its /64 (a
+/// subscriber's usual share, whose addresses it may rotate through at will), an IPv4-mapped
+/// IPv6 address by its IPv4 address, any other IPv4 address as it is.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
 /// The client's address as text, `unknown` when there is none (no peer address).
 #[derive(Debug, Clone)]
-pub struct ClientAddr(pub String);
+pub struct ClientAddr {
+    /// The address itself, for the audit trail and sessions.
+    pub addr: String,
+    /// Its [`limit_key`] (`2001:db8::/64` for IPv6), for the login throttle.
+    pub key: String,
+}
 
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            client_ip(&parts.headers, &parts.extensions, &s.config)
-                .map_or_else(|| "unknown".into(), |ip| ip.to_string()),
-        ))
+        let ip = client_ip(&parts.headers, &parts.extensions, &s.config);
+        let text = |ip: Option<IpAddr>| ip.map_or_else(|| "unknown".into(), |ip| ip.to_string());
+        let key = match ip.map(limit_key) {
+            Some(v6 @ IpAddr::V6(_)) => format!("{v6}/64"),
+            other => text(other),
+        };
+        Ok(ClientAddr {
+            addr: text(ip),
+            key,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_entry;
+    use super::{limit_key, parse_entry};
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_slash_64() {
+        for (ip, key) in [
+            ("198.51.100.9", "198.51.100.9"),
+            ("::ffff:198.51.100.9", "198.51.100.9"),
+            ("2001:db8:0:1::7", "2001:db8:0:1::"),
+            ("2001:db8:0:1:ffff:ffff:ffff:ffff", "2001:db8:0:1::"),
+            ("::1", "::"),
+        ] {
+            let key: std::net::IpAddr = key.parse().unwrap();
+            assert_eq!(limit_key(ip.parse().unwrap()), key, "{ip}");
+        }
+    }
 
     #[test]
     fn an_entry_is_an_address_with_or_without_a_port() {

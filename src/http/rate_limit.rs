@@ -1,6 +1,7 @@
 //! Per-client rate limits (`tower_governor`) on what costs the merchant DHMAD calls or
 //! database work: checkouts (each may create an escrow), callbacks and order actions. Keyed by
-//! the client address of `client_addr` (the peer, or the configured proxy header only).
+//! the client address of `client_addr` (the peer, or the configured proxy header only), an IPv6
+//! client by its /64 (`limit_key`).
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -14,7 +15,7 @@ use tower_governor::{
     governor::GovernorConfigBuilder, key_extractor::KeyExtractor, GovernorError, GovernorLayer,
 };
 
-use super::client_addr::client_ip;
+use super::client_addr::{client_ip, limit_key};
 use crate::{config::Config, error::AppError};
 
 #[derive(Clone)]
@@ -24,7 +25,9 @@ impl KeyExtractor for ClientKey {
     type Key = IpAddr;
 
     fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
-        client_ip(req.headers(), req.extensions(), &self.0).ok_or(GovernorError::UnableToExtractKey)
+        client_ip(req.headers(), req.extensions(), &self.0)
+            .map(limit_key)
+            .ok_or(GovernorError::UnableToExtractKey)
     }
 }
 

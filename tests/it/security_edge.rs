@@ -427,3 +427,65 @@ async fn only_the_proxys_own_entry_of_the_client_ip_header_counts(pool: PgPool) 
         );
     }
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_ipv6_client_is_limited_by_its_slash_64(pool: PgPool) {
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.edge.client_ip_header = Some("x-forwarded-for".into());
+    cfg.edge.checkout_per_minute = 6; // bursts of 5
+    let app = spawn(pool, cfg).await;
+    let checkout = |from: String| {
+        app.http
+            .post(app.url("/api/checkout"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"sku": "unicorn", "email": "b@example.tn"}))
+            .send()
+    };
+    // A fresh address of one /64 each time; then one IPv4 client written both ways.
+    for addresses in [
+        (1..=8).map(|i| format!("2001:db8:0:1::{i:x}")).collect(),
+        (1..=8)
+            .map(|i| match i % 2 {
+                0 => "198.51.100.9".to_owned(),
+                _ => "::ffff:198.51.100.9".to_owned(),
+            })
+            .collect::<Vec<_>>(),
+    ] {
+        let mut statuses = Vec::new();
+        for from in &addresses {
+            statuses.push(checkout(from.clone()).await.unwrap().status().as_u16());
+        }
+        assert_eq!(statuses[..5], [400; 5], "{addresses:?}: {statuses:?}");
+        assert_eq!(statuses[5..], [429; 3], "{addresses:?}: {statuses:?}");
+    }
+    // Another /64 has its own allowance.
+    assert_eq!(
+        checkout("2001:db8:0:2::1".into()).await.unwrap().status(),
+        400
+    );
+
+    // The admin login throttle counts the same way.
+    let admin = |from: String, token: &str| {
+        app.http
+            .get(app.url("/admin"))
+            .header("x-forwarded-for", from)
+            .bearer_auth(token)
+            .send()
+    };
+    for i in 1..=10 {
+        let r = admin(format!("2001:db8:0:3::{i:x}"), "wrong")
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+    }
+    let r = admin("2001:db8:0:3::ffff".into(), ADMIN_TOKEN)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let r = admin("2001:db8:0:4::1".into(), ADMIN_TOKEN).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
