@@ -7,7 +7,7 @@
 use dhmad::{CancellationRequestStatus, Event};
 use sqlx::PgConnection;
 
-use super::{snapshot, Applied, Cancellation, Order};
+use super::{snapshot, state_machine::proof_phase_may_follow, Applied, Cancellation, Order};
 use crate::db;
 
 /// Runs under the order's row lock taken by `apply_escrow_snapshot`; `order` is the order as
@@ -18,7 +18,7 @@ pub async fn apply(
     event: &Event,
     applied: &Applied,
 ) -> sqlx::Result<()> {
-    let late = matches!(applied, Applied::Stale { .. });
+    let mut late = matches!(applied, Applied::Stale { .. });
     let (detail, public): (String, Option<String>) = match event {
         // The transition is on the timeline already.
         Event::EscrowStatusUpdated(_) => return Ok(()),
@@ -122,28 +122,28 @@ pub async fn apply(
             (format!("{who} signed the contract"), Some(public))
         }
         Event::ProofRequired(p) => {
-            proof_facts(conn, order, late, &p.proof).await?;
+            late = !proof_facts(conn, order, late, &p.proof).await?;
             (
                 "DHMAD asks the shop for a proof of purchase".into(),
                 Some("The shop will show you a proof of purchase before shipping".into()),
             )
         }
         Event::ProofSubmitted(p) => {
-            proof_facts(conn, order, late, &p.proof).await?;
+            late = !proof_facts(conn, order, late, &p.proof).await?;
             (
                 "The shop submitted its proof of purchase".into(),
                 Some("The shop sent its proof of purchase: review it below".into()),
             )
         }
         Event::ProofCorrectionRequested(p) => {
-            proof_facts(conn, order, late, &p.proof).await?;
+            late = !proof_facts(conn, order, late, &p.proof).await?;
             (
                 "The buyer asked for a better proof".into(),
                 Some("You asked the shop for a better proof".into()),
             )
         }
         Event::ProofAccepted(p) | Event::ProofAcceptedByTimeout(p) => {
-            proof_facts(conn, order, late, &p.proof).await?;
+            late = !proof_facts(conn, order, late, &p.proof).await?;
             let how = if matches!(event, Event::ProofAcceptedByTimeout(_)) {
                 "accepted (the review time passed)"
             } else {
@@ -157,14 +157,14 @@ pub async fn apply(
             )
         }
         Event::ProofNeedsReview(p) => {
-            proof_facts(conn, order, late, &p.proof).await?;
+            late = !proof_facts(conn, order, late, &p.proof).await?;
             (
                 "Proof escalated to DHMAD after the maximum of corrections".into(),
                 Some("DHMAD is reviewing the proof of purchase itself".into()),
             )
         }
         Event::ProofExpired(p) => {
-            proof_facts(conn, order, late, &p.proof).await?;
+            late = !proof_facts(conn, order, late, &p.proof).await?;
             (
                 "No proof before the deadline: DHMAD cancelled and refunds the buyer".into(),
                 Some(
@@ -179,24 +179,31 @@ pub async fn apply(
     db::events::add(&mut *conn, order.id, kind, &detail, public.as_deref()).await
 }
 
-/// Keeps the proof gate's phase and deadlines as the event states them.
+/// Keeps the proof gate's phase and deadlines as the event states them, unless the event is
+/// late: the snapshot was, or its phase cannot follow the stored one. Whether they were kept.
 async fn proof_facts(
     conn: &mut PgConnection,
     order: &Order,
     late: bool,
     proof: &dhmad::Proof,
-) -> sqlx::Result<()> {
-    if late {
-        return Ok(());
+) -> sqlx::Result<bool> {
+    let phase = proof.phase.as_str();
+    let follows = order
+        .proof_phase
+        .as_deref()
+        .is_none_or(|stored| proof_phase_may_follow(stored, phase));
+    if late || !follows {
+        return Ok(false);
     }
     let facts = db::orders::EscrowFacts {
         buyer_signed: None,
         seller_signed: None,
-        proof_phase: Some(proof.phase.as_str()),
+        proof_phase: Some(phase),
         proof_upload_deadline: proof.upload_deadline,
         proof_review_deadline: proof.review_deadline,
     };
-    db::orders::set_escrow_facts(&mut *conn, order.id, &facts).await
+    db::orders::set_escrow_facts(&mut *conn, order.id, &facts).await?;
+    Ok(true)
 }
 
 /// Records where the buyer's cancellation request stands; an older event never overwrites a

@@ -226,3 +226,64 @@ async fn a_rejected_deposit_proof_asks_the_buyer_to_pay_again(pool: PgPool) {
         Value::Null
     );
 }
+
+/// A signed event of `kind` for the test escrow with `data`.
+fn event(kind: &str, data: Value) -> SignedDelivery {
+    let ev = Event::from_parts(kind, data).unwrap();
+    sign(&WebhookEnvelope::new(
+        Uuid::new_v4().to_string(),
+        OffsetDateTime::now_utc(),
+        &ev,
+    ))
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("pottery-nabeul", "late@example.tn", ESCROW, t(0))
+        .await;
+    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+        .await;
+    // Proof events carry no clock: the phase itself tells news from a retry.
+    let proof = |kind: &str, phase: &str| {
+        event(
+            kind,
+            json!({
+                "escrow": {"id": ESCROW, "title": "test", "status": "paid", "mode": "quick"},
+                "proof": {"phase": phase, "correctionRounds": 0, "submissionCount": 1}
+            }),
+        )
+    };
+    for (kind, phase) in [
+        ("escrow.proof.submitted", "submitted_waiting_buyer_review"),
+        ("escrow.proof.accepted", "accepted"),
+        // DHMAD's retry of the submission, delivered after the acceptance.
+        ("escrow.proof.submitted", "submitted_waiting_buyer_review"),
+    ] {
+        let (status, body) = result_of(app.deliver(&proof(kind, phase)).await).await;
+        assert_eq!((status, body["result"].as_str()), (200, Some("processed")));
+    }
+    assert_eq!(app.order_json(id).await["proof_phase"], "accepted");
+    let late: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM order_events WHERE order_id = $1 AND kind = 'late_event'",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(late, 1, "the retry is on the timeline as late");
+
+    // Two edits of the amount, the newer one first.
+    let updated = |amount: u32, at: OffsetDateTime| {
+        let mut e = serde_json::to_value(escrow(ESCROW, "paid", "paid", "quick", at)).unwrap();
+        e["amount"] = json!(amount);
+        event(
+            "escrow.updated",
+            json!({"escrow": e, "updatedFields": ["amount"]}),
+        )
+    };
+    app.deliver(&updated(150, t(3))).await;
+    app.deliver(&updated(120, t(2))).await;
+    assert_eq!(app.order_json(id).await["amount"], "150.000");
+}
