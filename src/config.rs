@@ -22,6 +22,10 @@ pub const DEFAULT_DHMAD_TIMEOUT_SECS: u64 = 10;
 /// The most `DHMAD_TIMEOUT_SECS` takes: the request deadline is three times it (an unbounded
 /// value overflowed it), and no buyer waits longer than that for a page anyway.
 pub const MAX_DHMAD_TIMEOUT_SECS: u64 = 300;
+/// The most any other `*_SECS` setting takes: a year.
+pub const MAX_SECS: u64 = 366 * 24 * 3600;
+/// The most `MAX_CONNECTIONS` and the per-minute rate limits take.
+pub const MAX_COUNT: u64 = 1_000_000;
 /// The most `DHMAD_RATE_LIMIT` takes: the budget keeps one row per call of the window.
 pub const MAX_DHMAD_RATE_LIMIT: u32 = 100_000;
 pub const DEFAULT_MAIL_FROM: &str = "Souk Digital <shop@localhost>";
@@ -214,12 +218,15 @@ impl Config {
         if let Some(o) = &checkout_origin {
             check("DHMAD_CHECKOUT_ORIGIN", http_url(o).map(|_| ()));
         }
+        // Bounded: a timer set past what `Instant` holds panics in the task that sets it.
         let mut secs = |name: &str, default: u64| -> Duration {
             match var(name).map(|v| v.parse::<u64>()) {
                 None => Duration::from_secs(default),
-                Some(Ok(n)) if n > 0 => Duration::from_secs(n),
+                Some(Ok(n)) if n > 0 && n <= MAX_SECS => Duration::from_secs(n),
                 Some(_) => {
-                    errors.push(format!("{name}: expected a positive number of seconds"));
+                    errors.push(format!(
+                        "{name}: expected a positive number of seconds, at most {MAX_SECS} (a year)"
+                    ));
                     Duration::from_secs(default)
                 }
             }
@@ -237,12 +244,15 @@ impl Config {
             session_sweep: secs("SESSION_SWEEP_INTERVAL_SECS", d.session_sweep.as_secs()),
             abandoned_after: secs("ABANDONED_ORDER_GRACE_SECS", d.abandoned_after.as_secs()),
         };
+        // Bounded too: a connection cap past what a semaphore holds panics at start.
         let mut count = |name: &str, default: u64| -> u64 {
             match var(name).map(|v| v.parse::<u64>()) {
                 None => default,
-                Some(Ok(n)) if n > 0 => n,
+                Some(Ok(n)) if n > 0 && n <= MAX_COUNT => n,
                 Some(_) => {
-                    errors.push(format!("{name}: expected a positive whole number"));
+                    errors.push(format!(
+                        "{name}: expected a positive whole number, at most {MAX_COUNT}"
+                    ));
                     default
                 }
             }

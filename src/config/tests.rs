@@ -106,3 +106,34 @@ fn a_dhmad_timeout_past_the_maximum_is_refused() {
     let c = cfg(&pairs).unwrap();
     assert_eq!(c.request_deadline(), Duration::from_secs(905));
 }
+
+#[test]
+fn durations_and_counts_past_their_maximum_are_refused() {
+    // Each overflowed a timer or a semaphore once the service ran (a panic, not a message).
+    let names = [
+        "DHMAD_RATE_WINDOW_SECS",
+        "HEADER_READ_TIMEOUT_SECS",
+        "OUTBOX_INTERVAL_SECS",
+        "RECONCILE_INTERVAL_SECS",
+        "RECONCILE_AFTER_SECS",
+        "SESSION_SWEEP_INTERVAL_SECS",
+        "ABANDONED_ORDER_GRACE_SECS",
+        "MAX_CONNECTIONS",
+        "RATE_LIMIT_CHECKOUT_PER_MIN",
+        "RATE_LIMIT_ACTIONS_PER_MIN",
+    ];
+    let mut pairs = MIN.to_vec();
+    pairs.extend(names.iter().map(|n| (*n, "10000000000000000000")));
+    let err = cfg(&pairs).unwrap_err();
+    for name in names {
+        assert!(err.to_string().contains(name), "{name} missing from {err}");
+    }
+    assert_eq!(err.0.len(), names.len());
+    // A year and a million are still taken.
+    let mut pairs = MIN.to_vec();
+    pairs.push(("ABANDONED_ORDER_GRACE_SECS", "31622400"));
+    pairs.push(("MAX_CONNECTIONS", "1000000"));
+    let c = cfg(&pairs).unwrap();
+    assert_eq!(c.jobs.abandoned_after.as_secs(), MAX_SECS);
+    assert_eq!(c.edge.max_connections, 1_000_000);
+}
