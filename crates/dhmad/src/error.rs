@@ -205,6 +205,11 @@ pub enum Error {
     /// Transient; for a write, the outcome may be unknown if the failure came after sending.
     #[error("could not reach DHMAD: {0}")]
     Transport(#[source] TransportError),
+    /// Not sent: an id that cannot name one path segment (empty, `.` or `..`, or holding a
+    /// control character), which URL parsing would otherwise turn into another endpoint.
+    /// DHMAD's ids are hex or UUIDs (`docs/dhmad-api.md` §1.6); never retried.
+    #[error("not a DHMAD id: {0:?}")]
+    InvalidId(String),
     /// A success status whose body is not the documented shape.
     #[error("could not read DHMAD's answer (HTTP {status}): {source}")]
     Decode {
@@ -253,6 +258,7 @@ impl Error {
             Error::Timeout
             | Error::Transport(_)
             | Error::Decode { .. }
+            | Error::InvalidId(_)
             | Error::Throttled { .. } => None,
         }
     }

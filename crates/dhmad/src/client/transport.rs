@@ -38,6 +38,11 @@ impl Client {
         body: Option<&B>,
         retry: Retry,
     ) -> Result<T, Error> {
+        // The URL parser drops `.` and `..` segments (and tabs and newlines inside one), so
+        // such an id would address another endpoint: refused before anything is sent.
+        if let Some(bad) = path.iter().find(|s| !is_one_segment(s)) {
+            return Err(Error::InvalidId((*bad).to_owned()));
+        }
         let mut url = self.inner.base.clone();
         url.path_segments_mut()
             .expect("checked at build")
@@ -143,4 +148,10 @@ fn map_reqwest(e: reqwest::Error) -> Error {
     } else {
         Error::Transport(TransportError::new(e))
     }
+}
+
+/// Whether `s` stays one path segment, whatever it holds (`/`, `?`, `#` and `%` are
+/// percent-encoded by the URL builder; these are not).
+fn is_one_segment(s: &str) -> bool {
+    !s.trim_matches('.').is_empty() && !s.chars().any(char::is_control)
 }

@@ -228,3 +228,25 @@ async fn ids_cannot_escape_their_path_segment() {
     assert!(matches!(err, dhmad::Error::NotFound(_)), "{err:?}");
     assert_eq!(server.seen()[0].path, "/api/v1/escrows/..%2Fme");
 }
+
+#[tokio::test]
+async fn an_id_that_is_no_segment_is_refused_before_sending() {
+    let server = Server::start(fake_dhmad).await;
+    let c = server.client();
+    // Each would have reached another endpoint: the list, `/escrows/deliver`, `/sessions`.
+    for id in ["..", ".", "", "..\t", ".\n.", "a\rb"] {
+        let err = c.get_escrow(id).await.unwrap_err();
+        assert!(matches!(err, dhmad::Error::InvalidId(_)), "{id:?}: {err:?}");
+        let err = c.deliver_escrow(id).await.unwrap_err();
+        assert!(matches!(err, dhmad::Error::InvalidId(_)), "{id:?}: {err:?}");
+        let err = c.get_session(id).await.unwrap_err();
+        assert!(matches!(err, dhmad::Error::InvalidId(_)), "{id:?}: {err:?}");
+    }
+    assert!(server.seen().is_empty(), "nothing was sent");
+    // An ordinary id still goes out as one segment.
+    let _ = c.get_escrow("66aa00000000000000000001").await;
+    assert_eq!(
+        server.seen()[0].path,
+        "/api/v1/escrows/66aa00000000000000000001"
+    );
+}
