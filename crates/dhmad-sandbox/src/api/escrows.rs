@@ -88,7 +88,7 @@ pub async fn list(
     let total = matching.len() as u64;
     let escrows = matching
         .into_iter()
-        .skip(((page - 1) * limit) as usize)
+        .skip(usize::try_from((u64::from(page) - 1) * u64::from(limit)).unwrap_or(usize::MAX))
         .take(limit as usize)
         .map(|e| e.to_wire(None, &state.settings.app_name))
         .collect();

@@ -101,9 +101,12 @@ async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> 
     };
     let h = resp.headers_mut();
     h.insert("x-ratelimit-limit", HeaderValue::from(v.limit));
-    h.insert("x-ratelimit-remaining", HeaderValue::from(v.remaining));
-    if let Ok(reset) = HeaderValue::from_str(&dhmad::iso::format(v.reset)) {
-        h.insert("x-ratelimit-reset", reset);
+    // A 429 says its own remaining (0) and reset; the window's would contradict an injected one.
+    if !h.contains_key("x-ratelimit-reset") {
+        h.insert("x-ratelimit-remaining", HeaderValue::from(v.remaining));
+        if let Ok(reset) = HeaderValue::from_str(&dhmad::iso::format(v.reset)) {
+            h.insert("x-ratelimit-reset", reset);
+        }
     }
     resp
 }
@@ -119,8 +122,12 @@ fn too_many_requests(reset: time::OffsetDateTime) -> Response {
                "retryAfter": secs}),
     )
     .into_response();
-    resp.headers_mut()
-        .insert("retry-after", HeaderValue::from(secs));
+    let h = resp.headers_mut();
+    h.insert("retry-after", HeaderValue::from(secs));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(0));
+    if let Ok(at) = HeaderValue::from_str(&dhmad::iso::format(reset)) {
+        h.insert("x-ratelimit-reset", at);
+    }
     resp
 }
 

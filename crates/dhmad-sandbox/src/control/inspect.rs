@@ -29,12 +29,28 @@ struct AdvanceBody {
     seconds: Option<f64>,
 }
 
+/// The longest step of `POST /sandbox/clock/advance`: ten years.
+const MAX_ADVANCE_SECS: f64 = 10.0 * 366.0 * 86_400.0;
+/// The clock is not moved past this year (dates must stay four-digit years).
+const LAST_YEAR: i32 = 9_000;
+
 pub async fn advance(State(state): State<AppState>, raw: Bytes) -> Reply {
     let b: AdvanceBody = body(&raw)?;
+    // Bounded, so the clock stays a date (a step past year 9999 panicked with the store
+    // locked, and every later call with it).
     let secs = b
         .seconds
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .ok_or_else(|| ControlError::bad("seconds must be a non-negative number"))?;
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= MAX_ADVANCE_SECS)
+        .ok_or_else(|| {
+            ControlError::bad(format!(
+                "seconds must be a number from 0 to {MAX_ADVANCE_SECS} (ten years)"
+            ))
+        })?;
+    if state.clock.now().year() >= LAST_YEAR {
+        return Err(ControlError::bad(format!(
+            "the clock is as far ahead as it goes (year {LAST_YEAR})"
+        )));
+    }
     let fired = state.advance_clock_with(time::Duration::seconds_f64(secs), deadlines::fire_due);
     Ok(Json(
         json!({"now": dhmad::iso::format(state.clock.now()), "fired": fired}),

@@ -182,7 +182,10 @@ pub fn cancel(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
 
 /// pending → cancelled with auto-rejection of pending deposit proofs (also used at expiry).
 pub fn cancel_pending(store: &mut Store, ctx: &Ctx, id: &str, reason: &str) {
+    let before = store.outbox.len();
     transition(store, ctx, id, EscrowStatus::Cancelled, Paired::Alone);
+    // The specific events go first, then `escrow.status.updated`, as for every paired event.
+    let status_updated = (store.outbox.len() > before).then(|| store.outbox.pop());
     let Some(rec) = store.escrows.get_mut(id) else {
         return;
     };
@@ -201,6 +204,9 @@ pub fn cancel_pending(store: &mut Store, ctx: &Ctx, id: &str, reason: &str) {
         .map(|dp| events::deposit_rejected(rec, dp, ctx))
         .collect();
     for e in evs {
+        store.emit(e);
+    }
+    if let Some(Some(e)) = status_updated {
         store.emit(e);
     }
 }
@@ -236,7 +242,9 @@ pub fn proof(store: &Store, ctx: &Ctx, id: &str) -> Result<Proof, Refusal> {
     };
     let p = rec.proof.as_ref().unwrap_or(&unfunded);
     let mut wire = p.to_wire(&ctx.base_url, &rec.seller_email, &rec.buyer_email);
-    if rec.proof.is_none() {
+    // Nothing is awaited before funding, nor once the escrow left `paid` (cancelled,
+    // disputed): a session for it would be refused.
+    if rec.proof.is_none() || rec.status != EscrowStatus::Paid {
         wire.checkout_actions.clear();
     }
     Ok(wire)

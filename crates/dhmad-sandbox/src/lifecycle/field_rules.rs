@@ -211,8 +211,19 @@ pub fn positive_amount(amount: Decimal) -> Result<(), Refusal> {
     if amount <= Decimal::ZERO {
         return Err(Refusal::field("amount", "must be greater than 0"));
     }
+    // DHMAD states no maximum; the sandbox takes one, so that fees and conversions cannot
+    // overflow (README).
+    if amount > Decimal::from(MAX_AMOUNT) {
+        return Err(Refusal::field(
+            "amount",
+            format!("must be at most {MAX_AMOUNT}"),
+        ));
+    }
     Ok(())
 }
+
+/// The largest `amount` the sandbox takes (in the escrow's currency).
+pub const MAX_AMOUNT: u64 = 1_000_000_000;
 
 /// At least 0.01 TND for instant escrows, 5 TND otherwise; returns `amountTnd`.
 fn minimum_amount(

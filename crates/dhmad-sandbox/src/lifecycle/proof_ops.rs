@@ -140,6 +140,14 @@ pub fn review(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Result<()
 #[tracing::instrument(skip_all, fields(escrow.id = %id))]
 pub fn admin_decide(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
+    // The proof gate is a paid escrow's: once disputed, cancelled or done, the decision is not
+    // DHMAD's proof review's to make any more.
+    if rec.status != EscrowStatus::Paid {
+        return Err(Refusal::bad(format!(
+            "The escrow is {}, not paid",
+            rec.status
+        )));
+    }
     let p = rec
         .proof
         .as_mut()

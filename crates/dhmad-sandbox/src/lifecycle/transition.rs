@@ -32,6 +32,11 @@ pub fn transition(store: &mut Store, ctx: &Ctx, id: &str, to: EscrowStatus, pair
         return;
     };
     let old = rec.status.clone();
+    // Callers check; this is the last word: completed and cancelled are final (§2.3).
+    if old.is_terminal() {
+        tracing::error!(from = %old, "a settled escrow cannot change; transition refused");
+        return;
+    }
     rec.status = to.clone();
     stamp(rec, ctx.now);
     let first = paired_event(rec, paired, ctx);

@@ -133,6 +133,12 @@ pub fn resolve_dispute(
     release: bool,
 ) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
+    if rec.status != EscrowStatus::Disputed {
+        return Err(Refusal::bad(format!(
+            "The escrow is {}, not disputed",
+            rec.status
+        )));
+    }
     match rec.dispute.as_mut() {
         Some(d) if d.open => d.open = false,
         _ => return Err(Refusal::bad("This escrow has no open dispute")),

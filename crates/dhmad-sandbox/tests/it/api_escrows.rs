@@ -215,3 +215,55 @@ async fn deliver_reject_cancel_errors() {
         Some(400)
     );
 }
+
+#[tokio::test]
+async fn out_of_range_inputs_are_400_and_the_sandbox_keeps_serving() {
+    let env = Env::start().await;
+    let key = format!("Bearer {}", env.sandbox.api_key());
+    let api = |path: &str| format!("{}{path}", env.sandbox.api_base());
+    // An amount whose fees would overflow, at create and at update.
+    let huge = json!({"title": "x", "amount": 2e28, "buyerEmail": BUYER, "mode": "instant"});
+    let r = env
+        .http
+        .post(api("/escrows"))
+        .header("authorization", &key)
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let id = env.instant(10).await;
+    let r = env
+        .http
+        .put(api(&format!("/escrows/{id}")))
+        .header("authorization", &key)
+        .json(&json!({"amount": 2e28}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // A page far past the last.
+    let list = env
+        .client
+        .list_escrows(&ListEscrows {
+            page: Some(50_000_000),
+            limit: Some(100),
+            ..ListEscrows::default()
+        })
+        .await
+        .unwrap();
+    assert!(list.escrows.is_empty());
+    // A step of the clock past any date.
+    let (st, v) = env
+        .control("/sandbox/clock/advance", json!({"seconds": 1e15}))
+        .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, _) = env
+        .control("/sandbox/clock/advance", json!({"seconds": 1e300}))
+        .await;
+    assert_eq!(st, 400);
+    // Still serving.
+    env.client.me().await.unwrap();
+    assert_eq!(env.status(&id).await, "pending");
+    env.instant(12).await;
+}

@@ -25,10 +25,18 @@ async fn api_faults_answer_500_429_and_hang_for_n_calls() {
         ));
     }
     let id = env.client.create_escrow(&req).await.unwrap().escrow.id;
-    assert!(matches!(
-        env.client.get_escrow(&id).await,
-        Err(dhmad::Error::RateLimited { .. })
-    ));
+    let r = env
+        .http
+        .get(format!("{}/escrows/{id}", env.sandbox.api_base()))
+        .bearer_auth(env.sandbox.api_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // The injected 429 says what a real one says: nothing remains until its reset.
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+    let reset = dhmad::iso::parse(r.headers()["x-ratelimit-reset"].to_str().unwrap()).unwrap();
+    assert!(reset - time::OffsetDateTime::now_utc() <= time::Duration::seconds(2));
     env.client.get_escrow(&id).await.unwrap();
     // The hang outlasts a 500 ms client timeout.
     let impatient = dhmad::Client::builder(env.sandbox.api_key())

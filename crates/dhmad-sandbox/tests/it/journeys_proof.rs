@@ -148,3 +148,59 @@ async fn escalated_proof_is_decided_by_dhmad() {
     assert_eq!(st, 200);
     assert_eq!(env.status(&id).await, "cancelled");
 }
+
+#[tokio::test]
+async fn a_proof_decision_never_moves_an_escrow_that_left_paid() {
+    let env = Env::start().await;
+    let seller = env.seller();
+    let id = env.create(proof_escrow()).await;
+    env.pay(&id).await;
+    for _ in 0..4 {
+        env.act(&id, A::SubmitProof, &seller).await;
+        env.act_with(&id, A::ReviewProof, BUYER, json!({"accept": false}))
+            .await;
+    }
+    env.act(&id, A::Dispute, BUYER).await;
+    assert_eq!(env.status(&id).await, "disputed");
+    // The dispute, not the proof review, decides now.
+    let (st, v) = env
+        .control(&format!("/sandbox/escrows/{id}/proof/reject"), json!({}))
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(env.status(&id).await, "disputed");
+    let proof = env.client.get_proof(&id).await.unwrap();
+    assert!(proof.checkout_actions.is_empty(), "{proof:?}");
+    let resolve = format!("/sandbox/escrows/{id}/dispute/resolve");
+    let (st, _) = env.control(&resolve, json!({"outcome": "refund"})).await;
+    assert_eq!(st, 200);
+    assert_eq!(env.status(&id).await, "cancelled");
+    // Settled: neither a second resolution nor DHMAD's proof decision moves it again.
+    let (st, _) = env.control(&resolve, json!({"outcome": "release"})).await;
+    assert_eq!(st, 400);
+    let (st, _) = env
+        .control(&format!("/sandbox/escrows/{id}/proof/accept"), json!({}))
+        .await;
+    assert_eq!(st, 400);
+    assert_eq!(env.status(&id).await, "cancelled");
+}
+
+#[tokio::test]
+async fn a_cancelled_proof_escrow_awaits_no_proof() {
+    let env = Env::start().await;
+    let seller = env.seller();
+    let id = env.create(proof_escrow()).await;
+    env.pay(&id).await;
+    assert_eq!(
+        env.client
+            .get_proof(&id)
+            .await
+            .unwrap()
+            .checkout_actions
+            .len(),
+        1
+    );
+    env.act(&id, A::CancelEscrow, &seller).await;
+    assert_eq!(env.status(&id).await, "cancelled");
+    let proof = env.client.get_proof(&id).await.unwrap();
+    assert!(proof.checkout_actions.is_empty(), "{proof:?}");
+}
