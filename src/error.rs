@@ -79,7 +79,7 @@ impl AppError {
             AppError::Refused { status, .. } => *status,
             AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Database(e) if is_transient_db(e) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Database(e) if crate::db::is_transient(e) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Database(e) if is_bad_input(e) => StatusCode::BAD_REQUEST,
             AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Order(e) => order_status(e),
@@ -127,7 +127,7 @@ fn order_status(e: &OrderError) -> StatusCode {
             StatusCode::SERVICE_UNAVAILABLE
         }
         OrderError::DhmadFailed { .. } | OrderError::EscrowUnknown(_) => StatusCode::BAD_GATEWAY,
-        OrderError::Database(e) if is_transient_db(e) => StatusCode::SERVICE_UNAVAILABLE,
+        OrderError::Database(e) if crate::db::is_transient(e) => StatusCode::SERVICE_UNAVAILABLE,
         OrderError::Database(e) if is_bad_input(e) => StatusCode::BAD_REQUEST,
         OrderError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -140,19 +140,6 @@ fn is_bad_input(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| matches!(c.as_ref(), "22021" | "22P05" | "22008"))
-}
-
-/// Failures that a retry may fix: the database is down or saturated, or a statement gave up
-/// waiting for a lock (55P03) or ran out of time (57014) — another request holds the order.
-pub fn is_transient_db(e: &sqlx::Error) -> bool {
-    let code = e.as_database_error().and_then(|d| d.code());
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-    ) || code.is_some_and(|c| matches!(c.as_ref(), "55P03" | "57014"))
 }
 
 impl IntoResponse for AppError {

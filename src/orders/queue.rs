@@ -138,6 +138,20 @@ async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
             tracing::info!(order.id = %id, ?retry_after, "queued checkout waits again");
             Err(OrderError::Busy { retry_after })
         }
+        // The database failed for a while (a pool or lock timeout in the very burst that
+        // queued it): an order that has not moved on is still `new`, which nothing but this
+        // line serves, so it keeps its place and the next turn tries again. (A lasting error
+        // leaves the line, so that one order cannot hold it up.)
+        Err(OrderError::Database(e)) if db::is_transient(&e) => {
+            let order = db::orders::get(&state.pool, id).await?;
+            if order.is_some_and(|o| o.status == OrderStatus::New) {
+                db::checkout_queue::release(&state.pool, id).await?;
+                tracing::warn!(order.id = %id, error = %e, "queued checkout keeps its place after a database failure");
+            } else {
+                db::checkout_queue::remove(&state.pool, id).await?;
+            }
+            Err(OrderError::Database(e))
+        }
         other => {
             db::checkout_queue::remove(&state.pool, id).await?;
             other

@@ -388,3 +388,75 @@ async fn seed_awaiting(pool: &PgPool) -> Uuid {
     .unwrap();
     id
 }
+
+#[sqlx::test]
+async fn a_queued_checkout_keeps_its_place_when_the_database_fails_its_turn(pool: PgPool) {
+    // A long window: the budget frees only when the test says so.
+    let w = tight_world(pool.clone(), 2, 600).await;
+    // Spent by buyers before this one (sized here: the service sizes it when its worker starts).
+    db::budget::resize(&pool, 2).await.unwrap();
+    while db::budget::take(&pool, 1, Duration::from_secs(600), Claimant::Interactive)
+        .await
+        .unwrap()
+    {}
+    let r = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header("idempotency-key", idempotency_key(SKU, "held@example.tn"))
+        .json(&json!({"sku": SKU, "email": "held@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let place: Value = r.json().await.unwrap();
+    let id: Uuid = place["order_id"].as_str().unwrap().parse().unwrap();
+
+    // Its turn comes while the order's row is locked past the lock timeout (the service's
+    // connections wait 2 s, then fail with 55P03; the test's pool has no such setting, so a
+    // trigger fails the claim as the timeout would).
+    for statement in [
+        "CREATE FUNCTION locked_out() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'injected lock timeout' USING ERRCODE = 'lock_not_available'; END $$",
+        "CREATE TRIGGER locked_out BEFORE UPDATE ON orders FOR EACH ROW
+           WHEN (NEW.status = 'creating_escrow') EXECUTE FUNCTION locked_out()",
+        "UPDATE dhmad_budget SET used_at = 'epoch'",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    w.app.state.checkout_queue.notify_one();
+    wait_for("a failed turn", 10, || async {
+        let calls = w.dhmad_calls().await;
+        let tried: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM dhmad_budget WHERE used_at > now() - interval '1 minute'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (calls.is_empty() && tried > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let in_line: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM checkout_queue WHERE order_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(in_line, 1, "the order kept its place in line");
+    assert_eq!(w.app.order_json(id).await["status"], "new");
+
+    // Once the row is free, the next turn serves it.
+    for statement in [
+        "DROP TRIGGER locked_out ON orders",
+        "UPDATE dhmad_budget SET used_at = 'epoch'",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    w.app.state.checkout_queue.notify_one();
+    let o = wait_for("the held checkout to be served", 20, || async {
+        let o = w.app.order_json(id).await;
+        o["checkout_url"].is_string().then_some(o)
+    })
+    .await;
+    assert_eq!(o["status"], "awaiting_payment");
+}
