@@ -359,3 +359,26 @@ async fn a_missed_webhook_while_paying_is_caught_within_a_minute(pool: PgPool) {
         .unwrap();
     assert_eq!(order_status(&w.app.pool, s.order_id).await, "paid");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_merchants_retry_is_refused_when_nothing_failed(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "fine@example.tn").await;
+    let sessions = w.count_calls("POST", "/sessions").await;
+    // Awaiting payment, with its page open: a retry would open a second page at DHMAD.
+    let r = w
+        .admin_post(&format!("/admin/orders/{}/retry", s.order_id))
+        .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(w.count_calls("POST", "/sessions").await, sessions);
+    assert_eq!(
+        w.app.order_json(s.order_id).await["status"],
+        "awaiting_payment"
+    );
+    // The refusal is on the audit trail like any action.
+    let audit: Vec<String> = sqlx::query_scalar("SELECT detail FROM admin_audit")
+        .fetch_all(&w.app.pool)
+        .await
+        .unwrap();
+    assert!(audit[0].starts_with("refused:"), "{audit:?}");
+}

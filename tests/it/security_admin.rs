@@ -104,7 +104,13 @@ async fn every_admin_action_is_audited_with_who_and_where(pool: PgPool) {
             OffsetDateTime::now_utc(),
         )
         .await;
-    // A retry (DHMAD is unreachable here: it fails) and a reconcile, with the bearer token.
+    // A retry of a failed checkout (DHMAD is unreachable here: it fails again) and a
+    // reconcile, with the bearer token.
+    sqlx::query("UPDATE orders SET status = 'escrow_failed', escrow_id = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let r = app
         .http
         .post(app.url(&format!("/admin/orders/{id}/retry")))

@@ -75,6 +75,19 @@ pub async fn retry(
         let notice = Notice::DeliverRetried;
         return Ok(answer(&headers, "/admin", notice, &[], Some(order_id)));
     }
+    // Only a checkout that failed or is in doubt: `resume` would otherwise open a payment page
+    // for a buyer who has one, or make an escrow for an order still in line.
+    if !order.allows(Action::RetryCheckout) {
+        let why = format!(
+            "There is nothing to retry (the order is {}).",
+            order.status.label().to_lowercase()
+        );
+        let detail = format!("refused: {why}");
+        admin
+            .record(&s, "retry_checkout", Some(order_id), &detail)
+            .await?;
+        return Err(OrderError::not_allowed(why).into());
+    }
     let result = checkout::resume(&s, order).await;
     let outcome = match &result {
         Ok(_) => "escrow and session ready".to_owned(),
