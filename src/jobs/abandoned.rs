@@ -28,8 +28,9 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
             }
             // DHMAD's budget is the buyers' for now: the next run goes on.
             Err(OrderError::Busy { .. }) => break,
+            // Not picked again at once: a failing order must not hold up the others.
             Err(e) => {
-                tracing::warn!(order.id = %order_id, error = %e, cause = e.cause(), "could not cancel an abandoned order");
+                reconciler::set_aside(state, order_id, &e).await?;
             }
         }
     }

@@ -74,6 +74,26 @@ fn yield_now(state: &AppState, report: &mut Report) -> bool {
 }
 
 /// One pass over orders with no news for `quiet_for`.
+/// A job's call to DHMAD about an order failed: an escrow DHMAD no longer knows is flagged
+/// for the merchant (no job asks again until it is cleared); anything else waits a growing
+/// backoff before the next try, so one order cannot take every pass. Whether it was flagged.
+pub(crate) async fn set_aside(
+    state: &AppState,
+    order_id: uuid::Uuid,
+    e: &OrderError,
+) -> sqlx::Result<bool> {
+    if let OrderError::EscrowUnknown(why) = e {
+        db::orders::flag_attention(&state.pool, order_id, why).await?;
+        tracing::warn!(order.id = %order_id, why, "escrow flagged for the merchant");
+        return Ok(true);
+    }
+    let failures = db::orders::sync_failures(&state.pool, order_id).await?;
+    let wait = sync_backoff(failures);
+    db::orders::sync_failed(&state.pool, order_id, wait).await?;
+    tracing::warn!(order.id = %order_id, error = %e, cause = e.cause(), retry_in = %wait, "a call to DHMAD about the order failed");
+    Ok(false)
+}
+
 pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let now = OffsetDateTime::now_utc();
@@ -124,17 +144,12 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
                 report.yielded = true;
                 break;
             }
-            Err(OrderError::EscrowUnknown(why)) => {
-                report.flagged += 1;
-                db::orders::flag_attention(&state.pool, order.id, &why).await?;
-                tracing::warn!(order.id = %order.id, why, "escrow flagged for the merchant");
-            }
             Err(e) => {
-                report.failed += 1;
-                let failures = db::orders::sync_failures(&state.pool, order.id).await?;
-                let wait = sync_backoff(failures);
-                db::orders::sync_failed(&state.pool, order.id, wait).await?;
-                tracing::warn!(order.id = %order.id, error = %e, cause = e.cause(), retry_in = %wait, "could not reconcile an order");
+                if set_aside(state, order.id, &e).await? {
+                    report.flagged += 1;
+                } else {
+                    report.failed += 1;
+                }
             }
         }
     }

@@ -96,8 +96,12 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
                     load(state, order_id).await
                 }
                 Err(e) => {
-                    // DHMAD refused (paid meanwhile?): learn what it says before telling the user.
-                    let _ = sync::refresh_order(state, &order, "read after a refused cancel").await;
+                    // DHMAD refused (paid meanwhile?): learn what it says before telling the user,
+                    // and say so when it no longer knows the escrow (the merchant's to look at).
+                    let read = sync::refresh_order(state, &order, "read after a refused cancel");
+                    if let Err(unknown @ OrderError::EscrowUnknown(_)) = read.await {
+                        return Err(unknown);
+                    }
                     Err(OrderError::from_dhmad(e, "could not cancel the escrow"))
                 }
             }

@@ -361,6 +361,24 @@ async fn a_rejected_delivery_is_explained_and_shipped_again(pool: PgPool) {
     w.wait_status(s.order_id, "delivered").await;
 }
 
+/// The payment page of `order` closed two hours ago, and `orders` had no news since.
+async fn two_hours_quiet(w: &World, order: uuid::Uuid, orders: &[uuid::Uuid]) {
+    sqlx::query!(
+        "UPDATE checkout_sessions SET expires_at = now() - interval '2 hours' WHERE order_id = $1",
+        order
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    sqlx::query!(
+        "UPDATE orders SET updated_at = now() - interval '2 hours' WHERE id = ANY($1)",
+        orders
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_guest_who_paid_and_never_came_back_is_not_abandoned(pool: PgPool) {
     let w = world(pool, |c| {
@@ -374,20 +392,7 @@ async fn a_guest_who_paid_and_never_came_back_is_not_abandoned(pool: PgPool) {
         json!({"payer": "guest", "method": "d17"}),
     )
     .await;
-    sqlx::query!(
-        "UPDATE checkout_sessions SET expires_at = now() - interval '2 hours' WHERE order_id = $1",
-        s.order_id
-    )
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
-    sqlx::query!(
-        "UPDATE orders SET updated_at = now() - interval '2 hours' WHERE id = $1",
-        s.order_id
-    )
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
+    two_hours_quiet(&w, s.order_id, &[s.order_id]).await;
     // The sweeper marks the page expired without asking DHMAD; the abandoned-order job asks.
     storefront::jobs::sessions::run_once(&w.app.state)
         .await
@@ -411,6 +416,50 @@ async fn a_guest_who_paid_and_never_came_back_is_not_abandoned(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn an_abandoned_order_dhmad_cannot_cancel_is_set_aside_not_retried_every_pass(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    // An escrow DHMAD does not know (a sandbox restarted since, say).
+    let lost = w
+        .app
+        .seed_order(
+            "chechia-red",
+            "gone@example.tn",
+            "66aa00000000000000000fff",
+            time::OffsetDateTime::now_utc(),
+        )
+        .await;
+    two_hours_quiet(&w, lost, &[lost]).await;
+    let n = storefront::jobs::abandoned::run_once(&w.app.state)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let calls = w.dhmad_calls().await.len();
+    assert!(calls > 0, "DHMAD was asked once");
+    // The next passes leave it to the merchant (flagged) instead of asking again each minute.
+    for _ in 0..2 {
+        storefront::jobs::abandoned::run_once(&w.app.state)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        w.dhmad_calls().await.len(),
+        calls,
+        "{:?}",
+        w.dhmad_calls().await
+    );
+    let attention: Option<String> =
+        sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
+            .bind(lost)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert!(attention.is_some());
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn an_abandoned_order_is_cancelled_at_dhmad_after_the_grace_period(pool: PgPool) {
     let w = world(pool, |c| {
         c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
@@ -418,20 +467,7 @@ async fn an_abandoned_order_is_cancelled_at_dhmad_after_the_grace_period(pool: P
     .await;
     let s = w.checkout("chechia-red", "walkedaway@example.tn").await;
     let fresh = w.checkout("chechia-red", "stillthere@example.tn").await;
-    sqlx::query!(
-        "UPDATE checkout_sessions SET expires_at = now() - interval '2 hours' WHERE order_id = $1",
-        s.order_id
-    )
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
-    sqlx::query!(
-        "UPDATE orders SET updated_at = now() - interval '2 hours' WHERE id = ANY($1)",
-        &[s.order_id, fresh.order_id][..]
-    )
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
+    two_hours_quiet(&w, s.order_id, &[s.order_id, fresh.order_id]).await;
     let n = storefront::jobs::abandoned::run_once(&w.app.state)
         .await
         .unwrap();

@@ -194,6 +194,8 @@ pub async fn list_abandoned(
         "SELECT o.id FROM orders o
           WHERE o.status = 'awaiting_payment' AND o.escrow_id IS NOT NULL
             AND o.payment_review_since IS NULL
+            AND o.attention IS NULL
+            AND (o.next_sync_at IS NULL OR o.next_sync_at <= now())
             AND o.updated_at < now() - $1::bigint * interval '1 millisecond'
             AND NOT EXISTS (SELECT 1 FROM checkout_sessions s
                              WHERE s.order_id = o.id AND s.action = 'accept_pay'

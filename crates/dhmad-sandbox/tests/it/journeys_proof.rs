@@ -127,9 +127,8 @@ async fn proof_deadlines_expire_and_accept_by_timeout() {
     assert!(t.contains(&"escrow.proof.accepted_by_timeout".to_owned()));
 }
 
-#[tokio::test]
-async fn escalated_proof_is_decided_by_dhmad() {
-    let env = Env::start().await;
+/// A paid proof escrow whose proof was sent back four times: DHMAD's to decide.
+async fn escalated(env: &Env) -> String {
     let seller = env.seller();
     let id = env.create(proof_escrow()).await;
     env.pay(&id).await;
@@ -138,6 +137,13 @@ async fn escalated_proof_is_decided_by_dhmad() {
         env.act_with(&id, A::ReviewProof, BUYER, json!({"accept": false}))
             .await;
     }
+    id
+}
+
+#[tokio::test]
+async fn escalated_proof_is_decided_by_dhmad() {
+    let env = Env::start().await;
+    let id = escalated(&env).await;
     assert_eq!(
         env.client.get_proof(&id).await.unwrap().phase.as_str(),
         "needs_dhmad_review"
@@ -152,14 +158,7 @@ async fn escalated_proof_is_decided_by_dhmad() {
 #[tokio::test]
 async fn a_proof_decision_never_moves_an_escrow_that_left_paid() {
     let env = Env::start().await;
-    let seller = env.seller();
-    let id = env.create(proof_escrow()).await;
-    env.pay(&id).await;
-    for _ in 0..4 {
-        env.act(&id, A::SubmitProof, &seller).await;
-        env.act_with(&id, A::ReviewProof, BUYER, json!({"accept": false}))
-            .await;
-    }
+    let id = escalated(&env).await;
     env.act(&id, A::Dispute, BUYER).await;
     assert_eq!(env.status(&id).await, "disputed");
     // The dispute, not the proof review, decides now.
