@@ -36,7 +36,8 @@ pub async fn claim(
     sqlx::query_as!(
         Job,
         "UPDATE outbox_jobs SET attempts = attempts + 1,
-                run_after = now() + $1::bigint * interval '1 millisecond'
+                run_after = now() + $1::bigint * interval '1 millisecond',
+                claimed_until = now() + $1::bigint * interval '1 millisecond'
          WHERE id = (SELECT id FROM outbox_jobs WHERE done_at IS NULL AND run_after <= now()
                        AND ($2 OR kind <> 'deliver')
                      ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -48,74 +49,89 @@ pub async fn claim(
     .await
 }
 
+// The outcome of an attempt is written only by the worker whose attempt it is (`attempts` is
+// still its number and the job is open): a worker whose lease lapsed and whose job another
+// worker took must not overwrite that one's result. Each clears the claim. `false` when the
+// job had moved on.
+
 /// Closes the job as done.
-pub async fn finish(e: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE outbox_jobs SET done_at = now(), last_error = NULL WHERE id = $1",
-        id
+pub async fn finish(e: impl PgExecutor<'_>, job: &Job) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
+        "UPDATE outbox_jobs SET done_at = now(), last_error = NULL, claimed_until = NULL
+          WHERE id = $1 AND attempts = $2 AND done_at IS NULL",
+        job.id,
+        job.attempts
     )
     .execute(e)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 /// Closes the job as given up, with why: visible in the back office, retryable from there.
-pub async fn give_up(e: impl PgExecutor<'_>, id: i64, error: &str) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE outbox_jobs SET done_at = now(), gave_up_at = now(), last_error = $2 WHERE id = $1",
-        id,
+pub async fn give_up(e: impl PgExecutor<'_>, job: &Job, error: &str) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
+        "UPDATE outbox_jobs SET done_at = now(), gave_up_at = now(), last_error = $3,
+                claimed_until = NULL
+          WHERE id = $1 AND attempts = $2 AND done_at IS NULL",
+        job.id,
+        job.attempts,
         error
     )
     .execute(e)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
-/// Makes the order's open job of `kind` due now, or queues one: the merchant's "retry".
-pub async fn run_now(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!(
+/// Makes the order's open job of `kind` due now, or queues one: the merchant's "retry". A job
+/// a worker is running now is left to it (`false`): a second worker would make its call again.
+pub async fn run_now(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
         "INSERT INTO outbox_jobs (kind, order_id) VALUES ($1, $2)
-         ON CONFLICT (kind, order_id) WHERE done_at IS NULL DO UPDATE SET run_after = now()",
+         ON CONFLICT (kind, order_id) WHERE done_at IS NULL DO UPDATE SET run_after = now()
+           WHERE outbox_jobs.claimed_until IS NULL OR outbox_jobs.claimed_until <= now()",
         kind,
         order_id
     )
     .execute(e)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 /// Runs the job again after `delay` without counting this attempt (it sent nothing).
-pub async fn postpone(e: impl PgExecutor<'_>, id: i64, delay: Duration) -> sqlx::Result<()> {
+pub async fn postpone(e: impl PgExecutor<'_>, job: &Job, delay: Duration) -> sqlx::Result<bool> {
     let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-    sqlx::query!(
-        "UPDATE outbox_jobs SET run_after = now() + $2::bigint * interval '1 millisecond',
-                attempts = greatest(attempts - 1, 0)
-         WHERE id = $1",
-        id,
+    let r = sqlx::query!(
+        "UPDATE outbox_jobs SET run_after = now() + $3::bigint * interval '1 millisecond',
+                attempts = greatest(attempts - 1, 0), claimed_until = NULL
+         WHERE id = $1 AND attempts = $2 AND done_at IS NULL",
+        job.id,
+        job.attempts,
         delay_ms
     )
     .execute(e)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn retry_later(
     e: impl PgExecutor<'_>,
-    id: i64,
+    job: &Job,
     delay: Duration,
     error: &str,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<bool> {
     let delay_ms = delay.as_millis() as i64;
-    sqlx::query!(
-        "UPDATE outbox_jobs SET run_after = now() + $2::bigint * interval '1 millisecond', last_error = $3
-         WHERE id = $1",
-        id,
+    let r = sqlx::query!(
+        "UPDATE outbox_jobs SET run_after = now() + $3::bigint * interval '1 millisecond',
+                last_error = $4, claimed_until = NULL
+         WHERE id = $1 AND attempts = $2 AND done_at IS NULL",
+        job.id,
+        job.attempts,
         delay_ms,
         error
     )
     .execute(e)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn open_count(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<i64> {

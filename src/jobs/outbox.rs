@@ -10,8 +10,12 @@ use crate::orders::{notify, OrderError};
 use super::reconciler;
 use crate::state::AppState;
 
-/// A claimed job becomes due again after this, should its worker die mid-call.
-const LEASE: Duration = Duration::from_secs(120);
+/// A claimed job becomes due again after this, should its worker die mid-call: at least two
+/// minutes, and longer than a job's DHMAD calls can take (a read with its retries, then the
+/// write), so a slow DHMAD never lets a second worker take a job that is still running.
+fn lease(state: &AppState) -> Duration {
+    (state.config.dhmad_timeout * 6 + Duration::from_secs(10)).max(Duration::from_secs(120))
+}
 /// Jobs per drain, so one run cannot starve the other jobs.
 const BATCH: usize = 20;
 
@@ -21,7 +25,7 @@ pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
     while n < BATCH {
         // DHMAD's rate-limit window is shared with checkouts, which come first.
         let dhmad_calls = !reconciler::must_leave_budget_to_checkouts(state);
-        let Some(job) = db::outbox::claim(&state.pool, LEASE, dhmad_calls).await? else {
+        let Some(job) = db::outbox::claim(&state.pool, lease(state), dhmad_calls).await? else {
             break;
         };
         n += 1;
@@ -51,18 +55,28 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         JobOutcome::Postpone(_) => "postponed",
     };
     state.metrics.outbox_attempt(&job.kind, label);
-    match outcome {
-        JobOutcome::Done(_) => db::outbox::finish(&state.pool, job.id).await?,
+    let pool = &state.pool;
+    let written = match outcome {
+        JobOutcome::Done(_) => db::outbox::finish(pool, job).await?,
         JobOutcome::Retry(err) => {
-            db::outbox::retry_later(&state.pool, job.id, fulfilment::backoff(job.attempts), &err)
-                .await?;
+            db::outbox::retry_later(pool, job, fulfilment::backoff(job.attempts), &err).await?
         }
-        JobOutcome::Postpone(wait) => db::outbox::postpone(&state.pool, job.id, wait).await?,
+        JobOutcome::Postpone(wait) => db::outbox::postpone(pool, job, wait).await?,
         JobOutcome::GiveUp(err) => {
-            db::outbox::give_up(&state.pool, job.id, &err).await?;
-            let detail = format!("Automatic {} gave up: {err}", job.kind);
-            db::events::add(&state.pool, job.order_id, "job_failed", &detail, None).await?;
+            let written = db::outbox::give_up(pool, job, &err).await?;
+            if written {
+                let detail = format!("Automatic {} gave up: {err}", job.kind);
+                db::events::add(pool, job.order_id, "job_failed", &detail, None).await?;
+            }
+            written
         }
+    };
+    if !written {
+        tracing::warn!(
+            job.id = job.id,
+            job.attempt = job.attempts,
+            "outbox job taken over or closed while it ran; its outcome is dropped"
+        );
     }
     Ok(())
 }

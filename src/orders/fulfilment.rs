@@ -105,15 +105,17 @@ pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<()> 
             order.status.label()
         )));
     }
-    db::outbox::run_now(&mut *tx, DELIVER, order.id).await?;
-    db::events::add(
-        &mut *tx,
-        order.id,
-        "deliver_retried",
-        "Deliver retried by the merchant",
-        None,
-    )
-    .await?;
+    // A deliver running right now is left to finish: what the merchant asks for is under way.
+    if db::outbox::run_now(&mut *tx, DELIVER, order.id).await? {
+        db::events::add(
+            &mut *tx,
+            order.id,
+            "deliver_retried",
+            "Deliver retried by the merchant",
+            None,
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -65,11 +65,21 @@ pub struct JobRow {
     pub abandoned_at: Option<OffsetDateTime>,
     pub last_error: Option<String>,
     pub created_at: OffsetDateTime,
+    /// A worker's attempt holds the job until then (`db::outbox::claim`).
+    pub claimed_until: Option<OffsetDateTime>,
     /// A later job of the same kind exists for the order.
     pub superseded: bool,
 }
 
 impl JobRow {
+    /// A worker is running it now (its claim has not lapsed).
+    pub fn running(&self) -> bool {
+        self.done_at.is_none()
+            && self
+                .claimed_until
+                .is_some_and(|t| t > OffsetDateTime::now_utc())
+    }
+
     pub fn state(&self) -> JobState {
         match (self.abandoned_at, self.gave_up_at, self.done_at) {
             (Some(_), _, _) => JobState::Abandoned,
@@ -85,7 +95,7 @@ impl JobRow {
 }
 
 const JOB_COLUMNS: &str = "SELECT j.id, j.kind, j.order_id, j.attempts, j.run_after, j.done_at,
-        j.gave_up_at, j.abandoned_at, j.last_error, j.created_at,
+        j.gave_up_at, j.abandoned_at, j.last_error, j.created_at, j.claimed_until,
         EXISTS (SELECT 1 FROM outbox_jobs later WHERE later.order_id = j.order_id
                  AND later.kind = j.kind AND later.id > j.id) AS superseded
    FROM outbox_jobs j";
@@ -141,7 +151,7 @@ pub async fn lock_job(e: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<Jo
     sqlx::query_as!(
         JobRow,
         r#"SELECT j.id, j.kind, j.order_id, j.attempts, j.run_after, j.done_at, j.gave_up_at,
-                j.abandoned_at, j.last_error, j.created_at,
+                j.abandoned_at, j.last_error, j.created_at, j.claimed_until,
                 EXISTS (SELECT 1 FROM outbox_jobs later WHERE later.order_id = j.order_id
                          AND later.kind = j.kind AND later.id > j.id) AS "superseded!"
            FROM outbox_jobs j WHERE j.id = $1 FOR UPDATE"#,

@@ -30,10 +30,11 @@ pub(in crate::http) enum Notice {
     JobRetried,
     JobAbandoned,
     JobClosed,
+    JobRunning,
 }
 
 impl Notice {
-    const ALL: [Notice; 18] = [
+    const ALL: [Notice; 19] = [
         Self::Shipped,
         Self::DeliverRetried,
         Self::CheckoutRetried,
@@ -52,6 +53,7 @@ impl Notice {
         Self::JobRetried,
         Self::JobAbandoned,
         Self::JobClosed,
+        Self::JobRunning,
     ];
 
     fn code(self) -> &'static str {
@@ -74,6 +76,7 @@ impl Notice {
             Self::JobRetried => "job_retried",
             Self::JobAbandoned => "job_abandoned",
             Self::JobClosed => "job_closed",
+            Self::JobRunning => "job_running",
         }
     }
 
@@ -85,6 +88,7 @@ impl Notice {
                 | Self::EventUnmatched
                 | Self::EventFailed
                 | Self::JobClosed
+                | Self::JobRunning
         )
     }
 
@@ -135,6 +139,9 @@ impl Notice {
                 "Job abandoned: it will not run again (noted on the order's timeline).".into()
             }
             Self::JobClosed => "This job is closed already: nothing changed.".into(),
+            Self::JobRunning => {
+                "This job is running right now: it was left to finish (see its attempts).".into()
+            }
         }
     }
 }

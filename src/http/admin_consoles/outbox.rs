@@ -183,7 +183,10 @@ async fn on_job(
         .await?
         .ok_or(AppError::NotFound)?;
     let state = job.state();
-    let acted = job.done_at.is_none() || state == JobState::Dead;
+    // A job a worker runs right now is left to it: a second run would repeat its call or
+    // e-mail, and abandoning it would not stop what is under way.
+    let running = job.running();
+    let acted = !running && (job.done_at.is_none() || state == JobState::Dead);
     if acted {
         let (kind, detail) = match action {
             JobAction::Retry => {
@@ -213,6 +216,8 @@ async fn on_job(
     };
     let (notice, outcome) = if acted {
         (notice, done)
+    } else if running {
+        (Notice::JobRunning, "running now, left to its worker")
     } else {
         (Notice::JobClosed, "closed already, nothing done")
     };

@@ -5,6 +5,7 @@ use crate::common::*;
 use dhmad::{Event, WebhookEnvelope};
 use serde_json::json;
 use sqlx::{PgPool, Row};
+use storefront::db;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -242,4 +243,62 @@ async fn a_dead_job_is_retried_and_an_open_one_abandoned(pool: PgPool) {
     assert!(page.contains("abandon_job") && page.contains("127.0.0.1"));
     let page = admin_page(&app, "/admin/audit?action=abandon_job").await;
     assert!(!page.contains("<span class=\"badge\">retry_job</span>"));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_job_a_worker_is_running_is_left_to_it(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order(
+            "chechia-red",
+            "running@example.tn",
+            "66bb000000000000000000e3",
+            t(0),
+        )
+        .await;
+    let job = add_job(&app.pool, id, "email_confirmation", "open").await;
+    // Worker A claims it (as `db::outbox::claim` does) and is sending the e-mail.
+    let claim = "UPDATE outbox_jobs SET attempts = attempts + 1,
+                        run_after = now() + interval '2 minutes',
+                        claimed_until = now() + interval '2 minutes' WHERE id = $1";
+    sqlx::query(claim)
+        .bind(job)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    // The merchant's "run now" would hand it to a second worker: refused, nothing moves.
+    let back = act(&app, &format!("/admin/outbox/{job}/retry")).await;
+    assert_eq!(back, "/admin/outbox?notice=job_running");
+    let due_later: bool = sqlx::query_scalar(
+        "SELECT run_after > now() + interval '1 minute' FROM outbox_jobs WHERE id = $1",
+    )
+    .bind(job)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(due_later, "still not due while it runs");
+    let back = act(&app, &format!("/admin/outbox/{job}/abandon")).await;
+    assert_eq!(back, "/admin/outbox?notice=job_running");
+    assert_eq!(job_row(&app.pool, job).await, (None, None));
+
+    // A's lease lapses and worker B takes the job: A's late outcome is not written over B's.
+    sqlx::query(claim)
+        .bind(job)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let as_claimed = |attempts| db::outbox::Job {
+        id: job,
+        kind: "email_confirmation".into(),
+        order_id: id,
+        attempts,
+    };
+    assert!(!db::outbox::finish(&app.pool, &as_claimed(1)).await.unwrap());
+    assert_eq!(job_row(&app.pool, job).await.0, None);
+    assert!(db::outbox::finish(&app.pool, &as_claimed(2)).await.unwrap());
+    assert!(job_row(&app.pool, job).await.0.is_some());
+    // Once it is done, "run now" queues a fresh job, as for any closed one.
+    assert!(db::outbox::run_now(&app.pool, "email_confirmation", id)
+        .await
+        .unwrap());
 }
