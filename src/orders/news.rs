@@ -80,6 +80,15 @@ pub async fn apply(
         }
         Event::EscrowUpdated(d) => {
             let changed = d.updated_fields.join(", ");
+            // Same status, so not stale as a snapshot; but an edit older than the escrow we
+            // know was overtaken: its amount is not the escrow's any more. (Each other fact has
+            // its own order: signatures only add, a request's answer is final, proof phases
+            // follow their graph.)
+            let older = matches!(
+                (d.escrow.updated_at, order.escrow_updated_at),
+                (Some(n), Some(c)) if n < c
+            );
+            late |= older;
             let amount = d.escrow.amount.filter(|a| *a != order.amount && !late);
             if let Some(a) = amount {
                 db::orders::set_amount(&mut *conn, order.id, a).await?;

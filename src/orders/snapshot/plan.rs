@@ -92,12 +92,9 @@ fn decide(
         // Same instant or no timestamp: trust only a forward move.
         _ => rank(next) > rank(current),
     };
-    // An older copy of the same status is late too: what it says besides the status (an
-    // amount, a proof's phase) was overtaken by the snapshot we applied.
-    let older = matches!((next_at, current_at), (Some(n), Some(c)) if n < c);
     if newer && next != current {
         Decision::Apply
-    } else if next == current && !older {
+    } else if next == current {
         Decision::Same
     } else {
         Decision::Stale

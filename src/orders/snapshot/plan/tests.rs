@@ -24,20 +24,6 @@ fn newer_wins_older_is_stale() {
 }
 
 #[test]
-fn an_older_copy_of_the_same_status_is_stale() {
-    assert_eq!(
-        decide(Some(&Paid), Some(T2), &Paid, Some(T1)),
-        Decision::Stale
-    );
-    assert_eq!(
-        decide(Some(&Paid), Some(T1), &Paid, Some(T2)),
-        Decision::Same
-    );
-    // Undated (proof events): nothing says it is older.
-    assert_eq!(decide(Some(&Paid), Some(T2), &Paid, None), Decision::Same);
-}
-
-#[test]
 fn delivery_rejection_moves_back_because_it_is_newer() {
     assert_eq!(
         decide(Some(&Delivered), Some(T1), &Paid, Some(T2)),
