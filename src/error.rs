@@ -111,6 +111,13 @@ impl AppError {
                 }
                 _ => "Something went wrong on our side. Please try again.".into(),
             },
+            // Its text names DHMAD's escrow and DHMAD's own words: for the shop's log and back
+            // office, not for a buyer.
+            AppError::Order(OrderError::EscrowUnknown(_)) => {
+                "The payment provider no longer knows this order's payment. Please contact the \
+                 shop."
+                    .into()
+            }
             other => other.to_string(),
         }
     }

@@ -58,8 +58,18 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
                 let reason = format!("Cancelled by {who} before payment");
                 let mut conn = state.pool.acquire().await?;
                 let mut tx = db::tx::begin(&mut conn).await?;
+                // Only while no escrow can exist: a creation claimed meanwhile goes on.
+                let without_escrow = [OrderStatus::New, OrderStatus::EscrowFailed];
                 let cancelled = OrderStatus::Cancelled;
-                if !db::orders::record_failure(&mut *tx, order.id, cancelled, &reason).await? {
+                if !db::orders::record_failure(
+                    &mut *tx,
+                    order.id,
+                    &without_escrow,
+                    cancelled,
+                    &reason,
+                )
+                .await?
+                {
                     // The escrow's creation was claimed meanwhile: cancel that one instead,
                     // once it exists, rather than leave it behind a cancelled order.
                     drop(tx);
@@ -189,7 +199,7 @@ pub async fn buyer_cancel(state: &AppState, order_id: Uuid) -> OrderResult<Cance
 /// automatic refund for a guest. `None` when the order was kept for that reason.
 pub async fn cancel_abandoned(state: &AppState, order_id: Uuid) -> OrderResult<Option<Order>> {
     let order = load(state, order_id).await?;
-    if sync::payment_in_review(state, &order).await? {
+    if sync::payment_review_known(state, &order).await? {
         return Ok(None);
     }
     cancel_unpaid(state, order_id, Party::Merchant)

@@ -91,9 +91,9 @@ pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<()> {
 }
 
 /// The merchant asks for the `deliver` DHMAD still waits for to run now (after attempts that
-/// failed or gave up).
+/// failed or gave up). `false` when one is running right now: it is left to finish.
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
-pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<()> {
+pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<bool> {
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
     let order = db::orders::lock(&mut *tx, order_id)
@@ -106,7 +106,8 @@ pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<()> 
         )));
     }
     // A deliver running right now is left to finish: what the merchant asks for is under way.
-    if db::outbox::run_now(&mut *tx, DELIVER, order.id).await? {
+    let queued = db::outbox::run_now(&mut *tx, DELIVER, order.id).await?;
+    if queued {
         db::events::add(
             &mut *tx,
             order.id,
@@ -117,7 +118,7 @@ pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<()> 
         .await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(queued)
 }
 
 /// The buyer confirms receipt of a delivered quick order: a `complete` session on DHMAD.

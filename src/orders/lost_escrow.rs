@@ -109,8 +109,11 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                     // Unless the order moved on while DHMAD was listed: another look found the
                     // escrow, or resolved the order and a retry made one since.
                     let reason = "no escrow was created at DHMAD; safe to retry";
-                    let failed = OrderStatus::EscrowFailed;
-                    if db::orders::record_failure(&mut *tx, order.id, failed, reason).await? {
+                    let (doubtful, failed) =
+                        (OrderStatus::NeedsReconciliation, OrderStatus::EscrowFailed);
+                    if db::orders::record_failure(&mut *tx, order.id, &[doubtful], failed, reason)
+                        .await?
+                    {
                         db::events::add(&mut *tx, order.id, "escrow_reconciled", reason, None)
                             .await?;
                     }

@@ -80,18 +80,16 @@ pub async fn apply(
         }
         Event::EscrowUpdated(d) => {
             let changed = d.updated_fields.join(", ");
-            // Same status, so not stale as a snapshot; but an edit older than the escrow we
-            // know was overtaken: its amount is not the escrow's any more. (Each other fact has
-            // its own order: signatures only add, a request's answer is final, proof phases
-            // follow their graph.)
-            let older = matches!(
-                (d.escrow.updated_at, order.escrow_updated_at),
-                (Some(n), Some(c)) if n < c
-            );
-            late |= older;
-            let amount = d.escrow.amount.filter(|a| *a != order.amount && !late);
+            // No snapshot carries the amount: the edits are ordered by their own clock, so a
+            // retried older one changes nothing, and one that arrives after other news (a
+            // payment: its snapshot is stale then) still lands. (Each other fact has its own
+            // order: signatures only add, a request's answer is final, proof phases follow
+            // their graph.)
+            let mut amount = d.escrow.amount.filter(|a| *a != order.amount);
             if let Some(a) = amount {
-                db::orders::set_amount(&mut *conn, order.id, a).await?;
+                let at = d.escrow.updated_at;
+                let kept = db::orders::set_amount(&mut *conn, order.id, a, at).await?;
+                (amount, late) = if kept { (amount, false) } else { (None, true) };
             }
             (
                 format!("Escrow details updated at DHMAD ({changed})"),

@@ -250,12 +250,6 @@ impl OrderStatus {
         }
     }
 
-    /// Every status that may become `next`: what a write of `next` requires the order to
-    /// still be in when the write lands.
-    pub fn preceding(next: OrderStatus) -> impl Iterator<Item = OrderStatus> {
-        Self::ALL.into_iter().filter(move |s| s.can_become(next))
-    }
-
     /// What the buyer reads.
     pub fn label(self) -> &'static str {
         match self {
@@ -544,15 +538,10 @@ mod tests {
             assert!(!(from.is_open() && from.money_held()), "{from:?}");
         }
         assert!(OrderStatus::Delivered.can_become(OrderStatus::Paid));
-        // A failure is recorded only over the states that lead to it.
-        let before_failure: Vec<_> = OrderStatus::preceding(OrderStatus::EscrowFailed).collect();
-        assert_eq!(
-            before_failure,
-            [
-                OrderStatus::CreatingEscrow,
-                OrderStatus::NeedsReconciliation
-            ]
-        );
+        // Only an order with no escrow is cancelled without DHMAD.
+        assert!(OrderStatus::New.can_become(OrderStatus::Cancelled));
+        assert!(OrderStatus::EscrowFailed.can_become(OrderStatus::Cancelled));
+        assert!(!OrderStatus::CreatingEscrow.can_become(OrderStatus::Cancelled));
         assert!(!OrderStatus::New.can_become(OrderStatus::Paid));
     }
 

@@ -112,9 +112,14 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
             tracing::warn!(order.id = %order.id, escrow.id = escrow_id, "escrow unknown to DHMAD; closing the order");
             let mut conn = state.pool.acquire().await?;
             let mut tx = db::tx::begin(&mut conn).await?;
-            let closed =
-                db::orders::record_failure(&mut *tx, order.id, OrderStatus::Cancelled, &reason)
-                    .await?;
+            let closed = db::orders::record_failure(
+                &mut *tx,
+                order.id,
+                &[order.status],
+                OrderStatus::Cancelled,
+                &reason,
+            )
+            .await?;
             if !closed {
                 // News landed meanwhile: the order as it now is.
                 drop(tx);
@@ -217,8 +222,19 @@ pub async fn note_payment_review(state: &AppState, order_id: Uuid) -> OrderResul
 }
 
 /// Before a new payment page is opened for an order that has none live: did the buyer finish
-/// the last one without coming back (a guest proof under review)? Asks DHMAD about it.
+/// the last one without coming back (a guest proof under review)? Asks DHMAD about it; if
+/// DHMAD does not answer, a new page is opened (it would refuse a second payment anyway).
 pub async fn payment_in_review(state: &AppState, order: &Order) -> OrderResult<bool> {
+    match payment_review_known(state, order).await {
+        Err(OrderError::Database(e)) => Err(OrderError::Database(e)),
+        Err(_) => Ok(false),
+        known => known,
+    }
+}
+
+/// [`payment_in_review`], but a DHMAD that does not answer is an error: for a decision that
+/// cannot be undone (cancelling an order nobody seems to have paid), not knowing is not "no".
+pub async fn payment_review_known(state: &AppState, order: &Order) -> OrderResult<bool> {
     if order.in_payment_review() {
         return Ok(true);
     }
@@ -241,7 +257,7 @@ pub async fn payment_in_review(state: &AppState, order: &Order) -> OrderResult<b
                 db::sessions::set_status(&state.pool, &last.session_id, s.status.as_str()).await?;
                 s.status == dhmad::SessionStatus::Completed
             }
-            Err(_) => false,
+            Err(e) => return Err(upstream(e, "reading the last payment page")),
         },
     };
     if !finished {

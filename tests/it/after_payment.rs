@@ -468,6 +468,51 @@ async fn an_abandoned_order_dhmad_cannot_cancel_is_set_aside_not_retried_every_p
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn an_abandoned_order_is_not_cancelled_when_dhmad_cannot_say_it_was_paid(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let s = w.checkout("ai-credits-500", "unsure@example.tn").await;
+    two_hours_quiet(&w, s.order_id, &[s.order_id]).await;
+    // DHMAD fails the look at the last payment page: not knowing is not "nobody paid".
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "error_500", "times": 20}]}))
+        .await;
+    let n = storefront::jobs::abandoned::run_once(&w.app.state)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(w.count_calls("POST", "/cancel").await, 0);
+    assert_eq!(
+        w.app.order_json(s.order_id).await["status"],
+        "awaiting_payment"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_buyer_whose_escrow_dhmad_lost_reads_no_internal_detail(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let escrow = "66aa00000000000000000ffe";
+    let lost = w
+        .app
+        .seed_order(
+            "chechia-red",
+            "lostbuyer@example.tn",
+            escrow,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{lost}/cancel"), &[])
+        .await;
+    assert_eq!(r.status(), 502);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("no longer knows"), "{page}");
+    assert!(!page.contains(escrow), "{page}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn an_abandoned_order_is_cancelled_at_dhmad_after_the_grace_period(pool: PgPool) {
     let w = world(pool, |c| {
         c.jobs.abandoned_after = std::time::Duration::from_secs(3600);

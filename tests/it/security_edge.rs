@@ -392,16 +392,22 @@ async fn refused_order_actions_and_checkouts_are_not_cached(pool: PgPool) {
     assert_eq!(r.headers()["cache-control"], "no-store");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn only_the_proxys_own_entry_of_the_client_ip_header_counts(pool: PgPool) {
+/// A storefront behind a proxy that appends `X-Forwarded-For`, allowing 6 checkouts a minute
+/// per client (bursts of 5).
+async fn behind_a_proxy(pool: PgPool) -> TestApp {
     let mut cfg = config(
         DEAD_DHMAD,
         storefront::config::SANDBOX_DEFAULT_API_KEY,
         SECRET,
     );
     cfg.edge.client_ip_header = Some("x-forwarded-for".into());
-    cfg.edge.checkout_per_minute = 6; // bursts of 5
-    let app = spawn(pool, cfg).await;
+    cfg.edge.checkout_per_minute = 6;
+    spawn(pool, cfg).await
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn only_the_proxys_own_entry_of_the_client_ip_header_counts(pool: PgPool) {
+    let app = behind_a_proxy(pool).await;
     // The client writes a fresh address first each time; the proxy appends what it saw, in a
     // form that is not a bare address. Each run must share one allowance.
     for (run, appended) in ["unknown", "203.0.113.7:4321", "[2001:db8::7]:443"]
@@ -430,14 +436,7 @@ async fn only_the_proxys_own_entry_of_the_client_ip_header_counts(pool: PgPool) 
 
 #[sqlx::test(migrations = "./migrations")]
 async fn an_ipv6_client_is_limited_by_its_slash_64(pool: PgPool) {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
-    cfg.edge.client_ip_header = Some("x-forwarded-for".into());
-    cfg.edge.checkout_per_minute = 6; // bursts of 5
-    let app = spawn(pool, cfg).await;
+    let app = behind_a_proxy(pool).await;
     let checkout = |from: String| {
         app.http
             .post(app.url("/api/checkout"))

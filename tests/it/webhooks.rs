@@ -286,4 +286,10 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
     app.deliver(&updated(150, t(3))).await;
     app.deliver(&updated(120, t(2))).await;
     assert_eq!(app.order_json(id).await["amount"], "150.000");
+    // An edit delivered late, after other news moved the escrow's clock on, still counts: it
+    // is newer than the amount kept.
+    app.deliver(&snapshot("delivered", "paid", "quick", t(6)))
+        .await;
+    app.deliver(&updated(170, t(4))).await;
+    assert_eq!(app.order_json(id).await["amount"], "170.000");
 }

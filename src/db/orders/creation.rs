@@ -218,20 +218,23 @@ pub async fn record_escrow_and_session(
     Ok(recorded == 1)
 }
 
-/// Moves the order to `status` (a creation that failed, safe to retry or not; a cancellation
-/// with no escrow) with the reason, if its status may still become that one; `false` when the
-/// order has moved on meanwhile.
+/// Moves the order from one of the statuses `from` (the ones its writer resolved) to `status`
+/// (a creation that failed, safe to retry or not; a cancellation), with the reason; `false`
+/// when the order has moved on meanwhile. A slower writer (a reconciliation that listed DHMAD
+/// while the buyer's retry claimed the order and made the escrow) must not undo what landed
+/// first, so `from` is what the writer saw, never a wider set.
 pub async fn record_failure(
     e: impl PgExecutor<'_>,
     id: Uuid,
+    from: &[OrderStatus],
     status: OrderStatus,
     reason: &str,
 ) -> sqlx::Result<bool> {
-    // Only over a status that may become `status`: a slower writer (a reconciliation that
-    // listed DHMAD while the buyer's retry made the escrow) must not undo what landed first.
-    let from: Vec<&str> = OrderStatus::preceding(status)
-        .map(OrderStatus::as_str)
-        .collect();
+    debug_assert!(
+        from.iter().all(|s| s.can_become(status)),
+        "{from:?} → {status:?}"
+    );
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     let r = sqlx::query!(
         "UPDATE orders SET status = $2, failure_reason = $3, updated_at = now()
           WHERE id = $1 AND status::text = ANY($4)",
@@ -281,13 +284,24 @@ pub async fn bind_checkout_key(
 }
 
 /// DHMAD changed the escrow's amount (a pending escrow edited on its side).
-pub async fn set_amount(e: impl PgExecutor<'_>, id: Uuid, amount: Decimal) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE orders SET amount = $2, updated_at = now() WHERE id = $1",
+/// Keeps the amount of a DHMAD edit made at `at`, unless an edit at least as new was kept
+/// (an undated one always lands); whether it was kept.
+pub async fn set_amount(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    amount: Decimal,
+    at: Option<OffsetDateTime>,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
+        "UPDATE orders SET amount = $2, amount_updated_at = COALESCE($3, amount_updated_at),
+                updated_at = now()
+          WHERE id = $1 AND ($3::timestamptz IS NULL OR amount_updated_at IS NULL
+                             OR amount_updated_at < $3)",
         id,
-        amount
+        amount,
+        at
     )
     .execute(e)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }

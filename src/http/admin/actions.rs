@@ -63,16 +63,17 @@ pub async fn retry(
     let order = load(&s, &id).await?;
     let order_id = order.id;
     if order.allows(Action::RetryDeliver) {
-        fulfilment::retry_deliver(&s, order_id).await?;
-        admin
-            .record(
-                &s,
-                "retry_deliver",
-                Some(order_id),
-                "deliver set to run now",
+        let (outcome, notice) = if fulfilment::retry_deliver(&s, order_id).await? {
+            ("deliver set to run now", Notice::DeliverRetried)
+        } else {
+            (
+                "deliver running now, left to its worker",
+                Notice::JobRunning,
             )
+        };
+        admin
+            .record(&s, "retry_deliver", Some(order_id), outcome)
             .await?;
-        let notice = Notice::DeliverRetried;
         return Ok(answer(&headers, "/admin", notice, &[], Some(order_id)));
     }
     // Only a checkout that failed or is in doubt: `resume` would otherwise open a payment page

@@ -184,30 +184,37 @@ async fn on_job(
         .ok_or(AppError::NotFound)?;
     let state = job.state();
     // A job a worker runs right now is left to it: a second run would repeat its call or
-    // e-mail, and abandoning it would not stop what is under way.
-    let running = job.running();
-    let acted = !running && (job.done_at.is_none() || state == JobState::Dead);
+    // e-mail, and abandoning it would not stop what is under way. (Retrying a dead job whose
+    // newer job of its kind is running finds that one running too.)
+    let mut running = job.running();
+    let mut acted = !running && (job.done_at.is_none() || state == JobState::Dead);
     if acted {
-        let (kind, detail) = match action {
-            JobAction::Retry => {
-                db::outbox::run_now(&mut *tx, &job.kind, job.order_id).await?;
-                let detail = format!(
-                    "Outbox job #{id} ({}) set to run now by the merchant ({})",
-                    job.kind,
-                    state.as_str()
-                );
-                ("job_retried", detail)
-            }
+        let line = match action {
+            JobAction::Retry => db::outbox::run_now(&mut *tx, &job.kind, job.order_id)
+                .await?
+                .then(|| {
+                    let detail = format!(
+                        "Outbox job #{id} ({}) set to run now by the merchant ({})",
+                        job.kind,
+                        state.as_str()
+                    );
+                    ("job_retried", detail)
+                }),
             JobAction::Abandon => {
                 db::admin_consoles::abandon_job(&mut *tx, id).await?;
                 let detail = format!(
                     "Outbox job #{id} ({}) abandoned by the merchant after {} attempt(s)",
                     job.kind, job.attempts
                 );
-                ("job_abandoned", detail)
+                Some(("job_abandoned", detail))
             }
         };
-        db::events::add(&mut *tx, job.order_id, kind, &detail, None).await?;
+        match line {
+            Some((kind, detail)) => {
+                db::events::add(&mut *tx, job.order_id, kind, &detail, None).await?;
+            }
+            None => (acted, running) = (false, true),
+        }
     }
     tx.commit().await?;
     let (audit, done, notice) = match action {

@@ -197,7 +197,8 @@ pub(super) async fn create_failed(
     let public = Some("We could not start the payment with DHMAD; your order is saved");
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
-    if db::orders::record_failure(&mut *tx, order.id, status, &reason).await? {
+    let claimed = [OrderStatus::CreatingEscrow];
+    if db::orders::record_failure(&mut *tx, order.id, &claimed, status, &reason).await? {
         db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
     }
     tx.commit().await?;
