@@ -114,8 +114,8 @@ impl AppError {
             // Its text names DHMAD's escrow and DHMAD's own words: for the shop's log and back
             // office, not for a buyer.
             AppError::Order(OrderError::EscrowUnknown(_)) => {
-                "The payment provider no longer knows this order's payment. Please contact the \
-                 shop."
+                "The payment provider no longer knows this order's payment. The shop has been \
+                 told and will look into it."
                     .into()
             }
             other => other.to_string(),

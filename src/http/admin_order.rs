@@ -213,9 +213,15 @@ async fn finish(
     match result {
         Ok(Some(url)) => Ok(Redirect::to(&url).into_response()),
         Ok(None) => Ok(Redirect::to(&format!("/admin/orders/{order_id}")).into_response()),
-        Err(e @ (OrderError::Refused { .. } | OrderError::NotAllowed(_))) => {
+        // The merchant reads DHMAD's own words on the order's page (a buyer never does).
+        Err(
+            e @ (OrderError::Refused { .. }
+            | OrderError::NotAllowed(_)
+            | OrderError::EscrowUnknown(_)),
+        ) => {
             let status = match e {
                 OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                OrderError::EscrowUnknown(_) => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::CONFLICT,
             };
             let order = db::orders::get(&s.pool, order_id)

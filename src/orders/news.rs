@@ -85,11 +85,18 @@ pub async fn apply(
             // payment: its snapshot is stale then) still lands. (Each other fact has its own
             // order: signatures only add, a request's answer is final, proof phases follow
             // their graph.)
-            let mut amount = d.escrow.amount.filter(|a| *a != order.amount);
-            if let Some(a) = amount {
-                let at = d.escrow.updated_at;
-                let kept = db::orders::set_amount(&mut *conn, order.id, a, at).await?;
-                (amount, late) = if kept { (amount, false) } else { (None, true) };
+            // Every dated edit moves the clock, one that leaves the amount as it was too, so
+            // an older edit arriving after it cannot bring back an amount it replaced.
+            let mut amount = None;
+            if let Some(a) = d.escrow.amount {
+                let now = time::OffsetDateTime::now_utc();
+                let at = snapshot::sane_clock(d.escrow.updated_at, now);
+                if db::orders::set_amount(&mut *conn, order.id, a, at).await? {
+                    amount = (a != order.amount).then_some(a);
+                    late = false;
+                } else {
+                    late = true;
+                }
             }
             (
                 format!("Escrow details updated at DHMAD ({changed})"),

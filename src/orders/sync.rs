@@ -257,6 +257,8 @@ pub async fn payment_review_known(state: &AppState, order: &Order) -> OrderResul
                 db::sessions::set_status(&state.pool, &last.session_id, s.status.as_str()).await?;
                 s.status == dhmad::SessionStatus::Completed
             }
+            // DHMAD answered that it has no such page: nothing is under review there.
+            Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => false,
             Err(e) => return Err(upstream(e, "reading the last payment page")),
         },
     };

@@ -510,6 +510,19 @@ async fn a_buyer_whose_escrow_dhmad_lost_reads_no_internal_detail(pool: PgPool) 
     let page = r.text().await.unwrap();
     assert!(page.contains("no longer knows"), "{page}");
     assert!(!page.contains(escrow), "{page}");
+    // The merchant is told: the order is flagged, and their own page shows DHMAD's answer.
+    let attention: Option<String> =
+        sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
+            .bind(lost)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert!(attention.is_some_and(|a| a.contains(escrow)));
+    let r = w
+        .admin_form(&format!("/admin/orders/{lost}/cancel"), &[])
+        .await;
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains(escrow));
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -292,4 +292,9 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
         .await;
     app.deliver(&updated(170, t(4))).await;
     assert_eq!(app.order_json(id).await["amount"], "170.000");
+    // An edit back to the amount already kept still moves its clock: the edit it reverted,
+    // arriving after it, changes nothing.
+    app.deliver(&updated(170, t(8))).await;
+    app.deliver(&updated(190, t(7))).await;
+    assert_eq!(app.order_json(id).await["amount"], "170.000");
 }

@@ -138,6 +138,7 @@ pub async fn record_escrow(
         Order,
         r#"WITH o AS (
                UPDATE orders SET escrow_id = $2, escrow_status = $3, escrow_updated_at = $4,
+                    amount_updated_at = $4,
                     status = 'awaiting_payment', failure_reason = NULL, last_synced_at = now(),
                     updated_at = now()
                WHERE id = $1 AND status IN ('creating_escrow', 'needs_reconciliation')
@@ -185,6 +186,7 @@ pub async fn record_escrow_and_session(
     let recorded = sqlx::query_scalar!(
         r#"WITH o AS (
                UPDATE orders SET escrow_id = $2, escrow_status = $3, escrow_updated_at = $4,
+                    amount_updated_at = $4,
                     status = 'awaiting_payment', failure_reason = NULL, last_synced_at = now(),
                     updated_at = now()
                WHERE id = $1 AND status IN ('creating_escrow', 'needs_reconciliation')

@@ -10,6 +10,7 @@ use super::{fulfilment, Order};
 use crate::db::{self, events::NewEvent};
 
 mod plan;
+pub(crate) use plan::sane_clock;
 
 pub use plan::Authority;
 use plan::{Decision, Seen};
