@@ -45,9 +45,14 @@ struct JobView {
 fn job_view(j: JobRow) -> JobView {
     let state = j.state();
     let open = j.done_at.is_none();
+    // A job a worker runs now offers nothing to do: it is left to finish.
+    let running = j.running();
+    let actionable = !running && (open || state == JobState::Dead);
     JobView {
         state: state.as_str(),
-        next_run: if open {
+        next_run: if running {
+            "running now".into()
+        } else if open {
             fmt_time(j.run_after)
         } else {
             String::new()
@@ -59,8 +64,8 @@ fn job_view(j: JobRow) -> JobView {
             .or(j.done_at)
             .map(fmt_time)
             .unwrap_or_default(),
-        can_retry: open || state == JobState::Dead,
-        can_abandon: open || state == JobState::Dead,
+        can_retry: actionable,
+        can_abandon: actionable,
         id: j.id,
         kind: j.kind,
         order_id: j.order_id,

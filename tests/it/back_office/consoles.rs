@@ -267,6 +267,12 @@ async fn a_job_a_worker_is_running_is_left_to_it(pool: PgPool) {
         .await
         .unwrap();
     // The merchant's "run now" would hand it to a second worker: refused, nothing moves.
+    let page = admin_page(&app, "/admin/outbox").await;
+    assert!(page.contains("running now"), "{page}");
+    assert!(
+        !page.contains(&format!("/admin/outbox/{job}/retry")),
+        "{page}"
+    );
     let back = act(&app, &format!("/admin/outbox/{job}/retry")).await;
     assert_eq!(back, "/admin/outbox?notice=job_running");
     let due_later: bool = sqlx::query_scalar(
