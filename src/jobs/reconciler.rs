@@ -74,16 +74,16 @@ fn yield_now(state: &AppState, report: &mut Report) -> bool {
 }
 
 /// One pass over orders with no news for `quiet_for`.
-/// A job's call to DHMAD about an order failed: an escrow DHMAD no longer knows is flagged
-/// for the merchant (no job asks again until it is cleared); anything else waits a growing
-/// backoff before the next try, so one order cannot take every pass. Whether it was flagged.
+/// A job's call to DHMAD about an order failed: an escrow DHMAD no longer knows was flagged
+/// for the merchant where it was found (`sync::refresh_order`; no job asks again until it is
+/// cleared); anything else waits a growing backoff before the next try, so one order cannot
+/// take every pass. Whether it was flagged.
 pub(crate) async fn set_aside(
     state: &AppState,
     order_id: uuid::Uuid,
     e: &OrderError,
 ) -> sqlx::Result<bool> {
     if let OrderError::EscrowUnknown(why) = e {
-        db::orders::flag_attention(&state.pool, order_id, why).await?;
         tracing::warn!(order.id = %order_id, why, "escrow flagged for the merchant");
         return Ok(true);
     }

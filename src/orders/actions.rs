@@ -109,9 +109,8 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
                     // DHMAD refused (paid meanwhile?): learn what it says before telling the user,
                     // and say so when it no longer knows the escrow (the merchant's to look at).
                     let read = sync::refresh_order(state, &order, "read after a refused cancel");
-                    if let Err(OrderError::EscrowUnknown(why)) = read.await {
-                        db::orders::flag_attention(&state.pool, order.id, &why).await?;
-                        return Err(OrderError::EscrowUnknown(why));
+                    if let Err(unknown @ OrderError::EscrowUnknown(_)) = read.await {
+                        return Err(unknown);
                     }
                     Err(OrderError::from_dhmad(e, "could not cancel the escrow"))
                 }

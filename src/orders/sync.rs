@@ -14,7 +14,8 @@ use crate::db;
 use crate::state::AppState;
 
 /// Reads the escrow from DHMAD and applies it. DHMAD failures come back as errors for the
-/// caller to decide (the callback shrugs them off; the reconciler tries again later).
+/// caller to decide (the callback shrugs them off; the reconciler tries again later); an
+/// escrow DHMAD does not know also flags the order (`EscrowUnknown`).
 #[tracing::instrument(skip_all, fields(order.id = %order.id, escrow.id = order.escrow_id.as_deref(), source))]
 pub async fn refresh_order(state: &AppState, order: &Order, source: &str) -> OrderResult<Applied> {
     let call_order = order.id;
@@ -26,18 +27,17 @@ pub async fn refresh_order(state: &AppState, order: &Order, source: &str) -> Ord
                     order: Box::new(order.clone()),
                 });
             };
-            let escrow = state
-                .dhmad
-                .get_escrow(escrow_id)
-                .await
-                .map_err(|e| match e {
-                    dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_) => {
-                        OrderError::EscrowUnknown(format!(
-                            "DHMAD does not know escrow {escrow_id} ({e})"
-                        ))
-                    }
-                    e => upstream(e, "reading the escrow"),
-                })?;
+            let escrow = match state.dhmad.get_escrow(escrow_id).await {
+                Ok(escrow) => escrow,
+                // Asking again will not help: the order is flagged for the merchant here,
+                // whoever asked (reconciler, callback, a refused cancel, the back office).
+                Err(e @ (dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_))) => {
+                    let why = format!("DHMAD does not know escrow {escrow_id} ({e})");
+                    db::orders::flag_attention(&state.pool, order.id, &why).await?;
+                    return Err(OrderError::EscrowUnknown(why));
+                }
+                Err(e) => return Err(upstream(e, "reading the escrow")),
+            };
             apply_in_tx(state, &escrow, source).await
         }),
     )

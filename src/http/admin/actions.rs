@@ -180,7 +180,6 @@ pub async fn reconcile_order(
                 }
             }
             Err(OrderError::EscrowUnknown(why)) => {
-                db::orders::flag_attention(&s.pool, order_id, &why).await?;
                 (Notice::OrderFlagged, format!("flagged: {why}"))
             }
             Err(e) => (Notice::OrderFailed, format!("failed: {e}")),
