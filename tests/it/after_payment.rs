@@ -367,6 +367,14 @@ async fn a_rejected_delivery_is_explained_and_shipped_again(pool: PgPool) {
     w.wait_status(s.order_id, "delivered").await;
 }
 
+/// A shop that calls an unpaid order abandoned an hour after its payment page closed.
+async fn abandoned_after_an_hour(pool: PgPool) -> World {
+    world(pool, |c| {
+        c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
+    })
+    .await
+}
+
 /// The payment page of `order` closed two hours ago, and `orders` had no news since.
 async fn two_hours_quiet(w: &World, order: uuid::Uuid, orders: &[uuid::Uuid]) {
     sqlx::query!(
@@ -387,10 +395,7 @@ async fn two_hours_quiet(w: &World, order: uuid::Uuid, orders: &[uuid::Uuid]) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_guest_who_paid_and_never_came_back_is_not_abandoned(pool: PgPool) {
-    let w = world(pool, |c| {
-        c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
-    })
-    .await;
+    let w = abandoned_after_an_hour(pool).await;
     let s = w.checkout("ai-credits-500", "tabclosed@example.tn").await;
     // The guest pays out of band and closes the tab: no redirect reaches the shop.
     w.control(
@@ -423,10 +428,7 @@ async fn a_guest_who_paid_and_never_came_back_is_not_abandoned(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn an_abandoned_order_dhmad_cannot_cancel_is_set_aside_not_retried_every_pass(pool: PgPool) {
-    let w = world(pool, |c| {
-        c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
-    })
-    .await;
+    let w = abandoned_after_an_hour(pool).await;
     // An escrow DHMAD does not know (a sandbox restarted since, say).
     let lost = w
         .app
@@ -469,10 +471,7 @@ async fn an_abandoned_order_dhmad_cannot_cancel_is_set_aside_not_retried_every_p
 
 #[sqlx::test(migrations = "./migrations")]
 async fn an_abandoned_order_is_not_cancelled_when_dhmad_cannot_say_it_was_paid(pool: PgPool) {
-    let w = world(pool, |c| {
-        c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
-    })
-    .await;
+    let w = abandoned_after_an_hour(pool).await;
     let s = w.checkout("ai-credits-500", "unsure@example.tn").await;
     two_hours_quiet(&w, s.order_id, &[s.order_id]).await;
     // DHMAD fails the look at the last payment page: not knowing is not "nobody paid".
@@ -527,10 +526,7 @@ async fn a_buyer_whose_escrow_dhmad_lost_reads_no_internal_detail(pool: PgPool) 
 
 #[sqlx::test(migrations = "./migrations")]
 async fn an_abandoned_order_is_cancelled_at_dhmad_after_the_grace_period(pool: PgPool) {
-    let w = world(pool, |c| {
-        c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
-    })
-    .await;
+    let w = abandoned_after_an_hour(pool).await;
     let s = w.checkout("chechia-red", "walkedaway@example.tn").await;
     let fresh = w.checkout("chechia-red", "stillthere@example.tn").await;
     two_hours_quiet(&w, s.order_id, &[s.order_id, fresh.order_id]).await;
