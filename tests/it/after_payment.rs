@@ -1,14 +1,15 @@
 //! After the money is held (and just before): guest payments under review, cancellations by
 //! either side, the buyer's request and the merchant's answer, cancel-and-refund, disputes, a
-//! rejected delivery shipped again, abandoned orders, and where each DHMAD page sends its user
-//! back. Every step goes through the sandbox as DHMAD would run it.
+//! rejected delivery shipped again, and where each DHMAD page sends its user back (abandoned
+//! orders: `abandoned.rs`). Every step goes through the sandbox as DHMAD would run it.
 
 use serde_json::json;
 use sqlx::PgPool;
 
 use crate::common::{sandbox::*, *};
 
-async fn escrow_of(w: &World, id: uuid::Uuid) -> String {
+/// The order's escrow id, as its JSON gives it.
+pub(super) async fn escrow_of(w: &World, id: uuid::Uuid) -> String {
     w.app.order_json(id).await["escrow_id"]
         .as_str()
         .unwrap()
@@ -365,192 +366,6 @@ async fn a_rejected_delivery_is_explained_and_shipped_again(pool: PgPool) {
         303
     );
     w.wait_status(s.order_id, "delivered").await;
-}
-
-/// A shop that calls an unpaid order abandoned an hour after its payment page closed.
-async fn abandoned_after_an_hour(pool: PgPool) -> World {
-    world(pool, |c| {
-        c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
-    })
-    .await
-}
-
-/// The payment page of `order` closed two hours ago, and `orders` had no news since.
-async fn two_hours_quiet(w: &World, order: uuid::Uuid, orders: &[uuid::Uuid]) {
-    sqlx::query!(
-        "UPDATE checkout_sessions SET expires_at = now() - interval '2 hours' WHERE order_id = $1",
-        order
-    )
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
-    sqlx::query!(
-        "UPDATE orders SET updated_at = now() - interval '2 hours' WHERE id = ANY($1)",
-        orders
-    )
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
-}
-
-#[sqlx::test(migrations = "./migrations")]
-async fn a_guest_who_paid_and_never_came_back_is_not_abandoned(pool: PgPool) {
-    let w = abandoned_after_an_hour(pool).await;
-    let s = w.checkout("ai-credits-500", "tabclosed@example.tn").await;
-    // The guest pays out of band and closes the tab: no redirect reaches the shop.
-    w.control(
-        &format!("/sandbox/sessions/{}/complete", s.session_id),
-        json!({"payer": "guest", "method": "d17"}),
-    )
-    .await;
-    two_hours_quiet(&w, s.order_id, &[s.order_id]).await;
-    // The sweeper marks the page expired without asking DHMAD; the abandoned-order job asks.
-    storefront::jobs::sessions::run_once(&w.app.state)
-        .await
-        .unwrap();
-    let n = storefront::jobs::abandoned::run_once(&w.app.state)
-        .await
-        .unwrap();
-    assert_eq!(n, 0);
-    let o = w.app.order_json(s.order_id).await;
-    assert_eq!(o["status"], "awaiting_payment", "{o}");
-    assert_eq!(o["payment_review"], true, "{o}");
-    let escrow = escrow_of(&w, s.order_id).await;
-    let at_dhmad = w.app.state.dhmad.get_escrow(&escrow).await.unwrap();
-    assert_eq!(at_dhmad.status, dhmad::EscrowStatus::Pending);
-    assert_eq!(
-        w.count_calls("POST", "/cancel").await,
-        0,
-        "{:?}",
-        w.dhmad_calls().await
-    );
-}
-
-#[sqlx::test(migrations = "./migrations")]
-async fn an_abandoned_order_dhmad_cannot_cancel_is_set_aside_not_retried_every_pass(pool: PgPool) {
-    let w = abandoned_after_an_hour(pool).await;
-    // An escrow DHMAD does not know (a sandbox restarted since, say).
-    let lost = w
-        .app
-        .seed_order(
-            "chechia-red",
-            "gone@example.tn",
-            "66aa00000000000000000fff",
-            time::OffsetDateTime::now_utc(),
-        )
-        .await;
-    two_hours_quiet(&w, lost, &[lost]).await;
-    let n = storefront::jobs::abandoned::run_once(&w.app.state)
-        .await
-        .unwrap();
-    assert_eq!(n, 0);
-    // Only the calls about this escrow: the world's own jobs may call DHMAD meanwhile.
-    let about_it = || async {
-        let all = w.dhmad_calls().await;
-        all.into_iter()
-            .filter(|c| c.contains("66aa00000000000000000fff"))
-            .count()
-    };
-    let calls = about_it().await;
-    assert!(calls > 0, "DHMAD was asked once");
-    // The next passes leave it to the merchant (flagged) instead of asking again each minute.
-    for _ in 0..2 {
-        storefront::jobs::abandoned::run_once(&w.app.state)
-            .await
-            .unwrap();
-    }
-    assert_eq!(about_it().await, calls, "{:?}", w.dhmad_calls().await);
-    let attention: Option<String> =
-        sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
-            .bind(lost)
-            .fetch_one(&w.app.pool)
-            .await
-            .unwrap();
-    assert!(attention.is_some());
-}
-
-#[sqlx::test(migrations = "./migrations")]
-async fn an_abandoned_order_is_not_cancelled_when_dhmad_cannot_say_it_was_paid(pool: PgPool) {
-    let w = abandoned_after_an_hour(pool).await;
-    let s = w.checkout("ai-credits-500", "unsure@example.tn").await;
-    two_hours_quiet(&w, s.order_id, &[s.order_id]).await;
-    // DHMAD fails the look at the last payment page: not knowing is not "nobody paid".
-    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "error_500", "times": 20}]}))
-        .await;
-    let n = storefront::jobs::abandoned::run_once(&w.app.state)
-        .await
-        .unwrap();
-    assert_eq!(n, 0);
-    assert_eq!(w.count_calls("POST", "/cancel").await, 0);
-    assert_eq!(
-        w.app.order_json(s.order_id).await["status"],
-        "awaiting_payment"
-    );
-}
-
-#[sqlx::test(migrations = "./migrations")]
-async fn a_buyer_whose_escrow_dhmad_lost_reads_no_internal_detail(pool: PgPool) {
-    let w = world(pool, |_| {}).await;
-    let escrow = "66aa00000000000000000ffe";
-    let lost = w
-        .app
-        .seed_order(
-            "chechia-red",
-            "lostbuyer@example.tn",
-            escrow,
-            time::OffsetDateTime::now_utc(),
-        )
-        .await;
-    let r = w
-        .app
-        .post_form(&format!("/orders/{lost}/cancel"), &[])
-        .await;
-    assert_eq!(r.status(), 502);
-    let page = r.text().await.unwrap();
-    assert!(page.contains("no longer knows"), "{page}");
-    assert!(!page.contains(escrow), "{page}");
-    // The merchant is told: the order is flagged, and their own page shows DHMAD's answer.
-    let attention: Option<String> =
-        sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
-            .bind(lost)
-            .fetch_one(&w.app.pool)
-            .await
-            .unwrap();
-    assert!(attention.is_some_and(|a| a.contains(escrow)));
-    let r = w
-        .admin_form(&format!("/admin/orders/{lost}/cancel"), &[])
-        .await;
-    assert_eq!(r.status(), 502);
-    assert!(r.text().await.unwrap().contains(escrow));
-}
-
-#[sqlx::test(migrations = "./migrations")]
-async fn an_abandoned_order_is_cancelled_at_dhmad_after_the_grace_period(pool: PgPool) {
-    let w = abandoned_after_an_hour(pool).await;
-    let s = w.checkout("chechia-red", "walkedaway@example.tn").await;
-    let fresh = w.checkout("chechia-red", "stillthere@example.tn").await;
-    two_hours_quiet(&w, s.order_id, &[s.order_id, fresh.order_id]).await;
-    let n = storefront::jobs::abandoned::run_once(&w.app.state)
-        .await
-        .unwrap();
-    assert_eq!(n, 1);
-    assert_eq!(w.app.order_json(s.order_id).await["status"], "cancelled");
-    assert_eq!(
-        w.app.order_json(fresh.order_id).await["status"],
-        "awaiting_payment"
-    );
-    let escrow = escrow_of(&w, s.order_id).await;
-    assert_eq!(
-        w.app
-            .state
-            .dhmad
-            .get_escrow(&escrow)
-            .await
-            .unwrap()
-            .status
-            .as_str(),
-        "cancelled"
-    );
 }
 
 #[sqlx::test(migrations = "./migrations")]

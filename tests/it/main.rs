@@ -8,6 +8,7 @@
 mod common;
 mod webdriver;
 
+mod abandoned;
 mod after_payment;
 mod api_contract;
 mod back_office;
