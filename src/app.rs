@@ -9,10 +9,14 @@ use sqlx::{
     PgPool,
 };
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub use crate::state::AppState;
 use crate::{config::Config, db, http, jobs, server};
+
+/// How long background jobs may take, once the server has drained, to finish the work they
+/// hold (a DHMAD call with its retries, an e-mail): past it they are dropped, and their leases
+/// make that work due again.
+const JOBS_DRAIN: Duration = Duration::from_secs(30);
 
 /// Connects to the database (lazily: the server starts even if Postgres is late; `/readyz`
 /// tells the truth meanwhile). Every connection gets the bounded waits of `db::tx` as its
@@ -88,7 +92,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish,
-    /// cancels the jobs and waits for them.
+    /// and waits for the background jobs to finish the work in hand (they take no new work
+    /// from the moment `shutdown` resolves), at most [`JOBS_DRAIN`].
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -102,7 +107,7 @@ impl Application {
                 false
             }
         };
-        let token = CancellationToken::new();
+        let token = self.state.shutdown.clone();
         let tracker = jobs::spawn_all(self.state.clone(), token.clone(), budget_ready);
         let router = http::router(self.state.clone());
         tracing::info!(addr = %self.local_addr, "storefront listening");
@@ -116,7 +121,16 @@ impl Application {
         .await;
         token.cancel();
         tracker.close();
-        tracker.wait().await;
+        // The jobs stopped taking work when shutdown began; what they hold finishes here.
+        if tokio::time::timeout(JOBS_DRAIN, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "background jobs still running after the drain period; stopping them (their \
+                 leases make the work due again)"
+            );
+        }
         Ok(())
     }
 

@@ -40,6 +40,9 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Wakes this instance's checkout-queue worker when a checkout joins the line.
     pub checkout_queue: tokio::sync::Notify,
+    /// Cancelled when the service starts shutting down: background jobs finish the unit of
+    /// work in hand (a DHMAD call, an e-mail) and take no other.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// DHMAD without a gate: handles with a gate are made from it.
     ungated: dhmad::Client,
 }
@@ -57,6 +60,13 @@ impl Deref for Handle {
 
     fn deref(&self) -> &Shared {
         &self.shared
+    }
+}
+
+impl Shared {
+    /// Whether shutdown has started: a job stops taking work.
+    pub fn stopping(&self) -> bool {
+        self.shutdown.is_cancelled()
     }
 }
 
@@ -104,6 +114,7 @@ impl AppState {
                 mailer,
                 metrics,
                 checkout_queue: tokio::sync::Notify::new(),
+                shutdown: tokio_util::sync::CancellationToken::new(),
                 ungated: dhmad,
             }),
             dhmad: gated,

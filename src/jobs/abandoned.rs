@@ -12,8 +12,8 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     let grace = time::Duration::try_from(state.config.jobs.abandoned_after)?;
     let mut cancelled = 0;
     for order_id in db::orders::list_abandoned(&state.pool, grace, BATCH).await? {
-        // Cancelling calls DHMAD: checkouts come first.
-        if reconciler::must_leave_budget_to_checkouts(state) {
+        // Cancelling calls DHMAD: checkouts come first. Nothing new once shutdown started.
+        if reconciler::must_leave_budget_to_checkouts(state) || state.stopping() {
             break;
         }
         match actions::cancel_abandoned(state, order_id).await {

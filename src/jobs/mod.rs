@@ -1,4 +1,5 @@
-//! Background jobs, all stopped by one `CancellationToken`: the outbox worker, the reconciler
+//! Background jobs, all stopped by one `CancellationToken` (`Shared::shutdown`), each after the
+//! unit of work in hand: the outbox worker, the reconciler
 //! and the session-expiry sweeper, which spend DHMAD's call budget only as background work
 //! (what buyers leave), and the checkout queue's worker, which serves buyers. Each is also
 //! callable once (`run_once`) for the CLI, the back office and tests.
@@ -56,7 +57,10 @@ pub fn spawn_all(state: AppState, token: CancellationToken, budget_ready: bool) 
 }
 
 /// Runs `tick` every `interval` until cancelled. A tick that reports more work pending runs
-/// again at once; a failing tick is logged and retried next interval.
+/// again at once; a failing tick is logged and retried next interval. A tick that has started
+/// is never dropped: cancelling it mid-call could leave a write DHMAD or the SMTP server had
+/// already taken, then done again once its lease ran out (a second e-mail). Ticks stop taking
+/// work once `AppState::stopping` says so; the caller bounds how long it waits for them.
 async fn every<F, Fut>(
     token: CancellationToken,
     interval: Duration,
@@ -66,16 +70,13 @@ async fn every<F, Fut>(
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<bool>>,
 {
-    loop {
-        let more = tokio::select! {
-            _ = token.cancelled() => break,
-            r = tick() => match r {
-                Ok(more) => more,
-                Err(e) => {
-                    tracing::warn!(job = name, error = %e, "job run failed");
-                    false
-                }
-            },
+    while !token.is_cancelled() {
+        let more = match tick().await {
+            Ok(more) => more,
+            Err(e) => {
+                tracing::warn!(job = name, error = %e, "job run failed");
+                false
+            }
         };
         if more {
             continue;

@@ -19,10 +19,10 @@ fn lease(state: &AppState) -> Duration {
 /// Jobs per drain, so one run cannot starve the other jobs.
 const BATCH: usize = 20;
 
-/// Runs due jobs; returns how many were attempted.
+/// Runs due jobs; returns how many were attempted. Takes none once shutdown has started.
 pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
     let mut n = 0;
-    while n < BATCH {
+    while n < BATCH && !state.stopping() {
         // DHMAD's rate-limit window is shared with checkouts, which come first.
         let dhmad_calls = !reconciler::must_leave_budget_to_checkouts(state);
         let Some(job) = db::outbox::claim(&state.pool, lease(state), dhmad_calls).await? else {

@@ -68,9 +68,11 @@ pub fn must_leave_budget_to_checkouts(state: &AppState) -> bool {
     must_yield(state.dhmad.rate_limit(), OffsetDateTime::now_utc())
 }
 
+/// Whether to stop the pass here: the budget is the buyers' (`report.yielded`), or shutdown
+/// has started.
 fn yield_now(state: &AppState, report: &mut Report) -> bool {
     report.yielded = must_leave_budget_to_checkouts(state);
-    report.yielded
+    report.yielded || state.stopping()
 }
 
 /// One pass over orders with no news for `quiet_for`.
@@ -153,7 +155,7 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
             }
         }
     }
-    if !report.yielded {
+    if !report.yielded && !state.stopping() {
         match lost_escrow::sweep_duplicates(state).await {
             Ok(n) => report.duplicates_cancelled = n,
             Err(e) => {

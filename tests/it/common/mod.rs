@@ -25,6 +25,9 @@ pub struct TestApp {
     pub pool: PgPool,
     pub http: reqwest::Client,
     pub state: AppState,
+    /// Stops the service (`stop`).
+    shutdown: tokio_util::sync::CancellationToken,
+    served: std::sync::Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
 }
 
 pub fn config(api_base: &str, api_key: &str, secret: &str) -> Config {
@@ -63,7 +66,9 @@ pub async fn spawn(pool: PgPool, cfg: Config) -> TestApp {
         .expect("build storefront");
     let port = app.port();
     let state = app.state().clone();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    let served = tokio::spawn(app.run_until(async move { stop.cancelled().await }));
     // A cookie store, like a browser: the CSRF and checkout cookies come back on their own.
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -77,6 +82,8 @@ pub async fn spawn(pool: PgPool, cfg: Config) -> TestApp {
         pool,
         http,
         state,
+        shutdown,
+        served: std::sync::Mutex::new(Some(served)),
     }
 }
 
@@ -94,6 +101,17 @@ pub async fn spawn_offline(pool: PgPool) -> TestApp {
 }
 
 impl TestApp {
+    /// Shuts the service down as SIGTERM would, and waits until it has stopped.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        let served = self.served.lock().unwrap().take().expect("stopped once");
+        tokio::time::timeout(Duration::from_secs(60), served)
+            .await
+            .expect("the service stops within a minute")
+            .expect("the service task")
+            .expect("the service ends without an error");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
