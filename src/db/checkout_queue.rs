@@ -16,6 +16,32 @@ pub async fn enqueue(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<()>
     Ok(())
 }
 
+/// Puts back in line up to `limit` orders nothing serves any more: still `new` (no DHMAD call
+/// made), unchanged for `idle`, and not in line. A checkout whose request was dropped, or whose
+/// process died, between writing the order and its first call or its place in line leaves one;
+/// nothing else would ever take it up. How many were put in line.
+pub async fn requeue_stranded(
+    e: impl PgExecutor<'_>,
+    idle: Duration,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+    let done = sqlx::query!(
+        "INSERT INTO checkout_queue (order_id)
+         SELECT o.id FROM orders o
+          WHERE o.status = 'new'
+            AND o.updated_at < now() - $1::bigint * interval '1 millisecond'
+            AND NOT EXISTS (SELECT 1 FROM checkout_queue q WHERE q.order_id = o.id)
+          ORDER BY o.updated_at LIMIT $2
+         ON CONFLICT (order_id) DO NOTHING",
+        idle_ms,
+        limit
+    )
+    .execute(e)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// The order's place: how many queued checkouts ahead of it still wait for their calls (those
 /// a worker is serving have them already); `None` if it is not queued.
 pub async fn ahead_of(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Option<i64>> {

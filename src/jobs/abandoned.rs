@@ -11,14 +11,14 @@ const BATCH: i64 = 20;
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     let grace = time::Duration::try_from(state.config.jobs.abandoned_after)?;
     let mut cancelled = 0;
-    for order_id in db::orders::list_abandoned(&state.pool, grace, BATCH).await? {
+    for order_id in db::orders::list_abandoned(&state.pool, grace, BATCH, None).await? {
         // Cancelling calls DHMAD: checkouts come first. Nothing new once shutdown started.
         if reconciler::must_leave_budget_to_checkouts(state) || state.stopping() {
             break;
         }
-        match actions::cancel_abandoned(state, order_id).await {
+        match actions::cancel_abandoned(state, order_id, grace).await {
             Ok(None) => {
-                tracing::info!(order.id = %order_id, "not abandoned: a payment is under review at DHMAD");
+                tracing::info!(order.id = %order_id, "not abandoned after all: a payment is under review at DHMAD, or the buyer is back");
             }
             Ok(Some(_)) => {
                 cancelled += 1;

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::db;
 use crate::orders::{
-    checkout::in_flight_limit, fulfilment, lost_escrow, sync, Applied, OrderError,
+    checkout::in_flight_limit, fulfilment, lost_escrow, queue, sync, Applied, OrderError,
 };
 use crate::state::AppState;
 
@@ -41,6 +41,8 @@ pub struct Report {
     pub duplicates_cancelled: usize,
     /// `deliver` jobs queued again for paid instant orders.
     pub delivers_requeued: usize,
+    /// Checkouts cut short before their first DHMAD call, put back in line.
+    pub checkouts_requeued: u64,
     /// The pass stopped early to leave the rate-limit window to checkouts.
     pub yielded: bool,
 }
@@ -169,6 +171,16 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
         db::outbox::enqueue(&state.pool, fulfilment::DELIVER, order_id).await?;
         report.delivers_requeued += 1;
         tracing::warn!(order.id = %order_id, "paid instant order had no deliver queued; queued one");
+    }
+    // No call to DHMAD here: the line's worker makes them, checkouts' budget first.
+    report.checkouts_requeued =
+        db::checkout_queue::requeue_stranded(&state.pool, queue::lease(state), BATCH).await?;
+    if report.checkouts_requeued > 0 {
+        state.checkout_queue.notify_one();
+        tracing::warn!(
+            n = report.checkouts_requeued,
+            "checkouts cut short before their first DHMAD call put back in line"
+        );
     }
     if report.checked + report.creations_resolved + report.failed > 0 || report.yielded {
         tracing::info!(?report, "reconciler pass");

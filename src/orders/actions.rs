@@ -196,10 +196,21 @@ pub async fn buyer_cancel(state: &AppState, order_id: Uuid) -> OrderResult<Cance
 /// An order nobody paid within the grace period (`jobs::abandoned`): cancelled at DHMAD,
 /// unless its buyer finished the payment page without coming back (a guest's proof under
 /// review): cancelling would make DHMAD reject a proof of money already sent, with no
-/// automatic refund for a guest. `None` when the order was kept for that reason.
-pub async fn cancel_abandoned(state: &AppState, order_id: Uuid) -> OrderResult<Option<Order>> {
+/// automatic refund for a guest. `None` when the order was kept for that reason, or because it
+/// is no longer abandoned: the buyer came back and opened a payment page while DHMAD was asked.
+pub async fn cancel_abandoned(
+    state: &AppState,
+    order_id: Uuid,
+    grace: time::Duration,
+) -> OrderResult<Option<Order>> {
     let order = load(state, order_id).await?;
     if sync::payment_review_known(state, &order).await? {
+        return Ok(None);
+    }
+    // Asked again as late as can be: the look at DHMAD took a while, and the cancel would
+    // leave a buyer who is paying right now with a dead payment page.
+    let still = db::orders::list_abandoned(&state.pool, grace, 1, Some(order_id)).await?;
+    if still.is_empty() {
         return Ok(None);
     }
     cancel_unpaid(state, order_id, Party::Merchant)

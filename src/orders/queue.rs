@@ -24,7 +24,7 @@ pub const CALLS_PER_CHECKOUT: u32 = 2;
 
 /// How long a worker holds a queued checkout before another may take it over (it is making
 /// at most two calls, each bounded by the client's timeout).
-fn lease(state: &AppState) -> Duration {
+pub(crate) fn lease(state: &AppState) -> Duration {
     state.config.dhmad_timeout * 3 + Duration::from_secs(5)
 }
 

@@ -151,7 +151,7 @@ impl OrderStatus {
         Self::Disputed,
     ];
     /// Not paid yet: a repeated checkout by the same buyer continues such an order. The partial
-    /// unique index `orders_one_open_per_buyer_sku` lists the same statuses (a test checks it).
+    /// unique index `orders_one_open_per_owner` lists the same statuses (a test checks it).
     pub const OPEN: &'static [OrderStatus] = &[
         Self::New,
         Self::CreatingEscrow,

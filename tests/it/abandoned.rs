@@ -1,6 +1,7 @@
 //! Orders nobody paid: cancelled at DHMAD after the grace period, unless a guest's payment is
-//! under review or DHMAD cannot say; one DHMAD cannot cancel is set aside, and an escrow DHMAD
-//! lost is flagged for the merchant while its buyer reads nothing internal.
+//! under review or DHMAD cannot say (a payment page it lost is under review nowhere); one DHMAD
+//! cannot cancel is set aside, and an escrow DHMAD lost is flagged for the merchant while its
+//! buyer reads nothing internal.
 
 use serde_json::json;
 use sqlx::PgPool;
@@ -191,5 +192,50 @@ async fn an_abandoned_order_is_cancelled_at_dhmad_after_the_grace_period(pool: P
             .status
             .as_str(),
         "cancelled"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_abandoned_order_whose_payment_page_dhmad_lost_is_cancelled(pool: PgPool) {
+    let w = abandoned_after_an_hour(pool).await;
+    let s = w.checkout("chechia-red", "pagelost@example.tn").await;
+    two_hours_quiet(&w, s.order_id, &[s.order_id]).await;
+    // DHMAD no longer knows the last payment page, while it keeps the escrow: nothing can be
+    // under review on a page that does not exist, so the order is abandoned as any other.
+    w.faults(
+        json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "not_found"}]}),
+    )
+    .await;
+    let n = storefront::jobs::abandoned::run_once(&w.app.state)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(w.app.order_json(s.order_id).await["status"], "cancelled");
+    assert_eq!(w.count_calls("POST", "/cancel").await, 1);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_buyer_who_comes_back_while_dhmad_is_asked_keeps_the_order(pool: PgPool) {
+    let w = abandoned_after_an_hour(pool).await;
+    let s = w.checkout("chechia-red", "back@example.tn").await;
+    two_hours_quiet(&w, s.order_id, &[s.order_id]).await;
+    // DHMAD takes a while to say what became of the last payment page…
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "slow", "hang_ms": 1500}]}))
+        .await;
+    let state = w.app.state.clone();
+    let job =
+        tokio::spawn(async move { storefront::jobs::abandoned::run_once(&state).await.unwrap() });
+    // …and meanwhile the buyer comes back and pays from the order page: a new payment page.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(job.await.unwrap(), 0, "the order is not abandoned any more");
+    assert_eq!(w.count_calls("POST", "/cancel").await, 0);
+    assert_eq!(
+        w.app.order_json(s.order_id).await["status"],
+        "awaiting_payment"
     );
 }

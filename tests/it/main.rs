@@ -16,6 +16,7 @@ mod browser;
 mod burst;
 mod dhmad_failures;
 mod http_basics;
+mod interrupted;
 mod journeys;
 mod modes;
 mod operations;

@@ -76,6 +76,9 @@ pub enum ApiFaultKind {
     /// Serve the call, then hold the answer `hang_ms` (default 1000) before sending it: a slow
     /// network on the way back, so the answer describes DHMAD as it was when the call ran.
     Slow,
+    /// 404 without acting: DHMAD no longer knows the escrow or session (lost, or created in
+    /// another environment), while the rest of its state stays.
+    NotFound,
 }
 
 /// What happens to one webhook event.

@@ -183,16 +183,19 @@ pub async fn reconciled_since(
 }
 
 /// Unpaid orders with an escrow and no payment page opened, or open, within `grace`: the buyer
-/// walked away. A guest proof under review is never abandoned.
+/// walked away. A guest proof under review is never abandoned. With `only`, that order if it is
+/// one (asked again just before it is cancelled: the buyer may have come back meanwhile).
 pub async fn list_abandoned(
     e: impl PgExecutor<'_>,
     grace: time::Duration,
     limit: i64,
+    only: Option<Uuid>,
 ) -> sqlx::Result<Vec<Uuid>> {
     let grace_ms = grace.whole_milliseconds() as i64;
     sqlx::query_scalar!(
         "SELECT o.id FROM orders o
           WHERE o.status = 'awaiting_payment' AND o.escrow_id IS NOT NULL
+            AND ($3::uuid IS NULL OR o.id = $3)
             AND o.payment_review_since IS NULL
             AND o.attention IS NULL
             AND (o.next_sync_at IS NULL OR o.next_sync_at <= now())
@@ -203,7 +206,8 @@ pub async fn list_abandoned(
                                     OR s.status = 'completed'))
           ORDER BY o.updated_at LIMIT $2",
         grace_ms,
-        limit
+        limit,
+        only
     )
     .fetch_all(e)
     .await

@@ -19,7 +19,7 @@ use axum::Router;
 use serde_json::json;
 use tower::ServiceBuilder;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Refusal};
 use crate::faults::ApiFaultKind;
 use crate::state::{AppState, RequestLogEntry};
 
@@ -153,6 +153,9 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
             let answer = next.run(req).await;
             tokio::time::sleep(Duration::from_millis(rule.hang_ms.unwrap_or(1_000))).await;
             answer
+        }
+        ApiFaultKind::NotFound => {
+            ApiError::from(Refusal::NotFound("Injected fault: not found")).into_response()
         }
         ApiFaultKind::Hang => {
             tokio::time::sleep(Duration::from_millis(rule.hang_ms.unwrap_or(30_000))).await;

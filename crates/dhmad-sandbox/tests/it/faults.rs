@@ -97,6 +97,25 @@ async fn a_500_after_acting_has_done_what_was_asked() {
 }
 
 #[tokio::test]
+async fn not_found_answers_404_and_keeps_what_it_hides() {
+    let env = Env::start().await;
+    let id = env.instant(10).await;
+    let (st, v) = env
+        .control(
+            "/sandbox/faults",
+            json!({"api": [
+                {"method": "GET", "path": "/api/v1/escrows/{id}", "fault": "not_found"}
+            ]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let e = env.client.get_escrow(&id).await.unwrap_err();
+    assert!(matches!(e, dhmad::Error::NotFound(_)), "{e}");
+    // The escrow is still there: the next read finds it.
+    assert_eq!(env.client.get_escrow(&id).await.unwrap().id, id);
+}
+
+#[tokio::test]
 async fn dropped_duplicated_and_corrupted_webhooks() {
     let env = Env::start().await;
     env.control(

@@ -1,0 +1,74 @@
+//! Checkouts cut short between their steps (a request dropped by its client, a process killed
+//! by a deploy): whatever was written is taken up again, so no buyer is left on a page that
+//! says "preparing your checkout" for ever.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use storefront::{db, jobs::reconciler};
+use uuid::Uuid;
+
+use crate::common::{sandbox::*, *};
+
+/// An order written as a checkout writes it, then nothing more: no claim, no place in line,
+/// no DHMAD call (the request was dropped right after `insert_open`).
+async fn written_then_cut_short(w: &World, email: &str, idle: time::Duration) -> Uuid {
+    let p = db::products::get(&w.app.pool, "ai-credits-500")
+        .await
+        .unwrap()
+        .unwrap();
+    let new = db::orders::NewOrder {
+        sku: &p.sku,
+        mode: p.mode,
+        buyer_email: email,
+        amount: p.price,
+        currency: &p.currency,
+        owner_key: &api_owner(&p.sku, email),
+        proof_required: p.proof_required,
+        claim: None,
+        created: line("order_created"),
+        job: None,
+    };
+    let o = db::orders::insert_open(&w.app.pool, &new)
+        .await
+        .unwrap()
+        .unwrap();
+    sqlx::query!(
+        "UPDATE orders SET updated_at = now() - $2::bigint * interval '1 second' WHERE id = $1",
+        o.id,
+        idle.whole_seconds()
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    o.id
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_checkout_cut_short_before_its_first_dhmad_call_is_put_back_in_line(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let stranded = written_then_cut_short(&w, "cut@example.tn", time::Duration::minutes(5)).await;
+    // Written a moment ago: its own request may still be making its calls.
+    let recent = written_then_cut_short(&w, "busy@example.tn", time::Duration::ZERO).await;
+    // A pass puts it back in line (this one, or the app's own first pass if it ran later).
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    // The line's worker makes its calls: the buyer's page now leads to DHMAD.
+    w.wait_status(stranded, "awaiting_payment").await;
+    let session = sqlx::query_scalar!(
+        "SELECT count(*) FROM checkout_sessions WHERE order_id = $1 AND status = 'pending'",
+        stranded
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(session, Some(1));
+    assert_eq!(w.app.order_json(recent).await["status"], "new");
+    // Once served it is not in line again.
+    let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(report.checkouts_requeued, 0, "{report:?}");
+    assert_eq!(w.count_calls("POST", "/escrows").await, 1);
+}
