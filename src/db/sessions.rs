@@ -70,6 +70,54 @@ pub async fn insert(
     .await
 }
 
+/// Claims the opening of the order's session of `action` for one side for `lease`, unless a
+/// live claim holds it: the claim's token (its expiry, which [`release_opening`] matches), or
+/// `None`.
+pub async fn claim_opening(
+    e: impl PgExecutor<'_>,
+    order_id: Uuid,
+    action: &str,
+    for_merchant: bool,
+    lease: std::time::Duration,
+) -> sqlx::Result<Option<OffsetDateTime>> {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query_scalar!(
+        "INSERT INTO session_openings AS so (order_id, action, for_merchant, claimed_until)
+         VALUES ($1, $2, $3, clock_timestamp() + $4::bigint * interval '1 millisecond')
+         ON CONFLICT (order_id, action, for_merchant) DO UPDATE
+            SET claimed_until = EXCLUDED.claimed_until
+          WHERE so.claimed_until < clock_timestamp()
+         RETURNING claimed_until",
+        order_id,
+        action,
+        for_merchant,
+        lease_ms
+    )
+    .fetch_optional(e)
+    .await
+}
+
+/// Lets go of a claim taken by [`claim_opening`] (not one taken over since it ran out).
+pub async fn release_opening(
+    e: impl PgExecutor<'_>,
+    order_id: Uuid,
+    action: &str,
+    for_merchant: bool,
+    token: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "DELETE FROM session_openings
+          WHERE order_id = $1 AND action = $2 AND for_merchant = $3 AND claimed_until = $4",
+        order_id,
+        action,
+        for_merchant,
+        token
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 pub async fn get(e: impl PgExecutor<'_>, session_id: &str) -> sqlx::Result<Option<Session>> {
     sqlx::query_as!(
         Session,

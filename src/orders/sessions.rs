@@ -46,14 +46,62 @@ pub async fn ensure_session(
     open_session(state, order, action, party).await
 }
 
-/// Opens a new session of `action` for `party` at DHMAD and records it. Callers that know the
-/// order can have no live one (its escrow was created just now) skip [`ensure_session`]'s look.
+/// How long a request waits for the page another request is opening before it asks the user to
+/// try again (an opening takes one DHMAD call).
+const WAIT_FOR_OTHER_OPENER: std::time::Duration = std::time::Duration::from_secs(5);
+const WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Opens a new session of `action` for `party` at DHMAD and records it, one opener at a time:
+/// DHMAD lets two `accept_pay` pages of one pending escrow be open together (a guest could pay
+/// on both), so a second request waits for the first one's page and gets it. Callers that know
+/// the order can have no live one (its escrow was created just now) skip [`ensure_session`]'s
+/// look.
 pub async fn open_session(
     state: &AppState,
     order: &Order,
     action: CheckoutAction,
     party: Party,
 ) -> OrderResult<Session> {
+    let pool = &state.pool;
+    let merchant = party == Party::Merchant;
+    // Long enough for the create call with its waits after a 429.
+    let lease = super::queue::lease(state);
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER_OPENER;
+    loop {
+        let claim =
+            db::sessions::claim_opening(pool, order.id, action.as_str(), merchant, lease).await?;
+        if let Some(token) = claim {
+            let opened = open_claimed(state, order, &action, party).await;
+            let released =
+                db::sessions::release_opening(pool, order.id, action.as_str(), merchant, token);
+            if let Err(e) = released.await {
+                tracing::warn!(order.id = %order.id, error = %e, "could not let go of a session claim; it runs out by itself");
+            }
+            return opened;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(OrderError::not_allowed(
+                "This page is being opened by another request. Please try again in a few seconds.",
+            ));
+        }
+        tokio::time::sleep(WAIT_STEP).await;
+        if let Some(s) = live_session(pool, order, &action, party).await? {
+            return Ok(s);
+        }
+    }
+}
+
+/// Under the opening claim: the page another request stored just before it, or a new one.
+async fn open_claimed(
+    state: &AppState,
+    order: &Order,
+    action: &CheckoutAction,
+    party: Party,
+) -> OrderResult<Session> {
+    if let Some(s) = live_session(&state.pool, order, action, party).await? {
+        return Ok(s);
+    }
+    let action = action.clone();
     let call_order = order.id;
     super::call_log::for_order(
         call_order,

@@ -116,3 +116,29 @@ async fn a_paid_order_whose_webhook_was_lost_is_not_sold_twice(pool: PgPool) {
     assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 1);
     assert_eq!(w.count_calls("POST", "/sessions").await, 1);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn two_pay_clicks_at_once_open_one_payment_page(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "twice@example.tn").await;
+    session_ran_out(&w, s.order_id).await;
+    // DHMAD is slow to open a page, so the second click lands while the first is being opened
+    // (DHMAD would open a second page of the same pending escrow, and a guest could pay twice).
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/sessions", "fault": "slow", "hang_ms": 800, "times": 2}]}))
+        .await;
+    let path = format!("/orders/{}/pay", s.order_id);
+    let (a, b) = tokio::join!(w.app.post_form(&path, &[]), w.app.post_form(&path, &[]));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (303, 303));
+    let to = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(to(&a), to(&b), "both clicks lead to the same page");
+    // The checkout's own page, then one more.
+    assert_eq!(w.count_calls("POST", "/sessions").await, 2);
+    let pending = sqlx::query_scalar!(
+        "SELECT count(*) FROM checkout_sessions WHERE order_id = $1 AND expires_at > now()",
+        s.order_id
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(pending, Some(1));
+}
