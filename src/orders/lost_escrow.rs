@@ -137,6 +137,26 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
         tracing::warn!(order.id = %order_id, escrow.id = %e.id, status = %e.status, "a second escrow for the order is not pending; left to the merchant");
         return;
     }
+    // Asked again now: DHMAD's list was read a while ago, and the buyer's retry may have made
+    // and recorded this very escrow since (it is the order's, and may be being paid), or be
+    // making one (whose answer may be this escrow).
+    match db::orders::get(&state.pool, order_id).await {
+        Ok(Some(o))
+            if o.escrow_id.as_deref() == Some(e.id.as_str())
+                || matches!(
+                    o.status,
+                    OrderStatus::CreatingEscrow | OrderStatus::NeedsReconciliation
+                ) =>
+        {
+            tracing::info!(order.id = %order_id, escrow.id = %e.id, status = ?o.status, "not a duplicate after all, or a creation is under way: kept");
+            return;
+        }
+        Ok(_) => {}
+        Err(err) => {
+            tracing::warn!(order.id = %order_id, error = %err, "could not read the order before cancelling a duplicate; the next sweep tries again");
+            return;
+        }
+    }
     match state.dhmad.cancel_escrow(&e.id).await {
         Ok(_) => {
             let detail = format!("Duplicate DHMAD escrow {} cancelled", e.id);

@@ -1,6 +1,7 @@
 //! Checkouts cut short between their steps (a request dropped by its client, a process killed
-//! by a deploy): whatever was written is taken up again, so no buyer is left on a page that
-//! says "preparing your checkout" for ever.
+//! by a deploy) or retried while a background job looks at them: whatever was written is taken
+//! up again, so no buyer is left on a page that says "preparing your checkout" for ever, and no
+//! job acts on what it read before the buyer moved on.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use storefront::{db, jobs::reconciler};
 use uuid::Uuid;
 
 use crate::common::{sandbox::*, *};
+use serde_json::json;
 
 /// An order written as a checkout writes it, then nothing more: no claim, no place in line,
 /// no DHMAD call (the request was dropped right after `insert_open`).
@@ -71,4 +73,62 @@ async fn a_checkout_cut_short_before_its_first_dhmad_call_is_put_back_in_line(po
         .unwrap();
     assert_eq!(report.checkouts_requeued, 0, "{report:?}");
     assert_eq!(w.count_calls("POST", "/escrows").await, 1);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_duplicate_sweep_keeps_the_escrow_a_retry_made_while_it_listed(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    // An order whose creation was reconciled (nothing found at DHMAD): safe to retry.
+    let order = w
+        .app
+        .seed_order(
+            "chechia-red",
+            "retry@example.tn",
+            "66aa0000000000000000abcd",
+            time::OffsetDateTime::now_utc(),
+        )
+        .await;
+    sqlx::query!(
+        "UPDATE orders SET escrow_id = NULL, escrow_status = NULL, status = 'escrow_failed'
+          WHERE id = $1",
+        order
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    db::events::add(
+        &w.app.pool,
+        order,
+        "escrow_reconciled",
+        "no escrow was created at DHMAD; safe to retry",
+        None,
+    )
+    .await
+    .unwrap();
+    // The sweep reads the orders it watches, then DHMAD's list, which is slow to come…
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/escrows", "fault": "delay", "hang_ms": 1500}]}))
+        .await;
+    let state = w.app.state.clone();
+    let sweep =
+        tokio::spawn(
+            async move { storefront::orders::lost_escrow::sweep_duplicates(&state).await },
+        );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // …and meanwhile the buyer retries: a new escrow, recorded, and a payment page on it.
+    let r = w.app.post_form(&format!("/orders/{order}/pay"), &[]).await;
+    assert_eq!(r.status(), 303);
+    sweep.await.unwrap().unwrap();
+    let escrow = sqlx::query_scalar!("SELECT escrow_id FROM orders WHERE id = $1", order)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+        .expect("the retry's escrow");
+    let at_dhmad = w.app.state.dhmad.get_escrow(&escrow).await.unwrap();
+    assert_eq!(
+        at_dhmad.status.as_str(),
+        "pending",
+        "the order's own escrow is kept"
+    );
+    assert_eq!(w.count_calls("POST", "/cancel").await, 0);
+    assert_eq!(w.app.order_json(order).await["status"], "awaiting_payment");
 }

@@ -48,7 +48,7 @@ pub struct ApiFaultRule {
     #[serde(default = "one")]
     pub times: u32,
     /// For `hang`: how long to sleep before answering 500 (default 30000); for `slow`, how long
-    /// the answer is held (default 1000).
+    /// the answer is held, for `delay` the call (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hang_ms: Option<u64>,
 }
@@ -76,6 +76,9 @@ pub enum ApiFaultKind {
     /// Serve the call, then hold the answer `hang_ms` (default 1000) before sending it: a slow
     /// network on the way back, so the answer describes DHMAD as it was when the call ran.
     Slow,
+    /// Hold the call `hang_ms` (default 1000) before serving it: a slow network on the way in,
+    /// so the answer describes DHMAD as it is once that time has passed.
+    Delay,
     /// 404 without acting: DHMAD no longer knows the escrow or session (lost, or created in
     /// another environment), while the rest of its state stays.
     NotFound,

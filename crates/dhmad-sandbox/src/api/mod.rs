@@ -154,6 +154,10 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
             tokio::time::sleep(Duration::from_millis(rule.hang_ms.unwrap_or(1_000))).await;
             answer
         }
+        ApiFaultKind::Delay => {
+            tokio::time::sleep(Duration::from_millis(rule.hang_ms.unwrap_or(1_000))).await;
+            next.run(req).await
+        }
         ApiFaultKind::NotFound => {
             ApiError::from(Refusal::NotFound("Injected fault: not found")).into_response()
         }

@@ -116,6 +116,25 @@ async fn not_found_answers_404_and_keeps_what_it_hides() {
 }
 
 #[tokio::test]
+async fn delay_serves_the_call_as_dhmad_is_once_the_wait_is_over() {
+    let env = Env::start().await;
+    let id = env.instant(10).await;
+    env.control(
+        "/sandbox/faults",
+        json!({"api": [
+            {"method": "GET", "path": "/api/v1/escrows/{id}", "fault": "delay", "hang_ms": 600}
+        ]}),
+    )
+    .await;
+    let (client, escrow) = (env.client.clone(), id.clone());
+    let read = tokio::spawn(async move { client.get_escrow(&escrow).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Paid while the read is held on its way in: the read tells of the payment.
+    env.pay(&id).await;
+    assert_eq!(read.await.unwrap().unwrap().status.as_str(), "paid");
+}
+
+#[tokio::test]
 async fn dropped_duplicated_and_corrupted_webhooks() {
     let env = Env::start().await;
     env.control(
