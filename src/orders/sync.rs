@@ -221,19 +221,11 @@ pub async fn note_payment_review(state: &AppState, order_id: Uuid) -> OrderResul
     Ok(())
 }
 
-/// Before a new payment page is opened for an order that has none live: did the buyer finish
-/// the last one without coming back (a guest proof under review)? Asks DHMAD about it; if
-/// DHMAD does not answer, a new page is opened (it would refuse a second payment anyway).
-pub async fn payment_in_review(state: &AppState, order: &Order) -> OrderResult<bool> {
-    match payment_review_known(state, order).await {
-        Err(OrderError::Database(e)) => Err(OrderError::Database(e)),
-        Err(_) => Ok(false),
-        known => known,
-    }
-}
-
-/// [`payment_in_review`], but a DHMAD that does not answer is an error: for a decision that
-/// cannot be undone (cancelling an order nobody seems to have paid), not knowing is not "no".
+/// Did the buyer finish the last payment page without coming back (a guest proof under review)?
+/// Asked before a new payment page is opened for an order that has none live, and before an
+/// order nobody seems to have paid is cancelled. Asks DHMAD about that page; a DHMAD that does
+/// not answer is an error, never "no": under review the escrow is still pending, so DHMAD
+/// would take a second payment on a new page, and a cancel would reject a proof of money sent.
 pub async fn payment_review_known(state: &AppState, order: &Order) -> OrderResult<bool> {
     if order.in_payment_review() {
         return Ok(true);

@@ -142,3 +142,39 @@ async fn two_pay_clicks_at_once_open_one_payment_page(pool: PgPool) {
     .unwrap();
     assert_eq!(pending, Some(1));
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_guest_who_paid_without_coming_back_gets_no_second_page_while_dhmad_is_silent(
+    pool: PgPool,
+) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "silent@example.tn").await;
+    // The guest pays out of band and closes the tab; DHMAD reviews the proof.
+    w.control(
+        &format!("/sandbox/sessions/{}/complete", s.session_id),
+        json!({"payer": "guest", "method": "d17"}),
+    )
+    .await;
+    session_ran_out(&w, s.order_id).await;
+    assert_eq!(w.app.order_json(s.order_id).await["payment_review"], false);
+    // Back on the order page, "pay" asks DHMAD about the last page, and DHMAD fails to answer:
+    // not knowing is not "nothing under review" (the escrow is pending, a new page would take
+    // a second payment).
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "error_500", "times": 10}]}))
+        .await;
+    let sessions_before = w.count_calls("POST", "/sessions").await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert!(r.status().is_server_error(), "{}", r.status());
+    assert_eq!(w.count_calls("POST", "/sessions").await, sessions_before);
+    // Once DHMAD answers, the review is found and no page is offered.
+    w.faults(json!({})).await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(w.count_calls("POST", "/sessions").await, sessions_before);
+}

@@ -286,7 +286,7 @@ async fn resume_with(
                 Party::Buyer,
             )
             .await?;
-            if live.is_none() && sync::payment_in_review(state, &order).await? {
+            if live.is_none() && sync::payment_review_known(state, &order).await? {
                 return Err(OrderError::not_allowed(
                     "DHMAD is checking your payment proof. We will confirm your order as soon as \
                      it is approved; there is nothing more to pay.",
