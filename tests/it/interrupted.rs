@@ -132,3 +132,34 @@ async fn the_duplicate_sweep_keeps_the_escrow_a_retry_made_while_it_listed(pool:
     assert_eq!(w.count_calls("POST", "/cancel").await, 0);
     assert_eq!(w.app.order_json(order).await["status"], "awaiting_payment");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_create_held_back_late_leaves_a_newer_claim_alone(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let id = written_then_cut_short(&w, "late@example.tn", time::Duration::ZERO).await;
+    let pool = &w.app.pool;
+    let first = db::orders::claim_creation(pool, id).await.unwrap().unwrap();
+    // The first attempt outlived the in-flight limit (waiting out DHMAD's 429s): another actor
+    // found nothing at DHMAD, and the buyer's retry claimed the creation again.
+    sqlx::query!(
+        "UPDATE orders SET status = 'escrow_failed' WHERE id = $1",
+        id
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let second = db::orders::claim_creation(pool, id).await.unwrap().unwrap();
+    assert!(second > first);
+    // The first attempt's call comes back never sent: it undoes its own claim, not the live one.
+    db::orders::unclaim_creation(pool, id, Some(first))
+        .await
+        .unwrap();
+    let o = db::orders::get(pool, id).await.unwrap().unwrap();
+    assert_eq!(o.status.as_str(), "creating_escrow");
+    assert_eq!(o.escrow_attempted_at, Some(second));
+    db::orders::unclaim_creation(pool, id, Some(second))
+        .await
+        .unwrap();
+    let o = db::orders::get(pool, id).await.unwrap().unwrap();
+    assert_eq!(o.status.as_str(), "new");
+}

@@ -98,25 +98,37 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
     .await
 }
 
-/// Marks the order as having an escrow creation in flight. Only one caller wins.
-pub async fn claim_creation(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
-    let row = sqlx::query_scalar!(
-        "UPDATE orders SET status = 'creating_escrow', escrow_attempted_at = now(), updated_at = now()
-         WHERE id = $1 AND status IN ('new', 'escrow_failed')
-         RETURNING id",
+/// Marks the order as having an escrow creation in flight. Only one caller wins: it gets the
+/// claim's time (`escrow_attempted_at`), which [`unclaim_creation`] matches.
+pub async fn claim_creation(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+) -> sqlx::Result<Option<OffsetDateTime>> {
+    sqlx::query_scalar!(
+        r#"UPDATE orders SET status = 'creating_escrow', escrow_attempted_at = clock_timestamp(),
+                  updated_at = now()
+            WHERE id = $1 AND status IN ('new', 'escrow_failed')
+           RETURNING escrow_attempted_at AS "claimed_at!""#,
         id
     )
     .fetch_optional(e)
-    .await?;
-    Ok(row.is_some())
+    .await
 }
 
-/// Undoes [`claim_creation`] when the create call was never sent (DHMAD's budget was spent).
-pub async fn unclaim_creation(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<()> {
+/// Undoes the claim made at `claimed_at` when the create call was never sent (DHMAD's budget
+/// was spent). Not a later claim: a call held back past the in-flight limit may find that
+/// another actor resolved the order and claimed it again, and that claim is live.
+pub async fn unclaim_creation(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    claimed_at: Option<OffsetDateTime>,
+) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE orders SET status = 'new', escrow_attempted_at = NULL, updated_at = now()
-         WHERE id = $1 AND status = 'creating_escrow'",
-        id
+         WHERE id = $1 AND status = 'creating_escrow'
+           AND escrow_attempted_at IS NOT DISTINCT FROM $2",
+        id,
+        claimed_at
     )
     .execute(e)
     .await?;

@@ -20,7 +20,9 @@ pub(super) async fn ensure_escrow(
         match order.status {
             OrderStatus::AwaitingPayment => return Ok(order),
             OrderStatus::New | OrderStatus::EscrowFailed => {
-                if db::orders::claim_creation(&state.pool, order.id).await? {
+                if let Some(at) = db::orders::claim_creation(&state.pool, order.id).await? {
+                    order.status = OrderStatus::CreatingEscrow;
+                    order.escrow_attempted_at = Some(at);
                     return create_escrow(state, &order, product).await;
                 }
             }
@@ -189,7 +191,7 @@ pub(super) async fn create_failed(
     if let Some(retry_after) = crate::orders::error::busy_for(&err) {
         // Nothing was created (the call was held back, or DHMAD answered 429 without
         // acting): the order goes back to waiting for its turn, with nothing to tell.
-        db::orders::unclaim_creation(&state.pool, order.id).await?;
+        db::orders::unclaim_creation(&state.pool, order.id, order.escrow_attempted_at).await?;
         return Ok(OrderError::Busy { retry_after });
     }
     let (status, reason, err) = classify_create_error(err);
