@@ -17,24 +17,27 @@ pub async fn enqueue(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<()>
 }
 
 /// Puts back in line up to `limit` orders nothing serves any more: still `new` (no DHMAD call
-/// made), unchanged for `idle`, and not in line. A checkout whose request was dropped, or whose
-/// process died, between writing the order and its first call or its place in line leaves one;
-/// nothing else would ever take it up. How many were put in line.
+/// made), unchanged for `idle`, younger than `max_age`, not in line, and not left by the line
+/// with a failure. A checkout whose request was dropped, or whose process died, between writing
+/// the order and its first call or its place in line leaves one; nothing else would ever take
+/// it up. How many were put in line.
 pub async fn requeue_stranded(
     e: impl PgExecutor<'_>,
     idle: Duration,
+    max_age: Duration,
     limit: i64,
 ) -> sqlx::Result<u64> {
-    let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
     let done = sqlx::query!(
         "INSERT INTO checkout_queue (order_id)
          SELECT o.id FROM orders o
-          WHERE o.status = 'new'
+          WHERE o.status = 'new' AND o.failure_reason IS NULL
             AND o.updated_at < now() - $1::bigint * interval '1 millisecond'
+            AND o.created_at > now() - $2::bigint * interval '1 millisecond'
             AND NOT EXISTS (SELECT 1 FROM checkout_queue q WHERE q.order_id = o.id)
-          ORDER BY o.updated_at LIMIT $2
+          ORDER BY o.updated_at LIMIT $3
          ON CONFLICT (order_id) DO NOTHING",
-        idle_ms,
+        super::budget::millis(idle),
+        super::budget::millis(max_age),
         limit
     )
     .execute(e)

@@ -80,7 +80,6 @@ pub async fn claim_opening(
     for_merchant: bool,
     lease: std::time::Duration,
 ) -> sqlx::Result<Option<OffsetDateTime>> {
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     sqlx::query_scalar!(
         "INSERT INTO session_openings AS so (order_id, action, for_merchant, claimed_until)
          VALUES ($1, $2, $3, clock_timestamp() + $4::bigint * interval '1 millisecond')
@@ -91,7 +90,7 @@ pub async fn claim_opening(
         order_id,
         action,
         for_merchant,
-        lease_ms
+        super::budget::millis(lease)
     )
     .fetch_optional(e)
     .await

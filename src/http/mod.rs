@@ -142,9 +142,10 @@ pub fn router(state: AppState) -> Router {
     // box clones it with everything inside, so fourteen calls cloned the stack below each of
     // them on every request (a third of the user CPU of a `GET /healthz`; BENCHMARKS.md).
     let edge = ServiceBuilder::new()
-        // Outermost: every request gets an id first, and its span carries it. One access line
-        // per request when the answer leaves (`on_response`), with the error's detail if any,
-        // so `on_failure` would only repeat it.
+        // Outermost: every request gets an id first (the client's own only if it is a safe
+        // token), and its span carries it. One access line per request when the answer leaves
+        // (`on_response`), with the error's detail if any, so `on_failure` would only repeat it.
+        .map_request(observe::keep_safe_request_id as fn(Request) -> Request)
         .layer(SetRequestIdLayer::new(
             x_request_id.clone(),
             MakeRequestUuid,

@@ -22,6 +22,23 @@ fn route_of(req: &Request) -> &str {
         .map_or("unmatched", MatchedPath::as_str)
 }
 
+/// A client may send its own `X-Request-Id` (to follow one request across services), but only
+/// one that cannot forge a log field or flood a line: 1 to 64 of `A-Z a-z 0-9 . _ -`. Any
+/// other is dropped here, before the request-id layer, which then makes one.
+pub(super) fn keep_safe_request_id(mut req: Request<Body>) -> Request<Body> {
+    let safe = req.headers().get("x-request-id").is_none_or(|v| {
+        let id = v.as_bytes();
+        (1..=64).contains(&id.len())
+            && id
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+    });
+    if !safe {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
+}
+
 pub(super) fn request_span(req: &Request<Body>) -> Span {
     let id = req
         .headers()

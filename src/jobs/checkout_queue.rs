@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::orders::queue::{self, Turn};
 use crate::state::AppState;
@@ -12,8 +12,15 @@ use crate::state::AppState;
 /// How often an idle worker looks for checkouts queued by other instances (its own wake it).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
-pub async fn run(state: AppState, token: CancellationToken, mut budget_ready: bool) {
-    loop {
+/// Serves the line until `token` is cancelled; each checkout is served on a task of `tasks`, so
+/// that shutdown waits for the DHMAD calls in flight.
+pub async fn run(
+    state: AppState,
+    token: CancellationToken,
+    mut budget_ready: bool,
+    tasks: TaskTracker,
+) {
+    while !token.is_cancelled() {
         if !budget_ready {
             budget_ready = match crate::budget::prepare(&state).await {
                 Ok(()) => true,
@@ -23,7 +30,7 @@ pub async fn run(state: AppState, token: CancellationToken, mut budget_ready: bo
                 }
             };
         }
-        let pause = match queue::serve_next(&state).await {
+        let pause = match queue::serve_next(&state, &tasks).await {
             Ok(Turn::Serving) => continue,
             Ok(Turn::Idle) => IDLE_POLL,
             Ok(Turn::Wait(until_free)) => until_free.min(IDLE_POLL),

@@ -23,6 +23,7 @@ pub fn spawn_all(state: AppState, token: CancellationToken, budget_ready: bool) 
         state.clone(),
         token.clone(),
         budget_ready,
+        tracker.clone(),
     ));
     let state = state.for_background();
     let j = state.config.jobs;

@@ -172,9 +172,11 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
         report.delivers_requeued += 1;
         tracing::warn!(order.id = %order_id, "paid instant order had no deliver queued; queued one");
     }
-    // No call to DHMAD here: the line's worker makes them, checkouts' budget first.
+    // No call to DHMAD here: the line's worker makes them, checkouts' budget first. One older
+    // than the abandoned-order grace is left: its buyer is long gone.
+    let (idle, max_age) = (queue::lease(state), state.config.jobs.abandoned_after);
     report.checkouts_requeued =
-        db::checkout_queue::requeue_stranded(&state.pool, queue::lease(state), BATCH).await?;
+        db::checkout_queue::requeue_stranded(&state.pool, idle, max_age, BATCH).await?;
     if report.checkouts_requeued > 0 {
         state.checkout_queue.notify_one();
         tracing::warn!(

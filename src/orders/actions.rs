@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     lost_escrow,
-    sessions::{ensure_session, Party},
+    sessions::{ensure_session, OpeningClaim, Party},
     sync, Action, Order, OrderError, OrderResult, OrderStatus,
 };
 use crate::db;
@@ -207,15 +207,23 @@ pub async fn cancel_abandoned(
     if sync::payment_review_known(state, &order).await? {
         return Ok(None);
     }
-    // Asked again as late as can be: the look at DHMAD took a while, and the cancel would
-    // leave a buyer who is paying right now with a dead payment page.
-    let still = db::orders::list_abandoned(&state.pool, grace, 1, Some(order_id)).await?;
-    if still.is_empty() {
+    // The buyer's payment page is not opened while the escrow is cancelled (a page being opened
+    // now keeps the order), and the order is asked again under that claim: the look at DHMAD
+    // took a while, and the buyer may have come back meanwhile.
+    let pay = CheckoutAction::AcceptPay;
+    let Some(claim) = OpeningClaim::take(state, order_id, &pay, Party::Buyer).await? else {
         return Ok(None);
-    }
-    cancel_unpaid(state, order_id, Party::Merchant)
-        .await
-        .map(Some)
+    };
+    let still = db::orders::list_abandoned(&state.pool, grace, 1, Some(order_id)).await?;
+    let cancelled = if still.is_empty() {
+        Ok(None)
+    } else {
+        cancel_unpaid(state, order_id, Party::Merchant)
+            .await
+            .map(Some)
+    };
+    claim.release().await;
+    cancelled
 }
 
 /// The merchant's "cancel": before payment through the API; after, cancel and refund on

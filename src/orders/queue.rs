@@ -102,8 +102,11 @@ pub enum Turn {
 }
 
 /// Takes the next waiting checkout if the budget has its calls, and serves it on a task of
-/// its own (so a slow DHMAD does not hold the line).
-pub async fn serve_next(state: &AppState) -> OrderResult<Turn> {
+/// its own in `tasks` (so a slow DHMAD does not hold the line, and shutdown waits for it).
+pub async fn serve_next(
+    state: &AppState,
+    tasks: &tokio_util::task::TaskTracker,
+) -> OrderResult<Turn> {
     let pool = &state.pool;
     let Some(order_id) = db::checkout_queue::claim_next(pool, lease(state)).await? else {
         return Ok(Turn::Idle);
@@ -120,7 +123,7 @@ pub async fn serve_next(state: &AppState) -> OrderResult<Turn> {
         return Ok(Turn::Wait(wait.max(Duration::from_millis(50))));
     }
     let prepaid = state.spending_as(Claimant::Interactive, calls);
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         if let Err(e) = serve(&prepaid, order).await {
             tracing::warn!(order.id = %order_id, error = %e, cause = e.cause(), "queued checkout failed");
         }
@@ -154,6 +157,15 @@ async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
         }
         other => {
             db::checkout_queue::remove(&state.pool, id).await?;
+            if let Err(e) = &other {
+                // A lasting failure before the first DHMAD call leaves the order `new`: it says
+                // why, for the merchant, and the reconciler does not put it back in line.
+                let why = format!(
+                    "the checkout could not start: {}",
+                    e.cause().unwrap_or_else(|| e.to_string())
+                );
+                db::orders::set_failure_reason_if_new(&state.pool, id, &why).await?;
+            }
             other
         }
     }

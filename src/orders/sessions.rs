@@ -51,6 +51,83 @@ pub async fn ensure_session(
 const WAIT_FOR_OTHER_OPENER: std::time::Duration = std::time::Duration::from_secs(5);
 const WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// The claim on opening the order's page of one action for one side (`session_openings`):
+/// while it is held, nobody else opens that page, nor cancels the escrow under it (the
+/// abandoned-order job takes the buyer's payment claim). Let go by [`OpeningClaim::release`],
+/// or when dropped (a request cut short mid-call), so that the next opener does not wait out
+/// the lease, which only covers a process that died.
+pub struct OpeningClaim {
+    pool: db::Pool,
+    order_id: uuid::Uuid,
+    action: String,
+    for_merchant: bool,
+    token: Option<OffsetDateTime>,
+}
+
+impl OpeningClaim {
+    /// The claim, or `None` while another holds it.
+    pub async fn take(
+        state: &AppState,
+        order_id: uuid::Uuid,
+        action: &CheckoutAction,
+        party: Party,
+    ) -> OrderResult<Option<Self>> {
+        let for_merchant = party == Party::Merchant;
+        let token = db::sessions::claim_opening(
+            &state.pool,
+            order_id,
+            action.as_str(),
+            for_merchant,
+            opening_lease(state),
+        )
+        .await?;
+        Ok(token.map(|t| Self {
+            pool: state.pool.clone(),
+            order_id,
+            action: action.as_str().to_owned(),
+            for_merchant,
+            token: Some(t),
+        }))
+    }
+
+    pub async fn release(mut self) {
+        if let Some(token) = self.token.take() {
+            let (id, action, merchant) = (self.order_id, &self.action, self.for_merchant);
+            if let Err(e) =
+                db::sessions::release_opening(&self.pool, id, action, merchant, token).await
+            {
+                tracing::warn!(order.id = %id, error = %e, "could not let go of a session claim; it runs out by itself");
+            }
+        }
+    }
+}
+
+impl Drop for OpeningClaim {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let (pool, id, action, merchant) = (
+            self.pool.clone(),
+            self.order_id,
+            std::mem::take(&mut self.action),
+            self.for_merchant,
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = db::sessions::release_opening(&pool, id, &action, merchant, token).await;
+            });
+        }
+    }
+}
+
+/// How long a claim holds if its holder dies: past an opening's DHMAD call with the client's
+/// waits after 429s (the checkout queue's worker has no request deadline to cut it short).
+fn opening_lease(state: &AppState) -> std::time::Duration {
+    (state.config.dhmad_timeout * 8 + std::time::Duration::from_secs(10))
+        .max(std::time::Duration::from_secs(120))
+}
+
 /// Opens a new session of `action` for `party` at DHMAD and records it, one opener at a time:
 /// DHMAD lets two `accept_pay` pages of one pending escrow be open together (a guest could pay
 /// on both), so a second request waits for the first one's page and gets it. Callers that know
@@ -62,21 +139,11 @@ pub async fn open_session(
     action: CheckoutAction,
     party: Party,
 ) -> OrderResult<Session> {
-    let pool = &state.pool;
-    let merchant = party == Party::Merchant;
-    // Long enough for the create call with its waits after a 429.
-    let lease = super::queue::lease(state);
     let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER_OPENER;
     loop {
-        let claim =
-            db::sessions::claim_opening(pool, order.id, action.as_str(), merchant, lease).await?;
-        if let Some(token) = claim {
+        if let Some(claim) = OpeningClaim::take(state, order.id, &action, party).await? {
             let opened = open_claimed(state, order, &action, party).await;
-            let released =
-                db::sessions::release_opening(pool, order.id, action.as_str(), merchant, token);
-            if let Err(e) = released.await {
-                tracing::warn!(order.id = %order.id, error = %e, "could not let go of a session claim; it runs out by itself");
-            }
+            claim.release().await;
             return opened;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -85,7 +152,7 @@ pub async fn open_session(
             ));
         }
         tokio::time::sleep(WAIT_STEP).await;
-        if let Some(s) = live_session(pool, order, &action, party).await? {
+        if let Some(s) = live_session(&state.pool, order, &action, party).await? {
             return Ok(s);
         }
     }

@@ -220,19 +220,47 @@ async fn a_buyer_who_comes_back_while_dhmad_is_asked_keeps_the_order(pool: PgPoo
     let s = w.checkout("chechia-red", "back@example.tn").await;
     two_hours_quiet(&w, s.order_id, &[s.order_id]).await;
     // DHMAD takes a while to say what became of the last payment page…
-    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "slow", "hang_ms": 1500}]}))
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "slow", "hang_ms": 2000}]}))
         .await;
     let state = w.app.state.clone();
     let job =
         tokio::spawn(async move { storefront::jobs::abandoned::run_once(&state).await.unwrap() });
     // …and meanwhile the buyer comes back and pays from the order page: a new payment page.
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let r = w
         .app
         .post_form(&format!("/orders/{}/pay", s.order_id), &[])
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(job.await.unwrap(), 0, "the order is not abandoned any more");
+    assert_eq!(w.count_calls("POST", "/cancel").await, 0);
+    assert_eq!(
+        w.app.order_json(s.order_id).await["status"],
+        "awaiting_payment"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_order_whose_payment_page_is_being_opened_is_not_cancelled(pool: PgPool) {
+    let w = abandoned_after_an_hour(pool).await;
+    let s = w.checkout("chechia-red", "opening@example.tn").await;
+    two_hours_quiet(&w, s.order_id, &[s.order_id]).await;
+    // The buyer is back and pays; DHMAD is slow to open the new page…
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/sessions", "fault": "slow", "hang_ms": 2000}]}))
+        .await;
+    let (app, path) = (&w.app, format!("/orders/{}/pay", s.order_id));
+    let pay = app.post_form(&path, &[]);
+    // …and the job runs while it is being opened: the page is not stored yet, but its opening
+    // is claimed, so the escrow is not cancelled under it.
+    let job = async {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        storefront::jobs::abandoned::run_once(&w.app.state)
+            .await
+            .unwrap()
+    };
+    let (r, n) = tokio::join!(pay, job);
+    assert_eq!(r.status(), 303);
+    assert_eq!(n, 0);
     assert_eq!(w.count_calls("POST", "/cancel").await, 0);
     assert_eq!(
         w.app.order_json(s.order_id).await["status"],

@@ -225,3 +225,36 @@ async fn the_back_office_needs_the_token(pool: PgPool) {
     let bad = app.post_form("/admin/login", &[("token", "nope")]).await;
     assert_eq!(bad.status(), 401);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_clients_request_id_is_kept_only_when_it_cannot_forge_a_log_field(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id_for = |sent: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .http
+                .get(app.url("/healthz"))
+                .header("x-request-id", sent)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.headers()["x-request-id"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(id_for("trace-42.a_b").await, "trace-42.a_b");
+    for forged in [
+        "x}: answered status=200 latency_ms=1",
+        "a b",
+        "id\"with=quotes",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+    ] {
+        let got = id_for(forged).await;
+        assert_ne!(got, forged);
+        assert!(
+            uuid::Uuid::parse_str(&got).is_ok(),
+            "a fresh id, not {got:?}"
+        );
+    }
+}

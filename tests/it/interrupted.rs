@@ -48,10 +48,24 @@ async fn written_then_cut_short(w: &World, email: &str, idle: time::Duration) ->
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_checkout_cut_short_before_its_first_dhmad_call_is_put_back_in_line(pool: PgPool) {
-    let w = world(pool, |_| {}).await;
+    // A queue lease (3 × the DHMAD timeout + 5 s) longer than the test: the recent order stays
+    // the business of its own request throughout.
+    let w = world(pool, |c| {
+        c.dhmad_timeout = Duration::from_secs(10);
+    })
+    .await;
     let stranded = written_then_cut_short(&w, "cut@example.tn", time::Duration::minutes(5)).await;
     // Written a moment ago: its own request may still be making its calls.
     let recent = written_then_cut_short(&w, "busy@example.tn", time::Duration::ZERO).await;
+    // Written two days ago (past the abandoned-order grace): its buyer is long gone.
+    let ancient = written_then_cut_short(&w, "gone@example.tn", time::Duration::days(2)).await;
+    sqlx::query!(
+        "UPDATE orders SET created_at = now() - interval '2 days' WHERE id = $1",
+        ancient
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
     // A pass puts it back in line (this one, or the app's own first pass if it ran later).
     reconciler::run_once(&w.app.state, Duration::from_secs(600))
         .await
@@ -67,6 +81,7 @@ async fn a_checkout_cut_short_before_its_first_dhmad_call_is_put_back_in_line(po
     .unwrap();
     assert_eq!(session, Some(1));
     assert_eq!(w.app.order_json(recent).await["status"], "new");
+    assert_eq!(w.app.order_json(ancient).await["status"], "new");
     // Once served it is not in line again.
     let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
         .await

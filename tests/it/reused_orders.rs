@@ -178,3 +178,28 @@ async fn a_guest_who_paid_without_coming_back_gets_no_second_page_while_dhmad_is
     assert_eq!(r.status(), 409);
     assert_eq!(w.count_calls("POST", "/sessions").await, sessions_before);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_pay_request_cut_short_does_not_hold_up_the_next(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "hasty@example.tn").await;
+    session_ran_out(&w, s.order_id).await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/sessions", "fault": "slow", "hang_ms": 2000}]}))
+        .await;
+    let path = format!("/orders/{}/pay", s.order_id);
+    let token = w.app.csrf_token().await;
+    // The buyer gives up while DHMAD opens the page: the request is dropped mid-call.
+    let cut = w
+        .app
+        .http
+        .post(w.app.url(&path))
+        .form(&[("csrf_token", token.as_str())])
+        .timeout(std::time::Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(cut.is_err(), "{cut:?}");
+    // A moment later the buyer clicks again: a page at once, not "being opened" for minutes.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let again = w.app.post_form(&path, &[]).await;
+    assert_eq!(again.status(), 303);
+}

@@ -262,6 +262,23 @@ pub async fn record_failure(
     Ok(r.rows_affected() == 1)
 }
 
+/// Notes why the checkout queue gave up on an order still `new` (a lasting failure before its
+/// first DHMAD call), so that it is not put back in line.
+pub async fn set_failure_reason_if_new(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET failure_reason = $2, updated_at = now() WHERE id = $1 AND status = 'new'",
+        id,
+        reason
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 /// Stores a note without changing the status (e.g. a session could not be opened).
 pub async fn set_failure_reason(
     e: impl PgExecutor<'_>,

@@ -8,9 +8,12 @@ use crate::common::{sandbox::*, *};
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_deliver_in_flight_at_shutdown_finishes_and_is_not_sent_again(pool: PgPool) {
-    let w = world(pool, |_| {}).await;
-    // DHMAD acts on the deliver at once, and answers 1.5 s later (the test client waits 3 s).
-    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "slow", "hang_ms": 1500}]}))
+    let w = world(pool, |c| {
+        c.dhmad_timeout = std::time::Duration::from_secs(10);
+    })
+    .await;
+    // DHMAD acts on the deliver at once, and answers 3 s later (well inside the client's 10 s).
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "slow", "hang_ms": 3000}]}))
         .await;
     let s = w.checkout("ai-credits-500", "shutdown@example.tn").await;
     w.complete(&s.session_id).await;
