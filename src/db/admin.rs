@@ -43,29 +43,48 @@ pub async fn revoke_session(e: impl PgExecutor<'_>, id_hash: &str) -> sqlx::Resu
     Ok(())
 }
 
-pub async fn record_login_failure(e: impl PgExecutor<'_>, client_addr: &str) -> sqlx::Result<()> {
-    sqlx::query!(
-        "INSERT INTO admin_login_failures (client_addr) VALUES ($1)",
-        client_addr
-    )
-    .execute(e)
-    .await?;
-    Ok(())
-}
-
-pub async fn login_failures_since(
-    e: impl PgExecutor<'_>,
+/// Counts a login attempt from `client_addr` as failed before its token is compared, unless
+/// `max` attempts failed since `since`: then `None` (refused, and not counted). Attempts from
+/// one address are counted one at a time (a lock per address, held to the commit, taken in a
+/// statement of its own so that the count's snapshot comes after it), so a thousand sent at
+/// once cannot all pass the check before any is counted.
+/// A right token clears its attempt ([`login_succeeded`]).
+pub async fn begin_login_attempt(
+    pool: &super::Pool,
     client_addr: &str,
     since: OffsetDateTime,
-) -> sqlx::Result<i64> {
-    let n = sqlx::query_scalar!(
-        "SELECT count(*) FROM admin_login_failures WHERE client_addr = $1 AND at > $2",
-        client_addr,
-        since
+    max: i64,
+) -> sqlx::Result<Option<i64>> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = super::tx::begin(&mut conn).await?;
+    // 7401: this lock's namespace (the back office's logins).
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(7401, hashtext($1))",
+        client_addr
     )
-    .fetch_one(e)
+    .execute(&mut *tx)
     .await?;
-    Ok(n.unwrap_or(0))
+    let id = sqlx::query_scalar!(
+        "INSERT INTO admin_login_failures (client_addr)
+         SELECT $1 WHERE (SELECT count(*) FROM admin_login_failures
+                           WHERE client_addr = $1 AND at > $2) < $3
+         RETURNING id",
+        client_addr,
+        since,
+        max
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// The attempt's token was right: it is not a failure.
+pub async fn login_succeeded(e: impl PgExecutor<'_>, attempt: i64) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM admin_login_failures WHERE id = $1", attempt)
+        .execute(e)
+        .await?;
+    Ok(())
 }
 
 /// One back-office action, appended to the audit trail.

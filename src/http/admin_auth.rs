@@ -96,16 +96,16 @@ impl FromRequestParts<AppState> for Admin {
             // A token is a login: throttled before it is compared (a throttled address learns
             // nothing), and a wrong one counts, as on the form.
             let fail = |e: AppError| e.into_response();
-            refuse_if_throttled(state, &key).await.map_err(fail)?;
+            let attempt = begin_attempt(state, &key).await.map_err(fail)?;
             if token_matches(state, token) == Some(true) {
+                db::admin::login_succeeded(&state.pool, attempt)
+                    .await
+                    .map_err(|e| fail(e.into()))?;
                 return Ok(Admin {
                     actor: "token".into(),
                     addr,
                 });
             }
-            db::admin::record_login_failure(&state.pool, &key)
-                .await
-                .map_err(|e| fail(e.into()))?;
         } else if let Some(id) = jar.get(cookies::ADMIN) {
             let id_hash = hash(id.value());
             let valid = db::admin::session_valid(&state.pool, &id_hash)
@@ -126,16 +126,15 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// 429 once `key` (`ClientAddr::key`) failed `MAX_FAILURES` times within `THROTTLE_WINDOW`,
-/// whatever it sends.
-async fn refuse_if_throttled(s: &AppState, key: &str) -> AppResult<()> {
+/// Counts a login attempt of `key` (`ClientAddr::key`) as failed until its token proves right:
+/// 429 once it failed `MAX_FAILURES` times within `THROTTLE_WINDOW`, whatever it sends.
+async fn begin_attempt(s: &AppState, key: &str) -> AppResult<i64> {
     let since = OffsetDateTime::now_utc() - THROTTLE_WINDOW;
-    if db::admin::login_failures_since(&s.pool, key, since).await? >= MAX_FAILURES {
-        return Err(AppError::TooManyRequests {
+    db::admin::begin_login_attempt(&s.pool, key, since, MAX_FAILURES)
+        .await?
+        .ok_or(AppError::TooManyRequests {
             retry_after: THROTTLE_WINDOW.whole_seconds().unsigned_abs(),
-        });
-    }
-    Ok(())
+        })
 }
 
 #[derive(Template)]
@@ -160,15 +159,14 @@ pub async fn login(
     jar: CookieJar,
     Form(input): Form<LoginInput>,
 ) -> AppResult<(CookieJar, Redirect)> {
-    refuse_if_throttled(&s, &key).await?;
-    match token_matches(&s, &input.token) {
-        None => return Err(AppError::NotFound),
-        Some(false) => {
-            db::admin::record_login_failure(&s.pool, &key).await?;
-            return Err(AppError::Unauthorized("wrong admin token".into()));
-        }
-        Some(true) => {}
+    if s.config.admin_token.is_none() {
+        return Err(AppError::NotFound);
     }
+    let attempt = begin_attempt(&s, &key).await?;
+    if token_matches(&s, &input.token) != Some(true) {
+        return Err(AppError::Unauthorized("wrong admin token".into()));
+    }
+    db::admin::login_succeeded(&s.pool, attempt).await?;
     let id = cookies::random_token();
     let id_hash = hash(&id);
     let expires = OffsetDateTime::now_utc() + SESSION_LIFE;

@@ -94,6 +94,26 @@ async fn guessing_the_bearer_token_is_counted_and_throttled_like_the_form(pool: 
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn guesses_sent_all_at_once_are_throttled_like_one_by_one(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let guesses = (0..40).map(|i| {
+        let req = app
+            .http
+            .get(app.url("/admin"))
+            .bearer_auth(format!("wrong-{i}"));
+        async move { req.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let compared = statuses.iter().filter(|s| **s != 429).count();
+    assert_eq!(compared, 10, "{statuses:?}");
+    let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM admin_login_failures")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(failures, 10);
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn every_admin_action_is_audited_with_who_and_where(pool: PgPool) {
     let app = spawn_offline(pool).await;
     let id = app
