@@ -70,16 +70,20 @@ async fn a_checkout_cut_short_before_its_first_dhmad_call_is_put_back_in_line(po
     reconciler::run_once(&w.app.state, Duration::from_secs(600))
         .await
         .unwrap();
-    // The line's worker makes its calls: the buyer's page now leads to DHMAD.
+    // The line's worker makes its calls (the escrow, then the page): the buyer's page now leads
+    // to DHMAD.
     w.wait_status(stranded, "awaiting_payment").await;
-    let session = sqlx::query_scalar!(
-        "SELECT count(*) FROM checkout_sessions WHERE order_id = $1 AND status = 'pending'",
-        stranded
-    )
-    .fetch_one(&w.app.pool)
-    .await
-    .unwrap();
-    assert_eq!(session, Some(1));
+    wait_for("the payment page", 15, || async {
+        let n = sqlx::query_scalar!(
+            "SELECT count(*) FROM checkout_sessions WHERE order_id = $1 AND status = 'pending'",
+            stranded
+        )
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+        (n == Some(1)).then_some(())
+    })
+    .await;
     assert_eq!(w.app.order_json(recent).await["status"], "new");
     assert_eq!(w.app.order_json(ancient).await["status"], "new");
     // Once served it is not in line again.
@@ -149,7 +153,7 @@ async fn the_duplicate_sweep_keeps_the_escrow_a_retry_made_while_it_listed(pool:
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn a_create_held_back_late_leaves_a_newer_claim_alone(pool: PgPool) {
+async fn a_create_coming_back_late_leaves_a_newer_claim_alone(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let id = written_then_cut_short(&w, "late@example.tn", time::Duration::ZERO).await;
     let pool = &w.app.pool;
@@ -172,6 +176,15 @@ async fn a_create_held_back_late_leaves_a_newer_claim_alone(pool: PgPool) {
     let o = db::orders::get(pool, id).await.unwrap().unwrap();
     assert_eq!(o.status.as_str(), "creating_escrow");
     assert_eq!(o.escrow_attempted_at, Some(second));
+    // Nor, had it come back failed (a timeout, a 500), does it write its failure over the live
+    // claim.
+    let failed = storefront::orders::OrderStatus::NeedsReconciliation;
+    let written = db::orders::record_creation_failure(pool, id, Some(first), failed, "late")
+        .await
+        .unwrap();
+    assert!(!written);
+    let o = db::orders::get(pool, id).await.unwrap().unwrap();
+    assert_eq!(o.status.as_str(), "creating_escrow");
     db::orders::unclaim_creation(pool, id, Some(second))
         .await
         .unwrap();

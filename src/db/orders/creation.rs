@@ -279,6 +279,31 @@ pub async fn set_failure_reason_if_new(
     Ok(())
 }
 
+/// [`record_failure`] of the create call made under the claim of `claimed_at`: not of a later
+/// claim (an attempt that outlived the in-flight limit may come back after another actor
+/// resolved the order and the buyer's retry claimed it again, and that claim is live).
+pub async fn record_creation_failure(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    claimed_at: Option<OffsetDateTime>,
+    status: OrderStatus,
+    reason: &str,
+) -> sqlx::Result<bool> {
+    debug_assert!(OrderStatus::CreatingEscrow.can_become(status), "{status:?}");
+    let r = sqlx::query!(
+        "UPDATE orders SET status = $2, failure_reason = $3, updated_at = now()
+          WHERE id = $1 AND status = 'creating_escrow'
+            AND escrow_attempted_at IS NOT DISTINCT FROM $4",
+        id,
+        status as OrderStatus,
+        reason,
+        claimed_at
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Stores a note without changing the status (e.g. a session could not be opened).
 pub async fn set_failure_reason(
     e: impl PgExecutor<'_>,
