@@ -12,33 +12,17 @@ use uuid::Uuid;
 use crate::common::{sandbox::*, *};
 use serde_json::json;
 
-/// An order written as a checkout writes it, then nothing more: no claim, no place in line,
-/// no DHMAD call (the request was dropped right after `insert_open`).
-async fn written_then_cut_short(w: &World, email: &str, idle: time::Duration) -> Uuid {
-    let p = db::products::get(&w.app.pool, "ai-credits-500")
-        .await
-        .unwrap()
-        .unwrap();
-    let new = db::orders::NewOrder {
-        sku: &p.sku,
-        mode: p.mode,
-        buyer_email: email,
-        amount: p.price,
-        currency: &p.currency,
-        owner_key: &api_owner(&p.sku, email),
-        proof_required: p.proof_required,
-        claim: None,
-        created: line("order_created"),
-        job: None,
-    };
-    let o = db::orders::insert_open(&w.app.pool, &new)
-        .await
-        .unwrap()
-        .unwrap();
+/// An order written as a checkout writes it `ago`, then nothing more: no claim, no place in
+/// line, no DHMAD call (the request was dropped right after `insert_open`). Backdated in one
+/// statement, so that no pass of the app's own jobs sees it half-way.
+async fn written_then_cut_short(w: &World, email: &str, ago: time::Duration) -> Uuid {
+    let o = w.app.insert_order("ai-credits-500", email, None).await;
     sqlx::query!(
-        "UPDATE orders SET updated_at = now() - $2::bigint * interval '1 second' WHERE id = $1",
+        "UPDATE orders SET created_at = now() - $2::bigint * interval '1 second',
+                           updated_at = now() - $2::bigint * interval '1 second'
+          WHERE id = $1",
         o.id,
-        idle.whole_seconds()
+        ago.whole_seconds()
     )
     .execute(&w.app.pool)
     .await
@@ -59,13 +43,6 @@ async fn a_checkout_cut_short_before_its_first_dhmad_call_is_put_back_in_line(po
     let recent = written_then_cut_short(&w, "busy@example.tn", time::Duration::ZERO).await;
     // Written two days ago (past the abandoned-order grace): its buyer is long gone.
     let ancient = written_then_cut_short(&w, "gone@example.tn", time::Duration::days(2)).await;
-    sqlx::query!(
-        "UPDATE orders SET created_at = now() - interval '2 days' WHERE id = $1",
-        ancient
-    )
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
     // A pass puts it back in line (this one, or the app's own first pass if it ran later).
     reconciler::run_once(&w.app.state, Duration::from_secs(600))
         .await

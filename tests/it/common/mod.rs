@@ -163,13 +163,14 @@ impl TestApp {
     }
 
     /// An order as a checkout would leave it: escrow `escrow_id` created, awaiting payment.
-    pub async fn seed_order(
+    /// An open order written as a checkout writes it: with its escrow creation claimed, or
+    /// (`None`) as a `new` order, with no e-mail queued.
+    pub async fn insert_order(
         &self,
         sku: &str,
         email: &str,
-        escrow_id: &str,
-        updated_at: OffsetDateTime,
-    ) -> Uuid {
+        claim: Option<db::orders::ClaimCalls>,
+    ) -> storefront::orders::Order {
         let p = db::products::get(&self.pool, sku).await.unwrap().unwrap();
         let new = db::orders::NewOrder {
             sku,
@@ -179,18 +180,29 @@ impl TestApp {
             currency: &p.currency,
             owner_key: &api_owner(sku, email),
             proof_required: p.proof_required,
-            claim: Some(db::orders::ClaimCalls {
-                calls: 0,
-                reuse_after: Duration::ZERO,
-            }),
+            claim,
             created: line("order_created"),
             // Seeded orders have no e-mail queued: tests that need jobs add their own.
             job: None,
         };
-        let o = db::orders::insert_open(&self.pool, &new)
+        db::orders::insert_open(&self.pool, &new)
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+    }
+
+    pub async fn seed_order(
+        &self,
+        sku: &str,
+        email: &str,
+        escrow_id: &str,
+        updated_at: OffsetDateTime,
+    ) -> Uuid {
+        let claim = db::orders::ClaimCalls {
+            calls: 0,
+            reuse_after: Duration::ZERO,
+        };
+        let o = self.insert_order(sku, email, Some(claim)).await;
         let created = line("escrow_created");
         db::orders::record_escrow(
             &self.pool,
