@@ -17,6 +17,16 @@ async fn abandoned_after_an_hour(pool: PgPool) -> World {
     .await
 }
 
+/// One pass of the abandoned-order job. The app's own first pass (every job runs once at
+/// start) may run late on a loaded machine and take an order first: this pass then leaves it
+/// (`Ok(None)` under the other's claim), so tests assert what became of the order.
+async fn abandoned_pass(w: &World) {
+    let n = storefront::jobs::abandoned::run_once(&w.app.state)
+        .await
+        .unwrap();
+    assert!(n <= 1, "{n}");
+}
+
 /// The payment page of `order` closed two hours ago, and `orders` had no news since.
 async fn two_hours_quiet(w: &World, order: uuid::Uuid, orders: &[uuid::Uuid]) {
     sqlx::query!(
@@ -177,11 +187,9 @@ async fn an_abandoned_order_is_cancelled_at_dhmad_after_the_grace_period(pool: P
     let s = w.checkout("chechia-red", "walkedaway@example.tn").await;
     let fresh = w.checkout("chechia-red", "stillthere@example.tn").await;
     two_hours_quiet(&w, s.order_id, &[s.order_id, fresh.order_id]).await;
-    let n = storefront::jobs::abandoned::run_once(&w.app.state)
-        .await
-        .unwrap();
-    assert_eq!(n, 1);
-    assert_eq!(w.app.order_json(s.order_id).await["status"], "cancelled");
+    abandoned_pass(&w).await;
+    w.wait_status(s.order_id, "cancelled").await;
+    assert_eq!(w.count_calls("POST", "/cancel").await, 1);
     assert_eq!(
         w.app.order_json(fresh.order_id).await["status"],
         "awaiting_payment"
@@ -211,11 +219,8 @@ async fn an_abandoned_order_whose_payment_page_dhmad_lost_is_cancelled(pool: PgP
         json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "not_found"}]}),
     )
     .await;
-    let n = storefront::jobs::abandoned::run_once(&w.app.state)
-        .await
-        .unwrap();
-    assert_eq!(n, 1);
-    assert_eq!(w.app.order_json(s.order_id).await["status"], "cancelled");
+    abandoned_pass(&w).await;
+    w.wait_status(s.order_id, "cancelled").await;
     assert_eq!(w.count_calls("POST", "/cancel").await, 1);
 }
 
