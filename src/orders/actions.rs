@@ -67,6 +67,7 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
                     &without_escrow,
                     cancelled,
                     &reason,
+                    None,
                 )
                 .await?
                 {

@@ -111,8 +111,15 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                     let reason = "no escrow was created at DHMAD; safe to retry";
                     let (doubtful, failed) =
                         (OrderStatus::NeedsReconciliation, OrderStatus::EscrowFailed);
-                    if db::orders::record_failure(&mut *tx, order.id, &[doubtful], failed, reason)
-                        .await?
+                    if db::orders::record_failure(
+                        &mut *tx,
+                        order.id,
+                        &[doubtful],
+                        failed,
+                        reason,
+                        None,
+                    )
+                    .await?
                     {
                         db::events::add(&mut *tx, order.id, "escrow_reconciled", reason, None)
                             .await?;

@@ -118,6 +118,7 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
                 &[order.status],
                 OrderStatus::Cancelled,
                 &reason,
+                None,
             )
             .await?;
             if !closed {

@@ -156,7 +156,8 @@ async fn a_create_coming_back_late_leaves_a_newer_claim_alone(pool: PgPool) {
     // Nor, had it come back failed (a timeout, a 500), does it write its failure over the live
     // claim.
     let failed = storefront::orders::OrderStatus::NeedsReconciliation;
-    let written = db::orders::record_creation_failure(pool, id, Some(first), failed, "late")
+    let claimed = [storefront::orders::OrderStatus::CreatingEscrow];
+    let written = db::orders::record_failure(pool, id, &claimed, failed, "late", Some(first))
         .await
         .unwrap();
     assert!(!written);

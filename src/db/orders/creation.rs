@@ -236,13 +236,16 @@ pub async fn record_escrow_and_session(
 /// (a creation that failed, safe to retry or not; a cancellation), with the reason; `false`
 /// when the order has moved on meanwhile. A slower writer (a reconciliation that listed DHMAD
 /// while the buyer's retry claimed the order and made the escrow) must not undo what landed
-/// first, so `from` is what the writer saw, never a wider set.
+/// first, so `from` is what the writer saw, never a wider set. With `claimed_at`, only over the
+/// creation claimed then: a create call that outlived the in-flight limit may come back after
+/// another actor resolved the order and the buyer's retry claimed it again, a live claim.
 pub async fn record_failure(
     e: impl PgExecutor<'_>,
     id: Uuid,
     from: &[OrderStatus],
     status: OrderStatus,
     reason: &str,
+    claimed_at: Option<OffsetDateTime>,
 ) -> sqlx::Result<bool> {
     debug_assert!(
         from.iter().all(|s| s.can_become(status)),
@@ -251,11 +254,13 @@ pub async fn record_failure(
     let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     let r = sqlx::query!(
         "UPDATE orders SET status = $2, failure_reason = $3, updated_at = now()
-          WHERE id = $1 AND status::text = ANY($4)",
+          WHERE id = $1 AND status::text = ANY($4)
+            AND ($5::timestamptz IS NULL OR escrow_attempted_at = $5)",
         id,
         status as OrderStatus,
         reason,
-        &from as &[&str]
+        &from as &[&str],
+        claimed_at
     )
     .execute(e)
     .await?;
@@ -277,31 +282,6 @@ pub async fn set_failure_reason_if_new(
     .execute(e)
     .await?;
     Ok(())
-}
-
-/// [`record_failure`] of the create call made under the claim of `claimed_at`: not of a later
-/// claim (an attempt that outlived the in-flight limit may come back after another actor
-/// resolved the order and the buyer's retry claimed it again, and that claim is live).
-pub async fn record_creation_failure(
-    e: impl PgExecutor<'_>,
-    id: Uuid,
-    claimed_at: Option<OffsetDateTime>,
-    status: OrderStatus,
-    reason: &str,
-) -> sqlx::Result<bool> {
-    debug_assert!(OrderStatus::CreatingEscrow.can_become(status), "{status:?}");
-    let r = sqlx::query!(
-        "UPDATE orders SET status = $2, failure_reason = $3, updated_at = now()
-          WHERE id = $1 AND status = 'creating_escrow'
-            AND escrow_attempted_at IS NOT DISTINCT FROM $4",
-        id,
-        status as OrderStatus,
-        reason,
-        claimed_at
-    )
-    .execute(e)
-    .await?;
-    Ok(r.rows_affected() == 1)
 }
 
 /// Stores a note without changing the status (e.g. a session could not be opened).

@@ -199,8 +199,8 @@ pub(super) async fn create_failed(
     let public = Some("We could not start the payment with DHMAD; your order is saved");
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
-    let claim = order.escrow_attempted_at;
-    if db::orders::record_creation_failure(&mut *tx, order.id, claim, status, &reason).await? {
+    let (claimed, at) = ([OrderStatus::CreatingEscrow], order.escrow_attempted_at);
+    if db::orders::record_failure(&mut *tx, order.id, &claimed, status, &reason, at).await? {
         db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
     }
     tx.commit().await?;
