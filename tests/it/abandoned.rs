@@ -27,6 +27,12 @@ async fn abandoned_pass(w: &World) {
     assert!(n <= 1, "{n}");
 }
 
+/// The order was not cancelled: DHMAD was never asked to, and it still awaits payment.
+async fn assert_kept(w: &World, order: uuid::Uuid) {
+    assert_eq!(w.count_calls("POST", "/cancel").await, 0);
+    assert_eq!(w.app.order_json(order).await["status"], "awaiting_payment");
+}
+
 /// The payment page of `order` closed two hours ago, and `orders` had no news since.
 async fn two_hours_quiet(w: &World, order: uuid::Uuid, orders: &[uuid::Uuid]) {
     sqlx::query!(
@@ -138,11 +144,7 @@ async fn an_abandoned_order_is_not_cancelled_when_dhmad_cannot_say_it_was_paid(p
         .await
         .unwrap();
     assert_eq!(n, 0);
-    assert_eq!(w.count_calls("POST", "/cancel").await, 0);
-    assert_eq!(
-        w.app.order_json(s.order_id).await["status"],
-        "awaiting_payment"
-    );
+    assert_kept(&w, s.order_id).await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -243,11 +245,7 @@ async fn a_buyer_who_comes_back_while_dhmad_is_asked_keeps_the_order(pool: PgPoo
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(job.await.unwrap(), 0, "the order is not abandoned any more");
-    assert_eq!(w.count_calls("POST", "/cancel").await, 0);
-    assert_eq!(
-        w.app.order_json(s.order_id).await["status"],
-        "awaiting_payment"
-    );
+    assert_kept(&w, s.order_id).await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -271,9 +269,5 @@ async fn an_order_whose_payment_page_is_being_opened_is_not_cancelled(pool: PgPo
     let (r, n) = tokio::join!(pay, job);
     assert_eq!(r.status(), 303);
     assert_eq!(n, 0);
-    assert_eq!(w.count_calls("POST", "/cancel").await, 0);
-    assert_eq!(
-        w.app.order_json(s.order_id).await["status"],
-        "awaiting_payment"
-    );
+    assert_kept(&w, s.order_id).await;
 }
