@@ -67,6 +67,8 @@ pub struct OrderJson {
     /// Standard mode: who has signed the contract; null for other modes.
     #[schema(required)]
     contract: Option<ContractJson>,
+    /// What went wrong before payment, in a fixed text for the buyer (the back office shows
+    /// the merchant DHMAD's own answer).
     #[schema(required)]
     failure_reason: Option<String>,
     #[schema(required)]
@@ -114,6 +116,7 @@ pub async fn json(State(s): State<AppState>, IdPath(id): IdPath) -> AppResult<Js
         checkout_url: order_page::live_pay_url(&mut conn, &o).await?,
         digital_code: o.visible_good().map(str::to_owned),
         payment_review: o.in_payment_review(),
+        failure_reason: o.public_failure().map(str::to_owned),
         dispute_open: o.dispute_open(),
         id: o.id,
         status: o.status,
@@ -125,7 +128,6 @@ pub async fn json(State(s): State<AppState>, IdPath(id): IdPath) -> AppResult<Js
         buyer_email: o.buyer_email,
         mode: o.mode,
         cancellation: o.cancellation,
-        failure_reason: o.failure_reason,
         deposit_rejection_reason: o.deposit_rejection_reason,
         delivery_rejection_reason: o.delivery_rejection_reason,
         created_at: o.created_at,

@@ -427,6 +427,25 @@ impl Order {
         self.digital_code.as_deref().filter(|_| stands)
     }
 
+    /// What a failure means for the buyer, in a fixed text. The stored `failure_reason` is for
+    /// the merchant: it carries DHMAD's answers, database errors and escrow ids, which a page
+    /// that anyone holding the order's link can read must not show.
+    pub fn public_failure(&self) -> Option<&'static str> {
+        self.failure_reason.as_ref()?;
+        Some(match self.status {
+            OrderStatus::New | OrderStatus::EscrowFailed => {
+                "We could not start the payment with DHMAD; your order is saved"
+            }
+            OrderStatus::NeedsReconciliation => {
+                "DHMAD's answer did not reach us; we are checking with DHMAD before trying again"
+            }
+            // Only cancels before payment record a failure (by the buyer, the shop, the
+            // abandoned-order job, or an escrow DHMAD no longer knows).
+            OrderStatus::Cancelled => "This order was cancelled before payment",
+            _ => return None,
+        })
+    }
+
     /// The shop owes DHMAD a `deliver` call: an instant order whose money DHMAD holds.
     pub fn deliver_due(&self) -> bool {
         self.status == OrderStatus::Paid

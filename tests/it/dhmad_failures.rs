@@ -22,7 +22,16 @@ async fn a_dhmad_500_on_create_keeps_the_order_and_a_retry_recovers_it(pool: PgP
         .unwrap();
     // DHMAD may have created the escrow before failing: the order waits for a look.
     assert_eq!(row.status, "needs_reconciliation");
-    assert!(row.failure_reason.unwrap().contains("500"));
+    let stored = row.failure_reason.unwrap();
+    assert!(stored.contains("500"), "{stored}");
+    // The merchant's text stays in the back office: the buyer's JSON, which anyone holding the
+    // link reads, says what happened in a fixed text.
+    let o = w.app.order_json(row.id).await;
+    assert_eq!(
+        o["failure_reason"],
+        "DHMAD's answer did not reach us; we are checking with DHMAD before trying again"
+    );
+    assert!(!o.to_string().contains(&stored), "{o}");
 
     // The same checkout again: same order, now with an escrow and a session.
     let r = w.checkout_form("chechia-red", "retry@example.tn").await;

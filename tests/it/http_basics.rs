@@ -136,15 +136,21 @@ async fn dhmad_unreachable_keeps_the_order_with_its_reason(pool: PgPool) {
         !page.contains("127.0.0.1:9"),
         "internal details stay internal"
     );
-    let row = sqlx::query!(r#"SELECT status::text AS "status!", failure_reason FROM orders"#)
+    let row = sqlx::query!(r#"SELECT id, status::text AS "status!", failure_reason FROM orders"#)
         .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(row.status, "escrow_failed");
-    assert!(row
-        .failure_reason
-        .unwrap()
-        .contains("could not reach DHMAD"));
+    let stored = row.failure_reason.unwrap();
+    assert!(stored.contains("could not reach DHMAD"), "{stored}");
+    // The reason is the merchant's; the order's JSON, which anyone holding the link reads,
+    // says what happened in a fixed text.
+    let o = app.order_json(row.id).await;
+    assert_eq!(
+        o["failure_reason"],
+        "We could not start the payment with DHMAD; your order is saved"
+    );
+    assert!(!o.to_string().contains(&stored), "{o}");
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -45,13 +45,16 @@ async fn an_order_whose_escrow_dhmad_forgot_gives_way_to_a_fresh_one(pool: PgPoo
     );
     let o = w.app.order_json(old).await;
     assert_eq!(o["status"], "cancelled");
-    assert!(
-        o["failure_reason"]
-            .as_str()
-            .unwrap()
-            .contains("no longer knows"),
-        "{o}"
+    assert_eq!(
+        o["failure_reason"],
+        "This order was cancelled before payment"
     );
+    let stored = sqlx::query_scalar!("SELECT failure_reason FROM orders WHERE id = $1", old)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.contains("no longer knows"), "{stored}");
     assert_eq!(
         w.app.order_json(s.order_id).await["status"],
         "awaiting_payment"
