@@ -114,6 +114,30 @@ struct Captured {
     checkout: Vec<mirror::Stmt>,
 }
 
+/// Issue 13's anchor for a duplicate, whatever the storefront sends for one: `BEGIN`, the
+/// unique event's inbox insert (which conflicts with the stored event) and `ROLLBACK`, as the
+/// storefront once did and a handler without a first look would.
+fn conflicting_insert(unique: &[mirror::Stmt]) -> anyhow::Result<Vec<mirror::Stmt>> {
+    let starts = |s: &mirror::Stmt, with: &str| s.sql.trim_start().starts_with(with);
+    let begin = unique
+        .iter()
+        .position(|s| s.simple && starts(s, "BEGIN"))
+        .context("no BEGIN among a unique event's statements")?;
+    let insert = begin
+        + unique[begin..]
+            .iter()
+            .position(|s| starts(s, "INSERT INTO webhook_inbox"))
+            .context("no inbox insert in a unique event's transaction")?;
+    let mut stmts = vec![unique[begin].clone(), unique[insert].clone()];
+    stmts.push(mirror::Stmt {
+        sql: "ROLLBACK".into(),
+        params: Vec::new(),
+        simple: true,
+        options: stmts[0].options.clone(),
+    });
+    Ok(stmts)
+}
+
 /// Waits until the storefront sends no statement for 300 ms (its jobs are idle), at most 10 s.
 async fn settle(cap: &Capture) {
     for _ in 0..33 {
@@ -242,7 +266,7 @@ async fn capture_with(ctx: &mut Ctx, cap: &Capture, results: &mut Results) -> an
     };
     ctx.anchors = Anchors {
         ingest: write("ingest", &unique, INGEST_HEADER)?,
-        duplicate: write("duplicate", &duplicate, DUPLICATE_HEADER)?,
+        duplicate: write("duplicate", &conflicting_insert(&unique)?, DUPLICATE_HEADER)?,
         order_json: write("order-json", &json, READ_HEADER)?,
         order_page: write("order-page", &page, READ_HEADER)?,
     };
@@ -254,14 +278,29 @@ async fn capture_with(ctx: &mut Ctx, cap: &Capture, results: &mut Results) -> an
             .collect::<Vec<_>>()
             .join("; ")
     ));
+    let numbered = |lines: Vec<String>| {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(k, s)| format!("  {}. `{}`", k + 1, s.replace('`', "'")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    results.profile.push(format!(
+        "- statements of one duplicate event, captured:\n{}",
+        numbered(mirror::summarize(&duplicate))
+    ));
     for (what, a) in [
-        ("unique paid event", &ctx.anchors.ingest),
-        ("duplicate event", &ctx.anchors.duplicate),
-        ("`GET /api/orders/{id}`", &ctx.anchors.order_json),
-        ("`GET /orders/{id}`", &ctx.anchors.order_page),
+        ("unique paid event, captured", &ctx.anchors.ingest),
+        (
+            "duplicate's anchor, issue 13's (`BEGIN`, the unique event's inbox insert, `ROLLBACK`)",
+            &ctx.anchors.duplicate,
+        ),
+        ("`GET /api/orders/{id}`, captured", &ctx.anchors.order_json),
+        ("`GET /orders/{id}`, captured", &ctx.anchors.order_page),
     ] {
         results.profile.push(format!(
-            "- statements of one {what}, captured (anchor script `{}`, `PGOPTIONS={}`):\n{}",
+            "- statements of one {what} (anchor script `{}`, `PGOPTIONS={}`):\n{}",
             a.path.display(),
             a.options(),
             a.mirror
@@ -273,14 +312,6 @@ async fn capture_with(ctx: &mut Ctx, cap: &Capture, results: &mut Results) -> an
                 .join("\n")
         ));
     }
-    let numbered = |lines: Vec<String>| {
-        lines
-            .iter()
-            .enumerate()
-            .map(|(k, s)| format!("  {}. `{}`", k + 1, s.replace('`', "'")))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
     results.profile.push(format!(
         "- statements of one checkout (`POST /api/checkout`, a new order), captured:\n{}",
         numbered(mirror::summarize(&checkout))

@@ -48,6 +48,17 @@ pub async fn insert(
     .await
 }
 
+/// Whether an event with this id is stored (so applied, or set aside for good).
+pub async fn contains(e: impl PgExecutor<'_>, event_id: &str) -> sqlx::Result<bool> {
+    let found = sqlx::query_scalar!(
+        "SELECT 1 AS \"found!\" FROM webhook_inbox WHERE event_id = $1",
+        event_id
+    )
+    .fetch_optional(e)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// Corrects the stored outcome when applying the event ended otherwise than expected.
 pub async fn finish(
     e: impl PgExecutor<'_>,
