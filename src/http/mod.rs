@@ -22,6 +22,7 @@ mod order_page;
 mod orders;
 mod rate_limit;
 mod shop;
+mod static_files;
 mod webhooks;
 
 use std::time::Duration;
@@ -39,7 +40,6 @@ use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    services::ServeDir,
     set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
     trace::TraceLayer,
@@ -209,7 +209,7 @@ pub fn router(state: AppState) -> Router {
         .merge(private)
         .merge(checkout)
         .merge(actions)
-        .nest_service("/static", ServeDir::new(&state.config.static_dir))
+        .nest_service("/static", static_files::service(&state.config.static_dir))
         .fallback(|| async { AppError::NotFound })
         .layer(edge)
         .with_state(state)

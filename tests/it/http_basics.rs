@@ -37,6 +37,30 @@ async fn catalog_products_and_probes(pool: PgPool) {
     assert_eq!(app.get("/nope").await.status(), 404);
 }
 
+/// Files the static directory does not have are 404, including names the file system refuses
+/// (tower-http's `ServeDir` answers 500 for a name longer than `NAME_MAX`).
+#[sqlx::test(migrations = "./migrations")]
+async fn a_static_file_we_do_not_have_is_404_whatever_its_name(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let long = "a".repeat(300);
+    for path in [
+        "/static/missing.css".to_owned(),
+        format!("/static/{long}"),
+        format!("/static/a/{long}"),
+        "/static/app.css/x".to_owned(),
+        "/static/%00".to_owned(),
+        "/static/..%2F..%2Fetc%2Fpasswd".to_owned(),
+    ] {
+        let r = app.get(&path).await;
+        assert_eq!(r.status(), 404, "{path}");
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("Not found") || page.contains("not found"),
+            "{path}: {page}"
+        );
+    }
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn readyz_fails_when_the_database_is_gone(pool: PgPool) {
     let app = spawn_offline(pool.clone()).await;

@@ -1,0 +1,36 @@
+//! `/static/…`: tower-http's `ServeDir`, with one rule of ours on top: a file we do not have is
+//! our 404 page, whatever its name. `ServeDir` answers 500 for a name the file system refuses
+//! (longer than `NAME_MAX`, for one), which anyone can send, and its own 404 has no body.
+
+use std::{convert::Infallible, io, path::Path};
+
+use axum::{
+    extract::Request,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use tower::{service_fn, Service};
+use tower_http::services::ServeDir;
+
+use crate::error::AppError;
+
+pub(super) fn service(
+    dir: &Path,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone {
+    let serve = ServeDir::new(dir);
+    service_fn(move |req: Request| {
+        let mut serve = serve.clone();
+        async move {
+            Ok(match serve.try_call(req).await {
+                Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
+                    AppError::NotFound.into_response()
+                }
+                Ok(resp) => resp.into_response(),
+                Err(e) if e.kind() == io::ErrorKind::InvalidFilename => {
+                    AppError::NotFound.into_response()
+                }
+                Err(e) => AppError::Internal(e.into()).into_response(),
+            })
+        }
+    })
+}
