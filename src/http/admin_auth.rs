@@ -1,6 +1,7 @@
 //! Who may use the back office: scripts with `Authorization: Bearer $ADMIN_TOKEN`, browsers
 //! with a server-side session opened by the login form. The browser's cookie holds a random
-//! session id (the database only its hash), expires, and is revoked on logout; the admin token
+//! session id (the database only its HMAC under the admin token, so a new token ends every
+//! session), expires, and is revoked on logout and by the next login; the admin token
 //! itself never travels in a cookie. Failed logins (the form's or a wrong Bearer token) are
 //! throttled per client address, and every back-office action is written to the audit trail
 //! with who, when and from where.
@@ -13,9 +14,10 @@ use axum::{
     Extension, Form,
 };
 use axum_extra::extract::{cookie::SameSite, CookieJar};
+use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -60,8 +62,16 @@ impl Admin {
     }
 }
 
-fn hash(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
+/// What the database keeps of a session id: its HMAC under the admin token, never the id. A
+/// stolen table opens nothing, and a new `ADMIN_TOKEN` (rotated after a leak) ends every
+/// session opened under the old one, whose ids no longer hash to what is stored. `None` when
+/// the back office is disabled.
+fn session_key(state: &AppState, id: &str) -> Option<String> {
+    let token = state.config.admin_token.as_ref()?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(token.expose_secret().as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(id.as_bytes());
+    Some(hex::encode(mac.finalize().into_bytes()))
 }
 
 fn token_matches(state: &AppState, presented: &str) -> Option<bool> {
@@ -106,8 +116,10 @@ impl FromRequestParts<AppState> for Admin {
                     addr,
                 });
             }
-        } else if let Some(id) = jar.get(cookies::ADMIN) {
-            let id_hash = hash(id.value());
+        } else if let Some(id_hash) = jar
+            .get(cookies::ADMIN)
+            .and_then(|id| session_key(state, id.value()))
+        {
             let valid = db::admin::session_valid(&state.pool, &id_hash)
                 .await
                 .map_err(|e| AppError::from(e).into_response())?;
@@ -167,8 +179,16 @@ pub async fn login(
         return Err(AppError::Unauthorized("wrong admin token".into()));
     }
     db::admin::login_succeeded(&s.pool, attempt).await?;
+    // The session this browser had (if any) ends with the new one: a copy of its cookie
+    // taken meanwhile opens nothing.
+    if let Some(old) = jar
+        .get(cookies::ADMIN)
+        .and_then(|c| session_key(&s, c.value()))
+    {
+        db::admin::revoke_session(&s.pool, &old).await?;
+    }
     let id = cookies::random_token();
-    let id_hash = hash(&id);
+    let id_hash = session_key(&s, &id).ok_or(AppError::NotFound)?;
     let expires = OffsetDateTime::now_utc() + SESSION_LIFE;
     db::admin::create_session(&s.pool, &id_hash, expires, &addr).await?;
     let admin = Admin {
@@ -196,8 +216,10 @@ pub async fn logout(
     ClientAddr { addr, .. }: ClientAddr,
     jar: CookieJar,
 ) -> AppResult<(CookieJar, Redirect)> {
-    if let Some(id) = jar.get(cookies::ADMIN) {
-        let id_hash = hash(id.value());
+    if let Some(id_hash) = jar
+        .get(cookies::ADMIN)
+        .and_then(|id| session_key(&s, id.value()))
+    {
         if db::admin::session_valid(&s.pool, &id_hash).await? {
             db::admin::revoke_session(&s.pool, &id_hash).await?;
             let admin = Admin {

@@ -53,6 +53,74 @@ async fn the_session_cookie_is_not_the_token_and_dies_on_logout(pool: PgPool) {
     assert_eq!(actions, ["login", "logout"]);
 }
 
+/// A leaked token is rotated: every session opened with the old one ends with it, on the
+/// instance started with the new token.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_new_admin_token_ends_the_sessions_of_the_old_one(pool: PgPool) {
+    let old = spawn_offline(pool.clone()).await;
+    let login = old
+        .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
+        .await;
+    assert_eq!(login.status(), 303);
+    let cookie = admin_cookie(&login);
+    let open = |app: &TestApp| {
+        bare_client()
+            .get(app.url("/admin"))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    assert_eq!(open(&old).await.unwrap().status(), 200);
+
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.admin_token = Some("a-new-token-after-the-leak".to_owned().into());
+    let rotated = spawn(pool, cfg).await;
+    let refused = open(&rotated).await.unwrap();
+    assert_eq!(refused.status(), 303);
+    assert_eq!(refused.headers()["location"], "/admin/login");
+    let again = rotated
+        .post_form("/admin/login", &[("token", "a-new-token-after-the-leak")])
+        .await;
+    assert_eq!(again.status(), 303);
+    assert_eq!(
+        bare_client()
+            .get(rotated.url("/admin"))
+            .header("cookie", admin_cookie(&again))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+/// Logging in again ends the browser's previous session: a copy of its cookie opens nothing.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_new_login_ends_the_browsers_previous_session(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let first = app
+        .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
+        .await;
+    let copied = admin_cookie(&first);
+    let second = app
+        .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
+        .await;
+    assert_eq!(second.status(), 303);
+    let open = |cookie: String| {
+        bare_client()
+            .get(app.url("/admin"))
+            .header("cookie", cookie)
+            .send()
+    };
+    assert_eq!(open(admin_cookie(&second)).await.unwrap().status(), 200);
+    let old = open(copied).await.unwrap();
+    assert_eq!(old.status(), 303);
+    assert_eq!(old.headers()["location"], "/admin/login");
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn guessing_the_token_is_throttled(pool: PgPool) {
     let app = spawn_offline(pool).await;
