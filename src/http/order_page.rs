@@ -108,7 +108,7 @@ fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
             "Sign the contract on DHMAD's page; once the shop has signed too, you can pay."
         }
         OrderStatus::AwaitingPayment => "Your payment link has expired or was not used. Start a new payment below.",
-        _ if o.cancellation == Some(Cancellation::Requested) => {
+        _ if o.cancellation_request() == Some(Cancellation::Requested) => {
             "You asked to cancel. The shop will accept (DHMAD then refunds you) or decline."
         }
         OrderStatus::Paid if o.is_instant() => "Payment confirmed. Your code is below.",
@@ -180,7 +180,7 @@ pub async fn render_page(
         contract,
         refresh: o.expects_news() && !o.in_payment_review(),
         payment_review: o.in_payment_review(),
-        cancellation: o.cancellation.map(|c| match c {
+        cancellation: o.cancellation_request().map(|c| match c {
             Cancellation::Requested => "You asked to cancel; the shop has not answered yet.",
             Cancellation::Rejected => "The shop declined your cancellation request.",
             Cancellation::Accepted => "Cancellation accepted: DHMAD refunds you.",

@@ -57,7 +57,9 @@ pub struct OrderJson {
     mode: Mode,
     /// A guest's payment proof awaits DHMAD's approval: nothing more to pay.
     payment_review: bool,
-    /// The buyer's cancellation request after payment: null, requested, rejected, accepted.
+    /// The buyer's cancellation request after payment: null, requested (only while DHMAD
+    /// holds the money: a cancel, a dispute or the release makes a pending request moot),
+    /// rejected, accepted.
     #[schema(required)]
     cancellation: Option<Cancellation>,
     dispute_open: bool,
@@ -116,6 +118,7 @@ pub async fn json(State(s): State<AppState>, IdPath(id): IdPath) -> AppResult<Js
         checkout_url: order_page::live_pay_url(&mut conn, &o).await?,
         digital_code: o.visible_good().map(str::to_owned),
         payment_review: o.in_payment_review(),
+        cancellation: o.cancellation_request(),
         failure_reason: o.public_failure().map(str::to_owned),
         dispute_open: o.dispute_open(),
         id: o.id,
@@ -127,7 +130,6 @@ pub async fn json(State(s): State<AppState>, IdPath(id): IdPath) -> AppResult<Js
         currency: o.currency,
         buyer_email: o.buyer_email,
         mode: o.mode,
-        cancellation: o.cancellation,
         deposit_rejection_reason: o.deposit_rejection_reason,
         delivery_rejection_reason: o.delivery_rejection_reason,
         created_at: o.created_at,

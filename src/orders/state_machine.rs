@@ -345,7 +345,7 @@ impl Order {
         let unpaid = self.status.is_open() && self.status != S::CreatingEscrow;
         let held = matches!(self.status, S::Paid | S::Delivered);
         let review = self.in_payment_review();
-        let request_pending = self.cancellation == Some(Cancellation::Requested);
+        let request_pending = self.cancellation_request() == Some(Cancellation::Requested);
         let awaiting = self.status == S::AwaitingPayment;
         let standard = self.mode == Mode::Standard;
         let phase = self.proof_phase.as_deref();
@@ -406,6 +406,16 @@ impl Order {
     /// A guest's payment proof awaits DHMAD's approval: no new payment may be offered.
     pub fn in_payment_review(&self) -> bool {
         self.payment_review_since.is_some() && self.status == OrderStatus::AwaitingPayment
+    }
+
+    /// The buyer's cancellation request as it stands. A request waits for the shop only while
+    /// DHMAD holds the money: once the escrow is cancelled, disputed or released, it is moot
+    /// (DHMAD keeps no answer to give), and showing it would promise an outcome that can no
+    /// longer come.
+    pub fn cancellation_request(&self) -> Option<Cancellation> {
+        let held = matches!(self.status, OrderStatus::Paid | OrderStatus::Delivered);
+        self.cancellation
+            .filter(|c| *c != Cancellation::Requested || held)
     }
 
     /// A dispute is open with DHMAD.

@@ -278,6 +278,43 @@ async fn a_rejected_request_lets_the_merchant_ship(pool: PgPool) {
     w.wait_status(s.order_id, "delivered").await;
 }
 
+/// A request the shop never answered is moot once the buyer opens a dispute: the page speaks
+/// of the dispute, not of an answer that can no longer come.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_request_overtaken_by_a_dispute_is_no_longer_shown_as_waiting(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "overtaken@example.tn").await;
+    let ask = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    w.finish_on_dhmad(ask, json!({})).await;
+    w.wait_json(s.order_id, "the request", |o| {
+        o["cancellation"] == "requested"
+    })
+    .await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{}/dispute", s.order_id), &[])
+        .await;
+    w.finish_on_dhmad(r, json!({"note": "no answer from the shop"}))
+        .await;
+    let o = w.wait_status(s.order_id, "disputed").await;
+    assert_eq!(o["cancellation"], serde_json::Value::Null, "{o}");
+    let page = w
+        .app
+        .get(&format!("/orders/{}", s.order_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("dispute is open"), "{page}");
+    assert!(
+        !page.contains("The shop will accept") && !page.contains("has not answered yet"),
+        "{page}"
+    );
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn the_merchant_cancels_and_refunds_a_paid_order(pool: PgPool) {
     let w = world(pool, |_| {}).await;
