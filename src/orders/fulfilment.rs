@@ -7,7 +7,7 @@ use dhmad::{CheckoutAction, EscrowStatus};
 use rand::Rng;
 use uuid::Uuid;
 
-use super::{notify, sessions, sync, Action, Order, OrderError, OrderResult};
+use super::{notify, sessions, sync, Action, Cancellation, Order, OrderError, OrderResult};
 use crate::db::{self, events::NewEvent, outbox::Job};
 use crate::state::AppState;
 
@@ -171,6 +171,13 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                     order.status.as_str()
                 )));
             }
+            if let Some(why) = ship_held(&order) {
+                let line = format!(
+                    "The delivery was not sent to DHMAD: {why}. Ship again once it is settled"
+                );
+                db::events::add(&state.pool, order.id, "ship_held", &line, None).await?;
+                return Ok(JobOutcome::Done(format!("not sent: {why}")));
+            }
             if job.attempts > 1 && !still_paid(state, &escrow_id).await? {
                 return Ok(JobOutcome::Done("escrow already moved on".into()));
             }
@@ -219,6 +226,18 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
         }),
     )
     .await
+}
+
+/// Why the merchant's "ship" (the `deliver` of a quick or standard order) may not go to DHMAD
+/// now, though it was queued when it could: the buyer has asked to cancel since, and the shop
+/// answers that first, as the state machine has the button wait (`Action::Ship`). A dead job
+/// run again from the outbox page is held the same way. (The proof gate is left to DHMAD,
+/// which refuses with 409 while its copy is behind ours.) An instant order's deliver is the
+/// shop's own hand-over, due with the payment.
+fn ship_held(order: &Order) -> Option<&'static str> {
+    let asked = order.cancellation_request() == Some(Cancellation::Requested);
+    (!order.is_instant() && asked)
+        .then_some("the buyer's cancellation request waits for the shop's answer")
 }
 
 /// A failed attempt: tried again later, or given up once the job has had its attempts.

@@ -315,6 +315,63 @@ async fn a_request_overtaken_by_a_dispute_is_no_longer_shown_as_waiting(pool: Pg
     );
 }
 
+/// A deliver queued before the buyer asked to cancel (a retry in flight, or a dead job run
+/// again from the outbox page) is not sent while the request waits: the shop answers first, as
+/// the "ship" button does.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_queued_ship_waits_for_the_answer_to_a_cancellation_request(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "asked-first@example.tn").await;
+    let ask = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    w.finish_on_dhmad(ask, json!({})).await;
+    w.wait_json(s.order_id, "the request", |o| {
+        o["cancellation"] == "requested"
+    })
+    .await;
+    // The merchant's "ship" from before the request, still queued.
+    let job = sqlx::query_scalar!(
+        "INSERT INTO outbox_jobs (kind, order_id) VALUES ('deliver', $1) RETURNING id",
+        s.order_id
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    let mut done = None;
+    for _ in 0..200 {
+        done = sqlx::query_scalar!(
+            "SELECT id FROM outbox_jobs WHERE id = $1 AND done_at IS NOT NULL",
+            job
+        )
+        .fetch_optional(&w.app.pool)
+        .await
+        .unwrap();
+        if done.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(done.is_some(), "the worker ran the job");
+    assert_eq!(
+        w.count_calls("POST", "/deliver").await,
+        0,
+        "nothing sent to DHMAD"
+    );
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["status"], "paid");
+    let held: Vec<String> = sqlx::query_scalar!(
+        "SELECT detail FROM order_events WHERE order_id = $1 AND kind = 'ship_held'",
+        s.order_id
+    )
+    .fetch_all(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0].contains("cancellation request"), "{held:?}");
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn the_merchant_cancels_and_refunds_a_paid_order(pool: PgPool) {
     let w = world(pool, |_| {}).await;
