@@ -65,12 +65,14 @@ pub fn router(state: AppState) -> Router {
     let action_limit = rate_limit::per_minute(&state.config, limits.actions_per_minute);
     // Pages and JSON about one order, and the whole back office: never kept by a cache (a
     // shared computer's browser history, a proxy) once the visitor has moved on. Checkouts and
-    // order actions too: a refused one answers with the order page or the buyer's input.
+    // order actions too: a refused one answers with the order page or the buyer's input. And
+    // the catalog, which gives each browser its own checkout and CSRF tokens.
     let no_store = SetResponseHeaderLayer::overriding(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     );
     let private = Router::new()
+        .route("/", get(shop::catalog))
         .route("/orders/{id}", get(orders::page))
         .route("/orders/{id}/checkout", get(checkout_wait::page))
         .route("/api/orders/{id}", get(orders::json))
@@ -192,7 +194,6 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     Router::new()
-        .route("/", get(shop::catalog))
         .route("/api/products", get(shop::products))
         .route("/openapi.json", get(openapi::document))
         .route(

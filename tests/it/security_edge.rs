@@ -329,7 +329,10 @@ async fn private_pages_are_not_cached_and_https_gets_hsts(pool: PgPool) {
             OffsetDateTime::now_utc(),
         )
         .await;
+    // The catalog too: it gives each browser its own checkout token and CSRF token, which a
+    // shared cache would hand to every visitor.
     for path in [
+        "/".into(),
         format!("/orders/{id}"),
         format!("/api/orders/{id}"),
         "/admin/login".into(),
