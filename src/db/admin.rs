@@ -87,6 +87,30 @@ pub async fn login_succeeded(e: impl PgExecutor<'_>, attempt: i64) -> sqlx::Resu
     Ok(())
 }
 
+/// Forgets what no longer decides anything, at most `limit` rows of each per call: failed
+/// logins from before `before` (older than the throttle's window) and sessions that expired or
+/// were revoked before it. Returns how many rows went.
+pub async fn prune(pool: &super::Pool, before: OffsetDateTime, limit: i64) -> sqlx::Result<u64> {
+    let failures = sqlx::query!(
+        "DELETE FROM admin_login_failures WHERE id IN (
+             SELECT id FROM admin_login_failures WHERE at < $1 ORDER BY at LIMIT $2)",
+        before,
+        limit
+    )
+    .execute(pool)
+    .await?;
+    let sessions = sqlx::query!(
+        "DELETE FROM admin_sessions WHERE id_hash IN (
+             SELECT id_hash FROM admin_sessions
+             WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2)",
+        before,
+        limit
+    )
+    .execute(pool)
+    .await?;
+    Ok(failures.rows_affected() + sessions.rows_affected())
+}
+
 /// One back-office action, appended to the audit trail.
 pub struct AuditEntry<'a> {
     pub actor: &'a str,

@@ -1,11 +1,12 @@
 //! Background jobs, all stopped by one `CancellationToken` (`Shared::shutdown`), each after the
 //! unit of work in hand: the outbox worker, the reconciler
-//! and the session-expiry sweeper, which spend DHMAD's call budget only as background work
+//! and the session-expiry sweeper (with the back office's housekeeping), which spend DHMAD's call budget only as background work
 //! (what buyers leave), and the checkout queue's worker, which serves buyers. Each is also
 //! callable once (`run_once`) for the CLI, the back office and tests.
 
 pub mod abandoned;
 pub mod checkout_queue;
+pub mod housekeeping;
 pub mod outbox;
 pub mod reconciler;
 pub mod sessions;
@@ -50,7 +51,8 @@ pub fn spawn_all(state: AppState, token: CancellationToken, budget_ready: bool) 
             let s = s.clone();
             async move {
                 sessions::run_once(&s).await?;
-                abandoned::run_once(&s).await.map(|n| n > 0)
+                let more = housekeeping::run_once(&s).await?;
+                abandoned::run_once(&s).await.map(|n| n > 0 || more)
             }
         },
     ));

@@ -245,3 +245,44 @@ async fn every_admin_action_is_audited_with_who_and_where(pool: PgPool) {
         .unwrap();
     assert_eq!(left, Some(2));
 }
+
+/// Failed logins and ended sessions are forgotten a day on: wrong tokens sent from many
+/// addresses do not grow the table for good, and what still decides is kept.
+#[sqlx::test(migrations = "./migrations")]
+async fn old_failed_logins_and_ended_sessions_are_forgotten(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    sqlx::query!(
+        "INSERT INTO admin_login_failures (client_addr, at)
+         SELECT '198.51.100.' || n, now() - interval '2 days' FROM generate_series(1, 30) n
+         UNION ALL SELECT '203.0.113.9', now() - interval '1 minute'"
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query!(
+        "INSERT INTO admin_sessions (id_hash, expires_at, revoked_at, client_addr) VALUES
+           ('ended', now() - interval '2 days', NULL, 'a'),
+           ('revoked', now() + interval '1 hour', now() - interval '2 days', 'b'),
+           ('live', now() + interval '1 hour', NULL, 'c'),
+           ('just-ended', now() - interval '1 hour', NULL, 'd')"
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    storefront::jobs::housekeeping::run_once(&app.state)
+        .await
+        .unwrap();
+
+    let failures: Vec<String> = sqlx::query_scalar!("SELECT client_addr FROM admin_login_failures")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(failures, ["203.0.113.9"]);
+    let sessions: Vec<String> =
+        sqlx::query_scalar!("SELECT id_hash FROM admin_sessions ORDER BY id_hash")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(sessions, ["just-ended", "live"]);
+}
