@@ -210,6 +210,16 @@ pub enum Error {
     /// DHMAD's ids are hex or UUIDs (`docs/dhmad-api.md` §1.6); never retried.
     #[error("not a DHMAD id: {0:?}")]
     InvalidId(String),
+    /// An answer longer than [`MAX_ANSWER_BYTES`](crate::MAX_ANSWER_BYTES): not read further
+    /// (a misrouted base URL or a faulty proxy must not fill the memory). Like [`Error::Decode`],
+    /// for a write the outcome is unknown.
+    #[error("DHMAD's answer (HTTP {status}) is over {limit} bytes: not read")]
+    TooLarge {
+        /// HTTP status.
+        status: u16,
+        /// The limit it passed.
+        limit: usize,
+    },
     /// A success status whose body is not the documented shape.
     #[error("could not read DHMAD's answer (HTTP {status}): {source}")]
     Decode {
@@ -258,6 +268,7 @@ impl Error {
             Error::Timeout
             | Error::Transport(_)
             | Error::Decode { .. }
+            | Error::TooLarge { .. }
             | Error::InvalidId(_)
             | Error::Throttled { .. } => None,
         }
@@ -271,7 +282,7 @@ impl Error {
     /// The HTTP status, if DHMAD answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::Decode { status, .. } => Some(*status),
+            Error::Decode { status, .. } | Error::TooLarge { status, .. } => Some(*status),
             other => other.api().map(|a| a.status),
         }
     }

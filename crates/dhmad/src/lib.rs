@@ -13,7 +13,7 @@ pub mod webhook;
 
 pub use client::{
     Admission, BuildError, CallRecord, Client, ClientBuilder, Gate, RateLimit, RetryPolicy,
-    SANDBOX_API_BASE,
+    MAX_ANSWER_BYTES, SANDBOX_API_BASE,
 };
 pub use enums::*;
 pub use error::{ApiError, Error, TransportError};

@@ -265,7 +265,7 @@ fn classify_create_error(err: dhmad::Error) -> (OrderStatus, String, OrderError)
             format!("DHMAD did not answer in time ({UNKNOWN})"),
             unavailable(late, unknown_cause),
         ),
-        E::Decode { .. } => (
+        E::Decode { .. } | E::TooLarge { .. } => (
             unknown,
             format!("DHMAD's answer could not be read ({UNKNOWN})"),
             unavailable(late, unknown_cause),

@@ -30,6 +30,10 @@ use transport::Retry;
 /// Where the local sandbox serves the API by default.
 pub const SANDBOX_API_BASE: &str = "http://127.0.0.1:6002/api/v1";
 
+/// The longest answer a call reads: DHMAD's largest (a page of `GET /escrows`) is tens of
+/// kilobytes; beyond this the call fails with [`Error::TooLarge`](crate::Error::TooLarge).
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
 /// A DHMAD API client. Cheap to clone; share one per process.
 #[derive(Clone)]
 pub struct Client {

@@ -114,7 +114,7 @@ impl Client {
             record.status = Some(resp.status().as_u16());
             record.rate_limit = RateLimit::from_headers(resp.headers());
             let status = resp.status();
-            let bytes = resp.bytes().await.map_err(map_reqwest)?;
+            let bytes = read_capped(resp).await?;
             Ok::<_, Error>((status, bytes))
         }
         .await;
@@ -140,6 +140,26 @@ impl Client {
         let reset = rate.and_then(|r| r.reset);
         Err(Error::from_response(status.as_u16(), &bytes, reset))
     }
+}
+
+/// The whole answer, unless it is longer than [`crate::MAX_ANSWER_BYTES`]: refused from its
+/// `Content-Length` when it says so, else as soon as the bytes read pass the limit.
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, Error> {
+    let limit = crate::MAX_ANSWER_BYTES;
+    let status = resp.status().as_u16();
+    let too_large = || Error::TooLarge { status, limit };
+    let announced = resp.content_length().unwrap_or(0);
+    if announced > limit as u64 {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    while let Some(chunk) = resp.chunk().await.map_err(map_reqwest)? {
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 fn map_reqwest(e: reqwest::Error) -> Error {

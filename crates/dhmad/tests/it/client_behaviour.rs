@@ -117,3 +117,61 @@ fn builder_validates_the_base_url() {
         );
     }
 }
+
+/// An answer over `MAX_ANSWER_BYTES` is not read into memory: refused from its
+/// `Content-Length`, and not retried (a misrouted base URL answers the same again).
+#[tokio::test]
+async fn an_answer_larger_than_the_limit_is_refused_from_its_length() {
+    let huge = "x".repeat(dhmad::MAX_ANSWER_BYTES + 1);
+    let server = Server::start(move |_, _| Reply::json(200, json!({ "pad": huge }))).await;
+    let err = server.client().get_escrow(ID).await.unwrap_err();
+    assert!(
+        matches!(err, dhmad::Error::TooLarge { status: 200, .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.count(), 1);
+}
+
+/// Without a `Content-Length` (chunked), reading stops once the limit is passed.
+#[tokio::test]
+async fn a_chunked_answer_is_cut_off_at_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 4096];
+        let _ = sock.read(&mut head).await.unwrap();
+        let start = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     transfer-encoding: chunked\r\n\r\n";
+        sock.write_all(start.as_bytes()).await.unwrap();
+        let chunk = vec![b' '; 64 * 1024];
+        // Up to 64 MiB, far past the limit: the client must hang up long before.
+        for _ in 0..1024 {
+            let frame = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+            if sock.write_all(&frame).await.is_err() {
+                return;
+            }
+            counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        let _ = sock.write_all(b"0\r\n\r\n").await;
+    });
+    let client = dhmad::Client::builder(KEY)
+        .base_url(format!("http://{addr}/api/v1"))
+        .timeout(std::time::Duration::from_secs(10))
+        .retry_policy(dhmad::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = client.get_escrow(ID).await.unwrap_err();
+    assert!(
+        matches!(err, dhmad::Error::TooLarge { status: 200, .. }),
+        "{err:?}"
+    );
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        sent < 16 * 1024 * 1024,
+        "the server could send {sent} bytes"
+    );
+}
