@@ -51,9 +51,9 @@ fn parse_reset(v: &str) -> Option<OffsetDateTime> {
 /// A read is retried after a timeout, a transport error, a 5xx or a 429, at most
 /// `max_retries` times. Between attempts it waits an exponential backoff (`initial_backoff`,
 /// doubling, capped at `max_backoff`) with equal jitter; after a 429 it waits instead until
-/// `X-RateLimit-Reset` (or the body's `retryAfter`), unless that is further away than
-/// `max_rate_limit_wait`, in which case the 429 is returned at once as
-/// [`Error::RateLimited`].
+/// `X-RateLimit-Reset` or for the body's `retryAfter`, whichever is later (a reset already
+/// past counts for nothing), unless that is further away than `max_rate_limit_wait`, or
+/// neither is known: then the 429 is returned at once as [`Error::RateLimited`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -119,14 +119,16 @@ impl RetryPolicy {
             retry_after, reset, ..
         } = err
         {
-            let until_reset = reset.map(|r| {
-                let d = r - OffsetDateTime::now_utc();
-                Duration::from_millis(d.whole_milliseconds().clamp(0, u64::MAX as i128) as u64)
+            // A reset already past says nothing (our clock may run ahead of DHMAD's): it must
+            // not hide the body's `retryAfter`. The longest known wait wins.
+            let until_reset = reset.and_then(|r| {
+                let ms = (r - OffsetDateTime::now_utc()).whole_milliseconds();
+                (ms > 0).then(|| Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
             });
-            if let Some(wait) = until_reset.or(*retry_after) {
-                return (wait <= self.max_rate_limit_wait)
-                    .then_some(wait + Duration::from_millis(50));
-            }
+            // With no hint at all, an early retry only spends another call of the window:
+            // the 429 goes back to the caller, whose budget knows when to try again.
+            let wait = until_reset.max(*retry_after)?;
+            return (wait <= self.max_rate_limit_wait).then_some(wait + Duration::from_millis(50));
         }
         let exp = self
             .initial_backoff

@@ -296,3 +296,42 @@ async fn connection_refused_is_a_transport_error() {
     assert!(err.is_transient());
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// Our clock ahead of DHMAD's: its reset reads as past, which must not hide `retryAfter`
+/// (an at-once retry would only meet another 429 and spend another call).
+#[tokio::test]
+async fn a_reset_already_past_does_not_hide_retry_after() {
+    let server = Server::start(|_, i| {
+        if i == 0 {
+            let past = time::OffsetDateTime::now_utc() - time::Duration::seconds(30);
+            Reply::json(
+                429,
+                json!({"error":"Too Many Requests","message":"Slow down","retryAfter":1}),
+            )
+            .header("X-RateLimit-Reset", dhmad::iso::format(past))
+        } else {
+            Reply::json(
+                200,
+                json!({"balance":{"available":0,"pending":0,"escrow":0}}),
+            )
+        }
+    })
+    .await;
+    let started = Instant::now();
+    server.client().balance().await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "retried after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.count(), 2);
+}
+
+/// A 429 that says nothing of when to come back is returned at once, not retried blindly.
+#[tokio::test]
+async fn a_429_without_any_hint_is_returned_at_once() {
+    let server = Server::start(|_, _| Reply::json(429, json!({"error":"Too Many Requests"}))).await;
+    let err = server.client().balance().await.unwrap_err();
+    assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
+    assert_eq!(server.count(), 1);
+}
