@@ -32,11 +32,15 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<SessionEnvelope>, ApiError> {
-    let store = state.lock_store();
+    // A session past its `expiresAt` reads `expired` now, not at the deadline ticker's next
+    // round (as the hosted page does).
+    let ctx = state.ctx();
+    let mut store = state.lock_store();
     let s = store
         .sessions
-        .get(&id)
+        .get_mut(&id)
         .ok_or(Refusal::NotFound("Checkout session not found"))?;
+    sessions::expire_if_due(s, ctx.now);
     Ok(Json(SessionEnvelope {
         session: s.to_wire(),
     }))

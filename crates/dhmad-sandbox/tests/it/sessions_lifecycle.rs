@@ -139,3 +139,26 @@ async fn control_cancel_and_expire_merge_the_query() {
         .await;
     assert_eq!(st, 404);
 }
+
+/// A session past its `expiresAt` reads `expired` on access, not only once the deadline ticker
+/// has gone round (here it never does).
+#[tokio::test]
+async fn a_session_reads_expired_on_access_between_ticks() {
+    let mut config = dhmad_sandbox::SandboxConfig::for_tests();
+    config.tick_interval = std::time::Duration::from_secs(3600);
+    let env = Env::with(config).await;
+    let id = env.instant(10).await;
+    let created = env
+        .client
+        .create_session(&id, &CreateSession::new(A::AcceptPay, BUYER, CALLBACK))
+        .await
+        .unwrap();
+    // To a second before expiry (which fires nothing), then the real clock takes it past.
+    let (st, _) = env
+        .control("/sandbox/clock/advance", json!({"seconds": 1799}))
+        .await;
+    assert_eq!(st, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let s = env.client.get_session(&created.session_id).await.unwrap();
+    assert_eq!(s.status.as_str(), "expired");
+}
