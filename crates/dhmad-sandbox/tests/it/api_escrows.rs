@@ -267,3 +267,29 @@ async fn out_of_range_inputs_are_400_and_the_sandbox_keeps_serving() {
     assert_eq!(env.status(&id).await, "pending");
     env.instant(12).await;
 }
+
+/// The contract writes `signatures` (no contract), `disputeTicketId` and `disputeTicket` (no
+/// dispute) as `null`, not leaving them out: a strict client sees the same keys as from DHMAD.
+#[tokio::test]
+async fn absent_contract_and_dispute_read_as_null() {
+    let env = Env::start().await;
+    let id = env.quick().await;
+    let body: serde_json::Value = env
+        .http
+        .get(env.url(&format!("/api/v1/escrows/{id}")))
+        .bearer_auth(env.sandbox.api_key())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let escrow = body["escrow"].as_object().unwrap();
+    for key in ["signatures", "disputeTicketId", "disputeTicket"] {
+        assert_eq!(
+            escrow.get(key),
+            Some(&serde_json::Value::Null),
+            "{key}: {body}"
+        );
+    }
+}

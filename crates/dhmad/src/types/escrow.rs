@@ -255,14 +255,14 @@ pub struct Escrow {
     /// Your app's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by_application_name: Option<String>,
-    /// Dispute ticket id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Dispute ticket id. `null` when there is none, as DHMAD writes it (not left out).
+    #[serde(default)]
     pub dispute_ticket_id: Option<String>,
-    /// Dispute ticket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Dispute ticket. `null` when there is none, as DHMAD writes it (not left out).
+    #[serde(default)]
     pub dispute_ticket: Option<DisputeTicket>,
-    /// Contract signatures (standard mode).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Contract signatures (standard mode). `null` when there is none, as DHMAD writes it (not left out).
+    #[serde(default)]
     pub signatures: Option<Signatures>,
     /// Proof policy (proof escrows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
