@@ -311,6 +311,16 @@ impl Config {
                 .map_err(|e| format!("{e} (expected Name <address>)")),
         );
         if api_key.starts_with("sk_live_") {
+            // A production secret never travels in clear text (a sandbox key may, to the
+            // local emulator or a compose service).
+            let clear = matches!(&dhmad_api_base, Ok(u) if u.scheme() == "http");
+            check(
+                "DHMAD_API_BASE",
+                (!clear).then_some(()).ok_or(
+                    "a live key (sk_live_) is only sent over https: use DHMAD's https address"
+                        .into(),
+                ),
+            );
             let public: Vec<&str> = secrets
                 .iter()
                 .map(|s| s.expose_secret())

@@ -83,8 +83,9 @@ fn a_live_key_with_a_public_demo_secret_refuses_to_start() {
         ("DHMAD_WEBHOOK_SECRETS", "a-private-secret"),
         ("ADMIN_TOKEN", "a-private-admin-token"),
         ("DHMAD_API_KEY", live),
+        ("DHMAD_API_BASE", "https://dhmad.example/api/v1"),
     ]);
-    assert!(own.is_ok());
+    assert!(own.is_ok(), "{own:?}");
     // With the sandbox's key the demo values are fine.
     assert!(cfg(&[
         ("DATABASE_URL", "postgres://u:pw@h/db"),
@@ -92,6 +93,28 @@ fn a_live_key_with_a_public_demo_secret_refuses_to_start() {
         ("ADMIN_TOKEN", PUBLIC_DEMO_SECRETS[1]),
     ])
     .is_ok());
+}
+
+#[test]
+fn a_live_key_is_only_sent_over_https() {
+    let live = "sk_live_0000000000000000000000000000000000000000000000000000000000000000";
+    let mut pairs = vec![
+        ("DATABASE_URL", "postgres://u:pw@h/db"),
+        ("DHMAD_WEBHOOK_SECRETS", "a-private-secret"),
+        ("ADMIN_TOKEN", "a-private-admin-token"),
+        ("DHMAD_API_KEY", live),
+    ];
+    // The default address is the local sandbox's, over http.
+    let err = cfg(&pairs).unwrap_err().to_string();
+    assert!(
+        err.contains("DHMAD_API_BASE") && err.contains("https"),
+        "{err}"
+    );
+    pairs.push(("DHMAD_API_BASE", "http://dhmad.example/api/v1"));
+    assert!(cfg(&pairs).is_err());
+    pairs.pop();
+    pairs.push(("DHMAD_API_BASE", "https://dhmad.example/api/v1"));
+    assert!(cfg(&pairs).is_ok());
 }
 
 #[test]

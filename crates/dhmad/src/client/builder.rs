@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::gate::{Gate, GateSlot};
@@ -182,7 +182,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. Fails on a malformed base URL or TLS setup error.
+    /// Builds the client. Fails on a malformed base URL, an `http` one with a live key, or a
+    /// TLS setup error.
     ///
     /// # Examples
     ///
@@ -194,12 +195,24 @@ impl ClientBuilder {
     ///     Client::builder("sk_sandbox_example").base_url("ftp://example.tn").build(),
     ///     Err(BuildError::BaseUrl(_))
     /// ));
+    /// // A live key only over https.
+    /// assert!(matches!(
+    ///     Client::builder("sk_live_example").base_url("http://dhmad.example/api/v1").build(),
+    ///     Err(BuildError::BaseUrl(_))
+    /// ));
     /// ```
     pub fn build(self) -> Result<Client, BuildError> {
         let mut base =
             Url::parse(self.base_url.trim()).map_err(|e| BuildError::BaseUrl(e.to_string()))?;
         if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
             return Err(BuildError::BaseUrl("expected an http(s) URL".into()));
+        }
+        // A live key is a production secret: it never travels in clear text. (A sandbox key
+        // may, to a local emulator.)
+        if base.scheme() == "http" && self.api_key.expose_secret().starts_with("sk_live_") {
+            return Err(BuildError::BaseUrl(
+                "a live API key (sk_live_) is only sent over https".into(),
+            ));
         }
         base.path_segments_mut()
             .map_err(|_| BuildError::BaseUrl("expected an http(s) URL".into()))?

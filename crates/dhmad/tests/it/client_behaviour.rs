@@ -118,6 +118,28 @@ fn builder_validates_the_base_url() {
     }
 }
 
+/// A live key is a production secret: never sent in clear text. A sandbox key may go to a
+/// local emulator over http.
+#[test]
+fn a_live_key_is_only_sent_over_https() {
+    let live = format!("sk_live_{}", "a".repeat(64));
+    let clear = dhmad::Client::builder(live.as_str())
+        .base_url("http://dhmad.example/api/v1")
+        .build();
+    assert!(
+        matches!(clear, Err(dhmad::BuildError::BaseUrl(_))),
+        "{clear:?}"
+    );
+    assert!(dhmad::Client::builder(live.as_str())
+        .base_url("https://dhmad.example/api/v1")
+        .build()
+        .is_ok());
+    assert!(dhmad::Client::builder(KEY)
+        .base_url("http://sandbox:6002/api/v1")
+        .build()
+        .is_ok());
+}
+
 /// An answer over `MAX_ANSWER_BYTES` is not read into memory: refused from its
 /// `Content-Length`, and not retried (a misrouted base URL answers the same again).
 #[tokio::test]
