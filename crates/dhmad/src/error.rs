@@ -57,16 +57,35 @@ enum ErrorField {
     },
 }
 
+/// Each field is read on its own (`lenient`): one of an unexpected type (a numeric `code`
+/// beside shape B, a list as `message`) is dropped, not the whole body with DHMAD's
+/// `user_message` and code.
 #[derive(Deserialize, Default)]
 struct RawBody {
+    #[serde(default, deserialize_with = "lenient")]
     error: Option<ErrorField>,
+    #[serde(default, deserialize_with = "lenient")]
     message: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     code: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     details: Option<serde_json::Value>,
-    #[serde(rename = "retryAfter")]
+    #[serde(default, rename = "retryAfter", deserialize_with = "lenient")]
     retry_after: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "lenient")]
     error_description: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     user_message: Option<String>,
+}
+
+/// The field as `T`, or `None` when it is of another type.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
 }
 
 impl ApiError {

@@ -263,3 +263,32 @@ fn display_is_readable() {
     let e = err(401, r#"{"error":"Unauthorized"}"#);
     assert_eq!(e.to_string(), "DHMAD refused the API key: Unauthorized");
 }
+
+/// A sibling field of an unexpected type is dropped on its own: DHMAD's business-rule code and
+/// the message for the buyer survive it.
+#[test]
+fn a_field_of_an_unexpected_type_does_not_hide_the_rest() {
+    let e = err(
+        400,
+        r#"{"error":{"code":"PAYMENT_ALREADY_DONE","type":"business_rule_violation",
+            "message":"Escrow already paid","user_message":"This order is already paid."},
+            "code":11000,"message":["a","b"],"details":"none"}"#,
+    );
+    assert!(
+        matches!(
+            &e,
+            Error::BusinessRule {
+                code: ErrorCode::PaymentAlreadyDone,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.user_message(), Some("This order is already paid."));
+    let a = ApiError::parse(
+        400,
+        br#"{"error":"Bad Request","message":42,"details":{"title":"Title is required"}}"#,
+    );
+    assert_eq!(a.error.as_deref(), Some("Bad Request"));
+    assert_eq!(a.details["title"], "Title is required");
+}
