@@ -146,8 +146,8 @@ pub enum JobOutcome {
     Done(String),
     Retry(String),
     GiveUp(String),
-    /// DHMAD's call budget is spent: nothing was sent, so the attempt does not count; run
-    /// again after this.
+    /// Nothing was done and nothing is wrong (DHMAD's call budget is spent, or the order waits
+    /// on a dispute): the attempt does not count; run again after this.
     Postpone(Duration),
 }
 

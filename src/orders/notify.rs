@@ -3,7 +3,9 @@
 //! they announce, sent by the worker, retried with backoff.
 
 use super::fulfilment::{backoff_give_up, JobOutcome};
-use super::{Order, OrderResult};
+use std::time::Duration;
+
+use super::{Order, OrderResult, OrderStatus};
 use crate::db::{self, outbox::Job};
 use crate::mail::Email;
 use crate::state::AppState;
@@ -11,6 +13,8 @@ use crate::state::AppState;
 /// Outbox kinds.
 pub const CONFIRMATION: &str = "email_confirmation";
 pub const GOOD: &str = "email_good";
+/// How often the code's e-mail looks again at an order under dispute.
+const DISPUTE_RECHECK: Duration = Duration::from_secs(15 * 60);
 
 fn order_link(state: &AppState, order: &Order) -> String {
     format!(
@@ -60,6 +64,11 @@ pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
     let email = match job.kind.as_str() {
         GOOD => match order.visible_good() {
             Some(code) => good(state, &order, &product, code),
+            // DHMAD holds the money while a dispute runs: the code stands again if it ends
+            // for the seller (and is then on the order's page), so its e-mail waits.
+            None if order.status == OrderStatus::Disputed && order.digital_code.is_some() => {
+                return Ok(JobOutcome::Postpone(DISPUTE_RECHECK));
+            }
             None => return Ok(JobOutcome::Done("no good to send any more".into())),
         },
         _ => confirmation(state, &order, &product),

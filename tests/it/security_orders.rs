@@ -5,7 +5,7 @@
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::common::{sandbox::*, smtp_sink, wait_for_mail};
+use crate::common::{sandbox::*, *};
 
 fn stranger() -> reqwest::Client {
     reqwest::Client::builder()
@@ -175,4 +175,68 @@ async fn the_buyer_gets_the_order_link_and_the_code_by_email(pool: PgPool) {
     let code = done["digital_code"].as_str().unwrap();
     let good = wait_for_mail(&email, code).await;
     assert!(good.contains(&link), "{good}");
+}
+
+/// An instant order whose first news of payment is a dispute (its `paid` webhook lost): the
+/// code is issued with it, and its e-mail waits for the dispute instead of being dropped; once
+/// DHMAD releases the money to the seller, the buyer gets the code by e-mail.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_codes_email_waits_for_a_dispute_and_goes_once_it_ends_for_the_seller(pool: PgPool) {
+    let (smtp_url, _) = smtp_sink();
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.smtp_url = Some(smtp_url.into());
+    let app = spawn(pool, cfg).await;
+    let email = format!("disputed-{}@example.tn", uuid::Uuid::new_v4().simple());
+    let escrow_id = "66cc000000000000000000d1";
+    let t0 = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let id = app
+        .seed_order("ai-credits-500", &email, escrow_id, t0)
+        .await;
+    let post = |status: &'static str, old: &'static str, at: time::OffsetDateTime| {
+        let env = status_event(escrow(escrow_id, status, old, "instant", at));
+        let d = sign(&env);
+        let app = &app;
+        async move { app.deliver(&d).await }
+    };
+    assert_eq!(
+        post("disputed", "pending", t0 + time::Duration::minutes(1))
+            .await
+            .status(),
+        200
+    );
+    let job = wait_for("the code's e-mail tried once", 10, || async {
+        sqlx::query_scalar!(
+            "SELECT id FROM outbox_jobs WHERE order_id = $1 AND kind = 'email_good'
+               AND done_at IS NULL AND run_after > now() + interval '1 minute'",
+            id
+        )
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+
+    assert_eq!(
+        post("completed", "disputed", t0 + time::Duration::minutes(2))
+            .await
+            .status(),
+        200
+    );
+    // Its next look, a quarter of an hour on, now.
+    sqlx::query!(
+        "UPDATE outbox_jobs SET run_after = now() WHERE id = $1",
+        job
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let code = app.order_json(id).await["digital_code"]
+        .as_str()
+        .expect("the code stands once the money went to the seller")
+        .to_owned();
+    wait_for_mail(&email, &code).await;
 }
