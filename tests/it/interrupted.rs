@@ -169,3 +169,51 @@ async fn a_create_coming_back_late_leaves_a_newer_claim_alone(pool: PgPool) {
     let o = db::orders::get(pool, id).await.unwrap().unwrap();
     assert_eq!(o.status.as_str(), "new");
 }
+
+/// A retry of a failed checkout that found DHMAD's budget spent goes back to `new` to wait for
+/// its turn; cut short before it is put in line (a crash), the reconciler still takes it up:
+/// the earlier failure's reason does not make it look like a checkout that could not start.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_retry_held_back_by_the_budget_then_cut_short_is_put_back_in_line(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.dhmad_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let o = w
+        .app
+        .insert_order("ai-credits-500", "held@example.tn", None)
+        .await;
+    let pool = &w.app.pool;
+    // The first attempt failed: DHMAD unreachable, safe to retry.
+    let claimed = db::orders::claim_creation(pool, o.id).await.unwrap();
+    let failed = storefront::orders::OrderStatus::EscrowFailed;
+    let creating = [storefront::orders::OrderStatus::CreatingEscrow];
+    assert!(db::orders::record_failure(
+        pool,
+        o.id,
+        &creating,
+        failed,
+        "could not reach DHMAD",
+        claimed
+    )
+    .await
+    .unwrap());
+    // The buyer's retry claims it, finds the budget spent, and gives the claim back.
+    let claimed = db::orders::claim_creation(pool, o.id).await.unwrap();
+    assert!(claimed.is_some());
+    db::orders::unclaim_creation(pool, o.id, claimed)
+        .await
+        .unwrap();
+    // ... and the process dies before the order is put in line. A while later:
+    sqlx::query!(
+        "UPDATE orders SET updated_at = now() - interval '5 minutes' WHERE id = $1",
+        o.id
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    w.wait_status(o.id, "awaiting_payment").await;
+}

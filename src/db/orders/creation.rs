@@ -118,13 +118,17 @@ pub async fn claim_creation(
 /// Undoes the claim made at `claimed_at` when the create call was never sent (DHMAD's budget
 /// was spent). Not a later claim: a call held back past the in-flight limit may find that
 /// another actor resolved the order and claimed it again, and that claim is live.
+/// The order waits for its turn with nothing wrong: a reason left from an earlier failure is
+/// cleared, or, should the step that puts it in line never run (a crash), the reconciler would
+/// take it for a checkout that could not start and never put it back in line.
 pub async fn unclaim_creation(
     e: impl PgExecutor<'_>,
     id: Uuid,
     claimed_at: Option<OffsetDateTime>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE orders SET status = 'new', escrow_attempted_at = NULL, updated_at = now()
+        "UPDATE orders SET status = 'new', escrow_attempted_at = NULL, failure_reason = NULL,
+                           updated_at = now()
          WHERE id = $1 AND status = 'creating_escrow'
            AND escrow_attempted_at IS NOT DISTINCT FROM $2",
         id,
