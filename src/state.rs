@@ -96,6 +96,11 @@ impl AppState {
         let dhmad = dhmad::Client::builder(config.dhmad_api_key.expose_secret())
             .base_url(config.dhmad_api_base.as_str())
             .timeout(config.dhmad_timeout)
+            // DHMAD's budget and the checkout line decide when a refused write goes again. A
+            // create still waiting out 429s inside the client would outlive the in-flight
+            // limit (twice the timeout), be taken for lost, and a retry would make a second
+            // escrow beside it.
+            .resend_writes_after_429(false)
             .user_agent(concat!("dhmad-storefront/", env!("CARGO_PKG_VERSION")))
             .observer(move |call| {
                 observed.dhmad_call(call);

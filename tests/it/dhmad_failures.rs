@@ -380,3 +380,50 @@ async fn a_request_past_its_deadline_gets_a_page_and_the_order_stays_recoverable
         "{calls:?}"
     );
 }
+
+/// DHMAD answers a create with 429s for a few seconds. The client does not wait them out in
+/// flight (DHMAD's budget and the checkout line decide when to try again): a create that did
+/// would outlive the in-flight limit, be taken for lost by the buyer's retry, and both would
+/// make an escrow.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_create_refused_with_429s_is_not_taken_for_lost_by_a_retry(pool: PgPool) {
+    // The in-flight limit is twice the timeout plus a second: 2 s here.
+    let w = world(pool, |c| c.dhmad_timeout = Duration::from_millis(500)).await;
+    // Three 429s, about a second's wait each: a create that waits them out lasts over 3 s.
+    w.faults(json!({"api": [
+        {"method": "POST", "path": "/api/v1/escrows", "fault": "rate_limit_429", "times": 3}
+    ]}))
+    .await;
+    let (sku, email) = ("ai-credits-500", "patient@example.tn");
+    let send = || async {
+        w.http
+            .post(w.app.url("/api/checkout"))
+            .header("idempotency-key", idempotency_key(sku, email))
+            .json(&json!({"sku": sku, "email": email}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let retry = async {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        send().await
+    };
+    let (first, retried) = tokio::join!(send(), retry);
+    let id = sqlx::query_scalar!("SELECT id FROM orders WHERE buyer_email = $1", email)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    w.wait_status(id, "awaiting_payment").await;
+    let created = w
+        .dhmad_log()
+        .await
+        .into_iter()
+        .filter(|(c, status, _)| c == "POST /api/v1/escrows" && *status == 201)
+        .count();
+    assert_eq!(created, 1, "one escrow for the order");
+    assert!(
+        first.as_u16() < 500 && retried.as_u16() < 500,
+        "{first} {retried}"
+    );
+}

@@ -30,6 +30,7 @@ pub struct ClientBuilder {
     timeout: Duration,
     user_agent: String,
     retry: RetryPolicy,
+    resend_writes: bool,
     observer: Observer,
     gate: GateSlot,
 }
@@ -43,6 +44,7 @@ impl ClientBuilder {
             timeout: Duration::from_secs(10),
             user_agent: concat!("dhmad-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
             retry: RetryPolicy::default(),
+            resend_writes: true,
             observer: Observer::default(),
             gate: GateSlot::default(),
         }
@@ -132,6 +134,23 @@ impl ClientBuilder {
     /// ```
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Whether a write DHMAD answered with 429 is sent again after the wait the retry policy
+    /// allows (default `true`: DHMAD did nothing, so no duplicate). With `false`, a write's 429
+    /// comes back at once as [`Error::RateLimited`](crate::Error::RateLimited), for a caller
+    /// that schedules its own writes (a queue, a shared call budget) and must know how long a
+    /// write can stay in flight: one attempt, at most the timeout. Reads keep their retries.
+    ///
+    /// ```
+    /// let client = dhmad::Client::builder("sk_sandbox_example")
+    ///     .resend_writes_after_429(false)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn resend_writes_after_429(mut self, yes: bool) -> Self {
+        self.resend_writes = yes;
         self
     }
 
@@ -230,6 +249,7 @@ impl ClientBuilder {
                 base,
                 api_key: self.api_key,
                 retry: self.retry,
+                resend_writes: self.resend_writes,
                 rate_limit: Mutex::new(None),
                 observer: self.observer,
             }),

@@ -47,6 +47,8 @@ struct Inner {
     base: Url,
     api_key: SecretString,
     retry: RetryPolicy,
+    /// A write answered 429 is sent again (`ClientBuilder::resend_writes_after_429`).
+    resend_writes: bool,
     rate_limit: Mutex<Option<RateLimit>>,
     observer: observer::Observer,
 }

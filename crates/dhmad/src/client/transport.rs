@@ -60,7 +60,9 @@ impl Client {
             };
             let delay = match retry {
                 Retry::Yes => self.inner.retry.delay(attempt, &err),
-                Retry::No if matches!(err, Error::RateLimited { .. }) => {
+                Retry::No
+                    if self.inner.resend_writes && matches!(err, Error::RateLimited { .. }) =>
+                {
                     self.inner.retry.delay(attempt, &err)
                 }
                 Retry::No => None,
