@@ -88,7 +88,16 @@ pub async fn apply(
             // Every dated edit moves the clock, one that leaves the amount as it was too, so
             // an older edit arriving after it cannot bring back an amount it replaced.
             let mut amount = None;
-            if let Some(a) = d.escrow.amount {
+            // An amount the order cannot hold (not above zero, or past `NUMERIC(12, 3)`) is
+            // left out, not allowed to fail the whole event: its status and other facts still
+            // apply, and DHMAD's retries would fail alike until the event is lost.
+            let fits = |a: &rust_decimal::Decimal| {
+                *a > rust_decimal::Decimal::ZERO && *a < rust_decimal::Decimal::from(1_000_000_000)
+            };
+            if let Some(a) = d.escrow.amount.filter(|a| !fits(a)) {
+                tracing::warn!(order.id = %order.id, amount = %a, "escrow.updated with an amount out of range; amount not changed");
+            }
+            if let Some(a) = d.escrow.amount.filter(fits) {
                 let now = time::OffsetDateTime::now_utc();
                 let at = snapshot::sane_clock(d.escrow.updated_at, now);
                 if db::orders::set_amount(&mut *conn, order.id, a, at).await? {

@@ -297,4 +297,22 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
     app.deliver(&updated(170, t(8))).await;
     app.deliver(&updated(190, t(7))).await;
     assert_eq!(app.order_json(id).await["amount"], "170.000");
+    // An amount the order cannot hold does not fail the event (DHMAD's retries would fail
+    // alike, and the event would be lost): it is applied without it.
+    for odd in [json!(0), json!(-5), json!(1e12)] {
+        let mut e =
+            serde_json::to_value(escrow(ESCROW, "delivered", "delivered", "quick", t(9))).unwrap();
+        e["amount"] = odd.clone();
+        let ev = event(
+            "escrow.updated",
+            json!({"escrow": e, "updatedFields": ["amount"]}),
+        );
+        let (status, body) = result_of(app.deliver(&ev).await).await;
+        assert_eq!(
+            (status, body["result"].as_str()),
+            (200, Some("processed")),
+            "{odd}"
+        );
+    }
+    assert_eq!(app.order_json(id).await["amount"], "170.000");
 }
