@@ -59,6 +59,21 @@ pub async fn contains(e: impl PgExecutor<'_>, event_id: &str) -> sqlx::Result<bo
     Ok(found.is_some())
 }
 
+/// When the last event of `event_type` for the order was received, if any.
+pub async fn last_received(
+    e: impl PgExecutor<'_>,
+    order_id: Uuid,
+    event_type: &str,
+) -> sqlx::Result<Option<time::OffsetDateTime>> {
+    sqlx::query_scalar!(
+        "SELECT max(received_at) FROM webhook_inbox WHERE order_id = $1 AND event_type = $2",
+        order_id,
+        event_type
+    )
+    .fetch_one(e)
+    .await
+}
+
 /// Corrects the stored outcome when applying the event ended otherwise than expected.
 pub async fn finish(
     e: impl PgExecutor<'_>,

@@ -222,6 +222,9 @@ pub async fn note_payment_review(state: &AppState, order_id: Uuid) -> OrderResul
     Ok(())
 }
 
+/// DHMAD's event for a rejected guest proof.
+const DEPOSIT_PROOF_REJECTED: &str = "escrow.deposit_proof.rejected";
+
 /// Did the buyer finish the last payment page without coming back (a guest proof under review)?
 /// Asked before a new payment page is opened for an order that has none live, and before an
 /// order nobody seems to have paid is cancelled. Asks DHMAD about that page; a DHMAD that does
@@ -231,16 +234,22 @@ pub async fn payment_review_known(state: &AppState, order: &Order) -> OrderResul
     if order.in_payment_review() {
         return Ok(true);
     }
-    // After a rejected proof the buyer is asked to pay again: the finished page is history.
-    if order.deposit_rejection_reason.is_some() {
-        return Ok(false);
-    }
     let Some(last) =
         db::sessions::latest_for_order(&state.pool, order.id, CheckoutAction::AcceptPay.as_str())
             .await?
     else {
         return Ok(false);
     };
+    // After a rejected proof the buyer is asked to pay again: a page opened before the
+    // rejection is history. One opened since may hold a new proof (the buyer closed the tab
+    // after sending it), which DHMAD is reviewing like the first.
+    if order.deposit_rejection_reason.is_some() {
+        let rejected_at =
+            db::inbox::last_received(&state.pool, order.id, DEPOSIT_PROOF_REJECTED).await?;
+        if rejected_at.is_none_or(|at| last.created_at <= at) {
+            return Ok(false);
+        }
+    }
     let finished = match last.status.as_str() {
         "completed" => true,
         "cancelled" => false,

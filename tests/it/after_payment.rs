@@ -129,6 +129,58 @@ async fn a_rejected_guest_proof_says_why_and_lets_the_buyer_pay_again(pool: PgPo
     w.wait_status(s.order_id, "completed").await;
 }
 
+/// After a rejected proof the buyer opens a new payment page, sends a new proof and closes the
+/// tab: that proof is under review like the first, so no other payment is offered (and the
+/// abandoned-order job would not cancel the escrow).
+#[sqlx::test(migrations = "./migrations")]
+async fn a_second_proof_sent_after_a_rejection_is_known_to_be_under_review(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w
+        .checkout("ai-credits-500", "second-proof@example.tn")
+        .await;
+    let guest = json!({"payer": "guest", "method": "d17"});
+    let v = w
+        .control(
+            &format!("/sandbox/sessions/{}/complete", s.session_id),
+            guest.clone(),
+        )
+        .await;
+    w.land_on_callback(v["redirect_url"].as_str().unwrap())
+        .await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
+        json!({"reason": "unreadable receipt"}),
+    )
+    .await;
+    w.wait_json(s.order_id, "the rejection", |o| {
+        o["deposit_rejection_reason"] == "unreadable receipt"
+    })
+    .await;
+    // A new page; the new proof is sent there, and the buyer never comes back.
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 303);
+    let url = again.headers()["location"].to_str().unwrap().to_owned();
+    let page = url.rsplit('/').next().unwrap().to_owned();
+    assert_ne!(page, s.session_id);
+    w.control(&format!("/sandbox/sessions/{page}/complete"), guest)
+        .await;
+
+    let order = storefront::db::orders::get(&w.app.pool, s.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let known = storefront::orders::sync::payment_review_known(&w.app.state, &order)
+        .await
+        .unwrap();
+    assert!(known, "the second proof is under review");
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["payment_review"], true, "{o}");
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn either_side_cancels_before_payment(pool: PgPool) {
     let w = world(pool, |_| {}).await;
