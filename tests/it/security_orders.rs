@@ -240,3 +240,38 @@ async fn the_codes_email_waits_for_a_dispute_and_goes_once_it_ends_for_the_selle
         .to_owned();
     wait_for_mail(&email, &code).await;
 }
+
+/// A key names one request: replayed after its order was paid for (a client retrying a
+/// checkout it thinks lost), it is refused with the order's address, and buys nothing again.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_idempotency_key_replayed_after_payment_does_not_buy_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (sku, email) = ("chechia-red", "paid-once@example.tn");
+    let s = w.checkout(sku, email).await;
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "paid").await;
+
+    let again = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header("idempotency-key", idempotency_key(sku, email))
+        .json(&json!({"sku": sku, "email": email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let body: serde_json::Value = again.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains(&s.order_id.to_string()),
+        "{body}"
+    );
+    let orders = sqlx::query_scalar!("SELECT count(*) FROM orders WHERE buyer_email = $1", email)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(orders, Some(1));
+    assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 1);
+}

@@ -44,6 +44,26 @@ pub async fn find_open(
     .await
 }
 
+/// The owner's latest order for this product and buyer that was paid for (`OrderStatus::
+/// is_funded`, written out for the partial index `orders_funded_per_owner`).
+pub async fn find_funded(
+    e: impl PgExecutor<'_>,
+    owner_key: &str,
+    sku: &str,
+    email: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM orders WHERE owner_key = $1 AND sku = $2 AND buyer_email = $3
+            AND status IN ('paid', 'delivered', 'disputed', 'completed')
+          ORDER BY created_at DESC LIMIT 1",
+        owner_key,
+        sku,
+        email
+    )
+    .fetch_optional(e)
+    .await
+}
+
 pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order>> {
     sqlx::query_as!(
         Order,

@@ -100,6 +100,18 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
         Owner::Nobody => None,
         _ => db::orders::find_open(&state.pool, &owner, &product.sku, &email).await?,
     };
+    // A key names one request: replayed once its order was paid for, it answers as the first
+    // time could not, but it never buys again (a client retrying a checkout it thinks lost
+    // would send its buyer to pay twice).
+    if let (None, Owner::Key(_)) = (&open, &req.owner) {
+        if let Some(paid) =
+            db::orders::find_funded(&state.pool, &owner, &product.sku, &email).await?
+        {
+            return Err(OrderError::not_allowed(format!(
+                "This Idempotency-Key's order is already paid for: see /api/orders/{paid}"
+            )));
+        }
+    }
     let order = match open {
         Some(o) => o,
         None => {
