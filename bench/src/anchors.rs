@@ -303,13 +303,7 @@ async fn capture_with(ctx: &mut Ctx, cap: &Capture, results: &mut Results) -> an
             "- statements of one {what} (anchor script `{}`, `PGOPTIONS={}`):\n{}",
             a.path.display(),
             a.options(),
-            a.mirror
-                .summary
-                .iter()
-                .enumerate()
-                .map(|(k, s)| format!("  {}. `{}`", k + 1, s.replace('`', "'")))
-                .collect::<Vec<_>>()
-                .join("\n")
+            numbered(a.mirror.summary.clone())
         ));
     }
     results.profile.push(format!(

@@ -23,6 +23,48 @@ async fn paid_quick(w: &World, email: &str) -> Started {
     s
 }
 
+/// A guest pays an instant order with a proof, comes back, and DHMAD rejects the proof.
+async fn guest_proof_rejected(w: &World, email: &str) -> (Started, serde_json::Value) {
+    let s = w.checkout("ai-credits-500", email).await;
+    let v = w
+        .control(
+            &format!("/sandbox/sessions/{}/complete", s.session_id),
+            guest(),
+        )
+        .await;
+    w.land_on_callback(v["redirect_url"].as_str().unwrap())
+        .await;
+    let escrow = escrow_of(w, s.order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
+        json!({"reason": "unreadable receipt"}),
+    )
+    .await;
+    let o = w
+        .wait_json(s.order_id, "the rejection", |o| {
+            o["deposit_rejection_reason"] == "unreadable receipt"
+        })
+        .await;
+    (s, o)
+}
+
+fn guest() -> serde_json::Value {
+    json!({"payer": "guest", "method": "d17"})
+}
+
+/// The buyer of a paid order asks to cancel on DHMAD's page; the request is recorded.
+async fn ask_to_cancel(w: &World, order_id: uuid::Uuid) {
+    let ask = w
+        .app
+        .post_form(&format!("/orders/{order_id}/cancel"), &[])
+        .await;
+    w.finish_on_dhmad(ask, json!({})).await;
+    w.wait_json(order_id, "the request", |o| {
+        o["cancellation"] == "requested"
+    })
+    .await;
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_guest_payment_under_review_offers_no_second_payment_until_approved(pool: PgPool) {
     let w = world(pool, |_| {}).await;
@@ -89,26 +131,7 @@ async fn a_guest_payment_under_review_offers_no_second_payment_until_approved(po
 #[sqlx::test(migrations = "./migrations")]
 async fn a_rejected_guest_proof_says_why_and_lets_the_buyer_pay_again(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    let s = w.checkout("ai-credits-500", "guest2@example.tn").await;
-    let v = w
-        .control(
-            &format!("/sandbox/sessions/{}/complete", s.session_id),
-            json!({"payer": "guest", "method": "d17"}),
-        )
-        .await;
-    w.land_on_callback(v["redirect_url"].as_str().unwrap())
-        .await;
-    let escrow = escrow_of(&w, s.order_id).await;
-    w.control(
-        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
-        json!({"reason": "unreadable receipt"}),
-    )
-    .await;
-    let o = w
-        .wait_json(s.order_id, "the rejection", |o| {
-            o["deposit_rejection_reason"] == "unreadable receipt"
-        })
-        .await;
+    let (s, o) = guest_proof_rejected(&w, "guest2@example.tn").await;
     assert_eq!(o["payment_review"], false);
     let page = w
         .app
@@ -135,28 +158,7 @@ async fn a_rejected_guest_proof_says_why_and_lets_the_buyer_pay_again(pool: PgPo
 #[sqlx::test(migrations = "./migrations")]
 async fn a_second_proof_sent_after_a_rejection_is_known_to_be_under_review(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    let s = w
-        .checkout("ai-credits-500", "second-proof@example.tn")
-        .await;
-    let guest = json!({"payer": "guest", "method": "d17"});
-    let v = w
-        .control(
-            &format!("/sandbox/sessions/{}/complete", s.session_id),
-            guest.clone(),
-        )
-        .await;
-    w.land_on_callback(v["redirect_url"].as_str().unwrap())
-        .await;
-    let escrow = escrow_of(&w, s.order_id).await;
-    w.control(
-        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
-        json!({"reason": "unreadable receipt"}),
-    )
-    .await;
-    w.wait_json(s.order_id, "the rejection", |o| {
-        o["deposit_rejection_reason"] == "unreadable receipt"
-    })
-    .await;
+    let (s, _) = guest_proof_rejected(&w, "second-proof@example.tn").await;
     // A new page; the new proof is sent there, and the buyer never comes back.
     let again = w
         .app
@@ -166,7 +168,7 @@ async fn a_second_proof_sent_after_a_rejection_is_known_to_be_under_review(pool:
     let url = again.headers()["location"].to_str().unwrap().to_owned();
     let page = url.rsplit('/').next().unwrap().to_owned();
     assert_ne!(page, s.session_id);
-    w.control(&format!("/sandbox/sessions/{page}/complete"), guest)
+    w.control(&format!("/sandbox/sessions/{page}/complete"), guest())
         .await;
 
     let order = storefront::db::orders::get(&w.app.pool, s.order_id)
@@ -294,15 +296,7 @@ async fn a_buyers_request_is_accepted_by_the_merchant_and_the_buyer_is_refunded(
 async fn a_rejected_request_lets_the_merchant_ship(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = paid_quick(&w, "keepit@example.tn").await;
-    let ask = w
-        .app
-        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
-        .await;
-    w.finish_on_dhmad(ask, json!({})).await;
-    w.wait_json(s.order_id, "the request", |o| {
-        o["cancellation"] == "requested"
-    })
-    .await;
+    ask_to_cancel(&w, s.order_id).await;
     let reject = w
         .admin_form(
             &format!("/admin/orders/{}/cancellation", s.order_id),
@@ -336,15 +330,7 @@ async fn a_rejected_request_lets_the_merchant_ship(pool: PgPool) {
 async fn a_request_overtaken_by_a_dispute_is_no_longer_shown_as_waiting(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = paid_quick(&w, "overtaken@example.tn").await;
-    let ask = w
-        .app
-        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
-        .await;
-    w.finish_on_dhmad(ask, json!({})).await;
-    w.wait_json(s.order_id, "the request", |o| {
-        o["cancellation"] == "requested"
-    })
-    .await;
+    ask_to_cancel(&w, s.order_id).await;
     let r = w
         .app
         .post_form(&format!("/orders/{}/dispute", s.order_id), &[])
@@ -374,15 +360,7 @@ async fn a_request_overtaken_by_a_dispute_is_no_longer_shown_as_waiting(pool: Pg
 async fn a_queued_ship_waits_for_the_answer_to_a_cancellation_request(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = paid_quick(&w, "asked-first@example.tn").await;
-    let ask = w
-        .app
-        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
-        .await;
-    w.finish_on_dhmad(ask, json!({})).await;
-    w.wait_json(s.order_id, "the request", |o| {
-        o["cancellation"] == "requested"
-    })
-    .await;
+    ask_to_cancel(&w, s.order_id).await;
     // The merchant's "ship" from before the request, still queued.
     let job = sqlx::query_scalar!(
         "INSERT INTO outbox_jobs (kind, order_id) VALUES ('deliver', $1) RETURNING id",
