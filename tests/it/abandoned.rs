@@ -271,3 +271,37 @@ async fn an_order_whose_payment_page_is_being_opened_is_not_cancelled(pool: PgPo
     assert_eq!(n, 0);
     assert_kept(&w, s.order_id).await;
 }
+
+/// A standard order is not abandoned while its buyer is on DHMAD's contract page, nor once the
+/// buyer signed and the shop's signature is what it waits for.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_standard_order_in_its_contract_phase_is_not_abandoned(pool: PgPool) {
+    let w = abandoned_after_an_hour(pool).await;
+    // The contract page is open (its first page is `sign_contract`, no payment page yet).
+    let on_page = w.checkout("logo-design", "reading@example.tn").await;
+    sqlx::query!(
+        "UPDATE orders SET updated_at = now() - interval '2 hours' WHERE id = $1",
+        on_page.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    abandoned_pass(&w).await;
+    assert_kept(&w, on_page.order_id).await;
+
+    // The buyer signed long ago; the shop has not. (No webhook from the sandbox: its news of
+    // the shop's automatic signature would overtake what the test sets.)
+    w.faults(json!({"webhooks": {"drop": 1.0}})).await;
+    let signed = w.checkout("logo-design", "signed@example.tn").await;
+    sqlx::query!(
+        "UPDATE orders SET contract_buyer_signed = true, contract_seller_signed = false
+          WHERE id = $1",
+        signed.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    two_hours_quiet(&w, signed.order_id, &[signed.order_id]).await;
+    abandoned_pass(&w).await;
+    assert_kept(&w, signed.order_id).await;
+}

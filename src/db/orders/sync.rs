@@ -182,8 +182,9 @@ pub async fn reconciled_since(
     Ok(rows.into_iter().map(|r| (r.id, r.escrow_id)).collect())
 }
 
-/// Unpaid orders with an escrow and no payment page opened, or open, within `grace`: the buyer
-/// walked away. A guest proof under review is never abandoned. With `only`, that order if it is
+/// Unpaid orders with an escrow and no page of DHMAD's (payment or contract, either side's)
+/// opened, or open, within `grace`: the buyer walked away. A guest proof under review is never
+/// abandoned, nor a standard order the buyer signed that waits for the shop's signature. With `only`, that order if it is
 /// one (asked again just before it is cancelled: the buyer may have come back meanwhile).
 pub async fn list_abandoned(
     e: impl PgExecutor<'_>,
@@ -200,10 +201,12 @@ pub async fn list_abandoned(
             AND o.attention IS NULL
             AND (o.next_sync_at IS NULL OR o.next_sync_at <= now())
             AND o.updated_at < now() - $1::bigint * interval '1 millisecond'
+            AND NOT (o.mode = 'standard' AND o.contract_buyer_signed IS TRUE
+                     AND o.contract_seller_signed IS NOT TRUE)
             AND NOT EXISTS (SELECT 1 FROM checkout_sessions s
-                             WHERE s.order_id = o.id AND s.action = 'accept_pay'
+                             WHERE s.order_id = o.id
                                AND (s.expires_at > now() - $1::bigint * interval '1 millisecond'
-                                    OR s.status = 'completed'))
+                                    OR (s.action = 'accept_pay' AND s.status = 'completed')))
           ORDER BY o.updated_at LIMIT $2",
         grace_ms,
         limit,
