@@ -1,6 +1,6 @@
 //! Background jobs, all stopped by one `CancellationToken` (`Shared::shutdown`), each after the
-//! unit of work in hand: the outbox worker, the reconciler
-//! and the session-expiry sweeper (with the back office's housekeeping), which spend DHMAD's call budget only as background work
+//! unit of work in hand: the outbox worker, the reconciler and the session-expiry sweeper (with
+//! the back office's housekeeping), which spend DHMAD's call budget only as background work
 //! (what buyers leave), and the checkout queue's worker, which serves buyers. Each is also
 //! callable once (`run_once`) for the CLI, the back office and tests.
 

@@ -7,7 +7,7 @@ use dhmad::{CheckoutAction, EscrowStatus};
 use rand::Rng;
 use uuid::Uuid;
 
-use super::{notify, sessions, sync, Action, Cancellation, Order, OrderError, OrderResult};
+use super::{notify, sessions, sync, Action, Order, OrderError, OrderResult};
 use crate::db::{self, events::NewEvent, outbox::Job};
 use crate::state::AppState;
 
@@ -235,8 +235,7 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
 /// which refuses with 409 while its copy is behind ours.) An instant order's deliver is the
 /// shop's own hand-over, due with the payment.
 fn ship_held(order: &Order) -> Option<&'static str> {
-    let asked = order.cancellation_request() == Some(Cancellation::Requested);
-    (!order.is_instant() && asked)
+    (!order.is_instant() && order.cancellation_pending())
         .then_some("the buyer's cancellation request waits for the shop's answer")
 }
 

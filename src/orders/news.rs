@@ -5,6 +5,7 @@
 //! office, and what the buyer reads.
 
 use dhmad::{CancellationRequestStatus, Event};
+use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 use super::{snapshot, state_machine::proof_phase_may_follow, Applied, Cancellation, Order};
@@ -91,21 +92,22 @@ pub async fn apply(
             // An amount the order cannot hold (not above zero, or past `NUMERIC(12, 3)`) is
             // left out, not allowed to fail the whole event: its status and other facts still
             // apply, and DHMAD's retries would fail alike until the event is lost.
-            let fits = |a: &rust_decimal::Decimal| {
-                *a > rust_decimal::Decimal::ZERO && *a < rust_decimal::Decimal::from(1_000_000_000)
-            };
-            if let Some(a) = d.escrow.amount.filter(|a| !fits(a)) {
-                tracing::warn!(order.id = %order.id, amount = %a, "escrow.updated with an amount out of range; amount not changed");
-            }
-            if let Some(a) = d.escrow.amount.filter(fits) {
-                let now = time::OffsetDateTime::now_utc();
-                let at = snapshot::sane_clock(d.escrow.updated_at, now);
-                if db::orders::set_amount(&mut *conn, order.id, a, at).await? {
-                    amount = (a != order.amount).then_some(a);
-                    late = false;
-                } else {
-                    late = true;
+            let fits = |a: Decimal| a > Decimal::ZERO && a < Decimal::from(1_000_000_000);
+            match d.escrow.amount {
+                Some(a) if !fits(a) => {
+                    tracing::warn!(order.id = %order.id, amount = %a, "escrow.updated with an amount out of range; amount not changed");
                 }
+                Some(a) => {
+                    let now = time::OffsetDateTime::now_utc();
+                    let at = snapshot::sane_clock(d.escrow.updated_at, now);
+                    if db::orders::set_amount(&mut *conn, order.id, a, at).await? {
+                        amount = (a != order.amount).then_some(a);
+                        late = false;
+                    } else {
+                        late = true;
+                    }
+                }
+                None => {}
             }
             (
                 format!("Escrow details updated at DHMAD ({changed})"),

@@ -2,9 +2,9 @@
 //! order page) and, for instant goods, the good itself. Queued through the outbox with what
 //! they announce, sent by the worker, retried with backoff.
 
-use super::fulfilment::{backoff_give_up, JobOutcome};
 use std::time::Duration;
 
+use super::fulfilment::{backoff_give_up, JobOutcome};
 use super::{Order, OrderResult, OrderStatus};
 use crate::db::{self, outbox::Job};
 use crate::mail::Email;

@@ -345,7 +345,7 @@ impl Order {
         let unpaid = self.status.is_open() && self.status != S::CreatingEscrow;
         let held = matches!(self.status, S::Paid | S::Delivered);
         let review = self.in_payment_review();
-        let request_pending = self.cancellation_request() == Some(Cancellation::Requested);
+        let request_pending = self.cancellation_pending();
         let awaiting = self.status == S::AwaitingPayment;
         let standard = self.mode == Mode::Standard;
         let phase = self.proof_phase.as_deref();
@@ -416,6 +416,11 @@ impl Order {
         let held = matches!(self.status, OrderStatus::Paid | OrderStatus::Delivered);
         self.cancellation
             .filter(|c| *c != Cancellation::Requested || held)
+    }
+
+    /// The buyer asked to cancel and the shop has not answered while DHMAD holds the money.
+    pub fn cancellation_pending(&self) -> bool {
+        self.cancellation_request() == Some(Cancellation::Requested)
     }
 
     /// A dispute is open with DHMAD.

@@ -184,8 +184,9 @@ pub async fn reconciled_since(
 
 /// Unpaid orders with an escrow and no page of DHMAD's (payment or contract, either side's)
 /// opened, or open, within `grace`: the buyer walked away. A guest proof under review is never
-/// abandoned, nor a standard order the buyer signed that waits for the shop's signature. With `only`, that order if it is
-/// one (asked again just before it is cancelled: the buyer may have come back meanwhile).
+/// abandoned, nor a standard order the buyer signed that waits for the shop's signature. With
+/// `only`, that order if it is one (asked again just before it is cancelled: the buyer may have
+/// come back meanwhile).
 pub async fn list_abandoned(
     e: impl PgExecutor<'_>,
     grace: time::Duration,
