@@ -22,6 +22,9 @@ pub const DEFAULT_DHMAD_TIMEOUT_SECS: u64 = 10;
 /// The most `DHMAD_TIMEOUT_SECS` takes: the request deadline is three times it (an unbounded
 /// value overflowed it), and no buyer waits longer than that for a page anyway.
 pub const MAX_DHMAD_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 30;
+/// Under the outbox's shortest lease (two minutes), so a job never outlives its claim.
+pub const MAX_SMTP_TIMEOUT_SECS: u64 = 90;
 /// The most any other `*_SECS` setting takes: a year.
 pub const MAX_SECS: u64 = 366 * 24 * 3600;
 /// The most `MAX_CONNECTIONS` and the per-minute rate limits take.
@@ -66,6 +69,9 @@ pub struct Config {
     pub jobs: JobIntervals,
     /// `smtp://…` or `smtps://…` (credentials in the URL); `None` writes e-mails to the log.
     pub smtp_url: Option<SecretString>,
+    /// The most one e-mail may take, connection and SMTP conversation together: a server that
+    /// goes silent mid-conversation must not hold the outbox (`mail.rs`).
+    pub smtp_timeout: Duration,
     /// The `From` of e-mails to buyers.
     pub mail_from: String,
     pub edge: EdgeLimits,
@@ -232,6 +238,7 @@ impl Config {
             }
         };
         let dhmad_timeout = secs("DHMAD_TIMEOUT_SECS", DEFAULT_DHMAD_TIMEOUT_SECS);
+        let smtp_timeout = secs("SMTP_TIMEOUT_SECS", DEFAULT_SMTP_TIMEOUT_SECS);
         let budget_default = crate::budget::Limits::DHMAD_DEFAULT;
         let budget_window = secs("DHMAD_RATE_WINDOW_SECS", budget_default.window.as_secs());
         let e = EdgeLimits::default();
@@ -275,6 +282,11 @@ impl Config {
         if dhmad_timeout.as_secs() > MAX_DHMAD_TIMEOUT_SECS {
             errors.push(format!(
                 "DHMAD_TIMEOUT_SECS: expected at most {MAX_DHMAD_TIMEOUT_SECS} seconds"
+            ));
+        }
+        if smtp_timeout.as_secs() > MAX_SMTP_TIMEOUT_SECS {
+            errors.push(format!(
+                "SMTP_TIMEOUT_SECS: at most {MAX_SMTP_TIMEOUT_SECS} (an e-mail job must end within its lease)"
             ));
         }
         let mut check = |name: &str, r: Result<(), String>| {
@@ -359,6 +371,7 @@ impl Config {
             },
             jobs,
             smtp_url: smtp_url.map(SecretString::from),
+            smtp_timeout,
             mail_from,
             edge: EdgeLimits {
                 max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
@@ -478,6 +491,7 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_deadline())
             .field("jobs", &self.jobs)
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "[redacted]"))
+            .field("smtp_timeout", &self.smtp_timeout)
             .field("mail_from", &self.mail_from)
             .field("edge", &self.edge)
             .field("static_dir", &self.static_dir)

@@ -3,6 +3,12 @@
 //! transaction as what it announces and retried until the server takes it. Without `SMTP_URL`
 //! (the demo) each e-mail is written to the log at INFO, without its body: the body carries the
 //! order link and the code, which are the buyer's secrets.
+//!
+//! Each e-mail is one SMTP connection, bounded as a whole by `SMTP_TIMEOUT_SECS`: lettre's own
+//! timeout covers the connect only (0.11), so a server gone silent mid-conversation held the
+//! outbox worker for ever, and a pooled connection abandoned mid-conversation would go back to
+//! lettre's pool in that state. A timed-out e-mail is retried; it may then arrive twice, which
+//! beats never.
 
 use lettre::{
     message::Mailbox, transport::smtp::AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
@@ -27,6 +33,8 @@ pub enum MailError {
     Build(#[from] lettre::error::Error),
     #[error("SMTP: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("SMTP: no answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// Where e-mails go. Cheap to clone.
@@ -34,6 +42,7 @@ pub enum MailError {
 pub struct Mailer {
     from: Mailbox,
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    timeout: std::time::Duration,
 }
 
 impl Mailer {
@@ -47,11 +56,15 @@ impl Mailer {
             Some(url) => Some(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                     .map_err(|e| anyhow::anyhow!("SMTP_URL: {e}"))?
-                    .timeout(Some(std::time::Duration::from_secs(10)))
+                    .timeout(Some(config.smtp_timeout))
                     .build(),
             ),
         };
-        Ok(Self { from, smtp })
+        Ok(Self {
+            from,
+            smtp,
+            timeout: config.smtp_timeout,
+        })
     }
 
     /// Sends, or logs when no SMTP server is configured.
@@ -69,7 +82,9 @@ impl Mailer {
             .to(to)
             .subject(&email.subject)
             .body(email.body.clone())?;
-        smtp.send(message).await?;
+        tokio::time::timeout(self.timeout, smtp.send(message))
+            .await
+            .map_err(|_| MailError::Timeout(self.timeout))??;
         tracing::info!(to = %email.to, subject = %email.subject, "e-mail sent");
         Ok(())
     }

@@ -118,6 +118,18 @@ fn a_live_key_is_only_sent_over_https() {
 }
 
 #[test]
+fn the_smtp_timeout_stays_inside_the_outbox_lease() {
+    assert_eq!(cfg(MIN).unwrap().smtp_timeout, Duration::from_secs(30));
+    let mut pairs = MIN.to_vec();
+    pairs.push(("SMTP_TIMEOUT_SECS", "91"));
+    let err = cfg(&pairs).unwrap_err().to_string();
+    assert!(err.contains("SMTP_TIMEOUT_SECS"), "{err}");
+    let mut pairs = MIN.to_vec();
+    pairs.push(("SMTP_TIMEOUT_SECS", "5"));
+    assert_eq!(cfg(&pairs).unwrap().smtp_timeout, Duration::from_secs(5));
+}
+
+#[test]
 fn a_dhmad_timeout_past_the_maximum_is_refused() {
     // Multiplied into the request deadline: an unbounded value overflowed at router build.
     let mut pairs = MIN.to_vec();

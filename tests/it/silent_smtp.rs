@@ -1,0 +1,76 @@
+//! An SMTP server that goes silent mid-conversation (a stalled relay, a connection a firewall
+//! dropped): the e-mail times out and is retried, and the outbox goes on to the jobs behind it.
+//! Before `SMTP_TIMEOUT_SECS` covered the conversation, the worker waited for ever and the
+//! instant order's deliver never ran: DHMAD never released the money.
+
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::common::sandbox::*;
+
+/// Answers every command up to `DATA`, then reads and never answers. Counts the `DATA`s.
+async fn silent_after_data() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("smtp://{}", listener.local_addr().unwrap());
+    let datas = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&datas);
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut lines = BufReader::new(r).lines();
+                w.write_all(b"220 silent.test ESMTP\r\n").await.ok();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.to_ascii_uppercase();
+                    let answer: &[u8] = if verb.starts_with("EHLO") {
+                        b"250 silent.test\r\n"
+                    } else if verb.starts_with("DATA") {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        w.write_all(b"354 go ahead\r\n").await.ok();
+                        // Read on, answer nothing, keep the connection open.
+                        while let Ok(Some(_)) = lines.next_line().await {}
+                        return;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    w.write_all(answer).await.ok();
+                }
+            });
+        }
+    });
+    (url, datas)
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
+    let (smtp_url, datas) = silent_after_data().await;
+    let w = world(pool.clone(), |c| {
+        c.smtp_url = Some(smtp_url.into());
+        c.smtp_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let s = w.checkout("ai-credits-500", "silent-smtp@example.tn").await;
+    w.complete(&s.session_id).await;
+    // The deliver runs although the confirmation e-mail, queued first, never gets an answer.
+    let done = w.wait_status(s.order_id, "completed").await;
+    assert!(done["digital_code"].is_string(), "{done}");
+    assert!(datas.load(Ordering::SeqCst) >= 1, "the e-mail reached DATA");
+    let (attempts, error): (i32, Option<String>) = sqlx::query_as(
+        "SELECT attempts, last_error FROM outbox_jobs
+         WHERE order_id = $1 AND kind = 'email_confirmation'",
+    )
+    .bind(s.order_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(attempts >= 1, "attempts {attempts}");
+    let error = error.unwrap_or_default();
+    assert!(error.contains("no answer within"), "{error}");
+}
