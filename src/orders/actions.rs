@@ -88,6 +88,15 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
                 tx.commit().await?;
                 return load(state, order_id).await;
             };
+            // A guest may have sent a proof of payment and closed the tab before coming back:
+            // a cancel would make DHMAD reject a proof of money already sent, and a guest's
+            // refund is not automatic (§4.2). Asked as the abandoned-order job asks.
+            if sync::payment_review_known(state, &order).await? {
+                return Err(OrderError::not_allowed(
+                    "DHMAD is checking a proof of payment for this order: it can be cancelled \
+                     once that check ends.",
+                ));
+            }
             match state.dhmad.cancel_escrow(&escrow_id).await {
                 Ok(res) => {
                     let detail =

@@ -558,3 +558,28 @@ async fn the_buyers_page_shows_nothing_internal(pool: PgPool) {
         "{json}"
     );
 }
+
+/// A guest sends a proof on DHMAD's page and closes the tab (no callback): the shop does not
+/// know DHMAD is checking it. The buyer's "Cancel order" asks DHMAD first: a cancel would make
+/// DHMAD reject a proof of money already sent, with no automatic refund for a guest.
+#[sqlx::test(migrations = "./migrations")]
+async fn cancelling_asks_dhmad_about_a_proof_sent_without_coming_back(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "tab-closed@example.tn").await;
+    w.control(
+        &format!("/sandbox/sessions/{}/complete", s.session_id),
+        guest(),
+    )
+    .await;
+    let cancel = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_eq!(cancel.status(), 409);
+    let page = cancel.text().await.unwrap();
+    assert!(page.contains("checking a proof of payment"), "{page}");
+    assert_eq!(w.count_calls("POST", "/cancel").await, 0, "no cancel sent");
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    assert_eq!(o["payment_review"], true, "{o}");
+}
