@@ -66,10 +66,19 @@ impl BudgetGate {
         let window = self.limits.reuse_after();
         match db::budget::take(&self.pool, 1, window, self.who).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(db::budget::next_free_in(&self.pool, window)
-                .await
-                .unwrap_or(Duration::from_secs(1))
-                .max(Duration::from_millis(100))),
+            // Background work waits until a row beyond the buyers' reserve frees, and at least
+            // a second: refused because checkouts are queued, it found "free now" and retried
+            // every 100 ms, a claim, a read and a postpone each time, on every instance.
+            Ok(false) => {
+                let (ahead, floor) = match self.who {
+                    Claimant::Background { reserve } => (reserve, Duration::from_secs(1)),
+                    _ => (0, Duration::from_millis(100)),
+                };
+                Err(db::budget::next_free_in(&self.pool, window, ahead)
+                    .await
+                    .unwrap_or(Duration::from_secs(1))
+                    .max(floor))
+            }
             // The budget cannot be read: let the call go, DHMAD's own limit still holds.
             Err(e) => {
                 tracing::warn!(error = %e, "DHMAD call budget unreadable; calling anyway");

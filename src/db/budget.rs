@@ -82,12 +82,18 @@ pub async fn frees_at(
     .await
 }
 
-/// How long until the next row frees up (zero if one is free now).
-pub async fn next_free_in(e: impl PgExecutor<'_>, window: Duration) -> sqlx::Result<Duration> {
+/// How long until `ahead + 1` rows are free (zero if they are now): `ahead` is 0 for a buyer,
+/// the reserve for background work, which may take a row only if the reserve stays free.
+pub async fn next_free_in(
+    e: impl PgExecutor<'_>,
+    window: Duration,
+    ahead: i32,
+) -> sqlx::Result<Duration> {
     let ms = sqlx::query_scalar!(
-        r#"SELECT greatest(0, extract(epoch FROM min(used_at) + $1::bigint * interval '1 millisecond' - now()) * 1000)::bigint AS "ms"
-           FROM dhmad_budget"#,
-        millis(window)
+        r#"SELECT greatest(0, extract(epoch FROM max(used_at) + $1::bigint * interval '1 millisecond' - now()) * 1000)::bigint AS "ms"
+           FROM (SELECT used_at FROM dhmad_budget ORDER BY used_at LIMIT $2::int + 1) oldest"#,
+        millis(window),
+        ahead
     )
     .fetch_one(e)
     .await?;

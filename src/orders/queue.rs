@@ -119,7 +119,7 @@ pub async fn serve_next(
     let limits = state.config.dhmad_budget;
     if !budget::take(pool, limits, calls, Claimant::Interactive).await? {
         db::checkout_queue::release(pool, order_id).await?;
-        let wait = db::budget::next_free_in(pool, limits.reuse_after()).await?;
+        let wait = db::budget::next_free_in(pool, limits.reuse_after(), 0).await?;
         return Ok(Turn::Wait(wait.max(Duration::from_millis(50))));
     }
     let prepaid = state.spending_as(Claimant::Interactive, calls);

@@ -460,3 +460,34 @@ async fn a_queued_checkout_keeps_its_place_when_the_database_fails_its_turn(pool
     .await;
     assert_eq!(o["status"], "awaiting_payment");
 }
+
+/// Background work the budget refuses waits until a row beyond the buyers' reserve frees, not
+/// 100 ms: it found "a row is free now" (a reserved one) and came back ten times a second, a
+/// claim, a read and a postpone each time, on every instance, while buyers needed the database.
+#[sqlx::test(migrations = "./migrations")]
+async fn refused_background_work_waits_for_a_row_beyond_the_reserve(pool: PgPool) {
+    use dhmad::Gate;
+    use storefront::budget::BudgetGate;
+    let limits = Limits {
+        calls: 10,
+        window: Duration::from_secs(60),
+    };
+    db::budget::resize(&pool, 10).await.unwrap();
+    // Eight of ten calls spent just now: two rows free, both the buyers' reserve.
+    sqlx::query("UPDATE dhmad_budget SET used_at = now() WHERE slot < 8")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let shared = db::Pool::new(pool.clone());
+    let background = BudgetGate::new(
+        shared.clone(),
+        limits,
+        Claimant::Background { reserve: 2 },
+        0,
+    );
+    let wait = background.admit().await.unwrap_err();
+    assert!(wait > Duration::from_secs(55), "waits {wait:?}");
+    // A buyer takes a reserved row at once.
+    let buyer = BudgetGate::new(shared, limits, Claimant::Interactive, 0);
+    assert_eq!(buyer.admit().await, Ok(()));
+}
