@@ -92,6 +92,15 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
             // a cancel would make DHMAD reject a proof of money already sent, and a guest's
             // refund is not automatic (§4.2). Asked as the abandoned-order job asks.
             if sync::payment_review_known(state, &order).await? {
+                // Or a wallet payment whose webhook is late: learn which before saying.
+                let read = sync::refresh_order(state, &order, "read before a cancel").await;
+                if let Err(unknown @ OrderError::EscrowUnknown(_)) = read {
+                    return Err(unknown);
+                }
+                let now = load(state, order_id).await?;
+                if now.status != OrderStatus::AwaitingPayment {
+                    return Err(refused(&now, action));
+                }
                 return Err(OrderError::not_allowed(
                     "DHMAD is checking a proof of payment for this order: it can be cancelled \
                      once that check ends.",
@@ -121,6 +130,15 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
                     let read = sync::refresh_order(state, &order, "read after a refused cancel");
                     if let Err(unknown @ OrderError::EscrowUnknown(_)) = read.await {
                         return Err(unknown);
+                    }
+                    // Cancelled already (a second click, the other party) or paid meanwhile:
+                    // the order's page says so, where a 502 said "try again".
+                    let now = load(state, order_id).await?;
+                    if now.status == OrderStatus::Cancelled {
+                        return Ok(now);
+                    }
+                    if !now.allows(action) {
+                        return Err(refused(&now, action));
                     }
                     Err(OrderError::from_dhmad(e, "could not cancel the escrow"))
                 }

@@ -583,3 +583,41 @@ async fn cancelling_asks_dhmad_about_a_proof_sent_without_coming_back(pool: PgPo
     assert_eq!(o["status"], "awaiting_payment", "{o}");
     assert_eq!(o["payment_review"], true, "{o}");
 }
+
+/// DHMAD refuses the buyer's cancel because the escrow was cancelled already (a second click,
+/// or the other party) and its news is late: the buyer lands on the cancelled order, not on a
+/// 502 saying "try again". A wallet payment whose news is late is said to be paid.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_cancel_dhmad_refuses_shows_the_order_as_it_now_is(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    let s = w.checkout("ai-credits-500", "twice@example.tn").await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    let cancelled = w
+        .http
+        .post(format!("{}/escrows/{escrow}/cancel", w.sb.api_base()))
+        .bearer_auth(w.sb.api_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let cancel = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_eq!(cancel.status(), 303);
+    assert_eq!(w.app.order_json(s.order_id).await["status"], "cancelled");
+
+    let s = w.checkout("ai-credits-500", "late-news@example.tn").await;
+    w.complete(&s.session_id).await;
+    let cancel = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_eq!(cancel.status(), 409);
+    let page = cancel.text().await.unwrap();
+    assert!(page.contains("the order is paid"), "{page}");
+    let o = w.app.order_json(s.order_id).await;
+    assert!(o["status"] == "paid" || o["status"] == "completed", "{o}");
+}
