@@ -107,7 +107,8 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                 }
                 None => {
                     // Unless the order moved on while DHMAD was listed: another look found the
-                    // escrow, or resolved the order and a retry made one since.
+                    // escrow, or resolved the order and a retry made one since, whose own
+                    // create may be in doubt again (a newer claim: this list may predate it).
                     let reason = "no escrow was created at DHMAD; safe to retry";
                     let (doubtful, failed) =
                         (OrderStatus::NeedsReconciliation, OrderStatus::EscrowFailed);
@@ -117,7 +118,7 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                         &[doubtful],
                         failed,
                         reason,
-                        None,
+                        order.escrow_attempted_at,
                     )
                     .await?
                     {

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::common::{sandbox::*, *};
-use storefront::{jobs::reconciler, orders::checkout::escrow_title};
+use storefront::{db, jobs::reconciler, orders::checkout::escrow_title, orders::lost_escrow};
 
 fn hex_id(n: usize) -> String {
     format!("66dd{n:020x}")
@@ -381,4 +381,63 @@ async fn the_merchants_retry_is_refused_when_nothing_failed(pool: PgPool) {
         .await
         .unwrap();
     assert!(audit[0].starts_with("refused:"), "{audit:?}");
+}
+
+/// A reconciliation lists DHMAD, finds nothing, and is slow to write it down: meanwhile another
+/// look resolved the order, the buyer's retry claimed a new creation and its answer was lost
+/// too. The slow look's "nothing found" is about the older attempt: it must not call the newer
+/// one safe to retry, or the next retry makes a second live escrow.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_slow_look_does_not_resolve_a_newer_creation(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    // The app's own first reconciler pass (every job runs once at start) is over: it would
+    // be a third look, with what it reads then.
+    let app = &w.app;
+    wait_for("the first reconciler pass", 15, || async move {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        text.contains("storefront_reconciler_runs_total{")
+            .then_some(())
+    })
+    .await;
+    // An order whose create went unanswered ten minutes ago; DHMAD has no escrow for it.
+    let order = w
+        .app
+        .insert_order("chechia-red", "slow-look@example.tn", None)
+        .await;
+    let doubtful = "UPDATE orders SET status = 'needs_reconciliation', escrow_id = NULL,
+                           escrow_attempted_at = now() - $2::bigint * interval '1 second'
+                    WHERE id = $1";
+    sqlx::query(doubtful)
+        .bind(order.id)
+        .bind(600_i64)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    // What the slow look read before it listed DHMAD.
+    let seen = db::orders::get(&w.app.pool, order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    // Meanwhile: resolved by another look, claimed again by the buyer's retry, answer lost.
+    sqlx::query(doubtful)
+        .bind(order.id)
+        .bind(0_i64)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    lost_escrow::reconcile_creation(&w.app.state, &seen)
+        .await
+        .unwrap();
+    let o = w.app.order_json(order.id).await;
+    assert_eq!(o["status"], "needs_reconciliation", "{o}");
+
+    // The newer attempt's own look, with what it read, resolves it.
+    let now = db::orders::get(&w.app.pool, order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    lost_escrow::reconcile_creation(&w.app.state, &now)
+        .await
+        .unwrap();
+    assert_eq!(w.app.order_json(order.id).await["status"], "escrow_failed");
 }
