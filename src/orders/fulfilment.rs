@@ -241,7 +241,12 @@ fn ship_held(order: &Order) -> Option<&'static str> {
 
 /// A failed attempt: tried again later, or given up once the job has had its attempts.
 pub fn backoff_give_up(job: &Job, error: String) -> JobOutcome {
-    if job.attempts >= MAX_ATTEMPTS {
+    give_up_after(MAX_ATTEMPTS, job, error)
+}
+
+/// [`backoff_give_up`] for a job that may wait longer: after `max` attempts.
+pub fn give_up_after(max: i32, job: &Job, error: String) -> JobOutcome {
+    if job.attempts >= max {
         JobOutcome::GiveUp(error)
     } else {
         JobOutcome::Retry(error)

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::fulfilment::{backoff_give_up, JobOutcome};
+use super::fulfilment::{give_up_after, JobOutcome};
 use super::{Order, OrderResult, OrderStatus};
 use crate::db::{self, outbox::Job};
 use crate::mail::Email;
@@ -13,6 +13,12 @@ use crate::state::AppState;
 /// Outbox kinds.
 pub const CONFIRMATION: &str = "email_confirmation";
 pub const GOOD: &str = "email_good";
+
+/// An e-mail waits out about a day of SMTP outage (the backoff reaches 2.5-5 min; 400 tries
+/// take 17-33 h), where a deliver's twelve tries end in 12-24 minutes: the reconciler queues a
+/// deliver again, while nothing queues an e-mail again, and the confirmation is the only way
+/// an API buyer learns the order's link.
+const MAX_ATTEMPTS: i32 = 400;
 /// How often the code's e-mail looks again at an order under dispute.
 const DISPUTE_RECHECK: Duration = Duration::from_secs(15 * 60);
 
@@ -75,6 +81,6 @@ pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
     };
     Ok(match state.mailer.send(&email).await {
         Ok(()) => JobOutcome::Done("sent".into()),
-        Err(e) => backoff_give_up(job, format!("e-mail not sent: {e}")),
+        Err(e) => give_up_after(MAX_ATTEMPTS, job, format!("e-mail not sent: {e}")),
     })
 }

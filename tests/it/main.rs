@@ -27,7 +27,7 @@ mod reused_orders;
 mod security_admin;
 mod security_edge;
 mod security_orders;
-mod silent_smtp;
+mod smtp_outages;
 mod torture;
 mod webhook_refusals;
 mod webhooks;

@@ -1,7 +1,8 @@
-//! An SMTP server that goes silent mid-conversation (a stalled relay, a connection a firewall
-//! dropped): the e-mail times out and is retried, and the outbox goes on to the jobs behind it.
-//! Before `SMTP_TIMEOUT_SECS` covered the conversation, the worker waited for ever and the
-//! instant order's deliver never ran: DHMAD never released the money.
+//! SMTP trouble. A server that goes silent mid-conversation (a stalled relay, a connection a
+//! firewall dropped): the e-mail times out and is retried, and the outbox goes on to the jobs
+//! behind it (before `SMTP_TIMEOUT_SECS` covered the conversation, the worker waited for ever
+//! and the instant order's deliver never ran: DHMAD never released the money). A long outage:
+//! the e-mail waits it out.
 
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
@@ -73,4 +74,43 @@ async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
     assert!(attempts >= 1, "attempts {attempts}");
     let error = error.unwrap_or_default();
     assert!(error.contains("no answer within"), "{error}");
+}
+
+/// An SMTP server down for longer than a deliver's patience (twelve tries, 12-24 minutes):
+/// the e-mail keeps being retried, where it used to be given up with nothing to queue it
+/// again, and the confirmation is the only way an API buyer learns the order's link.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_email_outlives_an_smtp_outage_longer_than_a_delivers_patience(pool: PgPool) {
+    // A port nobody listens on: every attempt is refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("smtp://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let w = world(pool.clone(), |c| c.smtp_url = Some(url.into())).await;
+    let s = w.checkout("chechia-red", "outage@example.tn").await;
+    // Twenty minutes of outage behind it: its thirteenth try is due now.
+    sqlx::query(
+        "UPDATE outbox_jobs SET attempts = 12, run_after = now()
+          WHERE order_id = $1 AND kind = 'email_confirmation'",
+    )
+    .bind(s.order_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let pool = &pool;
+    let order = s.order_id;
+    let (attempts, gave_up): (i32, bool) =
+        crate::common::wait_for("the thirteenth try", 15, || async move {
+            let row: (i32, bool) = sqlx::query_as(
+                "SELECT attempts, gave_up_at IS NOT NULL FROM outbox_jobs
+                  WHERE order_id = $1 AND kind = 'email_confirmation'",
+            )
+            .bind(order)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            (row.0 > 12).then_some(row)
+        })
+        .await;
+    assert_eq!(attempts, 13);
+    assert!(!gave_up, "given up after {attempts} tries");
 }
