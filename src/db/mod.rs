@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod pool;
 pub mod products;
 pub mod sessions;
+pub mod turns;
 pub mod tx;
 
 pub use pool::{Conn, Pool};

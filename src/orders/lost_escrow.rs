@@ -183,20 +183,34 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
 
 /// Orders whose creation was reconciled within this window can still get a late duplicate.
 const DUPLICATE_WINDOW: time::Duration = time::Duration::hours(24);
+/// A late duplicate comes from a create call in flight when the order was reconciled, so it
+/// lands soon after: every pass looks for an hour, then every half hour for the window's rest.
+const LOOK_EVERY_PASS_FOR: time::Duration = time::Duration::hours(1);
+const LOOK_LATER_EVERY: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Cancels pending escrows that name an order which has another escrow: creations that landed
-/// after `reconcile_creation` looked. Reads DHMAD only when such an order exists.
+/// after `reconcile_creation` looked. Reads DHMAD only when such an order exists, and only as
+/// far back as the oldest such order (a pass after a single timeout used to page through a
+/// whole day of pending escrows, every minute for a day, on every instance).
 pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
-    let since = OffsetDateTime::now_utc() - DUPLICATE_WINDOW;
-    let watched = db::orders::reconciled_since(&state.pool, since).await?;
-    if watched.is_empty() {
+    let now = OffsetDateTime::now_utc();
+    let watched = db::orders::reconciled_since(&state.pool, now - DUPLICATE_WINDOW).await?;
+    let Some(oldest) = watched.iter().map(|o| o.created_at).min() else {
+        return Ok(0);
+    };
+    let recent = watched
+        .iter()
+        .any(|o| o.reconciled_at > now - LOOK_EVERY_PASS_FOR);
+    // Older ones: one instance's turn per period, whichever asks first.
+    if !recent && !db::turns::take(&state.pool, "duplicate_sweep", LOOK_LATER_EVERY).await? {
         return Ok(0);
     }
+    let since = (oldest - MARGIN).max(now - DUPLICATE_WINDOW);
     let named = |e: &Escrow| {
         watched
             .iter()
-            .find(|(o, escrow)| names(e, *o) && escrow.as_deref() != Some(e.id.as_str()))
-            .map(|(o, _)| *o)
+            .find(|o| names(e, o.id) && o.escrow_id.as_deref() != Some(e.id.as_str()))
+            .map(|o| o.id)
     };
     let duplicates = list_since(state, since, Some(EscrowStatus::Pending), |e| {
         named(e).is_some()

@@ -441,3 +441,59 @@ async fn a_slow_look_does_not_resolve_a_newer_creation(pool: PgPool) {
         .unwrap();
     assert_eq!(w.app.order_json(order.id).await["status"], "escrow_failed");
 }
+
+/// A creation reconciled two hours ago is still watched for a late duplicate, but DHMAD's list
+/// is paged once per half hour for all instances, not on every pass of every instance (it was
+/// every minute for a day after a single timeout, a whole day of pending escrows each time).
+#[sqlx::test(migrations = "./migrations")]
+async fn an_old_reconciliation_is_swept_once_per_period(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let app = &w.app;
+    wait_for("the first reconciler pass", 15, || async move {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        text.contains("storefront_reconciler_runs_total{")
+            .then_some(())
+    })
+    .await;
+    let s = w
+        .checkout("chechia-red", "old-reconciliation@example.tn")
+        .await;
+    sqlx::query(
+        "WITH o AS (UPDATE orders SET created_at = now() - interval '2 hours' WHERE id = $1)
+         INSERT INTO order_events (order_id, kind, detail, created_at)
+         VALUES ($1, 'escrow_reconciled', 'found after an unanswered request',
+                 now() - interval '2 hours')",
+    )
+    .bind(s.order_id)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    // A late second create for the order.
+    let late = CreateEscrow::new(
+        escrow_title("Chéchia, red wool (handmade)", s.order_id),
+        Decimal::new(45, 0),
+        "old-reconciliation@example.tn",
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(5);
+    let dhmad = &w.app.state.dhmad;
+    let late = dhmad.create_escrow(&late).await.unwrap().escrow.id;
+    let lists = || async { w.count_calls("GET", "/escrows").await };
+    let before = lists().await;
+    let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(report.duplicates_cancelled, 1, "{report:?}");
+    assert_eq!(
+        dhmad.get_escrow(&late).await.unwrap().status.as_str(),
+        "cancelled"
+    );
+    let after_first = lists().await;
+    assert!(after_first > before, "the first pass listed DHMAD");
+    for _ in 0..3 {
+        reconciler::run_once(&w.app.state, Duration::from_secs(600))
+            .await
+            .unwrap();
+    }
+    assert_eq!(lists().await, after_first, "no pass listed DHMAD again");
+}

@@ -166,20 +166,32 @@ pub async fn mark_unknown_if_in_flight(
     Ok(())
 }
 
-/// Orders whose escrow creation was reconciled since `since`, with the escrow they kept.
+/// An order whose escrow creation was reconciled: the escrow it kept, when it was made (no
+/// create call for it is older) and when it was last reconciled.
+#[derive(Debug, Clone)]
+pub struct Reconciled {
+    pub id: Uuid,
+    pub escrow_id: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub reconciled_at: OffsetDateTime,
+}
+
+/// Orders whose escrow creation was reconciled since `since`.
 pub async fn reconciled_since(
     e: impl PgExecutor<'_>,
     since: OffsetDateTime,
-) -> sqlx::Result<Vec<(Uuid, Option<String>)>> {
-    let rows = sqlx::query!(
-        "SELECT DISTINCT o.id, o.escrow_id FROM orders o
-           JOIN order_events ev ON ev.order_id = o.id
-          WHERE ev.kind = 'escrow_reconciled' AND ev.created_at > $1",
+) -> sqlx::Result<Vec<Reconciled>> {
+    sqlx::query_as!(
+        Reconciled,
+        r#"SELECT o.id, o.escrow_id, o.created_at, max(ev.created_at) AS "reconciled_at!"
+             FROM orders o
+             JOIN order_events ev ON ev.order_id = o.id
+            WHERE ev.kind = 'escrow_reconciled' AND ev.created_at > $1
+            GROUP BY o.id"#,
         since
     )
     .fetch_all(e)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.escrow_id)).collect())
+    .await
 }
 
 /// Unpaid orders with an escrow and no page of DHMAD's (payment or contract, either side's)
