@@ -5,8 +5,10 @@ use url::Url;
 
 use crate::error::Refusal;
 
-/// Allow-list check: HTTPS unless the host is `localhost`; then an exact match of scheme,
-/// host, port and path against an allowed URL (query and fragment ignored).
+/// Allow-list check: HTTPS unless the host is `localhost`; then an exact match against an
+/// allowed URL, query and fragment included (only what URL parsing normalises may differ: the
+/// host's case, a default port). DHMAD leaves the rule unstated and its docs infer an exact
+/// match: the strictest reading, so a redirect the sandbox takes is one DHMAD takes too.
 pub fn check_redirect(redirect: &str, allowed: &[String]) -> Result<(), Refusal> {
     if allowed.is_empty() {
         return Err(Refusal::rule(
@@ -32,19 +34,10 @@ pub fn check_redirect(redirect: &str, allowed: &[String]) -> Result<(), Refusal>
             ))
         }
     }
-    let key = |u: &Url| {
-        (
-            u.scheme().to_owned(),
-            u.host_str().map(str::to_owned),
-            u.port_or_known_default(),
-            u.path().to_owned(),
-        )
-    };
-    let wanted = key(&u);
     if allowed
         .iter()
         .filter_map(|a| Url::parse(a.trim()).ok())
-        .any(|a| key(&a) == wanted)
+        .any(|a| a == u)
     {
         Ok(())
     } else {
@@ -62,8 +55,9 @@ mod tests {
             "http://localhost:3000/cb".to_owned(),
             "https://shop.tn/cb".to_owned(),
         ];
-        assert!(check_redirect("http://localhost:3000/cb?x=1", &allowed).is_ok());
+        assert!(check_redirect("http://localhost:3000/cb", &allowed).is_ok());
         assert!(check_redirect("https://shop.tn/cb", &allowed).is_ok());
+        assert!(check_redirect("https://SHOP.tn:443/cb", &allowed).is_ok());
         let code = |r: Result<(), Refusal>| match r {
             Err(Refusal::Rule { code, .. }) => code,
             other => panic!("{other:?}"),
@@ -80,6 +74,17 @@ mod tests {
             code(check_redirect("https://shop.tn/other", &allowed)),
             ErrorCode::RedirectUrlNotAllowed
         );
+        for near in [
+            "http://localhost:3000/cb?x=1",
+            "https://shop.tn/cb#top",
+            "https://shop.tn/cb/",
+        ] {
+            assert_eq!(
+                code(check_redirect(near, &allowed)),
+                ErrorCode::RedirectUrlNotAllowed,
+                "{near}"
+            );
+        }
         assert_eq!(
             code(check_redirect("https://shop.tn/cb", &[])),
             ErrorCode::NoRedirectUrlsConfigured

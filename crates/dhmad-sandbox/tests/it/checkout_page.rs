@@ -128,7 +128,9 @@ async fn every_action_renders_its_ui() {
 async fn perform_redirects_with_merged_query_and_closes_the_session() {
     let env = Env::start().await;
     let id = env.instant(15).await;
+    // An allowed URL with a query of its own (the allow-list matches exactly).
     let url = format!("{CALLBACK}?order=9");
+    env.sandbox.set_allowed_redirect_urls(vec![url.clone()]);
     let s = env.session_to(&id, A::AcceptPay, BUYER, &url).await;
     let (st, loc) = post_form(&env, &s, &[("op", "perform"), ("payer", "wallet")]).await;
     assert_eq!(st, 303);

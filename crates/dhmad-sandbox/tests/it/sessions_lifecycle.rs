@@ -110,9 +110,11 @@ async fn session_get_expiry_single_use_and_metadata() {
 #[tokio::test]
 async fn control_cancel_and_expire_merge_the_query() {
     let env = Env::start().await;
-    env.sandbox.set_allowed_redirect_urls(vec![CALLBACK.into()]);
-    let id = env.instant(10).await;
+    // An allowed URL with a query of its own (the allow-list matches exactly).
     let url = format!("{CALLBACK}?order=7&status=stale");
+    env.sandbox
+        .set_allowed_redirect_urls(vec![CALLBACK.into(), url.clone()]);
+    let id = env.instant(10).await;
     let s = env.session_to(&id, A::AcceptPay, BUYER, &url).await;
     let (st, v) = env
         .control(&format!("/sandbox/sessions/{s}/cancel"), json!({}))

@@ -37,9 +37,14 @@ async fn redirect_url_rules_and_body_shape() {
                 .await
         }
     };
-    assert!(try_url("http://localhost:3000/checkout/callback?order=1")
+    assert!(try_url("http://localhost:3000/checkout/callback")
         .await
         .is_ok());
+    // Exact match: a query the allow-list does not have is refused.
+    let e = try_url("http://localhost:3000/checkout/callback?order=1")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "REDIRECT_URL_NOT_ALLOWED");
     let e = try_url("http://127.0.0.1:3000/checkout/callback")
         .await
         .unwrap_err();
