@@ -497,3 +497,50 @@ async fn an_old_reconciliation_is_swept_once_per_period(pool: PgPool) {
     }
     assert_eq!(lists().await, after_first, "no pass listed DHMAD again");
 }
+
+/// A deliver that found the order disputed closed without delivering; the dispute then ended
+/// with DHMAD still holding the money (the escrow `paid` again). The reconciler queues a new
+/// deliver: the closed job used to block it for good, and the money was never released. An
+/// order whose job closed after its escrow last changed is left alone.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_deliver_closed_during_a_dispute_is_queued_again_once_paid_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500", "times": 1000}]}))
+        .await;
+    let mut orders = Vec::new();
+    for email in ["dispute-ended@example.tn", "nothing-new@example.tn"] {
+        let s = w.checkout("ai-credits-500", email).await;
+        w.complete(&s.session_id).await;
+        w.wait_status(s.order_id, "paid").await;
+        orders.push(s.order_id);
+    }
+    // Both jobs closed 20 minutes ago, as a job that found the order disputed closes; the
+    // first escrow changed since (back to paid), the second did not.
+    for (order, changed) in [(orders[0], "10 minutes"), (orders[1], "30 minutes")] {
+        sqlx::query(
+            "WITH j AS (UPDATE outbox_jobs SET done_at = now() - interval '20 minutes',
+                               last_error = 'nothing to deliver: order is disputed'
+                         WHERE order_id = $1 AND kind = 'deliver')
+             UPDATE orders SET escrow_updated_at = now() - $2::interval WHERE id = $1",
+        )
+        .bind(order)
+        .bind(changed)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    }
+    let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(report.delivers_requeued, 1, "{report:?}");
+    let open = |order| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM outbox_jobs
+              WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
+        )
+        .bind(order)
+        .fetch_one(&w.app.pool)
+    };
+    assert_eq!(open(orders[0]).await.unwrap(), 1);
+    assert_eq!(open(orders[1]).await.unwrap(), 0);
+}

@@ -97,8 +97,10 @@ pub async fn sync_failures(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i32
 }
 
 /// Paid instant orders owed a `deliver` with none queued: their last job gave up at least
-/// `after` ago (or there never was one). The reconciler queues a new one. A job the merchant
-/// abandoned is their decision: never queued again.
+/// `after` ago, or closed at least `after` ago without delivering before the escrow last
+/// changed (it found the order disputed, and the dispute ended with the money still held), or
+/// there never was one. The reconciler queues a new one. A job the merchant abandoned is their
+/// decision: never queued again.
 pub async fn list_missing_deliver(
     e: impl PgExecutor<'_>,
     after: time::Duration,
@@ -111,9 +113,11 @@ pub async fn list_missing_deliver(
             AND NOT EXISTS (SELECT 1 FROM outbox_jobs j
                              WHERE j.order_id = o.id AND j.kind = 'deliver'
                                AND (j.done_at IS NULL
-                                    OR j.gave_up_at IS NULL
                                     OR j.abandoned_at IS NOT NULL
-                                    OR j.gave_up_at > now() - $1::bigint * interval '1 millisecond'))
+                                    OR j.done_at > now() - $1::bigint * interval '1 millisecond'
+                                    OR (j.gave_up_at IS NULL
+                                        AND (o.escrow_updated_at IS NULL
+                                             OR j.done_at >= o.escrow_updated_at))))
           ORDER BY o.updated_at LIMIT $2",
         after_ms,
         limit
