@@ -6,7 +6,8 @@
 use clap::{Args, Parser, Subcommand};
 use storefront::config::{
     ConfigError, EdgeLimits, JobIntervals, DEFAULT_DHMAD_API_BASE, DEFAULT_DHMAD_TIMEOUT_SECS,
-    DEFAULT_LISTEN_ADDR, DEFAULT_MAIL_FROM, DEFAULT_PUBLIC_BASE_URL, DEFAULT_STATIC_DIR,
+    DEFAULT_LISTEN_ADDR, DEFAULT_MAIL_FROM, DEFAULT_PUBLIC_BASE_URL, DEFAULT_SMTP_TIMEOUT_SECS,
+    DEFAULT_STATIC_DIR,
 };
 use storefront::{telemetry, Config};
 
@@ -194,6 +195,10 @@ pub struct Settings {
         help_heading = "Back office and e-mail"
     )]
     smtp_url: Option<String>,
+    /// The most one e-mail may take, connection and conversation together, in seconds (at
+    /// most 90); a silent server is given up on and the e-mail retried.
+    #[arg(long, env = "SMTP_TIMEOUT_SECS", hide_env_values = true, default_value_t = DEFAULT_SMTP_TIMEOUT_SECS.to_string(), help_heading = "Back office and e-mail")]
+    smtp_timeout_secs: String,
     /// Sender of the e-mails to buyers, `Name <address>`.
     #[arg(long, env = "MAIL_FROM", hide_env_values = true, default_value = DEFAULT_MAIL_FROM, help_heading = "Back office and e-mail")]
     mail_from: String,
@@ -260,6 +265,7 @@ impl Settings {
             "DHMAD_RATE_WINDOW_SECS" => &self.dhmad_rate_window_secs,
             "ADMIN_TOKEN" => return self.admin_token.clone(),
             "SMTP_URL" => return self.smtp_url.clone(),
+            "SMTP_TIMEOUT_SECS" => &self.smtp_timeout_secs,
             "MAIL_FROM" => &self.mail_from,
             "OUTBOX_INTERVAL_SECS" => &self.outbox_interval_secs,
             "RECONCILE_INTERVAL_SECS" => &self.reconcile_interval_secs,
