@@ -37,10 +37,30 @@ async fn run(config: SandboxConfig) -> anyhow::Result<()> {
     );
     let sandbox = Sandbox::start(config).await?;
     print_banner(&sandbox);
-    tokio::signal::ctrl_c().await?;
+    stop_signal().await;
     tracing::info!("shutting down");
     sandbox.shutdown().await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM: what `docker compose stop` sends, and a container's first process that
+/// does not handle it ignores it (the runtime then kills it after its grace period).
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 /// One line for the person at the terminal, not a backtrace.

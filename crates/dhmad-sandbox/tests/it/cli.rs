@@ -1,5 +1,5 @@
 //! The `dhmad-sandbox` binary: `--help` and `--version` answer without serving, and a taken
-//! port is one clear line and a non-zero exit.
+//! port is one clear line and a non-zero exit; SIGTERM (`docker compose stop`) stops it cleanly.
 
 use std::process::Output;
 use std::time::Duration;
@@ -77,4 +77,41 @@ async fn a_taken_port_is_one_line_and_a_failure() {
         text(&out.stderr),
         "dhmad-sandbox: invalid SANDBOX_RATE_LIMIT: invalid digit found in string\n"
     );
+}
+
+#[tokio::test]
+async fn sigterm_stops_it_cleanly() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhmad-sandbox"));
+    cmd.kill_on_drop(true)
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::piped());
+    for v in VARS {
+        cmd.env_remove(v);
+    }
+    cmd.env("SANDBOX_LISTEN_ADDR", "127.0.0.1:0");
+    let mut child = cmd.spawn().unwrap();
+    // Serving once its banner is out.
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line),
+    )
+    .await
+    .expect("the banner within 10 s")
+    .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("stopped within 10 s of SIGTERM")
+        .unwrap();
+    // Exit code 0: it handled the signal, where it used to be killed by it (or, as a
+    // container's first process, to ignore it until the runtime's grace ran out).
+    assert!(status.success(), "{status:?}");
 }
