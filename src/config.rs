@@ -35,13 +35,23 @@ pub const DEFAULT_MAIL_FROM: &str = "Souk Digital <shop@localhost>";
 /// The source tree's `static/`: fine for the demo; set `STATIC_DIR` when deploying.
 pub const DEFAULT_STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
 
-/// Public demo values (`.env.example`, `docker-compose.yml`, the sandbox's defaults). Fine
-/// against the sandbox; with a live DHMAD key they would let anyone forge webhooks or enter the
-/// back office, so the service refuses to start with a `sk_live_` key and any of them.
+/// Public demo values (`.env.example`, `docker-compose.yml`, the sandbox's defaults). Fine on
+/// this machine; with a live DHMAD key, or a `PUBLIC_BASE_URL` others can reach, they would let
+/// anyone forge webhooks or enter the back office, so the service then refuses to start.
 pub const PUBLIC_DEMO_SECRETS: &[&str] = &[
     "40bb0abe71e54bb8ed88b9943beefcefc1bcd399892775c58975187d13a343bf",
     "change-me-admin-token",
 ];
+
+/// Whether `u` points at this machine (the demo, tests): `localhost` or a loopback address.
+fn is_local(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
 
 /// Everything the service reads from its environment.
 #[derive(Clone)]
@@ -322,7 +332,8 @@ impl Config {
                 .map(|_| ())
                 .map_err(|e| format!("{e} (expected Name <address>)")),
         );
-        if api_key.starts_with("sk_live_") {
+        let live = api_key.starts_with("sk_live_");
+        if live {
             // A production secret never travels in clear text (a sandbox key may, to the
             // local emulator or a compose service).
             let clear = matches!(&dhmad_api_base, Ok(u) if u.scheme() == "http");
@@ -333,19 +344,32 @@ impl Config {
                         .into(),
                 ),
             );
+        }
+        // The demo's secrets are public: fine on this machine, not once strangers can reach
+        // the shop (a staging shop on DHMAD's sandbox included) or money is real.
+        let reachable = matches!(&public_base_url, Ok(u) if !is_local(u));
+        if live || reachable {
             let public: Vec<&str> = secrets
                 .iter()
                 .map(|s| s.expose_secret())
                 .chain(admin_token.as_deref())
                 .filter(|s| PUBLIC_DEMO_SECRETS.contains(s))
                 .collect();
+            let why = if live {
+                "a live key with the public demo webhook secret or admin token: set your own \
+                 DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN"
+            } else {
+                "PUBLIC_BASE_URL is not this machine, and the public demo webhook secret or \
+                 admin token would let anyone forge payments or enter the back office: set \
+                 your own DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN"
+            };
             check(
-                "DHMAD_API_KEY",
-                public.is_empty().then_some(()).ok_or(
-                    "a live key with the public demo webhook secret or admin token: set your own \
-                     DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN"
-                        .into(),
-                ),
+                if live {
+                    "DHMAD_API_KEY"
+                } else {
+                    "PUBLIC_BASE_URL"
+                },
+                public.is_empty().then_some(()).ok_or(why.into()),
             );
         }
 

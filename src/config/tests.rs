@@ -96,6 +96,41 @@ fn a_live_key_with_a_public_demo_secret_refuses_to_start() {
 }
 
 #[test]
+fn a_shop_others_can_reach_refuses_the_public_demo_secrets() {
+    let with = |base: &'static str, secret: &'static str, admin: &'static str| {
+        cfg(&[
+            ("DATABASE_URL", "postgres://u:pw@h/db"),
+            ("PUBLIC_BASE_URL", base),
+            ("DHMAD_WEBHOOK_SECRETS", secret),
+            ("ADMIN_TOKEN", admin),
+        ])
+    };
+    let (demo_secret, demo_admin) = (PUBLIC_DEMO_SECRETS[0], PUBLIC_DEMO_SECRETS[1]);
+    // A staging shop on DHMAD's sandbox: a sandbox key, but strangers reach it.
+    for (secret, admin) in [(demo_secret, "an-own-admin-token-of-ours"), ("own-secret", demo_admin)] {
+        let err = with("https://staging.shop.tn", secret, admin)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PUBLIC_BASE_URL") && err.contains("public demo"),
+            "{err}"
+        );
+    }
+    let own = with("https://staging.shop.tn", "own-secret", "an-own-admin-token-of-ours");
+    assert!(own.is_ok(), "{own:?}");
+    // This machine: the demo's values are fine.
+    for base in [
+        "http://localhost:3000",
+        "http://127.0.0.1:3000",
+        "http://[::1]:3000",
+        "http://shop.localhost:3000",
+    ] {
+        let c = with(base, demo_secret, demo_admin);
+        assert!(c.is_ok(), "{base}: {c:?}");
+    }
+}
+
+#[test]
 fn a_live_key_is_only_sent_over_https() {
     let live = "sk_live_0000000000000000000000000000000000000000000000000000000000000000";
     let mut pairs = vec![
