@@ -107,7 +107,10 @@ fn a_shop_others_can_reach_refuses_the_public_demo_secrets() {
     };
     let (demo_secret, demo_admin) = (PUBLIC_DEMO_SECRETS[0], PUBLIC_DEMO_SECRETS[1]);
     // A staging shop on DHMAD's sandbox: a sandbox key, but strangers reach it.
-    for (secret, admin) in [(demo_secret, "an-own-admin-token-of-ours"), ("own-secret", demo_admin)] {
+    for (secret, admin) in [
+        (demo_secret, "an-own-admin-token-of-ours"),
+        ("own-secret", demo_admin),
+    ] {
         let err = with("https://staging.shop.tn", secret, admin)
             .unwrap_err()
             .to_string();
@@ -116,7 +119,11 @@ fn a_shop_others_can_reach_refuses_the_public_demo_secrets() {
             "{err}"
         );
     }
-    let own = with("https://staging.shop.tn", "own-secret", "an-own-admin-token-of-ours");
+    let own = with(
+        "https://staging.shop.tn",
+        "own-secret",
+        "an-own-admin-token-of-ours",
+    );
     assert!(own.is_ok(), "{own:?}");
     // This machine: the demo's values are fine.
     for base in [

@@ -52,7 +52,7 @@ pub async fn apply(
         }
         Event::CancellationRequested(d) => {
             let reason = d.cancellation_request.reason.as_deref();
-            cancellation(conn, order, late, Cancellation::Requested, reason).await?;
+            cancellation(conn, order, Cancellation::Requested, reason).await?;
             (
                 format!(
                     "The buyer asked to cancel{}",
@@ -66,14 +66,14 @@ pub async fn apply(
                 CancellationRequestStatus::Accepted => Cancellation::Accepted,
                 _ => Cancellation::Rejected,
             };
-            cancellation(conn, order, late, state, None).await?;
+            cancellation(conn, order, state, None).await?;
             (
                 "The cancellation request was refused".into(),
                 Some("The shop declined your cancellation request.".into()),
             )
         }
         Event::CancellationAccepted(_) => {
-            cancellation(conn, order, late, Cancellation::Accepted, None).await?;
+            cancellation(conn, order, Cancellation::Accepted, None).await?;
             (
                 "The cancellation was accepted; DHMAD refunds the buyer".into(),
                 Some("Cancellation accepted: DHMAD refunds you.".into()),
@@ -231,21 +231,21 @@ async fn proof_facts(
     Ok(true)
 }
 
-/// Records where the buyer's cancellation request stands; an older event never overwrites a
+/// Records where the buyer's cancellation request stands, in its own order (none, requested,
+/// then a final answer), whatever the order of arrival: a request or an answer whose snapshot
+/// is stale (DHMAD does not order events, §6.7) still lands, since nothing else would ever
+/// bring it (no escrow snapshot carries the request), and an older event never overwrites a
 /// newer answer.
 async fn cancellation(
     conn: &mut PgConnection,
     order: &Order,
-    late: bool,
     state: Cancellation,
     reason: Option<&str>,
 ) -> sqlx::Result<()> {
-    let newer = !late
-        && !matches!(
-            (order.cancellation, state),
-            (Some(Cancellation::Accepted), _)
-                | (Some(Cancellation::Rejected), Cancellation::Requested)
-        );
+    let newer = !matches!(
+        (order.cancellation, state),
+        (Some(Cancellation::Accepted), _) | (Some(Cancellation::Rejected), Cancellation::Requested)
+    );
     if newer {
         db::orders::set_cancellation(&mut *conn, order.id, state, reason).await?;
     }

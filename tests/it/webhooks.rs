@@ -316,3 +316,64 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
     }
     assert_eq!(app.order_json(id).await["amount"], "170.000");
 }
+
+/// A cancellation event whose snapshot is older than one applied already (DHMAD does not order
+/// events): the buyer asked to cancel a paid quick order, the shop's delivery landed first.
+/// The request still counts; no escrow snapshot would ever bring it. A late request never
+/// undoes a final answer.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_late_cancellation_request_still_counts(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("chechia-red", "buyer@example.tn", ESCROW, t(0))
+        .await;
+    let cancellation = |kind: &str, status: &str, at: OffsetDateTime| {
+        let mut data = json!({
+            "escrow": escrow(ESCROW, "paid", "paid", "quick", at),
+            "cancellationRequest": {
+                "reason": "changed my mind",
+                "status": status,
+                "requestedAt": dhmad::iso::format(at),
+            },
+        });
+        if status == "rejected" {
+            data["escrow"]["status"] = json!("delivered");
+        }
+        let ev = Event::from_parts(kind, data).unwrap();
+        sign(&WebhookEnvelope::new(
+            Uuid::new_v4().to_string(),
+            OffsetDateTime::now_utc(),
+            &ev,
+        ))
+    };
+    let cancellation_of = || async { app.order_json(id).await["cancellation"].clone() };
+    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+        .await;
+    app.deliver(&snapshot("delivered", "paid", "quick", t(3)))
+        .await;
+    let late = app
+        .deliver(&cancellation(
+            "escrow.cancellation.requested",
+            "pending",
+            t(2),
+        ))
+        .await;
+    assert_eq!(result_of(late).await, (200, json!({"result": "processed"})));
+    assert_eq!(cancellation_of().await, "requested");
+
+    // The shop's answer, then the request again (a retry): the answer stands.
+    app.deliver(&cancellation(
+        "escrow.cancellation.rejected",
+        "rejected",
+        t(4),
+    ))
+    .await;
+    assert_eq!(cancellation_of().await, "rejected");
+    app.deliver(&cancellation(
+        "escrow.cancellation.requested",
+        "pending",
+        t(2),
+    ))
+    .await;
+    assert_eq!(cancellation_of().await, "rejected");
+}
