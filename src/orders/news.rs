@@ -92,8 +92,13 @@ pub async fn apply(
             // An amount the order cannot hold (not above zero, or past `NUMERIC(12, 3)`) is
             // left out, not allowed to fail the whole event: its status and other facts still
             // apply, and DHMAD's retries would fail alike until the event is lost.
+            // Judged as stored: Postgres rounds to the millime (half away from zero), and
+            // 0.0004 would become 0.
+            let stored = d.escrow.amount.map(|a| {
+                a.round_dp_with_strategy(3, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+            });
             let fits = |a: Decimal| a > Decimal::ZERO && a < Decimal::from(1_000_000_000);
-            match d.escrow.amount {
+            match stored {
                 Some(a) if !fits(a) => {
                     tracing::warn!(order.id = %order.id, amount = %a, "escrow.updated with an amount out of range; amount not changed");
                 }

@@ -299,7 +299,13 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
     assert_eq!(app.order_json(id).await["amount"], "170.000");
     // An amount the order cannot hold does not fail the event (DHMAD's retries would fail
     // alike, and the event would be lost): it is applied without it.
-    for odd in [json!(0), json!(-5), json!(1e12)] {
+    for odd in [
+        json!(0),
+        json!(-5),
+        json!(1e12),
+        json!(0.0004),
+        json!(999_999_999.9996),
+    ] {
         let mut e =
             serde_json::to_value(escrow(ESCROW, "delivered", "delivered", "quick", t(9))).unwrap();
         e["amount"] = odd.clone();
