@@ -43,18 +43,20 @@ pub async fn revoke_session(e: impl PgExecutor<'_>, id_hash: &str) -> sqlx::Resu
     Ok(())
 }
 
-/// Counts a login attempt from `client_addr` as failed before its token is compared, unless
-/// `max` attempts failed since `since`: then `None` (refused, and not counted). Attempts from
-/// one address are counted one at a time (a lock per address, held to the commit, taken in a
-/// statement of its own so that the count's snapshot comes after it), so a thousand sent at
-/// once cannot all pass the check before any is counted.
-/// A right token clears its attempt ([`login_succeeded`]).
-pub async fn begin_login_attempt(
+/// A login attempt from `client_addr` whose token was compared: refused (`false`, and not
+/// counted) once `max` attempts failed since `since`, whether this one is right or wrong, so a
+/// throttled address learns nothing; else counted if `failed`. Attempts from one address are
+/// judged one at a time (a lock per address, held to the commit, taken in a statement of its
+/// own so that the count's snapshot comes after it): a thousand wrong ones sent at once cannot
+/// all pass the check before any is counted, and right ones leave nothing behind (they used to
+/// be counted until proven right, so a script's parallel requests could throttle itself).
+pub async fn login_attempt(
     pool: &super::Pool,
     client_addr: &str,
     since: OffsetDateTime,
     max: i64,
-) -> sqlx::Result<Option<i64>> {
+    failed: bool,
+) -> sqlx::Result<bool> {
     let mut conn = pool.acquire().await?;
     let mut tx = super::tx::begin(&mut conn).await?;
     // 7401: this lock's namespace (the back office's logins).
@@ -64,27 +66,23 @@ pub async fn begin_login_attempt(
     )
     .execute(&mut *tx)
     .await?;
-    let id = sqlx::query_scalar!(
-        "INSERT INTO admin_login_failures (client_addr)
-         SELECT $1 WHERE (SELECT count(*) FROM admin_login_failures
-                           WHERE client_addr = $1 AND at > $2) < $3
-         RETURNING id",
+    let admitted = sqlx::query_scalar!(
+        r#"WITH admitted AS (
+             SELECT (SELECT count(*) FROM admin_login_failures
+                      WHERE client_addr = $1 AND at > $2) < $3 AS ok),
+           counted AS (
+             INSERT INTO admin_login_failures (client_addr)
+             SELECT $1 FROM admitted WHERE ok AND $4)
+           SELECT ok AS "ok!" FROM admitted"#,
         client_addr,
         since,
-        max
+        max,
+        failed
     )
-    .fetch_optional(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(id)
-}
-
-/// The attempt's token was right: it is not a failure.
-pub async fn login_succeeded(e: impl PgExecutor<'_>, attempt: i64) -> sqlx::Result<()> {
-    sqlx::query!("DELETE FROM admin_login_failures WHERE id = $1", attempt)
-        .execute(e)
-        .await?;
-    Ok(())
+    Ok(admitted)
 }
 
 /// Forgets what no longer decides anything, at most `limit` rows of each per call: failed

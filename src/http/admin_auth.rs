@@ -103,14 +103,13 @@ impl FromRequestParts<AppState> for Admin {
         }
         let jar = CookieJar::from_headers(&parts.headers);
         if let Some(token) = bearer(parts) {
-            // A token is a login: throttled before it is compared (a throttled address learns
+            // A token is a login: a throttled address is refused whatever it sends (it learns
             // nothing), and a wrong one counts, as on the form.
-            let fail = |e: AppError| e.into_response();
-            let attempt = begin_attempt(state, &key).await.map_err(fail)?;
-            if token_matches(state, token) == Some(true) {
-                db::admin::login_succeeded(&state.pool, attempt)
-                    .await
-                    .map_err(|e| fail(e.into()))?;
+            let right = token_matches(state, token) == Some(true);
+            attempt(state, &key, right)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            if right {
                 return Ok(Admin {
                     actor: "token".into(),
                     addr,
@@ -138,15 +137,17 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// Counts a login attempt of `key` (`ClientAddr::key`) as failed until its token proves right:
-/// 429 once it failed `MAX_FAILURES` times within `THROTTLE_WINDOW`, whatever it sends.
-async fn begin_attempt(s: &AppState, key: &str) -> AppResult<i64> {
+/// Judges a login attempt of `key` (`ClientAddr::key`): 429 once it failed `MAX_FAILURES`
+/// times within `THROTTLE_WINDOW`, whatever it sends; a wrong token counts.
+async fn attempt(s: &AppState, key: &str, right: bool) -> AppResult<()> {
     let since = OffsetDateTime::now_utc() - THROTTLE_WINDOW;
-    db::admin::begin_login_attempt(&s.pool, key, since, MAX_FAILURES)
-        .await?
-        .ok_or(AppError::TooManyRequests {
+    if db::admin::login_attempt(&s.pool, key, since, MAX_FAILURES, !right).await? {
+        Ok(())
+    } else {
+        Err(AppError::TooManyRequests {
             retry_after: THROTTLE_WINDOW.whole_seconds().unsigned_abs(),
         })
+    }
 }
 
 #[derive(Template)]
@@ -174,11 +175,11 @@ pub async fn login(
     if s.config.admin_token.is_none() {
         return Err(AppError::NotFound);
     }
-    let attempt = begin_attempt(&s, &key).await?;
-    if token_matches(&s, &input.token) != Some(true) {
+    let right = token_matches(&s, &input.token) == Some(true);
+    attempt(&s, &key, right).await?;
+    if !right {
         return Err(AppError::Unauthorized("wrong admin token".into()));
     }
-    db::admin::login_succeeded(&s.pool, attempt).await?;
     // The session this browser had (if any) ends with the new one: a copy of its cookie
     // taken meanwhile opens nothing.
     if let Some(old) = jar
