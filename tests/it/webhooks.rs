@@ -304,7 +304,7 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
         json!(-5),
         json!(1e12),
         json!(0.0004),
-        json!(999_999_999.9996),
+        json!(999_999_999.999_6),
     ] {
         let mut e =
             serde_json::to_value(escrow(ESCROW, "delivered", "delivered", "quick", t(9))).unwrap();
