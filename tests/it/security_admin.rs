@@ -309,3 +309,52 @@ async fn old_failed_logins_and_ended_sessions_are_forgotten(pool: PgPool) {
             .unwrap();
     assert_eq!(sessions, ["just-ended", "live"]);
 }
+
+/// "Retry deliver" that fails (the order's row is locked past the 2 s lock timeout) is in the
+/// audit trail too, as ship and retry-checkout failures are: it used to leave nothing.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_failed_retry_of_a_deliver_is_audited(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let escrow_id = "66bb000000000000000000c1";
+    let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let id = app
+        .seed_order("ai-credits-500", "retry@example.tn", escrow_id, t0)
+        .await;
+    let paid = sign(&status_event(escrow(
+        escrow_id,
+        "paid",
+        "pending",
+        "instant",
+        t0 + time::Duration::minutes(1),
+    )));
+    assert_eq!(app.deliver(&paid).await.status(), 200);
+    // Someone holds the order's row for 3 s.
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        holder.rollback().await.unwrap();
+    });
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/orders/{id}/retry")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    release.await.unwrap();
+    let audit: Vec<(String, String)> =
+        sqlx::query_as("SELECT action, detail FROM admin_audit WHERE order_id = $1")
+            .bind(id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].0, "retry_deliver");
+    assert!(audit[0].1.starts_with("failed"), "{audit:?}");
+}

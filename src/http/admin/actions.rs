@@ -63,17 +63,21 @@ pub async fn retry(
     let order = load(&s, &id).await?;
     let order_id = order.id;
     if order.allows(Action::RetryDeliver) {
-        let (outcome, notice) = if fulfilment::retry_deliver(&s, order_id).await? {
-            ("deliver set to run now", Notice::DeliverRetried)
-        } else {
-            (
-                "deliver running now, left to its worker",
-                Notice::JobRunning,
-            )
+        // Recorded whatever came of it, a failure too (as ship and retry_checkout are).
+        let result = fulfilment::retry_deliver(&s, order_id).await;
+        let outcome = match &result {
+            Ok(true) => "deliver set to run now".to_owned(),
+            Ok(false) => "deliver running now, left to its worker".to_owned(),
+            Err(e) => format!("failed: {e}"),
         };
         admin
-            .record(&s, "retry_deliver", Some(order_id), outcome)
+            .record(&s, "retry_deliver", Some(order_id), &outcome)
             .await?;
+        let notice = if result? {
+            Notice::DeliverRetried
+        } else {
+            Notice::JobRunning
+        };
         return Ok(answer(&headers, "/admin", notice, &[], Some(order_id)));
     }
     // Only a checkout that failed or is in doubt: `resume` would otherwise open a payment page
