@@ -202,6 +202,26 @@ pub(in crate::http) struct Flash {
     pub text: String,
 }
 
+/// The back-office page at `path` a browser can load (GET), if any. An order's page that an
+/// action rendered in place (a refusal shows the order at the action's own address, which
+/// answers POST only) is that order's page: returning there used to end on a bare 405.
+fn admin_page(path: &str) -> Option<String> {
+    const PAGES: [&str; 5] = [
+        "/admin",
+        "/admin/orders",
+        "/admin/inbox",
+        "/admin/outbox",
+        "/admin/audit",
+    ];
+    if PAGES.contains(&path) {
+        return Some(path.to_owned());
+    }
+    let id = path.strip_prefix("/admin/orders/")?.split('/').next()?;
+    Uuid::parse_str(id)
+        .ok()
+        .map(|id| format!("/admin/orders/{id}"))
+}
+
 /// The page to return to: the back-office page the form was on (its path and filters, from
 /// `Referer`, which the shop's `Referrer-Policy: same-origin` sends), else `default`.
 fn return_to(headers: &HeaderMap, default: &str) -> (String, Vec<(String, String)>) {
@@ -209,15 +229,10 @@ fn return_to(headers: &HeaderMap, default: &str) -> (String, Vec<(String, String
         .get(header::REFERER)
         .and_then(|v| v.to_str().ok())
         .and_then(|r| url::Url::parse(r).ok())
-        .filter(|u| {
-            let p = u.path();
-            (p == "/admin" || p.starts_with("/admin/"))
-                && p != "/admin/login"
-                && !p.ends_with(".csv")
-        });
+        .and_then(|u| Some((admin_page(u.path())?, u)));
     match from {
-        Some(u) => (
-            u.path().to_owned(),
+        Some((path, u)) => (
+            path,
             u.query_pairs()
                 .filter(|(k, _)| !FLASH_KEYS.contains(&k.as_ref()))
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -313,5 +328,17 @@ mod tests {
             HeaderValue::from_static("http://shop.example/admin/..//evil.example/x"),
         );
         assert_eq!(go(&h), "/admin?notice=shipped");
+        // An order's page shown at an action's address: back to the order's own page.
+        let id = "0f0e0d0c-0b0a-4908-8706-050403020100";
+        for from in ["sign", "cancel", "reconcile"] {
+            let referer = format!("http://shop.example/admin/orders/{id}/{from}");
+            h.insert(header::REFERER, HeaderValue::from_str(&referer).unwrap());
+            assert_eq!(go(&h), format!("/admin/orders/{id}?notice=shipped"));
+        }
+        for elsewhere in ["/admin/login", "/admin/orders.csv", "/admin/orders/x/sign"] {
+            let referer = format!("http://shop.example{elsewhere}");
+            h.insert(header::REFERER, HeaderValue::from_str(&referer).unwrap());
+            assert_eq!(go(&h), "/admin?notice=shipped", "{elsewhere}");
+        }
     }
 }
