@@ -62,3 +62,21 @@ pub async fn for_order(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<V
     .fetch_all(e)
     .await
 }
+
+/// Forgets up to `limit` calls made before `before`, oldest first (ids follow time closely
+/// enough: the key's order finds them without an index on `at`); how many.
+pub async fn prune(
+    e: impl PgExecutor<'_>,
+    before: OffsetDateTime,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    let r = sqlx::query!(
+        "DELETE FROM dhmad_calls WHERE id IN (
+             SELECT id FROM dhmad_calls WHERE at < $1 ORDER BY id LIMIT $2)",
+        before,
+        limit
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected())
+}

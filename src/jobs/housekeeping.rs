@@ -1,6 +1,8 @@
-//! Forgets back-office rows that no longer decide anything: failed logins a day old (the
-//! throttle looks back 15 minutes) and sessions a day past their end. Without it, wrong tokens
-//! sent from many addresses would grow `admin_login_failures` for good.
+//! Forgets rows that no longer decide anything: failed logins a day old (the throttle looks
+//! back 15 minutes), sessions a day past their end, and the DHMAD call log's lines after 30
+//! days (the reconciler reads an open order every few minutes: a quick order awaiting its
+//! shipment for weeks wrote thousands). Without it, wrong tokens sent from many addresses
+//! would grow `admin_login_failures` for good, and the call log would grow with every pass.
 
 use time::{Duration, OffsetDateTime};
 
@@ -8,17 +10,28 @@ use crate::{db, state::AppState};
 
 /// How long what decides nothing is kept (for a look after an incident).
 const KEEP: Duration = Duration::days(1);
+/// How long the call log keeps a line: the back office shows an order's recent calls, for a
+/// look at what went wrong; the totals are in `/metrics`.
+const KEEP_CALLS: Duration = Duration::days(30);
 /// Rows of each kind per pass: a flood is worked off over several passes, in short statements.
 const BATCH: i64 = 5_000;
 
 /// One pass; `true` when a batch was full (more may be waiting).
 pub async fn run_once(state: &AppState) -> anyhow::Result<bool> {
-    let gone = db::admin::prune(&state.pool, OffsetDateTime::now_utc() - KEEP, BATCH).await?;
+    let now = OffsetDateTime::now_utc();
+    let gone = db::admin::prune(&state.pool, now - KEEP, BATCH).await?;
     if gone > 0 {
         tracing::info!(
             rows = gone,
             "old failed logins and ended sessions forgotten"
         );
     }
-    Ok(gone >= BATCH.unsigned_abs())
+    let calls = db::calls::prune(&state.pool, now - KEEP_CALLS, BATCH).await?;
+    if calls > 0 {
+        tracing::info!(
+            rows = calls,
+            "DHMAD call log lines over 30 days old forgotten"
+        );
+    }
+    Ok(gone >= BATCH.unsigned_abs() || calls >= BATCH.unsigned_abs())
 }

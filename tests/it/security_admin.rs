@@ -272,7 +272,7 @@ async fn every_admin_action_is_audited_with_who_and_where(pool: PgPool) {
 /// Failed logins and ended sessions are forgotten a day on: wrong tokens sent from many
 /// addresses do not grow the table for good, and what still decides is kept.
 #[sqlx::test(migrations = "./migrations")]
-async fn old_failed_logins_and_ended_sessions_are_forgotten(pool: PgPool) {
+async fn old_failed_logins_ended_sessions_and_old_call_log_lines_are_forgotten(pool: PgPool) {
     let app = spawn_offline(pool).await;
     sqlx::query!(
         "INSERT INTO admin_login_failures (client_addr, at)
@@ -293,10 +293,37 @@ async fn old_failed_logins_and_ended_sessions_are_forgotten(pool: PgPool) {
     .await
     .unwrap();
 
+    // The DHMAD call log: a line of 31 days ago and one of today.
+    let order = app
+        .seed_order(
+            "chechia-red",
+            "calls@example.tn",
+            "66bb000000000000000000c2",
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    sqlx::query(
+        "INSERT INTO dhmad_calls (order_id, method, endpoint, status, duration_ms, at) VALUES
+           ($1, 'GET', '/escrows/:id', 200, 12, now() - interval '31 days'),
+           ($1, 'GET', '/escrows/:id', 200, 9, now())",
+    )
+    .bind(order)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
     storefront::jobs::housekeeping::run_once(&app.state)
         .await
         .unwrap();
 
+    let calls: Vec<i32> = sqlx::query_scalar(
+        "SELECT duration_ms FROM dhmad_calls WHERE order_id = $1 AND method = 'GET'",
+    )
+    .bind(order)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(calls, [9]);
     let failures: Vec<String> = sqlx::query_scalar!("SELECT client_addr FROM admin_login_failures")
         .fetch_all(&app.pool)
         .await
