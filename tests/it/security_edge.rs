@@ -276,6 +276,44 @@ async fn nul_bytes_get_400_and_a_signed_webhook_holding_one_is_applied(pool: PgP
     );
 }
 
+/// A signed event holding a string cut inside a surrogate pair (`"\ud83d"` alone, as
+/// JavaScript writes a truncated emoji): applied, the lone half stored as U+FFFD. It was
+/// refused with a 400, so DHMAD stopped retrying and the payment was lost.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_signed_webhook_with_a_lone_surrogate_is_applied(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let escrow_id = "66bb000000000000000000a1";
+    let id = app
+        .seed_order(
+            "ai-credits-500",
+            "surrogate@example.tn",
+            escrow_id,
+            OffsetDateTime::now_utc() - time::Duration::minutes(1),
+        )
+        .await;
+    let mut d = sign(&status_event(escrow(
+        escrow_id,
+        "paid",
+        "pending",
+        "instant",
+        OffsetDateTime::now_utc(),
+    )));
+    let text = String::from_utf8(d.body.clone()).unwrap();
+    d.body = text
+        .replace(r#""title":"test""#, r#""title":"test \ud83d""#)
+        .into_bytes();
+    d.signature = dhmad::webhook::sign(SECRET, &d.body);
+    let r = app.deliver(&d).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(order_status(&app.pool, id).await, "paid");
+    let title: Option<String> =
+        sqlx::query_scalar("SELECT payload->'data'->'escrow'->>'title' FROM webhook_inbox")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(title.as_deref(), Some("test \u{fffd}"));
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_snapshot_dated_in_the_future_does_not_freeze_the_order(pool: PgPool) {
     let w = world(pool, |_| {}).await;
