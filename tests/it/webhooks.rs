@@ -383,3 +383,28 @@ async fn a_late_cancellation_request_still_counts(pool: PgPool) {
     .await;
     assert_eq!(cancellation_of().await, "rejected");
 }
+
+/// DHMAD's clock three minutes ahead of ours (the verifier takes up to five): its snapshots are
+/// still ordered by their own clock. A minute's allowance made each of them count as "now", so a
+/// retried `paid` that arrived after `delivered` moved the order back to paid.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_dhmad_clock_ahead_of_ours_still_orders_its_snapshots(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let ahead = |s: i64| OffsetDateTime::now_utc() + Duration::seconds(s);
+    let id = app
+        .seed_order("chechia-red", "buyer@example.tn", ESCROW, ahead(170))
+        .await;
+    app.deliver(&snapshot("paid", "pending", "quick", ahead(175)))
+        .await;
+    app.deliver(&snapshot("delivered", "paid", "quick", ahead(185)))
+        .await;
+    assert_eq!(order_status(&app.pool, id).await, "delivered");
+    // A retry of the older `paid`, arriving last.
+    let (status, body) = result_of(
+        app.deliver(&snapshot("paid", "pending", "quick", ahead(180)))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(order_status(&app.pool, id).await, "delivered");
+}

@@ -15,8 +15,11 @@ pub enum Authority {
     Api,
 }
 
-/// A clock more than this far ahead of ours is not believed (see `sane_clock`).
-const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(1);
+/// A clock more than this far ahead of ours is not believed (see `sane_clock`): the skew the
+/// webhook verifier accepts. Any less, and with DHMAD's clock ahead of ours by more (a minute
+/// or two passes the verifier) every snapshot counted as "now", so they were ordered by
+/// arrival and a retried `paid` undid a `delivered` that came first.
+const MAX_CLOCK_SKEW: time::Duration = dhmad::webhook::DEFAULT_TOLERANCE;
 
 /// What the order holds about its escrow.
 #[derive(Debug, Clone)]
