@@ -176,7 +176,8 @@ pub enum Error {
     /// 403: not associated, not a party, or no access. Not retryable.
     #[error("DHMAD forbids this: {}", .0.message)]
     Forbidden(ApiError),
-    /// 404: no such escrow, session, contract or developer.
+    /// 404 with DHMAD's error body: no such escrow, session, contract or developer. (A 404
+    /// without one is [`Error::Unexpected`].)
     #[error("DHMAD has no such resource: {}", .0.message)]
     NotFound(ApiError),
     /// 400 with a code (checkout business rule): show `user_message` to the user.
@@ -261,7 +262,11 @@ impl Error {
             },
             401 => Error::Unauthorized(api),
             403 => Error::Forbidden(api),
-            404 => Error::NotFound(api),
+            // DHMAD says what it has not found (`{"error":"Escrow not found"}`); a bare or
+            // HTML 404 (a wrong base URL, a proxy's or maintenance page) says nothing about
+            // the resource, and taking it for "no such escrow" would make a caller give up
+            // on one that exists.
+            404 if api.error.is_some() || api.code.is_some() => Error::NotFound(api),
             409 => Error::Conflict(api),
             429 => Error::RateLimited {
                 retry_after: api.retry_after.map(Duration::from_secs),
