@@ -361,7 +361,8 @@ impl TransportError {
     }
 
     /// A timeout fired. [`Client`](crate::Client) calls report their timeouts as
-    /// [`Error::Timeout`] instead, so this is `false` for every [`Error::Transport`] they return.
+    /// [`Error::Timeout`] instead, except one while connecting (nothing was sent): that one
+    /// is an [`Error::Transport`] that [`is_connect`](Self::is_connect) too.
     pub fn is_timeout(&self) -> bool {
         self.0.is_timeout()
     }

@@ -164,8 +164,10 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
+/// A timeout is `Error::Timeout` (for a write, the outcome is unknown), except while
+/// connecting: nothing was sent then, and a caller may safely send it again.
 fn map_reqwest(e: reqwest::Error) -> Error {
-    if e.is_timeout() {
+    if e.is_timeout() && !e.is_connect() {
         Error::Timeout
     } else {
         Error::Transport(TransportError::new(e))

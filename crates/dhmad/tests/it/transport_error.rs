@@ -81,3 +81,36 @@ fn errors_can_cross_threads() {
     assert_send_sync::<TransportError>();
     assert_send_sync::<dhmad::BuildError>();
 }
+
+/// A connection that never gets established (a server whose accept queue is full drops the
+/// handshake) times out while connecting: nothing was sent, so it is a connect error a caller
+/// may retry safely, not `Error::Timeout`'s "outcome unknown" (which made every checkout
+/// during an outage one to reconcile later).
+#[tokio::test]
+async fn a_connect_timeout_is_a_connect_error_not_an_unknown_outcome() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    // A backlog of 0 holds one connection; nothing is accepted, so the next handshakes wait.
+    let listener = socket.listen(0).unwrap();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let c = tokio::net::TcpStream::connect(addr);
+        if let Ok(Ok(c)) = tokio::time::timeout(std::time::Duration::from_millis(200), c).await {
+            held.push(c);
+        }
+    }
+    let client = dhmad::Client::builder(KEY)
+        .base_url(format!("http://{addr}/api/v1"))
+        .connect_timeout(std::time::Duration::from_millis(300))
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let req = dhmad::CreateEscrow::new("t", rust_decimal::Decimal::new(10, 0), "b@example.tn");
+    let err = client.create_escrow(&req).await.unwrap_err();
+    let Error::Transport(t) = &err else {
+        panic!("expected a transport error, got {err:?}");
+    };
+    assert!(t.is_connect(), "{t:?}");
+    drop((held, listener));
+}
