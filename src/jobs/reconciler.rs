@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use crate::db;
 use crate::orders::{
     checkout::in_flight_limit, fulfilment, lost_escrow, queue, sync, Applied, OrderError,
+    OrderStatus,
 };
 use crate::state::AppState;
 
@@ -107,7 +108,13 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
             break;
         }
         let reason = "escrow creation was interrupted; checking DHMAD";
-        db::orders::mark_unknown_if_in_flight(&state.pool, order.id, reason).await?;
+        let claim = order.escrow_attempted_at;
+        let marked =
+            db::orders::mark_unknown_if_in_flight(&state.pool, order.id, claim, reason).await?;
+        // Claimed again since it was listed: that creation is live, its request resolves it.
+        if order.status == OrderStatus::CreatingEscrow && !marked {
+            continue;
+        }
         match lost_escrow::reconcile_creation(state, &order).await {
             Ok(()) => report.creations_resolved += 1,
             Err(OrderError::Busy { .. }) => {

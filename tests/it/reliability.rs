@@ -544,3 +544,67 @@ async fn a_deliver_closed_during_a_dispute_is_queued_again_once_paid_again(pool:
     assert_eq!(open(orders[0]).await.unwrap(), 1);
     assert_eq!(open(orders[1]).await.unwrap(), 0);
 }
+
+/// A creation in flight for too long is marked "in doubt" only if it is still the claim its
+/// marker saw: a reconciler's list can be older than the buyer's new claim, and marking that
+/// live claim let a look at DHMAD, made before its create landed, call it safe to retry (a
+/// second escrow).
+#[sqlx::test(migrations = "./migrations")]
+async fn only_the_creation_seen_in_flight_is_marked_in_doubt(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let order = w
+        .app
+        .insert_order("chechia-red", "in-flight@example.tn", None)
+        .await;
+    let claimed = "UPDATE orders SET status = 'creating_escrow',
+                          escrow_attempted_at = now() - $2::bigint * interval '1 second'
+                    WHERE id = $1";
+    sqlx::query(claimed)
+        .bind(order.id)
+        .bind(3600_i64)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let listed = db::orders::get(&w.app.pool, order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    // Claimed again since it was listed.
+    sqlx::query(claimed)
+        .bind(order.id)
+        .bind(0_i64)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let reason = "escrow creation was interrupted; checking DHMAD";
+    let marked = db::orders::mark_unknown_if_in_flight(
+        &w.app.pool,
+        order.id,
+        listed.escrow_attempted_at,
+        reason,
+    )
+    .await
+    .unwrap();
+    assert!(!marked);
+    assert_eq!(
+        w.app.order_json(order.id).await["status"],
+        "creating_escrow"
+    );
+    // The claim it saw is marked.
+    let now = db::orders::get(&w.app.pool, order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(db::orders::mark_unknown_if_in_flight(
+        &w.app.pool,
+        order.id,
+        now.escrow_attempted_at,
+        reason
+    )
+    .await
+    .unwrap());
+    assert_eq!(
+        w.app.order_json(order.id).await["status"],
+        "needs_reconciliation"
+    );
+}

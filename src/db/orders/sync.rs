@@ -153,21 +153,27 @@ pub async fn list_unknown_creation(
     .await
 }
 
-/// Turns an abandoned in-flight creation into one that needs reconciliation.
+/// Turns an abandoned in-flight creation into one that needs reconciliation: the one claimed
+/// at `claimed_at`, as its caller saw it. A newer claim (the order resolved and claimed again
+/// meanwhile) is live and left alone, or a look at DHMAD made before its create lands would
+/// call it safe to retry and a third claim would make a second escrow. Whether it was marked.
 pub async fn mark_unknown_if_in_flight(
     e: impl PgExecutor<'_>,
     id: Uuid,
+    claimed_at: Option<OffsetDateTime>,
     reason: &str,
-) -> sqlx::Result<()> {
-    sqlx::query!(
+) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
         "UPDATE orders SET status = 'needs_reconciliation', failure_reason = $2, updated_at = now()
-         WHERE id = $1 AND status = 'creating_escrow'",
+         WHERE id = $1 AND status = 'creating_escrow'
+           AND escrow_attempted_at IS NOT DISTINCT FROM $3",
         id,
-        reason
+        reason,
+        claimed_at
     )
     .execute(e)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 /// An order whose escrow creation was reconciled: the escrow it kept, when it was made (no

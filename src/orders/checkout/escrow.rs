@@ -39,7 +39,8 @@ pub(super) async fn ensure_escrow(
                     ));
                 }
                 let reason = "escrow creation was interrupted; checking DHMAD";
-                db::orders::mark_unknown_if_in_flight(&state.pool, order.id, reason).await?;
+                let claim = order.escrow_attempted_at;
+                db::orders::mark_unknown_if_in_flight(&state.pool, order.id, claim, reason).await?;
             }
             other => {
                 return Err(OrderError::not_allowed(format!(
