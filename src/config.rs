@@ -280,10 +280,13 @@ impl Config {
         let actions_per_minute = count("RATE_LIMIT_ACTIONS_PER_MIN", e.actions_per_minute.into());
         let budget_calls = match var("DHMAD_RATE_LIMIT").map(|v| v.parse::<u32>()) {
             None => budget_default.calls,
-            Some(Ok(n)) if n <= MAX_DHMAD_RATE_LIMIT => n,
+            // A checkout takes its two calls at once: a budget of one would queue every
+            // checkout for ever.
+            Some(Ok(n)) if n != 1 && n <= MAX_DHMAD_RATE_LIMIT => n,
             Some(_) => {
                 errors.push(format!(
-                    "DHMAD_RATE_LIMIT: expected a whole number from 0 (no budget) to {MAX_DHMAD_RATE_LIMIT}"
+                    "DHMAD_RATE_LIMIT: expected 0 (no budget) or a whole number from 2 (a \
+                     checkout's two calls) to {MAX_DHMAD_RATE_LIMIT}"
                 ));
                 budget_default.calls
             }

@@ -160,6 +160,20 @@ fn a_live_key_is_only_sent_over_https() {
 }
 
 #[test]
+fn a_budget_of_one_call_is_refused() {
+    // A checkout takes its two calls at once: with one, every checkout would wait for ever.
+    let with = |n: &'static str| {
+        let mut pairs = MIN.to_vec();
+        pairs.push(("DHMAD_RATE_LIMIT", n));
+        cfg(&pairs)
+    };
+    let err = with("1").unwrap_err().to_string();
+    assert!(err.contains("DHMAD_RATE_LIMIT"), "{err}");
+    assert_eq!(with("0").unwrap().dhmad_budget.calls, 0);
+    assert_eq!(with("2").unwrap().dhmad_budget.calls, 2);
+}
+
+#[test]
 fn the_smtp_timeout_stays_inside_the_outbox_lease() {
     assert_eq!(cfg(MIN).unwrap().smtp_timeout, Duration::from_secs(30));
     let mut pairs = MIN.to_vec();
