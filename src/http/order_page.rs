@@ -199,6 +199,17 @@ pub async fn render_page(
     })
 }
 
+/// The buyer's open DHMAD page, if any: the contract while it waits for the buyer's signature
+/// (standard mode), else the payment page (`POST /api/checkout` sends the buyer to the same).
+pub async fn live_buyer_url(e: impl PgExecutor<'_>, o: &Order) -> AppResult<Option<String>> {
+    if !o.allows(Action::Sign) {
+        return live_pay_url(e, o).await;
+    }
+    let live =
+        sessions::live_session(e, o, &dhmad::CheckoutAction::SignContract, Party::Buyer).await?;
+    Ok(live.map(|x| x.url))
+}
+
 /// The payment page the buyer can still use, if any.
 pub async fn live_pay_url(e: impl PgExecutor<'_>, o: &Order) -> AppResult<Option<String>> {
     if o.status != OrderStatus::AwaitingPayment || o.in_payment_review() {

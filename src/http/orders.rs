@@ -79,6 +79,8 @@ pub struct OrderJson {
     delivery_rejection_reason: Option<String>,
     #[schema(required)]
     digital_code: Option<String>,
+    /// The buyer's open DHMAD page: the contract to sign first (standard mode), else the
+    /// payment; null when none is open.
     #[schema(required)]
     checkout_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -115,7 +117,7 @@ pub async fn json(State(s): State<AppState>, IdPath(id): IdPath) -> AppResult<Js
             seller_signed: o.contract_seller_signed == Some(true),
         }),
         proof_phase: o.proof_phase.clone(),
-        checkout_url: order_page::live_pay_url(&mut conn, &o).await?,
+        checkout_url: order_page::live_buyer_url(&mut conn, &o).await?,
         digital_code: o.visible_good().map(str::to_owned),
         payment_review: o.in_payment_review(),
         cancellation: o.cancellation_request(),

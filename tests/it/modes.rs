@@ -35,6 +35,9 @@ async fn a_standard_order_is_signed_paid_shipped_and_confirmed(pool: PgPool) {
         json!({"buyer_signed": false, "seller_signed": true}),
         "{o}"
     );
+    // The JSON's `checkout_url` is that contract page, as the checkout's answer said (a client
+    // polling for it after a 202 got null for good).
+    assert_eq!(o["checkout_url"], s.checkout_url.as_str(), "{o}");
     let calls = w.dhmad_calls().await;
     assert!(calls.iter().any(|c| c.ends_with("/sessions")));
     // Paying before signing leads to the contract first, never to a payment page.
