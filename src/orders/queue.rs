@@ -137,7 +137,11 @@ async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
     let id = order.id;
     match checkout::resume(state, order).await {
         Err(OrderError::Busy { retry_after }) => {
-            db::checkout_queue::release(&state.pool, id).await?;
+            // DHMAD (or our gate) said how long: the order keeps its place but is not taken
+            // again before then, where it was retried about once a second, each time spending
+            // two calls of the budget on a refusal. Bounded, so a wild answer cannot park it.
+            let wait = retry_after.clamp(Duration::from_secs(1), Duration::from_secs(60));
+            db::checkout_queue::hold(&state.pool, id, wait).await?;
             tracing::info!(order.id = %id, ?retry_after, "queued checkout waits again");
             Err(OrderError::Busy { retry_after })
         }

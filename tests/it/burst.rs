@@ -491,3 +491,35 @@ async fn refused_background_work_waits_for_a_row_beyond_the_reserve(pool: PgPool
     let buyer = BudgetGate::new(shared, limits, Claimant::Interactive, 0);
     assert_eq!(buyer.admit().await, Ok(()));
 }
+
+/// DHMAD answers 429 for a queued checkout (another user of the key spent its window): the
+/// order keeps its place and waits as long as DHMAD said, where the line tried it again about
+/// once a second, spending two calls of the budget on each refusal.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_queued_checkout_dhmad_refuses_with_429_waits_as_told(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.edge.checkout_per_minute = 100_000;
+    })
+    .await;
+    w.faults(
+        json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "rate_limit_429",
+                              "times": 100, "reset_ms": 20_000}]}),
+    )
+    .await;
+    let r = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header(
+            "idempotency-key",
+            idempotency_key(SKU, "refused@example.tn"),
+        )
+        .json(&json!({"sku": SKU, "email": "refused@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let creates = w.count_calls("POST", "/escrows").await;
+    // The checkout's own call, and at most one try of the line within DHMAD's wait.
+    assert!((1..=2).contains(&creates), "{creates} creates in 6 s");
+}

@@ -51,6 +51,10 @@ pub struct ApiFaultRule {
     /// the answer is held, for `delay` the call (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hang_ms: Option<u64>,
+    /// For `rate_limit_429`: when the window resets, from now (default 1000), as its
+    /// `X-RateLimit-Reset` and `retryAfter` say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_ms: Option<u64>,
 }
 
 fn one() -> u32 {

@@ -147,7 +147,8 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
             ApiError::internal("Injected fault: internal server error").into_response()
         }
         ApiFaultKind::RateLimit429 => {
-            too_many_requests(time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
+            let reset = i64::try_from(rule.reset_ms.unwrap_or(1_000)).unwrap_or(i64::MAX);
+            too_many_requests(time::OffsetDateTime::now_utc() + time::Duration::milliseconds(reset))
         }
         ApiFaultKind::Slow => {
             let answer = next.run(req).await;
