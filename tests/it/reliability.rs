@@ -19,6 +19,35 @@ fn hex_id(n: usize) -> String {
     format!("66dd{n:020x}")
 }
 
+/// Waits until the app's own first reconciler pass (every job runs once at start) is over,
+/// so that a test's own pass is the only one looking.
+async fn after_first_reconciler_pass(w: &World) {
+    let app = &w.app;
+    wait_for("the first reconciler pass", 15, || async move {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        text.contains("storefront_reconciler_runs_total{")
+            .then_some(())
+    })
+    .await;
+}
+
+/// Puts `order` in `status` with its escrow creation claimed `secs_ago` seconds ago (no escrow
+/// recorded), and returns it as a reader sees it then.
+async fn claimed(w: &World, order: Uuid, status: &str, secs_ago: i64) -> storefront::orders::Order {
+    sqlx::query(
+        "UPDATE orders SET status = $2::order_status, escrow_id = NULL,
+                escrow_attempted_at = now() - $3::bigint * interval '1 second'
+          WHERE id = $1",
+    )
+    .bind(order)
+    .bind(status)
+    .bind(secs_ago)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    db::orders::get(&w.app.pool, order).await.unwrap().unwrap()
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn locked_orders_get_a_fast_503_and_leave_the_rest_working(pool: PgPool) {
     let app = spawn_offline(pool.clone()).await;
@@ -390,41 +419,17 @@ async fn the_merchants_retry_is_refused_when_nothing_failed(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_slow_look_does_not_resolve_a_newer_creation(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    // The app's own first reconciler pass (every job runs once at start) is over: it would
-    // be a third look, with what it reads then.
-    let app = &w.app;
-    wait_for("the first reconciler pass", 15, || async move {
-        let text = app.get("/metrics").await.text().await.unwrap();
-        text.contains("storefront_reconciler_runs_total{")
-            .then_some(())
-    })
-    .await;
+    // The app's own first pass would be a third look, with what it reads then.
+    after_first_reconciler_pass(&w).await;
     // An order whose create went unanswered ten minutes ago; DHMAD has no escrow for it.
     let order = w
         .app
         .insert_order("chechia-red", "slow-look@example.tn", None)
         .await;
-    let doubtful = "UPDATE orders SET status = 'needs_reconciliation', escrow_id = NULL,
-                           escrow_attempted_at = now() - $2::bigint * interval '1 second'
-                    WHERE id = $1";
-    sqlx::query(doubtful)
-        .bind(order.id)
-        .bind(600_i64)
-        .execute(&w.app.pool)
-        .await
-        .unwrap();
     // What the slow look read before it listed DHMAD.
-    let seen = db::orders::get(&w.app.pool, order.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let seen = claimed(&w, order.id, "needs_reconciliation", 600).await;
     // Meanwhile: resolved by another look, claimed again by the buyer's retry, answer lost.
-    sqlx::query(doubtful)
-        .bind(order.id)
-        .bind(0_i64)
-        .execute(&w.app.pool)
-        .await
-        .unwrap();
+    claimed(&w, order.id, "needs_reconciliation", 0).await;
     lost_escrow::reconcile_creation(&w.app.state, &seen)
         .await
         .unwrap();
@@ -448,13 +453,7 @@ async fn a_slow_look_does_not_resolve_a_newer_creation(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn an_old_reconciliation_is_swept_once_per_period(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    let app = &w.app;
-    wait_for("the first reconciler pass", 15, || async move {
-        let text = app.get("/metrics").await.text().await.unwrap();
-        text.contains("storefront_reconciler_runs_total{")
-            .then_some(())
-    })
-    .await;
+    after_first_reconciler_pass(&w).await;
     let s = w
         .checkout("chechia-red", "old-reconciliation@example.tn")
         .await;
@@ -556,26 +555,9 @@ async fn only_the_creation_seen_in_flight_is_marked_in_doubt(pool: PgPool) {
         .app
         .insert_order("chechia-red", "in-flight@example.tn", None)
         .await;
-    let claimed = "UPDATE orders SET status = 'creating_escrow',
-                          escrow_attempted_at = now() - $2::bigint * interval '1 second'
-                    WHERE id = $1";
-    sqlx::query(claimed)
-        .bind(order.id)
-        .bind(3600_i64)
-        .execute(&w.app.pool)
-        .await
-        .unwrap();
-    let listed = db::orders::get(&w.app.pool, order.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let listed = claimed(&w, order.id, "creating_escrow", 3600).await;
     // Claimed again since it was listed.
-    sqlx::query(claimed)
-        .bind(order.id)
-        .bind(0_i64)
-        .execute(&w.app.pool)
-        .await
-        .unwrap();
+    claimed(&w, order.id, "creating_escrow", 0).await;
     let reason = "escrow creation was interrupted; checking DHMAD";
     let marked = db::orders::mark_unknown_if_in_flight(
         &w.app.pool,
