@@ -204,6 +204,37 @@ async fn slow_and_idle_clients_are_cut_off_and_capped(pool: PgPool) {
     drop(idle2);
 }
 
+/// An instant order awaiting payment with escrow `escrow_id`, and DHMAD's signed `paid` for it
+/// whose escrow title is `title` as written in the JSON (escapes included), signed as sent.
+async fn paid_with_title(
+    app: &TestApp,
+    escrow_id: &str,
+    title: &str,
+) -> (uuid::Uuid, dhmad::webhook::SignedDelivery) {
+    let id = app
+        .seed_order(
+            "ai-credits-500",
+            &format!("{escrow_id}@example.tn"),
+            escrow_id,
+            OffsetDateTime::now_utc() - time::Duration::minutes(1),
+        )
+        .await;
+    let mut d = sign(&status_event(escrow(
+        escrow_id,
+        "paid",
+        "pending",
+        "instant",
+        OffsetDateTime::now_utc(),
+    )));
+    let text = String::from_utf8(d.body.clone()).unwrap();
+    assert!(text.contains(r#""title":"test""#));
+    d.body = text
+        .replace(r#""title":"test""#, &format!(r#""title":"{title}""#))
+        .into_bytes();
+    d.signature = dhmad::webhook::sign(SECRET, &d.body);
+    (id, d)
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn nul_bytes_get_400_and_a_signed_webhook_holding_one_is_applied(pool: PgPool) {
     let app = spawn_offline(pool).await;
@@ -237,28 +268,7 @@ async fn nul_bytes_get_400_and_a_signed_webhook_holding_one_is_applied(pool: PgP
         .unwrap()
         .starts_with("application/json"));
 
-    let escrow_id = "66bb000000000000000000a0";
-    let id = app
-        .seed_order(
-            "ai-credits-500",
-            "nul@example.tn",
-            escrow_id,
-            OffsetDateTime::now_utc() - time::Duration::minutes(1),
-        )
-        .await;
-    let mut d = sign(&status_event(escrow(
-        escrow_id,
-        "paid",
-        "pending",
-        "instant",
-        OffsetDateTime::now_utc(),
-    )));
-    let text = String::from_utf8(d.body.clone()).unwrap();
-    assert!(text.contains(r#""title":"test""#));
-    d.body = text
-        .replace(r#""title":"test""#, r#""title":"te\u0000st""#)
-        .into_bytes();
-    d.signature = dhmad::webhook::sign(SECRET, &d.body);
+    let (id, d) = paid_with_title(&app, "66bb000000000000000000a0", r#"te\u0000st"#).await;
     let r = app.deliver(&d).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert_eq!(order_status(&app.pool, id).await, "paid");
@@ -282,27 +292,7 @@ async fn nul_bytes_get_400_and_a_signed_webhook_holding_one_is_applied(pool: PgP
 #[sqlx::test(migrations = "./migrations")]
 async fn a_signed_webhook_with_a_lone_surrogate_is_applied(pool: PgPool) {
     let app = spawn_offline(pool).await;
-    let escrow_id = "66bb000000000000000000a1";
-    let id = app
-        .seed_order(
-            "ai-credits-500",
-            "surrogate@example.tn",
-            escrow_id,
-            OffsetDateTime::now_utc() - time::Duration::minutes(1),
-        )
-        .await;
-    let mut d = sign(&status_event(escrow(
-        escrow_id,
-        "paid",
-        "pending",
-        "instant",
-        OffsetDateTime::now_utc(),
-    )));
-    let text = String::from_utf8(d.body.clone()).unwrap();
-    d.body = text
-        .replace(r#""title":"test""#, r#""title":"test \ud83d""#)
-        .into_bytes();
-    d.signature = dhmad::webhook::sign(SECRET, &d.body);
+    let (id, d) = paid_with_title(&app, "66bb000000000000000000a1", r#"test \ud83d"#).await;
     let r = app.deliver(&d).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert_eq!(order_status(&app.pool, id).await, "paid");
