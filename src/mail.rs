@@ -14,6 +14,7 @@ use lettre::{
     message::Mailbox, transport::smtp::AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 use secrecy::ExposeSecret;
+use std::time::Duration;
 
 use crate::config::Config;
 
@@ -34,7 +35,7 @@ pub enum MailError {
     #[error("SMTP: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
     #[error("SMTP: no answer within {0:?}")]
-    Timeout(std::time::Duration),
+    Timeout(Duration),
 }
 
 /// Where e-mails go. Cheap to clone.
@@ -42,7 +43,7 @@ pub enum MailError {
 pub struct Mailer {
     from: Mailbox,
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
-    timeout: std::time::Duration,
+    timeout: Duration,
 }
 
 impl Mailer {
@@ -56,7 +57,10 @@ impl Mailer {
             Some(url) => Some(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                     .map_err(|e| anyhow::anyhow!("SMTP_URL: {e}"))?
-                    .timeout(Some(config.smtp_timeout))
+                    // Connecting is bounded on its own, shorter: a server that cannot be
+                    // reached is a plain failure, retried for a day; one that took the
+                    // connection and then went silent may have taken the e-mail (notify.rs).
+                    .timeout(Some((config.smtp_timeout / 3).min(Duration::from_secs(10))))
                     .build(),
             ),
         };

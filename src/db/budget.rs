@@ -68,6 +68,22 @@ impl Claimant {
     }
 }
 
+/// DHMAD answered 429: its window is fuller than ours (another user of the key). No row may
+/// be taken, by any instance or claimant, before `wait` has passed: each row is dated as if
+/// used `window` before then, unless its own use frees it later.
+pub async fn pause(e: impl PgExecutor<'_>, window: Duration, wait: Duration) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE dhmad_budget
+            SET used_at = greatest(used_at,
+                                   now() + ($2::bigint - $1::bigint) * interval '1 millisecond')",
+        millis(window),
+        millis(wait)
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 /// When each row frees up again (its last use plus the window), soonest first.
 pub async fn frees_at(
     e: impl PgExecutor<'_>,

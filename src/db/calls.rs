@@ -63,8 +63,10 @@ pub async fn for_order(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<V
     .await
 }
 
-/// Forgets up to `limit` calls made before `before`, oldest first (ids follow time closely
-/// enough: the key's order finds them without an index on `at`); how many.
+/// Forgets, among the `limit` oldest calls, those made before `before`; how many. Ids follow
+/// time closely enough that the oldest rows by key are the old ones: only they are read (a
+/// filter on `at` over the whole log, which has no index on it, read every row each pass
+/// while nothing was old yet).
 pub async fn prune(
     e: impl PgExecutor<'_>,
     before: OffsetDateTime,
@@ -72,7 +74,8 @@ pub async fn prune(
 ) -> sqlx::Result<u64> {
     let r = sqlx::query!(
         "DELETE FROM dhmad_calls WHERE id IN (
-             SELECT id FROM dhmad_calls WHERE at < $1 ORDER BY id LIMIT $2)",
+             SELECT id FROM (SELECT id, at FROM dhmad_calls ORDER BY id LIMIT $2) oldest
+              WHERE at < $1)",
         before,
         limit
     )

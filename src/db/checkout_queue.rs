@@ -87,21 +87,6 @@ pub async fn release(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<()>
     Ok(())
 }
 
-/// Hands a claimed checkout back to the queue, in its place, not to be taken again before
-/// `wait` has passed (DHMAD answered 429 and said how long).
-pub async fn hold(e: impl PgExecutor<'_>, order_id: Uuid, wait: Duration) -> sqlx::Result<()> {
-    let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-    sqlx::query!(
-        "UPDATE checkout_queue SET claimed_until = now() + $2::bigint * interval '1 millisecond'
-          WHERE order_id = $1",
-        order_id,
-        wait_ms
-    )
-    .execute(e)
-    .await?;
-    Ok(())
-}
-
 /// The checkout left the queue: its calls were made (or it can no longer be made).
 pub async fn remove(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<()> {
     sqlx::query!("DELETE FROM checkout_queue WHERE order_id = $1", order_id)

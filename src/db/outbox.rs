@@ -26,7 +26,9 @@ pub async fn enqueue(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
 
 /// Claims the next due job with `SKIP LOCKED` (several workers never take the same one) and
 /// leases it: it becomes due again after `lease` if this worker dies before finishing it.
-/// Without `dhmad_calls`, jobs that call DHMAD (`deliver`) wait: checkouts come first.
+/// Without `dhmad_calls`, jobs that call DHMAD (`deliver`) wait: checkouts come first. Due
+/// delivers go before due e-mails: DHMAD releases the money on a deliver, and e-mails to an
+/// SMTP server gone silent take their whole timeout each, for a day of retries.
 pub async fn claim(
     e: impl PgExecutor<'_>,
     lease: Duration,
@@ -40,7 +42,7 @@ pub async fn claim(
                 claimed_until = now() + $1::bigint * interval '1 millisecond'
          WHERE id = (SELECT id FROM outbox_jobs WHERE done_at IS NULL AND run_after <= now()
                        AND ($2 OR kind <> 'deliver')
-                     ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                     ORDER BY kind <> 'deliver', run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING id, kind, order_id, attempts",
         lease_ms,
         dhmad_calls

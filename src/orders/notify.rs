@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::fulfilment::{give_up_after, JobOutcome};
 use super::{Order, OrderResult, OrderStatus};
 use crate::db::{self, outbox::Job};
-use crate::mail::Email;
+use crate::mail::{Email, MailError};
 use crate::state::AppState;
 
 /// Outbox kinds.
@@ -19,6 +19,8 @@ pub const GOOD: &str = "email_good";
 /// deliver again, while nothing queues an e-mail again, and the confirmation is the only way
 /// an API buyer learns the order's link.
 const MAX_ATTEMPTS: i32 = 400;
+/// Tries after which an e-mail whose server went silent is given up (see `run`).
+const MAX_SILENT_TRIES: i32 = 3;
 /// How often the code's e-mail looks again at an order under dispute.
 const DISPUTE_RECHECK: Duration = Duration::from_secs(15 * 60);
 
@@ -81,6 +83,15 @@ pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
     };
     Ok(match state.mailer.send(&email).await {
         Ok(()) => JobOutcome::Done("sent".into()),
+        // A server that took the connection and went silent may have taken the e-mail, and a
+        // relay slower than our timeout takes every copy: at most three tries end that way.
+        Err(e @ MailError::Timeout(_)) => give_up_after(
+            MAX_SILENT_TRIES,
+            job,
+            format!(
+                "e-mail may not have been sent: {e}; it may have arrived (retry to send it again)"
+            ),
+        ),
         Err(e) => give_up_after(MAX_ATTEMPTS, job, format!("e-mail not sent: {e}")),
     })
 }

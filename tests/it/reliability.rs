@@ -590,3 +590,39 @@ async fn only_the_creation_seen_in_flight_is_marked_in_doubt(pool: PgPool) {
         "needs_reconciliation"
     );
 }
+
+/// Due delivers are taken before due e-mails, whatever their order: DHMAD releases the money
+/// on a deliver, and e-mails to an SMTP server gone silent take their whole timeout each.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_due_deliver_goes_before_due_emails(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    // The outbox of the app runs too: its jobs are made due only below, in one statement.
+    let order = app
+        .insert_order("ai-credits-500", "first@example.tn", None)
+        .await;
+    sqlx::query(
+        "INSERT INTO outbox_jobs (kind, order_id, run_after) VALUES
+           ('email_confirmation', $1, now() + interval '1 hour'),
+           ('email_good', $1, now() + interval '1 hour'),
+           ('deliver', $1, now() + interval '1 hour')",
+    )
+    .bind(order.id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // The e-mails became due first.
+    let due = "UPDATE outbox_jobs SET run_after = now() - CASE kind WHEN 'deliver' THEN
+                   interval '1 minute' ELSE interval '10 minutes' END WHERE order_id = $1";
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query(due)
+        .bind(order.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let job = db::outbox::claim(&mut *tx, Duration::from_secs(120), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.kind, "deliver");
+    tx.rollback().await.unwrap();
+}
