@@ -49,6 +49,25 @@ async fn silent_after_data() -> (String, Arc<AtomicUsize>) {
     (url, datas)
 }
 
+/// The `last_error` of the order's confirmation e-mail once it has one and its row matches
+/// `state` (SQL over `outbox_jobs`).
+async fn confirmation_error(pool: &PgPool, order: uuid::Uuid, state: &'static str) -> String {
+    let sql = format!(
+        "SELECT last_error FROM outbox_jobs
+          WHERE order_id = $1 AND kind = 'email_confirmation' AND {state}"
+    );
+    let sql = &sql;
+    crate::common::wait_for(state, 15, || async move {
+        sqlx::query_scalar::<_, Option<String>>(sql)
+            .bind(order)
+            .fetch_optional(pool)
+            .await
+            .unwrap()
+            .flatten()
+    })
+    .await
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
     let (smtp_url, datas) = silent_after_data().await;
@@ -64,19 +83,7 @@ async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
     assert!(done["digital_code"].is_string(), "{done}");
     // The e-mail's try ends on its own, after its timeout (delivers go first, so it may end
     // after the order completed).
-    let (p, id) = (&pool, s.order_id);
-    let error: String = crate::common::wait_for("the e-mail's timed-out try", 15, || async move {
-        sqlx::query_scalar::<_, Option<String>>(
-            "SELECT last_error FROM outbox_jobs
-              WHERE order_id = $1 AND kind = 'email_confirmation' AND attempts >= 1",
-        )
-        .bind(id)
-        .fetch_optional(p)
-        .await
-        .unwrap()
-        .flatten()
-    })
-    .await;
+    let error = confirmation_error(&pool, s.order_id, "attempts >= 1").await;
     assert!(error.contains("no answer within"), "{error}");
     assert!(datas.load(Ordering::SeqCst) >= 1, "the e-mail reached DATA");
 
@@ -91,20 +98,7 @@ async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
-    let pool = &pool;
-    let order = s.order_id;
-    let error: String = crate::common::wait_for("the third silent try", 15, || async move {
-        sqlx::query_scalar::<_, Option<String>>(
-            "SELECT last_error FROM outbox_jobs
-              WHERE order_id = $1 AND kind = 'email_confirmation' AND gave_up_at IS NOT NULL",
-        )
-        .bind(order)
-        .fetch_optional(pool)
-        .await
-        .unwrap()
-        .flatten()
-    })
-    .await;
+    let error = confirmation_error(&pool, s.order_id, "gave_up_at IS NOT NULL").await;
     assert!(error.contains("may have arrived"), "{error}");
 }
 
