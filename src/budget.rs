@@ -92,6 +92,23 @@ impl dhmad::Gate for BudgetGate {
     fn admit(&self) -> dhmad::Admission<'_> {
         Box::pin(self.admit_one())
     }
+
+    /// DHMAD's limit is the key's: after its 429 (another user of the key spent the window)
+    /// no call is made before the time it gave, by any instance or claimant, where each
+    /// caller used to come back on its own (the checkout line about once a second, two calls
+    /// of the budget each time). Bounded, so a wild answer cannot stop everything.
+    fn rate_limited(&self, wait: Duration) -> dhmad::Notice<'_> {
+        Box::pin(async move {
+            if self.limits.calls == 0 {
+                return;
+            }
+            let wait = wait.min(Duration::from_secs(60));
+            let window = self.limits.reuse_after();
+            if let Err(e) = db::budget::pause(&self.pool, window, wait).await {
+                tracing::warn!(error = %e, "could not pause DHMAD's call budget after a 429");
+            }
+        })
+    }
 }
 
 /// Sizes the shared budget to `DHMAD_RATE_LIMIT` (at start; instances must agree on it).

@@ -131,26 +131,13 @@ pub async fn serve_next(
     Ok(Turn::Serving)
 }
 
-/// A call was refused for DHMAD's rate limit (or our budget of it) for `retry_after`: no call
-/// is made before then, by any instance. (When our budget refused it, no row frees before
-/// then anyway.) Bounded, so a wild answer cannot stop everything.
-pub async fn pause_calls(state: &AppState, retry_after: Duration) -> OrderResult<()> {
-    let wait = retry_after.min(Duration::from_secs(60));
-    let window = state.config.dhmad_budget.reuse_after();
-    Ok(db::budget::pause(&state.pool, window, wait).await?)
-}
-
 /// Makes a queued order's calls. It leaves the line once served, or once it cannot be (the
 /// order keeps the reason, and its page says what to do); a spent budget puts it back.
 async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
     let id = order.id;
     match checkout::resume(state, order).await {
         Err(OrderError::Busy { retry_after }) => {
-            // DHMAD (or our gate) said how long: DHMAD's limit is the key's, so no call is
-            // made before then, by this line or anyone (the line retried about once a second,
-            // spending two calls of the budget on each refusal). The order keeps its place.
-            // Bounded, so a wild answer cannot stop everything.
-            pause_calls(state, retry_after).await?;
+            // The budget holds every call back for as long as DHMAD said (`budget.rs`).
             db::checkout_queue::release(&state.pool, id).await?;
             tracing::info!(order.id = %id, ?retry_after, "queued checkout waits again");
             Err(OrderError::Busy { retry_after })

@@ -298,6 +298,23 @@ impl Error {
         }
     }
 
+    /// For a 429, how long DHMAD asks to wait: until `X-RateLimit-Reset` or the body's
+    /// `retryAfter`, whichever is later (a reset already past counts for nothing: our clock
+    /// may run ahead of DHMAD's); `None` for any other error, or a 429 with neither.
+    pub fn rate_limit_wait(&self) -> Option<Duration> {
+        let Error::RateLimited {
+            retry_after, reset, ..
+        } = self
+        else {
+            return None;
+        };
+        let until_reset = reset.and_then(|r| {
+            let ms = (r - OffsetDateTime::now_utc()).whole_milliseconds();
+            (ms > 0).then(|| Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
+        });
+        until_reset.max(*retry_after)
+    }
+
     /// The machine-readable code, if DHMAD sent one.
     pub fn code(&self) -> Option<&ErrorCode> {
         self.api().and_then(|a| a.code.as_ref())

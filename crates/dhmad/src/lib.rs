@@ -12,7 +12,7 @@ pub mod types;
 pub mod webhook;
 
 pub use client::{
-    Admission, BuildError, CallRecord, Client, ClientBuilder, Gate, RateLimit, RetryPolicy,
+    Admission, BuildError, CallRecord, Client, ClientBuilder, Gate, Notice, RateLimit, RetryPolicy,
     MAX_ANSWER_BYTES, SANDBOX_API_BASE,
 };
 pub use enums::*;

@@ -178,10 +178,7 @@ async fn ready_or_queued(
 ) -> OrderResult<Started> {
     match started {
         Ok(started) => Ok(Started::Ready(started)),
-        Err(OrderError::Busy { retry_after }) => {
-            queue::pause_calls(state, retry_after).await?;
-            Ok(Started::Queued(queue::enqueue(state, order_id).await?))
-        }
+        Err(OrderError::Busy { .. }) => Ok(Started::Queued(queue::enqueue(state, order_id).await?)),
         Err(e) => Err(e),
     }
 }

@@ -45,7 +45,18 @@ pub trait Gate: Send + Sync + 'static {
     /// `Ok(())` to send the call now; `Err(wait)` to refuse it, `wait` being about how long
     /// until a call may go out.
     fn admit(&self) -> Admission<'_>;
+
+    /// DHMAD answered 429 and asked to wait `wait` (see [`Error::rate_limit_wait`](crate::Error::rate_limit_wait)):
+    /// a gate that keeps a budget can hold every call back until then. Does nothing by
+    /// default.
+    fn rate_limited(&self, wait: Duration) -> Notice<'_> {
+        let _ = wait;
+        Box::pin(async {})
+    }
 }
+
+/// What [`Gate::rate_limited`] returns.
+pub type Notice<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 #[derive(Clone, Default)]
 pub(super) struct GateSlot(pub(super) Option<Arc<dyn Gate>>);
@@ -61,6 +72,12 @@ impl GateSlot {
         match &self.0 {
             Some(g) => g.admit().await,
             None => Ok(()),
+        }
+    }
+
+    pub(super) async fn rate_limited(&self, wait: Duration) {
+        if let Some(g) = &self.0 {
+            g.rate_limited(wait).await;
         }
     }
 }
@@ -135,5 +152,45 @@ mod tests {
         let open = client.with_gate(Budget(AtomicU32::new(1)));
         assert!(matches!(open.me().await, Err(Error::Throttled { .. })));
         assert_eq!(hits.load(Ordering::SeqCst), 3);
+    }
+
+    /// Records what DHMAD's 429s asked the gate to wait.
+    struct Told(Mutex<Vec<Duration>>);
+
+    impl super::Gate for Arc<Told> {
+        fn admit(&self) -> super::Admission<'_> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn rate_limited(&self, wait: Duration) -> super::Notice<'_> {
+            self.0.lock().unwrap().push(wait);
+            Box::pin(async {})
+        }
+    }
+
+    #[tokio::test]
+    async fn a_429_tells_the_gate_how_long_dhmad_asked_to_wait() {
+        let app = Router::new().route(
+            "/api/v1/me",
+            get(|| async {
+                (
+                    http::StatusCode::TOO_MANY_REQUESTS,
+                    r#"{"error":"Too Many Requests","message":"slow down","retryAfter":7}"#,
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let told = Arc::new(Told(Mutex::new(Vec::new())));
+        let client = Client::builder("sk_sandbox_example")
+            .base_url(format!("http://{addr}/api/v1"))
+            .retry_policy(RetryPolicy::none())
+            .gate(Arc::clone(&told))
+            .build()
+            .unwrap();
+        let err = client.me().await.unwrap_err();
+        assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
+        assert_eq!(*told.0.lock().unwrap(), [Duration::from_secs(7)]);
     }
 }

@@ -22,7 +22,7 @@ mod retry;
 mod transport;
 
 pub use builder::{BuildError, ClientBuilder};
-pub use gate::{Admission, Gate};
+pub use gate::{Admission, Gate, Notice};
 pub use observer::CallRecord;
 pub use retry::{RateLimit, RetryPolicy};
 use transport::Retry;

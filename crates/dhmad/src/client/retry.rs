@@ -115,19 +115,10 @@ impl RetryPolicy {
         {
             return None;
         }
-        if let Error::RateLimited {
-            retry_after, reset, ..
-        } = err
-        {
-            // A reset already past says nothing (our clock may run ahead of DHMAD's): it must
-            // not hide the body's `retryAfter`. The longest known wait wins.
-            let until_reset = reset.and_then(|r| {
-                let ms = (r - OffsetDateTime::now_utc()).whole_milliseconds();
-                (ms > 0).then(|| Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
-            });
+        if matches!(err, Error::RateLimited { .. }) {
             // With no hint at all, an early retry only spends another call of the window:
             // the 429 goes back to the caller, whose budget knows when to try again.
-            let wait = until_reset.max(*retry_after)?;
+            let wait = err.rate_limit_wait()?;
             return (wait <= self.max_rate_limit_wait).then_some(wait + Duration::from_millis(50));
         }
         let exp = self

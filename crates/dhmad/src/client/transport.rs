@@ -140,7 +140,11 @@ impl Client {
             });
         }
         let reset = rate.and_then(|r| r.reset);
-        Err(Error::from_response(status.as_u16(), &bytes, reset))
+        let err = Error::from_response(status.as_u16(), &bytes, reset);
+        if let Some(wait) = err.rate_limit_wait() {
+            self.gate.rate_limited(wait).await;
+        }
+        Err(err)
     }
 }
 
