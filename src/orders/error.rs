@@ -45,16 +45,8 @@ pub fn busy_for(err: &dhmad::Error) -> Option<std::time::Duration> {
     use std::time::Duration;
     match err {
         dhmad::Error::Throttled { retry_after } => Some(*retry_after),
-        dhmad::Error::RateLimited {
-            retry_after, reset, ..
-        } => {
-            let until_reset =
-                reset.and_then(|r| Duration::try_from(r - time::OffsetDateTime::now_utc()).ok());
-            Some(
-                until_reset
-                    .or(*retry_after)
-                    .unwrap_or(Duration::from_secs(5)),
-            )
+        dhmad::Error::RateLimited { .. } => {
+            Some(err.rate_limit_wait().unwrap_or(Duration::from_secs(5)))
         }
         _ => None,
     }
