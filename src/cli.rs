@@ -186,6 +186,15 @@ pub struct Settings {
         help_heading = "Back office and e-mail"
     )]
     admin_token: Option<String>,
+    /// Bearer token a scraper sends to read /metrics, 16 characters or more [default: none,
+    /// /metrics answers this machine only].
+    #[arg(
+        long,
+        env = "METRICS_TOKEN",
+        hide_env_values = true,
+        help_heading = "Back office and e-mail"
+    )]
+    metrics_token: Option<String>,
     /// smtp://host:port or smtps://user:password@host for the e-mails to buyers [default:
     /// none, e-mails are written to the log].
     #[arg(
@@ -264,6 +273,7 @@ impl Settings {
             "DHMAD_RATE_LIMIT" => &self.dhmad_rate_limit,
             "DHMAD_RATE_WINDOW_SECS" => &self.dhmad_rate_window_secs,
             "ADMIN_TOKEN" => return self.admin_token.clone(),
+            "METRICS_TOKEN" => return self.metrics_token.clone(),
             "SMTP_URL" => return self.smtp_url.clone(),
             "SMTP_TIMEOUT_SECS" => &self.smtp_timeout_secs,
             "MAIL_FROM" => &self.mail_from,

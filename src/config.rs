@@ -68,6 +68,8 @@ pub struct Config {
     pub seller_email: Option<String>,
     /// `None` disables the back office.
     pub admin_token: Option<SecretString>,
+    /// Who may read `/metrics`: bearers of this token, or, when `None`, this machine only.
+    pub metrics_token: Option<SecretString>,
     /// Extra origin allowed as a form target, when DHMAD's hosted page is not on the API's origin.
     pub dhmad_checkout_origin: Option<String>,
     pub dhmad_timeout: Duration,
@@ -225,6 +227,15 @@ impl Config {
         if let Some(t) = &admin_token {
             check(
                 "ADMIN_TOKEN",
+                (t.len() >= 16)
+                    .then_some(())
+                    .ok_or("must be at least 16 characters".into()),
+            );
+        }
+        let metrics_token = var("METRICS_TOKEN");
+        if let Some(t) = &metrics_token {
+            check(
+                "METRICS_TOKEN",
                 (t.len() >= 16)
                     .then_some(())
                     .ok_or("must be at least 16 characters".into()),
@@ -388,6 +399,7 @@ impl Config {
             webhook_secrets: secrets,
             seller_email,
             admin_token: admin_token.map(SecretString::from),
+            metrics_token: metrics_token.map(SecretString::from),
             dhmad_checkout_origin: checkout_origin
                 .map(|o| origin_of(&http_url(&o).expect("checked above"))),
             dhmad_timeout,
@@ -512,6 +524,10 @@ impl fmt::Debug for Config {
             .field(
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "[redacted]"),
             )
             .field("dhmad_checkout_origin", &self.dhmad_checkout_origin)
             .field("dhmad_timeout", &self.dhmad_timeout)

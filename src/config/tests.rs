@@ -54,8 +54,20 @@ fn every_bad_variable_is_named() {
 fn debug_redacts_secrets() {
     let mut pairs = MIN.to_vec();
     pairs.push(("ADMIN_TOKEN", "super-secret-admin-token"));
+    pairs.push(("METRICS_TOKEN", "super-secret-metrics-token"));
     let dbg = format!("{:?}", cfg(&pairs).unwrap());
     assert!(!dbg.contains("pw@") && !dbg.contains("super-secret") && !dbg.contains("sk_sandbox"));
+}
+
+#[test]
+fn a_short_metrics_token_is_refused() {
+    let mut pairs = MIN.to_vec();
+    pairs.push(("METRICS_TOKEN", "short"));
+    let err = cfg(&pairs).unwrap_err().to_string();
+    assert!(err.contains("METRICS_TOKEN"), "{err}");
+    pairs.pop();
+    pairs.push(("METRICS_TOKEN", "a-scrapers-own-token"));
+    assert!(cfg(&pairs).unwrap().metrics_token.is_some());
 }
 
 #[test]

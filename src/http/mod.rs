@@ -16,6 +16,7 @@ mod csrf;
 mod error_pages;
 mod health;
 mod id_path;
+mod metrics_access;
 mod observe;
 mod openapi;
 mod order_page;

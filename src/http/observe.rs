@@ -12,6 +12,7 @@ use axum::{
 };
 use tracing::Span;
 
+use super::metrics_access::MetricsReader;
 use crate::state::AppState;
 
 /// The route label of metrics and logs: the matched route's template (`/orders/{id}`), never
@@ -106,7 +107,7 @@ pub(super) async fn track(State(state): State<AppState>, req: Request, next: Nex
 /// `GET /metrics`: this instance's metrics in Prometheus' text format. Gauges read from the
 /// database are refreshed first; if the database is slow, the scrape still answers, with
 /// their last values.
-pub(super) async fn metrics_page(State(state): State<AppState>) -> Response {
+pub(super) async fn metrics_page(State(state): State<AppState>, _: MetricsReader) -> Response {
     let backlog = crate::jobs::outbox::record_backlog(&state);
     match tokio::time::timeout(Duration::from_secs(2), backlog).await {
         Ok(Ok(())) => {}

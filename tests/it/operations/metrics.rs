@@ -1,5 +1,5 @@
 //! `/metrics` counting requests, webhooks and DHMAD calls (each instance its own), and the
-//! favicon.
+//! favicon; who may read it.
 
 use std::time::Duration;
 
@@ -260,4 +260,86 @@ async fn each_storefront_counts_its_own_requests(pool: PgPool) {
     let count = |text: &str| sample(text, "storefront_http_requests_total", &healthz);
     assert_eq!(count(&scrape(&a).await), Some(2.0));
     assert_eq!(count(&scrape(&b).await), Some(1.0));
+}
+
+/// `/metrics` tells a stranger nothing (sales, refusals, DHMAD's answers): without
+/// `METRICS_TOKEN` it answers this machine only, the client's address taken as rate limits
+/// take it, so a proxy on this machine does not open it to the clients it forwards.
+#[sqlx::test(migrations = "./migrations")]
+async fn metrics_answer_this_machine_only_without_a_token(pool: PgPool) {
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.edge.client_ip_header = Some("x-forwarded-for".into());
+    let app = spawn(pool, cfg).await;
+    let from = |ip: &'static str| {
+        app.http
+            .get(app.url("/metrics"))
+            .header("x-forwarded-for", ip)
+            .send()
+    };
+    for stranger in ["203.0.113.7", "2001:db8::7", "10.0.0.3"] {
+        let r = from(stranger).await.unwrap();
+        assert_eq!(r.status(), 404, "{stranger}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("storefront_"), "{stranger}: {body}");
+    }
+    for local in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+        assert_eq!(from(local).await.unwrap().status(), 200, "{local}");
+    }
+    // No header: the peer, this machine.
+    scrape(&app).await;
+}
+
+/// With `METRICS_TOKEN`, its bearers read `/metrics` from anywhere, and nobody else, this
+/// machine included.
+#[sqlx::test(migrations = "./migrations")]
+async fn metrics_need_the_token_when_one_is_set(pool: PgPool) {
+    const TOKEN: &str = "a-scrapers-own-token-0123";
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.edge.client_ip_header = Some("x-forwarded-for".into());
+    cfg.metrics_token = Some(TOKEN.to_owned().into());
+    let app = spawn(pool, cfg).await;
+    let scrape_with = |auth: Option<String>, ip: &'static str| {
+        let mut r = app
+            .http
+            .get(app.url("/metrics"))
+            .header("x-forwarded-for", ip);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    for (auth, ip) in [
+        (None, "127.0.0.1"),
+        (None, "203.0.113.7"),
+        (
+            Some("Bearer wrong-token-0123456789".to_owned()),
+            "127.0.0.1",
+        ),
+        (Some(format!("Bearer {TOKEN}x")), "203.0.113.7"),
+        (Some(format!("Basic {TOKEN}")), "203.0.113.7"),
+        (Some(format!("Bearer {ADMIN_TOKEN}")), "203.0.113.7"),
+    ] {
+        let r = scrape_with(auth.clone(), ip).await.unwrap();
+        assert_eq!(r.status(), 401, "{auth:?} from {ip}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"metrics\"");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("storefront_"), "{body}");
+    }
+    let r = scrape_with(Some(format!("Bearer {TOKEN}")), "203.0.113.7")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("storefront_webhooks_total"));
 }
