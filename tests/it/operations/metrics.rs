@@ -248,6 +248,27 @@ async fn the_favicon_is_served_and_unknown_paths_share_one_label(pool: PgPool) {
     );
 }
 
+/// Any token is a method to hyper: one a client makes up shares the `other` label, or each
+/// would make a series for the life of the process, and every scrape longer.
+#[sqlx::test(migrations = "./migrations")]
+async fn made_up_methods_share_one_label(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let long = "Q".repeat(4_000);
+    for (n, name) in ["PROPFIND", "BREW", long.as_str()].into_iter().enumerate() {
+        let method = reqwest::Method::from_bytes(format!("{name}{n}").as_bytes()).unwrap();
+        let r = app.http.request(method, app.url("/")).send().await.unwrap();
+        assert!(r.status().is_client_error(), "{name}: {}", r.status());
+    }
+    let text = scrape(&app).await;
+    let other = [("method", "other"), ("route", "/")];
+    assert_eq!(
+        sample(&text, "storefront_http_requests_total", &other),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(!text.contains("PROPFIND") && !text.contains("BREW") && !text.contains("QQQQ"));
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn each_storefront_counts_its_own_requests(pool: PgPool) {
     // Two storefronts in one process (as in every test run) keep separate counters.
