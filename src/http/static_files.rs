@@ -1,6 +1,6 @@
 //! `/static/…`: tower-http's `ServeDir`, with one rule of ours on top: a file we do not have is
 //! our 404 page, whatever its name. `ServeDir` answers 500 for a name the file system refuses
-//! (longer than `NAME_MAX`, for one), which anyone can send, and its own 404 has no body.
+//! (longer than `NAME_MAX`, or one with a NUL for a `HEAD`), which anyone can send, and its own 404 has no body.
 
 use std::{convert::Infallible, io, path::Path};
 
@@ -26,7 +26,14 @@ pub(super) fn service(
                     AppError::NotFound.into_response()
                 }
                 Ok(resp) => resp.into_response(),
-                Err(e) if e.kind() == io::ErrorKind::InvalidFilename => {
+                // A name too long, or holding a NUL (which `ServeDir` maps to 404 for a GET
+                // but not for a HEAD).
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::InvalidFilename | io::ErrorKind::InvalidInput
+                    ) =>
+                {
                     AppError::NotFound.into_response()
                 }
                 Err(e) => AppError::Internal(e.into()).into_response(),

@@ -58,6 +58,8 @@ async fn a_static_file_we_do_not_have_is_404_whatever_its_name(pool: PgPool) {
             page.contains("Not found") || page.contains("not found"),
             "{path}: {page}"
         );
+        let head = app.http.head(app.url(&path)).send().await.unwrap();
+        assert_eq!(head.status(), 404, "HEAD {path}");
     }
 }
 
