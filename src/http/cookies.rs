@@ -23,11 +23,16 @@ pub fn random_token() -> String {
     hex::encode(bytes)
 }
 
+/// Whether `t` is a token [`random_token`] could have made: 64 hex digits.
+pub fn well_formed(t: &str) -> bool {
+    t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The browser's checkout token, if its cookie holds a well-formed one.
 pub fn buyer_token(jar: &CookieJar) -> Option<String> {
     jar.get(BUYER)
         .map(|c| c.value().to_owned())
-        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|t| well_formed(t))
 }
 
 /// The checkout token's cookie. Lax: the buyer comes back from DHMAD's page by navigation.

@@ -95,8 +95,12 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
                 .or_else(|| form_token(&bytes));
+            // Only a token this shop could have issued: an empty or made-up cookie planted
+            // beside a matching field (a sibling subdomain can set one) proves nothing.
             let valid = match (&cookie, &sent) {
-                (Some(c), Some(s)) => bool::from(c.as_bytes().ct_eq(s.as_bytes())),
+                (Some(c), Some(s)) if cookies::well_formed(c) => {
+                    bool::from(c.as_bytes().ct_eq(s.as_bytes()))
+                }
                 _ => false,
             };
             if !valid {
@@ -105,11 +109,13 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
             req = Request::from_parts(parts, Body::from(bytes));
         }
     }
-    if machine || api || path.starts_with("/static/") {
+    // No token for what renders no form: files, and the favicon above all, which shared
+    // caches keep for a week and would hand one visitor's cookie to every other.
+    if machine || api || path.starts_with("/static/") || path == "/favicon.ico" {
         return next.run(req).await;
     }
     let (token, fresh) = match cookie {
-        Some(c) if c.len() == 64 => (c, false),
+        Some(c) if cookies::well_formed(&c) => (c, false),
         _ => (cookies::random_token(), true),
     };
     req.extensions_mut().insert(CsrfToken(token.clone()));

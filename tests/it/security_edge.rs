@@ -88,6 +88,52 @@ async fn forms_need_the_shops_token_and_origin(pool: PgPool) {
     w.wait_status(s.order_id, "delivered").await;
 }
 
+/// A CSRF cookie someone planted (a sibling subdomain can set one) beside a matching field
+/// proves nothing: only a token this shop could have issued counts. And the favicon, which
+/// shared caches keep for a week, never carries one.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_planted_csrf_cookie_opens_nothing_and_the_favicon_sets_none(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let bare = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let pay = app.url(&format!("/orders/{}/pay", uuid::Uuid::new_v4()));
+    for planted in ["", "abc", &"g".repeat(64)] {
+        let r = bare
+            .post(&pay)
+            .header("cookie", format!("sf_csrf={planted}"))
+            .form(&[("csrf_token", planted)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{planted:?}");
+    }
+    // A well-formed token of the browser's own still passes the check (then: no such order).
+    let token = "a".repeat(64);
+    let r = bare
+        .post(&pay)
+        .header("cookie", format!("sf_csrf={token}"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    let icon = bare.get(app.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(icon.status(), 200);
+    assert!(
+        icon.headers().get("set-cookie").is_none(),
+        "{:?}",
+        icon.headers()
+    );
+    let page = bare.get(app.url("/")).send().await.unwrap();
+    assert!(
+        page.headers().get("set-cookie").is_some(),
+        "the catalog gives one"
+    );
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn floods_are_refused_before_they_reach_dhmad(pool: PgPool) {
     let w = world(pool, |c| {
