@@ -213,7 +213,7 @@ impl Launch {
             ("DHMAD_SELLER_EMAIL", "merchant@shop.example".into()),
             ("RUST_LOG", "warn".into()),
             // Every request of the load comes from 127.0.0.1: the per-address limits would
-            // measure the limiter. 60 000 a minute is the most the limiter takes (one per ms).
+            // measure the limiter. 60 000 a minute is far above what a run sends.
             ("RATE_LIMIT_CHECKOUT_PER_MIN", "60000".into()),
             ("RATE_LIMIT_ACTIONS_PER_MIN", "60000".into()),
             // DHMAD's call budget is kept (every checkout takes its calls from it, as in

@@ -31,8 +31,8 @@ impl Outcome {
 }
 
 /// Stores and applies one event whose signature over `body` was verified. The body is parsed
-/// once; the inbox keeps it verbatim (Postgres parses it into JSONB itself), with the SHA-256
-/// of the bytes DHMAD signed.
+/// once; the inbox keeps it as JSONB (Postgres parses the text itself: key order and spacing
+/// are not kept), with the SHA-256 of the bytes DHMAD signed.
 #[tracing::instrument(skip_all, fields(event.id, event.type))]
 pub async fn ingest(pool: &Pool, body: &[u8]) -> OrderResult<Ingested> {
     // A body that passed the signature check but is no envelope can never succeed: refused,
