@@ -207,6 +207,11 @@ pub async fn progress(state: &AppState, order_id: Uuid) -> OrderResult<Progress>
 /// budget is spent rather than failing.
 pub async fn resume_or_queue(state: &AppState, order: Order) -> OrderResult<checkout::Started> {
     let id = order.id;
+    // An order that has made no DHMAD call yet is the line's to serve, in its turn: resumed
+    // here, a form posted for it would take the budget ahead of the checkouts waiting.
+    if order.status == OrderStatus::New {
+        return Ok(checkout::Started::Queued(enqueue(state, id).await?));
+    }
     match checkout::resume(state, order).await {
         Ok(started) => Ok(checkout::Started::Ready(started)),
         Err(OrderError::Busy { .. }) => Ok(checkout::Started::Queued(enqueue(state, id).await?)),

@@ -523,3 +523,22 @@ async fn a_queued_checkout_dhmad_refuses_with_429_waits_as_told(pool: PgPool) {
     // The checkout's own call, and at most one try of the line within DHMAD's wait.
     assert!((1..=2).contains(&creates), "{creates} creates in 6 s");
 }
+
+/// A `new` order has made no DHMAD call: the line serves it in its turn. Its "Pay" form (which
+/// its page does not show, but anyone holding the link and a token can post) joins the line,
+/// rather than taking the budget ahead of the checkouts waiting.
+#[sqlx::test(migrations = "./migrations")]
+async fn paying_for_an_order_still_in_line_keeps_its_turn(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let o = w.app.insert_order(SKU, "line@example.tn", None).await;
+    assert_eq!(o.status.as_str(), "new");
+    let r = w.app.post_form(&format!("/orders/{}/pay", o.id), &[]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()[LOCATION],
+        format!("/orders/{}/checkout", o.id),
+        "the waiting page, not DHMAD's"
+    );
+    // The line serves it.
+    w.wait_status(o.id, "awaiting_payment").await;
+}
