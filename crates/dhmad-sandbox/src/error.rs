@@ -21,6 +21,12 @@ pub enum Refusal {
     NotFound(&'static str),
     /// 400 `{"error":"Invalid escrow ID"}`.
     InvalidId,
+    /// 400 `{"error": <text>}` for another kind of id, e.g. `Invalid verification ID`.
+    BadId(&'static str),
+    /// 404 shape A, `{"error":"Not Found","message": <text>}` (identity verifications).
+    Missing(&'static str),
+    /// 409 of `POST /identity-verifications`: the e-mail's user already has approved KYC.
+    KycApproved(String),
     /// 400 shape B (checkout business rule).
     Rule { code: ErrorCode, message: String },
     /// 409 `{"error":"Conflict","code","message","user_message"}`.
@@ -57,7 +63,8 @@ impl Refusal {
     pub fn message(&self) -> String {
         match self {
             Self::BadRequest { message, .. } | Self::Forbidden(message) => message.clone(),
-            Self::NotFound(m) => (*m).to_owned(),
+            Self::NotFound(m) | Self::BadId(m) | Self::Missing(m) => (*m).to_owned(),
+            Self::KycApproved(m) => m.clone(),
             Self::InvalidId => "Invalid escrow ID".to_owned(),
             Self::Rule { code, message } | Self::Conflict { code, message } => {
                 format!("{code}: {message}")
@@ -125,6 +132,16 @@ impl From<Refusal> for ApiError {
             Refusal::InvalidId => Self::new(
                 StatusCode::BAD_REQUEST,
                 json!({"error": "Invalid escrow ID"}),
+            ),
+            Refusal::BadId(m) => Self::new(StatusCode::BAD_REQUEST, json!({"error": m})),
+            Refusal::Missing(m) => Self::new(
+                StatusCode::NOT_FOUND,
+                json!({"error": "Not Found", "message": m}),
+            ),
+            Refusal::KycApproved(m) => Self::new(
+                StatusCode::CONFLICT,
+                json!({"error": "Conflict", "message": m, "kyc_status": "approved",
+                       "user_exists": true}),
             ),
             Refusal::Rule { code, message } => Self::new(
                 StatusCode::BAD_REQUEST,

@@ -12,7 +12,7 @@ pub async fn me(State(state): State<AppState>) -> Json<Me> {
     let s = &state.settings;
     Json(Me {
         api_key: ApiKeyInfo {
-            id: users::user_id(&format!("key:{}", s.api_key)),
+            id: state.api_key_id(),
             name: "Sandbox key".into(),
             key_prefix: s.api_key.chars().take(15).collect(),
             environment: Environment::Sandbox,

@@ -1,9 +1,10 @@
-//! `/api/v1/*` (`docs/dhmad-api.md` §3.1–§3.13) and its middleware: request log, rate limit,
+//! `/api/v1/*` (`docs/dhmad-api.md` §3.1–§3.14) and its middleware: request log, rate limit,
 //! injected faults, authentication.
 
 mod account;
 pub mod auth;
 mod escrows;
+mod identity;
 mod json;
 mod sessions;
 
@@ -40,6 +41,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/escrows/{id}/contract", get(escrows::contract))
         .route("/escrows/{id}/sessions", post(sessions::create))
         .route("/sessions/{id}", get(sessions::get))
+        .route(
+            "/identity-verifications",
+            post(identity::create).get(identity::list),
+        )
+        .route("/identity-verifications/{id}", get(identity::get))
         .fallback(not_found)
         // Outermost first, in one `Router::layer` call: axum boxes each call's service and
         // clones the box, with everything inside, on every request.

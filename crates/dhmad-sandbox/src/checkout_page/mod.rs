@@ -55,7 +55,7 @@ fn render(state: &AppState, id: &str, error: Option<String>) -> Response {
         StatusCode::OK
     };
     let csp = security::checkout_csp(&s.redirect_url);
-    html(status, &view::checkout(&s, rec, &ctx, error), &csp)
+    html(status, &view::checkout(&store, &s, rec, &ctx, error), &csp)
 }
 
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {

@@ -5,7 +5,7 @@ use dhmad::{CheckoutAction, Currency, EscrowMode, SessionStatus};
 
 use crate::lifecycle::action_rules::check_action;
 use crate::lifecycle::money;
-use crate::state::{Ctx, EscrowRecord, SessionRecord};
+use crate::state::{Ctx, EscrowRecord, SessionRecord, Store};
 
 pub struct EscrowView {
     pub title: String,
@@ -69,13 +69,14 @@ fn labels(action: &CheckoutAction) -> (&'static str, &'static str) {
 
 /// The page for an open session.
 pub fn checkout(
+    store: &Store,
     s: &SessionRecord,
     rec: &EscrowRecord,
     ctx: &Ctx,
     error: Option<String>,
 ) -> CheckoutPage {
     let (heading, button) = labels(&s.action);
-    let mut blocked = check_action(rec, &s.action, &s.target_email)
+    let mut blocked = check_action(store, rec, &s.action, &s.target_email)
         .err()
         .map(|r| r.message());
     if blocked.is_none()

@@ -4,6 +4,7 @@
 
 mod admin;
 mod forms;
+mod identity;
 mod inspect;
 mod sessions;
 
@@ -58,6 +59,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/sandbox/escrows/{id}/events/resend", post(admin::resend))
         .route("/sandbox/escrows/{id}/events", post(admin::emit))
+        .route(
+            "/sandbox/identity-verifications",
+            post(identity::seed_other),
+        )
+        .route(
+            "/sandbox/identity-verifications/{id}/link",
+            post(identity::link),
+        )
         .route("/sandbox/clock", get(inspect::clock))
         .route("/sandbox/clock/advance", post(inspect::advance))
         .route("/sandbox/deliveries", get(inspect::deliveries))
@@ -89,7 +98,7 @@ pub struct ControlError(StatusCode, String);
 impl From<Refusal> for ControlError {
     fn from(r: Refusal) -> Self {
         let status = match r {
-            Refusal::NotFound(_) => StatusCode::NOT_FOUND,
+            Refusal::NotFound(_) | Refusal::Missing(_) => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_REQUEST,
         };
         Self(status, r.message())

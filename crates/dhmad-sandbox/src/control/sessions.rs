@@ -19,7 +19,7 @@ struct CompleteBody {
     payer: Option<String>,
     /// Guest payment method (default `bank_transfer`).
     method: Option<PaymentMethod>,
-    /// Note / reason (submit_proof, request_cancellation).
+    /// Note / reason (submit_proof, request_cancellation, dispute).
     note: Option<String>,
     /// review_proof: accept (default) or ask for a correction (`false`).
     accept: Option<bool>,

@@ -8,8 +8,9 @@ use dhmad::{
     ProofPhase,
 };
 
+use super::identity;
 use crate::error::Refusal;
-use crate::state::{users, EscrowRecord};
+use crate::state::{EscrowRecord, Store};
 
 /// Code for proof actions on an escrow without a proof gate (DHMAD documents none).
 pub const PROOF_NOT_REQUIRED: &str = "PROOF_NOT_REQUIRED";
@@ -36,13 +37,23 @@ impl Target {
     }
 }
 
-/// May `target` perform `action` on `rec` now?
-pub fn check_action(rec: &EscrowRecord, action: &CheckoutAction, target: &str) -> Check {
+/// May `target` perform `action` on `rec` now? `store` answers what is not on the escrow (the
+/// seller's identity verifications).
+pub fn check_action(
+    store: &Store,
+    rec: &EscrowRecord,
+    action: &CheckoutAction,
+    target: &str,
+) -> Check {
     use CheckoutAction as A;
     let who = Target::of(rec, target);
     match action {
         A::SignContract => sign_contract(rec, who),
-        A::AcceptPay => accept_pay(rec, who),
+        A::AcceptPay => accept_pay(
+            rec,
+            who,
+            identity::is_identity_ready(store, &rec.seller_email),
+        ),
         A::Complete => complete(rec, who),
         A::Dispute => dispute(rec, who),
         A::RequestCancellation => request_cancellation(rec, who),
@@ -112,7 +123,7 @@ fn sign_contract(rec: &EscrowRecord, who: Target) -> Check {
 }
 
 /// The buyer, once, while pending, to a seller who finished identity verification.
-fn accept_pay(rec: &EscrowRecord, who: Target) -> Check {
+fn accept_pay(rec: &EscrowRecord, who: Target, seller_ready: bool) -> Check {
     if !who.buyer {
         return rule(
             C::CheckoutTargetNotBuyer,
@@ -124,7 +135,7 @@ fn accept_pay(rec: &EscrowRecord, who: Target) -> Check {
         S::Cancelled => return invalid_status(rec, &CheckoutAction::AcceptPay),
         _ => return rule(C::PaymentAlreadyDone, "This escrow has already been paid"),
     }
-    if !users::is_identity_ready(&rec.seller_email) {
+    if !seller_ready {
         return rule(
             C::SellerNotReady,
             "The seller has not completed identity verification",

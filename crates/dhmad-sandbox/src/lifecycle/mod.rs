@@ -1,6 +1,7 @@
-//! The state machine (`docs/dhmad-api.md` §2.3, §2.4, §4.1, §6.8), in one place. Every operation
-//! takes the locked [`Store`] and a [`Ctx`], checks its preconditions, changes records and
-//! emits the documented events in the documented order. An escrow's status changes only in
+//! The state machine (`docs/dhmad-api.md` §2.3, §2.4, §4.1, §6.8), in one place, plus the
+//! identity verifications of §3.14. Every operation takes the locked [`Store`] and a [`Ctx`],
+//! checks its preconditions, changes records and emits the documented events in the
+//! documented order. An escrow's status changes only in
 //! [`transition()`]; a session's only in [`sessions::set_status`].
 
 pub mod action_rules;
@@ -9,6 +10,7 @@ pub mod deadlines;
 pub mod escrow_ops;
 pub mod events;
 mod field_rules;
+pub mod identity;
 pub mod money;
 pub mod perform;
 pub mod proof_ops;

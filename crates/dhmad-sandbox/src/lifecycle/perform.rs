@@ -46,7 +46,12 @@ pub fn perform(
     let span = tracing::Span::current();
     span.record("escrow.id", s.escrow_id.as_str());
     span.record("session.action", s.action.as_str());
-    check_action(escrow(store, &s.escrow_id)?, &s.action, &s.target_email)?;
+    check_action(
+        store,
+        escrow(store, &s.escrow_id)?,
+        &s.action,
+        &s.target_email,
+    )?;
     let id = s.escrow_id.as_str();
     use CheckoutAction as A;
     match &s.action {
@@ -56,7 +61,7 @@ pub fn perform(
             None => wallet_payment(store, ctx, id)?,
         },
         A::Complete => transition(store, ctx, id, EscrowStatus::Completed, Paired::Alone),
-        A::Dispute => open_dispute(store, ctx, &s)?,
+        A::Dispute => open_dispute(store, ctx, &s, input.note)?,
         A::RequestCancellation => request_cancellation(store, ctx, &s, input.note)?,
         A::AcceptCancellation => answer_cancellation(store, ctx, &s, true)?,
         A::RejectCancellation => answer_cancellation(store, ctx, &s, false)?,
@@ -155,8 +160,27 @@ fn guest_payment(
     Ok(())
 }
 
-/// Opens a dispute ticket and moves the escrow to `disputed`.
-fn open_dispute(store: &mut Store, ctx: &Ctx, s: &SessionRecord) -> Result<(), Refusal> {
+/// Longest dispute reason kept, in characters: the ticket shows it as a preview, and a form
+/// field should not grow the store without bound.
+pub const DISPUTE_REASON_MAX: usize = 1000;
+
+/// Opens a dispute ticket, with the opener's note as its reason, and moves the escrow to
+/// `disputed`.
+fn open_dispute(
+    store: &mut Store,
+    ctx: &Ctx,
+    s: &SessionRecord,
+    note: Option<String>,
+) -> Result<(), Refusal> {
+    let reason = note
+        .map(|n| {
+            n.trim()
+                .chars()
+                .take(DISPUTE_REASON_MAX)
+                .collect::<String>()
+        })
+        .map(|n| n.trim_end().to_owned())
+        .filter(|n| !n.is_empty());
     let ticket_number = 1000
         + store
             .escrows
@@ -172,6 +196,7 @@ fn open_dispute(store: &mut Store, ctx: &Ctx, s: &SessionRecord) -> Result<(), R
         opened_at: ctx.now,
         previous_status: rec.status.clone(),
         open: true,
+        reason,
     });
     transition(
         store,

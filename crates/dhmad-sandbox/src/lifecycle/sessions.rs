@@ -32,7 +32,7 @@ pub fn create_session(
         return Err(Refusal::field("action", "unknown action"));
     }
     check_redirect(&req.redirect_url, allowed)?;
-    check_action(rec, &req.action, &target)?;
+    check_action(store, rec, &req.action, &target)?;
     let session = SessionRecord {
         id: uuid::Uuid::new_v4().to_string(),
         escrow_id: rec.id.clone(),
@@ -61,8 +61,8 @@ fn target_email(raw: &str) -> Result<String, Refusal> {
     Ok(target)
 }
 
-/// Values of at most 500 characters.
-fn metadata(m: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Refusal> {
+/// Values of at most 500 characters (sessions and identity verifications).
+pub(crate) fn metadata(m: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Refusal> {
     if let Some((k, _)) = m.iter().find(|(_, v)| v.chars().count() > 500) {
         return Err(Refusal::field(
             &format!("metadata.{k}"),

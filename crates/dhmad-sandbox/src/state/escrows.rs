@@ -27,6 +27,8 @@ pub struct DisputeRecord {
     pub previous_status: EscrowStatus,
     /// `open` or `resolved`.
     pub open: bool,
+    /// What the opener wrote ("What went wrong?"), trimmed and bounded; `None` when blank.
+    pub reason: Option<String>,
 }
 
 /// A buyer's cancellation request.
@@ -139,7 +141,11 @@ impl EscrowRecord {
                 subject: Some(format!("Dispute on {}", self.title)),
                 status: Some(if d.open { "open" } else { "resolved" }.into()),
                 created_at: Some(d.opened_at),
-                preview_reason: Some("Opened from the sandbox checkout".into()),
+                preview_reason: Some(
+                    d.reason
+                        .clone()
+                        .unwrap_or_else(|| "Opened from the sandbox checkout".into()),
+                ),
             }),
             signatures: self.contract.as_ref().map(ContractRecord::signatures),
             fulfillment_policy: self.fulfillment_policy.clone(),

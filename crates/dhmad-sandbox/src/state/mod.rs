@@ -5,6 +5,7 @@ mod escrows;
 mod proofs;
 mod sessions;
 pub mod users;
+mod verifications;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,6 +17,7 @@ pub use contract::ContractRecord;
 pub use escrows::{CancellationRecord, DisputeRecord, EscrowRecord};
 pub use proofs::{DepositProofRecord, DepositStatus, ProofState, StoredFile, SubmissionRecord};
 pub use sessions::{merge_query, SessionRecord, SESSION_LIFETIME};
+pub use verifications::{VerificationRecord, VERIFICATION_LIFETIME};
 
 use crate::clock::Clock;
 use crate::faults::Faults;
@@ -23,12 +25,13 @@ use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::webhooks::Dispatcher;
 
-/// Escrows, sessions, files, and the events an operation emitted.
+/// Escrows, sessions, files, identity verifications, and the events an operation emitted.
 #[derive(Debug, Default)]
 pub struct Store {
     pub escrows: HashMap<String, EscrowRecord>,
     pub sessions: HashMap<String, SessionRecord>,
     pub files: HashMap<String, StoredFile>,
+    pub verifications: HashMap<String, VerificationRecord>,
     /// Events emitted by the running operation, dispatched when the lock is released.
     pub outbox: Vec<Event>,
     /// Status changes `(old, new)` made by the running operation, counted on release.
@@ -184,6 +187,12 @@ impl AppState {
             .lock()
             .expect("requests lock poisoned")
             .clone()
+    }
+
+    /// Id of the configured API key (`GET /me`'s `apiKey.id`): owner of the identity
+    /// verifications created through the API.
+    pub fn api_key_id(&self) -> String {
+        users::user_id(&format!("key:{}", self.settings.api_key))
     }
 
     /// The redirect allow-list.

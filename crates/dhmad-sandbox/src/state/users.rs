@@ -39,7 +39,8 @@ pub fn user_ref(email: &str) -> User {
 }
 
 /// Sellers whose e-mail local part starts with `unverified` have not finished identity
-/// verification: `accept_pay` sessions for their escrows fail with `SELLER_NOT_READY`.
+/// verification: `accept_pay` sessions for their escrows fail with `SELLER_NOT_READY` until an
+/// identity verification for the e-mail is approved (`lifecycle::identity::is_identity_ready`).
 pub fn is_identity_ready(email: &str) -> bool {
     !email.trim().to_lowercase().starts_with("unverified")
 }

@@ -273,3 +273,45 @@ async fn dashboard_lists_deliveries() {
         html.contains("escrow.status.updated") && html.contains("HTTP 200") && html.contains(&id)
     );
 }
+
+/// The dispute form's "What went wrong?" becomes the ticket's `previewReason` (trimmed, at most
+/// 1000 characters); a blank note keeps the generic text.
+#[tokio::test]
+async fn the_dispute_note_is_the_tickets_reason() {
+    let env = Env::start().await;
+    let preview = |e: dhmad::Escrow| {
+        e.dispute_ticket
+            .and_then(|t| t.preview_reason)
+            .unwrap_or_default()
+    };
+    let noted = env.quick().await;
+    env.pay(&noted).await;
+    let s = env.session(&noted, A::Dispute, BUYER).await;
+    let (st, _) = post_form(
+        &env,
+        &s,
+        &[
+            ("op", "perform"),
+            ("note", "  The chechia arrived torn.\n "),
+        ],
+    )
+    .await;
+    assert_eq!(st, 303);
+    let e = env.client.get_escrow(&noted).await.unwrap();
+    assert_eq!(preview(e), "The chechia arrived torn.");
+
+    let blank = env.quick().await;
+    env.pay(&blank).await;
+    let s = env.session(&blank, A::Dispute, BUYER).await;
+    let (st, _) = post_form(&env, &s, &[("op", "perform"), ("note", "   ")]).await;
+    assert_eq!(st, 303);
+    let e = env.client.get_escrow(&blank).await.unwrap();
+    assert_eq!(preview(e), "Opened from the sandbox checkout");
+
+    let long = env.quick().await;
+    env.pay(&long).await;
+    env.act_with(&long, A::Dispute, BUYER, json!({"note": "é".repeat(1500)}))
+        .await;
+    let e = env.client.get_escrow(&long).await.unwrap();
+    assert_eq!(preview(e), "é".repeat(1000));
+}

@@ -17,6 +17,7 @@ mod dashboard_actions;
 mod deadlines;
 mod faults;
 mod hosted_page_text;
+mod identity;
 mod journeys;
 mod journeys_after_payment;
 mod journeys_instant;

@@ -67,6 +67,8 @@ pub(super) fn endpoint(path: &[&str]) -> &'static str {
         ["escrows", _, "contract"] => "/escrows/{id}/contract",
         ["escrows", _, "sessions"] => "/escrows/{id}/sessions",
         ["sessions", _] => "/sessions/{id}",
+        ["identity-verifications"] => "/identity-verifications",
+        ["identity-verifications", _] => "/identity-verifications/{id}",
         _ => "other",
     }
 }

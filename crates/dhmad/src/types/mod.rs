@@ -8,6 +8,7 @@ mod account;
 mod contract;
 mod escrow;
 mod escrow_calls;
+mod identity;
 mod proof;
 mod session;
 
@@ -15,5 +16,6 @@ pub use account::*;
 pub use contract::*;
 pub use escrow::*;
 pub use escrow_calls::*;
+pub use identity::*;
 pub use proof::*;
 pub use session::*;

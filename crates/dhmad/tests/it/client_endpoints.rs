@@ -1,5 +1,5 @@
 //! The client against a real local HTTP server: one call per endpoint of `docs/dhmad-api.md`
-//! §3.1–§3.13, auth, rate-limit headers, redirects and secrecy of the key.
+//! §3.1–§3.14, auth, rate-limit headers, redirects and secrecy of the key.
 
 use crate::common::{Reply, Seen, Server, KEY};
 use dhmad::{
@@ -249,4 +249,79 @@ async fn an_id_that_is_no_segment_is_refused_before_sending() {
         server.seen()[0].path,
         "/api/v1/escrows/66aa00000000000000000001"
     );
+}
+
+fn verification(id: &str) -> Value {
+    json!({"id":id,"email":"s@x.tn","external_user_id":"u7","kyc_status":"approved",
+        "didit_session_status":null,"needs_admin_review":false,"claim_status":"pending",
+        "linked_user_id":null,"linked_at":null,"created_at":"2026-07-01T09:00:00Z",
+        "updated_at":"2026-07-01T09:00:00.000Z","expires_at":"2026-09-29T09:00:00Z",
+        "verification_email_sent":true,"verification_email_sent_at":"2026-07-01T09:00:00Z"})
+}
+
+/// Identity verifications: the record flat beside `message` on create, bare or wrapped in
+/// `{"verification"}` on get (DHMAD documents neither), `{"verifications"}` on list.
+fn fake_identity(seen: &Seen, _: usize) -> Reply {
+    let path = seen.path.strip_prefix("/api/v1").unwrap_or(&seen.path);
+    match (seen.method.as_str(), path) {
+        ("POST", "/identity-verifications") => {
+            let mut v = verification("66aa000000000000000000a1");
+            v["message"] = json!("Verification e-mail sent");
+            Reply::json(201, v)
+        }
+        ("GET", "/identity-verifications") => Reply::json(
+            200,
+            json!({"verifications":[verification("66aa000000000000000000a2"),
+                verification("66aa000000000000000000a1")]}),
+        ),
+        ("GET", "/identity-verifications/66aa000000000000000000a1") => {
+            Reply::json(200, verification("66aa000000000000000000a1"))
+        }
+        ("GET", "/identity-verifications/66aa000000000000000000a2") => Reply::json(
+            200,
+            json!({"verification": verification("66aa000000000000000000a2")}),
+        ),
+        _ => Reply::json(
+            404,
+            json!({"error":"Not Found","message":"Verification not found"}),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn identity_verifications_call_and_decode() {
+    let server = Server::start(fake_identity).await;
+    let c = server.client();
+    let req = dhmad::CreateIdentityVerification::new("s@x.tn")
+        .external_user_id("u7")
+        .metadata("shop", "42");
+    let created = c.create_identity_verification(&req).await.unwrap();
+    assert_eq!(created.message.as_deref(), Some("Verification e-mail sent"));
+    assert_eq!(created.verification.kyc_status, dhmad::KycStatus::Approved);
+    assert!(created.verification.verification_email_sent);
+    let bare = c
+        .get_identity_verification("66aa000000000000000000a1")
+        .await
+        .unwrap();
+    let wrapped = c
+        .get_identity_verification("66aa000000000000000000a2")
+        .await
+        .unwrap();
+    assert_eq!(bare, created.verification);
+    assert_eq!(wrapped.id, "66aa000000000000000000a2");
+    let list = c.list_identity_verifications("s+1@x.tn").await.unwrap();
+    assert_eq!(list.verifications.len(), 2);
+    let err = c
+        .get_identity_verification("66aa000000000000000000ff")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, dhmad::Error::NotFound(_)), "{err:?}");
+
+    let seen = server.seen();
+    assert_eq!(
+        seen[0].json(),
+        json!({"email":"s@x.tn","external_user_id":"u7","metadata":{"shop":"42"}})
+    );
+    assert_eq!(seen[3].path, "/api/v1/identity-verifications");
+    assert_eq!(seen[3].query.as_deref(), Some("email=s%2B1%40x.tn"));
 }
