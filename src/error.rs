@@ -25,6 +25,9 @@ pub enum AppError {
     Unauthorized(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The client did not send the request's body in time.
+    #[error("The request did not arrive in time. Please try again.")]
+    RequestTimeout,
     /// The request is refused whoever sends it this way (cross-site form, expired token).
     #[error("{0}")]
     Forbidden(String),
@@ -73,6 +76,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Conflict(_) => StatusCode::CONFLICT,

@@ -7,6 +7,7 @@ mod admin;
 mod admin_auth;
 mod admin_consoles;
 mod admin_order;
+mod body_deadline;
 mod callback;
 mod checkout;
 mod checkout_wait;
@@ -186,6 +187,11 @@ pub fn router(state: AppState) -> Router {
         .option_layer(hsts)
         // Outside the timeout, so that its answer gets a body and a page too.
         .layer(middleware::from_fn(error_pages::render_errors))
+        // The body within its own deadline, a 408 past it: a slow client is not our failure.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body_deadline::read_within,
+        ))
         // A request that outlives its budget failed on our side: 503, never a 4xx (DHMAD
         // does not retry a 4xx, and a browser's retry may work).
         .layer(TimeoutLayer::with_status_code(

@@ -250,6 +250,60 @@ async fn slow_and_idle_clients_are_cut_off_and_capped(pool: PgPool) {
     drop(idle2);
 }
 
+/// A body announced and then withheld, or trickled, is the client's failure: 408 once the
+/// header-read time has passed again, and the connection closed; never the request deadline's
+/// 503, which says the shop failed.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_body_that_does_not_arrive_is_a_408(pool: PgPool) {
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.edge.header_read_timeout = Duration::from_secs(1);
+    let app = spawn(pool, cfg).await;
+    let addr = format!("127.0.0.1:{}", app.port);
+    let head = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 1000\r\n\r\n"
+        )
+    };
+    for (path, trickle) in [
+        ("/checkout", false),
+        ("/api/checkout", true),
+        ("/webhooks/dhmad", false),
+    ] {
+        let mut c = TcpStream::connect(&addr).await.unwrap();
+        c.write_all(head(path).as_bytes()).await.unwrap();
+        if trickle {
+            for _ in 0..6 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                // The server may have answered and closed already.
+                if c.write_all(b"a").await.is_err() {
+                    break;
+                }
+            }
+        }
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut answer))
+            .await
+            .expect("answered and closed")
+            .ok();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+    }
+    // A body sent in time is read as before.
+    let r = app
+        .http
+        .post(app.url("/api/checkout"))
+        .json(&serde_json::json!({"sku": "no-such-sku", "email": "b@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
 /// An instant order awaiting payment with escrow `escrow_id`, and DHMAD's signed `paid` for it
 /// whose escrow title is `title` as written in the JSON (escapes included), signed as sent.
 async fn paid_with_title(

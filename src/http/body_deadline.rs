@@ -1,0 +1,63 @@
+//! A request's body arrives within `HEADER_READ_TIMEOUT_SECS` of its head, or the request is
+//! refused with 408 and the connection closed. Without it, a client that announced a body and
+//! sent it slowly or never held the connection until the request's own deadline, which answers
+//! 503 (our failure, logged as an error) for what is the client's: read here, whole, before
+//! the CSRF check and the handlers, which then find it in memory.
+
+use axum::{
+    body::{Body, HttpBody},
+    extract::{Request, State},
+    http::{header, HeaderValue},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use http_body_util::LengthLimitError;
+
+use super::{BODY_LIMIT, WEBHOOK_BODY_LIMIT};
+use crate::{error::AppError, metrics::WebhookRefusal, state::AppState};
+
+pub async fn read_within(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let webhook = req.uri().path().starts_with("/webhooks/");
+    let limit = if webhook {
+        WEBHOOK_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    };
+    let (parts, body) = req.into_parts();
+    let deadline = state.config.edge.header_read_timeout;
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(e)) if is_too_large(&e) => {
+            if webhook {
+                state.metrics.webhook_refused(WebhookRefusal::TooLarge);
+            }
+            AppError::PayloadTooLarge.into_response()
+        }
+        // The connection broke mid-body: nobody reads this answer.
+        Ok(Err(e)) => AppError::BadRequest(format!("could not read the body: {e}")).into_response(),
+        Err(_) => {
+            let mut refused = AppError::RequestTimeout.into_response();
+            refused
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            refused
+        }
+    }
+}
+
+fn is_too_large(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
