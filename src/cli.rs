@@ -233,7 +233,7 @@ pub struct Settings {
     #[arg(long, env = "MAX_CONNECTIONS", hide_env_values = true, default_value_t = EdgeLimits::default().max_connections.to_string(), help_heading = "Limits")]
     max_connections: String,
     /// A client must send a request's headers within this time (idle keep-alive connections
-    /// too), in seconds.
+    /// too), and its body within the same time again, in seconds.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", hide_env_values = true, default_value_t = EdgeLimits::default().header_read_timeout.as_secs().to_string(), help_heading = "Limits")]
     header_read_timeout_secs: String,
     /// Checkouts per client address per minute.

@@ -97,7 +97,8 @@ pub struct EdgeLimits {
     /// Open connections at most; past it the server stops accepting until one closes.
     pub max_connections: usize,
     /// A client must send a request's headers within this time, including the next request
-    /// on an idle keep-alive connection; otherwise the connection is closed.
+    /// on an idle keep-alive connection; otherwise the connection is closed. Its body gets
+    /// the same time again (`http::body_deadline`).
     pub header_read_timeout: Duration,
     /// Checkouts per client address per minute (each may create an escrow at DHMAD).
     pub checkout_per_minute: u32,

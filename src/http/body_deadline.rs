@@ -3,6 +3,9 @@
 //! sent it slowly or never held the connection until the request's own deadline, which answers
 //! 503 (our failure, logged as an error) for what is the client's: read here, whole, before
 //! the CSRF check and the handlers, which then find it in memory.
+//!
+//! Not DHMAD's webhooks: a 4xx tells DHMAD never to send the event again, so a delivery slowed
+//! on its way keeps its route's own 8 s deadline and 503, which DHMAD retries.
 
 use axum::{
     body::{Body, HttpBody},
@@ -13,32 +16,21 @@ use axum::{
 };
 use http_body_util::LengthLimitError;
 
-use super::{BODY_LIMIT, WEBHOOK_BODY_LIMIT};
-use crate::{error::AppError, metrics::WebhookRefusal, state::AppState};
+use super::BODY_LIMIT;
+use crate::{error::AppError, state::AppState};
 
 pub async fn read_within(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.body().is_end_stream() {
+    if req.body().is_end_stream() || req.uri().path().starts_with("/webhooks/") {
         return next.run(req).await;
     }
-    let webhook = req.uri().path().starts_with("/webhooks/");
-    let limit = if webhook {
-        WEBHOOK_BODY_LIMIT
-    } else {
-        BODY_LIMIT
-    };
     let (parts, body) = req.into_parts();
     let deadline = state.config.edge.header_read_timeout;
-    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, BODY_LIMIT)).await {
         Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Ok(Err(e)) if is_too_large(&e) => {
-            if webhook {
-                state.metrics.webhook_refused(WebhookRefusal::TooLarge);
-            }
-            AppError::PayloadTooLarge.into_response()
-        }
+        Ok(Err(e)) if is_too_large(&e) => AppError::PayloadTooLarge.into_response(),
         // The connection broke mid-body: nobody reads this answer.
         Ok(Err(e)) => AppError::BadRequest(format!("could not read the body: {e}")).into_response(),
         Err(_) => {

@@ -16,6 +16,9 @@ use subtle::ConstantTimeEq;
 use super::client_addr::client_ip;
 use crate::{error::AppError, state::AppState};
 
+/// Headers a reverse proxy adds to what it forwards.
+const FORWARDING: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
 /// Proof that the request may read the metrics.
 pub struct MetricsReader;
 
@@ -25,12 +28,14 @@ impl FromRequestParts<AppState> for MetricsReader {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         match &state.config.metrics_token {
             Some(expected) => {
+                // The scheme's name is case-insensitive (RFC 9110).
                 let presented = parts
                     .headers
                     .get(header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .unwrap_or_default();
+                    .and_then(|v| v.split_once(' '))
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map_or("", |(_, token)| token);
                 if bool::from(
                     presented
                         .trim()
@@ -48,11 +53,17 @@ impl FromRequestParts<AppState> for MetricsReader {
                 );
                 Err(refused)
             }
-            // Without a token the route does not exist for others: nothing says it is there.
-            None => match client_ip(&parts.headers, &parts.extensions, &state.config) {
-                Some(ip) if ip.to_canonical().is_loopback() => Ok(Self),
-                _ => Err(AppError::NotFound.into_response()),
-            },
+            // Without a token the route does not exist for others: nothing says it is there. A
+            // request a proxy forwarded, when none is configured (`CLIENT_IP_HEADER`), comes
+            // from the proxy's address, this machine's when it runs here: refused too.
+            None => {
+                let unknown_proxy = state.config.edge.client_ip_header.is_none()
+                    && FORWARDING.iter().any(|h| parts.headers.contains_key(*h));
+                match client_ip(&parts.headers, &parts.extensions, &state.config) {
+                    Some(ip) if ip.to_canonical().is_loopback() && !unknown_proxy => Ok(Self),
+                    _ => Err(AppError::NotFound.into_response()),
+                }
+            }
         }
     }
 }

@@ -312,6 +312,21 @@ async fn metrics_answer_this_machine_only_without_a_token(pool: PgPool) {
     }
     // No header: the peer, this machine.
     scrape(&app).await;
+
+    // Behind a proxy on this machine that nobody configured (no `CLIENT_IP_HEADER`), every
+    // request comes from loopback: one the proxy forwarded is refused all the same.
+    let direct = spawn_offline(app.pool.clone()).await;
+    for header in ["x-forwarded-for", "x-real-ip", "forwarded"] {
+        let r = direct
+            .http
+            .get(direct.url("/metrics"))
+            .header(header, "203.0.113.7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{header}");
+    }
+    scrape(&direct).await;
 }
 
 /// With `METRICS_TOKEN`, its bearers read `/metrics` from anywhere, and nobody else, this
@@ -358,6 +373,10 @@ async fn metrics_need_the_token_when_one_is_set(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let r = scrape_with(Some(format!("bearer {TOKEN}")), "203.0.113.7")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the scheme's name in any case");
     assert!(r
         .text()
         .await
