@@ -232,6 +232,10 @@ pub struct Settings {
     /// Open connections at most; past it the server stops accepting until one closes.
     #[arg(long, env = "MAX_CONNECTIONS", hide_env_values = true, default_value_t = EdgeLimits::default().max_connections.to_string(), help_heading = "Limits")]
     max_connections: String,
+    /// Open connections at most from one client address (an IPv6 client by its /64); not
+    /// applied behind a proxy (CLIENT_IP_HEADER set).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", hide_env_values = true, default_value_t = EdgeLimits::default().max_connections_per_client.to_string(), help_heading = "Limits")]
+    max_connections_per_client: String,
     /// A client must send a request's headers within this time (idle keep-alive connections
     /// too), and its body within the same time again, in seconds.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", hide_env_values = true, default_value_t = EdgeLimits::default().header_read_timeout.as_secs().to_string(), help_heading = "Limits")]
@@ -283,6 +287,7 @@ impl Settings {
             "SESSION_SWEEP_INTERVAL_SECS" => &self.session_sweep_interval_secs,
             "ABANDONED_ORDER_GRACE_SECS" => &self.abandoned_order_grace_secs,
             "MAX_CONNECTIONS" => &self.max_connections,
+            "MAX_CONNECTIONS_PER_CLIENT" => &self.max_connections_per_client,
             "HEADER_READ_TIMEOUT_SECS" => &self.header_read_timeout_secs,
             "RATE_LIMIT_CHECKOUT_PER_MIN" => &self.rate_limit_checkout_per_min,
             "RATE_LIMIT_ACTIONS_PER_MIN" => &self.rate_limit_actions_per_min,

@@ -96,6 +96,10 @@ pub struct Config {
 pub struct EdgeLimits {
     /// Open connections at most; past it the server stops accepting until one closes.
     pub max_connections: usize,
+    /// Open connections at most from one client address (an IPv6 client by its /64), so one
+    /// client cannot hold them all; not applied behind a proxy (`client_ip_header`), whose
+    /// address every connection shares.
+    pub max_connections_per_client: usize,
     /// A client must send a request's headers within this time, including the next request
     /// on an idle keep-alive connection; otherwise the connection is closed. Its body gets
     /// the same time again (`http::body_deadline`).
@@ -115,6 +119,7 @@ impl Default for EdgeLimits {
     fn default() -> Self {
         Self {
             max_connections: 1024,
+            max_connections_per_client: 256,
             header_read_timeout: Duration::from_secs(10),
             checkout_per_minute: 20,
             actions_per_minute: 60,
@@ -287,6 +292,10 @@ impl Config {
             }
         };
         let max_connections = count("MAX_CONNECTIONS", e.max_connections as u64);
+        let per_client = count(
+            "MAX_CONNECTIONS_PER_CLIENT",
+            e.max_connections_per_client as u64,
+        );
         let checkout_per_minute =
             count("RATE_LIMIT_CHECKOUT_PER_MIN", e.checkout_per_minute.into());
         let actions_per_minute = count("RATE_LIMIT_ACTIONS_PER_MIN", e.actions_per_minute.into());
@@ -415,6 +424,7 @@ impl Config {
             mail_from,
             edge: EdgeLimits {
                 max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+                max_connections_per_client: usize::try_from(per_client).unwrap_or(usize::MAX),
                 header_read_timeout,
                 checkout_per_minute: u32::try_from(checkout_per_minute).unwrap_or(u32::MAX),
                 actions_per_minute: u32::try_from(actions_per_minute).unwrap_or(u32::MAX),

@@ -5,11 +5,19 @@
 //!   since the timer runs whenever the connection waits for a request's head;
 //! - answers sent as they are written (`TCP_NODELAY`), which `axum::serve` leaves off;
 //! - at most `max_connections` open at once: past it the loop stops accepting (the kernel's
-//!   backlog holds newcomers) until a connection closes.
+//!   backlog holds newcomers) until a connection closes;
+//! - at most `max_connections_per_client` of them from one address, so one client cannot hold
+//!   them all (not behind a proxy, whose address every connection shares).
 //!
 //! Each request carries the peer address (`ConnectInfo`) for rate limits and the audit trail.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{extract::ConnectInfo, Router};
 use hyper::body::Incoming;
@@ -36,6 +44,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = (limits.client_ip_header.is_none())
+        .then(|| ClientSlots::new(limits.max_connections_per_client));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -62,6 +72,17 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let slot = match &per_client {
+            Some(slots) => match slots.take(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    // Closed at once: this address holds its share already.
+                    tracing::debug!(%peer, "connection refused: too many from this client");
+                    continue;
+                }
+            },
+            None => None,
+        };
         let service = router
             .clone()
             .map_request(move |mut req: hyper::Request<Incoming>| {
@@ -74,7 +95,7 @@ pub async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
-            drop(permit);
+            drop((permit, slot));
         });
     }
     drop(listener);
@@ -98,6 +119,61 @@ async fn accept(listener: &TcpListener) -> std::io::Result<(TcpStream, SocketAdd
     Ok((stream, peer))
 }
 
+/// Open connections per client address (IPv6 by its /64, as the rate limits count).
+#[derive(Clone)]
+struct ClientSlots {
+    most: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One open connection of a client; given back when dropped.
+struct ClientSlot {
+    key: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl ClientSlots {
+    fn new(most: usize) -> Self {
+        Self {
+            most,
+            open: Arc::default(),
+        }
+    }
+
+    /// A slot for a connection from `ip`, unless its address holds `most` already.
+    fn take(&self, ip: IpAddr) -> Option<ClientSlot> {
+        let key = crate::http::limit_key(ip);
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.most {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            key,
+            open: Arc::clone(&self.open),
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::net::{TcpListener, TcpStream};
@@ -109,5 +185,31 @@ mod tests {
         let _client = TcpStream::connect(addr).await.unwrap();
         let (stream, _) = super::accept(&listener).await.unwrap();
         assert!(stream.nodelay().unwrap());
+    }
+
+    #[test]
+    fn a_client_gets_its_share_of_connections_and_back_when_they_close() {
+        let slots = super::ClientSlots::new(2);
+        let a = "203.0.113.7".parse().unwrap();
+        let (first, _second) = (slots.take(a).unwrap(), slots.take(a).unwrap());
+        assert!(slots.take(a).is_none(), "a third from the same address");
+        // Another address, and another /64 for IPv6; the same /64 shares the share.
+        assert!(slots.take("203.0.113.8".parse().unwrap()).is_some());
+        let v6 = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let (_x, _y) = (
+            slots.take(v6("2001:db8::1")).unwrap(),
+            slots.take(v6("2001:db8::2")).unwrap(),
+        );
+        assert!(slots.take(v6("2001:db8::3")).is_none());
+        assert!(slots.take(v6("2001:db8:0:1::1")).is_some());
+        drop(first);
+        let again = slots
+            .take(a)
+            .expect("a closed connection's slot is free again");
+        drop((again, _second, _x, _y));
+        assert!(
+            slots.open.lock().unwrap().is_empty(),
+            "nothing kept once all closed"
+        );
     }
 }

@@ -27,6 +27,8 @@ mod shop;
 mod static_files;
 mod webhooks;
 
+pub(crate) use client_addr::limit_key;
+
 use std::time::Duration;
 
 use askama::Template;

@@ -250,6 +250,52 @@ async fn slow_and_idle_clients_are_cut_off_and_capped(pool: PgPool) {
     drop(idle2);
 }
 
+/// One address cannot hold every connection: past its share, a new one is closed at once,
+/// while others still get in. Behind a proxy (`CLIENT_IP_HEADER`) every connection shares the
+/// proxy's address, so the share does not apply.
+#[sqlx::test(migrations = "./migrations")]
+async fn one_client_cannot_hold_every_connection(pool: PgPool) {
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.edge.max_connections_per_client = 2;
+    let app = spawn(pool.clone(), cfg.clone()).await;
+    let addr = format!("127.0.0.1:{}", app.port);
+    let held = (
+        TcpStream::connect(&addr).await.unwrap(),
+        TcpStream::connect(&addr).await.unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        closed_within(&mut third, Duration::from_secs(2)).await,
+        "a third connection from the same address"
+    );
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.get("/healthz").await.status(), 200, "its share back");
+
+    cfg.edge.client_ip_header = Some("x-forwarded-for".into());
+    let proxied = spawn(pool, cfg).await;
+    let addr = format!("127.0.0.1:{}", proxied.port);
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut last = conns.pop().unwrap();
+    last.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), last.read_to_end(&mut answer))
+        .await
+        .expect("answered")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+}
+
 /// A body announced and then withheld, or trickled, is the client's failure: 408 once the
 /// header-read time has passed again, and the connection closed; never the request deadline's
 /// 503, which says the shop failed. Except for DHMAD's webhooks: a 4xx would tell DHMAD never
