@@ -252,6 +252,14 @@ async fn the_csv_export_is_streamed_filtered_and_escaped(pool: PgPool) {
 
     let r = admin_get(&app, "/admin/orders.csv?status=paid").await;
     let text = r.text().await.unwrap();
+    // Each export is on the audit trail, with its filter: it holds every buyer's address.
+    let exports: Vec<String> = audit_actions(&app.pool)
+        .await
+        .into_iter()
+        .filter(|(action, _, _)| action == "export_csv")
+        .map(|(_, _, detail)| detail)
+        .collect();
+    assert_eq!(exports, ["every order", "filter: status=paid"]);
     let paid = parse_csv(&text);
     assert_eq!(paid.len(), 3);
     let row = |id: Uuid| {
