@@ -1,14 +1,16 @@
 //! `GET /sandbox`: an HTML page listing webhook delivery attempts, escrows and sessions, with
-//! buttons (plain forms, see `control::forms`) for what a developer clicks through.
+//! buttons (plain forms, see `control::forms`) for what a developer clicks through: each
+//! escrow's control actions possible now (`control::Allowed`) and moving the clock.
 
 use askama::Template;
 
 use crate::lifecycle::money;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use dhmad::EscrowStatus;
 
+use crate::control::flash::{self, FlashQuery};
+use crate::control::Allowed;
 use crate::state::AppState;
 
 pub struct DeliveryRow {
@@ -29,8 +31,21 @@ pub struct EscrowRow {
     pub status: String,
     pub amount: String,
     pub buyer: String,
-    /// Delivered: the buyer may reject the delivery.
-    pub can_reject_delivery: bool,
+    /// Which buttons to show: the control actions possible now.
+    pub allowed: Allowed,
+}
+
+/// The line above the tables after a button: what it did, or why it was refused.
+pub struct Notice {
+    pub text: String,
+    pub ok: bool,
+}
+
+impl Notice {
+    /// A refusal (shown as an error).
+    pub fn refused(text: String) -> Self {
+        Self { text, ok: false }
+    }
 }
 
 #[derive(Template)]
@@ -41,19 +56,20 @@ struct Dashboard {
     now: String,
     offset: i64,
     webhook_urls: Vec<String>,
-    /// What the last dashboard button was refused with.
-    notice: Option<String>,
+    /// What the last dashboard button did or was refused with.
+    notice: Option<Notice>,
     deliveries: Vec<DeliveryRow>,
     escrows: Vec<EscrowRow>,
     sessions: Vec<(String, String, String, String, String)>,
 }
 
-pub async fn page(State(state): State<AppState>) -> Response {
-    render(&state, None, StatusCode::OK)
+pub async fn page(State(state): State<AppState>, Query(q): Query<FlashQuery>) -> Response {
+    let notice = flash::notice(&state, &q).map(|text| Notice { text, ok: true });
+    render(&state, notice, StatusCode::OK)
 }
 
-/// The dashboard, with an optional refusal shown above the tables.
-pub fn render(state: &AppState, notice: Option<String>, status: StatusCode) -> Response {
+/// The dashboard, with an optional notice shown above the tables.
+pub fn render(state: &AppState, notice: Option<Notice>, status: StatusCode) -> Response {
     let deliveries = state
         .dispatcher
         .log
@@ -87,7 +103,7 @@ pub fn render(state: &AppState, notice: Option<String>, status: StatusCode) -> R
                 status: e.status.to_string(),
                 amount: money::shown(e.amount, &e.currency),
                 buyer: e.buyer_email.clone(),
-                can_reject_delivery: e.status == EscrowStatus::Delivered,
+                allowed: Allowed::of(e),
             })
             .collect();
         let s: Vec<_> = store

@@ -3,13 +3,13 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
-use dhmad::EscrowStatus;
+use dhmad::{EscrowStatus, WebhookEnvelope};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{body, ControlError};
 use crate::lifecycle::{self, proof_ops, triggers};
-use crate::state::AppState;
+use crate::state::{AppState, EscrowRecord};
 
 type Reply = Result<Json<Value>, ControlError>;
 
@@ -19,16 +19,24 @@ fn escrow_reply(state: &AppState, id: &str) -> Reply {
     Ok(Json(json!({"escrow": e})))
 }
 
-/// The seller delivers from dhmad.tn (for escrows whose seller is not the associated user).
-pub async fn deliver_as_seller(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
+/// The seller delivers from dhmad.tn (for escrows whose seller is not the associated user):
+/// `escrow_ops::deliver` with the seller as the acting user. Shared by the JSON route and the
+/// dashboard's form.
+pub(super) fn deliver_by_seller(state: &AppState, id: &str) -> Result<(), ControlError> {
     state.with_store(|st, ctx| {
-        let seller = lifecycle::escrow(st, &id)?.seller_email.clone();
+        let seller = lifecycle::escrow(st, id)?.seller_email.clone();
         let as_seller = crate::state::Ctx {
             assoc: seller,
             ..ctx.clone()
         };
-        lifecycle::escrow_ops::deliver(st, &as_seller, &id)
+        lifecycle::escrow_ops::deliver(st, &as_seller, id)
     })?;
+    Ok(())
+}
+
+/// `POST /sandbox/escrows/{id}/deliver`.
+pub async fn deliver_as_seller(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
+    deliver_by_seller(&state, &id)?;
     escrow_reply(&state, &id)
 }
 
@@ -62,8 +70,15 @@ pub async fn reject_delivery(
     escrow_reply(&state, &id)
 }
 
+/// DHMAD approves the pending guest payment proof: escrow → paid. Shared by the JSON route and
+/// the dashboard's form, as are the decisions below.
+pub(super) fn approve_guest_payment(state: &AppState, id: &str) -> Result<(), ControlError> {
+    state.with_store(|st, ctx| proof_ops::approve_deposit(st, ctx, id))?;
+    Ok(())
+}
+
 pub async fn approve_deposit(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
-    state.with_store(|st, ctx| proof_ops::approve_deposit(st, ctx, &id))?;
+    approve_guest_payment(&state, &id)?;
     escrow_reply(&state, &id)
 }
 
@@ -73,26 +88,40 @@ struct ReasonBody {
     reason: Option<String>,
 }
 
+/// DHMAD rejects the pending guest payment proof (`reason` defaults to a generic one).
+pub(super) fn reject_guest_payment(
+    state: &AppState,
+    id: &str,
+    reason: Option<String>,
+) -> Result<(), ControlError> {
+    let reason = reason.unwrap_or_else(|| "The payment proof could not be verified".into());
+    state.with_store(|st, ctx| proof_ops::reject_deposit(st, ctx, id, reason))?;
+    Ok(())
+}
+
 pub async fn reject_deposit(
     State(state): State<AppState>,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> Reply {
     let b: ReasonBody = body(&raw)?;
-    let reason = b
-        .reason
-        .unwrap_or_else(|| "The payment proof could not be verified".into());
-    state.with_store(|st, ctx| proof_ops::reject_deposit(st, ctx, &id, reason))?;
+    reject_guest_payment(&state, &id, b.reason)?;
     escrow_reply(&state, &id)
 }
 
+/// DHMAD decides an escalated purchase proof (`needs_dhmad_review`).
+pub(super) fn decide_proof(state: &AppState, id: &str, accept: bool) -> Result<(), ControlError> {
+    state.with_store(|st, ctx| proof_ops::admin_decide(st, ctx, id, accept))?;
+    Ok(())
+}
+
 pub async fn accept_proof(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
-    state.with_store(|st, ctx| proof_ops::admin_decide(st, ctx, &id, true))?;
+    decide_proof(&state, &id, true)?;
     escrow_reply(&state, &id)
 }
 
 pub async fn reject_proof(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
-    state.with_store(|st, ctx| proof_ops::admin_decide(st, ctx, &id, false))?;
+    decide_proof(&state, &id, false)?;
     escrow_reply(&state, &id)
 }
 
@@ -102,30 +131,52 @@ struct ResolveBody {
     outcome: Option<String>,
 }
 
+/// DHMAD resolves the open dispute: `outcome` is `release` (→ completed) or `refund`
+/// (→ cancelled).
+pub(super) fn resolve(
+    state: &AppState,
+    id: &str,
+    outcome: Option<&str>,
+) -> Result<(), ControlError> {
+    let release = match outcome {
+        Some("release") => true,
+        Some("refund") => false,
+        _ => return Err(ControlError::bad("outcome must be release or refund")),
+    };
+    state.with_store(|st, ctx| triggers::resolve_dispute(st, ctx, id, release))?;
+    Ok(())
+}
+
 pub async fn resolve_dispute(
     State(state): State<AppState>,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> Reply {
     let b: ResolveBody = body(&raw)?;
-    let release = match b.outcome.as_deref() {
-        Some("release") => true,
-        Some("refund") => false,
-        _ => return Err(ControlError::bad("outcome must be release or refund")),
-    };
-    state.with_store(|st, ctx| triggers::resolve_dispute(st, ctx, &id, release))?;
+    resolve(&state, &id, b.outcome.as_deref())?;
     escrow_reply(&state, &id)
 }
 
-pub async fn resend(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
-    let last = {
+/// The event `events/resend` would send again: the escrow's last one.
+pub(super) fn last_event(rec: &EscrowRecord) -> Result<WebhookEnvelope, ControlError> {
+    rec.last_event
+        .clone()
+        .ok_or_else(|| ControlError::bad("No event was sent for this escrow yet"))
+}
+
+/// Queues the escrow's last event again, same id; returns it.
+pub(super) fn resend_last(state: &AppState, id: &str) -> Result<WebhookEnvelope, ControlError> {
+    let env = {
         let store = state.lock_store();
-        lifecycle::escrow(&store, &id)?.last_event.clone()
+        last_event(lifecycle::escrow(&store, id)?)?
     };
-    let env = last.ok_or_else(|| ControlError::bad("No event was sent for this escrow yet"))?;
-    let reply = json!({"event_id": env.id, "type": env.event_type});
-    state.dispatcher.enqueue(env, Some(id));
-    Ok(Json(reply))
+    state.dispatcher.enqueue(env.clone(), Some(id.to_owned()));
+    Ok(env)
+}
+
+pub async fn resend(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
+    let env = resend_last(&state, &id)?;
+    Ok(Json(json!({"event_id": env.id, "type": env.event_type})))
 }
 
 #[derive(Debug, Default, Deserialize)]

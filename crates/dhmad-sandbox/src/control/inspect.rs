@@ -34,12 +34,12 @@ const MAX_ADVANCE_SECS: f64 = 10.0 * 366.0 * 86_400.0;
 /// The clock is not moved past this year (dates must stay four-digit years).
 const LAST_YEAR: i32 = 9_000;
 
-pub async fn advance(State(state): State<AppState>, raw: Bytes) -> Reply {
-    let b: AdvanceBody = body(&raw)?;
+/// Moves the clock forward `seconds` and fires what fell due; returns how many fired. Shared by
+/// the JSON route and the dashboard's form.
+pub(super) fn advance_clock(state: &AppState, seconds: Option<f64>) -> Result<usize, ControlError> {
     // Bounded, so the clock stays a date (a step past year 9999 panicked with the store
     // locked, and every later call with it).
-    let secs = b
-        .seconds
+    let secs = seconds
         .filter(|s| s.is_finite() && *s >= 0.0 && *s <= MAX_ADVANCE_SECS)
         .ok_or_else(|| {
             ControlError::bad(format!(
@@ -51,7 +51,12 @@ pub async fn advance(State(state): State<AppState>, raw: Bytes) -> Reply {
             "the clock is as far ahead as it goes (year {LAST_YEAR})"
         )));
     }
-    let fired = state.advance_clock_with(time::Duration::seconds_f64(secs), deadlines::fire_due);
+    Ok(state.advance_clock_with(time::Duration::seconds_f64(secs), deadlines::fire_due))
+}
+
+pub async fn advance(State(state): State<AppState>, raw: Bytes) -> Reply {
+    let b: AdvanceBody = body(&raw)?;
+    let fired = advance_clock(&state, b.seconds)?;
     Ok(Json(
         json!({"now": dhmad::iso::format(state.clock.now()), "fired": fired}),
     ))

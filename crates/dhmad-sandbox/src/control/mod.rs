@@ -3,10 +3,14 @@
 //! refuses cross-site writes (`security::control_guard`).
 
 mod admin;
+mod allowed;
+pub mod flash;
 mod forms;
 mod identity;
 mod inspect;
 mod sessions;
+
+pub use allowed::Allowed;
 
 use axum::http::StatusCode;
 use axum::middleware;
@@ -32,10 +36,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/sandbox/escrows/{id}/reject-delivery",
             post(admin::reject_delivery),
-        )
-        .route(
-            "/sandbox/dashboard/escrows/{id}/reject-delivery",
-            post(forms::reject_delivery),
         )
         .route(
             "/sandbox/escrows/{id}/deposit-proof/approve",
@@ -86,10 +86,32 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(inspect::get_redirects).put(inspect::set_redirects),
         )
         .route("/sandbox/files/{id}", get(inspect::file))
+        .merge(dashboard_forms())
         .layer(middleware::from_fn_with_state(
             state,
             crate::security::control_guard,
         ))
+}
+
+/// The dashboard's buttons (`forms`): each path is its JSON route's under `/sandbox/dashboard`.
+fn dashboard_forms() -> Router<AppState> {
+    let escrow = |action: &str| format!("/sandbox/dashboard/escrows/{{id}}/{action}");
+    Router::new()
+        .route(&escrow("deliver"), post(forms::deliver))
+        .route(&escrow("reject-delivery"), post(forms::reject_delivery))
+        .route(
+            &escrow("deposit-proof/approve"),
+            post(forms::approve_payment),
+        )
+        .route(&escrow("deposit-proof/reject"), post(forms::reject_payment))
+        .route(&escrow("proof/accept"), post(forms::accept_proof))
+        .route(&escrow("proof/reject"), post(forms::reject_proof))
+        .route(&escrow("dispute/resolve"), post(forms::resolve_dispute))
+        .route(&escrow("events/resend"), post(forms::resend_event))
+        .route(
+            "/sandbox/dashboard/clock/advance",
+            post(forms::advance_clock),
+        )
 }
 
 /// A control-API error: `{"error": "..."}` with 400, or 404 for unknown ids.

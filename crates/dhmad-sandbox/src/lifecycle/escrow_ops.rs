@@ -81,7 +81,21 @@ fn apply_update(rec: &mut EscrowRecord, req: UpdateEscrow) -> Vec<String> {
 #[tracing::instrument(skip_all, fields(escrow.id = %id))]
 pub fn deliver(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
-    if !rec.is_seller(&ctx.assoc) {
+    check_deliver(rec, &ctx.assoc)?;
+    let to = if rec.mode == EscrowMode::Instant {
+        // Delivery and completion are one step for instant escrows: both dates are set.
+        rec.delivered_at = Some(ctx.now);
+        EscrowStatus::Completed
+    } else {
+        EscrowStatus::Delivered
+    };
+    transition(store, ctx, id, to, Paired::Alone);
+    Ok(())
+}
+
+/// May `acting` deliver `rec` now? The rule of [`deliver`], also asked by the dashboard.
+pub fn check_deliver(rec: &EscrowRecord, acting: &str) -> Result<(), Refusal> {
+    if !rec.is_seller(acting) {
         return Err(Refusal::Forbidden(
             "Only the seller can mark this escrow as delivered".into(),
         ));
@@ -98,14 +112,6 @@ pub fn deliver(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
             message: "The purchase proof must be accepted before delivery".into(),
         });
     }
-    let to = if rec.mode == EscrowMode::Instant {
-        // Delivery and completion are one step for instant escrows: both dates are set.
-        rec.delivered_at = Some(ctx.now);
-        EscrowStatus::Completed
-    } else {
-        EscrowStatus::Delivered
-    };
-    transition(store, ctx, id, to, Paired::Alone);
     Ok(())
 }
 
@@ -118,7 +124,7 @@ pub fn reject_delivery(
     reason: Option<String>,
 ) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
-    check_reject_delivery(rec, ctx)?;
+    check_reject_delivery(rec, &ctx.assoc)?;
     let rejection = DeliveryRejection {
         rejected_at: ctx.now,
         reason: reason.filter(|r| !r.trim().is_empty()),
@@ -141,8 +147,10 @@ pub fn reject_delivery(
     Ok(())
 }
 
-fn check_reject_delivery(rec: &EscrowRecord, ctx: &Ctx) -> Result<(), Refusal> {
-    if !rec.is_buyer(&ctx.assoc) {
+/// May `acting` reject `rec`'s delivery now? The rule of [`reject_delivery`], also asked by the
+/// dashboard.
+pub fn check_reject_delivery(rec: &EscrowRecord, acting: &str) -> Result<(), Refusal> {
+    if !rec.is_buyer(acting) {
         return Err(Refusal::Forbidden(
             "Only the buyer can reject a delivery".into(),
         ));

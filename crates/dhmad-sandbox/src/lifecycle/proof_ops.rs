@@ -7,7 +7,10 @@ use super::events::{self, ProofKind};
 use super::sessions::set_status;
 use super::{emit_opt, escrow_mut, transition, Paired};
 use crate::error::Refusal;
-use crate::state::{Ctx, DepositStatus, ProofState, Store, StoredFile, SubmissionRecord};
+use crate::state::{
+    Ctx, DepositProofRecord, DepositStatus, EscrowRecord, ProofState, Store, StoredFile,
+    SubmissionRecord,
+};
 
 /// Default upload and review deadlines, in hours.
 pub const DEFAULT_PROOF_HOURS: u32 = 24;
@@ -140,24 +143,10 @@ pub fn review(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Result<()
 #[tracing::instrument(skip_all, fields(escrow.id = %id))]
 pub fn admin_decide(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
-    // The proof gate is a paid escrow's: once disputed, cancelled or done, the decision is not
-    // DHMAD's proof review's to make any more.
-    if rec.status != EscrowStatus::Paid {
-        return Err(Refusal::bad(format!(
-            "The escrow is {}, not paid",
-            rec.status
-        )));
-    }
-    let p = rec
-        .proof
-        .as_mut()
-        .ok_or(Refusal::bad("This escrow has no proof to review"))?;
-    if p.phase != ProofPhase::NeedsDhmadReview {
-        return Err(Refusal::bad(format!(
-            "The proof is {}, not needs_dhmad_review",
-            p.phase
-        )));
-    }
+    check_admin_decide(rec)?;
+    let Some(p) = rec.proof.as_mut() else {
+        return Err(Refusal::bad("This escrow has no proof to review"));
+    };
     if accept {
         p.phase = ProofPhase::Accepted;
         rec.updated_at = ctx.now;
@@ -170,22 +159,71 @@ pub fn admin_decide(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Res
     Ok(())
 }
 
-/// Admin approves the pending guest deposit proof: escrow → paid.
-#[tracing::instrument(skip_all, fields(escrow.id = %id))]
-pub fn approve_deposit(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
-    let rec = escrow_mut(store, id)?;
-    let dp = rec
-        .deposit_proofs
+/// May DHMAD decide `rec`'s escalated proof now? The rule of [`admin_decide`], also asked by the
+/// dashboard.
+pub fn check_admin_decide(rec: &EscrowRecord) -> Result<(), Refusal> {
+    // The proof gate is a paid escrow's: once disputed, cancelled or done, the decision is not
+    // DHMAD's proof review's to make any more.
+    if rec.status != EscrowStatus::Paid {
+        return Err(Refusal::bad(format!(
+            "The escrow is {}, not paid",
+            rec.status
+        )));
+    }
+    let p = rec
+        .proof
+        .as_ref()
+        .ok_or(Refusal::bad("This escrow has no proof to review"))?;
+    if p.phase != ProofPhase::NeedsDhmadReview {
+        return Err(Refusal::bad(format!(
+            "The proof is {}, not needs_dhmad_review",
+            p.phase
+        )));
+    }
+    Ok(())
+}
+
+/// The guest deposit proof waiting for DHMAD (at most one), if any.
+fn pending_deposit(rec: &mut EscrowRecord) -> Result<&mut DepositProofRecord, Refusal> {
+    rec.deposit_proofs
         .iter_mut()
         .find(|d| d.status == DepositStatus::Pending)
-        .ok_or(Refusal::bad("No pending deposit proof for this escrow"))?;
+        .ok_or(Refusal::bad("No pending deposit proof for this escrow"))
+}
+
+/// May DHMAD approve a guest payment of `rec` now? The rule of [`approve_deposit`], also asked
+/// by the dashboard.
+pub fn check_approve_deposit(rec: &EscrowRecord) -> Result<(), Refusal> {
+    check_reject_deposit(rec)?;
     if rec.status != EscrowStatus::Pending {
         return Err(Refusal::bad(format!(
             "The escrow is {}, not pending",
             rec.status
         )));
     }
-    dp.status = DepositStatus::Approved;
+    Ok(())
+}
+
+/// May DHMAD reject a guest payment of `rec` now? The rule of [`reject_deposit`]: a deposit
+/// proof is pending.
+pub fn check_reject_deposit(rec: &EscrowRecord) -> Result<(), Refusal> {
+    let pending = rec
+        .deposit_proofs
+        .iter()
+        .any(|d| d.status == DepositStatus::Pending);
+    if pending {
+        Ok(())
+    } else {
+        Err(Refusal::bad("No pending deposit proof for this escrow"))
+    }
+}
+
+/// Admin approves the pending guest deposit proof: escrow → paid.
+#[tracing::instrument(skip_all, fields(escrow.id = %id))]
+pub fn approve_deposit(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
+    let rec = escrow_mut(store, id)?;
+    check_approve_deposit(rec)?;
+    pending_deposit(rec)?.status = DepositStatus::Approved;
     rec.guest_payment = true;
     transition(store, ctx, id, EscrowStatus::Paid, Paired::Alone);
     Ok(())
@@ -200,11 +238,8 @@ pub fn reject_deposit(
     reason: String,
 ) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
-    let dp = rec
-        .deposit_proofs
-        .iter_mut()
-        .find(|d| d.status == DepositStatus::Pending)
-        .ok_or(Refusal::bad("No pending deposit proof for this escrow"))?;
+    check_reject_deposit(rec)?;
+    let dp = pending_deposit(rec)?;
     dp.status = DepositStatus::Rejected;
     dp.reason = Some(reason);
     let dp = dp.clone();

@@ -133,15 +133,9 @@ pub fn resolve_dispute(
     release: bool,
 ) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
-    if rec.status != EscrowStatus::Disputed {
-        return Err(Refusal::bad(format!(
-            "The escrow is {}, not disputed",
-            rec.status
-        )));
-    }
-    match rec.dispute.as_mut() {
-        Some(d) if d.open => d.open = false,
-        _ => return Err(Refusal::bad("This escrow has no open dispute")),
+    check_resolve_dispute(rec)?;
+    if let Some(d) = rec.dispute.as_mut() {
+        d.open = false;
     }
     let to = if release {
         EscrowStatus::Completed
@@ -150,4 +144,19 @@ pub fn resolve_dispute(
     };
     transition(store, ctx, id, to, Paired::Alone);
     Ok(())
+}
+
+/// May DHMAD resolve `rec`'s dispute now? The rule of [`resolve_dispute`], also asked by the
+/// dashboard.
+pub fn check_resolve_dispute(rec: &EscrowRecord) -> Result<(), Refusal> {
+    if rec.status != EscrowStatus::Disputed {
+        return Err(Refusal::bad(format!(
+            "The escrow is {}, not disputed",
+            rec.status
+        )));
+    }
+    match &rec.dispute {
+        Some(d) if d.open => Ok(()),
+        _ => Err(Refusal::bad("This escrow has no open dispute")),
+    }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// What a browser sends when the dashboard's form is submitted: urlencoded, with `Origin`
 /// and `Sec-Fetch-Site` unless told otherwise.
-async fn submit(
+pub(crate) async fn submit(
     env: &Env,
     path: &str,
     body: &str,
@@ -24,7 +24,7 @@ async fn submit(
     req.send().await.unwrap()
 }
 
-async fn dashboard(env: &Env) -> String {
+pub(crate) async fn dashboard(env: &Env) -> String {
     env.http
         .get(env.url("/sandbox"))
         .send()
@@ -89,7 +89,10 @@ async fn reject_delivery_button_acts_as_the_buyer() {
     // The dashboard's own form: 303 back to the dashboard, the escrow is paid again.
     let r = submit(&env, &form_path, "reason=arrived+broken", form, &browser).await;
     assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"], "/sandbox");
+    assert_eq!(
+        r.headers()["location"],
+        format!("/sandbox?done=delivery-rejected&escrow={id}").as_str()
+    );
     let e = env.client.get_escrow(&id).await.unwrap();
     assert_eq!(e.status.as_str(), "paid");
     assert_eq!(

@@ -128,7 +128,7 @@ async fn proof_deadlines_expire_and_accept_by_timeout() {
 }
 
 /// A paid proof escrow whose proof was sent back four times: DHMAD's to decide.
-async fn escalated(env: &Env) -> String {
+pub(crate) async fn escalated(env: &Env) -> String {
     let seller = env.seller();
     let id = env.create(proof_escrow()).await;
     env.pay(&id).await;

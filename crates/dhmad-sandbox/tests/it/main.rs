@@ -14,6 +14,7 @@ mod api_parties;
 mod checkout_page;
 mod cli;
 mod dashboard_actions;
+mod dashboard_admin;
 mod deadlines;
 mod faults;
 mod hosted_page_text;
