@@ -38,6 +38,19 @@ async fn guest_paid(env: &Env) -> String {
 }
 
 /// `form action` of an escrow's button.
+/// Posts the dashboard's form `path` of escrow `id` as a browser would; it must redirect back
+/// to the dashboard (303).
+async fn press(env: &Env, id: &str, path: &str, body: &str) -> reqwest::Response {
+    let r = post_form(
+        env,
+        &format!("/sandbox/dashboard/escrows/{id}/{path}"),
+        body,
+    )
+    .await;
+    assert_eq!(r.status(), 303, "{path}");
+    r
+}
+
 fn action(id: &str, path: &str) -> String {
     format!("action=\"/sandbox/dashboard/escrows/{id}/{path}\"")
 }
@@ -127,13 +140,7 @@ async fn payment_buttons_show_for_a_pending_guest_proof_and_approve_pays() {
 async fn reject_payment_form_reopens_the_guest_session() {
     let env = Env::start().await;
     let id = guest_paid(&env).await;
-    let r = post_form(
-        &env,
-        &format!("/sandbox/dashboard/escrows/{id}/deposit-proof/reject"),
-        "reason=blurry+receipt",
-    )
-    .await;
-    assert_eq!(r.status(), 303);
+    press(&env, &id, "deposit-proof/reject", "reason=blurry+receipt").await;
     assert_eq!(env.status(&id).await, "pending");
     let got = env.hooks.wait(1).await;
     assert_eq!(got[0].event_type, "escrow.deposit_proof.rejected");
@@ -234,25 +241,13 @@ async fn deliver_as_seller_and_resend_buttons() {
     let id = env.quick().await;
     assert!(!dashboard(&env).await.contains(&action(&id, "deliver")));
     env.pay(&id).await;
-    let r = post_form(
-        &env,
-        &format!("/sandbox/dashboard/escrows/{id}/deliver"),
-        "",
-    )
-    .await;
-    assert_eq!(r.status(), 303);
+    press(&env, &id, "deliver", "").await;
     assert_eq!(env.status(&id).await, "delivered");
     let html = dashboard(&env).await;
     assert!(html.contains(&action(&id, "reject-delivery")), "{html}");
     assert!(html.contains(&action(&id, "events/resend")), "{html}");
     env.hooks.wait(2).await;
-    let r = post_form(
-        &env,
-        &format!("/sandbox/dashboard/escrows/{id}/events/resend"),
-        "",
-    )
-    .await;
-    assert_eq!(r.status(), 303);
+    press(&env, &id, "events/resend", "").await;
     let got = env.hooks.wait(3).await;
     assert_eq!(got[2].id, got[1].id, "the same event, same id");
 }
@@ -303,13 +298,7 @@ async fn escalated_proof_buttons_then_delivery() {
     assert!(html.contains(&action(&id, "proof/reject")), "{html}");
     // Delivery waits for an accepted proof.
     assert!(!html.contains(&action(&id, "deliver")), "{html}");
-    let r = post_form(
-        &env,
-        &format!("/sandbox/dashboard/escrows/{id}/proof/accept"),
-        "",
-    )
-    .await;
-    assert_eq!(r.status(), 303);
+    press(&env, &id, "proof/accept", "").await;
     let proof = env.client.get_proof(&id).await.unwrap();
     assert_eq!(proof.phase.as_str(), "accepted");
     let html = dashboard(&env).await;
