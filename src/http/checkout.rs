@@ -66,7 +66,7 @@ pub async fn form(
         };
         return (jar, refused_form(&s, csrf, refused).await);
     }
-    let token = cookies::buyer_token(&jar).unwrap_or_else(cookies::random_token);
+    let token = cookies::buyer_token(&s.config, &jar).unwrap_or_else(cookies::random_token);
     let req = CheckoutRequest {
         sku: &input.sku,
         email: &input.email,

@@ -10,9 +10,34 @@ use rand::RngCore;
 use crate::config::Config;
 
 /// The browser's checkout token: continuing an open order needs it (see `orders::checkout`).
+/// Its name on an https shop is [`BUYER_HTTPS`].
 pub const BUYER: &str = "sf_buyer";
-/// The CSRF token every state-changing form echoes (see `http::csrf`).
+/// The CSRF token every state-changing form echoes (see `http::csrf`); [`CSRF_HTTPS`] on https.
 pub const CSRF: &str = "sf_csrf";
+/// On https the two tokens carry the `__Host-` prefix: a browser takes such a cookie only
+/// from this host itself (Secure, path `/`, no domain), so a sibling subdomain cannot plant
+/// its own checkout token in a buyer's browser (and then read the order that buyer pays for,
+/// whose id it knows) or its own CSRF token.
+pub const BUYER_HTTPS: &str = "__Host-sf_buyer";
+pub const CSRF_HTTPS: &str = "__Host-sf_csrf";
+
+/// The checkout token's cookie name for this shop.
+pub fn buyer_name(config: &Config) -> &'static str {
+    if config.is_https() {
+        BUYER_HTTPS
+    } else {
+        BUYER
+    }
+}
+
+/// The CSRF token's cookie name for this shop.
+pub fn csrf_name(config: &Config) -> &'static str {
+    if config.is_https() {
+        CSRF_HTTPS
+    } else {
+        CSRF
+    }
+}
 /// The back-office session id (see `http::admin_auth`).
 pub const ADMIN: &str = "sf_admin";
 
@@ -29,8 +54,8 @@ pub fn well_formed(t: &str) -> bool {
 }
 
 /// The browser's checkout token, if its cookie holds a well-formed one.
-pub fn buyer_token(jar: &CookieJar) -> Option<String> {
-    jar.get(BUYER)
+pub fn buyer_token(config: &Config, jar: &CookieJar) -> Option<String> {
+    jar.get(buyer_name(config))
         .map(|c| c.value().to_owned())
         .filter(|t| well_formed(t))
 }
@@ -39,7 +64,7 @@ pub fn buyer_token(jar: &CookieJar) -> Option<String> {
 pub fn buyer(config: &Config, token: String) -> Cookie<'static> {
     build(
         config,
-        BUYER,
+        buyer_name(config),
         token,
         "/",
         SameSite::Lax,

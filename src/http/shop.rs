@@ -105,7 +105,7 @@ pub async fn catalog(
     Extension(csrf): Extension<CsrfToken>,
     jar: CookieJar,
 ) -> (CookieJar, AppResult<Html<String>>) {
-    let jar = match cookies::buyer_token(&jar) {
+    let jar = match cookies::buyer_token(&s.config, &jar) {
         Some(_) => jar,
         None => jar.add(cookies::buyer(&s.config, cookies::random_token())),
     };

@@ -530,7 +530,9 @@ async fn private_pages_are_not_cached_and_https_gets_hsts(pool: PgPool) {
             .unwrap()
             .starts_with("max-age="));
     }
-    // Cookies on an https shop are Secure.
+    // Cookies on an https shop are Secure, and the two tokens are `__Host-` cookies (path `/`,
+    // no domain), which a browser takes from this host only: a sibling subdomain cannot plant
+    // its own checkout or CSRF token.
     // The catalog gives two: the CSRF token and the browser's checkout token.
     let r = reqwest::get(app.url("/")).await.unwrap();
     let cookies: Vec<&str> = r
@@ -540,20 +542,37 @@ async fn private_pages_are_not_cached_and_https_gets_hsts(pool: PgPool) {
         .map(|v| v.to_str().unwrap())
         .collect();
     assert!(
-        cookies.iter().any(|c| c.starts_with("sf_csrf=")),
+        cookies.iter().any(|c| c.starts_with("__Host-sf_csrf=")),
         "{cookies:?}"
     );
     assert!(
         cookies
             .iter()
-            .any(|c| c.starts_with("sf_buyer=") && c.contains("SameSite=Lax")),
+            .any(|c| c.starts_with("__Host-sf_buyer=") && c.contains("SameSite=Lax")),
         "{cookies:?}"
     );
     for cookie in cookies {
         assert!(
-            cookie.contains("Secure") && cookie.contains("HttpOnly"),
+            cookie.contains("Secure")
+                && cookie.contains("HttpOnly")
+                && cookie.contains("Path=/;")
+                && !cookie.contains("Domain"),
             "{cookie}"
         );
+    }
+    // Only the `__Host-` token counts: one under the plain name, which any subdomain may set,
+    // opens nothing.
+    let token = "b".repeat(64);
+    let pay = app.url(&format!("/orders/{}/pay", uuid::Uuid::new_v4()));
+    for (name, status) in [("sf_csrf", 403), ("__Host-sf_csrf", 404)] {
+        let r = reqwest::Client::new()
+            .post(&pay)
+            .header("cookie", format!("{name}={token}"))
+            .form(&[("csrf_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{name}");
     }
 }
 
