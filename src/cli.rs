@@ -232,8 +232,8 @@ pub struct Settings {
     /// Open connections at most; past it the server stops accepting until one closes.
     #[arg(long, env = "MAX_CONNECTIONS", hide_env_values = true, default_value_t = EdgeLimits::default().max_connections.to_string(), help_heading = "Limits")]
     max_connections: String,
-    /// Open connections at most from one client address (an IPv6 client by its /64); not
-    /// applied behind a proxy (CLIENT_IP_HEADER set).
+    /// Once over three quarters of MAX_CONNECTIONS are open, a client address (IPv6 by its
+    /// /64) holding this many gets a new one closed; not behind a proxy (CLIENT_IP_HEADER).
     #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", hide_env_values = true, default_value_t = EdgeLimits::default().max_connections_per_client.to_string(), help_heading = "Limits")]
     max_connections_per_client: String,
     /// A client must send a request's headers within this time (idle keep-alive connections

@@ -96,9 +96,10 @@ pub struct Config {
 pub struct EdgeLimits {
     /// Open connections at most; past it the server stops accepting until one closes.
     pub max_connections: usize,
-    /// Open connections at most from one client address (an IPv6 client by its /64), so one
-    /// client cannot hold them all; not applied behind a proxy (`client_ip_header`), whose
-    /// address every connection shares.
+    /// Once over three quarters of `max_connections` are open, a client address (an IPv6
+    /// client by its /64) holding this many gets a new one closed at once, so a few clients
+    /// cannot hold them all; not applied behind a proxy (`client_ip_header`), whose address
+    /// every connection shares.
     pub max_connections_per_client: usize,
     /// A client must send a request's headers within this time, including the next request
     /// on an idle keep-alive connection; otherwise the connection is closed. Its body gets
@@ -119,7 +120,7 @@ impl Default for EdgeLimits {
     fn default() -> Self {
         Self {
             max_connections: 1024,
-            max_connections_per_client: 256,
+            max_connections_per_client: 64,
             header_read_timeout: Duration::from_secs(10),
             checkout_per_minute: 20,
             actions_per_minute: 60,

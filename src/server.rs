@@ -6,8 +6,10 @@
 //! - answers sent as they are written (`TCP_NODELAY`), which `axum::serve` leaves off;
 //! - at most `max_connections` open at once: past it the loop stops accepting (the kernel's
 //!   backlog holds newcomers) until a connection closes;
-//! - at most `max_connections_per_client` of them from one address, so one client cannot hold
-//!   them all (not behind a proxy, whose address every connection shares).
+//! - once over three quarters of them are open, a new connection from an address that holds
+//!   `max_connections_per_client` already is closed at once, so a few clients cannot hold them
+//!   all (not behind a proxy, whose address every connection shares; and not before the
+//!   server is crowded, so an office behind one NAT address is not capped on a quiet day).
 //!
 //! Each request carries the peer address (`ConnectInfo`) for rate limits and the audit trail.
 
@@ -46,6 +48,7 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let per_client = (limits.client_ip_header.is_none())
         .then(|| ClientSlots::new(limits.max_connections_per_client));
+    let mut refused = Refusals::default();
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -72,12 +75,13 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let crowded = permits.available_permits() * 4 < limits.max_connections;
         let slot = match &per_client {
-            Some(slots) => match slots.take(peer.ip()) {
+            Some(slots) => match slots.take(peer.ip(), crowded) {
                 Some(slot) => Some(slot),
                 None => {
-                    // Closed at once: this address holds its share already.
-                    tracing::debug!(%peer, "connection refused: too many from this client");
+                    // Closed at once: this address holds its share of a crowded server.
+                    refused.note(peer);
                     continue;
                 }
             },
@@ -119,6 +123,32 @@ async fn accept(listener: &TcpListener) -> std::io::Result<(TcpStream, SocketAdd
     Ok((stream, peer))
 }
 
+/// Connections closed for their address's share: logged at most every 10 s, with how many, so
+/// a flood of them is seen without flooding the log.
+#[derive(Default)]
+struct Refusals {
+    since_logged: u64,
+    logged_at: Option<std::time::Instant>,
+}
+
+impl Refusals {
+    fn note(&mut self, peer: SocketAddr) {
+        self.since_logged += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(10))
+        {
+            tracing::warn!(
+                %peer,
+                refused = self.since_logged,
+                "server crowded: closed connections from addresses holding their share"
+            );
+            self.since_logged = 0;
+            self.logged_at = Some(std::time::Instant::now());
+        }
+    }
+}
+
 /// Open connections per client address (IPv6 by its /64, as the rate limits count).
 #[derive(Clone)]
 struct ClientSlots {
@@ -140,15 +170,16 @@ impl ClientSlots {
         }
     }
 
-    /// A slot for a connection from `ip`, unless its address holds `most` already.
-    fn take(&self, ip: IpAddr) -> Option<ClientSlot> {
+    /// A slot for a connection from `ip`, unless the server is `crowded` and its address
+    /// holds `most` already.
+    fn take(&self, ip: IpAddr, crowded: bool) -> Option<ClientSlot> {
         let key = crate::http::limit_key(ip);
         let mut open = self
             .open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = open.entry(key).or_insert(0);
-        if *n >= self.most {
+        if crowded && *n >= self.most {
             return None;
         }
         *n += 1;
@@ -188,25 +219,31 @@ mod tests {
     }
 
     #[test]
-    fn a_client_gets_its_share_of_connections_and_back_when_they_close() {
+    fn a_client_gets_its_share_of_a_crowded_server_and_back_when_they_close() {
         let slots = super::ClientSlots::new(2);
         let a = "203.0.113.7".parse().unwrap();
-        let (first, _second) = (slots.take(a).unwrap(), slots.take(a).unwrap());
-        assert!(slots.take(a).is_none(), "a third from the same address");
-        // Another address, and another /64 for IPv6; the same /64 shares the share.
-        assert!(slots.take("203.0.113.8".parse().unwrap()).is_some());
-        let v6 = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-        let (_x, _y) = (
-            slots.take(v6("2001:db8::1")).unwrap(),
-            slots.take(v6("2001:db8::2")).unwrap(),
+        let (first, second) = (slots.take(a, true).unwrap(), slots.take(a, true).unwrap());
+        assert!(
+            slots.take(a, true).is_none(),
+            "a third from the same address"
         );
-        assert!(slots.take(v6("2001:db8::3")).is_none());
-        assert!(slots.take(v6("2001:db8:0:1::1")).is_some());
-        drop(first);
+        let quiet = slots
+            .take(a, false)
+            .expect("no share while the server is not crowded");
+        // Another address, and another /64 for IPv6; the same /64 shares the share.
+        assert!(slots.take("203.0.113.8".parse().unwrap(), true).is_some());
+        let v6 = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let (x, y) = (
+            slots.take(v6("2001:db8::1"), true).unwrap(),
+            slots.take(v6("2001:db8::2"), true).unwrap(),
+        );
+        assert!(slots.take(v6("2001:db8::3"), true).is_none());
+        assert!(slots.take(v6("2001:db8:0:1::1"), true).is_some());
+        drop((first, quiet));
         let again = slots
-            .take(a)
+            .take(a, true)
             .expect("a closed connection's slot is free again");
-        drop((again, _second, _x, _y));
+        drop((again, second, x, y));
         assert!(
             slots.open.lock().unwrap().is_empty(),
             "nothing kept once all closed"

@@ -250,9 +250,10 @@ async fn slow_and_idle_clients_are_cut_off_and_capped(pool: PgPool) {
     drop(idle2);
 }
 
-/// One address cannot hold every connection: past its share, a new one is closed at once,
-/// while others still get in. Behind a proxy (`CLIENT_IP_HEADER`) every connection shares the
-/// proxy's address, so the share does not apply.
+/// One address cannot hold every connection: once the server is crowded (over three quarters
+/// of its connections open), a new one from an address holding its share is closed at once.
+/// Behind a proxy (`CLIENT_IP_HEADER`) every connection shares the proxy's address, so the
+/// share does not apply.
 #[sqlx::test(migrations = "./migrations")]
 async fn one_client_cannot_hold_every_connection(pool: PgPool) {
     let mut cfg = config(
@@ -261,6 +262,7 @@ async fn one_client_cannot_hold_every_connection(pool: PgPool) {
         SECRET,
     );
     cfg.edge.max_connections_per_client = 2;
+    cfg.edge.max_connections = 3;
     let app = spawn(pool.clone(), cfg.clone()).await;
     let addr = format!("127.0.0.1:{}", app.port);
     let held = (
