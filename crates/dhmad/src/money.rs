@@ -49,10 +49,39 @@ pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
 
 /// Reads a JSON number (or a numeric string) into a `Decimal`.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-    d.deserialize_any(DecimalVisitor)
+    d.deserialize_any(DecimalVisitor { strict: false })
 }
 
-struct DecimalVisitor;
+/// Amounts in what is sent to DHMAD: written as [`serialize`] does; read (by the sandbox) as
+/// JSON numbers only, as DHMAD documents money. A string (`"49.900"`, how `rust_decimal`
+/// writes itself by default) is refused, so an integration that sends one learns it locally.
+pub mod request {
+    use super::*;
+
+    pub use super::serialize;
+
+    /// Reads a JSON number into a `Decimal`; a string is an error.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        d.deserialize_any(DecimalVisitor { strict: true })
+    }
+
+    /// The same for `Option<Decimal>`.
+    pub mod option {
+        use super::super::*;
+
+        pub use super::super::option::serialize;
+
+        /// Reads `null` as `None` and a JSON number as `Some`; a string is an error.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+            d.deserialize_option(option::OptionVisitor { strict: true })
+        }
+    }
+}
+
+struct DecimalVisitor {
+    /// JSON numbers only (no numeric strings).
+    strict: bool,
+}
 
 impl Visitor<'_> for DecimalVisitor {
     type Value = Decimal;
@@ -80,6 +109,9 @@ impl Visitor<'_> for DecimalVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Decimal, E> {
+        if self.strict {
+            return Err(E::invalid_type(de::Unexpected::Str(v), &self));
+        }
         let t = v.trim();
         Decimal::from_str(t)
             .or_else(|_| Decimal::from_scientific(t))
@@ -101,10 +133,12 @@ pub mod option {
 
     /// Reads `null` as `None` and a number (or numeric string) as `Some`.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-        d.deserialize_option(OptionVisitor)
+        d.deserialize_option(OptionVisitor { strict: false })
     }
 
-    struct OptionVisitor;
+    pub(super) struct OptionVisitor {
+        pub(super) strict: bool,
+    }
 
     impl<'de> Visitor<'de> for OptionVisitor {
         type Value = Option<Decimal>;
@@ -122,7 +156,10 @@ pub mod option {
         }
 
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            super::deserialize(d).map(Some)
+            d.deserialize_any(DecimalVisitor {
+                strict: self.strict,
+            })
+            .map(Some)
         }
     }
 }

@@ -135,3 +135,54 @@ async fn create_response_shape() {
     let c = s.contract.unwrap();
     assert!(c.seller_signed && !c.buyer_signed && !c.is_fully_signed);
 }
+
+/// DHMAD documents money as JSON numbers: an amount sent as a string (how `rust_decimal`
+/// writes itself by default) is a 400 that names it, on create and on update, so an
+/// integration that sends one learns it here rather than from DHMAD.
+#[tokio::test]
+async fn amounts_sent_as_strings_are_refused() {
+    let env = Env::start().await;
+    let send = |method: reqwest::Method, path: String, body: Value| {
+        env.http
+            .request(method, env.url(&path))
+            .bearer_auth(env.sandbox.api_key())
+            .json(&body)
+            .send()
+    };
+    let create =
+        |amount: Value| json!({"title":"Tea","amount":amount,"buyerEmail":BUYER,"mode":"instant"});
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/escrows".into(),
+        create(json!("49.900")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["message"].as_str().unwrap().contains("JSON number"),
+        "{v}"
+    );
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/escrows".into(),
+        create(json!(49.9)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["escrow"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/escrows/{id}");
+    let r = send(reqwest::Method::PUT, path.clone(), json!({"amount": "50"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = send(reqwest::Method::PUT, path, json!({"amount": 50}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

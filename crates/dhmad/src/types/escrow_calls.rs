@@ -21,7 +21,7 @@ pub struct CreateEscrow {
     /// 1–200 chars.
     pub title: String,
     /// Face amount.
-    #[serde(with = "crate::money")]
+    #[serde(with = "crate::money::request")]
     pub amount: Decimal,
     /// Defaults to TND.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,7 +46,7 @@ pub struct CreateEscrow {
     /// 0–25, third-party sellers only.
     #[serde(
         default,
-        with = "crate::money::option",
+        with = "crate::money::request::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub developer_fee_percentage: Option<Decimal>,
@@ -186,7 +186,7 @@ pub struct UpdateEscrow {
     /// New amount (> 0); the fee is recomputed.
     #[serde(
         default,
-        with = "crate::money::option",
+        with = "crate::money::request::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub amount: Option<Decimal>,
