@@ -5,7 +5,7 @@
 use askama::Template;
 
 use crate::lifecycle::money;
-use axum::extract::{Query, State};
+use axum::extract::{rejection::QueryRejection, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
@@ -63,8 +63,15 @@ struct Dashboard {
     sessions: Vec<(String, String, String, String, String)>,
 }
 
-pub async fn page(State(state): State<AppState>, Query(q): Query<FlashQuery>) -> Response {
-    let notice = flash::notice(&state, &q).map(|text| Notice { text, ok: true });
+pub async fn page(
+    State(state): State<AppState>,
+    q: Result<Query<FlashQuery>, QueryRejection>,
+) -> Response {
+    // A query that is not one of our notices (a hand-edited link) shows the page without one.
+    let notice = q
+        .ok()
+        .and_then(|Query(q)| flash::notice(&state, &q))
+        .map(|text| Notice { text, ok: true });
     render(&state, notice, StatusCode::OK)
 }
 

@@ -2,7 +2,6 @@
 //! Each flag asks the rule that the action's own code checks first, so a button shows exactly
 //! when its JSON route would act (no state rule is restated here or in the template).
 
-use super::admin;
 use crate::lifecycle::{escrow_ops, proof_ops, triggers};
 use crate::state::EscrowRecord;
 
@@ -35,7 +34,8 @@ impl Allowed {
             reject_payment: proof_ops::check_reject_deposit(rec).is_ok(),
             decide_proof: proof_ops::check_admin_decide(rec).is_ok(),
             resolve_dispute: triggers::check_resolve_dispute(rec).is_ok(),
-            resend: admin::last_event(rec).is_ok(),
+            // `admin::last_event`'s rule, without copying the event for every row.
+            resend: rec.last_event.is_some(),
         }
     }
 }

@@ -130,7 +130,12 @@ pub async fn advance_clock(State(state): State<AppState>, Form(f): Form<HoursFor
     match inspect::advance_clock(&state, seconds) {
         Ok(fired) => Done::redirect_clock(fired).into_response(),
         Err(e) => {
-            let text = format!("Move the clock by \"{}\" hours: {}", f.hours, e.message());
+            // The JSON route's rule is in seconds; the form speaks hours.
+            let text = format!(
+                "Move the clock by \"{}\" hours: a number of hours from 0 to {} (ten years)",
+                f.hours,
+                inspect::MAX_ADVANCE_HOURS
+            );
             refused(&state, text, &e)
         }
     }

@@ -31,6 +31,8 @@ struct AdvanceBody {
 
 /// The longest step of `POST /sandbox/clock/advance`: ten years.
 const MAX_ADVANCE_SECS: f64 = 10.0 * 366.0 * 86_400.0;
+/// The same, in the dashboard form's unit.
+pub(super) const MAX_ADVANCE_HOURS: u32 = 10 * 366 * 24;
 /// The clock is not moved past this year (dates must stay four-digit years).
 const LAST_YEAR: i32 = 9_000;
 

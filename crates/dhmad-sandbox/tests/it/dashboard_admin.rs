@@ -37,9 +37,8 @@ async fn guest_paid(env: &Env) -> String {
     id
 }
 
-/// `form action` of an escrow's button.
 /// Posts the dashboard's form `path` of escrow `id` as a browser would; it must redirect back
-/// to the dashboard (303).
+/// to the dashboard (303, to `/sandbox` with its notice).
 async fn press(env: &Env, id: &str, path: &str, body: &str) -> reqwest::Response {
     let r = post_form(
         env,
@@ -48,9 +47,12 @@ async fn press(env: &Env, id: &str, path: &str, body: &str) -> reqwest::Response
     )
     .await;
     assert_eq!(r.status(), 303, "{path}");
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(to.starts_with("/sandbox?"), "{path}: {to}");
     r
 }
 
+/// `form action` of an escrow's button.
 fn action(id: &str, path: &str) -> String {
     format!("action=\"/sandbox/dashboard/escrows/{id}/{path}\"")
 }
@@ -273,7 +275,7 @@ async fn clock_form_moves_the_clock_in_hours() {
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
     assert!(
-        html.contains("soon") && html.contains("seconds must be a number"),
+        html.contains("soon") && html.contains("a number of hours from 0 to 87840"),
         "{html}"
     );
     // A crafted notice key shows nothing.
@@ -287,6 +289,14 @@ async fn clock_form_moves_the_clock_in_hours() {
         .await
         .unwrap();
     assert!(!html.contains("class=\"done\""));
+    // A query that is no notice at all (a hand-edited link) still shows the dashboard.
+    let r = env
+        .http
+        .get(env.url("/sandbox?done=a&done=b&fired=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
