@@ -1,7 +1,7 @@
 //! `POST /checkout` (form → 303 to DHMAD) and `POST /api/checkout` (JSON → 201).
 //!
-//! Who may continue an open order: the form's browser (its `sf_buyer` cookie) or the API's
-//! `Idempotency-Key`; never whoever knows the buyer's e-mail.
+//! Who may continue an open order: the form's browser (its `sf_buyer` cookie, `__Host-` on
+//! https) or the API's `Idempotency-Key`; never whoever knows the buyer's e-mail.
 
 use axum::{
     extract::{rejection::FormRejection, rejection::JsonRejection, State},

@@ -1,7 +1,7 @@
 //! CSRF protection for every state-changing request from a browser: the fetch metadata and
 //! `Origin` must say the request comes from the shop itself, and a form must echo the token of
-//! its `sf_csrf` cookie (double submit: another site can make the browser send the cookie, but
-//! cannot read it to put it in the form). Hand-written because it carries our rule of which
+//! its `sf_csrf` cookie (`__Host-sf_csrf` on https; double submit: another site can make the
+//! browser send the cookie, but cannot read it to put it in the form). Hand-written because it carries our rule of which
 //! routes a browser can reach and which callers are exempt:
 //! - `POST /webhooks/dhmad`: machine to machine, authenticated by its signature;
 //! - `/api/*`: JSON only (a browser cannot send it cross-site without a CORS preflight, which
