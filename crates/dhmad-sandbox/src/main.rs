@@ -36,31 +36,36 @@ async fn run(config: SandboxConfig) -> anyhow::Result<()> {
         "starting the DHMAD sandbox (state is in memory: a restart clears it)"
     );
     let sandbox = Sandbox::start(config).await?;
+    // Listening for the signals before the banner says the sandbox serves: a SIGTERM sent as
+    // soon as it appears found no handler yet and killed the process.
+    let stop = stop_signal()?;
     print_banner(&sandbox);
-    stop_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     sandbox.shutdown().await;
     Ok(())
 }
 
 /// Ctrl-C, or SIGTERM: what `docker compose stop` sends, and a container's first process that
-/// does not handle it ignores it (the runtime then kills it after its grace period).
-async fn stop_signal() {
-    let ctrl_c = async {
+/// does not handle it ignores it (the runtime then kills it after its grace period). The
+/// handlers are installed here, at once; the future resolves on the first signal.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut int, mut term) = (
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+    );
+    Ok(async move {
+        tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    })
 }
 
 /// One line for the person at the terminal, not a backtrace.
