@@ -98,8 +98,8 @@ pub struct EdgeLimits {
     pub max_connections: usize,
     /// Once over three quarters of `max_connections` are open, a client address (an IPv6
     /// client by its /64) holding this many gets a new one closed at once, so a few clients
-    /// cannot hold them all; not applied behind a proxy (`client_ip_header`), whose address
-    /// every connection shares.
+    /// cannot hold them all (at any time an address holds at most a quarter of them); not
+    /// applied behind a proxy (`client_ip_header`), whose address every connection shares.
     pub max_connections_per_client: usize,
     /// A client must send a request's headers within this time, including the next request
     /// on an idle keep-alive connection; otherwise the connection is closed. Its body gets

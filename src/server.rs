@@ -8,8 +8,9 @@
 //!   backlog holds newcomers) until a connection closes;
 //! - once over three quarters of them are open, a new connection from an address that holds
 //!   `max_connections_per_client` already is closed at once, so a few clients cannot hold them
-//!   all (not behind a proxy, whose address every connection shares; and not before the
-//!   server is crowded, so an office behind one NAT address is not capped on a quiet day).
+//!   all (not behind a proxy, whose address every connection shares); on a quiet server an
+//!   address may hold up to a quarter of them, so an office behind one NAT address is not
+//!   capped at the crowded share on a quiet day.
 //!
 //! Each request carries the peer address (`ConnectInfo`) for rate limits and the audit trail.
 
@@ -46,9 +47,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let per_client = (limits.client_ip_header.is_none())
-        .then(|| ClientSlots::new(limits.max_connections_per_client));
+    let per_client = (limits.client_ip_header.is_none()).then(|| {
+        // Never more than a quarter of the server, however quiet it is: connections taken
+        // before it was crowded keep their slots.
+        let quiet_most = (limits.max_connections / 4).max(limits.max_connections_per_client);
+        ClientSlots::new(limits.max_connections_per_client, quiet_most)
+    });
     let mut refused = Refusals::default();
+    let mut tick = tokio::time::interval(Refusals::EVERY);
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -74,6 +80,11 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
+            // A flood of refusals that stopped is still reported, with its count.
+            _ = tick.tick() => {
+                refused.flush();
+                continue;
+            }
         };
         let crowded = permits.available_permits() * 4 < limits.max_connections;
         let slot = match &per_client {
@@ -132,14 +143,25 @@ struct Refusals {
 }
 
 impl Refusals {
+    const EVERY: Duration = Duration::from_secs(10);
+
     fn note(&mut self, peer: SocketAddr) {
         self.since_logged += 1;
-        if self
-            .logged_at
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(10))
-        {
+        if self.logged_at.is_none_or(|at| at.elapsed() >= Self::EVERY) {
             tracing::warn!(
                 %peer,
+                refused = self.since_logged,
+                "server crowded: closed connections from addresses holding their share"
+            );
+            self.since_logged = 0;
+            self.logged_at = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Reports the refusals not logged yet, once their window has passed.
+    fn flush(&mut self) {
+        if self.since_logged > 0 && self.logged_at.is_none_or(|at| at.elapsed() >= Self::EVERY) {
+            tracing::warn!(
                 refused = self.since_logged,
                 "server crowded: closed connections from addresses holding their share"
             );
@@ -152,7 +174,10 @@ impl Refusals {
 /// Open connections per client address (IPv6 by its /64, as the rate limits count).
 #[derive(Clone)]
 struct ClientSlots {
+    /// The share of each address while the server is crowded.
     most: usize,
+    /// The share of each address at any time.
+    quiet_most: usize,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
@@ -163,15 +188,16 @@ struct ClientSlot {
 }
 
 impl ClientSlots {
-    fn new(most: usize) -> Self {
+    fn new(most: usize, quiet_most: usize) -> Self {
         Self {
             most,
+            quiet_most,
             open: Arc::default(),
         }
     }
 
-    /// A slot for a connection from `ip`, unless the server is `crowded` and its address
-    /// holds `most` already.
+    /// A slot for a connection from `ip`, unless its address holds its share already: `most`
+    /// when the server is `crowded`, else `quiet_most`.
     fn take(&self, ip: IpAddr, crowded: bool) -> Option<ClientSlot> {
         let key = crate::http::limit_key(ip);
         let mut open = self
@@ -179,7 +205,7 @@ impl ClientSlots {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = open.entry(key).or_insert(0);
-        if crowded && *n >= self.most {
+        if *n >= if crowded { self.most } else { self.quiet_most } {
             return None;
         }
         *n += 1;
@@ -220,7 +246,7 @@ mod tests {
 
     #[test]
     fn a_client_gets_its_share_of_a_crowded_server_and_back_when_they_close() {
-        let slots = super::ClientSlots::new(2);
+        let slots = super::ClientSlots::new(2, 3);
         let a = "203.0.113.7".parse().unwrap();
         let (first, second) = (slots.take(a, true).unwrap(), slots.take(a, true).unwrap());
         assert!(
@@ -229,7 +255,8 @@ mod tests {
         );
         let quiet = slots
             .take(a, false)
-            .expect("no share while the server is not crowded");
+            .expect("a larger share while the server is quiet");
+        assert!(slots.take(a, false).is_none(), "but a share all the same");
         // Another address, and another /64 for IPv6; the same /64 shares the share.
         assert!(slots.take("203.0.113.8".parse().unwrap(), true).is_some());
         let v6 = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
