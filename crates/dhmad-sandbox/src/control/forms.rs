@@ -130,12 +130,18 @@ pub async fn advance_clock(State(state): State<AppState>, Form(f): Form<HoursFor
     match inspect::advance_clock(&state, seconds) {
         Ok(fired) => Done::redirect_clock(fired).into_response(),
         Err(e) => {
-            // The JSON route's rule is in seconds; the form speaks hours.
-            let text = format!(
-                "Move the clock by \"{}\" hours: a number of hours from 0 to {} (ten years)",
-                f.hours,
-                inspect::MAX_ADVANCE_HOURS
-            );
+            // The JSON route's rule on the amount is in seconds; the form speaks hours. Any
+            // other refusal (the clock at its last year) keeps its own words.
+            let hours_ok = seconds.is_some_and(inspect::is_valid_advance);
+            let why = if hours_ok {
+                e.message().to_owned()
+            } else {
+                format!(
+                    "a number of hours from 0 to {} (ten years)",
+                    inspect::MAX_ADVANCE_HOURS
+                )
+            };
+            let text = format!("Move the clock by \"{}\" hours: {why}", f.hours);
             refused(&state, text, &e)
         }
     }

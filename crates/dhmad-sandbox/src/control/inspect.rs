@@ -33,6 +33,11 @@ struct AdvanceBody {
 const MAX_ADVANCE_SECS: f64 = 10.0 * 366.0 * 86_400.0;
 /// The same, in the dashboard form's unit.
 pub(super) const MAX_ADVANCE_HOURS: u32 = 10 * 366 * 24;
+
+/// Whether the clock may move forward by `seconds` (bounded, so the clock stays a date).
+pub(super) fn is_valid_advance(seconds: f64) -> bool {
+    seconds.is_finite() && (0.0..=MAX_ADVANCE_SECS).contains(&seconds)
+}
 /// The clock is not moved past this year (dates must stay four-digit years).
 const LAST_YEAR: i32 = 9_000;
 
@@ -41,13 +46,11 @@ const LAST_YEAR: i32 = 9_000;
 pub(super) fn advance_clock(state: &AppState, seconds: Option<f64>) -> Result<usize, ControlError> {
     // Bounded, so the clock stays a date (a step past year 9999 panicked with the store
     // locked, and every later call with it).
-    let secs = seconds
-        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= MAX_ADVANCE_SECS)
-        .ok_or_else(|| {
-            ControlError::bad(format!(
-                "seconds must be a number from 0 to {MAX_ADVANCE_SECS} (ten years)"
-            ))
-        })?;
+    let secs = seconds.filter(|s| is_valid_advance(*s)).ok_or_else(|| {
+        ControlError::bad(format!(
+            "seconds must be a number from 0 to {MAX_ADVANCE_SECS} (ten years)"
+        ))
+    })?;
     if state.clock.now().year() >= LAST_YEAR {
         return Err(ControlError::bad(format!(
             "the clock is as far ahead as it goes (year {LAST_YEAR})"
