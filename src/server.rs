@@ -55,6 +55,7 @@ pub async fn serve(
     });
     let mut refused = Refusals::default();
     let mut tick = tokio::time::interval(Refusals::EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
