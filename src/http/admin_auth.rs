@@ -9,7 +9,7 @@
 use askama::Template;
 use axum::{
     extract::{FromRequestParts, State},
-    http::{header, request::Parts, Method},
+    http::{request::Parts, Method},
     response::{Html, IntoResponse, Redirect, Response},
     Extension, Form,
 };
@@ -18,11 +18,10 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{client_addr::ClientAddr, cookies, csrf::CsrfToken, render};
+use super::{bearer, client_addr::ClientAddr, cookies, csrf::CsrfToken, render};
 use crate::{
     db::{self, admin::AuditEntry},
     error::{AppError, AppResult},
@@ -76,21 +75,7 @@ fn session_key(state: &AppState, id: &str) -> Option<String> {
 
 fn token_matches(state: &AppState, presented: &str) -> Option<bool> {
     let expected = state.config.admin_token.as_ref()?;
-    Some(bool::from(
-        presented
-            .trim()
-            .as_bytes()
-            .ct_eq(expected.expose_secret().as_bytes()),
-    ))
-}
-
-fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+    Some(bearer::matches(presented, expected))
 }
 
 impl FromRequestParts<AppState> for Admin {
@@ -102,7 +87,7 @@ impl FromRequestParts<AppState> for Admin {
             return Err(AppError::NotFound.into_response()); // back office disabled
         }
         let jar = CookieJar::from_headers(&parts.headers);
-        if let Some(token) = bearer(parts) {
+        if let Some(token) = bearer::presented(&parts.headers) {
             // A token is a login: a throttled address is refused whatever it sends (it learns
             // nothing), and a wrong one counts, as on the form.
             let right = token_matches(state, token) == Some(true);

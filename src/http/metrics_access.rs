@@ -10,10 +10,8 @@ use axum::{
     http::{header, request::Parts, HeaderValue},
     response::{IntoResponse, Response},
 };
-use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
 
-use super::client_addr::client_ip;
+use super::{bearer, client_addr::client_ip};
 use crate::{error::AppError, state::AppState};
 
 /// Headers a reverse proxy adds to what it forwards.
@@ -28,20 +26,8 @@ impl FromRequestParts<AppState> for MetricsReader {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         match &state.config.metrics_token {
             Some(expected) => {
-                // The scheme's name is case-insensitive (RFC 9110).
-                let presented = parts
-                    .headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split_once(' '))
-                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                    .map_or("", |(_, token)| token);
-                if bool::from(
-                    presented
-                        .trim()
-                        .as_bytes()
-                        .ct_eq(expected.expose_secret().as_bytes()),
-                ) {
+                let presented = bearer::presented(&parts.headers).unwrap_or_default();
+                if bearer::matches(presented, expected) {
                     return Ok(Self);
                 }
                 let mut refused =

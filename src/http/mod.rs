@@ -7,6 +7,7 @@ mod admin;
 mod admin_auth;
 mod admin_consoles;
 mod admin_order;
+mod bearer;
 mod body_deadline;
 mod callback;
 mod checkout;
