@@ -14,13 +14,7 @@
 //!
 //! Each request carries the peer address (`ConnectInfo`) for rate limits and the audit trail.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{extract::ConnectInfo, Router};
 use hyper::body::Incoming;
@@ -37,6 +31,9 @@ use tower::ServiceExt;
 
 use crate::config::EdgeLimits;
 
+mod share;
+use share::{ClientSlots, Refusals};
+
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -47,12 +44,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let per_client = (limits.client_ip_header.is_none()).then(|| {
-        // Never more than a quarter of the server, however quiet it is: connections taken
-        // before it was crowded keep their slots.
-        let quiet_most = (limits.max_connections / 4).max(limits.max_connections_per_client);
-        ClientSlots::new(limits.max_connections_per_client, quiet_most)
-    });
+    let per_client = (limits.client_ip_header.is_none()).then(|| ClientSlots::for_limits(limits));
     let mut refused = Refusals::default();
     let mut tick = tokio::time::interval(Refusals::EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -135,103 +127,6 @@ async fn accept(listener: &TcpListener) -> std::io::Result<(TcpStream, SocketAdd
     Ok((stream, peer))
 }
 
-/// Connections closed for their address's share: logged at most every 10 s, with how many, so
-/// a flood of them is seen without flooding the log.
-#[derive(Default)]
-struct Refusals {
-    since_logged: u64,
-    logged_at: Option<std::time::Instant>,
-}
-
-impl Refusals {
-    const EVERY: Duration = Duration::from_secs(10);
-
-    fn note(&mut self, peer: SocketAddr) {
-        self.since_logged += 1;
-        if self.logged_at.is_none_or(|at| at.elapsed() >= Self::EVERY) {
-            tracing::warn!(
-                %peer,
-                refused = self.since_logged,
-                "server crowded: closed connections from addresses holding their share"
-            );
-            self.since_logged = 0;
-            self.logged_at = Some(std::time::Instant::now());
-        }
-    }
-
-    /// Reports the refusals not logged yet, once their window has passed.
-    fn flush(&mut self) {
-        if self.since_logged > 0 && self.logged_at.is_none_or(|at| at.elapsed() >= Self::EVERY) {
-            tracing::warn!(
-                refused = self.since_logged,
-                "server crowded: closed connections from addresses holding their share"
-            );
-            self.since_logged = 0;
-            self.logged_at = Some(std::time::Instant::now());
-        }
-    }
-}
-
-/// Open connections per client address (IPv6 by its /64, as the rate limits count).
-#[derive(Clone)]
-struct ClientSlots {
-    /// The share of each address while the server is crowded.
-    most: usize,
-    /// The share of each address at any time.
-    quiet_most: usize,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-/// One open connection of a client; given back when dropped.
-struct ClientSlot {
-    key: IpAddr,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-impl ClientSlots {
-    fn new(most: usize, quiet_most: usize) -> Self {
-        Self {
-            most,
-            quiet_most,
-            open: Arc::default(),
-        }
-    }
-
-    /// A slot for a connection from `ip`, unless its address holds its share already: `most`
-    /// when the server is `crowded`, else `quiet_most`.
-    fn take(&self, ip: IpAddr, crowded: bool) -> Option<ClientSlot> {
-        let key = crate::http::limit_key(ip);
-        let mut open = self
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = open.entry(key).or_insert(0);
-        if *n >= if crowded { self.most } else { self.quiet_most } {
-            return None;
-        }
-        *n += 1;
-        Some(ClientSlot {
-            key,
-            open: Arc::clone(&self.open),
-        })
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut open = self
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.key);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use tokio::net::{TcpListener, TcpStream};
@@ -243,38 +138,5 @@ mod tests {
         let _client = TcpStream::connect(addr).await.unwrap();
         let (stream, _) = super::accept(&listener).await.unwrap();
         assert!(stream.nodelay().unwrap());
-    }
-
-    #[test]
-    fn a_client_gets_its_share_of_a_crowded_server_and_back_when_they_close() {
-        let slots = super::ClientSlots::new(2, 3);
-        let a = "203.0.113.7".parse().unwrap();
-        let (first, second) = (slots.take(a, true).unwrap(), slots.take(a, true).unwrap());
-        assert!(
-            slots.take(a, true).is_none(),
-            "a third from the same address"
-        );
-        let quiet = slots
-            .take(a, false)
-            .expect("a larger share while the server is quiet");
-        assert!(slots.take(a, false).is_none(), "but a share all the same");
-        // Another address, and another /64 for IPv6; the same /64 shares the share.
-        assert!(slots.take("203.0.113.8".parse().unwrap(), true).is_some());
-        let v6 = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-        let (x, y) = (
-            slots.take(v6("2001:db8::1"), true).unwrap(),
-            slots.take(v6("2001:db8::2"), true).unwrap(),
-        );
-        assert!(slots.take(v6("2001:db8::3"), true).is_none());
-        assert!(slots.take(v6("2001:db8:0:1::1"), true).is_some());
-        drop((first, quiet));
-        let again = slots
-            .take(a, true)
-            .expect("a closed connection's slot is free again");
-        drop((again, second, x, y));
-        assert!(
-            slots.open.lock().unwrap().is_empty(),
-            "nothing kept once all closed"
-        );
     }
 }
