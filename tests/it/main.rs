@@ -25,6 +25,7 @@ mod pool;
 mod reliability;
 mod reused_orders;
 mod security_admin;
+mod security_connections;
 mod security_edge;
 mod security_orders;
 mod smtp_outages;
