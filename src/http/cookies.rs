@@ -9,35 +9,36 @@ use rand::RngCore;
 
 use crate::config::Config;
 
+/// A token's cookie, whose name carries the `__Host-` prefix on an https shop: a browser
+/// takes such a cookie only from this host itself (Secure, path `/`, no domain), so a sibling
+/// subdomain cannot plant its own checkout token in a buyer's browser (and then read the order
+/// that buyer pays for, whose id it knows) or its own CSRF token.
+pub struct TokenCookie {
+    plain: &'static str,
+    https: &'static str,
+}
+
+impl TokenCookie {
+    /// Its name on this shop.
+    pub fn name(&self, config: &Config) -> &'static str {
+        if config.is_https() {
+            self.https
+        } else {
+            self.plain
+        }
+    }
+}
+
 /// The browser's checkout token: continuing an open order needs it (see `orders::checkout`).
-/// Its name on an https shop is [`BUYER_HTTPS`].
-pub const BUYER: &str = "sf_buyer";
-/// The CSRF token every state-changing form echoes (see `http::csrf`); [`CSRF_HTTPS`] on https.
-pub const CSRF: &str = "sf_csrf";
-/// On https the two tokens carry the `__Host-` prefix: a browser takes such a cookie only
-/// from this host itself (Secure, path `/`, no domain), so a sibling subdomain cannot plant
-/// its own checkout token in a buyer's browser (and then read the order that buyer pays for,
-/// whose id it knows) or its own CSRF token.
-pub const BUYER_HTTPS: &str = "__Host-sf_buyer";
-pub const CSRF_HTTPS: &str = "__Host-sf_csrf";
-
-/// The checkout token's cookie name for this shop.
-pub fn buyer_name(config: &Config) -> &'static str {
-    if config.is_https() {
-        BUYER_HTTPS
-    } else {
-        BUYER
-    }
-}
-
-/// The CSRF token's cookie name for this shop.
-pub fn csrf_name(config: &Config) -> &'static str {
-    if config.is_https() {
-        CSRF_HTTPS
-    } else {
-        CSRF
-    }
-}
+pub const BUYER: TokenCookie = TokenCookie {
+    plain: "sf_buyer",
+    https: "__Host-sf_buyer",
+};
+/// The CSRF token every state-changing form echoes (see `http::csrf`).
+pub const CSRF: TokenCookie = TokenCookie {
+    plain: "sf_csrf",
+    https: "__Host-sf_csrf",
+};
 /// The back-office session id (see `http::admin_auth`).
 pub const ADMIN: &str = "sf_admin";
 
@@ -55,7 +56,7 @@ pub fn well_formed(t: &str) -> bool {
 
 /// The browser's checkout token, if its cookie holds a well-formed one.
 pub fn buyer_token(config: &Config, jar: &CookieJar) -> Option<String> {
-    jar.get(buyer_name(config))
+    jar.get(BUYER.name(config))
         .map(|c| c.value().to_owned())
         .filter(|t| well_formed(t))
 }
@@ -64,7 +65,7 @@ pub fn buyer_token(config: &Config, jar: &CookieJar) -> Option<String> {
 pub fn buyer(config: &Config, token: String) -> Cookie<'static> {
     build(
         config,
-        buyer_name(config),
+        BUYER.name(config),
         token,
         "/",
         SameSite::Lax,

@@ -73,7 +73,7 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
     let api = path.starts_with("/api/");
     let jar = CookieJar::from_headers(req.headers());
     let cookie = jar
-        .get(cookies::csrf_name(&state.config))
+        .get(cookies::CSRF.name(&state.config))
         .map(|c| c.value().to_owned());
     let mut req = req;
     if unsafe_method(req.method()) && !machine {
@@ -128,7 +128,7 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
     // Lax: the token must survive the buyer's return from DHMAD's page.
     let cookie = cookies::build(
         &state.config,
-        cookies::csrf_name(&state.config),
+        cookies::CSRF.name(&state.config),
         token,
         "/",
         SameSite::Lax,
