@@ -57,35 +57,32 @@ enum ErrorField {
     },
 }
 
+/// The longest `retryAfter` believed, in seconds (a day).
+const MAX_RETRY_AFTER_SECS: u64 = 86_400;
+
 /// Each field is read on its own (`lenient`): one of an unexpected type (a numeric `code`
 /// beside shape B, a list as `message`) is dropped, not the whole body with DHMAD's
 /// `user_message` and code.
 #[derive(Deserialize, Default)]
 struct RawBody {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "crate::nullable::lenient")]
     error: Option<ErrorField>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "crate::nullable::lenient")]
     message: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "crate::nullable::lenient")]
     code: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "crate::nullable::lenient")]
     details: Option<serde_json::Value>,
-    #[serde(default, rename = "retryAfter", deserialize_with = "lenient")]
+    #[serde(
+        default,
+        rename = "retryAfter",
+        deserialize_with = "crate::nullable::lenient"
+    )]
     retry_after: Option<serde_json::Value>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "crate::nullable::lenient")]
     error_description: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "crate::nullable::lenient")]
     user_message: Option<String>,
-}
-
-/// The field as `T`, or `None` when it is of another type.
-fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
-{
-    let v = serde_json::Value::deserialize(d)?;
-    Ok(serde_json::from_value(v).ok())
 }
 
 impl ApiError {
@@ -102,13 +99,21 @@ impl ApiError {
             message: String::new(),
             user_message: raw.user_message,
             details: BTreeMap::new(),
-            retry_after: raw.retry_after.as_ref().and_then(|v| match v {
-                serde_json::Value::Number(n) => {
-                    n.as_u64().or_else(|| n.as_f64().map(|f| f.ceil() as u64))
-                }
-                serde_json::Value::String(s) => s.trim().parse().ok(),
-                _ => None,
-            }),
+            retry_after: raw
+                .retry_after
+                .as_ref()
+                .and_then(|v| match v {
+                    serde_json::Value::Number(n) => {
+                        n.as_u64().or_else(|| n.as_f64().map(|f| f.ceil() as u64))
+                    }
+                    serde_json::Value::String(s) => s.trim().parse().ok(),
+                    _ => None,
+                })
+                // A wait of 0 or less says nothing of when the window reopens: taken at its word,
+                // it would resend at once and spend the window's calls (the 429 goes back to the
+                // caller instead). A wait past a day is no wait a client keeps to.
+                .filter(|&s| s > 0)
+                .map(|s| s.min(MAX_RETRY_AFTER_SECS)),
             body: json.clone(),
         };
         match raw.error {

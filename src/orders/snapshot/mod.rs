@@ -157,7 +157,8 @@ async fn keep_facts(
     if signatures.is_none() && proof.is_none() {
         return Ok(false);
     }
-    let phase = proof.map(|p| p.phase.as_str());
+    // A snapshot that does not say the phase keeps the one stored (`COALESCE`).
+    let phase = proof.and_then(|p| p.phase.as_ref()).map(|p| p.as_str());
     let facts = db::orders::EscrowFacts {
         buyer_signed: signatures.map(|s| s.buyer_signed),
         seller_signed: signatures.map(|s| s.seller_signed),

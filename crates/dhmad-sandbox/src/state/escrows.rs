@@ -150,7 +150,7 @@ impl EscrowRecord {
             signatures: self.contract.as_ref().map(ContractRecord::signatures),
             fulfillment_policy: self.fulfillment_policy.clone(),
             proof_info: self.proof.as_ref().map(|p| ProofInfo {
-                phase: p.phase.clone(),
+                phase: Some(p.phase.clone()),
                 upload_deadline: p.upload_deadline,
                 review_deadline: p.review_deadline,
                 correction_rounds: p.correction_rounds,

@@ -66,8 +66,8 @@ async fn quick_with_proof_submit_correct_accept_deliver_complete() {
             .await
             .unwrap()
             .proof_info
+            .and_then(|p| p.phase)
             .unwrap()
-            .phase
             .as_str(),
         "accepted"
     );

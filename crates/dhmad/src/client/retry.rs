@@ -119,7 +119,8 @@ impl RetryPolicy {
             // With no hint at all, an early retry only spends another call of the window:
             // the 429 goes back to the caller, whose budget knows when to try again.
             let wait = err.rate_limit_wait()?;
-            return (wait <= self.max_rate_limit_wait).then_some(wait + Duration::from_millis(50));
+            return (wait <= self.max_rate_limit_wait)
+                .then_some(wait.saturating_add(Duration::from_millis(50)));
         }
         let exp = self
             .initial_backoff

@@ -127,10 +127,18 @@ pub struct FulfillmentPolicy {
     #[serde(rename = "type")]
     pub policy_type: FulfillmentPolicyType,
     /// Hours after funding for the seller to upload (default 24, bounds 6–72).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable::count",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proof_upload_deadline_hours: Option<u32>,
     /// Hours the buyer has to review (silence accepts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable::count",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub buyer_review_deadline_hours: Option<u32>,
     /// Hints only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,8 +149,10 @@ pub struct FulfillmentPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProofInfo {
-    /// Where the gate stands.
-    pub phase: ProofPhase,
+    /// Where the gate stands; `None` when DHMAD leaves it out or sends `null` (the keys of
+    /// `proofInfo` are UNSTATED in its contract).
+    #[serde(default, deserialize_with = "crate::nullable::lenient")]
+    pub phase: Option<ProofPhase>,
     /// Seller's upload deadline.
     #[serde(default, with = "iso::option")]
     pub upload_deadline: Option<OffsetDateTime>,
@@ -150,7 +160,7 @@ pub struct ProofInfo {
     #[serde(default, with = "iso::option")]
     pub review_deadline: Option<OffsetDateTime>,
     /// Corrections asked so far.
-    #[serde(default, deserialize_with = "crate::nullable::or_default")]
+    #[serde(default, deserialize_with = "crate::nullable::count_or_zero")]
     pub correction_rounds: u32,
 }
 
@@ -217,7 +227,7 @@ pub struct Escrow {
     #[serde(default)]
     pub buyer_email: Option<String>,
     /// Estimated delivery in days.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable::count")]
     pub estimated_delivery_days: Option<u32>,
     /// Free text, settable by update only.
     #[serde(default)]
@@ -264,8 +274,13 @@ pub struct Escrow {
     /// Contract signatures (standard mode). `null` when there is none, as DHMAD writes it (not left out).
     #[serde(default)]
     pub signatures: Option<Signatures>,
-    /// Proof policy (proof escrows).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Proof policy (proof escrows): an echo of the create request, `None` also when it is
+    /// of a shape this crate cannot read.
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub fulfillment_policy: Option<FulfillmentPolicy>,
     /// Sanitised proof state (proof escrows).
     #[serde(default, skip_serializing_if = "Option::is_none")]

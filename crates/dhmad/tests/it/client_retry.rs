@@ -234,6 +234,27 @@ async fn rate_limited_with_a_far_reset_returns_at_once() {
     assert_eq!(c.rate_limit().unwrap().remaining, Some(0));
 }
 
+/// A `retryAfter` of 0 or less says nothing of when the window reopens: the client must not
+/// take it as "now" and spend the window's calls on quick resends.
+#[tokio::test]
+async fn a_zero_or_negative_retry_after_is_no_hint() {
+    for hint in [json!(0), json!(-1), json!(-0.5), json!("0")] {
+        let server = Server::start(move |_, _| {
+            Reply::json(
+                429,
+                json!({"error":"Too Many Requests","message":"Slow down","retryAfter":hint.clone()}),
+            )
+        })
+        .await;
+        let err = server.client().get_escrow("e1").await.unwrap_err();
+        let Error::RateLimited { retry_after, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*retry_after, None);
+        assert_eq!(server.count(), 1, "sent again after a 0 hint");
+    }
+}
+
 #[tokio::test]
 async fn rate_limited_write_waits_for_a_near_reset_then_is_sent_again() {
     // A 429 means DHMAD did nothing, so resending the create cannot make a duplicate.

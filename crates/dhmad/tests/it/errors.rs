@@ -32,6 +32,20 @@ fn shape_a_without_message_falls_back_to_error() {
 }
 
 #[test]
+fn a_retry_after_past_a_day_is_read_as_a_day() {
+    for body in [
+        r#"{"error":"Too Many Requests","retryAfter":18446744073709551615}"#,
+        r#"{"error":"Too Many Requests","retryAfter":1e30}"#,
+    ] {
+        let e = err(429, body);
+        let Error::RateLimited { retry_after, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(*retry_after, Some(Duration::from_secs(86_400)), "{body}");
+    }
+}
+
+#[test]
 fn shape_a_429_with_retry_after() {
     let reset = dhmad::iso::parse("2026-07-02T09:01:00Z").unwrap();
     let e = Error::from_response(

@@ -157,7 +157,10 @@ fn unknown_enum_values_are_kept() {
     assert!(!e.status.is_known() && !e.status.is_terminal());
     assert_eq!(e.mode.as_ref().unwrap().to_string(), "charge");
     assert_eq!(e.currency, Some(Currency::Unknown("GBP".into())));
-    assert_eq!(e.proof_info.unwrap().phase.as_str(), "escalated_twice");
+    assert_eq!(
+        e.proof_info.unwrap().phase.unwrap().as_str(),
+        "escalated_twice"
+    );
     for s in EscrowStatus::KNOWN {
         assert_eq!(EscrowStatus::from(*s).as_str(), *s);
     }
@@ -214,4 +217,53 @@ fn list_response() {
     assert_eq!(list.escrows[0].escrow_fee, Some(dec!(0.53)));
     assert!(list.escrows[0].status.is_terminal());
     assert_eq!(list.pagination.total, 1);
+}
+
+/// The hint fields of an escrow are "number" in DHMAD's contract and the keys of `proofInfo`
+/// are UNSTATED: an odd value there must not make the whole escrow, and with it the webhook
+/// that carries it, unreadable.
+#[test]
+fn odd_hint_fields_do_not_make_the_escrow_unreadable() {
+    let cases = [
+        (r#""estimatedDeliveryDays":5.0"#, "days 5.0"),
+        (r#""estimatedDeliveryDays":2.5"#, "days 2.5"),
+        (r#""estimatedDeliveryDays":"5""#, "days as text"),
+        (
+            r#""fulfillmentPolicy":{"type":"purchase_proof_required","proofUploadDeadlineHours":12.5,"buyerReviewDeadlineHours":48.0}"#,
+            "hours",
+        ),
+        (
+            r#""fulfillmentPolicy":{"proofUploadDeadlineHours":24}"#,
+            "no type",
+        ),
+        (
+            r#""fulfillmentPolicy":"purchase_proof_required""#,
+            "policy as text",
+        ),
+        (
+            r#""proofInfo":{"phase":null,"uploadDeadline":null,"correctionRounds":1.0}"#,
+            "null phase",
+        ),
+        (r#""proofInfo":{"uploadDeadline":null}"#, "no phase"),
+    ];
+    for (extra, what) in cases {
+        let e: Escrow = serde_json::from_str(&format!(r#"{{"id":"e","status":"paid",{extra}}}"#))
+            .unwrap_or_else(|err| panic!("{what}: {err}"));
+        assert_eq!(e.status, EscrowStatus::Paid, "{what}");
+    }
+    let e: Escrow = serde_json::from_str(
+        r#"{"id":"e","status":"paid","estimatedDeliveryDays":5.0,"fulfillmentPolicy":{"type":"purchase_proof_required","proofUploadDeadlineHours":12.5,"buyerReviewDeadlineHours":48.0},"proofInfo":{"phase":null,"correctionRounds":2.0}}"#,
+    )
+    .unwrap();
+    assert_eq!(e.estimated_delivery_days, Some(5));
+    let policy = e.fulfillment_policy.unwrap();
+    assert_eq!(
+        (
+            policy.proof_upload_deadline_hours,
+            policy.buyer_review_deadline_hours
+        ),
+        (None, Some(48))
+    );
+    let proof = e.proof_info.unwrap();
+    assert_eq!((proof.phase, proof.correction_rounds), (None, 2));
 }
