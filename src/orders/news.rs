@@ -4,7 +4,7 @@
 //! the order's state machine asks about and writes the timeline: the internal line for the back
 //! office, and what the buyer reads.
 
-use dhmad::{CancellationRequestStatus, Event};
+use dhmad::{CancellationRequestStatus, CheckoutAction, Event};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
@@ -247,12 +247,49 @@ async fn cancellation(
     state: Cancellation,
     reason: Option<&str>,
 ) -> sqlx::Result<()> {
-    let newer = !matches!(
-        (order.cancellation, state),
-        (Some(Cancellation::Accepted), _) | (Some(Cancellation::Rejected), Cancellation::Requested)
-    );
-    if newer {
+    if cancellation_may_follow(order.cancellation, state) {
         db::orders::set_cancellation(&mut *conn, order.id, state, reason).await?;
     }
     Ok(())
+}
+
+/// The request's own order: none, requested, then a final answer that nothing changes.
+fn cancellation_may_follow(stored: Option<Cancellation>, next: Cancellation) -> bool {
+    !matches!(
+        (stored, next),
+        (Some(Cancellation::Accepted), _) | (Some(Cancellation::Rejected), Cancellation::Requested)
+    )
+}
+
+/// The callback found DHMAD's page for a cancellation step (`action`) completed: records the
+/// request or its answer as the event would. No escrow snapshot carries the request and DHMAD
+/// does not resend a lost event, so without this a lost `escrow.cancellation.*` left the order
+/// waiting for an answer for ever: no shipping, no receipt, buttons DHMAD then refuses. The
+/// event, when it comes, finds it recorded and writes the buyer's line. Whether it was new.
+pub(super) async fn cancellation_done_on_page(
+    conn: &mut PgConnection,
+    order: &Order,
+    action: &str,
+) -> sqlx::Result<bool> {
+    let (state, detail) = match CheckoutAction::from(action) {
+        CheckoutAction::RequestCancellation => (
+            Cancellation::Requested,
+            "The buyer asked to cancel on DHMAD's page (its event has not come)",
+        ),
+        CheckoutAction::RejectCancellation => (
+            Cancellation::Rejected,
+            "The cancellation request was refused on DHMAD's page (its event has not come)",
+        ),
+        CheckoutAction::AcceptCancellation => (
+            Cancellation::Accepted,
+            "The cancellation was accepted on DHMAD's page (its event has not come)",
+        ),
+        _ => return Ok(false),
+    };
+    if order.cancellation == Some(state) || !cancellation_may_follow(order.cancellation, state) {
+        return Ok(false);
+    }
+    db::orders::set_cancellation(&mut *conn, order.id, state, None).await?;
+    db::events::add(&mut *conn, order.id, "event", detail, None).await?;
+    Ok(true)
 }

@@ -192,8 +192,22 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     }
     if finished && session.action == CheckoutAction::AcceptPay.as_str() {
         note_payment_review(state, order.id).await?;
+    } else if finished {
+        cancellation_done(state, order.id, &session.action).await?;
     }
     Ok(returned)
+}
+
+/// See [`super::news::cancellation_done_on_page`]; under the order's lock, as events apply.
+async fn cancellation_done(state: &AppState, order_id: Uuid, action: &str) -> OrderResult<()> {
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
+    let Some(order) = db::orders::lock(&mut *tx, order_id).await? else {
+        return Err(OrderError::NotFound);
+    };
+    super::news::cancellation_done_on_page(&mut tx, &order, action).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The buyer finished the payment page but DHMAD does not hold the money: a guest paid out of

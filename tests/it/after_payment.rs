@@ -324,6 +324,37 @@ async fn a_rejected_request_lets_the_merchant_ship(pool: PgPool) {
     w.wait_status(s.order_id, "delivered").await;
 }
 
+/// DHMAD sends a lost event no more and no escrow snapshot carries the cancellation request:
+/// the callback after a completed request or answer page records it, so an order whose
+/// `escrow.cancellation.*` webhooks were all lost is not left waiting for an answer for ever.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_cancellation_whose_webhooks_are_lost_is_known_from_the_callback(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "lost-answer@example.tn").await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    ask_to_cancel(&w, s.order_id).await;
+    let ship = format!("/admin/orders/{}/ship", s.order_id);
+    assert_ne!(
+        w.admin_post(&ship).await.status(),
+        303,
+        "shipped while asked to cancel"
+    );
+    let reject = w
+        .admin_form(
+            &format!("/admin/orders/{}/cancellation", s.order_id),
+            &[("decision", "reject")],
+        )
+        .await;
+    w.finish_on_dhmad(reject, json!({})).await;
+    w.wait_json(s.order_id, "the answer", |o| {
+        o["cancellation"] == "rejected"
+    })
+    .await;
+    assert_eq!(w.admin_post(&ship).await.status(), 303);
+    w.wait_status(s.order_id, "delivered").await;
+}
+
 /// A request the shop never answered is moot once the buyer opens a dispute: the page speaks
 /// of the dispute, not of an answer that can no longer come.
 #[sqlx::test(migrations = "./migrations")]
