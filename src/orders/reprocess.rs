@@ -112,10 +112,11 @@ pub struct Batch {
     pub failed: usize,
 }
 
-/// Events reprocessed per click, oldest first: a bounded amount of work per request.
+/// Events reprocessed per click (see `db::admin_consoles::unmatched_ids` for which): a
+/// bounded amount of work per request.
 pub const BATCH_LIMIT: i64 = 500;
 
-/// Reprocesses the oldest unmatched and failed events; returns what became of them and the
+/// Reprocesses a batch of unmatched and failed events; returns what became of them and the
 /// orders they were applied to.
 pub async fn reprocess_unmatched(pool: &Pool) -> OrderResult<(Batch, Vec<(String, Uuid)>)> {
     let mut batch = Batch::default();

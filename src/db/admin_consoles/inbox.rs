@@ -187,11 +187,13 @@ pub async fn mark_inbox_failed(
     Ok(())
 }
 
-/// Events no order took (unmatched, or a failed reprocessing), oldest first.
+/// Events no order took (unmatched, or a failed reprocessing): those never reprocessed first,
+/// then those reprocessed longest ago, each oldest first. Events that will never match (an
+/// escrow sold outside the shop) so go round instead of holding the head of every batch.
 pub async fn unmatched_ids(e: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar!(
         "SELECT event_id FROM webhook_inbox WHERE outcome IN ('unmatched', 'failed')
-          ORDER BY received_at, event_id LIMIT $1",
+          ORDER BY reprocessed_at NULLS FIRST, received_at, event_id LIMIT $1",
         limit
     )
     .fetch_all(e)

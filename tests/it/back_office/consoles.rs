@@ -30,6 +30,48 @@ async fn inbox_row(pool: &PgPool, event_id: &str) -> (String, Option<Uuid>) {
     (r.get(0), r.get(1))
 }
 
+/// Events that will never match (an escrow sold outside the shop, a cancelled duplicate) must
+/// not keep the head of the line: each click takes those reprocessed longest ago last, so a
+/// newer event whose order now exists is reached.
+#[sqlx::test(migrations = "./migrations")]
+async fn reprocessing_all_reaches_past_events_that_never_match(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let stranger = status_event(escrow(
+        "66bb0000000000000000ffff",
+        "paid",
+        "pending",
+        "quick",
+        t(1),
+    ));
+    assert_eq!(app.deliver(&sign(&stranger)).await.status(), 200);
+    // A full batch of older events for escrows the shop never sold.
+    sqlx::query(
+        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload, received_at)
+         SELECT 'old-' || g, event_type, escrow_id, 'unmatched', payload,
+                now() - interval '1 day' + g * interval '1 second'
+           FROM webhook_inbox, generate_series(1, $2) g WHERE event_id = $1",
+    )
+    .bind(&stranger.id)
+    .bind(i32::try_from(storefront::orders::reprocess::BATCH_LIMIT).unwrap())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let escrow_id = "66bb000000000000000000e2";
+    let paid = status_event(escrow(escrow_id, "paid", "pending", "quick", t(1)));
+    assert_eq!(app.deliver(&sign(&paid)).await.status(), 200);
+    let id = app
+        .seed_order("chechia-red", "late-batch@example.tn", escrow_id, t(0))
+        .await;
+    for _ in 0..2 {
+        act(&app, "/admin/inbox/reprocess-unmatched").await;
+    }
+    assert_eq!(
+        inbox_row(&app.pool, &paid.id).await,
+        ("processed".into(), Some(id))
+    );
+    assert_eq!(order_status(&app.pool, id).await, "paid");
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn an_unmatched_event_is_reprocessed_once_its_order_exists(pool: PgPool) {
     let app = spawn_offline(pool).await;
