@@ -542,3 +542,37 @@ async fn paying_for_an_order_still_in_line_keeps_its_turn(pool: PgPool) {
     // The line serves it.
     w.wait_status(o.id, "awaiting_payment").await;
 }
+
+/// "Reconcile now" in the back office is background work like the reconciler's own passes:
+/// while buyers wait in the checkout line, the click takes none of DHMAD's calls ahead of them.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_manual_reconciliation_does_not_jump_the_checkout_line(pool: PgPool) {
+    let w = tight_world(pool, 100, 60).await;
+    for i in 0..12 {
+        w.app
+            .seed_order(
+                "chechia-red",
+                &format!("due{i}@example.tn"),
+                &format!("66bb00000000000000000{i:03x}"),
+                OffsetDateTime::now_utc() - time::Duration::hours(1),
+            )
+            .await;
+    }
+    // A buyer in line, whose turn a worker is taking (so no worker here spends for it).
+    let waiting = w.app.insert_order(SKU, "in-line@example.tn", None).await;
+    sqlx::query(
+        "INSERT INTO checkout_queue (order_id, claimed_until) VALUES ($1, now() + interval '1 hour')",
+    )
+    .bind(waiting.id)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(w.admin_post("/admin/reconcile").await.status(), 303);
+    let used: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dhmad_budget WHERE used_at > now() - interval '1 minute'",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(used, 0, "calls taken ahead of the line");
+}
