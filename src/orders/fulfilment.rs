@@ -208,6 +208,14 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                     tx.commit().await?;
                     Ok(JobOutcome::Done("DHMAD: proof not accepted yet".into()))
                 }
+                // As after a read (`sync::refresh_order`): asking again will not help. The
+                // order is flagged for the merchant, and no new deliver is queued until the
+                // flag is cleared (`db::orders::list_missing_deliver`).
+                Err(e @ (dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_))) => {
+                    let why = format!("DHMAD does not know escrow {escrow_id} ({e})");
+                    db::orders::flag_attention(&state.pool, order.id, &why).await?;
+                    Ok(JobOutcome::GiveUp(why))
+                }
                 Err(e) if super::error::busy_for(&e).is_some() => Ok(JobOutcome::Postpone(
                     super::error::busy_for(&e).unwrap_or_default(),
                 )),

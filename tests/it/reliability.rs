@@ -270,6 +270,80 @@ async fn a_deliver_that_gave_up_is_queued_again_and_retryable(pool: PgPool) {
     assert_eq!(audit, ["retry_deliver"]);
 }
 
+/// A deliver DHMAD answers 404 for (it no longer knows the escrow) is not tried twelve times,
+/// and once given up not queued again every quarter of an hour: the order is flagged for the
+/// merchant, as a read's 404 flags it.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_deliver_for_an_escrow_dhmad_does_not_know_is_flagged_not_retried(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500", "times": 1000}]}))
+        .await;
+    let s = w.checkout("ai-credits-500", "forgotten@example.tn").await;
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "paid").await;
+    wait_for("a failed deliver attempt", 15, || async {
+        let n = sqlx::query_scalar!(
+            "SELECT attempts FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'",
+            s.order_id
+        )
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+        (n >= 1).then_some(())
+    })
+    .await;
+    // DHMAD forgets the escrow (a sandbox restarted, a record removed at DHMAD), then answers.
+    sqlx::query!(
+        "UPDATE orders SET escrow_id = '66bb00000000000000ffffff' WHERE id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    w.control("/sandbox/faults", json!({})).await;
+    sqlx::query!(
+        "UPDATE outbox_jobs SET run_after = now() WHERE order_id = $1 AND kind = 'deliver'",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    wait_for("the deliver given up", 15, || async {
+        sqlx::query_scalar!(
+            "SELECT gave_up_at IS NOT NULL AS \"gave_up!\" FROM outbox_jobs
+              WHERE order_id = $1 AND kind = 'deliver'",
+            s.order_id
+        )
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+        .then_some(())
+    })
+    .await;
+    let attention = sqlx::query_scalar!("SELECT attention FROM orders WHERE id = $1", s.order_id)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert!(
+        attention.is_some_and(|a| a.contains("does not know")),
+        "not flagged"
+    );
+    // A quarter of an hour later, the reconciler does not queue it again.
+    sqlx::query!(
+        "UPDATE outbox_jobs SET done_at = now() - interval '20 minutes',
+                gave_up_at = now() - interval '20 minutes'
+          WHERE order_id = $1 AND kind = 'deliver'",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(report.delivers_requeued, 0);
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_lost_create_is_found_far_back_and_a_late_duplicate_is_cancelled(pool: PgPool) {
     let w = world(pool, |_| {}).await;

@@ -100,7 +100,8 @@ pub async fn sync_failures(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i32
 /// `after` ago, or closed at least `after` ago without delivering before the escrow last
 /// changed (it found the order disputed, and the dispute ended with the money still held), or
 /// there never was one. The reconciler queues a new one. A job the merchant abandoned is their
-/// decision: never queued again.
+/// decision: never queued again; nor is one for an order flagged for the merchant (DHMAD does
+/// not know its escrow) until the flag is cleared.
 pub async fn list_missing_deliver(
     e: impl PgExecutor<'_>,
     after: time::Duration,
@@ -109,7 +110,7 @@ pub async fn list_missing_deliver(
     let after_ms = after.whole_milliseconds() as i64;
     sqlx::query_scalar!(
         "SELECT o.id FROM orders o
-          WHERE o.status = 'paid' AND o.mode = 'instant'
+          WHERE o.status = 'paid' AND o.mode = 'instant' AND o.attention IS NULL
             AND NOT EXISTS (SELECT 1 FROM outbox_jobs j
                              WHERE j.order_id = o.id AND j.kind = 'deliver'
                                AND (j.done_at IS NULL
