@@ -99,6 +99,20 @@ pub async fn run_now(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
     Ok(r.rows_affected() == 1)
 }
 
+/// Counts one more try of `job` that ended with the server silent; how many there have been
+/// (`None`: the job is no longer this attempt's, as for every outcome written here).
+pub async fn count_silent_try(e: impl PgExecutor<'_>, job: &Job) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar!(
+        "UPDATE outbox_jobs SET silent_tries = silent_tries + 1
+          WHERE id = $1 AND attempts = $2 AND done_at IS NULL
+          RETURNING silent_tries",
+        job.id,
+        job.attempts
+    )
+    .fetch_optional(e)
+    .await
+}
+
 /// Runs the job again after `delay` without counting this attempt (it sent nothing).
 pub async fn postpone(e: impl PgExecutor<'_>, job: &Job, delay: Duration) -> sqlx::Result<bool> {
     let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);

@@ -34,19 +34,24 @@ pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
     Ok(n)
 }
 
+/// What a job that failed with `e` (not an answer it could judge: the database, DHMAD busy)
+/// becomes: each kind keeps its own patience, an e-mail's a day, a deliver's twelve tries.
+fn on_error(job: &Job, e: OrderError) -> JobOutcome {
+    let error = format!("job error: {}", e.cause().unwrap_or_else(|| e.to_string()));
+    match (e, job.kind.as_str()) {
+        (OrderError::Busy { retry_after }, _) => JobOutcome::Postpone(retry_after),
+        (_, notify::CONFIRMATION | notify::GOOD) => notify::failed(job, error),
+        _ => fulfilment::backoff_give_up(job, error),
+    }
+}
+
 async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
     let outcome = match job.kind.as_str() {
         fulfilment::DELIVER => fulfilment::run_deliver(state, job).await,
         notify::CONFIRMATION | notify::GOOD => notify::run(state, job).await,
         other => Ok(JobOutcome::GiveUp(format!("unknown job kind {other}"))),
     };
-    let outcome = outcome.unwrap_or_else(|e| match e {
-        OrderError::Busy { retry_after } => JobOutcome::Postpone(retry_after),
-        e => fulfilment::backoff_give_up(
-            job,
-            format!("job error: {}", e.cause().unwrap_or_else(|| e.to_string())),
-        ),
-    });
+    let outcome = outcome.unwrap_or_else(|e| on_error(job, e));
     tracing::info!(job.id = job.id, job.kind = %job.kind, order.id = %job.order_id, job.attempt = job.attempts, ?outcome, "outbox job ran");
     let label = match &outcome {
         JobOutcome::Done(_) => "done",
@@ -90,4 +95,46 @@ pub async fn record_backlog(state: &AppState) -> sqlx::Result<()> {
             .await?;
     state.metrics.outbox_backlog(open);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(kind: &str, attempts: i32) -> Job {
+        Job {
+            id: 1,
+            kind: kind.into(),
+            order_id: uuid::Uuid::nil(),
+            attempts,
+        }
+    }
+
+    /// An e-mail promised about a day of patience: a database hiccup at its thirteenth try
+    /// (an SMTP outage of twenty minutes behind it) must not end it with a deliver's twelve.
+    #[test]
+    fn each_kind_keeps_its_own_patience_when_the_job_fails() {
+        let db = || OrderError::Database(sqlx::Error::PoolTimedOut);
+        for kind in [notify::CONFIRMATION, notify::GOOD] {
+            assert!(matches!(
+                on_error(&job(kind, 13), db()),
+                JobOutcome::Retry(_)
+            ));
+            assert!(matches!(
+                on_error(&job(kind, 400), db()),
+                JobOutcome::GiveUp(_)
+            ));
+        }
+        assert!(matches!(
+            on_error(&job(fulfilment::DELIVER, 13), db()),
+            JobOutcome::GiveUp(_)
+        ));
+        let busy = OrderError::Busy {
+            retry_after: Duration::from_secs(3),
+        };
+        assert!(matches!(
+            on_error(&job(notify::GOOD, 13), busy),
+            JobOutcome::Postpone(_)
+        ));
+    }
 }

@@ -19,7 +19,8 @@ pub const GOOD: &str = "email_good";
 /// deliver again, while nothing queues an e-mail again, and the confirmation is the only way
 /// an API buyer learns the order's link.
 const MAX_ATTEMPTS: i32 = 400;
-/// Tries after which an e-mail whose server went silent is given up (see `run`).
+/// Tries ending with the server silent after which an e-mail is given up (see `run`), counted
+/// apart from refusals (`outbox_jobs.silent_tries`).
 const MAX_SILENT_TRIES: i32 = 3;
 /// How often the code's e-mail looks again at an order under dispute.
 const DISPUTE_RECHECK: Duration = Duration::from_secs(15 * 60);
@@ -84,14 +85,25 @@ pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
     Ok(match state.mailer.send(&email).await {
         Ok(()) => JobOutcome::Done("sent".into()),
         // A server that took the connection and went silent may have taken the e-mail, and a
-        // relay slower than our timeout takes every copy: at most three tries end that way.
-        Err(e @ MailError::Timeout(_)) => give_up_after(
-            MAX_SILENT_TRIES,
-            job,
-            format!(
+        // relay slower than our timeout takes every copy: at most three tries end that way,
+        // however many were refused before (an outage waited out).
+        Err(e @ MailError::Timeout(_)) => {
+            let error = format!(
                 "e-mail may not have been sent: {e}; it may have arrived (retry to send it again)"
-            ),
-        ),
+            );
+            let silent = db::outbox::count_silent_try(&state.pool, job).await?;
+            if silent.is_none_or(|n| n >= MAX_SILENT_TRIES) {
+                JobOutcome::GiveUp(error)
+            } else {
+                give_up_after(MAX_ATTEMPTS, job, error)
+            }
+        }
         Err(e) => give_up_after(MAX_ATTEMPTS, job, format!("e-mail not sent: {e}")),
     })
+}
+
+/// An e-mail job that failed before its message was sent (the order could not be read): as
+/// patient as with a refusing server.
+pub fn failed(job: &Job, error: String) -> JobOutcome {
+    give_up_after(MAX_ATTEMPTS, job, error)
 }

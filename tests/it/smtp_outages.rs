@@ -91,7 +91,7 @@ async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
     // timeout takes every copy): the third such try is the last, where each used to be
     // retried for a day, a copy to the buyer each time.
     sqlx::query(
-        "UPDATE outbox_jobs SET attempts = 2, run_after = now()
+        "UPDATE outbox_jobs SET attempts = 2, silent_tries = 2, run_after = now()
           WHERE order_id = $1 AND kind = 'email_confirmation' AND done_at IS NULL",
     )
     .bind(s.order_id)
@@ -100,6 +100,41 @@ async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
     .unwrap();
     let error = confirmation_error(&pool, s.order_id, "gave_up_at IS NOT NULL").await;
     assert!(error.contains("may have arrived"), "{error}");
+}
+
+/// Tries an outage refused are not silent ones: an e-mail that waited out a refusing server is
+/// not given up at the first try the relay, back but slow, leaves unanswered.
+#[sqlx::test(migrations = "./migrations")]
+async fn refused_tries_do_not_count_as_silent_ones(pool: PgPool) {
+    let (smtp_url, _) = silent_after_data().await;
+    let w = world(pool.clone(), |c| {
+        c.smtp_url = Some(smtp_url.into());
+        c.smtp_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let s = w.checkout("chechia-red", "after-outage@example.tn").await;
+    let error =
+        confirmation_error(&pool, s.order_id, "attempts >= 1 AND claimed_until IS NULL").await;
+    assert!(error.contains("may have arrived"), "{error}");
+    // Five refused tries behind it (the relay was down), then a silent one.
+    sqlx::query(
+        "UPDATE outbox_jobs SET attempts = 5, run_after = now()
+          WHERE order_id = $1 AND kind = 'email_confirmation' AND done_at IS NULL",
+    )
+    .bind(s.order_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    confirmation_error(&pool, s.order_id, "attempts >= 6 AND claimed_until IS NULL").await;
+    let gave_up: bool = sqlx::query_scalar(
+        "SELECT gave_up_at IS NOT NULL FROM outbox_jobs
+          WHERE order_id = $1 AND kind = 'email_confirmation'",
+    )
+    .bind(s.order_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(!gave_up, "given up at its second silent try");
 }
 
 /// An SMTP server down for longer than a deliver's patience (twelve tries, 12-24 minutes):
