@@ -28,6 +28,8 @@ pub enum NeedsAction {
     ProofToUpload,
     /// A guest's payment proof waits for DHMAD's approval (the buyer may ask the shop).
     PaymentReview,
+    /// A standard order's contract waits for the shop's signature (DHMAD could not auto-sign).
+    ContractToSign,
     /// An outbox job gave up and was neither retried nor abandoned.
     FailedJobs,
     /// Flagged for the merchant (e.g. DHMAD no longer knows the escrow).
@@ -50,12 +52,13 @@ macro_rules! dead_job {
 pub const DEAD_JOB: &str = dead_job!();
 
 impl NeedsAction {
-    pub const ALL: [NeedsAction; 7] = [
+    pub const ALL: [NeedsAction; 8] = [
         Self::PaidNotShipped,
         Self::CancellationRequested,
         Self::DisputeOpen,
         Self::ProofToUpload,
         Self::PaymentReview,
+        Self::ContractToSign,
         Self::FailedJobs,
         Self::Attention,
     ];
@@ -68,6 +71,7 @@ impl NeedsAction {
             Self::DisputeOpen => "dispute",
             Self::ProofToUpload => "proof",
             Self::PaymentReview => "payment_review",
+            Self::ContractToSign => "sign",
             Self::FailedJobs => "failed_jobs",
             Self::Attention => "attention",
         }
@@ -84,6 +88,7 @@ impl NeedsAction {
             Self::DisputeOpen => "Dispute open",
             Self::ProofToUpload => "Proof to upload",
             Self::PaymentReview => "Payment under review",
+            Self::ContractToSign => "Contract to sign",
             Self::FailedJobs => "Failed jobs",
             Self::Attention => "Flagged",
         }
@@ -123,6 +128,12 @@ impl NeedsAction {
             Self::PaymentReview => {
                 "(o.payment_review_since IS NOT NULL AND o.status = 'awaiting_payment')"
             }
+            // `Order::allows(Action::MerchantSign)`. Index: `orders_admin_sign` (same predicate,
+            // `migrations/20261205020000_admin_contract_to_sign.sql`).
+            Self::ContractToSign => {
+                "(o.mode = 'standard' AND o.status = 'awaiting_payment'
+                  AND o.contract_seller_signed IS NOT TRUE)"
+            }
             // A dead job (`dead_job!`). Index: `outbox_jobs_dead`.
             Self::FailedJobs => concat!(
                 "EXISTS (SELECT 1 FROM outbox_jobs j WHERE j.order_id = o.id AND ",
@@ -143,6 +154,7 @@ impl NeedsAction {
             Self::DisputeOpen => o.dispute_open(),
             Self::ProofToUpload => o.allows(Action::SubmitProof),
             Self::PaymentReview => o.in_payment_review(),
+            Self::ContractToSign => o.allows(Action::MerchantSign),
             Self::FailedJobs => dead_job,
             Self::Attention => o.attention.is_some(),
         }

@@ -93,9 +93,11 @@ async fn seed_every_state(pool: &PgPool) {
     sqlx::query(
         "INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key,
                              proof_required, proof_phase, cancellation, payment_review_since,
-                             attention, created_at)
+                             attention, contract_seller_signed, created_at)
          SELECT gen_random_uuid(), 'chechia-red', m, 'seed' || n || '@example.tn', 10, 'TND', s,
-                'seed:' || n, pr, ph, c, prs, att, now() - n * interval '1 second'
+                'seed:' || n, pr, ph, c, prs, att,
+                (ARRAY[NULL, false, true]::boolean[])[1 + n % 3],
+                now() - n * interval '1 second'
            FROM (SELECT row_number() OVER () AS n, *
                    FROM unnest(enum_range(NULL::escrow_mode)) m
                   CROSS JOIN unnest(enum_range(NULL::order_status)) s

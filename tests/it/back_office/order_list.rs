@@ -134,6 +134,19 @@ async fn the_order_list_filters_searches_and_pages(pool: PgPool) {
     assert!(row_ids(&page).is_empty());
     let page = admin_page(&app, "/admin/orders?needs=ship").await;
     assert_eq!(row_ids(&page).len(), 3);
+    // A standard order DHMAD could not sign for the shop waits for the merchant's signature.
+    sqlx::query(
+        "UPDATE orders SET mode = 'standard', contract_buyer_signed = true,
+                contract_seller_signed = false WHERE id = $1",
+    )
+    .bind(ids[5])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let page = admin_page(&app, "/admin/orders?needs=sign").await;
+    assert_eq!(row_ids(&page), [ids[5]]);
+    let dashboard = admin_page(&app, "/admin").await;
+    assert!(dashboard.contains("Contract to sign"), "{dashboard}");
     // Unknown filter values are refused, not ignored.
     assert_eq!(
         admin_get(&app, "/admin/orders?status=lost").await.status(),
