@@ -65,6 +65,19 @@ async fn ask_to_cancel(w: &World, order_id: uuid::Uuid) {
     .await;
 }
 
+/// The merchant refuses the buyer's cancellation request on DHMAD's page.
+async fn reject_the_request(w: &World, order_id: uuid::Uuid) {
+    let reject = w
+        .admin_form(
+            &format!("/admin/orders/{order_id}/cancellation"),
+            &[("decision", "reject")],
+        )
+        .await;
+    w.finish_on_dhmad(reject, json!({})).await;
+    w.wait_json(order_id, "the answer", |o| o["cancellation"] == "rejected")
+        .await;
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_guest_payment_under_review_offers_no_second_payment_until_approved(pool: PgPool) {
     let w = world(pool, |_| {}).await;
@@ -297,17 +310,7 @@ async fn a_rejected_request_lets_the_merchant_ship(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = paid_quick(&w, "keepit@example.tn").await;
     ask_to_cancel(&w, s.order_id).await;
-    let reject = w
-        .admin_form(
-            &format!("/admin/orders/{}/cancellation", s.order_id),
-            &[("decision", "reject")],
-        )
-        .await;
-    w.finish_on_dhmad(reject, json!({})).await;
-    w.wait_json(s.order_id, "the answer", |o| {
-        o["cancellation"] == "rejected"
-    })
-    .await;
+    reject_the_request(&w, s.order_id).await;
     let bad = w
         .admin_form(
             &format!("/admin/orders/{}/cancellation", s.order_id),
@@ -340,17 +343,7 @@ async fn a_cancellation_whose_webhooks_are_lost_is_known_from_the_callback(pool:
         303,
         "shipped while asked to cancel"
     );
-    let reject = w
-        .admin_form(
-            &format!("/admin/orders/{}/cancellation", s.order_id),
-            &[("decision", "reject")],
-        )
-        .await;
-    w.finish_on_dhmad(reject, json!({})).await;
-    w.wait_json(s.order_id, "the answer", |o| {
-        o["cancellation"] == "rejected"
-    })
-    .await;
+    reject_the_request(&w, s.order_id).await;
     assert_eq!(w.admin_post(&ship).await.status(), 303);
     w.wait_status(s.order_id, "delivered").await;
 }

@@ -221,12 +221,13 @@ async fn an_order_dhmad_keeps_failing_on_backs_off(pool: PgPool) {
     assert_eq!(report.checked, 0);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_deliver_that_gave_up_is_queued_again_and_retryable(pool: PgPool) {
+/// A paid instant order whose deliver DHMAD answers with 500 (until the faults are cleared),
+/// once its first attempt has failed.
+async fn paid_with_a_failing_deliver(pool: PgPool, email: &str) -> (World, Started) {
     let w = world(pool, |_| {}).await;
     w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500", "times": 1000}]}))
         .await;
-    let s = w.checkout("ai-credits-500", "giveup@example.tn").await;
+    let s = w.checkout("ai-credits-500", email).await;
     w.complete(&s.session_id).await;
     w.wait_status(s.order_id, "paid").await;
     wait_for("a failed deliver attempt", 15, || async {
@@ -240,20 +241,32 @@ async fn a_deliver_that_gave_up_is_queued_again_and_retryable(pool: PgPool) {
         (n >= 1).then_some(())
     })
     .await;
-    // It used up its attempts a while ago (the backoff would take 17 minutes to get there).
+    (w, s)
+}
+
+/// The order's deliver gave up twenty minutes ago; how many delivers a reconciler pass then
+/// queues again.
+async fn requeued_after_giving_up(w: &World, order_id: Uuid) -> usize {
     sqlx::query!(
         "UPDATE outbox_jobs SET done_at = now() - interval '20 minutes',
-                gave_up_at = now() - interval '20 minutes', last_error = 'deliver failed: 500'
+                gave_up_at = now() - interval '20 minutes'
           WHERE order_id = $1 AND kind = 'deliver'",
-        s.order_id
+        order_id
     )
     .execute(&w.app.pool)
     .await
     .unwrap();
-    let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
         .await
-        .unwrap();
-    assert_eq!(report.delivers_requeued, 1);
+        .unwrap()
+        .delivers_requeued
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_deliver_that_gave_up_is_queued_again_and_retryable(pool: PgPool) {
+    let (w, s) = paid_with_a_failing_deliver(pool, "giveup@example.tn").await;
+    // It used up its attempts a while ago (the backoff would take 17 minutes to get there).
+    assert_eq!(requeued_after_giving_up(&w, s.order_id).await, 1);
     // The merchant can also run it now; once DHMAD answers, it is delivered.
     w.control("/sandbox/faults", json!({})).await;
     assert_eq!(
@@ -275,23 +288,7 @@ async fn a_deliver_that_gave_up_is_queued_again_and_retryable(pool: PgPool) {
 /// merchant, as a read's 404 flags it.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_deliver_for_an_escrow_dhmad_does_not_know_is_flagged_not_retried(pool: PgPool) {
-    let w = world(pool, |_| {}).await;
-    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500", "times": 1000}]}))
-        .await;
-    let s = w.checkout("ai-credits-500", "forgotten@example.tn").await;
-    w.complete(&s.session_id).await;
-    w.wait_status(s.order_id, "paid").await;
-    wait_for("a failed deliver attempt", 15, || async {
-        let n = sqlx::query_scalar!(
-            "SELECT attempts FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'",
-            s.order_id
-        )
-        .fetch_one(&w.app.pool)
-        .await
-        .unwrap();
-        (n >= 1).then_some(())
-    })
-    .await;
+    let (w, s) = paid_with_a_failing_deliver(pool, "forgotten@example.tn").await;
     // DHMAD forgets the escrow (a sandbox restarted, a record removed at DHMAD), then answers.
     sqlx::query!(
         "UPDATE orders SET escrow_id = '66bb00000000000000ffffff' WHERE id = $1",
@@ -329,19 +326,7 @@ async fn a_deliver_for_an_escrow_dhmad_does_not_know_is_flagged_not_retried(pool
         "not flagged"
     );
     // A quarter of an hour later, the reconciler does not queue it again.
-    sqlx::query!(
-        "UPDATE outbox_jobs SET done_at = now() - interval '20 minutes',
-                gave_up_at = now() - interval '20 minutes'
-          WHERE order_id = $1 AND kind = 'deliver'",
-        s.order_id
-    )
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
-    let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
-        .await
-        .unwrap();
-    assert_eq!(report.delivers_requeued, 0);
+    assert_eq!(requeued_after_giving_up(&w, s.order_id).await, 0);
 }
 
 #[sqlx::test(migrations = "./migrations")]
