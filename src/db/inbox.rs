@@ -59,18 +59,27 @@ pub async fn contains(e: impl PgExecutor<'_>, event_id: &str) -> sqlx::Result<bo
     Ok(found.is_some())
 }
 
-/// When the last event of `event_type` for the order was received, if any.
+/// The last event of a type for an order: when we received it, and when DHMAD says it
+/// happened (its envelope's `timestamp`, by DHMAD's clock).
+pub struct LastEvent {
+    pub received_at: time::OffsetDateTime,
+    pub timestamp: Option<String>,
+}
+
+/// The last event of `event_type` received for the order, if any.
 pub async fn last_received(
     e: impl PgExecutor<'_>,
     order_id: Uuid,
     event_type: &str,
-) -> sqlx::Result<Option<time::OffsetDateTime>> {
-    sqlx::query_scalar!(
-        "SELECT max(received_at) FROM webhook_inbox WHERE order_id = $1 AND event_type = $2",
+) -> sqlx::Result<Option<LastEvent>> {
+    sqlx::query_as!(
+        LastEvent,
+        "SELECT received_at, payload->>'timestamp' AS timestamp FROM webhook_inbox
+          WHERE order_id = $1 AND event_type = $2 ORDER BY received_at DESC LIMIT 1",
         order_id,
         event_type
     )
-    .fetch_one(e)
+    .fetch_optional(e)
     .await
 }
 

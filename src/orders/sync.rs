@@ -254,24 +254,37 @@ pub async fn payment_review_known(state: &AppState, order: &Order) -> OrderResul
     else {
         return Ok(false);
     };
-    // After a rejected proof the buyer is asked to pay again: a page opened before the
-    // rejection is history. One opened since may hold a new proof (the buyer closed the tab
-    // after sending it), which DHMAD is reviewing like the first.
+    // After a rejected proof the buyer is asked to pay again, on a new page or on the one the
+    // rejected proof came from: DHMAD reopens it, and the buyer "may upload again through the
+    // same session" (§4.2). A page completed since the rejection holds a new proof (the buyer
+    // closed the tab after sending it), which DHMAD is reviewing like the first. For a page
+    // opened before the rejection, only DHMAD knows: its `completedAt` after the rejection's
+    // time, both by DHMAD's clock, is a new proof.
+    let mut completed_after = None;
     if order.deposit_rejection_reason.is_some() {
-        let rejected_at =
-            db::inbox::last_received(&state.pool, order.id, DEPOSIT_PROOF_REJECTED).await?;
-        if rejected_at.is_none_or(|at| last.created_at <= at) {
+        let Some(rejection) =
+            db::inbox::last_received(&state.pool, order.id, DEPOSIT_PROOF_REJECTED).await?
+        else {
             return Ok(false);
+        };
+        if last.created_at <= rejection.received_at {
+            let at = rejection
+                .timestamp
+                .as_deref()
+                .and_then(|t| dhmad::iso::parse(t).ok());
+            completed_after = Some(at.unwrap_or(rejection.received_at));
         }
     }
     let finished = match last.status.as_str() {
-        "completed" => true,
+        "completed" if completed_after.is_none() => true,
         "cancelled" => false,
         // Pending or expired here: the buyer may have finished without coming back.
         _ => match state.dhmad.get_session(&last.session_id).await {
             Ok(s) => {
                 db::sessions::set_status(&state.pool, &last.session_id, s.status.as_str()).await?;
                 s.status == dhmad::SessionStatus::Completed
+                    && completed_after
+                        .is_none_or(|after| s.completed_at.is_some_and(|at| at > after))
             }
             // DHMAD answered that it has no such page: nothing is under review there.
             Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => false,

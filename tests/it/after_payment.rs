@@ -172,7 +172,8 @@ async fn a_rejected_guest_proof_says_why_and_lets_the_buyer_pay_again(pool: PgPo
 async fn a_second_proof_sent_after_a_rejection_is_known_to_be_under_review(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let (s, _) = guest_proof_rejected(&w, "second-proof@example.tn").await;
-    // A new page; the new proof is sent there, and the buyer never comes back.
+    // "Pay again" offers the page (the first one, which DHMAD reopened for a new upload); the
+    // new proof is sent there, and the buyer never comes back.
     let again = w
         .app
         .post_form(&format!("/orders/{}/pay", s.order_id), &[])
@@ -180,7 +181,6 @@ async fn a_second_proof_sent_after_a_rejection_is_known_to_be_under_review(pool:
     assert_eq!(again.status(), 303);
     let url = again.headers()["location"].to_str().unwrap().to_owned();
     let page = url.rsplit('/').next().unwrap().to_owned();
-    assert_ne!(page, s.session_id);
     w.control(&format!("/sandbox/sessions/{page}/complete"), guest())
         .await;
 
@@ -194,6 +194,60 @@ async fn a_second_proof_sent_after_a_rejection_is_known_to_be_under_review(pool:
     assert!(known, "the second proof is under review");
     let o = w.app.order_json(s.order_id).await;
     assert_eq!(o["payment_review"], true, "{o}");
+}
+
+/// DHMAD reopens the page a rejected proof came from, and the guest "may upload again through
+/// the same session": a new proof sent there, the tab closed, is under review as one sent on a
+/// new page, so "Pay again" opens no second page and nothing cancels the order under it.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_second_proof_sent_on_the_same_page_is_known_to_be_under_review(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, _) = guest_proof_rejected(&w, "same-page@example.tn").await;
+    w.control(
+        &format!("/sandbox/sessions/{}/complete", s.session_id),
+        guest(),
+    )
+    .await;
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_ne!(again.status(), 303, "a second payment page was opened");
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["payment_review"], true, "{o}");
+    let cancel = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_ne!(
+        cancel.status(),
+        303,
+        "cancelled under a proof of money sent"
+    );
+    assert_eq!(
+        w.app.order_json(s.order_id).await["status"],
+        "awaiting_payment"
+    );
+}
+
+/// The page of the rejected proof, not used again: it is history, and the buyer may pay anew.
+#[sqlx::test(migrations = "./migrations")]
+async fn after_a_rejection_the_buyer_may_pay_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, _) = guest_proof_rejected(&w, "pay-anew@example.tn").await;
+    let order = storefront::db::orders::get(&w.app.pool, s.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let known = storefront::orders::sync::payment_review_known(&w.app.state, &order)
+        .await
+        .unwrap();
+    assert!(!known, "the rejected proof taken for a new one");
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 303);
 }
 
 #[sqlx::test(migrations = "./migrations")]
