@@ -103,7 +103,10 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                     };
                     db::orders::record_escrow(&mut *tx, order.id, &e.id, "pending", None, &line)
                         .await?;
-                    apply_escrow_snapshot(&mut tx, &e, Authority::Api, "reconciliation").await?;
+                    let applied =
+                        apply_escrow_snapshot(&mut tx, &e, Authority::Api, "reconciliation")
+                            .await?;
+                    super::snapshot::amount::keep_from_snapshot(&mut tx, &applied, &e).await?;
                 }
                 None => {
                     // Unless the order moved on while DHMAD was listed: another look found the

@@ -5,7 +5,6 @@
 //! office, and what the buyer reads.
 
 use dhmad::{CancellationRequestStatus, CheckoutAction, Event};
-use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 use super::{snapshot, state_machine::proof_phase_may_follow, Applied, Cancellation, Order};
@@ -81,28 +80,20 @@ pub async fn apply(
         }
         Event::EscrowUpdated(d) => {
             let changed = d.updated_fields.join(", ");
-            // No snapshot carries the amount: the edits are ordered by their own clock, so a
-            // retried older one changes nothing, and one that arrives after other news (a
-            // payment: its snapshot is stale then) still lands. (Each other fact has its own
-            // order: signatures only add, a request's answer is final, proof phases follow
-            // their graph.)
+            // The edits are ordered by their own clock (the amount's, apart from the status
+            // snapshot's), so a retried older one changes nothing, and one that arrives after
+            // other news (a payment: its snapshot is stale then) still lands. Other snapshots
+            // repair a lost edit (`snapshot::amount`). (Each other fact has its own order:
+            // signatures only add, a request's answer is final, proof phases follow their
+            // graph.)
             // Every dated edit moves the clock, one that leaves the amount as it was too, so
             // an older edit arriving after it cannot bring back an amount it replaced.
             let mut amount = None;
-            // An amount the order cannot hold (not above zero, or past `NUMERIC(12, 3)`) is
-            // left out, not allowed to fail the whole event: its status and other facts still
-            // apply, and DHMAD's retries would fail alike until the event is lost.
-            // Judged as stored: Postgres rounds to the millime (half away from zero), and
-            // 0.0004 would become 0.
-            let stored = d.escrow.amount.map(|a| {
-                a.round_dp_with_strategy(3, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
-            });
-            let fits = |a: Decimal| a > Decimal::ZERO && a < Decimal::from(1_000_000_000);
-            match stored {
-                Some(a) if !fits(a) => {
+            match d.escrow.amount.map(|a| (a, snapshot::amount::storable(a))) {
+                Some((a, None)) => {
                     tracing::warn!(order.id = %order.id, amount = %a, "escrow.updated with an amount out of range; amount not changed");
                 }
-                Some(a) => {
+                Some((_, Some(a))) => {
                     let now = time::OffsetDateTime::now_utc();
                     let at = snapshot::sane_clock(d.escrow.updated_at, now);
                     if db::orders::set_amount(&mut *conn, order.id, a, at).await? {

@@ -53,6 +53,7 @@ pub async fn apply_in_tx(
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
     let applied = apply_escrow_snapshot(&mut tx, escrow, Authority::Api, source).await?;
+    super::snapshot::amount::keep_from_snapshot(&mut tx, &applied, escrow).await?;
     tx.commit().await?;
     Ok(applied)
 }

@@ -4,7 +4,9 @@
 use dhmad::{Event, WebhookEnvelope};
 use sha2::{Digest, Sha256};
 
-use super::{apply_escrow_snapshot, news, snapshot::Authority, Applied, OrderError, OrderResult};
+use super::{
+    apply_escrow_snapshot, news, snapshot, snapshot::Authority, Applied, OrderError, OrderResult,
+};
 use crate::db::{self, Pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +192,10 @@ async fn store_and_apply(
             match applied.order() {
                 None => (Outcome::Unmatched, None),
                 Some(order) => {
+                    // `escrow.updated` orders its amount by its own clock (`news`).
+                    if !matches!(ev, Event::EscrowUpdated(_)) {
+                        snapshot::amount::keep_from_snapshot(&mut tx, &applied, escrow).await?;
+                    }
                     news::apply(&mut tx, order, ev, &applied).await?;
                     if let Applied::Transitioned { funded: true, .. } = applied {
                         let took = time::OffsetDateTime::now_utc() - order.created_at;

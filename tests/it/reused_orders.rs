@@ -206,3 +206,42 @@ async fn a_pay_request_cut_short_does_not_hold_up_the_next(pool: PgPool) {
     let again = w.app.post_form(&path, &[]).await;
     assert_eq!(again.status(), 303);
 }
+
+/// `escrow.updated` announces an amount edit, but every snapshot carries the amount: when the
+/// announcement is lost, the payment's snapshot, and the callback's read after it, correct it
+/// (else the order, the buyer's page and the merchant's export keep the old amount for good:
+/// a paid escrow's amount never changes again).
+#[sqlx::test(migrations = "./migrations")]
+async fn an_amount_edit_whose_event_is_lost_is_learned_from_the_escrow(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "edited@example.tn").await;
+    let escrow = w.app.order_json(s.order_id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    let edit = dhmad::UpdateEscrow {
+        amount: Some(rust_decimal::Decimal::from(60)),
+        ..Default::default()
+    };
+    w.app
+        .state
+        .dhmad
+        .update_escrow(&escrow, &edit)
+        .await
+        .unwrap();
+    w.faults(json!({})).await;
+    assert_eq!(w.app.order_json(s.order_id).await["amount"], "45.000");
+    w.complete(&s.session_id).await;
+    let o = w.wait_status(s.order_id, "paid").await;
+    assert_eq!(o["amount"], "60.000", "{o}");
+    let page = w
+        .app
+        .get(&format!("/orders/{}", s.order_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("the amount is now 60.000 TND"), "{page}");
+}

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::{fulfilment, Order};
 use crate::db::{self, events::NewEvent};
 
+pub mod amount;
 mod plan;
 pub(crate) use plan::sane_clock;
 
