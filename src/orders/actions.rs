@@ -156,7 +156,19 @@ pub async fn hosted_step(state: &AppState, order_id: Uuid, action: Action) -> Or
         return Err(refused(&order, action));
     }
     let (dhmad_action, party) = match action {
-        Action::RequestCancellation => (CheckoutAction::RequestCancellation, Party::Buyer),
+        Action::RequestCancellation => {
+            let step = ensure_session(
+                state,
+                &order,
+                CheckoutAction::RequestCancellation,
+                Party::Buyer,
+            )
+            .await;
+            return match step {
+                Ok(s) => Ok(s.url),
+                Err(e) => Err(cancellation_known_at_dhmad(state, &order, e).await),
+            };
+        }
         Action::CancelAndRefund => (CheckoutAction::CancelEscrow, Party::Merchant),
         Action::ConfirmReceipt => (CheckoutAction::Complete, Party::Buyer),
         Action::Sign => (CheckoutAction::SignContract, Party::Buyer),
@@ -198,9 +210,50 @@ pub async fn answer_cancellation(
     } else {
         CheckoutAction::RejectCancellation
     };
-    Ok(ensure_session(state, &order, action, Party::Merchant)
-        .await?
-        .url)
+    match ensure_session(state, &order, action, Party::Merchant).await {
+        Ok(s) => Ok(s.url),
+        Err(e) => Err(cancellation_known_at_dhmad(state, &order, e).await),
+    }
+}
+
+/// DHMAD refused a cancellation step because the request was made, or answered, already: on
+/// its page, with both the callback and the event lost (the user closed the tab, DHMAD's four
+/// tries failed). The refusal is the news: the request is recorded, or its answer, which the
+/// escrow tells (still held: refused; cancelled: accepted). The refusal is still shown.
+async fn cancellation_known_at_dhmad(state: &AppState, order: &Order, e: OrderError) -> OrderError {
+    let OrderError::Refused {
+        code: Some(code), ..
+    } = &e
+    else {
+        return e;
+    };
+    let done = match code {
+        dhmad::ErrorCode::CancellationAlreadyRequested => Some(CheckoutAction::RequestCancellation),
+        dhmad::ErrorCode::NoPendingCancellation => {
+            match sync::refresh_order(state, order, "read after DHMAD found no pending request")
+                .await
+            {
+                Ok(applied) => match applied.order().map(|o| o.status) {
+                    Some(OrderStatus::Paid | OrderStatus::Delivered) => {
+                        Some(CheckoutAction::RejectCancellation)
+                    }
+                    Some(OrderStatus::Cancelled) => Some(CheckoutAction::AcceptCancellation),
+                    _ => None,
+                },
+                Err(read) => {
+                    tracing::warn!(order.id = %order.id, error = %read, "could not read the escrow after a refused answer");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(done) = done {
+        if let Err(err) = sync::cancellation_done(state, order.id, done.as_str()).await {
+            tracing::warn!(order.id = %order.id, error = %err, "could not record the cancellation DHMAD knows of");
+        }
+    }
+    e
 }
 
 /// The buyer's "cancel": before payment it cancels; after, it asks the shop (DHMAD page).

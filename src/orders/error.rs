@@ -18,9 +18,14 @@ pub enum OrderError {
     /// The action does not fit the order's state now.
     #[error("{0}")]
     NotAllowed(String),
-    /// DHMAD refused for a business reason; `message` is its `user_message`, meant for users.
+    /// DHMAD refused for a business reason; `message` is its `user_message`, meant for users,
+    /// `code` its machine-readable reason.
     #[error("{message}")]
-    Refused { message: String, cause: String },
+    Refused {
+        message: String,
+        cause: String,
+        code: Option<dhmad::ErrorCode>,
+    },
     /// DHMAD is unreachable, busy or did not answer: trying again later may work.
     #[error("{message}")]
     DhmadUnavailable { message: String, cause: String },
@@ -83,6 +88,7 @@ impl OrderError {
         }
         match err {
             dhmad::Error::BusinessRule { api, .. } => Self::Refused {
+                code: api.code.clone(),
                 message: api
                     .user_message
                     .unwrap_or_else(|| "The payment provider refused this step.".into()),

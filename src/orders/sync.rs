@@ -200,7 +200,11 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
 }
 
 /// See [`super::news::cancellation_done_on_page`]; under the order's lock, as events apply.
-async fn cancellation_done(state: &AppState, order_id: Uuid, action: &str) -> OrderResult<()> {
+pub(super) async fn cancellation_done(
+    state: &AppState,
+    order_id: Uuid,
+    action: &str,
+) -> OrderResult<()> {
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
     let Some(order) = db::orders::lock(&mut *tx, order_id).await? else {

@@ -402,6 +402,43 @@ async fn a_cancellation_whose_webhooks_are_lost_is_known_from_the_callback(pool:
     w.wait_status(s.order_id, "delivered").await;
 }
 
+/// The merchant refused the request on DHMAD's page, then closed the tab: no callback, and the
+/// event lost too. Once that page has run out, answering again is refused by DHMAD (no pending
+/// request), and that refusal is the news: the escrow still held, the request was refused.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_answer_known_only_to_dhmad_is_learned_from_its_refusal(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "tab-closed@example.tn").await;
+    ask_to_cancel(&w, s.order_id).await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    let answer = format!("/admin/orders/{}/cancellation", s.order_id);
+    let first = w.admin_form(&answer, &[("decision", "reject")]).await;
+    assert_eq!(first.status(), 303);
+    let page = first.headers()["location"].to_str().unwrap().to_owned();
+    let session = page.rsplit('/').next().unwrap().to_owned();
+    w.control(&format!("/sandbox/sessions/{session}/complete"), json!({}))
+        .await;
+    assert_eq!(
+        w.app.order_json(s.order_id).await["cancellation"],
+        "requested"
+    );
+    // The page's time runs out (the sweeper marks it expired).
+    sqlx::query("UPDATE checkout_sessions SET status = 'expired' WHERE session_id = $1")
+        .bind(&session)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let again = w.admin_form(&answer, &[("decision", "reject")]).await;
+    assert_eq!(again.status(), 422, "DHMAD's refusal is shown");
+    assert_eq!(
+        w.app.order_json(s.order_id).await["cancellation"],
+        "rejected"
+    );
+    let ship = format!("/admin/orders/{}/ship", s.order_id);
+    assert_eq!(w.admin_post(&ship).await.status(), 303);
+}
+
 /// A request the shop never answered is moot once the buyer opens a dispute: the page speaks
 /// of the dispute, not of an answer that can no longer come.
 #[sqlx::test(migrations = "./migrations")]

@@ -302,6 +302,7 @@ fn classify_create_error(err: dhmad::Error) -> (OrderStatus, String, OrderError)
                 api.user_message.as_deref().unwrap_or(&api.message)
             ),
             OrderError::Refused {
+                code: api.code.clone(),
                 message: api
                     .user_message
                     .unwrap_or_else(|| "The payment provider refused this order.".into()),
