@@ -3,7 +3,8 @@
 //! recorded after it arrived) or whose reprocessing failed can only be applied again from the
 //! inbox. Same path as a live delivery (`webhook::store_and_apply`): the stored payload is parsed
 //! as a `WebhookEnvelope`, its snapshot applied by `apply_escrow_snapshot` under the order's row
-//! lock, the event's news by `news::apply`, and the inbox row updated, in one transaction.
+//! lock (and its amount by `snapshot::amount`), the event's news by `news::apply`, and the inbox
+//! row updated, in one transaction.
 //!
 //! Idempotent: the inbox row is locked first and a `processed` event is left alone, so its news
 //! (timeline lines, cancellation facts) is applied at most once however often, or however
@@ -87,6 +88,8 @@ async fn apply_in(tx: &mut PgConnection, event_id: &str) -> sqlx::Result<Reproce
                 match applied.order() {
                     None => (Outcome::Unmatched, None),
                     Some(order) => {
+                        super::snapshot::amount::keep_from_event(&mut *tx, &applied, ev, escrow)
+                            .await?;
                         news::apply(&mut *tx, order, ev, &applied).await?;
                         (Outcome::Processed, Some(order.id))
                     }

@@ -193,11 +193,21 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     }
     if finished && session.action == CheckoutAction::AcceptPay.as_str() {
         note_payment_review(state, order.id).await?;
-    } else if finished {
-        cancellation_done(state, order.id, &session.action).await?;
+    } else if finished && CANCELLATION_STEPS.contains(&session.action.as_str()) {
+        // Like the escrow read above: the page is shown whatever; the event may still come.
+        if let Err(e) = cancellation_done(state, order.id, &session.action).await {
+            tracing::warn!(error = %e, cause = e.cause(), "could not record the cancellation step from DHMAD's page");
+        }
     }
     Ok(returned)
 }
+
+/// The pages whose completion says where the buyer's cancellation request stands.
+const CANCELLATION_STEPS: [&str; 3] = [
+    "request_cancellation",
+    "reject_cancellation",
+    "accept_cancellation",
+];
 
 /// See [`super::news::cancellation_done_on_page`]; under the order's lock, as events apply.
 pub(super) async fn cancellation_done(
@@ -264,7 +274,10 @@ pub async fn payment_review_known(state: &AppState, order: &Order) -> OrderResul
     // same session" (§4.2). A page completed since the rejection holds a new proof (the buyer
     // closed the tab after sending it), which DHMAD is reviewing like the first. For a page
     // opened before the rejection, only DHMAD knows: its `completedAt` after the rejection's
-    // time, both by DHMAD's clock, is a new proof.
+    // time, both by DHMAD's clock (the event's `timestamp`, which every stored event has), is
+    // a new proof. That DHMAD dates a second completion of one page anew is the sandbox's
+    // reading (the contract leaves it open); if it keeps the first date, such a page reads as
+    // the rejected proof's, as before.
     let mut completed_after = None;
     if order.deposit_rejection_reason.is_some() {
         let Some(rejection) =

@@ -192,10 +192,7 @@ async fn store_and_apply(
             match applied.order() {
                 None => (Outcome::Unmatched, None),
                 Some(order) => {
-                    // `escrow.updated` orders its amount by its own clock (`news`).
-                    if !matches!(ev, Event::EscrowUpdated(_)) {
-                        snapshot::amount::keep_from_snapshot(&mut tx, &applied, escrow).await?;
-                    }
+                    snapshot::amount::keep_from_event(&mut tx, &applied, ev, escrow).await?;
                     news::apply(&mut tx, order, ev, &applied).await?;
                     if let Applied::Transitioned { funded: true, .. } = applied {
                         let took = time::OffsetDateTime::now_utc() - order.created_at;

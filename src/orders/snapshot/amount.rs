@@ -2,7 +2,7 @@
 //! from a webhook or from DHMAD's API, carries the amount: one whose announcement was lost is
 //! learned from the next snapshot (the payment's, the callback's read, the reconciler's).
 
-use dhmad::Escrow;
+use dhmad::{Escrow, Event};
 use rust_decimal::{Decimal, RoundingStrategy};
 use sqlx::PgConnection;
 
@@ -53,4 +53,18 @@ pub async fn keep_from_snapshot(
         order.currency
     );
     db::events::add(&mut *conn, order.id, "event", &detail, Some(&public)).await
+}
+
+/// [`keep_from_snapshot`] for an event's snapshot, live or reprocessed: `escrow.updated` is the
+/// edit itself, ordered by its own clock (`news`).
+pub async fn keep_from_event(
+    conn: &mut PgConnection,
+    applied: &Applied,
+    event: &Event,
+    escrow: &Escrow,
+) -> sqlx::Result<()> {
+    if matches!(event, Event::EscrowUpdated(_)) {
+        return Ok(());
+    }
+    keep_from_snapshot(conn, applied, escrow).await
 }

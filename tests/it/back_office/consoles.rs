@@ -72,6 +72,26 @@ async fn reprocessing_all_reaches_past_events_that_never_match(pool: PgPool) {
     assert_eq!(order_status(&app.pool, id).await, "paid");
 }
 
+/// A reprocessed event applies what a live one would, the amount its snapshot carries too.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_reprocessed_payment_brings_its_amount(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let escrow_id = "66bb000000000000000000e4";
+    let paid = status_event(escrow(escrow_id, "paid", "pending", "quick", t(1)));
+    assert_eq!(app.deliver(&sign(&paid)).await.status(), 200);
+    let id = app
+        .seed_order("chechia-red", "amount@example.tn", escrow_id, t(0))
+        .await;
+    assert_eq!(app.order_json(id).await["amount"], "45.000");
+    let back = act(&app, &format!("/admin/inbox/{}/reprocess", paid.id)).await;
+    assert_eq!(back, "/admin/inbox?notice=event_processed");
+    let o = app.order_json(id).await;
+    assert_eq!(
+        (&o["status"], &o["amount"]),
+        (&json!("paid"), &json!("15.000"))
+    );
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn an_unmatched_event_is_reprocessed_once_its_order_exists(pool: PgPool) {
     let app = spawn_offline(pool).await;
