@@ -87,6 +87,24 @@ pub async fn release(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<()>
     Ok(())
 }
 
+/// Puts the order back in line, to be taken again no sooner than `after` from now: DHMAD
+/// answered 429 and said how long to wait (see `orders::queue::serve`).
+pub async fn release_after(
+    e: impl PgExecutor<'_>,
+    order_id: Uuid,
+    after: Duration,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE checkout_queue SET claimed_until = now() + $2::bigint * interval '1 millisecond'
+          WHERE order_id = $1",
+        order_id,
+        super::budget::millis(after)
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 /// The checkout left the queue: its calls were made (or it can no longer be made).
 pub async fn remove(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<()> {
     sqlx::query!("DELETE FROM checkout_queue WHERE order_id = $1", order_id)

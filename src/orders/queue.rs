@@ -137,8 +137,10 @@ async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
     let id = order.id;
     match checkout::resume(state, order).await {
         Err(OrderError::Busy { retry_after }) => {
-            // The budget holds every call back for as long as DHMAD said (`budget.rs`).
-            db::checkout_queue::release(&state.pool, id).await?;
+            // The budget holds every call back for as long as DHMAD said (`budget.rs`); the
+            // order waits as long too, so that with no budget kept (`DHMAD_RATE_LIMIT=0`) it
+            // is not sent again every turn while DHMAD's window is spent.
+            db::checkout_queue::release_after(&state.pool, id, retry_after).await?;
             tracing::info!(order.id = %id, ?retry_after, "queued checkout waits again");
             Err(OrderError::Busy { retry_after })
         }

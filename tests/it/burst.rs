@@ -576,3 +576,38 @@ async fn a_manual_reconciliation_does_not_jump_the_checkout_line(pool: PgPool) {
     .unwrap();
     assert_eq!(used, 0, "calls taken ahead of the line");
 }
+
+/// With no budget kept (`DHMAD_RATE_LIMIT=0`, DHMAD's own 429s only), a queued checkout DHMAD
+/// refuses with 429 waits as long as DHMAD said, where the line sent it again every turn (about
+/// once a second per buyer), each a write DHMAD counts against the spent window.
+#[sqlx::test(migrations = "./migrations")]
+async fn without_a_budget_a_refused_checkout_waits_as_told(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.dhmad_budget = Limits {
+            calls: 0,
+            window: Duration::from_secs(60),
+        };
+        c.edge.checkout_per_minute = 100_000;
+    })
+    .await;
+    w.faults(
+        json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "rate_limit_429",
+                              "times": 1000, "reset_ms": 30_000}]}),
+    )
+    .await;
+    for i in 0..3 {
+        let email = format!("no-budget{i}@example.tn");
+        let r = w
+            .http
+            .post(w.app.url("/api/checkout"))
+            .header("idempotency-key", idempotency_key(SKU, &email))
+            .json(&json!({"sku": SKU, "email": email}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let sent = w.count_calls("POST", "/api/v1/escrows").await;
+    assert!(sent <= 6, "{sent} creations sent inside DHMAD's 30 s wait");
+}
