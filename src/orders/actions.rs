@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{
     lost_escrow,
     sessions::{ensure_session, OpeningClaim, Party},
-    sync, Action, Order, OrderError, OrderResult, OrderStatus,
+    sync, Action, Cancellation, Order, OrderError, OrderResult, OrderStatus,
 };
 use crate::db;
 use crate::state::AppState;
@@ -228,16 +228,16 @@ async fn cancellation_known_at_dhmad(state: &AppState, order: &Order, e: OrderEr
         return e;
     };
     let done = match code {
-        dhmad::ErrorCode::CancellationAlreadyRequested => Some(CheckoutAction::RequestCancellation),
+        dhmad::ErrorCode::CancellationAlreadyRequested => Some(Cancellation::Requested),
         dhmad::ErrorCode::NoPendingCancellation => {
             match sync::refresh_order(state, order, "read after DHMAD found no pending request")
                 .await
             {
                 Ok(applied) => match applied.order().map(|o| o.status) {
                     Some(OrderStatus::Paid | OrderStatus::Delivered) => {
-                        Some(CheckoutAction::RejectCancellation)
+                        Some(Cancellation::Rejected)
                     }
-                    Some(OrderStatus::Cancelled) => Some(CheckoutAction::AcceptCancellation),
+                    Some(OrderStatus::Cancelled) => Some(Cancellation::Accepted),
                     _ => None,
                 },
                 Err(read) => {
@@ -249,7 +249,7 @@ async fn cancellation_known_at_dhmad(state: &AppState, order: &Order, e: OrderEr
         _ => None,
     };
     if let Some(done) = done {
-        if let Err(err) = sync::cancellation_done(state, order.id, done.as_str()).await {
+        if let Err(err) = sync::cancellation_done(state, order.id, done).await {
             tracing::warn!(order.id = %order.id, error = %err, "could not record the cancellation DHMAD knows of");
         }
     }

@@ -252,30 +252,38 @@ fn cancellation_may_follow(stored: Option<Cancellation>, next: Cancellation) -> 
     )
 }
 
-/// The callback found DHMAD's page for a cancellation step (`action`) completed: records the
-/// request or its answer as the event would. No escrow snapshot carries the request and DHMAD
-/// does not resend a lost event, so without this a lost `escrow.cancellation.*` left the order
-/// waiting for an answer for ever: no shipping, no receipt, buttons DHMAD then refuses. The
-/// event, when it comes, finds it recorded and writes the buyer's line. Whether it was new.
+/// Where a completed page of DHMAD's for `action` leaves the buyer's cancellation request, if
+/// the action is one of the cancellation steps.
+pub(super) fn cancellation_step(action: &str) -> Option<Cancellation> {
+    match CheckoutAction::from(action) {
+        CheckoutAction::RequestCancellation => Some(Cancellation::Requested),
+        CheckoutAction::RejectCancellation => Some(Cancellation::Rejected),
+        CheckoutAction::AcceptCancellation => Some(Cancellation::Accepted),
+        _ => None,
+    }
+}
+
+/// A cancellation step was taken on DHMAD's page (the callback saw the page completed, or DHMAD
+/// refused the step as taken already): records the request or its answer as the event would.
+/// No escrow snapshot carries the request and DHMAD does not resend a lost event, so without
+/// this a lost `escrow.cancellation.*` left the order waiting for an answer for ever: no
+/// shipping, no receipt, buttons DHMAD then refuses. The event, when it comes, finds it
+/// recorded and writes the buyer's line. Whether it was new.
 pub(super) async fn cancellation_done_on_page(
     conn: &mut PgConnection,
     order: &Order,
-    action: &str,
+    state: Cancellation,
 ) -> sqlx::Result<bool> {
-    let (state, detail) = match CheckoutAction::from(action) {
-        CheckoutAction::RequestCancellation => (
-            Cancellation::Requested,
-            "The buyer asked to cancel on DHMAD's page (its event has not come)",
-        ),
-        CheckoutAction::RejectCancellation => (
-            Cancellation::Rejected,
-            "The cancellation request was refused on DHMAD's page (its event has not come)",
-        ),
-        CheckoutAction::AcceptCancellation => (
-            Cancellation::Accepted,
-            "The cancellation was accepted on DHMAD's page (its event has not come)",
-        ),
-        _ => return Ok(false),
+    let detail = match state {
+        Cancellation::Requested => {
+            "The buyer asked to cancel on DHMAD's page (its event has not come)"
+        }
+        Cancellation::Rejected => {
+            "The cancellation request was refused on DHMAD's page (its event has not come)"
+        }
+        Cancellation::Accepted => {
+            "The cancellation was accepted on DHMAD's page (its event has not come)"
+        }
     };
     if order.cancellation == Some(state) || !cancellation_may_follow(order.cancellation, state) {
         return Ok(false);

@@ -193,34 +193,28 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     }
     if finished && session.action == CheckoutAction::AcceptPay.as_str() {
         note_payment_review(state, order.id).await?;
-    } else if finished && CANCELLATION_STEPS.contains(&session.action.as_str()) {
+    } else if let Some(step) = super::news::cancellation_step(&session.action).filter(|_| finished)
+    {
         // Like the escrow read above: the page is shown whatever; the event may still come.
-        if let Err(e) = cancellation_done(state, order.id, &session.action).await {
+        if let Err(e) = cancellation_done(state, order.id, step).await {
             tracing::warn!(error = %e, cause = e.cause(), "could not record the cancellation step from DHMAD's page");
         }
     }
     Ok(returned)
 }
 
-/// The pages whose completion says where the buyer's cancellation request stands.
-const CANCELLATION_STEPS: [&str; 3] = [
-    "request_cancellation",
-    "reject_cancellation",
-    "accept_cancellation",
-];
-
 /// See [`super::news::cancellation_done_on_page`]; under the order's lock, as events apply.
 pub(super) async fn cancellation_done(
     state: &AppState,
     order_id: Uuid,
-    action: &str,
+    step: super::Cancellation,
 ) -> OrderResult<()> {
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
     let Some(order) = db::orders::lock(&mut *tx, order_id).await? else {
         return Err(OrderError::NotFound);
     };
-    super::news::cancellation_done_on_page(&mut tx, &order, action).await?;
+    super::news::cancellation_done_on_page(&mut tx, &order, step).await?;
     tx.commit().await?;
     Ok(())
 }
