@@ -1,0 +1,237 @@
+//! A guest's payment (instant mode, no DHMAD account): a proof of money sent out of band that
+//! DHMAD's admin approves or rejects. While it is under review no second payment is offered
+//! and nothing cancels the order under it; a rejection says why and lets the buyer pay again,
+//! on a new page or the one DHMAD reopened. Every step goes through the sandbox.
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::common::{sandbox::*, *};
+
+use super::after_payment::escrow_of;
+
+/// A guest pays an instant order with a proof, comes back, and DHMAD rejects the proof.
+async fn guest_proof_rejected(w: &World, email: &str) -> (Started, serde_json::Value) {
+    let s = w.checkout("ai-credits-500", email).await;
+    let v = w
+        .control(
+            &format!("/sandbox/sessions/{}/complete", s.session_id),
+            guest(),
+        )
+        .await;
+    w.land_on_callback(v["redirect_url"].as_str().unwrap())
+        .await;
+    let escrow = escrow_of(w, s.order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
+        json!({"reason": "unreadable receipt"}),
+    )
+    .await;
+    let o = w
+        .wait_json(s.order_id, "the rejection", |o| {
+            o["deposit_rejection_reason"] == "unreadable receipt"
+        })
+        .await;
+    (s, o)
+}
+
+fn guest() -> serde_json::Value {
+    json!({"payer": "guest", "method": "d17"})
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_guest_payment_under_review_offers_no_second_payment_until_approved(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "guest@example.tn").await;
+    let redirect = w
+        .control(
+            &format!("/sandbox/sessions/{}/complete", s.session_id),
+            json!({"payer": "guest", "method": "d17"}),
+        )
+        .await["redirect_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.land_on_callback(&redirect).await;
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["status"], "awaiting_payment");
+    assert_eq!(o["payment_review"], true, "{o}");
+    assert!(o["checkout_url"].is_null());
+    let page = w
+        .app
+        .get(&format!("/orders/{}", s.order_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("checking"), "{page}");
+    assert!(!page.contains("Pay again"));
+
+    let sessions_before = w.count_calls("POST", "/sessions").await;
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 409);
+    let repeat = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header(
+            "idempotency-key",
+            idempotency_key("ai-credits-500", "guest@example.tn"),
+        )
+        .json(&json!({"sku": "ai-credits-500", "email": "guest@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repeat.status(), 409);
+    assert_eq!(
+        w.count_calls("POST", "/sessions").await,
+        sessions_before,
+        "no new session"
+    );
+
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/deposit-proof/approve"),
+        json!({}),
+    )
+    .await;
+    let done = w.wait_status(s.order_id, "completed").await;
+    assert!(done["digital_code"].as_str().is_some());
+    assert_eq!(done["payment_review"], false);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_rejected_guest_proof_says_why_and_lets_the_buyer_pay_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, o) = guest_proof_rejected(&w, "guest2@example.tn").await;
+    assert_eq!(o["payment_review"], false);
+    let page = w
+        .app
+        .get(&format!("/orders/{}", s.order_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("unreadable receipt") && page.contains("Pay again"),
+        "{page}"
+    );
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    w.finish_on_dhmad(again, json!({})).await;
+    w.wait_status(s.order_id, "completed").await;
+}
+
+/// After a rejected proof the buyer opens a new payment page, sends a new proof and closes the
+/// tab: that proof is under review like the first, so no other payment is offered (and the
+/// abandoned-order job would not cancel the escrow).
+#[sqlx::test(migrations = "./migrations")]
+async fn a_second_proof_sent_after_a_rejection_is_known_to_be_under_review(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, _) = guest_proof_rejected(&w, "second-proof@example.tn").await;
+    // "Pay again" offers the page (the first one, which DHMAD reopened for a new upload); the
+    // new proof is sent there, and the buyer never comes back.
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 303);
+    let url = again.headers()["location"].to_str().unwrap().to_owned();
+    let page = url.rsplit('/').next().unwrap().to_owned();
+    w.control(&format!("/sandbox/sessions/{page}/complete"), guest())
+        .await;
+
+    let order = storefront::db::orders::get(&w.app.pool, s.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let known = storefront::orders::sync::payment_review_known(&w.app.state, &order)
+        .await
+        .unwrap();
+    assert!(known, "the second proof is under review");
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["payment_review"], true, "{o}");
+}
+
+/// DHMAD reopens the page a rejected proof came from, and the guest "may upload again through
+/// the same session": a new proof sent there, the tab closed, is under review as one sent on a
+/// new page, so "Pay again" opens no second page and nothing cancels the order under it.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_second_proof_sent_on_the_same_page_is_known_to_be_under_review(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, _) = guest_proof_rejected(&w, "same-page@example.tn").await;
+    w.control(
+        &format!("/sandbox/sessions/{}/complete", s.session_id),
+        guest(),
+    )
+    .await;
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_ne!(again.status(), 303, "a second payment page was opened");
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["payment_review"], true, "{o}");
+    let cancel = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_ne!(
+        cancel.status(),
+        303,
+        "cancelled under a proof of money sent"
+    );
+    assert_eq!(
+        w.app.order_json(s.order_id).await["status"],
+        "awaiting_payment"
+    );
+}
+
+/// The page of the rejected proof, not used again: it is history, and the buyer may pay anew.
+#[sqlx::test(migrations = "./migrations")]
+async fn after_a_rejection_the_buyer_may_pay_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, _) = guest_proof_rejected(&w, "pay-anew@example.tn").await;
+    let order = storefront::db::orders::get(&w.app.pool, s.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let known = storefront::orders::sync::payment_review_known(&w.app.state, &order)
+        .await
+        .unwrap();
+    assert!(!known, "the rejected proof taken for a new one");
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 303);
+}
+
+/// A guest sends a proof on DHMAD's page and closes the tab (no callback): the shop does not
+/// know DHMAD is checking it. The buyer's "Cancel order" asks DHMAD first: a cancel would make
+/// DHMAD reject a proof of money already sent, with no automatic refund for a guest.
+#[sqlx::test(migrations = "./migrations")]
+async fn cancelling_asks_dhmad_about_a_proof_sent_without_coming_back(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "tab-closed@example.tn").await;
+    w.control(
+        &format!("/sandbox/sessions/{}/complete", s.session_id),
+        guest(),
+    )
+    .await;
+    let cancel = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_eq!(cancel.status(), 409);
+    let page = cancel.text().await.unwrap();
+    assert!(page.contains("checking a proof of payment"), "{page}");
+    assert_eq!(w.count_calls("POST", "/cancel").await, 0, "no cancel sent");
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    assert_eq!(o["payment_review"], true, "{o}");
+}
