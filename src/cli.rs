@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use storefront::config::{
     ConfigError, EdgeLimits, JobIntervals, DEFAULT_DHMAD_API_BASE, DEFAULT_DHMAD_TIMEOUT_SECS,
     DEFAULT_LISTEN_ADDR, DEFAULT_MAIL_FROM, DEFAULT_PUBLIC_BASE_URL, DEFAULT_SMTP_TIMEOUT_SECS,
-    DEFAULT_STATIC_DIR,
+    DEFAULT_STATIC_DIR, DEFAULT_TRUSTED_PROXIES,
 };
 use storefront::{telemetry, Config};
 
@@ -255,6 +255,10 @@ pub struct Settings {
         help_heading = "Limits"
     )]
     client_ip_header: Option<String>,
+    /// The reverse proxies whose CLIENT_IP_HEADER is believed: addresses or ranges, separated
+    /// by commas; any other peer is taken at its own address.
+    #[arg(long, env = "TRUSTED_PROXIES", hide_env_values = true, default_value = DEFAULT_TRUSTED_PROXIES, help_heading = "Limits")]
+    trusted_proxies: String,
 
     #[command(flatten)]
     logs: Logs,
@@ -292,6 +296,7 @@ impl Settings {
             "RATE_LIMIT_CHECKOUT_PER_MIN" => &self.rate_limit_checkout_per_min,
             "RATE_LIMIT_ACTIONS_PER_MIN" => &self.rate_limit_actions_per_min,
             "CLIENT_IP_HEADER" => return self.client_ip_header.clone(),
+            "TRUSTED_PROXIES" => &self.trusted_proxies,
             _ => return None,
         };
         Some(v.clone())

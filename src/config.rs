@@ -5,8 +5,14 @@
 //! The binary's command line (`src/cli.rs`) names and documents every variable, with these
 //! defaults, and hands the values it parsed to [`Config::from_lookup`]: the validation is here.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
@@ -114,6 +120,40 @@ pub struct EdgeLimits {
     /// Header holding the client address set by a trusted reverse proxy (the last value is
     /// taken, the one the proxy appended); unset = the TCP peer address.
     pub client_ip_header: Option<String>,
+    /// The peers whose `client_ip_header` is believed; anyone else's address is their own.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Where a reverse proxy in front of the shop usually connects from: this machine, or a
+/// private network (a container's, a data centre's). A client reaching the shop's port
+/// straight from the internet has none of these addresses, so it cannot name its own.
+pub const DEFAULT_TRUSTED_PROXIES: &str =
+    "127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7";
+
+/// `TRUSTED_PROXIES`: addresses or ranges, separated by commas.
+fn parse_proxies(text: &str) -> Result<Vec<IpNet>, String> {
+    let nets = text
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<IpNet>()
+                .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{t:?} is neither an address nor a range like 10.0.0.0/8"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if nets.is_empty() {
+        return Err("expected addresses or ranges, separated by commas".into());
+    }
+    Ok(nets)
+}
+
+impl EdgeLimits {
+    /// Whether a connection from `peer` may tell the client's address in `client_ip_header`.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
 }
 
 impl Default for EdgeLimits {
@@ -126,6 +166,7 @@ impl Default for EdgeLimits {
             actions_per_minute: 60,
             callback_recheck: Duration::from_secs(5),
             client_ip_header: None,
+            trusted_proxies: parse_proxies(DEFAULT_TRUSTED_PROXIES).expect("valid ranges"),
         }
     }
 }
@@ -338,6 +379,14 @@ impl Config {
                     .map_err(|_| "not a valid header name".into()),
             );
         }
+        let trusted_proxies = match var("TRUSTED_PROXIES").map(|t| parse_proxies(&t)) {
+            None => e.trusted_proxies.clone(),
+            Some(Ok(nets)) => nets,
+            Some(Err(why)) => {
+                check("TRUSTED_PROXIES", Err(why));
+                e.trusted_proxies.clone()
+            }
+        };
         let smtp_url = var("SMTP_URL");
         if let Some(u) = &smtp_url {
             let ok = Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "smtp" | "smtps"));
@@ -431,6 +480,7 @@ impl Config {
                 actions_per_minute: u32::try_from(actions_per_minute).unwrap_or(u32::MAX),
                 callback_recheck: e.callback_recheck,
                 client_ip_header,
+                trusted_proxies,
             },
             static_dir,
         })

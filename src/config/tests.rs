@@ -240,3 +240,39 @@ fn durations_and_counts_past_their_maximum_are_refused() {
     assert_eq!(c.jobs.abandoned_after.as_secs(), MAX_SECS);
     assert_eq!(c.edge.max_connections, 1_000_000);
 }
+
+#[test]
+fn the_client_ip_header_is_believed_from_the_trusted_proxies_only() {
+    let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+    let default = cfg(MIN).unwrap().edge;
+    for near in [
+        "127.0.0.1",
+        "::1",
+        "10.1.2.3",
+        "172.18.0.2",
+        "192.168.1.1",
+        "::ffff:10.0.0.9",
+        "fd00::7",
+    ] {
+        assert!(default.trusts(ip(near)), "{near}");
+    }
+    for far in [
+        "203.0.113.7",
+        "172.32.0.1",
+        "2001:db8::1",
+        "::ffff:198.51.100.9",
+    ] {
+        assert!(!default.trusts(ip(far)), "{far}");
+    }
+    let mut pairs = MIN.to_vec();
+    pairs.push(("TRUSTED_PROXIES", " 198.51.100.9, 2001:db8:1::/48 "));
+    let named = cfg(&pairs).unwrap().edge;
+    assert!(named.trusts(ip("198.51.100.9")) && named.trusts(ip("2001:db8:1::5")));
+    assert!(!named.trusts(ip("127.0.0.1")) && !named.trusts(ip("198.51.100.10")));
+    for bad in ["10.0.0.0/33", "proxy.local", ","] {
+        let mut pairs = MIN.to_vec();
+        pairs.push(("TRUSTED_PROXIES", bad));
+        let err = cfg(&pairs).unwrap_err().to_string();
+        assert!(err.contains("TRUSTED_PROXIES"), "{bad}: {err}");
+    }
+}

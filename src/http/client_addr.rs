@@ -1,7 +1,8 @@
 //! The client's address: the TCP peer, or, behind a reverse proxy, the last value of the one
-//! header the operator configured (`CLIENT_IP_HEADER`). Any other header, and any earlier value
-//! of that one, is ignored, so a client cannot pick its own address to dodge rate limits and
-//! login throttling.
+//! header the operator configured (`CLIENT_IP_HEADER`), believed only from the proxies'
+//! addresses (`TRUSTED_PROXIES`). Any other header, any earlier value of that one, and that
+//! one from anyone else are ignored, so a client cannot pick its own address to dodge rate
+//! limits and login throttling, even by reaching the shop's port without the proxy.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -13,7 +14,11 @@ use axum::{
 use crate::{config::Config, state::AppState};
 
 pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, config: &Config) -> Option<IpAddr> {
-    if let Some(name) = &config.edge.client_ip_header {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip());
+    let from_proxy = peer.is_some_and(|p| config.edge.trusts(p));
+    if let Some(name) = config.edge.client_ip_header.as_ref().filter(|_| from_proxy) {
         // Only the last value is the proxy's own: everything before it came from the client.
         let last = headers
             .get_all(name.as_str())
@@ -26,11 +31,9 @@ pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, config: &Config) 
             return last;
         }
         // None, or one that names no address: the peer, which the client cannot choose
-        // either (behind the proxy, the proxy: such requests share one allowance).
+        // either (the proxy: such requests share one allowance).
     }
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip())
+    peer
 }
 
 /// One value of the header: `ip`, or `ip:port` / `[v6]:port` as some proxies write it.

@@ -34,6 +34,12 @@ fn unsafe_method(m: &Method) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Reads that change something, reached by a plain link (so no token): the CSV export writes
+/// the audit trail, with the filter it was given. Another site could send the merchant's
+/// browser there (the back-office cookie is `Lax`, so it goes along on a navigation), to put a
+/// line of its choosing on the trail under the merchant's name; the origin check refuses it.
+const READS_WITH_EFFECTS: [&str; 1] = ["/admin/orders.csv"];
+
 /// `Sec-Fetch-Site` (when the browser sends it) must be same-origin or a user's own
 /// navigation; `Origin` (when sent) must be the shop's public origin or the origin the request
 /// was addressed to.
@@ -50,6 +56,14 @@ fn same_origin(headers: &HeaderMap, config: &Config) -> bool {
     let scheme = config.public_base_url.scheme();
     let addressed = text(header::HOST.as_str()).map(|h| format!("{scheme}://{h}"));
     origin == config.public_origin() || Some(origin) == addressed.as_deref()
+}
+
+fn renders_no_form(path: &str) -> bool {
+    path.starts_with("/static/")
+        || matches!(
+            path,
+            "/favicon.ico" | "/openapi.json" | "/healthz" | "/readyz" | "/metrics"
+        )
 }
 
 fn form_token(body: &[u8]) -> Option<String> {
@@ -76,6 +90,9 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
         .get(cookies::CSRF.name(&state.config))
         .map(|c| c.value().to_owned());
     let mut req = req;
+    if READS_WITH_EFFECTS.contains(&path.as_str()) && !same_origin(req.headers(), &state.config) {
+        return refuse("cross-site");
+    }
     if unsafe_method(req.method()) && !machine {
         if !same_origin(req.headers(), &state.config) {
             return refuse("cross-site");
@@ -97,8 +114,9 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
                 .or_else(|| form_token(&bytes));
-            // Only a token this shop could have issued: an empty or made-up cookie planted
-            // beside a matching field (a sibling subdomain can set one) proves nothing.
+            // Only a token of the shape this shop issues: an empty or short cookie planted
+            // beside a matching field proves nothing. (Nothing signs it: a sibling subdomain
+            // could plant a well-formed one; the origin check above is what stops its form.)
             let valid = match (&cookie, &sent) {
                 (Some(c), Some(s)) if cookies::well_formed(c) => {
                     bool::from(c.as_bytes().ct_eq(s.as_bytes()))
@@ -112,8 +130,9 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
         }
     }
     // No token for what renders no form: files, and the favicon above all, which shared
-    // caches keep for a week and would hand one visitor's cookie to every other.
-    if machine || api || path.starts_with("/static/") || path == "/favicon.ico" {
+    // caches keep for a week and would hand one visitor's cookie to every other; and the
+    // machines' routes, which say nothing about caching.
+    if machine || api || renders_no_form(&path) {
         return next.run(req).await;
     }
     let (token, fresh) = match cookie {

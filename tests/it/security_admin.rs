@@ -399,3 +399,44 @@ async fn a_failed_retry_of_a_deliver_is_audited(pool: PgPool) {
     assert_eq!(audit[0].0, "retry_deliver");
     assert!(audit[0].1.starts_with("failed"), "{audit:?}");
 }
+
+/// The CSV export writes the audit trail: another site sending the merchant's browser there
+/// (the session cookie goes along on a navigation) is refused, and leaves no line behind.
+#[sqlx::test(migrations = "./migrations")]
+async fn another_site_cannot_make_the_merchants_browser_export(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let login = app
+        .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
+        .await;
+    assert_eq!(login.status(), 303);
+    let export = |site: &'static str| {
+        app.http
+            .get(app.url("/admin/orders.csv?q=call+support+now"))
+            .header("sec-fetch-site", site)
+            .header("sec-fetch-mode", "navigate")
+            .send()
+    };
+    assert_eq!(export("cross-site").await.unwrap().status(), 403);
+    assert_eq!(export("same-site").await.unwrap().status(), 403);
+    let exports = || {
+        sqlx::query_scalar!("SELECT count(*) FROM admin_audit WHERE action = 'export_csv'")
+            .fetch_one(&app.pool)
+    };
+    assert_eq!(exports().await.unwrap(), Some(0));
+    // The merchant's own click, and a script's request without fetch metadata, still export.
+    let own = export("same-origin").await.unwrap();
+    assert_eq!(own.status(), 200);
+    assert!(own
+        .text()
+        .await
+        .unwrap()
+        .starts_with("created_at,order_id,"));
+    let script = bare_client()
+        .get(app.url("/admin/orders.csv"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(exports().await.unwrap(), Some(2));
+}

@@ -85,8 +85,8 @@ async fn forms_need_the_shops_token_and_origin(pool: PgPool) {
 }
 
 /// A CSRF cookie someone planted (a sibling subdomain can set one) beside a matching field
-/// proves nothing: only a token this shop could have issued counts. And the favicon, which
-/// shared caches keep for a week, never carries one.
+/// proves nothing: only a token of the shape this shop issues counts. And the favicon, which
+/// shared caches keep for a week, never carries one, nor do the machines' routes.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_planted_csrf_cookie_opens_nothing_and_the_favicon_sets_none(pool: PgPool) {
     let app = spawn_offline(pool).await;
@@ -116,13 +116,16 @@ async fn a_planted_csrf_cookie_opens_nothing_and_the_favicon_sets_none(pool: PgP
         .unwrap();
     assert_eq!(r.status(), 404);
 
-    let icon = bare.get(app.url("/favicon.ico")).send().await.unwrap();
-    assert_eq!(icon.status(), 200);
-    assert!(
-        icon.headers().get("set-cookie").is_none(),
-        "{:?}",
-        icon.headers()
-    );
+    // Nor do the machines' routes, which say nothing about caching.
+    for path in ["/favicon.ico", "/openapi.json", "/healthz", "/readyz"] {
+        let r = bare.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(
+            r.headers().get("set-cookie").is_none(),
+            "{path}: {:?}",
+            r.headers()
+        );
+    }
     let page = bare.get(app.url("/")).send().await.unwrap();
     assert!(
         page.headers().get("set-cookie").is_some(),
@@ -462,6 +465,35 @@ async fn only_the_proxys_own_entry_of_the_client_ip_header_counts(pool: PgPool) 
             "{appended}: {statuses:?}"
         );
     }
+}
+
+/// A client that reaches the shop's port without the proxy (its address is not one of
+/// `TRUSTED_PROXIES`) writes what it likes in the header: it is counted at its own address.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_header_of_a_client_that_is_not_the_proxy_is_ignored(pool: PgPool) {
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.edge.client_ip_header = Some("x-forwarded-for".into());
+    cfg.edge.trusted_proxies = vec!["192.0.2.1/32".parse().unwrap()];
+    cfg.edge.checkout_per_minute = 6;
+    let app = spawn(pool, cfg).await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let r = app
+            .http
+            .post(app.url("/api/checkout"))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .json(&json!({"sku": "unicorn", "email": "b@example.tn"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses[..5], [400; 5], "{statuses:?}");
+    assert_eq!(statuses[5..], [429; 3], "{statuses:?}");
 }
 
 #[sqlx::test(migrations = "./migrations")]
