@@ -81,8 +81,13 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
         call_order,
         Box::pin(async move {
             let since = order.escrow_attempted_at.unwrap_or(order.created_at) - MARGIN;
+            // Not a cancelled one: the order cannot continue with it, and it may be the
+            // duplicate an earlier look's sweep cancelled, made by a create whose answer was
+            // lost too, before this attempt's own escrow (adopting it would cancel the order,
+            // and then this attempt's live escrow as its duplicate).
             let mut found = list_since(state, since, None, |e| {
                 names(e, order.id)
+                    && e.status != EscrowStatus::Cancelled
                     && e.buyer_email()
                         .is_none_or(|b| b.eq_ignore_ascii_case(&order.buyer_email))
             })
@@ -148,9 +153,21 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
         tracing::warn!(order.id = %order_id, escrow.id = %e.id, status = %e.status, "a second escrow for the order is not pending; left to the merchant");
         return;
     }
-    // Asked again now: DHMAD's list was read a while ago, and the buyer's retry may have made
-    // and recorded this very escrow since (it is the order's, and may be being paid), or be
-    // making one (whose answer may be this escrow).
+    // An escrow an order holds is that order's, whatever its title says (another order may
+    // share the short reference), and may be being paid.
+    match db::orders::holding_escrow(&state.pool, &e.id).await {
+        Ok(None) => {}
+        Ok(Some(holder)) => {
+            tracing::info!(order.id = %order_id, escrow.id = %e.id, holder = %holder, "the escrow is an order's own: kept");
+            return;
+        }
+        Err(err) => {
+            tracing::warn!(order.id = %order_id, error = %err, "could not look for the escrow's order before cancelling a duplicate; the next sweep tries again");
+            return;
+        }
+    }
+    // Asked again now: DHMAD's list was read a while ago, and the buyer's retry may be making
+    // an escrow (whose answer may be this one).
     match db::orders::get(&state.pool, order_id).await {
         Ok(Some(o))
             if o.escrow_id.as_deref() == Some(e.id.as_str())
@@ -209,10 +226,18 @@ pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
         return Ok(0);
     }
     let since = (oldest - MARGIN).max(now - DUPLICATE_WINDOW);
+    // A title carries the order's short reference (32 bits), which two orders can share: the
+    // buyer must match too, as for `reconcile_creation`, and `cancel_duplicate` keeps an
+    // escrow any order holds.
     let named = |e: &Escrow| {
         watched
             .iter()
-            .find(|o| names(e, o.id) && o.escrow_id.as_deref() != Some(e.id.as_str()))
+            .find(|o| {
+                names(e, o.id)
+                    && o.escrow_id.as_deref() != Some(e.id.as_str())
+                    && e.buyer_email()
+                        .is_none_or(|b| b.eq_ignore_ascii_case(&o.buyer_email))
+            })
             .map(|o| o.id)
     };
     let duplicates = list_since(state, since, Some(EscrowStatus::Pending), |e| {

@@ -386,6 +386,108 @@ async fn a_lost_create_is_found_far_back_and_a_late_duplicate_is_cancelled(pool:
         .any(|l| l.contains("Duplicate DHMAD escrow")));
 }
 
+/// Two creates of one order lost their answers, a few minutes apart: the first's escrow was
+/// swept as a duplicate (cancelled) in between. The second look finds both: the order goes on
+/// with the live one, not the cancelled one (which would cancel the order, then the live
+/// escrow as its duplicate).
+#[sqlx::test(migrations = "./migrations")]
+async fn a_lost_create_does_not_take_up_an_escrow_already_cancelled(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "twice@example.tn").await;
+    let o = w.app.order_json(s.order_id).await;
+    let swept = o["escrow_id"].as_str().unwrap().to_owned();
+    sqlx::query!(
+        "UPDATE orders SET status = 'needs_reconciliation', escrow_id = NULL,
+                escrow_attempted_at = now() WHERE id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let dhmad = &w.app.state.dhmad;
+    dhmad.cancel_escrow(&swept).await.unwrap();
+    let live = CreateEscrow::new(
+        escrow_title("Chéchia, red wool (handmade)", s.order_id),
+        Decimal::new(45, 0),
+        "twice@example.tn",
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(5);
+    let live = dhmad.create_escrow(&live).await.unwrap().escrow.id;
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["escrow_id"], live.as_str(), "{o}");
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    assert_eq!(
+        dhmad.get_escrow(&live).await.unwrap().status.as_str(),
+        "pending"
+    );
+}
+
+/// Titles carry an order's short reference (32 bits), which another order can share. The
+/// sweep for late duplicates of a reconciled order leaves alone another order's escrow, be it
+/// recorded (same buyer, so only the record tells) or not yet (another buyer).
+#[sqlx::test(migrations = "./migrations")]
+async fn the_duplicate_sweep_spares_another_orders_escrow_with_the_same_reference(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "same@example.tn").await;
+    sqlx::query!(
+        "INSERT INTO order_events (order_id, kind, detail)
+         VALUES ($1, 'escrow_reconciled', 'test: a create was reconciled')",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let dhmad = &w.app.state.dhmad;
+    // Escrows whose titles name the reconciled order's reference, as another order's would.
+    let namesake = |buyer: &str| {
+        CreateEscrow::new(
+            escrow_title("Chéchia, red wool (handmade)", s.order_id),
+            Decimal::new(45, 0),
+            buyer,
+        )
+        .mode(EscrowMode::Quick)
+        .estimated_delivery_days(5)
+    };
+    let recorded = dhmad
+        .create_escrow(&namesake("same@example.tn"))
+        .await
+        .unwrap()
+        .escrow
+        .id;
+    w.app
+        .seed_order(
+            "pottery-nabeul",
+            "same@example.tn",
+            &recorded,
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    let others = dhmad
+        .create_escrow(&namesake("other@example.tn"))
+        .await
+        .unwrap()
+        .escrow
+        .id;
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    for id in [&recorded, &others] {
+        assert_eq!(
+            dhmad.get_escrow(id).await.unwrap().status.as_str(),
+            "pending",
+            "{id}"
+        );
+    }
+    assert!(!timeline(&w.app.pool, s.order_id)
+        .await
+        .iter()
+        .any(|l| l.contains("Duplicate DHMAD escrow")));
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn the_good_is_issued_when_completed_arrives_before_paid(pool: PgPool) {
     let app = spawn_offline(pool).await;

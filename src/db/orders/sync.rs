@@ -183,6 +183,7 @@ pub async fn mark_unknown_if_in_flight(
 pub struct Reconciled {
     pub id: Uuid,
     pub escrow_id: Option<String>,
+    pub buyer_email: String,
     pub created_at: OffsetDateTime,
     pub reconciled_at: OffsetDateTime,
 }
@@ -194,7 +195,8 @@ pub async fn reconciled_since(
 ) -> sqlx::Result<Vec<Reconciled>> {
     sqlx::query_as!(
         Reconciled,
-        r#"SELECT o.id, o.escrow_id, o.created_at, max(ev.created_at) AS "reconciled_at!"
+        r#"SELECT o.id, o.escrow_id, o.buyer_email, o.created_at,
+                  max(ev.created_at) AS "reconciled_at!"
              FROM orders o
              JOIN order_events ev ON ev.order_id = o.id
             WHERE ev.kind = 'escrow_reconciled' AND ev.created_at > $1
@@ -203,6 +205,13 @@ pub async fn reconciled_since(
     )
     .fetch_all(e)
     .await
+}
+
+/// The order that holds the escrow, if any.
+pub async fn holding_escrow(e: impl PgExecutor<'_>, escrow_id: &str) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("SELECT id FROM orders WHERE escrow_id = $1", escrow_id)
+        .fetch_optional(e)
+        .await
 }
 
 /// Unpaid orders with an escrow and no page of DHMAD's (payment or contract, either side's)
