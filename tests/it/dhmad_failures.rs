@@ -46,6 +46,30 @@ async fn a_dhmad_500_on_create_keeps_the_order_and_a_retry_recovers_it(pool: PgP
     assert_eq!(orders, Some(1));
 }
 
+/// The order keeps what its product asked when it was placed: an escrow made on a retry, after
+/// the merchant changed the product, still asks for the proof the order waits for before
+/// shipping (else the paid order could never ship: no proof would ever come).
+#[sqlx::test(migrations = "./migrations")]
+async fn a_retried_escrow_asks_what_the_order_was_sold_with(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "error_500", "times": 1}]})).await;
+    let r = w.checkout_form("pottery-nabeul", "proof@example.tn").await;
+    assert_eq!(r.status(), 502);
+    sqlx::query!("UPDATE products SET proof_required = false WHERE sku = 'pottery-nabeul'")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let r = w.checkout_form("pottery-nabeul", "proof@example.tn").await;
+    assert_eq!(r.status(), 303);
+    let id = sqlx::query_scalar!("SELECT escrow_id FROM orders")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+        .expect("the retry made the escrow");
+    let e = w.app.state.dhmad.get_escrow(&id).await.unwrap();
+    assert!(e.fulfillment_policy.is_some(), "{e:?}");
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn an_escrow_created_before_a_500_is_adopted_not_made_twice(pool: PgPool) {
     let w = world(pool, |_| {}).await;

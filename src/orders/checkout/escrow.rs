@@ -226,7 +226,10 @@ fn escrow_request(order: &Order, product: &Product) -> CreateEscrow {
         let terms = product.contract_terms.clone().unwrap_or_default();
         req = req.contract_terms(terms).auto_sign(true);
     }
-    if product.proof_required && order.mode == Mode::Quick {
+    // The order's own copy, as the state machine's proof gate reads it: an escrow made later
+    // (a retry, a queued checkout) after the product's row changed must not open a gate the
+    // order keeps closed, nor the reverse.
+    if order.proof_required && order.mode == Mode::Quick {
         let hours = |h: Option<i32>| h.and_then(|h| u32::try_from(h).ok());
         req = req.fulfillment_policy(FulfillmentPolicy {
             policy_type: FulfillmentPolicyType::PurchaseProofRequired,
