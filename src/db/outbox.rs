@@ -10,6 +10,8 @@ pub struct Job {
     pub kind: String,
     pub order_id: Uuid,
     pub attempts: i32,
+    /// When it was queued: what it was asked to do predates anything DHMAD did after it.
+    pub queued_at: time::OffsetDateTime,
 }
 
 /// Queues a job unless one of the same kind is already open for the order.
@@ -43,7 +45,7 @@ pub async fn claim(
          WHERE id = (SELECT id FROM outbox_jobs WHERE done_at IS NULL AND run_after <= now()
                        AND ($2 OR kind <> 'deliver')
                      ORDER BY kind <> 'deliver', run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, kind, order_id, attempts",
+         RETURNING id, kind, order_id, attempts, created_at AS queued_at",
         lease_ms,
         dhmad_calls
     )

@@ -107,6 +107,7 @@ mod tests {
             kind: kind.into(),
             order_id: uuid::Uuid::nil(),
             attempts,
+            queued_at: time::OffsetDateTime::now_utc(),
         }
     }
 

@@ -178,8 +178,23 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                 db::events::add(&state.pool, order.id, "ship_held", &line, None).await?;
                 return Ok(JobOutcome::Done(format!("not sent: {why}")));
             }
-            if job.attempts > 1 && !still_paid(state, &escrow_id).await? {
-                return Ok(JobOutcome::Done("escrow already moved on".into()));
+            if job.attempts > 1 {
+                // An earlier attempt may have been applied, its answer lost: DHMAD took the
+                // delivery, and the buyer may even have rejected it since (paid again). Sent
+                // again, it would mark the goods delivered once more, against the buyer's
+                // rejection, with nothing shipped: the merchant ships again once it is settled.
+                match awaits_delivery(state, &escrow_id, job.queued_at).await? {
+                    Awaits::Yes => {}
+                    Awaits::MovedOn => {
+                        return Ok(JobOutcome::Done("escrow already moved on".into()))
+                    }
+                    Awaits::RejectedSince => {
+                        let line = "DHMAD took the delivery and the buyer rejected it since: \
+                                    not sent again. Ship again once it is settled";
+                        db::events::add(&state.pool, order.id, "ship_held", line, None).await?;
+                        return Ok(JobOutcome::Done("delivered and rejected since".into()));
+                    }
+                }
             }
             match state.dhmad.deliver_escrow(&escrow_id).await {
                 Ok(res) => {
@@ -259,6 +274,40 @@ pub fn give_up_after(max: i32, job: &Job, error: String) -> JobOutcome {
     } else {
         JobOutcome::Retry(error)
     }
+}
+
+/// Whether an escrow still waits for the delivery a job was queued for.
+enum Awaits {
+    Yes,
+    /// No longer paid (delivered, settled, disputed), or it cannot be told yet.
+    MovedOn,
+    /// Paid, but the buyer rejected a delivery made after the job was queued.
+    RejectedSince,
+}
+
+/// Reads the escrow, applies it, and tells whether a deliver queued at `queued_at` is still
+/// due (unreadable: assumed so, the job tries again). A rejection is dated by DHMAD's clock,
+/// the job by ours: a skew larger than the time between a rejection and the merchant's next
+/// "ship" holds that ship, with a line telling the merchant to ship again.
+async fn awaits_delivery(
+    state: &AppState,
+    escrow_id: &str,
+    queued_at: time::OffsetDateTime,
+) -> OrderResult<Awaits> {
+    let Ok(e) = state.dhmad.get_escrow(escrow_id).await else {
+        return Ok(Awaits::Yes);
+    };
+    sync::apply_in_tx(state, &e, "read before deliver").await?;
+    let rejected_since = e
+        .delivery_rejections
+        .iter()
+        .flatten()
+        .any(|r| r.rejected_at > queued_at);
+    Ok(match e.status {
+        EscrowStatus::Paid if rejected_since => Awaits::RejectedSince,
+        EscrowStatus::Paid => Awaits::Yes,
+        _ => Awaits::MovedOn,
+    })
 }
 
 /// Reads the escrow, applies it, and tells whether it is still waiting for delivery.

@@ -407,6 +407,73 @@ async fn a_rejected_delivery_is_explained_and_shipped_again(pool: PgPool) {
     w.wait_status(s.order_id, "delivered").await;
 }
 
+/// A deliver DHMAD took whose answer was lost is retried only after a read: when the buyer
+/// has rejected that delivery meanwhile (paid again), it is not sent again, which would mark
+/// the goods delivered once more against the rejection, with nothing shipped.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_retried_deliver_does_not_override_the_buyers_rejection(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "rejected@example.tn").await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    let fault = json!({"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500_after", "times": 1});
+    w.faults(json!({ "api": [fault] })).await;
+    let park = "UPDATE outbox_jobs SET run_after = now() + interval '1 hour'
+                 WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL AND attempts >= 1
+                 RETURNING attempts";
+    let ship = format!("/admin/orders/{}/ship", s.order_id);
+    assert_eq!(w.admin_post(&ship).await.status(), 303);
+    // The first attempt was applied at DHMAD and answered 500: its retry waits (backoff, or
+    // DHMAD's budget) while the buyer rejects the delivery.
+    let attempts: i32 = wait_for("the first deliver attempt", 15, || async {
+        sqlx::query_scalar(park)
+            .bind(s.order_id)
+            .fetch_optional(&w.app.pool)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(attempts, 1);
+    w.wait_status(s.order_id, "delivered").await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/reject-delivery"),
+        json!({"reason": "not what I ordered"}),
+    )
+    .await;
+    w.wait_status(s.order_id, "paid").await;
+    sqlx::query(
+        "UPDATE outbox_jobs SET run_after = now() WHERE order_id = $1 AND kind = 'deliver'",
+    )
+    .bind(s.order_id)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    wait_for("the retry to end", 15, || async {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND done_at IS NULL",
+        )
+        .bind(s.order_id)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+        (open == 0).then_some(())
+    })
+    .await;
+    let e = w.app.state.dhmad.get_escrow(&escrow).await.unwrap();
+    assert_eq!(e.status.as_str(), "paid", "{e:?}");
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["status"], "paid", "{o}");
+    let lines = timeline(&w.app.pool, s.order_id).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Ship again once it is settled")),
+        "{lines:?}"
+    );
+    // The merchant can still ship again.
+    assert_eq!(w.admin_post(&ship).await.status(), 303);
+    w.wait_status(s.order_id, "delivered").await;
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn dhmads_refusal_is_shown_on_the_page_that_offered_the_step(pool: PgPool) {
     let w = world(pool, |_| {}).await;

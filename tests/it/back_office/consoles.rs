@@ -360,6 +360,7 @@ async fn a_job_a_worker_is_running_is_left_to_it(pool: PgPool) {
         kind: "email_confirmation".into(),
         order_id: id,
         attempts,
+        queued_at: time::OffsetDateTime::now_utc(),
     };
     assert!(!db::outbox::finish(&app.pool, &as_claimed(1)).await.unwrap());
     assert_eq!(job_row(&app.pool, job).await.0, None);
