@@ -3,7 +3,7 @@
 use askama::Template;
 use dhmad::{CheckoutAction, Currency, EscrowMode, SessionStatus};
 
-use crate::lifecycle::action_rules::check_action;
+use crate::lifecycle::action_rules::check_perform;
 use crate::lifecycle::money;
 use crate::state::{Ctx, EscrowRecord, SessionRecord, Store};
 
@@ -76,15 +76,9 @@ pub fn checkout(
     error: Option<String>,
 ) -> CheckoutPage {
     let (heading, button) = labels(&s.action);
-    let mut blocked = check_action(store, rec, &s.action, &s.target_email)
+    let blocked = check_perform(store, rec, &s.action, &s.target_email)
         .err()
         .map(|r| r.message());
-    if blocked.is_none()
-        && s.action == CheckoutAction::AcceptPay
-        && rec.contract.as_ref().is_some_and(|c| !c.is_fully_signed())
-    {
-        blocked = Some("Both parties must sign the contract before payment.".into());
-    }
     let latest = rec.proof.as_ref().and_then(|p| p.submissions.last());
     CheckoutPage {
         session_id: s.id.clone(),

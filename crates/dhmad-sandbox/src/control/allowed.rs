@@ -12,10 +12,8 @@ pub struct Allowed {
     pub deliver: bool,
     /// `reject-delivery`, acting as the escrow's buyer.
     pub reject_delivery: bool,
-    /// `deposit-proof/approve`.
-    pub approve_payment: bool,
-    /// `deposit-proof/reject`.
-    pub reject_payment: bool,
+    /// `deposit-proof/approve` and `deposit-proof/reject` (one rule for both).
+    pub decide_payment: bool,
     /// `proof/accept` and `proof/reject` (one rule for both).
     pub decide_proof: bool,
     /// `dispute/resolve` with `release` or `refund` (one rule for both).
@@ -30,8 +28,7 @@ impl Allowed {
         Self {
             deliver: escrow_ops::check_deliver(rec, &rec.seller_email).is_ok(),
             reject_delivery: escrow_ops::check_reject_delivery(rec, &rec.buyer_email).is_ok(),
-            approve_payment: proof_ops::check_approve_deposit(rec).is_ok(),
-            reject_payment: proof_ops::check_reject_deposit(rec).is_ok(),
+            decide_payment: proof_ops::check_decide_deposit(rec).is_ok(),
             decide_proof: proof_ops::check_admin_decide(rec).is_ok(),
             resolve_dispute: triggers::check_resolve_dispute(rec).is_ok(),
             // `admin::last_event`'s rule, without copying the event for every row.

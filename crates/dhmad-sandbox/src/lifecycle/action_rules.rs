@@ -65,6 +65,34 @@ pub fn check_action(
     }
 }
 
+/// May `target` perform `action` on `rec` now, on the hosted page? [`check_action`] plus what
+/// only performing checks (a shop may create the session earlier): `accept_pay` needs a standard
+/// escrow's contract signed by both parties, and no guest payment proof of the escrow under
+/// review, which a second payment would double.
+pub fn check_perform(
+    store: &Store,
+    rec: &EscrowRecord,
+    action: &CheckoutAction,
+    target: &str,
+) -> Check {
+    check_action(store, rec, action, target)?;
+    if *action != CheckoutAction::AcceptPay {
+        return Ok(());
+    }
+    if rec.contract.as_ref().is_some_and(|c| !c.is_fully_signed()) {
+        return Err(Refusal::bad(
+            "Both parties must sign the contract before payment.",
+        ));
+    }
+    if rec.pending_deposit().is_some() {
+        return Err(Refusal::bad(
+            "A payment proof for this escrow is under review: DHMAD approves or rejects it \
+             before the escrow can be paid again.",
+        ));
+    }
+    Ok(())
+}
+
 fn rule(code: C, msg: &str) -> Check {
     Err(Refusal::rule(code, msg))
 }

@@ -7,7 +7,7 @@ use dhmad::{
 
 use tracing::field::Empty;
 
-use super::action_rules::check_action;
+use super::action_rules::check_perform;
 use super::events::{self, CancellationKind};
 use super::proof_ops::{self, Upload};
 use super::sessions::{finish, open_session};
@@ -31,7 +31,8 @@ pub struct PerformInput {
 }
 
 /// Performs the action; returns the redirect URL (`status=completed`). The action rules are
-/// checked again: the escrow may have moved since the session was created.
+/// checked again (with the perform-only ones): the escrow may have moved since the session was
+/// created.
 #[tracing::instrument(
     skip_all,
     fields(session.id = %session_id, escrow.id = Empty, session.action = Empty)
@@ -46,7 +47,7 @@ pub fn perform(
     let span = tracing::Span::current();
     span.record("escrow.id", s.escrow_id.as_str());
     span.record("session.action", s.action.as_str());
-    check_action(
+    check_perform(
         store,
         escrow(store, &s.escrow_id)?,
         &s.action,
@@ -102,16 +103,6 @@ fn sign_contract(store: &mut Store, ctx: &Ctx, s: &SessionRecord) -> Result<(), 
 
 /// pending → paid from the buyer's wallet; opens the proof gate of proof escrows.
 fn wallet_payment(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
-    // A standard `accept_pay` session may be created before both signatures, not performed.
-    if escrow(store, id)?
-        .contract
-        .as_ref()
-        .is_some_and(|c| !c.is_fully_signed())
-    {
-        return Err(Refusal::bad(
-            "Both parties must sign the contract before payment",
-        ));
-    }
     transition(store, ctx, id, EscrowStatus::Paid, Paired::Alone);
     proof_ops::open_gate(store, ctx, id);
     Ok(())
@@ -135,15 +126,6 @@ fn guest_payment(
     if rec.mode != EscrowMode::Instant {
         return Err(Refusal::bad(
             "Guest payment is only available for instant escrows",
-        ));
-    }
-    if rec
-        .deposit_proofs
-        .iter()
-        .any(|d| d.status == DepositStatus::Pending)
-    {
-        return Err(Refusal::bad(
-            "A guest payment is already waiting for approval",
         ));
     }
     rec.deposit_proofs.push(DepositProofRecord {

@@ -191,10 +191,15 @@ fn pending_deposit(rec: &mut EscrowRecord) -> Result<&mut DepositProofRecord, Re
         .ok_or(Refusal::bad("No pending deposit proof for this escrow"))
 }
 
-/// May DHMAD approve a guest payment of `rec` now? The rule of [`approve_deposit`], also asked
-/// by the dashboard.
-pub fn check_approve_deposit(rec: &EscrowRecord) -> Result<(), Refusal> {
-    check_reject_deposit(rec)?;
+/// May DHMAD approve or reject a guest payment of `rec` now? The rule of [`approve_deposit`] and
+/// [`reject_deposit`], also asked by the dashboard: a deposit proof is pending and the escrow
+/// still waits for its payment. Cancelling auto-rejects the proofs, and a rejection must leave
+/// the escrow `pending` (§2.3; `escrow.deposit_proof.rejected` carries `pending` or
+/// `cancelled`, §6.4), never tell a paid escrow's shop that its payment was refused.
+pub fn check_decide_deposit(rec: &EscrowRecord) -> Result<(), Refusal> {
+    if rec.pending_deposit().is_none() {
+        return Err(Refusal::bad("No pending deposit proof for this escrow"));
+    }
     if rec.status != EscrowStatus::Pending {
         return Err(Refusal::bad(format!(
             "The escrow is {}, not pending",
@@ -204,25 +209,11 @@ pub fn check_approve_deposit(rec: &EscrowRecord) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// May DHMAD reject a guest payment of `rec` now? The rule of [`reject_deposit`]: a deposit
-/// proof is pending.
-pub fn check_reject_deposit(rec: &EscrowRecord) -> Result<(), Refusal> {
-    let pending = rec
-        .deposit_proofs
-        .iter()
-        .any(|d| d.status == DepositStatus::Pending);
-    if pending {
-        Ok(())
-    } else {
-        Err(Refusal::bad("No pending deposit proof for this escrow"))
-    }
-}
-
 /// Admin approves the pending guest deposit proof: escrow → paid.
 #[tracing::instrument(skip_all, fields(escrow.id = %id))]
 pub fn approve_deposit(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
-    check_approve_deposit(rec)?;
+    check_decide_deposit(rec)?;
     pending_deposit(rec)?.status = DepositStatus::Approved;
     rec.guest_payment = true;
     transition(store, ctx, id, EscrowStatus::Paid, Paired::Alone);
@@ -238,7 +229,7 @@ pub fn reject_deposit(
     reason: String,
 ) -> Result<(), Refusal> {
     let rec = escrow_mut(store, id)?;
-    check_reject_deposit(rec)?;
+    check_decide_deposit(rec)?;
     let dp = pending_deposit(rec)?;
     dp.status = DepositStatus::Rejected;
     dp.reason = Some(reason);
@@ -253,4 +244,54 @@ pub fn reject_deposit(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dhmad::{CreateEscrow, EscrowMode, PaymentMethod};
+    use rust_decimal::Decimal;
+
+    /// An instant escrow with a guest proof waiting, as `guest_payment` leaves it.
+    fn waiting() -> EscrowRecord {
+        let mut store = Store::default();
+        let ctx = Ctx {
+            now: time::OffsetDateTime::UNIX_EPOCH,
+            assoc: "merchant@shop.example".into(),
+            app_name: "Shop".into(),
+            base_url: "http://localhost:6002".into(),
+        };
+        let req = CreateEscrow::new("Credits", Decimal::from(20), "buyer@example.com")
+            .mode(EscrowMode::Instant);
+        let id = super::super::create::create_escrow(&mut store, &ctx, req).unwrap();
+        let mut rec = store.escrows.remove(&id).unwrap();
+        rec.deposit_proofs.push(DepositProofRecord {
+            id: "0".repeat(24),
+            method: PaymentMethod::from("d17"),
+            buyer_email: "buyer@example.com".into(),
+            amount: rec.amount,
+            status: DepositStatus::Pending,
+            reason: None,
+            file: None,
+            session_id: "s".into(),
+            submitted_at: ctx.now,
+        });
+        rec
+    }
+
+    #[test]
+    fn a_deposit_proof_is_decided_only_while_its_escrow_is_pending() {
+        let mut rec = waiting();
+        assert_eq!(check_decide_deposit(&rec), Ok(()));
+        // Paid by another way meanwhile: rejecting would send a "rejected" event of a paid
+        // escrow (§6.4 allows pending or cancelled only), approving would pay twice.
+        rec.status = EscrowStatus::Paid;
+        assert_eq!(
+            check_decide_deposit(&rec).map_err(|r| r.message()),
+            Err("The escrow is paid, not pending".to_owned())
+        );
+        rec.status = EscrowStatus::Pending;
+        rec.deposit_proofs[0].status = DepositStatus::Rejected;
+        assert!(check_decide_deposit(&rec).is_err());
+    }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::contract::ContractRecord;
-use super::proofs::{DepositProofRecord, ProofState};
+use super::proofs::{DepositProofRecord, DepositStatus, ProofState};
 use super::users;
 
 /// An open or decided dispute.
@@ -100,6 +100,13 @@ impl EscrowRecord {
     /// Has a proof gate?
     pub fn has_proof_gate(&self) -> bool {
         self.fulfillment_policy.is_some()
+    }
+
+    /// The guest deposit proof waiting for DHMAD's decision, if any (there is at most one).
+    pub fn pending_deposit(&self) -> Option<&DepositProofRecord> {
+        self.deposit_proofs
+            .iter()
+            .find(|d| d.status == DepositStatus::Pending)
     }
 
     /// The full snapshot sent by GET, list, action responses and webhooks.

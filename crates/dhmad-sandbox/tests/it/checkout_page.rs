@@ -6,7 +6,7 @@ use dhmad::{CheckoutAction as A, CreateEscrow, EscrowMode};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-async fn page(env: &Env, session: &str) -> (u16, String) {
+pub(crate) async fn page(env: &Env, session: &str) -> (u16, String) {
     let r = env
         .http
         .get(env.url(&format!("/checkout/{session}")))
@@ -16,7 +16,7 @@ async fn page(env: &Env, session: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn post_form(env: &Env, session: &str, form: &[(&str, &str)]) -> (u16, String) {
+pub(crate) async fn post_form(env: &Env, session: &str, form: &[(&str, &str)]) -> (u16, String) {
     let r = env
         .http
         .post(env.url(&format!("/checkout/{session}")))

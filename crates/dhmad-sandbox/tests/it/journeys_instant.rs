@@ -1,5 +1,6 @@
 //! Instant escrows: wallet pay → deliver → completed; guest path with deposit proof.
 
+use crate::checkout_page::{page, post_form};
 use crate::common::*;
 use dhmad::CheckoutAction;
 use serde_json::json;
@@ -105,4 +106,44 @@ async fn cancelling_with_a_pending_guest_proof_auto_rejects_it() {
         .all()
         .iter()
         .all(|d| d.escrow_status() == "cancelled"));
+}
+
+#[tokio::test]
+async fn no_second_payment_while_a_guest_proof_is_under_review() {
+    let env = Env::start().await;
+    let id = env.instant(20).await;
+    let guest = json!({"payer": "guest", "method": "d17"});
+    env.act_with(&id, CheckoutAction::AcceptPay, BUYER, guest.clone())
+        .await;
+    // Creating another session stays possible (no new error code for the storefront)...
+    let s2 = env.session(&id, CheckoutAction::AcceptPay, BUYER).await;
+    // ...but its page says why it cannot pay, and refuses the wallet and the guest path alike.
+    let (st, html) = page(&env, &s2).await;
+    assert_eq!(st, 200);
+    let why = "A payment proof for this escrow is under review";
+    assert!(html.contains(why) && html.contains("disabled"), "{html}");
+    let (st, html) = post_form(&env, &s2, &[("op", "perform")]).await;
+    assert!(st == 400 && html.contains(why), "{st}: {html}");
+    let complete = format!("/sandbox/sessions/{s2}/complete");
+    for body in [json!({}), guest] {
+        let (st, v) = env.control(&complete, body).await;
+        assert_eq!(st, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().starts_with(why), "{v}");
+    }
+    assert_eq!(env.status(&id).await, "pending");
+    assert!(env.hooks.settle(150).await.is_empty(), "nothing was paid");
+    // DHMAD rejects the proof: the event says pending (§6.4), and the buyer may pay now.
+    let (st, v) = env
+        .control(
+            &format!("/sandbox/escrows/{id}/deposit-proof/reject"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let got = env.hooks.wait(1).await;
+    assert_eq!(got[0].event_type, "escrow.deposit_proof.rejected");
+    assert_eq!(got[0].escrow_status(), "pending");
+    let (st, v) = env.control(&complete, json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(env.status(&id).await, "paid");
 }
