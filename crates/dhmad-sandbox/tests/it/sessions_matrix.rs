@@ -266,3 +266,33 @@ async fn cancellation_and_dispute_rules() {
     expect(&env, &id, A::Dispute, &seller, "DISPUTE_ALREADY_OPENED").await;
     expect(&env, &id, A::SubmitProof, &seller, "PROOF_NOT_REQUIRED").await;
 }
+
+/// §2.2 CONFLICT: the escrows overview says instant escrows allow `accept_pay` only, the
+/// create-session page lists dispute and the cancellation actions too. The sandbox follows the
+/// create-session page (see the README's choices).
+#[tokio::test]
+async fn instant_escrows_allow_dispute_and_the_cancellation_actions() {
+    let env = Env::start().await;
+    let seller = env.seller();
+    let paid_instant = || async {
+        let id = env.instant(10).await;
+        env.pay(&id).await;
+        id
+    };
+    let id = paid_instant().await;
+    env.act(&id, A::Dispute, BUYER).await;
+    assert_eq!(env.status(&id).await, "disputed");
+    let id = paid_instant().await;
+    env.act(&id, A::CancelEscrow, &seller).await;
+    assert_eq!(env.status(&id).await, "cancelled");
+    let id = paid_instant().await;
+    env.act(&id, A::RequestCancellation, BUYER).await;
+    env.act(&id, A::AcceptCancellation, &seller).await;
+    assert_eq!(env.status(&id).await, "cancelled");
+    let id = paid_instant().await;
+    env.act(&id, A::RequestCancellation, BUYER).await;
+    env.act(&id, A::RejectCancellation, &seller).await;
+    assert_eq!(env.status(&id).await, "paid");
+    env.act(&id, A::Dispute, &seller).await;
+    assert_eq!(env.status(&id).await, "disputed");
+}
