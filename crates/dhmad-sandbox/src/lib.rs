@@ -22,6 +22,7 @@ pub mod error;
 pub mod faults;
 pub mod lifecycle;
 pub mod metrics;
+mod pages;
 pub mod rate_limit;
 mod security;
 mod server;

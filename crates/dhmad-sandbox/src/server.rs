@@ -47,13 +47,15 @@ fn reason(e: &std::io::Error) -> String {
     }
 }
 
-/// The full router (API, hosted page, control API, metrics).
+/// The full router (API, hosted page, control API and dashboard, metrics, plain pages).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", crate::api::router(state.clone()))
         .merge(crate::checkout_page::router())
         .merge(crate::control::router(state.clone()))
+        .merge(crate::pages::router())
         .route("/metrics", axum::routing::get(crate::metrics::page))
+        .fallback(crate::pages::not_found)
         .with_state(state)
 }
 

@@ -62,7 +62,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         json!({"error": "Not Found", "message": "Route not found"}),

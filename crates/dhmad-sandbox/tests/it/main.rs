@@ -24,6 +24,7 @@ mod journeys_after_payment;
 mod journeys_instant;
 mod journeys_proof;
 mod metrics;
+mod pages;
 mod security;
 mod sessions_lifecycle;
 mod sessions_matrix;
