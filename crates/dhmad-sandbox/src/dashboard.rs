@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::control::flash::{self, FlashQuery};
 use crate::control::Allowed;
-use crate::state::AppState;
+use crate::state::{AppState, EscrowRecord, Store};
 
 pub struct DeliveryRow {
     pub at: String,
@@ -33,6 +33,30 @@ pub struct EscrowRow {
     pub buyer: String,
     /// Which buttons to show: the control actions possible now.
     pub allowed: Allowed,
+    /// The guest payment proof waiting for DHMAD, what Approve/Reject decide on.
+    pub payment_proof: Option<PaymentProofView>,
+}
+
+/// A pending guest deposit proof: how the guest says they paid, and their file.
+pub struct PaymentProofView {
+    pub method: String,
+    pub amount: String,
+    /// `(download URL, file name)`; `None` when the guest uploaded nothing.
+    pub file: Option<(String, String)>,
+}
+
+impl PaymentProofView {
+    fn of(store: &Store, rec: &EscrowRecord) -> Option<Self> {
+        let dp = rec.pending_deposit()?;
+        Some(Self {
+            method: dp.method.to_string(),
+            amount: money::shown(dp.amount, &rec.currency),
+            file: dp.file.as_ref().and_then(|id| {
+                let f = store.files.get(id)?;
+                Some((format!("/sandbox/files/{id}"), f.name.clone()))
+            }),
+        })
+    }
 }
 
 /// The line above the tables after a button: what it did, or why it was refused.
@@ -111,6 +135,7 @@ pub fn render(state: &AppState, notice: Option<Notice>, status: StatusCode) -> R
                 amount: money::shown(e.amount, &e.currency),
                 buyer: e.buyer_email.clone(),
                 allowed: Allowed::of(e),
+                payment_proof: PaymentProofView::of(&store, e),
             })
             .collect();
         let s: Vec<_> = store

@@ -32,11 +32,11 @@ pub(crate) async fn post_form(env: &Env, session: &str, form: &[(&str, &str)]) -
     (status, loc.unwrap_or(r.text().await.unwrap()))
 }
 
-const BOUNDARY: &str = "sandboxboundary";
+pub(crate) const BOUNDARY: &str = "sandboxboundary";
 
 /// Posts a hand-built `multipart/form-data` body (parts separated by [`BOUNDARY`]) to the
 /// hosted page, as a browser uploading a file does; returns the status.
-async fn post_multipart(env: &Env, session: &str, body: String) -> u16 {
+pub(crate) async fn post_multipart(env: &Env, session: &str, body: String) -> u16 {
     env.http
         .post(env.url(&format!("/checkout/{session}")))
         .header(

@@ -2,6 +2,7 @@
 //! proofs, disputes, deliveries by a third-party seller) and for the clock: shown only while
 //! possible, acting like their JSON routes, guarded like every dashboard form.
 
+use crate::checkout_page::{post_multipart, BOUNDARY};
 use crate::common::*;
 use crate::dashboard_actions::{dashboard, submit};
 use dhmad::CheckoutAction as A;
@@ -314,4 +315,68 @@ async fn escalated_proof_buttons_then_delivery() {
     let html = dashboard(&env).await;
     assert!(!html.contains(&action(&id, "proof/")), "{html}");
     assert!(html.contains(&action(&id, "deliver")), "{html}");
+}
+
+#[tokio::test]
+async fn a_pending_guest_proof_shows_what_to_approve_and_its_file_downloads() {
+    let env = Env::start().await;
+    let id = env.instant(20).await;
+    let s = env.session(&id, A::AcceptPay, BUYER).await;
+    let part = |name: &str, value: &str| {
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+    };
+    let receipt = "%PDF-1.4 receipt of 20 TND";
+    let body = part("op", "perform")
+        + &part("payer", "guest")
+        + &part("method", "flouci")
+        + &format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename=\"receipt <1>.pdf\"\r\nContent-Type: application/pdf\r\n\r\n{receipt}\r\n\
+             --{BOUNDARY}--\r\n"
+        );
+    assert_eq!(post_multipart(&env, &s, body).await, 303);
+    let html = dashboard(&env).await;
+    assert!(
+        html.contains("Guest payment proof: flouci, 20.000 TND"),
+        "{html}"
+    );
+    // The file the guest uploaded, named as uploaded (escaped), as a download.
+    let href = html
+        .split("href=\"/sandbox/files/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to the proof file");
+    assert!(html.contains("receipt &#60;1&#62;.pdf"), "{html}");
+    let r = env
+        .http
+        .get(env.url(&format!("/sandbox/files/{href}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(h["content-type"], "application/pdf");
+    assert_eq!(
+        h["content-disposition"],
+        "attachment; filename=\"receipt__1_.pdf\""
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(r.text().await.unwrap(), receipt);
+    // Without a file the row says so; once decided, nothing is shown.
+    let other = guest_paid(&env).await;
+    let html = dashboard(&env).await;
+    let row = html
+        .split(&format!("id=\"escrow-{other}\""))
+        .nth(1)
+        .unwrap();
+    let row = row.split("</tr>").next().unwrap();
+    assert!(
+        row.contains("Guest payment proof: d17, 20.000 TND"),
+        "{row}"
+    );
+    assert!(row.contains("no file uploaded"), "{row}");
+    press(&env, &id, "deposit-proof/approve", "").await;
+    assert!(!dashboard(&env).await.contains("flouci"));
 }
