@@ -66,6 +66,20 @@ fn origin_of(url: &str) -> Option<String> {
         .map(|u| u.origin().ascii_serialization())
 }
 
+/// The origins a page of this sandbox is shown under: the public URL's and the bound
+/// address's. Bound to 0.0.0.0 or `::` (as in docker-compose), no browser shows that address:
+/// it shows the loopback names the developer types, so those count too.
+fn own_origins(base_url: &str, bound: SocketAddr) -> Vec<String> {
+    let mut urls = vec![base_url.to_owned(), format!("http://{bound}")];
+    if bound.ip().is_unspecified() {
+        let port = bound.port();
+        for host in ["127.0.0.1", "localhost", "[::1]"] {
+            urls.push(format!("http://{host}:{port}"));
+        }
+    }
+    urls.iter().filter_map(|u| origin_of(u)).collect()
+}
+
 impl Sandbox {
     /// Binds `config.listen_addr`, serves, and runs the webhook dispatcher and the deadline
     /// ticker until [`SandboxHandle::shutdown`].
@@ -86,10 +100,7 @@ impl Sandbox {
         let cancel = CancellationToken::new();
         let faults = Arc::new(Faults::new(config.faults.clone()));
         let metrics = Arc::new(Metrics::default());
-        let own_origins = [base_url.clone(), format!("http://{local_addr}")]
-            .iter()
-            .filter_map(|u| origin_of(u))
-            .collect();
+        let own_origins = own_origins(&base_url, local_addr);
         let dispatcher = Dispatcher::new(
             config.webhook_urls.clone(),
             DeliverySettings {

@@ -83,7 +83,8 @@ pub struct Settings {
     pub app_name: String,
     pub base_url: String,
     pub allowed_redirect_urls: Mutex<Vec<String>>,
-    /// Origins the control API accepts (`base_url`'s and the bound address's).
+    /// Origins the control API accepts (`base_url`'s and the bound address's; with an
+    /// unspecified bound address, the loopback ones on its port).
     pub own_origins: Vec<String>,
 }
 

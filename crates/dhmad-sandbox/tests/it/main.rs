@@ -26,6 +26,7 @@ mod journeys_proof;
 mod metrics;
 mod pages;
 mod security;
+mod security_bind;
 mod sessions_lifecycle;
 mod sessions_matrix;
 mod webhooks;
