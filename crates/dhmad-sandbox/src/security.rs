@@ -136,6 +136,9 @@ fn is_plain_mime(m: &str) -> bool {
 /// The exception is the dashboard's own forms ([`DASHBOARD_FORMS`]): urlencoded only, and only
 /// when the browser proves the sandbox's origin (`Origin` present and own, or `Sec-Fetch-Site:
 /// same-origin`); a request with neither header is refused (403) there.
+///
+/// A refusal is `{"error"}` JSON, or a page saying why for a browser: a dashboard form, or a
+/// request that accepts `text/html`.
 pub async fn control_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
@@ -144,6 +147,11 @@ pub async fn control_guard(State(state): State<AppState>, req: Request, next: Ne
     let text = |name: header::HeaderName| h.get(name).map(|v| v.to_str().unwrap_or("?"));
     let fetch_site = text(header::HeaderName::from_static("sec-fetch-site"));
     let origin = text(header::ORIGIN);
+    let dashboard_form = req.uri().path().starts_with(DASHBOARD_FORMS);
+    // A person pressed a button: answer with a page they can read, not JSON.
+    let refused = Refused {
+        html: dashboard_form || text(header::ACCEPT).is_some_and(|a| a.contains("text/html")),
+    };
     let fetch_site_ok = fetch_site.is_none_or(|v| v == "same-origin" || v == "none");
     let origin_ok = origin.is_none_or(|o| {
         url::Url::parse(o).is_ok_and(|u| {
@@ -152,28 +160,41 @@ pub async fn control_guard(State(state): State<AppState>, req: Request, next: Ne
         })
     });
     if !fetch_site_ok || !origin_ok {
-        return refuse(
+        let own = state.settings.own_origins.join(", ");
+        let help = format!(
+            "It was sent from {}, not from a page of the sandbox ({own}): the sandbox takes \
+             forms only from its own pages, so that no other site can press its buttons. Open \
+             the dashboard at one of those addresses, or set SANDBOX_PUBLIC_URL to the one you \
+             use.",
+            origin.unwrap_or("another site")
+        );
+        return refused.answer(
             StatusCode::FORBIDDEN,
             "Cross-site requests to the sandbox control API are refused",
+            &help,
         );
     }
     let essence = text(header::CONTENT_TYPE)
         .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_owned());
-    if req.uri().path().starts_with(DASHBOARD_FORMS) {
+    if dashboard_form {
         // Both checks above passed, so a present Origin is the sandbox's own.
         if origin.is_none() && fetch_site != Some("same-origin") {
-            return refuse(
+            return refused.answer(
                 StatusCode::FORBIDDEN,
                 "Dashboard forms are accepted from the sandbox's own dashboard only",
+                "The browser did not say which page sent the form (no Origin, no \
+                 Sec-Fetch-Site), so the sandbox cannot tell it came from its dashboard. Press \
+                 the button on the dashboard in an up-to-date browser.",
             );
         }
         let urlencoded = essence
             .as_deref()
             .is_some_and(|e| e.eq_ignore_ascii_case("application/x-www-form-urlencoded"));
         if !urlencoded {
-            return refuse(
+            return refused.answer(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "Dashboard forms are application/x-www-form-urlencoded",
+                "Press the button on the dashboard itself; scripts use the JSON routes.",
             );
         }
         return next.run(req).await;
@@ -186,15 +207,28 @@ pub async fn control_guard(State(state): State<AppState>, req: Request, next: Ne
     match json {
         Some(true) => next.run(req).await,
         None if empty => next.run(req).await,
-        _ => refuse(
+        _ => refused.answer(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "The control API takes JSON: send Content-Type: application/json",
+            "The sandbox's control API is for scripts; its dashboard has the buttons.",
         ),
     }
 }
 
-fn refuse(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+/// How `control_guard` says no: `{"error": message}` for programs, a small page with the
+/// message and what to do (`help`) for a browser.
+struct Refused {
+    html: bool,
+}
+
+impl Refused {
+    fn answer(&self, status: StatusCode, message: &str, help: &str) -> Response {
+        if self.html {
+            let text = format!("{message}. {help}");
+            return crate::pages::message(status, "The sandbox refused this form", &text);
+        }
+        (status, Json(json!({ "error": message }))).into_response()
+    }
 }
 
 #[cfg(test)]
