@@ -2,11 +2,11 @@
 //! then parse the event.
 //!
 //! ```text
-//! DHMAD_WEBHOOK_SECRET=… cargo run -p dhmad --example axum_webhook
+//! DHMAD_WEBHOOK_SECRETS=… cargo run -p dhmad --example axum_webhook
 //! ```
 //!
 //! Listens on `LISTEN_ADDR` (default `127.0.0.1:3000`) at `POST /webhooks/dhmad`.
-//! `DHMAD_WEBHOOK_SECRET` may hold several secrets separated by commas, so a rotation needs no
+//! `DHMAD_WEBHOOK_SECRETS` may hold several secrets separated by commas, so a rotation needs no
 //! downtime: the old and the new one both verify until the old one is removed.
 
 // An example reports on stdout.
@@ -64,8 +64,8 @@ async fn dhmad_webhook(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let secrets = env::var("DHMAD_WEBHOOK_SECRET")
-        .map_err(|_| "set DHMAD_WEBHOOK_SECRET to your webhook secret")?;
+    let secrets = env::var("DHMAD_WEBHOOK_SECRETS")
+        .map_err(|_| "set DHMAD_WEBHOOK_SECRETS to your webhook secret")?;
     let verifier = WebhookVerifier::new(secrets.split(',').map(str::trim));
     let addr = env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
 
