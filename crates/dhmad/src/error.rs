@@ -44,21 +44,30 @@ pub struct ApiError {
     pub body: serde_json::Value,
 }
 
+/// `error`: a text (shapes A and C) or shape B's object, whose fields are each read on their
+/// own too: a `user_message` of another form (per language, say) must not lose the code.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum ErrorField {
     Text(String),
     Rule {
+        #[serde(default, deserialize_with = "crate::nullable::lenient")]
         code: Option<String>,
-        #[serde(rename = "type")]
+        #[serde(
+            default,
+            rename = "type",
+            deserialize_with = "crate::nullable::lenient"
+        )]
         kind: Option<String>,
+        #[serde(default, deserialize_with = "crate::nullable::lenient")]
         message: Option<String>,
+        #[serde(default, deserialize_with = "crate::nullable::lenient")]
         user_message: Option<String>,
     },
 }
 
 /// The longest `retryAfter` believed, in seconds (a day).
-const MAX_RETRY_AFTER_SECS: u64 = 86_400;
+pub(crate) const MAX_RETRY_AFTER_SECS: u64 = 86_400;
 
 /// Each field is read on its own (`lenient`): one of an unexpected type (a numeric `code`
 /// beside shape B, a list as `message`) is dropped, not the whole body with DHMAD's
@@ -260,6 +269,15 @@ impl Error {
     /// Maps an error status and body to the matching variant.
     pub fn from_response(status: u16, body: &[u8], reset: Option<OffsetDateTime>) -> Self {
         let api = ApiError::parse(status, body);
+        // Shape B says what it is: a business rule refused the call, whatever the status (the
+        // contract leaves some unstated, `SELLER_NOT_READY`'s among them). Not for the statuses
+        // whose variant callers act on: 401, 404, 409 (`PROOF_NOT_ACCEPTED`), 429.
+        let rule = api.kind.as_deref() == Some("business_rule_violation");
+        if let (true, Some(code), 402..=499) = (rule, api.code.clone(), status) {
+            if !matches!(status, 404 | 409 | 429) {
+                return Error::BusinessRule { code, api };
+            }
+        }
         match status {
             400 => match api.code.clone() {
                 Some(code) => Error::BusinessRule { code, api },

@@ -24,22 +24,37 @@ where
     Ok(serde_json::from_value(v).ok())
 }
 
-/// A count of days, hours or rounds: a whole number in `u32` whatever its JSON form (`5` or
-/// `5.0`; the contract says "number"), else `None`. Use as
+/// A whole number whatever its JSON form (`5`, `5.0`, `"5"`), else `None`.
+fn whole(v: &serde_json::Value) -> Option<u64> {
+    let n = match v {
+        serde_json::Value::Number(n) => n.clone(),
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    })
+}
+
+/// A count of days, hours or rounds: a whole number in `u32` whatever its JSON form (`5`,
+/// `5.0` or `"5"`; the contract says "number"), else `None`. Use as
 /// `#[serde(default, deserialize_with = "crate::nullable::count")]`.
 pub(crate) fn count<'de, D>(d: D) -> Result<Option<u32>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    let serde_json::Value::Number(n) = serde_json::Value::deserialize(d)? else {
-        return Ok(None);
-    };
-    let whole = n.as_u64().or_else(|| {
-        n.as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
-            .map(|f| f as u64)
-    });
-    Ok(whole.and_then(|w| u32::try_from(w).ok()))
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(whole(&v).and_then(|w| u32::try_from(w).ok()))
+}
+
+/// A whole number in `u64` in any JSON form, 0 when missing or unreadable.
+pub(crate) fn whole_or_zero<'de, D>(d: D) -> Result<u64, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(whole(&serde_json::Value::deserialize(d)?).unwrap_or(0))
 }
 
 /// [`count`], with 0 for a missing or unreadable one.

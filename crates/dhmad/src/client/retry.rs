@@ -31,6 +31,13 @@ impl RateLimit {
     }
 }
 
+/// A `Retry-After` of seconds (an HTTP date is not read), at least one and at most a day, as
+/// the body's `retryAfter`.
+pub(super) fn retry_after_header(h: &HeaderMap) -> Option<Duration> {
+    let secs: u64 = h.get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
+    (secs > 0).then(|| Duration::from_secs(secs.min(crate::error::MAX_RETRY_AFTER_SECS)))
+}
+
 /// DHMAD documents an ISO instant. Other servers send epoch seconds or seconds-to-wait;
 /// accept both defensively (a number below 10^9 cannot be a recent epoch, so it is a delay).
 fn parse_reset(v: &str) -> Option<OffsetDateTime> {

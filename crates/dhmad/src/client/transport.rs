@@ -115,9 +115,10 @@ impl Client {
             let resp = req.send().await.map_err(map_reqwest)?;
             record.status = Some(resp.status().as_u16());
             record.rate_limit = RateLimit::from_headers(resp.headers());
+            let retry_after = super::retry::retry_after_header(resp.headers());
             let status = resp.status();
             let bytes = read_capped(resp).await?;
-            Ok::<_, Error>((status, bytes))
+            Ok::<_, Error>((status, bytes, retry_after))
         }
         .await;
         record.elapsed = started.elapsed();
@@ -127,7 +128,7 @@ impl Client {
             *self.inner.rate_limit.lock().expect("rate-limit lock") = Some(rl);
         }
         self.inner.observer.notify(&record);
-        let (status, bytes) = answer?;
+        let (status, bytes, retry_after_header) = answer?;
         if status.is_success() {
             let bytes = if bytes.is_empty() {
                 &b"null"[..]
@@ -140,7 +141,12 @@ impl Client {
             });
         }
         let reset = rate.and_then(|r| r.reset);
-        let err = Error::from_response(status.as_u16(), &bytes, reset);
+        let mut err = Error::from_response(status.as_u16(), &bytes, reset);
+        // `Retry-After` (UNSTATED for DHMAD; gateways and proxies in front of it send one) when
+        // the body said nothing.
+        if let Error::RateLimited { retry_after, .. } = &mut err {
+            *retry_after = retry_after.or(retry_after_header);
+        }
         if let Some(wait) = err.rate_limit_wait() {
             self.gate.rate_limited(wait).await;
         }

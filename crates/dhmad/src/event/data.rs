@@ -62,8 +62,9 @@ pub struct ContractSignedData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CancellationRequest {
-    /// The buyer.
-    #[serde(default)]
+    /// The buyer. Read leniently, like the two below: a party of an odd shape must not make
+    /// the event, and the escrow it carries, unreadable.
+    #[serde(default, deserialize_with = "crate::nullable::lenient")]
     pub requested_by: Option<User>,
     /// The buyer's reason.
     #[serde(default)]
@@ -74,10 +75,18 @@ pub struct CancellationRequest {
     #[serde(default, with = "iso::option")]
     pub requested_at: Option<OffsetDateTime>,
     /// The seller who accepted. Its shape is not documented: a user object or a bare id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::nullable::lenient"
+    )]
     pub accepted_by: Option<PartyRef>,
     /// The seller who rejected (user object or bare id, like `accepted_by`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::nullable::lenient"
+    )]
     pub rejected_by: Option<PartyRef>,
 }
 

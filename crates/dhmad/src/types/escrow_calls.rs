@@ -223,16 +223,23 @@ pub struct ListEscrows {
     pub limit: Option<u32>,
 }
 
-/// Pagination block of `GET /escrows`.
+/// Pagination block of `GET /escrows`. The contract gives no types: each is read as a whole
+/// number in any JSON form (`2`, `2.0`, `"2"`: a server echoing its query string sends text),
+/// 0 when unreadable, so that the list, which finds escrows whose creation answer was lost,
+/// stays readable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pagination {
     /// Page number.
+    #[serde(default, deserialize_with = "crate::nullable::count_or_zero")]
     pub page: u32,
     /// Page size.
+    #[serde(default, deserialize_with = "crate::nullable::count_or_zero")]
     pub limit: u32,
     /// Matching escrows.
+    #[serde(default, deserialize_with = "crate::nullable::whole_or_zero")]
     pub total: u64,
     /// Number of pages.
+    #[serde(default, deserialize_with = "crate::nullable::count_or_zero")]
     pub pages: u32,
 }
 

@@ -348,6 +348,26 @@ async fn a_reset_already_past_does_not_hide_retry_after() {
     assert_eq!(server.count(), 2);
 }
 
+/// A `Retry-After` header (a gateway's, in front of DHMAD) is a hint when the body has none.
+#[tokio::test]
+async fn a_429_with_only_a_retry_after_header_says_when_to_come_back() {
+    let server = Server::start(|_, _| {
+        Reply::json(429, json!({"error":"Too Many Requests"})).header("Retry-After", "7")
+    })
+    .await;
+    let c = server.client_with(RetryPolicy {
+        max_rate_limit_wait: Duration::from_secs(1),
+        ..fast_retry()
+    });
+    let err = c.balance().await.unwrap_err();
+    assert_eq!(
+        err.rate_limit_wait(),
+        Some(Duration::from_secs(7)),
+        "{err:?}"
+    );
+    assert_eq!(server.count(), 1);
+}
+
 /// A 429 that says nothing of when to come back is returned at once, not retried blindly.
 #[tokio::test]
 async fn a_429_without_any_hint_is_returned_at_once() {

@@ -22,6 +22,45 @@ fn shape_a_with_message_and_details() {
     assert!(a.code.is_none() && a.user_message.is_none() && a.oauth_error().is_none());
 }
 
+/// Shape B's fields are read one by one: a `user_message` per language (or any odd field)
+/// keeps the code, which callers act on.
+#[test]
+fn shape_b_keeps_its_code_beside_an_odd_field() {
+    let e = err(
+        400,
+        r#"{"error":{"code":"CANCELLATION_ALREADY_REQUESTED","type":"business_rule_violation","message":"m","user_message":{"en":"Already asked","fr":"Déjà demandé"}}}"#,
+    );
+    let Error::BusinessRule { code, api } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(*code, ErrorCode::CancellationAlreadyRequested);
+    assert_eq!(api.message, "m");
+}
+
+/// A business rule is one whatever the status DHMAD gives it (`SELLER_NOT_READY`'s is
+/// UNSTATED), but for the statuses whose own variant callers act on.
+#[test]
+fn shape_b_is_a_business_rule_whatever_its_status() {
+    let body = r#"{"error":{"code":"SELLER_NOT_READY","type":"business_rule_violation","message":"m","user_message":"The seller must finish verification"}}"#;
+    for status in [400, 403, 422] {
+        let e = err(status, body);
+        assert!(
+            matches!(&e, Error::BusinessRule { code: ErrorCode::SellerNotReady, api } if api.user_message.is_some()),
+            "{status}: {e:?}"
+        );
+    }
+    let proof =
+        r#"{"error":{"code":"PROOF_NOT_ACCEPTED","type":"business_rule_violation","message":"m"}}"#;
+    assert!(matches!(err(409, proof), Error::Conflict(_)));
+    assert!(matches!(err(401, body), Error::Unauthorized(_)));
+    assert!(matches!(err(429, body), Error::RateLimited { .. }));
+    // Without shape B's type, a 403 stays a refusal of access.
+    assert!(matches!(
+        err(403, r#"{"error":"Forbidden"}"#),
+        Error::Forbidden(_)
+    ));
+}
+
 #[test]
 fn shape_a_without_message_falls_back_to_error() {
     let a = ApiError::parse(404, br#"{"error":"Escrow not found"}"#);

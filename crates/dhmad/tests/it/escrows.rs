@@ -217,6 +217,14 @@ fn list_response() {
     assert_eq!(list.escrows[0].escrow_fee, Some(dec!(0.53)));
     assert!(list.escrows[0].status.is_terminal());
     assert_eq!(list.pagination.total, 1);
+
+    // The contract gives the pagination no types: a server echoing its query string sends text.
+    let list: EscrowList = serde_json::from_str(
+        r#"{"escrows":[],"pagination":{"page":"2","limit":"100","total":250.0,"pages":"3"}}"#,
+    )
+    .unwrap();
+    let p = &list.pagination;
+    assert_eq!((p.page, p.limit, p.total, p.pages), (2, 100, 250, 3));
 }
 
 /// The hint fields of an escrow are "number" in DHMAD's contract and the keys of `proofInfo`

@@ -127,6 +127,25 @@ fn cancellation_events() {
     let by = d.cancellation_request.accepted_by.unwrap();
     assert_eq!(by.id(), "66aa0000000000000000000a");
     assert_eq!(by.email(), None);
+
+    // Another shape still is dropped, not the event (a rejection has no
+    // `escrow.status.updated` beside it to tell the shop).
+    for odd in [
+        json!({"firstName":"Sami","lastName":"B"}),
+        json!({"id":"66aa"}),
+        json!(7),
+    ] {
+        let ev = parse(
+            "escrow.cancellation.rejected",
+            json!({"escrow":escrow("paid"),
+            "cancellationRequest":request("rejected", json!({"rejectedBy":odd, "acceptedBy":odd, "requestedBy":odd}))}),
+        );
+        let Event::CancellationRejected(d) = ev else {
+            panic!("{odd}")
+        };
+        assert!(d.cancellation_request.rejected_by.is_none(), "{odd}");
+        assert_eq!(d.escrow.status, EscrowStatus::Paid);
+    }
 }
 
 #[test]
