@@ -28,6 +28,21 @@ pub async fn apply(
                 .reason
                 .as_deref()
                 .unwrap_or("no reason given");
+            if !order.takes_deposit_rejection() {
+                // Paid (or over) meanwhile, by another payment: history for the back office.
+                // Telling the buyer to send a new proof would ask them to pay twice.
+                return db::events::add(
+                    &mut *conn,
+                    order.id,
+                    "late_event",
+                    &format!(
+                        "Payment proof rejected by DHMAD, the order being {}: {reason}",
+                        order.status.as_str()
+                    ),
+                    None,
+                )
+                .await;
+            }
             snapshot::record_deposit_rejection(conn, order, reason).await?;
             (
                 format!("Payment proof rejected by DHMAD: {reason}"),

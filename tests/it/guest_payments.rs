@@ -235,3 +235,56 @@ async fn cancelling_asks_dhmad_about_a_proof_sent_without_coming_back(pool: PgPo
     assert_eq!(o["status"], "awaiting_payment", "{o}");
     assert_eq!(o["payment_review"], true, "{o}");
 }
+
+/// A rejection of a guest's proof that reaches an order paid meanwhile (by another payment) is
+/// history: the buyer is not told to send a new proof, which would ask them to pay twice.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_proof_rejected_after_the_payment_asks_the_buyer_for_nothing(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let escrow_id = "66bb0000000000000000d009".to_owned();
+    let t0 = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let id = app
+        .seed_order("ai-credits-500", "twice@example.tn", &escrow_id, t0)
+        .await;
+    let paid = escrow(
+        &escrow_id,
+        "paid",
+        "pending",
+        "instant",
+        t0 + time::Duration::minutes(1),
+    );
+    assert_eq!(
+        app.deliver(&sign(&status_event(paid.clone())))
+            .await
+            .status(),
+        200
+    );
+    let rejected = dhmad::Event::DepositProofRejected(dhmad::DepositProofRejectedData {
+        escrow: paid,
+        deposit_proof: serde_json::from_value(
+            json!({"id": "66cc00000000000000000001", "reason": "unreadable receipt"}),
+        )
+        .unwrap(),
+    });
+    let env = dhmad::WebhookEnvelope::new(
+        uuid::Uuid::new_v4().to_string(),
+        time::OffsetDateTime::now_utc(),
+        &rejected,
+    );
+    assert_eq!(app.deliver(&sign(&env)).await.status(), 200);
+    let o = app.order_json(id).await;
+    assert_eq!(o["status"], "paid", "{o}");
+    assert!(
+        o["deposit_rejection_reason"].is_null() && o["payment_review"] == false,
+        "{o}"
+    );
+    let page = app
+        .get(&format!("/orders/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("send a new one"), "{page}");
+    assert!(!page.contains("unreadable receipt"), "{page}");
+    assert_eq!(timeline_count(&app.pool, id, "unreadable receipt").await, 1);
+}
