@@ -101,11 +101,20 @@ fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
         OrderStatus::AwaitingPayment if o.in_payment_review() => {
             "DHMAD received your payment proof and is checking it. There is nothing more to pay: we confirm your order as soon as DHMAD approves it."
         }
+        OrderStatus::AwaitingPayment if o.deposit_rejection().is_some() => {
+            "DHMAD could not accept your payment proof (the reason is above): pay again, or send a new proof, below."
+        }
         OrderStatus::AwaitingPayment if has_pay_url => {
             "Pay on DHMAD's secure page. If you have just paid, we are confirming your payment with DHMAD; this page refreshes by itself."
         }
-        OrderStatus::AwaitingPayment if o.mode == crate::orders::Mode::Standard && !o.contract_signed() => {
-            "Sign the contract on DHMAD's page; once the shop has signed too, you can pay."
+        OrderStatus::AwaitingPayment if o.mode == crate::orders::Mode::Standard => {
+            if o.contract_signed() {
+                "The contract is signed by both sides: pay on DHMAD's secure page below."
+            } else if o.contract_buyer_signed == Some(true) {
+                "You have signed the contract; once the shop has signed too, you can pay. This page refreshes by itself."
+            } else {
+                "Sign the contract on DHMAD's page; once the shop has signed too, you can pay."
+            }
         }
         OrderStatus::AwaitingPayment => "Your payment link has expired or was not used. Start a new payment below.",
         _ if o.cancellation_request() == Some(Cancellation::Requested) => {
@@ -178,7 +187,13 @@ pub async fn render_page(
         can_review_proof: o.allows(Action::ReviewProof),
         proof: proof_text(&o),
         contract,
-        refresh: o.expects_news() && !o.in_payment_review(),
+        // Not over an error (this page answers a POST: reloaded, its address is no page), nor
+        // while the buyer has the contract to read and sign here: the callback brings them back
+        // to a fresh page.
+        refresh: o.expects_news()
+            && !o.in_payment_review()
+            && error.is_none()
+            && !o.allows(Action::Sign),
         payment_review: o.in_payment_review(),
         cancellation: o.cancellation_request().map(|c| match c {
             Cancellation::Requested => "You asked to cancel; the shop has not answered yet.",

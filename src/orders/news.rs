@@ -44,6 +44,7 @@ pub async fn apply(
                 .await;
             }
             snapshot::record_deposit_rejection(conn, order, reason).await?;
+            late = false; // recorded, whatever the snapshot's age
             (
                 format!("Payment proof rejected by DHMAD: {reason}"),
                 Some(format!(
@@ -66,7 +67,7 @@ pub async fn apply(
         }
         Event::CancellationRequested(d) => {
             let reason = d.cancellation_request.reason.as_deref();
-            cancellation(conn, order, Cancellation::Requested, reason).await?;
+            late = !cancellation(conn, order, Cancellation::Requested, reason).await?;
             (
                 format!(
                     "The buyer asked to cancel{}",
@@ -80,14 +81,14 @@ pub async fn apply(
                 CancellationRequestStatus::Accepted => Cancellation::Accepted,
                 _ => Cancellation::Rejected,
             };
-            cancellation(conn, order, state, None).await?;
+            late = !cancellation(conn, order, state, None).await?;
             (
                 "The cancellation request was refused".into(),
                 Some("The shop declined your cancellation request.".into()),
             )
         }
         Event::CancellationAccepted(_) => {
-            cancellation(conn, order, Cancellation::Accepted, None).await?;
+            late = !cancellation(conn, order, Cancellation::Accepted, None).await?;
             (
                 "The cancellation was accepted; DHMAD refunds the buyer".into(),
                 Some("Cancellation accepted: DHMAD refunds you.".into()),
@@ -212,6 +213,11 @@ pub async fn apply(
         other => (format!("DHMAD event {}", other.event_type()), None),
     };
     let kind = if late { "late_event" } else { "event" };
+    // A fact not kept, or news for an order that is over: the buyer's line would contradict
+    // what the page shows ("review it below" after the acceptance, "the shop will ship again"
+    // after completion). The back office keeps its line.
+    let settled = matches!(applied, Applied::Settled { .. });
+    let public = public.filter(|_| !late && !settled);
     db::events::add(&mut *conn, order.id, kind, &detail, public.as_deref()).await
 }
 
@@ -246,17 +252,18 @@ async fn proof_facts(
 /// then a final answer), whatever the order of arrival: a request or an answer whose snapshot
 /// is stale (DHMAD does not order events, §6.7) still lands, since nothing else would ever
 /// bring it (no escrow snapshot carries the request), and an older event never overwrites a
-/// newer answer.
+/// newer answer. Whether it landed.
 async fn cancellation(
     conn: &mut PgConnection,
     order: &Order,
     state: Cancellation,
     reason: Option<&str>,
-) -> sqlx::Result<()> {
-    if cancellation_may_follow(order.cancellation, state) {
+) -> sqlx::Result<bool> {
+    let follows = cancellation_may_follow(order.cancellation, state);
+    if follows {
         db::orders::set_cancellation(&mut *conn, order.id, state, reason).await?;
     }
-    Ok(())
+    Ok(follows)
 }
 
 /// The request's own order: none, requested, then a final answer that nothing changes.

@@ -118,6 +118,11 @@ async fn a_rejected_guest_proof_says_why_and_lets_the_buyer_pay_again(pool: PgPo
         page.contains("unreadable receipt") && page.contains("Pay again"),
         "{page}"
     );
+    // The link was used (DHMAD has the proof), and nothing refreshes the page.
+    assert!(
+        !page.contains("expired or was not used") && !page.contains("refreshes by itself"),
+        "{page}"
+    );
     let again = w
         .app
         .post_form(&format!("/orders/{}/pay", s.order_id), &[])

@@ -81,6 +81,11 @@ async fn a_standard_order_is_signed_paid_shipped_and_confirmed(pool: PgPool) {
         page.contains("Read the terms") && page.contains("three logo proposals"),
         "{page}"
     );
+    // The shop signed at creation: the first payment comes next, not a "new" one.
+    assert!(
+        page.contains("signed by both sides") && !page.contains("expired or was not used"),
+        "{page}"
+    );
 
     let pay = w
         .app

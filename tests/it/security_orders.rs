@@ -275,3 +275,36 @@ async fn an_idempotency_key_replayed_after_payment_does_not_buy_again(pool: PgPo
     assert_eq!(orders, Some(1));
     assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 1);
 }
+
+/// A refused step is answered with the order page at the step's own address (a POST route):
+/// that page must not reload itself there, which gave a blank 405 five seconds later.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_refused_step_is_not_reloaded_at_its_post_address(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order(
+            "chechia-red",
+            "refused@example.tn",
+            "66bb0000000000000000e001",
+            time::OffsetDateTime::now_utc(),
+        )
+        .await;
+    let refresh = r#"http-equiv="refresh""#;
+    let page = app
+        .get(&format!("/orders/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(refresh),
+        "awaiting payment, the page refreshes: {page}"
+    );
+    let r = app.post_form(&format!("/orders/{id}/confirm"), &[]).await;
+    assert_eq!(r.status(), 409);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("role=\"alert\"") && !page.contains(refresh),
+        "{page}"
+    );
+}

@@ -273,6 +273,15 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(late, 1, "the retry is on the timeline as late");
+    // The buyer is not asked again to review a proof accepted already: the timeline has the
+    // first submission's line only.
+    let page = app
+        .get(&format!("/orders/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.matches("review it below").count(), 1, "{page}");
 
     // Two edits of the amount, the newer one first.
     let updated = |amount: u32, at: OffsetDateTime| {
@@ -409,4 +418,43 @@ async fn a_dhmad_clock_ahead_of_ours_still_orders_its_snapshots(pool: PgPool) {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(order_status(&app.pool, id).await, "delivered");
+}
+
+/// News that reaches an order already over (a retried rejection of a delivery, after the
+/// buyer confirmed receipt) tells the buyer nothing: "the shop will ship again" would be false.
+#[sqlx::test(migrations = "./migrations")]
+async fn news_for_a_completed_order_adds_no_line_for_the_buyer(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("chechia-red", "over@example.tn", ESCROW, t(0))
+        .await;
+    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+        .await;
+    app.deliver(&snapshot("completed", "delivered", "quick", t(3)))
+        .await;
+    let rejected = event(
+        "escrow.delivery.rejected",
+        json!({
+            "escrow": {"id": ESCROW, "title": "test", "status": "paid", "oldStatus": "delivered",
+                       "mode": "quick", "updatedAt": dhmad::iso::format(t(2))},
+            "deliveryRejection": {"rejectedAt": dhmad::iso::format(t(2)), "reason": "wrong size"}
+        }),
+    );
+    let (status, _) = result_of(app.deliver(&rejected).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.order_json(id).await["status"], "completed");
+    let page = app
+        .get(&format!("/orders/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("ship again") && !page.contains("wrong size"),
+        "{page}"
+    );
+    assert_eq!(
+        timeline_count(&app.pool, id, "rejected the delivery").await,
+        1
+    );
 }
