@@ -10,6 +10,11 @@ use time::OffsetDateTime;
 
 use crate::db::{self, budget::Claimant, Pool};
 
+/// The longest DHMAD's 429 holds anything back here (its wait may be an hour, or a day after a
+/// daily cap): past it the call is simply tried again, so that one wild answer cannot stop
+/// every checkout and background job for that long.
+pub const LONGEST_PAUSE: Duration = Duration::from_secs(60);
+
 /// How much of DHMAD's budget background jobs leave for buyers: a fifth of the window.
 pub fn background_reserve(limit: u32) -> i32 {
     i32::try_from(limit / 5).unwrap_or(i32::MAX)
@@ -102,7 +107,7 @@ impl dhmad::Gate for BudgetGate {
             if self.limits.calls == 0 {
                 return;
             }
-            let wait = wait.min(Duration::from_secs(60));
+            let wait = wait.min(LONGEST_PAUSE);
             let window = self.limits.reuse_after();
             if let Err(e) = db::budget::pause(&self.pool, window, wait).await {
                 tracing::warn!(error = %e, "could not pause DHMAD's call budget after a 429");

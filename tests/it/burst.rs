@@ -611,3 +611,48 @@ async fn without_a_budget_a_refused_checkout_waits_as_told(pool: PgPool) {
     let sent = w.count_calls("POST", "/api/v1/escrows").await;
     assert!(sent <= 6, "{sent} creations sent inside DHMAD's 30 s wait");
 }
+
+/// DHMAD's wait may be an hour (or a day, after a daily cap): a queued checkout it refuses is
+/// parked a minute at most, as the budget's own pause is. Parked for the hour, it kept the line
+/// for the hour, and a line holds back every background job (delivers, reconciliation) and every
+/// new checkout's direct call.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_checkout_refused_for_an_hour_parks_a_minute_at_most(pool: PgPool) {
+    // No budget kept, so that the line serves it at once (the budget's own pause, a minute at
+    // most, would hold the line's turn back first).
+    let w = world(pool, |c| {
+        c.dhmad_budget = Limits {
+            calls: 0,
+            window: Duration::from_secs(60),
+        };
+        c.edge.checkout_per_minute = 100_000;
+    })
+    .await;
+    w.faults(
+        json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "rate_limit_429",
+                              "times": 100, "reset_ms": 3_600_000}]}),
+    )
+    .await;
+    let email = "hour@example.tn";
+    let r = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header("idempotency-key", idempotency_key(SKU, email))
+        .json(&json!({"sku": SKU, "email": email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // Past a worker's lease (14 s here): parked by DHMAD's answer.
+    let parked: f64 = wait_for("the line to park the refused checkout", 15, || async {
+        sqlx::query_scalar::<_, f64>(
+            "SELECT extract(epoch FROM claimed_until - now())::float8 FROM checkout_queue
+              WHERE claimed_until > now() + interval '20 seconds'",
+        )
+        .fetch_optional(&w.app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    assert!(parked <= 61.0, "parked for {parked} s");
+}
