@@ -126,6 +126,9 @@ fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
             "Your parcel is on its way. Once it has arrived, confirm receipt to release the payment to the seller."
         }
         OrderStatus::Completed => "All done. Thank you for your order!",
+        OrderStatus::Cancelled if o.cancelled_over_guest_proof() => {
+            "This order was cancelled while DHMAD was checking your payment proof. The money you sent is not returned automatically: contact DHMAD with your proof to get it back."
+        }
         OrderStatus::Cancelled => "This order was cancelled. DHMAD returns any payment to you.",
         OrderStatus::Disputed => "A dispute is open with DHMAD; they will contact you.",
     }

@@ -408,6 +408,12 @@ impl Order {
         self.payment_review_since.is_some() && self.status == OrderStatus::AwaitingPayment
     }
 
+    /// Cancelled with a guest's payment proof under review: DHMAD rejects the proof, and a
+    /// guest's money, never in a DHMAD wallet, is refunded by nobody automatically (§4.2).
+    pub fn cancelled_over_guest_proof(&self) -> bool {
+        self.payment_review_since.is_some() && self.status == OrderStatus::Cancelled
+    }
+
     /// The buyer's cancellation request as it stands. A request waits for the shop only while
     /// DHMAD holds the money: once the escrow is cancelled, disputed or released, it is moot
     /// (DHMAD keeps no answer to give), and showing it would promise an outcome that can no

@@ -293,3 +293,34 @@ async fn a_proof_rejected_after_the_payment_asks_the_buyer_for_nothing(pool: PgP
     assert!(!page.contains("unreadable receipt"), "{page}");
     assert_eq!(timeline_count(&app.pool, id, "unreadable receipt").await, 1);
 }
+
+/// The shop cancels while a guest's proof is under review: DHMAD rejects the proof, and a
+/// guest's money is refunded by nobody automatically (§4.2). The buyer is told to claim it
+/// from DHMAD, not that DHMAD returns it.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_cancel_over_a_guest_proof_does_not_promise_a_refund(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "no-refund@example.tn").await;
+    let v = w
+        .control(
+            &format!("/sandbox/sessions/{}/complete", s.session_id),
+            guest(),
+        )
+        .await;
+    w.land_on_callback(v["redirect_url"].as_str().unwrap())
+        .await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.app.state.dhmad.cancel_escrow(&escrow).await.unwrap();
+    w.wait_status(s.order_id, "cancelled").await;
+    let page = w
+        .app
+        .get(&format!("/orders/{}", s.order_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("not returned automatically") && !page.contains("returns any payment"),
+        "{page}"
+    );
+}

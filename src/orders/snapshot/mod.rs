@@ -127,7 +127,7 @@ pub async fn apply_escrow_snapshot(
             from.as_deref().unwrap_or("unknown"),
             escrow.status
         ),
-        public: public_status_line(&escrow.status),
+        public: public_status_line(&escrow.status, order.cancelled_over_guest_proof()),
     });
     tracing::info!(order.id = %order.id, from = ?from, "order transitioned");
     if plan.fulfil {
@@ -171,17 +171,24 @@ async fn keep_facts(
     Ok(true)
 }
 
-/// What the buyer reads when the escrow moves to `status`.
-fn public_status_line(status: &EscrowStatus) -> Option<&'static str> {
+/// What the buyer reads when the escrow moves to `status`; `guest_proof`: a guest's payment
+/// proof was under review (DHMAD rejects it on a cancel, and refunds no guest automatically).
+fn public_status_line(status: &EscrowStatus, guest_proof: bool) -> Option<&'static str> {
     Some(match status {
         EscrowStatus::Paid => "Payment received: DHMAD holds it until the order is done",
         EscrowStatus::Delivered => "Marked as delivered by the shop",
         EscrowStatus::Completed => "Completed: DHMAD released the payment to the shop",
+        EscrowStatus::Cancelled if guest_proof => GUEST_CANCELLED,
         EscrowStatus::Cancelled => "Cancelled: DHMAD returns any payment to you",
         EscrowStatus::Disputed => "A dispute is open with DHMAD",
         EscrowStatus::Pending | EscrowStatus::Unknown(_) => return None,
     })
 }
+
+/// A cancelled order whose guest payment proof was under review: DHMAD rejects the proof, and
+/// a guest's money is not in a DHMAD wallet, so nothing refunds it by itself (§4.2).
+pub const GUEST_CANCELLED: &str = "Cancelled: DHMAD rejected the payment proof under review. \
+     The money you sent is not returned automatically: contact DHMAD with your proof to get it back";
 
 // The deposit-proof rule, both halves here: DHMAD's rejection of a guest's payment proof is
 // shown only while the order awaits payment, and a payment makes any earlier one history.
