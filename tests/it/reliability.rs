@@ -787,3 +787,32 @@ async fn a_due_deliver_goes_before_due_emails(pool: PgPool) {
     assert_eq!(job.kind, "deliver");
     tx.rollback().await.unwrap();
 }
+
+/// A creation is not taken for over while it may still be running: a standard escrow DHMAD
+/// refuses `autoSign` for is asked twice, each call up to the client's timeout. Judged over
+/// one second after two timeouts (the limit before), with no room for the work around the
+/// calls or a clock a little ahead, such a creation was looked up at DHMAD before its escrow
+/// existed, called safe to retry, and its escrow orphaned when the retry made a second one.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_creation_within_its_slowest_time_is_not_taken_for_over(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let order = w
+        .app
+        .insert_order("logo-design", "slow-create@example.tn", None)
+        .await;
+    // Two timeouts and a second ago (the test's client timeout is 3 s).
+    let timeout = w.app.state.config.dhmad_timeout.as_secs() as i64;
+    claimed(&w, order.id, "creating_escrow", 2 * timeout + 1).await;
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.app.order_json(order.id).await["status"],
+        "creating_escrow"
+    );
+    assert_eq!(
+        w.count_calls("GET", "/api/v1/escrows").await,
+        0,
+        "no look at DHMAD yet"
+    );
+}

@@ -62,11 +62,20 @@ pub(super) async fn ensure_escrow(
     })
 }
 
-/// After this long a `creating_escrow` order cannot still be waiting for its answer.
+/// After this long a `creating_escrow` order cannot still be waiting for its answer. The
+/// slowest creation is two `POST /escrows` (a standard escrow DHMAD refuses `autoSign` for is
+/// asked again without), each bounded by the client's timeout (the product is read before the
+/// claim), plus a margin for the rest of the work and for the clocks of the instance that
+/// judges and of the database that stamped the claim. Taken for over, a creation still running
+/// is looked up at DHMAD before its escrow exists, called safe to retry, and made twice.
 pub fn in_flight_limit(state: &AppState) -> time::Duration {
     time::Duration::try_from(state.config.dhmad_timeout * 2).unwrap_or(time::Duration::MINUTE)
-        + time::Duration::SECOND
+        + MARGIN
 }
+
+/// The work around a creation's calls, and the skew between an instance's clock and the
+/// database's.
+const MARGIN: time::Duration = time::Duration::seconds(2);
 
 /// The escrow's title carries the order id, so an escrow whose creation answer was lost can
 /// be recognised later in DHMAD's list.

@@ -273,6 +273,16 @@ async fn resume_with(
 ) -> OrderResult<CheckoutStarted> {
     let call_order = order.id;
     super::call_log::for_order(call_order, Box::pin(async move {
+        // Read before any creation is claimed: the claim's clock (`in_flight_limit`) counts
+        // DHMAD's calls, not a wait for a pool connection.
+        let read;
+        let product = match product {
+            Some(p) => Some(p),
+            None => {
+                read = db::products::get(&state.pool, &order.sku).await?;
+                read.as_ref()
+            }
+        };
         let order = match fresh {
             Fresh::Yes if order.mode != Mode::Standard => {
                 return first_payment_page(state, order, product).await;
