@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::fulfilment::{give_up_after, JobOutcome};
-use super::{Order, OrderResult, OrderStatus};
+use super::{Mode, Order, OrderResult, OrderStatus};
 use crate::db::{self, outbox::Job};
 use crate::mail::{Email, MailError};
 use crate::state::AppState;
@@ -34,13 +34,22 @@ fn order_link(state: &AppState, order: &Order) -> String {
 }
 
 fn confirmation(state: &AppState, order: &Order, product: &str) -> Email {
+    // What the buyer does on the order's page, by mode: an instant good has no receipt to
+    // confirm (DHMAD has no such step for it), a standard order is signed before it is paid.
+    let steps = match order.mode {
+        Mode::Instant => {
+            "Follow it and pay here; your code appears there once DHMAD confirms \
+                          your payment"
+        }
+        Mode::Quick => "Follow it, pay and confirm receipt here",
+        Mode::Standard => "Follow it, sign the contract, pay and confirm receipt here",
+    };
     Email {
         to: order.buyer_email.clone(),
         subject: format!("Your order: {product}"),
         body: format!(
             "Thank you for your order of {product} ({} {}).\n\n\
-             Follow it, pay and confirm receipt here (keep this link to yourself: it is the \
-             key to your order):\n{}\n\n\
+             {steps} (keep this link to yourself: it is the key to your order):\n{}\n\n\
              DHMAD holds your payment in escrow until the order is done.\n",
             order.amount,
             order.currency,
