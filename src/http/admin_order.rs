@@ -56,11 +56,13 @@ struct AdminOrderPage {
     csrf: String,
 }
 
-/// The merchant's actions valid now, as forms posting to this page's routes.
-fn merchant_actions(o: &Order) -> Vec<ActionView> {
+/// The merchant's actions valid now, as forms posting to this page's routes. A deliver already
+/// queued is not offered again (as on the list): a second click would queue nothing.
+fn merchant_actions(o: &Order, deliver_queued: bool) -> Vec<ActionView> {
     let mut out = Vec::new();
     let mut add = |action: Action, path: &'static str, decision: Option<&'static str>| {
-        if o.allows(action) {
+        let queued = matches!(action, Action::Ship | Action::RetryDeliver) && deliver_queued;
+        if o.allows(action) && !queued {
             let label = match decision {
                 Some("accept") => "Accept the cancellation (refund)",
                 Some(_) => "Reject the cancellation",
@@ -119,8 +121,11 @@ async fn render_page(
             detail: format!("{}: {}", x.session_id, x.status),
         })
         .collect();
-    let jobs = db::outbox::list_for_order(&s.pool, id)
-        .await?
+    let jobs = db::outbox::list_for_order(&s.pool, id).await?;
+    let deliver_queued = jobs
+        .iter()
+        .any(|j| j.kind == crate::orders::fulfilment::DELIVER && j.done_at.is_none());
+    let jobs = jobs
         .into_iter()
         .map(|j| Line {
             at: fmt_time(j.run_after),
@@ -162,7 +167,7 @@ async fn render_page(
         .collect();
     render(&AdminOrderPage {
         status_label: order.status.label(),
-        actions: merchant_actions(&order),
+        actions: merchant_actions(&order, deliver_queued),
         order,
         product_name,
         error,

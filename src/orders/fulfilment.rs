@@ -7,7 +7,7 @@ use dhmad::{CheckoutAction, EscrowStatus};
 use rand::Rng;
 use uuid::Uuid;
 
-use super::{notify, sessions, sync, Action, Order, OrderError, OrderResult};
+use super::{notify, sessions, sync, Action, Order, OrderError, OrderResult, OrderStatus};
 use crate::db::{self, events::NewEvent, outbox::Job};
 use crate::state::AppState;
 
@@ -62,21 +62,20 @@ pub fn issue_digital_good() -> String {
     format!("AIC-{}-{}-{}", group(), group(), group())
 }
 
-/// The merchant shipped a quick order: queue the DHMAD deliver call.
+/// The merchant shipped a quick order: queue the DHMAD deliver call. `false` when one was
+/// queued already (nothing new: the earlier click's deliver is on its way).
 #[tracing::instrument(skip_all, fields(order.id = %order_id))]
-pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<()> {
+pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<bool> {
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
     let order = db::orders::lock(&mut *tx, order_id)
         .await?
         .ok_or(OrderError::NotFound)?;
     if !order.allows(Action::Ship) {
-        return Err(OrderError::not_allowed(format!(
-            "Only paid quick orders can be shipped (this one is {}).",
-            order.status.label()
-        )));
+        return Err(OrderError::not_allowed(ship_refusal(&order)));
     }
-    if db::outbox::enqueue(&mut *tx, DELIVER, order.id).await? {
+    let queued = db::outbox::enqueue(&mut *tx, DELIVER, order.id).await?;
+    if queued {
         db::events::add(
             &mut *tx,
             order.id,
@@ -87,7 +86,21 @@ pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<()> {
         .await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(queued)
+}
+
+/// Why the merchant may not ship now, as the state machine's `Ship` rule has it.
+fn ship_refusal(order: &Order) -> String {
+    if order.status != OrderStatus::Paid || order.is_instant() {
+        format!(
+            "Only paid quick and standard orders can be shipped (this one is {}).",
+            order.status.label().to_lowercase()
+        )
+    } else if order.cancellation_pending() {
+        "The buyer has asked to cancel: answer the request first.".into()
+    } else {
+        "DHMAD has not accepted the proof of purchase yet: submit it, or wait for the buyer's review.".into()
+    }
 }
 
 /// The merchant asks for the `deliver` DHMAD still waits for to run now (after attempts that

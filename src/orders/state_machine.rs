@@ -382,7 +382,9 @@ impl Order {
                 matches!(self.status, S::EscrowFailed | S::NeedsReconciliation)
             }
             Action::RetryDeliver => self.is_instant() && self.deliver_due(),
-            Action::MerchantCancel => unpaid,
+            // Not under a guest's proof either: DHMAD would reject a proof of money sent, which
+            // no one refunds a guest automatically (`actions::cancel_unpaid` refuses it).
+            Action::MerchantCancel => unpaid && !review,
             Action::CancelAndRefund => held,
             Action::AnswerCancellation => held && request_pending,
         }

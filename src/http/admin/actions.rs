@@ -42,14 +42,19 @@ pub async fn ship(
     let id = parse_id(&id)?;
     let result = fulfilment::mark_shipped(&s, id).await;
     let outcome = match &result {
-        Ok(()) => "deliver queued".to_owned(),
+        Ok(true) => "deliver queued".to_owned(),
+        Ok(false) => "a deliver was queued already: nothing new".to_owned(),
         Err(e) => format!("refused: {e}"),
     };
     if !matches!(result, Err(OrderError::NotFound)) {
         admin.record(&s, "ship", Some(id), &outcome).await?;
     }
-    result?;
-    Ok(answer(&headers, "/admin", Notice::Shipped, &[], Some(id)))
+    let notice = if result? {
+        Notice::Shipped
+    } else {
+        Notice::JobRunning
+    };
+    Ok(answer(&headers, "/admin", notice, &[], Some(id)))
 }
 
 /// Retries what is stuck: the checkout of an order whose escrow creation failed (or is in

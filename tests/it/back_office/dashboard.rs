@@ -198,3 +198,70 @@ async fn the_order_page_lists_the_dhmad_calls_made_for_the_order(pool: PgPool) {
         "{page}"
     );
 }
+
+/// The order page offers only what can work now: no "Cancel order" under a guest's proof (the
+/// cancel is refused: DHMAD would reject a proof of money sent), no second "Mark shipped" while
+/// the first one's deliver is queued (it would queue nothing, yet was audited as queued), and
+/// "Reconcile" on a flagged order even once it is settled (reconciling is what lifts the flag).
+/// A refused ship says why.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_order_page_offers_only_what_can_work_now(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let ids = seed_orders(&app.pool, 4).await;
+    let set = |sql: &'static str, id: Uuid| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query(sql).bind(id).execute(&pool).await.unwrap();
+        }
+    };
+    let form = |id: Uuid, path: &str| format!("action=\"/admin/orders/{id}/{path}\"");
+
+    set(
+        "UPDATE orders SET payment_review_since = now() WHERE id = $1",
+        ids[0],
+    )
+    .await;
+    let page = admin_page(&app, &format!("/admin/orders/{}", ids[0])).await;
+    assert!(!page.contains(&form(ids[0], "cancel")), "{page}");
+
+    set(
+        "UPDATE orders SET status = 'paid', escrow_status = 'paid' WHERE id = $1",
+        ids[1],
+    )
+    .await;
+    assert!(admin_page(&app, &format!("/admin/orders/{}", ids[1]))
+        .await
+        .contains(&form(ids[1], "ship")));
+    add_job(&app.pool, ids[1], "deliver", "open").await;
+    let page = admin_page(&app, &format!("/admin/orders/{}", ids[1])).await;
+    assert!(!page.contains(&form(ids[1], "ship")), "{page}");
+    act(&app, &format!("/admin/orders/{}/ship", ids[1])).await;
+    let detail: String = sqlx::query_scalar(
+        "SELECT detail FROM admin_audit WHERE action = 'ship' AND order_id = $1",
+    )
+    .bind(ids[1])
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(detail.contains("nothing new"), "{detail}");
+
+    set(
+        "UPDATE orders SET status = 'completed', escrow_status = 'completed',
+                attention = 'DHMAD does not know escrow' WHERE id = $1",
+        ids[2],
+    )
+    .await;
+    let page = admin_page(&app, &format!("/admin/orders/{}", ids[2])).await;
+    assert!(page.contains(&form(ids[2], "reconcile")), "{page}");
+
+    set(
+        "UPDATE orders SET status = 'paid', escrow_status = 'paid', cancellation = 'requested'
+          WHERE id = $1",
+        ids[3],
+    )
+    .await;
+    let r = admin_post(&app, &format!("/admin/orders/{}/ship", ids[3])).await;
+    assert_eq!(r.status(), 409);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("asked to cancel"), "{page}");
+}
