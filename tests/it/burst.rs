@@ -332,8 +332,18 @@ async fn background_work_waits_for_the_budget_and_spends_no_attempt(pool: PgPool
         .unwrap()
     };
     // The outbox runs every 50 ms in tests: its call is held back, the job postponed until the
-    // window frees up, not retried at once.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // window frees up, not retried at once. (Waited for: postponed, and no worker holds it.)
+    wait_for("the deliver to be postponed", 15, || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT true FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'
+                AND run_after > now() + interval '30 seconds' AND claimed_until IS NULL",
+        )
+        .bind(started.order_id)
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+    })
+    .await;
     let (attempts, done, run_after) = job(pool.clone()).await;
     assert!(!done);
     assert_eq!(attempts, 0, "a call held back spends no attempt");

@@ -367,7 +367,7 @@ async fn a_failed_retry_of_a_deliver_is_audited(pool: PgPool) {
         t0 + time::Duration::minutes(1),
     )));
     assert_eq!(app.deliver(&paid).await.status(), 200);
-    // Someone holds the order's row for 3 s.
+    // Someone holds the order's row until the answer is in, past the service's lock timeout.
     // (As the service's own writers lock it: the audit row's reference to the order needs only
     // a key-share lock, which this leaves.)
     let mut holder = app.pool.begin().await.unwrap();
@@ -376,10 +376,6 @@ async fn a_failed_retry_of_a_deliver_is_audited(pool: PgPool) {
         .execute(&mut *holder)
         .await
         .unwrap();
-    let release = tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        holder.rollback().await.unwrap();
-    });
     let r = app
         .http
         .post(app.url(&format!("/admin/orders/{id}/retry")))
@@ -388,7 +384,7 @@ async fn a_failed_retry_of_a_deliver_is_audited(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
-    release.await.unwrap();
+    holder.rollback().await.unwrap();
     let audit: Vec<(String, String)> =
         sqlx::query_as("SELECT action, detail FROM admin_audit WHERE order_id = $1")
             .bind(id)

@@ -154,9 +154,16 @@ async fn floods_are_refused_before_they_reach_dhmad(pool: PgPool) {
         }
         statuses.push(r.status().as_u16());
     }
+    // A burst of 5, and a sixth if the twelve took over the 10 s one token takes to come back
+    // (a loaded machine).
     let created = statuses.iter().filter(|s| **s == 201).count();
-    assert_eq!(created, 5, "{statuses:?}");
-    assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 5);
+    assert!((5..=6).contains(&created), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        12 - created,
+        "{statuses:?}"
+    );
+    assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, created);
 
     // 60 callbacks for one unpaid session: DHMAD is asked about it once.
     let s = w.dhmad_calls().await.len();

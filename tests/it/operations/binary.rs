@@ -326,6 +326,11 @@ async fn the_binary_logs_one_plain_access_line_per_request_and_answers_its_healt
         assert!(line.contains(&format!("status={status}")), "{line}");
         assert!(line.contains("latency_ms="), "{line}");
     }
+    // A request after the probe, whose line is waited for: the probe's line, had it been
+    // written, would be in by then (one ordered stdout).
+    let after = http.get(format!("{base}/")).send().await.unwrap();
+    let after = after.headers()["x-request-id"].to_str().unwrap().to_owned();
+    served.wait_line(|l| l.contains(after.as_str()) && l.contains("answered"));
     // The matched route, not the raw path, and `unmatched` for a 404.
     let lines = served.lines.lock().unwrap().clone();
     let access = |id: &str| {

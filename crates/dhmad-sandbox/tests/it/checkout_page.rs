@@ -259,7 +259,14 @@ async fn dashboard_lists_deliveries() {
     let id = env.instant(15).await;
     env.pay(&id).await;
     env.hooks.wait(1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // The receiver has the delivery; the sandbox logs it once it has read the 200.
+    for _ in 0..250 {
+        let log = env.get_json("/sandbox/deliveries").await;
+        if log.as_array().unwrap().iter().any(|d| d["status"] == 200) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let html = env
         .http
         .get(env.url("/sandbox"))

@@ -37,12 +37,14 @@ async fn two_500s_then_200_makes_three_attempts_on_schedule() {
         .all(|d| d.verified && d.id == got[0].id && d.header_id == got[0].id));
     let gap1 = got[1].at - got[0].at;
     let gap2 = got[2].at - got[1].at;
+    // The test schedule (50, 100 ms), not the default one (1, 2 s); the upper bounds leave a
+    // loaded machine its scheduling delays.
     assert!(
-        gap1 >= Duration::from_millis(45) && gap1 < Duration::from_millis(600),
+        gap1 >= Duration::from_millis(45) && gap1 < Duration::from_millis(900),
         "{gap1:?}"
     );
     assert!(
-        gap2 >= Duration::from_millis(95) && gap2 < Duration::from_millis(700),
+        gap2 >= Duration::from_millis(95) && gap2 < Duration::from_millis(1900),
         "{gap2:?}"
     );
     let log = deliveries(&env, 3).await;
@@ -85,10 +87,8 @@ async fn timeouts_and_connection_errors_are_retried() {
     assert!(log[0]["status"].is_null() && log[0]["error"].as_str().unwrap().contains("timeout"));
     assert_eq!(log[1]["status"], 200);
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Nobody listens on discard (9); a port freed by this test could go to a parallel one.
+    let closed = "127.0.0.1:9";
     let (st, _) = env
         .http
         .put(env.url("/sandbox/webhooks"))

@@ -102,18 +102,13 @@ async fn create_escrow_timeout_is_not_retried() {
             .after(Duration::from_secs(2))
     })
     .await;
-    let started = Instant::now();
     let err = server
         .client()
         .create_escrow(&create_req())
         .await
         .unwrap_err();
+    // A timeout, not the 201 sent after 2 s; and sent once.
     assert!(matches!(err, Error::Timeout), "{err:?}");
-    assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        started.elapsed()
-    );
     settle().await;
     assert_eq!(server.count(), 1);
 }
@@ -195,7 +190,7 @@ async fn rate_limited_get_waits_for_a_near_reset() {
         waited >= Duration::from_millis(200),
         "retried before the reset: {waited:?}"
     );
-    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
     assert_eq!(c.rate_limit().unwrap().remaining, Some(99));
 }
 
@@ -215,8 +210,9 @@ async fn rate_limited_with_a_far_reset_returns_at_once() {
     let c = server.client();
     let started = Instant::now();
     let err = c.get_escrow("e1").await.unwrap_err();
+    // At once, not after the hour's wait (a loaded machine's delays aside).
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
     );
@@ -315,7 +311,7 @@ async fn connection_refused_is_a_transport_error() {
     let err = c.me().await.unwrap_err();
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
     assert!(err.is_transient());
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 /// Our clock ahead of DHMAD's: its reset reads as past, which must not hide `retryAfter`
