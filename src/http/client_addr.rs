@@ -17,8 +17,9 @@ pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, config: &Config) 
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip());
-    let from_proxy = peer.is_some_and(|p| config.edge.trusts(p));
-    if let Some(name) = config.edge.client_ip_header.as_ref().filter(|_| from_proxy) {
+    let header = config.edge.client_ip_header.as_ref();
+    let from_proxy = || peer.is_some_and(|p| config.edge.trusts(p));
+    if let Some(name) = header.filter(|_| from_proxy()) {
         // Only the last value is the proxy's own: everything before it came from the client.
         let last = headers
             .get_all(name.as_str())

@@ -98,8 +98,11 @@ fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
         OrderStatus::NeedsReconciliation => {
             "DHMAD did not answer in time; we are checking whether your checkout was created. Try again in a minute."
         }
-        OrderStatus::AwaitingPayment if o.in_payment_review() => {
+        OrderStatus::AwaitingPayment if o.in_payment_review() && o.is_instant() => {
             "DHMAD received your payment proof and is checking it. There is nothing more to pay: we confirm your order as soon as DHMAD approves it."
+        }
+        OrderStatus::AwaitingPayment if o.in_payment_review() => {
+            "You finished DHMAD's payment page: we are confirming your payment with DHMAD. There is nothing more to pay."
         }
         OrderStatus::AwaitingPayment if o.deposit_rejection().is_some() => {
             "DHMAD could not accept your payment proof (the reason is above): pay again, or send a new proof, below."

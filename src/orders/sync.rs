@@ -232,14 +232,20 @@ pub async fn note_payment_review(state: &AppState, order_id: Uuid) -> OrderResul
         let now = time::OffsetDateTime::now_utc();
         db::orders::set_payment_review(&mut *tx, order.id, Some(now)).await?;
         db::orders::set_deposit_rejection(&mut *tx, order.id, None).await?;
-        db::events::add(
-            &mut *tx,
-            order.id,
-            "payment_review",
-            "Payment page finished but the escrow is still pending: a guest proof awaits DHMAD",
-            Some("DHMAD received your payment proof and is checking it"),
-        )
-        .await?;
+        // Only an instant order takes a guest's proof; any other finished its payment page
+        // with a payment whose news is not in yet (the escrow read failed, say).
+        let (detail, public) = if order.is_instant() {
+            (
+                "Payment page finished but the escrow is still pending: a guest proof awaits DHMAD",
+                "DHMAD received your payment proof and is checking it",
+            )
+        } else {
+            (
+                "Payment page finished but the escrow is not known to be paid yet",
+                "You finished DHMAD's payment page: we are confirming your payment with DHMAD",
+            )
+        };
+        db::events::add(&mut *tx, order.id, "payment_review", detail, Some(public)).await?;
     }
     tx.commit().await?;
     Ok(())

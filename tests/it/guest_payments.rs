@@ -324,3 +324,40 @@ async fn a_cancel_over_a_guest_proof_does_not_promise_a_refund(pool: PgPool) {
         "{page}"
     );
 }
+
+/// A quick order's payment page finished while its news is not in (the webhook lost, DHMAD's
+/// answer to the escrow read a 500): no second payment is offered, as under a guest's proof,
+/// but the buyer is not told of a proof they never sent (guests pay instant orders only).
+#[sqlx::test(migrations = "./migrations")]
+async fn a_finished_wallet_payment_awaiting_its_news_mentions_no_proof(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "wallet@example.tn").await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0},
+                    "api": [{"method": "GET", "path": "/api/v1/escrows/{id}", "fault": "error_500", "times": 100}]}))
+        .await;
+    let v = w
+        .control(
+            &format!("/sandbox/sessions/{}/complete", s.session_id),
+            json!({}),
+        )
+        .await;
+    w.land_on_callback(v["redirect_url"].as_str().unwrap())
+        .await;
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(
+        (o["status"].as_str(), o["payment_review"].as_bool()),
+        (Some("awaiting_payment"), Some(true)),
+        "{o}"
+    );
+    let page = w
+        .app
+        .get(&format!("/orders/{}", s.order_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("confirming your payment") && !page.contains("proof"),
+        "{page}"
+    );
+}
