@@ -149,13 +149,7 @@ async fn a_buyers_request_is_accepted_by_the_merchant_and_the_buyer_is_refunded(
         })
         .await;
     assert_eq!(o["status"], "cancelled");
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(page.contains("refunds you"), "{page}");
 }
 
@@ -254,13 +248,7 @@ async fn a_request_overtaken_by_a_dispute_is_no_longer_shown_as_waiting(pool: Pg
         .await;
     let o = w.wait_status(s.order_id, "disputed").await;
     assert_eq!(o["cancellation"], serde_json::Value::Null, "{o}");
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(page.contains("dispute is open"), "{page}");
     assert!(
         !page.contains("The shop will accept") && !page.contains("has not answered yet"),
@@ -344,13 +332,7 @@ async fn a_dispute_is_shown_open_and_refused_actions_are_not_offered(pool: PgPoo
     w.finish_on_dhmad(r, json!({"note": "never arrived"})).await;
     let o = w.wait_status(s.order_id, "disputed").await;
     assert_eq!(o["dispute_open"], true);
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(page.contains("dispute is open"));
     assert!(!page.contains("Ask to cancel") && !page.contains("Open a dispute with DHMAD"));
     assert_eq!(
@@ -390,13 +372,7 @@ async fn a_rejected_delivery_is_explained_and_shipped_again(pool: PgPool) {
     .await;
     let o = w.wait_status(s.order_id, "paid").await;
     assert_eq!(o["delivery_rejection_reason"], "wrong size");
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(page.contains("wrong size"));
     assert_eq!(
         w.admin_post(&format!("/admin/orders/{}/ship", s.order_id))
@@ -517,12 +493,7 @@ async fn the_buyers_page_shows_nothing_internal(pool: PgPool) {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    let page = app
-        .get(&format!("/orders/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.order_page(id).await;
     for internal in [
         "127.0.0.1:9",
         "error sending request",

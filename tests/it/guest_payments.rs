@@ -57,13 +57,7 @@ async fn a_guest_payment_under_review_offers_no_second_payment_until_approved(po
     assert_eq!(o["status"], "awaiting_payment");
     assert_eq!(o["payment_review"], true, "{o}");
     assert!(o["checkout_url"].is_null());
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(page.contains("checking"), "{page}");
     assert!(!page.contains("Pay again"));
 
@@ -107,13 +101,7 @@ async fn a_rejected_guest_proof_says_why_and_lets_the_buyer_pay_again(pool: PgPo
     let w = world(pool, |_| {}).await;
     let (s, o) = guest_proof_rejected(&w, "guest2@example.tn").await;
     assert_eq!(o["payment_review"], false);
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(
         page.contains("unreadable receipt") && page.contains("Pay again"),
         "{page}"
@@ -283,12 +271,7 @@ async fn a_proof_rejected_after_the_payment_asks_the_buyer_for_nothing(pool: PgP
         o["deposit_rejection_reason"].is_null() && o["payment_review"] == false,
         "{o}"
     );
-    let page = app
-        .get(&format!("/orders/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.order_page(id).await;
     assert!(!page.contains("send a new one"), "{page}");
     assert!(!page.contains("unreadable receipt"), "{page}");
     assert_eq!(timeline_count(&app.pool, id, "unreadable receipt").await, 1);
@@ -312,13 +295,7 @@ async fn a_cancel_over_a_guest_proof_does_not_promise_a_refund(pool: PgPool) {
     let escrow = escrow_of(&w, s.order_id).await;
     w.app.state.dhmad.cancel_escrow(&escrow).await.unwrap();
     w.wait_status(s.order_id, "cancelled").await;
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(
         page.contains("not returned automatically") && !page.contains("returns any payment"),
         "{page}"
@@ -349,13 +326,7 @@ async fn a_finished_wallet_payment_awaiting_its_news_mentions_no_proof(pool: PgP
         (Some("awaiting_payment"), Some(true)),
         "{o}"
     );
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(
         page.contains("confirming your payment") && !page.contains("proof"),
         "{page}"

@@ -44,13 +44,7 @@ async fn instant_purchase_pays_issues_the_code_and_completes(pool: PgPool) {
         w.land_on_callback(&redirect).await,
         format!("/orders/{}", s.order_id)
     );
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(page.contains(&code) && page.contains("Completed"), "{page}");
 
     // DHMAD resending the last event changes nothing and calls deliver no more.

@@ -70,13 +70,7 @@ async fn a_standard_order_is_signed_paid_shipped_and_confirmed(pool: PgPool) {
         })
         .await;
     assert_eq!(o["status"], "awaiting_payment");
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(
         page.contains("Read the terms") && page.contains("three logo proposals"),
         "{page}"
@@ -131,13 +125,7 @@ async fn a_proof_goes_through_a_correction_and_is_accepted_by_silence(pool: PgPo
         .await;
     assert_eq!(back, format!("/admin/orders/{}", s.order_id));
     phase(&w, s.order_id, "submitted_waiting_buyer_review").await;
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(
         page.contains("Review the proof") && page.contains("counts as accepted"),
         "{page}"
@@ -180,13 +168,7 @@ async fn no_proof_in_time_cancels_and_refunds(pool: PgPool) {
         .await;
     let o = w.wait_status(s.order_id, "cancelled").await;
     assert_eq!(o["proof_phase"], "expired_no_proof");
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(page.contains("sent no proof in time"), "{page}");
 }
 

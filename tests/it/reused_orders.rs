@@ -236,12 +236,6 @@ async fn an_amount_edit_whose_event_is_lost_is_learned_from_the_escrow(pool: PgP
     w.complete(&s.session_id).await;
     let o = w.wait_status(s.order_id, "paid").await;
     assert_eq!(o["amount"], "60.000", "{o}");
-    let page = w
-        .app
-        .get(&format!("/orders/{}", s.order_id))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.order_page(s.order_id).await;
     assert!(page.contains("the amount is now 60.000 TND"), "{page}");
 }

@@ -296,12 +296,7 @@ async fn a_refused_step_is_not_reloaded_at_its_post_address(pool: PgPool) {
         )
         .await;
     let refresh = r#"http-equiv="refresh""#;
-    let page = app
-        .get(&format!("/orders/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.order_page(id).await;
     assert!(
         page.contains(refresh),
         "awaiting payment, the page refreshes: {page}"

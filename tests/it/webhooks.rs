@@ -206,12 +206,7 @@ async fn a_rejected_deposit_proof_asks_the_buyer_to_pay_again(pool: PgPool) {
     let o = app.order_json(id).await;
     assert_eq!(o["status"], "awaiting_payment");
     assert_eq!(o["deposit_rejection_reason"], "Blurry receipt");
-    let page = app
-        .get(&format!("/orders/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.order_page(id).await;
     assert!(page.contains("Blurry receipt"), "{page}");
     assert!(
         page.contains(&format!("/orders/{id}/pay")),
@@ -275,12 +270,7 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
     assert_eq!(late, 1, "the retry is on the timeline as late");
     // The buyer is not asked again to review a proof accepted already: the timeline has the
     // first submission's line only.
-    let page = app
-        .get(&format!("/orders/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.order_page(id).await;
     assert_eq!(page.matches("review it below").count(), 1, "{page}");
 
     // Two edits of the amount, the newer one first.
@@ -443,12 +433,7 @@ async fn news_for_a_completed_order_adds_no_line_for_the_buyer(pool: PgPool) {
     let (status, _) = result_of(app.deliver(&rejected).await).await;
     assert_eq!(status, 200);
     assert_eq!(app.order_json(id).await["status"], "completed");
-    let page = app
-        .get(&format!("/orders/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.order_page(id).await;
     assert!(
         !page.contains("ship again") && !page.contains("wrong size"),
         "{page}"

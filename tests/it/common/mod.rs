@@ -144,6 +144,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The buyer's order page, as its link opens it.
+    pub async fn order_page(&self, id: Uuid) -> String {
+        let r = self.get(&format!("/orders/{id}")).await;
+        assert_eq!(r.status(), 200, "GET /orders/{id}");
+        r.text().await.unwrap()
+    }
+
     pub async fn order_json(&self, id: Uuid) -> Value {
         let r = self.get(&format!("/api/orders/{id}")).await;
         assert_eq!(r.status(), 200);
