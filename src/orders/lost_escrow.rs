@@ -22,6 +22,19 @@ use crate::state::AppState;
 const MARGIN: time::Duration = time::Duration::minutes(5);
 /// Pages of 100 at most, whatever happens: the look must end.
 const MAX_PAGES: u32 = 50;
+/// Escrows asked for per page (DHMAD's most).
+const PAGE: usize = 100;
+
+/// Whether `page` was the list's last. DHMAD's count of pages, when it gives one (the client
+/// reads an unreadable one as 0); else a page that is not full. Stopping early would call a
+/// lost escrow not created, and its retry would make a second one.
+fn is_last_page(page: u32, pages: u32, got: usize, asked: usize) -> bool {
+    if pages > 0 {
+        page >= pages
+    } else {
+        got < asked
+    }
+}
 
 /// The order id in an escrow's title, if it is one of ours.
 /// Whether the escrow's title names the order: its short reference (or, for escrows created
@@ -52,7 +65,7 @@ async fn list_since(
             role: Some(Role::Seller),
             status: status.clone(),
             page: Some(page),
-            limit: Some(100),
+            limit: Some(PAGE as u32),
         };
         let list = state
             .dhmad
@@ -64,8 +77,9 @@ async fn list_since(
             .last()
             .and_then(|e| e.created_at)
             .is_some_and(|t| t < since);
+        let last = is_last_page(page, list.pagination.pages, list.escrows.len(), PAGE);
         found.extend(list.escrows.into_iter().filter(|e| wanted(e)));
-        if older || page >= list.pagination.pages {
+        if older || last {
             break;
         }
     }
@@ -93,7 +107,15 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
             })
             .await?;
             found.sort_by_key(|e| (e.created_at, e.id.clone()));
-            let mut found = found.into_iter();
+            // Not another order's (titles carry a 32-bit reference two orders can share).
+            let mut mine = Vec::with_capacity(found.len());
+            for e in found {
+                match db::orders::holding_escrow(&state.pool, &e.id).await? {
+                    Some(holder) if holder != order.id => {}
+                    _ => mine.push(e),
+                }
+            }
+            let mut found = mine.into_iter();
             let mut conn = state.pool.acquire().await?;
             let mut tx = db::tx::begin(&mut conn).await?;
             match found.next() {
@@ -256,6 +278,15 @@ pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_list_ends_by_its_page_count_or_else_a_page_not_full() {
+        assert!(!is_last_page(1, 3, 100, 100));
+        assert!(is_last_page(3, 3, 100, 100));
+        // No readable count: a full page may have more behind it.
+        assert!(!is_last_page(1, 0, 100, 100));
+        assert!(is_last_page(2, 0, 40, 100));
+    }
     use crate::orders::checkout::escrow_title;
 
     #[test]
