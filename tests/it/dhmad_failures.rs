@@ -377,12 +377,12 @@ async fn a_request_past_its_deadline_gets_a_page_and_the_order_stays_recoverable
 
     // The buyer's retry continues the saved order (the catalog gave the browser its token
     // before the form was sent): at once it is told to wait, since the interrupted call
-    // may still reach DHMAD; once that cannot be (twice DHMAD's timeout, + 2 s), DHMAD's list
+    // may still reach DHMAD; once that cannot be (twice DHMAD's timeout, + 5 s), DHMAD's list
     // is read and the same order reaches DHMAD's page, with one escrow.
     let r = w.checkout_form("chechia-red", "late@example.tn").await;
     assert_eq!(r.status(), 409);
     assert!(r.text().await.unwrap().contains("being prepared"));
-    tokio::time::sleep(Duration::from_millis(3400)).await;
+    tokio::time::sleep(Duration::from_millis(6400)).await;
     let r = w.checkout_form("chechia-red", "late@example.tn").await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
     let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE buyer_email = $1")

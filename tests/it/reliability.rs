@@ -791,8 +791,8 @@ async fn a_due_deliver_goes_before_due_emails(pool: PgPool) {
 /// A creation is not taken for over while it may still be running: a standard escrow DHMAD
 /// refuses `autoSign` for is asked twice, each call up to the client's timeout. Judged over
 /// one second after two timeouts (the limit before), with no room for the work around the
-/// calls or a clock a little ahead, such a creation was looked up at DHMAD before its escrow
-/// existed, called safe to retry, and its escrow orphaned when the retry made a second one.
+/// calls on a loaded host or a clock a little ahead, such a creation was looked up at DHMAD
+/// before its escrow existed, called safe to retry, and made twice.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_creation_within_its_slowest_time_is_not_taken_for_over(pool: PgPool) {
     let w = world(pool, |_| {}).await;
@@ -800,9 +800,10 @@ async fn a_creation_within_its_slowest_time_is_not_taken_for_over(pool: PgPool) 
         .app
         .insert_order("logo-design", "slow-create@example.tn", None)
         .await;
-    // Two timeouts and a second ago (the test's client timeout is 3 s).
+    // Two timeouts and two seconds ago (the test's client timeout is 3 s): past the old limit,
+    // three seconds inside the new one.
     let timeout = w.app.state.config.dhmad_timeout.as_secs() as i64;
-    claimed(&w, order.id, "creating_escrow", 2 * timeout + 1).await;
+    claimed(&w, order.id, "creating_escrow", 2 * timeout + 2).await;
     reconciler::run_once(&w.app.state, Duration::from_secs(600))
         .await
         .unwrap();
@@ -815,4 +816,40 @@ async fn a_creation_within_its_slowest_time_is_not_taken_for_over(pool: PgPool) 
         0,
         "no look at DHMAD yet"
     );
+}
+
+/// A lost create's look at DHMAD does not take up an escrow another order holds (the same
+/// buyer, a title whose 32-bit reference the two orders share): it would fail on the unique
+/// escrow id at every pass, the order never resolved.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_lost_create_does_not_take_up_another_orders_escrow(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let order = w
+        .app
+        .insert_order("chechia-red", "namesake@example.tn", None)
+        .await;
+    let theirs = CreateEscrow::new(
+        escrow_title("Chéchia, red wool (handmade)", order.id),
+        Decimal::new(45, 0),
+        "namesake@example.tn",
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(5);
+    let dhmad = &w.app.state.dhmad;
+    let theirs = dhmad.create_escrow(&theirs).await.unwrap().escrow.id;
+    w.app
+        .seed_order(
+            "pottery-nabeul",
+            "namesake@example.tn",
+            &theirs,
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    claimed(&w, order.id, "needs_reconciliation", 0).await;
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let o = w.app.order_json(order.id).await;
+    assert_eq!(o["status"], "escrow_failed", "{o}");
+    assert!(o["escrow_id"].is_null(), "{o}");
 }

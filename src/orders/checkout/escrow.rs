@@ -73,9 +73,9 @@ pub fn in_flight_limit(state: &AppState) -> time::Duration {
         + MARGIN
 }
 
-/// The work around a creation's calls, and the skew between an instance's clock and the
-/// database's.
-const MARGIN: time::Duration = time::Duration::seconds(2);
+/// The work around a creation's calls on a loaded host, and the skew between an instance's
+/// clock and the database's.
+const MARGIN: time::Duration = time::Duration::seconds(5);
 
 /// The escrow's title carries the order id, so an escrow whose creation answer was lost can
 /// be recognised later in DHMAD's list.
@@ -124,8 +124,8 @@ pub(super) async fn call_create(
     let mut req = escrow_request(order, product);
     let mut created = state.dhmad.create_escrow(&req).await;
     // DHMAD refuses autoSign when the portal holds no signature for the merchant: nothing was
-    // created (a 400), so asking again without it is safe; the merchant signs from the back
-    // office instead.
+    // created (a refusal: a 400, or a business rule under another status), so asking again
+    // without it is safe; the merchant signs from the back office instead.
     if req.auto_sign == Some(true)
         && matches!(
             created,
