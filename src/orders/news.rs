@@ -216,7 +216,10 @@ pub async fn apply(
     // A fact not kept, or news for an order that is over: the buyer's line would contradict
     // what the page shows ("review it below" after the acceptance, "the shop will ship again"
     // after completion). The back office keeps its line.
-    let settled = matches!(applied, Applied::Settled { .. });
+    // (An event whose own snapshot ends the order, a cancellation accepted or a proof expired,
+    // says why it ended, whichever of it and its status event came first.)
+    let ends_it = event.escrow().is_some_and(|e| e.status.is_terminal());
+    let settled = matches!(applied, Applied::Settled { .. }) && !ends_it;
     let public = public.filter(|_| !late && !settled);
     db::events::add(&mut *conn, order.id, kind, &detail, public.as_deref()).await
 }

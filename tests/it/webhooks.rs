@@ -443,3 +443,37 @@ async fn news_for_a_completed_order_adds_no_line_for_the_buyer(pool: PgPool) {
         1
     );
 }
+
+/// An event whose own snapshot ends the order says why it ended, whichever of it and its
+/// status event came first (DHMAD does not order them): a cancellation accepted after the
+/// escrow's `cancelled` still tells the buyer.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_event_that_ends_an_order_keeps_its_line_when_it_comes_second(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("chechia-red", "ended@example.tn", ESCROW, t(0))
+        .await;
+    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+        .await;
+    app.deliver(&snapshot("cancelled", "paid", "quick", t(3)))
+        .await;
+    let accepted = event(
+        "escrow.cancellation.accepted",
+        json!({
+            "escrow": {"id": ESCROW, "title": "test", "status": "cancelled", "oldStatus": "paid",
+                       "mode": "quick", "updatedAt": dhmad::iso::format(t(3))},
+            "cancellationRequest": {"status": "accepted", "reason": "changed my mind",
+                                    "requestedAt": dhmad::iso::format(t(2))}
+        }),
+    );
+    let (status, _) = result_of(app.deliver(&accepted).await).await;
+    assert_eq!(status, 200);
+    let told: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM order_events WHERE order_id = $1 AND public LIKE 'Cancellation accepted%'",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(told, 1, "the buyer's timeline says why the order ended");
+}
