@@ -102,8 +102,8 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
                     return Err(refused(&now, action));
                 }
                 return Err(OrderError::not_allowed(
-                    "DHMAD is checking a proof of payment for this order: it can be cancelled \
-                     once that check ends.",
+                    "DHMAD is confirming a payment for this order (a proof of payment, or a \
+                     payment whose news has not come): it can be cancelled once that ends.",
                 ));
             }
             match state.dhmad.cancel_escrow(&escrow_id).await {

@@ -413,7 +413,9 @@ impl Order {
     /// Cancelled with a guest's payment proof under review: DHMAD rejects the proof, and a
     /// guest's money, never in a DHMAD wallet, is refunded by nobody automatically (§4.2).
     pub fn cancelled_over_guest_proof(&self) -> bool {
-        self.payment_review_since.is_some() && self.status == OrderStatus::Cancelled
+        self.payment_review_since.is_some()
+            && self.status == OrderStatus::Cancelled
+            && self.is_instant()
     }
 
     /// The buyer's cancellation request as it stands. A request waits for the shop only while

@@ -310,8 +310,8 @@ async fn resume_with(
             .await?;
             if live.is_none() && sync::payment_review_known(state, &order).await? {
                 return Err(OrderError::not_allowed(
-                    "DHMAD is checking your payment proof. We will confirm your order as soon as \
-                     it is approved; there is nothing more to pay.",
+                    "DHMAD is confirming your payment. We will confirm your order as soon as it \
+                     has; there is nothing more to pay.",
                 ));
             }
         }
