@@ -45,16 +45,17 @@ pub enum OrderError {
 }
 
 /// How long DHMAD's budget is spent for, when that is why a call failed: our gate held it
-/// back, or DHMAD answered 429 (which it answers without acting).
+/// back, or DHMAD answered 429 (which it answers without acting). At most
+/// [`crate::budget::LONGEST_PAUSE`]: DHMAD's wait may be an hour (a daily cap), and a job or a
+/// buyer told to wait that long would wait past a window that may well reopen sooner.
 pub fn busy_for(err: &dhmad::Error) -> Option<std::time::Duration> {
     use std::time::Duration;
-    match err {
-        dhmad::Error::Throttled { retry_after } => Some(*retry_after),
-        dhmad::Error::RateLimited { .. } => {
-            Some(err.rate_limit_wait().unwrap_or(Duration::from_secs(5)))
-        }
-        _ => None,
-    }
+    let wait = match err {
+        dhmad::Error::Throttled { retry_after } => *retry_after,
+        dhmad::Error::RateLimited { .. } => err.rate_limit_wait().unwrap_or(Duration::from_secs(5)),
+        _ => return None,
+    };
+    Some(wait.min(crate::budget::LONGEST_PAUSE))
 }
 
 pub type OrderResult<T> = Result<T, OrderError>;

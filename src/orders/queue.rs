@@ -139,10 +139,9 @@ async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
         Err(OrderError::Busy { retry_after }) => {
             // The budget holds every call back for as long as DHMAD said (`budget.rs`); the
             // order waits as long too, so that with no budget kept (`DHMAD_RATE_LIMIT=0`) it
-            // is not sent again every turn while DHMAD's window is spent. Bounded as the
-            // budget's pause is: a parked order keeps the line, and a line holds back every
-            // background job (and new checkouts) until it is served.
-            let retry_after = retry_after.min(budget::LONGEST_PAUSE);
+            // is not sent again every turn while DHMAD's window is spent. Bounded (`busy_for`):
+            // a parked order keeps the line, and a line holds back every background job (and
+            // new checkouts) until it is served.
             db::checkout_queue::release_after(&state.pool, id, retry_after).await?;
             tracing::info!(order.id = %id, ?retry_after, "queued checkout waits again");
             Err(OrderError::Busy { retry_after })
