@@ -137,8 +137,9 @@ fn parse_proxies(text: &str) -> Result<Vec<IpNet>, String> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(|t| {
+            // A single address as peers are compared: an IPv4-mapped one as IPv4.
             t.parse::<IpNet>()
-                .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                .or_else(|_| t.parse::<IpAddr>().map(|ip| IpNet::from(ip.to_canonical())))
                 .map_err(|_| format!("{t:?} is neither an address nor a range like 10.0.0.0/8"))
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -265,7 +265,7 @@ fn the_client_ip_header_is_believed_from_the_trusted_proxies_only() {
         assert!(!default.trusts(ip(far)), "{far}");
     }
     let mut pairs = MIN.to_vec();
-    pairs.push(("TRUSTED_PROXIES", " 198.51.100.9, 2001:db8:1::/48 "));
+    pairs.push(("TRUSTED_PROXIES", " ::ffff:198.51.100.9, 2001:db8:1::/48 "));
     let named = cfg(&pairs).unwrap().edge;
     assert!(named.trusts(ip("198.51.100.9")) && named.trusts(ip("2001:db8:1::5")));
     assert!(!named.trusts(ip("127.0.0.1")) && !named.trusts(ip("198.51.100.10")));
