@@ -52,7 +52,7 @@ pub async fn ship(
     let notice = if result? {
         Notice::Shipped
     } else {
-        Notice::JobRunning
+        Notice::ShippedAlready
     };
     Ok(answer(&headers, "/admin", notice, &[], Some(id)))
 }

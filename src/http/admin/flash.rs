@@ -13,6 +13,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::http) enum Notice {
     Shipped,
+    ShippedAlready,
     DeliverRetried,
     CheckoutRetried,
     Reconciled,
@@ -34,8 +35,9 @@ pub(in crate::http) enum Notice {
 }
 
 impl Notice {
-    const ALL: [Notice; 19] = [
+    const ALL: [Notice; 20] = [
         Self::Shipped,
+        Self::ShippedAlready,
         Self::DeliverRetried,
         Self::CheckoutRetried,
         Self::Reconciled,
@@ -59,6 +61,7 @@ impl Notice {
     fn code(self) -> &'static str {
         match self {
             Self::Shipped => "shipped",
+            Self::ShippedAlready => "shipped_already",
             Self::DeliverRetried => "deliver_retried",
             Self::CheckoutRetried => "checkout_retried",
             Self::Reconciled => "reconciled",
@@ -95,6 +98,9 @@ impl Notice {
     fn text(self, n: &FlashQuery) -> String {
         match self {
             Self::Shipped => "Shipping requested; DHMAD confirms in a few seconds.".into(),
+            Self::ShippedAlready => {
+                "Shipping was requested already: its deliver is queued (see its attempts).".into()
+            }
             Self::DeliverRetried => {
                 "Deliver queued to run now; DHMAD confirms in a few seconds.".into()
             }
