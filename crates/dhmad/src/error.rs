@@ -187,14 +187,16 @@ pub enum Error {
     /// 401: the key is missing, wrong, inactive, expired or of the other environment. Fix config.
     #[error("DHMAD refused the API key: {}", .0.message)]
     Unauthorized(ApiError),
-    /// 403: not associated, not a party, or no access. Not retryable.
+    /// 403 (unless its body is a business rule's): not associated, not a party, or no access.
+    /// Not retryable.
     #[error("DHMAD forbids this: {}", .0.message)]
     Forbidden(ApiError),
     /// 404 with DHMAD's error body: no such escrow, session, contract or developer. (A 404
     /// without one is [`Error::Unexpected`].)
     #[error("DHMAD has no such resource: {}", .0.message)]
     NotFound(ApiError),
-    /// 400 with a code (checkout business rule): show `user_message` to the user.
+    /// 400 with a code, or shape B (`type: business_rule_violation`) under another 4xx but 404,
+    /// 409 and 429 (a checkout business rule): show `user_message` to the user.
     #[error("DHMAD business rule {code}: {}", .api.message)]
     BusinessRule {
         /// The code, matchable.

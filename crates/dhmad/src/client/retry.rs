@@ -58,8 +58,9 @@ fn parse_reset(v: &str) -> Option<OffsetDateTime> {
 /// A read is retried after a timeout, a transport error, a 5xx or a 429, at most
 /// `max_retries` times. Between attempts it waits an exponential backoff (`initial_backoff`,
 /// doubling, capped at `max_backoff`) with equal jitter; after a 429 it waits instead until
-/// `X-RateLimit-Reset` or for the body's `retryAfter`, whichever is later (a reset already
-/// past counts for nothing), unless that is further away than `max_rate_limit_wait`, or
+/// `X-RateLimit-Reset` or for the body's `retryAfter` (else a `Retry-After` header of seconds),
+/// whichever is later (a reset already past counts for nothing), unless that is further away
+/// than `max_rate_limit_wait`, or
 /// neither is known: then the 429 is returned at once as [`Error::RateLimited`].
 ///
 /// ```
