@@ -218,25 +218,29 @@ async fn finish(
     match result {
         Ok(Some(url)) => Ok(Redirect::to(&url).into_response()),
         Ok(None) => Ok(Redirect::to(&format!("/admin/orders/{order_id}")).into_response()),
-        // The merchant reads DHMAD's own words on the order's page (a buyer never does).
-        Err(
-            e @ (OrderError::Refused { .. }
-            | OrderError::NotAllowed(_)
-            | OrderError::EscrowUnknown(_)),
-        ) => {
-            let status = match e {
-                OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                OrderError::EscrowUnknown(_) => StatusCode::BAD_GATEWAY,
-                _ => StatusCode::CONFLICT,
-            };
-            let order = db::orders::get(&s.pool, order_id)
-                .await?
-                .ok_or(AppError::NotFound)?;
-            let page = render_page(s, order, csrf.0, Some(e.to_string()), None).await?;
-            Ok((status, page).into_response())
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => refused(s, order_id, csrf, e).await,
     }
+}
+
+/// A refused step: the order's page with the reason on top, where the merchant can act on it
+/// (DHMAD's own words, which a buyer never reads); any other error as usual.
+pub(super) async fn refused(
+    s: &AppState,
+    order_id: Uuid,
+    csrf: CsrfToken,
+    e: OrderError,
+) -> AppResult<Response> {
+    let status = match e {
+        OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        OrderError::EscrowUnknown(_) => StatusCode::BAD_GATEWAY,
+        OrderError::NotAllowed(_) => StatusCode::CONFLICT,
+        e => return Err(e.into()),
+    };
+    let order = db::orders::get(&s.pool, order_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let page = render_page(s, order, csrf.0, Some(e.to_string()), None).await?;
+    Ok((status, page).into_response())
 }
 
 /// Before payment: cancelled through the API. After: cancel and refund on DHMAD's page.

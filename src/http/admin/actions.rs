@@ -2,10 +2,15 @@
 
 use std::time::Duration;
 
-use axum::{extract::State, http::HeaderMap, response::Redirect};
+use axum::{
+    extract::State,
+    http::HeaderMap,
+    response::{IntoResponse, Redirect, Response},
+    Extension,
+};
 use uuid::Uuid;
 
-use crate::http::{admin_auth::Admin, id_path::IdPath};
+use crate::http::{admin_auth::Admin, admin_order, csrf::CsrfToken, id_path::IdPath};
 use crate::{
     db,
     error::{AppError, AppResult},
@@ -32,13 +37,15 @@ async fn load(s: &AppState, id: &str) -> AppResult<Order> {
         .ok_or(AppError::NotFound)
 }
 
-/// The merchant shipped a quick (or standard) order: the deliver call is queued.
+/// The merchant shipped a quick (or standard) order: the deliver call is queued. Refused, the
+/// order's page says why.
 pub async fn ship(
     admin: Admin,
     State(s): State<AppState>,
     IdPath(id): IdPath,
+    Extension(csrf): Extension<CsrfToken>,
     headers: HeaderMap,
-) -> AppResult<Redirect> {
+) -> AppResult<Response> {
     let id = parse_id(&id)?;
     let result = fulfilment::mark_shipped(&s, id).await;
     let outcome = match &result {
@@ -49,12 +56,12 @@ pub async fn ship(
     if !matches!(result, Err(OrderError::NotFound)) {
         admin.record(&s, "ship", Some(id), &outcome).await?;
     }
-    let notice = if result? {
-        Notice::Shipped
-    } else {
-        Notice::ShippedAlready
+    let notice = match result {
+        Ok(true) => Notice::Shipped,
+        Ok(false) => Notice::ShippedAlready,
+        Err(e) => return admin_order::refused(&s, id, csrf, e).await,
     };
-    Ok(answer(&headers, "/admin", notice, &[], Some(id)))
+    Ok(answer(&headers, "/admin", notice, &[], Some(id)).into_response())
 }
 
 /// Retries what is stuck: the checkout of an order whose escrow creation failed (or is in
@@ -63,8 +70,9 @@ pub async fn retry(
     admin: Admin,
     State(s): State<AppState>,
     IdPath(id): IdPath,
+    Extension(csrf): Extension<CsrfToken>,
     headers: HeaderMap,
-) -> AppResult<Redirect> {
+) -> AppResult<Response> {
     let order = load(&s, &id).await?;
     let order_id = order.id;
     if order.allows(Action::RetryDeliver) {
@@ -78,12 +86,12 @@ pub async fn retry(
         admin
             .record(&s, "retry_deliver", Some(order_id), &outcome)
             .await?;
-        let notice = if result? {
-            Notice::DeliverRetried
-        } else {
-            Notice::JobRunning
+        let notice = match result {
+            Ok(true) => Notice::DeliverRetried,
+            Ok(false) => Notice::JobRunning,
+            Err(e) => return admin_order::refused(&s, order_id, csrf, e).await,
         };
-        return Ok(answer(&headers, "/admin", notice, &[], Some(order_id)));
+        return Ok(answer(&headers, "/admin", notice, &[], Some(order_id)).into_response());
     }
     // Only a checkout that failed or is in doubt: `resume` would otherwise open a payment page
     // for a buyer who has one, or make an escrow for an order still in line.
@@ -96,7 +104,7 @@ pub async fn retry(
         admin
             .record(&s, "retry_checkout", Some(order_id), &detail)
             .await?;
-        return Err(OrderError::not_allowed(why).into());
+        return admin_order::refused(&s, order_id, csrf, OrderError::not_allowed(why)).await;
     }
     let result = checkout::resume(&s, order).await;
     let outcome = match &result {
@@ -106,9 +114,11 @@ pub async fn retry(
     admin
         .record(&s, "retry_checkout", Some(order_id), &outcome)
         .await?;
-    result?;
+    if let Err(e) = result {
+        return admin_order::refused(&s, order_id, csrf, e).await;
+    }
     let notice = Notice::CheckoutRetried;
-    Ok(answer(&headers, "/admin", notice, &[], Some(order_id)))
+    Ok(answer(&headers, "/admin", notice, &[], Some(order_id)).into_response())
 }
 
 /// Reads every open order from DHMAD now, whatever its last news, and says what it did.
