@@ -207,6 +207,21 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
             return;
         }
     }
+    // Every instance sweeps in the first hour: one of them cancels (the others' lists show the
+    // escrow pending until DHMAD has answered the first). Taken again after a while, should
+    // that cancel have failed.
+    let turn = format!("cancel_duplicate:{}", e.id);
+    match db::turns::take(&state.pool, &turn, CANCEL_TURN).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(order.id = %order_id, escrow.id = %e.id, "another instance is cancelling this duplicate");
+            return;
+        }
+        Err(err) => {
+            tracing::warn!(order.id = %order_id, error = %err, "could not take the duplicate's turn; the next sweep tries again");
+            return;
+        }
+    }
     match state.dhmad.cancel_escrow(&e.id).await {
         Ok(_) => {
             let detail = format!("Duplicate DHMAD escrow {} cancelled", e.id);
@@ -222,6 +237,9 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
         }
     }
 }
+
+/// How long one instance's cancel of a duplicate keeps the others from sending theirs.
+const CANCEL_TURN: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 /// Orders whose creation was reconciled within this window can still get a late duplicate.
 const DUPLICATE_WINDOW: time::Duration = time::Duration::hours(24);

@@ -853,3 +853,56 @@ async fn a_lost_create_does_not_take_up_another_orders_escrow(pool: PgPool) {
     assert_eq!(o["status"], "escrow_failed", "{o}");
     assert!(o["escrow_id"].is_null(), "{o}");
 }
+
+/// Every instance sweeps for late duplicates in the first hour after a reconciliation: one of
+/// them cancels a duplicate, where each used to send its own `POST /cancel` (the others refused
+/// by DHMAD, and logged as failures).
+#[sqlx::test(migrations = "./migrations")]
+async fn two_instances_cancel_a_late_duplicate_once(pool: PgPool) {
+    let w = world(pool.clone(), |_| {}).await;
+    let second = spawn(
+        pool,
+        config(&w.sb.api_base(), w.sb.api_key(), w.sb.webhook_secret()),
+    )
+    .await;
+    let s = w.checkout("chechia-red", "twice-swept@example.tn").await;
+    sqlx::query!(
+        "INSERT INTO order_events (order_id, kind, detail)
+         VALUES ($1, 'escrow_reconciled', 'test: a create was reconciled')",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let late = CreateEscrow::new(
+        escrow_title("Chéchia, red wool (handmade)", s.order_id),
+        Decimal::new(45, 0),
+        "twice-swept@example.tn",
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(5);
+    let late = w
+        .app
+        .state
+        .dhmad
+        .create_escrow(&late)
+        .await
+        .unwrap()
+        .escrow
+        .id;
+    // Both instances list DHMAD before either cancel is served.
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/cancel", "fault": "delay", "hang_ms": 1000}]}))
+        .await;
+    let (a, b) = tokio::join!(
+        reconciler::run_once(&w.app.state, Duration::from_secs(600)),
+        reconciler::run_once(&second.state, Duration::from_secs(600)),
+    );
+    assert_eq!(
+        a.unwrap().duplicates_cancelled + b.unwrap().duplicates_cancelled,
+        2,
+        "both saw it"
+    );
+    assert_eq!(w.count_calls("POST", "/cancel").await, 1);
+    let e = w.app.state.dhmad.get_escrow(&late).await.unwrap();
+    assert_eq!(e.status.as_str(), "cancelled");
+}
