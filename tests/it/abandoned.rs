@@ -259,9 +259,19 @@ async fn an_order_whose_payment_page_is_being_opened_is_not_cancelled(pool: PgPo
     let (app, path) = (&w.app, format!("/orders/{}/pay", s.order_id));
     let pay = app.post_form(&path, &[]);
     // …and the job runs while it is being opened: the page is not stored yet, but its opening
-    // is claimed, so the escrow is not cancelled under it.
+    // is claimed, so the escrow is not cancelled under it. (Run once the claim is there, not
+    // after a guess of how long the pay takes to reach it.)
     let job = async {
-        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        wait_for("the new page's opening to be claimed", 15, || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT true FROM session_openings WHERE order_id = $1 AND claimed_until > now()",
+            )
+            .bind(s.order_id)
+            .fetch_optional(&w.app.pool)
+            .await
+            .unwrap()
+        })
+        .await;
         storefront::jobs::abandoned::run_once(&w.app.state)
             .await
             .unwrap()
