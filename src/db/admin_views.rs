@@ -26,7 +26,8 @@ pub enum NeedsAction {
     DisputeOpen,
     /// A proof escrow waits for the shop's proof of purchase.
     ProofToUpload,
-    /// A guest's payment proof waits for DHMAD's approval (the buyer may ask the shop).
+    /// A payment is under review: a guest's proof waits for DHMAD's approval, or a finished
+    /// payment page for its news (the buyer may ask the shop).
     PaymentReview,
     /// A standard order's contract waits for the shop's signature (DHMAD could not auto-sign).
     ContractToSign,

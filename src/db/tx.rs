@@ -1,7 +1,7 @@
 //! Transactions with bounded waits. A few locked order rows must never hold the pool: a
-//! statement waits at most `LOCK_TIMEOUT` for a row lock (a webhook then answers 503 well inside
+//! statement waits at most `LOCK_TIMEOUT_MS` for a row lock (a webhook then answers 503 well inside
 //! DHMAD's 10 s, and DHMAD's retry lands once the lock is gone) and runs at most
-//! `STATEMENT_TIMEOUT`, which also bounds a query whose request was dropped. Set with `SET LOCAL`
+//! `STATEMENT_TIMEOUT_MS`, which also bounds a query whose request was dropped. Set with `SET LOCAL`
 //! in the same round trip as `BEGIN`, so it costs nothing and holds whatever pool the service
 //! was given.
 

@@ -1,8 +1,8 @@
 //! Escrow creations whose answer was lost. DHMAD has no idempotency keys, so a `POST /escrows`
 //! that timed out may still have created the escrow, at any moment until DHMAD gave up on it.
-//! Every escrow's title carries its order id: before any retry the shop pages through DHMAD's
-//! list (newest first) back past the attempt, takes the escrow it finds, and cancels any second
-//! one. A duplicate that lands after that look is caught later by `sweep_duplicates`.
+//! Every escrow's title carries its order's short reference (`short_ref`, matched with the
+//! buyer's e-mail): before any retry the shop pages through DHMAD's list (newest first) back
+//! past the attempt, takes the escrow it finds, and cancels any second one. A duplicate that lands after that look is caught later by `sweep_duplicates`.
 
 use dhmad::{Escrow, EscrowStatus, ListEscrows, Role};
 use time::OffsetDateTime;

@@ -80,7 +80,7 @@ pub enum Action {
     RetryCheckout,
     /// Merchant: run the `deliver` DHMAD still waits for now (after failed attempts).
     RetryDeliver,
-    /// Merchant: cancel before payment, also while a guest's proof is under review.
+    /// Merchant: cancel before payment; not while a payment is under review at DHMAD.
     MerchantCancel,
     /// Merchant: cancel and refund after payment (a `cancel_escrow` session).
     CancelAndRefund,
@@ -405,7 +405,8 @@ impl Order {
             )
     }
 
-    /// A guest's payment proof awaits DHMAD's approval: no new payment may be offered.
+    /// A payment is under review: a guest's proof awaits DHMAD's approval, or (another mode) a
+    /// finished payment page's news has not come. No new payment may be offered.
     pub fn in_payment_review(&self) -> bool {
         self.payment_review_since.is_some() && self.status == OrderStatus::AwaitingPayment
     }

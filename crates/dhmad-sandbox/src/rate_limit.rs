@@ -1,4 +1,4 @@
-//! Per-client-IP sliding one-minute window (`docs/dhmad-api.md` §8), in real time.
+//! Per-client-IP sliding window (a minute unless `SANDBOX_RATE_WINDOW_SECS` says otherwise) (`docs/dhmad-api.md` §8), in real time.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

@@ -1,8 +1,9 @@
 //! The back office's dashboard and order list (filters, search, keyset pages, CSV export), and
 //! the actions on one order from the list: ship, retry, reconcile. Who may use them is
-//! `admin_auth::Admin`; every action is recorded in the audit trail and answers with a flash
-//! message on the page it came from (`?notice=<code>` plus counts, mapped to fixed texts in `flash.rs`:
-//! nothing a URL carries is ever shown as text).
+//! `admin_auth::Admin`; every action is recorded in the audit trail and, done, answers with a
+//! flash message on the page it came from (`?notice=<code>` plus counts, mapped to fixed texts in
+//! `flash.rs`: nothing a URL carries is ever shown as text); refused, with the order's page and
+//! the reason (`admin_order::refused`).
 
 mod actions;
 mod csv;
