@@ -222,24 +222,34 @@ async fn finish(
     }
 }
 
-/// A refused step: the order's page with the reason on top, where the merchant can act on it
-/// (DHMAD's own words, which a buyer never reads); any other error as usual.
+/// A refused or failed step: the order's page with the reason on top, where the merchant can
+/// act on it (DHMAD's own words, and for a failure its detail, which a buyer never reads); any
+/// other error as usual.
 pub(super) async fn refused(
     s: &AppState,
     order_id: Uuid,
     csrf: CsrfToken,
     e: OrderError,
 ) -> AppResult<Response> {
-    let status = match e {
-        OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        OrderError::EscrowUnknown(_) => StatusCode::BAD_GATEWAY,
-        OrderError::NotAllowed(_) => StatusCode::CONFLICT,
-        e => return Err(e.into()),
+    let (status, text) = match &e {
+        OrderError::Refused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        OrderError::EscrowUnknown(_) => (StatusCode::BAD_GATEWAY, e.to_string()),
+        OrderError::NotAllowed(_) => (StatusCode::CONFLICT, e.to_string()),
+        // As the error pages would answer them (`AppError`): 503 for a try-again, 502 else.
+        OrderError::DhmadUnavailable { message, cause } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{message} (DHMAD: {cause})"),
+        ),
+        OrderError::DhmadFailed { message, cause } => (
+            StatusCode::BAD_GATEWAY,
+            format!("{message} (DHMAD: {cause})"),
+        ),
+        _ => return Err(e.into()),
     };
     let order = db::orders::get(&s.pool, order_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let page = render_page(s, order, csrf.0, Some(e.to_string()), None).await?;
+    let page = render_page(s, order, csrf.0, Some(text), None).await?;
     Ok((status, page).into_response())
 }
 

@@ -549,3 +549,24 @@ async fn a_cancel_dhmad_refuses_shows_the_order_as_it_now_is(pool: PgPool) {
     let o = w.app.order_json(s.order_id).await;
     assert!(o["status"] == "paid" || o["status"] == "completed", "{o}");
 }
+
+/// DHMAD failing on a back-office step (its page for a dispute answers 500) leaves the merchant
+/// on the order's page with what DHMAD said, not on the shop's error page leading to the
+/// catalog.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_dhmad_failure_on_a_back_office_step_stays_on_the_orders_page(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "failing-step@example.tn").await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/sessions", "fault": "error_500", "times": 5}]}))
+        .await;
+    let r = w
+        .admin_post(&format!("/admin/orders/{}/dispute", s.order_id))
+        .await;
+    assert!(r.status().is_server_error(), "{}", r.status());
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains(&format!("action=\"/admin/orders/{}/", s.order_id))
+            && page.contains("(DHMAD: "),
+        "{page}"
+    );
+}
