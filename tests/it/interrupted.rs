@@ -101,8 +101,10 @@ async fn the_duplicate_sweep_keeps_the_escrow_a_retry_made_while_it_listed(pool:
     )
     .await
     .unwrap();
-    // The sweep reads the orders it watches, then DHMAD's list, which is slow to come…
-    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/escrows", "fault": "delay", "hang_ms": 1500}]}))
+    // The sweep reads the orders it watches, then DHMAD's list, which is slow to come (under
+    // the client's 3 s timeout, and well past the retry's own way to DHMAD, about a second on
+    // this machine; at 1.5 s the list was answered first, and the race not run: see the end)…
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/escrows", "fault": "delay", "hang_ms": 2800}]}))
         .await;
     let state = w.app.state.clone();
     let sweep =
@@ -127,6 +129,16 @@ async fn the_duplicate_sweep_keeps_the_escrow_a_retry_made_while_it_listed(pool:
     );
     assert_eq!(w.count_calls("POST", "/cancel").await, 0);
     assert_eq!(w.app.order_json(order).await["status"], "awaiting_payment");
+    // The race happened as staged: the sweep's list was answered after the retry's escrow was
+    // created, so it listed that escrow (which it then had to leave alone).
+    let log = w.dhmad_log().await;
+    let at = |call: &str| log.iter().position(|(c, ..)| c == call);
+    let created = at("POST /api/v1/escrows").expect("the retry's create");
+    let listed = log
+        .iter()
+        .rposition(|(c, ..)| c == "GET /api/v1/escrows")
+        .expect("the sweep's list");
+    assert!(created < listed, "{log:?}");
 }
 
 #[sqlx::test(migrations = "./migrations")]
