@@ -14,7 +14,7 @@ use crate::state::AppState;
 pub(super) async fn ensure_escrow(
     state: &AppState,
     mut order: Order,
-    product: Option<&Product>,
+    product: &Product,
 ) -> OrderResult<Order> {
     for _ in 0..3 {
         match order.status {
@@ -97,7 +97,7 @@ pub const TITLE_MARKER: &str = " · order ";
 pub(super) async fn create_escrow(
     state: &AppState,
     order: &Order,
-    product: Option<&Product>,
+    product: &Product,
 ) -> OrderResult<Order> {
     match call_create(state, order, product).await? {
         Ok(created) => record_created(state, order, created).await,
@@ -109,18 +109,8 @@ pub(super) async fn create_escrow(
 pub(super) async fn call_create(
     state: &AppState,
     order: &Order,
-    product: Option<&Product>,
+    product: &Product,
 ) -> OrderResult<Result<dhmad::CreatedEscrow, dhmad::Error>> {
-    let read;
-    let product = match product {
-        Some(p) => p,
-        None => {
-            read = db::products::get(&state.pool, &order.sku)
-                .await?
-                .ok_or(OrderError::NotFound)?;
-            &read
-        }
-    };
     let mut req = escrow_request(order, product);
     let mut created = state.dhmad.create_escrow(&req).await;
     // DHMAD refuses autoSign when the portal holds no signature for the merchant: nothing was

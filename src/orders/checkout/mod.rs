@@ -277,10 +277,12 @@ async fn resume_with(
         // DHMAD's calls, not a wait for a pool connection.
         let read;
         let product = match product {
-            Some(p) => Some(p),
+            Some(p) => p,
             None => {
-                read = db::products::get(&state.pool, &order.sku).await?;
-                read.as_ref()
+                read = db::products::get(&state.pool, &order.sku)
+                    .await?
+                    .ok_or(OrderError::NotFound)?;
+                &read
             }
         };
         let order = match fresh {
@@ -349,13 +351,13 @@ fn started(order: &Order, session: Session) -> CheckoutStarted {
 async fn first_payment_page(
     state: &AppState,
     order: Order,
-    product: Option<&Product>,
+    product: &Product,
 ) -> OrderResult<CheckoutStarted> {
     let created = match call_create(state, &order, product).await? {
         Ok(created) if created.contract.is_none() => created,
         Ok(created) => {
             let order = record_created(state, &order, created).await?;
-            return resume_with(state, order, product, Fresh::No).await;
+            return resume_with(state, order, Some(product), Fresh::No).await;
         }
         Err(err) => return Err(create_failed(state, &order, err).await?),
     };
@@ -389,5 +391,5 @@ async fn first_payment_page(
     let order = db::orders::get(&state.pool, order.id)
         .await?
         .ok_or(OrderError::NotFound)?;
-    resume_with(state, order, product, Fresh::No).await
+    resume_with(state, order, Some(product), Fresh::No).await
 }
