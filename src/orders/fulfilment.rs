@@ -307,10 +307,9 @@ async fn awaits_delivery(
     escrow_id: &str,
     queued_at: time::OffsetDateTime,
 ) -> OrderResult<Awaits> {
-    let Ok(e) = state.dhmad.get_escrow(escrow_id).await else {
+    let Some(e) = read_escrow(state, escrow_id).await? else {
         return Ok(Awaits::Yes);
     };
-    sync::apply_in_tx(state, &e, "read before deliver").await?;
     let rejected_since = e
         .delivery_rejections
         .iter()
@@ -325,14 +324,18 @@ async fn awaits_delivery(
 
 /// Reads the escrow, applies it, and tells whether it is still waiting for delivery.
 async fn still_paid(state: &AppState, escrow_id: &str) -> OrderResult<bool> {
-    match state.dhmad.get_escrow(escrow_id).await {
-        Ok(e) => {
-            sync::apply_in_tx(state, &e, "read before deliver").await?;
-            Ok(e.status == EscrowStatus::Paid)
-        }
-        // Cannot tell: assume it still is, the job will try again.
-        Err(_) => Ok(true),
-    }
+    // Cannot tell: assume it still is, the job will try again.
+    let e = read_escrow(state, escrow_id).await?;
+    Ok(e.is_none_or(|e| e.status == EscrowStatus::Paid))
+}
+
+/// The escrow as DHMAD has it now, applied to the order; `None` when DHMAD did not answer.
+async fn read_escrow(state: &AppState, escrow_id: &str) -> OrderResult<Option<dhmad::Escrow>> {
+    let Ok(e) = state.dhmad.get_escrow(escrow_id).await else {
+        return Ok(None);
+    };
+    sync::apply_in_tx(state, &e, "read before deliver").await?;
+    Ok(Some(e))
 }
 
 /// Exponential backoff with jitter, from one second up to five minutes.
