@@ -2,7 +2,8 @@
 //! that timed out may still have created the escrow, at any moment until DHMAD gave up on it.
 //! Every escrow's title carries its order's short reference (`short_ref`, matched with the
 //! buyer's e-mail): before any retry the shop pages through DHMAD's list (newest first) back
-//! past the attempt, takes the escrow it finds, and cancels any second one. A duplicate that lands after that look is caught later by `sweep_duplicates`.
+//! past the attempt, takes the escrow it finds, and cancels any second one. A duplicate that
+//! lands after that look is caught later by `sweep_duplicates`.
 
 use dhmad::{Escrow, EscrowStatus, ListEscrows, Role};
 use time::OffsetDateTime;
@@ -296,6 +297,7 @@ pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::orders::checkout::escrow_title;
 
     #[test]
     fn the_list_ends_by_its_page_count_or_else_a_page_not_full() {
@@ -305,7 +307,6 @@ mod tests {
         assert!(!is_last_page(1, 0, 100, 100));
         assert!(is_last_page(2, 0, 40, 100));
     }
-    use crate::orders::checkout::escrow_title;
 
     #[test]
     fn the_title_names_the_order() {

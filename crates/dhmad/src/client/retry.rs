@@ -60,8 +60,8 @@ fn parse_reset(v: &str) -> Option<OffsetDateTime> {
 /// doubling, capped at `max_backoff`) with equal jitter; after a 429 it waits instead until
 /// `X-RateLimit-Reset` or for the body's `retryAfter` (else a `Retry-After` header of seconds),
 /// whichever is later (a reset already past counts for nothing), unless that is further away
-/// than `max_rate_limit_wait`, or
-/// neither is known: then the 429 is returned at once as [`Error::RateLimited`].
+/// than `max_rate_limit_wait`, or neither is known: then the 429 is returned at once as
+/// [`Error::RateLimited`].
 ///
 /// ```
 /// use std::time::Duration;
