@@ -19,6 +19,7 @@ mod guest_payments;
 mod http_basics;
 mod interrupted;
 mod journeys;
+mod lost_escrows;
 mod modes;
 mod operations;
 mod order_states;

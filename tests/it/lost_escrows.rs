@@ -1,0 +1,455 @@
+//! Escrow creations whose answer was lost (DHMAD has no idempotency keys): the look at DHMAD's
+//! list before any retry, far back and without taking up a cancelled escrow or another order's;
+//! the sweep for late duplicates, once per period and once across instances; and when a
+//! creation in flight counts as over.
+
+use std::time::Duration;
+
+use dhmad::{CreateEscrow, EscrowMode};
+use rust_decimal::Decimal;
+use serde_json::json;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::common::{sandbox::*, *};
+use storefront::{db, jobs::reconciler, orders::checkout::escrow_title, orders::lost_escrow};
+
+/// Waits until the app's own first reconciler pass (every job runs once at start) is over,
+/// so that a test's own pass is the only one looking.
+async fn after_first_reconciler_pass(w: &World) {
+    let app = &w.app;
+    wait_for("the first reconciler pass", 15, || async move {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        text.contains("storefront_reconciler_runs_total{")
+            .then_some(())
+    })
+    .await;
+}
+
+/// Puts `order` in `status` with its escrow creation claimed `secs_ago` seconds ago (no escrow
+/// recorded), and returns it as a reader sees it then.
+async fn claimed(w: &World, order: Uuid, status: &str, secs_ago: i64) -> storefront::orders::Order {
+    sqlx::query(
+        "UPDATE orders SET status = $2::order_status, escrow_id = NULL,
+                escrow_attempted_at = now() - $3::bigint * interval '1 second'
+          WHERE id = $1",
+    )
+    .bind(order)
+    .bind(status)
+    .bind(secs_ago)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    db::orders::get(&w.app.pool, order).await.unwrap().unwrap()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_lost_create_is_found_far_back_and_a_late_duplicate_is_cancelled(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "far@example.tn").await;
+    let first = w.app.order_json(s.order_id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The create's answer was lost, and 310 escrows were created since.
+    sqlx::query!(
+        "UPDATE orders SET status = 'needs_reconciliation', escrow_id = NULL WHERE id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let dhmad = &w.app.state.dhmad;
+    for i in 0..310 {
+        let req = CreateEscrow::new(format!("other {i}"), Decimal::new(10, 0), "x@example.tn")
+            .mode(EscrowMode::Quick)
+            .estimated_delivery_days(3);
+        dhmad.create_escrow(&req).await.unwrap();
+    }
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["escrow_id"], first.as_str(), "{o}");
+    assert_eq!(o["status"], "awaiting_payment");
+
+    // A second create for the order lands later: it is found and cancelled.
+    let late = CreateEscrow::new(
+        escrow_title("Chéchia, red wool (handmade)", s.order_id),
+        Decimal::new(45, 0),
+        "far@example.tn",
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(5);
+    let late = dhmad.create_escrow(&late).await.unwrap().escrow.id;
+    let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(report.duplicates_cancelled, 1, "{report:?}");
+    assert_eq!(
+        dhmad.get_escrow(&late).await.unwrap().status.as_str(),
+        "cancelled"
+    );
+    assert_eq!(
+        dhmad.get_escrow(&first).await.unwrap().status.as_str(),
+        "pending"
+    );
+    assert!(timeline(&w.app.pool, s.order_id)
+        .await
+        .iter()
+        .any(|l| l.contains("Duplicate DHMAD escrow")));
+}
+
+/// Two creates of one order lost their answers, a few minutes apart: the first's escrow was
+/// swept as a duplicate (cancelled) in between. The second look finds both: the order goes on
+/// with the live one, not the cancelled one (which would cancel the order, then the live
+/// escrow as its duplicate).
+#[sqlx::test(migrations = "./migrations")]
+async fn a_lost_create_does_not_take_up_an_escrow_already_cancelled(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "twice@example.tn").await;
+    let o = w.app.order_json(s.order_id).await;
+    let swept = o["escrow_id"].as_str().unwrap().to_owned();
+    sqlx::query!(
+        "UPDATE orders SET status = 'needs_reconciliation', escrow_id = NULL,
+                escrow_attempted_at = now() WHERE id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let dhmad = &w.app.state.dhmad;
+    dhmad.cancel_escrow(&swept).await.unwrap();
+    let live = CreateEscrow::new(
+        escrow_title("Chéchia, red wool (handmade)", s.order_id),
+        Decimal::new(45, 0),
+        "twice@example.tn",
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(5);
+    let live = dhmad.create_escrow(&live).await.unwrap().escrow.id;
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["escrow_id"], live.as_str(), "{o}");
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    assert_eq!(
+        dhmad.get_escrow(&live).await.unwrap().status.as_str(),
+        "pending"
+    );
+}
+
+/// Titles carry an order's short reference (32 bits), which another order can share. The
+/// sweep for late duplicates of a reconciled order leaves alone another order's escrow, be it
+/// recorded (same buyer, so only the record tells) or not yet (another buyer).
+#[sqlx::test(migrations = "./migrations")]
+async fn the_duplicate_sweep_spares_another_orders_escrow_with_the_same_reference(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "same@example.tn").await;
+    sqlx::query!(
+        "INSERT INTO order_events (order_id, kind, detail)
+         VALUES ($1, 'escrow_reconciled', 'test: a create was reconciled')",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let dhmad = &w.app.state.dhmad;
+    // Escrows whose titles name the reconciled order's reference, as another order's would.
+    let namesake = |buyer: &str| {
+        CreateEscrow::new(
+            escrow_title("Chéchia, red wool (handmade)", s.order_id),
+            Decimal::new(45, 0),
+            buyer,
+        )
+        .mode(EscrowMode::Quick)
+        .estimated_delivery_days(5)
+    };
+    let recorded = dhmad
+        .create_escrow(&namesake("same@example.tn"))
+        .await
+        .unwrap()
+        .escrow
+        .id;
+    w.app
+        .seed_order(
+            "pottery-nabeul",
+            "same@example.tn",
+            &recorded,
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    let others = dhmad
+        .create_escrow(&namesake("other@example.tn"))
+        .await
+        .unwrap()
+        .escrow
+        .id;
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    for id in [&recorded, &others] {
+        assert_eq!(
+            dhmad.get_escrow(id).await.unwrap().status.as_str(),
+            "pending",
+            "{id}"
+        );
+    }
+    assert!(!timeline(&w.app.pool, s.order_id)
+        .await
+        .iter()
+        .any(|l| l.contains("Duplicate DHMAD escrow")));
+}
+
+/// A reconciliation lists DHMAD, finds nothing, and is slow to write it down: meanwhile another
+/// look resolved the order, the buyer's retry claimed a new creation and its answer was lost
+/// too. The slow look's "nothing found" is about the older attempt: it must not call the newer
+/// one safe to retry, or the next retry makes a second live escrow.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_slow_look_does_not_resolve_a_newer_creation(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    // The app's own first pass would be a third look, with what it reads then.
+    after_first_reconciler_pass(&w).await;
+    // An order whose create went unanswered ten minutes ago; DHMAD has no escrow for it.
+    let order = w
+        .app
+        .insert_order("chechia-red", "slow-look@example.tn", None)
+        .await;
+    // What the slow look read before it listed DHMAD.
+    let seen = claimed(&w, order.id, "needs_reconciliation", 600).await;
+    // Meanwhile: resolved by another look, claimed again by the buyer's retry, answer lost.
+    claimed(&w, order.id, "needs_reconciliation", 0).await;
+    lost_escrow::reconcile_creation(&w.app.state, &seen)
+        .await
+        .unwrap();
+    let o = w.app.order_json(order.id).await;
+    assert_eq!(o["status"], "needs_reconciliation", "{o}");
+
+    // The newer attempt's own look, with what it read, resolves it.
+    let now = db::orders::get(&w.app.pool, order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    lost_escrow::reconcile_creation(&w.app.state, &now)
+        .await
+        .unwrap();
+    assert_eq!(w.app.order_json(order.id).await["status"], "escrow_failed");
+}
+
+/// A creation reconciled two hours ago is still watched for a late duplicate, but DHMAD's list
+/// is paged once per half hour for all instances, not on every pass of every instance (it was
+/// every minute for a day after a single timeout, a whole day of pending escrows each time).
+#[sqlx::test(migrations = "./migrations")]
+async fn an_old_reconciliation_is_swept_once_per_period(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    after_first_reconciler_pass(&w).await;
+    let s = w
+        .checkout("chechia-red", "old-reconciliation@example.tn")
+        .await;
+    sqlx::query(
+        "WITH o AS (UPDATE orders SET created_at = now() - interval '2 hours' WHERE id = $1)
+         INSERT INTO order_events (order_id, kind, detail, created_at)
+         VALUES ($1, 'escrow_reconciled', 'found after an unanswered request',
+                 now() - interval '2 hours')",
+    )
+    .bind(s.order_id)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    // A late second create for the order.
+    let late = CreateEscrow::new(
+        escrow_title("Chéchia, red wool (handmade)", s.order_id),
+        Decimal::new(45, 0),
+        "old-reconciliation@example.tn",
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(5);
+    let dhmad = &w.app.state.dhmad;
+    let late = dhmad.create_escrow(&late).await.unwrap().escrow.id;
+    let lists = || async { w.count_calls("GET", "/escrows").await };
+    let before = lists().await;
+    let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(report.duplicates_cancelled, 1, "{report:?}");
+    assert_eq!(
+        dhmad.get_escrow(&late).await.unwrap().status.as_str(),
+        "cancelled"
+    );
+    let after_first = lists().await;
+    assert!(after_first > before, "the first pass listed DHMAD");
+    for _ in 0..3 {
+        reconciler::run_once(&w.app.state, Duration::from_secs(600))
+            .await
+            .unwrap();
+    }
+    assert_eq!(lists().await, after_first, "no pass listed DHMAD again");
+}
+
+/// A creation in flight for too long is marked "in doubt" only if it is still the claim its
+/// marker saw: a reconciler's list can be older than the buyer's new claim, and marking that
+/// live claim let a look at DHMAD, made before its create landed, call it safe to retry (a
+/// second escrow).
+#[sqlx::test(migrations = "./migrations")]
+async fn only_the_creation_seen_in_flight_is_marked_in_doubt(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let order = w
+        .app
+        .insert_order("chechia-red", "in-flight@example.tn", None)
+        .await;
+    let listed = claimed(&w, order.id, "creating_escrow", 3600).await;
+    // Claimed again since it was listed.
+    claimed(&w, order.id, "creating_escrow", 0).await;
+    let reason = "escrow creation was interrupted; checking DHMAD";
+    let marked = db::orders::mark_unknown_if_in_flight(
+        &w.app.pool,
+        order.id,
+        listed.escrow_attempted_at,
+        reason,
+    )
+    .await
+    .unwrap();
+    assert!(!marked);
+    assert_eq!(
+        w.app.order_json(order.id).await["status"],
+        "creating_escrow"
+    );
+    // The claim it saw is marked.
+    let now = db::orders::get(&w.app.pool, order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(db::orders::mark_unknown_if_in_flight(
+        &w.app.pool,
+        order.id,
+        now.escrow_attempted_at,
+        reason
+    )
+    .await
+    .unwrap());
+    assert_eq!(
+        w.app.order_json(order.id).await["status"],
+        "needs_reconciliation"
+    );
+}
+
+/// A creation is not taken for over while it may still be running: a standard escrow DHMAD
+/// refuses `autoSign` for is asked twice, each call up to the client's timeout. Judged over
+/// one second after two timeouts (the limit before), with no room for the work around the
+/// calls on a loaded host or a clock a little ahead, such a creation was looked up at DHMAD
+/// before its escrow existed, called safe to retry, and made twice.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_creation_within_its_slowest_time_is_not_taken_for_over(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let order = w
+        .app
+        .insert_order("logo-design", "slow-create@example.tn", None)
+        .await;
+    // Two timeouts and two seconds ago (the test's client timeout is 3 s): past the old limit,
+    // three seconds inside the new one.
+    let timeout = w.app.state.config.dhmad_timeout.as_secs() as i64;
+    claimed(&w, order.id, "creating_escrow", 2 * timeout + 2).await;
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.app.order_json(order.id).await["status"],
+        "creating_escrow"
+    );
+    assert_eq!(
+        w.count_calls("GET", "/api/v1/escrows").await,
+        0,
+        "no look at DHMAD yet"
+    );
+}
+
+/// A lost create's look at DHMAD does not take up an escrow another order holds (the same
+/// buyer, a title whose 32-bit reference the two orders share): it would fail on the unique
+/// escrow id at every pass, the order never resolved.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_lost_create_does_not_take_up_another_orders_escrow(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let order = w
+        .app
+        .insert_order("chechia-red", "namesake@example.tn", None)
+        .await;
+    let theirs = CreateEscrow::new(
+        escrow_title("Chéchia, red wool (handmade)", order.id),
+        Decimal::new(45, 0),
+        "namesake@example.tn",
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(5);
+    let dhmad = &w.app.state.dhmad;
+    let theirs = dhmad.create_escrow(&theirs).await.unwrap().escrow.id;
+    w.app
+        .seed_order(
+            "pottery-nabeul",
+            "namesake@example.tn",
+            &theirs,
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    claimed(&w, order.id, "needs_reconciliation", 0).await;
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let o = w.app.order_json(order.id).await;
+    assert_eq!(o["status"], "escrow_failed", "{o}");
+    assert!(o["escrow_id"].is_null(), "{o}");
+}
+
+/// Every instance sweeps for late duplicates in the first hour after a reconciliation: one of
+/// them cancels a duplicate, where each used to send its own `POST /cancel` (the others refused
+/// by DHMAD, and logged as failures).
+#[sqlx::test(migrations = "./migrations")]
+async fn two_instances_cancel_a_late_duplicate_once(pool: PgPool) {
+    let w = world(pool.clone(), |_| {}).await;
+    let second = spawn(
+        pool,
+        config(&w.sb.api_base(), w.sb.api_key(), w.sb.webhook_secret()),
+    )
+    .await;
+    let s = w.checkout("chechia-red", "twice-swept@example.tn").await;
+    sqlx::query!(
+        "INSERT INTO order_events (order_id, kind, detail)
+         VALUES ($1, 'escrow_reconciled', 'test: a create was reconciled')",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let late = CreateEscrow::new(
+        escrow_title("Chéchia, red wool (handmade)", s.order_id),
+        Decimal::new(45, 0),
+        "twice-swept@example.tn",
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(5);
+    let late = w
+        .app
+        .state
+        .dhmad
+        .create_escrow(&late)
+        .await
+        .unwrap()
+        .escrow
+        .id;
+    // Both instances list DHMAD before either cancel is served.
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/cancel", "fault": "delay", "hang_ms": 1000}]}))
+        .await;
+    let (a, b) = tokio::join!(
+        reconciler::run_once(&w.app.state, Duration::from_secs(600)),
+        reconciler::run_once(&second.state, Duration::from_secs(600)),
+    );
+    assert_eq!(
+        a.unwrap().duplicates_cancelled + b.unwrap().duplicates_cancelled,
+        2,
+        "both saw it"
+    );
+    assert_eq!(w.count_calls("POST", "/cancel").await, 1);
+    let e = w.app.state.dhmad.get_escrow(&late).await.unwrap();
+    assert_eq!(e.status.as_str(), "cancelled");
+}
