@@ -1,5 +1,6 @@
 use super::*;
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let m: HashMap<String, String> = pairs
