@@ -15,6 +15,26 @@ use uuid::Uuid;
 use crate::common::{sandbox::*, *};
 use storefront::{db, jobs::reconciler, orders::checkout::escrow_title, orders::lost_escrow};
 
+/// Creates at DHMAD, for `buyer`, an escrow whose title names `order` as its own create would
+/// (a lost create's, or a late duplicate's); its id.
+async fn escrow_naming(w: &World, order: Uuid, buyer: &str) -> String {
+    let req = CreateEscrow::new(
+        escrow_title("Chéchia, red wool (handmade)", order),
+        Decimal::new(45, 0),
+        buyer,
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(5);
+    w.app
+        .state
+        .dhmad
+        .create_escrow(&req)
+        .await
+        .unwrap()
+        .escrow
+        .id
+}
+
 /// Waits until the app's own first reconciler pass (every job runs once at start) is over,
 /// so that a test's own pass is the only one looking.
 async fn after_first_reconciler_pass(w: &World) {
@@ -75,14 +95,7 @@ async fn a_lost_create_is_found_far_back_and_a_late_duplicate_is_cancelled(pool:
     assert_eq!(o["status"], "awaiting_payment");
 
     // A second create for the order lands later: it is found and cancelled.
-    let late = CreateEscrow::new(
-        escrow_title("Chéchia, red wool (handmade)", s.order_id),
-        Decimal::new(45, 0),
-        "far@example.tn",
-    )
-    .mode(EscrowMode::Quick)
-    .estimated_delivery_days(5);
-    let late = dhmad.create_escrow(&late).await.unwrap().escrow.id;
+    let late = escrow_naming(&w, s.order_id, "far@example.tn").await;
     let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
         .await
         .unwrap();
@@ -121,14 +134,7 @@ async fn a_lost_create_does_not_take_up_an_escrow_already_cancelled(pool: PgPool
     .unwrap();
     let dhmad = &w.app.state.dhmad;
     dhmad.cancel_escrow(&swept).await.unwrap();
-    let live = CreateEscrow::new(
-        escrow_title("Chéchia, red wool (handmade)", s.order_id),
-        Decimal::new(45, 0),
-        "twice@example.tn",
-    )
-    .mode(EscrowMode::Quick)
-    .estimated_delivery_days(5);
-    let live = dhmad.create_escrow(&live).await.unwrap().escrow.id;
+    let live = escrow_naming(&w, s.order_id, "twice@example.tn").await;
     reconciler::run_once(&w.app.state, Duration::from_secs(600))
         .await
         .unwrap();
@@ -158,21 +164,7 @@ async fn the_duplicate_sweep_spares_another_orders_escrow_with_the_same_referenc
     .unwrap();
     let dhmad = &w.app.state.dhmad;
     // Escrows whose titles name the reconciled order's reference, as another order's would.
-    let namesake = |buyer: &str| {
-        CreateEscrow::new(
-            escrow_title("Chéchia, red wool (handmade)", s.order_id),
-            Decimal::new(45, 0),
-            buyer,
-        )
-        .mode(EscrowMode::Quick)
-        .estimated_delivery_days(5)
-    };
-    let recorded = dhmad
-        .create_escrow(&namesake("same@example.tn"))
-        .await
-        .unwrap()
-        .escrow
-        .id;
+    let recorded = escrow_naming(&w, s.order_id, "same@example.tn").await;
     w.app
         .seed_order(
             "pottery-nabeul",
@@ -181,12 +173,7 @@ async fn the_duplicate_sweep_spares_another_orders_escrow_with_the_same_referenc
             OffsetDateTime::now_utc(),
         )
         .await;
-    let others = dhmad
-        .create_escrow(&namesake("other@example.tn"))
-        .await
-        .unwrap()
-        .escrow
-        .id;
+    let others = escrow_naming(&w, s.order_id, "other@example.tn").await;
     reconciler::run_once(&w.app.state, Duration::from_secs(600))
         .await
         .unwrap();
@@ -259,15 +246,8 @@ async fn an_old_reconciliation_is_swept_once_per_period(pool: PgPool) {
     .await
     .unwrap();
     // A late second create for the order.
-    let late = CreateEscrow::new(
-        escrow_title("Chéchia, red wool (handmade)", s.order_id),
-        Decimal::new(45, 0),
-        "old-reconciliation@example.tn",
-    )
-    .mode(EscrowMode::Quick)
-    .estimated_delivery_days(5);
     let dhmad = &w.app.state.dhmad;
-    let late = dhmad.create_escrow(&late).await.unwrap().escrow.id;
+    let late = escrow_naming(&w, s.order_id, "old-reconciliation@example.tn").await;
     let lists = || async { w.count_calls("GET", "/escrows").await };
     let before = lists().await;
     let report = reconciler::run_once(&w.app.state, Duration::from_secs(600))
@@ -375,15 +355,7 @@ async fn a_lost_create_does_not_take_up_another_orders_escrow(pool: PgPool) {
         .app
         .insert_order("chechia-red", "namesake@example.tn", None)
         .await;
-    let theirs = CreateEscrow::new(
-        escrow_title("Chéchia, red wool (handmade)", order.id),
-        Decimal::new(45, 0),
-        "namesake@example.tn",
-    )
-    .mode(EscrowMode::Quick)
-    .estimated_delivery_days(5);
-    let dhmad = &w.app.state.dhmad;
-    let theirs = dhmad.create_escrow(&theirs).await.unwrap().escrow.id;
+    let theirs = escrow_naming(&w, order.id, "namesake@example.tn").await;
     w.app
         .seed_order(
             "pottery-nabeul",
@@ -421,22 +393,7 @@ async fn two_instances_cancel_a_late_duplicate_once(pool: PgPool) {
     .execute(&w.app.pool)
     .await
     .unwrap();
-    let late = CreateEscrow::new(
-        escrow_title("Chéchia, red wool (handmade)", s.order_id),
-        Decimal::new(45, 0),
-        "twice-swept@example.tn",
-    )
-    .mode(EscrowMode::Quick)
-    .estimated_delivery_days(5);
-    let late = w
-        .app
-        .state
-        .dhmad
-        .create_escrow(&late)
-        .await
-        .unwrap()
-        .escrow
-        .id;
+    let late = escrow_naming(&w, s.order_id, "twice-swept@example.tn").await;
     // Both instances list DHMAD before either cancel is served.
     w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/cancel", "fault": "delay", "hang_ms": 1000}]}))
         .await;
