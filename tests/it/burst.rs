@@ -502,6 +502,40 @@ async fn refused_background_work_waits_for_a_row_beyond_the_reserve(pool: PgPool
     assert_eq!(buyer.admit().await, Ok(()));
 }
 
+/// A storefront that keeps no budget (`DHMAD_RATE_LIMIT=0`: DHMAD's own 429s only).
+async fn without_a_budget(pool: PgPool) -> World {
+    world(pool, |c| {
+        c.dhmad_budget = Limits {
+            calls: 0,
+            window: Duration::from_secs(60),
+        };
+        c.edge.checkout_per_minute = 100_000;
+    })
+    .await
+}
+
+/// DHMAD answers `POST /escrows` with 429, saying to come back in `reset_ms`.
+async fn dhmad_refuses_creates(w: &World, times: u32, reset_ms: u64) {
+    w.faults(
+        json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "rate_limit_429",
+                             "times": times, "reset_ms": reset_ms}]}),
+    )
+    .await;
+}
+
+/// A checkout through the API that DHMAD's 429 puts in line (202).
+async fn checkout_in_line(w: &World, email: &str) {
+    let r = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header("idempotency-key", idempotency_key(SKU, email))
+        .json(&json!({"sku": SKU, "email": email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+}
+
 /// DHMAD answers 429 for a queued checkout (another user of the key spent its window): the
 /// order keeps its place and waits as long as DHMAD said, where the line tried it again about
 /// once a second, spending two calls of the budget on each refusal.
@@ -511,23 +545,8 @@ async fn a_queued_checkout_dhmad_refuses_with_429_waits_as_told(pool: PgPool) {
         c.edge.checkout_per_minute = 100_000;
     })
     .await;
-    w.faults(
-        json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "rate_limit_429",
-                              "times": 100, "reset_ms": 20_000}]}),
-    )
-    .await;
-    let r = w
-        .http
-        .post(w.app.url("/api/checkout"))
-        .header(
-            "idempotency-key",
-            idempotency_key(SKU, "refused@example.tn"),
-        )
-        .json(&json!({"sku": SKU, "email": "refused@example.tn"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    dhmad_refuses_creates(&w, 100, 20_000).await;
+    checkout_in_line(&w, "refused@example.tn").await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let creates = w.count_calls("POST", "/escrows").await;
     // The checkout's own call, and at most one try of the line within DHMAD's wait.
@@ -592,30 +611,10 @@ async fn a_manual_reconciliation_does_not_jump_the_checkout_line(pool: PgPool) {
 /// once a second per buyer), each a write DHMAD counts against the spent window.
 #[sqlx::test(migrations = "./migrations")]
 async fn without_a_budget_a_refused_checkout_waits_as_told(pool: PgPool) {
-    let w = world(pool, |c| {
-        c.dhmad_budget = Limits {
-            calls: 0,
-            window: Duration::from_secs(60),
-        };
-        c.edge.checkout_per_minute = 100_000;
-    })
-    .await;
-    w.faults(
-        json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "rate_limit_429",
-                              "times": 1000, "reset_ms": 30_000}]}),
-    )
-    .await;
+    let w = without_a_budget(pool).await;
+    dhmad_refuses_creates(&w, 1000, 30_000).await;
     for i in 0..3 {
-        let email = format!("no-budget{i}@example.tn");
-        let r = w
-            .http
-            .post(w.app.url("/api/checkout"))
-            .header("idempotency-key", idempotency_key(SKU, &email))
-            .json(&json!({"sku": SKU, "email": email}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
+        checkout_in_line(&w, &format!("no-budget{i}@example.tn")).await;
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
     let sent = w.count_calls("POST", "/api/v1/escrows").await;
@@ -630,29 +629,9 @@ async fn without_a_budget_a_refused_checkout_waits_as_told(pool: PgPool) {
 async fn a_checkout_refused_for_an_hour_parks_a_minute_at_most(pool: PgPool) {
     // No budget kept, so that the line serves it at once (the budget's own pause, a minute at
     // most, would hold the line's turn back first).
-    let w = world(pool, |c| {
-        c.dhmad_budget = Limits {
-            calls: 0,
-            window: Duration::from_secs(60),
-        };
-        c.edge.checkout_per_minute = 100_000;
-    })
-    .await;
-    w.faults(
-        json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "rate_limit_429",
-                              "times": 100, "reset_ms": 3_600_000}]}),
-    )
-    .await;
-    let email = "hour@example.tn";
-    let r = w
-        .http
-        .post(w.app.url("/api/checkout"))
-        .header("idempotency-key", idempotency_key(SKU, email))
-        .json(&json!({"sku": SKU, "email": email}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    let w = without_a_budget(pool).await;
+    dhmad_refuses_creates(&w, 100, 3_600_000).await;
+    checkout_in_line(&w, "hour@example.tn").await;
     // Past a worker's lease (14 s here): parked by DHMAD's answer.
     let parked: f64 = wait_for("the line to park the refused checkout", 15, || async {
         sqlx::query_scalar::<_, f64>(
