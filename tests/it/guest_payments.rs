@@ -13,14 +13,7 @@ use super::after_payment::escrow_of;
 /// A guest pays an instant order with a proof, comes back, and DHMAD rejects the proof.
 async fn guest_proof_rejected(w: &World, email: &str) -> (Started, serde_json::Value) {
     let s = w.checkout("ai-credits-500", email).await;
-    let v = w
-        .control(
-            &format!("/sandbox/sessions/{}/complete", s.session_id),
-            guest(),
-        )
-        .await;
-    w.land_on_callback(v["redirect_url"].as_str().unwrap())
-        .await;
+    send_proof_and_return(w, &s).await;
     let escrow = escrow_of(w, s.order_id).await;
     w.control(
         &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
@@ -37,6 +30,19 @@ async fn guest_proof_rejected(w: &World, email: &str) -> (Started, serde_json::V
 
 fn guest() -> serde_json::Value {
     json!({"payer": "guest", "method": "d17"})
+}
+
+/// The guest sends a proof on DHMAD's page `session`; DHMAD's answer (its redirect).
+async fn send_proof(w: &World, session: &str) -> serde_json::Value {
+    w.control(&format!("/sandbox/sessions/{session}/complete"), guest())
+        .await
+}
+
+/// The guest sends a proof on the order's first page and comes back to the shop.
+async fn send_proof_and_return(w: &World, s: &Started) {
+    let v = send_proof(w, &s.session_id).await;
+    w.land_on_callback(v["redirect_url"].as_str().unwrap())
+        .await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -135,8 +141,7 @@ async fn a_second_proof_sent_after_a_rejection_is_known_to_be_under_review(pool:
     assert_eq!(again.status(), 303);
     let url = again.headers()["location"].to_str().unwrap().to_owned();
     let page = url.rsplit('/').next().unwrap().to_owned();
-    w.control(&format!("/sandbox/sessions/{page}/complete"), guest())
-        .await;
+    send_proof(&w, &page).await;
 
     let order = storefront::db::orders::get(&w.app.pool, s.order_id)
         .await
@@ -157,11 +162,7 @@ async fn a_second_proof_sent_after_a_rejection_is_known_to_be_under_review(pool:
 async fn a_second_proof_sent_on_the_same_page_is_known_to_be_under_review(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let (s, _) = guest_proof_rejected(&w, "same-page@example.tn").await;
-    w.control(
-        &format!("/sandbox/sessions/{}/complete", s.session_id),
-        guest(),
-    )
-    .await;
+    send_proof(&w, &s.session_id).await;
     let again = w
         .app
         .post_form(&format!("/orders/{}/pay", s.order_id), &[])
@@ -211,11 +212,7 @@ async fn after_a_rejection_the_buyer_may_pay_again(pool: PgPool) {
 async fn cancelling_asks_dhmad_about_a_proof_sent_without_coming_back(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = w.checkout("ai-credits-500", "tab-closed@example.tn").await;
-    w.control(
-        &format!("/sandbox/sessions/{}/complete", s.session_id),
-        guest(),
-    )
-    .await;
+    send_proof(&w, &s.session_id).await;
     let cancel = w
         .app
         .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
@@ -284,14 +281,7 @@ async fn a_proof_rejected_after_the_payment_asks_the_buyer_for_nothing(pool: PgP
 async fn a_cancel_over_a_guest_proof_does_not_promise_a_refund(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = w.checkout("ai-credits-500", "no-refund@example.tn").await;
-    let v = w
-        .control(
-            &format!("/sandbox/sessions/{}/complete", s.session_id),
-            guest(),
-        )
-        .await;
-    w.land_on_callback(v["redirect_url"].as_str().unwrap())
-        .await;
+    send_proof_and_return(&w, &s).await;
     let escrow = escrow_of(&w, s.order_id).await;
     w.app.state.dhmad.cancel_escrow(&escrow).await.unwrap();
     w.wait_status(s.order_id, "cancelled").await;
