@@ -106,3 +106,33 @@ impl OrderError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::busy_for;
+
+    /// DHMAD's wait may be an hour: a deliver job, the checkout line and a buyer's
+    /// `Retry-After` wait a minute at most, then try again.
+    #[test]
+    fn dhmads_wait_is_kept_to_a_minute_at_most() {
+        let hour = dhmad::Error::from_response(
+            429,
+            br#"{"error":"Too Many Requests","retryAfter":3600}"#,
+            None,
+        );
+        assert_eq!(busy_for(&hour), Some(crate::budget::LONGEST_PAUSE));
+        let short = dhmad::Error::from_response(
+            429,
+            br#"{"error":"Too Many Requests","retryAfter":7}"#,
+            None,
+        );
+        assert_eq!(busy_for(&short), Some(Duration::from_secs(7)));
+        let held = dhmad::Error::Throttled {
+            retry_after: Duration::from_secs(3600),
+        };
+        assert_eq!(busy_for(&held), Some(crate::budget::LONGEST_PAUSE));
+        assert_eq!(busy_for(&dhmad::Error::Timeout), None);
+    }
+}
