@@ -96,7 +96,7 @@ impl NeedsAction {
     }
 
     /// The filter's SQL predicate over `orders o`: the one place it is written. Where it
-    /// overlaps the order's state machine (`src/orders/state_machine.rs`) it restates the rule
+    /// overlaps the order's state machine (`src/orders/state_machine/`) it restates the rule
     /// named in its comment; `tests/it/back_office/order_list.rs` checks both agree. A partial
     /// index of `migrations/20261201060000_back_office.sql` repeats the predicate where named:
     /// change both together (a migration), or the planner stops using it.
