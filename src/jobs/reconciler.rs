@@ -122,8 +122,11 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
                 break;
             }
             Err(e) => {
-                report.failed += 1;
-                tracing::warn!(order.id = %order.id, error = %e, "could not reconcile an escrow creation");
+                if set_aside(state, order.id, &e).await? {
+                    report.flagged += 1;
+                } else {
+                    report.failed += 1;
+                }
             }
         }
     }

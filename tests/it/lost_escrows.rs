@@ -410,3 +410,39 @@ async fn two_instances_cancel_a_late_duplicate_once(pool: PgPool) {
     let e = w.app.state.dhmad.get_escrow(&late).await.unwrap();
     assert_eq!(e.status.as_str(), "cancelled");
 }
+
+/// A creation in doubt whose look at DHMAD fails waits its backoff like any other order:
+/// before, a list that kept failing was asked again at every pass, first, for every such order,
+/// and the orders waiting for missed news came after it.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_failing_look_at_a_creation_in_doubt_backs_off(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    after_first_reconciler_pass(&w).await;
+    let order = w
+        .app
+        .insert_order("chechia-red", "in-doubt@example.tn", None)
+        .await;
+    claimed(&w, order.id, "needs_reconciliation", 600).await;
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/escrows", "fault": "error_500", "times": 1000}]}))
+        .await;
+    let first = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(first.failed, 1, "{first:?}");
+    let looks = w.count_calls("GET", "/api/v1/escrows").await;
+    assert!(looks > 0, "the list was asked");
+
+    let second = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(second.failed, 0, "{second:?}");
+    assert_eq!(
+        w.count_calls("GET", "/api/v1/escrows").await,
+        looks,
+        "no second look within its backoff"
+    );
+    assert_eq!(
+        w.app.order_json(order.id).await["status"],
+        "needs_reconciliation"
+    );
+}

@@ -128,7 +128,9 @@ pub async fn list_missing_deliver(
 }
 
 /// Orders whose escrow creation has an unknown outcome: a timeout, or a creation still marked
-/// in flight long after any answer could have come (the process died mid-call).
+/// in flight long after any answer could have come (the process died mid-call). One whose last
+/// look failed waits its backoff (`next_sync_at`), so a DHMAD list that keeps failing does not
+/// take every pass from the orders waiting for missed news.
 pub async fn list_unknown_creation(
     e: impl PgExecutor<'_>,
     in_flight_before: OffsetDateTime,
@@ -144,7 +146,8 @@ pub async fn list_unknown_creation(
                 delivery_rejection_reason, proof_required, contract_buyer_signed,
                 contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
            FROM orders
-          WHERE status = 'needs_reconciliation'
+          WHERE (status = 'needs_reconciliation'
+                 AND (next_sync_at IS NULL OR next_sync_at <= now()))
              OR (status = 'creating_escrow' AND escrow_attempted_at <= $1)
           ORDER BY created_at LIMIT $2"#,
         in_flight_before,
