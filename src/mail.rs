@@ -38,6 +38,33 @@ pub enum MailError {
     Timeout(Duration),
 }
 
+/// Enhanced status codes (RFC 3463) by which a server refuses the recipient for good: bad
+/// mailbox, bad system, bad address syntax, mailbox moved, no mail accepted (RFC 7505), mailbox
+/// disabled, mailbox full for good. Other permanent refusals (authentication, relaying, policy)
+/// are usually the shop's own configuration, which a fix brings through on a later try.
+const RECIPIENT_REFUSED: [&str; 7] = [
+    "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1", "5.2.2",
+];
+
+impl MailError {
+    /// No try will ever send this e-mail: its address cannot be written, or the server
+    /// refused its recipient with a permanent code naming the address or its mailbox.
+    pub fn refused_for_good(&self) -> bool {
+        match self {
+            Self::Address(_) => true,
+            Self::Smtp(e) if e.is_permanent() => {
+                // The server's reply text, which starts with its enhanced status code.
+                let reply = std::error::Error::source(e).map(ToString::to_string);
+                reply.is_some_and(|r| {
+                    let code = r.split_whitespace().next().unwrap_or_default();
+                    RECIPIENT_REFUSED.contains(&code)
+                })
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Where e-mails go. Cheap to clone.
 #[derive(Clone)]
 pub struct Mailer {

@@ -55,7 +55,7 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
     tracing::info!(job.id = job.id, job.kind = %job.kind, order.id = %job.order_id, job.attempt = job.attempts, ?outcome, "outbox job ran");
     let label = match &outcome {
         JobOutcome::Done(_) => "done",
-        JobOutcome::Retry(_) => "retry",
+        JobOutcome::Retry(_) | JobOutcome::RetryIn(..) => "retry",
         JobOutcome::GiveUp(_) => "gave_up",
         JobOutcome::Postpone(_) => "postponed",
     };
@@ -65,6 +65,10 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         JobOutcome::Done(_) => db::outbox::finish(pool, job).await?,
         JobOutcome::Retry(err) => {
             db::outbox::retry_later(pool, job, fulfilment::backoff(job.attempts), &err).await?
+        }
+        JobOutcome::RetryIn(wait, err) => {
+            let delay = fulfilment::backoff(job.attempts).max(wait);
+            db::outbox::retry_later(pool, job, delay, &err).await?
         }
         JobOutcome::Postpone(wait) => db::outbox::postpone(pool, job, wait).await?,
         JobOutcome::GiveUp(err) => {

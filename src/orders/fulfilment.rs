@@ -158,6 +158,8 @@ pub async fn confirm_receipt_url(state: &AppState, order: &Order) -> OrderResult
 pub enum JobOutcome {
     Done(String),
     Retry(String),
+    /// Failed, and counted: the next try waits at least this long (or its backoff, if longer).
+    RetryIn(Duration, String),
     GiveUp(String),
     /// Nothing was done and nothing is wrong (DHMAD's call budget is spent, or the order waits
     /// on a dispute): the attempt does not count; run again after this.

@@ -22,6 +22,9 @@ const MAX_ATTEMPTS: i32 = 400;
 /// Tries ending with the server silent after which an e-mail is given up (see `run`), counted
 /// apart from refusals (`outbox_jobs.silent_tries`).
 const MAX_SILENT_TRIES: i32 = 3;
+/// The least wait after a silent try: a relay that stalls for a minute or two (at its process
+/// limit, restarting behind a balancer) is waited out before the third silent try gives up.
+const SILENT_TRY_SPACING: Duration = Duration::from_secs(10 * 60);
 /// How often the code's e-mail looks again at an order under dispute.
 const DISPUTE_RECHECK: Duration = Duration::from_secs(15 * 60);
 
@@ -104,8 +107,16 @@ pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
             if silent.is_none_or(|n| n >= MAX_SILENT_TRIES) {
                 JobOutcome::GiveUp(error)
             } else {
-                give_up_after(MAX_ATTEMPTS, job, error)
+                match give_up_after(MAX_ATTEMPTS, job, error) {
+                    JobOutcome::Retry(error) => JobOutcome::RetryIn(SILENT_TRY_SPACING, error),
+                    outcome => outcome,
+                }
             }
+        }
+        // No retry delivers to an address its server refused for good; the back office shows
+        // it now, not after a day of tries.
+        Err(e) if e.refused_for_good() => {
+            JobOutcome::GiveUp(format!("e-mail refused for good: {e}"))
         }
         Err(e) => give_up_after(MAX_ATTEMPTS, job, format!("e-mail not sent: {e}")),
     })

@@ -2,7 +2,8 @@
 //! firewall dropped): the e-mail times out and is retried, and the outbox goes on to the jobs
 //! behind it (before `SMTP_TIMEOUT_SECS` covered the conversation, the worker waited for ever
 //! and the instant order's deliver never ran: DHMAD never released the money). A long outage:
-//! the e-mail waits it out.
+//! the e-mail waits it out. A relay that never greets: the next try waits. An address refused
+//! for good: given up at once.
 
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
@@ -13,29 +14,53 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::common::sandbox::*;
+use crate::common::{sandbox::*, timeline};
 
-/// Answers every command up to `DATA`, then reads and never answers. Counts the `DATA`s.
-async fn silent_after_data() -> (String, Arc<AtomicUsize>) {
+/// How a fake relay misbehaves.
+#[derive(Clone, Copy)]
+enum Relay {
+    /// Answers every command up to `DATA`, then reads on and never answers.
+    SilentAfterData,
+    /// Takes the connection and never says a word (a relay at its process limit).
+    NeverGreets,
+    /// Refuses every recipient for good: no such user.
+    RefusesRecipients,
+}
+
+/// A fake SMTP relay behaving as `relay` says; its URL, and the `RCPT` and `DATA` commands it
+/// received.
+async fn fake_relay(relay: Relay) -> (String, Arc<Seen>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("smtp://{}", listener.local_addr().unwrap());
-    let datas = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::clone(&datas);
+    let seen = Arc::new(Seen::default());
+    let counts = Arc::clone(&seen);
     tokio::spawn(async move {
         while let Ok((sock, _)) = listener.accept().await {
-            let seen = Arc::clone(&seen);
+            let seen = Arc::clone(&counts);
             tokio::spawn(async move {
                 let (r, mut w) = sock.into_split();
                 let mut lines = BufReader::new(r).lines();
-                w.write_all(b"220 silent.test ESMTP\r\n").await.ok();
+                if let Relay::NeverGreets = relay {
+                    // Read on, answer nothing, keep the connection open.
+                    while let Ok(Some(_)) = lines.next_line().await {}
+                    return;
+                }
+                w.write_all(b"220 fake.test ESMTP\r\n").await.ok();
                 while let Ok(Some(line)) = lines.next_line().await {
                     let verb = line.to_ascii_uppercase();
                     let answer: &[u8] = if verb.starts_with("EHLO") {
-                        b"250 silent.test\r\n"
+                        b"250 fake.test\r\n"
+                    } else if verb.starts_with("RCPT") {
+                        seen.rcpt.fetch_add(1, Ordering::SeqCst);
+                        match relay {
+                            Relay::RefusesRecipients => {
+                                b"550 5.1.1 <nobody@example.tn>: Recipient address rejected: User unknown\r\n"
+                            }
+                            _ => b"250 ok\r\n",
+                        }
                     } else if verb.starts_with("DATA") {
-                        seen.fetch_add(1, Ordering::SeqCst);
+                        seen.data.fetch_add(1, Ordering::SeqCst);
                         w.write_all(b"354 go ahead\r\n").await.ok();
-                        // Read on, answer nothing, keep the connection open.
                         while let Ok(Some(_)) = lines.next_line().await {}
                         return;
                     } else {
@@ -46,7 +71,13 @@ async fn silent_after_data() -> (String, Arc<AtomicUsize>) {
             });
         }
     });
-    (url, datas)
+    (url, seen)
+}
+
+#[derive(Default)]
+struct Seen {
+    rcpt: AtomicUsize,
+    data: AtomicUsize,
 }
 
 /// The `last_error` of the order's confirmation e-mail once it has one and its row matches
@@ -70,7 +101,7 @@ async fn confirmation_error(pool: &PgPool, order: uuid::Uuid, state: &'static st
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
-    let (smtp_url, datas) = silent_after_data().await;
+    let (smtp_url, seen) = fake_relay(Relay::SilentAfterData).await;
     let w = world(pool.clone(), |c| {
         c.smtp_url = Some(smtp_url.into());
         c.smtp_timeout = Duration::from_secs(1);
@@ -85,7 +116,10 @@ async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
     // after the order completed).
     let error = confirmation_error(&pool, s.order_id, "attempts >= 1").await;
     assert!(error.contains("no answer within"), "{error}");
-    assert!(datas.load(Ordering::SeqCst) >= 1, "the e-mail reached DATA");
+    assert!(
+        seen.data.load(Ordering::SeqCst) >= 1,
+        "the e-mail reached DATA"
+    );
 
     // A server that goes silent after DATA may have taken the e-mail (a relay slower than our
     // timeout takes every copy): the third such try is the last, where each used to be
@@ -106,7 +140,7 @@ async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
 /// not given up at the first try the relay, back but slow, leaves unanswered.
 #[sqlx::test(migrations = "./migrations")]
 async fn refused_tries_do_not_count_as_silent_ones(pool: PgPool) {
-    let (smtp_url, _) = silent_after_data().await;
+    let (smtp_url, _) = fake_relay(Relay::SilentAfterData).await;
     let w = world(pool.clone(), |c| {
         c.smtp_url = Some(smtp_url.into());
         c.smtp_timeout = Duration::from_secs(1);
@@ -175,4 +209,60 @@ async fn an_email_outlives_an_smtp_outage_longer_than_a_delivers_patience(pool: 
         .await;
     assert_eq!(attempts, 13);
     assert!(!gave_up, "given up after {attempts} tries");
+}
+
+/// An address its server refuses for good (550 5.1.1, no such user) is given up at the first
+/// try, where it was tried for a day and the back office heard of it only then.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_address_refused_for_good_is_given_up_at_once(pool: PgPool) {
+    let (smtp_url, seen) = fake_relay(Relay::RefusesRecipients).await;
+    let w = world(pool.clone(), |c| c.smtp_url = Some(smtp_url.into())).await;
+    let s = w.checkout("chechia-red", "nobody@example.tn").await;
+    let error = confirmation_error(&pool, s.order_id, "gave_up_at IS NOT NULL").await;
+    assert!(error.contains("refused for good"), "{error}");
+    let attempts: i32 = sqlx::query_scalar(
+        "SELECT attempts FROM outbox_jobs WHERE order_id = $1 AND kind = 'email_confirmation'",
+    )
+    .bind(s.order_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(attempts, 1);
+    assert_eq!(seen.rcpt.load(Ordering::SeqCst), 1);
+    assert!(timeline(&pool, s.order_id)
+        .await
+        .iter()
+        .any(|l| l.contains("gave up")));
+}
+
+/// A relay that takes the connection and says nothing may be stalled for a minute or two: the
+/// next try waits ten minutes, where three tries a few seconds apart gave the e-mail up within
+/// two minutes of a stall.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_silent_try_is_not_followed_by_another_within_minutes(pool: PgPool) {
+    let (smtp_url, seen) = fake_relay(Relay::NeverGreets).await;
+    let w = world(pool.clone(), |c| {
+        c.smtp_url = Some(smtp_url.into());
+        c.smtp_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let s = w.checkout("chechia-red", "stalled@example.tn").await;
+    let error =
+        confirmation_error(&pool, s.order_id, "attempts >= 1 AND claimed_until IS NULL").await;
+    assert!(error.contains("may have arrived"), "{error}");
+    let (gave_up, wait_secs): (bool, f64) = sqlx::query_as(
+        "SELECT gave_up_at IS NOT NULL, extract(epoch FROM run_after - now())::float8
+           FROM outbox_jobs WHERE order_id = $1 AND kind = 'email_confirmation'",
+    )
+    .bind(s.order_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(!gave_up);
+    assert!(wait_secs > 9.0 * 60.0, "next try in {wait_secs} s");
+    assert_eq!(
+        seen.rcpt.load(Ordering::SeqCst),
+        0,
+        "never got past the greeting"
+    );
 }
