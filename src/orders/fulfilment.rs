@@ -209,6 +209,16 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                         db::events::add(&state.pool, order.id, "ship_held", line, None).await?;
                         return Ok(JobOutcome::Done("delivered and rejected since".into()));
                     }
+                    // Not sent blind: the read comes first, at the next attempt.
+                    Awaits::Unknown(e) => {
+                        return Ok(match super::error::busy_for(&e) {
+                            Some(wait) => JobOutcome::Postpone(wait),
+                            None => backoff_give_up(
+                                job,
+                                format!("escrow unreadable, deliver not sent again: {e}"),
+                            ),
+                        })
+                    }
                 }
             }
             match state.dhmad.deliver_escrow(&escrow_id).await {
@@ -298,10 +308,13 @@ enum Awaits {
     MovedOn,
     /// Paid, but the buyer rejected a delivery made after the job was queued.
     RejectedSince,
+    /// DHMAD did not answer the read.
+    Unknown(Box<dhmad::Error>),
 }
 
 /// Reads the escrow, applies it, and tells whether a deliver queued at `queued_at` is still
-/// due (unreadable: assumed so, the job tries again). A rejection is dated by DHMAD's clock,
+/// due. An escrow DHMAD does not know is left to the deliver's own 404, which flags the order.
+/// A rejection is dated by DHMAD's clock,
 /// the job by ours: a skew larger than the time between a rejection and the merchant's next
 /// "ship" holds that ship, with a line telling the merchant to ship again.
 async fn awaits_delivery(
@@ -309,8 +322,10 @@ async fn awaits_delivery(
     escrow_id: &str,
     queued_at: time::OffsetDateTime,
 ) -> OrderResult<Awaits> {
-    let Some(e) = read_escrow(state, escrow_id).await? else {
-        return Ok(Awaits::Yes);
+    let e = match read_escrow(state, escrow_id).await? {
+        Ok(e) => e,
+        Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => return Ok(Awaits::Yes),
+        Err(e) => return Ok(Awaits::Unknown(Box::new(e))),
     };
     let rejected_since = e
         .delivery_rejections
@@ -328,16 +343,19 @@ async fn awaits_delivery(
 async fn still_paid(state: &AppState, escrow_id: &str) -> OrderResult<bool> {
     // Cannot tell: assume it still is, the job will try again.
     let e = read_escrow(state, escrow_id).await?;
-    Ok(e.is_none_or(|e| e.status == EscrowStatus::Paid))
+    Ok(e.map_or(true, |e| e.status == EscrowStatus::Paid))
 }
 
-/// The escrow as DHMAD has it now, applied to the order; `None` when DHMAD did not answer.
-async fn read_escrow(state: &AppState, escrow_id: &str) -> OrderResult<Option<dhmad::Escrow>> {
-    let Ok(e) = state.dhmad.get_escrow(escrow_id).await else {
-        return Ok(None);
-    };
-    sync::apply_in_tx(state, &e, "read before deliver").await?;
-    Ok(Some(e))
+/// The escrow as DHMAD has it now, applied to the order; DHMAD's error when it did not answer.
+async fn read_escrow(
+    state: &AppState,
+    escrow_id: &str,
+) -> OrderResult<Result<dhmad::Escrow, dhmad::Error>> {
+    let read = state.dhmad.get_escrow(escrow_id).await;
+    if let Ok(e) = &read {
+        sync::apply_in_tx(state, e, "read before deliver").await?;
+    }
+    Ok(read)
 }
 
 /// Exponential backoff with jitter, from one second up to five minutes.

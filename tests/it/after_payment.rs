@@ -4,7 +4,7 @@
 //! guest payments under review: `guest_payments.rs`). Every step goes through the sandbox as
 //! DHMAD would run it.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::common::{sandbox::*, *};
@@ -247,7 +247,7 @@ async fn a_request_overtaken_by_a_dispute_is_no_longer_shown_as_waiting(pool: Pg
     w.finish_on_dhmad(r, json!({"note": "no answer from the shop"}))
         .await;
     let o = w.wait_status(s.order_id, "disputed").await;
-    assert_eq!(o["cancellation"], serde_json::Value::Null, "{o}");
+    assert_eq!(o["cancellation"], Value::Null, "{o}");
     let page = w.app.order_page(s.order_id).await;
     assert!(page.contains("dispute is open"), "{page}");
     assert!(
@@ -316,7 +316,7 @@ async fn the_merchant_cancels_and_refunds_a_paid_order(pool: PgPool) {
     let o = w.wait_status(s.order_id, "cancelled").await;
     assert_eq!(
         o["cancellation"],
-        serde_json::Value::Null,
+        Value::Null,
         "no request: a direct refund"
     );
 }
@@ -383,14 +383,12 @@ async fn a_rejected_delivery_is_explained_and_shipped_again(pool: PgPool) {
     w.wait_status(s.order_id, "delivered").await;
 }
 
-/// A deliver DHMAD took whose answer was lost is retried only after a read: when the buyer
-/// has rejected that delivery meanwhile (paid again), it is not sent again, which would mark
-/// the goods delivered once more against the rejection, with nothing shipped.
-#[sqlx::test(migrations = "./migrations")]
-async fn a_retried_deliver_does_not_override_the_buyers_rejection(pool: PgPool) {
-    let w = world(pool, |_| {}).await;
-    let s = paid_quick(&w, "rejected@example.tn").await;
-    let escrow = escrow_of(&w, s.order_id).await;
+/// A quick order's "ship": DHMAD takes the deliver but its answer is lost (500), and the
+/// buyer rejects that delivery while the retry waits (paid again). The retry is then due now,
+/// with DHMAD answering as `then` says (sandbox faults).
+async fn deliver_taken_then_rejected(w: &World, email: &str, then: Value) -> (Started, String) {
+    let s = paid_quick(w, email).await;
+    let escrow = escrow_of(w, s.order_id).await;
     let fault = json!({"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500_after", "times": 1});
     w.faults(json!({ "api": [fault] })).await;
     let park = "UPDATE outbox_jobs SET run_after = now() + interval '1 hour'
@@ -416,6 +414,7 @@ async fn a_retried_deliver_does_not_override_the_buyers_rejection(pool: PgPool) 
     )
     .await;
     w.wait_status(s.order_id, "paid").await;
+    w.faults(then).await;
     sqlx::query(
         "UPDATE outbox_jobs SET run_after = now() WHERE order_id = $1 AND kind = 'deliver'",
     )
@@ -423,6 +422,16 @@ async fn a_retried_deliver_does_not_override_the_buyers_rejection(pool: PgPool) 
     .execute(&w.app.pool)
     .await
     .unwrap();
+    (s, escrow)
+}
+
+/// A deliver DHMAD took whose answer was lost is retried only after a read: when the buyer
+/// has rejected that delivery meanwhile (paid again), it is not sent again, which would mark
+/// the goods delivered once more against the rejection, with nothing shipped.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_retried_deliver_does_not_override_the_buyers_rejection(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, escrow) = deliver_taken_then_rejected(&w, "rejected@example.tn", json!({})).await;
     wait_for("the retry to end", 15, || async {
         let open: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND done_at IS NULL",
@@ -446,8 +455,34 @@ async fn a_retried_deliver_does_not_override_the_buyers_rejection(pool: PgPool) 
         "{lines:?}"
     );
     // The merchant can still ship again.
+    let ship = format!("/admin/orders/{}/ship", s.order_id);
     assert_eq!(w.admin_post(&ship).await.status(), 303);
     w.wait_status(s.order_id, "delivered").await;
+}
+
+/// The same retry when DHMAD cannot be read: it waits for a read, where it used to be sent
+/// blind and override the rejection.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_retried_deliver_is_not_sent_while_the_escrow_cannot_be_read(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let unreadable = json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}", "fault": "error_500", "times": 1000}]});
+    let (s, escrow) = deliver_taken_then_rejected(&w, "unreadable@example.tn", unreadable).await;
+    let attempts: i32 = wait_for("the retry's attempt", 15, || async {
+        sqlx::query_scalar(
+            "SELECT attempts FROM outbox_jobs
+              WHERE order_id = $1 AND kind = 'deliver' AND attempts >= 2 AND claimed_until IS NULL",
+        )
+        .bind(s.order_id)
+        .fetch_optional(&w.app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    assert_eq!(attempts, 2);
+    assert_eq!(w.count_calls("POST", "/deliver").await, 1, "sent once");
+    w.faults(json!({})).await;
+    let e = w.app.state.dhmad.get_escrow(&escrow).await.unwrap();
+    assert_eq!(e.status.as_str(), "paid", "{e:?}");
 }
 
 #[sqlx::test(migrations = "./migrations")]
