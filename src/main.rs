@@ -68,12 +68,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app.run_until_stopped().await
 }
 
-/// One reconciliation pass over every open order, for operators and cron.
+/// One reconciliation pass (a batch of open orders, oldest news first), for operators and
+/// cron. It spends DHMAD's budget as background work, after the buyers in line, as the back
+/// office's "Reconcile" does.
 async fn reconcile(config: Config) -> anyhow::Result<()> {
     let pool = app::connect(&config)?;
     let state = storefront::state::AppState::new(config, pool)?;
     storefront::budget::prepare(&state).await?;
-    let report = jobs::reconciler::run_once(&state, Duration::ZERO).await?;
+    let report = jobs::reconciler::run_once(&state.for_background(), Duration::ZERO).await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

@@ -1,12 +1,12 @@
 //! The real binary: `--help`, `--version`, settings errors, a taken port, `healthcheck`, and
-//! its access log.
+//! its access log; `reconcile` after the buyers in line.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::common::{sandbox::world, *};
 use sqlx::PgPool;
 
 const BIN: &str = env!("CARGO_BIN_EXE_storefront");
@@ -380,4 +380,53 @@ async fn the_binary_logs_one_plain_access_line_per_request_and_answers_its_healt
         "{}",
         utf8(&out.stderr)
     );
+}
+
+/// `storefront reconcile` (cron, an operator) spends DHMAD's budget as background work, as
+/// the back office's "Reconcile" does: with a buyer waiting in line it asks DHMAD nothing. It
+/// spent as a buyer's checkout, ahead of the line.
+#[sqlx::test(migrations = "./migrations")]
+async fn reconcile_on_the_command_line_leaves_dhmad_to_buyers_in_line(pool: PgPool) {
+    let w = world(pool.clone(), |_| {}).await;
+    let s = w.checkout("chechia-red", "cron@example.tn").await;
+    let escrow = w.app.order_json(s.order_id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let waiting = w
+        .app
+        .insert_order("chechia-red", "in-line@example.tn", None)
+        .await;
+    sqlx::query(
+        "INSERT INTO checkout_queue (order_id, claimed_until) VALUES ($1, now() + interval '1 hour')",
+    )
+    .bind(waiting.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let read = format!("/escrows/{escrow}");
+    let reads = || w.count_calls("GET", &read);
+    let before = reads().await;
+    let (db, api) = (database_url(&pool), format!("{}/api/v1", w.sb.base_url()));
+    // Off the test's runtime, which serves the sandbox meanwhile.
+    let out = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("DATABASE_URL", db.as_str()),
+            ("DHMAD_API_BASE", api.as_str()),
+            ("DHMAD_WEBHOOK_SECRETS", SECRET),
+        ];
+        run(&["reconcile"], &env, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", utf8(&out.stderr));
+    // Its report is the one JSON line among the log's.
+    let stdout = utf8(&out.stdout);
+    let report = stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(report).unwrap();
+    assert_eq!(report["yielded"], true, "{report}");
+    assert_eq!(reads().await, before, "DHMAD asked ahead of the line");
 }
