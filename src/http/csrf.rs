@@ -13,7 +13,7 @@
 use axum::{
     body::{to_bytes, Body},
     extract::{Request, State},
-    http::{header, HeaderMap, Method},
+    http::{header, HeaderMap, HeaderValue, Method},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -140,10 +140,15 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
         _ => (cookies::random_token(), true),
     };
     req.extensions_mut().insert(CsrfToken(token.clone()));
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     if !fresh {
         return resp;
     }
+    // A shared cache must not hand this visitor's token to others: an answer outside the
+    // private routes (a 404, a 405) says nothing about caching, and a 404 may be kept.
+    resp.headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     // Lax: the token must survive the buyer's return from DHMAD's page.
     let cookie = cookies::build(
         &state.config,

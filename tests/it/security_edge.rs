@@ -131,6 +131,28 @@ async fn a_planted_csrf_cookie_opens_nothing_and_the_favicon_sets_none(pool: PgP
         page.headers().get("set-cookie").is_some(),
         "the catalog gives one"
     );
+    // An answer that gives one is never kept by a shared cache, or it would hand that token
+    // to every visitor: a 404 (heuristically cacheable) or a 405 no route marks no-store.
+    let post_only = app.url("/checkout");
+    let mut given = 0;
+    for r in [
+        bare.get(app.url("/robots.txt")).send().await.unwrap(),
+        bare.get(app.url("/admin/no-such-page"))
+            .send()
+            .await
+            .unwrap(),
+        bare.get(post_only).send().await.unwrap(),
+    ] {
+        let h = r.headers();
+        if h.get("set-cookie").is_some() {
+            given += 1;
+            assert_eq!(h["cache-control"], "no-store", "{}: {h:?}", r.url());
+        }
+    }
+    assert!(
+        given > 0,
+        "no such answer gave a token: the check above checked nothing"
+    );
 }
 
 #[sqlx::test(migrations = "./migrations")]
