@@ -141,7 +141,15 @@ struct LoginPage {
     csrf: String,
 }
 
-pub async fn login_form(Extension(csrf): Extension<CsrfToken>) -> AppResult<Html<String>> {
+/// `GET /admin/login`. Without `ADMIN_TOKEN` there is no back office: 404, as every other
+/// page of it answers.
+pub async fn login_form(
+    State(s): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> AppResult<Html<String>> {
+    if s.config.admin_token.is_none() {
+        return Err(AppError::NotFound);
+    }
     render(&LoginPage { csrf: csrf.0 })
 }
 

@@ -436,3 +436,24 @@ async fn another_site_cannot_make_the_merchants_browser_export(pool: PgPool) {
     assert_eq!(script.status(), 200);
     assert_eq!(exports().await.unwrap(), Some(2));
 }
+
+/// Without `ADMIN_TOKEN` there is no back office: its login page is a 404 like the rest of it
+/// (it rendered a form that could never succeed, and told a prober the back office existed).
+#[sqlx::test(migrations = "./migrations")]
+async fn without_an_admin_token_the_back_office_is_not_there(pool: PgPool) {
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.admin_token = None;
+    let app = spawn(pool, cfg).await;
+    for path in ["/admin", "/admin/login", "/admin/orders"] {
+        let r = bare_client().get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let r = app
+        .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
+        .await;
+    assert_eq!(r.status(), 404);
+}
