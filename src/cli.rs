@@ -247,7 +247,7 @@ pub struct Settings {
     #[arg(long, env = "RATE_LIMIT_ACTIONS_PER_MIN", hide_env_values = true, default_value_t = EdgeLimits::default().actions_per_minute.to_string(), help_heading = "Limits")]
     rate_limit_actions_per_min: String,
     /// Behind a reverse proxy, the header it sets with the client address (its last value is
-    /// used), e.g. x-forwarded-for [default: none, the TCP peer].
+    /// used), e.g. x-forwarded-for or forwarded (RFC 7239) [default: none, the TCP peer].
     #[arg(
         long,
         env = "CLIENT_IP_HEADER",

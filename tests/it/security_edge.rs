@@ -457,14 +457,42 @@ async fn refused_order_actions_and_checkouts_are_not_cached(pool: PgPool) {
 /// A storefront behind a proxy that appends `X-Forwarded-For`, allowing 6 checkouts a minute
 /// per client (bursts of 5).
 async fn behind_a_proxy(pool: PgPool) -> TestApp {
+    behind_a_proxy_writing(pool, "x-forwarded-for").await
+}
+
+async fn behind_a_proxy_writing(pool: PgPool, header: &str) -> TestApp {
     let mut cfg = config(
         DEAD_DHMAD,
         storefront::config::SANDBOX_DEFAULT_API_KEY,
         SECRET,
     );
-    cfg.edge.client_ip_header = Some("x-forwarded-for".into());
+    cfg.edge.client_ip_header = Some(header.into());
     cfg.edge.checkout_per_minute = 6;
     spawn(pool, cfg).await
+}
+
+/// A proxy that writes RFC 7239's `Forwarded` (HAProxy's `option forwarded`, nginx's
+/// documented recipe): each client is counted at its own address. Its elements were read as
+/// bare addresses, none was one, and every client shared the proxy's allowance.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_forwarded_header_names_each_client(pool: PgPool) {
+    let app = behind_a_proxy_writing(pool, "forwarded").await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let r = app
+            .http
+            .post(app.url("/api/checkout"))
+            .header(
+                "forwarded",
+                format!("for=\"203.0.113.{i}:4711\";proto=https"),
+            )
+            .json(&json!({"sku": "unicorn", "email": "b@example.tn"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [400; 8], "{statuses:?}");
 }
 
 #[sqlx::test(migrations = "./migrations")]
