@@ -215,7 +215,6 @@ pub fn approve_deposit(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Ref
     let rec = escrow_mut(store, id)?;
     check_decide_deposit(rec)?;
     pending_deposit(rec)?.status = DepositStatus::Approved;
-    rec.guest_payment = true;
     transition(store, ctx, id, EscrowStatus::Paid, Paired::Alone);
     Ok(())
 }
