@@ -88,6 +88,38 @@ async fn rate_limit_headers_and_429() {
     ));
 }
 
+/// A client that waits exactly `Retry-After` seconds is served: the seconds round up, so the
+/// wait never ends before the window has room again.
+#[tokio::test]
+async fn waiting_retry_after_seconds_is_enough() {
+    let env = Env::with(SandboxConfig {
+        rate_limit_per_minute: 1,
+        rate_window: std::time::Duration::from_secs(2),
+        ..SandboxConfig::for_tests()
+    })
+    .await;
+    env.client.me().await.unwrap();
+    // The window frees 1.7 s after this refusal: a fraction of a second past a whole one.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = env
+        .http
+        .get(env.url("/api/v1/me"))
+        .bearer_auth(env.sandbox.api_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let header: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["retryAfter"], header);
+    tokio::time::sleep(std::time::Duration::from_secs(header)).await;
+    env.client.me().await.unwrap();
+}
+
 #[tokio::test]
 async fn balance_follows_the_escrows() {
     let env = Env::start().await;
