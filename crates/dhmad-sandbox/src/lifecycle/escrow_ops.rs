@@ -231,7 +231,7 @@ pub fn contract(store: &Store, ctx: &Ctx, id: &str) -> Result<Contract, Refusal>
             "You are not the seller or the buyer of this escrow".into(),
         ));
     }
-    Ok(c.to_wire(&rec.id))
+    Ok(c.to_wire(&rec.id, &ctx.base_url))
 }
 
 /// `GET /escrows/:id/proof`: proof escrows only. Before funding the phase reads
