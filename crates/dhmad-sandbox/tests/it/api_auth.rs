@@ -59,18 +59,28 @@ async fn both_key_headers_work_and_bad_keys_get_401() {
 #[tokio::test]
 async fn rate_limit_headers_and_429() {
     let env = Env::with(SandboxConfig {
-        rate_limit_per_minute: 3,
+        rate_limit_per_minute: 2,
         ..SandboxConfig::for_tests()
     })
     .await;
-    for remaining in [2, 1, 0] {
-        env.client.me().await.unwrap();
-        let rl = env.client.rate_limit().unwrap();
-        assert_eq!((rl.limit, rl.remaining), (Some(3), Some(remaining)));
-        assert!(rl.reset.unwrap() > time::OffsetDateTime::now_utc());
-    }
+    let keyless = || env.http.get(env.url("/api/v1/me")).send();
     // Even a 401 carries the headers and counts.
-    let r = env.http.get(env.url("/api/v1/me")).send().await.unwrap();
+    let r = keyless().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        (header("x-ratelimit-limit"), header("x-ratelimit-remaining")),
+        (Some("2".into()), Some("1".into()))
+    );
+    env.client.me().await.unwrap();
+    let rl = env.client.rate_limit().unwrap();
+    assert_eq!((rl.limit, rl.remaining), (Some(2), Some(0)));
+    assert!(rl.reset.unwrap() > time::OffsetDateTime::now_utc());
+    let r = keyless().await.unwrap();
     assert_eq!(r.status(), 429);
     for h in [
         "x-ratelimit-limit",
