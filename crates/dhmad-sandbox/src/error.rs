@@ -73,6 +73,26 @@ impl Refusal {
     }
 }
 
+impl Refusal {
+    /// What a shopper may read: DHMAD's `user_message` for a coded refusal (§5.1: "safe to show
+    /// end users"; its `message` is for developers), else the message, which the sandbox writes
+    /// for anyone.
+    pub fn user_text(&self) -> String {
+        match self {
+            Self::Rule { code, .. } | Self::Conflict { code, .. } => user_message(code).to_owned(),
+            _ => self.message(),
+        }
+    }
+
+    /// The code of a coded refusal.
+    pub fn code(&self) -> Option<&ErrorCode> {
+        match self {
+            Self::Rule { code, .. } | Self::Conflict { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
 /// An HTTP error answer: status + JSON body.
 #[derive(Debug)]
 pub struct ApiError {

@@ -118,9 +118,7 @@ async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> 
 }
 
 fn too_many_requests(reset: time::OffsetDateTime) -> Response {
-    let secs = (reset - time::OffsetDateTime::now_utc())
-        .whole_seconds()
-        .max(1);
+    let secs = retry_after_secs(reset - time::OffsetDateTime::now_utc());
     let mut resp = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         json!({"error": "Too Many Requests",
@@ -135,6 +133,13 @@ fn too_many_requests(reset: time::OffsetDateTime) -> Response {
         h.insert("x-ratelimit-reset", at);
     }
     resp
+}
+
+/// `Retry-After` for a window that frees in `wait`: whole seconds rounded up (a client waiting
+/// exactly that long must find room), at least 1.
+fn retry_after_secs(wait: time::Duration) -> i64 {
+    let up = i64::from(wait.subsec_nanoseconds() > 0);
+    (wait.whole_seconds() + up).max(1)
 }
 
 async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -172,5 +177,20 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
             tokio::time::sleep(Duration::from_millis(rule.hang_ms.unwrap_or(30_000))).await;
             ApiError::internal("Injected fault: hung request").into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_after_secs;
+    use time::Duration;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_secs(Duration::milliseconds(1700)), 2);
+        assert_eq!(retry_after_secs(Duration::seconds(2)), 2);
+        assert_eq!(retry_after_secs(Duration::milliseconds(1)), 1);
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::milliseconds(-5)), 1);
     }
 }

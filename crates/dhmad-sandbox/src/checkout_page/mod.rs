@@ -16,6 +16,7 @@ use crate::lifecycle::sessions;
 use crate::security::{self, PAGE_CSP};
 use crate::state::AppState;
 use form::PageForm;
+use view::Notice;
 
 /// Routes of the hosted page (uploads up to 10 MB).
 pub fn router() -> Router<AppState> {
@@ -35,11 +36,22 @@ fn html(status: StatusCode, t: &impl Template, csp: &str) -> Response {
     }
 }
 
-fn render(state: &AppState, id: &str, error: Option<String>) -> Response {
+/// An unknown session (or one whose escrow is gone): most often a tab left open across a
+/// restart, so the page leads to the dashboard, like the other 404 pages.
+fn not_found() -> Response {
+    crate::pages::message(
+        StatusCode::NOT_FOUND,
+        "Checkout session not found",
+        "This link is not valid, or it is from before the sandbox restarted (its state lives in \
+         memory). Go back to the shop to start again.",
+    )
+}
+
+fn render(state: &AppState, id: &str, error: Option<Notice>) -> Response {
     let ctx = state.ctx();
     let mut store = state.lock_store();
     let Some(s) = store.sessions.get_mut(id) else {
-        return html(StatusCode::NOT_FOUND, &view::not_found(), PAGE_CSP);
+        return not_found();
     };
     sessions::expire_if_due(s, ctx.now);
     if s.status != SessionStatus::Pending {
@@ -47,7 +59,7 @@ fn render(state: &AppState, id: &str, error: Option<String>) -> Response {
     }
     let s = s.clone();
     let Some(rec) = store.escrows.get(&s.escrow_id) else {
-        return html(StatusCode::NOT_FOUND, &view::not_found(), PAGE_CSP);
+        return not_found();
     };
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
@@ -69,7 +81,10 @@ fn see_other(url: &str) -> Response {
 async fn submit(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
     let form = match PageForm::read(req).await {
         Ok(f) => f,
-        Err(e) => return render(&state, &id, Some(format!("Could not read the form: {e}"))),
+        Err(e) => {
+            let why = Notice::plain(format!("Could not read the form: {e}"));
+            return render(&state, &id, Some(why));
+        }
     };
     if form.get("op") == Some("cancel") {
         return match state.with_store(|st, ctx| sessions::cancel_session(st, ctx, &id)) {
@@ -87,6 +102,6 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, req: Requ
     };
     match state.with_store(|st, ctx| perform::perform(st, ctx, &id, input)) {
         Ok(url) => see_other(&url),
-        Err(e) => render(&state, &id, Some(e.message())),
+        Err(e) => render(&state, &id, Some(Notice::from(&e))),
     }
 }

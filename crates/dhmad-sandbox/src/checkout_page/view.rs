@@ -3,6 +3,7 @@
 use askama::Template;
 use dhmad::{CheckoutAction, Currency, EscrowMode, SessionStatus};
 
+use crate::error::Refusal;
 use crate::lifecycle::action_rules::check_perform;
 use crate::lifecycle::money;
 use crate::state::{Ctx, EscrowRecord, SessionRecord, Store};
@@ -20,6 +21,29 @@ pub struct EscrowView {
     pub buyer: String,
 }
 
+/// Why the page cannot do its action, as the shopper reads it: the text, and the refusal's
+/// code (if any) in small print for the developer.
+pub struct Notice {
+    pub text: String,
+    pub code: Option<String>,
+}
+
+impl Notice {
+    /// A notice without a code.
+    pub fn plain(text: String) -> Self {
+        Self { text, code: None }
+    }
+}
+
+impl From<&Refusal> for Notice {
+    fn from(r: &Refusal) -> Self {
+        Self {
+            text: r.user_text(),
+            code: r.code().map(ToString::to_string),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "checkout.html")]
 pub struct CheckoutPage {
@@ -32,8 +56,8 @@ pub struct CheckoutPage {
     pub app_name: String,
     pub expires_at: String,
     pub e: EscrowView,
-    pub error: Option<String>,
-    pub blocked: Option<String>,
+    pub error: Option<Notice>,
+    pub blocked: Option<Notice>,
     pub guest_allowed: bool,
     pub contract_terms: String,
     pub cancellation_reason: Option<String>,
@@ -47,7 +71,7 @@ pub struct ClosedPage {
     pub app_name: String,
     pub heading: String,
     pub text: String,
-    pub return_url: Option<String>,
+    pub return_url: String,
 }
 
 fn labels(action: &CheckoutAction) -> (&'static str, &'static str) {
@@ -73,12 +97,12 @@ pub fn checkout(
     s: &SessionRecord,
     rec: &EscrowRecord,
     ctx: &Ctx,
-    error: Option<String>,
+    error: Option<Notice>,
 ) -> CheckoutPage {
     let (heading, button) = labels(&s.action);
     let blocked = check_perform(store, rec, &s.action, &s.target_email)
         .err()
-        .map(|r| r.message());
+        .map(|r| Notice::from(&r));
     let latest = rec.proof.as_ref().and_then(|p| p.submissions.last());
     CheckoutPage {
         session_id: s.id.clone(),
@@ -148,16 +172,6 @@ pub fn closed(s: &SessionRecord, app_name: &str) -> ClosedPage {
         app_name: app_name.to_owned(),
         heading: heading.into(),
         text: text.into(),
-        return_url: Some(s.redirect_with(&s.status)),
-    }
-}
-
-/// Unknown session id.
-pub fn not_found() -> ClosedPage {
-    ClosedPage {
-        app_name: String::new(),
-        heading: "Checkout session not found".into(),
-        text: "This link is not valid. Go back to the shop to start again.".into(),
-        return_url: None,
+        return_url: s.redirect_with(&s.status),
     }
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod allowed;
+mod contract_pdf;
 pub mod flash;
 mod forms;
 mod identity;
@@ -86,6 +87,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(inspect::get_redirects).put(inspect::set_redirects),
         )
         .route("/sandbox/files/{id}", get(inspect::file))
+        .route("/sandbox/contracts/{file}", get(contract_pdf::pdf))
         .merge(dashboard_forms())
         .layer(middleware::from_fn_with_state(
             state,

@@ -72,7 +72,6 @@ fn record(
         dispute: None,
         cancellation: None,
         deposit_proofs: Vec::new(),
-        guest_payment: false,
         last_event: None,
     }
 }

@@ -25,7 +25,7 @@ pub fn update(store: &mut Store, ctx: &Ctx, id: &str, req: UpdateEscrow) -> Resu
     }
     rec.updated_at = ctx.now;
     let event = events::escrow_updated(rec, fields, ctx);
-    store.emit(event);
+    store.emit(ctx.now, event);
     Ok(())
 }
 
@@ -212,10 +212,10 @@ pub fn cancel_pending(store: &mut Store, ctx: &Ctx, id: &str, reason: &str) {
         .map(|dp| events::deposit_rejected(rec, dp, ctx))
         .collect();
     for e in evs {
-        store.emit(e);
+        store.emit(ctx.now, e);
     }
-    if let Some(Some(e)) = status_updated {
-        store.emit(e);
+    if let Some(Some(queued)) = status_updated {
+        store.outbox.push(queued);
     }
 }
 
@@ -231,7 +231,7 @@ pub fn contract(store: &Store, ctx: &Ctx, id: &str) -> Result<Contract, Refusal>
             "You are not the seller or the buyer of this escrow".into(),
         ));
     }
-    Ok(c.to_wire(&rec.id))
+    Ok(c.to_wire(&rec.id, &ctx.base_url))
 }
 
 /// `GET /escrows/:id/proof`: proof escrows only. Before funding the phase reads

@@ -87,7 +87,7 @@ pub fn create(
         created_at: ctx.now,
         updated_at: ctx.now,
     };
-    store.emit(updated_event(&rec, KycStatus::Pending));
+    store.emit(ctx.now, updated_event(&rec, KycStatus::Pending));
     store.verifications.insert(id.clone(), rec);
     Ok(Created { id, new: true })
 }
@@ -125,7 +125,7 @@ pub fn link(store: &mut Store, ctx: &Ctx, key_id: &str, id: &str) -> Result<(), 
     rec.linked_at = Some(ctx.now);
     rec.updated_at = ctx.now;
     let event = (rec.owner_key_id == key_id).then(|| linked_event(rec));
-    super::emit_opt(store, event);
+    super::emit_opt(store, ctx.now, event);
     Ok(())
 }
 

@@ -20,6 +20,7 @@ mod transition;
 pub mod triggers;
 
 use dhmad::Event;
+use time::OffsetDateTime;
 
 use crate::error::Refusal;
 use crate::state::{EscrowRecord, Store};
@@ -61,9 +62,10 @@ pub fn escrow_mut<'a>(store: &'a mut Store, id: &str) -> Result<&'a mut EscrowRe
         .ok_or(Refusal::NotFound("Escrow not found"))
 }
 
-/// Emits an optional event (builders return `None` when the escrow lacks the sub-object).
-pub fn emit_opt(store: &mut Store, event: Option<Event>) {
+/// Emits an optional event that happened `at` (builders return `None` when the escrow lacks
+/// the sub-object).
+pub fn emit_opt(store: &mut Store, at: OffsetDateTime, event: Option<Event>) {
     if let Some(e) = event {
-        store.emit(e);
+        store.emit(at, e);
     }
 }

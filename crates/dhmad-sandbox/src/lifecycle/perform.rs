@@ -97,7 +97,7 @@ fn sign_contract(store: &mut Store, ctx: &Ctx, s: &SessionRecord) -> Result<(), 
     };
     rec.updated_at = now;
     let ev = events::contract_signed(rec, by, ctx);
-    emit_opt(store, ev);
+    emit_opt(store, ctx.now, ev);
     Ok(())
 }
 
@@ -206,7 +206,7 @@ fn request_cancellation(
     });
     rec.updated_at = ctx.now;
     let ev = events::cancellation(rec, CancellationKind::Requested, ctx);
-    emit_opt(store, ev);
+    emit_opt(store, ctx.now, ev);
     Ok(())
 }
 
@@ -238,7 +238,7 @@ fn answer_cancellation(
         );
     } else {
         let ev = events::cancellation(rec, CancellationKind::Rejected, ctx);
-        emit_opt(store, ev);
+        emit_opt(store, ctx.now, ev);
     }
     Ok(())
 }

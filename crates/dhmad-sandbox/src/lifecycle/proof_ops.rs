@@ -67,7 +67,7 @@ pub fn open_gate(store: &mut Store, ctx: &Ctx, id: &str) {
         submissions: Vec::new(),
     });
     let ev = events::proof(rec, ProofKind::Required, ctx);
-    emit_opt(store, ev);
+    emit_opt(store, ctx.now, ev);
 }
 
 /// Seller uploads (`submit_proof`).
@@ -102,7 +102,7 @@ pub fn submit(
     p.review_deadline = Some(ctx.now + review);
     rec.updated_at = ctx.now;
     let ev = events::proof(rec, ProofKind::Submitted, ctx);
-    emit_opt(store, ev);
+    emit_opt(store, ctx.now, ev);
     Ok(())
 }
 
@@ -134,7 +134,7 @@ pub fn review(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Result<()
     };
     rec.updated_at = ctx.now;
     let ev = events::proof(rec, kind, ctx);
-    emit_opt(store, ev);
+    emit_opt(store, ctx.now, ev);
     Ok(())
 }
 
@@ -151,7 +151,7 @@ pub fn admin_decide(store: &mut Store, ctx: &Ctx, id: &str, accept: bool) -> Res
         p.phase = ProofPhase::Accepted;
         rec.updated_at = ctx.now;
         let ev = events::proof(rec, ProofKind::Accepted, ctx);
-        emit_opt(store, ev);
+        emit_opt(store, ctx.now, ev);
     } else {
         p.phase = ProofPhase::Rejected;
         transition(store, ctx, id, EscrowStatus::Cancelled, Paired::Alone);
@@ -215,7 +215,6 @@ pub fn approve_deposit(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Ref
     let rec = escrow_mut(store, id)?;
     check_decide_deposit(rec)?;
     pending_deposit(rec)?.status = DepositStatus::Approved;
-    rec.guest_payment = true;
     transition(store, ctx, id, EscrowStatus::Paid, Paired::Alone);
     Ok(())
 }
@@ -236,7 +235,7 @@ pub fn reject_deposit(
     let dp = dp.clone();
     rec.updated_at = ctx.now;
     let ev = events::deposit_rejected(rec, &dp, ctx);
-    store.emit(ev);
+    store.emit(ctx.now, ev);
     // DHMAD: "the buyer may upload again through the same session" — reopen it while it lives.
     if let Some(s) = store.sessions.get_mut(&dp.session_id) {
         if s.status == SessionStatus::Completed && !s.is_past_expiry(ctx.now) {

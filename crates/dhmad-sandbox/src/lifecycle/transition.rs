@@ -41,8 +41,8 @@ pub fn transition(store: &mut Store, ctx: &Ctx, id: &str, to: EscrowStatus, pair
     stamp(rec, ctx.now);
     let first = paired_event(rec, paired, ctx);
     let second = events::status_updated(rec, old.clone(), ctx);
-    emit_opt(store, first);
-    store.emit(second);
+    emit_opt(store, ctx.now, first);
+    store.emit(ctx.now, second);
     store.transitions.push((old, to));
 }
 

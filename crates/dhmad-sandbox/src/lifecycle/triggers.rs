@@ -39,7 +39,7 @@ pub fn emit_chosen(
         T::EscrowDepositProofRejected => deposit_rejected_event(&rec, id, ctx),
         other => proof_event(rec, &other, ctx)?,
     };
-    store.emit(ev);
+    store.emit(ctx.now, ev);
     Ok(())
 }
 

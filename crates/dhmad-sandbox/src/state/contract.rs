@@ -54,8 +54,9 @@ impl ContractRecord {
         }
     }
 
-    /// `GET /escrows/:id/contract`.
-    pub fn to_wire(&self, escrow_id: &str) -> Contract {
+    /// `GET /escrows/:id/contract`; `base_url` builds the PDF's URL, a placeholder the sandbox
+    /// serves (`control::contract_pdf`).
+    pub fn to_wire(&self, escrow_id: &str, base_url: &str) -> Contract {
         let sig = |at: Option<OffsetDateTime>| {
             at.map(|signed_at| ContractSignature {
                 signed_at,
@@ -82,7 +83,7 @@ impl ContractRecord {
             is_fully_signed: self.is_fully_signed(),
             pdf_versions: vec![PdfVersion {
                 version_type: version,
-                url: format!("sandbox://contracts/{}.pdf", self.id),
+                url: format!("{base_url}/sandbox/contracts/{}.pdf", self.id),
                 mime_type: "application/pdf".into(),
                 created_at: self.updated_at,
             }],

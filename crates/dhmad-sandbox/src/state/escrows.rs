@@ -80,8 +80,6 @@ pub struct EscrowRecord {
     pub dispute: Option<DisputeRecord>,
     pub cancellation: Option<CancellationRecord>,
     pub deposit_proofs: Vec<DepositProofRecord>,
-    /// Paid through the guest path (no wallet).
-    pub guest_payment: bool,
     /// The last webhook envelope emitted for this escrow (for `events/resend`).
     pub last_event: Option<WebhookEnvelope>,
 }
@@ -109,8 +107,22 @@ impl EscrowRecord {
             .find(|d| d.status == DepositStatus::Pending)
     }
 
-    /// The full snapshot sent by GET, list, action responses and webhooks.
+    /// Paid, or being paid, by a guest: a guest deposit proof was approved, or one was sent
+    /// and no wallet payment came since. The guest has no DHMAD account linked to the escrow.
+    pub fn paid_by_guest(&self) -> bool {
+        let approved = self
+            .deposit_proofs
+            .iter()
+            .any(|d| d.status == DepositStatus::Approved);
+        approved || (self.paid_at.is_none() && !self.deposit_proofs.is_empty())
+    }
+
+    /// The full snapshot sent by GET, list, action responses and webhooks. A guest payer is no
+    /// buyer (`buyer: null`, `docs/dhmad-api.md` §2.1 and §6.4's guest example), and their
+    /// address is not sent in `buyerEmail` either: DHMAD shows that field in the create answer
+    /// only, so a shop must not learn to rely on it here.
     pub fn to_wire(&self, old_status: Option<EscrowStatus>, app_name: &str) -> Escrow {
+        let buyer = (!self.paid_by_guest()).then_some(&self.buyer_email);
         Escrow {
             id: self.id.clone(),
             underscore_id: Some(self.id.clone()),
@@ -126,8 +138,8 @@ impl EscrowRecord {
             mode: Some(self.mode.clone()),
             seller: Some(PartyRef::User(users::user(&self.seller_email))),
             seller_email: Some(self.seller_email.clone()),
-            buyer: Some(PartyRef::User(users::user(&self.buyer_email))),
-            buyer_email: Some(self.buyer_email.clone()),
+            buyer: buyer.map(|b| PartyRef::User(users::user(b))),
+            buyer_email: buyer.cloned(),
             estimated_delivery_days: Some(self.estimated_delivery_days),
             description: self.description.clone(),
             expires_at: Some(self.expires_at),

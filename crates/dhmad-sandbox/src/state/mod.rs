@@ -32,8 +32,9 @@ pub struct Store {
     pub sessions: HashMap<String, SessionRecord>,
     pub files: HashMap<String, StoredFile>,
     pub verifications: HashMap<String, VerificationRecord>,
-    /// Events emitted by the running operation, dispatched when the lock is released.
-    pub outbox: Vec<Event>,
+    /// Events emitted by the running operation with when each happened (the envelope's
+    /// `timestamp`), dispatched when the lock is released.
+    pub outbox: Vec<(OffsetDateTime, Event)>,
     /// Status changes `(old, new)` made by the running operation, counted on release.
     pub transitions: Vec<(EscrowStatus, EscrowStatus)>,
     counter: u64,
@@ -46,9 +47,9 @@ impl Store {
         format!("{:08x}{:016x}", now.unix_timestamp() as u32, self.counter)
     }
 
-    /// Queues an event.
-    pub fn emit(&mut self, event: Event) {
-        self.outbox.push(event);
+    /// Queues an event that happened `at` (an operation's `ctx.now`; a deadline's own time).
+    pub fn emit(&mut self, at: OffsetDateTime, event: Event) {
+        self.outbox.push((at, event));
     }
 }
 
@@ -156,16 +157,16 @@ impl AppState {
         }
         let ctx = self.ctx();
         let out = f(&mut store, &ctx);
-        self.flush(&mut store, &ctx);
+        self.flush(&mut store);
         out
     }
 
-    fn flush(&self, store: &mut Store, ctx: &Ctx) {
+    fn flush(&self, store: &mut Store) {
         for (from, to) in std::mem::take(&mut store.transitions) {
             self.metrics.transition(from.to_string(), to.to_string());
         }
-        for event in std::mem::take(&mut store.outbox) {
-            let envelope = WebhookEnvelope::new(uuid::Uuid::new_v4().to_string(), ctx.now, &event);
+        for (at, event) in std::mem::take(&mut store.outbox) {
+            let envelope = WebhookEnvelope::new(uuid::Uuid::new_v4().to_string(), at, &event);
             let escrow_id = event.escrow().map(|e| e.id.clone());
             if let Some(rec) = escrow_id.as_ref().and_then(|id| store.escrows.get_mut(id)) {
                 rec.last_event = Some(envelope.clone());

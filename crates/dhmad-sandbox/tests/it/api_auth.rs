@@ -59,18 +59,28 @@ async fn both_key_headers_work_and_bad_keys_get_401() {
 #[tokio::test]
 async fn rate_limit_headers_and_429() {
     let env = Env::with(SandboxConfig {
-        rate_limit_per_minute: 3,
+        rate_limit_per_minute: 2,
         ..SandboxConfig::for_tests()
     })
     .await;
-    for remaining in [2, 1, 0] {
-        env.client.me().await.unwrap();
-        let rl = env.client.rate_limit().unwrap();
-        assert_eq!((rl.limit, rl.remaining), (Some(3), Some(remaining)));
-        assert!(rl.reset.unwrap() > time::OffsetDateTime::now_utc());
-    }
+    let keyless = || env.http.get(env.url("/api/v1/me")).send();
     // Even a 401 carries the headers and counts.
-    let r = env.http.get(env.url("/api/v1/me")).send().await.unwrap();
+    let r = keyless().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        (header("x-ratelimit-limit"), header("x-ratelimit-remaining")),
+        (Some("2".into()), Some("1".into()))
+    );
+    env.client.me().await.unwrap();
+    let rl = env.client.rate_limit().unwrap();
+    assert_eq!((rl.limit, rl.remaining), (Some(2), Some(0)));
+    assert!(rl.reset.unwrap() > time::OffsetDateTime::now_utc());
+    let r = keyless().await.unwrap();
     assert_eq!(r.status(), 429);
     for h in [
         "x-ratelimit-limit",
@@ -86,6 +96,38 @@ async fn rate_limit_headers_and_429() {
         env.client.me().await,
         Err(dhmad::Error::RateLimited { .. })
     ));
+}
+
+/// A client that waits exactly `Retry-After` seconds is served: the seconds round up, so the
+/// wait never ends before the window has room again.
+#[tokio::test]
+async fn waiting_retry_after_seconds_is_enough() {
+    let env = Env::with(SandboxConfig {
+        rate_limit_per_minute: 1,
+        rate_window: std::time::Duration::from_secs(2),
+        ..SandboxConfig::for_tests()
+    })
+    .await;
+    env.client.me().await.unwrap();
+    // The window frees 1.7 s after this refusal: a fraction of a second past a whole one.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = env
+        .http
+        .get(env.url("/api/v1/me"))
+        .bearer_auth(env.sandbox.api_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let header: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["retryAfter"], header);
+    tokio::time::sleep(std::time::Duration::from_secs(header)).await;
+    env.client.me().await.unwrap();
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use crate::common::*;
 use dhmad::{CheckoutAction, EscrowStatus, ListEscrows, RejectDelivery, Role, UpdateEscrow};
 use rust_decimal::Decimal;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn get_and_list() {
@@ -91,6 +91,53 @@ async fn get_and_list() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+}
+
+/// Fields DHMAD does not take on a call are ignored, not refused (README choices): the create's
+/// `description` (§3.3 has none; §2.1: "only settable via update") and the update's
+/// `contractTerms` (§3.8 lists no such field; whether terms are updatable is UNSTATED).
+#[tokio::test]
+async fn fields_a_call_does_not_take_are_ignored() {
+    let env = Env::start().await;
+    let api = |method: reqwest::Method, path: String, body: Value| {
+        env.http
+            .request(method, format!("{}{path}", env.sandbox.api_base()))
+            .bearer_auth(env.sandbox.api_key())
+            .json(&body)
+    };
+    let r = api(
+        reqwest::Method::POST,
+        "/escrows".into(),
+        json!({"title": "Logo", "amount": 300, "buyerEmail": BUYER, "estimatedDeliveryDays": 5,
+               "contractTerms": "Three drafts.", "description": "kept?", "colour": "red"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["escrow"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let e = env.api_get(&format!("/escrows/{id}")).await;
+    assert!(e["escrow"]["description"].is_null(), "{e}");
+    assert!(e["escrow"].get("colour").is_none(), "{e}");
+
+    let put = |body: Value| api(reqwest::Method::PUT, format!("/escrows/{id}"), body).send();
+    let r = put(json!({"title": "Logo pack", "contractTerms": "Ten drafts."}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = env.hooks.wait(1).await;
+    assert_eq!(got[0].body["data"]["updatedFields"], json!(["title"]));
+    assert!(got[0].body["data"]["contract"].is_null(), "{}", got[0].body);
+    let terms = env.client.get_contract(&id).await.unwrap().terms;
+    assert_eq!(terms, "Three drafts.");
+    // Terms alone change nothing: the update's own 400.
+    let r = put(json!({"contractTerms": "Ten drafts."})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["message"], "No valid fields to update");
 }
 
 #[tokio::test]
@@ -274,7 +321,7 @@ async fn out_of_range_inputs_are_400_and_the_sandbox_keeps_serving() {
 async fn absent_contract_and_dispute_read_as_null() {
     let env = Env::start().await;
     let id = env.quick().await;
-    let body: serde_json::Value = env
+    let body: Value = env
         .http
         .get(env.url(&format!("/api/v1/escrows/{id}")))
         .bearer_auth(env.sandbox.api_key())
@@ -286,10 +333,6 @@ async fn absent_contract_and_dispute_read_as_null() {
         .unwrap();
     let escrow = body["escrow"].as_object().unwrap();
     for key in ["signatures", "disputeTicketId", "disputeTicket"] {
-        assert_eq!(
-            escrow.get(key),
-            Some(&serde_json::Value::Null),
-            "{key}: {body}"
-        );
+        assert_eq!(escrow.get(key), Some(&Value::Null), "{key}: {body}");
     }
 }

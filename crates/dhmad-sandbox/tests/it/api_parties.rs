@@ -102,3 +102,29 @@ async fn proof_and_contract_access() {
         ("waiting_seller_proof", 0)
     );
 }
+
+/// `pdfVersions[].url` opens in a browser: a placeholder PDF served by the sandbox.
+#[tokio::test]
+async fn the_contract_pdf_link_answers_a_pdf() {
+    let env = Env::start().await;
+    let id = env.standard().await;
+    let c = env.client.get_contract(&id).await.unwrap();
+    let url = &c.pdf_versions[0].url;
+    assert!(
+        url.starts_with(&format!("{}/", env.sandbox.base_url())),
+        "{url}"
+    );
+    let r = env.http.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let pdf = r.bytes().await.unwrap();
+    let text = String::from_utf8_lossy(&pdf);
+    assert!(text.starts_with("%PDF-") && text.trim_end().ends_with("%%EOF"));
+    assert!(text.contains(&c.id), "{text}");
+    // A contract this sandbox does not have (say, from before a restart): a page saying so.
+    let gone = url.replace(&c.id, &"0".repeat(24));
+    let r = env.http.get(&gone).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("href=\"/sandbox\""));
+}

@@ -33,6 +33,38 @@ async fn pending_escrows_expire_after_31_days() {
     assert_eq!(st, 400);
 }
 
+/// A clock jump past a deadline fires it as of the deadline, not of the jump's end: the dates
+/// and the event's time are the deadline's.
+#[tokio::test]
+async fn a_deadline_passed_by_a_jump_is_dated_by_the_deadline() {
+    let env = Env::start().await;
+    let id = env.quick().await;
+    env.pay(&id).await;
+    let deadline = env
+        .client
+        .deliver_escrow(&id)
+        .await
+        .unwrap()
+        .escrow
+        .completion_deadline
+        .unwrap();
+    let (st, v) = env
+        .control("/sandbox/clock/advance", json!({"seconds": 30 * 86400}))
+        .await;
+    assert_eq!((st, v["fired"].as_u64()), (200, Some(1)), "{v}");
+    let e = env.client.get_escrow(&id).await.unwrap();
+    assert_eq!(e.status.as_str(), "completed");
+    assert_eq!(
+        (e.completed_at, e.updated_at),
+        (Some(deadline), Some(deadline))
+    );
+    let got = env.hooks.wait(3).await;
+    assert_eq!(got[2].escrow_status(), "completed");
+    let at = |v: &serde_json::Value| dhmad::iso::parse(v.as_str().unwrap()).unwrap();
+    assert_eq!(at(&got[2].body["timestamp"]), deadline);
+    assert_eq!(at(&got[2].body["data"]["escrow"]["completedAt"]), deadline);
+}
+
 #[tokio::test]
 async fn rejected_cancellation_keeps_the_status() {
     let env = Env::start().await;

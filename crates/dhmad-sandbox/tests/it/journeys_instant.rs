@@ -3,7 +3,7 @@
 use crate::checkout_page::{page, post_form};
 use crate::common::*;
 use dhmad::CheckoutAction;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn wallet_pay_then_deliver_completes() {
@@ -81,6 +81,90 @@ async fn guest_payment_approved_and_rejected() {
     let got = env.hooks.wait(2).await;
     assert_eq!(got[1].event_type, "escrow.status.updated");
     assert_eq!(got[1].escrow_status(), "paid");
+}
+
+/// §2.1: `buyer` is null "for guest payers", as in §6.4's guest-rejection example. The
+/// snapshot then has no `buyerEmail` either (DHMAD shows it in the create answer only): the
+/// guest's address stays where §6.4 puts it, `data.depositProof.buyerEmail`.
+#[tokio::test]
+async fn a_guest_payer_is_no_buyer_in_answers_and_events() {
+    let env = Env::start().await;
+    let id = env.instant(20).await;
+    let no_buyer = |e: &Value, at: &str| {
+        assert!(
+            e["buyer"].is_null() && e["buyerEmail"].is_null() && e["id"] == id.as_str(),
+            "{at}: {e}"
+        );
+    };
+    // Before anyone pays, the buyer is the sandbox user named at creation.
+    let e = env.api_get(&format!("/escrows/{id}")).await;
+    assert_eq!(e["escrow"]["buyer"]["email"], BUYER, "{e}");
+    let guest = json!({"payer": "guest", "method": "flouci"});
+    env.act_with(&id, CheckoutAction::AcceptPay, BUYER, guest.clone())
+        .await;
+    no_buyer(
+        &env.api_get(&format!("/escrows/{id}")).await["escrow"],
+        "being paid",
+    );
+    env.control(
+        &format!("/sandbox/escrows/{id}/deposit-proof/reject"),
+        json!({"reason": "blurry"}),
+    )
+    .await;
+    let got = env.hooks.wait(1).await;
+    no_buyer(&got[0].body["data"]["escrow"], "rejected event");
+    assert_eq!(got[0].body["data"]["depositProof"]["buyerEmail"], BUYER);
+    env.act_with(&id, CheckoutAction::AcceptPay, BUYER, guest)
+        .await;
+    let (st, v) = env
+        .control(
+            &format!("/sandbox/escrows/{id}/deposit-proof/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    no_buyer(&v["escrow"], "approve answer");
+    no_buyer(
+        &env.hooks.wait(2).await[1].body["data"]["escrow"],
+        "paid event",
+    );
+    let list = env.api_get("/escrows").await;
+    no_buyer(&list["escrows"][0], "list");
+    let delivered = env.client.deliver_escrow(&id).await.unwrap().escrow;
+    assert!(delivered.buyer.is_none() && delivered.buyer_email.is_none());
+    no_buyer(
+        &env.hooks.wait(3).await[2].body["data"]["escrow"],
+        "completed event",
+    );
+    no_buyer(
+        &env.api_get(&format!("/escrows/{id}")).await["escrow"],
+        "completed",
+    );
+
+    // A guest's refused proof, then the buyer pays from their wallet: a DHMAD user again.
+    let other = env.instant(20).await;
+    env.act_with(
+        &other,
+        CheckoutAction::AcceptPay,
+        BUYER,
+        json!({"payer": "guest", "method": "d17"}),
+    )
+    .await;
+    env.control(
+        &format!("/sandbox/escrows/{other}/deposit-proof/reject"),
+        json!({}),
+    )
+    .await;
+    env.pay(&other).await;
+    let e = env.api_get(&format!("/escrows/{other}")).await;
+    assert_eq!(
+        (
+            e["escrow"]["status"].as_str(),
+            e["escrow"]["buyer"]["email"].as_str()
+        ),
+        (Some("paid"), Some(BUYER)),
+        "{e}"
+    );
 }
 
 #[tokio::test]

@@ -55,11 +55,14 @@ async fn quick_with_proof_submit_correct_accept_deliver_complete() {
         (p.phase.as_str(), p.correction_rounds),
         ("correction_requested", 1)
     );
+    // Neither file nor note: accepted, an empty submission (a README choice; DHMAD states no
+    // requirement).
     env.act(&id, A::SubmitProof, &seller).await;
     env.act(&id, A::ReviewProof, BUYER).await;
     let p = env.client.get_proof(&id).await.unwrap();
     assert_eq!((p.phase.as_str(), p.submission_count), ("accepted", 2));
-    assert_eq!(p.latest_submission.unwrap().note, None);
+    let latest = p.latest_submission.unwrap();
+    assert_eq!((latest.note, latest.attachments.len()), (None, 0));
     assert_eq!(
         env.client
             .get_escrow(&id)

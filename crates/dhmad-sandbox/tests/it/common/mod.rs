@@ -101,6 +101,19 @@ impl Env {
             .unwrap()
     }
 
+    /// GET an `/api/v1` path with the key; returns the raw JSON (fields the client drops too).
+    pub async fn api_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.sandbox.api_base()))
+            .bearer_auth(self.sandbox.api_key())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn create(&self, req: CreateEscrow) -> String {
         self.client
             .create_escrow(&req)
