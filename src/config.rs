@@ -381,6 +381,16 @@ impl Config {
                         .into(),
                 ),
             );
+            // Without it every buyer e-mail is only logged: fine for the demo, not for a
+            // buyer who paid (an API checkout's only copy of the order's link, a code).
+            check(
+                "SMTP_URL",
+                smtp_url.is_some().then_some(()).ok_or(
+                    "a live key without SMTP_URL would drop every buyer e-mail (the order's \
+                     link, an instant good's code): set SMTP_URL"
+                        .into(),
+                ),
+            );
         }
         // The demo's secrets are public: fine on this machine, not once strangers can reach
         // the shop (a staging shop on DHMAD's sandbox included) or money is real.

@@ -97,6 +97,7 @@ fn a_live_key_with_a_public_demo_secret_refuses_to_start() {
         ("ADMIN_TOKEN", "a-private-admin-token"),
         ("DHMAD_API_KEY", live),
         ("DHMAD_API_BASE", "https://dhmad.example/api/v1"),
+        ("SMTP_URL", "smtp://mail.example:587"),
     ]);
     assert!(own.is_ok(), "{own:?}");
     // With the sandbox's key the demo values are fine.
@@ -151,6 +152,24 @@ fn a_shop_others_can_reach_refuses_the_public_demo_secrets() {
 }
 
 #[test]
+fn a_live_key_needs_an_smtp_server() {
+    let live = "sk_live_0000000000000000000000000000000000000000000000000000000000000000";
+    let mut pairs = vec![
+        ("DATABASE_URL", "postgres://u:pw@h/db"),
+        ("DHMAD_WEBHOOK_SECRETS", "a-private-secret"),
+        ("ADMIN_TOKEN", "a-private-admin-token"),
+        ("DHMAD_API_KEY", live),
+        ("DHMAD_API_BASE", "https://dhmad.example/api/v1"),
+    ];
+    let err = cfg(&pairs).unwrap_err().to_string();
+    assert!(err.contains("SMTP_URL"), "{err}");
+    pairs.push(("SMTP_URL", "smtp://mail.example:587"));
+    assert!(cfg(&pairs).is_ok());
+    // The demo logs its e-mails.
+    assert!(cfg(&pairs[..3]).is_ok());
+}
+
+#[test]
 fn a_live_key_is_only_sent_over_https() {
     let live = "sk_live_0000000000000000000000000000000000000000000000000000000000000000";
     let mut pairs = vec![
@@ -158,6 +177,7 @@ fn a_live_key_is_only_sent_over_https() {
         ("DHMAD_WEBHOOK_SECRETS", "a-private-secret"),
         ("ADMIN_TOKEN", "a-private-admin-token"),
         ("DHMAD_API_KEY", live),
+        ("SMTP_URL", "smtp://mail.example:587"),
     ];
     // The default address is the local sandbox's, over http.
     let err = cfg(&pairs).unwrap_err().to_string();
