@@ -314,9 +314,9 @@ enum Awaits {
 
 /// Reads the escrow, applies it, and tells whether a deliver queued at `queued_at` is still
 /// due. An escrow DHMAD does not know is left to the deliver's own 404, which flags the order.
-/// A rejection is dated by DHMAD's clock,
-/// the job by ours: a skew larger than the time between a rejection and the merchant's next
-/// "ship" holds that ship, with a line telling the merchant to ship again.
+/// A rejection is dated by DHMAD's clock, the job by ours: a skew larger than the time between
+/// a rejection and the merchant's next "ship" holds that ship, with a line telling the
+/// merchant to ship again.
 async fn awaits_delivery(
     state: &AppState,
     escrow_id: &str,
