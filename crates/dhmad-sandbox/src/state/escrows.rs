@@ -118,9 +118,9 @@ impl EscrowRecord {
     }
 
     /// The full snapshot sent by GET, list, action responses and webhooks. A guest payer is no
-    /// buyer (`buyer: null`, `docs/dhmad-api.md` §2.1 and §6.4's guest example), and their
-    /// address is not sent in `buyerEmail` either: DHMAD shows that field in the create answer
-    /// only, so a shop must not learn to rely on it here.
+    /// buyer (`buyer: null`, `docs/dhmad-api.md` §2.1 and §6.4's guest example). `buyerEmail`
+    /// and `sellerEmail` are not sent: DHMAD shows them in the create answer only (§2.1), so a
+    /// shop must not learn to rely on them here.
     pub fn to_wire(&self, old_status: Option<EscrowStatus>, app_name: &str) -> Escrow {
         let buyer = (!self.paid_by_guest()).then_some(&self.buyer_email);
         Escrow {
@@ -137,9 +137,9 @@ impl EscrowRecord {
             old_status,
             mode: Some(self.mode.clone()),
             seller: Some(PartyRef::User(users::user(&self.seller_email))),
-            seller_email: Some(self.seller_email.clone()),
+            seller_email: None,
             buyer: buyer.map(|b| PartyRef::User(users::user(b))),
-            buyer_email: buyer.cloned(),
+            buyer_email: None,
             estimated_delivery_days: Some(self.estimated_delivery_days),
             description: self.description.clone(),
             expires_at: Some(self.expires_at),
@@ -182,7 +182,9 @@ impl EscrowRecord {
     pub fn created_view(&self, app_name: &str) -> Escrow {
         let mut e = self.to_wire(None, app_name);
         e.seller = (!self.seller_invited).then(|| PartyRef::Id(users::user_id(&self.seller_email)));
+        e.seller_email = Some(self.seller_email.clone());
         e.buyer = None;
+        e.buyer_email = Some(self.buyer_email.clone());
         e.underscore_id = None;
         e.signatures = None;
         e

@@ -27,10 +27,24 @@ async fn get_and_list() {
     let c = env.instant(12).await;
     env.pay(&c).await;
     // A third-party escrow: not listed.
-    env.create(req(10).seller_email("other@x.tn")).await;
+    let created = env
+        .client
+        .create_escrow(&req(10).seller_email("other@x.tn"))
+        .await
+        .unwrap()
+        .escrow;
+    // The parties' e-mail fields are the create answer's only (§2.1); later snapshots carry the
+    // parties' objects.
+    assert_eq!(created.seller_email.as_deref(), Some("other@x.tn"));
+    assert!(created.buyer_email.is_some());
     let e = env.client.get_escrow(&a).await.unwrap();
     assert_eq!(e.underscore_id.as_deref(), Some(a.as_str()));
     assert_eq!(e.seller_email(), Some(env.seller().as_str()));
+    assert_eq!(
+        (e.seller_email.as_deref(), e.buyer_email.as_deref()),
+        (None, None)
+    );
+    assert!(e.buyer_email().is_some());
     let all = env
         .client
         .list_escrows(&ListEscrows::default())
