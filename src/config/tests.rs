@@ -71,35 +71,47 @@ fn a_short_metrics_token_is_refused() {
     assert!(cfg(&pairs).unwrap().metrics_token.is_some());
 }
 
+/// A live shop's settings, all of them right: each test takes away or changes what it checks.
+fn live_shop() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("DATABASE_URL", "postgres://u:pw@h/db"),
+        ("DHMAD_WEBHOOK_SECRETS", "a-private-secret"),
+        ("ADMIN_TOKEN", "a-private-admin-token"),
+        (
+            "DHMAD_API_KEY",
+            "sk_live_0000000000000000000000000000000000000000000000000000000000000000",
+        ),
+        ("DHMAD_API_BASE", "https://dhmad.example/api/v1"),
+        ("SMTP_URL", "smtp://mail.example:587"),
+    ]
+}
+
+/// `live_shop()` with `name` set to `value` (or left out, for `None`).
+fn live_shop_with(
+    name: &'static str,
+    value: Option<&'static str>,
+) -> Vec<(&'static str, &'static str)> {
+    let mut pairs = live_shop();
+    pairs.retain(|(k, _)| *k != name);
+    pairs.extend(value.map(|v| (name, v)));
+    pairs
+}
+
 #[test]
 fn a_live_key_with_a_public_demo_secret_refuses_to_start() {
-    let live = "sk_live_0000000000000000000000000000000000000000000000000000000000000000";
+    assert!(cfg(&live_shop()).is_ok());
     for (name, value) in [
         ("DHMAD_WEBHOOK_SECRETS", PUBLIC_DEMO_SECRETS[0]),
         ("ADMIN_TOKEN", PUBLIC_DEMO_SECRETS[1]),
     ] {
-        let mut pairs = vec![
-            ("DATABASE_URL", "postgres://u:pw@h/db"),
-            ("DHMAD_WEBHOOK_SECRETS", "a-private-secret"),
-            ("DHMAD_API_KEY", live),
-        ];
-        pairs.retain(|(k, _)| *k != name);
-        pairs.push((name, value));
-        let err = cfg(&pairs).unwrap_err().to_string();
+        let err = cfg(&live_shop_with(name, Some(value)))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("DHMAD_API_KEY") && err.contains("public demo"),
             "{err}"
         );
     }
-    let own = cfg(&[
-        ("DATABASE_URL", "postgres://u:pw@h/db"),
-        ("DHMAD_WEBHOOK_SECRETS", "a-private-secret"),
-        ("ADMIN_TOKEN", "a-private-admin-token"),
-        ("DHMAD_API_KEY", live),
-        ("DHMAD_API_BASE", "https://dhmad.example/api/v1"),
-        ("SMTP_URL", "smtp://mail.example:587"),
-    ]);
-    assert!(own.is_ok(), "{own:?}");
     // With the sandbox's key the demo values are fine.
     assert!(cfg(&[
         ("DATABASE_URL", "postgres://u:pw@h/db"),
@@ -153,43 +165,26 @@ fn a_shop_others_can_reach_refuses_the_public_demo_secrets() {
 
 #[test]
 fn a_live_key_needs_an_smtp_server() {
-    let live = "sk_live_0000000000000000000000000000000000000000000000000000000000000000";
-    let mut pairs = vec![
-        ("DATABASE_URL", "postgres://u:pw@h/db"),
-        ("DHMAD_WEBHOOK_SECRETS", "a-private-secret"),
-        ("ADMIN_TOKEN", "a-private-admin-token"),
-        ("DHMAD_API_KEY", live),
-        ("DHMAD_API_BASE", "https://dhmad.example/api/v1"),
-    ];
-    let err = cfg(&pairs).unwrap_err().to_string();
+    let err = cfg(&live_shop_with("SMTP_URL", None))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("SMTP_URL"), "{err}");
-    pairs.push(("SMTP_URL", "smtp://mail.example:587"));
-    assert!(cfg(&pairs).is_ok());
     // The demo logs its e-mails.
-    assert!(cfg(&pairs[..3]).is_ok());
+    assert!(cfg(&live_shop()[..3]).is_ok());
 }
 
 #[test]
 fn a_live_key_is_only_sent_over_https() {
-    let live = "sk_live_0000000000000000000000000000000000000000000000000000000000000000";
-    let mut pairs = vec![
-        ("DATABASE_URL", "postgres://u:pw@h/db"),
-        ("DHMAD_WEBHOOK_SECRETS", "a-private-secret"),
-        ("ADMIN_TOKEN", "a-private-admin-token"),
-        ("DHMAD_API_KEY", live),
-        ("SMTP_URL", "smtp://mail.example:587"),
-    ];
     // The default address is the local sandbox's, over http.
-    let err = cfg(&pairs).unwrap_err().to_string();
+    let err = cfg(&live_shop_with("DHMAD_API_BASE", None))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("DHMAD_API_BASE") && err.contains("https"),
         "{err}"
     );
-    pairs.push(("DHMAD_API_BASE", "http://dhmad.example/api/v1"));
-    assert!(cfg(&pairs).is_err());
-    pairs.pop();
-    pairs.push(("DHMAD_API_BASE", "https://dhmad.example/api/v1"));
-    assert!(cfg(&pairs).is_ok());
+    let clear = live_shop_with("DHMAD_API_BASE", Some("http://dhmad.example/api/v1"));
+    assert!(cfg(&clear).is_err());
 }
 
 #[test]
