@@ -1,7 +1,7 @@
 //! Faults that used to lose a paid order or stall recovery, each reproduced: a locked row, a
 //! reconciler batch DHMAD keeps failing on, a deliver that gave up, `completed` before `paid`,
 //! and a missed webhook while the buyer is paying. (Escrow creations whose answer was lost:
-//! `lost_escrows.rs`.)
+//! `lost_escrows.rs`.) And the outbox claim, which finds its job by an index.
 
 use std::time::{Duration, Instant};
 
@@ -464,4 +464,47 @@ async fn a_due_deliver_goes_before_due_emails(pool: PgPool) {
         .unwrap();
     assert_eq!(job.kind, "deliver");
     tx.rollback().await.unwrap();
+}
+
+/// The next job is found by an index in the claim's own order, not by sorting every due job:
+/// after an SMTP outage thousands of e-mails are due at once, and each claim (every worker,
+/// every instance, all day) sorted them all.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_next_job_is_found_without_sorting_the_due_ones(pool: PgPool) {
+    sqlx::query(
+        "INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key)
+         SELECT gen_random_uuid(), 'chechia-red', 'quick', 'b' || g || '@example.tn', 45, 'TND',
+                'paid', 'k' || g
+           FROM generate_series(1, 3000) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO outbox_jobs (kind, order_id, run_after)
+         SELECT 'email_confirmation', id, now() - random() * interval '10 minutes' FROM orders",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE outbox_jobs")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // The claim's SELECT, as `db::outbox::claim` writes it.
+    for dhmad_calls in [true, false] {
+        let plan: serde_json::Value = sqlx::query_scalar(
+            "EXPLAIN (FORMAT JSON)
+             SELECT id FROM outbox_jobs WHERE done_at IS NULL AND run_after <= now()
+                AND ($1 OR kind <> 'deliver')
+              ORDER BY kind <> 'deliver', run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(dhmad_calls)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let text = plan.to_string();
+        assert!(!text.contains("\"Sort\""), "{plan}");
+        assert!(text.contains("outbox_jobs_claim"), "{plan}");
+    }
 }
