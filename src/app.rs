@@ -6,7 +6,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
-    PgPool,
+    Connection, PgConnection, PgPool,
 };
 use tokio::net::TcpListener;
 
@@ -22,15 +22,13 @@ const JOBS_DRAIN: Duration = Duration::from_secs(30);
 /// tells the truth meanwhile). Every connection gets the bounded waits of `db::tx` as its
 /// defaults, so single statements outside a transaction are bounded too.
 pub fn connect(config: &Config) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(config.database_url.expose_secret())
-        .context("DATABASE_URL is not a valid Postgres URL")?
-        .options([
-            ("lock_timeout", format!("{}ms", db::tx::LOCK_TIMEOUT_MS)),
-            (
-                "statement_timeout",
-                format!("{}ms", db::tx::STATEMENT_TIMEOUT_MS),
-            ),
-        ]);
+    let options = database(config)?.options([
+        ("lock_timeout", format!("{}ms", db::tx::LOCK_TIMEOUT_MS)),
+        (
+            "statement_timeout",
+            format!("{}ms", db::tx::STATEMENT_TIMEOUT_MS),
+        ),
+    ]);
     Ok(PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(Duration::from_secs(5))
@@ -39,6 +37,35 @@ pub fn connect(config: &Config) -> anyhow::Result<PgPool> {
         // that died meanwhile fails its statement once (a 503), and the pool replaces it.
         .test_before_acquire(false)
         .connect_lazy_with(options))
+}
+
+fn database(config: &Config) -> anyhow::Result<PgConnectOptions> {
+    PgConnectOptions::from_str(config.database_url.expose_secret())
+        .context("DATABASE_URL is not a valid Postgres URL")
+}
+
+/// How long a migration waits for a lock: another instance's migrations (sqlx's advisory
+/// lock), or a table a request or an operator's session holds.
+const MIGRATION_LOCK_WAIT: &str = "60s";
+
+/// Applies pending migrations on a connection of their own, without the requests' bounded
+/// waits: an index built on a big table takes longer than a request's 8 s, and an instance
+/// started beside another that is migrating waited 2 s for sqlx's lock, then failed to start.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let options = database(config)?.options([
+        ("lock_timeout", MIGRATION_LOCK_WAIT),
+        ("statement_timeout", "0"),
+    ]);
+    let mut conn = PgConnection::connect_with(&options)
+        .await
+        .context("connecting to apply migrations")?;
+    sqlx::migrate!("./migrations")
+        .run(&mut conn)
+        .await
+        .context("applying migrations")?;
+    let _ = conn.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
 }
 
 /// A bound, not yet running service. Binding happens in `build`, so tests can use port 0 and

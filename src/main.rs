@@ -10,7 +10,6 @@ mod cli;
 
 use std::{process::ExitCode, time::Duration};
 
-use anyhow::Context;
 use clap::Parser;
 use storefront::{app, jobs, Application, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,7 +33,7 @@ async fn main() -> ExitCode {
     logs.init();
     let result = match service {
         Service::Serve => serve(config).await,
-        Service::Migrate => migrate(&config).await,
+        Service::Migrate => app::migrate(&config).await,
         Service::Reconcile => reconcile(config).await,
     };
     match result {
@@ -46,25 +45,12 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn apply_migrations(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    sqlx::migrate!("./migrations")
-        .run(pool)
-        .await
-        .context("applying migrations")?;
-    tracing::info!("migrations applied");
-    Ok(())
-}
-
-async fn migrate(config: &Config) -> anyhow::Result<()> {
-    apply_migrations(&app::connect(config)?).await
-}
-
 async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = app::connect(&config)?;
     // Bound first: a taken port fails at once, before any database work.
-    let app = Application::build_with_pool(config, pool.clone()).await?;
+    let app = Application::build_with_pool(config, pool).await?;
     tracing::info!(config = ?app.state().config, "starting");
-    apply_migrations(&pool).await?;
+    app::migrate(&app.state().config).await?;
     app.run_until_stopped().await
 }
 
