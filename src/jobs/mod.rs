@@ -11,7 +11,14 @@ pub mod outbox;
 pub mod reconciler;
 pub mod sessions;
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -34,12 +41,14 @@ pub fn spawn_all(state: AppState, token: CancellationToken, budget_ready: bool) 
         async move { outbox::drain(&s).await.map(|n| n > 0) }
     }));
     let s = state.clone();
+    let continuing = Arc::new(AtomicBool::new(false));
     tracker.spawn(every(token.clone(), j.reconcile, "reconciler", move || {
-        let s = s.clone();
+        let (s, continuing) = (s.clone(), Arc::clone(&continuing));
         async move {
-            reconciler::run_once(&s, s.config.jobs.reconcile_after)
-                .await
-                .map(|r| r.more_pending())
+            let report = reconciler::run_turn(&s, continuing.load(Ordering::Relaxed)).await;
+            let more = matches!(&report, Ok(Some(r)) if r.more_pending());
+            continuing.store(more, Ordering::Relaxed);
+            report.map(|_| more)
         }
     }));
     let s = state;

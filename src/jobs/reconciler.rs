@@ -99,6 +99,26 @@ pub(crate) async fn set_aside(
     Ok(false)
 }
 
+/// The background pass, one instance's at a time. Every instance runs the reconciler, and
+/// passes made at once list the same orders: each was read from DHMAD once per instance (a
+/// creation in doubt paged through DHMAD's list once per instance), spending the budget buyers
+/// leave. A pass takes the turn unless another instance took it within most of an interval;
+/// the instance whose last batch was full goes on at once (`continuing`), ahead of the others.
+/// `None`: another instance's turn. (The back office's "Reconcile" and `storefront reconcile`
+/// call [`run_once`]: an operator's pass runs when asked.)
+pub async fn run_turn(state: &AppState, continuing: bool) -> anyhow::Result<Option<Report>> {
+    let jobs = &state.config.jobs;
+    let every = if continuing {
+        Duration::ZERO
+    } else {
+        jobs.reconcile.mul_f64(0.9)
+    };
+    if !db::turns::take(&state.pool, "reconciler", every).await? {
+        return Ok(None);
+    }
+    run_once(state, jobs.reconcile_after).await.map(Some)
+}
+
 pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let now = OffsetDateTime::now_utc();

@@ -35,18 +35,6 @@ async fn escrow_naming(w: &World, order: Uuid, buyer: &str) -> String {
         .id
 }
 
-/// Waits until the app's own first reconciler pass (every job runs once at start) is over,
-/// so that a test's own pass is the only one looking.
-async fn after_first_reconciler_pass(w: &World) {
-    let app = &w.app;
-    wait_for("the first reconciler pass", 15, || async move {
-        let text = app.get("/metrics").await.text().await.unwrap();
-        text.contains("storefront_reconciler_runs_total{")
-            .then_some(())
-    })
-    .await;
-}
-
 /// Puts `order` in `status` with its escrow creation claimed `secs_ago` seconds ago (no escrow
 /// recorded), and returns it as a reader sees it then.
 async fn claimed(w: &World, order: Uuid, status: &str, secs_ago: i64) -> storefront::orders::Order {
@@ -198,7 +186,7 @@ async fn the_duplicate_sweep_spares_another_orders_escrow_with_the_same_referenc
 async fn a_slow_look_does_not_resolve_a_newer_creation(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     // The app's own first pass would be a third look, with what it reads then.
-    after_first_reconciler_pass(&w).await;
+    w.after_first_reconciler_pass().await;
     // An order whose create went unanswered ten minutes ago; DHMAD has no escrow for it.
     let order = w
         .app
@@ -231,7 +219,7 @@ async fn a_slow_look_does_not_resolve_a_newer_creation(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn an_old_reconciliation_is_swept_once_per_period(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    after_first_reconciler_pass(&w).await;
+    w.after_first_reconciler_pass().await;
     let s = w
         .checkout("chechia-red", "old-reconciliation@example.tn")
         .await;
@@ -417,7 +405,7 @@ async fn two_instances_cancel_a_late_duplicate_once(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_failing_look_at_a_creation_in_doubt_backs_off(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    after_first_reconciler_pass(&w).await;
+    w.after_first_reconciler_pass().await;
     let order = w
         .app
         .insert_order("chechia-red", "in-doubt@example.tn", None)

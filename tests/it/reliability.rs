@@ -508,3 +508,46 @@ async fn the_next_job_is_found_without_sorting_the_due_ones(pool: PgPool) {
         assert!(text.contains("outbox_jobs_claim"), "{plan}");
     }
 }
+
+/// Two instances' background passes at once read each due order from DHMAD once, not once per
+/// instance: the second finds the first's turn. (An operator's "Reconcile" runs when asked.)
+#[sqlx::test(migrations = "./migrations")]
+async fn two_instances_pass_over_the_due_orders_once(pool: PgPool) {
+    // Every open order is due a look.
+    let w = world(pool.clone(), |c| c.jobs.reconcile_after = Duration::ZERO).await;
+    let mut cfg = config(&w.sb.api_base(), w.sb.api_key(), w.sb.webhook_secret());
+    cfg.jobs.reconcile_after = Duration::ZERO;
+    let second = spawn(pool, cfg).await;
+    w.after_first_reconciler_pass().await;
+    let mut escrows = Vec::new();
+    for i in 0..3 {
+        let s = w
+            .checkout("chechia-red", &format!("due-{i}@example.tn"))
+            .await;
+        let o = w.app.order_json(s.order_id).await;
+        escrows.push(o["escrow_id"].as_str().unwrap().to_owned());
+    }
+    let reads = || async {
+        let calls = w.dhmad_calls().await;
+        escrows
+            .iter()
+            .map(|e| {
+                let read = format!("GET /api/v1/escrows/{e}");
+                calls.iter().filter(|c| **c == read).count()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(reads().await, [0, 0, 0]);
+    // The apps' passes at start took the turn: as if an interval had passed.
+    sqlx::query("DELETE FROM job_turns WHERE name = 'reconciler'")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        reconciler::run_turn(&w.app.state, false),
+        reconciler::run_turn(&second.state, false),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.is_some() != b.is_some(), "{a:?} {b:?}");
+    assert_eq!(reads().await, [1, 1, 1]);
+}

@@ -97,6 +97,18 @@ impl World {
             .collect()
     }
 
+    /// Waits until the app's own first reconciler pass (every job runs once at start) is over,
+    /// so that a test's own pass is the only one looking.
+    pub async fn after_first_reconciler_pass(&self) {
+        let app = &self.app;
+        wait_for("the first reconciler pass", 15, || async move {
+            let text = app.get("/metrics").await.text().await.unwrap();
+            text.contains("storefront_reconciler_runs_total{")
+                .then_some(())
+        })
+        .await;
+    }
+
     pub async fn count_calls(&self, method: &str, suffix: &str) -> usize {
         self.dhmad_calls()
             .await
