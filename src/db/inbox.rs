@@ -100,10 +100,3 @@ pub async fn finish(
     .await?;
     Ok(())
 }
-
-pub async fn count_unmatched(e: impl PgExecutor<'_>) -> sqlx::Result<i64> {
-    let n = sqlx::query_scalar!("SELECT count(*) FROM webhook_inbox WHERE outcome = 'unmatched'")
-        .fetch_one(e)
-        .await?;
-    Ok(n.unwrap_or(0))
-}

@@ -152,16 +152,6 @@ pub async fn retry_later(
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn open_count(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<i64> {
-    let n = sqlx::query_scalar!(
-        "SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND done_at IS NULL",
-        order_id
-    )
-    .fetch_one(e)
-    .await?;
-    Ok(n.unwrap_or(0))
-}
-
 /// A job as the back office shows it.
 #[derive(Debug, Clone)]
 pub struct JobView {

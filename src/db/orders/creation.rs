@@ -288,22 +288,6 @@ pub async fn set_failure_reason_if_new(
     Ok(())
 }
 
-/// Stores a note without changing the status (e.g. a session could not be opened).
-pub async fn set_failure_reason(
-    e: impl PgExecutor<'_>,
-    id: Uuid,
-    reason: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE orders SET failure_reason = $2, updated_at = now() WHERE id = $1",
-        id,
-        reason
-    )
-    .execute(e)
-    .await?;
-    Ok(())
-}
-
 /// Binds an `Idempotency-Key` (hashed) to a request fingerprint on first use and returns the
 /// fingerprint it is bound to: the caller's own, or the one it was first used with.
 pub async fn bind_checkout_key(

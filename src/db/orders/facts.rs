@@ -42,17 +42,6 @@ pub async fn apply_snapshot(
     .await
 }
 
-pub async fn set_digital_code(e: impl PgExecutor<'_>, id: Uuid, code: &str) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE orders SET digital_code = $2, updated_at = now() WHERE id = $1 AND digital_code IS NULL",
-        id,
-        code
-    )
-    .execute(e)
-    .await?;
-    Ok(())
-}
-
 pub async fn set_deposit_rejection(
     e: impl PgExecutor<'_>,
     id: Uuid,

@@ -125,20 +125,3 @@ pub async fn lock_by_escrow(
     .fetch_optional(e)
     .await
 }
-
-pub async fn list_recent(e: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<Order>> {
-    sqlx::query_as!(
-        Order,
-        r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
-                status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
-                failure_reason, deposit_rejection_reason, digital_code, last_synced_at,
-                escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
-                cancellation AS "cancellation: Cancellation", cancellation_reason,
-                delivery_rejection_reason, proof_required, contract_buyer_signed,
-                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
-           FROM orders ORDER BY created_at DESC LIMIT $1"#,
-        limit
-    )
-    .fetch_all(e)
-    .await
-}
