@@ -29,9 +29,13 @@ pub(crate) fn lease(state: &AppState) -> Duration {
 }
 
 /// The calls a checkout of this order makes before its buyer can be sent to DHMAD: none
-/// while its payment page is open; else two (create the escrow, or read it again, then open
+/// while its payment page is open, or while another request creates its escrow; else two (create the escrow, or read it again, then open
 /// a session).
 pub async fn calls_needed(state: &AppState, order: &Order) -> OrderResult<u32> {
+    // Another request is making them: this one is told to wait, and calls nothing.
+    if checkout::creation_in_flight(state, order) {
+        return Ok(0);
+    }
     if order.escrow_id.is_none() || order.status != OrderStatus::AwaitingPayment {
         return Ok(CALLS_PER_CHECKOUT);
     }

@@ -379,9 +379,20 @@ async fn a_request_past_its_deadline_gets_a_page_and_the_order_stays_recoverable
     // before the form was sent): at once it is told to wait, since the interrupted call
     // may still reach DHMAD; once that cannot be (twice DHMAD's timeout, + 5 s), DHMAD's list
     // is read and the same order reaches DHMAD's page, with one escrow.
+    let budget_used = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM dhmad_budget WHERE used_at > now() - interval '1 minute'",
+        )
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+    };
+    let used = budget_used().await;
     let r = w.checkout_form("chechia-red", "late@example.tn").await;
     assert_eq!(r.status(), 409);
     assert!(r.text().await.unwrap().contains("being prepared"));
+    // Told to wait, it calls nothing, and takes none of DHMAD's budget (it took two).
+    assert_eq!(budget_used().await, used);
     tokio::time::sleep(Duration::from_millis(6400)).await;
     let r = w.checkout_form("chechia-red", "late@example.tn").await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());

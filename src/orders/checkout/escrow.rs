@@ -30,10 +30,7 @@ pub(super) async fn ensure_escrow(
                 lost_escrow::reconcile_creation(state, &order).await?;
             }
             OrderStatus::CreatingEscrow => {
-                let abandoned = order
-                    .escrow_attempted_at
-                    .is_some_and(|t| OffsetDateTime::now_utc() - t > in_flight_limit(state));
-                if !abandoned {
+                if creation_in_flight(state, &order) {
                     return Err(OrderError::not_allowed(
                         "Your checkout is being prepared. Please try again in a few seconds.",
                     ));
@@ -71,6 +68,15 @@ pub(super) async fn ensure_escrow(
 pub fn in_flight_limit(state: &AppState) -> time::Duration {
     time::Duration::try_from(state.config.dhmad_timeout * 2).unwrap_or(time::Duration::MINUTE)
         + MARGIN
+}
+
+/// An escrow creation claimed by a request that may still be making its calls
+/// (`creating_escrow`, claimed within [`in_flight_limit`]).
+pub fn creation_in_flight(state: &AppState, order: &Order) -> bool {
+    order.status == OrderStatus::CreatingEscrow
+        && order
+            .escrow_attempted_at
+            .is_none_or(|t| OffsetDateTime::now_utc() - t <= in_flight_limit(state))
 }
 
 /// The work around a creation's calls on a loaded host, and the skew between an instance's

@@ -6,7 +6,7 @@ mod escrow;
 use escrow::{
     call_create, create_escrow, create_failed, created_line, ensure_escrow, record_created,
 };
-pub use escrow::{escrow_title, in_flight_limit, short_ref, TITLE_MARKER};
+pub use escrow::{creation_in_flight, escrow_title, in_flight_limit, short_ref, TITLE_MARKER};
 
 use dhmad::CheckoutAction;
 use uuid::Uuid;
