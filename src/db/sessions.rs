@@ -152,18 +152,13 @@ pub async fn live_for_order(
     .await
 }
 
-/// Records the session's status as DHMAD gave it. A settled session (completed, cancelled)
-/// never changes: two reads around its completion (the callback and a job, two instances) can
-/// end in either order, and the older "pending" written last would undo it. (Expired is our
-/// own clock's guess, which DHMAD may contradict either way.)
 pub async fn set_status(
     e: impl PgExecutor<'_>,
     session_id: &str,
     status: &str,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE checkout_sessions SET status = $2
-          WHERE session_id = $1 AND status NOT IN ('completed', 'cancelled')",
+        "UPDATE checkout_sessions SET status = $2 WHERE session_id = $1",
         session_id,
         status
     )

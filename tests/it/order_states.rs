@@ -1,6 +1,6 @@
 //! The order's statuses as Postgres stores them: every Rust status round-trips through the
 //! `order_status` enum, and the partial unique index that keeps one open order per buyer and
-//! product covers exactly `OrderStatus::OPEN`. A payment page's status never leaves completed.
+//! product covers exactly `OrderStatus::OPEN`.
 
 use sqlx::PgPool;
 use storefront::{
@@ -82,39 +82,4 @@ async fn a_status_the_code_does_not_know_is_an_error_not_another_status(pool: Pg
         .unwrap();
     let read = db::orders::get(&pool, id).await;
     assert!(read.is_err(), "decoded an unknown status as {read:?}");
-}
-
-/// A settled payment page stays settled: the callback's read and a job's, taken around the
-/// buyer's payment, can be written in either order, and "pending" written last undid
-/// "completed" (the abandoned-order job then had one guard less before cancelling it).
-#[sqlx::test]
-async fn a_completed_payment_page_is_not_set_back_to_pending(pool: PgPool) {
-    let order = new_order(&pool, "page@example.tn").await.unwrap();
-    sqlx::query(
-        "INSERT INTO checkout_sessions (session_id, order_id, escrow_id, action, url, expires_at)
-         VALUES ('cs_1', $1, 'e_1', 'accept_pay', 'http://dhmad.test/pay', now() + interval '30 minutes')",
-    )
-    .bind(order)
-    .execute(&pool)
-    .await
-    .unwrap();
-    let status = || async {
-        sqlx::query_scalar::<_, String>(
-            "SELECT status FROM checkout_sessions WHERE session_id = 'cs_1'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-    };
-    db::sessions::set_status(&pool, "cs_1", "expired")
-        .await
-        .unwrap();
-    db::sessions::set_status(&pool, "cs_1", "completed")
-        .await
-        .unwrap();
-    assert_eq!(status().await, "completed", "our expiry was a guess");
-    db::sessions::set_status(&pool, "cs_1", "pending")
-        .await
-        .unwrap();
-    assert_eq!(status().await, "completed");
 }
