@@ -132,13 +132,20 @@ async fn a_rejected_guest_proof_says_why_and_lets_the_buyer_pay_again(pool: PgPo
 async fn a_second_proof_sent_after_a_rejection_is_known_to_be_under_review(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let (s, _) = guest_proof_rejected(&w, "second-proof@example.tn").await;
-    // "Pay again" offers the page (the first one, which DHMAD reopened for a new upload); the
-    // new proof is sent there, and the buyer never comes back.
+    // "Pay again" offers the page (the first one, which DHMAD reopened for a new upload, not a
+    // second payable page beside it); the new proof is sent there, and the buyer never comes
+    // back.
+    let pages = w.count_calls("POST", "/sessions").await;
     let again = w
         .app
         .post_form(&format!("/orders/{}/pay", s.order_id), &[])
         .await;
     assert_eq!(again.status(), 303);
+    assert_eq!(
+        w.count_calls("POST", "/sessions").await,
+        pages,
+        "a second page"
+    );
     let url = again.headers()["location"].to_str().unwrap().to_owned();
     let page = url.rsplit('/').next().unwrap().to_owned();
     send_proof(&w, &page).await;
