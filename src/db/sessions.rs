@@ -152,6 +152,8 @@ pub async fn live_for_order(
     .await
 }
 
+/// Records the session's status as DHMAD gave it, whatever it was: a completed page becomes
+/// pending again when DHMAD rejects a guest's proof and reopens it for a new upload (§4.2).
 pub async fn set_status(
     e: impl PgExecutor<'_>,
     session_id: &str,
