@@ -433,4 +433,23 @@ async fn a_failing_look_at_a_creation_in_doubt_backs_off(pool: PgPool) {
         w.app.order_json(order.id).await["status"],
         "needs_reconciliation"
     );
+
+    // The buyer's retry resolves it once DHMAD answers again: the new escrow's order is looked
+    // at like any other, not after the old backoff (its payment page within the minute).
+    w.faults(json!({})).await;
+    let order = db::orders::get(&w.app.pool, order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    storefront::orders::checkout::resume(&w.app.state, order.clone())
+        .await
+        .unwrap();
+    let row: (String, i32, Option<OffsetDateTime>) = sqlx::query_as(
+        "SELECT status::text, sync_failures, next_sync_at FROM orders WHERE id = $1",
+    )
+    .bind(order.id)
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(row, ("awaiting_payment".to_owned(), 0, None));
 }

@@ -99,14 +99,16 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
 }
 
 /// Marks the order as having an escrow creation in flight. Only one caller wins: it gets the
-/// claim's time (`escrow_attempted_at`), which [`unclaim_creation`] matches.
+/// claim's time (`escrow_attempted_at`), which [`unclaim_creation`] matches. A backoff left by
+/// failed looks at an earlier creation is over: this one starts afresh, and its escrow's
+/// payment page is looked at within the minute.
 pub async fn claim_creation(
     e: impl PgExecutor<'_>,
     id: Uuid,
 ) -> sqlx::Result<Option<OffsetDateTime>> {
     sqlx::query_scalar!(
         r#"UPDATE orders SET status = 'creating_escrow', escrow_attempted_at = clock_timestamp(),
-                  updated_at = now()
+                  updated_at = now(), sync_failures = 0, next_sync_at = NULL
             WHERE id = $1 AND status IN ('new', 'escrow_failed')
            RETURNING escrow_attempted_at AS "claimed_at!""#,
         id
@@ -156,7 +158,7 @@ pub async fn record_escrow(
                UPDATE orders SET escrow_id = $2, escrow_status = $3, escrow_updated_at = $4,
                     amount_updated_at = $4,
                     status = 'awaiting_payment', failure_reason = NULL, last_synced_at = now(),
-                    updated_at = now()
+                    updated_at = now(), sync_failures = 0, next_sync_at = NULL
                WHERE id = $1 AND status IN ('creating_escrow', 'needs_reconciliation')
                RETURNING *),
            line AS (
@@ -204,7 +206,7 @@ pub async fn record_escrow_and_session(
                UPDATE orders SET escrow_id = $2, escrow_status = $3, escrow_updated_at = $4,
                     amount_updated_at = $4,
                     status = 'awaiting_payment', failure_reason = NULL, last_synced_at = now(),
-                    updated_at = now()
+                    updated_at = now(), sync_failures = 0, next_sync_at = NULL
                WHERE id = $1 AND status IN ('creating_escrow', 'needs_reconciliation')
                RETURNING id),
            s AS (
