@@ -1,6 +1,7 @@
 //! Turns of periodic tasks shared by every instance (`job_turns`).
 
 use sqlx::PgExecutor;
+use time::OffsetDateTime;
 
 /// Takes the turn of `name` if nobody took it within `every`; `true` when taken. One statement,
 /// so two instances asking at once cannot both get it.
@@ -9,15 +10,39 @@ pub async fn take(
     name: &str,
     every: std::time::Duration,
 ) -> sqlx::Result<bool> {
-    let taken = sqlx::query_scalar!(
+    Ok(take_at(e, name, every).await?.is_some())
+}
+
+/// [`take`], giving the turn's time when taken: what [`keep`] asks for.
+pub async fn take_at(
+    e: impl PgExecutor<'_>,
+    name: &str,
+    every: std::time::Duration,
+) -> sqlx::Result<Option<OffsetDateTime>> {
+    sqlx::query_scalar!(
         r#"INSERT INTO job_turns (name, at) VALUES ($1, now())
            ON CONFLICT (name) DO UPDATE SET at = now()
             WHERE job_turns.at <= now() - $2::bigint * interval '1 millisecond'
-           RETURNING 1 AS "taken!""#,
+           RETURNING at"#,
         name,
         i64::try_from(every.as_millis()).unwrap_or(i64::MAX)
     )
     .fetch_optional(e)
-    .await?;
-    Ok(taken.is_some())
+    .await
+}
+
+/// Takes the turn of `name` again at once, if nobody took it since this caller did at `at`;
+/// its new time when kept.
+pub async fn keep(
+    e: impl PgExecutor<'_>,
+    name: &str,
+    at: OffsetDateTime,
+) -> sqlx::Result<Option<OffsetDateTime>> {
+    sqlx::query_scalar!(
+        "UPDATE job_turns SET at = now() WHERE name = $1 AND at = $2 RETURNING at",
+        name,
+        at
+    )
+    .fetch_optional(e)
+    .await
 }

@@ -13,10 +13,7 @@ pub mod sessions;
 
 use std::{
     future::Future,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -41,13 +38,17 @@ pub fn spawn_all(state: AppState, token: CancellationToken, budget_ready: bool) 
         async move { outbox::drain(&s).await.map(|n| n > 0) }
     }));
     let s = state.clone();
-    let continuing = Arc::new(AtomicBool::new(false));
+    // The turn this instance keeps between passes while a backlog lasts (`run_turn`).
+    let held = Arc::new(Mutex::new(None));
     tracker.spawn(every(token.clone(), j.reconcile, "reconciler", move || {
-        let (s, continuing) = (s.clone(), Arc::clone(&continuing));
+        let (s, held) = (s.clone(), Arc::clone(&held));
         async move {
-            let report = reconciler::run_turn(&s, continuing.load(Ordering::Relaxed)).await;
-            let more = matches!(&report, Ok(Some(r)) if r.more_pending());
-            continuing.store(more, Ordering::Relaxed);
+            let mut mine = held.lock().map(|mut h| h.take()).unwrap_or_default();
+            let report = reconciler::run_turn(&s, &mut mine).await;
+            let more = mine.is_some();
+            if let Ok(mut h) = held.lock() {
+                *h = mine;
+            }
             report.map(|_| more)
         }
     }));

@@ -22,6 +22,8 @@ use crate::orders::{
 use crate::state::AppState;
 
 const BATCH: i64 = 20;
+/// The background pass's turn in `job_turns`.
+const TURN: &str = "reconciler";
 /// Orders where something is happening are looked at after this long without news.
 const HOT_QUIET: time::Duration = time::Duration::seconds(45);
 /// A deliver that gave up is queued again after this long.
@@ -102,21 +104,31 @@ pub(crate) async fn set_aside(
 /// The background pass, one instance's at a time. Every instance runs the reconciler, and
 /// passes made at once list the same orders: each was read from DHMAD once per instance (a
 /// creation in doubt paged through DHMAD's list once per instance), spending the budget buyers
-/// leave. A pass takes the turn unless another instance took it within most of an interval;
-/// the instance whose last batch was full goes on at once (`continuing`), ahead of the others.
-/// `None`: another instance's turn. (The back office's "Reconcile" and `storefront reconcile`
-/// call [`run_once`]: an operator's pass runs when asked.)
-pub async fn run_turn(state: &AppState, continuing: bool) -> anyhow::Result<Option<Report>> {
+/// leave. A pass takes the turn unless another instance took it within most of an interval.
+/// While a backlog lasts (a full batch), the instance that ran it goes on at once and keeps the
+/// turn, if nobody took it since (a pass longer than the interval lets another start): `held`
+/// is the turn this instance keeps between passes. `None`: another instance's turn. (The back
+/// office's "Reconcile" and `storefront reconcile` call [`run_once`]: an operator's pass runs
+/// when asked.)
+pub async fn run_turn(
+    state: &AppState,
+    held: &mut Option<OffsetDateTime>,
+) -> anyhow::Result<Option<Report>> {
     let jobs = &state.config.jobs;
-    let every = if continuing {
-        Duration::ZERO
-    } else {
-        jobs.reconcile.mul_f64(0.9)
+    let taken = match held.take() {
+        Some(at) => db::turns::keep(&state.pool, TURN, at).await?,
+        None => db::turns::take_at(&state.pool, TURN, jobs.reconcile.mul_f64(0.9)).await?,
     };
-    if !db::turns::take(&state.pool, "reconciler", every).await? {
+    let Some(at) = taken else {
+        // Not this instance's pass: the lag it would report is the other instance's.
+        state.metrics.reconciler_lag(Duration::ZERO);
         return Ok(None);
+    };
+    let report = run_once(state, jobs.reconcile_after).await?;
+    if report.more_pending() {
+        *held = Some(at);
     }
-    run_once(state, jobs.reconcile_after).await.map(Some)
+    Ok(Some(report))
 }
 
 pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<Report> {

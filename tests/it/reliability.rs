@@ -543,11 +543,26 @@ async fn two_instances_pass_over_the_due_orders_once(pool: PgPool) {
         .execute(&w.app.pool)
         .await
         .unwrap();
+    let (mut held_a, mut held_b) = (None, None);
     let (a, b) = tokio::join!(
-        reconciler::run_turn(&w.app.state, false),
-        reconciler::run_turn(&second.state, false),
+        reconciler::run_turn(&w.app.state, &mut held_a),
+        reconciler::run_turn(&second.state, &mut held_b),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert!(a.is_some() != b.is_some(), "{a:?} {b:?}");
+    assert_eq!(reads().await, [1, 1, 1]);
+
+    // An instance going on with a backlog keeps the turn only if nobody took it since: its pass
+    // outlived the interval and another instance's started, which now goes on alone.
+    let pool = &w.app.pool;
+    let turn = |every| db::turns::take_at(pool, "reconciler", every);
+    let mut held = turn(Duration::ZERO).await.unwrap();
+    assert!(held.is_some());
+    assert!(
+        turn(Duration::ZERO).await.unwrap().is_some(),
+        "the other instance's"
+    );
+    let report = reconciler::run_turn(&w.app.state, &mut held).await.unwrap();
+    assert!(report.is_none(), "{report:?}");
     assert_eq!(reads().await, [1, 1, 1]);
 }
