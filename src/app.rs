@@ -44,28 +44,52 @@ fn database(config: &Config) -> anyhow::Result<PgConnectOptions> {
         .context("DATABASE_URL is not a valid Postgres URL")
 }
 
-/// How long a migration waits for a lock: another instance's migrations (sqlx's advisory
-/// lock), or a table a request or an operator's session holds.
-const MIGRATION_LOCK_WAIT: &str = "60s";
+/// How long a migration waits for a lock before it is tried again: short, since every request
+/// touching a table queues behind a change of that table waiting for its lock.
+const MIGRATION_LOCK_WAIT: &str = "5s";
+/// How long `migrate` tries again while a lock it needs is held: another instance applying the
+/// migrations (sqlx's advisory lock), a long transaction on a table a migration changes.
+const MIGRATION_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Applies pending migrations on a connection of their own, without the requests' bounded
 /// waits: an index built on a big table takes longer than a request's 8 s, and an instance
-/// started beside another that is migrating waited 2 s for sqlx's lock, then failed to start.
+/// started beside another that was migrating gave up after 2 s and failed to start. A lock
+/// wait past [`MIGRATION_LOCK_WAIT`] rolls the migration back, and it is tried again.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let options = database(config)?.options([
         ("lock_timeout", MIGRATION_LOCK_WAIT),
         ("statement_timeout", "0"),
     ]);
-    let mut conn = PgConnection::connect_with(&options)
-        .await
-        .context("connecting to apply migrations")?;
-    sqlx::migrate!("./migrations")
-        .run(&mut conn)
-        .await
-        .context("applying migrations")?;
-    let _ = conn.close().await;
+    let started = std::time::Instant::now();
+    loop {
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .context("connecting to apply migrations")?;
+        let applied = sqlx::migrate!("./migrations").run(&mut conn).await;
+        let _ = conn.close().await;
+        match applied {
+            Ok(()) => break,
+            Err(e) if lock_not_available(&e) && started.elapsed() < MIGRATION_PATIENCE => {
+                tracing::warn!(error = %e, "a lock the migrations need is held; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e).context("applying migrations"),
+        }
+    }
     tracing::info!("migrations applied");
     Ok(())
+}
+
+/// A lock wait that ran out (SQLSTATE 55P03).
+fn lock_not_available(e: &sqlx::migrate::MigrateError) -> bool {
+    use sqlx::migrate::MigrateError as M;
+    match e {
+        M::Execute(e) | M::ExecuteMigration(e, _) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "55P03"),
+        _ => false,
+    }
 }
 
 /// A bound, not yet running service. Binding happens in `build`, so tests can use port 0 and

@@ -3,36 +3,22 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
+use sqlx::{migrate::Migrate, PgPool};
 
 use crate::common::*;
 
-/// sqlx's migration lock for `database` (sqlx-postgres 0.8, `generate_lock_id`): what an
-/// instance migrating that database holds.
-fn migration_lock(database: &str) -> i64 {
-    const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-    0x3d32ad9e * i64::from(CRC.checksum(database.as_bytes()))
-}
-
-/// An instance started while another is applying migrations waits for it, then finds nothing
-/// left to do. It used to give up after the requests' 2 s lock wait and fail to start.
+/// An instance started while another is applying migrations waits for it, then applies what is
+/// left. It used to give up after the requests' 2 s lock wait and fail to start.
 #[sqlx::test(migrations = false)]
 async fn an_instance_waits_for_another_instances_migrations(pool: PgPool) {
     let database = pool.connect_options().get_database().unwrap().to_owned();
-    let lock = migration_lock(&database);
+    // Another instance holds sqlx's migration lock (a migration of its own under way).
     let mut other = pool.acquire().await.unwrap();
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(lock)
-        .execute(&mut *other)
-        .await
-        .unwrap();
+    other.lock().await.unwrap();
+    // Longer than a migration's lock wait (5 s): it is tried again.
     let release = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(lock)
-            .execute(&mut *other)
-            .await
-            .unwrap();
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        other.unlock().await.unwrap();
     });
     let mut cfg = config(
         DEAD_DHMAD,
