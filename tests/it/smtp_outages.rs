@@ -74,6 +74,17 @@ async fn fake_relay(relay: Relay) -> (String, Arc<Seen>) {
     (url, seen)
 }
 
+/// A world whose e-mails go to a fake relay behaving as `relay` says, each given a second.
+async fn world_relaying_to(pool: PgPool, relay: Relay) -> (World, Arc<Seen>) {
+    let (smtp_url, seen) = fake_relay(relay).await;
+    let w = world(pool, |c| {
+        c.smtp_url = Some(smtp_url.into());
+        c.smtp_timeout = Duration::from_secs(1);
+    })
+    .await;
+    (w, seen)
+}
+
 #[derive(Default)]
 struct Seen {
     rcpt: AtomicUsize,
@@ -101,12 +112,7 @@ async fn confirmation_error(pool: &PgPool, order: uuid::Uuid, state: &'static st
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
-    let (smtp_url, seen) = fake_relay(Relay::SilentAfterData).await;
-    let w = world(pool.clone(), |c| {
-        c.smtp_url = Some(smtp_url.into());
-        c.smtp_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let (w, seen) = world_relaying_to(pool.clone(), Relay::SilentAfterData).await;
     let s = w.checkout("ai-credits-500", "silent-smtp@example.tn").await;
     w.complete(&s.session_id).await;
     // The deliver runs although the confirmation e-mail, queued first, never gets an answer.
@@ -140,12 +146,7 @@ async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
 /// not given up at the first try the relay, back but slow, leaves unanswered.
 #[sqlx::test(migrations = "./migrations")]
 async fn refused_tries_do_not_count_as_silent_ones(pool: PgPool) {
-    let (smtp_url, _) = fake_relay(Relay::SilentAfterData).await;
-    let w = world(pool.clone(), |c| {
-        c.smtp_url = Some(smtp_url.into());
-        c.smtp_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let (w, _) = world_relaying_to(pool.clone(), Relay::SilentAfterData).await;
     let s = w.checkout("chechia-red", "after-outage@example.tn").await;
     let error =
         confirmation_error(&pool, s.order_id, "attempts >= 1 AND claimed_until IS NULL").await;
@@ -215,8 +216,7 @@ async fn an_email_outlives_an_smtp_outage_longer_than_a_delivers_patience(pool: 
 /// try, where it was tried for a day and the back office heard of it only then.
 #[sqlx::test(migrations = "./migrations")]
 async fn an_address_refused_for_good_is_given_up_at_once(pool: PgPool) {
-    let (smtp_url, seen) = fake_relay(Relay::RefusesRecipients).await;
-    let w = world(pool.clone(), |c| c.smtp_url = Some(smtp_url.into())).await;
+    let (w, seen) = world_relaying_to(pool.clone(), Relay::RefusesRecipients).await;
     let s = w.checkout("chechia-red", "nobody@example.tn").await;
     let error = confirmation_error(&pool, s.order_id, "gave_up_at IS NOT NULL").await;
     assert!(error.contains("refused for good"), "{error}");
@@ -240,12 +240,7 @@ async fn an_address_refused_for_good_is_given_up_at_once(pool: PgPool) {
 /// two minutes of a stall.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_silent_try_is_not_followed_by_another_within_minutes(pool: PgPool) {
-    let (smtp_url, seen) = fake_relay(Relay::NeverGreets).await;
-    let w = world(pool.clone(), |c| {
-        c.smtp_url = Some(smtp_url.into());
-        c.smtp_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let (w, seen) = world_relaying_to(pool.clone(), Relay::NeverGreets).await;
     let s = w.checkout("chechia-red", "stalled@example.tn").await;
     let error =
         confirmation_error(&pool, s.order_id, "attempts >= 1 AND claimed_until IS NULL").await;
