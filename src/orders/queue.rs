@@ -29,8 +29,8 @@ pub(crate) fn lease(state: &AppState) -> Duration {
 }
 
 /// The calls a checkout of this order makes before its buyer can be sent to DHMAD: none
-/// while its payment page is open, or while another request creates its escrow; else two (create the escrow, or read it again, then open
-/// a session).
+/// while its payment page is open, or while another request creates its escrow; else two
+/// (create the escrow, or read it again, then open a session).
 pub async fn calls_needed(state: &AppState, order: &Order) -> OrderResult<u32> {
     // Another request is making them: this one is told to wait, and calls nothing.
     if checkout::creation_in_flight(state, order) {
