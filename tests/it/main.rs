@@ -27,6 +27,7 @@ mod pool;
 mod reliability;
 mod reused_orders;
 mod security_admin;
+mod security_client_addr;
 mod security_connections;
 mod security_edge;
 mod security_orders;
