@@ -7,12 +7,15 @@
 //! A leaf like `state.rs`: callers hand it plain values (`&'static str` labels from closed
 //! sets, never a raw path or an id, so the number of series stays bounded).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use dhmad::client::CallRecord;
 use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Histogram, Unit,
 };
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -94,7 +97,13 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     observations: AtomicU64,
+    http: RwLock<HttpSeries>,
 }
+
+/// The HTTP series met so far, by route, then method and status: registered once each, as
+/// building a labelled key and finding it in the registry on every request was a tenth of the
+/// CPU of a `GET /healthz` (BENCHMARKS.md, item 20). Bounded like the labels themselves.
+type HttpSeries = HashMap<String, HashMap<(&'static str, u16), (Counter, Histogram)>>;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,6 +132,7 @@ impl Metrics {
             recorder,
             handle,
             observations: AtomicU64::new(0),
+            http: RwLock::default(),
         };
         m.with(|| {
             describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by method, matched route and status");
@@ -152,8 +162,8 @@ impl Metrics {
         m
     }
 
-    fn with(&self, f: impl FnOnce()) {
-        metrics::with_local_recorder(&self.recorder, f);
+    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.recorder, f)
     }
 
     /// Counts a histogram observation; drains the buffers now and then.
@@ -170,13 +180,29 @@ impl Metrics {
 
     /// One answered HTTP request. `route` is the matched route template (`/orders/{id}`) or
     /// `unmatched`, never the raw path.
-    pub fn http_request(&self, method: &str, route: &str, status: u16, took: Duration) {
-        self.with(|| {
-            counter!(HTTP_REQUESTS, "method" => method.to_owned(), "route" => route.to_owned(), "status" => status.to_string())
-                .increment(1);
-            histogram!(HTTP_DURATION, "method" => method.to_owned(), "route" => route.to_owned())
-                .record(took.as_secs_f64());
-        });
+    pub fn http_request(&self, method: &'static str, route: &str, status: u16, took: Duration) {
+        let took = took.as_secs_f64();
+        let known = self.http.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some((count, time)) = known.get(route).and_then(|r| r.get(&(method, status))) {
+            count.increment(1);
+            time.record(took);
+        } else {
+            drop(known);
+            let (count, time) = self.with(|| {
+                (
+                    counter!(HTTP_REQUESTS, "method" => method, "route" => route.to_owned(), "status" => status.to_string()),
+                    histogram!(HTTP_DURATION, "method" => method, "route" => route.to_owned()),
+                )
+            });
+            count.increment(1);
+            time.record(took);
+            self.http
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(route.to_owned())
+                .or_default()
+                .insert((method, status), (count, time));
+        }
         self.observed();
     }
 
@@ -279,6 +305,31 @@ mod tests {
             "{other}"
         );
         assert!(other.contains(r#"storefront_webhooks_total{outcome="processed"} 0"#));
+    }
+
+    #[test]
+    fn each_series_counts_its_own_requests_and_the_latency_all_of_its_route() {
+        let m = Metrics::new();
+        for (method, route, status) in [
+            ("GET", "/", 200),
+            ("GET", "/", 404),
+            ("GET", "/", 200),
+            ("POST", "/", 200),
+            ("GET", "/x", 200),
+        ] {
+            m.http_request(method, route, status, Duration::from_millis(1));
+        }
+        let text = m.render();
+        for line in [
+            r#"storefront_http_requests_total{method="GET",route="/",status="200"} 2"#,
+            r#"storefront_http_requests_total{method="GET",route="/",status="404"} 1"#,
+            r#"storefront_http_requests_total{method="POST",route="/",status="200"} 1"#,
+            r#"storefront_http_requests_total{method="GET",route="/x",status="200"} 1"#,
+            r#"storefront_http_request_duration_seconds_count{method="GET",route="/"} 3"#,
+            r#"storefront_http_request_duration_seconds_count{method="POST",route="/"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

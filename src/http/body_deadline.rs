@@ -7,38 +7,56 @@
 //! Not DHMAD's webhooks: a 4xx tells DHMAD never to send the event again, so a delivery slowed
 //! on its way keeps its route's own 8 s deadline and 503, which DHMAD retries.
 
+use std::time::Duration;
+
 use axum::{
     body::{Body, HttpBody},
-    extract::{Request, State},
+    extract::Request,
     http::{header, HeaderValue},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use http_body_util::LengthLimitError;
 
-use super::BODY_LIMIT;
+use super::{
+    around::{Before, Hook},
+    BODY_LIMIT,
+};
 use crate::{error::AppError, state::AppState};
 
-pub async fn read_within(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.body().is_end_stream() || req.uri().path().starts_with("/webhooks/") {
-        return next.run(req).await;
-    }
-    let (parts, body) = req.into_parts();
-    let deadline = state.config.edge.header_read_timeout;
-    match tokio::time::timeout(deadline, axum::body::to_bytes(body, BODY_LIMIT)).await {
-        Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+#[derive(Clone)]
+pub(super) struct BodyDeadline(pub(super) AppState);
+
+impl Hook for BodyDeadline {
+    type Memo = ();
+
+    fn before(&self, req: Request) -> Before<()> {
+        if req.body().is_end_stream() || req.uri().path().starts_with("/webhooks/") {
+            return Before::Go(req, ());
         }
-        Ok(Err(e)) if is_too_large(&e) => AppError::PayloadTooLarge.into_response(),
+        let deadline = self.0.config.edge.header_read_timeout;
+        Before::Await(Box::pin(read_within(deadline, req)))
+    }
+
+    fn after(&self, (): (), resp: Response) -> Response {
+        resp
+    }
+}
+
+async fn read_within(deadline: Duration, req: Request) -> Result<(Request, ()), Response> {
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => Ok((Request::from_parts(parts, Body::from(bytes)), ())),
+        Ok(Err(e)) if is_too_large(&e) => Err(AppError::PayloadTooLarge.into_response()),
         // The connection broke mid-body: nobody reads this answer.
-        Ok(Err(e)) => AppError::BadRequest(format!("could not read the body: {e}")).into_response(),
+        Ok(Err(e)) => {
+            Err(AppError::BadRequest(format!("could not read the body: {e}")).into_response())
+        }
         Err(_) => {
             let mut refused = AppError::RequestTimeout.into_response();
             refused
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            refused
+            Err(refused)
         }
     }
 }

@@ -12,15 +12,17 @@
 
 use axum::{
     body::{to_bytes, Body},
-    extract::{Request, State},
+    extract::Request,
     http::{header, HeaderMap, HeaderValue, Method},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use axum_extra::extract::{cookie::SameSite, CookieJar};
 use subtle::ConstantTimeEq;
 
-use super::{cookies, BODY_LIMIT};
+use super::{
+    around::{Before, Hook},
+    cookies, BODY_LIMIT,
+};
 use crate::{config::Config, error::AppError, state::AppState};
 
 /// The form field (or `X-CSRF-Token` header) carrying the token.
@@ -81,82 +83,120 @@ fn refuse(why: &str) -> Response {
     .into_response()
 }
 
-pub async fn protect(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
-    let machine = path.starts_with("/webhooks/");
-    let api = path.starts_with("/api/");
-    let jar = CookieJar::from_headers(req.headers());
-    let cookie = jar
-        .get(cookies::CSRF.name(&state.config))
-        .map(|c| c.value().to_owned());
-    let mut req = req;
-    if READS_WITH_EFFECTS.contains(&path.as_str()) && !same_origin(req.headers(), &state.config) {
-        return refuse("cross-site");
-    }
-    if unsafe_method(req.method()) && !machine {
-        if !same_origin(req.headers(), &state.config) {
-            return refuse("cross-site");
+/// The rule above, for every request.
+#[derive(Clone)]
+pub(super) struct Csrf(pub(super) AppState);
+
+impl Hook for Csrf {
+    /// A token new to this browser, which the answer sets as its cookie.
+    type Memo = Option<String>;
+
+    fn before(&self, req: Request) -> Before<Option<String>> {
+        let config = &self.0.config;
+        let path = req.uri().path();
+        let machine = path.starts_with("/webhooks/");
+        let api = path.starts_with("/api/");
+        // No token for what renders no form: files, and the favicon above all, which shared
+        // caches keep for a week and would hand one visitor's cookie to every other; and the
+        // machines' routes, which say nothing about caching.
+        let formless = machine || api || renders_no_form(path);
+        let reads_with_effects = READS_WITH_EFFECTS.contains(&path);
+        let checked = unsafe_method(req.method()) && !machine;
+        if formless && !checked && !reads_with_effects {
+            // Nothing to check, nothing to issue: the cookies are not even read.
+            return Before::Go(req, None);
         }
         // The back office's ambient credential is its session cookie: without one (a script
         // with a bearer token, or nobody) there is nothing to forge, and the route's own
         // authentication answers. The login form is always checked (login CSRF).
-        let admin = path.starts_with("/admin");
-        let admin_cookie = jar.get(cookies::ADMIN).is_some();
-        let no_ambient = admin && !admin_cookie && path != "/admin/login";
-        if !(api || no_ambient) {
-            let (parts, body) = req.into_parts();
-            let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
-                return AppError::PayloadTooLarge.into_response();
-            };
-            let sent = parts
-                .headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .or_else(|| form_token(&bytes));
-            // Only a token of the shape this shop issues: an empty or short cookie planted
-            // beside a matching field proves nothing. (Nothing signs it: a sibling subdomain
-            // could plant a well-formed one; the origin check above is what stops its form.)
-            let valid = match (&cookie, &sent) {
-                (Some(c), Some(s)) if cookies::well_formed(c) => {
-                    bool::from(c.as_bytes().ct_eq(s.as_bytes()))
-                }
-                _ => false,
-            };
-            if !valid {
-                return refuse("missing or wrong token");
-            }
-            req = Request::from_parts(parts, Body::from(bytes));
+        let jar = CookieJar::from_headers(req.headers());
+        let no_ambient = path.starts_with("/admin")
+            && jar.get(cookies::ADMIN).is_none()
+            && path != "/admin/login";
+        let cookie = jar
+            .get(cookies::CSRF.name(config))
+            .map(|c| c.value().to_owned());
+        if reads_with_effects && !same_origin(req.headers(), config) {
+            return Before::Answer(refuse("cross-site"));
         }
+        if checked {
+            if !same_origin(req.headers(), config) {
+                return Before::Answer(refuse("cross-site"));
+            }
+            if !(api || no_ambient) {
+                return Before::Await(Box::pin(async move {
+                    let mut req = echoed(req, cookie.as_deref()).await?;
+                    let fresh = issue(&mut req, cookie, formless);
+                    Ok((req, fresh))
+                }));
+            }
+        }
+        let mut req = req;
+        let fresh = issue(&mut req, cookie, formless);
+        Before::Go(req, fresh)
     }
-    // No token for what renders no form: files, and the favicon above all, which shared
-    // caches keep for a week and would hand one visitor's cookie to every other; and the
-    // machines' routes, which say nothing about caching.
-    if machine || api || renders_no_form(&path) {
-        return next.run(req).await;
+
+    fn after(&self, fresh: Option<String>, mut resp: Response) -> Response {
+        let Some(token) = fresh else {
+            return resp;
+        };
+        // A shared cache must not hand this visitor's token to others: an answer outside the
+        // private routes (a 404, a 405) says nothing about caching, and a 404 may be kept.
+        resp.headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+        // Lax: the token must survive the buyer's return from DHMAD's page.
+        let config = &self.0.config;
+        let cookie = cookies::build(
+            config,
+            cookies::CSRF.name(config),
+            token,
+            "/",
+            SameSite::Lax,
+            time::Duration::days(30),
+        );
+        (CookieJar::new().add(cookie), resp).into_response()
+    }
+}
+
+/// The request, if it echoes its cookie's token in its form or `X-CSRF-Token` header; else the
+/// refusal.
+async fn echoed(req: Request, cookie: Option<&str>) -> Result<Request, Response> {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
+        return Err(AppError::PayloadTooLarge.into_response());
+    };
+    let sent = parts
+        .headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| form_token(&bytes));
+    // Only a token of the shape this shop issues: an empty or short cookie planted beside a
+    // matching field proves nothing. (Nothing signs it: a sibling subdomain could plant a
+    // well-formed one; the origin check is what stops its form.)
+    let valid = match (cookie, &sent) {
+        (Some(c), Some(s)) if cookies::well_formed(c) => {
+            bool::from(c.as_bytes().ct_eq(s.as_bytes()))
+        }
+        _ => false,
+    };
+    if !valid {
+        return Err(refuse("missing or wrong token"));
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Puts this request's token where its page finds it ([`CsrfToken`]), making one if the
+/// browser has none; returns a token so made, to be set as the browser's cookie.
+fn issue(req: &mut Request, cookie: Option<String>, formless: bool) -> Option<String> {
+    if formless {
+        return None;
     }
     let (token, fresh) = match cookie {
         Some(c) if cookies::well_formed(&c) => (c, false),
         _ => (cookies::random_token(), true),
     };
     req.extensions_mut().insert(CsrfToken(token.clone()));
-    let mut resp = next.run(req).await;
-    if !fresh {
-        return resp;
-    }
-    // A shared cache must not hand this visitor's token to others: an answer outside the
-    // private routes (a 404, a 405) says nothing about caching, and a 404 may be kept.
-    resp.headers_mut()
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    // Lax: the token must survive the buyer's return from DHMAD's page.
-    let cookie = cookies::build(
-        &state.config,
-        cookies::CSRF.name(&state.config),
-        token,
-        "/",
-        SameSite::Lax,
-        time::Duration::days(30),
-    );
-    (jar.add(cookie), resp).into_response()
+    fresh.then_some(token)
 }

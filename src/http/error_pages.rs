@@ -6,11 +6,13 @@ use axum::{
     body::{Body, HttpBody},
     extract::Request,
     http::{header, HeaderValue, StatusCode},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 
-use super::observe::Failure;
+use super::{
+    around::{Before, Hook},
+    observe::Failure,
+};
 use crate::error::{AppError, ErrorBody, ErrorDetail};
 
 #[derive(Template)]
@@ -46,34 +48,46 @@ fn timed_out(resp: &Response) -> bool {
 
 /// Hands each error's internal detail to the access line (logged once, with the request id),
 /// and renders [`ErrorBody`] responses as HTML for browsers; JSON bodies stay as they are.
-pub(super) async fn render_errors(req: Request, next: Next) -> Response {
-    let html = wants_html(&req);
-    let mut resp = next.run(req).await;
-    if timed_out(&resp) {
-        resp = AppError::Unavailable("The shop took too long to answer. Please try again.".into())
-            .into_response();
+#[derive(Clone)]
+pub(super) struct RenderErrors;
+
+impl Hook for RenderErrors {
+    /// Whether the client wants a page.
+    type Memo = bool;
+
+    fn before(&self, req: Request) -> Before<bool> {
+        let html = wants_html(&req);
+        Before::Go(req, html)
     }
-    if let Some(ErrorDetail(detail)) = resp.extensions_mut().remove::<ErrorDetail>() {
-        resp.extensions_mut().insert(Failure(detail));
+
+    fn after(&self, html: bool, mut resp: Response) -> Response {
+        if timed_out(&resp) {
+            resp =
+                AppError::Unavailable("The shop took too long to answer. Please try again.".into())
+                    .into_response();
+        }
+        if let Some(ErrorDetail(detail)) = resp.extensions_mut().remove::<ErrorDetail>() {
+            resp.extensions_mut().insert(Failure(detail));
+        }
+        let Some(body) = resp
+            .extensions()
+            .get::<ErrorBody>()
+            .cloned()
+            .filter(|_| html)
+        else {
+            return resp;
+        };
+        let page = ErrorPage {
+            title: body.error,
+            message: &body.message,
+        };
+        let text = page.render().unwrap_or_else(|_| body.message.clone());
+        let (mut parts, _) = resp.into_parts();
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Response::from_parts(parts, Body::from(text))
     }
-    let Some(body) = resp
-        .extensions()
-        .get::<ErrorBody>()
-        .cloned()
-        .filter(|_| html)
-    else {
-        return resp;
-    };
-    let page = ErrorPage {
-        title: body.error,
-        message: &body.message,
-    };
-    let text = page.render().unwrap_or_else(|_| body.message.clone());
-    let (mut parts, _) = resp.into_parts();
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(text)).into_response()
 }

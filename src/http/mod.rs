@@ -7,6 +7,7 @@ mod admin;
 mod admin_auth;
 mod admin_consoles;
 mod admin_order;
+mod around;
 mod bearer;
 mod body_deadline;
 mod callback;
@@ -36,7 +37,6 @@ use askama::Template;
 use axum::{
     extract::{DefaultBodyLimit, Request},
     http::{header, HeaderName, HeaderValue, StatusCode},
-    middleware::{self},
     response::{IntoResponse, Response},
     routing::{get, post},
     Router,
@@ -51,6 +51,7 @@ use tower_http::{
 };
 use tracing::Span;
 
+use self::around::AroundLayer;
 use crate::{error::AppError, state::AppState};
 
 /// A webhook is answered within this, 503 if it could not be applied: DHMAD gives up on a
@@ -165,10 +166,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(x_request_id))
         // Outside the timeout and the panic catcher: counts the status the client got.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            observe::track,
-        ))
+        .layer(AroundLayer(observe::Track(state.clone())))
         .layer(CatchPanicLayer::new())
         // Security headers, unless a handler chose its own.
         .layer(header_layer(
@@ -189,19 +187,16 @@ pub fn router(state: AppState) -> Router {
         ))
         .option_layer(hsts)
         // Outside the timeout, so that its answer gets a body and a page too.
-        .layer(middleware::from_fn(error_pages::render_errors))
+        .layer(AroundLayer(error_pages::RenderErrors))
         // The body within its own deadline, a 408 past it: a slow client is not our failure.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            body_deadline::read_within,
-        ))
+        .layer(AroundLayer(body_deadline::BodyDeadline(state.clone())))
         // A request that outlives its budget failed on our side: 503, never a 4xx (DHMAD
         // does not retry a 4xx, and a browser's retry may work).
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
+        .layer(AroundLayer(csrf::Csrf(state.clone())))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     Router::new()
         .route("/api/products", get(shop::products))

@@ -7,12 +7,14 @@ use axum::{
     body::Body,
     extract::{MatchedPath, Request, State},
     http::{header, HeaderValue},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use tracing::Span;
 
-use super::metrics_access::MetricsReader;
+use super::{
+    around::{Before, Hook},
+    metrics_access::MetricsReader,
+};
 use crate::state::AppState;
 
 /// The route label of metrics and logs: the matched route's template (`/orders/{id}`), never
@@ -79,12 +81,12 @@ pub(super) fn request_span(req: &Request<Body>) -> Span {
 /// at DEBUG, so the INFO log shows what people and DHMAD did.
 const POLLED_ROUTES: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
-/// Set on the response by [`track`], read by [`access_line`].
+/// Set on the response by [`Track`], read by [`access_line`].
 #[derive(Clone, Copy)]
 struct Polled;
 
 /// Why a request was refused or failed (internal detail, never sent), set on the response by
-/// [`super::error_pages::render_errors`] for [`access_line`].
+/// [`super::error_pages::RenderErrors`] for [`access_line`].
 #[derive(Clone)]
 pub(super) struct Failure(pub(super) String);
 
@@ -106,18 +108,31 @@ pub(super) fn access_line(resp: &Response, latency: Duration, _: &Span) {
 }
 
 /// Counts and times every request by method, matched route and status.
-pub(super) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = method_of(&req);
-    let route = route_of(&req).to_owned();
-    let started = Instant::now();
-    let mut resp = next.run(req).await;
-    state
-        .metrics
-        .http_request(method, &route, resp.status().as_u16(), started.elapsed());
-    if POLLED_ROUTES.contains(&route.as_str()) {
-        resp.extensions_mut().insert(Polled);
+#[derive(Clone)]
+pub(super) struct Track(pub(super) AppState);
+
+impl Hook for Track {
+    type Memo = (&'static str, Option<MatchedPath>, Instant);
+
+    fn before(&self, req: Request) -> Before<Self::Memo> {
+        let memo = (
+            method_of(&req),
+            req.extensions().get::<MatchedPath>().cloned(),
+            Instant::now(),
+        );
+        Before::Go(req, memo)
     }
-    resp
+
+    fn after(&self, (method, route, started): Self::Memo, mut resp: Response) -> Response {
+        let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        self.0
+            .metrics
+            .http_request(method, route, resp.status().as_u16(), started.elapsed());
+        if POLLED_ROUTES.contains(&route) {
+            resp.extensions_mut().insert(Polled);
+        }
+        resp
+    }
 }
 
 /// `GET /metrics`: this instance's metrics in Prometheus' text format. Gauges read from the
