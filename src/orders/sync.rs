@@ -317,3 +317,74 @@ pub async fn payment_review_known(state: &AppState, order: &Order) -> OrderResul
         .await?
         .is_some_and(|o| o.in_payment_review()))
 }
+
+/// [`refresh_order`], then [`end_review_if_over`] for an order its escrow left under review:
+/// the reconciler's look at an order, and the back office's "reconcile".
+pub async fn reconcile_order(
+    state: &AppState,
+    order: &Order,
+    source: &str,
+) -> OrderResult<Applied> {
+    let applied = refresh_order(state, order, source).await?;
+    if let Some(o) = applied.order().filter(|o| o.in_payment_review()) {
+        end_review_if_over(state, o).await?;
+    }
+    Ok(applied)
+}
+
+/// Ends a guest proof's review that DHMAD ended without the shop hearing of it. A review ends
+/// with a payment, which the escrow shows, or with `escrow.deposit_proof.rejected`, which
+/// nothing else carries: if all its deliveries failed, the order would stay "under review"
+/// until its escrow expired, with paying again and cancelling refused. DHMAD reopens the
+/// reviewed page for a new proof after a rejection (§4.2), so a page no longer completed
+/// (or unknown to DHMAD) holds nothing under review. Asked after the escrow was read and is
+/// still pending. Every step that could take a second payment or cancel over a proof asks
+/// DHMAD again (`payment_review_known`), so a proof sent on the reopened page meanwhile is
+/// found there. Whether the review was ended.
+pub async fn end_review_if_over(state: &AppState, order: &Order) -> OrderResult<bool> {
+    if !order.in_payment_review() {
+        return Ok(false);
+    }
+    let Some(reviewed) =
+        db::sessions::latest_for_order(&state.pool, order.id, CheckoutAction::AcceptPay.as_str())
+            .await?
+    else {
+        return Ok(false);
+    };
+    let read = super::call_log::for_order(order.id, state.dhmad.get_session(&reviewed.session_id));
+    // `None`: DHMAD knows no such page.
+    let reads = match read.await {
+        Ok(s) if s.status == dhmad::SessionStatus::Completed => return Ok(false),
+        Ok(s) => Some(s.status),
+        Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => None,
+        Err(e) => return Err(upstream(e, "reading the reviewed payment page")),
+    };
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
+    let Some(now) = db::orders::lock(&mut *tx, order.id).await? else {
+        return Err(OrderError::NotFound);
+    };
+    // A payment or the rejection's own event got here first, or a new review began.
+    if !now.in_payment_review() || now.payment_review_since != order.payment_review_since {
+        return Ok(false);
+    }
+    if let Some(status) = &reads {
+        db::sessions::set_status(&mut *tx, &reviewed.session_id, status.as_str()).await?;
+    }
+    db::orders::set_payment_review(&mut *tx, order.id, None).await?;
+    db::events::add(
+        &mut *tx,
+        order.id,
+        "payment_review_ended",
+        &format!(
+            "The reviewed payment page reads {} at DHMAD and the escrow is still pending: \
+             DHMAD did not accept the proof (its rejection never reached the shop)",
+            reads.as_ref().map_or("unknown", |s| s.as_str())
+        ),
+        Some("DHMAD did not accept your payment proof. You can pay again or send a new one."),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::warn!(order.id = %order.id, "a payment review ended without DHMAD's event");
+    Ok(true)
+}
