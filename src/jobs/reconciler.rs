@@ -181,7 +181,7 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
             break;
         }
         report.checked += 1;
-        match sync::reconcile_order(state, &order, "reconciler").await {
+        match sync::refresh_order(state, &order, "reconciler").await {
             Ok(Applied::Transitioned { .. }) => changed += 1,
             Ok(_) => {}
             // The call was not sent: the budget is the buyers' for now.

@@ -212,57 +212,6 @@ async fn after_a_rejection_the_buyer_may_pay_again(pool: PgPool) {
     assert_eq!(again.status(), 303);
 }
 
-/// DHMAD rejects a guest's proof and every delivery of its event fails. Nothing else carries a
-/// rejection (the escrow stays pending), so the reconciler reads the reviewed page: reopened by
-/// DHMAD, it holds no proof, and the review ends; while the page holds the proof, it goes on.
-#[sqlx::test(migrations = "./migrations")]
-async fn a_rejection_whose_event_was_lost_ends_the_review_at_the_next_reconciliation(pool: PgPool) {
-    let w = world(pool, |_| {}).await;
-    let s = w.checkout("ai-credits-500", "lost-news@example.tn").await;
-    send_proof_and_return(&w, &s).await;
-    let reconcile = || async {
-        storefront::jobs::reconciler::run_once(&w.app.state, std::time::Duration::ZERO)
-            .await
-            .unwrap()
-    };
-    reconcile().await;
-    let o = w.app.order_json(s.order_id).await;
-    assert_eq!(
-        o["payment_review"], true,
-        "the proof is still under review: {o}"
-    );
-
-    w.sb.set_webhook_urls(vec![]);
-    let escrow = escrow_of(&w, s.order_id).await;
-    w.control(
-        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
-        json!({"reason": "unreadable receipt"}),
-    )
-    .await;
-    assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
-    reconcile().await;
-    let o = w.app.order_json(s.order_id).await;
-    assert_eq!(o["payment_review"], false, "{o}");
-    assert_eq!(o["status"], "awaiting_payment", "{o}");
-    let page = w.app.order_page(s.order_id).await;
-    // DHMAD reopened the page: the buyer goes back to it.
-    assert!(
-        page.contains("did not accept your payment proof") && page.contains("Continue to payment"),
-        "{page}"
-    );
-
-    w.sb.set_webhook_urls(vec![format!(
-        "http://127.0.0.1:{}/webhooks/dhmad",
-        w.app.port
-    )]);
-    let again = w
-        .app
-        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
-        .await;
-    w.finish_on_dhmad(again, json!({})).await;
-    w.wait_status(s.order_id, "completed").await;
-}
-
 /// A guest sends a proof on DHMAD's page and closes the tab (no callback): the shop does not
 /// know DHMAD is checking it. The buyer's "Cancel order" asks DHMAD first: a cancel would make
 /// DHMAD reject a proof of money already sent, with no automatic refund for a guest.

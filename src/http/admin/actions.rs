@@ -185,7 +185,7 @@ pub async fn reconcile_order(
             Err(e) => (Notice::OrderFailed, format!("failed: {e}")),
         }
     } else {
-        match sync::reconcile_order(&s, &order, SOURCE).await {
+        match sync::refresh_order(&s, &order, SOURCE).await {
             Ok(applied) => {
                 if db::admin_consoles::clear_attention(&s.pool, order_id).await? {
                     let why = "DHMAD answered about the escrow again: flag lifted";
