@@ -86,8 +86,8 @@ where
             },
             Before::Answer(resp) => AroundFuture::Answered { resp: Some(resp) },
             Before::Await(first) => {
-                // `self.inner` was made ready for this call: the clone, made ready again
-                // before it is called, waits with the request.
+                // `self.inner` was made ready for this call: it waits with the request (and
+                // is asked again before it is called), and a clone stays for the next call.
                 let clone = self.inner.clone();
                 AroundFuture::Awaiting {
                     first,
@@ -186,14 +186,49 @@ mod tests {
         }
     }
 
+    /// Answers 202, counting its calls; like tower's services, it must be made ready for each
+    /// call (its clones are not), or it panics.
+    struct Routes {
+        calls: Arc<AtomicUsize>,
+        ready: bool,
+    }
+
+    impl Service<Request> for Routes {
+        type Response = Response;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            self.ready = true;
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request) -> Self::Future {
+            assert!(
+                std::mem::take(&mut self.ready),
+                "called without being made ready"
+            );
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Ok(StatusCode::ACCEPTED.into_response()))
+        }
+    }
+
+    impl Clone for Routes {
+        fn clone(&self) -> Self {
+            Routes {
+                calls: self.calls.clone(),
+                ready: false,
+            }
+        }
+    }
+
     #[tokio::test]
     async fn the_routes_run_once_unless_the_hook_answers_and_after_sees_what_they_answered() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let counted = calls.clone();
-        let routes = tower::service_fn(move |_: Request| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            async { Ok::<_, Infallible>(StatusCode::ACCEPTED.into_response()) }
-        });
+        let routes = Routes {
+            calls: calls.clone(),
+            ready: false,
+        };
         let service = AroundLayer(Test).layer(routes);
         let send = |path: &str| {
             let req = Request::builder()
