@@ -73,7 +73,8 @@ async fn a_checkout_cut_short_before_its_first_dhmad_call_is_put_back_in_line(po
 
 #[sqlx::test(migrations = "./migrations")]
 async fn the_duplicate_sweep_keeps_the_escrow_a_retry_made_while_it_listed(pool: PgPool) {
-    let w = world(pool, |_| {}).await;
+    // DHMAD's calls may take 10 s here, so that the sweep's list can be held long enough.
+    let w = world(pool, |c| c.dhmad_timeout = Duration::from_secs(10)).await;
     // An order whose creation was reconciled (nothing found at DHMAD): safe to retry.
     let order = w
         .app
@@ -102,9 +103,10 @@ async fn the_duplicate_sweep_keeps_the_escrow_a_retry_made_while_it_listed(pool:
     .await
     .unwrap();
     // The sweep reads the orders it watches, then DHMAD's list, which is slow to come (under
-    // the client's 3 s timeout, and well past the retry's own way to DHMAD, about a second on
-    // this machine; at 1.5 s the list was answered first, and the race not run: see the end)…
-    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/escrows", "fault": "delay", "hang_ms": 2800}]}))
+    // the client's timeout, and well past the retry's own way to DHMAD: about a second on a
+    // quiet machine, and over 2.5 s once in CI, where a 2.8 s hold let the list be answered
+    // first and the race not run: see the end)…
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/escrows", "fault": "delay", "hang_ms": 8000}]}))
         .await;
     let state = w.app.state.clone();
     let sweep =

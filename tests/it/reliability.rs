@@ -236,7 +236,25 @@ async fn a_deliver_that_gave_up_is_queued_again_and_retryable(pool: PgPool) {
     let (w, s) = paid_with_a_failing_deliver(pool, "giveup@example.tn").await;
     // It used up its attempts a while ago (the backoff would take 17 minutes to get there).
     assert_eq!(requeued_after_giving_up(&w, s.order_id).await, 1);
-    // The merchant can also run it now; once DHMAD answers, it is delivered.
+    // The merchant can also run it now, when it would wait for its backoff (held here an hour
+    // ahead: run at once, the worker's attempt once delivered it before the merchant's click,
+    // which was then refused); once DHMAD answers, it is delivered.
+    // A job a worker holds is left to it: its failure would set its own time again.
+    wait_for("the requeued deliver held back", 15, || async {
+        sqlx::query!(
+            "UPDATE outbox_jobs SET run_after = now() + interval '1 hour'
+              WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL
+                AND (claimed_until IS NULL OR claimed_until <= now())",
+            s.order_id
+        )
+        .execute(&w.app.pool)
+        .await
+        .unwrap()
+        .rows_affected()
+        .eq(&1)
+        .then_some(())
+    })
+    .await;
     w.control("/sandbox/faults", json!({})).await;
     assert_eq!(
         w.admin_post(&format!("/admin/orders/{}/retry", s.order_id))
