@@ -228,17 +228,23 @@ async fn an_abandoned_order_whose_payment_page_dhmad_lost_is_cancelled(pool: PgP
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_buyer_who_comes_back_while_dhmad_is_asked_keeps_the_order(pool: PgPool) {
-    let w = abandoned_after_an_hour(pool).await;
+    let w = world(pool, |c| {
+        c.jobs.abandoned_after = std::time::Duration::from_secs(3600);
+        c.dhmad_timeout = std::time::Duration::from_secs(10);
+    })
+    .await;
     let s = w.checkout("chechia-red", "back@example.tn").await;
     two_hours_quiet(&w, s.order_id, &[s.order_id]).await;
-    // DHMAD takes a while to say what became of the last payment page…
-    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "slow", "hang_ms": 2000}]}))
+    // DHMAD takes a while to say what became of the last payment page (8 s, under the
+    // client's timeout: the buyer's way back to a payment page takes over a second when the
+    // machine is busy)…
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "slow", "hang_ms": 8000}]}))
         .await;
     let state = w.app.state.clone();
     let job =
         tokio::spawn(async move { storefront::jobs::abandoned::run_once(&state).await.unwrap() });
     // …and meanwhile the buyer comes back and pays from the order page: a new payment page.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    w.after_the_faults().await;
     let r = w
         .app
         .post_form(&format!("/orders/{}/pay", s.order_id), &[])

@@ -391,8 +391,11 @@ async fn deliver_taken_then_rejected(w: &World, email: &str, then: Value) -> (St
     let escrow = escrow_of(w, s.order_id).await;
     let fault = json!({"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500_after", "times": 1});
     w.faults(json!({ "api": [fault] })).await;
+    // Parked once the first attempt's outcome is written (`claimed_until` cleared): parked
+    // while it ran, its retry's own time would replace the hour.
     let park = "UPDATE outbox_jobs SET run_after = now() + interval '1 hour'
                  WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL AND attempts >= 1
+                   AND claimed_until IS NULL
                  RETURNING attempts";
     let ship = format!("/admin/orders/{}/ship", s.order_id);
     assert_eq!(w.admin_post(&ship).await.status(), 303);

@@ -31,7 +31,7 @@ async fn a_buyer_clicks_through_an_instant_purchase(pool: PgPool) {
     buy(&b, &shop, "ai-credits-500", "amira@example.tn").await;
 
     // The shop sent the browser to DHMAD's hosted page for this buyer and this amount.
-    let page = b.wait_for_text("Signed in as", 10).await;
+    let page = b.wait_for_text("Signed in as", 30).await;
     assert!(b
         .url()
         .await
@@ -66,7 +66,7 @@ async fn a_buyer_pays_for_a_shipped_good_then_confirms_receipt(pool: PgPool) {
     let b = Browser::start().await;
 
     buy(&b, &shop, "chechia-red", "youssef@example.tn").await;
-    b.wait_for_text("Signed in as", 10).await;
+    b.wait_for_text("Signed in as", 30).await;
     b.click("button[name=op][value=perform]").await;
     b.wait_for_text("Paid", 20).await;
     let id: uuid::Uuid = b.url().await.rsplit('/').next().unwrap().parse().unwrap();
@@ -82,7 +82,7 @@ async fn a_buyer_pays_for_a_shipped_good_then_confirms_receipt(pool: PgPool) {
     b.click("form[action$='/confirm'] button").await;
 
     // DHMAD's page for the `complete` action, then back to a completed order.
-    let page = b.wait_for_text("Signed in as", 10).await;
+    let page = b.wait_for_text("Signed in as", 30).await;
     assert!(page.contains("youssef@example.tn"), "{page}");
     b.click("button[name=op][value=perform]").await;
     b.wait_for_text("Completed", 20).await;
@@ -96,7 +96,7 @@ async fn a_buyer_asks_to_cancel_and_the_merchant_accepts_in_the_back_office(pool
     let b = Browser::start().await;
 
     buy(&b, &shop, "chechia-red", "hind@example.tn").await;
-    b.wait_for_text("Signed in as", 10).await;
+    b.wait_for_text("Signed in as", 30).await;
     b.click("button[name=op][value=perform]").await;
     b.wait_for_text("Paid", 20).await;
     let order_page = b.url().await;
@@ -104,7 +104,7 @@ async fn a_buyer_asks_to_cancel_and_the_merchant_accepts_in_the_back_office(pool
 
     // The buyer asks to cancel: DHMAD's page for `request_cancellation`, then back.
     b.click("form[action$='/cancel'] button").await;
-    let page = b.wait_for_text("Signed in as", 10).await;
+    let page = b.wait_for_text("Signed in as", 30).await;
     assert!(page.contains("hind@example.tn"), "{page}");
     b.click("button[name=op][value=perform]").await;
     b.wait_for_text("You asked to cancel", 20).await;
@@ -115,11 +115,11 @@ async fn a_buyer_asks_to_cancel_and_the_merchant_accepts_in_the_back_office(pool
     b.type_into("input[name=token]", crate::common::ADMIN_TOKEN)
         .await;
     b.click("form[action='/admin/login'] button").await;
-    b.wait_for_text("Reconcile now", 10).await;
+    b.wait_for_text("Reconcile now", 30).await;
     b.goto(&format!("{shop}/admin/orders/{id}")).await;
-    b.wait_for_text("Accept the cancellation", 10).await;
+    b.wait_for_text("Accept the cancellation", 30).await;
     b.click("input[name=decision][value=accept] ~ button").await;
-    let page = b.wait_for_text("Signed in as", 10).await;
+    let page = b.wait_for_text("Signed in as", 30).await;
     assert!(
         page.contains(dhmad_sandbox::DEFAULT_SELLER_EMAIL),
         "the merchant acts on DHMAD's page:\n{page}"
@@ -143,7 +143,7 @@ async fn a_buyer_signs_the_contract_then_pays_for_a_standard_order(pool: PgPool)
 
     buy(&b, &shop, "logo-design", "rania@example.tn").await;
     // DHMAD's first page is the contract.
-    let page = b.wait_for_text("Signed in as", 10).await;
+    let page = b.wait_for_text("Signed in as", 30).await;
     assert!(page.contains("rania@example.tn"), "{page}");
     b.click("button[name=op][value=perform]").await;
 
@@ -152,7 +152,7 @@ async fn a_buyer_signs_the_contract_then_pays_for_a_standard_order(pool: PgPool)
     let page = b.wait_for_text("The shop: signed", 20).await;
     assert!(page.contains("Read the terms"), "{page}");
     b.click("form[action$='/pay'] button").await;
-    b.wait_for_text("Signed in as", 10).await;
+    b.wait_for_text("Signed in as", 30).await;
     b.click("button[name=op][value=perform]").await;
     b.wait_for_text("Paid", 20).await;
     let id: uuid::Uuid = b.url().await.rsplit('/').next().unwrap().parse().unwrap();
@@ -175,15 +175,15 @@ async fn the_merchant_works_through_what_needs_action(pool: PgPool) {
     b.type_into("input[name=token]", crate::common::ADMIN_TOKEN)
         .await;
     b.click("form[action='/admin/login'] button").await;
-    let page = b.wait_for_text("need you", 10).await;
+    let page = b.wait_for_text("need you", 30).await;
     assert!(page.contains("1 thing(s) need you"), "{page}");
     // The tile of what needs action leads to the order, with its "Mark shipped".
     b.click(".tile-hot").await;
-    b.wait_for_text("Mark shipped", 10).await;
+    b.wait_for_text("Mark shipped", 30).await;
     assert!(b.url().await.contains("/admin/orders?needs="));
     b.click(&format!("#o-{} form[action$='/ship'] button", s.order_id))
         .await;
-    b.wait_for_text("Shipping requested", 10).await;
+    b.wait_for_text("Shipping requested", 30).await;
     w.wait_status(s.order_id, "delivered").await;
     let audit = sqlx::query_scalar!(
         "SELECT action FROM admin_audit WHERE order_id = $1",

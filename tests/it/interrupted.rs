@@ -75,6 +75,8 @@ async fn a_checkout_cut_short_before_its_first_dhmad_call_is_put_back_in_line(po
 async fn the_duplicate_sweep_keeps_the_escrow_a_retry_made_while_it_listed(pool: PgPool) {
     // DHMAD's calls may take 10 s here, so that the sweep's list can be held long enough.
     let w = world(pool, |c| c.dhmad_timeout = Duration::from_secs(10)).await;
+    // The app's own pass at start, late on a busy machine, would sweep too.
+    w.after_first_reconciler_pass().await;
     // An order whose creation was reconciled (nothing found at DHMAD): safe to retry.
     let order = w
         .app
@@ -113,7 +115,7 @@ async fn the_duplicate_sweep_keeps_the_escrow_a_retry_made_while_it_listed(pool:
         tokio::spawn(
             async move { storefront::orders::lost_escrow::sweep_duplicates(&state).await },
         );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.after_the_faults().await;
     // …and meanwhile the buyer retries: a new escrow, recorded, and a payment page on it.
     let r = w.app.post_form(&format!("/orders/{order}/pay"), &[]).await;
     assert_eq!(r.status(), 303);

@@ -366,12 +366,12 @@ async fn a_lost_create_does_not_take_up_another_orders_escrow(pool: PgPool) {
 /// by DHMAD, and logged as failures).
 #[sqlx::test(migrations = "./migrations")]
 async fn two_instances_cancel_a_late_duplicate_once(pool: PgPool) {
-    let w = world(pool.clone(), |_| {}).await;
-    let second = spawn(
-        pool,
-        config(&w.sb.api_base(), w.sb.api_key(), w.sb.webhook_secret()),
-    )
-    .await;
+    // DHMAD's calls may take 10 s, so that a cancel can be held while the other instance lists.
+    let w = world(pool.clone(), |c| c.dhmad_timeout = Duration::from_secs(10)).await;
+    let mut cfg = config(&w.sb.api_base(), w.sb.api_key(), w.sb.webhook_secret());
+    cfg.dhmad_timeout = Duration::from_secs(10);
+    let second = spawn(pool, cfg).await;
+    after_first_reconciler_pass(&[&w.app, &second]).await;
     let s = w.checkout("chechia-red", "twice-swept@example.tn").await;
     sqlx::query!(
         "INSERT INTO order_events (order_id, kind, detail)
@@ -382,8 +382,9 @@ async fn two_instances_cancel_a_late_duplicate_once(pool: PgPool) {
     .await
     .unwrap();
     let late = escrow_naming(&w, s.order_id, "twice-swept@example.tn").await;
-    // Both instances list DHMAD before either cancel is served.
-    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/cancel", "fault": "delay", "hang_ms": 1000}]}))
+    // Both instances list DHMAD before either cancel is served (one instance may lag the
+    // other by over a second on a busy machine).
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/cancel", "fault": "delay", "hang_ms": 6000}]}))
         .await;
     let (a, b) = tokio::join!(
         reconciler::run_once(&w.app.state, Duration::from_secs(600)),

@@ -117,18 +117,18 @@ async fn the_merchant_ships_from_the_needs_action_list_in_a_browser(pool: PgPool
     b.goto(&format!("{shop}/admin/login")).await;
     b.type_into("input[name=token]", ADMIN_TOKEN).await;
     b.click("form[action='/admin/login'] button").await;
-    let page = b.wait_for_text("Reconcile now", 10).await;
+    let page = b.wait_for_text("Reconcile now", 30).await;
     assert!(
         page.contains("1\nPaid, not shipped") || page.contains("1 Paid, not shipped"),
         "{page}"
     );
     b.click("#needs-ship").await;
-    b.wait_for_text("Mark shipped", 10).await;
+    b.wait_for_text("Mark shipped", 30).await;
     assert!(b.url().await.ends_with("/admin/orders?needs=ship"));
     b.click(&format!("#o-{} form[action$='/ship'] button", s.order_id))
         .await;
     let page = b
-        .wait_for_text("Shipping requested; DHMAD confirms in a few seconds.", 10)
+        .wait_for_text("Shipping requested; DHMAD confirms in a few seconds.", 30)
         .await;
     let url = b.url().await;
     assert!(

@@ -282,6 +282,21 @@ pub fn sign(env: &WebhookEnvelope) -> SignedDelivery {
     SignedDelivery::new(SECRET, env, OffsetDateTime::now_utc())
 }
 
+/// Waits until one of `apps` (instances on one database) has made the reconciler pass every
+/// job makes at start: the instances share its turn, so the one that made it may be any.
+pub async fn after_first_reconciler_pass(apps: &[&TestApp]) {
+    wait_for("the first reconciler pass", 30, || async move {
+        for app in apps {
+            let text = app.get("/metrics").await.text().await.unwrap();
+            if text.contains("storefront_reconciler_runs_total{") {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+}
+
 /// Polls `check` until it yields `Some`, for at most `secs` seconds.
 pub async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
 where

@@ -64,6 +64,26 @@ impl World {
         self.control("/sandbox/faults", faults).await;
     }
 
+    /// Waits until DHMAD has met every API fault set (each rule's `times` spent): the call a
+    /// test stages a race around has arrived, whatever the machine's speed.
+    pub async fn after_the_faults(&self) {
+        let url = format!("{}/sandbox/faults", self.sb.base_url());
+        wait_for("the staged faults to be met", 30, || async {
+            let set: Value = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let rules = set["api"].as_array().expect("the sandbox's API faults");
+            rules.iter().all(|r| r["times"] == 0).then_some(())
+        })
+        .await;
+    }
+
     /// Every /api/v1 call the sandbox received, as "METHOD path".
     pub async fn dhmad_calls(&self) -> Vec<String> {
         self.dhmad_log()
@@ -100,13 +120,7 @@ impl World {
     /// Waits until the app's own first reconciler pass (every job runs once at start) is over,
     /// so that a test's own pass is the only one looking.
     pub async fn after_first_reconciler_pass(&self) {
-        let app = &self.app;
-        wait_for("the first reconciler pass", 15, || async move {
-            let text = app.get("/metrics").await.text().await.unwrap();
-            text.contains("storefront_reconciler_runs_total{")
-                .then_some(())
-        })
-        .await;
+        after_first_reconciler_pass(&[&self.app]).await;
     }
 
     pub async fn count_calls(&self, method: &str, suffix: &str) -> usize {
