@@ -4,9 +4,10 @@
 //! get what buyers leave (`Claimant`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::db::{self, budget::Claimant, Pool};
 
@@ -38,7 +39,41 @@ impl Limits {
     /// A row is reused a little after a whole window, so that a call sent just after its
     /// row was taken cannot reach DHMAD inside the window of the row's previous call.
     pub fn reuse_after(&self) -> Duration {
-        self.window + Duration::from_millis(500)
+        self.window + REUSE_MARGIN
+    }
+}
+
+/// How long after a whole window a row is reused: see [`Limits::reuse_after`].
+const REUSE_MARGIN: Duration = Duration::from_millis(500);
+
+/// A call taken in advance and sent later than this dates its row again: the margin covers
+/// the rest of the way to DHMAD.
+const SENT_LATE: Duration = Duration::from_millis(250);
+
+/// Calls taken in advance for one checkout (both of its calls at once): how many, when, and
+/// the mark on their rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepaid {
+    pub calls: u32,
+    pub taker: Uuid,
+    /// Just before the rows were taken (so a little early: a call is never thought on time
+    /// when it is late).
+    pub at: Instant,
+}
+
+impl Prepaid {
+    /// Calls about to be taken: a fresh mark, dated now.
+    pub fn new(calls: u32) -> Self {
+        Self {
+            calls,
+            taker: Uuid::new_v4(),
+            at: Instant::now(),
+        }
+    }
+
+    /// Nothing taken in advance.
+    pub fn none() -> Self {
+        Self::new(0)
     }
 }
 
@@ -47,29 +82,35 @@ pub struct BudgetGate {
     pool: Pool,
     limits: Limits,
     who: Claimant,
-    /// Calls taken in advance for this handle (a checkout takes both of its calls at once).
+    /// Calls taken in advance for this handle (a checkout takes both of its calls at once):
+    /// how many are left, and their rows' mark and time.
     prepaid: AtomicU32,
+    taken: Prepaid,
 }
 
 impl BudgetGate {
-    pub fn new(pool: Pool, limits: Limits, who: Claimant, prepaid: u32) -> Self {
+    pub fn new(pool: Pool, limits: Limits, who: Claimant, prepaid: Prepaid) -> Self {
         Self {
             pool,
             limits,
             who,
-            prepaid: AtomicU32::new(prepaid),
+            prepaid: AtomicU32::new(prepaid.calls),
+            taken: prepaid,
         }
     }
 
     async fn admit_one(&self) -> Result<(), Duration> {
+        if self.limits.calls == 0 {
+            return Ok(());
+        }
         let prepaid = self
             .prepaid
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        if prepaid.is_ok() || self.limits.calls == 0 {
+        if prepaid.is_ok() && self.prepaid_row_dated().await {
             return Ok(());
         }
         let window = self.limits.reuse_after();
-        match db::budget::take(&self.pool, 1, window, self.who).await {
+        match db::budget::take(&self.pool, 1, window, self.who, None).await {
             Ok(true) => Ok(()),
             // Background work waits until a row beyond the buyers' reserve frees, and at least
             // a second: refused because checkouts are queued, it found "free now" and retried
@@ -88,6 +129,28 @@ impl BudgetGate {
             Err(e) => {
                 tracing::warn!(error = %e, "DHMAD call budget unreadable; calling anyway");
                 Ok(())
+            }
+        }
+    }
+
+    /// A call taken in advance goes now. Sent late (the first call waited on a slow DHMAD), it
+    /// dates its row now, or the row would be reused while the call is still inside DHMAD's
+    /// window. `false` when none of its rows is left (each taken again after its window): it
+    /// then takes one as any call does.
+    async fn prepaid_row_dated(&self) -> bool {
+        if self.taken.at.elapsed() <= SENT_LATE {
+            return true;
+        }
+        match db::budget::redate(&self.pool, self.taken.taker).await {
+            Ok(dated) => {
+                if !dated {
+                    self.prepaid.store(0, Ordering::Release);
+                }
+                dated
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "DHMAD call budget unreadable; calling anyway");
+                true
             }
         }
     }
@@ -125,13 +188,21 @@ pub async fn prepare(state: &crate::state::AppState) -> sqlx::Result<()> {
     db::budget::resize(&state.pool, i32::try_from(calls).unwrap_or(i32::MAX)).await
 }
 
-/// Takes `n` calls at once for `who`; `true` when taken (always, with no budget kept).
-pub async fn take(pool: &Pool, limits: Limits, n: u32, who: Claimant) -> sqlx::Result<bool> {
+/// Takes `n` calls at once for `who`, to be spent through [`crate::state::AppState::spending_as`];
+/// `None` when they are not free (never, with no budget kept).
+pub async fn take(
+    pool: &Pool,
+    limits: Limits,
+    n: u32,
+    who: Claimant,
+) -> sqlx::Result<Option<Prepaid>> {
+    let prepaid = Prepaid::new(n);
     if limits.calls == 0 || n == 0 {
-        return Ok(true);
+        return Ok(Some(prepaid));
     }
     let n = i32::try_from(n).unwrap_or(i32::MAX);
-    db::budget::take(pool, n, limits.reuse_after(), who).await
+    let taken = db::budget::take(pool, n, limits.reuse_after(), who, Some(prepaid.taker)).await?;
+    Ok(taken.then_some(prepaid))
 }
 
 /// About how long until `calls` more calls fit in the budget, given when each row frees up

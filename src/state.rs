@@ -9,7 +9,7 @@ use dhmad::WebhookVerifier;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
-use crate::budget::BudgetGate;
+use crate::budget::{BudgetGate, Prepaid};
 use crate::config::Config;
 use crate::db::budget::Claimant;
 use crate::mail::Mailer;
@@ -73,7 +73,7 @@ impl Shared {
 impl AppState {
     /// The same state whose DHMAD calls spend the budget as `who`, `prepaid` of them taken
     /// already.
-    pub fn spending_as(&self, who: Claimant, prepaid: u32) -> AppState {
+    pub fn spending_as(&self, who: Claimant, prepaid: Prepaid) -> AppState {
         AppState(Arc::new(Handle {
             shared: Arc::clone(&self.shared),
             dhmad: gated(&self.shared.ungated, &self.pool, &self.config, who, prepaid),
@@ -83,7 +83,7 @@ impl AppState {
     /// The state background jobs run with: DHMAD calls only from what buyers leave.
     pub fn for_background(&self) -> AppState {
         let reserve = crate::budget::background_reserve(self.config.dhmad_budget.calls);
-        self.spending_as(Claimant::Background { reserve }, 0)
+        self.spending_as(Claimant::Background { reserve }, Prepaid::none())
     }
 
     /// Must be called inside a Tokio runtime.
@@ -110,7 +110,13 @@ impl AppState {
             .context("building the DHMAD client")?;
         let verifier = WebhookVerifier::new(config.webhook_secret_strings());
         let mailer = Mailer::from_config(&config)?;
-        let gated = gated(&dhmad, &pool, &config, Claimant::Interactive, 0);
+        let gated = gated(
+            &dhmad,
+            &pool,
+            &config,
+            Claimant::Interactive,
+            Prepaid::none(),
+        );
         Ok(Self(Arc::new(Handle {
             shared: Arc::new(Shared {
                 pool,
@@ -132,7 +138,7 @@ fn gated(
     pool: &crate::db::Pool,
     config: &Config,
     who: Claimant,
-    prepaid: u32,
+    prepaid: Prepaid,
 ) -> dhmad::Client {
     let limits = config.dhmad_budget;
     client.with_gate(BudgetGate::new(pool.clone(), limits, who, prepaid))

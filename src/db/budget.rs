@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// Who asks for calls, in order of priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,25 +37,43 @@ pub async fn resize(e: impl PgExecutor<'_>, limit: i32) -> sqlx::Result<()> {
 }
 
 /// Takes `n` calls of the budget (at most 2: a checkout's two), all or none
-/// (`take_dhmad_budget` in the migration holds the rule): rows used a whole `window` ago, locked with `SKIP LOCKED` so concurrent takers never
-/// share one. `true` when they were taken.
+/// (`take_dhmad_budget` in the migration holds the rule): rows used a whole `window` ago,
+/// locked with `SKIP LOCKED` so concurrent takers never share one. The rows bear `taker`, so
+/// that a call sent late can date its own row again ([`redate`]). `true` when taken.
 pub async fn take(
     e: impl PgExecutor<'_>,
     n: i32,
     window: Duration,
     who: Claimant,
+    taker: Option<Uuid>,
 ) -> sqlx::Result<bool> {
     let (jump_queue, reserve) = who.rule();
     let taken = sqlx::query_scalar!(
-        r#"SELECT take_dhmad_budget($1, $2, $3, $4) AS "taken!""#,
+        r#"SELECT take_dhmad_budget($1, $2, $3, $4, $5) AS "taken!""#,
         n,
         millis(window),
         jump_queue,
-        reserve
+        reserve,
+        taker
     )
     .fetch_one(e)
     .await?;
     Ok(taken)
+}
+
+/// A call taken in advance by `taker` is sent now: its row (the oldest `taker` still holds)
+/// is dated now, never earlier than it was. `false` when `taker` holds no row any more (each
+/// was taken again after its window).
+pub async fn redate(e: impl PgExecutor<'_>, taker: Uuid) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
+        "UPDATE dhmad_budget SET used_at = greatest(used_at, clock_timestamp()), taken_by = NULL
+          WHERE slot = (SELECT slot FROM dhmad_budget WHERE taken_by = $1
+                         ORDER BY used_at LIMIT 1 FOR UPDATE)",
+        taker
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 impl Claimant {

@@ -121,12 +121,12 @@ pub async fn serve_next(
     };
     let calls = calls_needed(state, &order).await?;
     let limits = state.config.dhmad_budget;
-    if !budget::take(pool, limits, calls, Claimant::Interactive).await? {
+    let Some(taken) = budget::take(pool, limits, calls, Claimant::Interactive).await? else {
         db::checkout_queue::release(pool, order_id).await?;
         let wait = db::budget::next_free_in(pool, limits.reuse_after(), 0).await?;
         return Ok(Turn::Wait(wait.max(Duration::from_millis(50))));
-    }
-    let prepaid = state.spending_as(Claimant::Interactive, calls);
+    };
+    let prepaid = state.spending_as(Claimant::Interactive, taken);
     tasks.spawn(async move {
         if let Err(e) = serve(&prepaid, order).await {
             tracing::warn!(order.id = %order_id, error = %e, cause = e.cause(), "queued checkout failed");

@@ -11,7 +11,7 @@ use dhmad_sandbox::SandboxConfig;
 use reqwest::header::{LOCATION, REFRESH, RETRY_AFTER};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use storefront::budget::Limits;
+use storefront::budget::{Limits, Prepaid};
 use storefront::db::{self, budget::Claimant};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -193,6 +193,53 @@ async fn a_burst_past_dhmads_limit_reaches_dhmad_with_no_error_page_and_nothing_
     assert_eq!(db::checkout_queue::len(&w.app.pool).await.unwrap(), 0);
 }
 
+/// A checkout takes both of its calls at once, but sends the second only after DHMAD has
+/// answered the first. With a slow DHMAD that is well after the rows were taken: the second
+/// call dates its row when it goes, so the next checkout does not reach DHMAD while it is still
+/// inside DHMAD's window (where DHMAD answered 429, and paused every checkout).
+#[sqlx::test]
+async fn a_call_sent_late_keeps_its_row_until_its_window_is_over(pool: PgPool) {
+    // One checkout's worth a window, and DHMAD takes 1.5 s over the first create.
+    let w = tight_world(pool, 2, 3).await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "delay", "hang_ms": 1500}]}))
+        .await;
+    w.checkout(SKU, "slow@example.tn").await;
+    // The next buyer waits in line for both of its calls.
+    let r = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header("idempotency-key", idempotency_key(SKU, "next@example.tn"))
+        .json(&json!({"sku": SKU, "email": "next@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let place: Value = r.json().await.unwrap();
+    let id: Uuid = place["order_id"].as_str().unwrap().parse().unwrap();
+    wait_for("the queued checkout to be served", 25, || async {
+        let o = w.app.order_json(id).await;
+        o["checkout_url"].is_string().then_some(())
+    })
+    .await;
+    // DHMAD refused nothing: the second checkout's calls came a whole window after the first
+    // one's session call, not after its rows were taken.
+    let log = w.dhmad_log().await;
+    assert!(log.iter().all(|(_, status, _)| *status != 429), "{log:?}");
+    let answered = |is: fn(&str) -> bool, nth: usize| {
+        log.iter()
+            .filter(|(c, ..)| is(c))
+            .nth(nth)
+            .map(|(.., t)| *t)
+            .unwrap_or_else(|| panic!("call #{nth}: {log:?}"))
+    };
+    let first_session = answered(|c| c.ends_with("/sessions"), 0);
+    let second_create = answered(|c| c == "POST /api/v1/escrows", 1);
+    assert!(
+        second_create - first_session >= time::Duration::seconds(3),
+        "{log:?}"
+    );
+}
+
 #[sqlx::test]
 async fn the_api_answers_202_in_line_and_every_instance_shares_one_budget(pool: PgPool) {
     // Two calls a window: one checkout's worth (a long window: starting the second instance
@@ -255,7 +302,7 @@ async fn checkouts_come_before_background_work_in_one_budget(pool: PgPool) {
     let frees_at = db::budget::frees_at(&pool, window).await.unwrap();
     assert_eq!(frees_at.len(), 10);
     assert!(frees_at.iter().all(|t| *t < OffsetDateTime::now_utc()));
-    let take = |n: i32, who: Claimant| db::budget::take(&pool, n, window, who);
+    let take = |n: i32, who: Claimant| db::budget::take(&pool, n, window, who, None);
     let background = Claimant::Background { reserve: 2 };
 
     // All or nothing, at most two at once (a checkout's calls).
@@ -298,10 +345,17 @@ async fn checkouts_come_before_background_work_in_one_budget(pool: PgPool) {
         .unwrap();
     assert_eq!(rows, 3);
     for _ in 0..3 {
-        let taken = db::budget::take(&pool, 1, Duration::ZERO, Claimant::Interactive).await;
+        let taken = db::budget::take(&pool, 1, Duration::ZERO, Claimant::Interactive, None).await;
         assert!(taken.unwrap());
     }
-    let taken = db::budget::take(&pool, 1, Duration::from_secs(60), Claimant::Interactive).await;
+    let taken = db::budget::take(
+        &pool,
+        1,
+        Duration::from_secs(60),
+        Claimant::Interactive,
+        None,
+    )
+    .await;
     assert!(!taken.unwrap(), "the three rows were just used");
 }
 
@@ -313,7 +367,7 @@ async fn background_work_waits_for_the_budget_and_spends_no_attempt(pool: PgPool
     let w = tight_world(pool.clone(), 40, window.as_secs()).await;
     let started = w.checkout(SKU, "yield@example.tn").await;
     // Buyers take everything left of DHMAD's window.
-    while db::budget::take(&pool, 1, window, Claimant::Interactive)
+    while db::budget::take(&pool, 1, window, Claimant::Interactive, None)
         .await
         .unwrap()
     {}
@@ -405,9 +459,15 @@ async fn a_queued_checkout_keeps_its_place_when_the_database_fails_its_turn(pool
     let w = tight_world(pool.clone(), 2, 600).await;
     // Spent by buyers before this one (sized here: the service sizes it when its worker starts).
     db::budget::resize(&pool, 2).await.unwrap();
-    while db::budget::take(&pool, 1, Duration::from_secs(600), Claimant::Interactive)
-        .await
-        .unwrap()
+    while db::budget::take(
+        &pool,
+        1,
+        Duration::from_secs(600),
+        Claimant::Interactive,
+        None,
+    )
+    .await
+    .unwrap()
     {}
     let r = w
         .http
@@ -493,13 +553,65 @@ async fn refused_background_work_waits_for_a_row_beyond_the_reserve(pool: PgPool
         shared.clone(),
         limits,
         Claimant::Background { reserve: 2 },
-        0,
+        Prepaid::none(),
     );
     let wait = background.admit().await.unwrap_err();
     assert!(wait > Duration::from_secs(55), "waits {wait:?}");
     // A buyer takes a reserved row at once.
-    let buyer = BudgetGate::new(shared, limits, Claimant::Interactive, 0);
+    let buyer = BudgetGate::new(shared, limits, Claimant::Interactive, Prepaid::none());
     assert_eq!(buyer.admit().await, Ok(()));
+}
+
+/// A call taken in advance and sent late dates its own row, not another's; once every row it
+/// took has been taken again (its checkout outlived the window), it takes a free one as any
+/// call does.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_late_prepaid_call_dates_its_own_row_or_takes_one(pool: PgPool) {
+    use dhmad::Gate;
+    use storefront::budget::BudgetGate;
+    let limits = Limits {
+        calls: 4,
+        window: Duration::from_secs(60),
+    };
+    db::budget::resize(&pool, 4).await.unwrap();
+    let late = |taker| Prepaid {
+        calls: 1,
+        taker,
+        at: std::time::Instant::now() - Duration::from_secs(2),
+    };
+    let rows = || async {
+        sqlx::query_as::<_, (i32, bool)>(
+            "SELECT slot, used_at > now() - interval '1 second' FROM dhmad_budget ORDER BY slot",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    // Row 2 was taken two seconds ago by this checkout, row 1 by another.
+    let (mine, theirs) = (Uuid::new_v4(), Uuid::new_v4());
+    sqlx::query(
+        "UPDATE dhmad_budget SET used_at = now() - interval '2 seconds',
+                taken_by = CASE slot WHEN 2 THEN $1 ELSE $2 END
+          WHERE slot IN (1, 2)",
+    )
+    .bind(mine)
+    .bind(theirs)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let shared = db::Pool::new(pool.clone());
+    let gate = BudgetGate::new(shared.clone(), limits, Claimant::Interactive, late(mine));
+    assert_eq!(gate.admit().await, Ok(()));
+    assert_eq!(
+        rows().await,
+        [(0, false), (1, false), (2, true), (3, false)]
+    );
+    // A checkout whose rows are all gone takes the row used longest ago.
+    let gone = BudgetGate::new(shared, limits, Claimant::Interactive, late(Uuid::new_v4()));
+    assert_eq!(gone.admit().await, Ok(()));
+    let now: Vec<i32> = rows().await.iter().filter(|r| r.1).map(|r| r.0).collect();
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(now.contains(&2), "{now:?}");
 }
 
 /// A storefront that keeps no budget (`DHMAD_RATE_LIMIT=0`: DHMAD's own 429s only).

@@ -14,6 +14,8 @@ use crate::orders::state_machine::{Cancellation, Mode, Order, OrderStatus};
 pub struct ClaimCalls {
     pub calls: i32,
     pub reuse_after: std::time::Duration,
+    /// The mark on the rows taken (see `db::budget::take`).
+    pub taker: Uuid,
 }
 
 pub struct NewOrder<'a> {
@@ -42,14 +44,19 @@ pub struct NewOrder<'a> {
 /// one for this product and buyer (the partial unique index decides, so two concurrent
 /// checkouts cannot both insert).
 pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Result<Option<Order>> {
-    let (claim, calls, reuse_after_ms) = match o.claim {
-        Some(c) => (true, c.calls, crate::db::budget::millis(c.reuse_after)),
-        None => (false, 0, 0),
+    let (claim, calls, reuse_after_ms, taker) = match o.claim {
+        Some(c) => (
+            true,
+            c.calls,
+            crate::db::budget::millis(c.reuse_after),
+            Some(c.taker),
+        ),
+        None => (false, 0, 0, None),
     };
     sqlx::query_as!(
         Order,
         r#"WITH go AS (
-               SELECT $9 AND take_dhmad_budget($14, $15, false, 0) AS claimed),
+               SELECT $9 AND take_dhmad_budget($14, $15, false, 0, $16) AS claimed),
            o AS (
                INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key,
                                    proof_required, escrow_attempted_at)
@@ -92,7 +99,8 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
         o.created.public,
         o.job,
         calls,
-        reuse_after_ms
+        reuse_after_ms,
+        taker
     )
     .fetch_optional(e)
     .await

@@ -117,15 +117,20 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
         None => {
             // A new order takes its calls in the statement that writes it: it is written with
             // its escrow creation claimed and goes straight to DHMAD, or written in line.
-            let calls = queue::CALLS_PER_CHECKOUT;
+            let taken = budget::Prepaid::new(queue::CALLS_PER_CHECKOUT);
             let claim = db::orders::ClaimCalls {
-                calls: if limits.calls == 0 { 0 } else { calls as i32 },
+                calls: if limits.calls == 0 {
+                    0
+                } else {
+                    taken.calls as i32
+                },
                 reuse_after: limits.reuse_after(),
+                taker: taken.taker,
             };
             match insert_order(state, &product, &email, &owner, Some(claim)).await? {
                 Some(o) if o.status == OrderStatus::CreatingEscrow => {
                     tracing::Span::current().record("order.id", tracing::field::display(o.id));
-                    let state = &state.spending_as(Claimant::Interactive, calls);
+                    let state = &state.spending_as(Claimant::Interactive, taken);
                     let id = o.id;
                     let started = resume_with(state, o, Some(&product), Fresh::Yes).await;
                     return ready_or_queued(state, id, started).await;
@@ -138,10 +143,10 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
     };
     tracing::Span::current().record("order.id", tracing::field::display(order.id));
     let calls = queue::calls_needed(state, &order).await?;
-    if !budget::take(&state.pool, limits, calls, Claimant::NewCheckout).await? {
+    let Some(taken) = budget::take(&state.pool, limits, calls, Claimant::NewCheckout).await? else {
         return Ok(Started::Queued(queue::enqueue(state, order.id).await?));
-    }
-    let state = &state.spending_as(Claimant::Interactive, calls);
+    };
+    let state = &state.spending_as(Claimant::Interactive, taken);
     continue_order(state, order, &product, &email, &owner).await
 }
 

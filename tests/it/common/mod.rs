@@ -214,6 +214,7 @@ impl TestApp {
         let claim = db::orders::ClaimCalls {
             calls: 0,
             reuse_after: Duration::ZERO,
+            taker: Uuid::nil(),
         };
         let o = self.insert_order(sku, email, Some(claim)).await;
         let created = line("escrow_created");
