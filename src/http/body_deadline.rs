@@ -21,10 +21,11 @@ use super::{
     around::{Before, Hook},
     BODY_LIMIT,
 };
-use crate::{error::AppError, state::AppState};
+use crate::error::AppError;
 
+/// The deadline: `HEADER_READ_TIMEOUT_SECS`.
 #[derive(Clone)]
-pub(super) struct BodyDeadline(pub(super) AppState);
+pub(super) struct BodyDeadline(pub(super) Duration);
 
 impl Hook for BodyDeadline {
     type Memo = ();
@@ -33,8 +34,7 @@ impl Hook for BodyDeadline {
         if req.body().is_end_stream() || req.uri().path().starts_with("/webhooks/") {
             return Before::Go(req, ());
         }
-        let deadline = self.0.config.edge.header_read_timeout;
-        Before::Await(Box::pin(read_within(deadline, req)))
+        Before::Await(Box::pin(read_within(self.0, req)))
     }
 
     fn after(&self, (): (), resp: Response) -> Response {

@@ -189,7 +189,9 @@ pub fn router(state: AppState) -> Router {
         // Outside the timeout, so that its answer gets a body and a page too.
         .layer(AroundLayer(error_pages::RenderErrors))
         // The body within its own deadline, a 408 past it: a slow client is not our failure.
-        .layer(AroundLayer(body_deadline::BodyDeadline(state.clone())))
+        .layer(AroundLayer(body_deadline::BodyDeadline(
+            state.config.edge.header_read_timeout,
+        )))
         // A request that outlives its budget failed on our side: 503, never a 4xx (DHMAD
         // does not retry a 4xx, and a browser's retry may work).
         .layer(TimeoutLayer::with_status_code(

@@ -20,9 +20,11 @@ use crate::state::AppState;
 /// The route label of metrics and logs: the matched route's template (`/orders/{id}`), never
 /// the raw path, so an id or a scanner's guesses cannot make one series (or field) each.
 fn route_of(req: &Request) -> &str {
-    req.extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
+    route_label(req.extensions().get::<MatchedPath>())
+}
+
+fn route_label(route: Option<&MatchedPath>) -> &str {
+    route.map_or("unmatched", MatchedPath::as_str)
 }
 
 /// A client may send its own `X-Request-Id` (to follow one request across services), but only
@@ -124,7 +126,7 @@ impl Hook for Track {
     }
 
     fn after(&self, (method, route, started): Self::Memo, mut resp: Response) -> Response {
-        let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let route = route_label(route.as_ref());
         self.0
             .metrics
             .http_request(method, route, resp.status().as_u16(), started.elapsed());
