@@ -46,13 +46,13 @@ impl Limits {
 /// How long after a whole window a row is reused: see [`Limits::reuse_after`].
 const REUSE_MARGIN: Duration = Duration::from_millis(500);
 
-/// A call taken in advance and sent later than this dates its row again: the margin covers
-/// the rest of the way to DHMAD.
-const SENT_LATE: Duration = Duration::from_millis(250);
+/// A call taken in advance and sent later than this dates its row again: the rest of the
+/// margin covers its way to DHMAD (a pool wait, a slow reply from the database).
+const SENT_LATE: Duration = Duration::from_millis(100);
 
 /// Calls taken in advance for one checkout (both of its calls at once): how many, when, and
-/// the mark on their rows.
-#[derive(Debug, Clone, Copy)]
+/// the mark on their rows. Neither `Copy` nor `Clone`: one gate spends them.
+#[derive(Debug)]
 pub struct Prepaid {
     pub calls: u32,
     pub taker: Uuid,

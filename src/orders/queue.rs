@@ -123,7 +123,9 @@ pub async fn serve_next(
     let limits = state.config.dhmad_budget;
     let Some(taken) = budget::take(pool, limits, calls, Claimant::Interactive).await? else {
         db::checkout_queue::release(pool, order_id).await?;
-        let wait = db::budget::next_free_in(pool, limits.reuse_after(), 0).await?;
+        // Until all of its calls are free: a late call's row frees later than its twin.
+        let ahead = i32::try_from(calls.saturating_sub(1)).unwrap_or(i32::MAX);
+        let wait = db::budget::next_free_in(pool, limits.reuse_after(), ahead).await?;
         return Ok(Turn::Wait(wait.max(Duration::from_millis(50))));
     };
     let prepaid = state.spending_as(Claimant::Interactive, taken);

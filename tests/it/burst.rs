@@ -199,9 +199,11 @@ async fn a_burst_past_dhmads_limit_reaches_dhmad_with_no_error_page_and_nothing_
 /// inside DHMAD's window (where DHMAD answered 429, and paused every checkout).
 #[sqlx::test]
 async fn a_call_sent_late_keeps_its_row_until_its_window_is_over(pool: PgPool) {
-    // One checkout's worth a window, and DHMAD takes 1.5 s over the first create.
-    let w = tight_world(pool, 2, 3).await;
-    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "delay", "hang_ms": 1500}]}))
+    // One checkout's worth a window of 5 s (the next buyer must come before it is over), and
+    // DHMAD takes 2 s over the first create.
+    const WINDOW: i64 = 5;
+    let w = tight_world(pool, 2, WINDOW as u64).await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "delay", "hang_ms": 2000}]}))
         .await;
     w.checkout(SKU, "slow@example.tn").await;
     // The next buyer waits in line for both of its calls.
@@ -221,8 +223,9 @@ async fn a_call_sent_late_keeps_its_row_until_its_window_is_over(pool: PgPool) {
         o["checkout_url"].is_string().then_some(())
     })
     .await;
-    // DHMAD refused nothing: the second checkout's calls came a whole window after the first
-    // one's session call, not after its rows were taken.
+    // DHMAD refused nothing: the second checkout's calls came a window after the first one's
+    // session call (less the time that call took to be answered, under a second), not after
+    // its rows were taken (3.5 s before the second create).
     let log = w.dhmad_log().await;
     assert!(log.iter().all(|(_, status, _)| *status != 429), "{log:?}");
     let answered = |is: fn(&str) -> bool, nth: usize| {
@@ -235,7 +238,7 @@ async fn a_call_sent_late_keeps_its_row_until_its_window_is_over(pool: PgPool) {
     let first_session = answered(|c| c.ends_with("/sessions"), 0);
     let second_create = answered(|c| c == "POST /api/v1/escrows", 1);
     assert!(
-        second_create - first_session >= time::Duration::seconds(3),
+        second_create - first_session >= time::Duration::seconds(WINDOW - 1),
         "{log:?}"
     );
 }
@@ -577,7 +580,9 @@ async fn a_late_prepaid_call_dates_its_own_row_or_takes_one(pool: PgPool) {
     let late = |taker| Prepaid {
         calls: 1,
         taker,
-        at: std::time::Instant::now() - Duration::from_secs(2),
+        at: std::time::Instant::now()
+            .checked_sub(Duration::from_secs(2))
+            .unwrap(),
     };
     let rows = || async {
         sqlx::query_as::<_, (i32, bool)>(
