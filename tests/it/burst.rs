@@ -207,17 +207,7 @@ async fn a_call_sent_late_keeps_its_row_until_its_window_is_over(pool: PgPool) {
         .await;
     w.checkout(SKU, "slow@example.tn").await;
     // The next buyer waits in line for both of its calls.
-    let r = w
-        .http
-        .post(w.app.url("/api/checkout"))
-        .header("idempotency-key", idempotency_key(SKU, "next@example.tn"))
-        .json(&json!({"sku": SKU, "email": "next@example.tn"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let place: Value = r.json().await.unwrap();
-    let id: Uuid = place["order_id"].as_str().unwrap().parse().unwrap();
+    let id = checkout_in_line(&w, "next@example.tn").await;
     wait_for("the queued checkout to be served", 25, || async {
         let o = w.app.order_json(id).await;
         o["checkout_url"].is_string().then_some(())
@@ -472,17 +462,7 @@ async fn a_queued_checkout_keeps_its_place_when_the_database_fails_its_turn(pool
     .await
     .unwrap()
     {}
-    let r = w
-        .http
-        .post(w.app.url("/api/checkout"))
-        .header("idempotency-key", idempotency_key(SKU, "held@example.tn"))
-        .json(&json!({"sku": SKU, "email": "held@example.tn"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let place: Value = r.json().await.unwrap();
-    let id: Uuid = place["order_id"].as_str().unwrap().parse().unwrap();
+    let id = checkout_in_line(&w, "held@example.tn").await;
 
     // Its turn comes while the order's row is locked past the lock timeout (the service's
     // connections wait 2 s, then fail with 55P03; the test's pool has no such setting, so a
@@ -640,8 +620,9 @@ async fn dhmad_refuses_creates(w: &World, times: u32, reset_ms: u64) {
     .await;
 }
 
-/// A checkout through the API that DHMAD's 429 puts in line (202).
-async fn checkout_in_line(w: &World, email: &str) {
+/// A checkout through the API that is put in line (202: DHMAD's budget is spent, or DHMAD
+/// answered 429): its order.
+async fn checkout_in_line(w: &World, email: &str) -> Uuid {
     let r = w
         .http
         .post(w.app.url("/api/checkout"))
@@ -651,6 +632,8 @@ async fn checkout_in_line(w: &World, email: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
+    let place: Value = r.json().await.unwrap();
+    place["order_id"].as_str().unwrap().parse().unwrap()
 }
 
 /// DHMAD answers 429 for a queued checkout (another user of the key spent its window): the

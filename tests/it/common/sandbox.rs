@@ -67,21 +67,19 @@ impl World {
     /// Waits until DHMAD has met every API fault set (each rule's `times` spent): the call a
     /// test stages a race around has arrived, whatever the machine's speed.
     pub async fn after_the_faults(&self) {
-        let url = format!("{}/sandbox/faults", self.sb.base_url());
         wait_for("the staged faults to be met", 30, || async {
-            let set: Value = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let set: Value = self.sandbox_json("/sandbox/faults").await;
             let rules = set["api"].as_array().expect("the sandbox's API faults");
             rules.iter().all(|r| r["times"] == 0).then_some(())
         })
         .await;
+    }
+
+    /// What the sandbox's control API answers to `GET path`.
+    async fn sandbox_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let url = format!("{}{path}", self.sb.base_url());
+        let r = self.http.get(url).send().await.unwrap();
+        r.json().await.unwrap()
     }
 
     /// Every /api/v1 call the sandbox received, as "METHOD path".
@@ -95,15 +93,7 @@ impl World {
 
     /// Every /api/v1 call the sandbox answered: "METHOD path", its status and when.
     pub async fn dhmad_log(&self) -> Vec<(String, u16, OffsetDateTime)> {
-        let list: Vec<Value> = self
-            .http
-            .get(format!("{}/sandbox/requests", self.sb.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Vec<Value> = self.sandbox_json("/sandbox/requests").await;
         list.iter()
             .map(|r| {
                 let call = format!(
