@@ -120,6 +120,70 @@ async fn a_paid_order_whose_webhook_was_lost_is_not_sold_twice(pool: PgPool) {
     assert_eq!(w.count_calls("POST", "/sessions").await, 1);
 }
 
+/// Paid and then completed at DHMAD (the buyer confirmed receipt there) with every webhook
+/// lost: a checkout sent again finds it completed, and does not open a new order to pay.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_completed_order_whose_webhooks_were_lost_is_not_sold_twice(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let first = w.checkout("chechia-red", "nour@example.tn").await;
+    let escrow = w.app.order_json(first.order_id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop_all_webhooks(&w).await;
+    w.complete(&first.session_id).await;
+    let callback = format!("http://localhost:{}/checkout/callback", w.app.port);
+    let done = w
+        .app
+        .state
+        .dhmad
+        .create_session(
+            &escrow,
+            &dhmad::CreateSession::new(
+                dhmad::CheckoutAction::Complete,
+                "nour@example.tn".to_owned(),
+                callback,
+            ),
+        )
+        .await
+        .unwrap();
+    w.complete(&done.session_id).await;
+    session_ran_out(&w, first.order_id).await;
+    assert_eq!(
+        w.app.order_json(first.order_id).await["status"],
+        "awaiting_payment"
+    );
+
+    let r = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header(
+            "idempotency-key",
+            idempotency_key("chechia-red", "nour@example.tn"),
+        )
+        .json(&json!({"sku": "chechia-red", "email": "nour@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(r.status(), 409);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains(&first.order_id.to_string()));
+    assert_eq!(
+        w.app.order_json(first.order_id).await["status"],
+        "completed"
+    );
+    assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 1);
+    let orders = sqlx::query_scalar!("SELECT count(*) FROM orders")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(orders, Some(1));
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn two_pay_clicks_at_once_open_one_payment_page(pool: PgPool) {
     let w = world(pool, |_| {}).await;

@@ -159,14 +159,16 @@ async fn continue_order(
     email: &str,
     owner: &str,
 ) -> OrderResult<Started> {
+    // Paid, even already completed (its webhooks lost): this checkout must not sell it again.
+    // Sent again once the order shows it, a checkout finds no open order and buys anew.
     let order = match sync::recheck_before_reuse(state, order).await? {
-        o if o.status.is_settled() => open_order(state, product, email, owner).await?,
-        o if o.status.money_held() => {
+        o if o.status.is_funded() => {
             return Err(OrderError::not_allowed(format!(
                 "You have already paid for this: see your order at /orders/{}",
                 o.id
             )))
         }
+        o if o.status.is_settled() => open_order(state, product, email, owner).await?,
         o => o,
     };
     tracing::Span::current().record("order.id", tracing::field::display(order.id));

@@ -202,8 +202,8 @@ impl OrderStatus {
         Self::SETTLED.contains(&self)
     }
 
-    /// DHMAD holds the buyer's money (or is deciding about it): a new checkout must not take
-    /// it a second time.
+    /// DHMAD holds the buyer's money (or is deciding about it). A checkout refuses more than
+    /// this: [`Self::is_funded`], which also counts money already released.
     pub fn money_held(self) -> bool {
         matches!(self, Self::Paid | Self::Delivered | Self::Disputed)
     }
