@@ -102,13 +102,13 @@ impl NeedsAction {
     /// change both together (a migration), or the planner stops using it.
     pub fn predicate(self) -> &'static str {
         match self {
-            // `Order::allows(Action::Ship)`: quick or standard, paid, no pending cancellation
-            // request, the proof gate open (`Order::proof_gate_open`); minus orders whose
+            // `Order::allows(Action::Ship)`: quick or standard, paid, no cancellation requested
+            // or accepted, the proof gate open (`Order::proof_gate_open`); minus orders whose
             // deliver is already queued (the merchant shipped, DHMAD has not confirmed yet).
             // Index: `orders_admin_status`.
             Self::PaidNotShipped => {
                 "(o.status = 'paid' AND o.mode IN ('quick', 'standard')
-                  AND o.cancellation IS DISTINCT FROM 'requested'
+                  AND (o.cancellation IS NULL OR o.cancellation = 'rejected')
                   AND (NOT o.proof_required OR o.proof_phase IN ('accepted', 'accepted_by_timeout'))
                   AND NOT EXISTS (SELECT 1 FROM outbox_jobs q WHERE q.order_id = o.id
                                    AND q.kind = 'deliver' AND q.done_at IS NULL))"

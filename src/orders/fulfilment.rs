@@ -7,7 +7,9 @@ use dhmad::{CheckoutAction, EscrowStatus};
 use rand::Rng;
 use uuid::Uuid;
 
-use super::{notify, sessions, sync, Action, Order, OrderError, OrderResult, OrderStatus};
+use super::{
+    notify, sessions, sync, Action, Cancellation, Order, OrderError, OrderResult, OrderStatus,
+};
 use crate::db::{self, events::NewEvent, outbox::Job};
 use crate::state::AppState;
 
@@ -98,6 +100,8 @@ fn ship_refusal(order: &Order) -> String {
         )
     } else if order.cancellation_pending() {
         "The buyer has asked to cancel: answer the request first.".into()
+    } else if order.cancellation_request() == Some(Cancellation::Accepted) {
+        "You accepted the buyer's cancellation: DHMAD is cancelling the escrow, so nothing is to be shipped.".into()
     } else {
         "DHMAD has not accepted the proof of purchase yet: submit it, or wait for the buyer's review.".into()
     }

@@ -175,6 +175,31 @@ async fn a_rejected_request_lets_the_merchant_ship(pool: PgPool) {
     w.wait_status(s.order_id, "delivered").await;
 }
 
+/// The shop accepted the buyer's cancellation on DHMAD's page, and DHMAD's cancellation of the
+/// escrow is not known yet (its read at the callback failed, its webhook is on its way): the
+/// order is still paid, but nothing is to be shipped.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_accepted_cancellation_is_not_shipped_while_dhmad_cancels(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "accepted@example.tn").await;
+    ask_to_cancel(&w, s.order_id).await;
+    sqlx::query!(
+        "UPDATE orders SET cancellation = 'accepted' WHERE id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let r = w
+        .admin_post(&format!("/admin/orders/{}/ship", s.order_id))
+        .await;
+    assert_eq!(r.status(), 409);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("nothing is to be shipped"), "{page}");
+    assert_eq!(w.count_calls("POST", "/deliver").await, 0);
+    assert_eq!(w.app.order_json(s.order_id).await["status"], "paid");
+}
+
 /// DHMAD sends a lost event no more and no escrow snapshot carries the cancellation request:
 /// the callback after a completed request or answer page records it, so an order whose
 /// `escrow.cancellation.*` webhooks were all lost is not left waiting for an answer for ever.

@@ -84,10 +84,13 @@ impl Order {
             Action::Cancel => unpaid && !review,
             Action::RequestCancellation => held && self.cancellation.is_none(),
             Action::Dispute => held,
+            // Not once the shop accepted the buyer's cancellation either: DHMAD is cancelling
+            // the escrow (its news may take a reconciler pass), so nothing is to go out.
             Action::Ship => {
                 matches!(self.mode, Mode::Quick | Mode::Standard)
                     && self.status == S::Paid
                     && !request_pending
+                    && self.cancellation_request() != Some(Cancellation::Accepted)
                     && self.proof_gate_open()
             }
             Action::RetryCheckout => {
