@@ -316,7 +316,32 @@ pub async fn merchant_cancel(state: &AppState, order_id: Uuid) -> OrderResult<Ca
             .await
             .map(CancelOutcome::OnDhmad);
     }
-    cancel_unpaid(state, order_id, Party::Merchant)
-        .await
-        .map(|_| CancelOutcome::Cancelled)
+    if !order.is_instant() {
+        return cancel_unpaid(state, order_id, Party::Merchant)
+            .await
+            .map(|_| CancelOutcome::Cancelled);
+    }
+    // A guest pays outside DHMAD's wallet, then sends a proof on the payment page: cancelled
+    // while that page is open, DHMAD would reject a proof of money already sent, which nobody
+    // refunds a guest automatically (§4.2). So not while the buyer's page is open, or being
+    // opened (its claim is held meanwhile), as the abandoned-order job waits.
+    let pay = CheckoutAction::AcceptPay;
+    let page_open = || {
+        OrderError::not_allowed(
+            "The buyer's payment page is open, and a guest may be paying outside DHMAD's \
+             wallet: cancel once it has expired (DHMAD's pages last 30 minutes).",
+        )
+    };
+    let Some(claim) = OpeningClaim::take(state, order_id, &pay, Party::Buyer).await? else {
+        return Err(page_open());
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let cancelled =
+        match db::sessions::live_for_order(&state.pool, order_id, pay.as_str(), false, now).await {
+            Ok(Some(_)) => Err(page_open()),
+            Ok(None) => cancel_unpaid(state, order_id, Party::Merchant).await,
+            Err(e) => Err(e.into()),
+        };
+    claim.release().await;
+    cancelled.map(|_| CancelOutcome::Cancelled)
 }

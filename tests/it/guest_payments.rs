@@ -329,3 +329,42 @@ async fn a_finished_wallet_payment_awaiting_its_news_mentions_no_proof(pool: PgP
         "{page}"
     );
 }
+
+/// While the buyer's payment page of an instant order is open, a guest may be paying outside
+/// DHMAD's wallet and sending the proof: the merchant's cancel waits for the page to expire. A
+/// quick order has no guest payment: its cancel goes at once.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_merchant_does_not_cancel_under_an_open_payment_page(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let instant = w.checkout("ai-credits-500", "paying@example.tn").await;
+    let cancel = format!("/admin/orders/{}/cancel", instant.order_id);
+    let r = w.admin_form(&cancel, &[]).await;
+    assert_eq!(r.status(), 409);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("payment page is open"), "{page}");
+    assert_eq!(w.count_calls("POST", "/cancel").await, 0);
+    assert_eq!(
+        w.app.order_json(instant.order_id).await["status"],
+        "awaiting_payment"
+    );
+
+    // Once the page has expired, the cancel goes.
+    sqlx::query!(
+        "UPDATE checkout_sessions SET expires_at = now() WHERE order_id = $1",
+        instant.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(w.admin_form(&cancel, &[]).await.status(), 303);
+    assert_eq!(
+        w.app.order_json(instant.order_id).await["status"],
+        "cancelled"
+    );
+    assert_eq!(w.count_calls("POST", "/cancel").await, 1);
+
+    let quick = w.checkout("chechia-red", "paying@example.tn").await;
+    let cancel = format!("/admin/orders/{}/cancel", quick.order_id);
+    assert_eq!(w.admin_form(&cancel, &[]).await.status(), 303);
+    assert_eq!(w.count_calls("POST", "/cancel").await, 2);
+}
