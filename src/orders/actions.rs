@@ -333,11 +333,17 @@ pub async fn merchant_cancel(state: &AppState, order_id: Uuid) -> OrderResult<Ca
         )
     };
     let Some(claim) = OpeningClaim::take(state, order_id, &pay, Party::Buyer).await? else {
-        return Err(page_open());
+        return Err(OrderError::not_allowed(
+            "A payment page is being opened for this order, or it is being cancelled already: \
+             try again in a moment.",
+        ));
     };
-    let now = time::OffsetDateTime::now_utc();
+    // Expired by DHMAD's clock, give or take ours: two minutes' leeway.
+    let open_after = time::OffsetDateTime::now_utc() - time::Duration::minutes(2);
     let cancelled =
-        match db::sessions::live_for_order(&state.pool, order_id, pay.as_str(), false, now).await {
+        match db::sessions::live_for_order(&state.pool, order_id, pay.as_str(), false, open_after)
+            .await
+        {
             Ok(Some(_)) => Err(page_open()),
             Ok(None) => cancel_unpaid(state, order_id, Party::Merchant).await,
             Err(e) => Err(e.into()),

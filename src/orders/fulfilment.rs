@@ -282,13 +282,21 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
 
 /// Why the merchant's "ship" (the `deliver` of a quick or standard order) may not go to DHMAD
 /// now, though it was queued when it could: the buyer has asked to cancel since, and the shop
-/// answers that first, as the state machine has the button wait (`Action::Ship`). A dead job
-/// run again from the outbox page is held the same way. (The proof gate is left to DHMAD,
-/// which refuses with 409 while its copy is behind ours.) An instant order's deliver is the
-/// shop's own hand-over, due with the payment.
+/// answers that first, or has accepted, as the state machine has the button wait
+/// (`Action::Ship`). A dead job run again from the outbox page is held the same way. (The proof
+/// gate is left to DHMAD, which refuses with 409 while its copy is behind ours.) An instant
+/// order's deliver is the shop's own hand-over, due with the payment.
 fn ship_held(order: &Order) -> Option<&'static str> {
-    (!order.is_instant() && order.cancellation_pending())
-        .then_some("the buyer's cancellation request waits for the shop's answer")
+    if order.is_instant() {
+        return None;
+    }
+    match order.cancellation_request() {
+        Some(Cancellation::Requested) => {
+            Some("the buyer's cancellation request waits for the shop's answer")
+        }
+        Some(Cancellation::Accepted) => Some("the shop accepted the buyer's cancellation"),
+        _ => None,
+    }
 }
 
 /// A failed attempt: tried again later, or given up once the job has had its attempts.

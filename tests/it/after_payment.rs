@@ -196,6 +196,26 @@ async fn an_accepted_cancellation_is_not_shipped_while_dhmad_cancels(pool: PgPoo
     assert_eq!(r.status(), 409);
     let page = r.text().await.unwrap();
     assert!(page.contains("nothing is to be shipped"), "{page}");
+    // Nor does a "ship" from before the request, still queued, go to DHMAD.
+    let job = sqlx::query_scalar!(
+        "INSERT INTO outbox_jobs (kind, order_id) VALUES ('deliver', $1) RETURNING id",
+        s.order_id
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    let held = wait_for("the queued deliver to be held", 15, || async {
+        sqlx::query_scalar!(
+            "SELECT e.detail FROM outbox_jobs j JOIN order_events e ON e.order_id = j.order_id
+              WHERE j.id = $1 AND j.done_at IS NOT NULL AND e.kind = 'ship_held'",
+            job
+        )
+        .fetch_optional(&w.app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    assert!(held.contains("accepted the buyer's cancellation"), "{held}");
     assert_eq!(w.count_calls("POST", "/deliver").await, 0);
     assert_eq!(w.app.order_json(s.order_id).await["status"], "paid");
 }
