@@ -137,9 +137,7 @@ pub async fn apply(
             let facts = db::orders::EscrowFacts {
                 buyer_signed: c.buyer_signature.as_ref().map(|_| true),
                 seller_signed: c.seller_signature.as_ref().map(|_| true),
-                proof_phase: None,
-                proof_upload_deadline: None,
-                proof_review_deadline: None,
+                ..Default::default()
             };
             if !late {
                 db::orders::set_escrow_facts(&mut *conn, order.id, &facts).await?;
@@ -225,7 +223,9 @@ pub async fn apply(
 }
 
 /// Keeps the proof gate's phase and deadlines as the event states them, unless the event is
-/// late: the snapshot was, or its phase cannot follow the stored one. Whether they were kept.
+/// late: the snapshot was, its phase cannot follow the stored one, or it counts fewer
+/// correction rounds than are known (a submission and a correction request may each follow
+/// the other: the rounds tell a retried submission from a new one). Whether they were kept.
 async fn proof_facts(
     conn: &mut PgConnection,
     order: &Order,
@@ -240,12 +240,17 @@ async fn proof_facts(
     if late || !follows {
         return Ok(false);
     }
+    let rounds = i32::try_from(proof.correction_rounds).unwrap_or(i32::MAX);
+    let known = db::orders::proof_correction_rounds(&mut *conn, order.id).await?;
+    if known.is_some_and(|known| rounds < known) {
+        return Ok(false);
+    }
     let facts = db::orders::EscrowFacts {
-        buyer_signed: None,
-        seller_signed: None,
         proof_phase: Some(phase),
         proof_upload_deadline: proof.upload_deadline,
         proof_review_deadline: proof.review_deadline,
+        proof_correction_rounds: Some(rounds),
+        ..Default::default()
     };
     db::orders::set_escrow_facts(&mut *conn, order.id, &facts).await?;
     Ok(true)

@@ -232,6 +232,66 @@ fn event(kind: &str, data: Value) -> SignedDelivery {
     ))
 }
 
+/// A submission and a correction request may each follow the other, so the phase alone cannot
+/// tell a submission delivered late from a new one: the correction rounds can. A late
+/// submission does not hide the correction the buyer asked for (the shop's "upload the proof"
+/// would disappear while DHMAD waits for it); the next one is news again.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_submission_delivered_late_does_not_undo_a_correction_request(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("pottery-nabeul", "rounds@example.tn", ESCROW, t(0))
+        .await;
+    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+        .await;
+    let proof = |kind: &str, phase: &str, rounds: u32| {
+        event(
+            kind,
+            json!({
+                "escrow": {"id": ESCROW, "title": "test", "status": "paid", "mode": "quick"},
+                "proof": {"phase": phase, "correctionRounds": rounds}
+            }),
+        )
+    };
+    let submitted = "submitted_waiting_buyer_review";
+    let phase_after = |kind: &'static str, phase: &'static str, rounds: u32| {
+        let app = &app;
+        let delivery = proof(kind, phase, rounds);
+        async move {
+            let (status, _) = result_of(app.deliver(&delivery).await).await;
+            assert_eq!(status, 200);
+            app.order_json(id).await["proof_phase"].clone()
+        }
+    };
+    assert_eq!(
+        phase_after("escrow.proof.submitted", submitted, 0).await,
+        submitted
+    );
+    let asked = "correction_requested";
+    assert_eq!(
+        phase_after("escrow.proof.correction_requested", asked, 1).await,
+        asked
+    );
+    // The first submission again, delivered late (a retry after a failed delivery).
+    assert_eq!(
+        phase_after("escrow.proof.submitted", submitted, 0).await,
+        asked
+    );
+    // The shop's new submission.
+    assert_eq!(
+        phase_after("escrow.proof.submitted", submitted, 1).await,
+        submitted
+    );
+    let late: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM order_events WHERE order_id = $1 AND kind = 'late_event'",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(late, 1);
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
     let app = spawn_offline(pool).await;

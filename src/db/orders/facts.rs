@@ -110,12 +110,28 @@ pub async fn set_payment_review(
 }
 
 /// What DHMAD's snapshot says of the contract (standard) and the proof gate (proof escrows).
+#[derive(Default)]
 pub struct EscrowFacts<'a> {
     pub buyer_signed: Option<bool>,
     pub seller_signed: Option<bool>,
     pub proof_phase: Option<&'a str>,
     pub proof_upload_deadline: Option<OffsetDateTime>,
     pub proof_review_deadline: Option<OffsetDateTime>,
+    /// The proof's `correctionRounds`: kept as the highest seen.
+    pub proof_correction_rounds: Option<i32>,
+}
+
+/// The proof's correction rounds as last kept (`None`: none known).
+pub async fn proof_correction_rounds(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar!(
+        "SELECT proof_correction_rounds FROM orders WHERE id = $1",
+        id
+    )
+    .fetch_one(e)
+    .await
 }
 
 /// Keeps the facts a snapshot carries; what it does not carry stays as it was.
@@ -129,14 +145,16 @@ pub async fn set_escrow_facts(
                 contract_seller_signed = COALESCE($3, contract_seller_signed),
                 proof_phase = COALESCE($4, proof_phase),
                 proof_upload_deadline = COALESCE($5, proof_upload_deadline),
-                proof_review_deadline = COALESCE($6, proof_review_deadline)
+                proof_review_deadline = COALESCE($6, proof_review_deadline),
+                proof_correction_rounds = GREATEST(proof_correction_rounds, $7)
          WHERE id = $1",
         id,
         f.buyer_signed,
         f.seller_signed,
         f.proof_phase,
         f.proof_upload_deadline,
-        f.proof_review_deadline
+        f.proof_review_deadline,
+        f.proof_correction_rounds
     )
     .execute(e)
     .await?;

@@ -169,9 +169,7 @@ pub(super) async fn record_created(
             let facts = db::orders::EscrowFacts {
                 buyer_signed: Some(c.buyer_signed),
                 seller_signed: Some(c.seller_signed),
-                proof_phase: None,
-                proof_upload_deadline: None,
-                proof_review_deadline: None,
+                ..Default::default()
             };
             db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
             tx.commit().await?;
