@@ -240,16 +240,21 @@ async fn proof_facts(
     if late || !follows {
         return Ok(false);
     }
-    let rounds = i32::try_from(proof.correction_rounds).unwrap_or(i32::MAX);
-    let known = db::orders::proof_correction_rounds(&mut *conn, order.id).await?;
-    if known.is_some_and(|known| rounds < known) {
-        return Ok(false);
+    // An event that does not count its rounds is ordered by its phase alone, as before.
+    let rounds = proof
+        .correction_rounds
+        .map(|r| i32::try_from(r).unwrap_or(i32::MAX));
+    if let Some(rounds) = rounds {
+        let known = db::orders::proof_correction_rounds(&mut *conn, order.id).await?;
+        if known.is_some_and(|known| rounds < known) {
+            return Ok(false);
+        }
     }
     let facts = db::orders::EscrowFacts {
         proof_phase: Some(phase),
         proof_upload_deadline: proof.upload_deadline,
         proof_review_deadline: proof.review_deadline,
-        proof_correction_rounds: Some(rounds),
+        proof_correction_rounds: rounds,
         ..Default::default()
     };
     db::orders::set_escrow_facts(&mut *conn, order.id, &facts).await?;

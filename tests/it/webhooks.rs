@@ -244,7 +244,7 @@ async fn a_submission_delivered_late_does_not_undo_a_correction_request(pool: Pg
         .await;
     app.deliver(&snapshot("paid", "pending", "quick", t(1)))
         .await;
-    let proof = |kind: &str, phase: &str, rounds: u32| {
+    let proof = |kind: &str, phase: &str, rounds: Option<u32>| {
         event(
             kind,
             json!({
@@ -254,7 +254,7 @@ async fn a_submission_delivered_late_does_not_undo_a_correction_request(pool: Pg
         )
     };
     let submitted = "submitted_waiting_buyer_review";
-    let phase_after = |kind: &'static str, phase: &'static str, rounds: u32| {
+    let phase_after = |kind: &'static str, phase: &'static str, rounds: Option<u32>| {
         let app = &app;
         let delivery = proof(kind, phase, rounds);
         async move {
@@ -264,23 +264,28 @@ async fn a_submission_delivered_late_does_not_undo_a_correction_request(pool: Pg
         }
     };
     assert_eq!(
-        phase_after("escrow.proof.submitted", submitted, 0).await,
+        phase_after("escrow.proof.submitted", submitted, Some(0)).await,
         submitted
     );
     let asked = "correction_requested";
     assert_eq!(
-        phase_after("escrow.proof.correction_requested", asked, 1).await,
+        phase_after("escrow.proof.correction_requested", asked, Some(1)).await,
         asked
     );
     // The first submission again, delivered late (a retry after a failed delivery).
     assert_eq!(
-        phase_after("escrow.proof.submitted", submitted, 0).await,
+        phase_after("escrow.proof.submitted", submitted, Some(0)).await,
         asked
     );
     // The shop's new submission.
     assert_eq!(
-        phase_after("escrow.proof.submitted", submitted, 1).await,
+        phase_after("escrow.proof.submitted", submitted, Some(1)).await,
         submitted
+    );
+    // An event that does not count its rounds is not taken for round 0: ordered by its phase.
+    assert_eq!(
+        phase_after("escrow.proof.accepted", "accepted", None).await,
+        "accepted"
     );
     let late: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM order_events WHERE order_id = $1 AND kind = 'late_event'",

@@ -166,8 +166,9 @@ async fn keep_facts(
         proof_phase: phase,
         proof_upload_deadline: proof.and_then(|p| p.upload_deadline),
         proof_review_deadline: proof.and_then(|p| p.review_deadline),
-        proof_correction_rounds: proof
-            .map(|p| i32::try_from(p.correction_rounds).unwrap_or(i32::MAX)),
+        // Not from `proofInfo`, whose keys DHMAD leaves UNSTATED: only proof events' count is
+        // compared with proof events' (`news::proof_facts`).
+        proof_correction_rounds: None,
     };
     db::orders::set_escrow_facts(&mut *conn, order_id, &facts).await?;
     Ok(true)

@@ -69,7 +69,7 @@ impl ProofState {
         };
         Proof {
             phase: self.phase.clone(),
-            correction_rounds: self.correction_rounds,
+            correction_rounds: Some(self.correction_rounds),
             upload_deadline: self.upload_deadline,
             review_deadline: self.review_deadline,
             submission_count: self.submissions.len() as u32,

@@ -53,7 +53,7 @@ async fn quick_with_proof_submit_correct_accept_deliver_complete() {
     let p = env.client.get_proof(&id).await.unwrap();
     assert_eq!(
         (p.phase.as_str(), p.correction_rounds),
-        ("correction_requested", 1)
+        ("correction_requested", Some(1))
     );
     // Neither file nor note: accepted, an empty submission (a README choice; DHMAD states no
     // requirement).

@@ -48,9 +48,10 @@ pub struct ProofCheckoutAction {
 pub struct Proof {
     /// Phase.
     pub phase: ProofPhase,
-    /// Corrections asked so far.
-    #[serde(default, deserialize_with = "crate::nullable::or_default")]
-    pub correction_rounds: u32,
+    /// Corrections asked so far; `None` when DHMAD leaves it out (or sends something else): a
+    /// shop ordering proof events by it must then not take it for 0.
+    #[serde(default, deserialize_with = "crate::nullable::count")]
+    pub correction_rounds: Option<u32>,
     /// Seller's upload deadline.
     #[serde(default, with = "iso::option")]
     pub upload_deadline: Option<OffsetDateTime>,
