@@ -190,10 +190,8 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                     order.status.as_str()
                 )));
             }
-            if let Some(why) = ship_held(&order) {
-                let line = format!(
-                    "The delivery was not sent to DHMAD: {why}. Ship again once it is settled"
-                );
+            if let Some((why, then)) = ship_held(&order) {
+                let line = format!("The delivery was not sent to DHMAD: {why}. {then}");
                 db::events::add(&state.pool, order.id, "ship_held", &line, None).await?;
                 return Ok(JobOutcome::Done(format!("not sent: {why}")));
             }
@@ -286,15 +284,20 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
 /// (`Action::Ship`). A dead job run again from the outbox page is held the same way. (The proof
 /// gate is left to DHMAD, which refuses with 409 while its copy is behind ours.) An instant
 /// order's deliver is the shop's own hand-over, due with the payment.
-fn ship_held(order: &Order) -> Option<&'static str> {
+/// Why, and what the merchant does next.
+fn ship_held(order: &Order) -> Option<(&'static str, &'static str)> {
     if order.is_instant() {
         return None;
     }
     match order.cancellation_request() {
-        Some(Cancellation::Requested) => {
-            Some("the buyer's cancellation request waits for the shop's answer")
-        }
-        Some(Cancellation::Accepted) => Some("the shop accepted the buyer's cancellation"),
+        Some(Cancellation::Requested) => Some((
+            "the buyer's cancellation request waits for the shop's answer",
+            "Ship again once it is settled",
+        )),
+        Some(Cancellation::Accepted) => Some((
+            "the shop accepted the buyer's cancellation",
+            "Nothing is to be shipped: DHMAD cancels the escrow",
+        )),
         _ => None,
     }
 }
