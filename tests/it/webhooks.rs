@@ -232,6 +232,45 @@ fn event(kind: &str, data: Value) -> SignedDelivery {
     ))
 }
 
+/// A dispute DHMAD closes with the money still held puts an instant order back to paid: the
+/// deliver DHMAD waits for is due again, though the one queued with the payment was closed
+/// while the dispute was open ("nothing to deliver"), and nothing else would queue it.
+#[sqlx::test(migrations = "./migrations")]
+async fn paid_again_after_a_dispute_queues_the_deliver_again(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("ai-credits-500", "disputed@example.tn", ESCROW, t(0))
+        .await;
+    let open_delivers = || async {
+        sqlx::query_scalar!(
+            "SELECT count(*) FROM outbox_jobs
+              WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
+            id
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    app.deliver(&snapshot("paid", "pending", "instant", t(1)))
+        .await;
+    assert_eq!(open_delivers().await, Some(1));
+    app.deliver(&snapshot("disputed", "paid", "instant", t(2)))
+        .await;
+    // The worker found the order disputed and closed the job.
+    sqlx::query!(
+        "UPDATE outbox_jobs SET done_at = now(), last_error = NULL
+          WHERE order_id = $1 AND kind = 'deliver'",
+        id
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    app.deliver(&snapshot("paid", "disputed", "instant", t(3)))
+        .await;
+    assert_eq!(app.order_json(id).await["status"], "paid");
+    assert_eq!(open_delivers().await, Some(1));
+}
+
 /// A submission and a correction request may each follow the other, so the phase alone cannot
 /// tell a submission delivered late from a new one: the correction rounds can. A late
 /// submission does not hide the correction the buyer asked for (the shop's "upload the proof"

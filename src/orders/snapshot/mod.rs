@@ -6,7 +6,7 @@ use dhmad::{Escrow, EscrowStatus};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::{fulfilment, Order};
+use super::{fulfilment, Order, OrderStatus};
 use crate::db::{self, events::NewEvent};
 
 pub mod amount;
@@ -135,6 +135,11 @@ pub async fn apply_escrow_snapshot(
         // Issued now only if the UPDATE kept our code (the order had none).
         let issued = code.is_some() && order.digital_code == code;
         fulfilment::on_funded(&order, issued, &mut funded);
+    } else if seen.status == OrderStatus::Disputed && order.is_instant() && order.deliver_due() {
+        // Paid again after a dispute (DHMAD kept the money): the deliver it waits for is due,
+        // and one closed while the dispute was open ("nothing to deliver") is queued by nothing
+        // else. One open job at most (its unique index).
+        funded.jobs.push(fulfilment::DELIVER);
     }
     // The status line and what funding adds, in one statement.
     db::events::add_all_and_enqueue(&mut *conn, order.id, &funded.lines, &funded.jobs).await?;
