@@ -222,6 +222,17 @@ async fn a_rejected_deposit_proof_asks_the_buyer_to_pay_again(pool: PgPool) {
     );
 }
 
+/// How many of the order's timeline lines are events taken as late.
+async fn late_events(app: &TestApp, id: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM order_events WHERE order_id = $1 AND kind = 'late_event'",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
 /// A signed event of `kind` for the test escrow with `data`.
 fn event(kind: &str, data: Value) -> SignedDelivery {
     let ev = Event::from_parts(kind, data).unwrap();
@@ -326,13 +337,7 @@ async fn a_submission_delivered_late_does_not_undo_a_correction_request(pool: Pg
         phase_after("escrow.proof.accepted", "accepted", None).await,
         "accepted"
     );
-    let late: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM order_events WHERE order_id = $1 AND kind = 'late_event'",
-    )
-    .bind(id)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let late = late_events(&app, id).await;
     assert_eq!(late, 1);
 }
 
@@ -364,13 +369,7 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
         assert_eq!((status, body["result"].as_str()), (200, Some("processed")));
     }
     assert_eq!(app.order_json(id).await["proof_phase"], "accepted");
-    let late: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM order_events WHERE order_id = $1 AND kind = 'late_event'",
-    )
-    .bind(id)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let late = late_events(&app, id).await;
     assert_eq!(late, 1, "the retry is on the timeline as late");
     // The buyer is not asked again to review a proof accepted already: the timeline has the
     // first submission's line only.
