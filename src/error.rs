@@ -1,7 +1,7 @@
 //! The one error type of the HTTP edge. Each variant maps to a status and a message that is safe
 //! to show; the domain's [`OrderError`] maps here. Internal details ride along on the response
-//! as [`ErrorDetail`] and are logged once, by the error-rendering middleware
-//! (`RenderErrors` in `crate::http::error_pages`, inside the request's span, so with its request id), and never
+//! as [`ErrorDetail`] and are logged once, by the error-rendering hook (`RenderErrors` in
+//! `crate::http::error_pages`, inside the request's span, so with its request id), and never
 //! sent. Whether the client gets HTML or JSON is decided there too.
 
 use axum::{
