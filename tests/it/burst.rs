@@ -545,6 +545,33 @@ async fn refused_background_work_waits_for_a_row_beyond_the_reserve(pool: PgPool
     assert_eq!(buyer.admit().await, Ok(()));
 }
 
+/// A queued checkout needs both of its calls: with one row free now and the other in a minute,
+/// the line's worker waits for the minute, where it came back every 50 ms.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_line_waits_until_a_checkouts_calls_are_all_free(pool: PgPool) {
+    let w = tight_world(pool, 2, 60).await;
+    sqlx::query("UPDATE dhmad_budget SET used_at = CASE slot WHEN 0 THEN 'epoch' ELSE now() END")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    checkout_in_line(&w, "both@example.tn").await;
+    let tasks = tokio_util::task::TaskTracker::new();
+    let turn = wait_for("the line's turn", 15, || async {
+        match storefront::orders::queue::serve_next(&w.app.state, &tasks).await {
+            // The app's own worker held the order for its look.
+            Ok(storefront::orders::queue::Turn::Idle) => None,
+            other => Some(other),
+        }
+    })
+    .await;
+    match turn {
+        Ok(storefront::orders::queue::Turn::Wait(wait)) => {
+            assert!(wait > Duration::from_secs(30), "waits {wait:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A call taken in advance and sent late dates its own row, not another's; once every row it
 /// took has been taken again (its checkout outlived the window), it takes a free one as any
 /// call does.
