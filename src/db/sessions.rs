@@ -198,25 +198,8 @@ pub async fn claim_check(
     Ok(claimed.is_some())
 }
 
-/// The order's most recent buyer session of `action`, whatever its status.
-pub async fn latest_for_order(
-    e: impl PgExecutor<'_>,
-    order_id: Uuid,
-    action: &str,
-) -> sqlx::Result<Option<Session>> {
-    sqlx::query_as!(
-        Session,
-        "SELECT * FROM checkout_sessions
-         WHERE order_id = $1 AND action = $2 AND NOT for_merchant
-         ORDER BY created_at DESC LIMIT 1",
-        order_id,
-        action
-    )
-    .fetch_optional(e)
-    .await
-}
-
-/// Every session opened for the order, newest first (the back office's order page).
+/// Every session opened for the order, newest first (the back office's order page, and the
+/// payment pages a guest may have used).
 pub async fn list_for_order(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Vec<Session>> {
     sqlx::query_as!(
         Session,

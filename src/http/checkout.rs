@@ -23,7 +23,7 @@ use crate::{
     orders::{
         checkout::{self, CheckoutRequest, Owner, Started},
         queue::Place,
-        CheckoutStarted,
+        CheckoutStarted, OrderError,
     },
     state::AppState,
 };
@@ -72,14 +72,33 @@ pub async fn form(
         email: &input.email,
         owner: Owner::Browser(token.clone()),
     };
-    let started = checkout::start(&s, req).await;
+    let started = checkout::start(&s, req.clone()).await;
     // Set even when the checkout failed: the order is saved, and the buyer's retry from this
     // browser must continue it. (The catalog gave it already; see `shop::catalog`.)
     let cookie = cookies::buyer(&s.config, token);
-    let redirect = started
-        .map(|st| Redirect::to(&next_page(&st)).into_response())
-        .map_err(AppError::from);
-    (jar.add(cookie), redirect)
+    let answer = match started {
+        Ok(st) => Ok(Redirect::to(&next_page(&st)).into_response()),
+        Err(e @ (OrderError::NotAllowed(_) | OrderError::Refused { .. })) => {
+            refused_on_order(&s, &req, csrf, e).await
+        }
+        Err(e) => Err(e.into()),
+    };
+    (jar.add(cookie), answer)
+}
+
+/// A refused checkout of the browser's open order (under review, waiting for the shop's
+/// signature, being opened by another tab…) shows that order's page with the reason, as a
+/// refused step on it does: an error page would leave the buyer no way back to it.
+async fn refused_on_order(
+    s: &AppState,
+    req: &CheckoutRequest<'_>,
+    csrf: CsrfToken,
+    e: OrderError,
+) -> AppResult<Response> {
+    match checkout::callers_open_order(s, req).await? {
+        Some(order_id) => super::orders::on_page(s, order_id, csrf, Err(e)).await,
+        None => Err(e.into()),
+    }
 }
 
 /// Where the buyer goes next: DHMAD's page, or the waiting page of a queued checkout (which

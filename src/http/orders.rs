@@ -150,7 +150,7 @@ pub async fn page(
 }
 
 /// A refused step goes back to the order page with the reason; anything else is an error.
-async fn on_page(
+pub(super) async fn on_page(
     s: &AppState,
     order_id: Uuid,
     csrf: CsrfToken,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     lost_escrow,
-    sessions::{ensure_session, OpeningClaim, Party},
+    sessions::{ensure_session, OpeningClaim, Party, CLOCK_LEEWAY},
     sync, Action, Cancellation, Order, OrderError, OrderResult, OrderStatus,
 };
 use crate::db;
@@ -338,8 +338,8 @@ pub async fn merchant_cancel(state: &AppState, order_id: Uuid) -> OrderResult<Ca
              try again in a moment.",
         ));
     };
-    // Expired by DHMAD's clock, give or take ours: two minutes' leeway.
-    let open_after = time::OffsetDateTime::now_utc() - time::Duration::minutes(2);
+    // Expired by DHMAD's clock, give or take ours.
+    let open_after = time::OffsetDateTime::now_utc() - CLOCK_LEEWAY;
     let cancelled =
         match db::sessions::live_for_order(&state.pool, order_id, pay.as_str(), false, open_after)
             .await

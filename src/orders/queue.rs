@@ -204,7 +204,7 @@ pub async fn progress(state: &AppState, order_id: Uuid) -> OrderResult<Progress>
     // The contract comes first in standard mode, then the payment.
     let action = if order.allows(Action::Sign) {
         CheckoutAction::SignContract
-    } else if order.status == OrderStatus::AwaitingPayment {
+    } else if order.status == OrderStatus::AwaitingPayment && !order.in_payment_review() {
         CheckoutAction::AcceptPay
     } else {
         return Ok(Progress::Elsewhere);

@@ -13,6 +13,10 @@ use crate::state::AppState;
 /// A session is reused only if it stays open at least this long: time for the user to act.
 pub const MIN_SESSION_LIFE: time::Duration = time::Duration::minutes(2);
 
+/// How far DHMAD's clock may run behind ours when a page's `expiresAt` is compared with our
+/// time: a page is taken for closed only this long after it.
+pub const CLOCK_LEEWAY: time::Duration = time::Duration::minutes(2);
+
 /// Who must finish the session on DHMAD's page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Party {

@@ -2,15 +2,17 @@
 //! for escrow creations whose answer was lost.
 
 use dhmad::CheckoutAction;
+use sqlx::PgConnection;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
     apply_escrow_snapshot,
-    sessions::{live_session, Party},
+    sessions::{live_session, Party, CLOCK_LEEWAY},
     snapshot::Authority,
     Applied, Order, OrderError, OrderResult, OrderStatus,
 };
-use crate::db;
+use crate::db::{self, sessions::Session};
 use crate::state::AppState;
 
 /// Reads the escrow from DHMAD and applies it. DHMAD failures come back as errors for the
@@ -180,20 +182,27 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     let finished = match read {
         Ok(s) => {
             db::sessions::set_status(&state.pool, session_id, s.status.as_str()).await?;
-            s.status == dhmad::SessionStatus::Completed
+            (s.status == dhmad::SessionStatus::Completed).then_some(s.completed_at)
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not read the session from DHMAD");
-            false
+            None
         }
     };
     if let Err(e) = refresh_order(state, &order, "callback, read from DHMAD").await {
         // The order page says we are confirming; the webhook or the reconciler will finish.
         tracing::warn!(error = %e, cause = e.cause(), "could not read the escrow from DHMAD after the redirect");
     }
-    if finished && session.action == CheckoutAction::AcceptPay.as_str() {
-        note_payment_review(state, order.id).await?;
-    } else if let Some(step) = super::news::cancellation_step(&session.action).filter(|_| finished)
+    if let Some(completed_at) =
+        finished.filter(|_| session.action == CheckoutAction::AcceptPay.as_str())
+    {
+        let page = FinishedPage {
+            opened_at: session.created_at,
+            completed_at,
+        };
+        note_payment_review(state, order.id, &page).await?;
+    } else if let Some(step) =
+        super::news::cancellation_step(&session.action).filter(|_| finished.is_some())
     {
         // Like the escrow read above: the page is shown whatever; the event may still come.
         if let Err(e) = cancellation_done(state, order.id, step).await {
@@ -219,17 +228,34 @@ pub(super) async fn cancellation_done(
     Ok(())
 }
 
+/// A payment page DHMAD says was finished.
+pub struct FinishedPage {
+    /// When we opened it.
+    pub opened_at: OffsetDateTime,
+    /// When DHMAD says it was finished, if it says.
+    pub completed_at: Option<OffsetDateTime>,
+}
+
 /// The buyer finished the payment page but DHMAD does not hold the money: a guest paid out of
 /// band and DHMAD's admin reviews the proof. From now on no new payment is offered (a second
-/// one would take the money twice) until DHMAD approves (paid) or rejects the proof.
-pub async fn note_payment_review(state: &AppState, order_id: Uuid) -> OrderResult<()> {
+/// one would take the money twice) until DHMAD approves (paid) or rejects the proof. A page
+/// finished before the last rejection holds the rejected proof, not a new one: it changes
+/// nothing (else the buyer, told to pay again, would be told a proof is under review for ever).
+pub async fn note_payment_review(
+    state: &AppState,
+    order_id: Uuid,
+    page: &FinishedPage,
+) -> OrderResult<()> {
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
     let Some(order) = db::orders::lock(&mut *tx, order_id).await? else {
         return Err(OrderError::NotFound);
     };
-    if order.status == OrderStatus::AwaitingPayment && order.payment_review_since.is_none() {
-        let now = time::OffsetDateTime::now_utc();
+    if order.status == OrderStatus::AwaitingPayment
+        && order.payment_review_since.is_none()
+        && holds_a_new_proof(&mut tx, &order, page).await?
+    {
+        let now = OffsetDateTime::now_utc();
         db::orders::set_payment_review(&mut *tx, order.id, Some(now)).await?;
         db::orders::set_deposit_rejection(&mut *tx, order.id, None).await?;
         // Only an instant order takes a guest's proof; any other finished its payment page
@@ -254,66 +280,110 @@ pub async fn note_payment_review(state: &AppState, order_id: Uuid) -> OrderResul
 /// DHMAD's event for a rejected guest proof.
 const DEPOSIT_PROOF_REJECTED: &str = "escrow.deposit_proof.rejected";
 
-/// Did the buyer finish the last payment page without coming back (a guest proof under review)?
+/// Was `page` finished after the order's last rejected proof, if any? After a rejection the
+/// buyer is asked to pay again, on a new page or on the one the rejected proof came from: DHMAD
+/// reopens it, and the buyer "may upload again through the same session" (§4.2). A page
+/// opened since the rejection holds a new proof. For a page opened before it, only DHMAD
+/// knows: its `completedAt` after the rejection's time, both by DHMAD's clock (the event's
+/// `timestamp`, which every stored event has), is a new proof. That DHMAD dates a second
+/// completion of one page anew is the sandbox's reading (the contract leaves it open); if it
+/// keeps the first date, such a page reads as the rejected proof's.
+async fn holds_a_new_proof(
+    conn: &mut PgConnection,
+    order: &Order,
+    page: &FinishedPage,
+) -> OrderResult<bool> {
+    if order.deposit_rejection_reason.is_none() {
+        return Ok(true);
+    }
+    let Some(rejection) =
+        db::inbox::last_received(&mut *conn, order.id, DEPOSIT_PROOF_REJECTED).await?
+    else {
+        // A rejection we cannot date: a completion tells nothing new.
+        return Ok(false);
+    };
+    if page.opened_at > rejection.received_at {
+        return Ok(true);
+    }
+    let rejected_at = rejection
+        .timestamp
+        .as_deref()
+        .and_then(|t| dhmad::iso::parse(t).ok())
+        .unwrap_or(rejection.received_at);
+    Ok(page.completed_at.is_some_and(|at| at > rejected_at))
+}
+
+/// Did the buyer finish a payment page without coming back (a guest proof under review)?
 /// Asked before a new payment page is opened for an order that has none live, and before an
-/// order nobody seems to have paid is cancelled. Asks DHMAD about that page; a DHMAD that does
+/// order nobody seems to have paid is cancelled. Asks DHMAD about the last pages; a DHMAD that does
 /// not answer is an error, never "no": under review the escrow is still pending, so DHMAD
 /// would take a second payment on a new page, and a cancel would reject a proof of money sent.
 pub async fn payment_review_known(state: &AppState, order: &Order) -> OrderResult<bool> {
     if order.in_payment_review() {
         return Ok(true);
     }
-    let Some(last) =
-        db::sessions::latest_for_order(&state.pool, order.id, CheckoutAction::AcceptPay.as_str())
-            .await?
-    else {
-        return Ok(false);
-    };
-    // After a rejected proof the buyer is asked to pay again, on a new page or on the one the
-    // rejected proof came from: DHMAD reopens it, and the buyer "may upload again through the
-    // same session" (§4.2). A page completed since the rejection holds a new proof (the buyer
-    // closed the tab after sending it), which DHMAD is reviewing like the first. For a page
-    // opened before the rejection, only DHMAD knows: its `completedAt` after the rejection's
-    // time, both by DHMAD's clock (the event's `timestamp`, which every stored event has), is
-    // a new proof. That DHMAD dates a second completion of one page anew is the sandbox's
-    // reading (the contract leaves it open); if it keeps the first date, such a page reads as
-    // the rejected proof's, as before.
-    let mut completed_after = None;
-    if order.deposit_rejection_reason.is_some() {
-        let Some(rejection) =
-            db::inbox::last_received(&state.pool, order.id, DEPOSIT_PROOF_REJECTED).await?
-        else {
-            return Ok(false);
+    for page in pages_maybe_used(state, order.id).await? {
+        let Some(finished) = finished_page(state, order, &page).await? else {
+            continue;
         };
-        if last.created_at <= rejection.received_at {
-            let at = rejection
-                .timestamp
-                .as_deref()
-                .and_then(|t| dhmad::iso::parse(t).ok());
-            completed_after = Some(at.unwrap_or(rejection.received_at));
+        note_payment_review(state, order.id, &finished).await?;
+        if db::orders::get(&state.pool, order.id)
+            .await?
+            .is_some_and(|o| o.in_payment_review())
+        {
+            return Ok(true);
         }
     }
-    let finished = match last.status.as_str() {
-        "completed" if completed_after.is_none() => true,
-        "cancelled" => false,
+    Ok(false)
+}
+
+/// The buyer's last payment page and every older one that may still have been open when it
+/// was opened: a page is reused only while it has minutes left (`MIN_SESSION_LIFE`), so a
+/// guest may hold two at once and send a proof on the older. Any older page was closed before
+/// the last one opened, and the look made then (this one) found no proof on it.
+async fn pages_maybe_used(state: &AppState, order_id: Uuid) -> OrderResult<Vec<Session>> {
+    let action = CheckoutAction::AcceptPay.as_str();
+    let mut pages = db::sessions::list_for_order(&state.pool, order_id)
+        .await?
+        .into_iter()
+        .filter(|s| s.action == action && !s.for_merchant);
+    let Some(last) = pages.next() else {
+        return Ok(Vec::new());
+    };
+    let opened = last.created_at;
+    let mut maybe = vec![last];
+    maybe.extend(pages.filter(|s| s.expires_at + CLOCK_LEEWAY > opened));
+    Ok(maybe)
+}
+
+/// `page`, if DHMAD says it was finished. A page finished since a rejection may hold a new
+/// proof or the rejected one: DHMAD's `completedAt` tells ([`holds_a_new_proof`]), so such a
+/// page is read again.
+async fn finished_page(
+    state: &AppState,
+    order: &Order,
+    page: &Session,
+) -> OrderResult<Option<FinishedPage>> {
+    let trust_local = order.deposit_rejection_reason.is_none();
+    let completed_at = match page.status.as_str() {
+        "completed" if trust_local => None,
+        "cancelled" => return Ok(None),
         // Pending or expired here: the buyer may have finished without coming back.
-        _ => match state.dhmad.get_session(&last.session_id).await {
+        _ => match state.dhmad.get_session(&page.session_id).await {
             Ok(s) => {
-                db::sessions::set_status(&state.pool, &last.session_id, s.status.as_str()).await?;
-                s.status == dhmad::SessionStatus::Completed
-                    && completed_after
-                        .is_none_or(|after| s.completed_at.is_some_and(|at| at > after))
+                db::sessions::set_status(&state.pool, &page.session_id, s.status.as_str()).await?;
+                if s.status != dhmad::SessionStatus::Completed {
+                    return Ok(None);
+                }
+                s.completed_at
             }
             // DHMAD answered that it has no such page: nothing is under review there.
-            Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => false,
-            Err(e) => return Err(upstream(e, "reading the last payment page")),
+            Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => return Ok(None),
+            Err(e) => return Err(upstream(e, "reading a payment page")),
         },
     };
-    if !finished {
-        return Ok(false);
-    }
-    note_payment_review(state, order.id).await?;
-    Ok(db::orders::get(&state.pool, order.id)
-        .await?
-        .is_some_and(|o| o.in_payment_review()))
+    Ok(Some(FinishedPage {
+        opened_at: page.created_at,
+        completed_at,
+    }))
 }

@@ -33,13 +33,13 @@ fn guest() -> serde_json::Value {
 }
 
 /// The guest sends a proof on DHMAD's page `session`; DHMAD's answer (its redirect).
-async fn send_proof(w: &World, session: &str) -> serde_json::Value {
+pub(crate) async fn send_proof(w: &World, session: &str) -> serde_json::Value {
     w.control(&format!("/sandbox/sessions/{session}/complete"), guest())
         .await
 }
 
 /// The guest sends a proof on the order's first page and comes back to the shop.
-async fn send_proof_and_return(w: &World, s: &Started) {
+pub(crate) async fn send_proof_and_return(w: &World, s: &Started) {
     let v = send_proof(w, &s.session_id).await;
     w.land_on_callback(v["redirect_url"].as_str().unwrap())
         .await;
@@ -210,6 +210,48 @@ async fn after_a_rejection_the_buyer_may_pay_again(pool: PgPool) {
         .post_form(&format!("/orders/{}/pay", s.order_id), &[])
         .await;
     assert_eq!(again.status(), 303);
+}
+
+/// DHMAD rejects a guest's proof after its page closed, so the page stays completed, and the
+/// buyer comes back through that page's return link again (a reload, the history): the
+/// completion is the rejected proof's, not a new one. Before, the order went back under review
+/// with the reason erased, and stayed there: no payment, no cancel, no abandoned-order job.
+#[sqlx::test(migrations = "./migrations")]
+async fn coming_back_from_the_rejected_proofs_page_keeps_the_order_payable(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.edge.callback_recheck = std::time::Duration::ZERO;
+    })
+    .await;
+    let s = w.checkout("ai-credits-500", "back-again@example.tn").await;
+    let back = send_proof(&w, &s.session_id).await["redirect_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.land_on_callback(&back).await;
+    assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
+    // Past the page's 30 minutes: DHMAD does not reopen it on the rejection.
+    w.control("/sandbox/clock/advance", json!({"seconds": 1900}))
+        .await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
+        json!({"reason": "unreadable receipt"}),
+    )
+    .await;
+    w.wait_json(s.order_id, "the rejection", |o| {
+        o["deposit_rejection_reason"] == "unreadable receipt"
+    })
+    .await;
+
+    w.land_on_callback(&back).await;
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["payment_review"], false, "{o}");
+    assert_eq!(o["deposit_rejection_reason"], "unreadable receipt", "{o}");
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 303, "the buyer cannot pay again");
 }
 
 /// A guest sends a proof on DHMAD's page and closes the tab (no callback): the shop does not

@@ -23,6 +23,7 @@ mod lost_escrows;
 mod modes;
 mod operations;
 mod order_states;
+mod payment_pages;
 mod pool;
 mod reliability;
 mod reused_orders;

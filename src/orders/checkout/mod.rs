@@ -150,6 +150,22 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
     continue_order(state, order, &product, &email, &owner).await
 }
 
+/// The open order a refused checkout from this caller was about, if any: its page says where
+/// the order stands and what the buyer can do, where an error page would be a dead end.
+pub async fn callers_open_order(
+    state: &AppState,
+    req: &CheckoutRequest<'_>,
+) -> OrderResult<Option<Uuid>> {
+    let (Owner::Browser(_) | Owner::Key(_), Ok(email)) =
+        (&req.owner, crate::email::normalise(req.email))
+    else {
+        return Ok(None);
+    };
+    let owner = req.owner.stored_key();
+    let open = db::orders::find_open(&state.pool, &owner, req.sku.trim(), &email).await?;
+    Ok(open.map(|o| o.id))
+}
+
 /// Brings the caller's open order to a live payment session, reusing it only while DHMAD
 /// says it can still be paid.
 async fn continue_order(
@@ -317,7 +333,10 @@ async fn resume_with(
                 Party::Buyer,
             )
             .await?;
-            if live.is_none() && sync::payment_review_known(state, &order).await? {
+            // Under review, a page still open is not offered either: a guest would pay twice.
+            let reviewed = order.in_payment_review()
+                || (live.is_none() && sync::payment_review_known(state, &order).await?);
+            if reviewed {
                 return Err(OrderError::not_allowed(
                     "DHMAD is confirming your payment. We will confirm your order as soon as it \
                      has; there is nothing more to pay.",

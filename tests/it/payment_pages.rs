@@ -1,0 +1,115 @@
+//! Which payment page a buyer is offered: never a second one while a proof sent on another
+//! is under review (a guest pays outside DHMAD's wallet, so two pages could take the money
+//! twice), and a refused checkout shows the order it was about.
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::common::{sandbox::*, *};
+
+use super::guest_payments::{send_proof, send_proof_and_return};
+/// The first payment page has under two minutes left, so "Pay again" opens a second one while
+/// the first is still open at DHMAD. Returns the second page's session.
+async fn a_second_page_while_the_first_is_open(w: &World, s: &Started) -> String {
+    sqlx::query("UPDATE checkout_sessions SET expires_at = now() + interval '90 seconds'")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 303);
+    let second = World::session_in(again.headers()["location"].to_str().unwrap());
+    assert_ne!(second, s.session_id, "a second page was opened");
+    second
+}
+
+/// A guest sends a proof on the first of two open payment pages and comes back: the second
+/// page, still open, is offered nowhere (the order page, "Pay again", a repeated checkout, the
+/// waiting page), or the guest would send the money twice. Before, each handed it out.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_proof_on_the_older_of_two_pages_closes_the_newer(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "two-pages@example.tn").await;
+    a_second_page_while_the_first_is_open(&w, &s).await;
+    send_proof_and_return(&w, &s).await;
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["payment_review"], true, "{o}");
+    assert!(o["checkout_url"].is_null(), "{o}");
+
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 409, "Pay again handed out the second page");
+    let repeat = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header(
+            "idempotency-key",
+            idempotency_key("ai-credits-500", "two-pages@example.tn"),
+        )
+        .json(&json!({"sku": "ai-credits-500", "email": "two-pages@example.tn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repeat.status(), 409, "a repeated checkout handed it out");
+    let waiting = w.app.get(&format!("/orders/{}/checkout", s.order_id)).await;
+    let to = waiting
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned());
+    assert!(
+        !to.as_deref().unwrap_or("").starts_with(&w.sb.base_url()),
+        "the waiting page sent the buyer to DHMAD: {to:?}"
+    );
+}
+
+/// The same, but the guest closes the tab after the proof: the shop asks DHMAD about every page
+/// that was open with the last one, not the last alone, before it cancels or opens another.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_proof_on_the_older_of_two_pages_is_found_without_coming_back(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w
+        .checkout("ai-credits-500", "two-pages-gone@example.tn")
+        .await;
+    a_second_page_while_the_first_is_open(&w, &s).await;
+    send_proof(&w, &s.session_id).await;
+    let order = storefront::db::orders::get(&w.app.pool, s.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let known = storefront::orders::sync::payment_review_known(&w.app.state, &order)
+        .await
+        .unwrap();
+    assert!(known, "the proof on the older page was missed");
+    assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
+}
+
+/// The browser that started a checkout sends the form again while its guest proof is under
+/// review: refused, on the order's page with the reason and where the order stands. Before, an
+/// error page whose only link was the catalog.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_refused_repeat_checkout_shows_the_order(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let first = w
+        .checkout_form("ai-credits-500", "form-guest@example.tn")
+        .await;
+    assert_eq!(first.status(), 303);
+    let session = World::session_in(first.headers()["location"].to_str().unwrap());
+    let v = send_proof(&w, &session).await;
+    w.land_on_callback(v["redirect_url"].as_str().unwrap())
+        .await;
+
+    let again = w
+        .checkout_form("ai-credits-500", "form-guest@example.tn")
+        .await;
+    assert_eq!(again.status(), 409);
+    let page = again.text().await.unwrap();
+    assert!(page.contains("DHMAD is confirming your payment"), "{page}");
+    assert!(
+        page.contains("DHMAD received your payment proof and is checking it"),
+        "not the order's page: {page}"
+    );
+}
