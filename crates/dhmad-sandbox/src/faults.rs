@@ -51,8 +51,8 @@ pub struct ApiFaultRule {
     /// the answer is held, for `delay` the call (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hang_ms: Option<u64>,
-    /// For `rate_limit_429`: when the window resets, from now (default 1000), as its
-    /// `X-RateLimit-Reset` and `retryAfter` say.
+    /// For `rate_limit_429`: when the window resets, from now (default 1000, at most a day:
+    /// [`MAX_RESET_MS`]), as its `X-RateLimit-Reset` and `retryAfter` say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_ms: Option<u64>,
 }
@@ -60,6 +60,9 @@ pub struct ApiFaultRule {
 fn one() -> u32 {
     1
 }
+
+/// The longest `reset_ms` a 429 fault announces; a longer one is cut to it.
+pub const MAX_RESET_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// An API fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use dhmad::{
 
 use super::json::ApiJson;
 use crate::error::{ApiError, Refusal};
-use crate::lifecycle::{self, create, escrow_ops};
+use crate::lifecycle::{self, create, escrow_ops, field_rules};
 use crate::state::AppState;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -31,8 +31,11 @@ fn action_result(state: &AppState, id: &str, message: &str) -> ApiResult<EscrowA
 
 pub async fn create(
     State(state): State<AppState>,
-    ApiJson(req): ApiJson<CreateEscrow>,
+    ApiJson(raw): ApiJson<serde_json::Value>,
 ) -> Result<(StatusCode, Json<CreatedEscrow>), ApiError> {
+    let mut req: CreateEscrow = serde_json::from_value(raw.clone())
+        .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))?;
+    field_rules::keep_bad_hours(&raw, &mut req);
     let created = state.with_store(|st, ctx| {
         let id = create::create_escrow(st, ctx, req)?;
         let rec = &st.escrows[&id];

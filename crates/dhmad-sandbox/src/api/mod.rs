@@ -21,7 +21,7 @@ use serde_json::json;
 use tower::ServiceBuilder;
 
 use crate::error::{ApiError, Refusal};
-use crate::faults::ApiFaultKind;
+use crate::faults::{ApiFaultKind, MAX_RESET_MS};
 use crate::state::{AppState, RequestLogEntry};
 
 /// The `/api/v1` router (to be nested).
@@ -158,8 +158,9 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
             ApiError::internal("Injected fault: internal server error").into_response()
         }
         ApiFaultKind::RateLimit429 => {
-            let reset = i64::try_from(rule.reset_ms.unwrap_or(1_000)).unwrap_or(i64::MAX);
-            too_many_requests(time::OffsetDateTime::now_utc() + time::Duration::milliseconds(reset))
+            // At most a day: a reset past year 9999 would make the date overflow.
+            let reset = rule.reset_ms.unwrap_or(1_000).min(MAX_RESET_MS);
+            too_many_requests(time::OffsetDateTime::now_utc() + Duration::from_millis(reset))
         }
         ApiFaultKind::Slow => {
             let answer = next.run(req).await;

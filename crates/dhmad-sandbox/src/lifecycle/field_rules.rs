@@ -179,6 +179,33 @@ fn developer_fee(pct: Option<Decimal>, self_seller: bool) -> Result<Decimal, Ref
     Ok(pct)
 }
 
+/// The proof deadlines as sent. The typed request reads a value that is not a whole number of
+/// hours as absent, as a client must read DHMAD's answers; DHMAD refuses it in a request
+/// (§2.4, §3.3). Such a value (a string, a fraction, a negative or a huge number) is kept as
+/// out of bounds, so that [`new_escrow`] refuses it in its turn, naming the field.
+pub fn keep_bad_hours(raw: &serde_json::Value, req: &mut CreateEscrow) {
+    let Some(policy) = req.fulfillment_policy.as_mut() else {
+        return;
+    };
+    let sent = &raw["fulfillmentPolicy"];
+    for (name, hours) in [
+        (
+            "proofUploadDeadlineHours",
+            &mut policy.proof_upload_deadline_hours,
+        ),
+        (
+            "buyerReviewDeadlineHours",
+            &mut policy.buyer_review_deadline_hours,
+        ),
+    ] {
+        let v = &sent[name];
+        let whole = v.as_u64().and_then(|h| u32::try_from(h).ok());
+        if !v.is_null() && whole.is_none() {
+            *hours = Some(u32::MAX);
+        }
+    }
+}
+
 /// Quick escrows only, purchase proof only, deadlines within the bounds.
 fn fulfillment_policy(p: &FulfillmentPolicy, mode: &EscrowMode) -> Result<(), Refusal> {
     if *mode != EscrowMode::Quick {

@@ -9,7 +9,7 @@ pub mod create;
 pub mod deadlines;
 pub mod escrow_ops;
 pub mod events;
-mod field_rules;
+pub mod field_rules;
 pub mod identity;
 pub mod money;
 pub mod perform;

@@ -186,3 +186,40 @@ async fn amounts_sent_as_strings_are_refused() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// A proof deadline that is not a whole number of hours (negative, a fraction, beyond any
+/// count, a string) is out of bounds and refused, naming the field (§2.4, §3.3); `null` is the
+/// default. Before, the typed request read such a value as absent: 201 with the 24 h default.
+#[tokio::test]
+async fn proof_deadlines_that_are_not_whole_hours_are_refused() {
+    let env = Env::start().await;
+    let create = |field: &str, hours: Value| {
+        let body = json!({"title": "Plate", "amount": 50, "buyerEmail": BUYER, "mode": "quick",
+            "estimatedDeliveryDays": 3,
+            "fulfillmentPolicy": {"type": "purchase_proof_required", field: hours}});
+        env.http
+            .post(env.url("/api/v1/escrows"))
+            .bearer_auth(env.sandbox.api_key())
+            .json(&body)
+            .send()
+    };
+    for field in ["proofUploadDeadlineHours", "buyerReviewDeadlineHours"] {
+        for hours in [
+            json!(-5),
+            json!(12.5),
+            json!(4_294_967_296_u64),
+            json!("48"),
+            json!(true),
+        ] {
+            let r = create(field, hours.clone()).await.unwrap();
+            assert_eq!(r.status(), 400, "{field} = {hours}");
+            let v: Value = r.json().await.unwrap();
+            let named = format!("fulfillmentPolicy.{field}");
+            assert!(v["details"][&named].is_string(), "{field} = {hours}: {v}");
+        }
+        let r = create(field, Value::Null).await.unwrap();
+        assert_eq!(r.status(), 201, "{field} = null");
+        let r = create(field, json!(48)).await.unwrap();
+        assert_eq!(r.status(), 201, "{field} = 48");
+    }
+}

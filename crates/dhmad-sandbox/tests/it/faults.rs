@@ -69,6 +69,35 @@ async fn api_faults_answer_500_429_and_hang_for_n_calls() {
     assert_eq!(env.get_json("/sandbox/faults").await["api"], json!([]));
 }
 
+/// A 429 fault whose reset lies past what a date can hold still answers 429, reset a day from
+/// now. Before, adding it to the clock panicked and the connection closed without an answer.
+#[tokio::test]
+async fn a_429_fault_with_a_huge_reset_answers_429_within_a_day() {
+    let env = Env::start().await;
+    let (st, v) = env
+        .control(
+            "/sandbox/faults",
+            json!({"api": [{"method": "*", "path": "/api/v1/me", "fault": "rate_limit_429",
+                            "reset_ms": u64::MAX}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let r = env
+        .http
+        .get(format!("{}/me", env.sandbox.api_base()))
+        .bearer_auth(env.sandbox.api_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let reset = dhmad::iso::parse(r.headers()["x-ratelimit-reset"].to_str().unwrap()).unwrap();
+    let wait = reset - time::OffsetDateTime::now_utc();
+    assert!(
+        wait > time::Duration::hours(23) && wait <= time::Duration::hours(24),
+        "{wait}"
+    );
+}
+
 #[tokio::test]
 async fn a_500_after_acting_has_done_what_was_asked() {
     let env = Env::start().await;

@@ -217,14 +217,14 @@ pub struct Escrow {
     /// Seller: id string, user object, or null (invited seller).
     #[serde(default)]
     pub seller: Option<PartyRef>,
-    /// Seller e-mail (create response).
-    #[serde(default)]
+    /// Seller e-mail (create response; absent elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seller_email: Option<String>,
     /// Buyer object, null until linked (and for guests).
     #[serde(default)]
     pub buyer: Option<PartyRef>,
-    /// Buyer e-mail (create response).
-    #[serde(default)]
+    /// Buyer e-mail (create response; absent elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buyer_email: Option<String>,
     /// Estimated delivery in days.
     #[serde(default, deserialize_with = "crate::nullable::count")]
