@@ -93,6 +93,9 @@ struct OrderPage {
 
 fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
     match o.status {
+        OrderStatus::New if o.checkout_gave_up() => {
+            "We could not start the payment with DHMAD. Your order is saved: try again."
+        }
         OrderStatus::New | OrderStatus::CreatingEscrow => "We are preparing your checkout.",
         OrderStatus::EscrowFailed => "We could not start the payment with DHMAD. Your order is saved: try again.",
         OrderStatus::NeedsReconciliation => {

@@ -175,7 +175,7 @@ async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
                     "the checkout could not start: {}",
                     e.cause().unwrap_or_else(|| e.to_string())
                 );
-                db::orders::set_failure_reason_if_new(&state.pool, id, &why).await?;
+                db::orders::set_failure_reason_if_new(&state.pool, id, Some(&why)).await?;
             }
             other
         }
@@ -220,6 +220,11 @@ pub async fn resume_or_queue(state: &AppState, order: Order) -> OrderResult<chec
     // An order that has made no DHMAD call yet is the line's to serve, in its turn: resumed
     // here, a form posted for it would take the budget ahead of the checkouts waiting.
     if order.status == OrderStatus::New {
+        // Back in line after the line gave up on it, it no longer says so. Cleared first: an
+        // order `new` with no reason and out of line is one the reconciler puts back.
+        if order.checkout_gave_up() {
+            db::orders::set_failure_reason_if_new(&state.pool, id, None).await?;
+        }
         return Ok(checkout::Started::Queued(enqueue(state, id).await?));
     }
     match checkout::resume(state, order).await {

@@ -113,3 +113,36 @@ async fn a_refused_repeat_checkout_shows_the_order(pool: PgPool) {
         "not the order's page: {page}"
     );
 }
+
+/// The checkout line gave up on an order before its first DHMAD call (a lasting failure, its
+/// reason kept): the order stays `new`, which only the line serves. Its page says so, stops
+/// refreshing and offers "Pay again", which puts it back in line and on to DHMAD's page.
+/// Before, it said "We are preparing your checkout" and refreshed for ever, with only Cancel.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_order_the_line_gave_up_on_can_be_paid_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, owner_key, status,
+                             failure_reason)
+         VALUES (gen_random_uuid(), 'ai-credits-500', 'instant', 'gave-up@example.tn', 15, 'TND',
+                 'once:gave-up', 'new', 'the checkout could not start: a test')
+         RETURNING id",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    let page = w.app.order_page(id).await;
+    assert!(page.contains("could not start the payment"), "{page}");
+    assert!(page.contains("Pay again"), "{page}");
+    assert!(!page.contains("http-equiv=\"refresh\""), "{page}");
+
+    let again = w.app.post_form(&format!("/orders/{id}/pay"), &[]).await;
+    assert_eq!(again.status(), 303);
+    let o = w
+        .wait_json(id, "the order back on DHMAD's page", |o| {
+            o["checkout_url"].is_string()
+        })
+        .await;
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    assert!(o["failure_reason"].is_null(), "{o}");
+}

@@ -282,11 +282,11 @@ pub async fn record_failure(
 }
 
 /// Notes why the checkout queue gave up on an order still `new` (a lasting failure before its
-/// first DHMAD call), so that it is not put back in line.
+/// first DHMAD call), so that it is not put back in line; `None` when the buyer sends it back.
 pub async fn set_failure_reason_if_new(
     e: impl PgExecutor<'_>,
     id: Uuid,
-    reason: &str,
+    reason: Option<&str>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE orders SET failure_reason = $2, updated_at = now() WHERE id = $1 AND status = 'new'",

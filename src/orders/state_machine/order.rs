@@ -63,10 +63,11 @@ impl Order {
         let phase = self.proof_phase.as_deref();
         match action {
             Action::Pay => {
-                matches!(
+                (matches!(
                     self.status,
                     S::AwaitingPayment | S::EscrowFailed | S::NeedsReconciliation
-                ) && !review
+                ) || self.checkout_gave_up())
+                    && !review
                     && (!standard || !awaiting || self.contract_signed())
             }
             Action::Sign => standard && awaiting && self.contract_buyer_signed != Some(true),
@@ -212,5 +213,13 @@ impl Order {
             self.status,
             OrderStatus::New | OrderStatus::CreatingEscrow | OrderStatus::AwaitingPayment
         ) && self.deposit_rejection_reason.is_none()
+            && !self.checkout_gave_up()
+    }
+
+    /// A checkout the line gave up on before its first DHMAD call (the order keeps why): it
+    /// stays `new`, which nothing but the line serves, so only the buyer's "pay" brings it
+    /// back.
+    pub fn checkout_gave_up(&self) -> bool {
+        self.status == OrderStatus::New && self.failure_reason.is_some()
     }
 }
