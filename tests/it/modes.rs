@@ -215,3 +215,34 @@ async fn dhmads_409_before_acceptance_is_handled(pool: PgPool) {
         .iter()
         .any(|l| l.contains("proof of purchase is not accepted yet")));
 }
+
+/// The buyer signed on DHMAD's page and closed the tab, and the signature's event was lost;
+/// the page ran out. "Sign the contract" again: DHMAD refuses (it has the signature), and the
+/// refusal is the news: the escrow, read at once, records the signature, so the order offers
+/// the next step. Before, it kept offering to sign until the reconciler's next look.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_signature_dhmad_already_has_is_learned_from_its_refusal(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("logo-design", "signed-gone@example.tn").await;
+    w.after_first_reconciler_pass().await;
+    w.faults(json!({"webhooks": {"drop": 1.0}})).await;
+    w.complete(&s.session_id).await;
+    sqlx::query("UPDATE checkout_sessions SET expires_at = now() - interval '1 minute'")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.app.order_json(s.order_id).await["contract"]["buyer_signed"],
+        false
+    );
+
+    let sign = w
+        .app
+        .post_form(&format!("/orders/{}/sign", s.order_id), &[])
+        .await;
+    assert_eq!(sign.status(), 422, "DHMAD's refusal, on the order's page");
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["contract"]["buyer_signed"], true, "{o}");
+    let page = w.app.order_page(s.order_id).await;
+    assert!(!page.contains("Sign the contract"), "{page}");
+}
