@@ -74,16 +74,8 @@ async fn a_guest_payment_under_review_offers_no_second_payment_until_approved(po
         .await;
     assert_eq!(again.status(), 409);
     let repeat = w
-        .http
-        .post(w.app.url("/api/checkout"))
-        .header(
-            "idempotency-key",
-            idempotency_key("ai-credits-500", "guest@example.tn"),
-        )
-        .json(&json!({"sku": "ai-credits-500", "email": "guest@example.tn"}))
-        .send()
-        .await
-        .unwrap();
+        .checkout_response("ai-credits-500", "guest@example.tn")
+        .await;
     assert_eq!(repeat.status(), 409);
     assert_eq!(
         w.count_calls("POST", "/sessions").await,
@@ -150,13 +142,7 @@ async fn a_second_proof_sent_after_a_rejection_is_known_to_be_under_review(pool:
     let page = url.rsplit('/').next().unwrap().to_owned();
     send_proof(&w, &page).await;
 
-    let order = storefront::db::orders::get(&w.app.pool, s.order_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let known = storefront::orders::sync::payment_review_known(&w.app.state, &order)
-        .await
-        .unwrap();
+    let known = w.payment_review_known(s.order_id).await;
     assert!(known, "the second proof is under review");
     let o = w.app.order_json(s.order_id).await;
     assert_eq!(o["payment_review"], true, "{o}");
@@ -197,13 +183,7 @@ async fn a_second_proof_sent_on_the_same_page_is_known_to_be_under_review(pool: 
 async fn after_a_rejection_the_buyer_may_pay_again(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let (s, _) = guest_proof_rejected(&w, "pay-anew@example.tn").await;
-    let order = storefront::db::orders::get(&w.app.pool, s.order_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let known = storefront::orders::sync::payment_review_known(&w.app.state, &order)
-        .await
-        .unwrap();
+    let known = w.payment_review_known(s.order_id).await;
     assert!(!known, "the rejected proof taken for a new one");
     let again = w
         .app

@@ -1,13 +1,13 @@
 //! Which payment page a buyer is offered: never a second one while a proof sent on another
 //! is under review (a guest pays outside DHMAD's wallet, so two pages could take the money
-//! twice), and a refused checkout shows the order it was about.
+//! twice), and a refused checkout, or one the line gave up on, shows the order it was about.
 
-use serde_json::json;
 use sqlx::PgPool;
 
-use crate::common::{sandbox::*, *};
+use crate::common::sandbox::*;
 
 use super::guest_payments::{send_proof, send_proof_and_return};
+
 /// The first payment page has under two minutes left, so "Pay again" opens a second one while
 /// the first is still open at DHMAD. Returns the second page's session.
 async fn a_second_page_while_the_first_is_open(w: &World, s: &Started) -> String {
@@ -44,16 +44,8 @@ async fn a_proof_on_the_older_of_two_pages_closes_the_newer(pool: PgPool) {
         .await;
     assert_eq!(again.status(), 409, "Pay again handed out the second page");
     let repeat = w
-        .http
-        .post(w.app.url("/api/checkout"))
-        .header(
-            "idempotency-key",
-            idempotency_key("ai-credits-500", "two-pages@example.tn"),
-        )
-        .json(&json!({"sku": "ai-credits-500", "email": "two-pages@example.tn"}))
-        .send()
-        .await
-        .unwrap();
+        .checkout_response("ai-credits-500", "two-pages@example.tn")
+        .await;
     assert_eq!(repeat.status(), 409, "a repeated checkout handed it out");
     let waiting = w.app.get(&format!("/orders/{}/checkout", s.order_id)).await;
     let to = waiting
@@ -76,13 +68,7 @@ async fn a_proof_on_the_older_of_two_pages_is_found_without_coming_back(pool: Pg
         .await;
     a_second_page_while_the_first_is_open(&w, &s).await;
     send_proof(&w, &s.session_id).await;
-    let order = storefront::db::orders::get(&w.app.pool, s.order_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let known = storefront::orders::sync::payment_review_known(&w.app.state, &order)
-        .await
-        .unwrap();
+    let known = w.payment_review_known(s.order_id).await;
     assert!(known, "the proof on the older page was missed");
     assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
 }

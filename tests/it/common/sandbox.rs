@@ -122,14 +122,7 @@ impl World {
     }
 
     pub async fn checkout(&self, sku: &str, email: &str) -> Started {
-        let r = self
-            .http
-            .post(self.app.url("/api/checkout"))
-            .header("idempotency-key", idempotency_key(sku, email))
-            .json(&json!({"sku": sku, "email": email}))
-            .send()
-            .await
-            .unwrap();
+        let r = self.checkout_response(sku, email).await;
         assert_eq!(r.status(), 201, "checkout: {}", r.text().await.unwrap());
         let v: Value = r.json().await.unwrap();
         Started {
@@ -137,6 +130,29 @@ impl World {
             session_id: v["session_id"].as_str().unwrap().to_owned(),
             checkout_url: v["checkout_url"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// The API's checkout as [`Self::checkout`] sends it (one key per product and buyer, so a
+    /// repeat continues the same order), answered as it comes.
+    pub async fn checkout_response(&self, sku: &str, email: &str) -> reqwest::Response {
+        self.http
+            .post(self.app.url("/api/checkout"))
+            .header("idempotency-key", idempotency_key(sku, email))
+            .json(&json!({"sku": sku, "email": email}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Whether the shop, asked now (`sync::payment_review_known`), finds a payment under review.
+    pub async fn payment_review_known(&self, order_id: Uuid) -> bool {
+        let order = db::orders::get(&self.app.pool, order_id)
+            .await
+            .unwrap()
+            .unwrap();
+        storefront::orders::sync::payment_review_known(&self.app.state, &order)
+            .await
+            .unwrap()
     }
 
     /// The browser's checkout: the catalog form, answered with a redirect or an error page.
