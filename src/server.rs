@@ -8,7 +8,7 @@
 //!   backlog holds newcomers) until a connection closes;
 //! - once over three quarters of them are open, a new connection from an address that holds
 //!   `max_connections_per_client` already is closed at once, so a few clients cannot hold them
-//!   all (not behind a proxy, whose address every connection shares); on a quiet server an
+//!   all (except a trusted proxy's, whose address every connection shares); on a quiet server an
 //!   address may hold up to a quarter of them, so an office behind one NAT address is not
 //!   capped at the crowded share on a quiet day.
 //!
@@ -44,7 +44,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let per_client = (limits.client_ip_header.is_none()).then(|| ClientSlots::for_limits(limits));
+    let per_client = ClientSlots::for_limits(limits);
     let mut refused = Refusals::default();
     let mut tick = tokio::time::interval(Refusals::EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -80,16 +80,21 @@ pub async fn serve(
             }
         };
         let crowded = permits.available_permits() * 4 < limits.max_connections;
-        let slot = match &per_client {
-            Some(slots) => match slots.take(peer.ip(), crowded) {
+        // A proxy's connections all share its address: they take no share. Any other peer
+        // does, behind a proxy too (one that reaches the port directly is counted at its own
+        // address, as the rate limits count it).
+        let behind_proxy = limits.client_ip_header.is_some() && limits.trusts(peer.ip());
+        let slot = if behind_proxy {
+            None
+        } else {
+            match per_client.take(peer.ip(), crowded) {
                 Some(slot) => Some(slot),
                 None => {
                     // Closed at once: this address holds its share of a crowded server.
                     refused.note(peer);
                     continue;
                 }
-            },
-            None => None,
+            }
         };
         let service = router
             .clone()

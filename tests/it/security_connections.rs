@@ -106,7 +106,30 @@ async fn one_client_cannot_hold_every_connection(pool: PgPool) {
     })
     .await;
 
+    // Behind a proxy that is not the one the shop trusts, this address is a client reaching
+    // the port directly: it keeps its share (before, setting the header lifted every share).
     cfg.edge.client_ip_header = Some("x-forwarded-for".into());
+    cfg.edge.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    let direct = spawn(pool.clone(), cfg.clone()).await;
+    let addr = format!("127.0.0.1:{}", direct.port);
+    let held = (
+        TcpStream::connect(&addr).await.unwrap(),
+        TcpStream::connect(&addr).await.unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        closed_within(&mut third, Duration::from_secs(2)).await,
+        "a third connection from an untrusted peer behind a proxy setting"
+    );
+    drop(held);
+    // Its connections (those it keeps for reuse too) go back to the test's pool, which the
+    // next instance's start-up needs.
+    direct.stop().await;
+    drop(direct);
+
+    // From the trusted proxy itself, every connection is some client's: no share.
+    cfg.edge.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     let proxied = spawn(pool, cfg).await;
     let addr = format!("127.0.0.1:{}", proxied.port);
     let mut conns = Vec::new();
