@@ -1,9 +1,11 @@
 //! E-mail addresses as the shop accepts them: trimmed, lower-cased and checked with the
 //! `email_address` crate (RFC 5321/5322 syntax, the parser `lettre` builds on), with the shop's
 //! own limits on top: a domain with a dot (a top-level domain), no domain literal
-//! (`a@[127.0.0.1]`), no display name, no whitespace or control character anywhere (NUL cannot be
-//! stored in Postgres; a quoted local part may hold spaces the syntax allows but no mailbox
-//! provider hands out) and at most 254 characters. DHMAD does the real verification.
+//! (`a@[127.0.0.1]`), no display name, no quoted local part (`"a;=1+1"@b.tn`: no mailbox
+//! provider hands one out, and its `;` would split the back office's CSV export into cells in
+//! a spreadsheet whose list separator is `;`, as in French locales, with a formula in one), no
+//! whitespace or control character anywhere (NUL cannot be stored in Postgres) and at most 254
+//! characters. DHMAD does the real verification.
 
 use email_address::{EmailAddress, Options};
 
@@ -28,7 +30,7 @@ pub fn normalise(raw: &str) -> Result<String, InvalidEmail> {
         .without_domain_literal()
         .without_display_text();
     let ok = email.len() <= 254
-        && !email.contains(|c: char| c.is_whitespace() || c.is_control())
+        && !email.contains(|c: char| c.is_whitespace() || c.is_control() || c == '"')
         && EmailAddress::parse_with_options(&email, options).is_ok();
     if ok {
         Ok(email)
@@ -74,6 +76,8 @@ mod tests {
             "a@b.tn>",
             // the shop's own limits on top of the syntax
             "\"a b\"@c.tn",
+            "\"a;=1+1;\"@b.tn",
+            "\"ab\"@c.tn",
             "a\t@b.tn",
             "a@b.tn\u{7f}",
             "a@[127.0.0.1]",
