@@ -165,8 +165,8 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
     let quiet = time::Duration::try_from(quiet_for).unwrap_or(time::Duration::ZERO);
     let hot = HOT_QUIET.min(quiet);
     let due = db::orders::list_due_for_sync(&state.pool, hot, quiet, BATCH).await?;
-    // The oldest news among the orders due a look (hot ones first: an approximation when more
-    // than a batch is due).
+    // The oldest news among the orders due a look (those due longest come first: an
+    // approximation when more than a batch is due).
     let oldest_news = due
         .iter()
         .map(|o| o.last_synced_at.unwrap_or(o.created_at))

@@ -7,11 +7,17 @@ use uuid::Uuid;
 
 use crate::orders::state_machine::{Cancellation, Mode, Order, OrderStatus};
 
-/// Open orders with an escrow that are due a look at DHMAD, most urgent first: "hot" ones (a
-/// buyer may be paying right now, or the money moved within the hour) after `hot_quiet` without
-/// news, the others after `cold_quiet`. Orders in backoff after a failed look, and orders
-/// flagged for the merchant, wait. The settled list is `OrderStatus::SETTLED`, written out so
-/// the partial index `orders_reconcile` serves it.
+/// Open orders with an escrow that are due a look at DHMAD, the longest due first: "hot" ones
+/// (a buyer may be paying right now, on a page open or closed within 10 minutes, which the
+/// session sweeper marks expired at once; or the money moved within the hour) after `hot_quiet`
+/// without news, the others after `cold_quiet`. Money that moved is looked at again after at
+/// least as long as it has been quiet since it moved (45 s, 90 s, 3 min, … after the change),
+/// not every `hot_quiet` for the hour: most news of a sale comes by webhook, and a look costs
+/// DHMAD's budget. Ordered by when each became due, not hot first: on a busy shop the hot
+/// orders, due again and again, kept every pass, and an order whose webhook was lost an hour
+/// ago was never looked at. Orders in backoff after a failed look, and orders flagged for the
+/// merchant, wait. The settled list is `OrderStatus::SETTLED`, written out so the partial index
+/// `orders_reconcile` serves it.
 pub async fn list_due_for_sync(
     e: impl PgExecutor<'_>,
     hot_quiet: time::Duration,
@@ -25,17 +31,24 @@ pub async fn list_due_for_sync(
     sqlx::query_as!(
         Order,
         r#"WITH candidates AS (
-             SELECT o.*,
+             SELECT o.*, COALESCE(o.last_synced_at, o.created_at) AS looked,
                     (o.status IN ('paid', 'delivered') AND o.updated_at > now() - interval '1 hour')
-                    OR (o.status = 'awaiting_payment' AND EXISTS (
+                      AS moved,
+                    (o.status = 'awaiting_payment' AND EXISTS (
                           SELECT 1 FROM checkout_sessions s
-                           WHERE s.order_id = o.id AND s.status = 'pending'
-                             AND s.expires_at > now() - interval '10 minutes')) AS hot
+                           WHERE s.order_id = o.id AND s.status IN ('pending', 'expired')
+                             AND s.expires_at > now() - interval '10 minutes')) AS paying
                FROM orders o
               WHERE o.escrow_id IS NOT NULL AND o.status NOT IN ('completed', 'cancelled')
                 AND o.attention IS NULL
                 AND (o.next_sync_at IS NULL OR o.next_sync_at <= now())
                 AND COALESCE(o.last_synced_at, o.created_at) <= now() - $1::bigint * interval '1 millisecond'
+           ), due AS (
+             SELECT *, looked + CASE
+                 WHEN paying THEN $1::bigint * interval '1 millisecond'
+                 WHEN moved THEN GREATEST($1::bigint * interval '1 millisecond', looked - updated_at)
+                 ELSE $2::bigint * interval '1 millisecond' END AS due_at
+               FROM candidates
            )
            SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
                 status AS "status: OrderStatus", escrow_id, escrow_status, escrow_updated_at,
@@ -44,9 +57,9 @@ pub async fn list_due_for_sync(
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required, contract_buyer_signed,
                 contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
-             FROM candidates
-            WHERE hot OR COALESCE(last_synced_at, created_at) <= now() - $2::bigint * interval '1 millisecond'
-            ORDER BY hot DESC, COALESCE(last_synced_at, created_at)
+             FROM due
+            WHERE due_at <= now()
+            ORDER BY due_at
             LIMIT $3"#,
         hot_ms,
         cold_ms,

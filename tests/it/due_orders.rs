@@ -1,0 +1,128 @@
+//! Which orders the reconciler looks at, and in what order: the one due longest first, so that
+//! orders due again and again (money that just moved) cannot keep an order whose webhook was
+//! lost long ago out of every pass; and money that moved is looked at less often as it stays
+//! quiet, not every 45 s for an hour.
+
+use sqlx::PgPool;
+use storefront::db;
+use uuid::Uuid;
+
+use crate::common::*;
+
+const HOT_QUIET: time::Duration = time::Duration::seconds(45);
+const COLD_QUIET: time::Duration = time::Duration::minutes(10);
+
+/// `n` orders with an escrow each (ids unique to `tag`), as checkout leaves them.
+async fn orders(app: &TestApp, tag: u8, n: u8) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let escrow = format!("{tag:02x}{i:02x}{}", "0".repeat(20));
+        let email = format!("due{tag}-{i}@example.tn");
+        let now = time::OffsetDateTime::now_utc();
+        ids.push(app.seed_order("chechia-red", &email, &escrow, now).await);
+    }
+    ids
+}
+
+async fn set(app: &TestApp, ids: &[Uuid], sql: &str) {
+    sqlx::query(&format!("UPDATE orders SET {sql} WHERE id = ANY($1)"))
+        .bind(ids)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+}
+
+async fn due(app: &TestApp, limit: i64) -> Vec<Uuid> {
+    db::orders::list_due_for_sync(&app.pool, HOT_QUIET, COLD_QUIET, limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect()
+}
+
+/// A busy shop: 25 orders whose money moved a minute ago are due again (50 s without news),
+/// and one order's paid webhook was lost 20 minutes ago. A pass's batch of 20 holds the one
+/// due longest. Before, the hot orders came first and filled every batch, pass after pass.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_order_due_long_ago_is_not_starved_by_hot_ones(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let hot = orders(&app, 1, 25).await;
+    set(
+        &app,
+        &hot,
+        "status = 'paid', updated_at = now() - interval '1 minute',
+         last_synced_at = now() - interval '50 seconds'",
+    )
+    .await;
+    let cold = orders(&app, 2, 1).await;
+    set(
+        &app,
+        &cold,
+        "last_synced_at = now() - interval '20 minutes'",
+    )
+    .await;
+
+    let batch = due(&app, 20).await;
+    assert_eq!(batch.len(), 20);
+    assert_eq!(batch[0], cold[0], "the order due longest comes first");
+}
+
+/// Money that moved half an hour ago and was looked at a minute ago is not due again yet: it is
+/// looked at after as long as it has been quiet since it moved. Money that moved a minute ago
+/// is due after 45 s without news.
+#[sqlx::test(migrations = "./migrations")]
+async fn money_that_stays_quiet_is_looked_at_less_often(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let ids = orders(&app, 3, 2).await;
+    let (settled_down, just_moved) = (&ids[..1], &ids[1..]);
+    set(
+        &app,
+        settled_down,
+        "status = 'paid', updated_at = now() - interval '30 minutes',
+         last_synced_at = now() - interval '1 minute'",
+    )
+    .await;
+    set(
+        &app,
+        just_moved,
+        "status = 'paid', updated_at = now() - interval '1 minute',
+         last_synced_at = now() - interval '50 seconds'",
+    )
+    .await;
+    assert_eq!(due(&app, 20).await, just_moved);
+    // Looked at half an hour ago, 29 minutes after it moved: due again now.
+    set(
+        &app,
+        settled_down,
+        "updated_at = now() - interval '59 minutes', last_synced_at = now() - interval '30 minutes'",
+    )
+    .await;
+    let mut both = due(&app, 20).await;
+    both.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(both, expected);
+}
+
+/// A payment page that closed five minutes ago, which the session sweeper has marked expired:
+/// the buyer may have paid in its last minutes, so the order is still looked at after 45 s
+/// without news, not after 10 minutes. Before, the sweeper's mark cut that tail to a minute.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_page_closed_minutes_ago_keeps_its_order_hot(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let ids = orders(&app, 4, 1).await;
+    sqlx::query(
+        "INSERT INTO checkout_sessions (session_id, order_id, escrow_id, action, url, status,
+                                        expires_at, created_at)
+         SELECT 'sess-closed', id, escrow_id, 'accept_pay', 'http://dhmad.invalid/x', 'expired',
+                now() - interval '5 minutes', now() - interval '35 minutes'
+           FROM orders WHERE id = $1",
+    )
+    .bind(ids[0])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    set(&app, &ids, "last_synced_at = now() - interval '50 seconds'").await;
+    assert_eq!(due(&app, 20).await, ids);
+}
