@@ -1,13 +1,17 @@
 //! Which orders the reconciler looks at, and in what order: the one due longest first, so that
 //! orders due again and again (money that just moved) cannot keep an order whose webhook was
 //! lost long ago out of every pass; and money that moved is looked at less often as it stays
-//! quiet, not every 45 s for an hour.
+//! quiet, not every 45 s for an hour; and an order flagged because DHMAD did not know its
+//! escrow comes back once DHMAD speaks of it.
 
+use std::time::Duration;
+
+use serde_json::json;
 use sqlx::PgPool;
-use storefront::db;
+use storefront::{db, jobs::reconciler};
 use uuid::Uuid;
 
-use crate::common::*;
+use crate::common::{sandbox::*, *};
 
 const HOT_QUIET: time::Duration = time::Duration::seconds(45);
 const COLD_QUIET: time::Duration = time::Duration::minutes(10);
@@ -125,4 +129,40 @@ async fn a_page_closed_minutes_ago_keeps_its_order_hot(pool: PgPool) {
     .unwrap();
     set(&app, &ids, "last_synced_at = now() - interval '50 seconds'").await;
     assert_eq!(due(&app, 20).await, ids);
+}
+
+/// DHMAD answered a read with 404 once (a glitch; a key briefly without its association gets
+/// 403 alike), which flags the order for the merchant; then DHMAD's signed webhook speaks of
+/// the escrow. The flag is lifted, and the reconciler looks after the order again. Before, the
+/// flag stayed until the merchant's "Reconcile", and the order was out of every repair.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_flag_is_lifted_when_dhmad_speaks_of_the_escrow_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "glitch@example.tn").await;
+    w.after_first_reconciler_pass().await;
+    let long_quiet = "last_synced_at = now() - interval '1 hour'";
+    set(&w.app, &[s.order_id], long_quiet).await;
+    w.faults(
+        json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
+                             "fault": "not_found"}]}),
+    )
+    .await;
+    let pass = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(pass.flagged, 1, "{pass:?}");
+
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "paid").await;
+    let flag: Option<String> = sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
+        .bind(s.order_id)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(flag, None);
+    set(&w.app, &[s.order_id], long_quiet).await;
+    let pass = reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(pass.checked, 1, "{pass:?}");
 }

@@ -1,8 +1,6 @@
-//! What a reconciliation pass started from the back office changed, and the attention flag it
-//! clears.
+//! What a reconciliation pass started from the back office changed.
 
 use sqlx::PgExecutor;
-use uuid::Uuid;
 
 /// The newest timeline line's id: what a reconciliation pass wrote comes after it.
 pub async fn last_event_id(e: impl PgExecutor<'_>) -> sqlx::Result<i64> {
@@ -24,16 +22,4 @@ pub async fn changed_since(e: impl PgExecutor<'_>, after: i64, source: &str) -> 
     .fetch_one(e)
     .await?;
     Ok(n)
-}
-
-/// DHMAD answered about the order's escrow again: the flag no longer holds.
-pub async fn clear_attention(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
-    let r = sqlx::query!(
-        "UPDATE orders SET attention = NULL, updated_at = now()
-          WHERE id = $1 AND attention IS NOT NULL",
-        id
-    )
-    .execute(e)
-    .await?;
-    Ok(r.rows_affected() == 1)
 }

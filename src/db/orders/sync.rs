@@ -89,6 +89,18 @@ pub async fn sync_failed(
     Ok(())
 }
 
+/// DHMAD spoke of the order's escrow again: the flag no longer holds. Whether there was one.
+pub async fn clear_attention(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
+        "UPDATE orders SET attention = NULL, updated_at = now()
+          WHERE id = $1 AND attention IS NOT NULL",
+        id
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Flags the order for the merchant (DHMAD no longer knows its escrow, …): the reconciler stops
 /// asking, the back office shows why.
 pub async fn flag_attention(e: impl PgExecutor<'_>, id: Uuid, why: &str) -> sqlx::Result<()> {

@@ -186,19 +186,14 @@ pub async fn reconcile_order(
         }
     } else {
         match sync::refresh_order(&s, &order, SOURCE).await {
-            Ok(applied) => {
-                if db::admin_consoles::clear_attention(&s.pool, order_id).await? {
-                    let why = "DHMAD answered about the escrow again: flag lifted";
-                    db::events::add(&s.pool, order_id, "attention_cleared", why, None).await?;
-                }
-                match applied {
-                    Applied::Transitioned { from, to, .. } => (
-                        Notice::OrderChanged,
-                        format!("{} → {to}", from.as_deref().unwrap_or("unknown")),
-                    ),
-                    _ => (Notice::OrderSame, "unchanged".to_owned()),
-                }
-            }
+            // A flag for the merchant is lifted as the escrow is applied (`apply_escrow_snapshot`).
+            Ok(applied) => match applied {
+                Applied::Transitioned { from, to, .. } => (
+                    Notice::OrderChanged,
+                    format!("{} → {to}", from.as_deref().unwrap_or("unknown")),
+                ),
+                _ => (Notice::OrderSame, "unchanged".to_owned()),
+            },
             Err(OrderError::EscrowUnknown(why)) => {
                 (Notice::OrderFlagged, format!("flagged: {why}"))
             }

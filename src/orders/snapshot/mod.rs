@@ -49,6 +49,20 @@ impl Applied {
     }
 }
 
+/// The order was flagged because DHMAD did not know its escrow (a 404 or 403 on a read or a
+/// deliver); DHMAD now speaks of it (a signed webhook, or its API): the flag no longer holds.
+/// Left set, it kept the order out of every repair for good (the reconciler, a deliver queued
+/// again, the abandoned-order job) until the merchant thought of its "Reconcile" button.
+async fn lift_flag(conn: &mut PgConnection, order: &mut Order) -> sqlx::Result<()> {
+    if db::orders::clear_attention(&mut *conn, order.id).await? {
+        let why = "DHMAD spoke of the escrow again: flag lifted";
+        db::events::add(&mut *conn, order.id, "attention_cleared", why, None).await?;
+        tracing::info!(order.id = %order.id, "flag lifted: DHMAD knows the escrow");
+    }
+    order.attention = None;
+    Ok(())
+}
+
 /// Applies `escrow` to the order that owns it, under the order's row lock. Idempotent: the same
 /// snapshot twice transitions once. `source` says where the news came from, for the timeline.
 #[tracing::instrument(skip_all, fields(escrow.id = %escrow.id, escrow.status = %escrow.status, source))]
@@ -58,9 +72,12 @@ pub async fn apply_escrow_snapshot(
     authority: Authority,
     source: &str,
 ) -> sqlx::Result<Applied> {
-    let Some(order) = db::orders::lock_by_escrow(&mut *conn, &escrow.id).await? else {
+    let Some(mut order) = db::orders::lock_by_escrow(&mut *conn, &escrow.id).await? else {
         return Ok(Applied::Unmatched);
     };
+    if order.attention.is_some() {
+        lift_flag(conn, &mut order).await?;
+    }
     let order = Box::new(order);
     let seen = Seen {
         status: order.status,
