@@ -236,9 +236,22 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                 {
                     // Our copy of the proof gate was ahead of DHMAD's: nothing to retry until the
                     // proof is accepted. Learn DHMAD's view; the merchant ships again from there.
-                    still_paid(state, &escrow_id).await?;
+                    // The refusal says our copy is wrong, so DHMAD's phase is kept even where a
+                    // gate could not go back to it by events (a snapshot keeps it out).
+                    let read = read_escrow(state, &escrow_id).await?;
                     let mut conn = state.pool.acquire().await?;
                     let mut tx = db::tx::begin(&mut conn).await?;
+                    let phase = read
+                        .as_ref()
+                        .ok()
+                        .and_then(|e| e.proof_info.as_ref()?.phase.as_ref());
+                    if let Some(phase) = phase {
+                        let facts = db::orders::EscrowFacts {
+                            proof_phase: Some(phase.as_str()),
+                            ..Default::default()
+                        };
+                        db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
+                    }
                     db::events::add(
                     &mut *tx,
                     order.id,

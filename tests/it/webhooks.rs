@@ -341,6 +341,38 @@ async fn a_submission_delivered_late_does_not_undo_a_correction_request(pool: Pg
     assert_eq!(late, 1);
 }
 
+/// DHMAD's proof events carry no clock (`data.escrow {id, title, status, mode}`), so a read of
+/// the escrow that DHMAD answered before the buyer accepted the proof, applied after the
+/// acceptance's event, looks as new as the order: it must not reopen the gate. Before, it put
+/// the phase back to "submitted": the ship was refused and the buyer asked to review again.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_read_answered_before_the_proof_was_accepted_does_not_undo_it(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("pottery-nabeul", "slow-read@example.tn", ESCROW, t(0))
+        .await;
+    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+        .await;
+    let accepted = event(
+        "escrow.proof.accepted",
+        json!({
+            "escrow": {"id": ESCROW, "title": "test", "status": "paid", "mode": "quick"},
+            "proof": {"phase": "accepted", "correctionRounds": 0}
+        }),
+    );
+    assert_eq!(result_of(app.deliver(&accepted).await).await.0, 200);
+    assert_eq!(app.order_json(id).await["proof_phase"], "accepted");
+
+    // The read, made while the proof waited for the buyer, dated as the payment.
+    let mut read = escrow(ESCROW, "paid", "paid", "quick", t(1));
+    read.proof_info =
+        Some(serde_json::from_value(json!({"phase": "submitted_waiting_buyer_review"})).unwrap());
+    storefront::orders::sync::apply_in_tx(&app.state, &read, "a slow read")
+        .await
+        .unwrap();
+    assert_eq!(app.order_json(id).await["proof_phase"], "accepted");
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
     let app = spawn_offline(pool).await;

@@ -6,7 +6,7 @@ use dhmad::{Escrow, EscrowStatus};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::{fulfilment, Order, OrderStatus};
+use super::{fulfilment, state_machine::proof_phase_may_follow, Order, OrderStatus};
 use crate::db::{self, events::NewEvent};
 
 pub mod amount;
@@ -107,7 +107,7 @@ pub async fn apply_escrow_snapshot(
             let fresh = plan.reset_clock
                 || matches!((plan.clock, seen.clock), (Some(n), Some(c)) if n >= c)
                 || seen.clock.is_none();
-            if fresh && keep_facts(conn, order.id, escrow).await? {
+            if fresh && keep_facts(conn, &order, escrow).await? {
                 let order = Box::new(
                     db::orders::get(&mut *conn, order.id)
                         .await?
@@ -120,7 +120,7 @@ pub async fn apply_escrow_snapshot(
         Decision::Apply => {}
     }
     let from = order.escrow_status.clone();
-    keep_facts(conn, order.id, escrow).await?;
+    keep_facts(conn, &order, escrow).await?;
     let code = plan
         .fulfil
         .then(|| fulfilment::code_to_issue(&order))
@@ -169,14 +169,17 @@ pub async fn apply_escrow_snapshot(
 }
 
 /// Keeps what the snapshot says of the contract's signatures and the proof gate; false when it
-/// says nothing of them.
-async fn keep_facts(
-    conn: &mut PgConnection,
-    order_id: uuid::Uuid,
-    escrow: &Escrow,
-) -> sqlx::Result<bool> {
+/// says nothing of them. Its proof gate is left out when its phase cannot follow the stored
+/// one: proof events carry no clock, so a read DHMAD answered before the buyer accepted a
+/// proof, applied after the acceptance's event, looks as new as it and would reopen the gate.
+async fn keep_facts(conn: &mut PgConnection, order: &Order, escrow: &Escrow) -> sqlx::Result<bool> {
     let signatures = escrow.signatures.as_ref();
-    let proof = escrow.proof_info.as_ref();
+    let proof = escrow.proof_info.as_ref().filter(|p| {
+        let (stored, next) = (order.proof_phase.as_deref(), p.phase.as_ref());
+        stored
+            .zip(next)
+            .is_none_or(|(stored, next)| proof_phase_may_follow(stored, next.as_str()))
+    });
     if signatures.is_none() && proof.is_none() {
         return Ok(false);
     }
@@ -192,7 +195,7 @@ async fn keep_facts(
         // compared with proof events' (`news::proof_facts`).
         proof_correction_rounds: None,
     };
-    db::orders::set_escrow_facts(&mut *conn, order_id, &facts).await?;
+    db::orders::set_escrow_facts(&mut *conn, order.id, &facts).await?;
     Ok(true)
 }
 
