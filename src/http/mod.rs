@@ -27,6 +27,7 @@ mod orders;
 mod rate_limit;
 mod shop;
 mod static_files;
+mod to_the_end;
 mod webhooks;
 
 pub(crate) use client_addr::limit_key;
@@ -88,9 +89,21 @@ pub fn router(state: AppState) -> Router {
             get(admin_auth::login_form).post(admin_auth::login),
         )
         .route("/admin/logout", post(admin_auth::logout))
+        .route("/admin/orders/{id}", get(admin_order::page))
+        .route("/admin/orders", get(admin::orders))
+        .route("/admin/orders.csv", get(admin::csv))
+        .route(
+            "/admin/orders/{id}/events",
+            get(admin_consoles::order_events),
+        )
+        .route("/admin/inbox", get(admin_consoles::inbox))
+        .route("/admin/outbox", get(admin_consoles::outbox))
+        .route("/admin/audit", get(admin_consoles::audit))
+        .route_layer(no_store.clone());
+    // Run to their end even when the request is cut short (`to_the_end`).
+    let admin_actions = Router::new()
         .route("/admin/orders/{id}/ship", post(admin::ship))
         .route("/admin/orders/{id}/retry", post(admin::retry))
-        .route("/admin/orders/{id}", get(admin_order::page))
         .route("/admin/orders/{id}/cancel", post(admin_order::cancel))
         .route(
             "/admin/orders/{id}/cancellation",
@@ -99,15 +112,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/orders/{id}/dispute", post(admin_order::dispute))
         .route("/admin/orders/{id}/sign", post(admin_order::sign))
         .route("/admin/orders/{id}/proof", post(admin_order::proof))
-        .route("/admin/reconcile", post(admin::reconcile))
-        .route("/admin/orders", get(admin::orders))
-        .route("/admin/orders.csv", get(admin::csv))
         .route("/admin/orders/{id}/reconcile", post(admin::reconcile_order))
-        .route(
-            "/admin/orders/{id}/events",
-            get(admin_consoles::order_events),
-        )
-        .route("/admin/inbox", get(admin_consoles::inbox))
+        .route("/admin/reconcile", post(admin::reconcile))
         .route(
             "/admin/inbox/reprocess-unmatched",
             post(admin_consoles::reprocess_unmatched),
@@ -116,13 +122,12 @@ pub fn router(state: AppState) -> Router {
             "/admin/inbox/{event_id}/reprocess",
             post(admin_consoles::reprocess_one),
         )
-        .route("/admin/outbox", get(admin_consoles::outbox))
         .route("/admin/outbox/{id}/retry", post(admin_consoles::retry_job))
         .route(
             "/admin/outbox/{id}/abandon",
             post(admin_consoles::abandon_job),
         )
-        .route("/admin/audit", get(admin_consoles::audit))
+        .route_layer(axum::middleware::from_fn(to_the_end::run_to_the_end))
         .route_layer(no_store.clone());
     let checkout = Router::new()
         .route("/checkout", post(checkout::form))
@@ -215,6 +220,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(observe::metrics_page))
         .route("/favicon.ico", get(favicon))
         .merge(private)
+        .merge(admin_actions)
         .merge(checkout)
         .merge(actions)
         .nest_service("/static", static_files::service(&state.config.static_dir))

@@ -106,3 +106,33 @@ async fn reconciling_while_dhmad_is_down_says_so(pool: PgPool) {
     let page = admin_page(&app, "/admin?notice=%3Cscript%3E").await;
     assert!(!page.contains("<script>") && !page.contains("class=\"flash"));
 }
+
+/// DHMAD so slow that reading one escrow (three tries) outlasts the request's deadline: the
+/// merchant's "Reconcile" answers 503, but the read goes on to its end and the action is in the
+/// audit trail, with what it found. Before, the deadline dropped the handler with its audit
+/// line: an operator's action that called DHMAD left no trace.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_action_cut_short_by_the_deadline_still_ends_in_the_audit_trail(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.request_timeout = Some(std::time::Duration::from_millis(1500));
+        c.dhmad_timeout = std::time::Duration::from_millis(600);
+    })
+    .await;
+    let s = w.checkout("chechia-red", "slow-reconcile@example.tn").await;
+    w.faults(
+        json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
+                             "fault": "hang", "hang_ms": 1000, "times": 10}]}),
+    )
+    .await;
+    let r = w
+        .admin_post(&format!("/admin/orders/{}/reconcile", s.order_id))
+        .await;
+    assert_eq!(r.status(), 503);
+    let audit = wait_for("the action's audit line", 15, || async {
+        let audit = audit_actions(&w.app.pool).await;
+        audit.into_iter().find(|a| a.0 == "reconcile_order")
+    })
+    .await;
+    assert_eq!(audit.1, Some(s.order_id));
+    assert!(audit.2.starts_with("failed"), "{audit:?}");
+}

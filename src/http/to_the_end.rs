@@ -1,0 +1,23 @@
+//! The back office's actions run to their end, whatever becomes of the request. The edge's
+//! deadline (a slow DHMAD: one read retried three times outlasts it, and a full reconciliation
+//! pass can take minutes) or a merchant closing the tab drops the handler's future, and with it
+//! the rest of the work and the audit line written when it is done. Each action therefore runs
+//! as a task of its own, which the request awaits: cut short, the request answers 503 (the
+//! edge's deadline) while the action finishes and records what it did.
+
+use axum::{
+    extract::Request,
+    http::StatusCode,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+pub async fn run_to_the_end(req: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(answer) => answer,
+        // The panic catcher outside answers it, as if it had happened here.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down.
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
