@@ -125,6 +125,16 @@ pub struct Settings {
     /// The shop as browsers see it; DHMAD sends buyers back to {this}/checkout/callback.
     #[arg(long, env = "PUBLIC_BASE_URL", hide_env_values = true, default_value = DEFAULT_PUBLIC_BASE_URL)]
     public_base_url: String,
+    /// Only this machine can reach the shop, whatever LISTEN_ADDR says (a container whose
+    /// port is published on 127.0.0.1): the public demo secrets are then allowed on an
+    /// address beyond loopback.
+    #[arg(
+        long,
+        env = "LOCAL_ONLY",
+        hide_env_values = true,
+        default_value = "false"
+    )]
+    local_only: String,
     /// Directory of the static assets served under /static.
     #[arg(long, env = "STATIC_DIR", hide_env_values = true, default_value = DEFAULT_STATIC_DIR)]
     static_dir: String,
@@ -233,7 +243,7 @@ pub struct Settings {
     #[arg(long, env = "MAX_CONNECTIONS", hide_env_values = true, default_value_t = EdgeLimits::default().max_connections.to_string(), help_heading = "Limits")]
     max_connections: String,
     /// Once over three quarters of MAX_CONNECTIONS are open, a client address (IPv6 by its
-    /// /64) holding this many gets a new one closed; not behind a proxy (CLIENT_IP_HEADER).
+    /// /64) holding this many gets a new one closed; not a trusted proxy (CLIENT_IP_HEADER).
     #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", hide_env_values = true, default_value_t = EdgeLimits::default().max_connections_per_client.to_string(), help_heading = "Limits")]
     max_connections_per_client: String,
     /// A client must send a request's headers within this time (idle keep-alive connections
@@ -271,6 +281,7 @@ impl Settings {
             "DATABASE_URL" => return self.database_url.clone(),
             "LISTEN_ADDR" => &self.listen_addr,
             "PUBLIC_BASE_URL" => &self.public_base_url,
+            "LOCAL_ONLY" => &self.local_only,
             "STATIC_DIR" => &self.static_dir,
             "DHMAD_API_BASE" => &self.dhmad_api_base,
             "DHMAD_API_KEY" => return self.dhmad_api_key.clone(),

@@ -393,8 +393,20 @@ impl Config {
             );
         }
         // The demo's secrets are public: fine on this machine, not once strangers can reach
-        // the shop (a staging shop on DHMAD's sandbox included) or money is real.
-        let reachable = matches!(&public_base_url, Ok(u) if !is_local(u));
+        // the shop (a staging shop on DHMAD's sandbox included) or money is real. A shop that
+        // listens beyond loopback is reachable too (`docker run -p 3000:3000` publishes the
+        // image's 0.0.0.0 on every interface), unless LOCAL_ONLY says only this machine can
+        // reach the port (compose publishes it on 127.0.0.1).
+        let local_only = match var("LOCAL_ONLY").as_deref() {
+            None | Some("false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => {
+                check("LOCAL_ONLY", Err("expected true or false".into()));
+                false
+            }
+        };
+        let open_listener = matches!(&listen_addr, Ok(a) if !a.ip().is_loopback()) && !local_only;
+        let reachable = matches!(&public_base_url, Ok(u) if !is_local(u)) || open_listener;
         if live || reachable {
             let public: Vec<&str> = secrets
                 .iter()
@@ -402,22 +414,30 @@ impl Config {
                 .chain(admin_token.as_deref())
                 .filter(|s| PUBLIC_DEMO_SECRETS.contains(s))
                 .collect();
-            let why = if live {
-                "a live key with the public demo webhook secret or admin token: set your own \
-                 DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN"
+            let (name, why) = if live {
+                (
+                    "DHMAD_API_KEY",
+                    "a live key with the public demo webhook secret or admin token: set your \
+                     own DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN",
+                )
+            } else if open_listener {
+                (
+                    "LISTEN_ADDR",
+                    "other machines can reach this address, and the public demo webhook \
+                     secret or admin token would let anyone forge payments or enter the back \
+                     office: set your own DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN, listen on \
+                     127.0.0.1, or set LOCAL_ONLY=true if only this machine can reach the port \
+                     (a container published on 127.0.0.1)",
+                )
             } else {
-                "PUBLIC_BASE_URL is not this machine, and the public demo webhook secret or \
-                 admin token would let anyone forge payments or enter the back office: set \
-                 your own DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN"
+                (
+                    "PUBLIC_BASE_URL",
+                    "PUBLIC_BASE_URL is not this machine, and the public demo webhook secret or \
+                     admin token would let anyone forge payments or enter the back office: set \
+                     your own DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN",
+                )
             };
-            check(
-                if live {
-                    "DHMAD_API_KEY"
-                } else {
-                    "PUBLIC_BASE_URL"
-                },
-                public.is_empty().then_some(()).ok_or(why.into()),
-            );
+            check(name, public.is_empty().then_some(()).ok_or(why.into()));
         }
 
         if !errors.is_empty() {

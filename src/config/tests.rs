@@ -163,6 +163,35 @@ fn a_shop_others_can_reach_refuses_the_public_demo_secrets() {
     }
 }
 
+/// `docker run -p 3000:3000` publishes the image's 0.0.0.0 on every interface: with the demo's
+/// public secrets, anyone could forge payments. Refused, unless LOCAL_ONLY says the port is
+/// published on this machine only (compose).
+#[test]
+fn a_shop_listening_beyond_loopback_refuses_the_public_demo_secrets() {
+    let with = |listen: &'static str, local_only: Option<&'static str>| {
+        let mut pairs = vec![
+            ("DATABASE_URL", "postgres://u:pw@h/db"),
+            ("LISTEN_ADDR", listen),
+            ("DHMAD_WEBHOOK_SECRETS", PUBLIC_DEMO_SECRETS[0]),
+            ("ADMIN_TOKEN", PUBLIC_DEMO_SECRETS[1]),
+        ];
+        pairs.extend(local_only.map(|v| ("LOCAL_ONLY", v)));
+        cfg(&pairs)
+    };
+    for listen in ["0.0.0.0:3000", "[::]:3000", "192.168.1.10:3000"] {
+        let err = with(listen, None).unwrap_err().to_string();
+        assert!(
+            err.contains("LISTEN_ADDR") && err.contains("LOCAL_ONLY"),
+            "{listen}: {err}"
+        );
+        assert!(with(listen, Some("true")).is_ok(), "{listen}");
+    }
+    assert!(with("127.0.0.1:3000", None).is_ok());
+    assert!(with("[::1]:3000", None).is_ok());
+    let err = with("0.0.0.0:3000", Some("maybe")).unwrap_err().to_string();
+    assert!(err.contains("LOCAL_ONLY: expected true or false"), "{err}");
+}
+
 #[test]
 fn a_live_key_needs_an_smtp_server() {
     let err = cfg(&live_shop_with("SMTP_URL", None))
