@@ -15,6 +15,7 @@ use crate::common::{sandbox::*, *};
 
 const HOT_QUIET: time::Duration = time::Duration::seconds(45);
 const COLD_QUIET: time::Duration = time::Duration::minutes(10);
+const ZERO: time::Duration = time::Duration::ZERO;
 
 /// `n` orders with an escrow each (ids unique to `tag`), as checkout leaves them.
 async fn orders(app: &TestApp, tag: u8, n: u8) -> Vec<Uuid> {
@@ -95,6 +96,25 @@ async fn money_that_stays_quiet_is_looked_at_less_often(pool: PgPool) {
     )
     .await;
     assert_eq!(due(&app, 20).await, just_moved);
+    // An operator's pass (both quiet times zero) takes every open order.
+    let mut every = db::orders::list_due_for_sync(&app.pool, ZERO, ZERO, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect::<Vec<_>>();
+    every.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(every, expected);
+    // Never longer than the cold orders' 10 minutes: looked at 11 minutes ago, it is due.
+    set(
+        &app,
+        settled_down,
+        "last_synced_at = now() - interval '11 minutes'",
+    )
+    .await;
+    assert!(due(&app, 20).await.contains(&settled_down[0]));
     // Looked at half an hour ago, 29 minutes after it moved: due again now.
     set(
         &app,
@@ -104,8 +124,6 @@ async fn money_that_stays_quiet_is_looked_at_less_often(pool: PgPool) {
     .await;
     let mut both = due(&app, 20).await;
     both.sort();
-    let mut expected = ids.clone();
-    expected.sort();
     assert_eq!(both, expected);
 }
 

@@ -10,10 +10,11 @@ use crate::orders::state_machine::{Cancellation, Mode, Order, OrderStatus};
 /// Open orders with an escrow that are due a look at DHMAD, the longest due first: "hot" ones
 /// (a buyer may be paying right now, on a page open or closed within 10 minutes, which the
 /// session sweeper marks expired at once; or the money moved within the hour) after `hot_quiet`
-/// without news, the others after `cold_quiet`. Money that moved is looked at again after at
-/// least as long as it has been quiet since it moved (45 s, 90 s, 3 min, … after the change),
-/// not every `hot_quiet` for the hour: most news of a sale comes by webhook, and a look costs
-/// DHMAD's budget. Ordered by when each became due, not hot first: on a busy shop the hot
+/// without news, the others after `cold_quiet`. Money that moved is looked at again after as
+/// long as it has been quiet since it moved (45 s, 90 s, 3 min, … after the change), but at
+/// least every `cold_quiet`, not every `hot_quiet` for the hour: most news of a sale comes by
+/// webhook, and a look costs DHMAD's budget. (An operator's pass, both quiet times zero, takes
+/// every open order.) Ordered by when each became due, not hot first: on a busy shop the hot
 /// orders, due again and again, kept every pass, and an order whose webhook was lost an hour
 /// ago was never looked at. Orders in backoff after a failed look, and orders flagged for the
 /// merchant, wait. The settled list is `OrderStatus::SETTLED`, written out so the partial index
@@ -46,7 +47,8 @@ pub async fn list_due_for_sync(
            ), due AS (
              SELECT *, looked + CASE
                  WHEN paying THEN $1::bigint * interval '1 millisecond'
-                 WHEN moved THEN GREATEST($1::bigint * interval '1 millisecond', looked - updated_at)
+                 WHEN moved THEN LEAST($2::bigint * interval '1 millisecond',
+                      GREATEST($1::bigint * interval '1 millisecond', looked - updated_at))
                  ELSE $2::bigint * interval '1 millisecond' END AS due_at
                FROM candidates
            )
