@@ -198,6 +198,7 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     {
         let page = FinishedPage {
             opened_at: session.created_at,
+            expires_at: session.expires_at,
             completed_at,
         };
         note_payment_review(state, order.id, &page).await?;
@@ -232,6 +233,8 @@ pub(super) async fn cancellation_done(
 pub struct FinishedPage {
     /// When we opened it.
     pub opened_at: OffsetDateTime,
+    /// When it closes, by DHMAD's clock (its `expiresAt`).
+    pub expires_at: OffsetDateTime,
     /// When DHMAD says it was finished, if it says.
     pub completed_at: Option<OffsetDateTime>,
 }
@@ -283,11 +286,13 @@ const DEPOSIT_PROOF_REJECTED: &str = "escrow.deposit_proof.rejected";
 /// Was `page` finished after the order's last rejected proof, if any? After a rejection the
 /// buyer is asked to pay again, on a new page or on the one the rejected proof came from: DHMAD
 /// reopens it, and the buyer "may upload again through the same session" (§4.2). A page
-/// opened since the rejection holds a new proof. For a page opened before it, only DHMAD
-/// knows: its `completedAt` after the rejection's time, both by DHMAD's clock (the event's
-/// `timestamp`, which every stored event has), is a new proof. That DHMAD dates a second
-/// completion of one page anew is the sandbox's reading (the contract leaves it open); if it
-/// keeps the first date, such a page reads as the rejected proof's.
+/// opened since the rejection holds a new proof. For a page opened before it, DHMAD's clock
+/// tells (the rejection event's `timestamp`, which every stored event has): a page closed by
+/// then took no new upload, so its completion is the rejected proof's; else a `completedAt`
+/// after the rejection is a new proof, and a page DHMAD does not date is taken for one (not
+/// knowing is not "no"). That DHMAD dates a second completion of one page anew is the
+/// sandbox's reading (the contract leaves it open); if it keeps the first date, such a page
+/// reads as the rejected proof's.
 async fn holds_a_new_proof(
     conn: &mut PgConnection,
     order: &Order,
@@ -310,7 +315,10 @@ async fn holds_a_new_proof(
         .as_deref()
         .and_then(|t| dhmad::iso::parse(t).ok())
         .unwrap_or(rejection.received_at);
-    Ok(page.completed_at.is_some_and(|at| at > rejected_at))
+    if page.expires_at <= rejected_at {
+        return Ok(false);
+    }
+    Ok(page.completed_at.is_none_or(|at| at > rejected_at))
 }
 
 /// Did the buyer finish a payment page without coming back (a guest proof under review)?
@@ -384,6 +392,7 @@ async fn finished_page(
     };
     Ok(Some(FinishedPage {
         opened_at: page.created_at,
+        expires_at: page.expires_at,
         completed_at,
     }))
 }
