@@ -11,9 +11,11 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use tracing::Instrument;
 
 pub async fn run_to_the_end(req: Request, next: Next) -> Response {
-    match tokio::spawn(next.run(req)).await {
+    // In the request's span: its logs keep the request id and route.
+    match tokio::spawn(next.run(req).in_current_span()).await {
         Ok(answer) => answer,
         // The panic catcher outside answers it, as if it had happened here.
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

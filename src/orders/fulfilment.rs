@@ -237,14 +237,19 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                     // Our copy of the proof gate was ahead of DHMAD's: nothing to retry until the
                     // proof is accepted. Learn DHMAD's view; the merchant ships again from there.
                     // The refusal says our copy is wrong, so DHMAD's phase is kept even where a
-                    // gate could not go back to it by events (a snapshot keeps it out).
+                    // gate could not go back to it by events (a snapshot keeps it out); unless
+                    // news changed the phase since this job read it (an acceptance's event
+                    // between DHMAD's answer and now), under the order's lock.
                     let read = read_escrow(state, &escrow_id).await?;
                     let mut conn = state.pool.acquire().await?;
                     let mut tx = db::tx::begin(&mut conn).await?;
+                    let now = db::orders::lock(&mut *tx, order.id).await?;
+                    let unchanged = now.is_some_and(|o| o.proof_phase == order.proof_phase);
                     let phase = read
                         .as_ref()
                         .ok()
-                        .and_then(|e| e.proof_info.as_ref()?.phase.as_ref());
+                        .and_then(|e| e.proof_info.as_ref()?.phase.as_ref())
+                        .filter(|_| unchanged);
                     if let Some(phase) = phase {
                         let facts = db::orders::EscrowFacts {
                             proof_phase: Some(phase.as_str()),

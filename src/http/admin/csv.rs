@@ -28,11 +28,17 @@ use super::list::ListParams;
 /// Orders per query of the CSV export (keyset pages, streamed as they come).
 const CSV_BATCH: i64 = 1000;
 
+/// What starts a formula in a spreadsheet's cell.
+const FORMULA: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 /// Appends one CSV cell (RFC 4180): quoted when it holds a quote, comma or line break, quotes
 /// doubled; a cell a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, or a tab or
-/// carriage return first) is prefixed with `'` so that it stays text.
+/// carriage return first) is prefixed with `'` so that it stays text. So is a formula after a
+/// `;`: a spreadsheet whose list separator is `;` (French locales) splits the line there,
+/// whatever the quotes, and starts a cell with it (an address stored before quoted ones were
+/// refused, `"a;=1+1"@b.tn`).
 pub(in crate::http) fn csv_cell(out: &mut String, value: &str) {
-    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let formula = value.starts_with(FORMULA);
     let quote = value.contains(['"', ',', '\n', '\r']);
     if quote {
         out.push('"');
@@ -40,7 +46,12 @@ pub(in crate::http) fn csv_cell(out: &mut String, value: &str) {
     if formula {
         out.push('\'');
     }
+    let mut after_semicolon = false;
     for c in value.chars() {
+        if after_semicolon && FORMULA.contains(&c) {
+            out.push('\'');
+        }
+        after_semicolon = c == ';';
         if c == '"' {
             out.push('"');
         }
@@ -213,5 +224,16 @@ mod tests {
             "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\""
         );
         assert_eq!(cell("a=b"), "a=b");
+    }
+
+    /// Split at a `;`, as a spreadsheet with that list separator does, no piece is a formula.
+    #[test]
+    fn a_formula_after_a_semicolon_stays_text() {
+        let out = cell("\"a;=1+1;-2;@x;\"@b.tn");
+        assert_eq!(out, "\"\"\"a;'=1+1;'-2;'@x;\"\"@b.tn\"");
+        for piece in out.split(';') {
+            assert!(!piece.starts_with(FORMULA), "{piece:?} in {out}");
+        }
+        assert_eq!(cell("a;b"), "a;b");
     }
 }
