@@ -28,10 +28,18 @@ struct ContractView {
     seller_signed: bool,
 }
 
-/// What the buyer reads of DHMAD's proof phase, with the deadline that matters now.
+/// What the buyer reads of DHMAD's proof phase, with the deadline that matters now. The gate
+/// runs while DHMAD holds the money (`paid`): on an order cancelled, disputed or past it, a
+/// phase still open promises what will not happen (a deadline, a refund, a review), so only a
+/// gate that cancelled the order is told.
 fn proof_text(o: &Order) -> Option<String> {
     let at = |t: Option<OffsetDateTime>| t.map(fmt_time).unwrap_or_else(|| "soon".into());
-    Some(match o.proof_phase.as_deref()? {
+    let phase = o.proof_phase.as_deref()?;
+    let ended = matches!(phase, "expired_no_proof" | "rejected");
+    if o.status != OrderStatus::Paid && !ended {
+        return None;
+    }
+    Some(match phase {
         "waiting_seller_proof" => format!(
             "The shop must show a proof of purchase by {}; otherwise DHMAD cancels and refunds you.",
             at(o.proof_upload_deadline)
@@ -41,7 +49,8 @@ fn proof_text(o: &Order) -> Option<String> {
             at(o.proof_review_deadline)
         ),
         "correction_requested" => "You asked for a better proof; the shop is sending a new one.".into(),
-        "accepted" => "You accepted the proof of purchase; the shop can ship.".into(),
+        // The buyer's acceptance, or DHMAD's after a review.
+        "accepted" => "The proof of purchase was accepted; the shop can ship.".into(),
         "accepted_by_timeout" => {
             "The review time passed, so the proof counts as accepted; the shop can ship.".into()
         }

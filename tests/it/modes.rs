@@ -246,3 +246,40 @@ async fn a_signature_dhmad_already_has_is_learned_from_its_refusal(pool: PgPool)
     let page = w.app.order_page(s.order_id).await;
     assert!(!page.contains("Sign the contract"), "{page}");
 }
+
+/// A proof order cancelled while the shop still had to show its proof (the buyer asked, the
+/// shop accepted): DHMAD leaves the gate's phase as it was, but the page no longer promises a
+/// proof by a deadline "or DHMAD refunds you": the order is cancelled, and says so.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_cancelled_proof_order_promises_no_proof(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w
+        .checkout("pottery-nabeul", "changed-mind@example.tn")
+        .await;
+    w.complete(&s.session_id).await;
+    phase(&w, s.order_id, "waiting_seller_proof").await;
+    assert!(w
+        .app
+        .order_page(s.order_id)
+        .await
+        .contains("must show a proof of purchase"));
+    let ask = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    w.finish_on_dhmad(ask, json!({})).await;
+    w.wait_json(s.order_id, "the request", |o| {
+        o["cancellation"] == "requested"
+    })
+    .await;
+    let accept = w
+        .admin_form(
+            &format!("/admin/orders/{}/cancellation", s.order_id),
+            &[("decision", "accept")],
+        )
+        .await;
+    w.finish_on_dhmad(accept, json!({})).await;
+    w.wait_status(s.order_id, "cancelled").await;
+    let page = w.app.order_page(s.order_id).await;
+    assert!(!page.contains("must show a proof"), "{page}");
+}
