@@ -45,9 +45,22 @@ pub const PUBLIC_DEMO_SECRETS: &[&str] = &[
 ];
 
 /// Whether `u` points at this machine (the demo, tests): `localhost` or a loopback address.
+/// `?tls=required`: lettre's STARTTLS that fails rather than go on in clear text.
+fn tls_required(u: &Url) -> bool {
+    u.query_pairs().any(|(k, v)| k == "tls" && v == "required")
+}
+
 fn is_local(u: &Url) -> bool {
     match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        // A URL of a scheme the `url` crate does not know (`smtp://`) keeps its host as text.
+        Some(url::Host::Domain(d)) => {
+            d == "localhost"
+                || d.ends_with(".localhost")
+                || d.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
@@ -388,6 +401,21 @@ impl Config {
                 smtp_url.is_some().then_some(()).ok_or(
                     "a live key without SMTP_URL would drop every buyer e-mail (the order's \
                      link, an instant good's code): set SMTP_URL"
+                        .into(),
+                ),
+            );
+            // Those e-mails carry the order's link (its only key) and codes, and the relay's
+            // password: lettre's `smtp://` without `?tls=` is plain text, not even STARTTLS.
+            let plain = smtp_url
+                .as_deref()
+                .and_then(|u| Url::parse(u).ok())
+                .is_some_and(|u| u.scheme() == "smtp" && !is_local(&u) && !tls_required(&u));
+            check(
+                "SMTP_URL",
+                (!plain).then_some(()).ok_or(
+                    "a live key's e-mails (order links, codes) are not sent in clear text: use \
+                     smtps://… or smtp://…?tls=required (a relay on this machine may stay \
+                     plain smtp://)"
                         .into(),
                 ),
             );

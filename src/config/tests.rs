@@ -82,7 +82,7 @@ fn live_shop() -> Vec<(&'static str, &'static str)> {
             "sk_live_0000000000000000000000000000000000000000000000000000000000000000",
         ),
         ("DHMAD_API_BASE", "https://dhmad.example/api/v1"),
-        ("SMTP_URL", "smtp://mail.example:587"),
+        ("SMTP_URL", "smtp://mail.example:587?tls=required"),
     ]
 }
 
@@ -200,6 +200,38 @@ fn a_live_key_needs_an_smtp_server() {
     assert!(err.contains("SMTP_URL"), "{err}");
     // The demo logs its e-mails.
     assert!(cfg(&live_shop()[..3]).is_ok());
+}
+
+/// A live shop's e-mails carry the order's link and codes: never over a plain connection to a
+/// relay elsewhere (lettre's `smtp://` without `?tls=` does no STARTTLS at all).
+#[test]
+fn a_live_shops_e_mails_are_not_sent_in_clear_text() {
+    for plain in [
+        "smtp://mail.example:587",
+        "smtp://u:p@mail.example:25?tls=opportunistic",
+    ] {
+        let err = cfg(&live_shop_with("SMTP_URL", Some(plain)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SMTP_URL") && err.contains("clear text"),
+            "{plain}: {err}"
+        );
+    }
+    for ok in [
+        "smtps://u:p@mail.example",
+        "smtp://mail.example:587?tls=required",
+        "smtp://127.0.0.1:2525",
+        "smtp://[::1]:2525",
+        "smtp://localhost:25",
+    ] {
+        let c = cfg(&live_shop_with("SMTP_URL", Some(ok)));
+        assert!(c.is_ok(), "{ok}: {c:?}");
+    }
+    // The demo's local sink, with a sandbox key: as before.
+    let mut demo = live_shop()[..3].to_vec();
+    demo.push(("SMTP_URL", "smtp://mail.example:2525"));
+    assert!(cfg(&demo).is_ok());
 }
 
 #[test]
