@@ -156,7 +156,9 @@ fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
         ("Idempotency-Key" = Option<String>, Header,
             description = "Makes the call safe to repeat: the same key with the same body \
                 continues the same order and payment page; with another body it is refused \
-                (422). 1 to 255 visible ASCII characters.",
+                (422). 1 to 255 visible ASCII characters. A secret: whoever sends it with the \
+                same body gets that order's id and payment page, so make it random (a UUID v4, \
+                or 128 bits or more), never a cart or order number.",
             min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
     ),
     request_body = CheckoutInput,
