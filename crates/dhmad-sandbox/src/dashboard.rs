@@ -84,7 +84,18 @@ struct Dashboard {
     notice: Option<Notice>,
     deliveries: Vec<DeliveryRow>,
     escrows: Vec<EscrowRow>,
-    sessions: Vec<(String, String, String, String, String)>,
+    sessions: Vec<SessionRow>,
+}
+
+/// One checkout session on the dashboard; an escrow's newest first.
+pub struct SessionRow {
+    pub id: String,
+    pub action: String,
+    pub target: String,
+    pub status: String,
+    pub escrow: String,
+    pub created: String,
+    created_at: time::OffsetDateTime,
 }
 
 pub async fn page(
@@ -141,20 +152,21 @@ pub fn render(state: &AppState, notice: Option<Notice>, status: StatusCode) -> R
         let s: Vec<_> = store
             .sessions
             .values()
-            .map(|s| {
-                (
-                    s.id.clone(),
-                    s.action.to_string(),
-                    s.target_email.clone(),
-                    s.status.to_string(),
-                    s.escrow_id.clone(),
-                )
+            .map(|s| SessionRow {
+                id: s.id.clone(),
+                action: s.action.to_string(),
+                target: s.target_email.clone(),
+                status: s.status.to_string(),
+                escrow: s.escrow_id.clone(),
+                created: dhmad::iso::format(s.created_at),
+                created_at: s.created_at,
             })
             .collect();
         (e, s)
     };
     escrows.sort_by(|a, b| b.id.cmp(&a.id));
-    sessions.sort_by(|a, b| b.4.cmp(&a.4));
+    // Sessions are kept by random id: without this, one escrow's came in hash order.
+    sessions.sort_by(|a, b| (&b.escrow, b.created_at).cmp(&(&a.escrow, a.created_at)));
     let page = Dashboard {
         base_url: state.settings.base_url.clone(),
         seller: state.settings.seller_email.clone(),

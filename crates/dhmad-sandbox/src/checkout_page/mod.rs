@@ -93,6 +93,16 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, req: Requ
         };
     }
     let guest = form.get("payer") == Some("guest");
+    // The wallet is the page's default: a proof attached without choosing the guest payment
+    // would pay from the wallet and drop the file, the opposite of what was tried.
+    if form.get("payer") == Some("wallet") && form.file.is_some() {
+        let why = Notice::plain(
+            "You attached a payment proof but chose to pay with your DHMAD wallet: select \
+             “Pay as a guest” to send the proof, or remove the file to pay with the wallet."
+                .into(),
+        );
+        return render(&state, &id, Some(why));
+    }
     let input = PerformInput {
         guest_method: guest
             .then(|| PaymentMethod::from(form.get("method").unwrap_or("bank_transfer"))),

@@ -100,9 +100,11 @@ pub fn checkout(
     error: Option<Notice>,
 ) -> CheckoutPage {
     let (heading, button) = labels(&s.action);
+    // A refusal the user just got is shown once, as the error.
     let blocked = check_perform(store, rec, &s.action, &s.target_email)
         .err()
-        .map(|r| Notice::from(&r));
+        .map(|r| Notice::from(&r))
+        .filter(|b| error.as_ref().is_none_or(|e| e.text != b.text));
     let latest = rec.proof.as_ref().and_then(|p| p.submissions.last());
     CheckoutPage {
         session_id: s.id.clone(),

@@ -164,8 +164,15 @@ pub(super) fn last_event(rec: &EscrowRecord) -> Result<WebhookEnvelope, ControlE
         .ok_or_else(|| ControlError::bad("No event was sent for this escrow yet"))
 }
 
-/// Queues the escrow's last event again, same id; returns it.
+/// Queues the escrow's last event again, same id; returns it. Refused when no webhook URL is
+/// set: it would be queued for nobody, and the dashboard would say it was.
 pub(super) fn resend_last(state: &AppState, id: &str) -> Result<WebhookEnvelope, ControlError> {
+    if state.dispatcher.urls().is_empty() {
+        return Err(ControlError::bad(
+            "No webhook URL is set (SANDBOX_WEBHOOK_URLS, or PUT /sandbox/webhooks): there is \
+             nowhere to send the event again",
+        ));
+    }
     let env = {
         let store = state.lock_store();
         last_event(lifecycle::escrow(&store, id)?)?

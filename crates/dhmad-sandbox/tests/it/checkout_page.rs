@@ -195,6 +195,12 @@ async fn guest_payment_and_proof_upload_through_the_form() {
     };
     let mut body = part("op", "perform") + &part("payer", "guest") + &part("method", "flouci");
     body += &format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"receipt.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n--{boundary}--\r\n");
+    // A proof attached with the page's default, the wallet, is refused: paid from the wallet,
+    // the file would be dropped, the opposite of what was tried.
+    let mut wallet = part("op", "perform") + &part("payer", "wallet") + &part("method", "d17");
+    wallet += &format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"receipt.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n--{boundary}--\r\n");
+    assert_eq!(post_multipart(&env, &s, wallet).await, 400);
+    assert_eq!(env.status(&id).await, "pending");
     assert_eq!(post_multipart(&env, &s, body).await, 303);
     assert_eq!(env.status(&id).await, "pending");
     let (st, _) = env

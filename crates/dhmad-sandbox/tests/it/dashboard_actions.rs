@@ -144,3 +144,23 @@ async fn reject_delivery_button_acts_as_the_buyer() {
         .await;
     assert_eq!(st, 400, "{v}");
 }
+
+/// One escrow's sessions are listed newest first, each with when it was opened: kept by random
+/// id, they came in hash order, and the session to click was hard to find.
+#[tokio::test]
+async fn an_escrows_sessions_are_listed_newest_first() {
+    let env = Env::start().await;
+    let id = env.instant(10).await;
+    let mut opened = Vec::new();
+    for _ in 0..4 {
+        opened.push(
+            env.session(&id, dhmad::CheckoutAction::AcceptPay, BUYER)
+                .await,
+        );
+    }
+    let page = dashboard(&env).await;
+    assert!(page.contains("<th>Created</th>"), "{page}");
+    let at = |s: &String| page.find(&format!("/checkout/{s}\"")).expect("listed");
+    let shown: Vec<usize> = opened.iter().map(at).collect();
+    assert!(shown.windows(2).all(|w| w[0] > w[1]), "{shown:?}");
+}

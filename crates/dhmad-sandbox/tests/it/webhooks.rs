@@ -172,6 +172,20 @@ async fn handle_sets_webhook_urls_at_run_time() {
     let id = env.instant(10).await;
     env.pay(&id).await;
     assert!(env.hooks.settle(200).await.is_empty());
+    // Nowhere to send it: resending says so, where it said "queued again" for nobody.
+    let (st, v) = env
+        .control(&format!("/sandbox/escrows/{id}/events/resend"), json!({}))
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("No webhook URL"))
+            || v["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("No webhook URL")),
+        "{v}"
+    );
     let second = Receiver::start(env.sandbox.webhook_secret()).await;
     env.sandbox
         .set_webhook_urls(vec![env.hooks.url(), second.url()]);
