@@ -55,6 +55,8 @@ async fn claimed(w: &World, order: Uuid, status: &str, secs_ago: i64) -> storefr
 #[sqlx::test(migrations = "./migrations")]
 async fn a_lost_create_is_found_far_back_and_a_late_duplicate_is_cancelled(pool: PgPool) {
     let w = world(pool, |_| {}).await;
+    // The service's own first pass is over: the test's passes are the only ones.
+    w.after_first_reconciler_pass().await;
     let s = w.checkout("chechia-red", "far@example.tn").await;
     let first = w.app.order_json(s.order_id).await["escrow_id"]
         .as_str()
@@ -109,6 +111,8 @@ async fn a_lost_create_is_found_far_back_and_a_late_duplicate_is_cancelled(pool:
 #[sqlx::test(migrations = "./migrations")]
 async fn a_lost_create_does_not_take_up_an_escrow_already_cancelled(pool: PgPool) {
     let w = world(pool, |_| {}).await;
+    // The service's own first pass is over: the test's passes are the only ones.
+    w.after_first_reconciler_pass().await;
     let s = w.checkout("chechia-red", "twice@example.tn").await;
     let o = w.app.order_json(s.order_id).await;
     let swept = o["escrow_id"].as_str().unwrap().to_owned();
@@ -141,6 +145,8 @@ async fn a_lost_create_does_not_take_up_an_escrow_already_cancelled(pool: PgPool
 #[sqlx::test(migrations = "./migrations")]
 async fn the_duplicate_sweep_spares_another_orders_escrow_with_the_same_reference(pool: PgPool) {
     let w = world(pool, |_| {}).await;
+    // The service's own first pass is over: the test's passes are the only ones.
+    w.after_first_reconciler_pass().await;
     let s = w.checkout("chechia-red", "same@example.tn").await;
     sqlx::query!(
         "INSERT INTO order_events (order_id, kind, detail)
@@ -311,6 +317,8 @@ async fn only_the_creation_seen_in_flight_is_marked_in_doubt(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_creation_within_its_slowest_time_is_not_taken_for_over(pool: PgPool) {
     let w = world(pool, |_| {}).await;
+    // The service's own first pass is over: the test's passes are the only ones.
+    w.after_first_reconciler_pass().await;
     let order = w
         .app
         .insert_order("logo-design", "slow-create@example.tn", None)
@@ -339,6 +347,8 @@ async fn a_creation_within_its_slowest_time_is_not_taken_for_over(pool: PgPool) 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_lost_create_does_not_take_up_another_orders_escrow(pool: PgPool) {
     let w = world(pool, |_| {}).await;
+    // The service's own first pass is over: the test's passes are the only ones.
+    w.after_first_reconciler_pass().await;
     let order = w
         .app
         .insert_order("chechia-red", "namesake@example.tn", None)

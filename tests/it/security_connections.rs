@@ -77,6 +77,23 @@ async fn slow_and_idle_clients_are_cut_off_and_capped(pool: PgPool) {
 /// of its connections open), a new one from an address holding its share is closed at once.
 /// Behind a proxy (`CLIENT_IP_HEADER`) every connection shares the proxy's address, so the
 /// share does not apply.
+/// With two connections of this address held (its share: `max_connections_per_client` 2 of
+/// `max_connections` 3, a crowded server), a third one is closed at once.
+async fn a_third_is_closed(app: &TestApp, what: &str) {
+    let addr = format!("127.0.0.1:{}", app.port);
+    let held = (
+        TcpStream::connect(&addr).await.unwrap(),
+        TcpStream::connect(&addr).await.unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        closed_within(&mut third, Duration::from_secs(2)).await,
+        "{what}"
+    );
+    drop(held);
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn one_client_cannot_hold_every_connection(pool: PgPool) {
     let mut cfg = config(
@@ -87,18 +104,7 @@ async fn one_client_cannot_hold_every_connection(pool: PgPool) {
     cfg.edge.max_connections_per_client = 2;
     cfg.edge.max_connections = 3;
     let app = spawn(pool.clone(), cfg.clone()).await;
-    let addr = format!("127.0.0.1:{}", app.port);
-    let held = (
-        TcpStream::connect(&addr).await.unwrap(),
-        TcpStream::connect(&addr).await.unwrap(),
-    );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut third = TcpStream::connect(&addr).await.unwrap();
-    assert!(
-        closed_within(&mut third, Duration::from_secs(2)).await,
-        "a third connection from the same address"
-    );
-    drop(held);
+    a_third_is_closed(&app, "a third connection from the same address").await;
     // Once the server has seen them close (a connection it still counts is closed at once).
     wait_for("its share back", 10, || async {
         let r = app.http.get(app.url("/healthz")).send().await.ok()?;
@@ -111,18 +117,11 @@ async fn one_client_cannot_hold_every_connection(pool: PgPool) {
     cfg.edge.client_ip_header = Some("x-forwarded-for".into());
     cfg.edge.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
     let direct = spawn(pool.clone(), cfg.clone()).await;
-    let addr = format!("127.0.0.1:{}", direct.port);
-    let held = (
-        TcpStream::connect(&addr).await.unwrap(),
-        TcpStream::connect(&addr).await.unwrap(),
-    );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut third = TcpStream::connect(&addr).await.unwrap();
-    assert!(
-        closed_within(&mut third, Duration::from_secs(2)).await,
-        "a third connection from an untrusted peer behind a proxy setting"
-    );
-    drop(held);
+    a_third_is_closed(
+        &direct,
+        "a third connection from an untrusted peer behind a proxy",
+    )
+    .await;
     // Its connections (those it keeps for reuse too) go back to the test's pool, which the
     // next instance's start-up needs.
     direct.stop().await;
