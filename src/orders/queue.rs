@@ -13,7 +13,7 @@ use dhmad::CheckoutAction;
 use super::{
     checkout,
     sessions::{live_session, Party},
-    Action, CheckoutStarted, Order, OrderError, OrderResult, OrderStatus,
+    Action, CheckoutStarted, Mode, Order, OrderError, OrderResult, OrderStatus,
 };
 use crate::budget;
 use crate::db::{self, budget::Claimant};
@@ -29,8 +29,10 @@ pub(crate) fn lease(state: &AppState) -> Duration {
 }
 
 /// The calls a checkout of this order makes before its buyer can be sent to DHMAD: none
-/// while its payment page is open, or while another request creates its escrow; else two
-/// (create the escrow, or read it again, then open a session).
+/// while its next page (the contract to sign, else the payment) is open, while another request
+/// creates its escrow, or while it can only be refused (a payment under review, a contract
+/// the shop has not signed); else two (create the escrow, or read it again, then open a
+/// session).
 pub async fn calls_needed(state: &AppState, order: &Order) -> OrderResult<u32> {
     // Another request is making them: this one is told to wait, and calls nothing.
     if checkout::creation_in_flight(state, order) {
@@ -39,7 +41,16 @@ pub async fn calls_needed(state: &AppState, order: &Order) -> OrderResult<u32> {
     if order.escrow_id.is_none() || order.status != OrderStatus::AwaitingPayment {
         return Ok(CALLS_PER_CHECKOUT);
     }
-    let live = live_session(&state.pool, order, &CheckoutAction::AcceptPay, Party::Buyer).await?;
+    let action = if order.allows(Action::Sign) {
+        CheckoutAction::SignContract
+    } else if order.in_payment_review()
+        || (order.mode == Mode::Standard && !order.contract_signed())
+    {
+        return Ok(0);
+    } else {
+        CheckoutAction::AcceptPay
+    };
+    let live = live_session(&state.pool, order, &action, Party::Buyer).await?;
     Ok(if live.is_some() {
         0
     } else {
