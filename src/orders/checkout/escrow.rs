@@ -166,12 +166,16 @@ pub(super) async fn record_created(
             let mut tx = db::tx::begin(&mut conn).await?;
             let recorded =
                 db::orders::record_escrow(&mut *tx, order.id, &e.id, status, at, &line).await?;
-            let facts = db::orders::EscrowFacts {
-                buyer_signed: Some(c.buyer_signed),
-                seller_signed: Some(c.seller_signed),
-                ..Default::default()
-            };
-            db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
+            // Only for the escrow recorded: an order that took another one meanwhile (a
+            // reconciliation over the claim) keeps that escrow's signatures.
+            if recorded.is_some() {
+                let facts = db::orders::EscrowFacts {
+                    buyer_signed: Some(c.buyer_signed),
+                    seller_signed: Some(c.seller_signed),
+                    ..Default::default()
+                };
+                db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
+            }
             tx.commit().await?;
             recorded
         }
