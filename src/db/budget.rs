@@ -76,6 +76,19 @@ pub async fn redate(e: impl PgExecutor<'_>, taker: Uuid) -> sqlx::Result<bool> {
     Ok(r.rows_affected() == 1)
 }
 
+/// The rows `taker` holds go back, free: it will make none of their calls (a checkout whose
+/// order another request of the same buyer wrote first). A row is taken only once free, a
+/// whole window after its last call, so freeing it again lets no window hold more calls.
+pub async fn give_back(e: impl PgExecutor<'_>, taker: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE dhmad_budget SET used_at = 'epoch', taken_by = NULL WHERE taken_by = $1",
+        taker
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 impl Claimant {
     /// `(jump_queue, reserve)` of `take_dhmad_budget`.
     fn rule(self) -> (bool, i32) {

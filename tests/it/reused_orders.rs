@@ -302,3 +302,60 @@ async fn a_repeat_checkout_of_an_open_contract_page_calls_nothing(pool: PgPool) 
     assert_eq!(v["checkout_url"], first.checkout_url.as_str(), "{v}");
     assert_eq!(w.dhmad_calls().await.len(), calls, "a DHMAD call was made");
 }
+
+/// A buyer's checkout sent five times at once (a double click, a client's retry): one order,
+/// and DHMAD's budget holds as many calls as DHMAD got. Before, each copy took its order's two
+/// calls as it tried to write it, and those that found the order written first kept them: a
+/// double click spent four rows of the budget for two calls.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_checkout_sent_at_once_many_times_spends_only_its_calls(pool: PgPool) {
+    let w = super::burst::tight_world(pool, 100, 60).await;
+    w.after_first_reconciler_pass().await;
+    let before = w.dhmad_calls().await.len() as i64;
+    let used_before: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dhmad_budget WHERE used_at > now() - interval '1 minute'",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (http, url) = (w.http.clone(), w.app.url("/api/checkout"));
+        sends.spawn(async move {
+            http.post(url)
+                .header(
+                    "idempotency-key",
+                    idempotency_key("chechia-red", "clicks@example.tn"),
+                )
+                .json(&json!({"sku": "chechia-red", "email": "clicks@example.tn"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    let answers = sends.join_all().await;
+    // The first opens the page; the others, while it does, are told it is being prepared.
+    assert!(
+        answers.iter().all(|s| [201, 409].contains(&s.as_u16()))
+            && answers.iter().any(|s| s.as_u16() == 201),
+        "{answers:?}"
+    );
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(orders, 1);
+    let calls = w.dhmad_calls().await.len() as i64 - before;
+    let used: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dhmad_budget WHERE used_at > now() - interval '1 minute'",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        used - used_before,
+        calls,
+        "rows of the budget taken for no call"
+    );
+}

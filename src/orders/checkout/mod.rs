@@ -136,8 +136,12 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
                     return ready_or_queued(state, id, started).await;
                 }
                 Some(o) => return Ok(Started::Queued(queue::joined(state, o.id).await?)),
-                // The same owner's other checkout wrote it first: continue that one.
-                None => open_order(state, &product, &email, &owner).await?,
+                // The same owner's other checkout wrote it first: continue that one, and give
+                // back the calls this one took with its order (a double click spent four).
+                None => {
+                    db::budget::give_back(&state.pool, taken.taker).await?;
+                    open_order(state, &product, &email, &owner).await?
+                }
             }
         }
     };
