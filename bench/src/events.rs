@@ -48,6 +48,8 @@ impl Webhooks {
         let at = dhmad::iso::format(updated_at);
         escrow["status"] = json!("paid");
         escrow["oldStatus"] = json!("pending");
+        // Paid from a DHMAD wallet: the escrow names its buyer (a guest's names none, §2.1).
+        escrow["buyer"] = json!({"_id": "66aa0000000000000000000b", "email": "buyer@example.tn"});
         escrow["updatedAt"] = json!(at);
         escrow["paidAt"] = json!(at);
         Self {

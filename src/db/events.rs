@@ -70,6 +70,17 @@ pub async fn add_all_and_enqueue(
     Ok(())
 }
 
+/// Whether the order's timeline has a line of `kind`.
+pub async fn has(e: impl PgExecutor<'_>, order_id: Uuid, kind: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM order_events WHERE order_id = $1 AND kind = $2) AS "has!""#,
+        order_id,
+        kind
+    )
+    .fetch_one(e)
+    .await
+}
+
 pub async fn list(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Vec<OrderEvent>> {
     sqlx::query_as!(
         OrderEvent,

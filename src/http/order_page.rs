@@ -12,7 +12,10 @@ use super::render;
 use crate::{
     db,
     error::AppResult,
-    orders::{sessions, sessions::Party, Action, Cancellation, Order, OrderStatus},
+    orders::{
+        sessions, sessions::Party, snapshot::PAID_BY_GUEST, Action, Cancellation, Order,
+        OrderStatus,
+    },
 };
 
 pub(super) fn fmt_time(t: OffsetDateTime) -> String {
@@ -100,7 +103,9 @@ struct OrderPage {
     csrf: String,
 }
 
-fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
+/// `guest_paid`: a guest paid the order outside DHMAD's wallet (`PAID_BY_GUEST`), so a refund
+/// is not automatic (§4.2).
+fn next_step(o: &Order, has_pay_url: bool, guest_paid: bool) -> &'static str {
     match o.status {
         OrderStatus::New if o.checkout_gave_up() => {
             "We could not start the payment with DHMAD. Your order is saved: try again."
@@ -144,6 +149,9 @@ fn next_step(o: &Order, has_pay_url: bool) -> &'static str {
         OrderStatus::Cancelled if o.cancelled_over_guest_proof() => {
             "This order was cancelled while DHMAD was checking your payment proof. The money you sent is not returned automatically: contact DHMAD with your proof to get it back."
         }
+        OrderStatus::Cancelled if guest_paid => {
+            "This order was cancelled. You paid outside DHMAD's wallet, so the money is not returned automatically: contact DHMAD with your payment proof to get it back."
+        }
         OrderStatus::Cancelled => "This order was cancelled. DHMAD returns any payment to you.",
         OrderStatus::Disputed => "A dispute is open with DHMAD; they will contact you.",
     }
@@ -166,8 +174,9 @@ pub async fn render_page(
         buyer_signed: o.contract_buyer_signed == Some(true),
         seller_signed: o.contract_seller_signed == Some(true),
     });
-    let events = db::events::list(&mut *conn, o.id)
-        .await?
+    let events = db::events::list(&mut *conn, o.id).await?;
+    let guest_paid = events.iter().any(|e| e.kind == PAID_BY_GUEST);
+    let events = events
         .into_iter()
         .filter_map(|e| {
             Some(EventView {
@@ -185,7 +194,7 @@ pub async fn render_page(
         status: status.as_str(),
         status_label: status.label(),
         amount: format!("{} {}", o.amount, o.currency),
-        next_step: next_step(&o, pay_url.is_some()),
+        next_step: next_step(&o, pay_url.is_some(), guest_paid),
         can_pay_again: o.allows(Action::Pay),
         // A standard order's first payment comes after the contract, not after a failed one.
         pay_label: if o.mode == crate::orders::Mode::Standard {
@@ -216,6 +225,9 @@ pub async fn render_page(
         cancellation: o.cancellation_request().map(|c| match c {
             Cancellation::Requested => "You asked to cancel; the shop has not answered yet.",
             Cancellation::Rejected => "The shop declined your cancellation request.",
+            Cancellation::Accepted if guest_paid => {
+                "Cancellation accepted. You paid outside DHMAD's wallet: contact DHMAD with your payment proof to get the money back."
+            }
             Cancellation::Accepted => "Cancellation accepted: DHMAD refunds you.",
         }),
         delivery_rejection_reason: o

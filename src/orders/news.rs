@@ -89,10 +89,23 @@ pub async fn apply(
         }
         Event::CancellationAccepted(_) => {
             late = !cancellation(conn, order, Cancellation::Accepted, None).await?;
-            (
-                "The cancellation was accepted; DHMAD refunds the buyer".into(),
-                Some("Cancellation accepted: DHMAD refunds you.".into()),
-            )
+            if db::events::has(&mut *conn, order.id, snapshot::PAID_BY_GUEST).await? {
+                (
+                    "The cancellation was accepted; the buyer paid as a guest, outside DHMAD's \
+                     wallet: no automatic refund"
+                        .into(),
+                    Some(
+                        "Cancellation accepted. You paid outside DHMAD's wallet: contact DHMAD \
+                         with your payment proof to get the money back."
+                            .into(),
+                    ),
+                )
+            } else {
+                (
+                    "The cancellation was accepted; DHMAD refunds the buyer".into(),
+                    Some("Cancellation accepted: DHMAD refunds you.".into()),
+                )
+            }
         }
         Event::EscrowUpdated(d) => {
             let changed = d.updated_fields.join(", ");

@@ -391,3 +391,35 @@ async fn the_merchant_does_not_cancel_under_an_open_payment_page(pool: PgPool) {
     assert_eq!(w.admin_form(&cancel, &[]).await.status(), 303);
     assert_eq!(w.count_calls("POST", "/cancel").await, 2);
 }
+
+/// A guest's payment approved (the order paid), then cancelled while DHMAD still holds the
+/// money (the code's deliver kept failing; the shop cancels and refunds): a guest gets no
+/// automatic refund (§4.2), and the page and the timeline say so. Before, they promised that
+/// DHMAD returns the payment.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_paid_guest_order_cancelled_promises_no_automatic_refund(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.faults(
+        json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/deliver",
+                             "fault": "error_500", "times": 1000}]}),
+    )
+    .await;
+    let s = w.checkout("ai-credits-500", "paid-guest@example.tn").await;
+    send_proof_and_return(&w, &s).await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/deposit-proof/approve"),
+        json!({}),
+    )
+    .await;
+    w.wait_status(s.order_id, "paid").await;
+
+    let cancel = w
+        .admin_post(&format!("/admin/orders/{}/cancel", s.order_id))
+        .await;
+    w.finish_on_dhmad(cancel, json!({})).await;
+    w.wait_status(s.order_id, "cancelled").await;
+    let page = w.app.order_page(s.order_id).await;
+    assert!(!page.contains("returns any payment"), "{page}");
+    assert!(page.contains("not returned automatically"), "{page}");
+}

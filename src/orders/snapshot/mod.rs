@@ -137,6 +137,17 @@ pub async fn apply_escrow_snapshot(
         .await?,
     );
     let mut funded = fulfilment::Funded::default();
+    // A guest's money is not in a DHMAD wallet: no refund returns it by itself (§4.2).
+    let guest_money = if order.cancelled_over_guest_proof() {
+        Some(GUEST_CANCELLED)
+    } else if escrow.status == EscrowStatus::Cancelled
+        && seen.status.is_funded()
+        && db::events::has(&mut *conn, order.id, PAID_BY_GUEST).await?
+    {
+        Some(GUEST_PAID_CANCELLED)
+    } else {
+        None
+    };
     funded.lines.push(NewEvent {
         kind: "escrow_status",
         detail: format!(
@@ -144,8 +155,17 @@ pub async fn apply_escrow_snapshot(
             from.as_deref().unwrap_or("unknown"),
             escrow.status
         ),
-        public: public_status_line(&escrow.status, order.cancelled_over_guest_proof()),
+        public: public_status_line(&escrow.status, guest_money),
     });
+    if plan.fulfil && order.is_instant() && escrow.buyer.is_none() {
+        funded.lines.push(NewEvent {
+            kind: PAID_BY_GUEST,
+            detail: "Paid by a guest, outside DHMAD's wallet (the escrow names no buyer): a \
+                     refund would not be automatic"
+                .into(),
+            public: None,
+        });
+    }
     tracing::info!(order.id = %order.id, from = ?from, "order transitioned");
     if plan.fulfil {
         clear_deposit_rejection(conn, &mut order).await?;
@@ -199,15 +219,24 @@ async fn keep_facts(conn: &mut PgConnection, order: &Order, escrow: &Escrow) -> 
     Ok(true)
 }
 
-/// What the buyer reads when the escrow moves to `status`; `guest_proof`: a guest's payment
-/// proof was under review (DHMAD rejects it on a cancel, and refunds no guest automatically).
-fn public_status_line(status: &EscrowStatus, guest_proof: bool) -> Option<&'static str> {
+/// The timeline line of an instant order a guest paid (funded with no buyer on the escrow,
+/// §2.1: `buyer` is null "for guest payers").
+pub const PAID_BY_GUEST: &str = "paid_by_guest";
+
+/// What the buyer reads when the escrow moves to `status`; `guest_cancelled`: what a
+/// cancellation says instead when a guest's money is at stake (a proof under review, or a
+/// guest's payment): DHMAD refunds no guest automatically.
+fn public_status_line(
+    status: &EscrowStatus,
+    guest_cancelled: Option<&'static str>,
+) -> Option<&'static str> {
     Some(match status {
         EscrowStatus::Paid => "Payment received: DHMAD holds it until the order is done",
         EscrowStatus::Delivered => "Marked as delivered by the shop",
         EscrowStatus::Completed => "Completed: DHMAD released the payment to the shop",
-        EscrowStatus::Cancelled if guest_proof => GUEST_CANCELLED,
-        EscrowStatus::Cancelled => "Cancelled: DHMAD returns any payment to you",
+        EscrowStatus::Cancelled => {
+            guest_cancelled.unwrap_or("Cancelled: DHMAD returns any payment to you")
+        }
         EscrowStatus::Disputed => "A dispute is open with DHMAD",
         EscrowStatus::Pending | EscrowStatus::Unknown(_) => return None,
     })
@@ -217,6 +246,10 @@ fn public_status_line(status: &EscrowStatus, guest_proof: bool) -> Option<&'stat
 /// a guest's money is not in a DHMAD wallet, so nothing refunds it by itself (§4.2).
 pub const GUEST_CANCELLED: &str = "Cancelled: DHMAD rejected the payment proof under review. \
      The money you sent is not returned automatically: contact DHMAD with your proof to get it back";
+
+/// A cancelled order a guest had paid (outside DHMAD's wallet): no refund by itself either.
+pub const GUEST_PAID_CANCELLED: &str = "Cancelled. You paid outside DHMAD's wallet, so the money \
+     is not returned automatically: contact DHMAD with your payment proof to get it back";
 
 // The deposit-proof rule, both halves here: DHMAD's rejection of a guest's payment proof is
 // shown only while the order awaits payment, and a payment makes any earlier one history.
