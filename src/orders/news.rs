@@ -82,30 +82,19 @@ pub async fn apply(
                 _ => Cancellation::Rejected,
             };
             late = !cancellation(conn, order, state, None).await?;
-            (
-                "The cancellation request was refused".into(),
-                Some("The shop declined your cancellation request.".into()),
-            )
+            // Its request says what was decided, whatever the event's name.
+            if state == Cancellation::Accepted {
+                accepted_lines(conn, order).await?
+            } else {
+                (
+                    "The cancellation request was refused".into(),
+                    Some("The shop declined your cancellation request.".into()),
+                )
+            }
         }
         Event::CancellationAccepted(_) => {
             late = !cancellation(conn, order, Cancellation::Accepted, None).await?;
-            if db::events::has(&mut *conn, order.id, snapshot::PAID_BY_GUEST).await? {
-                (
-                    "The cancellation was accepted; the buyer paid as a guest, outside DHMAD's \
-                     wallet: no automatic refund"
-                        .into(),
-                    Some(
-                        "Cancellation accepted. You paid outside DHMAD's wallet: contact DHMAD \
-                         with your payment proof to get the money back."
-                            .into(),
-                    ),
-                )
-            } else {
-                (
-                    "The cancellation was accepted; DHMAD refunds the buyer".into(),
-                    Some("Cancellation accepted: DHMAD refunds you.".into()),
-                )
-            }
+            accepted_lines(conn, order).await?
         }
         Event::EscrowUpdated(d) => {
             let changed = d.updated_fields.join(", ");
@@ -233,6 +222,33 @@ pub async fn apply(
     let settled = matches!(applied, Applied::Settled { .. }) && !ends_it;
     let public = public.filter(|_| !late && !settled);
     db::events::add(&mut *conn, order.id, kind, &detail, public.as_deref()).await
+}
+
+/// The timeline's lines for an accepted cancellation: DHMAD refunds a wallet's payment, not a
+/// guest's (§4.2).
+async fn accepted_lines(
+    conn: &mut PgConnection,
+    order: &Order,
+) -> sqlx::Result<(String, Option<String>)> {
+    Ok(
+        if db::events::has(&mut *conn, order.id, snapshot::PAID_BY_GUEST).await? {
+            (
+                "The cancellation was accepted; the buyer paid as a guest, outside DHMAD's \
+                 wallet: no automatic refund"
+                    .into(),
+                Some(
+                    "Cancellation accepted. You paid outside DHMAD's wallet: contact DHMAD with \
+                     your payment proof to get the money back."
+                        .into(),
+                ),
+            )
+        } else {
+            (
+                "The cancellation was accepted; DHMAD refunds the buyer".into(),
+                Some("Cancellation accepted: DHMAD refunds you.".into()),
+            )
+        },
+    )
 }
 
 /// Keeps the proof gate's phase and deadlines as the event states them, unless the event is

@@ -612,3 +612,27 @@ async fn the_event_that_ends_an_order_keeps_its_line_when_it_comes_second(pool: 
     .unwrap();
     assert_eq!(told, 1, "the buyer's timeline says why the order ended");
 }
+
+/// An `escrow.cancellation.rejected` whose request says `accepted` (the request is what was
+/// decided, whatever the event's name) is recorded and told as an acceptance: the buyer's
+/// timeline said "The shop declined your cancellation request" over an accepted one.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_cancellation_event_is_told_as_its_request_says(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("chechia-red", "told@example.tn", ESCROW, t(0))
+        .await;
+    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+        .await;
+    let answer = event(
+        "escrow.cancellation.rejected",
+        json!({
+            "escrow": escrow(ESCROW, "paid", "paid", "quick", t(2)),
+            "cancellationRequest": {"status": "accepted", "requestedAt": dhmad::iso::format(t(2))},
+        }),
+    );
+    assert_eq!(result_of(app.deliver(&answer).await).await.0, 200);
+    assert_eq!(app.order_json(id).await["cancellation"], "accepted");
+    let page = app.order_page(id).await;
+    assert!(!page.contains("declined"), "{page}");
+}
