@@ -43,7 +43,7 @@ fn not_found() -> Response {
         StatusCode::NOT_FOUND,
         "Checkout session not found",
         "This link is not valid, or it is from before the sandbox restarted (its state lives in \
-         memory). Go back to the shop to start again.",
+         memory). Start again from the shop; the dashboard lists the sessions open now.",
     )
 }
 
