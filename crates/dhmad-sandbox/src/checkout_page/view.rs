@@ -58,6 +58,8 @@ pub struct CheckoutPage {
     pub e: EscrowView,
     pub error: Option<Notice>,
     pub blocked: Option<Notice>,
+    /// The action cannot be performed now (its reason is `blocked`, or the error just shown).
+    pub disabled: bool,
     pub guest_allowed: bool,
     pub contract_terms: String,
     pub cancellation_reason: Option<String>,
@@ -100,9 +102,10 @@ pub fn checkout(
     error: Option<Notice>,
 ) -> CheckoutPage {
     let (heading, button) = labels(&s.action);
+    let refusal = check_perform(store, rec, &s.action, &s.target_email).err();
+    let disabled = refusal.is_some();
     // A refusal the user just got is shown once, as the error.
-    let blocked = check_perform(store, rec, &s.action, &s.target_email)
-        .err()
+    let blocked = refusal
         .map(|r| Notice::from(&r))
         .filter(|b| error.as_ref().is_none_or(|e| e.text != b.text));
     let latest = rec.proof.as_ref().and_then(|p| p.submissions.last());
@@ -135,6 +138,7 @@ pub fn checkout(
         },
         error,
         blocked,
+        disabled,
         guest_allowed: rec.mode == EscrowMode::Instant,
         contract_terms: rec
             .contract

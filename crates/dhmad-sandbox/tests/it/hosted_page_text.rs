@@ -83,8 +83,10 @@ async fn a_refusal_shows_the_user_message_and_the_code_in_small_print() {
     let page = r.text().await.unwrap();
     let error = page.split("class=\"error\">").nth(1).unwrap_or_default();
     assert!(error.starts_with(shown) && error.contains(small), "{page}");
-    // Once: the refusal the user just got is not repeated as the page's note.
+    // Once: the refusal the user just got is not repeated as the page's note; the button
+    // stays disabled.
     assert_eq!(page.matches(shown).count(), 1, "{page}");
+    assert!(page.contains("value=\"perform\" disabled"), "{page}");
 }
 
 /// A tab left open across a restart (the state lives in memory) finds a way to the dashboard.
