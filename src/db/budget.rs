@@ -102,12 +102,15 @@ impl Claimant {
 
 /// DHMAD answered 429: its window is fuller than ours (another user of the key). No row may
 /// be taken, by any instance or claimant, before `wait` has passed: each row is dated as if
-/// used `window` before then, unless its own use frees it later.
+/// used `window` before then, unless its own use frees it later. The rows lose their takers:
+/// a call taken ahead and not sent yet takes a row anew ([`redate`] finds none), and one given
+/// back ([`give_back`]) is not freed before the pause ends.
 pub async fn pause(e: impl PgExecutor<'_>, window: Duration, wait: Duration) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE dhmad_budget
             SET used_at = greatest(used_at,
-                                   now() + ($2::bigint - $1::bigint) * interval '1 millisecond')",
+                                   now() + ($2::bigint - $1::bigint) * interval '1 millisecond'),
+                taken_by = NULL",
         millis(window),
         millis(wait)
     )

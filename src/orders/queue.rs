@@ -8,12 +8,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use dhmad::CheckoutAction;
-
 use super::{
     checkout,
-    sessions::{live_session, Party},
-    Action, CheckoutStarted, Mode, Order, OrderError, OrderResult, OrderStatus,
+    sessions::{live_session, next_buyer_action, Party},
+    CheckoutStarted, Order, OrderError, OrderResult, OrderStatus,
 };
 use crate::budget;
 use crate::db::{self, budget::Claimant};
@@ -28,11 +26,11 @@ pub(crate) fn lease(state: &AppState) -> Duration {
     state.config.dhmad_timeout * 3 + Duration::from_secs(5)
 }
 
-/// The calls a checkout of this order makes before its buyer can be sent to DHMAD: none
-/// while its next page (the contract to sign, else the payment) is open, while another request
-/// creates its escrow, or while it can only be refused (a payment under review, a contract
-/// the shop has not signed); else two (create the escrow, or read it again, then open a
-/// session).
+/// The calls a checkout of this order makes before its buyer can be sent to DHMAD: none while
+/// its next page (the contract to sign, else the payment) is open, or while another request
+/// creates its escrow; one, the look at DHMAD before a refusal, when it can only be refused (a
+/// payment under review, a contract the shop has not signed); else two (create the escrow, or
+/// read it again, then open a session). Taken ahead, they keep the checkout in its turn.
 pub async fn calls_needed(state: &AppState, order: &Order) -> OrderResult<u32> {
     // Another request is making them: this one is told to wait, and calls nothing.
     if checkout::creation_in_flight(state, order) {
@@ -41,14 +39,8 @@ pub async fn calls_needed(state: &AppState, order: &Order) -> OrderResult<u32> {
     if order.escrow_id.is_none() || order.status != OrderStatus::AwaitingPayment {
         return Ok(CALLS_PER_CHECKOUT);
     }
-    let action = if order.allows(Action::Sign) {
-        CheckoutAction::SignContract
-    } else if order.in_payment_review()
-        || (order.mode == Mode::Standard && !order.contract_signed())
-    {
-        return Ok(0);
-    } else {
-        CheckoutAction::AcceptPay
+    let Some(action) = next_buyer_action(order) else {
+        return Ok(1);
     };
     let live = live_session(&state.pool, order, &action, Party::Buyer).await?;
     Ok(if live.is_some() {
@@ -213,11 +205,7 @@ pub async fn progress(state: &AppState, order_id: Uuid) -> OrderResult<Progress>
         .await?
         .ok_or(OrderError::NotFound)?;
     // The contract comes first in standard mode, then the payment.
-    let action = if order.allows(Action::Sign) {
-        CheckoutAction::SignContract
-    } else if order.status == OrderStatus::AwaitingPayment && !order.in_payment_review() {
-        CheckoutAction::AcceptPay
-    } else {
+    let Some(action) = next_buyer_action(&order) else {
         return Ok(Progress::Elsewhere);
     };
     let live = live_session(&state.pool, &order, &action, Party::Buyer).await?;

@@ -17,6 +17,19 @@ pub const MIN_SESSION_LIFE: time::Duration = time::Duration::minutes(2);
 /// time: a page is taken for closed only this long after it.
 pub const CLOCK_LEEWAY: time::Duration = time::Duration::minutes(2);
 
+/// The buyer's next page on DHMAD: the contract while it is theirs to sign, else the payment;
+/// none while a payment is under review, or the shop has yet to sign (a checkout is refused
+/// then), or once the order is past paying.
+pub fn next_buyer_action(order: &Order) -> Option<CheckoutAction> {
+    if order.allows(super::Action::Sign) {
+        return Some(CheckoutAction::SignContract);
+    }
+    let payable = order.status == super::OrderStatus::AwaitingPayment
+        && !order.in_payment_review()
+        && (order.mode != super::Mode::Standard || order.contract_signed());
+    payable.then_some(CheckoutAction::AcceptPay)
+}
+
 /// Who must finish the session on DHMAD's page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Party {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     apply_escrow_snapshot,
-    sessions::{live_session, Party, CLOCK_LEEWAY},
+    sessions::{live_session, next_buyer_action, Party, CLOCK_LEEWAY},
     snapshot::Authority,
     Applied, Order, OrderError, OrderResult, OrderStatus,
 };
@@ -91,16 +91,14 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
     if order.status != OrderStatus::AwaitingPayment {
         return Ok(order);
     }
-    if live_session(
-        &state.pool,
-        &order,
-        &CheckoutAction::AcceptPay,
-        Party::Buyer,
-    )
-    .await?
-    .is_some()
-    {
-        return Ok(order);
+    // The buyer's next page is open: it is what the checkout hands out, with no call.
+    if let Some(action) = next_buyer_action(&order) {
+        if live_session(&state.pool, &order, &action, Party::Buyer)
+            .await?
+            .is_some()
+        {
+            return Ok(order);
+        }
     }
     match state.dhmad.get_escrow(&escrow_id).await {
         Ok(escrow) => {

@@ -166,9 +166,16 @@ pub(super) async fn record_created(
             let mut tx = db::tx::begin(&mut conn).await?;
             let recorded =
                 db::orders::record_escrow(&mut *tx, order.id, &e.id, status, at, &line).await?;
-            // Only for the escrow recorded: an order that took another one meanwhile (a
-            // reconciliation over the claim) keeps that escrow's signatures.
-            if recorded.is_some() {
+            // Only for this escrow: an order that took another one meanwhile (a reconciliation
+            // over the claim) keeps that escrow's signatures; one the reconciliation gave this
+            // very escrow (DHMAD's list carries no signatures) gets them.
+            let holds = match &recorded {
+                Some(_) => true,
+                None => db::orders::get(&mut *tx, order.id)
+                    .await?
+                    .is_some_and(|o| o.escrow_id.as_deref() == Some(e.id.as_str())),
+            };
+            if holds {
                 let facts = db::orders::EscrowFacts {
                     buyer_signed: Some(c.buyer_signed),
                     seller_signed: Some(c.seller_signed),

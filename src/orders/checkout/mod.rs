@@ -139,7 +139,10 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
                 // The same owner's other checkout wrote it first: continue that one, and give
                 // back the calls this one took with its order (a double click spent four).
                 None => {
-                    db::budget::give_back(&state.pool, taken.taker).await?;
+                    if let Err(e) = db::budget::give_back(&state.pool, taken.taker).await {
+                        // Then they free at the end of their window, as used rows do.
+                        tracing::warn!(error = %e, "could not give back unused DHMAD calls");
+                    }
                     open_order(state, &product, &email, &owner).await?
                 }
             }
