@@ -73,10 +73,6 @@ async fn slow_and_idle_clients_are_cut_off_and_capped(pool: PgPool) {
     drop(idle2);
 }
 
-/// One address cannot hold every connection: once the server is crowded (over three quarters
-/// of its connections open), a new one from an address holding its share is closed at once.
-/// Behind a proxy (`CLIENT_IP_HEADER`) every connection shares the proxy's address, so the
-/// share does not apply.
 /// With two connections of this address held (its share: `max_connections_per_client` 2 of
 /// `max_connections` 3, a crowded server), a third one is closed at once.
 async fn a_third_is_closed(app: &TestApp, what: &str) {
@@ -94,6 +90,10 @@ async fn a_third_is_closed(app: &TestApp, what: &str) {
     drop(held);
 }
 
+/// One address cannot hold every connection: once the server is crowded (over three quarters
+/// of its connections open), a new one from an address holding its share is closed at once;
+/// behind a proxy (`CLIENT_IP_HEADER`) too, for a peer that is not a trusted proxy. A trusted
+/// proxy's connections all share its address, so the share does not apply to them.
 #[sqlx::test(migrations = "./migrations")]
 async fn one_client_cannot_hold_every_connection(pool: PgPool) {
     let mut cfg = config(
