@@ -234,38 +234,7 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                 Err(dhmad::Error::Conflict(api))
                     if api.code == Some(dhmad::ErrorCode::ProofNotAccepted) =>
                 {
-                    // Our copy of the proof gate was ahead of DHMAD's: nothing to retry until the
-                    // proof is accepted. Learn DHMAD's view; the merchant ships again from there.
-                    // The refusal says our copy is wrong, so DHMAD's phase is kept even where a
-                    // gate could not go back to it by events (a snapshot keeps it out); unless
-                    // news changed the phase since this job read it (an acceptance's event
-                    // between DHMAD's answer and now), under the order's lock.
-                    let read = read_escrow(state, &escrow_id).await?;
-                    let mut conn = state.pool.acquire().await?;
-                    let mut tx = db::tx::begin(&mut conn).await?;
-                    let now = db::orders::lock(&mut *tx, order.id).await?;
-                    let unchanged = now.is_some_and(|o| o.proof_phase == order.proof_phase);
-                    let phase = read
-                        .as_ref()
-                        .ok()
-                        .and_then(|e| e.proof_info.as_ref()?.phase.as_ref())
-                        .filter(|_| unchanged);
-                    if let Some(phase) = phase {
-                        let facts = db::orders::EscrowFacts {
-                            proof_phase: Some(phase.as_str()),
-                            ..Default::default()
-                        };
-                        db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
-                    }
-                    db::events::add(
-                    &mut *tx,
-                    order.id,
-                    "ship_refused",
-                    "DHMAD refused the delivery: the proof of purchase is not accepted yet (409)",
-                    None,
-                )
-                .await?;
-                    tx.commit().await?;
+                    learn_proof_refusal(state, &order, &escrow_id).await?;
                     Ok(JobOutcome::Done("DHMAD: proof not accepted yet".into()))
                 }
                 // As after a read (`sync::refresh_order`): asking again will not help. The
@@ -296,13 +265,43 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
     .await
 }
 
+/// DHMAD refused a deliver with 409 PROOF_NOT_ACCEPTED: our copy of the proof gate was ahead
+/// of DHMAD's, and nothing is to be retried until the proof is accepted. DHMAD's view is
+/// learned, and the merchant ships again from there. The refusal says our copy is wrong, so
+/// DHMAD's phase is kept even where a gate could not go back to it by events (a snapshot keeps
+/// it out); unless news changed the phase since the job read it (an acceptance's event between
+/// DHMAD's answer and now), under the order's lock.
+async fn learn_proof_refusal(state: &AppState, order: &Order, escrow_id: &str) -> OrderResult<()> {
+    let read = read_escrow(state, escrow_id).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
+    let now = db::orders::lock(&mut *tx, order.id).await?;
+    let unchanged = now.is_some_and(|o| o.proof_phase == order.proof_phase);
+    let phase = read
+        .as_ref()
+        .ok()
+        .and_then(|e| e.proof_info.as_ref()?.phase.as_ref())
+        .filter(|_| unchanged);
+    if let Some(phase) = phase {
+        let facts = db::orders::EscrowFacts {
+            proof_phase: Some(phase.as_str()),
+            ..Default::default()
+        };
+        db::orders::set_escrow_facts(&mut *tx, order.id, &facts).await?;
+    }
+    let line = "DHMAD refused the delivery: the proof of purchase is not accepted yet (409)";
+    db::events::add(&mut *tx, order.id, "ship_refused", line, None).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Why the merchant's "ship" (the `deliver` of a quick or standard order) may not go to DHMAD
 /// now, though it was queued when it could: the buyer has asked to cancel since, and the shop
 /// answers that first, or has accepted, as the state machine has the button wait
 /// (`Action::Ship`). A dead job run again from the outbox page is held the same way. (The proof
 /// gate is left to DHMAD, which refuses with 409 while its copy is behind ours.) An instant
-/// order's deliver is the shop's own hand-over, due with the payment.
-/// Why, and what the merchant does next.
+/// order's deliver is the shop's own hand-over, due with the payment. Returns why, and what
+/// the merchant does next.
 fn ship_held(order: &Order) -> Option<(&'static str, &'static str)> {
     if order.is_instant() {
         return None;
