@@ -13,8 +13,10 @@ use crate::{
     db,
     error::AppResult,
     orders::{
-        sessions, sessions::Party, snapshot::PAID_BY_GUEST, Action, Cancellation, Order,
-        OrderStatus,
+        sessions,
+        sessions::Party,
+        snapshot::{GUEST_CANCELLATION_ACCEPTED, PAID_BY_GUEST},
+        Action, Cancellation, Order, OrderStatus,
     },
 };
 
@@ -225,9 +227,7 @@ pub async fn render_page(
         cancellation: o.cancellation_request().map(|c| match c {
             Cancellation::Requested => "You asked to cancel; the shop has not answered yet.",
             Cancellation::Rejected => "The shop declined your cancellation request.",
-            Cancellation::Accepted if guest_paid => {
-                "Cancellation accepted. You paid outside DHMAD's wallet: contact DHMAD with your payment proof to get the money back."
-            }
+            Cancellation::Accepted if guest_paid => GUEST_CANCELLATION_ACCEPTED,
             Cancellation::Accepted => "Cancellation accepted: DHMAD refunds you.",
         }),
         delivery_rejection_reason: o

@@ -236,11 +236,7 @@ async fn accepted_lines(
                 "The cancellation was accepted; the buyer paid as a guest, outside DHMAD's \
                  wallet: no automatic refund"
                     .into(),
-                Some(
-                    "Cancellation accepted. You paid outside DHMAD's wallet: contact DHMAD with \
-                     your payment proof to get the money back."
-                        .into(),
-                ),
+                Some(snapshot::GUEST_CANCELLATION_ACCEPTED.into()),
             )
         } else {
             (

@@ -137,17 +137,7 @@ pub async fn apply_escrow_snapshot(
         .await?,
     );
     let mut funded = fulfilment::Funded::default();
-    // A guest's money is not in a DHMAD wallet: no refund returns it by itself (§4.2).
-    let guest_money = if order.cancelled_over_guest_proof() {
-        Some(GUEST_CANCELLED)
-    } else if escrow.status == EscrowStatus::Cancelled
-        && seen.status.is_funded()
-        && db::events::has(&mut *conn, order.id, PAID_BY_GUEST).await?
-    {
-        Some(GUEST_PAID_CANCELLED)
-    } else {
-        None
-    };
+    let guest_money = guest_cancelled_line(conn, &order, seen.status, &escrow.status).await?;
     funded.lines.push(NewEvent {
         kind: "escrow_status",
         detail: format!(
@@ -223,6 +213,24 @@ async fn keep_facts(conn: &mut PgConnection, order: &Order, escrow: &Escrow) -> 
 /// §2.1: `buyer` is null "for guest payers").
 pub const PAID_BY_GUEST: &str = "paid_by_guest";
 
+/// What a cancellation says when a guest's money is at stake, which is not in a DHMAD wallet,
+/// so no refund returns it by itself (§4.2): a proof under review, or a guest's payment.
+async fn guest_cancelled_line(
+    conn: &mut PgConnection,
+    order: &Order,
+    seen: OrderStatus,
+    status: &EscrowStatus,
+) -> sqlx::Result<Option<&'static str>> {
+    if order.cancelled_over_guest_proof() {
+        return Ok(Some(GUEST_CANCELLED));
+    }
+    let paid_then_cancelled = *status == EscrowStatus::Cancelled && seen.is_funded();
+    Ok(
+        (paid_then_cancelled && db::events::has(&mut *conn, order.id, PAID_BY_GUEST).await?)
+            .then_some(GUEST_PAID_CANCELLED),
+    )
+}
+
 /// What the buyer reads when the escrow moves to `status`; `guest_cancelled`: what a
 /// cancellation says instead when a guest's money is at stake (a proof under review, or a
 /// guest's payment): DHMAD refunds no guest automatically.
@@ -250,6 +258,10 @@ pub const GUEST_CANCELLED: &str = "Cancelled: DHMAD rejected the payment proof u
 /// A cancelled order a guest had paid (outside DHMAD's wallet): no refund by itself either.
 pub const GUEST_PAID_CANCELLED: &str = "Cancelled. You paid outside DHMAD's wallet, so the money \
      is not returned automatically: contact DHMAD with your payment proof to get it back";
+
+/// The buyer's cancellation accepted, on an order a guest had paid.
+pub const GUEST_CANCELLATION_ACCEPTED: &str = "Cancellation accepted. You paid outside DHMAD's \
+     wallet: contact DHMAD with your payment proof to get the money back.";
 
 // The deposit-proof rule, both halves here: DHMAD's rejection of a guest's payment proof is
 // shown only while the order awaits payment, and a payment makes any earlier one history.
