@@ -7,6 +7,8 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::after_payment::escrow_of;
+
 /// The buyer closed DHMAD's tab and the session's 30 minutes ran out.
 async fn session_ran_out(w: &World, order_id: Uuid) {
     sqlx::query!(
@@ -80,10 +82,7 @@ async fn an_order_whose_escrow_dhmad_forgot_gives_way_to_a_fresh_one(pool: PgPoo
 async fn an_escrow_cancelled_while_its_webhook_was_lost_gives_way_to_a_fresh_order(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let first = w.checkout("chechia-red", "sami@example.tn").await;
-    let escrow = w.app.order_json(first.order_id).await["escrow_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let escrow = escrow_of(&w, first.order_id).await;
     drop_all_webhooks(&w).await;
     w.app.state.dhmad.cancel_escrow(&escrow).await.unwrap();
     session_ran_out(&w, first.order_id).await;
@@ -123,10 +122,7 @@ async fn a_paid_order_whose_webhook_was_lost_is_not_sold_twice(pool: PgPool) {
 async fn a_completed_order_whose_webhooks_were_lost_is_not_sold_twice(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let first = w.checkout("chechia-red", "nour@example.tn").await;
-    let escrow = w.app.order_json(first.order_id).await["escrow_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let escrow = escrow_of(&w, first.order_id).await;
     drop_all_webhooks(&w).await;
     w.complete(&first.session_id).await;
     let callback = format!("http://localhost:{}/checkout/callback", w.app.port);
