@@ -29,6 +29,10 @@ pub struct Cli {
     /// Comma-separated redirect allow-list; an empty string means none.
     #[arg(long, env = "SANDBOX_ALLOWED_REDIRECT_URLS", default_value = config::DEFAULT_REDIRECT_URL)]
     allowed_redirect_urls: String,
+    /// Comma-separated host names the sandbox answers to, besides IP addresses, localhost and
+    /// the public URL's host (any other is refused: DNS rebinding) [default: none].
+    #[arg(long, env = "SANDBOX_ALLOWED_HOSTS")]
+    allowed_hosts: Option<String>,
     /// E-mail of the developer's associated DHMAD user.
     #[arg(long, env = "SANDBOX_SELLER_EMAIL", default_value = config::DEFAULT_SELLER_EMAIL)]
     seller_email: String,
@@ -69,6 +73,7 @@ impl Cli {
             "SANDBOX_WEBHOOK_URLS" => &self.webhook_urls,
             "SANDBOX_WEBHOOK_SECRET" => return self.webhook_secret.clone(),
             "SANDBOX_ALLOWED_REDIRECT_URLS" => &self.allowed_redirect_urls,
+            "SANDBOX_ALLOWED_HOSTS" => return self.allowed_hosts.clone(),
             "SANDBOX_SELLER_EMAIL" => &self.seller_email,
             "SANDBOX_RATE_LIMIT" => &self.rate_limit,
             "SANDBOX_RATE_WINDOW_SECS" => &self.rate_window_secs,

@@ -50,6 +50,10 @@ pub struct SandboxConfig {
     pub webhook_secret: String,
     /// `SANDBOX_ALLOWED_REDIRECT_URLS` (comma-separated).
     pub allowed_redirect_urls: Vec<String>,
+    /// `SANDBOX_ALLOWED_HOSTS` (comma-separated host names): names besides `localhost`, IP
+    /// addresses and `SANDBOX_PUBLIC_URL`'s host that requests may address the sandbox by
+    /// (docker-compose's storefront calls it `sandbox`).
+    pub allowed_hosts: Vec<String>,
     /// `SANDBOX_SELLER_EMAIL`: the developer's associated user.
     pub seller_email: String,
     /// `SANDBOX_RATE_LIMIT`: requests per minute per client IP.
@@ -78,6 +82,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("webhook_urls", &self.webhook_urls)
             .field("webhook_secret", &"[redacted]")
             .field("allowed_redirect_urls", &self.allowed_redirect_urls)
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("seller_email", &self.seller_email)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("rate_window", &self.rate_window)
@@ -146,6 +151,20 @@ impl SandboxConfig {
             Some(v) => serde_json::from_str(&v).map_err(|e| bad("SANDBOX_FAULTS", e))?,
             None => FaultConfig::default(),
         };
+        let mut allowed_hosts = Vec::new();
+        for h in list(&get("SANDBOX_ALLOWED_HOSTS").unwrap_or_default()) {
+            match url::Host::parse(&h) {
+                // An IP address is always accepted: nothing to add.
+                Ok(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {}
+                Ok(url::Host::Domain(d)) => allowed_hosts.push(d),
+                Err(_) => {
+                    return Err(bad(
+                        "SANDBOX_ALLOWED_HOSTS",
+                        format!("{h}: expected host names, without scheme or port"),
+                    ))
+                }
+            }
+        }
         let delays = var(
             "SANDBOX_WEBHOOK_RETRY_DELAYS_MS",
             DEFAULT_WEBHOOK_RETRY_DELAYS_MS,
@@ -159,6 +178,7 @@ impl SandboxConfig {
             webhook_urls: urls("SANDBOX_WEBHOOK_URLS", DEFAULT_WEBHOOK_URL),
             webhook_secret: var("SANDBOX_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET),
             allowed_redirect_urls: urls("SANDBOX_ALLOWED_REDIRECT_URLS", DEFAULT_REDIRECT_URL),
+            allowed_hosts,
             seller_email: seller_email.to_lowercase(),
             rate_limit_per_minute: var("SANDBOX_RATE_LIMIT", DEFAULT_RATE_LIMIT)
                 .parse()

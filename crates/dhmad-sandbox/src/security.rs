@@ -215,6 +215,55 @@ pub async fn control_guard(State(state): State<AppState>, req: Request, next: Ne
     }
 }
 
+/// Middleware of every route: a request must address the sandbox by a name it answers to.
+/// Otherwise a page of another site, its name re-pointed at this machine (DNS rebinding), would
+/// be same-origin with the sandbox: it could read the dashboard, and call the API with the
+/// public default key. Its requests carry that site's name in `Host`. IP addresses and
+/// `localhost` cannot be re-pointed, so they always pass, as does a request without `Host`
+/// (browsers always send one). Hand-written: the rule is ours, and small.
+pub async fn host_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let host = req.uri().host().map(str::to_owned).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    });
+    let Some(host) = host else {
+        return next.run(req).await;
+    };
+    // Parsed as a URL's authority: drops the port, lowercases, reads `[::1]` and IDNA names.
+    let name =
+        match url::Url::parse(&format!("http://{host}/")).map(|u| u.host().map(|h| h.to_owned())) {
+            Ok(Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) => return next.run(req).await,
+            Ok(Some(url::Host::Domain(d))) => d,
+            _ => String::new(),
+        };
+    let name = name.trim_end_matches('.');
+    let known = name == "localhost"
+        || name.ends_with(".localhost")
+        || state.settings.allowed_hosts.iter().any(|h| h == name);
+    if known {
+        return next.run(req).await;
+    }
+    let refused = Refused {
+        html: req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/html")),
+    };
+    let message = format!(
+        "The sandbox does not answer to the host name {:?}: add it to SANDBOX_ALLOWED_HOSTS \
+         to use it",
+        if name.is_empty() { &host } else { name }
+    );
+    let help = format!(
+        "It answers to IP addresses, localhost and the host of SANDBOX_PUBLIC_URL ({}), so that \
+         a page of another site cannot reach it by pointing its own name at this machine",
+        state.settings.base_url
+    );
+    refused.answer(StatusCode::FORBIDDEN, &message, &help)
+}
+
 /// How `control_guard` says no: `{"error": message}` for programs, a small page with the
 /// message and what to do (`help`) for a browser.
 struct Refused {

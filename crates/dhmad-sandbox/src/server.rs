@@ -56,6 +56,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::pages::router())
         .route("/metrics", axum::routing::get(crate::metrics::page))
         .fallback(crate::pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::security::host_guard,
+        ))
         .with_state(state)
 }
 
@@ -101,6 +105,14 @@ impl Sandbox {
         let faults = Arc::new(Faults::new(config.faults.clone()));
         let metrics = Arc::new(Metrics::default());
         let own_origins = own_origins(&base_url, local_addr);
+        let mut allowed_hosts = config.allowed_hosts.clone();
+        if let Some(url::Host::Domain(d)) = url::Url::parse(&base_url)
+            .ok()
+            .as_ref()
+            .and_then(url::Url::host)
+        {
+            allowed_hosts.push(d.to_owned());
+        }
         let dispatcher = Dispatcher::new(
             config.webhook_urls.clone(),
             DeliverySettings {
@@ -120,6 +132,7 @@ impl Sandbox {
                 base_url,
                 allowed_redirect_urls: Mutex::new(config.allowed_redirect_urls.clone()),
                 own_origins,
+                allowed_hosts,
             },
             clock: Clock::default(),
             store: Mutex::new(Store::default()),

@@ -87,6 +87,9 @@ pub struct Settings {
     /// Origins the control API accepts (`base_url`'s and the bound address's; with an
     /// unspecified bound address, the loopback ones on its port).
     pub own_origins: Vec<String>,
+    /// Domain names requests may address the sandbox by, besides `localhost` and IP addresses
+    /// (`base_url`'s host and `SANDBOX_ALLOWED_HOSTS`), lowercase.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Shared application state.

@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-const VARS: [&str; 13] = [
+const VARS: [&str; 15] = [
     "SANDBOX_LISTEN_ADDR",
     "SANDBOX_PUBLIC_URL",
     "SANDBOX_API_KEY",
     "SANDBOX_WEBHOOK_URLS",
     "SANDBOX_WEBHOOK_SECRET",
     "SANDBOX_ALLOWED_REDIRECT_URLS",
+    "SANDBOX_ALLOWED_HOSTS",
     "SANDBOX_SELLER_EMAIL",
     "SANDBOX_RATE_LIMIT",
+    "SANDBOX_RATE_WINDOW_SECS",
     "SANDBOX_WEBHOOK_RETRY_DELAYS_MS",
     "SANDBOX_WEBHOOK_TIMEOUT_MS",
     "SANDBOX_FAULTS",
@@ -79,8 +81,10 @@ async fn a_taken_port_is_one_line_and_a_failure() {
     );
 }
 
+/// Also: the binary reads `SANDBOX_ALLOWED_HOSTS` (docker-compose's storefront calls the
+/// sandbox `sandbox`).
 #[tokio::test]
-async fn sigterm_stops_it_cleanly() {
+async fn it_answers_to_the_names_it_is_given_and_sigterm_stops_it_cleanly() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhmad-sandbox"));
     cmd.kill_on_drop(true)
         .env("RUST_LOG", "off")
@@ -88,7 +92,13 @@ async fn sigterm_stops_it_cleanly() {
     for v in VARS {
         cmd.env_remove(v);
     }
-    cmd.env("SANDBOX_LISTEN_ADDR", "127.0.0.1:0");
+    // A free port, released for the binary to take.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    cmd.env("SANDBOX_LISTEN_ADDR", addr.to_string())
+        .env("SANDBOX_ALLOWED_HOSTS", "sandbox, shop-sandbox.internal");
     let mut child = cmd.spawn().unwrap();
     // Serving once its banner is out.
     let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
@@ -100,6 +110,20 @@ async fn sigterm_stops_it_cleanly() {
     .await
     .expect("the banner within 10 s")
     .unwrap();
+    let http = reqwest::Client::new();
+    for (host, status) in [
+        ("sandbox:6002", 200),
+        ("shop-sandbox.internal", 200),
+        ("evil.example", 403),
+    ] {
+        let r = http
+            .get(format!("http://{addr}/sandbox/clock"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{host}");
+    }
     let pid = child.id().unwrap().to_string();
     let kill = Command::new("kill")
         .args(["-TERM", &pid])

@@ -189,3 +189,81 @@ async fn html_pages_carry_security_headers() {
     assert!(header(&closed, "content-security-policy").contains("form-action 'none'"));
     assert!(header(&dashboard, "content-security-policy").contains("form-action 'self'"));
 }
+
+/// DNS rebinding: a page of another site whose name now resolves to this machine is
+/// same-origin with the sandbox, and its requests carry that site's name in `Host`. They are
+/// refused on every route, the API included (its default key is public); IP addresses,
+/// `localhost`, the public URL's host and `SANDBOX_ALLOWED_HOSTS` pass.
+#[tokio::test]
+async fn a_request_addressed_to_another_sites_name_is_refused_on_every_route() {
+    let mut config = dhmad_sandbox::SandboxConfig::for_tests();
+    config.public_url = Some("http://sandbox.dev.test".into());
+    config.allowed_hosts = vec!["sandbox".into()];
+    let env = Env::with(config).await;
+    let at = |path: &str| format!("http://{}{path}", env.sandbox.local_addr());
+    let key = env.sandbox.api_key().to_owned();
+    // The public URL's name does not resolve here: the API is called at the bound address.
+    let client = dhmad::Client::builder(&key)
+        .base_url(at("/api/v1"))
+        .build()
+        .unwrap();
+    let escrow = client.create_escrow(&req(100)).await.unwrap().escrow.id;
+    let get = |path: &str, host: &str| {
+        env.http
+            .get(at(path))
+            .header("host", host)
+            .bearer_auth(&key)
+    };
+    let escrow_path = format!("/api/v1/escrows/{escrow}");
+    for (host, path) in [
+        ("evil.example", "/sandbox"),
+        ("evil.example:6002", escrow_path.as_str()),
+        ("Rebind.Attacker.TEST.", "/sandbox/requests"),
+        ("sandbox.evil.example", "/checkout/cs_whatever"),
+        ("not a host", "/sandbox"),
+    ] {
+        let r = get(path, host).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{host} {path}");
+        let body: Value = r.json().await.unwrap();
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains("SANDBOX_ALLOWED_HOSTS"), "{error}");
+    }
+    // A write through the API under a foreign name changes nothing.
+    let r = env
+        .http
+        .post(at(&format!("/api/v1/escrows/{escrow}/cancel")))
+        .header("host", "evil.example:6002")
+        .bearer_auth(&key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let still = client.get_escrow(&escrow).await.unwrap();
+    assert_eq!(still.status.to_string(), "pending");
+    // A browser is told why, on a page.
+    let r = get("/sandbox", "evil.example")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(header(r.headers(), "content-type").starts_with("text/html"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("SANDBOX_ALLOWED_HOSTS") && html.contains("evil.example"));
+    // Names that cannot be re-pointed, or that the developer chose, pass.
+    for host in [
+        "127.0.0.1",
+        "[::1]:6002",
+        "localhost:3000",
+        "LOCALHOST",
+        "shop.localhost",
+        "sandbox:6002",
+        "sandbox.dev.test",
+    ] {
+        let r = get("/sandbox", host).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+        let r = get(&escrow_path, host).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+    }
+}
