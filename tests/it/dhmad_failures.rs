@@ -175,7 +175,8 @@ async fn a_slow_look_at_dhmad_does_not_undo_the_escrow_a_retry_made_meanwhile(po
     let reconciler = tokio::spawn(async move {
         storefront::jobs::reconciler::run_once(&state, Duration::ZERO).await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The reconciler's list has arrived and hangs.
+    w.after_the_faults().await;
     let s = w.checkout("chechia-red", "race@example.tn").await;
     assert_eq!(s.order_id, order_id);
     reconciler.await.unwrap().unwrap();

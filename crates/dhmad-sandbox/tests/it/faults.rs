@@ -150,13 +150,18 @@ async fn delay_serves_the_call_as_dhmad_is_once_the_wait_is_over() {
     env.control(
         "/sandbox/faults",
         json!({"api": [
-            {"method": "GET", "path": "/api/v1/escrows/{id}", "fault": "delay", "hang_ms": 600}
+            {"method": "GET", "path": "/api/v1/escrows/{id}", "fault": "delay", "hang_ms": 3000}
         ]}),
     )
     .await;
     let (client, escrow) = (env.client.clone(), id.clone());
     let read = tokio::spawn(async move { client.get_escrow(&escrow).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The read has arrived (the fault is spent) and is held.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env.get_json("/sandbox/faults").await["api"][0]["times"] != 0 {
+        assert!(Instant::now() < deadline, "the read never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // Paid while the read is held on its way in: the read tells of the payment.
     env.pay(&id).await;
     assert_eq!(read.await.unwrap().unwrap().status.as_str(), "paid");

@@ -25,6 +25,14 @@ fn session_req() -> CreateSession {
 }
 
 /// Lets a late (wrong) retry arrive before we count.
+/// `call`'s outcome; a call still waiting after a minute (a wait it should not make, such as an
+/// hour's reset) fails the test instead of holding it.
+async fn within_a_minute<T>(call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("the call returned instead of waiting")
+}
+
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(150)).await;
 }
@@ -183,14 +191,13 @@ async fn rate_limited_get_waits_for_a_near_reset() {
     .await;
     let c = server.client();
     let started = Instant::now();
-    c.get_escrow("e1").await.unwrap();
+    within_a_minute(c.get_escrow("e1")).await.unwrap();
     let waited = started.elapsed();
     assert_eq!(server.count(), 2);
     assert!(
         waited >= Duration::from_millis(200),
         "retried before the reset: {waited:?}"
     );
-    assert!(waited < Duration::from_secs(5), "{waited:?}");
     assert_eq!(c.rate_limit().unwrap().remaining, Some(99));
 }
 
@@ -208,14 +215,8 @@ async fn rate_limited_with_a_far_reset_returns_at_once() {
     })
     .await;
     let c = server.client();
-    let started = Instant::now();
-    let err = c.get_escrow("e1").await.unwrap_err();
-    // At once, not after the hour's wait (a loaded machine's delays aside).
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    // Returned, not held for the hour's wait.
+    let err = within_a_minute(c.get_escrow("e1")).await.unwrap_err();
     assert_eq!(server.count(), 1);
     let Error::RateLimited {
         reset: r,
@@ -287,9 +288,7 @@ async fn rate_limited_write_with_a_far_reset_is_returned_at_once() {
             .header("X-RateLimit-Reset", dhmad::iso::format(reset))
     })
     .await;
-    let err = server
-        .client()
-        .create_escrow(&create_req())
+    let err = within_a_minute(server.client().create_escrow(&create_req()))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::RateLimited { .. }));
@@ -307,11 +306,9 @@ async fn connection_refused_is_a_transport_error() {
         .retry_policy(fast_retry())
         .build()
         .unwrap();
-    let started = Instant::now();
-    let err = c.me().await.unwrap_err();
+    let err = within_a_minute(c.me()).await.unwrap_err();
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
     assert!(err.is_transient());
-    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 /// Our clock ahead of DHMAD's: its reset reads as past, which must not hide `retryAfter`
