@@ -38,7 +38,7 @@ async fn a_buyer_clicks_through_an_instant_purchase(pool: PgPool) {
         .starts_with(&format!("{}/checkout/", w.sb.base_url())));
     assert!(page.contains("amira@example.tn"), "{page}");
     assert!(page.contains("AI credits"), "{page}");
-    assert!(page.contains("15"), "{page}");
+    assert!(page.contains("15.000 TND"), "{page}");
 
     b.click("button[name=op][value=perform]").await;
 

@@ -647,6 +647,21 @@ async fn dhmad_refuses_creates(w: &World, times: u32, reset_ms: u64) {
     .await;
 }
 
+/// Waits until `n` checkouts in line are parked by DHMAD's 429: their turn put off by more
+/// than a worker's lease.
+async fn parked(w: &World, n: i64) {
+    wait_for("the line to park the refused checkouts", 30, || async {
+        let parked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM checkout_queue WHERE claimed_until > now() + interval '15 seconds'",
+        )
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+        (parked >= n).then_some(())
+    })
+    .await;
+}
+
 /// A checkout through the API that is put in line (202: DHMAD's budget is spent, or DHMAD
 /// answered 429): its order.
 async fn checkout_in_line(w: &World, email: &str) -> Uuid {
@@ -674,6 +689,8 @@ async fn a_queued_checkout_dhmad_refuses_with_429_waits_as_told(pool: PgPool) {
     .await;
     dhmad_refuses_creates(&w, 100, 20_000).await;
     checkout_in_line(&w, "refused@example.tn").await;
+    // The line tried it, was refused, and parked it for DHMAD's 20 s.
+    parked(&w, 1).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let creates = w.count_calls("POST", "/escrows").await;
     // The checkout's own call, and at most one try of the line within DHMAD's wait.
@@ -731,6 +748,14 @@ async fn a_manual_reconciliation_does_not_jump_the_checkout_line(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(used, 0, "calls taken ahead of the line");
+    // It ran, and stopped for the line (not for want of anything to do: twelve orders are due).
+    let detail: String = sqlx::query_scalar(
+        "SELECT detail FROM admin_audit WHERE action = 'reconcile' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert!(detail.contains("stopped early"), "{detail}");
 }
 
 /// With no budget kept (`DHMAD_RATE_LIMIT=0`, DHMAD's own 429s only), a queued checkout DHMAD
@@ -743,6 +768,7 @@ async fn without_a_budget_a_refused_checkout_waits_as_told(pool: PgPool) {
     for i in 0..3 {
         checkout_in_line(&w, &format!("no-budget{i}@example.tn")).await;
     }
+    parked(&w, 3).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let sent = w.count_calls("POST", "/api/v1/escrows").await;
     assert!(sent <= 6, "{sent} creations sent inside DHMAD's 30 s wait");

@@ -160,16 +160,16 @@ async fn a_second_proof_sent_on_the_same_page_is_known_to_be_under_review(pool: 
         .app
         .post_form(&format!("/orders/{}/pay", s.order_id), &[])
         .await;
-    assert_ne!(again.status(), 303, "a second payment page was opened");
+    assert_eq!(again.status(), 409, "a second payment page was opened");
     let o = w.app.order_json(s.order_id).await;
     assert_eq!(o["payment_review"], true, "{o}");
     let cancel = w
         .app
         .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
         .await;
-    assert_ne!(
+    assert_eq!(
         cancel.status(),
-        303,
+        409,
         "cancelled under a proof of money sent"
     );
     assert_eq!(

@@ -114,13 +114,13 @@ async fn an_older_snapshot_after_a_newer_one_changes_nothing(pool: PgPool) {
 
     // The documented backwards move (delivery rejected) is newer, so it applies.
     let rejected = snapshot("paid", "delivered", "quick", t(3));
-    app.deliver(&rejected).await;
+    app.deliver_processed(&rejected).await;
     assert_eq!(app.order_json(id).await["status"], "paid");
 
     // Completed is final, even if an older or odd snapshot follows.
-    app.deliver(&snapshot("completed", "delivered", "quick", t(5)))
+    app.deliver_processed(&snapshot("completed", "delivered", "quick", t(5)))
         .await;
-    app.deliver(&snapshot("delivered", "paid", "quick", t(9)))
+    app.deliver_processed(&snapshot("delivered", "paid", "quick", t(9)))
         .await;
     assert_eq!(app.order_json(id).await["status"], "completed");
 }
@@ -131,13 +131,13 @@ async fn a_same_status_snapshot_still_moves_the_clock_forward(pool: PgPool) {
     let id = app
         .seed_order("chechia-red", "buyer@example.tn", ESCROW, t(0))
         .await;
-    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+    app.deliver_processed(&snapshot("paid", "pending", "quick", t(1)))
         .await;
     // The buyer rejected a delivery: DHMAD's newest word is `paid` (t3). The `delivered` of t2
     // it undid arrives last, and must not win just because it is newer than the first `paid`.
-    app.deliver(&snapshot("paid", "delivered", "quick", t(3)))
+    app.deliver_processed(&snapshot("paid", "delivered", "quick", t(3)))
         .await;
-    app.deliver(&snapshot("delivered", "paid", "quick", t(2)))
+    app.deliver_processed(&snapshot("delivered", "paid", "quick", t(2)))
         .await;
     let o = app.order_json(id).await;
     assert_eq!(
@@ -214,7 +214,7 @@ async fn a_rejected_deposit_proof_asks_the_buyer_to_pay_again(pool: PgPool) {
     );
 
     // Paying afterwards clears the rejection.
-    app.deliver(&snapshot("paid", "pending", "instant", t(2)))
+    app.deliver_processed(&snapshot("paid", "pending", "instant", t(2)))
         .await;
     assert_eq!(
         app.order_json(id).await["deposit_rejection_reason"],
@@ -262,10 +262,10 @@ async fn paid_again_after_a_dispute_queues_the_deliver_again(pool: PgPool) {
         .await
         .unwrap()
     };
-    app.deliver(&snapshot("paid", "pending", "instant", t(1)))
+    app.deliver_processed(&snapshot("paid", "pending", "instant", t(1)))
         .await;
     assert_eq!(open_delivers().await, Some(1));
-    app.deliver(&snapshot("disputed", "paid", "instant", t(2)))
+    app.deliver_processed(&snapshot("disputed", "paid", "instant", t(2)))
         .await;
     // The worker found the order disputed and closed the job.
     sqlx::query!(
@@ -276,7 +276,7 @@ async fn paid_again_after_a_dispute_queues_the_deliver_again(pool: PgPool) {
     .execute(&app.pool)
     .await
     .unwrap();
-    app.deliver(&snapshot("paid", "disputed", "instant", t(3)))
+    app.deliver_processed(&snapshot("paid", "disputed", "instant", t(3)))
         .await;
     assert_eq!(app.order_json(id).await["status"], "paid");
     assert_eq!(open_delivers().await, Some(1));
@@ -292,7 +292,7 @@ async fn a_submission_delivered_late_does_not_undo_a_correction_request(pool: Pg
     let id = app
         .seed_order("pottery-nabeul", "rounds@example.tn", ESCROW, t(0))
         .await;
-    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+    app.deliver_processed(&snapshot("paid", "pending", "quick", t(1)))
         .await;
     let proof = |kind: &str, phase: &str, rounds: Option<u32>| {
         event(
@@ -351,7 +351,7 @@ async fn a_read_answered_before_the_proof_was_accepted_does_not_undo_it(pool: Pg
     let id = app
         .seed_order("pottery-nabeul", "slow-read@example.tn", ESCROW, t(0))
         .await;
-    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+    app.deliver_processed(&snapshot("paid", "pending", "quick", t(1)))
         .await;
     let accepted = event(
         "escrow.proof.accepted",
@@ -379,7 +379,7 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
     let id = app
         .seed_order("pottery-nabeul", "late@example.tn", ESCROW, t(0))
         .await;
-    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+    app.deliver_processed(&snapshot("paid", "pending", "quick", t(1)))
         .await;
     // Proof events carry no clock: the phase itself tells news from a retry.
     let proof = |kind: &str, phase: &str| {
@@ -417,21 +417,21 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
             json!({"escrow": e, "updatedFields": ["amount"]}),
         )
     };
-    app.deliver(&updated(150, t(3))).await;
-    app.deliver(&updated(120, t(2))).await;
+    app.deliver_processed(&updated(150, t(3))).await;
+    app.deliver_processed(&updated(120, t(2))).await;
     assert_eq!(app.order_json(id).await["amount"], "150.000");
     // An edit delivered late, after other news moved the escrow's clock on, still counts: it
     // is newer than the amount kept. (That news says nothing of the amount here; one that
     // does is believed by its own date, `an_amount_edit_whose_event_is_lost_is_learned_…`.)
     let mut delivered = escrow(ESCROW, "delivered", "paid", "quick", t(6));
     delivered.amount = None;
-    app.deliver(&sign(&status_event(delivered))).await;
-    app.deliver(&updated(170, t(4))).await;
+    app.deliver_processed(&sign(&status_event(delivered))).await;
+    app.deliver_processed(&updated(170, t(4))).await;
     assert_eq!(app.order_json(id).await["amount"], "170.000");
     // An edit back to the amount already kept still moves its clock: the edit it reverted,
     // arriving after it, changes nothing.
-    app.deliver(&updated(170, t(8))).await;
-    app.deliver(&updated(190, t(7))).await;
+    app.deliver_processed(&updated(170, t(8))).await;
+    app.deliver_processed(&updated(190, t(7))).await;
     assert_eq!(app.order_json(id).await["amount"], "170.000");
     // An amount the order cannot hold does not fail the event (DHMAD's retries would fail
     // alike, and the event would be lost): it is applied without it.
@@ -489,9 +489,9 @@ async fn a_late_cancellation_request_still_counts(pool: PgPool) {
         ))
     };
     let cancellation_of = || async { app.order_json(id).await["cancellation"].clone() };
-    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+    app.deliver_processed(&snapshot("paid", "pending", "quick", t(1)))
         .await;
-    app.deliver(&snapshot("delivered", "paid", "quick", t(3)))
+    app.deliver_processed(&snapshot("delivered", "paid", "quick", t(3)))
         .await;
     let late = app
         .deliver(&cancellation(
@@ -504,14 +504,14 @@ async fn a_late_cancellation_request_still_counts(pool: PgPool) {
     assert_eq!(cancellation_of().await, "requested");
 
     // The shop's answer, then the request again (a retry): the answer stands.
-    app.deliver(&cancellation(
+    app.deliver_processed(&cancellation(
         "escrow.cancellation.rejected",
         "rejected",
         t(4),
     ))
     .await;
     assert_eq!(cancellation_of().await, "rejected");
-    app.deliver(&cancellation(
+    app.deliver_processed(&cancellation(
         "escrow.cancellation.requested",
         "pending",
         t(2),
@@ -530,9 +530,9 @@ async fn a_dhmad_clock_ahead_of_ours_still_orders_its_snapshots(pool: PgPool) {
     let id = app
         .seed_order("chechia-red", "buyer@example.tn", ESCROW, ahead(170))
         .await;
-    app.deliver(&snapshot("paid", "pending", "quick", ahead(175)))
+    app.deliver_processed(&snapshot("paid", "pending", "quick", ahead(175)))
         .await;
-    app.deliver(&snapshot("delivered", "paid", "quick", ahead(185)))
+    app.deliver_processed(&snapshot("delivered", "paid", "quick", ahead(185)))
         .await;
     assert_eq!(order_status(&app.pool, id).await, "delivered");
     // A retry of the older `paid`, arriving last.
@@ -553,9 +553,9 @@ async fn news_for_a_completed_order_adds_no_line_for_the_buyer(pool: PgPool) {
     let id = app
         .seed_order("chechia-red", "over@example.tn", ESCROW, t(0))
         .await;
-    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+    app.deliver_processed(&snapshot("paid", "pending", "quick", t(1)))
         .await;
-    app.deliver(&snapshot("completed", "delivered", "quick", t(3)))
+    app.deliver_processed(&snapshot("completed", "delivered", "quick", t(3)))
         .await;
     let rejected = event(
         "escrow.delivery.rejected",
@@ -588,9 +588,9 @@ async fn the_event_that_ends_an_order_keeps_its_line_when_it_comes_second(pool: 
     let id = app
         .seed_order("chechia-red", "ended@example.tn", ESCROW, t(0))
         .await;
-    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+    app.deliver_processed(&snapshot("paid", "pending", "quick", t(1)))
         .await;
-    app.deliver(&snapshot("cancelled", "paid", "quick", t(3)))
+    app.deliver_processed(&snapshot("cancelled", "paid", "quick", t(3)))
         .await;
     let accepted = event(
         "escrow.cancellation.accepted",
@@ -622,7 +622,7 @@ async fn a_cancellation_event_is_told_as_its_request_says(pool: PgPool) {
     let id = app
         .seed_order("chechia-red", "told@example.tn", ESCROW, t(0))
         .await;
-    app.deliver(&snapshot("paid", "pending", "quick", t(1)))
+    app.deliver_processed(&snapshot("paid", "pending", "quick", t(1)))
         .await;
     let answer = event(
         "escrow.cancellation.rejected",

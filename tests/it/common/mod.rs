@@ -175,6 +175,19 @@ impl TestApp {
         self.post_webhook(d.body.clone(), &headers).await
     }
 
+    /// Delivers `d` and checks the storefront took it in: 200, `"processed"`. A check after a
+    /// stale or late event that changed nothing means nothing unless the event was accepted.
+    pub async fn deliver_processed(&self, d: &SignedDelivery) {
+        let r = self.deliver(d).await;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or_default();
+        assert_eq!(
+            (status.as_u16(), body["result"].as_str()),
+            (200, Some("processed")),
+            "{body}"
+        );
+    }
+
     /// An order as a checkout would leave it: escrow `escrow_id` created, awaiting payment.
     /// An open order written as a checkout writes it: with its escrow creation claimed, or
     /// (`None`) as a `new` order, with no e-mail queued.

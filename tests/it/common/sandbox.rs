@@ -82,6 +82,19 @@ impl World {
         r.json().await.unwrap()
     }
 
+    /// How many webhook deliveries about `escrow` the storefront answered with a 2xx.
+    pub async fn answered_deliveries(&self, escrow: &str) -> usize {
+        let list: Vec<Value> = self.sandbox_json("/sandbox/deliveries").await;
+        list.iter()
+            .filter(|d| d["escrow_id"] == escrow)
+            .filter(|d| {
+                d["status"]
+                    .as_u64()
+                    .is_some_and(|s| (200..300).contains(&s))
+            })
+            .count()
+    }
+
     /// Every /api/v1 call the sandbox received, as "METHOD path".
     pub async fn dhmad_calls(&self) -> Vec<String> {
         self.dhmad_log()
