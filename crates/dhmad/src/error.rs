@@ -256,7 +256,8 @@ pub enum Error {
         /// The limit it passed.
         limit: usize,
     },
-    /// A success status whose body is not the documented shape.
+    /// A success status whose body is not the documented shape. DHMAD did what was asked: a
+    /// write (a created escrow, an opened session) must not be sent again; read what it made.
     #[error("could not read DHMAD's answer (HTTP {status}): {source}")]
     Decode {
         /// HTTP status.

@@ -127,7 +127,9 @@ impl std::fmt::Debug for WebhookVerifier {
 
 impl WebhookVerifier {
     /// A verifier accepting any of `secrets` (empty ones are ignored), with the default
-    /// 5-minute tolerance and the system clock.
+    /// 5-minute tolerance and the system clock. Each is trimmed: a secret read from a file or
+    /// a variable with its line's newline would match no signature, and DHMAD does not resend
+    /// a delivery answered 401 (its secrets are hex: white space is never part of one).
     pub fn new<I, S>(secrets: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -137,7 +139,8 @@ impl WebhookVerifier {
             secrets: secrets
                 .into_iter()
                 .map(Into::into)
-                .filter(|s| !s.trim().is_empty())
+                .map(|s: String| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
                 .map(SecretString::from)
                 .collect(),
             tolerance: DEFAULT_TOLERANCE,

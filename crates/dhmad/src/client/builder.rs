@@ -66,7 +66,9 @@ impl ClientBuilder {
         self
     }
 
-    /// TCP connect timeout (default 3 s).
+    /// TCP connect timeout (default 3 s; at most half of [`Self::timeout`], so that a
+    /// connection that cannot be made is a connect error, the request never sent, rather than
+    /// a timeout whose outcome a write cannot know).
     ///
     /// # Examples
     ///
@@ -237,7 +239,7 @@ impl ClientBuilder {
             .map_err(|_| BuildError::BaseUrl("expected an http(s) URL".into()))?
             .pop_if_empty();
         let http = reqwest::Client::builder()
-            .connect_timeout(self.connect_timeout)
+            .connect_timeout(self.connect_timeout.min(self.timeout / 2))
             .timeout(self.timeout)
             .user_agent(self.user_agent)
             .redirect(reqwest::redirect::Policy::none())

@@ -159,8 +159,8 @@ impl Client {
             .await
     }
 
-    /// `POST /escrows`. Resent only after a 429: a resend after a timeout
-    /// could create a duplicate.
+    /// `POST /escrows`. Resent only after a 429: a resend after a timeout, a 5xx or an
+    /// unreadable success ([`Error::Decode`]) could create a duplicate; find it with a read.
     ///
     /// # Examples
     ///

@@ -112,8 +112,11 @@ pub struct IdentityVerification {
     pub verification_email_sent_at: Option<OffsetDateTime>,
 }
 
-/// Response of `POST /identity-verifications`: the record and a human `message`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Response of `POST /identity-verifications`: the record and a human `message`. Whether DHMAD
+/// puts the record beside `message` or wraps it in `{"verification": …}` is not documented
+/// (as for a read), so both are read: the record is made and its e-mail sent by then, and
+/// failing to read the answer would only hide it. Written flat.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreatedIdentityVerification {
     /// The record (new, or the existing one when the e-mail was already sent).
     #[serde(flatten)]
@@ -121,6 +124,39 @@ pub struct CreatedIdentityVerification {
     /// What happened, for humans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for CreatedIdentityVerification {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Wrapped {
+                verification: IdentityVerification,
+                #[serde(default)]
+                message: Option<String>,
+            },
+            Flat {
+                #[serde(flatten)]
+                verification: IdentityVerification,
+                #[serde(default)]
+                message: Option<String>,
+            },
+        }
+        Ok(match Either::deserialize(d)? {
+            Either::Wrapped {
+                verification,
+                message,
+            }
+            | Either::Flat {
+                verification,
+                message,
+            } => Self {
+                verification,
+                message,
+            },
+        })
+    }
 }
 
 /// Response of `GET /identity-verifications?email=…`: newest first, at most 20.

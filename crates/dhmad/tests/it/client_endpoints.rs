@@ -259,11 +259,17 @@ fn verification(id: &str) -> Value {
         "verification_email_sent":true,"verification_email_sent_at":"2026-07-01T09:00:00Z"})
 }
 
-/// Identity verifications: the record flat beside `message` on create, bare or wrapped in
-/// `{"verification"}` on get (DHMAD documents neither), `{"verifications"}` on list.
+/// Identity verifications: the record flat beside `message` on create (or wrapped, for
+/// `w@x.tn`), bare or wrapped in `{"verification"}` on get (DHMAD documents neither),
+/// `{"verifications"}` on list.
 fn fake_identity(seen: &Seen, _: usize) -> Reply {
     let path = seen.path.strip_prefix("/api/v1").unwrap_or(&seen.path);
     match (seen.method.as_str(), path) {
+        ("POST", "/identity-verifications") if seen.json()["email"] == "w@x.tn" => Reply::json(
+            201,
+            json!({"verification": verification("66aa000000000000000000a3"),
+                "message": "Verification e-mail sent"}),
+        ),
         ("POST", "/identity-verifications") => {
             let mut v = verification("66aa000000000000000000a1");
             v["message"] = json!("Verification e-mail sent");
@@ -324,4 +330,12 @@ async fn identity_verifications_call_and_decode() {
     );
     assert_eq!(seen[3].path, "/api/v1/identity-verifications");
     assert_eq!(seen[3].query.as_deref(), Some("email=s%2B1%40x.tn"));
+
+    // A created record wrapped in `{"verification"}` is read too: it exists by then.
+    let wrapped = c
+        .create_identity_verification(&dhmad::CreateIdentityVerification::new("w@x.tn"))
+        .await
+        .unwrap();
+    assert_eq!(wrapped.verification.id, "66aa000000000000000000a3");
+    assert_eq!(wrapped.message.as_deref(), Some("Verification e-mail sent"));
 }

@@ -140,6 +140,13 @@ fn any_of_several_secrets_verifies() {
     );
 }
 
+/// A secret read with its line's newline (`read_to_string`, a mounted file) still verifies.
+#[test]
+fn a_secret_with_surrounding_white_space_is_trimmed() {
+    let v = WebhookVerifier::new([format!(" {SECRET}\n")]).with_clock(now);
+    v.verify(Some(&good_sig()), Some(SENT), BODY).unwrap();
+}
+
 #[test]
 fn no_secret_is_a_configuration_error() {
     let v = WebhookVerifier::new(Vec::<String>::new());
