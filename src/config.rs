@@ -45,11 +45,6 @@ pub const PUBLIC_DEMO_SECRETS: &[&str] = &[
 ];
 
 /// Whether `u` points at this machine (the demo, tests): `localhost` or a loopback address.
-/// `?tls=required`: lettre's STARTTLS that fails rather than go on in clear text.
-fn tls_required(u: &Url) -> bool {
-    u.query_pairs().any(|(k, v)| k == "tls" && v == "required")
-}
-
 fn is_local(u: &Url) -> bool {
     match u.host() {
         // A URL of a scheme the `url` crate does not know (`smtp://`) keeps its host as text.
@@ -382,49 +377,6 @@ impl Config {
                 .map(|_| ())
                 .map_err(|e| format!("{e} (expected Name <address>)")),
         );
-        let live = api_key.starts_with("sk_live_");
-        if live {
-            // A production secret never travels in clear text (a sandbox key may, to the
-            // local emulator or a compose service).
-            let clear = matches!(&dhmad_api_base, Ok(u) if u.scheme() == "http");
-            check(
-                "DHMAD_API_BASE",
-                (!clear).then_some(()).ok_or(
-                    "a live key (sk_live_) is only sent over https: use DHMAD's https address"
-                        .into(),
-                ),
-            );
-            // Without it every buyer e-mail is only logged: fine for the demo, not for a
-            // buyer who paid (an API checkout's only copy of the order's link, a code).
-            check(
-                "SMTP_URL",
-                smtp_url.is_some().then_some(()).ok_or(
-                    "a live key without SMTP_URL would drop every buyer e-mail (the order's \
-                     link, an instant good's code): set SMTP_URL"
-                        .into(),
-                ),
-            );
-            // Those e-mails carry the order's link (its only key) and codes, and the relay's
-            // password: lettre's `smtp://` without `?tls=` is plain text, not even STARTTLS.
-            let plain = smtp_url
-                .as_deref()
-                .and_then(|u| Url::parse(u).ok())
-                .is_some_and(|u| u.scheme() == "smtp" && !is_local(&u) && !tls_required(&u));
-            check(
-                "SMTP_URL",
-                (!plain).then_some(()).ok_or(
-                    "a live key's e-mails (order links, codes) are not sent in clear text: use \
-                     smtps://… or smtp://…?tls=required (a relay on this machine may stay \
-                     plain smtp://)"
-                        .into(),
-                ),
-            );
-        }
-        // The demo's secrets are public: fine on this machine, not once strangers can reach
-        // the shop (a staging shop on DHMAD's sandbox included) or money is real. A shop that
-        // listens beyond loopback is reachable too (`docker run -p 3000:3000` publishes the
-        // image's 0.0.0.0 on every interface), unless LOCAL_ONLY says only this machine can
-        // reach the port (compose publishes it on 127.0.0.1).
         let local_only = match var("LOCAL_ONLY").as_deref() {
             None | Some("false" | "0") => false,
             Some("true" | "1") => true,
@@ -433,39 +385,20 @@ impl Config {
                 false
             }
         };
-        let open_listener = matches!(&listen_addr, Ok(a) if !a.ip().is_loopback()) && !local_only;
-        let reachable = matches!(&public_base_url, Ok(u) if !is_local(u)) || open_listener;
-        if live || reachable {
-            let public: Vec<&str> = secrets
-                .iter()
-                .map(|s| s.expose_secret())
-                .chain(admin_token.as_deref())
-                .filter(|s| PUBLIC_DEMO_SECRETS.contains(s))
-                .collect();
-            let (name, why) = if live {
-                (
-                    "DHMAD_API_KEY",
-                    "a live key with the public demo webhook secret or admin token: set your \
-                     own DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN",
-                )
-            } else if open_listener {
-                (
-                    "LISTEN_ADDR",
-                    "other machines can reach this address, and the public demo webhook \
-                     secret or admin token would let anyone forge payments or enter the back \
-                     office: set your own DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN, listen on \
-                     127.0.0.1, or set LOCAL_ONLY=true if only this machine can reach the port \
-                     (a container published on 127.0.0.1)",
-                )
-            } else {
-                (
-                    "PUBLIC_BASE_URL",
-                    "PUBLIC_BASE_URL is not this machine, and the public demo webhook secret or \
-                     admin token would let anyone forge payments or enter the back office: set \
-                     your own DHMAD_WEBHOOK_SECRETS and ADMIN_TOKEN",
-                )
-            };
-            check(name, public.is_empty().then_some(()).ok_or(why.into()));
+        let exposure = exposure::Exposure {
+            api_key: &api_key,
+            dhmad_api_base: dhmad_api_base.as_ref().ok(),
+            public_base_url: public_base_url.as_ref().ok(),
+            listen_addr: listen_addr.as_ref().ok().copied(),
+            local_only,
+            smtp_url: smtp_url.as_deref(),
+            secrets: &secrets,
+            admin_token: admin_token.as_deref(),
+            seller_email: seller_email.as_deref(),
+            checkout_origin: checkout_origin.as_deref(),
+        };
+        for (name, why) in exposure.refusals() {
+            check(name, Err(why));
         }
 
         if !errors.is_empty() {
@@ -625,6 +558,7 @@ impl fmt::Debug for Config {
     }
 }
 
+mod exposure;
 mod proxies;
 use proxies::parse_proxies;
 pub use proxies::DEFAULT_TRUSTED_PROXIES;

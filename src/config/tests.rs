@@ -248,6 +248,51 @@ fn a_live_key_is_only_sent_over_https() {
     assert!(cfg(&clear).is_err());
 }
 
+/// The demo's values, copied from `.env.example` into a live shop's settings, are refused by
+/// name: the demo seller, the sandbox's checkout page, a shop served over plain http.
+#[test]
+fn a_live_shop_refuses_the_demos_seller_checkout_page_and_plain_http() {
+    for (name, demo, ok) in [
+        (
+            "DHMAD_SELLER_EMAIL",
+            "merchant@shop.example",
+            "seller@souk.tn",
+        ),
+        ("DHMAD_SELLER_EMAIL", "me@example.com", "me@example.tn"),
+        ("DHMAD_SELLER_EMAIL", "me@shop.test", "me@testshop.tn"),
+        (
+            "DHMAD_CHECKOUT_ORIGIN",
+            "http://localhost:6002",
+            "https://dhmad.example",
+        ),
+        (
+            "PUBLIC_BASE_URL",
+            "http://shop.example.tn",
+            "https://shop.example.tn",
+        ),
+    ] {
+        let err = cfg(&live_shop_with(name, Some(demo)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(name), "{name}={demo}: {err}");
+        let c = cfg(&live_shop_with(name, Some(ok)));
+        assert!(c.is_ok(), "{name}={ok}: {c:?}");
+    }
+    // A live shop tried on this machine may stay on plain http.
+    assert!(cfg(&live_shop_with(
+        "PUBLIC_BASE_URL",
+        Some("http://localhost:3000")
+    ))
+    .is_ok());
+    // The demo, with the sandbox's key, keeps all three.
+    let mut demo = MIN.to_vec();
+    demo.extend([
+        ("DHMAD_SELLER_EMAIL", "merchant@shop.example"),
+        ("DHMAD_CHECKOUT_ORIGIN", "http://localhost:6002"),
+    ]);
+    assert!(cfg(&demo).is_ok());
+}
+
 #[test]
 fn a_budget_of_one_call_is_refused() {
     // A checkout takes its two calls at once: with one, every checkout would wait for ever.
