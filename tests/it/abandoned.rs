@@ -104,7 +104,7 @@ async fn an_abandoned_order_dhmad_cannot_cancel_is_set_aside_not_retried_every_p
     assert_eq!(n, 0);
     // Flagged by this pass, or by the world's own first pass if it ran late and held the
     // order's payment claim meanwhile: counted once that pass is over.
-    wait_for("the lost escrow flagged", 15, || async {
+    wait_for("the lost escrow flagged", 30, || async {
         let attention: Option<String> =
             sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
                 .bind(lost)
@@ -268,7 +268,7 @@ async fn an_order_whose_payment_page_is_being_opened_is_not_cancelled(pool: PgPo
     // is claimed, so the escrow is not cancelled under it. (Run once the claim is there, not
     // after a guess of how long the pay takes to reach it.)
     let job = async {
-        wait_for("the new page's opening to be claimed", 15, || async {
+        wait_for("the new page's opening to be claimed", 30, || async {
             sqlx::query_scalar::<_, bool>(
                 "SELECT true FROM session_openings WHERE order_id = $1 AND claimed_until > now()",
             )

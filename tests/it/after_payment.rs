@@ -204,7 +204,7 @@ async fn an_accepted_cancellation_is_not_shipped_while_dhmad_cancels(pool: PgPoo
     .fetch_one(&w.app.pool)
     .await
     .unwrap();
-    let held = wait_for("the queued deliver to be held", 15, || async {
+    let held = wait_for("the queued deliver to be held", 30, || async {
         sqlx::query_scalar!(
             "SELECT e.detail FROM outbox_jobs j JOIN order_events e ON e.order_id = j.order_id
               WHERE j.id = $1 AND j.done_at IS NOT NULL AND e.kind = 'ship_held'",
@@ -317,21 +317,16 @@ async fn a_queued_ship_waits_for_the_answer_to_a_cancellation_request(pool: PgPo
     .fetch_one(&w.app.pool)
     .await
     .unwrap();
-    let mut done = None;
-    for _ in 0..200 {
-        done = sqlx::query_scalar!(
+    wait_for("the worker to run the job", 30, || async {
+        sqlx::query_scalar!(
             "SELECT id FROM outbox_jobs WHERE id = $1 AND done_at IS NOT NULL",
             job
         )
         .fetch_optional(&w.app.pool)
         .await
-        .unwrap();
-        if done.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(done.is_some(), "the worker ran the job");
+        .unwrap()
+    })
+    .await;
     assert_eq!(
         w.count_calls("POST", "/deliver").await,
         0,
@@ -446,7 +441,7 @@ async fn deliver_taken_then_rejected(w: &World, email: &str, then: Value) -> (St
     assert_eq!(w.admin_post(&ship).await.status(), 303);
     // The first attempt was applied at DHMAD and answered 500: its retry waits (backoff, or
     // DHMAD's budget) while the buyer rejects the delivery.
-    let attempts: i32 = wait_for("the first deliver attempt", 15, || async {
+    let attempts: i32 = wait_for("the first deliver attempt", 30, || async {
         sqlx::query_scalar(park)
             .bind(s.order_id)
             .fetch_optional(&w.app.pool)
@@ -480,7 +475,7 @@ async fn deliver_taken_then_rejected(w: &World, email: &str, then: Value) -> (St
 async fn a_retried_deliver_does_not_override_the_buyers_rejection(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let (s, escrow) = deliver_taken_then_rejected(&w, "rejected@example.tn", json!({})).await;
-    wait_for("the retry to end", 15, || async {
+    wait_for("the retry to end", 30, || async {
         let open: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND done_at IS NULL",
         )
@@ -515,7 +510,7 @@ async fn a_retried_deliver_is_not_sent_while_the_escrow_cannot_be_read(pool: PgP
     let w = world(pool, |_| {}).await;
     let unreadable = json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}", "fault": "error_500", "times": 1000}]});
     let (s, escrow) = deliver_taken_then_rejected(&w, "unreadable@example.tn", unreadable).await;
-    let attempts: i32 = wait_for("the retry's attempt", 15, || async {
+    let attempts: i32 = wait_for("the retry's attempt", 30, || async {
         sqlx::query_scalar(
             "SELECT attempts FROM outbox_jobs
               WHERE order_id = $1 AND kind = 'deliver' AND attempts >= 2 AND claimed_until IS NULL",

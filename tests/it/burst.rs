@@ -380,7 +380,7 @@ async fn background_work_waits_for_the_budget_and_spends_no_attempt(pool: PgPool
     };
     // The outbox runs every 50 ms in tests: its call is held back, the job postponed until the
     // window frees up, not retried at once. (Waited for: postponed, and no worker holds it.)
-    wait_for("the deliver to be postponed", 15, || async {
+    wait_for("the deliver to be postponed", 30, || async {
         sqlx::query_scalar::<_, bool>(
             "SELECT true FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'
                 AND run_after > now() + interval '30 seconds' AND claimed_until IS NULL",
@@ -422,7 +422,7 @@ async fn background_work_waits_for_the_budget_and_spends_no_attempt(pool: PgPool
         .await
         .unwrap();
     let pool2 = pool.clone();
-    let (attempts, ..) = wait_for("the deliver job to be done", 15, || {
+    let (attempts, ..) = wait_for("the deliver job to be done", 30, || {
         let pool = pool2.clone();
         async move { Some(job(pool).await).filter(|(_, done, _)| *done) }
     })
@@ -477,7 +477,7 @@ async fn a_queued_checkout_keeps_its_place_when_the_database_fails_its_turn(pool
         sqlx::query(statement).execute(&pool).await.unwrap();
     }
     w.app.state.checkout_queue.notify_one();
-    wait_for("a failed turn", 10, || async {
+    wait_for("a failed turn", 30, || async {
         let calls = w.dhmad_calls().await;
         let tried: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM dhmad_budget WHERE used_at > now() - interval '1 minute'",
@@ -556,7 +556,7 @@ async fn the_line_waits_until_a_checkouts_calls_are_all_free(pool: PgPool) {
         .unwrap();
     checkout_in_line(&w, "both@example.tn").await;
     let tasks = tokio_util::task::TaskTracker::new();
-    let turn = wait_for("the line's turn", 15, || async {
+    let turn = wait_for("the line's turn", 30, || async {
         match storefront::orders::queue::serve_next(&w.app.state, &tasks).await {
             // The app's own worker held the order for its look.
             Ok(storefront::orders::queue::Turn::Idle) => None,
@@ -786,7 +786,7 @@ async fn a_checkout_refused_for_an_hour_parks_a_minute_at_most(pool: PgPool) {
     dhmad_refuses_creates(&w, 100, 3_600_000).await;
     checkout_in_line(&w, "hour@example.tn").await;
     // Past a worker's lease (14 s here): parked by DHMAD's answer.
-    let parked: f64 = wait_for("the line to park the refused checkout", 15, || async {
+    let parked: f64 = wait_for("the line to park the refused checkout", 30, || async {
         sqlx::query_scalar::<_, f64>(
             "SELECT extract(epoch FROM claimed_until - now())::float8 FROM checkout_queue
               WHERE claimed_until > now() + interval '20 seconds'",

@@ -50,7 +50,7 @@ async fn a_checkout_cut_short_before_its_first_dhmad_call_is_put_back_in_line(po
     // The line's worker makes its calls (the escrow, then the page): the buyer's page now leads
     // to DHMAD.
     w.wait_status(stranded, "awaiting_payment").await;
-    wait_for("the payment page", 15, || async {
+    wait_for("the payment page", 30, || async {
         let n = sqlx::query_scalar!(
             "SELECT count(*) FROM checkout_sessions WHERE order_id = $1 AND status = 'pending'",
             stranded

@@ -193,7 +193,7 @@ async fn dhmads_409_before_acceptance_is_handled(pool: PgPool) {
             .status(),
         303
     );
-    crate::common::wait_for("the deliver job to close", 15, || async {
+    crate::common::wait_for("the deliver job to close", 30, || async {
         let open = sqlx::query_scalar!(
             "SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND done_at IS NULL",
             s.order_id

@@ -144,7 +144,7 @@ async fn closing_the_pool_leaves_no_connection_of_the_service_open(pool: PgPool)
     let started = w.checkout("ai-credits-500", "close@example.tn").await;
     // The DHMAD call log has its own connection: wait until it has written.
     let logged = pool.clone();
-    crate::common::wait_for("the checkout's calls in the log", 10, || {
+    crate::common::wait_for("the checkout's calls in the log", 30, || {
         let pool = logged.clone();
         async move {
             let n: i64 = sqlx::query_scalar("SELECT count(*) FROM dhmad_calls WHERE order_id = $1")
@@ -164,7 +164,7 @@ async fn closing_the_pool_leaves_no_connection_of_the_service_open(pool: PgPool)
         .connect_with(options)
         .await
         .unwrap();
-    crate::common::wait_for("every other connection to close", 10, || {
+    crate::common::wait_for("every other connection to close", 30, || {
         let watcher = watcher.clone();
         async move {
             let others: i64 = sqlx::query_scalar(

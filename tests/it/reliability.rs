@@ -215,7 +215,7 @@ async fn paid_with_a_failing_deliver(pool: PgPool, email: &str) -> (World, Start
     let s = w.checkout("ai-credits-500", email).await;
     w.complete(&s.session_id).await;
     w.wait_status(s.order_id, "paid").await;
-    wait_for("a failed deliver attempt", 15, || async {
+    wait_for("a failed deliver attempt", 30, || async {
         let n = sqlx::query_scalar!(
             "SELECT attempts FROM outbox_jobs
               WHERE order_id = $1 AND kind = 'deliver' AND claimed_until IS NULL",
@@ -257,7 +257,7 @@ async fn a_deliver_that_gave_up_is_queued_again_and_retryable(pool: PgPool) {
     // ahead: run at once, the worker's attempt once delivered it before the merchant's click,
     // which was then refused); once DHMAD answers, it is delivered.
     // A job a worker holds is left to it: its failure would set its own time again.
-    wait_for("the requeued deliver held back", 15, || async {
+    wait_for("the requeued deliver held back", 30, || async {
         sqlx::query!(
             "UPDATE outbox_jobs SET run_after = now() + interval '1 hour'
               WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL
@@ -309,7 +309,7 @@ async fn a_deliver_for_an_escrow_dhmad_does_not_know_is_flagged_not_retried(pool
     .execute(&w.app.pool)
     .await
     .unwrap();
-    wait_for("the deliver given up", 15, || async {
+    wait_for("the deliver given up", 30, || async {
         sqlx::query_scalar!(
             "SELECT gave_up_at IS NOT NULL AS \"gave_up!\" FROM outbox_jobs
               WHERE order_id = $1 AND kind = 'deliver'",

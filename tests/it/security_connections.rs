@@ -106,7 +106,7 @@ async fn one_client_cannot_hold_every_connection(pool: PgPool) {
     let app = spawn(pool.clone(), cfg.clone()).await;
     a_third_is_closed(&app, "a third connection from the same address").await;
     // Once the server has seen them close (a connection it still counts is closed at once).
-    wait_for("its share back", 10, || async {
+    wait_for("its share back", 30, || async {
         let r = app.http.get(app.url("/healthz")).send().await.ok()?;
         (r.status() == 200).then_some(())
     })

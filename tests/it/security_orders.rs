@@ -214,7 +214,7 @@ async fn the_codes_email_waits_for_a_dispute_and_goes_once_it_ends_for_the_selle
             .status(),
         200
     );
-    let job = wait_for("the code's e-mail tried once", 10, || async {
+    let job = wait_for("the code's e-mail tried once", 30, || async {
         sqlx::query_scalar!(
             "SELECT id FROM outbox_jobs WHERE order_id = $1 AND kind = 'email_good'
                AND done_at IS NULL AND run_after > now() + interval '1 minute'",

@@ -99,7 +99,7 @@ async fn confirmation_error(pool: &PgPool, order: uuid::Uuid, state: &'static st
           WHERE order_id = $1 AND kind = 'email_confirmation' AND {state}"
     );
     let sql = &sql;
-    crate::common::wait_for(state, 15, || async move {
+    crate::common::wait_for(state, 30, || async move {
         sqlx::query_scalar::<_, Option<String>>(sql)
             .bind(order)
             .fetch_optional(pool)
@@ -194,7 +194,7 @@ async fn an_email_outlives_an_smtp_outage_longer_than_a_delivers_patience(pool: 
     let pool = &pool;
     let order = s.order_id;
     let (attempts, gave_up): (i32, bool) =
-        crate::common::wait_for("the thirteenth try", 15, || async move {
+        crate::common::wait_for("the thirteenth try", 30, || async move {
             let row: (i32, bool) = sqlx::query_as(
                 "SELECT attempts, gave_up_at IS NOT NULL FROM outbox_jobs
                   WHERE order_id = $1 AND kind = 'email_confirmation'

@@ -243,7 +243,7 @@ async fn a_dead_job_is_retried_and_an_open_one_abandoned(pool: PgPool) {
     .unwrap();
     assert!(fresh > dead);
     assert!(row_ids(&admin_page(&app, "/admin/orders?needs=failed_jobs").await).is_empty());
-    wait_for("the retried deliver to run", 15, || async {
+    wait_for("the retried deliver to run", 30, || async {
         job_row(&app.pool, fresh).await.0.map(|_| ())
     })
     .await;

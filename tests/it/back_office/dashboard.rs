@@ -155,7 +155,7 @@ async fn the_order_page_lists_the_dhmad_calls_made_for_the_order(pool: PgPool) {
     // The buyer comes back through the callback, which reads the session from DHMAD.
     w.land_on_callback(&back).await;
     w.wait_status(s.order_id, "paid").await;
-    let rows = wait_for("the calls to be recorded", 10, || async {
+    let rows = wait_for("the calls to be recorded", 30, || async {
         let rows = sqlx::query!(
             "SELECT method, endpoint, status FROM dhmad_calls WHERE order_id = $1 ORDER BY id",
             s.order_id

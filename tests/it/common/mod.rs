@@ -369,7 +369,7 @@ pub fn smtp_sink() -> (String, std::path::PathBuf) {
 pub async fn wait_for_mail(to: &str, needle: &str) -> String {
     let (_, dir) = smtp_sink();
     let rcpt = format!("X-Rcpt-To: {to}");
-    wait_for(&format!("an e-mail to {to} with {needle:?}"), 15, || {
+    wait_for(&format!("an e-mail to {to} with {needle:?}"), 30, || {
         let dir = dir.clone();
         let (rcpt, needle) = (rcpt.clone(), needle.to_owned());
         async move {

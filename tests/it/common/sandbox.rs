@@ -196,7 +196,7 @@ impl World {
 
     pub async fn wait_status(&self, id: Uuid, status: &str) -> Value {
         let app = &self.app;
-        wait_for(&format!("order {id} to be {status}"), 15, || async move {
+        wait_for(&format!("order {id} to be {status}"), 30, || async move {
             let o = app.order_json(id).await;
             (o["status"] == status).then_some(o)
         })
@@ -247,7 +247,7 @@ impl World {
     pub async fn wait_json(&self, id: Uuid, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         let app = &self.app;
         let check = &check;
-        wait_for(what, 15, || async move {
+        wait_for(what, 30, || async move {
             let o = app.order_json(id).await;
             check(&o).then_some(o)
         })

@@ -62,7 +62,7 @@ async fn metrics_count_requests_webhooks_and_dhmad_calls_of_a_purchase(pool: PgP
     // The order completes while its deliver job is still being closed: the job's counter
     // moves just after. Wait for it rather than racing it.
     let app = &w.app;
-    let text = wait_for("the deliver job to be counted", 10, || async move {
+    let text = wait_for("the deliver job to be counted", 30, || async move {
         let text = scrape(app).await;
         let done = [("kind", "deliver"), ("outcome", "done")];
         sample(&text, "storefront_outbox_attempts_total", &done)

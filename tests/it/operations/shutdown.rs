@@ -23,7 +23,7 @@ async fn a_deliver_in_flight_at_shutdown_finishes_and_is_not_sent_again(pool: Pg
         .unwrap()
         .expect("an escrow");
     // The outbox's deliver has reached DHMAD, whose answer is on its way.
-    wait_for("DHMAD to take the deliver", 15, || async {
+    wait_for("DHMAD to take the deliver", 30, || async {
         let escrow = w.app.state.dhmad.get_escrow(&escrow_id).await.unwrap();
         (escrow.status.as_str() != "paid" && escrow.status.as_str() != "pending").then_some(())
     })
