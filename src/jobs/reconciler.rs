@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 
 use crate::db;
 use crate::orders::{
-    checkout::in_flight_limit, fulfilment, lost_escrow, queue, sync, Applied, OrderError,
-    OrderStatus,
+    checkout::in_flight_limit, fulfilment, lost_escrow, payment_review, queue, sync, Applied,
+    OrderError, OrderStatus,
 };
 use crate::state::AppState;
 
@@ -181,9 +181,17 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
             break;
         }
         report.checked += 1;
-        match sync::refresh_order(state, &order, "reconciler").await {
-            Ok(Applied::Transitioned { .. }) => changed += 1,
-            Ok(_) => {}
+        let read = match sync::refresh_order(state, &order, "reconciler").await {
+            Ok(Applied::Transitioned { .. }) => Ok(true),
+            // Still under review: its rejection may have been lost (`payment_review::recheck`).
+            Ok(Applied::Unchanged { order }) if order.in_payment_review() => {
+                payment_review::recheck(state, &order).await
+            }
+            Ok(_) => Ok(false),
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(moved) => changed += usize::from(moved),
             // The call was not sent: the budget is the buyers' for now.
             Err(OrderError::Busy { .. }) => {
                 report.checked -= 1;

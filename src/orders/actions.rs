@@ -8,7 +8,7 @@ use dhmad::CheckoutAction;
 use uuid::Uuid;
 
 use super::{
-    lost_escrow,
+    lost_escrow, payment_review,
     sessions::{ensure_session, OpeningClaim, Party, CLOCK_LEEWAY},
     sync, Action, Cancellation, Order, OrderError, OrderResult, OrderStatus,
 };
@@ -91,7 +91,7 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
             // A guest may have sent a proof of payment and closed the tab before coming back:
             // a cancel would make DHMAD reject a proof of money already sent, and a guest's
             // refund is not automatic (§4.2). Asked as the abandoned-order job asks.
-            if sync::payment_review_known(state, &order).await? {
+            if payment_review::known(state, &order).await? {
                 // Or a wallet payment whose webhook is late: learn which before saying.
                 let read = sync::refresh_order(state, &order, "read before a cancel").await;
                 if let Err(unknown @ OrderError::EscrowUnknown(_)) = read {
@@ -303,7 +303,7 @@ pub async fn cancel_abandoned(
     grace: time::Duration,
 ) -> OrderResult<Option<Order>> {
     let order = load(state, order_id).await?;
-    if sync::payment_review_known(state, &order).await? {
+    if payment_review::known(state, &order).await? {
         return Ok(None);
     }
     // The buyer's payment page is not opened while the escrow is cancelled (a page being opened

@@ -9,6 +9,7 @@ pub mod fulfilment;
 pub mod lost_escrow;
 mod news;
 pub mod notify;
+pub mod payment_review;
 pub mod queue;
 pub mod reprocess;
 pub mod sessions;

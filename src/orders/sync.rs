@@ -2,17 +2,15 @@
 //! for escrow creations whose answer was lost.
 
 use dhmad::CheckoutAction;
-use sqlx::PgConnection;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    apply_escrow_snapshot,
-    sessions::{live_session, next_buyer_action, Party, CLOCK_LEEWAY},
+    apply_escrow_snapshot, payment_review,
+    sessions::{live_session, next_buyer_action, Party},
     snapshot::Authority,
     Applied, Order, OrderError, OrderResult, OrderStatus,
 };
-use crate::db::{self, sessions::Session};
+use crate::db;
 use crate::state::AppState;
 
 /// Reads the escrow from DHMAD and applies it. DHMAD failures come back as errors for the
@@ -61,7 +59,7 @@ pub async fn apply_in_tx(
 }
 
 /// A failed read: users are told only that DHMAD is not answering; the log gets the cause.
-pub(super) fn upstream(e: dhmad::Error, what: &str) -> OrderError {
+pub(crate) fn upstream(e: dhmad::Error, what: &str) -> OrderError {
     if let Some(retry_after) = super::error::busy_for(&e) {
         return OrderError::Busy { retry_after };
     }
@@ -194,12 +192,12 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     if let Some(completed_at) =
         finished.filter(|_| session.action == CheckoutAction::AcceptPay.as_str())
     {
-        let page = FinishedPage {
+        let page = payment_review::FinishedPage {
             opened_at: session.created_at,
             expires_at: session.expires_at,
             completed_at,
         };
-        note_payment_review(state, order.id, &page).await?;
+        payment_review::note(state, order.id, &page).await?;
     } else if let Some(step) =
         super::news::cancellation_step(&session.action).filter(|_| finished.is_some())
     {
@@ -225,172 +223,4 @@ pub(super) async fn cancellation_done(
     super::news::cancellation_done_on_page(&mut tx, &order, step).await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// A payment page DHMAD says was finished.
-pub struct FinishedPage {
-    /// When we opened it.
-    pub opened_at: OffsetDateTime,
-    /// When it closes, by DHMAD's clock (its `expiresAt`).
-    pub expires_at: OffsetDateTime,
-    /// When DHMAD says it was finished, if it says.
-    pub completed_at: Option<OffsetDateTime>,
-}
-
-/// The buyer finished the payment page but DHMAD does not hold the money: a guest paid out of
-/// band and DHMAD's admin reviews the proof. From now on no new payment is offered (a second
-/// one would take the money twice) until DHMAD approves (paid) or rejects the proof. A page
-/// finished before the last rejection holds the rejected proof, not a new one: it changes
-/// nothing (else the buyer, told to pay again, would be told a proof is under review for ever).
-pub async fn note_payment_review(
-    state: &AppState,
-    order_id: Uuid,
-    page: &FinishedPage,
-) -> OrderResult<()> {
-    let mut conn = state.pool.acquire().await?;
-    let mut tx = db::tx::begin(&mut conn).await?;
-    let Some(order) = db::orders::lock(&mut *tx, order_id).await? else {
-        return Err(OrderError::NotFound);
-    };
-    if order.status == OrderStatus::AwaitingPayment
-        && order.payment_review_since.is_none()
-        && holds_a_new_proof(&mut tx, &order, page).await?
-    {
-        let now = OffsetDateTime::now_utc();
-        db::orders::set_payment_review(&mut *tx, order.id, Some(now)).await?;
-        db::orders::set_deposit_rejection(&mut *tx, order.id, None).await?;
-        // Only an instant order takes a guest's proof; any other finished its payment page
-        // with a payment whose news is not in yet (the escrow read failed, say).
-        let (detail, public) = if order.is_instant() {
-            (
-                "Payment page finished but the escrow is still pending: a guest proof awaits DHMAD",
-                "DHMAD received your payment proof and is checking it",
-            )
-        } else {
-            (
-                "Payment page finished but the escrow is not known to be paid yet",
-                "You finished DHMAD's payment page: we are confirming your payment with DHMAD",
-            )
-        };
-        db::events::add(&mut *tx, order.id, "payment_review", detail, Some(public)).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// DHMAD's event for a rejected guest proof.
-const DEPOSIT_PROOF_REJECTED: &str = "escrow.deposit_proof.rejected";
-
-/// Was `page` finished after the order's last rejected proof, if any? After a rejection the
-/// buyer is asked to pay again, on a new page or on the one the rejected proof came from: DHMAD
-/// reopens it, and the buyer "may upload again through the same session" (§4.2). A page
-/// opened since the rejection holds a new proof. For a page opened before it, DHMAD's clock
-/// tells (the rejection event's `timestamp`, which every stored event has): a page closed by
-/// then took no new upload, so its completion is the rejected proof's; else a `completedAt`
-/// after the rejection is a new proof, and a page DHMAD does not date is taken for one (not
-/// knowing is not "no"). That DHMAD dates a second completion of one page anew is the
-/// sandbox's reading (the contract leaves it open); if it keeps the first date, such a page
-/// reads as the rejected proof's.
-async fn holds_a_new_proof(
-    conn: &mut PgConnection,
-    order: &Order,
-    page: &FinishedPage,
-) -> OrderResult<bool> {
-    if order.deposit_rejection_reason.is_none() {
-        return Ok(true);
-    }
-    let Some(rejection) =
-        db::inbox::last_received(&mut *conn, order.id, DEPOSIT_PROOF_REJECTED).await?
-    else {
-        // A rejection we cannot date: a completion tells nothing new.
-        return Ok(false);
-    };
-    if page.opened_at > rejection.received_at {
-        return Ok(true);
-    }
-    let rejected_at = rejection
-        .timestamp
-        .as_deref()
-        .and_then(|t| dhmad::iso::parse(t).ok())
-        .unwrap_or(rejection.received_at);
-    if page.expires_at <= rejected_at {
-        return Ok(false);
-    }
-    Ok(page.completed_at.is_none_or(|at| at > rejected_at))
-}
-
-/// Did the buyer finish a payment page without coming back (a guest proof under review)?
-/// Asked before a new payment page is opened for an order that has none live, and before an
-/// order nobody seems to have paid is cancelled. Asks DHMAD about the last pages; a DHMAD that does
-/// not answer is an error, never "no": under review the escrow is still pending, so DHMAD
-/// would take a second payment on a new page, and a cancel would reject a proof of money sent.
-pub async fn payment_review_known(state: &AppState, order: &Order) -> OrderResult<bool> {
-    if order.in_payment_review() {
-        return Ok(true);
-    }
-    for page in pages_maybe_used(state, order.id).await? {
-        let Some(finished) = finished_page(state, order, &page).await? else {
-            continue;
-        };
-        note_payment_review(state, order.id, &finished).await?;
-        if db::orders::get(&state.pool, order.id)
-            .await?
-            .is_some_and(|o| o.in_payment_review())
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// The buyer's last payment page and every older one that may still have been open when it
-/// was opened: a page is reused only while it has minutes left (`MIN_SESSION_LIFE`), so a
-/// guest may hold two at once and send a proof on the older. Any older page was closed before
-/// the last one opened, and the look made then (this one) found no proof on it.
-async fn pages_maybe_used(state: &AppState, order_id: Uuid) -> OrderResult<Vec<Session>> {
-    let action = CheckoutAction::AcceptPay.as_str();
-    let mut pages = db::sessions::list_for_order(&state.pool, order_id)
-        .await?
-        .into_iter()
-        .filter(|s| s.action == action && !s.for_merchant);
-    let Some(last) = pages.next() else {
-        return Ok(Vec::new());
-    };
-    let opened = last.created_at;
-    let mut maybe = vec![last];
-    maybe.extend(pages.filter(|s| s.expires_at + CLOCK_LEEWAY > opened));
-    Ok(maybe)
-}
-
-/// `page`, if DHMAD says it was finished. A page finished since a rejection may hold a new
-/// proof or the rejected one: DHMAD's `completedAt` tells ([`holds_a_new_proof`]), so such a
-/// page is read again.
-async fn finished_page(
-    state: &AppState,
-    order: &Order,
-    page: &Session,
-) -> OrderResult<Option<FinishedPage>> {
-    let trust_local = order.deposit_rejection_reason.is_none();
-    let completed_at = match page.status.as_str() {
-        "completed" if trust_local => None,
-        "cancelled" => return Ok(None),
-        // Pending or expired here: the buyer may have finished without coming back.
-        _ => match state.dhmad.get_session(&page.session_id).await {
-            Ok(s) => {
-                db::sessions::set_status(&state.pool, &page.session_id, s.status.as_str()).await?;
-                if s.status != dhmad::SessionStatus::Completed {
-                    return Ok(None);
-                }
-                s.completed_at
-            }
-            // DHMAD answered that it has no such page: nothing is under review there.
-            Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => return Ok(None),
-            Err(e) => return Err(upstream(e, "reading a payment page")),
-        },
-    };
-    Ok(Some(FinishedPage {
-        opened_at: page.created_at,
-        expires_at: page.expires_at,
-        completed_at,
-    }))
 }

@@ -423,3 +423,49 @@ async fn a_paid_guest_order_cancelled_promises_no_automatic_refund(pool: PgPool)
     assert!(!page.contains("returns any payment"), "{page}");
     assert!(page.contains("not returned automatically"), "{page}");
 }
+
+/// DHMAD's rejection of a guest's proof is lost (DHMAD retries for seconds only, and no escrow
+/// read tells of it): the reconciler finds the proof's page reopened, ends the review, and the
+/// buyer may pay again. Before, the order stayed under review for good: no new payment, no
+/// cancel by either side, no abandoned-order job.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_lost_rejection_of_a_guest_proof_is_found_by_the_reconciler(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w
+        .checkout("ai-credits-500", "lost-rejection@example.tn")
+        .await;
+    send_proof_and_return(&w, &s).await;
+    assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
+        json!({"reason": "unreadable receipt"}),
+    )
+    .await;
+    w.after_first_reconciler_pass().await;
+    storefront::jobs::reconciler::run_once(&w.app.state, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(
+        (&o["status"], &o["payment_review"]),
+        (&json!("awaiting_payment"), &json!(false)),
+        "{o}"
+    );
+    // Learned from the page, not from the lost event (which carried the reason).
+    assert!(o["deposit_rejection_reason"].is_null(), "{o}");
+    let page = w.app.order_page(s.order_id).await;
+    assert!(
+        page.contains("DHMAD did not accept your payment proof"),
+        "{page}"
+    );
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 303);
+    let to = again.headers()["location"].to_str().unwrap();
+    assert!(to.starts_with(&w.sb.base_url()), "{to}");
+}

@@ -12,7 +12,7 @@ use dhmad::CheckoutAction;
 use uuid::Uuid;
 
 use super::{
-    notify,
+    notify, payment_review,
     queue::{self, Place},
     sessions::{self, ensure_session, live_session, open_session, Party},
     sync, Action, Mode, Order, OrderError, OrderResult, OrderStatus,
@@ -342,7 +342,7 @@ async fn resume_with(
             .await?;
             // Under review, a page still open is not offered either: a guest would pay twice.
             let reviewed = order.in_payment_review()
-                || (live.is_none() && sync::payment_review_known(state, &order).await?);
+                || (live.is_none() && payment_review::known(state, &order).await?);
             if reviewed {
                 return Err(OrderError::not_allowed(
                     "DHMAD is confirming your payment. We will confirm your order as soon as it \

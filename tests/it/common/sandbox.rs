@@ -157,13 +157,13 @@ impl World {
             .unwrap()
     }
 
-    /// Whether the shop, asked now (`sync::payment_review_known`), finds a payment under review.
+    /// Whether the shop, asked now (`payment_review::known`), finds a payment under review.
     pub async fn payment_review_known(&self, order_id: Uuid) -> bool {
         let order = db::orders::get(&self.app.pool, order_id)
             .await
             .unwrap()
             .unwrap();
-        storefront::orders::sync::payment_review_known(&self.app.state, &order)
+        storefront::orders::payment_review::known(&self.app.state, &order)
             .await
             .unwrap()
     }
