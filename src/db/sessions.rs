@@ -169,11 +169,16 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Marks pending sessions past their expiry as expired; returns how many.
-pub async fn expire_due(e: impl PgExecutor<'_>) -> sqlx::Result<u64> {
-    let r = sqlx::query!("UPDATE checkout_sessions SET status = 'expired' WHERE status = 'pending' AND expires_at <= now()")
-        .execute(e)
-        .await?;
+/// Marks pending sessions expired once `grace` past their expiry; returns how many.
+pub async fn expire_due(e: impl PgExecutor<'_>, grace: time::Duration) -> sqlx::Result<u64> {
+    let grace_ms = grace.whole_milliseconds() as i64;
+    let r = sqlx::query!(
+        "UPDATE checkout_sessions SET status = 'expired'
+          WHERE status = 'pending' AND expires_at <= now() - $1::bigint * interval '1 millisecond'",
+        grace_ms
+    )
+    .execute(e)
+    .await?;
     Ok(r.rows_affected())
 }
 
