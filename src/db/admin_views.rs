@@ -259,6 +259,7 @@ struct Raw {
     proof_phase: Option<String>,
     proof_upload_deadline: Option<OffsetDateTime>,
     proof_review_deadline: Option<OffsetDateTime>,
+    dispute_ticket_id: Option<String>,
     product_name: String,
     open_jobs: Option<String>,
     dead_jobs: bool,
@@ -302,6 +303,7 @@ impl From<Raw> for OrderRow {
                 proof_phase: r.proof_phase,
                 proof_upload_deadline: r.proof_upload_deadline,
                 proof_review_deadline: r.proof_review_deadline,
+                dispute_ticket_id: r.dispute_ticket_id,
             },
         }
     }
@@ -370,7 +372,7 @@ pub async fn list(
                 o.attention, o.payment_review_since, o.cancellation, o.cancellation_reason,
                 o.delivery_rejection_reason, o.proof_required, o.contract_buyer_signed,
                 o.contract_seller_signed, o.proof_phase, o.proof_upload_deadline,
-                o.proof_review_deadline,
+                o.proof_review_deadline, o.dispute_ticket_id,
                 COALESCE(p.name, o.sku) AS product_name,
                 (SELECT string_agg(j.kind, ' ' ORDER BY j.id) FROM outbox_jobs j
                   WHERE j.order_id = o.id AND j.done_at IS NULL) AS open_jobs,

@@ -139,6 +139,8 @@ fn next_step(o: &Order, has_pay_url: bool, guest_paid: bool) -> &'static str {
             }
         }
         OrderStatus::AwaitingPayment => "Your payment link has expired or was not used. Start a new payment below.",
+        // Whatever the status says (DHMAD may keep `paid` under a dispute).
+        _ if o.dispute_open() => "A dispute is open with DHMAD; they will contact you.",
         _ if o.cancellation_request() == Some(Cancellation::Requested) => {
             "You asked to cancel. The shop will accept (DHMAD then refunds you) or decline."
         }

@@ -306,6 +306,13 @@ fn ship_held(order: &Order) -> Option<(&'static str, &'static str)> {
     if order.is_instant() {
         return None;
     }
+    // A ticket DHMAD's read named while the status stays `paid` (`Order::dispute_open`).
+    if order.dispute_open() {
+        return Some((
+            "a dispute is open with DHMAD",
+            "Ship once DHMAD has decided it",
+        ));
+    }
     match order.cancellation_request() {
         Some(Cancellation::Requested) => Some((
             "the buyer's cancellation request waits for the shop's answer",

@@ -17,7 +17,7 @@ pub(super) async fn escrow_of(w: &World, id: uuid::Uuid) -> String {
         .to_owned()
 }
 
-async fn paid_quick(w: &World, email: &str) -> Started {
+pub(super) async fn paid_quick(w: &World, email: &str) -> Started {
     let s = w.checkout("chechia-red", email).await;
     w.complete(&s.session_id).await;
     w.wait_status(s.order_id, "paid").await;

@@ -15,6 +15,7 @@ mod back_office;
 mod browser;
 mod burst;
 mod dhmad_failures;
+mod disputes;
 mod due_orders;
 mod guest_payments;
 mod http_basics;

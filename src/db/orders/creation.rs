@@ -83,7 +83,7 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required AS "proof_required!",
                 contract_buyer_signed, contract_seller_signed, proof_phase, proof_upload_deadline,
-                proof_review_deadline
+                proof_review_deadline, dispute_ticket_id
            FROM o"#,
         Uuid::new_v4(),
         o.sku,
@@ -181,7 +181,7 @@ pub async fn record_escrow(
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required AS "proof_required!",
                 contract_buyer_signed, contract_seller_signed, proof_phase, proof_upload_deadline,
-                proof_review_deadline
+                proof_review_deadline, dispute_ticket_id
            FROM o"#,
         id,
         escrow_id,

@@ -31,7 +31,8 @@ pub async fn apply_snapshot(
                 escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required, contract_buyer_signed,
-                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline"#,
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline,
+                dispute_ticket_id"#,
         id,
         status as OrderStatus,
         escrow_status,
@@ -119,6 +120,8 @@ pub struct EscrowFacts<'a> {
     pub proof_review_deadline: Option<OffsetDateTime>,
     /// The proof's `correctionRounds`: kept as the highest seen.
     pub proof_correction_rounds: Option<i32>,
+    /// The open dispute ticket, when the snapshot says (a read: `Some(None)` for none).
+    pub dispute_ticket: Option<Option<&'a str>>,
 }
 
 /// The proof's correction rounds as last kept (`None`: none known).
@@ -146,7 +149,8 @@ pub async fn set_escrow_facts(
                 proof_phase = COALESCE($4, proof_phase),
                 proof_upload_deadline = COALESCE($5, proof_upload_deadline),
                 proof_review_deadline = COALESCE($6, proof_review_deadline),
-                proof_correction_rounds = GREATEST(proof_correction_rounds, $7)
+                proof_correction_rounds = GREATEST(proof_correction_rounds, $7),
+                dispute_ticket_id = CASE WHEN $8 THEN $9 ELSE dispute_ticket_id END
          WHERE id = $1",
         id,
         f.buyer_signed,
@@ -154,7 +158,9 @@ pub async fn set_escrow_facts(
         f.proof_phase,
         f.proof_upload_deadline,
         f.proof_review_deadline,
-        f.proof_correction_rounds
+        f.proof_correction_rounds,
+        f.dispute_ticket.is_some(),
+        f.dispute_ticket.flatten()
     )
     .execute(e)
     .await?;

@@ -33,7 +33,8 @@ pub async fn find_open(
                 escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required, contract_buyer_signed,
-                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline,
+                dispute_ticket_id
            FROM orders WHERE owner_key = $1 AND sku = $2 AND buyer_email = $3
             AND status IN ('new', 'creating_escrow', 'escrow_failed', 'needs_reconciliation', 'awaiting_payment')"#,
         owner_key,
@@ -73,7 +74,8 @@ pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order>
                 escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required, contract_buyer_signed,
-                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline,
+                dispute_ticket_id
            FROM orders WHERE id = $1"#,
         id
     )
@@ -97,7 +99,8 @@ pub async fn lock(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Order
                 escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required, contract_buyer_signed,
-                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline,
+                dispute_ticket_id
            FROM orders WHERE id = $1 FOR NO KEY UPDATE"#,
         id
     )
@@ -118,7 +121,8 @@ pub async fn lock_by_escrow(
                 escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required, contract_buyer_signed,
-                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline,
+                dispute_ticket_id
            FROM orders WHERE escrow_id = $1 FOR NO KEY UPDATE"#,
         escrow_id
     )

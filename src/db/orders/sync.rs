@@ -58,7 +58,8 @@ pub async fn list_due_for_sync(
                 escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required, contract_buyer_signed,
-                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline,
+                dispute_ticket_id
              FROM due
             WHERE due_at <= now()
             ORDER BY due_at
@@ -171,7 +172,8 @@ pub async fn list_unknown_creation(
                 escrow_attempted_at, created_at, updated_at, attention, payment_review_since,
                 cancellation AS "cancellation: Cancellation", cancellation_reason,
                 delivery_rejection_reason, proof_required, contract_buyer_signed,
-                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline
+                contract_seller_signed, proof_phase, proof_upload_deadline, proof_review_deadline,
+                dispute_ticket_id
            FROM orders
           WHERE (status = 'needs_reconciliation'
                  AND (next_sync_at IS NULL OR next_sync_at <= now()))

@@ -107,7 +107,7 @@ pub async fn apply_escrow_snapshot(
             let fresh = plan.reset_clock
                 || matches!((plan.clock, seen.clock), (Some(n), Some(c)) if n >= c)
                 || seen.clock.is_none();
-            if fresh && keep_facts(conn, &order, escrow).await? {
+            if fresh && keep_facts(conn, &order, escrow, authority).await? {
                 let order = Box::new(
                     db::orders::get(&mut *conn, order.id)
                         .await?
@@ -120,7 +120,7 @@ pub async fn apply_escrow_snapshot(
         Decision::Apply => {}
     }
     let from = order.escrow_status.clone();
-    keep_facts(conn, &order, escrow).await?;
+    keep_facts(conn, &order, escrow, authority).await?;
     let code = plan
         .fulfil
         .then(|| fulfilment::code_to_issue(&order))
@@ -182,15 +182,24 @@ pub async fn apply_escrow_snapshot(
 /// says nothing of them. Its proof gate is left out when its phase cannot follow the stored
 /// one: proof events carry no clock, so a read DHMAD answered before the buyer accepted a
 /// proof, applied after the acceptance's event, looks as new as it and would reopen the gate.
-async fn keep_facts(conn: &mut PgConnection, order: &Order, escrow: &Escrow) -> sqlx::Result<bool> {
+async fn keep_facts(
+    conn: &mut PgConnection,
+    order: &Order,
+    escrow: &Escrow,
+    authority: Authority,
+) -> sqlx::Result<bool> {
     let signatures = escrow.signatures.as_ref();
+    // Only a read names the dispute ticket (§2.1: `disputeTicketId` is a GET field): a webhook
+    // that says nothing of it does not close it.
+    let ticket = (authority == Authority::Api).then(|| open_dispute_ticket(escrow));
     let proof = escrow.proof_info.as_ref().filter(|p| {
         let (stored, next) = (order.proof_phase.as_deref(), p.phase.as_ref());
         stored
             .zip(next)
             .is_none_or(|(stored, next)| proof_phase_may_follow(stored, next.as_str()))
     });
-    if signatures.is_none() && proof.is_none() {
+    let new_ticket = ticket.is_some_and(|t| t != order.dispute_ticket_id.as_deref());
+    if signatures.is_none() && proof.is_none() && !new_ticket {
         return Ok(false);
     }
     // A snapshot that does not say the phase keeps the one stored (`COALESCE`).
@@ -204,9 +213,21 @@ async fn keep_facts(conn: &mut PgConnection, order: &Order, escrow: &Escrow) -> 
         // Not from `proofInfo`, whose keys DHMAD leaves UNSTATED: only proof events' count is
         // compared with proof events' (`news::proof_facts`).
         proof_correction_rounds: None,
+        dispute_ticket: ticket,
     };
     db::orders::set_escrow_facts(&mut *conn, order.id, &facts).await?;
     Ok(true)
+}
+
+/// The escrow's dispute ticket, unless the ticket says it is over (its `status` values are
+/// UNSTATED; the sandbox says `open`, then `resolved`).
+fn open_dispute_ticket(escrow: &Escrow) -> Option<&str> {
+    let over = escrow
+        .dispute_ticket
+        .as_ref()
+        .and_then(|t| t.status.as_deref())
+        .is_some_and(|s| matches!(s.to_ascii_lowercase().as_str(), "resolved" | "closed"));
+    escrow.dispute_ticket_id.as_deref().filter(|_| !over)
 }
 
 /// The timeline line of an instant order a guest paid (funded with no buyer on the escrow,

@@ -44,6 +44,8 @@ pub struct Order {
     pub proof_phase: Option<String>,
     pub proof_upload_deadline: Option<OffsetDateTime>,
     pub proof_review_deadline: Option<OffsetDateTime>,
+    /// The open dispute ticket DHMAD's last read named (`disputeTicketId`).
+    pub dispute_ticket_id: Option<String>,
 }
 
 impl Order {
@@ -55,7 +57,8 @@ impl Order {
     pub fn allows(&self, action: Action) -> bool {
         use OrderStatus as S;
         let unpaid = self.status.is_open() && self.status != S::CreatingEscrow;
-        let held = matches!(self.status, S::Paid | S::Delivered);
+        // Under a dispute the money is DHMAD's to move, as with the `disputed` status.
+        let held = matches!(self.status, S::Paid | S::Delivered) && !self.dispute_open();
         let review = self.in_payment_review();
         let request_pending = self.cancellation_pending();
         let awaiting = self.status == S::AwaitingPayment;
@@ -75,13 +78,13 @@ impl Order {
                 standard && awaiting && self.contract_seller_signed != Some(true)
             }
             Action::SubmitProof => {
-                self.status == S::Paid
+                held && self.status == S::Paid
                     && matches!(phase, Some("waiting_seller_proof" | "correction_requested"))
             }
             Action::ReviewProof => {
-                self.status == S::Paid && phase == Some("submitted_waiting_buyer_review")
+                held && self.status == S::Paid && phase == Some("submitted_waiting_buyer_review")
             }
-            Action::ConfirmReceipt => self.status == S::Delivered && !request_pending,
+            Action::ConfirmReceipt => held && self.status == S::Delivered && !request_pending,
             Action::Cancel => unpaid && !review,
             Action::RequestCancellation => held && self.cancellation.is_none(),
             Action::Dispute => held,
@@ -89,6 +92,7 @@ impl Order {
             // the escrow (its news may take a reconciler pass), so nothing is to go out.
             Action::Ship => {
                 matches!(self.mode, Mode::Quick | Mode::Standard)
+                    && held
                     && self.status == S::Paid
                     && !request_pending
                     && self.cancellation_request() != Some(Cancellation::Accepted)
@@ -150,9 +154,13 @@ impl Order {
         self.cancellation_request() == Some(Cancellation::Requested)
     }
 
-    /// A dispute is open with DHMAD.
+    /// A dispute is open with DHMAD: the escrow's status says so, or (its status still `paid`
+    /// or `delivered`, which DHMAD may keep: §2.3) its last read named an open ticket. Held
+    /// money under a dispute moves only by DHMAD's decision: nothing ships, nothing completes.
     pub fn dispute_open(&self) -> bool {
         self.status == OrderStatus::Disputed
+            || (self.dispute_ticket_id.is_some()
+                && matches!(self.status, OrderStatus::Paid | OrderStatus::Delivered))
     }
 
     /// Every action valid now.

@@ -1,0 +1,5 @@
+-- The open dispute ticket DHMAD's escrow read names (`disputeTicketId`), if any. Whether a dispute
+-- turns the escrow's status to `disputed` is UNSTATED (§2.3), and no event tells of one (§6.2):
+-- a ticket on a held escrow is a dispute, whatever the status says. Only reads carry the field,
+-- so only a read sets or clears it; webhooks leave it as it is.
+ALTER TABLE orders ADD COLUMN dispute_ticket_id TEXT;
