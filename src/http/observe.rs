@@ -23,8 +23,11 @@ fn route_of(req: &Request) -> &str {
     route_label(req.extensions().get::<MatchedPath>())
 }
 
+/// The route label of a request no route matched.
+const UNMATCHED: &str = "unmatched";
+
 fn route_label(route: Option<&MatchedPath>) -> &str {
-    route.map_or("unmatched", MatchedPath::as_str)
+    route.map_or(UNMATCHED, MatchedPath::as_str)
 }
 
 /// A client may send its own `X-Request-Id` (to follow one request across services), but only
@@ -69,12 +72,15 @@ pub(super) fn request_span(req: &Request<Body>) -> Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    // The path only: query strings are not logged.
+    // A matched route's template, not its path: `/orders/{id}` holds the order's link, its only
+    // key. The path of a request no route matched (what was asked for), never its query.
+    let route = route_of(req);
+    let path = (route == UNMATCHED).then(|| tracing::field::display(req.uri().path()));
     tracing::info_span!(
         "request",
         method = %method_of(req),
-        route = %route_of(req),
-        path = %req.uri().path(),
+        route = %route,
+        path,
         request_id = %id,
     )
 }

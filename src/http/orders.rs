@@ -163,7 +163,7 @@ pub(super) async fn on_page(
                 OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::CONFLICT,
             };
-            tracing::info!(order.id = %order_id, error = %e, cause = e.cause(), "step refused");
+            tracing::info!(order.ref = %crate::orders::log_ref(order_id), error = %e, cause = e.cause(), "step refused");
             let mut conn = s.pool.acquire().await?;
             let o = db::orders::get(&mut conn, order_id)
                 .await?

@@ -18,7 +18,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         }
         match actions::cancel_abandoned(state, order_id, grace).await {
             Ok(None) => {
-                tracing::info!(order.id = %order_id, "not abandoned after all: a payment is under review at DHMAD, or the buyer is back");
+                tracing::info!(order.ref = %crate::orders::log_ref(order_id), "not abandoned after all: a payment is under review at DHMAD, or the buyer is back");
             }
             Ok(Some(_)) => {
                 cancelled += 1;

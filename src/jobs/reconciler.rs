@@ -91,13 +91,13 @@ pub(crate) async fn set_aside(
     e: &OrderError,
 ) -> sqlx::Result<bool> {
     if let OrderError::EscrowUnknown(why) = e {
-        tracing::warn!(order.id = %order_id, why, "escrow flagged for the merchant");
+        tracing::warn!(order.ref = %crate::orders::log_ref(order_id), why, "escrow flagged for the merchant");
         return Ok(true);
     }
     let failures = db::orders::sync_failures(&state.pool, order_id).await?;
     let wait = sync_backoff(failures);
     db::orders::sync_failed(&state.pool, order_id, wait).await?;
-    tracing::warn!(order.id = %order_id, error = %e, cause = e.cause(), retry_in = %wait, "a call to DHMAD about the order failed");
+    tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e, cause = e.cause(), retry_in = %wait, "a call to DHMAD about the order failed");
     Ok(false)
 }
 
@@ -220,7 +220,7 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
     {
         db::outbox::enqueue(&state.pool, fulfilment::DELIVER, order_id).await?;
         report.delivers_requeued += 1;
-        tracing::warn!(order.id = %order_id, "paid instant order had no deliver queued; queued one");
+        tracing::warn!(order.ref = %crate::orders::log_ref(order_id), "paid instant order had no deliver queued; queued one");
     }
     // No call to DHMAD here: the line's worker makes them, checkouts' budget first. One older
     // than the abandoned-order grace is left: its buyer is long gone.

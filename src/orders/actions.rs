@@ -31,7 +31,7 @@ async fn load(state: &AppState, order_id: Uuid) -> OrderResult<Order> {
 
 /// Cancels an unpaid order: at DHMAD when it has an escrow (`POST /escrows/:id/cancel`, which
 /// either party may call while pending), locally when none was ever created.
-#[tracing::instrument(skip_all, fields(order.id = %order_id, by = ?by))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order_id), by = ?by))]
 pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> OrderResult<Order> {
     let call_order = order_id;
     super::call_log::for_order(
@@ -149,7 +149,7 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
 }
 
 /// The DHMAD page where `party` performs `action` on the order: the hosted step's URL.
-#[tracing::instrument(skip_all, fields(order.id = %order_id, action = ?action))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order_id), action = ?action))]
 pub async fn hosted_step(state: &AppState, order_id: Uuid, action: Action) -> OrderResult<String> {
     let order = load(state, order_id).await?;
     if !order.allows(action) {
@@ -194,7 +194,7 @@ async fn signature_known_at_dhmad(state: &AppState, order: &Order, e: OrderError
     {
         let why = "read after DHMAD found the contract signed";
         if let Err(read) = sync::refresh_order(state, order, why).await {
-            tracing::warn!(order.id = %order.id, error = %read, "could not read the escrow after a refused signature");
+            tracing::warn!(order.ref = %crate::orders::log_ref(order.id), error = %read, "could not read the escrow after a refused signature");
         }
     }
     e
@@ -259,7 +259,7 @@ async fn cancellation_known_at_dhmad(state: &AppState, order: &Order, e: OrderEr
                     _ => None,
                 },
                 Err(read) => {
-                    tracing::warn!(order.id = %order.id, error = %read, "could not read the escrow after a refused answer");
+                    tracing::warn!(order.ref = %crate::orders::log_ref(order.id), error = %read, "could not read the escrow after a refused answer");
                     None
                 }
             }
@@ -268,7 +268,7 @@ async fn cancellation_known_at_dhmad(state: &AppState, order: &Order, e: OrderEr
     };
     if let Some(done) = done {
         if let Err(err) = sync::cancellation_done(state, order.id, done).await {
-            tracing::warn!(order.id = %order.id, error = %err, "could not record the cancellation DHMAD knows of");
+            tracing::warn!(order.ref = %crate::orders::log_ref(order.id), error = %err, "could not record the cancellation DHMAD knows of");
         }
     }
     e

@@ -66,7 +66,7 @@ pub fn issue_digital_good() -> String {
 
 /// The merchant shipped a quick order: queue the DHMAD deliver call. `false` when one was
 /// queued already (nothing new: the earlier click's deliver is on its way).
-#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order_id)))]
 pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<bool> {
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
@@ -109,7 +109,7 @@ fn ship_refusal(order: &Order) -> String {
 
 /// The merchant asks for the `deliver` DHMAD still waits for to run now (after attempts that
 /// failed or gave up). `false` when one is running right now: it is left to finish.
-#[tracing::instrument(skip_all, fields(order.id = %order_id))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order_id)))]
 pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<bool> {
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
@@ -139,7 +139,7 @@ pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<bool
 }
 
 /// The buyer confirms receipt of a delivered quick order: a `complete` session on DHMAD.
-#[tracing::instrument(skip_all, fields(order.id = %order.id))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order.id)))]
 pub async fn confirm_receipt_url(state: &AppState, order: &Order) -> OrderResult<String> {
     if !order.allows(Action::ConfirmReceipt) {
         return Err(OrderError::not_allowed(format!(
@@ -172,7 +172,7 @@ pub enum JobOutcome {
 
 /// Sends `POST /escrows/:id/deliver` for a job. Deliver is never blindly resent: after a failed
 /// attempt the escrow is read first, and a 400 means "no longer paid" only if a read agrees.
-#[tracing::instrument(skip_all, fields(order.id = %job.order_id, job.id = job.id, job.attempt = job.attempts))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(job.order_id), job.id = job.id, job.attempt = job.attempts))]
 pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
     let call_order = job.order_id;
     super::call_log::for_order(

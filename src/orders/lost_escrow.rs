@@ -89,7 +89,7 @@ async fn list_since(
 
 /// Resolves an escrow creation with an unknown outcome. Found: the order continues with the
 /// oldest escrow naming it, and any other is cancelled. Not found: the order is safe to retry.
-#[tracing::instrument(skip_all, fields(order.id = %order.id))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order.id)))]
 pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<()> {
     let call_order = order.id;
     super::call_log::for_order(
@@ -173,7 +173,7 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
 /// tries again.
 async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
     if e.status != EscrowStatus::Pending {
-        tracing::warn!(order.id = %order_id, escrow.id = %e.id, status = %e.status, "a second escrow for the order is not pending; left to the merchant");
+        tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, status = %e.status, "a second escrow for the order is not pending; left to the merchant");
         return;
     }
     // An escrow an order holds is that order's, whatever its title says (another order may
@@ -181,11 +181,11 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
     match db::orders::holding_escrow(&state.pool, &e.id).await {
         Ok(None) => {}
         Ok(Some(holder)) => {
-            tracing::info!(order.id = %order_id, escrow.id = %e.id, holder = %holder, "the escrow is an order's own: kept");
+            tracing::info!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, holder = %crate::orders::log_ref(holder), "the escrow is an order's own: kept");
             return;
         }
         Err(err) => {
-            tracing::warn!(order.id = %order_id, error = %err, "could not look for the escrow's order before cancelling a duplicate; the next sweep tries again");
+            tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %err, "could not look for the escrow's order before cancelling a duplicate; the next sweep tries again");
             return;
         }
     }
@@ -199,12 +199,12 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
                     OrderStatus::CreatingEscrow | OrderStatus::NeedsReconciliation
                 ) =>
         {
-            tracing::info!(order.id = %order_id, escrow.id = %e.id, status = ?o.status, "not a duplicate after all, or a creation is under way: kept");
+            tracing::info!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, status = ?o.status, "not a duplicate after all, or a creation is under way: kept");
             return;
         }
         Ok(_) => {}
         Err(err) => {
-            tracing::warn!(order.id = %order_id, error = %err, "could not read the order before cancelling a duplicate; the next sweep tries again");
+            tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %err, "could not read the order before cancelling a duplicate; the next sweep tries again");
             return;
         }
     }
@@ -215,11 +215,11 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
     match db::turns::take(&state.pool, &turn, CANCEL_TURN).await {
         Ok(true) => {}
         Ok(false) => {
-            tracing::info!(order.id = %order_id, escrow.id = %e.id, "another instance is cancelling this duplicate");
+            tracing::info!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, "another instance is cancelling this duplicate");
             return;
         }
         Err(err) => {
-            tracing::warn!(order.id = %order_id, error = %err, "could not take the duplicate's turn; the next sweep tries again");
+            tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %err, "could not take the duplicate's turn; the next sweep tries again");
             return;
         }
     }
@@ -229,12 +229,12 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
             if let Err(err) =
                 db::events::add(&state.pool, order_id, "duplicate_cancelled", &detail, None).await
             {
-                tracing::warn!(order.id = %order_id, error = %err, "could not note a cancelled duplicate");
+                tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %err, "could not note a cancelled duplicate");
             }
-            tracing::warn!(order.id = %order_id, escrow.id = %e.id, "duplicate escrow cancelled");
+            tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, "duplicate escrow cancelled");
         }
         Err(err) => {
-            tracing::warn!(order.id = %order_id, escrow.id = %e.id, error = %err, "could not cancel a duplicate escrow");
+            tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, error = %err, "could not cancel a duplicate escrow");
         }
     }
 }

@@ -109,7 +109,7 @@ pub async fn apply(
             let mut amount = None;
             match d.escrow.amount.map(|a| (a, snapshot::amount::storable(a))) {
                 Some((a, None)) => {
-                    tracing::warn!(order.id = %order.id, amount = %a, "escrow.updated with an amount out of range; amount not changed");
+                    tracing::warn!(order.ref = %crate::orders::log_ref(order.id), amount = %a, "escrow.updated with an amount out of range; amount not changed");
                 }
                 Some((_, Some(a))) => {
                     let now = time::OffsetDateTime::now_utc();

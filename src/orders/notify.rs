@@ -74,7 +74,7 @@ fn good(state: &AppState, order: &Order, product: &str, code: &str) -> Email {
 }
 
 /// Runs one e-mail job.
-#[tracing::instrument(skip_all, fields(order.id = %job.order_id, job.kind = %job.kind))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(job.order_id), job.kind = %job.kind))]
 pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
     let Some(order) = db::orders::get(&state.pool, job.order_id).await? else {
         return Ok(JobOutcome::GiveUp("order not found".into()));

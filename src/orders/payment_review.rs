@@ -223,7 +223,7 @@ pub async fn recheck(state: &AppState, order: &Order) -> OrderResult<bool> {
             Some("DHMAD did not accept your payment proof. You can pay again."),
         )
         .await?;
-        tracing::warn!(order.id = %order.id, "payment review ended: DHMAD reopened its page");
+        tracing::warn!(order.ref = %crate::orders::log_ref(order.id), "payment review ended: DHMAD reopened its page");
     }
     tx.commit().await?;
     Ok(ended)

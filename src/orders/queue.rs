@@ -89,7 +89,7 @@ pub async fn enqueue(state: &AppState, order_id: Uuid) -> OrderResult<Place> {
 /// says where it stands.
 pub async fn joined(state: &AppState, order_id: Uuid) -> OrderResult<Place> {
     state.checkout_queue.notify_one();
-    tracing::info!(order.id = %order_id, "checkout queued for DHMAD's call budget");
+    tracing::info!(order.ref = %crate::orders::log_ref(order_id), "checkout queued for DHMAD's call budget");
     Ok(place(state, order_id).await?.unwrap_or(Place {
         order_id,
         ahead: 0,
@@ -134,7 +134,7 @@ pub async fn serve_next(
     let prepaid = state.spending_as(Claimant::Interactive, taken);
     tasks.spawn(async move {
         if let Err(e) = serve(&prepaid, order).await {
-            tracing::warn!(order.id = %order_id, error = %e, cause = e.cause(), "queued checkout failed");
+            tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e, cause = e.cause(), "queued checkout failed");
         }
     });
     Ok(Turn::Serving)
@@ -152,7 +152,7 @@ async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
             // a parked order keeps the line, and a line holds back every background job (and
             // new checkouts) until it is served.
             db::checkout_queue::release_after(&state.pool, id, retry_after).await?;
-            tracing::info!(order.id = %id, ?retry_after, "queued checkout waits again");
+            tracing::info!(order.ref = %crate::orders::log_ref(id), ?retry_after, "queued checkout waits again");
             Err(OrderError::Busy { retry_after })
         }
         // The database failed for a while (a pool or lock timeout in the very burst that
@@ -163,7 +163,7 @@ async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
             let order = db::orders::get(&state.pool, id).await?;
             if order.is_some_and(|o| o.status == OrderStatus::New) {
                 db::checkout_queue::release(&state.pool, id).await?;
-                tracing::warn!(order.id = %id, error = %e, "queued checkout keeps its place after a database failure");
+                tracing::warn!(order.ref = %crate::orders::log_ref(id), error = %e, "queued checkout keeps its place after a database failure");
             } else {
                 db::checkout_queue::remove(&state.pool, id).await?;
             }

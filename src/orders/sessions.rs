@@ -50,7 +50,7 @@ pub async fn live_session(
 }
 
 /// A pending session of `action` for `party` that stays open long enough, or a new one.
-#[tracing::instrument(skip_all, fields(order.id = %order.id, action = %action, party = ?party))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order.id), action = %action, party = ?party))]
 pub async fn ensure_session(
     state: &AppState,
     order: &Order,
@@ -113,7 +113,7 @@ impl OpeningClaim {
             if let Err(e) =
                 db::sessions::release_opening(&self.pool, id, action, merchant, token).await
             {
-                tracing::warn!(order.id = %id, error = %e, "could not let go of a session claim; it runs out by itself");
+                tracing::warn!(order.ref = %crate::orders::log_ref(id), error = %e, "could not let go of a session claim; it runs out by itself");
             }
         }
     }

@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// Reads the escrow from DHMAD and applies it. DHMAD failures come back as errors for the
 /// caller to decide (the callback shrugs them off; the reconciler tries again later); an
 /// escrow DHMAD does not know also flags the order (`EscrowUnknown`).
-#[tracing::instrument(skip_all, fields(order.id = %order.id, escrow.id = order.escrow_id.as_deref(), source))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order.id), escrow.id = order.escrow_id.as_deref(), source))]
 pub async fn refresh_order(state: &AppState, order: &Order, source: &str) -> OrderResult<Applied> {
     let call_order = order.id;
     super::call_log::for_order(
@@ -108,7 +108,7 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
         Err(dhmad::Error::NotFound(_)) => {
             let reason =
                 format!("DHMAD no longer knows escrow {escrow_id}; a new order was opened");
-            tracing::warn!(order.id = %order.id, escrow.id = escrow_id, "escrow unknown to DHMAD; closing the order");
+            tracing::warn!(order.ref = %crate::orders::log_ref(order.id), escrow.id = escrow_id, "escrow unknown to DHMAD; closing the order");
             let mut conn = state.pool.acquire().await?;
             let mut tx = db::tx::begin(&mut conn).await?;
             let closed = db::orders::record_failure(
@@ -135,7 +135,9 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
             });
         }
         // DHMAD is not answering: carry on with what we know; opening the session will tell.
-        Err(e) => tracing::warn!(order.id = %order.id, error = %e, "could not re-check the escrow"),
+        Err(e) => {
+            tracing::warn!(order.ref = %crate::orders::log_ref(order.id), error = %e, "could not re-check the escrow");
+        }
     }
     Ok(order)
 }
@@ -151,7 +153,7 @@ pub struct Returned {
 /// The user came back from DHMAD's page with `session_id`. The `status` query parameter is a
 /// hint we never act on: if the order is not settled we ask DHMAD (session, then escrow).
 /// Unknown sessions are `NotFound` and change nothing.
-#[tracing::instrument(skip_all, fields(session.id = session_id, order.id))]
+#[tracing::instrument(skip_all, fields(session.ref = crate::orders::log_ref_of(session_id), order.ref))]
 pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Returned> {
     let session = db::sessions::get(&state.pool, session_id)
         .await?
@@ -159,7 +161,10 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     let order = db::orders::get(&state.pool, session.order_id)
         .await?
         .ok_or(OrderError::NotFound)?;
-    tracing::Span::current().record("order.id", tracing::field::display(order.id));
+    tracing::Span::current().record(
+        "order.ref",
+        tracing::field::display(crate::orders::log_ref(order.id)),
+    );
     let returned = Returned {
         order_id: order.id,
         for_merchant: session.for_merchant,

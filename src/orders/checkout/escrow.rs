@@ -99,7 +99,7 @@ pub fn short_ref(order_id: Uuid) -> String {
 /// What precedes the order id in an escrow's title.
 pub const TITLE_MARKER: &str = " · order ";
 
-#[tracing::instrument(skip_all, fields(order.id = %order.id, escrow.id))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order.id), escrow.id))]
 pub(super) async fn create_escrow(
     state: &AppState,
     order: &Order,
@@ -128,7 +128,7 @@ pub(super) async fn call_create(
             Err(dhmad::Error::BusinessRule { .. } | dhmad::Error::Validation(_))
         )
     {
-        tracing::info!(order.id = %order.id, "DHMAD refused autoSign; the merchant signs on DHMAD's page");
+        tracing::info!(order.ref = %crate::orders::log_ref(order.id), "DHMAD refused autoSign; the merchant signs on DHMAD's page");
         req.auto_sign = None;
         created = state.dhmad.create_escrow(&req).await;
     }

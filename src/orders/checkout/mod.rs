@@ -129,7 +129,10 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
             };
             match insert_order(state, &product, &email, &owner, Some(claim)).await? {
                 Some(o) if o.status == OrderStatus::CreatingEscrow => {
-                    tracing::Span::current().record("order.id", tracing::field::display(o.id));
+                    tracing::Span::current().record(
+                        "order.ref",
+                        tracing::field::display(crate::orders::log_ref(o.id)),
+                    );
                     let state = &state.spending_as(Claimant::Interactive, taken);
                     let id = o.id;
                     let started = resume_with(state, o, Some(&product), Fresh::Yes).await;
@@ -148,7 +151,10 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
             }
         }
     };
-    tracing::Span::current().record("order.id", tracing::field::display(order.id));
+    tracing::Span::current().record(
+        "order.ref",
+        tracing::field::display(crate::orders::log_ref(order.id)),
+    );
     let calls = queue::calls_needed(state, &order).await?;
     let Some(taken) = budget::take(&state.pool, limits, calls, Claimant::NewCheckout).await? else {
         return Ok(Started::Queued(queue::enqueue(state, order.id).await?));
@@ -194,7 +200,10 @@ async fn continue_order(
         o if o.status.is_settled() => open_order(state, product, email, owner).await?,
         o => o,
     };
-    tracing::Span::current().record("order.id", tracing::field::display(order.id));
+    tracing::Span::current().record(
+        "order.ref",
+        tracing::field::display(crate::orders::log_ref(order.id)),
+    );
     let id = order.id;
     let started = resume_with(state, order, Some(product), Fresh::No).await;
     ready_or_queued(state, id, started).await
@@ -281,7 +290,7 @@ async fn insert_order(
 
 /// Brings an open order to a live payment session: creates the escrow if it has none yet and
 /// reuses a pending session that is still open.
-#[tracing::instrument(skip_all, fields(order.id = %order.id))]
+#[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order.id)))]
 pub async fn resume(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
     resume_with(state, order, None, Fresh::No).await
 }

@@ -57,7 +57,7 @@ async fn lift_flag(conn: &mut PgConnection, order: &mut Order) -> sqlx::Result<(
     if db::orders::clear_attention(&mut *conn, order.id).await? {
         let why = "DHMAD spoke of the escrow again: flag lifted";
         db::events::add(&mut *conn, order.id, "attention_cleared", why, None).await?;
-        tracing::info!(order.id = %order.id, "flag lifted: DHMAD knows the escrow");
+        tracing::info!(order.ref = %crate::orders::log_ref(order.id), "flag lifted: DHMAD knows the escrow");
     }
     order.attention = None;
     Ok(())
@@ -92,12 +92,12 @@ pub async fn apply_escrow_snapshot(
         OffsetDateTime::now_utc(),
     );
     if plan.clamped {
-        tracing::warn!(order.id = %order.id, updated_at = ?escrow.updated_at, "escrow snapshot dated in the future; taken as now");
+        tracing::warn!(order.ref = %crate::orders::log_ref(order.id), updated_at = ?escrow.updated_at, "escrow snapshot dated in the future; taken as now");
     }
     match plan.decision {
         Decision::Settled => return Ok(Applied::Settled { order }),
         Decision::Stale => {
-            tracing::info!(order.id = %order.id, "stale escrow snapshot ignored");
+            tracing::info!(order.ref = %crate::orders::log_ref(order.id), "stale escrow snapshot ignored");
             return Ok(Applied::Stale { order });
         }
         Decision::Same => {
@@ -156,7 +156,7 @@ pub async fn apply_escrow_snapshot(
             public: None,
         });
     }
-    tracing::info!(order.id = %order.id, from = ?from, "order transitioned");
+    tracing::info!(order.ref = %crate::orders::log_ref(order.id), from = ?from, "order transitioned");
     if plan.fulfil {
         clear_deposit_rejection(conn, &mut order).await?;
         // Issued now only if the UPDATE kept our code (the order had none).
