@@ -102,27 +102,34 @@ impl NeedsAction {
     /// change both together (a migration), or the planner stops using it.
     pub fn predicate(self) -> &'static str {
         match self {
-            // `Order::allows(Action::Ship)`: quick or standard, paid, no cancellation requested
-            // or accepted, the proof gate open (`Order::proof_gate_open`); minus orders whose
+            // `Order::allows(Action::Ship)`: quick or standard, paid, no dispute ticket, no
+            // cancellation requested or accepted, the proof gate open (`Order::proof_gate_open`); minus orders whose
             // deliver is already queued (the merchant shipped, DHMAD has not confirmed yet).
             // Index: `orders_admin_status`.
             Self::PaidNotShipped => {
                 "(o.status = 'paid' AND o.mode IN ('quick', 'standard')
+                  AND o.dispute_ticket_id IS NULL
                   AND (o.cancellation IS NULL OR o.cancellation = 'rejected')
                   AND (NOT o.proof_required OR o.proof_phase IN ('accepted', 'accepted_by_timeout'))
                   AND NOT EXISTS (SELECT 1 FROM outbox_jobs q WHERE q.order_id = o.id
                                    AND q.kind = 'deliver' AND q.done_at IS NULL))"
             }
-            // `Order::allows(Action::AnswerCancellation)`: paid or delivered, request pending.
-            // Index: `orders_admin_cancellation` (same predicate).
+            // `Order::allows(Action::AnswerCancellation)`: paid or delivered, request pending, no
+            // dispute ticket. Index: `orders_admin_cancellation` (its predicate, and one more).
             Self::CancellationRequested => {
-                "(o.cancellation = 'requested' AND o.status IN ('paid', 'delivered'))"
+                "(o.cancellation = 'requested' AND o.status IN ('paid', 'delivered')
+                  AND o.dispute_ticket_id IS NULL)"
             }
-            // `Order::dispute_open`. Index: `orders_admin_status`.
-            Self::DisputeOpen => "(o.status = 'disputed')",
-            // `Order::allows(Action::SubmitProof)`. Index: `orders_admin_proof` (same predicate).
+            // `Order::dispute_open`: the status, or a ticket on held money. Indexes:
+            // `orders_admin_status`, `orders_dispute_ticket`.
+            Self::DisputeOpen => {
+                "(o.status = 'disputed'
+                  OR (o.dispute_ticket_id IS NOT NULL AND o.status IN ('paid', 'delivered')))"
+            }
+            // `Order::allows(Action::SubmitProof)`. Index: `orders_admin_proof` (its predicate,
+            // and one more).
             Self::ProofToUpload => {
-                "(o.status = 'paid'
+                "(o.status = 'paid' AND o.dispute_ticket_id IS NULL
                   AND o.proof_phase IN ('waiting_seller_proof', 'correction_requested'))"
             }
             // `Order::in_payment_review`. Index: `orders_admin_review` (same predicate).

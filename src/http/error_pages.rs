@@ -68,7 +68,7 @@ impl Hook for RenderErrors {
         }
         if let Some(ErrorDetail(detail)) = resp.extensions_mut().remove::<ErrorDetail>() {
             resp.extensions_mut()
-                .insert(Failure(without_full_ids(&detail)));
+                .insert(Failure(super::observe::without_full_ids(&detail)));
         }
         let Some(body) = resp
             .extensions()
@@ -90,41 +90,5 @@ impl Hook for RenderErrors {
         );
         parts.headers.remove(header::CONTENT_LENGTH);
         Response::from_parts(parts, Body::from(text))
-    }
-}
-
-/// `text` with every UUID cut to its first 8 hex digits: a refusal's detail may quote an
-/// order's link ("see your order at /orders/{id}"), and it goes to the log.
-fn without_full_ids(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(|c: char| c.is_ascii_hexdigit()) {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        let id = rest.get(..36).and_then(|s| uuid::Uuid::try_parse(s).ok());
-        if let Some(id) = id.filter(|_| rest.as_bytes().get(8) == Some(&b'-')) {
-            out.push_str(&crate::orders::log_ref(id));
-            out.push('…');
-            rest = &rest[36..];
-        } else {
-            let n = rest.chars().next().map_or(1, char::len_utf8);
-            out.push_str(&rest[..n]);
-            rest = &rest[n..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn full_ids_are_cut_to_their_reference() {
-        let text = "already paid: see /orders/5e1f2a3b-0000-4000-8000-00000000abcd, or 5e1f2a3b";
-        assert_eq!(
-            super::without_full_ids(text),
-            "already paid: see /orders/5e1f2a3b…, or 5e1f2a3b"
-        );
-        assert_eq!(super::without_full_ids("café 42"), "café 42");
     }
 }

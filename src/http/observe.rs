@@ -75,7 +75,8 @@ pub(super) fn request_span(req: &Request<Body>) -> Span {
     // A matched route's template, not its path: `/orders/{id}` holds the order's link, its only
     // key. The path of a request no route matched (what was asked for), never its query.
     let route = route_of(req);
-    let path = (route == UNMATCHED).then(|| tracing::field::display(req.uri().path()));
+    let path =
+        (route == UNMATCHED).then(|| tracing::field::display(without_full_ids(req.uri().path())));
     tracing::info_span!(
         "request",
         method = %method_of(req),
@@ -161,4 +162,40 @@ pub(super) async fn metrics_page(State(state): State<AppState>, _: MetricsReader
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// `text` with every UUID cut to its first 8 hex digits, for the log: a refusal's detail may
+/// quote an order's link ("see your order at /orders/{id}"), an unmatched path hold one.
+pub(super) fn without_full_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(|c: char| c.is_ascii_hexdigit()) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let id = rest.get(..36).and_then(|s| uuid::Uuid::try_parse(s).ok());
+        if let Some(id) = id.filter(|_| rest.as_bytes().get(8) == Some(&b'-')) {
+            out.push_str(&crate::orders::log_ref(id));
+            out.push('…');
+            rest = &rest[36..];
+        } else {
+            let n = rest.chars().next().map_or(1, char::len_utf8);
+            out.push_str(&rest[..n]);
+            rest = &rest[n..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn full_ids_are_cut_to_their_reference() {
+        let text = "already paid: see /orders/5e1f2a3b-0000-4000-8000-00000000abcd, or 5e1f2a3b";
+        assert_eq!(
+            super::without_full_ids(text),
+            "already paid: see /orders/5e1f2a3b…, or 5e1f2a3b"
+        );
+        assert_eq!(super::without_full_ids("café 42"), "café 42");
+    }
 }

@@ -98,6 +98,8 @@ fn ship_refusal(order: &Order) -> String {
             "Only paid quick and standard orders can be shipped (this one is {}).",
             order.status.label().to_lowercase()
         )
+    } else if order.dispute_open() {
+        "A dispute is open with DHMAD: nothing is shipped until DHMAD has decided it.".into()
     } else if order.cancellation_pending() {
         "The buyer has asked to cancel: answer the request first.".into()
     } else if order.cancellation_request() == Some(Cancellation::Accepted) {

@@ -178,48 +178,55 @@ async fn finished_page(
 /// The review's way out when DHMAD's rejection is lost: DHMAD sends
 /// `escrow.deposit_proof.rejected` and retries it for seconds only, and no escrow read tells
 /// of it (the escrow stays pending). But a rejection reopens the page the proof came from: "the
-/// buyer may upload again through the same session" (§4.2). So the page that finished the
-/// payment is read again; finished no more, its proof was rejected, and the buyer may pay
-/// again. Asked by the reconciler of an order still in review once its escrow was read.
-/// Whether the review ended here.
+/// buyer may upload again through the same session" (§4.2). So every page this shop last saw
+/// finished is read again (the review's is one of them; after an earlier rejection whose event
+/// did arrive, its reopened page may still read `completed` here). One still finished at DHMAD
+/// may hold the proof under review: the review stays. None: the proof was rejected, and the
+/// buyer may pay again. Asked by the reconciler of an order still in review once its escrow
+/// was read. Whether the review ended here.
 pub async fn recheck(state: &AppState, order: &Order) -> OrderResult<bool> {
     if !order.in_payment_review() {
         return Ok(false);
     }
     let action = CheckoutAction::AcceptPay.as_str();
-    let Some(page) = db::sessions::list_for_order(&state.pool, order.id)
+    let finished: Vec<Session> = db::sessions::list_for_order(&state.pool, order.id)
         .await?
         .into_iter()
-        .find(|s| s.action == action && !s.for_merchant && s.status == "completed")
-    else {
-        return Ok(false);
-    };
-    let status = match state.dhmad.get_session(&page.session_id).await {
-        Ok(s) => s.status,
-        // No page to tell by: the review stays, as DHMAD's approval or the escrow's end will say.
-        Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => return Ok(false),
-        Err(e) => return Err(upstream(e, "reading the payment page under review")),
-    };
-    if status == dhmad::SessionStatus::Completed {
+        .filter(|s| s.action == action && !s.for_merchant && s.status == "completed")
+        .collect();
+    if finished.is_empty() {
         return Ok(false);
     }
-    db::sessions::set_status(&state.pool, &page.session_id, status.as_str()).await?;
+    let mut reopened = Vec::with_capacity(finished.len());
+    for page in &finished {
+        match state.dhmad.get_session(&page.session_id).await {
+            Ok(s) if s.status == dhmad::SessionStatus::Completed => return Ok(false),
+            Ok(s) => reopened.push((page.session_id.as_str(), s.status)),
+            // A page DHMAD cannot show tells nothing: the review stays, as DHMAD's approval or
+            // the escrow's end will say.
+            Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => return Ok(false),
+            Err(e) => return Err(upstream(e, "reading the payment page under review")),
+        }
+    }
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
-    let Some(order) = db::orders::lock(&mut *tx, order.id).await? else {
+    let Some(now) = db::orders::lock(&mut *tx, order.id).await? else {
         return Err(OrderError::NotFound);
     };
-    let ended = order.in_payment_review();
+    // The review the pages were read for, not one begun since (a proof sent on a page meanwhile).
+    let ended = now.in_payment_review() && now.payment_review_since == order.payment_review_since;
     if ended {
+        // As DHMAD shows them now: else the look before a new page would trust them finished.
+        for (session_id, status) in &reopened {
+            db::sessions::set_status(&mut *tx, session_id, status.as_str()).await?;
+        }
         db::orders::set_payment_review(&mut *tx, order.id, None).await?;
         db::events::add(
             &mut *tx,
             order.id,
             "payment_review_ended",
-            &format!(
-                "DHMAD reopened the payment page under review ({status}): the guest's proof was \
-                 not accepted (its rejection event never arrived)"
-            ),
+            "DHMAD reopened the payment page under review: the guest's proof was not accepted \
+             (its rejection event never arrived)",
             Some("DHMAD did not accept your payment proof. You can pay again."),
         )
         .await?;

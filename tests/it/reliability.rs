@@ -74,7 +74,8 @@ async fn locked_orders_get_a_fast_503_and_leave_the_rest_working(pool: PgPool) {
             })
         })
         .collect();
-    // The unrelated delivery goes out while all four wait on the locked rows.
+    // The unrelated delivery goes out once the deliveries wait on the locked rows (each waits
+    // 2 s at most: on a loaded machine the four may not all be waiting at one instant).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let waiting: i64 = sqlx::query_scalar(
@@ -84,7 +85,7 @@ async fn locked_orders_get_a_fast_503_and_leave_the_rest_working(pool: PgPool) {
         .fetch_one(&mut *holder)
         .await
         .unwrap();
-        if waiting >= 4 {
+        if waiting >= 1 {
             break;
         }
         assert!(

@@ -391,50 +391,59 @@ impl Error {
 /// }
 /// assert_eq!(describe(&dhmad::Error::Timeout), "another error");
 /// ```
-pub struct TransportError(reqwest::Error);
+/// Its `Display` and `Debug` leave out the URL ([`url`](Self::url) gives it): a session's
+/// path is a capability (its hosted page), and errors are logged.
+pub struct TransportError {
+    err: reqwest::Error,
+    url: Option<url::Url>,
+}
 
 impl TransportError {
     pub(crate) fn new(err: reqwest::Error) -> Self {
-        Self(err)
+        let url = err.url().cloned();
+        Self {
+            err: err.without_url(),
+            url,
+        }
     }
 
     /// The connection could not be opened (DNS, TCP or TLS): the request was not sent.
     pub fn is_connect(&self) -> bool {
-        self.0.is_connect()
+        self.err.is_connect()
     }
 
     /// A timeout fired. [`Client`](crate::Client) calls report their timeouts as
     /// [`Error::Timeout`] instead, except one while connecting (nothing was sent): that one
     /// is an [`Error::Transport`] that [`is_connect`](Self::is_connect) too.
     pub fn is_timeout(&self) -> bool {
-        self.0.is_timeout()
+        self.err.is_timeout()
     }
 
     /// Reading the answer's body failed after its status arrived.
     pub fn is_body(&self) -> bool {
-        self.0.is_body() || self.0.is_decode()
+        self.err.is_body() || self.err.is_decode()
     }
 
     /// The URL the request went to, when known (it never holds the API key).
     pub fn url(&self) -> Option<&str> {
-        self.0.url().map(url::Url::as_str)
+        self.url.as_ref().map(url::Url::as_str)
     }
 }
 
 impl std::fmt::Debug for TransportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("TransportError").field(&self.0).finish()
+        f.debug_tuple("TransportError").field(&self.err).finish()
     }
 }
 
 impl std::fmt::Display for TransportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(&self.0, f)
+        std::fmt::Display::fmt(&self.err, f)
     }
 }
 
 impl std::error::Error for TransportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.0)
+        std::error::Error::source(&self.err)
     }
 }

@@ -7,17 +7,17 @@ use uuid::Uuid;
 
 use crate::orders::state_machine::{Cancellation, Mode, Order, OrderStatus};
 
-/// Open orders with an escrow that are due a look at DHMAD, the longest due first: "hot" ones
-/// (a buyer may be paying right now, on a page open or closed within 10 minutes, which the
-/// session sweeper marks expired at once; or the money moved within the hour) after `hot_quiet`
-/// without news, the others after `cold_quiet`. Money that moved is looked at again after as
-/// long as it has been quiet since it moved (45 s, 90 s, 3 min, … after the change), but at
-/// least every `cold_quiet`, not every `hot_quiet` for the hour: most news of a sale comes by
+/// Open orders with an escrow that are due a look at DHMAD, the longest due first: "hot" ones (a
+/// buyer may be paying right now, on a page open or closed within 10 minutes, which the session
+/// sweeper marks expired two minutes after it closes; or the money moved within the hour) after
+/// `hot_quiet` without news, the others after `cold_quiet`. Money that moved is looked at again
+/// after as long as it has been quiet since it moved (45 s, 90 s, 3 min, … after the change), but
+/// at least every `cold_quiet`, not every `hot_quiet` for the hour: most news of a sale comes by
 /// webhook, and a look costs DHMAD's budget. (An operator's pass, both quiet times zero, takes
 /// every open order.) Ordered by when each became due, not hot first: on a busy shop the hot
-/// orders, due again and again, kept every pass, and an order whose webhook was lost an hour
-/// ago was never looked at. Orders in backoff after a failed look, and orders flagged for the
-/// merchant, wait. The settled list is `OrderStatus::SETTLED`, written out so the partial index
+/// orders, due again and again, kept every pass, and an order whose webhook was lost an hour ago
+/// was never looked at. Orders in backoff after a failed look, and orders flagged for the merchant,
+/// wait. The settled list is `OrderStatus::SETTLED`, written out so the partial index
 /// `orders_reconcile` serves it.
 pub async fn list_due_for_sync(
     e: impl PgExecutor<'_>,
@@ -129,7 +129,8 @@ pub async fn sync_failures(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i32
 /// changed (it found the order disputed, and the dispute ended with the money still held), or
 /// there never was one. The reconciler queues a new one. A job the merchant abandoned is their
 /// decision: never queued again; nor is one for an order flagged for the merchant (DHMAD does
-/// not know its escrow) until the flag is cleared.
+/// not know its escrow) until the flag is cleared, or one under a dispute ticket until a read
+/// finds it over (`Order::dispute_open`).
 pub async fn list_missing_deliver(
     e: impl PgExecutor<'_>,
     after: time::Duration,
@@ -139,6 +140,7 @@ pub async fn list_missing_deliver(
     sqlx::query_scalar!(
         "SELECT o.id FROM orders o
           WHERE o.status = 'paid' AND o.mode = 'instant' AND o.attention IS NULL
+            AND o.dispute_ticket_id IS NULL
             AND NOT EXISTS (SELECT 1 FROM outbox_jobs j
                              WHERE j.order_id = o.id AND j.kind = 'deliver'
                                AND (j.done_at IS NULL

@@ -77,7 +77,7 @@ pub enum Started {
 
 /// Starts (or resumes) a checkout. Its DHMAD calls are taken from the budget first, all at
 /// once; a checkout that cannot have them, or finds others waiting, joins the line.
-#[tracing::instrument(skip_all, fields(product.sku = %req.sku.trim(), order.id))]
+#[tracing::instrument(skip_all, fields(product.sku = %req.sku.trim(), order.ref))]
 pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<Started> {
     let sku = req.sku.trim();
     if sku.is_empty() {

@@ -219,14 +219,27 @@ async fn keep_facts(
     Ok(true)
 }
 
-/// The escrow's dispute ticket, unless the ticket says it is over (its `status` values are
-/// UNSTATED; the sandbox says `open`, then `resolved`).
+/// The escrow's dispute ticket, unless the ticket says it is over. Its `status` values are
+/// UNSTATED (the sandbox says `open`, then `resolved`): any word for an ended ticket closes it,
+/// so that a dispute DHMAD ended with the money still held does not hold the order for good.
 fn open_dispute_ticket(escrow: &Escrow) -> Option<&str> {
+    const OVER: &[&str] = &[
+        "resolved",
+        "closed",
+        "rejected",
+        "dismissed",
+        "done",
+        "cancelled",
+        "canceled",
+        "completed",
+        "withdrawn",
+        "archived",
+    ];
     let over = escrow
         .dispute_ticket
         .as_ref()
         .and_then(|t| t.status.as_deref())
-        .is_some_and(|s| matches!(s.to_ascii_lowercase().as_str(), "resolved" | "closed"));
+        .is_some_and(|s| OVER.contains(&s.trim().to_ascii_lowercase().as_str()));
     escrow.dispute_ticket_id.as_deref().filter(|_| !over)
 }
 

@@ -144,7 +144,8 @@ impl Order {
     /// (DHMAD keeps no answer to give), and showing it would promise an outcome that can no
     /// longer come.
     pub fn cancellation_request(&self) -> Option<Cancellation> {
-        let held = matches!(self.status, OrderStatus::Paid | OrderStatus::Delivered);
+        let held = matches!(self.status, OrderStatus::Paid | OrderStatus::Delivered)
+            && !self.dispute_open();
         self.cancellation
             .filter(|c| *c != Cancellation::Requested || held)
     }
@@ -198,7 +199,9 @@ impl Order {
 
     /// The shop owes DHMAD a `deliver` call: an instant order whose money DHMAD holds.
     pub fn deliver_due(&self) -> bool {
-        self.status == OrderStatus::Paid
+        // Not under a dispute: an instant `deliver` completes the escrow, releasing the money
+        // DHMAD is judging (`db::orders::list_missing_deliver` queues it again once it ends).
+        self.status == OrderStatus::Paid && !self.dispute_open()
     }
 
     /// Why DHMAD rejected the buyer's payment proof, while that still matters (a payment

@@ -16,8 +16,22 @@ use super::*;
 #[sqlx::test(migrations = "./migrations")]
 async fn each_needs_action_filter_agrees_with_the_state_machine(pool: PgPool) {
     seed_every_state(&pool).await;
+    // A dispute ticket on about a fifth of them, whatever their state (`Order::dispute_open`).
+    sqlx::query(
+        "UPDATE orders SET dispute_ticket_id = '66aa00000000000000000d01' WHERE id::text < '3'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let rows = all_rows(&pool).await;
     assert_eq!(rows.len(), 3 * 10 * 2 * 6 * 4 * 2 * 2);
+    let ticketed = |held: bool| {
+        rows.iter()
+            .filter(|r| r.order.dispute_ticket_id.is_some())
+            .filter(|r| held == matches!(r.order.status.as_str(), "paid" | "delivered"))
+            .count()
+    };
+    assert!(ticketed(true) > 0 && ticketed(false) > 0);
     // Jobs: a queued deliver takes a shippable order out of "paid, not shipped"; a dead job
     // puts its order in "failed jobs" unless a later job superseded it or it was abandoned.
     let shippable: Vec<&Order> = rows

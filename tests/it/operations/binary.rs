@@ -521,9 +521,17 @@ async fn the_log_of_a_whole_purchase_holds_no_order_link(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
+    // A mistyped link matches no route: its path is logged, with the id cut.
+    let typo = http
+        .get(format!("{base}/orders/{order}/typo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typo.status(), 404);
     let short = storefront::orders::log_ref(order);
     served.wait_line(|l| l.contains("e-mail not sent") && l.contains(&short));
     served.wait_line(|l| l.contains("route=/orders/{id}") && l.contains("answered"));
+    served.wait_line(|l| l.contains(&format!("path=/orders/{short}…/typo")));
     let lines = served.lines.lock().unwrap().clone();
     for secret in [
         order.to_string(),

@@ -23,8 +23,9 @@ async fn an_instance_waits_for_another_instances_migrations(pool: PgPool) {
         let released = released.clone();
         async move {
             tokio::time::sleep(Duration::from_secs(7)).await;
-            other.unlock().await.unwrap();
+            // Before the lock goes: a migration that waited cannot finish first.
             released.store(true, Ordering::SeqCst);
+            other.unlock().await.unwrap();
         }
     });
     let mut cfg = config(

@@ -69,7 +69,7 @@ impl Client {
             };
             match delay {
                 Some(d) => {
-                    tracing::debug!(%method, path = url.path(), attempt, ?d, error = %err, "retrying DHMAD call");
+                    tracing::debug!(%method, endpoint, attempt, ?d, error = %err, "retrying DHMAD call");
                     tokio::time::sleep(d).await;
                     attempt += 1;
                 }

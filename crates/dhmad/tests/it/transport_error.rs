@@ -47,6 +47,29 @@ async fn refused_connection_is_a_connect_error() {
     assert!(!format!("{t:?}").contains(KEY));
 }
 
+/// A session's path is a capability (its hosted page): the error's text, which callers log,
+/// leaves the URL out; `url()` still gives it.
+#[tokio::test]
+async fn the_errors_text_leaves_the_url_out() {
+    let session = "3f0c2a9e-5b1d-4e77-9a60-0d6c1b2e8f41";
+    let err = client("http://127.0.0.1:9/api/v1".into())
+        .get_session(session)
+        .await
+        .unwrap_err();
+    let Error::Transport(t) = &err else {
+        panic!("expected a transport error, got {err:?}");
+    };
+    assert!(t.url().is_some_and(|u| u.ends_with(session)));
+    for text in [
+        err.to_string(),
+        format!("{err:?}"),
+        t.to_string(),
+        format!("{t:?}"),
+    ] {
+        assert!(!text.contains(session), "{text}");
+    }
+}
+
 #[tokio::test]
 async fn answer_cut_short_is_a_body_error() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
