@@ -352,6 +352,19 @@ async fn a_finished_wallet_payment_awaiting_its_news_mentions_no_proof(pool: PgP
     );
 }
 
+/// The order's pages closed `secs` ago, by our clock.
+async fn closed_ago(w: &World, order_id: uuid::Uuid, secs: f64) {
+    sqlx::query!(
+        "UPDATE checkout_sessions SET expires_at = now() - make_interval(secs => $2)
+          WHERE order_id = $1",
+        order_id,
+        secs
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+}
+
 /// While the buyer's payment page of an instant order is open, a guest may be paying outside
 /// DHMAD's wallet and sending the proof: the merchant's cancel waits for the page to expire. A
 /// quick order has no guest payment: its cancel goes at once.
@@ -372,28 +385,14 @@ async fn the_merchant_does_not_cancel_under_an_open_payment_page(pool: PgPool) {
 
     // Expired by our clock, but maybe not yet by DHMAD's: the session sweep leaves it open
     // (it used to mark it expired, and the cancel went through under a guest paying).
-    sqlx::query!(
-        "UPDATE checkout_sessions SET expires_at = now() - interval '30 seconds'
-          WHERE order_id = $1",
-        instant.order_id
-    )
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
+    closed_ago(&w, instant.order_id, 30.0).await;
     storefront::jobs::sessions::run_once(&w.app.state)
         .await
         .unwrap();
     assert_eq!(w.admin_form(&cancel, &[]).await.status(), 409);
 
     // Once the page has expired (beyond two minutes' leeway for DHMAD's clock), it goes.
-    sqlx::query!(
-        "UPDATE checkout_sessions SET expires_at = now() - interval '3 minutes'
-          WHERE order_id = $1",
-        instant.order_id
-    )
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
+    closed_ago(&w, instant.order_id, 180.0).await;
     assert_eq!(w.admin_form(&cancel, &[]).await.status(), 303);
     assert_eq!(
         w.app.order_json(instant.order_id).await["status"],
