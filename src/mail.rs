@@ -18,12 +18,21 @@ use std::time::Duration;
 
 use crate::config::Config;
 
-/// One e-mail. `body` is plain text.
-#[derive(Debug, Clone)]
+/// One e-mail. `body` is plain text; `Debug` leaves it out (the order's link, a code).
+#[derive(Clone)]
 pub struct Email {
     pub to: String,
     pub subject: String,
     pub body: String,
+}
+
+impl std::fmt::Debug for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,9 @@ use uuid::Uuid;
 
 use super::events::NewEvent;
 
-/// A DHMAD checkout session we opened (`accept_pay` or `complete`).
-#[derive(Debug, Clone)]
+/// A DHMAD checkout session we opened (`accept_pay` or `complete`). Its `Debug` shows
+/// references only: the session's id and URL open DHMAD's page, the order's id is its link.
+#[derive(Clone)]
 pub struct Session {
     pub session_id: String,
     pub order_id: Uuid,
@@ -18,6 +19,18 @@ pub struct Session {
     pub checked_at: Option<OffsetDateTime>,
     /// Opened for the merchant (DHMAD_SELLER_EMAIL), not the buyer.
     pub for_merchant: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("session", &crate::orders::log_ref_of(&self.session_id))
+            .field("order", &crate::orders::log_ref(self.order_id))
+            .field("action", &self.action)
+            .field("status", &self.status)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct NewSession<'a> {

@@ -22,8 +22,9 @@ use crate::db::{self, budget::Claimant, events::NewEvent, products::Product, ses
 use crate::state::AppState;
 
 /// Who is checking out, as far as continuing an open order goes. An open order is handed only
-/// to the browser or API key that created it, never to whoever knows the buyer's e-mail.
-#[derive(Debug, Clone)]
+/// to the browser or API key that created it, never to whoever knows the buyer's e-mail. Its
+/// `Debug` shows which, not the token or key (secrets: they continue the order).
+#[derive(Clone)]
 pub enum Owner {
     /// The browser's own random token (an HttpOnly cookie).
     Browser(String),
@@ -32,6 +33,16 @@ pub enum Owner {
     Key(String),
     /// Nothing to recognise the caller by: always a new order.
     Nobody,
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Owner::Browser(_) => "Browser([redacted])",
+            Owner::Key(_) => "Key([redacted])",
+            Owner::Nobody => "Nobody",
+        })
+    }
 }
 
 impl Owner {
@@ -58,11 +69,22 @@ pub struct CheckoutRequest<'a> {
     pub owner: Owner,
 }
 
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+/// Its `Debug` shows references only: the order's id is its link, the session's opens DHMAD's
+/// page.
+#[derive(Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CheckoutStarted {
     pub order_id: Uuid,
     pub session_id: String,
     pub checkout_url: String,
+}
+
+impl std::fmt::Debug for CheckoutStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckoutStarted")
+            .field("order", &crate::orders::log_ref(self.order_id))
+            .field("session", &crate::orders::log_ref_of(&self.session_id))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a checkout stands once the request is done.

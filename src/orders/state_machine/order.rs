@@ -6,8 +6,10 @@ use uuid::Uuid;
 
 use super::{Action, Cancellation, Mode, OrderStatus};
 
-/// A row of `orders`: `status` is ours, `escrow_status` is DHMAD's string exactly.
-#[derive(Debug, Clone)]
+/// A row of `orders`: `status` is ours, `escrow_status` is DHMAD's string exactly. Its `Debug`
+/// names it by its short reference and leaves out the buyer and the code: the id is the
+/// order's link.
+#[derive(Clone)]
 pub struct Order {
     pub id: Uuid,
     pub sku: String,
@@ -46,6 +48,19 @@ pub struct Order {
     pub proof_review_deadline: Option<OffsetDateTime>,
     /// The open dispute ticket DHMAD's last read named (`disputeTicketId`).
     pub dispute_ticket_id: Option<String>,
+}
+
+impl std::fmt::Debug for Order {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Order")
+            .field("ref", &crate::orders::log_ref(self.id))
+            .field("sku", &self.sku)
+            .field("mode", &self.mode)
+            .field("status", &self.status)
+            .field("escrow_id", &self.escrow_id)
+            .field("escrow_status", &self.escrow_status)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Order {
