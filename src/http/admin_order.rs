@@ -20,7 +20,7 @@ use crate::{
     error::{AppError, AppResult},
     orders::{
         actions::{self, CancelOutcome},
-        sessions::Party,
+        sessions::{self, Party},
         Action, Order, OrderError,
     },
     state::AppState,
@@ -58,11 +58,13 @@ struct AdminOrderPage {
 
 /// The merchant's actions valid now, as forms posting to this page's routes. A deliver already
 /// queued is not offered again (as on the list): a second click would queue nothing.
-fn merchant_actions(o: &Order, deliver_queued: bool) -> Vec<ActionView> {
+fn merchant_actions(o: &Order, deliver_queued: bool, buyer_page_open: bool) -> Vec<ActionView> {
     let mut out = Vec::new();
     let mut add = |action: Action, path: &'static str, decision: Option<&'static str>| {
         let queued = matches!(action, Action::Ship | Action::RetryDeliver) && deliver_queued;
-        if o.allows(action) && !queued {
+        // An instant order's cancel waits for the buyer's page to close (`merchant_cancel`).
+        let waits = action == Action::MerchantCancel && buyer_page_open;
+        if o.allows(action) && !queued && !waits {
             let label = match decision {
                 Some("accept") => "Accept the cancellation (refund)",
                 Some(_) => "Reject the cancellation",
@@ -108,8 +110,10 @@ async fn render_page(
             detail: e.detail,
         })
         .collect();
-    let sessions = db::sessions::list_for_order(&s.pool, id)
-        .await?
+    let pages = db::sessions::list_for_order(&s.pool, id).await?;
+    let buyer_page_open =
+        sessions::buyer_payment_page_open(&order, &pages, time::OffsetDateTime::now_utc());
+    let sessions = pages
         .into_iter()
         .map(|x| Line {
             at: fmt_time(x.created_at),
@@ -167,7 +171,7 @@ async fn render_page(
         .collect();
     render(&AdminOrderPage {
         status_label: order.status.label(),
-        actions: merchant_actions(&order, deliver_queued),
+        actions: merchant_actions(&order, deliver_queued, buyer_page_open),
         order,
         product_name,
         error,

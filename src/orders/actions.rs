@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     lost_escrow, payment_review,
-    sessions::{ensure_session, OpeningClaim, Party, CLOCK_LEEWAY},
+    sessions::{buyer_payment_page_open, ensure_session, OpeningClaim, Party},
     sync, Action, Cancellation, Order, OrderError, OrderResult, OrderStatus,
 };
 use crate::db;
@@ -356,16 +356,13 @@ pub async fn merchant_cancel(state: &AppState, order_id: Uuid) -> OrderResult<Ca
              try again in a moment.",
         ));
     };
-    // Expired by DHMAD's clock, give or take ours.
-    let open_after = time::OffsetDateTime::now_utc() - CLOCK_LEEWAY;
-    let cancelled =
-        match db::sessions::live_for_order(&state.pool, order_id, pay.as_str(), false, open_after)
-            .await
-        {
-            Ok(Some(_)) => Err(page_open()),
-            Ok(None) => cancel_unpaid(state, order_id, Party::Merchant).await,
-            Err(e) => Err(e.into()),
-        };
+    let cancelled = match db::sessions::list_for_order(&state.pool, order_id).await {
+        Ok(pages) if buyer_payment_page_open(&order, &pages, time::OffsetDateTime::now_utc()) => {
+            Err(page_open())
+        }
+        Ok(_) => cancel_unpaid(state, order_id, Party::Merchant).await,
+        Err(e) => Err(e.into()),
+    };
     claim.release().await;
     cancelled.map(|_| CancelOutcome::Cancelled)
 }

@@ -17,6 +17,20 @@ pub const MIN_SESSION_LIFE: time::Duration = time::Duration::minutes(2);
 /// time: a page is taken for closed only this long after it.
 pub const CLOCK_LEEWAY: time::Duration = time::Duration::minutes(2);
 
+/// Whether the buyer's payment page of an instant order may still be open at DHMAD: a page
+/// not known closed, expiring after `now` less DHMAD's clock leeway. A guest may be paying on
+/// it outside DHMAD's wallet, so the merchant's cancel waits (`actions::merchant_cancel`, and
+/// the back office, which offers no cancel meanwhile).
+pub fn buyer_payment_page_open(order: &Order, pages: &[Session], now: OffsetDateTime) -> bool {
+    order.is_instant()
+        && pages.iter().any(|s| {
+            s.action == CheckoutAction::AcceptPay.as_str()
+                && !s.for_merchant
+                && s.status == "pending"
+                && s.expires_at > now - CLOCK_LEEWAY
+        })
+}
+
 /// The buyer's next page on DHMAD: the contract while it is theirs to sign, else the payment;
 /// none while a payment is under review, or the shop has yet to sign (a checkout is refused
 /// then), or once the order is past paying.

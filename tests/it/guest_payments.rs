@@ -373,6 +373,15 @@ async fn the_merchant_does_not_cancel_under_an_open_payment_page(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let instant = w.checkout("ai-credits-500", "paying@example.tn").await;
     let cancel = format!("/admin/orders/{}/cancel", instant.order_id);
+    // The back office offers no cancel meanwhile, and refuses one posted anyway.
+    let offered = |w: &World, id: uuid::Uuid| {
+        let (http, url) = (w.http.clone(), w.app.url(&format!("/admin/orders/{id}")));
+        async move {
+            let page = http.get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+            page.text().await.unwrap().contains("Cancel order")
+        }
+    };
+    assert!(!offered(&w, instant.order_id).await);
     let r = w.admin_form(&cancel, &[]).await;
     assert_eq!(r.status(), 409);
     let page = r.text().await.unwrap();
@@ -393,6 +402,7 @@ async fn the_merchant_does_not_cancel_under_an_open_payment_page(pool: PgPool) {
 
     // Once the page has expired (beyond two minutes' leeway for DHMAD's clock), it goes.
     closed_ago(&w, instant.order_id, 180.0).await;
+    assert!(offered(&w, instant.order_id).await);
     assert_eq!(w.admin_form(&cancel, &[]).await.status(), 303);
     assert_eq!(
         w.app.order_json(instant.order_id).await["status"],
