@@ -126,10 +126,9 @@ impl NeedsAction {
                 "(o.status = 'disputed'
                   OR (o.dispute_ticket_id IS NOT NULL AND o.status IN ('paid', 'delivered')))"
             }
-            // `Order::allows(Action::SubmitProof)`. Index: `orders_admin_proof` (its predicate,
-            // and one more).
+            // `Order::allows(Action::SubmitProof)`. Index: `orders_admin_proof` (same predicate).
             Self::ProofToUpload => {
-                "(o.status = 'paid' AND o.dispute_ticket_id IS NULL
+                "(o.status = 'paid'
                   AND o.proof_phase IN ('waiting_seller_proof', 'correction_requested'))"
             }
             // `Order::in_payment_review`. Index: `orders_admin_review` (same predicate).

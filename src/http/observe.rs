@@ -172,15 +172,24 @@ pub(super) fn without_full_ids(text: &str) -> String {
     while let Some(at) = rest.find(|c: char| c.is_ascii_hexdigit()) {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
-        let id = rest.get(..36).and_then(|s| uuid::Uuid::try_parse(s).ok());
-        if let Some(id) = id.filter(|_| rest.as_bytes().get(8) == Some(&b'-')) {
+        // Hyphenated (36 characters) or simple (32 hex digits, which the routes take too).
+        let id = [36, 32].into_iter().find_map(|len| {
+            let candidate = rest.get(..len)?;
+            let whole = !rest[len..].starts_with(|c: char| c.is_ascii_hexdigit());
+            let id = uuid::Uuid::try_parse(candidate).ok().filter(|_| whole)?;
+            Some((id, len))
+        });
+        if let Some((id, len)) = id {
             out.push_str(&crate::orders::log_ref(id));
             out.push('…');
-            rest = &rest[36..];
+            rest = &rest[len..];
         } else {
-            let n = rest.chars().next().map_or(1, char::len_utf8);
-            out.push_str(&rest[..n]);
-            rest = &rest[n..];
+            let run = rest
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .unwrap_or(rest.len())
+                .max(1);
+            out.push_str(&rest[..run]);
+            rest = &rest[run..];
         }
     }
     out.push_str(rest);
@@ -197,5 +206,12 @@ mod tests {
             "already paid: see /orders/5e1f2a3b…, or 5e1f2a3b"
         );
         assert_eq!(super::without_full_ids("café 42"), "café 42");
+        assert_eq!(
+            super::without_full_ids("/orders/5e1f2a3b00004000800000000000abcd/x"),
+            "/orders/5e1f2a3b…/x"
+        );
+        // Longer runs of hex are not ids.
+        let long = "5e1f2a3b00004000800000000000abcd00";
+        assert_eq!(super::without_full_ids(long), long);
     }
 }

@@ -109,6 +109,27 @@ fn ship_refusal(order: &Order) -> String {
     }
 }
 
+/// Why a `deliver` job sends nothing, if it does not: the order owes none (not paid, or an
+/// instant order under a dispute), or a quick or standard one is held (`ship_held`: its line
+/// tells the merchant why, a dispute included).
+async fn not_to_send(state: &AppState, order: &Order) -> OrderResult<Option<JobOutcome>> {
+    let nothing = || {
+        JobOutcome::Done(format!(
+            "nothing to deliver: order is {}",
+            order.status.as_str()
+        ))
+    };
+    if !order.deliver_due() && !order.dispute_open() {
+        return Ok(Some(nothing()));
+    }
+    if let Some((why, then)) = ship_held(order) {
+        let line = format!("The delivery was not sent to DHMAD: {why}. {then}");
+        db::events::add(&state.pool, order.id, "ship_held", &line, None).await?;
+        return Ok(Some(JobOutcome::Done(format!("not sent: {why}"))));
+    }
+    Ok((!order.deliver_due()).then(nothing))
+}
+
 /// The merchant asks for the `deliver` DHMAD still waits for to run now (after attempts that
 /// failed or gave up). `false` when one is running right now: it is left to finish.
 #[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order_id)))]
@@ -186,16 +207,8 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
             let Some(escrow_id) = order.escrow_id.clone() else {
                 return Ok(JobOutcome::GiveUp("order has no escrow".into()));
             };
-            if !order.deliver_due() {
-                return Ok(JobOutcome::Done(format!(
-                    "nothing to deliver: order is {}",
-                    order.status.as_str()
-                )));
-            }
-            if let Some((why, then)) = ship_held(&order) {
-                let line = format!("The delivery was not sent to DHMAD: {why}. {then}");
-                db::events::add(&state.pool, order.id, "ship_held", &line, None).await?;
-                return Ok(JobOutcome::Done(format!("not sent: {why}")));
+            if let Some(outcome) = not_to_send(state, &order).await? {
+                return Ok(outcome);
             }
             if job.attempts > 1 {
                 // An earlier attempt may have been applied, its answer lost: DHMAD took the
@@ -203,7 +216,16 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                 // again, it would mark the goods delivered once more, against the buyer's
                 // rejection, with nothing shipped: the merchant ships again once it is settled.
                 match awaits_delivery(state, &escrow_id, job.queued_at).await? {
-                    Awaits::Yes => {}
+                    // The read may have told of a dispute (its ticket): asked again on the order
+                    // as the read left it.
+                    Awaits::Yes => {
+                        let order = db::orders::get(&state.pool, order.id)
+                            .await?
+                            .ok_or(OrderError::NotFound)?;
+                        if let Some(outcome) = not_to_send(state, &order).await? {
+                            return Ok(outcome);
+                        }
+                    }
                     Awaits::MovedOn => {
                         return Ok(JobOutcome::Done("escrow already moved on".into()))
                     }

@@ -189,11 +189,27 @@ pub async fn recheck(state: &AppState, order: &Order) -> OrderResult<bool> {
         return Ok(false);
     }
     let action = CheckoutAction::AcceptPay.as_str();
-    let finished: Vec<Session> = db::sessions::list_for_order(&state.pool, order.id)
-        .await?
-        .into_iter()
-        .filter(|s| s.action == action && !s.for_merchant && s.status == "completed")
-        .collect();
+    let mut conn = state.pool.acquire().await?;
+    let mut read = db::tx::begin(&mut conn).await?;
+    let mut finished = Vec::new();
+    for page in db::sessions::list_for_order(&mut *read, order.id).await? {
+        if page.action != action || page.for_merchant || page.status != "completed" {
+            continue;
+        }
+        // Not a page closed before the last rejection: it holds the rejected proof, and stays
+        // finished at DHMAD (a page is reopened only while it lives).
+        let could_hold = FinishedPage {
+            opened_at: page.created_at,
+            expires_at: page.expires_at,
+            completed_at: None,
+        };
+        if holds_a_new_proof(&mut read, order, &could_hold).await? {
+            finished.push(page);
+        }
+    }
+    read.commit().await?;
+    // Not held while DHMAD is asked.
+    drop(conn);
     if finished.is_empty() {
         return Ok(false);
     }

@@ -79,3 +79,75 @@ async fn an_open_dispute_ticket_on_a_paid_escrow_holds_the_shipment(pool: PgPool
     w.wait_status(s.order_id, "delivered").await;
     assert_eq!(w.count_calls("POST", "/deliver").await, 1);
 }
+
+/// An instant order's deliver completes the escrow, releasing the money: under a dispute
+/// ticket it is not sent, and once a read finds the ticket over, the money still held, the
+/// deliver is owed again and queued, although the status never moved.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_instant_orders_deliver_waits_out_a_dispute_ticket_then_is_queued_again(pool: PgPool) {
+    use crate::common::{escrow, sign, spawn_offline, status_event};
+    const ESCROW: &str = "66cc00000000000000000001";
+    let app = spawn_offline(pool).await;
+    let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let id = app
+        .seed_order("ai-credits-500", "ticket@example.tn", ESCROW, t0)
+        .await;
+    app.deliver_processed(&sign(&status_event(escrow(
+        ESCROW,
+        "paid",
+        "pending",
+        "instant",
+        t0 + time::Duration::minutes(1),
+    ))))
+    .await;
+    // DHMAD is out of reach here: the deliver job waits in the outbox; close it as the
+    // worker does when it finds nothing to send.
+    let close_delivers = || {
+        sqlx::query(
+            "UPDATE outbox_jobs SET done_at = now() WHERE kind = 'deliver' AND done_at IS NULL",
+        )
+        .execute(&app.pool)
+    };
+    close_delivers().await.unwrap();
+    let read = |minutes: i64, ticket: &str| {
+        let mut e = escrow(
+            ESCROW,
+            "paid",
+            "pending",
+            "instant",
+            t0 + time::Duration::minutes(minutes),
+        );
+        e.created_via_third_party = Some(true);
+        e.dispute_ticket_id = Some("66aa00000000000000000d02".into());
+        e.dispute_ticket = Some(serde_json::from_value(json!({"status": ticket})).unwrap());
+        e
+    };
+    storefront::orders::sync::apply_in_tx(&app.state, &read(2, "open"), "reconciler")
+        .await
+        .unwrap();
+    let o = storefront::db::orders::get(&app.pool, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(o.dispute_open() && !o.deliver_due(), "{o:?}");
+    let open_delivers = || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM outbox_jobs WHERE kind = 'deliver' AND done_at IS NULL",
+        )
+        .fetch_one(&app.pool)
+    };
+    assert_eq!(open_delivers().await.unwrap(), 0);
+    storefront::orders::sync::apply_in_tx(&app.state, &read(3, "resolved"), "reconciler")
+        .await
+        .unwrap();
+    let o = storefront::db::orders::get(&app.pool, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!o.dispute_open() && o.deliver_due(), "{o:?}");
+    assert_eq!(
+        open_delivers().await.unwrap(),
+        1,
+        "the deliver queued again"
+    );
+}

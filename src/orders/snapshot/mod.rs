@@ -108,12 +108,22 @@ pub async fn apply_escrow_snapshot(
                 || matches!((plan.clock, seen.clock), (Some(n), Some(c)) if n >= c)
                 || seen.clock.is_none();
             if fresh && keep_facts(conn, &order, escrow, authority).await? {
-                let order = Box::new(
-                    db::orders::get(&mut *conn, order.id)
-                        .await?
-                        .unwrap_or(*order),
-                );
-                return Ok(Applied::Unchanged { order });
+                let now = db::orders::get(&mut *conn, order.id)
+                    .await?
+                    .unwrap_or_else(|| (*order).clone());
+                // A dispute over with the money still held (its ticket closed, the status
+                // `paid` throughout): the deliver it held back is owed again, as after
+                // `disputed` → `paid` below. One open job at most (its unique index).
+                if order.dispute_open()
+                    && !now.dispute_open()
+                    && now.is_instant()
+                    && now.deliver_due()
+                {
+                    db::outbox::enqueue(&mut *conn, fulfilment::DELIVER, now.id).await?;
+                }
+                return Ok(Applied::Unchanged {
+                    order: Box::new(now),
+                });
             }
             return Ok(Applied::Unchanged { order });
         }
@@ -189,9 +199,11 @@ async fn keep_facts(
     authority: Authority,
 ) -> sqlx::Result<bool> {
     let signatures = escrow.signatures.as_ref();
-    // Only a read names the dispute ticket (§2.1: `disputeTicketId` is a GET field): a webhook
-    // that says nothing of it does not close it.
-    let ticket = (authority == Authority::Api).then(|| open_dispute_ticket(escrow));
+    // Only a full read names the dispute ticket (§2.1: `disputeTicketId` is a GET field, as is
+    // `createdViaThirdParty`, which tells a full read from a webhook, the deliver's answer or a
+    // list's summary): a snapshot that says nothing of it does not close it.
+    let full_read = authority == Authority::Api && escrow.created_via_third_party.is_some();
+    let ticket = full_read.then(|| open_dispute_ticket(escrow));
     let proof = escrow.proof_info.as_ref().filter(|p| {
         let (stored, next) = (order.proof_phase.as_deref(), p.phase.as_ref());
         stored

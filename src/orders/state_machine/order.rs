@@ -92,12 +92,14 @@ impl Order {
             Action::MerchantSign => {
                 standard && awaiting && self.contract_seller_signed != Some(true)
             }
+            // Not held back by a dispute: DHMAD's proof deadlines run on (a missed upload
+            // cancels the escrow); DHMAD refuses what it will not take.
             Action::SubmitProof => {
-                held && self.status == S::Paid
+                self.status == S::Paid
                     && matches!(phase, Some("waiting_seller_proof" | "correction_requested"))
             }
             Action::ReviewProof => {
-                held && self.status == S::Paid && phase == Some("submitted_waiting_buyer_review")
+                self.status == S::Paid && phase == Some("submitted_waiting_buyer_review")
             }
             Action::ConfirmReceipt => held && self.status == S::Delivered && !request_pending,
             Action::Cancel => unpaid && !review,
