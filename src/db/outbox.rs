@@ -26,6 +26,26 @@ pub async fn enqueue(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
     Ok(r.rows_affected() == 1)
 }
 
+/// [`enqueue`], unless a job of this kind was abandoned for the order: the merchant's decision
+/// (`list_missing_deliver` keeps it too).
+pub async fn enqueue_unless_abandoned(
+    e: impl PgExecutor<'_>,
+    kind: &str,
+    order_id: Uuid,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
+        "INSERT INTO outbox_jobs (kind, order_id)
+         SELECT $1, $2 WHERE NOT EXISTS (
+           SELECT 1 FROM outbox_jobs WHERE kind = $1 AND order_id = $2 AND abandoned_at IS NOT NULL)
+         ON CONFLICT DO NOTHING",
+        kind,
+        order_id
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Claims the next due job with `SKIP LOCKED` (several workers never take the same one) and
 /// leases it: it becomes due again after `lease` if this worker dies before finishing it.
 /// Without `dhmad_calls`, jobs that call DHMAD (`deliver`) wait: checkouts come first. Due

@@ -168,31 +168,32 @@ pub(super) async fn metrics_page(State(state): State<AppState>, _: MetricsReader
 /// quote an order's link ("see your order at /orders/{id}"), an unmatched path hold one.
 pub(super) fn without_full_ids(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(|c: char| c.is_ascii_hexdigit()) {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        // Hyphenated (36 characters) or simple (32 hex digits, which the routes take too).
+    let mut at = 0;
+    while let Some(c) = text[at..].chars().next() {
+        let rest = &text[at..];
+        let after_hex = text[..at].ends_with(|p: char| p.is_ascii_hexdigit());
+        // Hyphenated (8-4-4-4-12: unmistakable, wherever it starts), or simple: 32 hex digits
+        // standing alone (which the routes take too).
         let id = [36, 32].into_iter().find_map(|len| {
             let candidate = rest.get(..len)?;
-            let whole = !rest[len..].starts_with(|c: char| c.is_ascii_hexdigit());
-            let id = uuid::Uuid::try_parse(candidate).ok().filter(|_| whole)?;
+            let alone = !after_hex && !rest[len..].starts_with(|n: char| n.is_ascii_hexdigit());
+            let shaped = if len == 36 {
+                candidate.as_bytes()[8] == b'-'
+            } else {
+                alone
+            };
+            let id = uuid::Uuid::try_parse(candidate).ok().filter(|_| shaped)?;
             Some((id, len))
         });
         if let Some((id, len)) = id {
             out.push_str(&crate::orders::log_ref(id));
             out.push('…');
-            rest = &rest[len..];
+            at += len;
         } else {
-            let run = rest
-                .find(|c: char| !c.is_ascii_hexdigit())
-                .unwrap_or(rest.len())
-                .max(1);
-            out.push_str(&rest[..run]);
-            rest = &rest[run..];
+            out.push(c);
+            at += c.len_utf8();
         }
     }
-    out.push_str(rest);
     out
 }
 
@@ -210,8 +211,12 @@ mod tests {
             super::without_full_ids("/orders/5e1f2a3b00004000800000000000abcd/x"),
             "/orders/5e1f2a3b…/x"
         );
-        // Longer runs of hex are not ids.
+        // Longer runs of hex are not ids; a hyphenated one is, glued to anything.
         let long = "5e1f2a3b00004000800000000000abcd00";
         assert_eq!(super::without_full_ids(long), long);
+        assert_eq!(
+            super::without_full_ids("/orders%2F5e1f2a3b-0000-4000-8000-00000000abcd"),
+            "/orders%2F5e1f2a3b…"
+        );
     }
 }

@@ -119,7 +119,9 @@ async fn not_to_send(state: &AppState, order: &Order) -> OrderResult<Option<JobO
             order.status.as_str()
         ))
     };
-    if !order.deliver_due() && !order.dispute_open() {
+    // A dispute holds only what is still to ship; a delivered order is past it.
+    let held_by_dispute = order.status == OrderStatus::Paid && order.dispute_open();
+    if !order.deliver_due() && !held_by_dispute {
         return Ok(Some(nothing()));
     }
     if let Some((why, then)) = ship_held(order) {

@@ -71,6 +71,15 @@ const DEPOSIT_PROOF_REJECTED: &str = "escrow.deposit_proof.rejected";
 /// knowing is not "no"). That DHMAD dates a second completion of one page anew is the
 /// sandbox's reading (the contract leaves it open); if it keeps the first date, such a page
 /// reads as the rejected proof's.
+/// When DHMAD rejected a proof: the event's own `timestamp` (DHMAD's clock), else when it came.
+fn rejection_time(rejection: &db::inbox::LastEvent) -> OffsetDateTime {
+    rejection
+        .timestamp
+        .as_deref()
+        .and_then(|t| dhmad::iso::parse(t).ok())
+        .unwrap_or(rejection.received_at)
+}
+
 async fn holds_a_new_proof(
     conn: &mut PgConnection,
     order: &Order,
@@ -88,11 +97,7 @@ async fn holds_a_new_proof(
     if page.opened_at > rejection.received_at {
         return Ok(true);
     }
-    let rejected_at = rejection
-        .timestamp
-        .as_deref()
-        .and_then(|t| dhmad::iso::parse(t).ok())
-        .unwrap_or(rejection.received_at);
+    let rejected_at = rejection_time(&rejection);
     if page.expires_at <= rejected_at {
         return Ok(false);
     }
@@ -189,27 +194,17 @@ pub async fn recheck(state: &AppState, order: &Order) -> OrderResult<bool> {
         return Ok(false);
     }
     let action = CheckoutAction::AcceptPay.as_str();
-    let mut conn = state.pool.acquire().await?;
-    let mut read = db::tx::begin(&mut conn).await?;
-    let mut finished = Vec::new();
-    for page in db::sessions::list_for_order(&mut *read, order.id).await? {
-        if page.action != action || page.for_merchant || page.status != "completed" {
-            continue;
-        }
-        // Not a page closed before the last rejection: it holds the rejected proof, and stays
-        // finished at DHMAD (a page is reopened only while it lives).
-        let could_hold = FinishedPage {
-            opened_at: page.created_at,
-            expires_at: page.expires_at,
-            completed_at: None,
-        };
-        if holds_a_new_proof(&mut read, order, &could_hold).await? {
-            finished.push(page);
-        }
-    }
-    read.commit().await?;
-    // Not held while DHMAD is asked.
-    drop(conn);
+    // Not a page closed before the last rejection DHMAD sent: it holds a rejected proof, and
+    // stays finished at DHMAD (a page is reopened only while it lives).
+    let rejected_at = db::inbox::last_received(&state.pool, order.id, DEPOSIT_PROOF_REJECTED)
+        .await?
+        .map(|r| rejection_time(&r));
+    let finished: Vec<Session> = db::sessions::list_for_order(&state.pool, order.id)
+        .await?
+        .into_iter()
+        .filter(|s| s.action == action && !s.for_merchant && s.status == "completed")
+        .filter(|s| rejected_at.is_none_or(|at| s.expires_at > at))
+        .collect();
     if finished.is_empty() {
         return Ok(false);
     }

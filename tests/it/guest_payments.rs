@@ -493,3 +493,45 @@ async fn a_lost_rejection_of_a_guest_proof_is_found_by_the_reconciler(pool: PgPo
     let to = again.headers()["location"].to_str().unwrap();
     assert!(to.starts_with(&w.sb.base_url()), "{to}");
 }
+
+/// A first proof rejected after its page closed (the page stays finished at DHMAD), then a
+/// second proof on a new page whose rejection is lost: the reconciler goes by the new page,
+/// reopened, not by the old one. Before, the old page kept the order under review for good.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_lost_second_rejection_is_found_past_a_first_page_that_stays_finished(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "second-lost@example.tn").await;
+    send_proof_and_return(&w, &s).await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    // Past the first page's 30 minutes: DHMAD does not reopen it on the rejection.
+    w.control("/sandbox/clock/advance", json!({"seconds": 1900}))
+        .await;
+    let reject = format!("/sandbox/escrows/{escrow}/deposit-proof/reject");
+    w.control(&reject, json!({"reason": "unreadable receipt"}))
+        .await;
+    w.wait_json(s.order_id, "the first rejection", |o| {
+        o["deposit_rejection_reason"] == "unreadable receipt"
+    })
+    .await;
+    // A second proof, on a new page; its rejection is lost.
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    let second = World::session_in(again.headers()["location"].to_str().unwrap());
+    let back = send_proof(&w, &second).await["redirect_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.land_on_callback(&back).await;
+    assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    w.control(&reject, json!({"reason": "wrong amount"})).await;
+    w.after_first_reconciler_pass().await;
+    storefront::jobs::reconciler::run_once(&w.app.state, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["payment_review"], false, "{o}");
+}

@@ -113,13 +113,15 @@ pub async fn apply_escrow_snapshot(
                     .unwrap_or_else(|| (*order).clone());
                 // A dispute over with the money still held (its ticket closed, the status
                 // `paid` throughout): the deliver it held back is owed again, as after
-                // `disputed` → `paid` below. One open job at most (its unique index).
+                // `disputed` → `paid` below. One open job at most (its unique index); none if the
+                // merchant abandoned it.
                 if order.dispute_open()
                     && !now.dispute_open()
                     && now.is_instant()
                     && now.deliver_due()
                 {
-                    db::outbox::enqueue(&mut *conn, fulfilment::DELIVER, now.id).await?;
+                    db::outbox::enqueue_unless_abandoned(&mut *conn, fulfilment::DELIVER, now.id)
+                        .await?;
                 }
                 return Ok(Applied::Unchanged {
                     order: Box::new(now),
