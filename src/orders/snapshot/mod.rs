@@ -115,11 +115,7 @@ pub async fn apply_escrow_snapshot(
                 // `paid` throughout): the deliver it held back is owed again, as after
                 // `disputed` → `paid` below. One open job at most (its unique index); none if the
                 // merchant abandoned it.
-                if order.dispute_open()
-                    && !now.dispute_open()
-                    && now.is_instant()
-                    && now.deliver_due()
-                {
+                if order.dispute_open() && now.is_instant() && now.deliver_due() {
                     db::outbox::enqueue_unless_abandoned(&mut *conn, fulfilment::DELIVER, now.id)
                         .await?;
                 }

@@ -72,8 +72,7 @@ impl Order {
     pub fn allows(&self, action: Action) -> bool {
         use OrderStatus as S;
         let unpaid = self.status.is_open() && self.status != S::CreatingEscrow;
-        // Under a dispute the money is DHMAD's to move, as with the `disputed` status.
-        let held = matches!(self.status, S::Paid | S::Delivered) && !self.dispute_open();
+        let held = self.money_held();
         let review = self.in_payment_review();
         let request_pending = self.cancellation_pending();
         let awaiting = self.status == S::AwaitingPayment;
@@ -161,8 +160,7 @@ impl Order {
     /// (DHMAD keeps no answer to give), and showing it would promise an outcome that can no
     /// longer come.
     pub fn cancellation_request(&self) -> Option<Cancellation> {
-        let held = matches!(self.status, OrderStatus::Paid | OrderStatus::Delivered)
-            && !self.dispute_open();
+        let held = self.money_held();
         self.cancellation
             .filter(|c| *c != Cancellation::Requested || held)
     }
@@ -170,6 +168,12 @@ impl Order {
     /// The buyer asked to cancel and the shop has not answered while DHMAD holds the money.
     pub fn cancellation_pending(&self) -> bool {
         self.cancellation_request() == Some(Cancellation::Requested)
+    }
+
+    /// DHMAD holds the money for the shop to act on: paid or delivered, no dispute open (under
+    /// one the money is DHMAD's to move, as with the `disputed` status).
+    pub fn money_held(&self) -> bool {
+        matches!(self.status, OrderStatus::Paid | OrderStatus::Delivered) && !self.dispute_open()
     }
 
     /// A dispute is open with DHMAD: the escrow's status says so, or (its status still `paid`
