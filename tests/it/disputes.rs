@@ -122,13 +122,20 @@ async fn an_instant_orders_deliver_waits_out_a_dispute_ticket_then_is_queued_aga
         e.dispute_ticket = Some(serde_json::from_value(json!({"status": ticket})).unwrap());
         e
     };
-    storefront::orders::sync::apply_in_tx(&app.state, &read(2, "open"), "reconciler")
-        .await
-        .unwrap();
-    let o = storefront::db::orders::get(&app.pool, id)
-        .await
-        .unwrap()
-        .unwrap();
+    // Applied as the reconciler applies a read; the order as it leaves it.
+    let apply = |e: dhmad::Escrow| {
+        let (state, pool) = (app.state.clone(), app.pool.clone());
+        async move {
+            storefront::orders::sync::apply_in_tx(&state, &e, "reconciler")
+                .await
+                .unwrap();
+            storefront::db::orders::get(&pool, id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let o = apply(read(2, "open")).await;
     assert!(o.dispute_open() && !o.deliver_due(), "{o:?}");
     let open_delivers = || {
         sqlx::query_scalar::<_, i64>(
@@ -137,13 +144,7 @@ async fn an_instant_orders_deliver_waits_out_a_dispute_ticket_then_is_queued_aga
         .fetch_one(&app.pool)
     };
     assert_eq!(open_delivers().await.unwrap(), 0);
-    storefront::orders::sync::apply_in_tx(&app.state, &read(3, "resolved"), "reconciler")
-        .await
-        .unwrap();
-    let o = storefront::db::orders::get(&app.pool, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let o = apply(read(3, "resolved")).await;
     assert!(!o.dispute_open() && o.deliver_due(), "{o:?}");
     assert_eq!(
         open_delivers().await.unwrap(),

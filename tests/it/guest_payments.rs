@@ -14,18 +14,23 @@ use super::after_payment::escrow_of;
 async fn guest_proof_rejected(w: &World, email: &str) -> (Started, serde_json::Value) {
     let s = w.checkout("ai-credits-500", email).await;
     send_proof_and_return(w, &s).await;
-    let escrow = escrow_of(w, s.order_id).await;
-    w.control(
-        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
-        json!({"reason": "unreadable receipt"}),
-    )
-    .await;
+    reject_proof(w, s.order_id, "unreadable receipt").await;
     let o = w
         .wait_json(s.order_id, "the rejection", |o| {
             o["deposit_rejection_reason"] == "unreadable receipt"
         })
         .await;
     (s, o)
+}
+
+/// DHMAD's admin rejects the guest's pending proof on the order's escrow.
+async fn reject_proof(w: &World, order_id: uuid::Uuid, reason: &str) {
+    let escrow = escrow_of(w, order_id).await;
+    w.control(
+        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
+        json!({ "reason": reason }),
+    )
+    .await;
 }
 
 fn guest() -> serde_json::Value {
@@ -212,12 +217,7 @@ async fn coming_back_from_the_rejected_proofs_page_keeps_the_order_payable(pool:
     // Past the page's 30 minutes: DHMAD does not reopen it on the rejection.
     w.control("/sandbox/clock/advance", json!({"seconds": 1900}))
         .await;
-    let escrow = escrow_of(&w, s.order_id).await;
-    w.control(
-        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
-        json!({"reason": "unreadable receipt"}),
-    )
-    .await;
+    reject_proof(&w, s.order_id, "unreadable receipt").await;
     w.wait_json(s.order_id, "the rejection", |o| {
         o["deposit_rejection_reason"] == "unreadable receipt"
     })
@@ -462,12 +462,7 @@ async fn a_lost_rejection_of_a_guest_proof_is_found_by_the_reconciler(pool: PgPo
     assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
     w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
         .await;
-    let escrow = escrow_of(&w, s.order_id).await;
-    w.control(
-        &format!("/sandbox/escrows/{escrow}/deposit-proof/reject"),
-        json!({"reason": "unreadable receipt"}),
-    )
-    .await;
+    reject_proof(&w, s.order_id, "unreadable receipt").await;
     w.after_first_reconciler_pass().await;
     storefront::jobs::reconciler::run_once(&w.app.state, std::time::Duration::ZERO)
         .await
@@ -502,13 +497,10 @@ async fn a_lost_second_rejection_is_found_past_a_first_page_that_stays_finished(
     let w = world(pool, |_| {}).await;
     let s = w.checkout("ai-credits-500", "second-lost@example.tn").await;
     send_proof_and_return(&w, &s).await;
-    let escrow = escrow_of(&w, s.order_id).await;
     // Past the first page's 30 minutes: DHMAD does not reopen it on the rejection.
     w.control("/sandbox/clock/advance", json!({"seconds": 1900}))
         .await;
-    let reject = format!("/sandbox/escrows/{escrow}/deposit-proof/reject");
-    w.control(&reject, json!({"reason": "unreadable receipt"}))
-        .await;
+    reject_proof(&w, s.order_id, "unreadable receipt").await;
     w.wait_json(s.order_id, "the first rejection", |o| {
         o["deposit_rejection_reason"] == "unreadable receipt"
     })
@@ -527,7 +519,7 @@ async fn a_lost_second_rejection_is_found_past_a_first_page_that_stays_finished(
     assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
     w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
         .await;
-    w.control(&reject, json!({"reason": "wrong amount"})).await;
+    reject_proof(&w, s.order_id, "wrong amount").await;
     w.after_first_reconciler_pass().await;
     storefront::jobs::reconciler::run_once(&w.app.state, std::time::Duration::ZERO)
         .await
