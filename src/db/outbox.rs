@@ -10,6 +10,9 @@ pub struct Job {
     pub kind: String,
     pub order_id: Uuid,
     pub attempts: i32,
+    /// Which claim of the job this is: only its outcome may be written (`claims` never goes
+    /// back, where a postponed attempt gives its number back).
+    pub claim: i32,
     /// When it was queued: what it was asked to do predates anything DHMAD did after it.
     pub queued_at: time::OffsetDateTime,
 }
@@ -59,13 +62,13 @@ pub async fn claim(
     let lease_ms = lease.as_millis() as i64;
     sqlx::query_as!(
         Job,
-        "UPDATE outbox_jobs SET attempts = attempts + 1,
+        "UPDATE outbox_jobs SET attempts = attempts + 1, claims = claims + 1,
                 run_after = now() + $1::bigint * interval '1 millisecond',
                 claimed_until = now() + $1::bigint * interval '1 millisecond'
          WHERE id = (SELECT id FROM outbox_jobs WHERE done_at IS NULL AND run_after <= now()
                        AND ($2 OR kind <> 'deliver')
                      ORDER BY kind <> 'deliver', run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, kind, order_id, attempts, created_at AS queued_at",
+         RETURNING id, kind, order_id, attempts, claims AS claim, created_at AS queued_at",
         lease_ms,
         dhmad_calls
     )
@@ -73,7 +76,7 @@ pub async fn claim(
     .await
 }
 
-// The outcome of an attempt is written only by the worker whose attempt it is (`attempts` is
+// The outcome of an attempt is written only by the worker whose claim it is (`claims` is
 // still its number and the job is open): a worker whose lease lapsed and whose job another
 // worker took must not overwrite that one's result. Each clears the claim. `false` when the
 // job had moved on.
@@ -82,9 +85,9 @@ pub async fn claim(
 pub async fn finish(e: impl PgExecutor<'_>, job: &Job) -> sqlx::Result<bool> {
     let r = sqlx::query!(
         "UPDATE outbox_jobs SET done_at = now(), last_error = NULL, claimed_until = NULL
-          WHERE id = $1 AND attempts = $2 AND done_at IS NULL",
+          WHERE id = $1 AND claims = $2 AND done_at IS NULL",
         job.id,
-        job.attempts
+        job.claim
     )
     .execute(e)
     .await?;
@@ -96,9 +99,9 @@ pub async fn give_up(e: impl PgExecutor<'_>, job: &Job, error: &str) -> sqlx::Re
     let r = sqlx::query!(
         "UPDATE outbox_jobs SET done_at = now(), gave_up_at = now(), last_error = $3,
                 claimed_until = NULL
-          WHERE id = $1 AND attempts = $2 AND done_at IS NULL",
+          WHERE id = $1 AND claims = $2 AND done_at IS NULL",
         job.id,
-        job.attempts,
+        job.claim,
         error
     )
     .execute(e)
@@ -126,10 +129,10 @@ pub async fn run_now(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
 pub async fn count_silent_try(e: impl PgExecutor<'_>, job: &Job) -> sqlx::Result<Option<i32>> {
     sqlx::query_scalar!(
         "UPDATE outbox_jobs SET silent_tries = silent_tries + 1
-          WHERE id = $1 AND attempts = $2 AND done_at IS NULL
+          WHERE id = $1 AND claims = $2 AND done_at IS NULL
           RETURNING silent_tries",
         job.id,
-        job.attempts
+        job.claim
     )
     .fetch_optional(e)
     .await
@@ -141,9 +144,9 @@ pub async fn postpone(e: impl PgExecutor<'_>, job: &Job, delay: Duration) -> sql
     let r = sqlx::query!(
         "UPDATE outbox_jobs SET run_after = now() + $3::bigint * interval '1 millisecond',
                 attempts = greatest(attempts - 1, 0), claimed_until = NULL
-         WHERE id = $1 AND attempts = $2 AND done_at IS NULL",
+         WHERE id = $1 AND claims = $2 AND done_at IS NULL",
         job.id,
-        job.attempts,
+        job.claim,
         delay_ms
     )
     .execute(e)
@@ -161,9 +164,9 @@ pub async fn retry_later(
     let r = sqlx::query!(
         "UPDATE outbox_jobs SET run_after = now() + $3::bigint * interval '1 millisecond',
                 last_error = $4, claimed_until = NULL
-         WHERE id = $1 AND attempts = $2 AND done_at IS NULL",
+         WHERE id = $1 AND claims = $2 AND done_at IS NULL",
         job.id,
-        job.attempts,
+        job.claim,
         delay_ms,
         error
     )

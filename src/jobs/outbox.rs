@@ -111,6 +111,7 @@ mod tests {
             kind: kind.into(),
             order_id: uuid::Uuid::nil(),
             attempts,
+            claim: attempts,
             queued_at: time::OffsetDateTime::now_utc(),
         }
     }

@@ -320,7 +320,7 @@ async fn a_job_a_worker_is_running_is_left_to_it(pool: PgPool) {
         .await;
     let job = add_job(&app.pool, id, "email_confirmation", "open").await;
     // Worker A claims it (as `db::outbox::claim` does) and is sending the e-mail.
-    let claim = "UPDATE outbox_jobs SET attempts = attempts + 1,
+    let claim = "UPDATE outbox_jobs SET attempts = attempts + 1, claims = claims + 1,
                         run_after = now() + interval '2 minutes',
                         claimed_until = now() + interval '2 minutes' WHERE id = $1";
     sqlx::query(claim)
@@ -355,16 +355,39 @@ async fn a_job_a_worker_is_running_is_left_to_it(pool: PgPool) {
         .execute(&app.pool)
         .await
         .unwrap();
-    let as_claimed = |attempts| db::outbox::Job {
+    let as_claimed = |attempts, claim| db::outbox::Job {
         id: job,
         kind: "email_confirmation".into(),
         order_id: id,
         attempts,
+        claim,
         queued_at: time::OffsetDateTime::now_utc(),
     };
-    assert!(!db::outbox::finish(&app.pool, &as_claimed(1)).await.unwrap());
+    assert!(!db::outbox::finish(&app.pool, &as_claimed(1, 1))
+        .await
+        .unwrap());
     assert_eq!(job_row(&app.pool, job).await.0, None);
-    assert!(db::outbox::finish(&app.pool, &as_claimed(2)).await.unwrap());
+    // B's attempt is postponed (DHMAD's budget spent): it gives its attempt's number back,
+    // and A's number is the job's again. A's outcome is still not B's to lose, nor may a
+    // third worker take the job while A runs on.
+    let b = as_claimed(2, 2);
+    assert!(
+        db::outbox::postpone(&app.pool, &b, std::time::Duration::from_secs(3600))
+            .await
+            .unwrap()
+    );
+    assert!(!db::outbox::finish(&app.pool, &as_claimed(1, 1))
+        .await
+        .unwrap());
+    assert_eq!(job_row(&app.pool, job).await.0, None);
+    sqlx::query(claim)
+        .bind(job)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(db::outbox::finish(&app.pool, &as_claimed(2, 3))
+        .await
+        .unwrap());
     assert!(job_row(&app.pool, job).await.0.is_some());
     // Once it is done, "run now" queues a fresh job, as for any closed one.
     assert!(db::outbox::run_now(&app.pool, "email_confirmation", id)
