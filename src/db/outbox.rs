@@ -111,9 +111,18 @@ pub async fn give_up(e: impl PgExecutor<'_>, job: &Job, error: &str) -> sqlx::Re
 
 /// Makes the order's open job of `kind` due now, or queues one: the merchant's "retry". A job
 /// a worker is running now is left to it (`false`): a second worker would make its call again.
+/// A job queued after one that gave up carries it on: its attempts may have landed with their
+/// answers lost, so it keeps that job's queued time and starts as a retry (a deliver reads the
+/// escrow first, and is not sent again over a rejection made since; `fulfilment::run_deliver`).
 pub async fn run_now(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx::Result<bool> {
     let r = sqlx::query!(
-        "INSERT INTO outbox_jobs (kind, order_id) VALUES ($1, $2)
+        "INSERT INTO outbox_jobs (kind, order_id, attempts, created_at)
+         SELECT $1, $2, CASE WHEN last.gave_up_at IS NULL THEN 0 ELSE 1 END,
+                CASE WHEN last.gave_up_at IS NULL THEN now() ELSE last.created_at END
+           FROM (SELECT) AS one
+           LEFT JOIN LATERAL (SELECT gave_up_at, created_at FROM outbox_jobs
+                               WHERE kind = $1 AND order_id = $2 AND done_at IS NOT NULL
+                               ORDER BY id DESC LIMIT 1) AS last ON true
          ON CONFLICT (kind, order_id) WHERE done_at IS NULL DO UPDATE SET run_after = now()
            WHERE outbox_jobs.claimed_until IS NULL OR outbox_jobs.claimed_until <= now()",
         kind,

@@ -427,6 +427,20 @@ async fn a_rejected_delivery_is_explained_and_shipped_again(pool: PgPool) {
 /// buyer rejects that delivery while the retry waits (paid again). The retry is then due now,
 /// with DHMAD answering as `then` says (sandbox faults).
 async fn deliver_taken_then_rejected(w: &World, email: &str, then: Value) -> (Started, String) {
+    let (s, escrow) = deliver_taken_then_rejected_parked(w, email).await;
+    w.faults(then).await;
+    sqlx::query(
+        "UPDATE outbox_jobs SET run_after = now() WHERE order_id = $1 AND kind = 'deliver'",
+    )
+    .bind(s.order_id)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    (s, escrow)
+}
+
+/// [`deliver_taken_then_rejected`], its retry left parked for an hour.
+async fn deliver_taken_then_rejected_parked(w: &World, email: &str) -> (Started, String) {
     let s = paid_quick(w, email).await;
     let escrow = escrow_of(w, s.order_id).await;
     let fault = json!({"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500_after", "times": 1});
@@ -457,14 +471,6 @@ async fn deliver_taken_then_rejected(w: &World, email: &str, then: Value) -> (St
     )
     .await;
     w.wait_status(s.order_id, "paid").await;
-    w.faults(then).await;
-    sqlx::query(
-        "UPDATE outbox_jobs SET run_after = now() WHERE order_id = $1 AND kind = 'deliver'",
-    )
-    .bind(s.order_id)
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
     (s, escrow)
 }
 
@@ -501,6 +507,46 @@ async fn a_retried_deliver_does_not_override_the_buyers_rejection(pool: PgPool) 
     let ship = format!("/admin/orders/{}/ship", s.order_id);
     assert_eq!(w.admin_post(&ship).await.status(), 303);
     w.wait_status(s.order_id, "delivered").await;
+}
+
+/// The same deliver given up after its answers were lost, then retried by the merchant from
+/// the outbox console: the fresh job carries the dead one on, so it reads first too.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_dead_deliver_retried_from_the_console_does_not_override_the_rejection(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, escrow) = deliver_taken_then_rejected_parked(&w, "console@example.tn").await;
+    let dead: i64 = sqlx::query_scalar(
+        "UPDATE outbox_jobs SET done_at = now(), gave_up_at = now(), attempts = 12,
+                last_error = 'deliver failed: 500'
+          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL RETURNING id",
+    )
+    .bind(s.order_id)
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    let retry = w.admin_post(&format!("/admin/outbox/{dead}/retry")).await;
+    assert_eq!(retry.status(), 303);
+    wait_for("the retried deliver to end", 30, || async {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND done_at IS NULL",
+        )
+        .bind(s.order_id)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+        (open == 0).then_some(())
+    })
+    .await;
+    assert_eq!(w.count_calls("POST", "/deliver").await, 1, "sent once");
+    let e = w.app.state.dhmad.get_escrow(&escrow).await.unwrap();
+    assert_eq!(e.status.as_str(), "paid", "{e:?}");
+    let lines = timeline(&w.app.pool, s.order_id).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Ship again once it is settled")),
+        "{lines:?}"
+    );
 }
 
 /// The same retry when DHMAD cannot be read: it waits for a read, where it used to be sent
