@@ -218,7 +218,11 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
     for order_id in
         db::orders::list_missing_deliver(&state.pool, DELIVER_AGAIN_AFTER, BATCH).await?
     {
-        db::outbox::enqueue(&state.pool, fulfilment::DELIVER, order_id).await?;
+        // Unless abandoned since the list was read: the merchant's decision.
+        if !db::outbox::enqueue_unless_abandoned(&state.pool, fulfilment::DELIVER, order_id).await?
+        {
+            continue;
+        }
         report.delivers_requeued += 1;
         tracing::warn!(order.ref = %crate::orders::log_ref(order_id), "paid instant order had no deliver queued; queued one");
     }

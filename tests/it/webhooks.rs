@@ -282,6 +282,41 @@ async fn paid_again_after_a_dispute_queues_the_deliver_again(pool: PgPool) {
     assert_eq!(open_delivers().await, Some(1));
 }
 
+/// The same, when the merchant had abandoned the deliver (to refund the buyer, say): paid
+/// again after the dispute, nothing sends it behind the merchant's back.
+#[sqlx::test(migrations = "./migrations")]
+async fn paid_again_after_a_dispute_keeps_an_abandoned_deliver_abandoned(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("ai-credits-500", "abandoned@example.tn", ESCROW, t(0))
+        .await;
+    app.deliver_processed(&snapshot("paid", "pending", "instant", t(1)))
+        .await;
+    let abandoned = sqlx::query!(
+        "UPDATE outbox_jobs SET done_at = now(), abandoned_at = now()
+          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
+        id
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(abandoned.rows_affected(), 1);
+    app.deliver_processed(&snapshot("disputed", "paid", "instant", t(2)))
+        .await;
+    app.deliver_processed(&snapshot("paid", "disputed", "instant", t(3)))
+        .await;
+    assert_eq!(app.order_json(id).await["status"], "paid");
+    let open = sqlx::query_scalar!(
+        "SELECT count(*) FROM outbox_jobs
+          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
+        id
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(open, Some(0));
+}
+
 /// A submission and a correction request may each follow the other, so the phase alone cannot
 /// tell a submission delivered late from a new one: the correction rounds can. A late
 /// submission does not hide the correction the buyer asked for (the shop's "upload the proof"

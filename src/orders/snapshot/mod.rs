@@ -173,8 +173,8 @@ pub async fn apply_escrow_snapshot(
     } else if seen.status == OrderStatus::Disputed && order.is_instant() && order.deliver_due() {
         // Paid again after a dispute (DHMAD kept the money): the deliver it waits for is due,
         // and one closed while the dispute was open ("nothing to deliver") is queued by nothing
-        // else. One open job at most (its unique index).
-        funded.jobs.push(fulfilment::DELIVER);
+        // else. One open job at most (its unique index); none if the merchant abandoned it.
+        db::outbox::enqueue_unless_abandoned(&mut *conn, fulfilment::DELIVER, order.id).await?;
     }
     // The status line and what funding adds, in one statement.
     db::events::add_all_and_enqueue(&mut *conn, order.id, &funded.lines, &funded.jobs).await?;
