@@ -60,8 +60,11 @@ pub fn spawn_all(state: AppState, token: CancellationToken, budget_ready: bool) 
         move || {
             let s = s.clone();
             async move {
-                sessions::run_once(&s).await?;
-                // Forgetting old rows never holds up the abandoned orders' cancels.
+                // Neither a session nor forgetting old rows holds up the abandoned orders'
+                // cancels: a lock timeout on one due session failed the whole pass.
+                if let Err(e) = sessions::run_once(&s).await {
+                    tracing::warn!(error = %e, "session sweep failed");
+                }
                 let more = housekeeping::run_once(&s).await.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "housekeeping pass failed");
                     false
