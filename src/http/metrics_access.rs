@@ -3,11 +3,13 @@
 //! a stranger gets neither. With `METRICS_TOKEN`, the bearers of that token, from anywhere;
 //! without it, this machine only (a scraper beside the storefront, or a sidecar), the client's
 //! address being the one rate limits see (`client_addr`), so a proxy on this machine does not
-//! open it to everyone it forwards.
+//! open it to everyone it forwards, and the host it names this machine's (DNS rebinding).
+
+use std::net::IpAddr;
 
 use axum::{
     extract::FromRequestParts,
-    http::{header, request::Parts, HeaderValue},
+    http::{header, request::Parts, uri::Authority, HeaderValue},
     response::{IntoResponse, Response},
 };
 
@@ -46,10 +48,44 @@ impl FromRequestParts<AppState> for MetricsReader {
                 let unknown_proxy = state.config.edge.client_ip_header.is_none()
                     && FORWARDING.iter().any(|h| parts.headers.contains_key(*h));
                 match client_ip(&parts.headers, &parts.extensions, &state.config) {
-                    Some(ip) if ip.to_canonical().is_loopback() && !unknown_proxy => Ok(Self),
+                    Some(ip)
+                        if ip.to_canonical().is_loopback()
+                            && !unknown_proxy
+                            && named_as_this_machine(parts, state) =>
+                    {
+                        Ok(Self)
+                    }
                     _ => Err(AppError::NotFound.into_response()),
                 }
             }
+        }
+    }
+}
+
+/// Whether the request names this machine or the shop as its host: a loopback address,
+/// `localhost` or `PUBLIC_BASE_URL`'s host. A page of another site whose name an attacker
+/// points at 127.0.0.1 (DNS rebinding) comes from this machine's browser, so from loopback,
+/// but names the attacker's host, which it may then read the answer of. A request naming no
+/// host (HTTP/1.0) is no browser's.
+fn named_as_this_machine(parts: &Parts, state: &AppState) -> bool {
+    let host = match parts.headers.get(header::HOST) {
+        Some(v) => v.to_str().ok().and_then(|h| h.parse::<Authority>().ok()),
+        None => match parts.uri.authority() {
+            Some(a) => Some(a.clone()),
+            None => return true,
+        },
+    };
+    let Some(host) = host else { return false };
+    let name = host.host().trim_start_matches('[').trim_end_matches(']');
+    match name.parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => {
+            name.eq_ignore_ascii_case("localhost")
+                || state
+                    .config
+                    .public_base_url
+                    .host_str()
+                    .is_some_and(|public| name.eq_ignore_ascii_case(public))
         }
     }
 }

@@ -314,6 +314,33 @@ async fn metrics_answer_this_machine_only_without_a_token(pool: PgPool) {
     }
     // No header: the peer, this machine.
     scrape(&app).await;
+    // A page of another site whose name now points at 127.0.0.1 (DNS rebinding), in a
+    // browser on this machine: from loopback, but naming its own host.
+    let port = app.port;
+    for host in [
+        "rebind.example",
+        "127.0.0.1.nip.example",
+        "localhost.example",
+    ] {
+        let r = app
+            .http
+            .get(app.url("/metrics"))
+            .header("host", format!("{host}:{port}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{host}");
+    }
+    for host in ["localhost", "[::1]", "127.0.0.1", "LOCALHOST"] {
+        let r = app
+            .http
+            .get(app.url("/metrics"))
+            .header("host", format!("{host}:{port}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+    }
 
     // Behind a proxy on this machine that nobody configured (no `CLIENT_IP_HEADER`), every
     // request comes from loopback: one the proxy forwarded is refused all the same.
