@@ -36,10 +36,13 @@ fn unsafe_method(m: &Method) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Reads that change something, reached by a plain link (so no token): the CSV export writes
-/// the audit trail, with the filter it was given. Another site could send the merchant's
-/// browser there (the back-office cookie is `Lax`, so it goes along on a navigation), to put a
-/// line of its choosing on the trail under the merchant's name; the origin check refuses it.
+/// Reads that change something, reached by a plain link: the CSV export writes the audit
+/// trail, with the filter it was given, and hands over every buyer's address. Another site
+/// could send the merchant's browser there (the back-office cookie is `Lax`, so it goes along
+/// on a navigation), to put a line of its choosing on the trail under the merchant's name.
+/// The origin check alone cannot refuse it: a link opened from a mail or chat program says
+/// `Sec-Fetch-Site: none`, and older browsers send no fetch metadata and, on a navigation, no
+/// `Origin`. So the link carries the token too, in its query.
 const READS_WITH_EFFECTS: [&str; 1] = ["/admin/orders.csv"];
 
 /// `Sec-Fetch-Site` (when the browser sends it) must be same-origin or a user's own
@@ -119,6 +122,9 @@ impl Hook for Csrf {
         if reads_with_effects && !same_origin(req.headers(), config) {
             return Before::Answer(refuse("cross-site"));
         }
+        if reads_with_effects && !no_ambient && !matches(cookie.as_deref(), query_token(&req)) {
+            return Before::Answer(refuse("missing or wrong token"));
+        }
         if checked {
             if !same_origin(req.headers(), config) {
                 return Before::Answer(refuse("cross-site"));
@@ -172,19 +178,30 @@ async fn echoed(req: Request, cookie: Option<&str>) -> Result<Request, Response>
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| form_token(&bytes));
-    // Only a token of the shape this shop issues: an empty or short cookie planted beside a
-    // matching field proves nothing. (Nothing signs it: a sibling subdomain could plant a
-    // well-formed one; the origin check is what stops its form.)
-    let valid = match (cookie, &sent) {
+    if !matches(cookie, sent.as_deref()) {
+        return Err(refuse("missing or wrong token"));
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Whether `sent` echoes the cookie. Only a token of the shape this shop issues: an empty or
+/// short cookie planted beside a matching field proves nothing. (Nothing signs it: a sibling
+/// subdomain could plant a well-formed one; the origin check is what stops its form.)
+fn matches(cookie: Option<&str>, sent: Option<&str>) -> bool {
+    match (cookie, sent) {
         (Some(c), Some(s)) if cookies::well_formed(c) => {
             bool::from(c.as_bytes().ct_eq(s.as_bytes()))
         }
         _ => false,
-    };
-    if !valid {
-        return Err(refuse("missing or wrong token"));
     }
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// The token a link carries in its query ([`READS_WITH_EFFECTS`]).
+fn query_token(req: &Request) -> Option<&str> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(FIELD)?.strip_prefix('='))
 }
 
 /// Puts this request's token where its page finds it ([`CsrfToken`]), making one if the

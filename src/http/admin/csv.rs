@@ -146,7 +146,16 @@ pub async fn csv(
     // The first batch is read before the answer starts, so that a search the database refuses
     // (a NUL byte) is a 400 like the list's, not a 200 whose stream is cut.
     let mut rows = db::admin_views::list(&s.pool, &filter, None, CSV_BATCH).await?;
-    let query: String = query.unwrap_or_default().chars().take(500).collect();
+    // The filter as given, less the link's CSRF token.
+    let query: String = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.starts_with(crate::http::csrf::FIELD))
+        .collect::<Vec<_>>()
+        .join("&")
+        .chars()
+        .take(500)
+        .collect();
     let detail = if query.is_empty() {
         "every order".to_owned()
     } else {

@@ -303,7 +303,11 @@ async fn list_page(
         filtered: p.filtered(),
         next,
         first,
-        csv: format!("/admin/orders.csv?{query}"),
+        // The export is a read with effects: its link carries the token (`csrf`).
+        csv: format!(
+            "/admin/orders.csv?{query}{sep}{}={csrf}",
+            crate::http::csrf::FIELD
+        ),
         flash,
         csrf,
     })
