@@ -259,6 +259,14 @@ impl Config {
                     .then_some(())
                     .ok_or("must be at least 16 characters".into()),
             );
+            // A scraper's token sits in its configuration; the back office's would go with it,
+            // and `/metrics` would try guesses of it without the login's throttle.
+            check(
+                "METRICS_TOKEN",
+                (admin_token.as_ref() != Some(t))
+                    .then_some(())
+                    .ok_or("must not be ADMIN_TOKEN".into()),
+            );
         }
         let checkout_origin = var("DHMAD_CHECKOUT_ORIGIN");
         if let Some(o) = &checkout_origin {

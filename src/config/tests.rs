@@ -69,6 +69,9 @@ fn a_short_metrics_token_is_refused() {
     pairs.pop();
     pairs.push(("METRICS_TOKEN", "a-scrapers-own-token"));
     assert!(cfg(&pairs).unwrap().metrics_token.is_some());
+    pairs.push(("ADMIN_TOKEN", "a-scrapers-own-token"));
+    let err = cfg(&pairs).unwrap_err().to_string();
+    assert!(err.contains("must not be ADMIN_TOKEN"), "{err}");
 }
 
 /// A live shop's settings, all of them right: each test takes away or changes what it checks.

@@ -124,7 +124,7 @@ impl FromRequestParts<AppState> for Admin {
 
 /// Judges a login attempt of `key` (`ClientAddr::key`): 429 once it failed `MAX_FAILURES`
 /// times within `THROTTLE_WINDOW`, whatever it sends; a wrong token counts.
-async fn attempt(s: &AppState, key: &str, right: bool) -> AppResult<()> {
+pub(super) async fn attempt(s: &AppState, key: &str, right: bool) -> AppResult<()> {
     let since = OffsetDateTime::now_utc() - THROTTLE_WINDOW;
     if db::admin::login_attempt(&s.pool, key, since, MAX_FAILURES, !right).await? {
         Ok(())

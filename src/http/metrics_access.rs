@@ -1,6 +1,7 @@
 //! Who may read `GET /metrics`: its counters are the shop's sales and failures (orders paid,
 //! webhooks refused, DHMAD's answers), and each scrape counts the outbox in the database, so
-//! a stranger gets neither. With `METRICS_TOKEN`, the bearers of that token, from anywhere;
+//! a stranger gets neither. With `METRICS_TOKEN`, the bearers of that token, from anywhere
+//! (wrong ones throttled as the back office's logins are);
 //! without it, this machine only (a scraper beside the storefront, or a sidecar), the client's
 //! address being the one rate limits see (`client_addr`), so a proxy on this machine does not
 //! open it to everyone it forwards, and the host it names this machine's (DNS rebinding).
@@ -13,7 +14,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{bearer, client_addr::client_ip};
+use super::{
+    admin_auth, bearer,
+    client_addr::{client_ip, ClientAddr},
+};
 use crate::{error::AppError, state::AppState};
 
 /// Headers a reverse proxy adds to what it forwards.
@@ -29,7 +33,13 @@ impl FromRequestParts<AppState> for MetricsReader {
         match &state.config.metrics_token {
             Some(expected) => {
                 let presented = bearer::presented(&parts.headers).unwrap_or_default();
-                if bearer::matches(presented, expected) {
+                let right = bearer::matches(presented, expected);
+                // Guesses are throttled as the back office's logins are, counted apart.
+                let Ok(ClientAddr { key, .. }) = ClientAddr::from_request_parts(parts, state).await;
+                admin_auth::attempt(state, &format!("metrics {key}"), right)
+                    .await
+                    .map_err(IntoResponse::into_response)?;
+                if right {
                     return Ok(Self);
                 }
                 let mut refused =

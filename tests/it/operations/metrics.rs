@@ -412,3 +412,55 @@ async fn metrics_need_the_token_when_one_is_set(pool: PgPool) {
         .unwrap()
         .contains("storefront_webhooks_total"));
 }
+
+/// Guesses of `METRICS_TOKEN` are throttled as the back office's logins are: ten wrong ones
+/// from an address, and it gets 429 whatever it sends, the right token included. Counted
+/// apart from the logins, and per address.
+#[sqlx::test(migrations = "./migrations")]
+async fn guesses_of_the_metrics_token_are_throttled(pool: PgPool) {
+    const TOKEN: &str = "a-scrapers-own-token-4567";
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.edge.client_ip_header = Some("x-forwarded-for".into());
+    cfg.metrics_token = Some(TOKEN.to_owned().into());
+    let app = spawn(pool, cfg).await;
+    let scrape_with = |token: &str, ip: &'static str| {
+        app.http
+            .get(app.url("/metrics"))
+            .header("x-forwarded-for", ip)
+            .bearer_auth(token)
+            .send()
+    };
+    let guesser = "198.51.100.9";
+    for n in 0..10 {
+        let r = scrape_with(&format!("guess-number-{n:04}-xyz"), guesser)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "guess {n}");
+    }
+    for token in ["guess-number-0010-xyz", TOKEN] {
+        let r = scrape_with(token, guesser).await.unwrap();
+        assert_eq!(r.status(), 429, "{token}");
+        assert!(r.headers().contains_key("retry-after"));
+    }
+    assert_eq!(
+        scrape_with(TOKEN, "203.0.113.7").await.unwrap().status(),
+        200
+    );
+    // The guesser's back-office logins are judged on a count of their own.
+    let counted = |key: String| {
+        sqlx::query_scalar!(
+            "SELECT count(*) FROM admin_login_failures WHERE client_addr = $1",
+            key
+        )
+        .fetch_one(&app.pool)
+    };
+    assert_eq!(
+        counted(format!("metrics {guesser}")).await.unwrap(),
+        Some(10)
+    );
+    assert_eq!(counted(guesser.to_owned()).await.unwrap(), Some(0));
+}
