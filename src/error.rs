@@ -49,10 +49,25 @@ pub enum AppError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
     /// A domain operation refused or failed; its variant decides the status.
     #[error(transparent)]
     Order(#[from] OrderError),
+}
+
+/// A job's error, whatever it wraps: a database or domain error keeps its status (a lock
+/// wait that timed out is a 503, not a 500), anything else is ours.
+impl From<anyhow::Error> for AppError {
+    fn from(e: anyhow::Error) -> Self {
+        let e = match e.downcast::<sqlx::Error>() {
+            Ok(db) => return AppError::Database(db),
+            Err(e) => e,
+        };
+        match e.downcast::<OrderError>() {
+            Ok(order) => AppError::Order(order),
+            Err(e) => AppError::Internal(e),
+        }
+    }
 }
 
 /// What the log gets about a failed request: the status and the internal detail. Attached to
@@ -182,6 +197,20 @@ pub type AppResult<T> = Result<T, AppError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A job's error (the back office's "reconcile now" runs one) keeps its cause's status:
+    /// a lock wait or a pool that timed out is worth a retry, not a 500.
+    #[test]
+    fn a_jobs_database_error_keeps_its_status() {
+        let timed_out = AppError::from(anyhow::Error::from(sqlx::Error::PoolTimedOut));
+        assert_eq!(timed_out.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let busy = AppError::from(anyhow::Error::from(OrderError::Busy {
+            retry_after: std::time::Duration::from_secs(3),
+        }));
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let ours = AppError::from(anyhow::anyhow!("a bug"));
+        assert_eq!(ours.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 
     #[test]
     fn internal_text_never_reaches_the_client() {

@@ -129,9 +129,7 @@ pub async fn reconcile(
 ) -> AppResult<Redirect> {
     let before = db::admin_consoles::last_event_id(&s.pool).await?;
     // Background work, as the job's passes: it spends only what buyers leave.
-    let report = reconciler::run_once(&s.for_background(), Duration::ZERO)
-        .await
-        .map_err(AppError::Internal)?;
+    let report = reconciler::run_once(&s.for_background(), Duration::ZERO).await?;
     let changed = db::admin_consoles::changed_since(&s.pool, before, "reconciler").await?;
     let changed = usize::try_from(changed).unwrap_or(0);
     tracing::info!(?report, changed, "manual reconciliation");
