@@ -133,6 +133,7 @@ pub fn render(state: &AppState, notice: Option<Notice>, status: StatusCode) -> R
             attempt: d.attempt,
         })
         .collect();
+    let webhook_urls = state.dispatcher.urls();
     let (mut escrows, mut sessions) = {
         let store = state.lock_store();
         let e: Vec<_> = store
@@ -145,7 +146,7 @@ pub fn render(state: &AppState, notice: Option<Notice>, status: StatusCode) -> R
                 status: e.status.to_string(),
                 amount: money::shown(e.amount, &e.currency),
                 buyer: e.buyer_email.clone(),
-                allowed: Allowed::of(e),
+                allowed: Allowed::of(e, !webhook_urls.is_empty()),
                 payment_proof: PaymentProofView::of(&store, e),
             })
             .collect();
@@ -172,7 +173,7 @@ pub fn render(state: &AppState, notice: Option<Notice>, status: StatusCode) -> R
         seller: state.settings.seller_email.clone(),
         now: dhmad::iso::format(state.clock.now()),
         offset: state.clock.offset().whole_seconds(),
-        webhook_urls: state.dispatcher.urls(),
+        webhook_urls,
         notice,
         deliveries,
         escrows,

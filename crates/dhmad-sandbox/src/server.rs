@@ -140,7 +140,7 @@ impl Sandbox {
             faults,
             metrics,
             rate: RateLimiter::with_window(config.rate_limit_per_minute, config.rate_window),
-            requests: Mutex::new(Vec::new()),
+            requests: Mutex::default(),
             started_at: time::OffsetDateTime::now_utc(),
         }));
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

@@ -31,8 +31,9 @@ fn action_result(state: &AppState, id: &str, message: &str) -> ApiResult<EscrowA
 
 pub async fn create(
     State(state): State<AppState>,
-    ApiJson(raw): ApiJson<serde_json::Value>,
+    ApiJson(mut raw): ApiJson<serde_json::Value>,
 ) -> Result<(StatusCode, Json<CreatedEscrow>), ApiError> {
+    field_rules::read_counts(&mut raw)?;
     let mut req: CreateEscrow = serde_json::from_value(raw.clone())
         .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))?;
     field_rules::keep_bad_hours(&raw, &mut req);
@@ -119,8 +120,11 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiJson(req): ApiJson<UpdateEscrow>,
+    ApiJson(mut raw): ApiJson<serde_json::Value>,
 ) -> ApiResult<EscrowActionResult> {
+    field_rules::read_counts(&mut raw)?;
+    let req: UpdateEscrow = serde_json::from_value(raw)
+        .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))?;
     state.with_store(|st, ctx| escrow_ops::update(st, ctx, &id, req))?;
     action_result(&state, &id, "Escrow updated successfully")
 }

@@ -157,25 +157,30 @@ pub async fn resolve_dispute(
     escrow_reply(&state, &id)
 }
 
-/// The event `events/resend` would send again: the escrow's last one.
-pub(super) fn last_event(rec: &EscrowRecord) -> Result<WebhookEnvelope, ControlError> {
-    rec.last_event
-        .clone()
-        .ok_or_else(|| ControlError::bad("No event was sent for this escrow yet"))
-}
-
-/// Queues the escrow's last event again, same id; returns it. Refused when no webhook URL is
-/// set: it would be queued for nobody, and the dashboard would say it was.
-pub(super) fn resend_last(state: &AppState, id: &str) -> Result<WebhookEnvelope, ControlError> {
-    if state.dispatcher.urls().is_empty() {
+/// The event `events/resend` would send again, the escrow's last one, if it can be sent: the
+/// rule of [`resend_last`], also asked by the dashboard. Refused when no webhook URL is set
+/// (`has_urls`): it would be queued for nobody, and the dashboard would say it was.
+pub(super) fn check_resend(
+    rec: &EscrowRecord,
+    has_urls: bool,
+) -> Result<&WebhookEnvelope, ControlError> {
+    if !has_urls {
         return Err(ControlError::bad(
             "No webhook URL is set (SANDBOX_WEBHOOK_URLS, or PUT /sandbox/webhooks): there is \
              nowhere to send the event again",
         ));
     }
+    rec.last_event
+        .as_ref()
+        .ok_or_else(|| ControlError::bad("No event was sent for this escrow yet"))
+}
+
+/// Queues the escrow's last event again, same id; returns it.
+pub(super) fn resend_last(state: &AppState, id: &str) -> Result<WebhookEnvelope, ControlError> {
+    let has_urls = !state.dispatcher.urls().is_empty();
     let env = {
         let store = state.lock_store();
-        last_event(lifecycle::escrow(&store, id)?)?
+        check_resend(lifecycle::escrow(&store, id)?, has_urls)?.clone()
     };
     state.dispatcher.enqueue(env.clone(), Some(id.to_owned()));
     Ok(env)

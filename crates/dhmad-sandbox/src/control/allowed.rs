@@ -2,6 +2,7 @@
 //! Each flag asks the rule that the action's own code checks first, so a button shows exactly
 //! when its JSON route would act (no state rule is restated here or in the template).
 
+use super::admin;
 use crate::lifecycle::{escrow_ops, proof_ops, triggers};
 use crate::state::EscrowRecord;
 
@@ -23,16 +24,15 @@ pub struct Allowed {
 }
 
 impl Allowed {
-    /// What `rec` allows now.
-    pub fn of(rec: &EscrowRecord) -> Self {
+    /// What `rec` allows now; `has_urls`: a webhook URL is set (resending needs one).
+    pub fn of(rec: &EscrowRecord, has_urls: bool) -> Self {
         Self {
             deliver: escrow_ops::check_deliver(rec, &rec.seller_email).is_ok(),
             reject_delivery: escrow_ops::check_reject_delivery(rec, &rec.buyer_email).is_ok(),
             decide_payment: proof_ops::check_decide_deposit(rec).is_ok(),
             decide_proof: proof_ops::check_admin_decide(rec).is_ok(),
             resolve_dispute: triggers::check_resolve_dispute(rec).is_ok(),
-            // `admin::last_event`'s rule, without copying the event for every row.
-            resend: rec.last_event.is_some(),
+            resend: admin::check_resend(rec, has_urls).is_ok(),
         }
     }
 }

@@ -5,7 +5,7 @@ use dhmad::{
     Contract, DeliveryRejection, ErrorCode, EscrowMode, EscrowStatus, Proof, UpdateEscrow,
 };
 
-use super::field_rules::{self, days_at_least_one, positive_amount};
+use super::field_rules::{self, days_at_least_one, minimum_amount, positive_amount};
 use super::money::{fees, to_tnd};
 use super::{escrow, escrow_mut, events, transition, Paired};
 use crate::error::Refusal;
@@ -18,7 +18,7 @@ pub fn update(store: &mut Store, ctx: &Ctx, id: &str, req: UpdateEscrow) -> Resu
     if rec.status != EscrowStatus::Pending {
         return Err(Refusal::bad("Can only update escrows that are pending"));
     }
-    check_update(&req)?;
+    check_update(rec, &req)?;
     let fields = apply_update(rec, req);
     if fields.is_empty() {
         return Err(Refusal::bad("No valid fields to update"));
@@ -29,13 +29,17 @@ pub fn update(store: &mut Store, ctx: &Ctx, id: &str, req: UpdateEscrow) -> Resu
     Ok(())
 }
 
-/// The create rules of the fields an update may change, in the same order.
-fn check_update(req: &UpdateEscrow) -> Result<(), Refusal> {
+/// The create rules of the fields an update may change, in the same order, then the rule of a
+/// guest payment under review.
+fn check_update(rec: &EscrowRecord, req: &UpdateEscrow) -> Result<(), Refusal> {
     if let Some(t) = &req.title {
         field_rules::title(t)?;
     }
     if let Some(a) = req.amount {
         positive_amount(a)?;
+        // The creation minimum after FX too: an update must not leave an escrow that creation
+        // refuses, such as one whose `amountTnd` rounds to 0 (README).
+        minimum_amount(a, &rec.currency, &rec.mode)?;
     }
     if req
         .description
@@ -49,6 +53,14 @@ fn check_update(req: &UpdateEscrow) -> Result<(), Refusal> {
     }
     if req.estimated_delivery_days == Some(0) {
         return Err(days_at_least_one());
+    }
+    // The guest paid the amount the proof was sent for: approving it after a change would mark
+    // the escrow paid at an amount nobody paid (README).
+    if req.amount.is_some_and(|a| a != rec.amount) && rec.pending_deposit().is_some() {
+        return Err(Refusal::bad(
+            "A payment proof for this escrow is under review: its amount cannot change until \
+             DHMAD approves or rejects the proof",
+        ));
     }
     Ok(())
 }

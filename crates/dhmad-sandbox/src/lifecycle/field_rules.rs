@@ -179,10 +179,63 @@ fn developer_fee(pct: Option<Decimal>, self_seller: bool) -> Result<Decimal, Ref
     Ok(pct)
 }
 
+/// The counts a create or update body may carry, as JSON pointers.
+const COUNTS: [&str; 3] = [
+    "/estimatedDeliveryDays",
+    "/fulfillmentPolicy/proofUploadDeadlineHours",
+    "/fulfillmentPolicy/buyerReviewDeadlineHours",
+];
+
+/// Reads the counts of a create or update body as DHMAD does. A whole number written with a
+/// decimal point (`3.0`) is that number: DHMAD runs on Node, where JSON has one number type,
+/// so it is rewritten as an integer for the typed request. An `estimatedDeliveryDays` that is
+/// still no count (a fraction, a string…) is refused here, since the typed request cannot
+/// hold it; bad proof hours are refused later, in rule order ([`keep_bad_hours`]).
+pub fn read_counts(raw: &mut serde_json::Value) -> Result<(), Refusal> {
+    for pointer in COUNTS {
+        if let Some(v) = raw.pointer_mut(pointer) {
+            if let Some(n) = whole_count(v) {
+                *v = n.into();
+            }
+        }
+    }
+    match raw.get("estimatedDeliveryDays") {
+        None | Some(serde_json::Value::Null) => Ok(()),
+        Some(v) if whole_count(v).is_some() => Ok(()),
+        Some(v) => Err(bad_days(v)),
+    }
+}
+
+/// A JSON number with a whole value that fits a count (`u32`), whatever its notation.
+fn whole_count(v: &serde_json::Value) -> Option<u32> {
+    let n = v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+            .map(|f| f as u64)
+    })?;
+    u32::try_from(n).ok()
+}
+
+/// Why an `estimatedDeliveryDays` that is no count is refused.
+fn bad_days(v: &serde_json::Value) -> Refusal {
+    match v.as_f64() {
+        Some(d) if d.fract() == 0.0 && d < 1.0 => days_at_least_one(),
+        Some(d) if d.fract() == 0.0 => Refusal::field(
+            "estimatedDeliveryDays",
+            format!("must be at most {}", u32::MAX),
+        ),
+        _ => Refusal::field(
+            "estimatedDeliveryDays",
+            "must be a whole number, sent as a JSON number",
+        ),
+    }
+}
+
 /// The proof deadlines as sent. The typed request reads a value that is not a whole number of
 /// hours as absent, as a client must read DHMAD's answers; DHMAD refuses it in a request
 /// (§2.4, §3.3). Such a value (a string, a fraction, a negative or a huge number) is kept as
-/// out of bounds, so that [`new_escrow`] refuses it in its turn, naming the field.
+/// out of bounds, so that [`new_escrow`] refuses it in its turn, naming the field. Run after
+/// [`read_counts`], which writes `24.0` as `24`.
 pub fn keep_bad_hours(raw: &serde_json::Value, req: &mut CreateEscrow) {
     let Some(policy) = req.fulfillment_policy.as_mut() else {
         return;
@@ -226,7 +279,10 @@ fn fulfillment_policy(p: &FulfillmentPolicy, mode: &EscrowMode) -> Result<(), Re
         if v.is_some_and(|h| !(PROOF_HOURS_MIN..=PROOF_HOURS_MAX).contains(&h)) {
             return Err(Refusal::field(
                 &format!("fulfillmentPolicy.{name}"),
-                format!("must be between {PROOF_HOURS_MIN} and {PROOF_HOURS_MAX} hours"),
+                // Also what a fraction or a string is told (see `keep_bad_hours`).
+                format!(
+                    "must be a whole number of hours from {PROOF_HOURS_MIN} to {PROOF_HOURS_MAX}"
+                ),
             ));
         }
     }
@@ -252,8 +308,9 @@ pub fn positive_amount(amount: Decimal) -> Result<(), Refusal> {
 /// The largest `amount` the sandbox takes (in the escrow's currency).
 pub const MAX_AMOUNT: u64 = 1_000_000_000;
 
-/// At least 0.01 TND for instant escrows, 5 TND otherwise; returns `amountTnd`.
-fn minimum_amount(
+/// At least 0.01 TND for instant escrows, 5 TND otherwise (create and update); returns
+/// `amountTnd`.
+pub fn minimum_amount(
     amount: Decimal,
     currency: &Currency,
     mode: &EscrowMode,

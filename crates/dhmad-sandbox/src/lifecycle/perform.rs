@@ -120,14 +120,15 @@ fn guest_payment(
     if !method.is_known() {
         return Err(Refusal::bad("Unknown payment method"));
     }
-    let file = upload.map(|u| proof_ops::store_file(store, u));
-    let id = store.new_object_id(ctx.now);
-    let rec = escrow_mut(store, &s.escrow_id)?;
-    if rec.mode != EscrowMode::Instant {
+    if escrow(store, &s.escrow_id)?.mode != EscrowMode::Instant {
         return Err(Refusal::bad(
             "Guest payment is only available for instant escrows",
         ));
     }
+    // Stored only once accepted: a refused payment leaves no file behind.
+    let file = upload.map(|u| proof_ops::store_file(store, u));
+    let id = store.new_object_id(ctx.now);
+    let rec = escrow_mut(store, &s.escrow_id)?;
     rec.deposit_proofs.push(DepositProofRecord {
         id,
         method,

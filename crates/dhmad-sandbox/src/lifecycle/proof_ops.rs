@@ -5,7 +5,7 @@ use time::Duration;
 
 use super::events::{self, ProofKind};
 use super::sessions::set_status;
-use super::{emit_opt, escrow_mut, transition, Paired};
+use super::{emit_opt, escrow, escrow_mut, transition, Paired};
 use crate::error::Refusal;
 use crate::state::{
     Ctx, DepositProofRecord, DepositStatus, EscrowRecord, ProofState, Store, StoredFile,
@@ -78,6 +78,10 @@ pub fn submit(
     upload: Option<Upload>,
     note: Option<String>,
 ) -> Result<(), Refusal> {
+    if escrow(store, id)?.proof.is_none() {
+        return Err(Refusal::bad("The escrow is not funded"));
+    }
+    // Stored only once accepted: a refused upload leaves no file behind.
     let files = upload.map(|u| {
         let mime = u.mime.clone();
         (store_file(store, u), mime)

@@ -63,7 +63,25 @@ fn stamp(rec: &mut EscrowRecord, now: OffsetDateTime) {
         EscrowStatus::Cancelled => rec.cancelled_at = Some(now),
         _ => {}
     }
+    if !matches!(
+        rec.status,
+        EscrowStatus::Paid | EscrowStatus::Delivered | EscrowStatus::Completed
+    ) {
+        clear_deadlines(rec);
+    }
     rec.updated_at = now;
+}
+
+/// Off the paid → delivered → completed path (cancelled, disputed), nothing fires any more:
+/// the completion and proof deadlines are cleared rather than shown as if they would. The proof
+/// keeps the phase it reached. Completed keeps its `completionDeadline` (the auto-release's
+/// `completedAt`); a dispute ends completed or cancelled, never back on that path (README).
+fn clear_deadlines(rec: &mut EscrowRecord) {
+    rec.completion_deadline = None;
+    if let Some(p) = rec.proof.as_mut() {
+        p.upload_deadline = None;
+        p.review_deadline = None;
+    }
 }
 
 fn paired_event(rec: &EscrowRecord, paired: Paired, ctx: &Ctx) -> Option<Event> {

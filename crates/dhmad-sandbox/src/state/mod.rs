@@ -7,7 +7,7 @@ mod sessions;
 pub mod users;
 mod verifications;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dhmad::{EscrowStatus, Event, WebhookEnvelope};
@@ -66,6 +66,18 @@ pub struct Ctx {
     pub base_url: String,
 }
 
+/// Entries the request log and the webhook delivery log each keep, the newest: a sandbox left
+/// running for days must not grow without bound, and a look at them wants the recent ones.
+pub const LOG_CAPACITY: usize = 1000;
+
+/// Appends `entry` to a log, dropping its oldest entry once it holds [`LOG_CAPACITY`].
+pub fn push_bounded<T>(log: &mut VecDeque<T>, entry: T) {
+    if log.len() >= LOG_CAPACITY {
+        log.pop_front();
+    }
+    log.push_back(entry);
+}
+
 /// One `/api/v1` call as seen by `GET /sandbox/requests`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RequestLogEntry {
@@ -105,7 +117,8 @@ pub struct Shared {
     pub faults: Arc<Faults>,
     pub metrics: Arc<Metrics>,
     pub rate: RateLimiter,
-    pub requests: Mutex<Vec<RequestLogEntry>>,
+    /// The newest [`LOG_CAPACITY`] `/api/v1` calls, oldest first.
+    pub requests: Mutex<VecDeque<RequestLogEntry>>,
     pub started_at: OffsetDateTime,
 }
 
@@ -178,12 +191,12 @@ impl AppState {
         }
     }
 
-    /// Appends to the `/api/v1` request log.
+    /// Appends to the `/api/v1` request log (the newest [`LOG_CAPACITY`] are kept).
     pub fn log_request(&self, entry: RequestLogEntry) {
-        self.requests
-            .lock()
-            .expect("requests lock poisoned")
-            .push(entry);
+        push_bounded(
+            &mut self.requests.lock().expect("requests lock poisoned"),
+            entry,
+        );
     }
 
     /// The `/api/v1` request log, oldest first.
@@ -191,7 +204,9 @@ impl AppState {
         self.requests
             .lock()
             .expect("requests lock poisoned")
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Id of the configured API key (`GET /me`'s `apiKey.id`): owner of the identity

@@ -1,9 +1,12 @@
 //! The delivery log behind `GET /sandbox/deliveries` and the `/sandbox` page.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use serde::Serialize;
 use time::OffsetDateTime;
+
+use crate::state::push_bounded;
 
 /// One delivery attempt (or a dropped event, with `attempt` 0).
 #[derive(Debug, Clone, Serialize)]
@@ -19,20 +22,25 @@ pub struct DeliveryRecord {
     pub at: OffsetDateTime,
 }
 
-/// Append-only list of attempts.
+/// The newest [`LOG_CAPACITY`](crate::state::LOG_CAPACITY) attempts.
 #[derive(Debug, Default)]
 pub struct DeliveryLog {
-    entries: Mutex<Vec<DeliveryRecord>>,
+    entries: Mutex<VecDeque<DeliveryRecord>>,
 }
 
 impl DeliveryLog {
-    /// Appends.
+    /// Appends, dropping the oldest attempt once the log is full.
     pub fn push(&self, r: DeliveryRecord) {
-        self.entries.lock().expect("log lock poisoned").push(r);
+        push_bounded(&mut self.entries.lock().expect("log lock poisoned"), r);
     }
 
     /// A copy, oldest first.
     pub fn all(&self) -> Vec<DeliveryRecord> {
-        self.entries.lock().expect("log lock poisoned").clone()
+        self.entries
+            .lock()
+            .expect("log lock poisoned")
+            .iter()
+            .cloned()
+            .collect()
     }
 }

@@ -223,3 +223,103 @@ async fn proof_deadlines_that_are_not_whole_hours_are_refused() {
         assert_eq!(r.status(), 201, "{field} = 48");
     }
 }
+
+/// DHMAD runs on Node, where JSON has one number type: a whole number written with a decimal
+/// point is that number, for the delivery days (create and update) as for the proof hours.
+/// A value that is not whole is still refused, told why.
+#[tokio::test]
+async fn whole_numbers_written_with_a_decimal_point_are_accepted() {
+    let env = Env::start().await;
+    let send = |method: reqwest::Method, path: String, body: Value| {
+        env.http
+            .request(method, format!("{}{path}", env.sandbox.api_base()))
+            .bearer_auth(env.sandbox.api_key())
+            .json(&body)
+            .send()
+    };
+    let create = |days: Value, hours: Value| {
+        json!({"title": "Plate", "amount": 50, "buyerEmail": BUYER, "mode": "quick",
+            "estimatedDeliveryDays": days,
+            "fulfillmentPolicy": {"type": "purchase_proof_required",
+                "proofUploadDeadlineHours": hours, "buyerReviewDeadlineHours": hours}})
+    };
+    let r = send(
+        reqwest::Method::POST,
+        "/escrows".into(),
+        create(json!(3.0), json!(24.0)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let e = &v["escrow"];
+    assert_eq!(e["estimatedDeliveryDays"], json!(3), "{v}");
+    let id = e["id"].as_str().unwrap().to_owned();
+    let r = send(
+        reqwest::Method::PUT,
+        format!("/escrows/{id}"),
+        json!({"estimatedDeliveryDays": 4.0}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["escrow"]["estimatedDeliveryDays"], json!(4), "{v}");
+
+    // Not whole: refused, naming the field, with a message that fits.
+    let refused = |v: &Value, field: &str, says: &str| {
+        let m = v["details"][field].as_str().unwrap_or_default();
+        assert!(m.contains(says), "{field}: {v}");
+    };
+    for (path, method, body) in [
+        (
+            "/escrows".to_owned(),
+            reqwest::Method::POST,
+            create(json!(3.5), json!(24)),
+        ),
+        (
+            format!("/escrows/{id}"),
+            reqwest::Method::PUT,
+            json!({"estimatedDeliveryDays": 3.5}),
+        ),
+        (
+            format!("/escrows/{id}"),
+            reqwest::Method::PUT,
+            json!({"estimatedDeliveryDays": "3"}),
+        ),
+    ] {
+        let r = send(method, path, body).await.unwrap();
+        assert_eq!(r.status(), 400);
+        refused(
+            &r.json().await.unwrap(),
+            "estimatedDeliveryDays",
+            "whole number",
+        );
+    }
+    let r = send(
+        reqwest::Method::PUT,
+        format!("/escrows/{id}"),
+        json!({"estimatedDeliveryDays": 0.0}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    refused(
+        &r.json().await.unwrap(),
+        "estimatedDeliveryDays",
+        "at least 1",
+    );
+    let r = send(
+        reqwest::Method::POST,
+        "/escrows".into(),
+        create(json!(3), json!(24.5)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    refused(
+        &r.json().await.unwrap(),
+        "fulfillmentPolicy.proofUploadDeadlineHours",
+        "whole number of hours",
+    );
+}

@@ -350,3 +350,45 @@ async fn absent_contract_and_dispute_read_as_null() {
         assert_eq!(escrow.get(key), Some(&Value::Null), "{key}: {body}");
     }
 }
+
+/// An update's amount follows the creation minimum after FX (5 TND standard and quick, 0.01
+/// TND instant): never an `amountTnd` that creation refuses, nor one rounded to 0.
+#[tokio::test]
+async fn update_refuses_an_amount_below_the_creation_minimum() {
+    let env = Env::start().await;
+    let update = |id: String, amount: Decimal| {
+        let client = env.client.clone();
+        async move {
+            client
+                .update_escrow(
+                    &id,
+                    &UpdateEscrow {
+                        amount: Some(amount),
+                        ..Default::default()
+                    },
+                )
+                .await
+        }
+    };
+    let quick = env.quick().await;
+    let e = update(quick.clone(), Decimal::new(499, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(e.api().unwrap().message.contains("at least 5 TND"), "{e}");
+    let ok = update(quick, Decimal::from(5)).await.unwrap();
+    assert_eq!(ok.escrow.amount_tnd, Some(Decimal::from(5)));
+
+    // 0.0001 TND rounds to 0 millimes: below the instant minimum too.
+    let instant = env.instant(10).await;
+    let e = update(instant.clone(), Decimal::new(1, 4))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(
+        e.api().unwrap().message.contains("at least 0.01 TND"),
+        "{e}"
+    );
+    let ok = update(instant, Decimal::new(1, 2)).await.unwrap();
+    assert_eq!(ok.escrow.amount_tnd, Some(Decimal::new(1, 2)));
+}

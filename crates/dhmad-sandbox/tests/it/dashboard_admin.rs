@@ -380,3 +380,26 @@ async fn a_pending_guest_proof_shows_what_to_approve_and_its_file_downloads() {
     press(&env, &id, "deposit-proof/approve", "").await;
     assert!(!dashboard(&env).await.contains("flouci"));
 }
+
+/// "Resend last event" shows exactly when its route would act: an event was sent and a
+/// webhook URL is set (without one the route refuses: there is nowhere to send it).
+#[tokio::test]
+async fn resend_button_needs_a_webhook_url() {
+    let env = Env::start().await;
+    let id = env.quick().await;
+    env.pay(&id).await;
+    let resend = action(&id, "events/resend");
+    assert!(dashboard(&env).await.contains(&resend));
+    env.sandbox.set_webhook_urls(vec![]);
+    let html = dashboard(&env).await;
+    assert!(!html.contains(&resend), "{html}");
+    let r = post_form(
+        &env,
+        &format!("/sandbox/dashboard/escrows/{id}/events/resend"),
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    env.sandbox.set_webhook_urls(vec![env.hooks.url()]);
+    assert!(dashboard(&env).await.contains(&resend));
+}

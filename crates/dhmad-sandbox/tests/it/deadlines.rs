@@ -103,3 +103,43 @@ async fn each_signature_fires_contract_signed_and_status_stays_pending() {
         true
     );
 }
+
+/// Off the paid → delivered → completed path nothing fires any more, so no deadline is shown:
+/// a cancelled proof escrow has no proof deadlines (its phase stays the last one reached), a
+/// disputed one no `completionDeadline`.
+#[tokio::test]
+async fn leaving_paid_or_delivered_clears_the_deadlines() {
+    let env = Env::start().await;
+    let gated = env.create(req(50).fulfillment_policy(policy(24))).await;
+    env.pay(&gated).await;
+    let info = env.api_get(&format!("/escrows/{gated}")).await["escrow"]["proofInfo"].clone();
+    assert!(info["uploadDeadline"].is_string(), "{info}");
+    env.act(&gated, A::CancelEscrow, &env.seller()).await;
+    let e = env.api_get(&format!("/escrows/{gated}")).await["escrow"].clone();
+    assert_eq!(e["status"], "cancelled");
+    let info = &e["proofInfo"];
+    assert_eq!(info["phase"], "waiting_seller_proof", "{e}");
+    assert!(
+        info["uploadDeadline"].is_null() && info["reviewDeadline"].is_null(),
+        "{e}"
+    );
+    let proof = env.api_get(&format!("/escrows/{gated}/proof")).await["proof"].clone();
+    assert!(proof["uploadDeadline"].is_null(), "{proof}");
+
+    let id = env.quick().await;
+    env.pay(&id).await;
+    env.client.deliver_escrow(&id).await.unwrap();
+    env.act(&id, A::Dispute, BUYER).await;
+    let e = env.api_get(&format!("/escrows/{id}")).await["escrow"].clone();
+    assert_eq!(e["status"], "disputed");
+    assert!(e["completionDeadline"].is_null(), "{e}");
+    // Released by DHMAD: completed, still without a deadline that never ran.
+    let (st, v) = env
+        .control(
+            &format!("/sandbox/escrows/{id}/dispute/resolve"),
+            json!({"outcome": "release"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["escrow"]["completionDeadline"].is_null(), "{v}");
+}

@@ -232,3 +232,128 @@ async fn no_second_payment_while_a_guest_proof_is_under_review() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(env.status(&id).await, "paid");
 }
+
+/// The guest paid the amount the proof was sent for: while DHMAD reviews it the amount cannot
+/// change (else approving would mark the escrow paid at an amount nobody paid). The rest of
+/// the escrow, and the same amount, still can; once decided, the amount is free again.
+#[tokio::test]
+async fn amount_cannot_change_while_a_guest_payment_proof_is_under_review() {
+    let env = Env::start().await;
+    let id = env.instant(20).await;
+    env.act_with(
+        &id,
+        CheckoutAction::AcceptPay,
+        BUYER,
+        json!({"payer": "guest", "method": "d17"}),
+    )
+    .await;
+    let put = |body: Value| {
+        env.http
+            .put(format!("{}/escrows/{id}", env.sandbox.api_base()))
+            .bearer_auth(env.sandbox.api_key())
+            .json(&body)
+            .send()
+    };
+    let r = put(json!({"amount": 25})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "Bad Request", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("A payment proof for this escrow is under review"),
+        "{v}"
+    );
+    let r = put(json!({"amount": 20.0, "title": "More credits"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (st, v) = env
+        .control(
+            &format!("/sandbox/escrows/{id}/deposit-proof/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["escrow"]["amount"], json!(20), "{v}");
+
+    // Rejected: the escrow waits for a payment again, at any amount.
+    let other = env.instant(20).await;
+    env.act_with(
+        &other,
+        CheckoutAction::AcceptPay,
+        BUYER,
+        json!({"payer": "guest", "method": "d17"}),
+    )
+    .await;
+    let (st, _) = env
+        .control(
+            &format!("/sandbox/escrows/{other}/deposit-proof/reject"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let e = env
+        .client
+        .update_escrow(
+            &other,
+            &dhmad::UpdateEscrow {
+                amount: Some(rust_decimal::Decimal::from(25)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(e.escrow.amount, Some(rust_decimal::Decimal::from(25)));
+}
+
+/// An upload refused stores nothing, not even its file: a guest payment of an escrow that is
+/// not instant, a purchase proof of an escrow not yet funded.
+#[tokio::test]
+async fn refused_uploads_leave_no_file_behind() {
+    use dhmad::{CreateSession, EscrowMode, PaymentMethod};
+    use dhmad_sandbox::lifecycle::{create, perform, proof_ops, sessions};
+    use dhmad_sandbox::state::{Ctx, Store};
+
+    let mut store = Store::default();
+    let ctx = Ctx {
+        now: time::OffsetDateTime::now_utc(),
+        assoc: dhmad_sandbox::DEFAULT_SELLER_EMAIL.into(),
+        app_name: "Shop".into(),
+        base_url: "http://localhost:6002".into(),
+    };
+    let upload = || proof_ops::Upload {
+        name: "receipt.png".into(),
+        mime: "image/png".into(),
+        bytes: b"PNGDATA".to_vec(),
+    };
+    let quick = dhmad::CreateEscrow::new("Bike", rust_decimal::Decimal::from(420), BUYER)
+        .mode(EscrowMode::Quick)
+        .estimated_delivery_days(3)
+        .fulfillment_policy(policy(24));
+    let id = create::create_escrow(&mut store, &ctx, quick).unwrap();
+    let s = sessions::create_session(
+        &mut store,
+        &ctx,
+        &id,
+        CreateSession::new(CheckoutAction::AcceptPay, BUYER, CALLBACK),
+        &[CALLBACK.to_owned()],
+    )
+    .unwrap();
+    let input = perform::PerformInput {
+        guest_method: Some(PaymentMethod::from("d17")),
+        upload: Some(upload()),
+        ..Default::default()
+    };
+    let refused = perform::perform(&mut store, &ctx, &s.id, input).unwrap_err();
+    assert!(refused.message().contains("instant"), "{refused:?}");
+    assert!(
+        store.files.is_empty(),
+        "the refused payment's file was kept"
+    );
+
+    let refused = proof_ops::submit(&mut store, &ctx, &id, Some(upload()), None).unwrap_err();
+    assert!(refused.message().contains("not funded"), "{refused:?}");
+    assert!(store.files.is_empty(), "the refused proof's file was kept");
+}

@@ -23,6 +23,7 @@ mod journeys;
 mod journeys_after_payment;
 mod journeys_instant;
 mod journeys_proof;
+mod logs;
 mod metrics;
 mod pages;
 mod security;
