@@ -4,18 +4,19 @@
 //! (the demo) each e-mail is written to the log at INFO, without its body: the body carries the
 //! order link and the code, which are the buyer's secrets.
 //!
-//! Each e-mail is one SMTP connection, bounded as a whole by `SMTP_TIMEOUT_SECS`: lettre's own
-//! timeout covers the connect only (0.11), so a server gone silent mid-conversation held the
-//! outbox worker for ever, and a pooled connection abandoned mid-conversation would go back to
-//! lettre's pool in that state. A timed-out e-mail is retried; it may then arrive twice, which
-//! beats never.
+//! Each e-mail is one SMTP connection, each of its two steps bounded by `SMTP_TIMEOUT_SECS`
+//! (`relay`): up to the server's go-ahead for the message, then the message. A failure in the
+//! first sent nothing, and the e-mail is simply retried; one in the second may have left the
+//! message with the server, and such tries are few (`orders::notify`): a retry may then arrive
+//! twice, which beats never.
 
-use lettre::{
-    message::Mailbox, transport::smtp::AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-};
+mod relay;
+
+use lettre::{message::Mailbox, Message};
 use secrecy::ExposeSecret;
 use std::time::Duration;
 
+use self::relay::{Failure, Relay};
 use crate::config::Config;
 
 /// One e-mail. `body` is plain text; `Debug` leaves it out (the order's link, a code).
@@ -41,10 +42,20 @@ pub enum MailError {
     Address(String),
     #[error("could not build the message: {0}")]
     Build(#[from] lettre::error::Error),
+    /// The server refused, or the conversation failed, before the message left.
     #[error("SMTP: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("SMTP: the server does not offer {0}, which the message needs")]
+    Unsupported(&'static str),
+    /// The server did not get as far as taking the message: nothing was sent.
+    #[error("SMTP: the server did not ask for the message within {0:?}")]
+    NotAnswering(Duration),
+    /// The message was sent and no answer came: the server may have taken it.
     #[error("SMTP: no answer within {0:?}")]
     Timeout(Duration),
+    /// The message was sent and the connection broke before its answer: it may have arrived.
+    #[error("SMTP: the connection broke after the message was sent: {0}")]
+    Cut(lettre::transport::smtp::Error),
 }
 
 /// Enhanced status codes (RFC 3463) by which a server refuses the recipient for good: bad
@@ -56,6 +67,12 @@ const RECIPIENT_REFUSED: [&str; 7] = [
 ];
 
 impl MailError {
+    /// The message left for the server and its fate is unknown: another try may deliver a
+    /// second copy.
+    pub fn may_have_arrived(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::Cut(_))
+    }
+
     /// No try will ever send this e-mail: its address cannot be written, or the server
     /// refused its recipient with a permanent code naming the address or its mailbox.
     pub fn refused_for_good(&self) -> bool {
@@ -78,7 +95,7 @@ impl MailError {
 #[derive(Clone)]
 pub struct Mailer {
     from: Mailbox,
-    smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    smtp: Option<Relay>,
     timeout: Duration,
 }
 
@@ -91,13 +108,8 @@ impl Mailer {
         let smtp = match &config.smtp_url {
             None => None,
             Some(url) => Some(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-                    .map_err(|e| anyhow::anyhow!("SMTP_URL: {e}"))?
-                    // Connecting is bounded on its own, shorter: a server that cannot be
-                    // reached is a plain failure, retried for a day; one that took the
-                    // connection and then went silent may have taken the e-mail (notify.rs).
-                    .timeout(Some((config.smtp_timeout / 3).min(Duration::from_secs(10))))
-                    .build(),
+                Relay::from_url(url.expose_secret())
+                    .map_err(|e| anyhow::anyhow!("SMTP_URL: {e}"))?,
             ),
         };
         Ok(Self {
@@ -122,9 +134,15 @@ impl Mailer {
             .to(to)
             .subject(&email.subject)
             .body(email.body.clone())?;
-        tokio::time::timeout(self.timeout, smtp.send(message))
+        smtp.send(message.envelope(), &message.formatted(), self.timeout)
             .await
-            .map_err(|_| MailError::Timeout(self.timeout))??;
+            .map_err(|failure| match failure {
+                Failure::NotSent(e) | Failure::Refused(e) => MailError::Smtp(e),
+                Failure::Unsupported(what) => MailError::Unsupported(what),
+                Failure::NotSentInTime => MailError::NotAnswering(self.timeout),
+                Failure::Unanswered(None) => MailError::Timeout(self.timeout),
+                Failure::Unanswered(Some(e)) => MailError::Cut(e),
+            })?;
         tracing::info!(to = %email.to, subject = %email.subject, "e-mail sent");
         Ok(())
     }

@@ -96,10 +96,18 @@ pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
     };
     Ok(match state.mailer.send(&email).await {
         Ok(()) => JobOutcome::Done("sent".into()),
-        // A server that took the connection and went silent may have taken the e-mail, and a
-        // relay slower than our timeout takes every copy: at most three tries end that way,
-        // however many were refused before (an outage waited out).
-        Err(e @ MailError::Timeout(_)) => {
+        // A server silent before it asked for the message has nothing: tried again, but not
+        // within minutes (a relay at its process limit takes the connection and says nothing).
+        Err(e @ MailError::NotAnswering(_)) => {
+            match give_up_after(MAX_ATTEMPTS, job, format!("e-mail not sent: {e}")) {
+                JobOutcome::Retry(error) => JobOutcome::RetryIn(SILENT_TRY_SPACING, error),
+                outcome => outcome,
+            }
+        }
+        // A server that went silent after the message may have taken it, and a relay slower
+        // than our timeout takes every copy: at most three tries end that way, however many
+        // were refused before (an outage waited out).
+        Err(e) if e.may_have_arrived() => {
             let error = format!(
                 "e-mail may not have been sent: {e}; it may have arrived (retry to send it again)"
             );
