@@ -64,9 +64,11 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let timeout = state.config.request_deadline();
-    let csp = content_security_policy(&state.config.checkout_origins());
-    let x_request_id = HeaderName::from_static("x-request-id");
+    with_edge(routes(&state), &state).with_state(state)
+}
+
+/// The route table.
+fn routes(state: &AppState) -> Router<AppState> {
     let limits = &state.config.edge;
     let checkout_limit = rate_limit::per_minute(&state.config, limits.checkout_per_minute);
     let action_limit = rate_limit::per_minute(&state.config, limits.actions_per_minute);
@@ -144,6 +146,33 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}/review-proof", post(orders::review_proof))
         .route_layer(action_limit)
         .route_layer(no_store);
+    Router::new()
+        .route("/api/products", get(shop::products))
+        .route("/openapi.json", get(openapi::document))
+        .route(
+            "/webhooks/dhmad",
+            post(webhooks::receive).layer((
+                DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT),
+                TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, WEBHOOK_DEADLINE),
+            )),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observe::metrics_page))
+        .route("/favicon.ico", get(favicon))
+        .merge(private)
+        .merge(admin_actions)
+        .merge(checkout)
+        .merge(actions)
+        .nest_service("/static", static_files::service(&state.config.static_dir))
+        .fallback(|| async { AppError::NotFound })
+}
+
+/// `routes` behind the middleware every request passes.
+fn with_edge(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let timeout = state.config.request_deadline();
+    let csp = content_security_policy(&state.config.checkout_origins());
+    let x_request_id = HeaderName::from_static("x-request-id");
     let hsts = state.config.is_https().then(|| {
         header_layer(
             header::STRICT_TRANSPORT_SECURITY,
@@ -172,7 +201,6 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(x_request_id))
         // Outside the timeout and the panic catcher: counts the status the client got.
         .layer(AroundLayer(observe::Track(state.clone())))
-        .layer(CatchPanicLayer::new())
         // Security headers, unless a handler chose its own.
         .layer(header_layer(
             header::REFERRER_POLICY,
@@ -193,6 +221,8 @@ pub fn router(state: AppState) -> Router {
         .option_layer(hsts)
         // Outside the timeout, so that its answer gets a body and a page too.
         .layer(AroundLayer(error_pages::RenderErrors))
+        // Inside the headers and the error pages: a panic's 500 is a page like any other.
+        .layer(CatchPanicLayer::custom(panicked as fn(_) -> Response))
         // The body within its own deadline, a 408 past it: a slow client is not our failure.
         .layer(AroundLayer(body_deadline::BodyDeadline(
             state.config.edge.header_read_timeout,
@@ -205,28 +235,21 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(AroundLayer(csrf::Csrf(state.clone())))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
-    Router::new()
-        .route("/api/products", get(shop::products))
-        .route("/openapi.json", get(openapi::document))
-        .route(
-            "/webhooks/dhmad",
-            post(webhooks::receive).layer((
-                DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT),
-                TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, WEBHOOK_DEADLINE),
-            )),
-        )
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(observe::metrics_page))
-        .route("/favicon.ico", get(favicon))
-        .merge(private)
-        .merge(admin_actions)
-        .merge(checkout)
-        .merge(actions)
-        .nest_service("/static", static_files::service(&state.config.static_dir))
-        .fallback(|| async { AppError::NotFound })
-        .layer(edge)
-        .with_state(state)
+    routes.layer(edge)
+}
+
+/// A handler's panic: a 500 like any internal error, kept by no cache, its message for the
+/// log only.
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    let mut resp = AppError::Internal(anyhow::anyhow!("handler panicked: {what}")).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 fn header_layer(name: HeaderName, value: HeaderValue) -> SetResponseHeaderLayer<HeaderValue> {
@@ -270,6 +293,51 @@ pub(crate) fn render(t: &impl Template) -> Result<axum::response::Html<String>, 
 
 #[cfg(test)]
 mod tests {
+    use axum::{body::Body, extract::Request, routing::get, Router};
+    use tower::ServiceExt;
+
+    /// A handler that panics answers as any failure does: the error page, the security
+    /// headers, kept by no cache, and nothing of the panic's message. The panic catcher sat
+    /// outside the header and error-page layers, so its 500 had none of them.
+    #[tokio::test]
+    async fn a_panic_is_answered_as_any_failure() {
+        let config = crate::Config::from_lookup(|k| {
+            Some(match k {
+                "DATABASE_URL" => "postgres://nobody@127.0.0.1:1/none".into(),
+                "DHMAD_WEBHOOK_SECRETS" => "a-test-secret".into(),
+                _ => return None,
+            })
+        })
+        .unwrap();
+        let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let state = crate::state::AppState::new(config, pool).unwrap();
+        let boom = Router::new().route(
+            "/boom",
+            get(|| async {
+                panic!("secret internals");
+                #[allow(unreachable_code)]
+                ""
+            }),
+        );
+        let app = super::with_edge(boom, &state).with_state(state);
+        let req = Request::get("/boom")
+            .header("accept", "text/html")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 500);
+        let h = resp.headers();
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert!(h.contains_key("content-security-policy"));
+        assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(!body.contains("secret internals"), "{body}");
+    }
+
     #[test]
     fn csp_allows_forms_to_dhmad_only() {
         let csp = super::content_security_policy(&["https://dhmad.tn".into()]);
