@@ -211,6 +211,7 @@ async fn open_claimed(
             let req = request(state, order, &action, party)?;
             match state.dhmad.create_session(escrow_id, &req).await {
                 Ok(c) => {
+                    on_dhmad(state, order, &c).await?;
                     let new = new_session(order, escrow_id, &action, party, &c);
                     let line = opened_line(&action, party);
                     Ok(db::sessions::insert(&state.pool, &new, &line).await?)
@@ -261,6 +262,37 @@ pub(super) fn new_session<'a>(
         expires_at: c.expires_at,
         for_merchant: party == Party::Merchant,
     }
+}
+
+/// Whether a page DHMAD opened is on one of its checkout origins, the list the shop's CSP lets
+/// forms go to: buyers and the merchant are sent there with a redirect, so a URL anywhere else
+/// (a wrong `DHMAD_CHECKOUT_ORIGIN`, an answer altered on its way) is not followed, and one
+/// with a control character would not make a `Location` header. Refused as DHMAD failing.
+pub(super) async fn on_dhmad(
+    state: &AppState,
+    order: &Order,
+    page: &dhmad::CreatedSession,
+) -> OrderResult<()> {
+    let origins = state.config.checkout_origins();
+    let known = !page.url.chars().any(char::is_control)
+        && url::Url::parse(&page.url).is_ok_and(|u| {
+            matches!(u.scheme(), "https" | "http")
+                && origins.contains(&u.origin().ascii_serialization())
+        });
+    if known {
+        return Ok(());
+    }
+    let cause = format!(
+        "DHMAD's page for session {} is not on its checkout origins {origins:?} \
+         (DHMAD_CHECKOUT_ORIGIN): not followed",
+        page.session_id
+    );
+    db::events::add(&state.pool, order.id, "session_failed", &cause, None).await?;
+    Err(OrderError::DhmadFailed {
+        message: "DHMAD answered with a page the shop does not know. Please try again later."
+            .into(),
+        cause,
+    })
 }
 
 /// The timeline line of an opened session.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::{idempotency_key, sandbox::*};
+use crate::common::{config, idempotency_key, sandbox::*, spawn, timeline};
 use dhmad::{webhook::SignedDelivery, Event, WebhookEnvelope};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -463,4 +463,56 @@ async fn a_create_refused_with_429s_is_not_taken_for_lost_by_a_retry(pool: PgPoo
         first.as_u16() < 500 && retried.as_u16() < 500,
         "{first} {retried}"
     );
+}
+
+/// DHMAD's page for a session is followed only on DHMAD's checkout origins (those the shop's
+/// CSP lets forms go to): a page elsewhere (a wrong `DHMAD_CHECKOUT_ORIGIN`, an answer altered
+/// on its way) is not where a buyer is sent, and the order keeps its escrow for a retry.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_payment_page_off_dhmads_origins_is_not_followed(pool: PgPool) {
+    let sandbox = dhmad_sandbox::SandboxConfig {
+        public_url: Some("http://pay.elsewhere.example".into()),
+        ..dhmad_sandbox::SandboxConfig::for_tests()
+    };
+    let w = world_with(pool, sandbox, |_| {}).await;
+    // A shop that calls DHMAD at its address, while DHMAD's pages are said to be elsewhere.
+    let api = format!("http://127.0.0.1:{}/api/v1", w.sb.local_addr().port());
+    let shop = spawn(
+        w.app.pool.clone(),
+        config(&api, w.sb.api_key(), w.sb.webhook_secret()),
+    )
+    .await;
+    w.sb.set_allowed_redirect_urls(vec![format!(
+        "http://localhost:{}/checkout/callback",
+        shop.port
+    )]);
+    let form = [("sku", "chechia-red"), ("email", "elsewhere@example.tn")];
+    let r = shop.post_form("/checkout", &form).await;
+    assert_eq!(r.status(), 502);
+    assert!(r.headers().get("location").is_none());
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("pay.elsewhere.example"), "{body}");
+    let row = sqlx::query!(r#"SELECT id, escrow_id, status::text AS "status!" FROM orders"#)
+        .fetch_one(&shop.pool)
+        .await
+        .unwrap();
+    assert!(row.escrow_id.is_some(), "the escrow DHMAD made is kept");
+    let sessions = sqlx::query_scalar!("SELECT count(*) FROM checkout_sessions")
+        .fetch_one(&shop.pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, Some(0));
+    let lines = timeline(&shop.pool, row.id).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("not on its checkout origins")),
+        "{lines:?}"
+    );
+    // The buyer's "pay again" meets the same refusal.
+    let r = shop
+        .post_form(&format!("/orders/{}/pay", row.id), &[])
+        .await;
+    assert_eq!(r.status(), 502, "{}", row.status);
+    assert!(r.headers().get("location").is_none());
 }

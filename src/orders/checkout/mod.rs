@@ -435,6 +435,10 @@ async fn first_payment_page(
             return Err(sessions::failed(state, &order, &action, err).await?);
         }
     };
+    if let Err(e) = sessions::on_dhmad(state, &order, &page).await {
+        record_created(state, &order, created).await?;
+        return Err(e);
+    }
     let session = sessions::new_session(&order, &escrow.id, &action, Party::Buyer, &page);
     let lines = [
         created_line(escrow),
