@@ -29,8 +29,8 @@ pub async fn enqueue(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
     Ok(r.rows_affected() == 1)
 }
 
-/// [`enqueue`], unless a job of this kind was abandoned for the order: the merchant's decision
-/// (`list_missing_deliver` keeps it too).
+/// [`enqueue`], unless the order's last job of this kind was abandoned: the merchant's
+/// decision (`list_missing_deliver` keeps it too), until the merchant queues one again.
 pub async fn enqueue_unless_abandoned(
     e: impl PgExecutor<'_>,
     kind: &str,
@@ -39,7 +39,9 @@ pub async fn enqueue_unless_abandoned(
     let r = sqlx::query!(
         "INSERT INTO outbox_jobs (kind, order_id)
          SELECT $1, $2 WHERE NOT EXISTS (
-           SELECT 1 FROM outbox_jobs WHERE kind = $1 AND order_id = $2 AND abandoned_at IS NOT NULL)
+           SELECT 1 FROM (SELECT abandoned_at FROM outbox_jobs WHERE kind = $1 AND order_id = $2
+                           ORDER BY id DESC LIMIT 1) AS last
+            WHERE last.abandoned_at IS NOT NULL)
          ON CONFLICT DO NOTHING",
         kind,
         order_id
@@ -76,18 +78,21 @@ pub async fn claim(
     .await
 }
 
-// The outcome of an attempt is written only by the worker whose claim it is (`claims` is
-// still its number and the job is open): a worker whose lease lapsed and whose job another
-// worker took must not overwrite that one's result. Each clears the claim. `false` when the
+// The outcome of an attempt is written only by the worker whose claim it is (`claims` and
+// `attempts` are still its numbers, and the job is open): a worker whose lease lapsed and
+// whose job another worker took must not overwrite that one's result. `claims` never goes
+// back, where a postponed attempt gives its number back; `attempts` as well, since a binary
+// from before `claims` claims without counting it. Each clears the claim. `false` when the
 // job had moved on.
 
 /// Closes the job as done.
 pub async fn finish(e: impl PgExecutor<'_>, job: &Job) -> sqlx::Result<bool> {
     let r = sqlx::query!(
         "UPDATE outbox_jobs SET done_at = now(), last_error = NULL, claimed_until = NULL
-          WHERE id = $1 AND claims = $2 AND done_at IS NULL",
+          WHERE id = $1 AND claims = $2 AND attempts = $3 AND done_at IS NULL",
         job.id,
-        job.claim
+        job.claim,
+        job.attempts
     )
     .execute(e)
     .await?;
@@ -97,11 +102,12 @@ pub async fn finish(e: impl PgExecutor<'_>, job: &Job) -> sqlx::Result<bool> {
 /// Closes the job as given up, with why: visible in the back office, retryable from there.
 pub async fn give_up(e: impl PgExecutor<'_>, job: &Job, error: &str) -> sqlx::Result<bool> {
     let r = sqlx::query!(
-        "UPDATE outbox_jobs SET done_at = now(), gave_up_at = now(), last_error = $3,
+        "UPDATE outbox_jobs SET done_at = now(), gave_up_at = now(), last_error = $4,
                 claimed_until = NULL
-          WHERE id = $1 AND claims = $2 AND done_at IS NULL",
+          WHERE id = $1 AND claims = $2 AND attempts = $3 AND done_at IS NULL",
         job.id,
         job.claim,
+        job.attempts,
         error
     )
     .execute(e)
@@ -138,10 +144,11 @@ pub async fn run_now(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
 pub async fn count_silent_try(e: impl PgExecutor<'_>, job: &Job) -> sqlx::Result<Option<i32>> {
     sqlx::query_scalar!(
         "UPDATE outbox_jobs SET silent_tries = silent_tries + 1
-          WHERE id = $1 AND claims = $2 AND done_at IS NULL
+          WHERE id = $1 AND claims = $2 AND attempts = $3 AND done_at IS NULL
           RETURNING silent_tries",
         job.id,
-        job.claim
+        job.claim,
+        job.attempts
     )
     .fetch_optional(e)
     .await
@@ -151,11 +158,12 @@ pub async fn count_silent_try(e: impl PgExecutor<'_>, job: &Job) -> sqlx::Result
 pub async fn postpone(e: impl PgExecutor<'_>, job: &Job, delay: Duration) -> sqlx::Result<bool> {
     let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
     let r = sqlx::query!(
-        "UPDATE outbox_jobs SET run_after = now() + $3::bigint * interval '1 millisecond',
+        "UPDATE outbox_jobs SET run_after = now() + $4::bigint * interval '1 millisecond',
                 attempts = greatest(attempts - 1, 0), claimed_until = NULL
-         WHERE id = $1 AND claims = $2 AND done_at IS NULL",
+         WHERE id = $1 AND claims = $2 AND attempts = $3 AND done_at IS NULL",
         job.id,
         job.claim,
+        job.attempts,
         delay_ms
     )
     .execute(e)
@@ -171,11 +179,12 @@ pub async fn retry_later(
 ) -> sqlx::Result<bool> {
     let delay_ms = delay.as_millis() as i64;
     let r = sqlx::query!(
-        "UPDATE outbox_jobs SET run_after = now() + $3::bigint * interval '1 millisecond',
-                last_error = $4, claimed_until = NULL
-         WHERE id = $1 AND claims = $2 AND done_at IS NULL",
+        "UPDATE outbox_jobs SET run_after = now() + $4::bigint * interval '1 millisecond',
+                last_error = $5, claimed_until = NULL
+         WHERE id = $1 AND claims = $2 AND attempts = $3 AND done_at IS NULL",
         job.id,
         job.claim,
+        job.attempts,
         delay_ms,
         error
     )

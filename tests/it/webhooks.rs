@@ -306,15 +306,36 @@ async fn paid_again_after_a_dispute_keeps_an_abandoned_deliver_abandoned(pool: P
     app.deliver_processed(&snapshot("paid", "disputed", "instant", t(3)))
         .await;
     assert_eq!(app.order_json(id).await["status"], "paid");
-    let open = sqlx::query_scalar!(
-        "SELECT count(*) FROM outbox_jobs
+    let open = || async {
+        sqlx::query_scalar!(
+            "SELECT count(*) FROM outbox_jobs
+              WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
+            id
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(open().await, Some(0));
+    // The merchant queues one again; it closes while another dispute is open ("nothing to
+    // deliver"); that dispute ends with the money held: the merchant's last word was to
+    // deliver, so the deliver is queued again.
+    assert!(storefront::db::outbox::run_now(&app.pool, "deliver", id)
+        .await
+        .unwrap());
+    app.deliver_processed(&snapshot("disputed", "paid", "instant", t(4)))
+        .await;
+    sqlx::query!(
+        "UPDATE outbox_jobs SET done_at = now()
           WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
         id
     )
-    .fetch_one(&app.pool)
+    .execute(&app.pool)
     .await
     .unwrap();
-    assert_eq!(open, Some(0));
+    app.deliver_processed(&snapshot("paid", "disputed", "instant", t(5)))
+        .await;
+    assert_eq!(open().await, Some(1));
 }
 
 /// A submission and a correction request may each follow the other, so the phase alone cannot

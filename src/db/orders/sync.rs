@@ -127,8 +127,8 @@ pub async fn sync_failures(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i32
 /// Paid instant orders owed a `deliver` with none queued: their last job gave up at least
 /// `after` ago, or closed at least `after` ago without delivering before the escrow last
 /// changed (it found the order disputed, and the dispute ended with the money still held), or
-/// there never was one. The reconciler queues a new one. A job the merchant abandoned is their
-/// decision: never queued again; nor is one for an order flagged for the merchant (DHMAD does
+/// there never was one. The reconciler queues a new one. A last job the merchant abandoned is
+/// their decision: never queued again until they queue one; nor is one for an order flagged for the merchant (DHMAD does
 /// not know its escrow) until the flag is cleared, or one under a dispute ticket until a read
 /// finds it over (`Order::dispute_open`).
 pub async fn list_missing_deliver(
@@ -144,7 +144,10 @@ pub async fn list_missing_deliver(
             AND NOT EXISTS (SELECT 1 FROM outbox_jobs j
                              WHERE j.order_id = o.id AND j.kind = 'deliver'
                                AND (j.done_at IS NULL
-                                    OR j.abandoned_at IS NOT NULL
+                                    -- The merchant abandoned the last one: theirs to queue.
+                                    OR (j.abandoned_at IS NOT NULL
+                                        AND j.id = (SELECT max(id) FROM outbox_jobs
+                                                     WHERE order_id = o.id AND kind = 'deliver'))
                                     OR j.done_at > now() - $1::bigint * interval '1 millisecond'
                                     OR (j.gave_up_at IS NULL
                                         AND (o.escrow_updated_at IS NULL

@@ -393,4 +393,32 @@ async fn a_job_a_worker_is_running_is_left_to_it(pool: PgPool) {
     assert!(db::outbox::run_now(&app.pool, "email_confirmation", id)
         .await
         .unwrap());
+
+    // During a rolling deploy, a binary from before `claims` takes the fresh job once its
+    // lease lapsed: it counts the attempt only. The first claim's outcome is still refused.
+    let fresh: i64 =
+        sqlx::query_scalar("SELECT id FROM outbox_jobs WHERE order_id = $1 AND done_at IS NULL")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    sqlx::query(claim)
+        .bind(fresh)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let old_binary = "UPDATE outbox_jobs SET attempts = attempts + 1,
+                             run_after = now() + interval '2 minutes',
+                             claimed_until = now() + interval '2 minutes' WHERE id = $1";
+    sqlx::query(old_binary)
+        .bind(fresh)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let first = db::outbox::Job {
+        id: fresh,
+        ..as_claimed(1, 1)
+    };
+    assert!(!db::outbox::finish(&app.pool, &first).await.unwrap());
+    assert_eq!(job_row(&app.pool, fresh).await.0, None);
 }
