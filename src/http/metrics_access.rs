@@ -20,6 +20,9 @@ use super::{
 };
 use crate::{error::AppError, state::AppState};
 
+/// How long a scrape waits for the throttle's database (`/metrics` bounds its own reads alike).
+const THROTTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Headers a reverse proxy adds to what it forwards.
 const FORWARDING: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
 
@@ -34,11 +37,25 @@ impl FromRequestParts<AppState> for MetricsReader {
             Some(expected) => {
                 let presented = bearer::presented(&parts.headers).unwrap_or_default();
                 let right = bearer::matches(presented, expected);
-                // Guesses are throttled as the back office's logins are, counted apart.
+                // Guesses are throttled as the back office's logins are, counted apart. The
+                // right token is judged too (else a throttled guesser would still learn which
+                // guess is right), but a throttle the database cannot answer in time does not
+                // hide the metrics, which tell of that outage.
                 let Ok(ClientAddr { key, .. }) = ClientAddr::from_request_parts(parts, state).await;
-                admin_auth::attempt(state, &format!("metrics {key}"), right)
-                    .await
-                    .map_err(IntoResponse::into_response)?;
+                let judged = tokio::time::timeout(
+                    THROTTLE_WAIT,
+                    admin_auth::attempt(state, &format!("metrics {key}"), right),
+                )
+                .await;
+                match judged {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e @ AppError::TooManyRequests { .. })) => return Err(e.into_response()),
+                    Ok(Err(_)) | Err(_) if right => {}
+                    Ok(Err(e)) => return Err(e.into_response()),
+                    Err(_) => {
+                        return Err(AppError::Database(sqlx::Error::PoolTimedOut).into_response())
+                    }
+                }
                 if right {
                     return Ok(Self);
                 }
@@ -86,7 +103,9 @@ fn named_as_this_machine(parts: &Parts, state: &AppState) -> bool {
         },
     };
     let Some(host) = host else { return false };
+    // `localhost.` is `localhost` (a fully qualified name).
     let name = host.host().trim_start_matches('[').trim_end_matches(']');
+    let name = name.strip_suffix('.').unwrap_or(name);
     match name.parse::<IpAddr>() {
         Ok(ip) => ip.to_canonical().is_loopback(),
         Err(_) => {

@@ -331,7 +331,14 @@ async fn metrics_answer_this_machine_only_without_a_token(pool: PgPool) {
             .unwrap();
         assert_eq!(r.status(), 404, "{host}");
     }
-    for host in ["localhost", "[::1]", "127.0.0.1", "LOCALHOST"] {
+    for host in [
+        "localhost",
+        "[::1]",
+        "127.0.0.1",
+        "LOCALHOST",
+        "localhost.",
+        "127.0.0.1.",
+    ] {
         let r = app
             .http
             .get(app.url("/metrics"))
@@ -463,4 +470,21 @@ async fn guesses_of_the_metrics_token_are_throttled(pool: PgPool) {
         Some(10)
     );
     assert_eq!(counted(guesser.to_owned()).await.unwrap(), Some(0));
+
+    // The throttle's table out of reach (the database in trouble): the right token still reads
+    // the metrics, which tell of it; a guess is not judged, so not answered.
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE admin_login_failures IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        scrape_with(TOKEN, "192.0.2.44").await.unwrap().status(),
+        200
+    );
+    let r = scrape_with("a-guess-while-it-is-locked", "192.0.2.44")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    tx.rollback().await.unwrap();
 }
