@@ -4,8 +4,8 @@
 //! (the demo) each e-mail is written to the log at INFO, without its body: the body carries the
 //! order link and the code, which are the buyer's secrets.
 //!
-//! Each e-mail is one SMTP connection, each of its two steps bounded by `SMTP_TIMEOUT_SECS`
-//! (`relay`): up to the server's go-ahead for the message, then the message. A failure in the
+//! Each e-mail is one SMTP connection within `SMTP_TIMEOUT_SECS`, in two steps (`relay`): up
+//! to the server's go-ahead for the message, then the message. A failure in the
 //! first sent nothing, and the e-mail is simply retried; one in the second may have left the
 //! message with the server, and such tries are few (`orders::notify`): a retry may then arrive
 //! twice, which beats never.
@@ -73,11 +73,13 @@ impl MailError {
         matches!(self, Self::Timeout(_) | Self::Cut(_))
     }
 
-    /// No try will ever send this e-mail: its address cannot be written, or the server
-    /// refused its recipient with a permanent code naming the address or its mailbox.
+    /// No try will ever send this e-mail: its address cannot be written, the server lacks
+    /// what the message needs, or it refused its recipient with a permanent code naming the
+    /// address or its mailbox.
     pub fn refused_for_good(&self) -> bool {
         match self {
-            Self::Address(_) => true,
+            // An address that cannot be written, or a message the server cannot take.
+            Self::Address(_) | Self::Unsupported(_) => true,
             Self::Smtp(e) if e.is_permanent() => {
                 // The server's reply text, which starts with its enhanced status code.
                 let reply = std::error::Error::source(e).map(ToString::to_string);

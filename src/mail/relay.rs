@@ -20,6 +20,9 @@ use url::Url;
 
 /// How long the closing `QUIT` may take: the e-mail is the server's already.
 const QUIT_WAIT: Duration = Duration::from_secs(2);
+// An e-mail job ends within its outbox lease (two minutes at least): the conversation, then
+// the goodbye, and a few seconds of the database around them.
+const _: () = assert!(crate::config::MAX_SMTP_TIMEOUT_SECS + QUIT_WAIT.as_secs() + 10 <= 120);
 
 /// How the connection is encrypted (`SMTP_URL`'s scheme and `tls` parameter, as lettre's
 /// `from_url` reads them).
@@ -106,21 +109,23 @@ impl Relay {
         })
     }
 
-    /// Sends `message` to `envelope`'s recipients, each step within `timeout`: up to the
-    /// server's go-ahead for the message (connect, greeting, TLS, login, sender, recipients),
-    /// then the message and its answer. A failure in the first step sent nothing; in the
-    /// second, the server may have the message. The closing `QUIT` is not waited for long,
-    /// and its outcome changes nothing.
+    /// Sends `message` to `envelope`'s recipients within `timeout` in all: up to the server's
+    /// go-ahead for the message (connect, greeting, TLS, login, sender, recipients), then the
+    /// message and its answer. A failure in the first step sent nothing; in the second, the
+    /// server may have the message. The closing `QUIT` is not waited for long
+    /// ([`QUIT_WAIT`]), and its outcome changes nothing. One deadline for both steps: the
+    /// outbox's lease allows for `SMTP_TIMEOUT_SECS` once (`config::MAX_SMTP_TIMEOUT_SECS`).
     pub async fn send(
         &self,
         envelope: &Envelope,
         message: &[u8],
         timeout: Duration,
     ) -> Result<(), Failure> {
-        let mut conn = tokio::time::timeout(timeout, self.open(envelope, message, timeout))
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut conn = tokio::time::timeout_at(deadline, self.open(envelope, message, timeout))
             .await
             .map_err(|_| Failure::NotSentInTime)??;
-        let answer = tokio::time::timeout(timeout, conn.message(message)).await;
+        let answer = tokio::time::timeout_at(deadline, conn.message(message)).await;
         match answer {
             Ok(Ok(_)) => {
                 let _ = tokio::time::timeout(QUIT_WAIT, conn.quit()).await;
