@@ -263,7 +263,6 @@ pub async fn live_pay_url(e: impl PgExecutor<'_>, o: &Order) -> AppResult<Option
     if o.status != OrderStatus::AwaitingPayment || o.in_payment_review() {
         return Ok(None);
     }
-    let live =
-        sessions::live_session(e, o, &dhmad::CheckoutAction::AcceptPay, Party::Buyer).await?;
-    Ok(live.map(|x| x.url))
+    // Only a page the buyer may be using alone: else "Pay" asks DHMAD first.
+    Ok(sessions::live_pay_page(e, o).await?.map(|x| x.url))
 }

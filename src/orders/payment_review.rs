@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{sessions::CLOCK_LEEWAY, sync::upstream, Order, OrderError, OrderResult, OrderStatus};
+use super::{sync::upstream, Order, OrderError, OrderResult, OrderStatus};
 use crate::db::{self, sessions::Session};
 use crate::state::AppState;
 
@@ -128,23 +128,10 @@ pub async fn known(state: &AppState, order: &Order) -> OrderResult<bool> {
     Ok(false)
 }
 
-/// The buyer's last payment page and every older one that may still have been open when it
-/// was opened: a page is reused only while it has minutes left (`MIN_SESSION_LIFE`), so a
-/// guest may hold two at once and send a proof on the older. Any older page was closed before
-/// the last one opened, and the look made then (this one) found no proof on it.
+/// The pages [`known`] asks DHMAD about (`sessions::pay_pages_maybe_used`).
 async fn pages_maybe_used(state: &AppState, order_id: Uuid) -> OrderResult<Vec<Session>> {
-    let action = CheckoutAction::AcceptPay.as_str();
-    let mut pages = db::sessions::list_for_order(&state.pool, order_id)
-        .await?
-        .into_iter()
-        .filter(|s| s.action == action && !s.for_merchant);
-    let Some(last) = pages.next() else {
-        return Ok(Vec::new());
-    };
-    let opened = last.created_at;
-    let mut maybe = vec![last];
-    maybe.extend(pages.filter(|s| s.expires_at + CLOCK_LEEWAY > opened));
-    Ok(maybe)
+    let pages = db::sessions::list_for_order(&state.pool, order_id).await?;
+    Ok(super::sessions::pay_pages_maybe_used(pages))
 }
 
 /// `page`, if DHMAD says it was finished. A page finished since a rejection may hold a new

@@ -208,7 +208,14 @@ pub async fn progress(state: &AppState, order_id: Uuid) -> OrderResult<Progress>
     let Some(action) = next_buyer_action(&order) else {
         return Ok(Progress::Elsewhere);
     };
-    let live = live_session(&state.pool, &order, &action, Party::Buyer).await?;
+    // A payment page only if the buyer may be using it alone: else the order's page, whose
+    // "Pay" asks DHMAD about the other first (`sessions::live_pay_page`).
+    let live = match action {
+        dhmad::CheckoutAction::AcceptPay => {
+            super::sessions::live_pay_page(&state.pool, &order).await?
+        }
+        _ => live_session(&state.pool, &order, &action, Party::Buyer).await?,
+    };
     Ok(live.map_or(Progress::Elsewhere, |s| Progress::OnDhmad(s.url)))
 }
 

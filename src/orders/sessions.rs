@@ -63,6 +63,36 @@ pub async fn live_session(
     db::sessions::live_for_order(e, order.id, action.as_str(), merchant, open_until).await
 }
 
+/// The buyer's last payment page and every older one that may still have been open when it
+/// was opened, newest first, from the order's pages newest first: a page is reused only while
+/// it has minutes left (`MIN_SESSION_LIFE`), so a guest may hold two at once and send a proof
+/// on the older. Any older page was closed before the last one opened.
+pub(super) fn pay_pages_maybe_used(pages: Vec<Session>) -> Vec<Session> {
+    let action = CheckoutAction::AcceptPay.as_str();
+    let mut pages = pages
+        .into_iter()
+        .filter(|s| s.action == action && !s.for_merchant);
+    let Some(last) = pages.next() else {
+        return Vec::new();
+    };
+    let opened = last.created_at;
+    let mut maybe = vec![last];
+    maybe.extend(pages.filter(|s| s.expires_at + CLOCK_LEEWAY > opened));
+    maybe
+}
+
+/// The buyer's live payment page, when it is the only one the buyer may be using: an older
+/// page that may still have been open beside it may hold a guest's proof sent without coming
+/// back, which only DHMAD can tell. Then no page is handed out as it is, and the buyer goes
+/// through "Pay", which asks DHMAD first (`payment_review::known`).
+pub async fn live_pay_page(e: impl PgExecutor<'_>, order: &Order) -> sqlx::Result<Option<Session>> {
+    let open_until = OffsetDateTime::now_utc() + MIN_SESSION_LIFE;
+    let mut maybe = pay_pages_maybe_used(db::sessions::list_for_order(e, order.id).await?);
+    let alone = maybe.iter().skip(1).all(|s| s.status == "cancelled");
+    let last = (!maybe.is_empty()).then(|| maybe.swap_remove(0));
+    Ok(last.filter(|s| alone && s.status == "pending" && s.expires_at > open_until))
+}
+
 /// A pending session of `action` for `party` that stays open long enough, or a new one.
 #[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order.id), action = %action, party = ?party))]
 pub async fn ensure_session(

@@ -57,7 +57,10 @@ async fn a_proof_on_the_older_of_two_pages_closes_the_newer(pool: PgPool) {
 }
 
 /// The same, but the guest closes the tab after the proof: the shop asks DHMAD about every page
-/// that was open with the last one, not the last alone, before it cancels or opens another.
+/// that was open with the last one, not the last alone, before it cancels or opens another,
+/// and hands out the newer page nowhere until DHMAD has said. Before, the order page, "Pay
+/// again", a repeated checkout and the waiting page all handed out the newer page (only a
+/// page with none live was asked about), and the guest was told to pay again.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_proof_on_the_older_of_two_pages_is_found_without_coming_back(pool: PgPool) {
     let w = world(pool, |_| {}).await;
@@ -66,9 +69,48 @@ async fn a_proof_on_the_older_of_two_pages_is_found_without_coming_back(pool: Pg
         .await;
     a_second_page_while_the_first_is_open(&w, &s).await;
     send_proof(&w, &s.session_id).await;
+    let o = w.app.order_json(s.order_id).await;
+    assert!(o["checkout_url"].is_null(), "{o}");
+    let waiting = w.app.get(&format!("/orders/{}/checkout", s.order_id)).await;
+    assert_eq!(waiting.status(), 303);
+    assert_eq!(
+        waiting.headers()["location"],
+        format!("/orders/{}", s.order_id).as_str()
+    );
+    let repeat = w
+        .checkout_response("ai-credits-500", "two-pages-gone@example.tn")
+        .await;
+    assert_eq!(
+        repeat.status(),
+        409,
+        "a repeated checkout handed out the newer page"
+    );
+    assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 409, "Pay again handed out the newer page");
     let known = w.payment_review_known(s.order_id).await;
     assert!(known, "the proof on the older page was missed");
-    assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
+}
+
+/// Two pages open with nothing sent on either: "Pay" still hands out the newer one (DHMAD,
+/// asked about both, says neither was used).
+#[sqlx::test(migrations = "./migrations")]
+async fn two_open_pages_with_no_proof_still_lead_to_the_newer(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w
+        .checkout("ai-credits-500", "two-pages-idle@example.tn")
+        .await;
+    let second = a_second_page_while_the_first_is_open(&w, &s).await;
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/pay", s.order_id), &[])
+        .await;
+    assert_eq!(again.status(), 303);
+    let to = again.headers()["location"].to_str().unwrap();
+    assert_eq!(World::session_in(to), second);
 }
 
 /// The browser that started a checkout sends the form again while its guest proof is under

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{
     notify, payment_review,
     queue::{self, Place},
-    sessions::{self, ensure_session, live_session, open_session, Party},
+    sessions::{self, ensure_session, open_session, Party},
     sync, Action, Mode, Order, OrderError, OrderResult, OrderStatus,
 };
 use crate::budget;
@@ -364,16 +364,11 @@ async fn resume_with(
             ));
         }
         if fresh == Fresh::No {
-            let live = live_session(
-                &state.pool,
-                &order,
-                &CheckoutAction::AcceptPay,
-                Party::Buyer,
-            )
-            .await?;
             // Under review, a page still open is not offered either: a guest would pay twice.
+            // DHMAD is asked unless the live page is the only one the buyer may have used.
+            let alone = sessions::live_pay_page(&state.pool, &order).await?;
             let reviewed = order.in_payment_review()
-                || (live.is_none() && payment_review::known(state, &order).await?);
+                || (alone.is_none() && payment_review::known(state, &order).await?);
             if reviewed {
                 return Err(OrderError::not_allowed(
                     "DHMAD is confirming your payment. We will confirm your order as soon as it \
