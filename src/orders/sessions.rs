@@ -20,13 +20,16 @@ pub const CLOCK_LEEWAY: time::Duration = time::Duration::minutes(2);
 /// Whether the buyer's payment page of an instant order may still be open at DHMAD: a page
 /// not known closed, expiring after `now` less DHMAD's clock leeway. A guest may be paying on
 /// it outside DHMAD's wallet, so the merchant's cancel waits (`actions::merchant_cancel`, and
-/// the back office, which offers no cancel meanwhile).
+/// the back office, which offers no cancel meanwhile). A page finished with a guest's proof
+/// counts once DHMAD rejected the proof: the rejection reopens it for a new upload (§4.2),
+/// and the order's page invites one.
 pub fn buyer_payment_page_open(order: &Order, pages: &[Session], now: OffsetDateTime) -> bool {
+    let reopened = order.deposit_rejection_reason.is_some();
     order.is_instant()
         && pages.iter().any(|s| {
             s.action == CheckoutAction::AcceptPay.as_str()
                 && !s.for_merchant
-                && s.status == "pending"
+                && (s.status == "pending" || (reopened && s.status == "completed"))
                 && s.expires_at > now - CLOCK_LEEWAY
         })
 }

@@ -416,6 +416,28 @@ async fn the_merchant_does_not_cancel_under_an_open_payment_page(pool: PgPool) {
     assert_eq!(w.count_calls("POST", "/cancel").await, 2);
 }
 
+/// DHMAD rejected the guest's proof and reopened the page for a new one (§4.2), which the
+/// order's page invites: the merchant's cancel waits for that page as for any open one. Before,
+/// the page counted as finished, and the cancel went through while the guest could be paying
+/// again outside DHMAD's wallet.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_merchant_does_not_cancel_under_a_page_a_rejection_reopened(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, _) = guest_proof_rejected(&w, "reopened@example.tn").await;
+    let cancel = format!("/admin/orders/{}/cancel", s.order_id);
+    let r = w.admin_form(&cancel, &[]).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(w.count_calls("POST", "/cancel").await, 0);
+    let e = w
+        .app
+        .state
+        .dhmad
+        .get_escrow(&escrow_of(&w, s.order_id).await)
+        .await
+        .unwrap();
+    assert_eq!(e.status.as_str(), "pending");
+}
+
 /// A guest's payment approved (the order paid), then cancelled while DHMAD still holds the
 /// money (the code's deliver kept failing; the shop cancels and refunds): a guest gets no
 /// automatic refund (§4.2), and the page and the timeline say so. Before, they promised that
