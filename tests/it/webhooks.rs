@@ -282,6 +282,35 @@ async fn paid_again_after_a_dispute_queues_the_deliver_again(pool: PgPool) {
     assert_eq!(open_delivers().await, Some(1));
 }
 
+/// Once DHMAD holds the money, nothing leads back to pending (§2.3). A snapshot saying so with
+/// a later clock (a guest proof's rejection, rejected after the escrow was paid another way)
+/// is older news: the order stays paid. Before, it went back to awaiting payment, offered
+/// "Pay" again, and its next `paid` fulfilled it a second time.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_paid_order_does_not_go_back_to_awaiting_payment(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("ai-credits-500", "no-way-back@example.tn", ESCROW, t(0))
+        .await;
+    app.deliver_processed(&snapshot("paid", "pending", "instant", t(1)))
+        .await;
+    app.deliver_processed(&snapshot("pending", "paid", "instant", t(2)))
+        .await;
+    let o = app.order_json(id).await;
+    assert_eq!(o["status"], "paid", "{o}");
+    app.deliver_processed(&snapshot("paid", "pending", "instant", t(3)))
+        .await;
+    let funded = sqlx::query_scalar!(
+        "SELECT count(*) FROM order_events WHERE order_id = $1 AND kind = 'escrow_status'
+            AND detail LIKE '%→ paid%'",
+        id
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(funded, Some(1), "paid once");
+}
+
 /// The same, when the merchant had abandoned the deliver (to refund the buyer, say): paid
 /// again after the dispute, nothing sends it behind the merchant's back.
 #[sqlx::test(migrations = "./migrations")]
