@@ -2,7 +2,8 @@
 //! escrow was paid or cancelled while its webhook was lost, or DHMAD no longer knows it (a
 //! restarted sandbox). Before opening a new session on it, the storefront asks.
 
-use crate::common::{idempotency_key, sandbox::*};
+use crate::common::{idempotency_key, order_status, sandbox::*};
+use dhmad::webhook::SignedDelivery;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -76,6 +77,32 @@ async fn an_order_whose_escrow_dhmad_forgot_gives_way_to_a_fresh_one(pool: PgPoo
         "awaiting_payment"
     );
     assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 1);
+
+    // DHMAD's "no such escrow" was wrong (a transient answer): news comes that it holds the
+    // buyer's money. The closed order takes no news, so the merchant is told, once.
+    let paid = crate::common::escrow(
+        "66cc00000000000000000099",
+        "paid",
+        "pending",
+        "quick",
+        time::OffsetDateTime::now_utc(),
+    );
+    for _ in 0..2 {
+        let env = crate::common::status_event(paid.clone());
+        let d = SignedDelivery::new(w.sb.webhook_secret(), &env, time::OffsetDateTime::now_utc());
+        w.app.deliver_processed(&d).await;
+    }
+    let attention = sqlx::query_scalar!("SELECT attention FROM orders WHERE id = $1", old)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+        .expect("the merchant is told");
+    assert!(attention.contains("is paid"), "{attention}");
+    assert_eq!(order_status(&w.app.pool, old).await, "cancelled");
+    assert_eq!(
+        crate::common::timeline_count(&w.app.pool, old, "money is held or released").await,
+        1
+    );
 }
 
 #[sqlx::test(migrations = "./migrations")]

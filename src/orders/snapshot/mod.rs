@@ -75,7 +75,8 @@ pub async fn apply_escrow_snapshot(
     let Some(mut order) = db::orders::lock_by_escrow(&mut *conn, &escrow.id).await? else {
         return Ok(Applied::Unmatched);
     };
-    if order.attention.is_some() {
+    // A settled order takes no news, so its flag is not one news lifts (`money_for_a_closed_order`).
+    if order.attention.is_some() && !order.status.is_settled() {
         lift_flag(conn, &mut order).await?;
     }
     let order = Box::new(order);
@@ -95,7 +96,10 @@ pub async fn apply_escrow_snapshot(
         tracing::warn!(order.ref = %crate::orders::log_ref(order.id), updated_at = ?escrow.updated_at, "escrow snapshot dated in the future; taken as now");
     }
     match plan.decision {
-        Decision::Settled => return Ok(Applied::Settled { order }),
+        Decision::Settled => {
+            money_for_a_closed_order(conn, &order, escrow).await?;
+            return Ok(Applied::Settled { order });
+        }
         Decision::Stale => {
             tracing::info!(order.ref = %crate::orders::log_ref(order.id), "stale escrow snapshot ignored");
             return Ok(Applied::Stale { order });
@@ -184,6 +188,37 @@ pub async fn apply_escrow_snapshot(
         to: escrow.status.to_string(),
         funded: plan.fulfil,
     })
+}
+
+/// An order closed here without DHMAD (it had answered that it did not know the escrow, and a
+/// fresh order was opened), of which news now says DHMAD holds or released the money: settled
+/// orders take no news, and the reconciler reads none, so nobody would ever look. Flagged for
+/// the merchant once, with a line.
+async fn money_for_a_closed_order(
+    conn: &mut PgConnection,
+    order: &Order,
+    escrow: &Escrow,
+) -> sqlx::Result<()> {
+    let closed_here = order.status == OrderStatus::Cancelled
+        && order.escrow_status.as_deref() != Some(EscrowStatus::Cancelled.as_str());
+    let money = matches!(
+        escrow.status,
+        EscrowStatus::Paid
+            | EscrowStatus::Delivered
+            | EscrowStatus::Completed
+            | EscrowStatus::Disputed
+    );
+    if !closed_here || !money || order.attention.is_some() {
+        return Ok(());
+    }
+    let why = format!(
+        "DHMAD says escrow {} is {}, but this order was closed when DHMAD did not know it: \
+         the buyer's money is held or released for an order the shop no longer serves",
+        escrow.id, escrow.status
+    );
+    tracing::warn!(order.ref = %crate::orders::log_ref(order.id), escrow.status = %escrow.status, "money for an order closed here");
+    db::orders::flag_attention(&mut *conn, order.id, &why).await?;
+    db::events::add(&mut *conn, order.id, "money_after_close", &why, None).await
 }
 
 /// Keeps what the snapshot says of the contract's signatures and the proof gate; false when it
