@@ -131,18 +131,20 @@ pub async fn serve_next(
         let wait = db::budget::next_free_in(pool, limits.reuse_after(), ahead).await?;
         return Ok(Turn::Wait(wait.max(Duration::from_millis(50))));
     };
+    let taker = taken.taker;
     let prepaid = state.spending_as(Claimant::Interactive, taken);
     tasks.spawn(async move {
-        if let Err(e) = serve(&prepaid, order).await {
+        if let Err(e) = serve(&prepaid, order, taker).await {
             tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e, cause = e.cause(), "queued checkout failed");
         }
     });
     Ok(Turn::Serving)
 }
 
-/// Makes a queued order's calls. It leaves the line once served, or once it cannot be (the
-/// order keeps the reason, and its page says what to do); a spent budget puts it back.
-async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
+/// Makes a queued order's calls, with the budget rows `taker` took for them. It leaves the
+/// line once served, or once it cannot be (the order keeps the reason, and its page says what
+/// to do); a spent budget puts it back.
+async fn serve(state: &AppState, order: Order, taker: Uuid) -> OrderResult<CheckoutStarted> {
     let id = order.id;
     match checkout::resume(state, order).await {
         Err(OrderError::Busy { retry_after }) => {
@@ -162,6 +164,10 @@ async fn serve(state: &AppState, order: Order) -> OrderResult<CheckoutStarted> {
         Err(OrderError::Database(e)) if db::is_transient(&e) => {
             let order = db::orders::get(&state.pool, id).await?;
             if order.is_some_and(|o| o.status == OrderStatus::New) {
+                // Still `new`: no call was sent, so its rows go back to the budget. Kept, a
+                // row locked for a while burned two calls a turn, and the line held back
+                // every background job meanwhile.
+                db::budget::give_back(&state.pool, taker).await?;
                 db::checkout_queue::release(&state.pool, id).await?;
                 tracing::warn!(order.ref = %crate::orders::log_ref(id), error = %e, "queued checkout keeps its place after a database failure");
             } else {

@@ -468,8 +468,11 @@ async fn a_queued_checkout_keeps_its_place_when_the_database_fails_its_turn(pool
     // connections wait 2 s, then fail with 55P03; the test's pool has no such setting, so a
     // trigger fails the claim as the timeout would).
     for statement in [
+        // Each failed turn counted (a sequence is not rolled back with the failed statement).
+        "CREATE SEQUENCE locked_tries",
         "CREATE FUNCTION locked_out() RETURNS trigger LANGUAGE plpgsql AS
-           $$ BEGIN RAISE EXCEPTION 'injected lock timeout' USING ERRCODE = 'lock_not_available'; END $$",
+           $$ BEGIN PERFORM nextval('locked_tries');
+                    RAISE EXCEPTION 'injected lock timeout' USING ERRCODE = 'lock_not_available'; END $$",
         "CREATE TRIGGER locked_out BEFORE UPDATE ON orders FOR EACH ROW
            WHEN (NEW.status = 'creating_escrow') EXECUTE FUNCTION locked_out()",
         "UPDATE dhmad_budget SET used_at = 'epoch'",
@@ -478,17 +481,26 @@ async fn a_queued_checkout_keeps_its_place_when_the_database_fails_its_turn(pool
     }
     w.app.state.checkout_queue.notify_one();
     wait_for("a failed turn", 30, || async {
-        let calls = w.dhmad_calls().await;
-        let tried: i64 = sqlx::query_scalar(
+        let tried: bool = sqlx::query_scalar("SELECT is_called FROM locked_tries")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        tried.then_some(())
+    })
+    .await;
+    assert!(w.dhmad_calls().await.is_empty());
+    // No call was sent: the turn's budget rows go back (they were burned, two a turn, for as
+    // long as the row stayed locked).
+    wait_for("the turn's calls back in the budget", 10, || async {
+        let used: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM dhmad_budget WHERE used_at > now() - interval '1 minute'",
         )
         .fetch_one(&pool)
         .await
         .unwrap();
-        (calls.is_empty() && tried > 0).then_some(())
+        (used == 0).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let in_line: i64 =
         sqlx::query_scalar("SELECT count(*) FROM checkout_queue WHERE order_id = $1")
             .bind(id)
