@@ -58,6 +58,13 @@ pub async fn ingest(pool: &Pool, body: &[u8]) -> OrderResult<Ingested> {
             not_json()
         }
     })?;
+    // DHMAD's ids are UUIDs and its types dotted names. The inbox indexes both, and an index
+    // entry holds about 2.7 KB: a longer one failed its insert, a 500 on every retry.
+    if id.len() > MAX_NAME || event_type.len() > MAX_NAME {
+        return Err(OrderError::Invalid(format!(
+            "the event's id or type is longer than {MAX_NAME} bytes"
+        )));
+    }
     let span = tracing::Span::current();
     span.record("event.id", id.as_str());
     span.record("event.type", event_type.as_str());
@@ -70,6 +77,9 @@ pub async fn ingest(pool: &Pool, body: &[u8]) -> OrderResult<Ingested> {
     };
     Ok(store_and_apply(pool, &stored, event).await?)
 }
+
+/// The longest event id or type taken.
+const MAX_NAME: usize = 200;
 
 /// Postgres text and JSONB cannot hold NUL, yet JSON may carry it (`\u0000`). A signed event
 /// holding one must still be stored and applied, or DHMAD's retries fail alike and the event

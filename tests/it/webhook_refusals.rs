@@ -84,6 +84,30 @@ async fn refuses_bad_signatures_stale_timestamps_bad_json_and_huge_bodies(pool: 
         .await;
     assert_eq!(r.status(), 400, "JSON but no envelope");
 
+    // An id or a type too long for the inbox's indexes (a 500 on every retry before).
+    for (id, kind) in [
+        ("i".repeat(5000), "escrow.status.updated".to_owned()),
+        (uuid::Uuid::new_v4().to_string(), "t".repeat(5000)),
+    ] {
+        let long = serde_json::to_vec(&serde_json::json!({
+            "id": id, "type": kind, "timestamp": now, "data": {}
+        }))
+        .unwrap();
+        let r = app
+            .post_webhook(
+                long.clone(),
+                &with(Some(dhmad::webhook::sign(SECRET, &long)), now.clone()),
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            400,
+            "an id of {} and a type of {}",
+            id.len(),
+            kind.len()
+        );
+    }
+
     let huge = vec![b' '; 1024 * 1024 + 1];
     let r = app
         .post_webhook(
