@@ -518,6 +518,17 @@ async fn a_retried_older_event_does_not_undo_newer_facts(pool: PgPool) {
     app.deliver_processed(&updated(170, t(8))).await;
     app.deliver_processed(&updated(190, t(7))).await;
     assert_eq!(app.order_json(id).await["amount"], "170.000");
+    // An edit DHMAD did not date may be older than any: it does not replace a dated one
+    // (it used to, always).
+    let mut undated = serde_json::to_value(escrow(ESCROW, "paid", "paid", "quick", t(9))).unwrap();
+    undated["amount"] = json!(110);
+    undated.as_object_mut().unwrap().remove("updatedAt");
+    let ev = event(
+        "escrow.updated",
+        json!({"escrow": undated, "updatedFields": ["amount"]}),
+    );
+    app.deliver_processed(&ev).await;
+    assert_eq!(app.order_json(id).await["amount"], "170.000");
     // An amount the order cannot hold does not fail the event (DHMAD's retries would fail
     // alike, and the event would be lost): it is applied without it.
     for odd in [

@@ -318,8 +318,9 @@ pub async fn bind_checkout_key(
 }
 
 /// DHMAD changed the escrow's amount (a pending escrow edited on its side).
-/// Keeps the amount of a DHMAD edit made at `at`, unless an edit at least as new was kept
-/// (an undated one always lands); whether it was kept.
+/// Keeps the amount of a DHMAD edit made at `at`, unless an edit at least as new was kept;
+/// an undated one lands only while no dated one was (it may be older than any); whether it
+/// was kept.
 pub async fn set_amount(
     e: impl PgExecutor<'_>,
     id: Uuid,
@@ -329,8 +330,7 @@ pub async fn set_amount(
     let r = sqlx::query!(
         "UPDATE orders SET amount = $2, amount_updated_at = COALESCE($3, amount_updated_at),
                 updated_at = now()
-          WHERE id = $1 AND ($3::timestamptz IS NULL OR amount_updated_at IS NULL
-                             OR amount_updated_at < $3)",
+          WHERE id = $1 AND (amount_updated_at IS NULL OR amount_updated_at < $3)",
         id,
         amount,
         at
