@@ -177,27 +177,11 @@ pub async fn hosted_step(state: &AppState, order_id: Uuid, action: Action) -> Or
         Action::ReviewProof => (CheckoutAction::ReviewProof, Party::Buyer),
         other => return Err(refused(&order, other)),
     };
-    match ensure_session(state, &order, dhmad_action, party).await {
-        Ok(s) => Ok(s.url),
-        Err(e) => Err(signature_known_at_dhmad(state, &order, e).await),
-    }
-}
-
-/// DHMAD refused a signature because it has it: made on its page with both the callback and
-/// the event lost. The escrow, read now, carries it, so the order stops offering to sign (it
-/// did until the reconciler's next look at the order). The refusal is still shown.
-async fn signature_known_at_dhmad(state: &AppState, order: &Order, e: OrderError) -> OrderError {
-    if let OrderError::Refused {
-        code: Some(dhmad::ErrorCode::ContractAlreadySigned),
-        ..
-    } = &e
-    {
-        let why = "read after DHMAD found the contract signed";
-        if let Err(read) = sync::refresh_order(state, order, why).await {
-            tracing::warn!(order.ref = %crate::orders::log_ref(order.id), error = %read, "could not read the escrow after a refused signature");
-        }
-    }
-    e
+    // A refusal that says the order is behind DHMAD (a signature made on its page, its news
+    // lost) is read back by `sessions::failed`.
+    Ok(ensure_session(state, &order, dhmad_action, party)
+        .await?
+        .url)
 }
 
 /// Opens a dispute on DHMAD's page, for the buyer or the merchant.

@@ -338,16 +338,44 @@ pub(super) fn opened_line(action: &CheckoutAction, party: Party) -> NewEvent<'st
 }
 
 /// DHMAD would not open the session: the error for the user, and a line for the back office
-/// (none for a call the budget held back).
+/// (none for a call the budget held back). A refusal that says the order's view of the escrow
+/// is behind (its status moved on, a dispute or a signature made on DHMAD's page with the
+/// callback and the event lost, an escrow DHMAD no longer shows) is news: the escrow is read
+/// and applied now, so the pages stop offering the step (they did until the reconciler's next
+/// look), and an escrow DHMAD does not know is flagged. The refusal is still shown.
 pub(super) async fn failed(
     state: &AppState,
     order: &Order,
     action: &CheckoutAction,
     err: dhmad::Error,
 ) -> OrderResult<OrderError> {
+    let behind = view_behind(&err);
     let err = OrderError::from_dhmad(err, &format!("could not open a {action} session"));
     if let (Some(reason), false) = (err.cause(), matches!(err, OrderError::Busy { .. })) {
         db::events::add(&state.pool, order.id, "session_failed", &reason, None).await?;
     }
+    if behind {
+        let why = format!("read after DHMAD refused a {action} page");
+        if let Err(read) = super::sync::refresh_order(state, order, &why).await {
+            tracing::warn!(order.ref = %crate::orders::log_ref(order.id), error = %read, "could not read the escrow after a refused page");
+        }
+    }
     Ok(err)
+}
+
+/// Whether DHMAD's refusal says the escrow is not as the order last saw it.
+fn view_behind(err: &dhmad::Error) -> bool {
+    use dhmad::ErrorCode as C;
+    match err {
+        dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_) => true,
+        dhmad::Error::BusinessRule { code, .. } => matches!(
+            code,
+            C::InvalidStatus
+                | C::DisputeAlreadyOpened
+                | C::ContractAlreadySigned
+                | C::CancelEscrowInvalidStatus
+                | C::CancellationRequestInvalidStatus
+        ),
+        _ => false,
+    }
 }

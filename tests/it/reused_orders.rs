@@ -129,6 +129,29 @@ async fn an_escrow_cancelled_while_its_webhook_was_lost_gives_way_to_a_fresh_ord
     assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 2);
 }
 
+/// The same escrow cancelled at DHMAD, its news lost, and the buyer presses "Pay" on the
+/// order's page: DHMAD refuses the page, and the refusal is news: the escrow is read and the
+/// order shows cancelled at once. Before, it kept offering "Pay" and "Cancel" until the
+/// reconciler's next look.
+#[sqlx::test(migrations = "./migrations")]
+async fn pay_on_an_escrow_cancelled_at_dhmad_learns_the_cancel(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let first = w.checkout("chechia-red", "lost-cancel@example.tn").await;
+    let escrow = escrow_of(&w, first.order_id).await;
+    drop_all_webhooks(&w).await;
+    w.app.state.dhmad.cancel_escrow(&escrow).await.unwrap();
+    session_ran_out(&w, first.order_id).await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{}/pay", first.order_id), &[])
+        .await;
+    assert_ne!(r.status(), 303);
+    assert_eq!(
+        w.app.order_json(first.order_id).await["status"],
+        "cancelled"
+    );
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_paid_order_whose_webhook_was_lost_is_not_sold_twice(pool: PgPool) {
     let w = world(pool, |_| {}).await;
