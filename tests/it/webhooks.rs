@@ -243,6 +243,18 @@ fn event(kind: &str, data: Value) -> SignedDelivery {
     ))
 }
 
+/// The order's open deliver jobs.
+async fn open_delivers(pool: &PgPool, id: Uuid) -> Option<i64> {
+    sqlx::query_scalar!(
+        "SELECT count(*) FROM outbox_jobs
+          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
+        id
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 /// A dispute DHMAD closes with the money still held puts an instant order back to paid: the
 /// deliver DHMAD waits for is due again, though the one queued with the payment was closed
 /// while the dispute was open ("nothing to deliver"), and nothing else would queue it.
@@ -252,16 +264,7 @@ async fn paid_again_after_a_dispute_queues_the_deliver_again(pool: PgPool) {
     let id = app
         .seed_order("ai-credits-500", "disputed@example.tn", ESCROW, t(0))
         .await;
-    let open_delivers = || async {
-        sqlx::query_scalar!(
-            "SELECT count(*) FROM outbox_jobs
-              WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
-            id
-        )
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
-    };
+    let open_delivers = || open_delivers(&app.pool, id);
     app.deliver_processed(&snapshot("paid", "pending", "instant", t(1)))
         .await;
     assert_eq!(open_delivers().await, Some(1));
@@ -335,16 +338,7 @@ async fn paid_again_after_a_dispute_keeps_an_abandoned_deliver_abandoned(pool: P
     app.deliver_processed(&snapshot("paid", "disputed", "instant", t(3)))
         .await;
     assert_eq!(app.order_json(id).await["status"], "paid");
-    let open = || async {
-        sqlx::query_scalar!(
-            "SELECT count(*) FROM outbox_jobs
-              WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
-            id
-        )
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
-    };
+    let open = || open_delivers(&app.pool, id);
     assert_eq!(open().await, Some(0));
     // The merchant queues one again; it closes while another dispute is open ("nothing to
     // deliver"); that dispute ends with the money held: the merchant's last word was to

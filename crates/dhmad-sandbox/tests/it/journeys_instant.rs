@@ -5,6 +5,17 @@ use crate::common::*;
 use dhmad::CheckoutAction;
 use serde_json::{json, Value};
 
+/// A guest (no DHMAD account) finishes the payment page with a proof of a payment by `method`.
+async fn guest_pays(env: &Env, id: &str, method: &str) {
+    env.act_with(
+        id,
+        CheckoutAction::AcceptPay,
+        BUYER,
+        json!({"payer": "guest", "method": method}),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn wallet_pay_then_deliver_completes() {
     let env = Env::start().await;
@@ -144,13 +155,7 @@ async fn a_guest_payer_is_no_buyer_in_answers_and_events() {
 
     // A guest's refused proof, then the buyer pays from their wallet: a DHMAD user again.
     let other = env.instant(20).await;
-    env.act_with(
-        &other,
-        CheckoutAction::AcceptPay,
-        BUYER,
-        json!({"payer": "guest", "method": "d17"}),
-    )
-    .await;
+    guest_pays(&env, &other, "d17").await;
     env.control(
         &format!("/sandbox/escrows/{other}/deposit-proof/reject"),
         json!({}),
@@ -172,13 +177,7 @@ async fn a_guest_payer_is_no_buyer_in_answers_and_events() {
 async fn cancelling_with_a_pending_guest_proof_auto_rejects_it() {
     let env = Env::start().await;
     let id = env.instant(20).await;
-    env.act_with(
-        &id,
-        CheckoutAction::AcceptPay,
-        BUYER,
-        json!({"payer": "guest", "method": "paypal"}),
-    )
-    .await;
+    guest_pays(&env, &id, "paypal").await;
     env.client.cancel_escrow(&id).await.unwrap();
     env.hooks.wait(2).await;
     assert_eq!(
@@ -240,13 +239,7 @@ async fn no_second_payment_while_a_guest_proof_is_under_review() {
 async fn amount_cannot_change_while_a_guest_payment_proof_is_under_review() {
     let env = Env::start().await;
     let id = env.instant(20).await;
-    env.act_with(
-        &id,
-        CheckoutAction::AcceptPay,
-        BUYER,
-        json!({"payer": "guest", "method": "d17"}),
-    )
-    .await;
+    guest_pays(&env, &id, "d17").await;
     let put = |body: Value| {
         env.http
             .put(format!("{}/escrows/{id}", env.sandbox.api_base()))
@@ -280,13 +273,7 @@ async fn amount_cannot_change_while_a_guest_payment_proof_is_under_review() {
 
     // Rejected: the escrow waits for a payment again, at any amount.
     let other = env.instant(20).await;
-    env.act_with(
-        &other,
-        CheckoutAction::AcceptPay,
-        BUYER,
-        json!({"payer": "guest", "method": "d17"}),
-    )
-    .await;
+    guest_pays(&env, &other, "d17").await;
     let (st, _) = env
         .control(
             &format!("/sandbox/escrows/{other}/deposit-proof/reject"),
