@@ -70,6 +70,24 @@ pub async fn add_all_and_enqueue(
     Ok(())
 }
 
+/// Whether the order's timeline has a line of `kind` saying `detail`.
+pub async fn has_line(
+    e: impl PgExecutor<'_>,
+    order_id: Uuid,
+    kind: &str,
+    detail: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM order_events
+                           WHERE order_id = $1 AND kind = $2 AND detail = $3) AS "has!""#,
+        order_id,
+        kind,
+        detail
+    )
+    .fetch_one(e)
+    .await
+}
+
 /// Whether the order's timeline has a line of `kind`.
 pub async fn has(e: impl PgExecutor<'_>, order_id: Uuid, kind: &str) -> sqlx::Result<bool> {
     sqlx::query_scalar!(

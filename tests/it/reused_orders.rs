@@ -78,31 +78,47 @@ async fn an_order_whose_escrow_dhmad_forgot_gives_way_to_a_fresh_one(pool: PgPoo
     );
     assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 1);
 
-    // DHMAD's "no such escrow" was wrong (a transient answer): news comes that it holds the
-    // buyer's money. The closed order takes no news, so the merchant is told, once.
-    let paid = crate::common::escrow(
-        "66cc00000000000000000099",
-        "paid",
-        "pending",
-        "quick",
-        time::OffsetDateTime::now_utc(),
-    );
+    // DHMAD's "no such escrow" was wrong (a transient answer; the reconciler had flagged the
+    // order for it): news comes that it holds the buyer's money. The closed order takes no
+    // news, so the merchant is told, once for each status, whatever the flag said.
+    sqlx::query!(
+        "UPDATE orders SET attention = 'DHMAD does not know escrow 66cc00000000000000000099'
+          WHERE id = $1",
+        old
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let news = |status: &str| {
+        let e = crate::common::escrow(
+            "66cc00000000000000000099",
+            status,
+            "pending",
+            "quick",
+            time::OffsetDateTime::now_utc(),
+        );
+        let env = crate::common::status_event(e);
+        SignedDelivery::new(w.sb.webhook_secret(), &env, time::OffsetDateTime::now_utc())
+    };
+    let attention = || async {
+        sqlx::query_scalar!("SELECT attention FROM orders WHERE id = $1", old)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap()
+            .expect("the merchant is told")
+    };
+    let told = || crate::common::timeline_count(&w.app.pool, old, "money is held or released");
     for _ in 0..2 {
-        let env = crate::common::status_event(paid.clone());
-        let d = SignedDelivery::new(w.sb.webhook_secret(), &env, time::OffsetDateTime::now_utc());
-        w.app.deliver_processed(&d).await;
+        w.app.deliver_processed(&news("paid")).await;
     }
-    let attention = sqlx::query_scalar!("SELECT attention FROM orders WHERE id = $1", old)
-        .fetch_one(&w.app.pool)
-        .await
-        .unwrap()
-        .expect("the merchant is told");
-    assert!(attention.contains("is paid"), "{attention}");
+    let flag = attention().await;
+    assert!(flag.contains("is paid"), "{flag}");
+    assert_eq!(told().await, 1);
+    w.app.deliver_processed(&news("completed")).await;
+    let flag = attention().await;
+    assert!(flag.contains("is completed"), "{flag}");
+    assert_eq!(told().await, 2);
     assert_eq!(order_status(&w.app.pool, old).await, "cancelled");
-    assert_eq!(
-        crate::common::timeline_count(&w.app.pool, old, "money is held or released").await,
-        1
-    );
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -75,8 +75,14 @@ pub async fn apply_escrow_snapshot(
     let Some(mut order) = db::orders::lock_by_escrow(&mut *conn, &escrow.id).await? else {
         return Ok(Applied::Unmatched);
     };
-    // A settled order takes no news, so its flag is not one news lifts (`money_for_a_closed_order`).
-    if order.attention.is_some() && !order.status.is_settled() {
+    // Money news for an order closed here keeps its flag until the merchant reads the escrow
+    // again (the back office's "Reconcile"): a webhook does not lift it.
+    let kept = order
+        .attention
+        .as_deref()
+        .is_some_and(|a| a.starts_with(MONEY_AFTER_CLOSE))
+        && authority == Authority::Webhook;
+    if order.attention.is_some() && !kept {
         lift_flag(conn, &mut order).await?;
     }
     let order = Box::new(order);
@@ -190,10 +196,14 @@ pub async fn apply_escrow_snapshot(
     })
 }
 
+/// How the flag of [`money_for_a_closed_order`] begins.
+const MONEY_AFTER_CLOSE: &str = "Money for a closed order: ";
+
 /// An order closed here without DHMAD (it had answered that it did not know the escrow, and a
 /// fresh order was opened), of which news now says DHMAD holds or released the money: settled
 /// orders take no news, and the reconciler reads none, so nobody would ever look. Flagged for
-/// the merchant once, with a line.
+/// the merchant, with a line, once for each status DHMAD tells of (over a flag set when DHMAD
+/// did not know the escrow); the merchant's "Reconcile" lifts it.
 async fn money_for_a_closed_order(
     conn: &mut PgConnection,
     order: &Order,
@@ -208,14 +218,18 @@ async fn money_for_a_closed_order(
             | EscrowStatus::Completed
             | EscrowStatus::Disputed
     );
-    if !closed_here || !money || order.attention.is_some() {
+    if !closed_here || !money {
         return Ok(());
     }
     let why = format!(
-        "DHMAD says escrow {} is {}, but this order was closed when DHMAD did not know it: \
-         the buyer's money is held or released for an order the shop no longer serves",
+        "{MONEY_AFTER_CLOSE}DHMAD says escrow {} is {}, but this order was closed when DHMAD did \
+         not know it: the buyer's money is held or released for an order the shop no longer \
+         serves",
         escrow.id, escrow.status
     );
+    if db::events::has_line(&mut *conn, order.id, "money_after_close", &why).await? {
+        return Ok(());
+    }
     tracing::warn!(order.ref = %crate::orders::log_ref(order.id), escrow.status = %escrow.status, "money for an order closed here");
     db::orders::flag_attention(&mut *conn, order.id, &why).await?;
     db::events::add(&mut *conn, order.id, "money_after_close", &why, None).await
