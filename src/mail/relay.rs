@@ -125,6 +125,13 @@ impl Relay {
         let mut conn = tokio::time::timeout_at(deadline, self.open(envelope, message, timeout))
             .await
             .map_err(|_| Failure::NotSentInTime)??;
+        // A server slow to get this far (a tarpit) would leave the message little time, and
+        // its answer, timed out, counts as one that may have arrived: with less than half the
+        // time left the message is not sent, and the try sent nothing.
+        if deadline.saturating_duration_since(tokio::time::Instant::now()) < timeout / 2 {
+            let _ = tokio::time::timeout(QUIT_WAIT, conn.quit()).await;
+            return Err(Failure::NotSentInTime);
+        }
         let answer = tokio::time::timeout_at(deadline, conn.message(message)).await;
         match answer {
             Ok(Ok(_)) => {

@@ -25,6 +25,8 @@ enum Relay {
     SilentOnQuit,
     /// Reads the message, then closes the connection without a word.
     HangsUpAfterData,
+    /// Greets after most of the e-mail's second (a tarpit), then takes the message.
+    SlowToGreet,
     /// Takes the connection and never says a word (a relay at its process limit).
     NeverGreets,
     /// Refuses every recipient for good: no such user.
@@ -48,6 +50,9 @@ async fn fake_relay(relay: Relay) -> (String, Arc<Seen>) {
                     // Read on, answer nothing, keep the connection open.
                     while let Ok(Some(_)) = lines.next_line().await {}
                     return;
+                }
+                if let Relay::SlowToGreet = relay {
+                    tokio::time::sleep(Duration::from_millis(700)).await;
                 }
                 w.write_all(b"220 fake.test ESMTP\r\n").await.ok();
                 while let Ok(Some(line)) = lines.next_line().await {
@@ -345,5 +350,29 @@ async fn a_connection_cut_after_the_message_counts_as_a_try_that_may_have_arrive
     .await
     .unwrap();
     assert_eq!(silent, 1);
+    assert_eq!(seen.data.load(Ordering::SeqCst), 1);
+}
+
+/// A server that took most of the e-mail's time to get to the message (a tarpit's slow
+/// greeting): the message is not sent into the little time left, where a timed-out answer
+/// would count as a copy that may have arrived. The try sent nothing and is retried.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_slow_greeting_leaves_the_message_unsent_not_maybe_sent(pool: PgPool) {
+    let (w, seen) = world_relaying_to(pool.clone(), Relay::SlowToGreet).await;
+    let s = w.checkout("chechia-red", "tarpit@example.tn").await;
+    let error =
+        confirmation_error(&pool, s.order_id, "attempts >= 1 AND claimed_until IS NULL").await;
+    assert!(error.contains("not sent"), "{error}");
+    let silent: i32 = sqlx::query_scalar(
+        "SELECT silent_tries FROM outbox_jobs
+          WHERE order_id = $1 AND kind = 'email_confirmation'",
+    )
+    .bind(s.order_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(silent, 0);
+    // It got as far as DATA (the go-ahead) and stopped there: sent, the message would have
+    // been taken at once, and the e-mail done.
     assert_eq!(seen.data.load(Ordering::SeqCst), 1);
 }
