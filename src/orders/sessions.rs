@@ -342,7 +342,8 @@ pub(super) fn opened_line(action: &CheckoutAction, party: Party) -> NewEvent<'st
 /// is behind (its status moved on, a dispute or a signature made on DHMAD's page with the
 /// callback and the event lost, an escrow DHMAD no longer shows) is news: the escrow is read
 /// and applied now, so the pages stop offering the step (they did until the reconciler's next
-/// look), and an escrow DHMAD does not know is flagged. The refusal is still shown.
+/// look), and an escrow DHMAD does not know is flagged. The refusal is still shown. (Read
+/// under the opening claim: its lease allows for several calls, and a refused page is rare.)
 pub(super) async fn failed(
     state: &AppState,
     order: &Order,
@@ -375,6 +376,8 @@ fn view_behind(err: &dhmad::Error) -> bool {
                 | C::ContractAlreadySigned
                 | C::CancelEscrowInvalidStatus
                 | C::CancellationRequestInvalidStatus
+                | C::PaymentAlreadyDone
+                | C::EscrowAlreadyCompleted
         ),
         _ => false,
     }

@@ -426,7 +426,8 @@ async fn first_payment_page(
     let page = match state.dhmad.create_session(&escrow.id, &req).await {
         Ok(page) => page,
         Err(err) => {
-            record_created(state, &order, created).await?;
+            // The order as recorded, with its escrow: a refusal may be read back from it.
+            let order = record_created(state, &order, created).await?;
             return Err(sessions::failed(state, &order, &action, err).await?);
         }
     };
