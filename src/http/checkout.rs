@@ -146,7 +146,9 @@ fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
 /// When DHMAD's rate limit is reached, the order is saved and waits in line (202): its calls
 /// are made as DHMAD's budget frees up. Poll `GET /api/orders/{id}` (its `checkout_url` appears
 /// once the payment page is open) or send the buyer to `/orders/{id}/checkout`, a page that
-/// waits and then forwards to DHMAD by itself.
+/// waits and then forwards to DHMAD by itself. (While an older payment page of the order may
+/// still be in use beside the new one, neither shows a link: a guest may have sent a proof on
+/// the older one. Sending this request again asks DHMAD first and answers with the page.)
 #[utoipa::path(
     post,
     path = "/api/checkout",

@@ -114,6 +114,7 @@ fn named_as_this_machine(parts: &Parts, state: &AppState) -> bool {
                     .config
                     .public_base_url
                     .host_str()
+                    .map(|public| public.strip_suffix('.').unwrap_or(public))
                     .is_some_and(|public| name.eq_ignore_ascii_case(public))
         }
     }

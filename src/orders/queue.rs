@@ -167,7 +167,9 @@ async fn serve(state: &AppState, order: Order, taker: Uuid) -> OrderResult<Check
                 // Still `new`: no call was sent, so its rows go back to the budget. Kept, a
                 // row locked for a while burned two calls a turn, and the line held back
                 // every background job meanwhile.
-                db::budget::give_back(&state.pool, taker).await?;
+                if let Err(e) = db::budget::give_back(&state.pool, taker).await {
+                    tracing::warn!(order.ref = %crate::orders::log_ref(id), error = %e, "could not give the turn's calls back");
+                }
                 db::checkout_queue::release(&state.pool, id).await?;
                 tracing::warn!(order.ref = %crate::orders::log_ref(id), error = %e, "queued checkout keeps its place after a database failure");
             } else {

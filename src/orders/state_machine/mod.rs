@@ -231,7 +231,8 @@ impl OrderStatus {
 
     /// The allowed moves. Before an escrow exists the shop drives the order; once one exists
     /// the order follows whatever DHMAD says of it (webhooks can be missed, so any escrow
-    /// status may come next, including the documented delivered→paid); settled is final.
+    /// status may come next, including the documented delivered→paid), but for a move back to
+    /// pending once DHMAD holds the money; settled is final.
     pub fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus as S;
         match (self, next) {
