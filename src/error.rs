@@ -20,6 +20,11 @@ pub enum AppError {
     BadRequest(String),
     #[error("not found")]
     NotFound,
+    /// The path exists, not with this method (a refused step's page reloaded as a GET).
+    #[error(
+        "This address does not answer that kind of request. Go back to the catalog or your order."
+    )]
+    MethodNotAllowed,
     /// Missing or wrong credentials (admin token, webhook signature); the text says which.
     #[error("{0}")]
     Unauthorized(String),
@@ -89,6 +94,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -166,6 +166,9 @@ fn routes(state: &AppState) -> Router<AppState> {
         .merge(actions)
         .nest_service("/static", static_files::service(&state.config.static_dir))
         .fallback(|| async { AppError::NotFound })
+        // axum answers a known path asked with another method with a bare 405: an empty page
+        // for a buyer who reloads a refused step's address, no JSON for a client.
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
 }
 
 /// `routes` behind the middleware every request passes.

@@ -196,6 +196,15 @@ async fn callback_refuses_missing_params_and_unknown_sessions(pool: PgPool) {
         .get("/checkout/callback?session_id=6f1c8a52-0000-4000-8000-000000000000&status=completed")
         .await;
     assert_eq!(r.status(), 404);
+    // An id that cannot be DHMAD's is unknown too (DESIGN.md: 404), not malformed input.
+    for odd in ["no%20such", "%00", &"x".repeat(300)] {
+        let r = app
+            .get(&format!(
+                "/checkout/callback?session_id={odd}&status=completed"
+            ))
+            .await;
+        assert_eq!(r.status(), 404, "{odd}");
+    }
     assert_eq!(app.get("/orders/not-a-uuid").await.status(), 404);
     assert_eq!(
         app.get(&format!("/api/orders/{}", uuid::Uuid::new_v4()))
@@ -288,5 +297,37 @@ async fn a_clients_request_id_is_kept_only_when_it_cannot_forge_a_log_field(pool
             uuid::Uuid::parse_str(&got).is_ok(),
             "a fresh id, not {got:?}"
         );
+    }
+}
+
+/// A known address asked with another method answers 405 like any error: a page for a browser
+/// (a refused step's address reloaded as a GET), JSON for a client. axum's own 405 had no
+/// body at all.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_wrong_method_gets_an_error_page_or_json(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = uuid::Uuid::new_v4();
+    for path in [format!("/orders/{id}/confirm"), "/checkout".to_owned()] {
+        let r = app.get(&path).await;
+        assert_eq!(r.status(), 405, "{path}");
+        assert!(r.headers().contains_key("allow"), "{path}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("Back to the catalog"), "{path}: {page}");
+    }
+    for (method, path) in [
+        (reqwest::Method::GET, "/api/checkout".to_owned()),
+        (reqwest::Method::PUT, format!("/api/orders/{id}")),
+        (reqwest::Method::POST, "/api/products".to_owned()),
+    ] {
+        let r = app
+            .http
+            .request(method.clone(), app.url(&path))
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "Method Not Allowed", "{method} {path}");
     }
 }
