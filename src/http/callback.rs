@@ -27,9 +27,9 @@ pub async fn callback(
     let session_id = param("session_id")?;
     param("status")?;
     // DHMAD's session ids are short visible ASCII; anything else cannot be one of ours (and a
-    // NUL byte would make Postgres fail).
+    // NUL byte would make Postgres fail): unknown, as DESIGN.md says, without asking anyone.
     if session_id.len() > 200 || !session_id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(AppError::BadRequest("malformed session_id".into()));
+        return Err(AppError::NotFound);
     }
     let back = sync::on_callback(&s, session_id).await?;
     // Each user back where the step was offered: the buyer to the order page, the merchant to
