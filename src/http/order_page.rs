@@ -233,10 +233,7 @@ pub async fn render_page(
             Cancellation::Accepted if guest_paid => GUEST_CANCELLATION_ACCEPTED,
             Cancellation::Accepted => "Cancellation accepted: DHMAD refunds you.",
         }),
-        delivery_rejection_reason: o
-            .delivery_rejection_reason
-            .clone()
-            .filter(|_| status == OrderStatus::Paid),
+        delivery_rejection_reason: o.delivery_rejection().map(str::to_owned),
         digital_code: o.visible_good().map(str::to_owned),
         deposit_rejection_reason: o.deposit_rejection().map(str::to_owned),
         buyer_email: o.buyer_email,

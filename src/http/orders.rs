@@ -73,8 +73,10 @@ pub struct OrderJson {
     /// the merchant DHMAD's own answer).
     #[schema(required)]
     failure_reason: Option<String>,
+    /// Why DHMAD rejected the guest's payment proof, while the order awaits a new payment.
     #[schema(required)]
     deposit_rejection_reason: Option<String>,
+    /// Why the buyer rejected the delivery, while the order waits to be shipped again.
     #[schema(required)]
     delivery_rejection_reason: Option<String>,
     #[schema(required)]
@@ -123,6 +125,9 @@ pub async fn json(State(s): State<AppState>, IdPath(id): IdPath) -> AppResult<Js
         cancellation: o.cancellation_request(),
         failure_reason: o.public_failure().map(str::to_owned),
         dispute_open: o.dispute_open(),
+        // As the order's page shows them: only while they are the news.
+        deposit_rejection_reason: o.deposit_rejection().map(str::to_owned),
+        delivery_rejection_reason: o.delivery_rejection().map(str::to_owned),
         id: o.id,
         status: o.status,
         sku: o.sku,
@@ -132,8 +137,7 @@ pub async fn json(State(s): State<AppState>, IdPath(id): IdPath) -> AppResult<Js
         currency: o.currency,
         buyer_email: o.buyer_email,
         mode: o.mode,
-        deposit_rejection_reason: o.deposit_rejection_reason,
-        delivery_rejection_reason: o.delivery_rejection_reason,
+
         created_at: o.created_at,
         updated_at: o.updated_at,
     }))

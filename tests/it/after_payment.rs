@@ -420,7 +420,9 @@ async fn a_rejected_delivery_is_explained_and_shipped_again(pool: PgPool) {
             .status(),
         303
     );
-    w.wait_status(s.order_id, "delivered").await;
+    let o = w.wait_status(s.order_id, "delivered").await;
+    // Shipped again: the rejection is history, on the JSON as on the page.
+    assert!(o["delivery_rejection_reason"].is_null(), "{o}");
 }
 
 /// A quick order's "ship": DHMAD takes the deliver but its answer is lost (500), and the

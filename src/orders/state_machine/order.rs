@@ -233,6 +233,14 @@ impl Order {
             .filter(|_| self.status == OrderStatus::AwaitingPayment)
     }
 
+    /// Why the buyer rejected the last delivery, while it is the news: the order is paid again
+    /// and waits to be shipped again. Kept after, for the back office.
+    pub fn delivery_rejection(&self) -> Option<&str> {
+        self.delivery_rejection_reason
+            .as_deref()
+            .filter(|_| self.status == OrderStatus::Paid)
+    }
+
     /// A rejected deposit proof is recorded only while the order still awaits payment: one
     /// arriving after the payment is history, not news.
     pub fn takes_deposit_rejection(&self) -> bool {
