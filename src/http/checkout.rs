@@ -182,8 +182,12 @@ fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
             e-mail address, a body that is not the expected JSON, or a malformed \
             Idempotency-Key", body = ErrorBody),
         (status = 403, description = "A cross-site request from a browser", body = ErrorBody),
-        (status = 409, description = "This buyer has already paid for this product: the \
-            message names the order", body = ErrorBody),
+        (status = 405, description = "Another method than POST", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 409, description = "The order's state refuses this now: already paid (the \
+            message names the order), still being prepared by a concurrent request with the same \
+            key (try again in a few seconds), waiting for the shop's signature, or a payment \
+            under DHMAD's review; `message` says which", body = ErrorBody),
         (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was first used with another body, \
             or DHMAD refused the escrow (its message is meant for the buyer)", body = ErrorBody),
@@ -191,8 +195,9 @@ fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
             headers(("Retry-After" = u64, description = "Seconds to wait")), body = ErrorBody),
         (status = 502, description = "DHMAD failed; the order is kept with the reason",
             body = ErrorBody),
-        (status = 503, description = "DHMAD or the database is unreachable for now; the order, \
-            if recorded, is kept", body = ErrorBody),
+        (status = 503, description = "DHMAD or the database is unreachable for now, or \
+            DHMAD's call budget is spent; the order, if recorded, is kept", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait, when the budget is spent"))),
     ),
 )]
 pub async fn json(
