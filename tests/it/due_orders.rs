@@ -184,3 +184,30 @@ async fn a_flag_is_lifted_when_dhmad_speaks_of_the_escrow_again(pool: PgPool) {
         .unwrap();
     assert_eq!(pass.checked, 1, "{pass:?}");
 }
+
+/// A read DHMAD answered that the order cannot take (a paid order its API calls pending) is a
+/// look all the same: the order is not due again at once. Before, it was never recorded, so
+/// the order stayed due and was read again on every pass, at the head of every batch.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_read_the_order_cannot_take_still_counts_as_a_look(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "behind@example.tn").await;
+    w.after_first_reconciler_pass().await;
+    // The order says paid; DHMAD, whose news would say otherwise, still says pending.
+    set(
+        &w.app,
+        &[s.order_id],
+        "status = 'paid', escrow_status = 'paid', last_synced_at = now() - interval '1 hour'",
+    )
+    .await;
+    let escrow = crate::after_payment::escrow_of(&w, s.order_id).await;
+    let reads = || w.count_calls("GET", &escrow);
+    let before = reads().await;
+    for _ in 0..2 {
+        reconciler::run_once(&w.app.state, Duration::from_secs(600))
+            .await
+            .unwrap();
+    }
+    assert_eq!(reads().await - before, 1, "read on every pass");
+    assert_eq!(w.app.order_json(s.order_id).await["status"], "paid");
+}

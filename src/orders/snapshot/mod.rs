@@ -108,6 +108,11 @@ pub async fn apply_escrow_snapshot(
         }
         Decision::Stale => {
             tracing::info!(order.ref = %crate::orders::log_ref(order.id), "stale escrow snapshot ignored");
+            // A read is a look all the same: left unrecorded, the order stayed due and headed
+            // every reconciler batch (a paid order DHMAD's API calls pending, say).
+            if authority == Authority::Api {
+                db::orders::touch_synced(&mut *conn, order.id, None, false).await?;
+            }
             return Ok(Applied::Stale { order });
         }
         Decision::Same => {
