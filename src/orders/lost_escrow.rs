@@ -14,7 +14,7 @@ use super::{
     checkout::{short_ref, TITLE_MARKER},
     snapshot::Authority,
     sync::upstream,
-    Order, OrderResult, OrderStatus,
+    Order, OrderError, OrderResult, OrderStatus,
 };
 use crate::db;
 use crate::state::AppState;
@@ -53,13 +53,14 @@ fn title_names(title: &str, order_id: Uuid) -> bool {
 }
 
 /// Escrows of the merchant created since `since`, newest first, whose title names an order
-/// in `wanted` (and, when given, whose buyer matches).
+/// in `wanted` (and, when given, whose buyer matches); and whether the list was read back to
+/// `since` (else [`MAX_PAGES`] cut it short: more escrows were made since than it reads).
 async fn list_since(
     state: &AppState,
     since: OffsetDateTime,
     status: Option<EscrowStatus>,
     wanted: impl Fn(&Escrow) -> bool,
-) -> OrderResult<Vec<Escrow>> {
+) -> OrderResult<(Vec<Escrow>, bool)> {
     let mut found = Vec::new();
     for page in 1..=MAX_PAGES {
         let q = ListEscrows {
@@ -81,10 +82,10 @@ async fn list_since(
         let last = is_last_page(page, list.pagination.pages, list.escrows.len(), PAGE);
         found.extend(list.escrows.into_iter().filter(|e| wanted(e)));
         if older || last {
-            break;
+            return Ok((found, true));
         }
     }
-    Ok(found)
+    Ok((found, false))
 }
 
 /// Resolves an escrow creation with an unknown outcome. Found: the order continues with the
@@ -100,13 +101,27 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
             // duplicate an earlier look's sweep cancelled, made by a create whose answer was
             // lost too, before this attempt's own escrow (adopting it would cancel the order,
             // and then this attempt's live escrow as its duplicate).
-            let mut found = list_since(state, since, None, |e| {
+            let (mut found, complete) = list_since(state, since, None, |e| {
                 names(e, order.id)
                     && e.status != EscrowStatus::Cancelled
                     && e.buyer_email()
                         .is_none_or(|b| b.eq_ignore_ascii_case(&order.buyer_email))
             })
             .await?;
+            // Not read back to the attempt: "not found" would let a retry make a second
+            // escrow beside one the list did not reach, and the oldest found may not be the
+            // oldest made. The order waits (its backoff) and is looked at again.
+            if !complete {
+                return Err(OrderError::DhmadFailed {
+                    message: "The payment provider's list is too long to find this order's \
+                              payment yet."
+                        .into(),
+                    cause: format!(
+                        "DHMAD's escrow list, {MAX_PAGES} pages read, did not reach {since}: \
+                         the lost escrow may be further down"
+                    ),
+                });
+            }
             found.sort_by_key(|e| (e.created_at, e.id.clone()));
             // Not another order's (titles carry a 32-bit reference two orders can share).
             let mut mine = Vec::with_capacity(found.len());
@@ -281,7 +296,8 @@ pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
             })
             .map(|o| o.id)
     };
-    let duplicates = list_since(state, since, Some(EscrowStatus::Pending), |e| {
+    // A list cut short still holds duplicates to cancel: those it reached.
+    let (duplicates, _) = list_since(state, since, Some(EscrowStatus::Pending), |e| {
         named(e).is_some()
     })
     .await?;
