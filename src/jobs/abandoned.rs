@@ -9,7 +9,9 @@ use crate::{db, jobs::reconciler};
 const BATCH: i64 = 20;
 
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
-    let grace = time::Duration::try_from(state.config.jobs.abandoned_after)?;
+    // Never shorter than DHMAD's clock may lag: a page DHMAD still shows open is no walk-away.
+    let grace = time::Duration::try_from(state.config.jobs.abandoned_after)?
+        .max(crate::orders::sessions::CLOCK_LEEWAY);
     let mut cancelled = 0;
     for order_id in db::orders::list_abandoned(&state.pool, grace, BATCH, None).await? {
         // Cancelling calls DHMAD: checkouts come first. Nothing new once shutdown started.

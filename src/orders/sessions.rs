@@ -14,8 +14,11 @@ use crate::state::AppState;
 pub const MIN_SESSION_LIFE: time::Duration = time::Duration::minutes(2);
 
 /// How far DHMAD's clock may run behind ours when a page's `expiresAt` is compared with our
-/// time: a page is taken for closed only this long after it.
-pub const CLOCK_LEEWAY: time::Duration = time::Duration::minutes(2);
+/// time: a page is taken for closed only this long after it. The skew the webhook verifier
+/// accepts (five minutes): with less, a DHMAD whose signed news passes could still hold a page
+/// open that the shop took for closed, and the merchant's cancel went through under a guest
+/// paying on it.
+pub const CLOCK_LEEWAY: time::Duration = time::Duration::minutes(5);
 
 /// Whether the buyer's payment page of an instant order may still be open at DHMAD: a page
 /// not known closed, expiring after `now` less DHMAD's clock leeway. A guest may be paying on

@@ -322,7 +322,7 @@ async fn pay_again_reuses_a_live_session_or_opens_a_new_one(pool: PgPool) {
     // Past its expiry (by DHMAD's clock too) the local sweeper retires it; paying again opens a
     // fresh one.
     sqlx::query!(
-        "UPDATE checkout_sessions SET expires_at = now() - interval '3 minutes' WHERE session_id = $1",
+        "UPDATE checkout_sessions SET expires_at = now() - interval '6 minutes' WHERE session_id = $1",
         s.session_id
     )
     .execute(&w.app.pool)

@@ -400,8 +400,14 @@ async fn the_merchant_does_not_cancel_under_an_open_payment_page(pool: PgPool) {
         .unwrap();
     assert_eq!(w.admin_form(&cancel, &[]).await.status(), 409);
 
-    // Once the page has expired (beyond two minutes' leeway for DHMAD's clock), it goes.
+    // Three minutes past: a DHMAD whose clock lags by up to the five minutes its signed news
+    // may (the webhook verifier's tolerance) still shows the page open.
     closed_ago(&w, instant.order_id, 180.0).await;
+    assert!(!offered(&w, instant.order_id).await);
+    assert_eq!(w.admin_form(&cancel, &[]).await.status(), 409);
+
+    // Once the page has expired (beyond five minutes' leeway for DHMAD's clock), it goes.
+    closed_ago(&w, instant.order_id, 330.0).await;
     assert!(offered(&w, instant.order_id).await);
     assert_eq!(w.admin_form(&cancel, &[]).await.status(), 303);
     assert_eq!(

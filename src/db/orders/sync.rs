@@ -9,7 +9,7 @@ use crate::orders::state_machine::{Cancellation, Mode, Order, OrderStatus};
 
 /// Open orders with an escrow that are due a look at DHMAD, the longest due first: "hot" ones (a
 /// buyer may be paying right now, on a page open or closed within 10 minutes, which the session
-/// sweeper marks expired two minutes after it closes; or the money moved within the hour) after
+/// sweeper marks expired five minutes after it closes; or the money moved within the hour) after
 /// `hot_quiet` without news, the others after `cold_quiet`. Money that moved is looked at again
 /// after as long as it has been quiet since it moved (45 s, 90 s, 3 min, … after the change), but
 /// at least every `cold_quiet`, not every `hot_quiet` for the hour: most news of a sale comes by
