@@ -137,6 +137,18 @@ async fn confirmation_error(pool: &PgPool, order: uuid::Uuid, state: &'static st
     .await
 }
 
+/// The confirmation e-mail's tries that may have left a copy.
+async fn silent_tries(pool: &PgPool, order: uuid::Uuid) -> i32 {
+    sqlx::query_scalar(
+        "SELECT silent_tries FROM outbox_jobs
+          WHERE order_id = $1 AND kind = 'email_confirmation'",
+    )
+    .bind(order)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_silent_smtp_server_delays_the_email_not_the_deliver(pool: PgPool) {
     let (w, seen) = world_relaying_to(pool.clone(), Relay::SilentAfterData).await;
@@ -341,14 +353,7 @@ async fn a_connection_cut_after_the_message_counts_as_a_try_that_may_have_arrive
     let error =
         confirmation_error(&pool, s.order_id, "attempts >= 1 AND claimed_until IS NULL").await;
     assert!(error.contains("may have arrived"), "{error}");
-    let silent: i32 = sqlx::query_scalar(
-        "SELECT silent_tries FROM outbox_jobs
-          WHERE order_id = $1 AND kind = 'email_confirmation'",
-    )
-    .bind(s.order_id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let silent = silent_tries(&pool, s.order_id).await;
     assert_eq!(silent, 1);
     assert_eq!(seen.data.load(Ordering::SeqCst), 1);
 }
@@ -363,14 +368,7 @@ async fn a_slow_greeting_leaves_the_message_unsent_not_maybe_sent(pool: PgPool) 
     let error =
         confirmation_error(&pool, s.order_id, "attempts >= 1 AND claimed_until IS NULL").await;
     assert!(error.contains("not sent"), "{error}");
-    let silent: i32 = sqlx::query_scalar(
-        "SELECT silent_tries FROM outbox_jobs
-          WHERE order_id = $1 AND kind = 'email_confirmation'",
-    )
-    .bind(s.order_id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let silent = silent_tries(&pool, s.order_id).await;
     assert_eq!(silent, 0);
     // It got as far as DATA (the go-ahead) and stopped there: sent, the message would have
     // been taken at once, and the e-mail done.

@@ -361,19 +361,24 @@ async fn metrics_answer_this_machine_only_without_a_token(pool: PgPool) {
     scrape(&direct).await;
 }
 
-/// With `METRICS_TOKEN`, its bearers read `/metrics` from anywhere, and nobody else, this
-/// machine included.
-#[sqlx::test(migrations = "./migrations")]
-async fn metrics_need_the_token_when_one_is_set(pool: PgPool) {
-    const TOKEN: &str = "a-scrapers-own-token-0123";
+/// A storefront behind a proxy on this machine (`X-Forwarded-For`) whose metrics need `token`.
+async fn behind_a_proxy_with_a_token(pool: PgPool, token: &str) -> TestApp {
     let mut cfg = config(
         DEAD_DHMAD,
         storefront::config::SANDBOX_DEFAULT_API_KEY,
         SECRET,
     );
     cfg.edge.client_ip_header = Some("x-forwarded-for".into());
-    cfg.metrics_token = Some(TOKEN.to_owned().into());
-    let app = spawn(pool, cfg).await;
+    cfg.metrics_token = Some(token.to_owned().into());
+    spawn(pool, cfg).await
+}
+
+/// With `METRICS_TOKEN`, its bearers read `/metrics` from anywhere, and nobody else, this
+/// machine included.
+#[sqlx::test(migrations = "./migrations")]
+async fn metrics_need_the_token_when_one_is_set(pool: PgPool) {
+    const TOKEN: &str = "a-scrapers-own-token-0123";
+    let app = behind_a_proxy_with_a_token(pool, TOKEN).await;
     let scrape_with = |auth: Option<String>, ip: &'static str| {
         let mut r = app
             .http
@@ -422,14 +427,7 @@ async fn metrics_need_the_token_when_one_is_set(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn guesses_of_the_metrics_token_are_throttled(pool: PgPool) {
     const TOKEN: &str = "a-scrapers-own-token-4567";
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
-    cfg.edge.client_ip_header = Some("x-forwarded-for".into());
-    cfg.metrics_token = Some(TOKEN.to_owned().into());
-    let app = spawn(pool, cfg).await;
+    let app = behind_a_proxy_with_a_token(pool, TOKEN).await;
     let scrape_with = |token: &str, ip: &'static str| {
         app.http
             .get(app.url("/metrics"))
