@@ -109,8 +109,13 @@ pub async fn apply_escrow_snapshot(
         Decision::Stale => {
             tracing::info!(order.ref = %crate::orders::log_ref(order.id), "stale escrow snapshot ignored");
             // A read is a look all the same: left unrecorded, the order stayed due and headed
-            // every reconciler batch (a paid order DHMAD's API calls pending, say).
-            if authority == Authority::Api {
+            // every reconciler batch. One the order cannot take (a paid order DHMAD's API calls
+            // pending) is a disagreement, not old news: not a look that confirmed anything (the
+            // lag gauge keeps growing), but the order waits before it is read again.
+            if authority == Authority::Api && plan.refused {
+                tracing::warn!(order.ref = %crate::orders::log_ref(order.id), escrow.status = %escrow.status, "DHMAD's API says a status the order cannot take");
+                db::orders::sync_failed(&mut *conn, order.id, DISAGREEMENT_WAIT).await?;
+            } else if authority == Authority::Api {
                 db::orders::touch_synced(&mut *conn, order.id, None, false).await?;
             }
             return Ok(Applied::Stale { order });
@@ -200,6 +205,10 @@ pub async fn apply_escrow_snapshot(
         funded: plan.fulfil,
     })
 }
+
+/// How long an order whose escrow DHMAD's API describes in a status it cannot take waits
+/// before it is read again.
+const DISAGREEMENT_WAIT: time::Duration = time::Duration::minutes(10);
 
 /// How the flag of [`money_for_a_closed_order`] begins.
 const MONEY_AFTER_CLOSE: &str = "Money for a closed order: ";

@@ -55,6 +55,9 @@ pub struct Plan {
     pub fulfil: bool,
     /// The snapshot's clock was in the future and was taken as now.
     pub clamped: bool,
+    /// `Stale` though newer: the order cannot take the status it says (money held, then
+    /// pending). A disagreement with DHMAD, not old news.
+    pub refused: bool,
 }
 
 /// A snapshot's `updatedAt` in the future cannot be right; kept as is it would make every
@@ -124,11 +127,13 @@ pub fn plan(
         decide(seen.escrow_status.as_ref(), stored, status, clock)
     };
     let mut next = seen.status;
+    let mut refused = false;
     if decision == Decision::Apply {
         next = OrderStatus::from_escrow(status).unwrap_or(seen.status);
         if next != seen.status && !seen.status.can_become(next) {
             decision = Decision::Stale;
             next = seen.status;
+            refused = true;
         }
     }
     Plan {
@@ -138,6 +143,7 @@ pub fn plan(
         reset_clock: decision == Decision::Same && stored.is_none() && seen.clock.is_some(),
         fulfil: decision == Decision::Apply && !seen.status.is_funded() && next.is_funded(),
         clamped: clock != updated_at,
+        refused,
     }
 }
 
