@@ -314,6 +314,18 @@ async fn a_wrong_method_gets_an_error_page_or_json(pool: PgPool) {
         let page = r.text().await.unwrap();
         assert!(page.contains("Back to the catalog"), "{path}: {page}");
     }
+    // A file asked with another method than GET or HEAD (the file service's own 405; a POST
+    // meets the CSRF check first).
+    let r = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/static/app.css"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET,HEAD");
+    assert!(r.text().await.unwrap().contains("Back to the catalog"));
     for (method, path) in [
         (reqwest::Method::GET, "/api/checkout".to_owned()),
         (reqwest::Method::PUT, format!("/api/orders/{id}")),
