@@ -331,7 +331,8 @@ pub async fn merchant_cancel(state: &AppState, order_id: Uuid) -> OrderResult<Ca
     let page_open = || {
         OrderError::not_allowed(
             "The buyer's payment page is open, and a guest may be paying outside DHMAD's \
-             wallet: cancel once it has expired (DHMAD's pages last 30 minutes).",
+             wallet: cancel once it has expired (DHMAD's pages last 30 minutes), and five \
+             minutes more for DHMAD's clock.",
         )
     };
     let Some(claim) = OpeningClaim::take(state, order_id, &pay, Party::Buyer).await? else {

@@ -18,7 +18,7 @@ pub const MIN_SESSION_LIFE: time::Duration = time::Duration::minutes(2);
 /// accepts (five minutes): with less, a DHMAD whose signed news passes could still hold a page
 /// open that the shop took for closed, and the merchant's cancel went through under a guest
 /// paying on it.
-pub const CLOCK_LEEWAY: time::Duration = time::Duration::minutes(5);
+pub const CLOCK_LEEWAY: time::Duration = dhmad::webhook::DEFAULT_TOLERANCE;
 
 /// Whether the buyer's payment page of an instant order may still be open at DHMAD: a page
 /// not known closed, expiring after `now` less DHMAD's clock leeway. A guest may be paying on
