@@ -149,6 +149,28 @@ async fn a_page_closed_minutes_ago_keeps_its_order_hot(pool: PgPool) {
     assert_eq!(due(&app, 20).await, ids);
 }
 
+/// A payment page the buyer finished, the order still awaiting payment (the callback's read of
+/// the escrow failed, the webhook not in yet): the news is due any moment, so the order is hot
+/// too. Before, only pending and expired pages counted, and it waited ten minutes.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_page_finished_without_news_keeps_its_order_hot(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let ids = orders(&app, 5, 1).await;
+    sqlx::query(
+        "INSERT INTO checkout_sessions (session_id, order_id, escrow_id, action, url, status,
+                                        expires_at, created_at)
+         SELECT 'sess-finished', id, escrow_id, 'accept_pay', 'http://dhmad.invalid/x',
+                'completed', now() + interval '25 minutes', now() - interval '5 minutes'
+           FROM orders WHERE id = $1",
+    )
+    .bind(ids[0])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    set(&app, &ids, "last_synced_at = now() - interval '50 seconds'").await;
+    assert_eq!(due(&app, 20).await, ids);
+}
+
 /// DHMAD answered a read with 404 once (a glitch; a key briefly without its association gets
 /// 403 alike), which flags the order for the merchant; then DHMAD's signed webhook speaks of
 /// the escrow. The flag is lifted, and the reconciler looks after the order again. Before, the

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::orders::state_machine::{Cancellation, Mode, Order, OrderStatus};
 
 /// Open orders with an escrow that are due a look at DHMAD, the longest due first: "hot" ones (a
-/// buyer may be paying right now, on a page open or closed within 10 minutes, which the session
+/// buyer may be paying right now, on a page open, finished or closed within 10 minutes, which the session
 /// sweeper marks expired five minutes after it closes; or the money moved within the hour) after
 /// `hot_quiet` without news, the others after `cold_quiet`. Money that moved is looked at again
 /// after as long as it has been quiet since it moved (45 s, 90 s, 3 min, … after the change), but
@@ -37,7 +37,8 @@ pub async fn list_due_for_sync(
                       AS moved,
                     (o.status = 'awaiting_payment' AND EXISTS (
                           SELECT 1 FROM checkout_sessions s
-                           WHERE s.order_id = o.id AND s.status IN ('pending', 'expired')
+                           WHERE s.order_id = o.id
+                             AND s.status IN ('pending', 'expired', 'completed')
                              AND s.expires_at > now() - interval '10 minutes')) AS paying
                FROM orders o
               WHERE o.escrow_id IS NOT NULL AND o.status NOT IN ('completed', 'cancelled')
