@@ -4,16 +4,19 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// A session lasting `life` from now by the database's clock, which decides its validity
+/// ([`session_valid`]): an instance whose clock is off neither shortens nor stretches it.
 pub async fn create_session(
     e: impl PgExecutor<'_>,
     id_hash: &str,
-    expires_at: OffsetDateTime,
+    life: time::Duration,
     client_addr: &str,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO admin_sessions (id_hash, expires_at, client_addr) VALUES ($1, $2, $3)",
+        "INSERT INTO admin_sessions (id_hash, expires_at, client_addr)
+         VALUES ($1, now() + $2::bigint * interval '1 second', $3)",
         id_hash,
-        expires_at,
+        life.whole_seconds(),
         client_addr
     )
     .execute(e)
@@ -44,7 +47,8 @@ pub async fn revoke_session(e: impl PgExecutor<'_>, id_hash: &str) -> sqlx::Resu
 }
 
 /// A login attempt from `client_addr` whose token was compared: refused (`false`, and not
-/// counted) once `max` attempts failed since `since`, whether this one is right or wrong, so a
+/// counted) once `max` attempts failed within the last `window` (by the database's clock, as
+/// the failures are dated: an instance whose clock ran ahead never throttled), whether this one is right or wrong, so a
 /// throttled address learns nothing; else counted if `failed`. Attempts from one address are
 /// judged one at a time (a lock per address, held to the commit, taken in a statement of its
 /// own so that the count's snapshot comes after it): a thousand wrong ones sent at once cannot
@@ -53,7 +57,7 @@ pub async fn revoke_session(e: impl PgExecutor<'_>, id_hash: &str) -> sqlx::Resu
 pub async fn login_attempt(
     pool: &super::Pool,
     client_addr: &str,
-    since: OffsetDateTime,
+    window: time::Duration,
     max: i64,
     failed: bool,
 ) -> sqlx::Result<bool> {
@@ -69,13 +73,14 @@ pub async fn login_attempt(
     let admitted = sqlx::query_scalar!(
         r#"WITH admitted AS (
              SELECT (SELECT count(*) FROM admin_login_failures
-                      WHERE client_addr = $1 AND at > $2) < $3 AS ok),
+                      WHERE client_addr = $1
+                        AND at > now() - $2::bigint * interval '1 second') < $3 AS ok),
            counted AS (
              INSERT INTO admin_login_failures (client_addr)
              SELECT $1 FROM admitted WHERE ok AND $4)
            SELECT ok AS "ok!" FROM admitted"#,
         client_addr,
-        since,
+        window.whole_seconds(),
         max,
         failed
     )

@@ -18,7 +18,6 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::Sha256;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{bearer, client_addr::ClientAddr, cookies, csrf::CsrfToken, render};
@@ -125,8 +124,7 @@ impl FromRequestParts<AppState> for Admin {
 /// Judges a login attempt of `key` (`ClientAddr::key`): 429 once it failed `MAX_FAILURES`
 /// times within `THROTTLE_WINDOW`, whatever it sends; a wrong token counts.
 pub(super) async fn attempt(s: &AppState, key: &str, right: bool) -> AppResult<()> {
-    let since = OffsetDateTime::now_utc() - THROTTLE_WINDOW;
-    if db::admin::login_attempt(&s.pool, key, since, MAX_FAILURES, !right).await? {
+    if db::admin::login_attempt(&s.pool, key, THROTTLE_WINDOW, MAX_FAILURES, !right).await? {
         Ok(())
     } else {
         Err(AppError::TooManyRequests {
@@ -183,8 +181,7 @@ pub async fn login(
     }
     let id = cookies::random_token();
     let id_hash = session_key(&s, &id).ok_or(AppError::NotFound)?;
-    let expires = OffsetDateTime::now_utc() + SESSION_LIFE;
-    db::admin::create_session(&s.pool, &id_hash, expires, &addr).await?;
+    db::admin::create_session(&s.pool, &id_hash, SESSION_LIFE, &addr).await?;
     let admin = Admin {
         actor: format!("session {}", &id_hash[..12]),
         addr,
