@@ -127,6 +127,32 @@ async fn money_that_stays_quiet_is_looked_at_less_often(pool: PgPool) {
     assert_eq!(both, expected);
 }
 
+/// Gives `order` a buyer's payment page in `status`, expiring and opened at those offsets from
+/// now, and checks that the order, quiet for 50 s only, is due: hot.
+async fn hot_with_a_page(app: &TestApp, order: Uuid, status: &str, expires: &str, opened: &str) {
+    sqlx::query(
+        "INSERT INTO checkout_sessions (session_id, order_id, escrow_id, action, url, status,
+                                        expires_at, created_at)
+         SELECT 'sess-' || $2, id, escrow_id, 'accept_pay', 'http://dhmad.invalid/x', $2,
+                now() + $3::interval, now() + $4::interval
+           FROM orders WHERE id = $1",
+    )
+    .bind(order)
+    .bind(status)
+    .bind(expires)
+    .bind(opened)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    set(
+        app,
+        &[order],
+        "last_synced_at = now() - interval '50 seconds'",
+    )
+    .await;
+    assert_eq!(due(app, 20).await, [order]);
+}
+
 /// A payment page that closed five minutes ago, which the session sweeper has marked expired:
 /// the buyer may have paid in its last minutes, so the order is still looked at after 45 s
 /// without news, not after 10 minutes. Before, the sweeper's mark cut that tail to a minute.
@@ -134,19 +160,7 @@ async fn money_that_stays_quiet_is_looked_at_less_often(pool: PgPool) {
 async fn a_page_closed_minutes_ago_keeps_its_order_hot(pool: PgPool) {
     let app = spawn_offline(pool).await;
     let ids = orders(&app, 4, 1).await;
-    sqlx::query(
-        "INSERT INTO checkout_sessions (session_id, order_id, escrow_id, action, url, status,
-                                        expires_at, created_at)
-         SELECT 'sess-closed', id, escrow_id, 'accept_pay', 'http://dhmad.invalid/x', 'expired',
-                now() - interval '5 minutes', now() - interval '35 minutes'
-           FROM orders WHERE id = $1",
-    )
-    .bind(ids[0])
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    set(&app, &ids, "last_synced_at = now() - interval '50 seconds'").await;
-    assert_eq!(due(&app, 20).await, ids);
+    hot_with_a_page(&app, ids[0], "expired", "-5 minutes", "-35 minutes").await;
 }
 
 /// A payment page the buyer finished, the order still awaiting payment (the callback's read of
@@ -156,19 +170,7 @@ async fn a_page_closed_minutes_ago_keeps_its_order_hot(pool: PgPool) {
 async fn a_page_finished_without_news_keeps_its_order_hot(pool: PgPool) {
     let app = spawn_offline(pool).await;
     let ids = orders(&app, 5, 1).await;
-    sqlx::query(
-        "INSERT INTO checkout_sessions (session_id, order_id, escrow_id, action, url, status,
-                                        expires_at, created_at)
-         SELECT 'sess-finished', id, escrow_id, 'accept_pay', 'http://dhmad.invalid/x',
-                'completed', now() + interval '25 minutes', now() - interval '5 minutes'
-           FROM orders WHERE id = $1",
-    )
-    .bind(ids[0])
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    set(&app, &ids, "last_synced_at = now() - interval '50 seconds'").await;
-    assert_eq!(due(&app, 20).await, ids);
+    hot_with_a_page(&app, ids[0], "completed", "25 minutes", "-5 minutes").await;
 }
 
 /// DHMAD answered a read with 404 once (a glitch; a key briefly without its association gets
