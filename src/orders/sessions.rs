@@ -93,9 +93,10 @@ pub(super) fn pay_pages_maybe_used(pages: Vec<Session>) -> Vec<Session> {
 /// through "Pay", which asks DHMAD first (`payment_review::known`).
 pub async fn live_pay_page(e: impl PgExecutor<'_>, order: &Order) -> sqlx::Result<Option<Session>> {
     let open_until = OffsetDateTime::now_utc() + MIN_SESSION_LIFE;
-    let mut maybe = pay_pages_maybe_used(db::sessions::list_for_order(e, order.id).await?);
-    let alone = maybe.iter().skip(1).all(|s| s.status == "cancelled");
-    let last = (!maybe.is_empty()).then(|| maybe.swap_remove(0));
+    let mut pages =
+        pay_pages_maybe_used(db::sessions::list_for_order(e, order.id).await?).into_iter();
+    let last = pages.next();
+    let alone = pages.all(|s| s.status == "cancelled");
     Ok(last.filter(|s| alone && s.status == "pending" && s.expires_at > open_until))
 }
 
