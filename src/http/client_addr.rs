@@ -13,31 +13,54 @@ use axum::{
 
 use crate::{config::Config, state::AppState};
 
-pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, config: &Config) -> Option<IpAddr> {
+/// Who sent a request, as rate limits, throttles and the `/metrics` rule count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// The TCP peer, or the address a trusted proxy wrote.
+    At(IpAddr),
+    /// A trusted proxy sent the header, but its last entry named no address (`unknown`, an
+    /// obfuscated node, bytes that are no address). Such requests share one allowance of
+    /// their own: taking the proxy's address instead would count them against, and let them
+    /// pass as, whatever else connects from there (this machine's tools, when the proxy runs
+    /// here).
+    Unresolved,
+}
+
+impl Client {
+    /// Its allowance's key: an address's [`limit_key`].
+    pub fn limit_key(self) -> Self {
+        match self {
+            Client::At(ip) => Client::At(limit_key(ip)),
+            Client::Unresolved => Client::Unresolved,
+        }
+    }
+}
+
+/// The request's [`Client`]; `None` only without a peer address (a request not from a socket).
+pub fn client(headers: &HeaderMap, extensions: &Extensions, config: &Config) -> Option<Client> {
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip());
     let header = config.edge.client_ip_header.as_ref();
     let from_proxy = || peer.is_some_and(|p| config.edge.trusts(p));
-    if let Some(name) = header.filter(|_| from_proxy()) {
-        // Only the last value is the proxy's own: everything before it came from the client.
-        let last = headers
-            .get_all(name.as_str())
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| match name.as_str() {
-                "forwarded" => forwarded_for(v),
-                _ => parse_entry(v),
-            });
-        if last.is_some() {
-            return last;
-        }
-        // None, or one that names no address: the peer, which the client cannot choose
-        // either (the proxy: such requests share one allowance).
-    }
-    peer
+    let Some(name) = header.filter(|_| from_proxy()) else {
+        return peer.map(Client::At);
+    };
+    let Some(line) = headers.get_all(name.as_str()).iter().next_back() else {
+        // Not sent: a request from the proxy's host that did not pass through it.
+        return peer.map(Client::At);
+    };
+    // Only the last entry is the proxy's own: everything before it came from the client, so
+    // it is cut off as bytes, before anything the client wrote (a byte that is no text) can
+    // spoil the whole line.
+    let last = line.as_bytes().rsplit(|b| *b == b',').next().unwrap_or(&[]);
+    let ip = std::str::from_utf8(last)
+        .ok()
+        .and_then(|v| match name.as_str() {
+            "forwarded" => forwarded_for(v),
+            _ => parse_entry(v),
+        });
+    Some(ip.map_or(Client::Unresolved, Client::At))
 }
 
 /// One value of the header: `ip`, or `ip:port` / `[v6]:port` as some proxies write it.
@@ -90,14 +113,18 @@ impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
-        let ip = client_ip(&parts.headers, &parts.extensions, &s.config);
-        let text = |ip: Option<IpAddr>| ip.map_or_else(|| "unknown".into(), |ip| ip.to_string());
-        let key = match ip.map(limit_key) {
-            Some(v6 @ IpAddr::V6(_)) => format!("{v6}/64"),
+        let client = client(&parts.headers, &parts.extensions, &s.config);
+        let text = |c: Option<Client>| match c {
+            Some(Client::At(ip)) => ip.to_string(),
+            Some(Client::Unresolved) => "unresolved behind the proxy".into(),
+            None => "unknown".into(),
+        };
+        let key = match client.map(Client::limit_key) {
+            Some(Client::At(v6 @ IpAddr::V6(_))) => format!("{v6}/64"),
             other => text(other),
         };
         Ok(ClientAddr {
-            addr: text(ip),
+            addr: text(client),
             key,
         })
     }

@@ -16,7 +16,7 @@ use axum::{
 
 use super::{
     admin_auth, bearer,
-    client_addr::{client_ip, ClientAddr},
+    client_addr::{client, Client, ClientAddr},
 };
 use crate::{error::AppError, state::AppState};
 
@@ -74,8 +74,8 @@ impl FromRequestParts<AppState> for MetricsReader {
             None => {
                 let unknown_proxy = state.config.edge.client_ip_header.is_none()
                     && FORWARDING.iter().any(|h| parts.headers.contains_key(*h));
-                match client_ip(&parts.headers, &parts.extensions, &state.config) {
-                    Some(ip)
+                match client(&parts.headers, &parts.extensions, &state.config) {
+                    Some(Client::At(ip))
                         if ip.to_canonical().is_loopback()
                             && !unknown_proxy
                             && named_as_this_machine(parts, state) =>

@@ -3,7 +3,7 @@
 //! the client address of `client_addr` (the peer, or the configured proxy header only), an IPv6
 //! client by its /64 (`limit_key`).
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
@@ -15,18 +15,18 @@ use tower_governor::{
     governor::GovernorConfigBuilder, key_extractor::KeyExtractor, GovernorError, GovernorLayer,
 };
 
-use super::client_addr::{client_ip, limit_key};
+use super::client_addr::{client, Client};
 use crate::{config::Config, error::AppError};
 
 #[derive(Clone)]
 pub struct ClientKey(Arc<Config>);
 
 impl KeyExtractor for ClientKey {
-    type Key = IpAddr;
+    type Key = Client;
 
-    fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
-        client_ip(req.headers(), req.extensions(), &self.0)
-            .map(limit_key)
+    fn extract<T>(&self, req: &Request<T>) -> Result<Client, GovernorError> {
+        client(req.headers(), req.extensions(), &self.0)
+            .map(Client::limit_key)
             .ok_or(GovernorError::UnableToExtractKey)
     }
 }

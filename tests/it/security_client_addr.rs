@@ -2,6 +2,7 @@
 //! only the proxy's own entry of `CLIENT_IP_HEADER`, only from `TRUSTED_PROXIES`, RFC 7239's
 //! `Forwarded`, and an IPv6 client by its /64. Each test reproduces a finding of a review.
 
+use reqwest::header::HeaderValue;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -75,6 +76,45 @@ async fn only_the_proxys_own_entry_of_the_client_ip_header_counts(pool: PgPool) 
             "{appended}: {statuses:?}"
         );
     }
+}
+
+/// nginx appends its entry to the client's line (`$proxy_add_x_forwarded_for`), passing on a
+/// byte that is no text: it spoiled the whole line, which was then read as naming no address,
+/// so as the proxy's own, this machine's. Ten wrong tokens sent that way locked this machine's
+/// tools (a scraper, a cron job with the token) out of the back office.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_byte_the_client_wrote_does_not_make_it_the_proxy(pool: PgPool) {
+    let app = behind_a_proxy(pool).await;
+    let admin = |line: &'static [u8], token: &'static str| {
+        app.http
+            .get(app.url("/admin"))
+            .header("x-forwarded-for", HeaderValue::from_bytes(line).unwrap())
+            .bearer_auth(token)
+            .send()
+    };
+    let from_this_machine = || {
+        app.http
+            .get(app.url("/admin"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    for _ in 0..10 {
+        let r = admin(b"\xff, 203.0.113.7", "wrong").await.unwrap();
+        assert_eq!(r.status(), 303);
+    }
+    // Counted at the address the proxy wrote, not at this machine's.
+    let r = admin(b"203.0.113.7", ADMIN_TOKEN).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(from_this_machine().await.unwrap().status(), 200);
+    // An entry of the proxy's that names no address: an allowance of its own, not this
+    // machine's either.
+    for _ in 0..10 {
+        let r = admin(b"\xff", "wrong").await.unwrap();
+        assert_eq!(r.status(), 303);
+    }
+    let r = admin(b"unknown", ADMIN_TOKEN).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(from_this_machine().await.unwrap().status(), 200);
 }
 
 /// A client that reaches the shop's port without the proxy (its address is not one of

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::common::{sandbox::*, *};
+use reqwest::header::HeaderValue;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
@@ -311,6 +312,21 @@ async fn metrics_answer_this_machine_only_without_a_token(pool: PgPool) {
     }
     for local in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
         assert_eq!(from(local).await.unwrap().status(), 200, "{local}");
+    }
+    // A proxy that appends to the client's line (nginx's `$proxy_add_x_forwarded_for`) passes
+    // on a byte that is no text, written by the client: the line was then read as no address
+    // at all, so as the proxy's, this machine's. And a proxy that names no address.
+    for line in [&b"\xff, 203.0.113.7"[..], b"\xff", b"unknown"] {
+        let r = app
+            .http
+            .get(app.url("/metrics"))
+            .header("x-forwarded-for", HeaderValue::from_bytes(line).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{}", line.escape_ascii());
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("storefront_"), "{body}");
     }
     // No header: the peer, this machine.
     scrape(&app).await;
