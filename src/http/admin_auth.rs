@@ -11,7 +11,7 @@ use axum::{
     extract::{FromRequestParts, State},
     http::{request::Parts, Method},
     response::{Html, IntoResponse, Redirect, Response},
-    Extension, Form,
+    Extension,
 };
 use axum_extra::extract::{cookie::SameSite, CookieJar};
 use hmac::{Hmac, Mac};
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::{bearer, client_addr::ClientAddr, cookies, csrf::CsrfToken, render};
+use super::{bearer, client_addr::ClientAddr, cookies, csrf::CsrfToken, form::Form, render};
 use crate::{
     db::{self, admin::AuditEntry},
     error::{AppError, AppResult},
@@ -207,6 +207,9 @@ pub async fn logout(
     ClientAddr { addr, .. }: ClientAddr,
     jar: CookieJar,
 ) -> AppResult<(CookieJar, Redirect)> {
+    if s.config.admin_token.is_none() {
+        return Err(AppError::NotFound);
+    }
     if let Some(id_hash) = jar
         .get(cookies::ADMIN)
         .and_then(|id| session_key(&s, id.value()))

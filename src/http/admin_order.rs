@@ -9,12 +9,14 @@ use axum::{
     extract::{Query, State},
     http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
-    Extension, Form,
+    Extension,
 };
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{admin_auth::Admin, csrf::CsrfToken, id_path::IdPath, order_page::fmt_time, render};
+use super::{
+    admin_auth::Admin, csrf::CsrfToken, form::Form, id_path::IdPath, order_page::fmt_time, render,
+};
 use crate::{
     db,
     error::{AppError, AppResult},

@@ -17,6 +17,7 @@ mod client_addr;
 mod cookies;
 mod csrf;
 mod error_pages;
+mod form;
 mod health;
 mod id_path;
 mod metrics_access;

@@ -136,6 +136,20 @@ async fn guessing_the_token_is_throttled(pool: PgPool) {
     assert!(r.headers().contains_key("retry-after"));
 }
 
+/// A login form the shop cannot read (a field sent twice) gets the shop's error page, as any
+/// other refusal: it was axum's plain-text 422.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_unreadable_login_form_gets_the_error_page(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let r = app
+        .post_form("/admin/login", &[("token", "a"), ("token", "b")])
+        .await;
+    assert_eq!(r.status(), 400);
+    let html = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(html.starts_with("text/html"), "{html}");
+    assert!(r.text().await.unwrap().contains("Back to the catalog"));
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn guessing_the_bearer_token_is_counted_and_throttled_like_the_form(pool: PgPool) {
     let app = spawn_offline(pool).await;
@@ -481,4 +495,5 @@ async fn without_an_admin_token_the_back_office_is_not_there(pool: PgPool) {
         .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
         .await;
     assert_eq!(r.status(), 404);
+    assert_eq!(app.post_form("/admin/logout", &[]).await.status(), 404);
 }
