@@ -134,15 +134,16 @@ pub async fn run_turn(
 pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let now = OffsetDateTime::now_utc();
-    let in_flight_before = now - in_flight_limit(state);
-    for order in db::orders::list_unknown_creation(&state.pool, in_flight_before, BATCH).await? {
+    let in_flight = in_flight_limit(state);
+    for order in db::orders::list_unknown_creation(&state.pool, in_flight, BATCH).await? {
         if yield_now(state, &mut report) {
             break;
         }
         let reason = "escrow creation was interrupted; checking DHMAD";
         let claim = order.escrow_attempted_at;
         let marked =
-            db::orders::mark_unknown_if_in_flight(&state.pool, order.id, claim, reason).await?;
+            db::orders::mark_unknown_if_in_flight(&state.pool, order.id, claim, reason, in_flight)
+                .await?;
         // Claimed again since it was listed: that creation is live, its request resolves it.
         if order.status == OrderStatus::CreatingEscrow && !marked {
             continue;

@@ -19,6 +19,10 @@ use super::{
 use crate::db;
 use crate::state::AppState;
 
+/// The answer while a creation in doubt is too recent to be called not made.
+const STILL_LOOKING: &str = "We are still checking with the payment provider whether this \
+                             order's payment was set up. Please try again in a few seconds.";
+
 /// How far before the attempt the list is read (clock skew between us and DHMAD).
 const MARGIN: time::Duration = time::Duration::minutes(5);
 /// Pages of 100 at most, whatever happens: the look must end.
@@ -122,7 +126,9 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                     ),
                 });
             }
-            found.sort_by_key(|e| (e.created_at, e.id.clone()));
+            // One the buyer paid first (paid through DHMAD's own notice of a duplicate, while
+            // this order's was still pending: the order is that payment's), then the oldest.
+            found.sort_by_key(|e| (!e.status.is_funded(), e.created_at, e.id.clone()));
             // Not another order's (titles carry a 32-bit reference two orders can share).
             let mut mine = Vec::with_capacity(found.len());
             for e in found {
@@ -152,6 +158,13 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                     super::snapshot::amount::keep_from_snapshot(&mut tx, &applied, &e).await?;
                 }
                 None => {
+                    // DHMAD may still be making the escrow whose answer was lost (which is
+                    // often why it was lost): not there yet is not "not made" until the
+                    // creation could no longer be running there. Taken for "not made", a
+                    // retry made a second escrow, and the first landed beside it.
+                    if db::orders::creation_may_still_land(&mut *tx, order.id).await? {
+                        return Err(OrderError::not_allowed(STILL_LOOKING));
+                    }
                     // Unless the order moved on while DHMAD was listed: another look found the
                     // escrow, or resolved the order and a retry made one since, whose own
                     // create may be in doubt again (a newer claim: this list may predate it).
@@ -183,10 +196,16 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
     .await
 }
 
-/// A second escrow for one order can only be pending (the buyer is never sent to it): it is
-/// cancelled at DHMAD, and the order's timeline says so. A failure is logged; the next sweep
-/// tries again.
+/// A second escrow for one order is pending (the buyer is never sent to it): it is cancelled
+/// at DHMAD, and the order's timeline says so; one the buyer paid all the same is flagged for
+/// the merchant. A failure is logged; the next sweep tries again.
 async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
+    if e.status.is_funded() {
+        if let Err(err) = flag_funded_duplicate(state, order_id, e).await {
+            tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %err, "could not flag a paid duplicate; the next sweep tries again");
+        }
+        return;
+    }
     if e.status != EscrowStatus::Pending {
         tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, status = %e.status, "a second escrow for the order is not pending; left to the merchant");
         return;
@@ -254,6 +273,34 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
     }
 }
 
+/// A second escrow naming the order that the buyer paid (DHMAD tells a buyer of every escrow
+/// made for them, so its own notice of a duplicate can be paid before the sweep cancels it):
+/// its money belongs to no order, and only the merchant can settle it (refund one, or take it
+/// as the payment). The order is flagged, with a timeline line once, unless an order holds
+/// the escrow (another order sharing the short reference). Flagged again by each sweep that
+/// finds it, should news of the order's own escrow have lifted the flag.
+async fn flag_funded_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) -> sqlx::Result<()> {
+    if db::orders::holding_escrow(&state.pool, &e.id)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let why = format!(
+        "A second DHMAD escrow for this order, {}, is {}: the buyer's money there belongs to no \
+         order. Refund it at DHMAD, or settle with the buyer",
+        e.id, e.status
+    );
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
+    db::orders::flag_attention(&mut *tx, order_id, &why).await?;
+    if !db::events::has_line(&mut *tx, order_id, "duplicate_funded", &why).await? {
+        tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, status = %e.status, "a duplicate escrow holds the buyer's money; flagged for the merchant");
+        db::events::add(&mut *tx, order_id, "duplicate_funded", &why, None).await?;
+    }
+    tx.commit().await
+}
+
 /// How long one instance's cancel of a duplicate keeps the others from sending theirs.
 const CANCEL_TURN: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
@@ -265,7 +312,7 @@ const LOOK_EVERY_PASS_FOR: time::Duration = time::Duration::hours(1);
 const LOOK_LATER_EVERY: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Cancels pending escrows that name an order which has another escrow: creations that landed
-/// after `reconcile_creation` looked. Reads DHMAD only when such an order exists, and only as
+/// after `reconcile_creation` looked (and flags the order of one paid before it was cancelled). Reads DHMAD only when such an order exists, and only as
 /// far back as the oldest such order (a pass after a single timeout used to page through a
 /// whole day of pending escrows, every minute for a day, on every instance).
 pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
@@ -296,11 +343,13 @@ pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
             })
             .map(|o| o.id)
     };
-    // A list cut short still holds duplicates to cancel: those it reached.
-    let (duplicates, _) = list_since(state, since, Some(EscrowStatus::Pending), |e| {
-        named(e).is_some()
-    })
-    .await?;
+    // A list cut short still holds duplicates to cancel: those it reached. Pending ones are
+    // cancelled; paid ones (paid before a sweep came) are the merchant's to settle.
+    let mut duplicates = Vec::new();
+    for status in [EscrowStatus::Pending, EscrowStatus::Paid] {
+        let (found, _) = list_since(state, since, Some(status), |e| named(e).is_some()).await?;
+        duplicates.extend(found);
+    }
     let n = duplicates.len();
     for e in duplicates {
         if let Some(order_id) = named(&e) {

@@ -131,7 +131,42 @@ async fn no_answer_on_create_is_reconciled_before_any_new_escrow(pool: PgPool) {
     assert_eq!(row.status, "needs_reconciliation");
     assert!(row.failure_reason.unwrap().contains("outcome unknown"));
 
-    // Retrying first asks DHMAD's list whether the escrow exists (it does not), then creates it.
+    // DHMAD may still be making the escrow it did not answer for: a retry right away, and the
+    // reconciler, do not take "not in the list yet" for "not made" (a retry on its word made a
+    // second escrow, and the first landed beside it).
+    let r = w
+        .http
+        .post(w.app.url("/api/checkout"))
+        .header(
+            "idempotency-key",
+            idempotency_key("ai-credits-500", "slow@example.tn"),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let said: Value = r.json().await.unwrap();
+    assert!(
+        said["message"].as_str().unwrap().contains("still checking"),
+        "{said}"
+    );
+    storefront::jobs::reconciler::run_once(&w.app.state, Duration::ZERO)
+        .await
+        .unwrap();
+    // The retry looked (an escrow there would have been taken at once), the reconciler did not
+    // yet, and nothing was created (the sandbox logs the calls it answered: the hung create is
+    // not among them).
+    let calls = w.dhmad_calls().await;
+    assert_eq!(calls, ["GET /api/v1/escrows"]);
+    assert_eq!(
+        w.app.order_json(row.id).await["status"],
+        "needs_reconciliation"
+    );
+    slowest_creation_over(&w, row.id).await;
+
+    // Then a retry first asks DHMAD's list whether the escrow exists (it does not), then
+    // creates it.
     let s = w.checkout("ai-credits-500", "slow@example.tn").await;
     assert_eq!(s.order_id, row.id);
     let calls = w.dhmad_calls().await;
@@ -146,6 +181,24 @@ async fn no_answer_on_create_is_reconciled_before_any_new_escrow(pool: PgPool) {
     assert!(list_at < last_create, "{calls:?}");
     w.complete(&s.session_id).await;
     w.wait_status(s.order_id, "completed").await;
+}
+
+/// Moves the order's unanswered creation past the slowest DHMAD could take over it (twice the
+/// client's timeout and a margin), as if that time had passed.
+async fn slowest_creation_over(w: &World, order: uuid::Uuid) {
+    let moved = sqlx::query!(
+        "UPDATE orders SET creation_settles_at = now() - interval '1 second'
+          WHERE id = $1 AND creation_settles_at > now()",
+        order
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        moved.rows_affected(),
+        1,
+        "an unanswered creation notes until when it may land"
+    );
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -168,6 +221,7 @@ async fn a_slow_look_at_dhmad_does_not_undo_the_escrow_a_retry_made_meanwhile(po
         .fetch_one(&w.app.pool)
         .await
         .unwrap();
+    slowest_creation_over(&w, order_id).await;
     // The reconciler lists DHMAD (nothing there yet) but hears back only 1 s later (within its timeout); meanwhile
     // the buyer's retry looks too, finds nothing, and creates the escrow.
     w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/escrows", "fault": "slow", "hang_ms": 1000}]})).await;

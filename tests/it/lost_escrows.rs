@@ -282,6 +282,7 @@ async fn only_the_creation_seen_in_flight_is_marked_in_doubt(pool: PgPool) {
         order.id,
         listed.escrow_attempted_at,
         reason,
+        time::Duration::seconds(10),
     )
     .await
     .unwrap();
@@ -299,7 +300,8 @@ async fn only_the_creation_seen_in_flight_is_marked_in_doubt(pool: PgPool) {
         &w.app.pool,
         order.id,
         now.escrow_attempted_at,
-        reason
+        reason,
+        time::Duration::seconds(10),
     )
     .await
     .unwrap());
@@ -463,4 +465,74 @@ async fn a_failing_look_at_a_creation_in_doubt_backs_off(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(row, ("awaiting_payment".to_owned(), 0, None));
+}
+
+/// Opens a payment page on `escrow` (DHMAD's own notice to the buyer of an escrow made for
+/// them leads there too) and pays it.
+async fn pay(w: &World, escrow: &str, buyer: &str) {
+    let callback = format!("http://localhost:{}/checkout/callback", w.app.port);
+    let page = w
+        .app
+        .state
+        .dhmad
+        .create_session(
+            escrow,
+            &dhmad::CreateSession::new(
+                dhmad::CheckoutAction::AcceptPay,
+                buyer.to_owned(),
+                callback,
+            ),
+        )
+        .await
+        .unwrap();
+    w.complete(&page.session_id).await;
+}
+
+/// Two creates of one order both landed, and the buyer paid the newer (from DHMAD's notice of
+/// it): the look took the oldest, whose payment never comes, and left the paid one alone, its
+/// money belonging to no order. The order now follows the payment; a duplicate paid after the
+/// look is flagged for the merchant, who alone can settle it.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_duplicate_the_buyer_paid_is_followed_or_flagged(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.after_first_reconciler_pass().await;
+    const BUYER: &str = "paid-twice@example.tn";
+    let order = w.app.insert_order("chechia-red", BUYER, None).await;
+    claimed(&w, order.id, "needs_reconciliation", 600).await;
+    let older = escrow_naming(&w, order.id, BUYER).await;
+    let paid = escrow_naming(&w, order.id, BUYER).await;
+    pay(&w, &paid, BUYER).await;
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let o = w.app.order_json(order.id).await;
+    assert_eq!(o["escrow_id"], paid.as_str(), "{o}");
+    assert_eq!(o["status"], "paid", "{o}");
+    let dhmad = &w.app.state.dhmad;
+    assert_eq!(
+        dhmad.get_escrow(&older).await.unwrap().status.as_str(),
+        "cancelled"
+    );
+
+    // A third create landed after the look, and was paid before a sweep came.
+    let third = escrow_naming(&w, order.id, BUYER).await;
+    pay(&w, &third, BUYER).await;
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let attention = sqlx::query_scalar!("SELECT attention FROM orders WHERE id = $1", order.id)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(attention.contains(&third), "{attention}");
+    let lines = timeline(&w.app.pool, order.id).await;
+    let flagged = |l: &&String| l.contains("A second DHMAD escrow") && l.contains(&third);
+    assert_eq!(lines.iter().filter(flagged).count(), 1, "{lines:?}");
+    // Said once, however many sweeps find it.
+    reconciler::run_once(&w.app.state, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let lines = timeline(&w.app.pool, order.id).await;
+    assert_eq!(lines.iter().filter(flagged).count(), 1, "{lines:?}");
 }

@@ -116,7 +116,8 @@ pub async fn claim_creation(
 ) -> sqlx::Result<Option<OffsetDateTime>> {
     sqlx::query_scalar!(
         r#"UPDATE orders SET status = 'creating_escrow', escrow_attempted_at = clock_timestamp(),
-                  updated_at = now(), sync_failures = 0, next_sync_at = NULL
+                  updated_at = now(), sync_failures = 0, next_sync_at = NULL,
+                  creation_settles_at = NULL
             WHERE id = $1 AND status IN ('new', 'escrow_failed')
            RETURNING escrow_attempted_at AS "claimed_at!""#,
         id
@@ -279,6 +280,40 @@ pub async fn record_failure(
     .execute(e)
     .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// Notes that the creation claimed at `claimed_at` got no answer: DHMAD may still be making its
+/// escrow for up to `window` after the claim (the slowest a creation can be), by the database's
+/// clock, which stamped the claim.
+pub async fn creation_unanswered(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    claimed_at: Option<OffsetDateTime>,
+    window: time::Duration,
+) -> sqlx::Result<()> {
+    let window_ms = i64::try_from(window.whole_milliseconds()).unwrap_or(i64::MAX);
+    sqlx::query!(
+        "UPDATE orders
+            SET creation_settles_at = escrow_attempted_at + $3::bigint * interval '1 millisecond'
+          WHERE id = $1 AND escrow_attempted_at IS NOT DISTINCT FROM $2",
+        id,
+        claimed_at,
+        window_ms
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Whether DHMAD may still be making the order's escrow ([`creation_unanswered`]).
+pub async fn creation_may_still_land(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM orders
+                           WHERE id = $1 AND creation_settles_at > clock_timestamp()) AS "may!""#,
+        id
+    )
+    .fetch_one(e)
+    .await
 }
 
 /// Notes why the checkout queue gave up on an order still `new` (a lasting failure before its

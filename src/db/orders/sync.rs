@@ -161,15 +161,18 @@ pub async fn list_missing_deliver(
     .await
 }
 
-/// Orders whose escrow creation has an unknown outcome: a timeout, or a creation still marked
-/// in flight long after any answer could have come (the process died mid-call). One whose last
-/// look failed waits its backoff (`next_sync_at`), so a DHMAD list that keeps failing does not
-/// take every pass from the orders waiting for missed news.
+/// Orders whose escrow creation has an unknown outcome: a failed or unanswered call, once DHMAD
+/// can no longer be making its escrow (`creation_settles_at`), or a creation still marked in
+/// flight although claimed over `in_flight` ago (the process died mid-call), by the database's
+/// clock, which stamped the claim. One whose last look failed waits its backoff
+/// (`next_sync_at`), so a DHMAD list that keeps failing does not take every pass from the
+/// orders waiting for missed news.
 pub async fn list_unknown_creation(
     e: impl PgExecutor<'_>,
-    in_flight_before: OffsetDateTime,
+    in_flight: time::Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Order>> {
+    let in_flight_ms = i64::try_from(in_flight.whole_milliseconds()).unwrap_or(i64::MAX);
     sqlx::query_as!(
         Order,
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
@@ -182,10 +185,12 @@ pub async fn list_unknown_creation(
                 dispute_ticket_id
            FROM orders
           WHERE (status = 'needs_reconciliation'
-                 AND (next_sync_at IS NULL OR next_sync_at <= now()))
-             OR (status = 'creating_escrow' AND escrow_attempted_at <= $1)
+                 AND (next_sync_at IS NULL OR next_sync_at <= now())
+                 AND (creation_settles_at IS NULL OR creation_settles_at <= clock_timestamp()))
+             OR (status = 'creating_escrow'
+                 AND escrow_attempted_at <= clock_timestamp() - $1::bigint * interval '1 millisecond')
           ORDER BY created_at LIMIT $2"#,
-        in_flight_before,
+        in_flight_ms,
         limit
     )
     .fetch_all(e)
@@ -201,14 +206,20 @@ pub async fn mark_unknown_if_in_flight(
     id: Uuid,
     claimed_at: Option<OffsetDateTime>,
     reason: &str,
+    in_flight: time::Duration,
 ) -> sqlx::Result<bool> {
+    // Judged over by the instance's clock; the database's, which stamped the claim, says when
+    // a look may call the escrow not made (`creation_settles_at`), should the two disagree.
+    let in_flight_ms = i64::try_from(in_flight.whole_milliseconds()).unwrap_or(i64::MAX);
     let r = sqlx::query!(
-        "UPDATE orders SET status = 'needs_reconciliation', failure_reason = $2, updated_at = now()
+        "UPDATE orders SET status = 'needs_reconciliation', failure_reason = $2, updated_at = now(),
+                creation_settles_at = escrow_attempted_at + $4::bigint * interval '1 millisecond'
          WHERE id = $1 AND status = 'creating_escrow'
            AND escrow_attempted_at IS NOT DISTINCT FROM $3",
         id,
         reason,
-        claimed_at
+        claimed_at,
+        in_flight_ms
     )
     .execute(e)
     .await?;

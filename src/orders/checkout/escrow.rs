@@ -37,7 +37,15 @@ pub(super) async fn ensure_escrow(
                 }
                 let reason = "escrow creation was interrupted; checking DHMAD";
                 let claim = order.escrow_attempted_at;
-                db::orders::mark_unknown_if_in_flight(&state.pool, order.id, claim, reason).await?;
+                let in_flight = in_flight_limit(state);
+                db::orders::mark_unknown_if_in_flight(
+                    &state.pool,
+                    order.id,
+                    claim,
+                    reason,
+                    in_flight,
+                )
+                .await?;
             }
             other => {
                 return Err(OrderError::not_allowed(format!(
@@ -209,6 +217,9 @@ pub(super) async fn create_failed(
         db::orders::unclaim_creation(&state.pool, order.id, order.escrow_attempted_at).await?;
         return Ok(OrderError::Busy { retry_after });
     }
+    // No answer: DHMAD may still be making the escrow (often why it did not answer).
+    let unanswered = matches!(&err, dhmad::Error::Timeout)
+        || matches!(&err, dhmad::Error::Transport(t) if !t.is_connect());
     let (status, reason, err) = classify_create_error(err);
     let detail = err.cause().unwrap_or_default();
     let public = Some("We could not start the payment with DHMAD; your order is saved");
@@ -217,6 +228,10 @@ pub(super) async fn create_failed(
     let (claimed, at) = ([OrderStatus::CreatingEscrow], order.escrow_attempted_at);
     if db::orders::record_failure(&mut *tx, order.id, &claimed, status, &reason, at).await? {
         db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
+        if unanswered {
+            let window = in_flight_limit(state);
+            db::orders::creation_unanswered(&mut *tx, order.id, at, window).await?;
+        }
     }
     tx.commit().await?;
     Ok(err)
