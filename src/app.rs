@@ -60,15 +60,34 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
         ("lock_timeout", MIGRATION_LOCK_WAIT),
         ("statement_timeout", "0"),
     ]);
+    // A database a newer release migrated is served as it is: an instance of the release
+    // before (one restarting during a rolling deploy, or a rollback) refused to start, sqlx
+    // finding versions it did not know. The project keeps each migration usable by the
+    // release before it (`take_dhmad_budget`'s older signature, statuses added a deploy ahead).
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
     let started = std::time::Instant::now();
     loop {
         let mut conn = PgConnection::connect_with(&options)
             .await
             .context("connecting to apply migrations")?;
-        let applied = sqlx::migrate!("./migrations").run(&mut conn).await;
+        let applied = match migrator.run(&mut conn).await {
+            Ok(()) => newer_migrations(&mut conn, &migrator)
+                .await
+                .map_err(Into::into),
+            Err(e) => Err(e),
+        };
         let _ = conn.close().await;
         match applied {
-            Ok(()) => break,
+            Ok(newer) => {
+                if !newer.is_empty() {
+                    tracing::warn!(
+                        ?newer,
+                        "the database holds migrations of a newer release; serving it as it is"
+                    );
+                }
+                break;
+            }
             Err(e) if lock_not_available(&e) && started.elapsed() < MIGRATION_PATIENCE => {
                 tracing::warn!(error = %e, "a lock the migrations need is held; trying again");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -78,6 +97,21 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     }
     tracing::info!("migrations applied");
     Ok(())
+}
+
+/// Versions applied to the database that this binary does not know.
+async fn newer_migrations(
+    conn: &mut PgConnection,
+    migrator: &sqlx::migrate::Migrator,
+) -> sqlx::Result<Vec<i64>> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(conn)
+            .await?;
+    Ok(applied
+        .into_iter()
+        .filter(|v| !migrator.iter().any(|m| m.version == *v))
+        .collect())
 }
 
 /// A lock wait that ran out (SQLSTATE 55P03).
