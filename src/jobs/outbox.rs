@@ -52,7 +52,9 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         other => Ok(JobOutcome::GiveUp(format!("unknown job kind {other}"))),
     };
     let outcome = outcome.unwrap_or_else(|e| on_error(job, e));
-    tracing::info!(job.id = job.id, job.kind = %job.kind, order.ref = %crate::orders::log_ref(job.order_id), job.attempt = job.attempts, ?outcome, "outbox job ran");
+    // A server's refusal can repeat the buyer's address: the log gets its domain only.
+    let said = crate::mail::without_addresses(&format!("{outcome:?}"));
+    tracing::info!(job.id = job.id, job.kind = %job.kind, order.ref = %crate::orders::log_ref(job.order_id), job.attempt = job.attempts, outcome = %said, "outbox job ran");
     let label = match &outcome {
         JobOutcome::Done(_) => "done",
         JobOutcome::Retry(_) | JobOutcome::RetryIn(..) => "retry",
