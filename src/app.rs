@@ -18,6 +18,13 @@ use crate::{config::Config, db, http, jobs, server};
 /// make that work due again.
 const JOBS_DRAIN: Duration = Duration::from_secs(30);
 
+/// [`JOBS_DRAIN`], or an e-mail's whole conversation and a margin when `SMTP_TIMEOUT_SECS` is
+/// longer: an e-mail cut after its message left, before the server's answer, is due again
+/// and may reach the buyer twice.
+fn jobs_drain(config: &Config) -> Duration {
+    JOBS_DRAIN.max(config.smtp_timeout + Duration::from_secs(5))
+}
+
 /// Connects to the database (lazily: the server starts even if Postgres is late; `/readyz`
 /// tells the truth meanwhile). Every connection gets the bounded waits of `db::tx` as its
 /// defaults, so single statements outside a transaction are bounded too.
@@ -178,7 +185,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish,
     /// and waits for the background jobs to finish the work in hand (they take no new work
-    /// from the moment `shutdown` resolves), at most [`JOBS_DRAIN`].
+    /// from the moment `shutdown` resolves), at most [`jobs_drain`].
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -207,10 +214,8 @@ impl Application {
         token.cancel();
         tracker.close();
         // The jobs stopped taking work when shutdown began; what they hold finishes here.
-        if tokio::time::timeout(JOBS_DRAIN, tracker.wait())
-            .await
-            .is_err()
-        {
+        let drain = jobs_drain(&self.state.config);
+        if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
             tracing::warn!(
                 "background jobs still running after the drain period; stopping them (their \
                  leases make the work due again)"
@@ -241,4 +246,23 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jobs_drain_outlasts_an_e_mails_conversation() {
+        let mut config = Config::from_lookup(|k| match k {
+            "DATABASE_URL" => Some("postgres://u@h/db".into()),
+            "DHMAD_WEBHOOK_SECRETS" => Some("s".into()),
+            _ => None,
+        })
+        .unwrap();
+        config.smtp_timeout = Duration::from_secs(10);
+        assert_eq!(jobs_drain(&config), JOBS_DRAIN);
+        config.smtp_timeout = Duration::from_secs(90);
+        assert_eq!(jobs_drain(&config), Duration::from_secs(95));
+    }
 }
