@@ -188,6 +188,27 @@ pub async fn prepare(state: &crate::state::AppState) -> sqlx::Result<()> {
     db::budget::resize(&state.pool, i32::try_from(calls).unwrap_or(i32::MAX)).await
 }
 
+/// [`prepare`] for a one-off pass (`storefront reconcile`): the running instances sized the
+/// budget, and their size stands. Sizing it again here, from a cron's environment whose
+/// `DHMAD_RATE_LIMIT` differed (or was left at its default), changed every instance's spending
+/// until one restarted, up to DHMAD's 429s.
+pub async fn prepare_for_a_pass(state: &crate::state::AppState) -> sqlx::Result<()> {
+    let calls = state.config.dhmad_budget.calls;
+    if calls == 0 {
+        return Ok(());
+    }
+    let limit = i32::try_from(calls).unwrap_or(i32::MAX);
+    let held = db::budget::ensure(&state.pool, limit).await?;
+    if held != 0 && held != i64::from(limit) {
+        tracing::warn!(
+            held,
+            configured = limit,
+            "DHMAD_RATE_LIMIT differs from the budget the running instances keep; this pass spends theirs"
+        );
+    }
+    Ok(())
+}
+
 /// Takes `n` calls at once for `who`, to be spent through [`crate::state::AppState::spending_as`];
 /// `None` when they are not free (never, with no budget kept).
 pub async fn take(

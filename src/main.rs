@@ -60,7 +60,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn reconcile(config: Config) -> anyhow::Result<()> {
     let pool = app::connect(&config)?;
     let state = storefront::state::AppState::new(config, pool)?;
-    storefront::budget::prepare(&state).await?;
+    storefront::budget::prepare_for_a_pass(&state).await?;
     let report = jobs::reconciler::run_once(&state.for_background(), Duration::ZERO).await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -36,6 +36,22 @@ pub async fn resize(e: impl PgExecutor<'_>, limit: i32) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// Sizes the budget to `limit` calls only if it has none (a database no instance has served
+/// yet); the number of calls it holds, before this.
+pub async fn ensure(e: impl PgExecutor<'_>, limit: i32) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"WITH had AS (SELECT count(*) AS n FROM dhmad_budget),
+                added AS (
+                    INSERT INTO dhmad_budget (slot)
+                    SELECT generate_series(0, $1 - 1) WHERE (SELECT n FROM had) = 0
+                    ON CONFLICT (slot) DO NOTHING)
+           SELECT n AS "n!" FROM had"#,
+        limit
+    )
+    .fetch_one(e)
+    .await
+}
+
 /// Takes `n` calls of the budget (at most 2: a checkout's two), all or none
 /// (`take_dhmad_budget` in the migration holds the rule): rows used a whole `window` ago,
 /// locked with `SKIP LOCKED` so concurrent takers never share one. The rows bear `taker`, so

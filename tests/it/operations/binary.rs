@@ -395,7 +395,8 @@ async fn the_binary_logs_one_plain_access_line_per_request_and_answers_its_healt
 
 /// `storefront reconcile` (cron, an operator) spends DHMAD's budget as background work, as
 /// the back office's "Reconcile" does: with a buyer waiting in line it asks DHMAD nothing. It
-/// spent as a buyer's checkout, ahead of the line.
+/// spent as a buyer's checkout, ahead of the line. And it leaves the budget the running
+/// instances sized as it is, whatever its own `DHMAD_RATE_LIMIT`: it sized it again.
 #[sqlx::test(migrations = "./migrations")]
 async fn reconcile_on_the_command_line_leaves_dhmad_to_buyers_in_line(pool: PgPool) {
     let w = world(pool.clone(), |_| {}).await;
@@ -418,6 +419,10 @@ async fn reconcile_on_the_command_line_leaves_dhmad_to_buyers_in_line(pool: PgPo
     let read = format!("/escrows/{escrow}");
     let reads = || w.count_calls("GET", &read);
     let before = reads().await;
+    let budget =
+        || sqlx::query_scalar!("SELECT count(*) AS \"n!\" FROM dhmad_budget").fetch_one(&pool);
+    let sized = budget().await.unwrap();
+    assert!(sized > 0);
     let (db, api) = (database_url(&pool), format!("{}/api/v1", w.sb.base_url()));
     // Off the test's runtime, which serves the sandbox meanwhile.
     let out = tokio::task::spawn_blocking(move || {
@@ -425,6 +430,7 @@ async fn reconcile_on_the_command_line_leaves_dhmad_to_buyers_in_line(pool: PgPo
             ("DATABASE_URL", db.as_str()),
             ("DHMAD_API_BASE", api.as_str()),
             ("DHMAD_WEBHOOK_SECRETS", SECRET),
+            ("DHMAD_RATE_LIMIT", "7"),
         ];
         run(&["reconcile"], &env, Duration::from_secs(30))
     })
@@ -440,6 +446,7 @@ async fn reconcile_on_the_command_line_leaves_dhmad_to_buyers_in_line(pool: PgPo
     let report: serde_json::Value = serde_json::from_str(report).unwrap();
     assert_eq!(report["yielded"], true, "{report}");
     assert_eq!(reads().await, before, "DHMAD asked ahead of the line");
+    assert_eq!(budget().await.unwrap(), sized);
 }
 
 /// An order's id is its link, its only key, and a DHMAD session id leads to it (the callback):
