@@ -43,6 +43,9 @@ pub struct Shared {
     /// Cancelled when the service starts shutting down: background jobs finish the unit of
     /// work in hand (a DHMAD call, an e-mail) and take no other.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Work the process waits for before it ends (`app::Application::run_until`): the
+    /// background jobs, and the back office's actions, which outlive a request cut short.
+    pub work: tokio_util::task::TaskTracker,
     /// DHMAD without a gate: handles with a gate are made from it.
     ungated: dhmad::Client,
 }
@@ -126,6 +129,7 @@ impl AppState {
                 metrics,
                 checkout_queue: tokio::sync::Notify::new(),
                 shutdown: tokio_util::sync::CancellationToken::new(),
+                work: tokio_util::task::TaskTracker::new(),
                 ungated: dhmad,
             }),
             dhmad: gated,

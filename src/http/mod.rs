@@ -130,7 +130,10 @@ fn routes(state: &AppState) -> Router<AppState> {
             "/admin/outbox/{id}/abandon",
             post(admin_consoles::abandon_job),
         )
-        .route_layer(axum::middleware::from_fn(to_the_end::run_to_the_end))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            to_the_end::run_to_the_end,
+        ))
         .route_layer(no_store.clone());
     let checkout = Router::new()
         .route("/checkout", post(checkout::form))

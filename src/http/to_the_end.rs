@@ -3,19 +3,22 @@
 //! pass can take minutes) or a merchant closing the tab drops the handler's future, and with it
 //! the rest of the work and the audit line written when it is done. Each action therefore runs
 //! as a task of its own, which the request awaits: cut short, the request answers 503 (the
-//! edge's deadline) while the action finishes and records what it did.
+//! edge's deadline) while the action finishes and records what it did. The process waits for
+//! it before it ends, as for a background job (`AppState::work`).
 
 use axum::{
-    extract::Request,
+    extract::{Request, State},
     http::StatusCode,
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use tracing::Instrument;
 
-pub async fn run_to_the_end(req: Request, next: Next) -> Response {
+use crate::state::AppState;
+
+pub async fn run_to_the_end(State(s): State<AppState>, req: Request, next: Next) -> Response {
     // In the request's span: its logs keep the request id and route.
-    match tokio::spawn(next.run(req).in_current_span()).await {
+    match s.work.spawn(next.run(req).in_current_span()).await {
         Ok(answer) => answer,
         // The panic catcher outside answers it, as if it had happened here.
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

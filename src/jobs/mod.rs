@@ -23,7 +23,7 @@ use crate::state::AppState;
 
 /// `budget_ready`: DHMAD's call budget was sized at start (else the queue worker does it).
 pub fn spawn_all(state: AppState, token: CancellationToken, budget_ready: bool) -> TaskTracker {
-    let tracker = TaskTracker::new();
+    let tracker = state.work.clone();
     tracker.spawn(checkout_queue::run(
         state.clone(),
         token.clone(),
