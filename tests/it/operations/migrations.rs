@@ -9,6 +9,42 @@ use sqlx::{migrate::Migrate, PgPool};
 
 use crate::common::*;
 
+/// A migration is never edited once it landed: a database that applied the earlier text
+/// refuses a binary whose copy differs (sqlx compares checksums), and it missed what the edit
+/// added. Several were edited all the same; `tests/migrations.sha384` now holds each one's.
+#[test]
+fn landed_migrations_are_never_edited() {
+    let recorded = std::fs::read_to_string("tests/migrations.sha384").unwrap();
+    let recorded: std::collections::HashMap<i64, &str> = recorded
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (version, sum) = l.split_once(' ').expect("`version sha384` per line");
+            (version.parse().expect("a version"), sum.trim())
+        })
+        .collect();
+    let migrator = sqlx::migrate!("./migrations");
+    for m in migrator.iter() {
+        let sum: String = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
+        match recorded.get(&m.version) {
+            Some(landed) => assert_eq!(
+                *landed, sum,
+                "migration {} changed after it landed: undo the edit and write a new migration",
+                m.version
+            ),
+            None => panic!(
+                "a new migration: add `{} {sum}` to tests/migrations.sha384",
+                m.version
+            ),
+        }
+    }
+    assert_eq!(
+        recorded.len(),
+        migrator.iter().count(),
+        "a landed migration is gone"
+    );
+}
+
 /// A configuration whose `DATABASE_URL` names `database`.
 fn on_database(database: &str) -> storefront::config::Config {
     let mut cfg = config(
