@@ -46,6 +46,15 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // The default is the source tree's folder, where the binary was built: a binary copied
+    // elsewhere served every page without its stylesheet, and said nothing.
+    let stylesheet = config.static_dir.join("app.css");
+    if !stylesheet.is_file() {
+        anyhow::bail!(
+            "STATIC_DIR: no app.css in {} (set it to the release's static/ folder)",
+            config.static_dir.display()
+        );
+    }
     let pool = app::connect(&config)?;
     // Bound first: a taken port fails at once, before any database work.
     let app = Application::build_with_pool(config, pool).await?;

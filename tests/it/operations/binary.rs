@@ -114,6 +114,26 @@ fn help_and_version_answer_at_once_without_serving() {
     assert_eq!(out.status.code(), Some(2), "{}", utf8(&out.stderr));
 }
 
+/// A binary run away from its source tree (a copied artefact) served every page without its
+/// stylesheet, ready all the same: it now names `STATIC_DIR` and does not start.
+#[test]
+fn serve_refuses_a_static_dir_without_the_stylesheet() {
+    let env = [
+        ("DATABASE_URL", "postgres://127.0.0.1:9/never-reached"),
+        ("DHMAD_WEBHOOK_SECRETS", "a-secret"),
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("STATIC_DIR", "/nonexistent/static"),
+        ("PATH", "/usr/bin:/bin"),
+    ];
+    let out = run(&["serve"], &env, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    let err = utf8(&out.stderr);
+    assert!(
+        err.contains("STATIC_DIR") && err.contains("/nonexistent/static"),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_flag_reaches_the_configuration_and_all_bad_settings_are_listed() {
     let bad = [
