@@ -119,6 +119,10 @@ pub struct Settings {
     /// Postgres database of the shop, e.g. postgres://user:password@host:5432/storefront.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Connections to Postgres this instance keeps at most (instances × (this + 2) must stay
+    /// under the server's max_connections).
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", hide_env_values = true, default_value_t = storefront::config::DEFAULT_DATABASE_MAX_CONNECTIONS.to_string())]
+    database_max_connections: String,
     /// Address the storefront listens on.
     #[arg(long, env = "LISTEN_ADDR", hide_env_values = true, default_value = DEFAULT_LISTEN_ADDR)]
     listen_addr: String,
@@ -279,6 +283,7 @@ impl Settings {
     fn lookup(&self, var: &str) -> Option<String> {
         let v = match var {
             "DATABASE_URL" => return self.database_url.clone(),
+            "DATABASE_MAX_CONNECTIONS" => &self.database_max_connections,
             "LISTEN_ADDR" => &self.listen_addr,
             "PUBLIC_BASE_URL" => &self.public_base_url,
             "LOCAL_ONLY" => &self.local_only,

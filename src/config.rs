@@ -30,6 +30,11 @@ pub const MAX_SMTP_TIMEOUT_SECS: u64 = 90;
 pub const MAX_SECS: u64 = 366 * 24 * 3600;
 /// The most `MAX_CONNECTIONS` and the per-minute rate limits take.
 pub const MAX_COUNT: u64 = 1_000_000;
+/// Connections to Postgres one instance keeps at most, by default.
+pub const DEFAULT_DATABASE_MAX_CONNECTIONS: u32 = 20;
+/// The most `DATABASE_MAX_CONNECTIONS` takes: past it, Postgres (whose own default is 100)
+/// refuses long before.
+pub const MAX_DATABASE_CONNECTIONS: u32 = 1_000;
 /// The most `DHMAD_RATE_LIMIT` takes: the budget keeps one row per call of the window.
 pub const MAX_DHMAD_RATE_LIMIT: u32 = 100_000;
 pub const DEFAULT_MAIL_FROM: &str = "Souk Digital <shop@localhost>";
@@ -66,6 +71,8 @@ fn is_local(u: &Url) -> bool {
 #[derive(Clone)]
 pub struct Config {
     pub database_url: SecretString,
+    /// Connections to Postgres this instance keeps at most (its pool).
+    pub database_max_connections: u32,
     pub listen_addr: SocketAddr,
     /// Where buyers reach us; the callback sent to DHMAD is `{public_base_url}/checkout/callback`.
     pub public_base_url: Url,
@@ -313,6 +320,7 @@ impl Config {
             }
         };
         let max_connections = count("MAX_CONNECTIONS", e.max_connections as u64);
+
         let per_client = count(
             "MAX_CONNECTIONS_PER_CLIENT",
             e.max_connections_per_client as u64,
@@ -320,6 +328,17 @@ impl Config {
         let checkout_per_minute =
             count("RATE_LIMIT_CHECKOUT_PER_MIN", e.checkout_per_minute.into());
         let actions_per_minute = count("RATE_LIMIT_ACTIONS_PER_MIN", e.actions_per_minute.into());
+        let database_max_connections = match var("DATABASE_MAX_CONNECTIONS").map(|v| v.parse()) {
+            None => DEFAULT_DATABASE_MAX_CONNECTIONS,
+            Some(Ok(n)) if n > 0 && n <= MAX_DATABASE_CONNECTIONS => n,
+            Some(_) => {
+                errors.push(format!(
+                    "DATABASE_MAX_CONNECTIONS: expected a positive whole number, at most \
+                     {MAX_DATABASE_CONNECTIONS} (the server's own limit comes far before)"
+                ));
+                DEFAULT_DATABASE_MAX_CONNECTIONS
+            }
+        };
         let budget_calls = match var("DHMAD_RATE_LIMIT").map(|v| v.parse::<u32>()) {
             None => budget_default.calls,
             // A checkout takes its two calls at once: a budget of one would queue every
@@ -414,6 +433,7 @@ impl Config {
         }
         Ok(Config {
             database_url: SecretString::from(database_url.expect("checked above")),
+            database_max_connections,
             listen_addr: listen_addr.expect("checked above"),
             public_base_url: public_base_url.expect("checked above"),
             dhmad_api_base: dhmad_api_base.expect("checked above"),
@@ -536,6 +556,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("database_url", &"[redacted]")
+            .field("database_max_connections", &self.database_max_connections)
             .field("listen_addr", &self.listen_addr)
             .field("public_base_url", &self.public_base_url.as_str())
             .field("dhmad_api_base", &self.dhmad_api_base.as_str())

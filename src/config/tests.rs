@@ -29,6 +29,17 @@ fn defaults_follow_the_design() {
 }
 
 #[test]
+fn the_pool_size_is_the_operators() {
+    assert_eq!(cfg(MIN).unwrap().database_max_connections, 20);
+    let with = |n: &'static str| cfg(&[MIN, &[("DATABASE_MAX_CONNECTIONS", n)]].concat());
+    assert_eq!(with("35").unwrap().database_max_connections, 35);
+    for bad in ["0", "1001", "many"] {
+        let err = with(bad).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_MAX_CONNECTIONS"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn every_bad_variable_is_named() {
     let err = cfg(&[
         ("LISTEN_ADDR", "nope"),

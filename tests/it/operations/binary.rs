@@ -162,6 +162,11 @@ fn every_flag_reaches_the_configuration_and_all_bad_settings_are_listed() {
         ),
         ("--max-connections", "0", "MAX_CONNECTIONS"),
         (
+            "--database-max-connections",
+            "1001",
+            "DATABASE_MAX_CONNECTIONS",
+        ),
+        (
             "--header-read-timeout-secs",
             "0",
             "HEADER_READ_TIMEOUT_SECS",
