@@ -391,7 +391,8 @@ impl Config {
             check(
                 "SMTP_URL",
                 ok.then_some(())
-                    .ok_or("expected smtp://host:port or smtps://user:password@host".into()),
+                    .ok_or("expected smtp://host:port or smtps://user:password@host".into())
+                    .and_then(|()| crate::mail::check_smtp_url(u)),
             );
         }
         let mail_from = var("MAIL_FROM").unwrap_or_else(|| DEFAULT_MAIL_FROM.into());

@@ -59,6 +59,12 @@ pub enum MailError {
     Cut(lettre::transport::smtp::Error),
 }
 
+/// Whether `SMTP_URL` names a relay this mailer can use (scheme, host, `tls=`, credentials):
+/// checked with the other settings, so that a mistake is listed with theirs.
+pub(crate) fn check_smtp_url(url: &str) -> Result<(), String> {
+    Relay::from_url(url).map(|_| ())
+}
+
 /// The part of an address after its last `@` (all of it when there is none).
 fn domain(address: &str) -> &str {
     address.rsplit_once('@').map_or(address, |(_, d)| d)

@@ -39,6 +39,28 @@ fn the_pool_size_is_the_operators() {
     }
 }
 
+/// An SMTP_URL the mailer cannot use was found only when the service built its mailer, after
+/// the settings: one error at a time, with another exit code.
+#[test]
+fn an_smtp_url_the_mailer_cannot_use_is_listed_with_the_settings() {
+    for bad in [
+        "smtp://mail.example?tls=sometimes",
+        "smtp://user:%FF@mail.example",
+        "smtp:///no-host",
+    ] {
+        let err = cfg(&[MIN, &[("SMTP_URL", bad)]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SMTP_URL"), "{bad}: {err}");
+    }
+    assert!(cfg(&[
+        MIN,
+        &[("SMTP_URL", "smtp://mail.example:2525?tls=opportunistic")]
+    ]
+    .concat())
+    .is_ok());
+}
+
 #[test]
 fn every_bad_variable_is_named() {
     let err = cfg(&[
