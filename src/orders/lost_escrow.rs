@@ -13,6 +13,7 @@ use super::{
     apply_escrow_snapshot,
     checkout::{short_ref, TITLE_MARKER},
     snapshot::Authority,
+    snapshot::DUPLICATE_FUNDED,
     sync::upstream,
     Order, OrderError, OrderResult, OrderStatus,
 };
@@ -93,7 +94,8 @@ async fn list_since(
 }
 
 /// Resolves an escrow creation with an unknown outcome. Found: the order continues with the
-/// oldest escrow naming it, and any other is cancelled. Not found: the order is safe to retry.
+/// escrow naming it that the buyer paid, else the oldest, and any other is cancelled (or,
+/// paid, flagged). Not found: the order is safe to retry.
 #[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order.id)))]
 pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<()> {
     let call_order = order.id;
@@ -162,7 +164,8 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                     // often why it was lost): not there yet is not "not made" until the
                     // creation could no longer be running there. Taken for "not made", a
                     // retry made a second escrow, and the first landed beside it.
-                    if db::orders::creation_may_still_land(&mut *tx, order.id).await? {
+                    let claim = order.escrow_attempted_at;
+                    if db::orders::creation_may_still_land(&mut *tx, order.id, claim).await? {
                         return Err(OrderError::not_allowed(STILL_LOOKING));
                     }
                     // Unless the order moved on while DHMAD was listed: another look found the
@@ -198,33 +201,23 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
 
 /// A second escrow for one order is pending (the buyer is never sent to it): it is cancelled
 /// at DHMAD, and the order's timeline says so; one the buyer paid all the same is flagged for
-/// the merchant. A failure is logged; the next sweep tries again.
-async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
-    if e.status.is_funded() {
-        if let Err(err) = flag_funded_duplicate(state, order_id, e).await {
-            tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %err, "could not flag a paid duplicate; the next sweep tries again");
-        }
-        return;
-    }
-    if e.status != EscrowStatus::Pending {
-        tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, status = %e.status, "a second escrow for the order is not pending; left to the merchant");
-        return;
-    }
+/// the merchant. A failure is logged; the next sweep tries again. Whether it was cancelled.
+async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) -> bool {
     // An escrow an order holds is that order's, whatever its title says (another order may
     // share the short reference), and may be being paid.
     match db::orders::holding_escrow(&state.pool, &e.id).await {
         Ok(None) => {}
         Ok(Some(holder)) => {
             tracing::info!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, holder = %crate::orders::log_ref(holder), "the escrow is an order's own: kept");
-            return;
+            return false;
         }
         Err(err) => {
             tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %err, "could not look for the escrow's order before cancelling a duplicate; the next sweep tries again");
-            return;
+            return false;
         }
     }
     // Asked again now: DHMAD's list was read a while ago, and the buyer's retry may be making
-    // an escrow (whose answer may be this one).
+    // an escrow (whose answer may be this one, paid or not: the order's own payment).
     match db::orders::get(&state.pool, order_id).await {
         Ok(Some(o))
             if o.escrow_id.as_deref() == Some(e.id.as_str())
@@ -234,13 +227,23 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
                 ) =>
         {
             tracing::info!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, status = ?o.status, "not a duplicate after all, or a creation is under way: kept");
-            return;
+            return false;
         }
         Ok(_) => {}
         Err(err) => {
             tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %err, "could not read the order before cancelling a duplicate; the next sweep tries again");
-            return;
+            return false;
         }
+    }
+    if e.status.is_funded() {
+        if let Err(err) = flag_funded_duplicate(state, order_id, e).await {
+            tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %err, "could not flag a paid duplicate; the next sweep tries again");
+        }
+        return false;
+    }
+    if e.status != EscrowStatus::Pending {
+        tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, status = %e.status, "a second escrow for the order is not pending; left to the merchant");
+        return false;
     }
     // Every instance sweeps in the first hour: one of them cancels (the others' lists show the
     // escrow pending until DHMAD has answered the first). Taken again after a while, should
@@ -250,11 +253,11 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, "another instance is cancelling this duplicate");
-            return;
+            return false;
         }
         Err(err) => {
             tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %err, "could not take the duplicate's turn; the next sweep tries again");
-            return;
+            return false;
         }
     }
     match state.dhmad.cancel_escrow(&e.id).await {
@@ -266,9 +269,11 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
                 tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %err, "could not note a cancelled duplicate");
             }
             tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, "duplicate escrow cancelled");
+            true
         }
         Err(err) => {
             tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, error = %err, "could not cancel a duplicate escrow");
+            false
         }
     }
 }
@@ -276,28 +281,24 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) {
 /// A second escrow naming the order that the buyer paid (DHMAD tells a buyer of every escrow
 /// made for them, so its own notice of a duplicate can be paid before the sweep cancels it):
 /// its money belongs to no order, and only the merchant can settle it (refund one, or take it
-/// as the payment). The order is flagged, with a timeline line once, unless an order holds
-/// the escrow (another order sharing the short reference). Flagged again by each sweep that
-/// finds it, should news of the order's own escrow have lifted the flag.
+/// as the payment). Said once, on the timeline, and with a flag unless the order has one
+/// already (which it would replace); the flag is kept through webhooks, as money for a closed
+/// order's is, until the merchant reads the escrow again ("Reconcile"). The caller made sure
+/// the escrow is no order's and the order's creation is settled.
 async fn flag_funded_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) -> sqlx::Result<()> {
-    if db::orders::holding_escrow(&state.pool, &e.id)
-        .await?
-        .is_some()
-    {
-        return Ok(());
-    }
     let why = format!(
-        "A second DHMAD escrow for this order, {}, is {}: the buyer's money there belongs to no \
-         order. Refund it at DHMAD, or settle with the buyer",
+        "{DUPLICATE_FUNDED}DHMAD escrow {}, a second one for this order, is {}: the buyer's money \
+         there belongs to no order. Refund it at DHMAD, or settle with the buyer",
         e.id, e.status
     );
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
-    db::orders::flag_attention(&mut *tx, order_id, &why).await?;
-    if !db::events::has_line(&mut *tx, order_id, "duplicate_funded", &why).await? {
-        tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, status = %e.status, "a duplicate escrow holds the buyer's money; flagged for the merchant");
-        db::events::add(&mut *tx, order_id, "duplicate_funded", &why, None).await?;
+    if db::events::has_line(&mut *tx, order_id, "duplicate_funded", &why).await? {
+        return Ok(());
     }
+    tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, status = %e.status, "a duplicate escrow holds the buyer's money; flagged for the merchant");
+    db::orders::flag_attention_unless_flagged(&mut *tx, order_id, &why).await?;
+    db::events::add(&mut *tx, order_id, "duplicate_funded", &why, None).await?;
     tx.commit().await
 }
 
@@ -312,7 +313,8 @@ const LOOK_EVERY_PASS_FOR: time::Duration = time::Duration::hours(1);
 const LOOK_LATER_EVERY: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Cancels pending escrows that name an order which has another escrow: creations that landed
-/// after `reconcile_creation` looked (and flags the order of one paid before it was cancelled). Reads DHMAD only when such an order exists, and only as
+/// after `reconcile_creation` looked (and flags the order of one paid before it was cancelled).
+/// How many it cancelled. Reads DHMAD only when such an order exists, and only as
 /// far back as the oldest such order (a pass after a single timeout used to page through a
 /// whole day of pending escrows, every minute for a day, on every instance).
 pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
@@ -350,13 +352,13 @@ pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
         let (found, _) = list_since(state, since, Some(status), |e| named(e).is_some()).await?;
         duplicates.extend(found);
     }
-    let n = duplicates.len();
+    let mut cancelled = 0;
     for e in duplicates {
         if let Some(order_id) = named(&e) {
-            cancel_duplicate(state, order_id, &e).await;
+            cancelled += usize::from(cancel_duplicate(state, order_id, &e).await);
         }
     }
-    Ok(n)
+    Ok(cancelled)
 }
 
 #[cfg(test)]

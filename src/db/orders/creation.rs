@@ -283,34 +283,49 @@ pub async fn record_failure(
 }
 
 /// Notes that the creation claimed at `claimed_at` got no answer: DHMAD may still be making its
-/// escrow for up to `window` after the claim (the slowest a creation can be), by the database's
+/// escrow for up to `window` after the claim (the slowest a creation can be), and `after` from
+/// now at least (the last call may have been sent late in the window), by the database's
 /// clock, which stamped the claim.
 pub async fn creation_unanswered(
     e: impl PgExecutor<'_>,
     id: Uuid,
     claimed_at: Option<OffsetDateTime>,
     window: time::Duration,
+    after: std::time::Duration,
 ) -> sqlx::Result<()> {
     let window_ms = i64::try_from(window.whole_milliseconds()).unwrap_or(i64::MAX);
+    let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
     sqlx::query!(
         "UPDATE orders
-            SET creation_settles_at = escrow_attempted_at + $3::bigint * interval '1 millisecond'
+            SET creation_settles_at =
+                GREATEST(escrow_attempted_at + $3::bigint * interval '1 millisecond',
+                         clock_timestamp() + $4::bigint * interval '1 millisecond')
           WHERE id = $1 AND escrow_attempted_at IS NOT DISTINCT FROM $2",
         id,
         claimed_at,
-        window_ms
+        window_ms,
+        after_ms
     )
     .execute(e)
     .await?;
     Ok(())
 }
 
-/// Whether DHMAD may still be making the order's escrow ([`creation_unanswered`]).
-pub async fn creation_may_still_land(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
+/// Whether DHMAD may still be making the escrow of the creation claimed at `claimed_at`
+/// ([`creation_unanswered`]), the order still waiting to know: not once another look found
+/// the escrow, or a newer claim was made.
+pub async fn creation_may_still_land(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    claimed_at: Option<OffsetDateTime>,
+) -> sqlx::Result<bool> {
     sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM orders
-                           WHERE id = $1 AND creation_settles_at > clock_timestamp()) AS "may!""#,
-        id
+                           WHERE id = $1 AND status = 'needs_reconciliation'
+                             AND escrow_attempted_at IS NOT DISTINCT FROM $2
+                             AND creation_settles_at > clock_timestamp()) AS "may!""#,
+        id,
+        claimed_at
     )
     .fetch_one(e)
     .await

@@ -118,6 +118,22 @@ pub async fn flag_attention(e: impl PgExecutor<'_>, id: Uuid, why: &str) -> sqlx
     Ok(())
 }
 
+/// [`flag_attention`], unless the order has a flag already (whose reason it would replace).
+pub async fn flag_attention_unless_flagged(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    why: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET attention = $2, updated_at = now() WHERE id = $1 AND attention IS NULL",
+        id,
+        why
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 /// Failed looks before this one, for the backoff.
 pub async fn sync_failures(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i32> {
     sqlx::query_scalar!("SELECT sync_failures FROM orders WHERE id = $1", id)
@@ -208,8 +224,9 @@ pub async fn mark_unknown_if_in_flight(
     reason: &str,
     in_flight: time::Duration,
 ) -> sqlx::Result<bool> {
-    // Judged over by the instance's clock; the database's, which stamped the claim, says when
-    // a look may call the escrow not made (`creation_settles_at`), should the two disagree.
+    // Judged over by the caller (the reconciler by the database's clock, a buyer's retry by
+    // the instance's); the database's, which stamped the claim, says when a look may call the
+    // escrow not made (`creation_settles_at`), should the two disagree.
     let in_flight_ms = i64::try_from(in_flight.whole_milliseconds()).unwrap_or(i64::MAX);
     let r = sqlx::query!(
         "UPDATE orders SET status = 'needs_reconciliation', failure_reason = $2, updated_at = now(),

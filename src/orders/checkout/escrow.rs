@@ -217,9 +217,7 @@ pub(super) async fn create_failed(
         db::orders::unclaim_creation(&state.pool, order.id, order.escrow_attempted_at).await?;
         return Ok(OrderError::Busy { retry_after });
     }
-    // No answer: DHMAD may still be making the escrow (often why it did not answer).
-    let unanswered = matches!(&err, dhmad::Error::Timeout)
-        || matches!(&err, dhmad::Error::Transport(t) if !t.is_connect());
+    let unanswered = may_still_be_making(&err);
     let (status, reason, err) = classify_create_error(err);
     let detail = err.cause().unwrap_or_default();
     let public = Some("We could not start the payment with DHMAD; your order is saved");
@@ -230,11 +228,24 @@ pub(super) async fn create_failed(
         db::events::add(&mut *tx, order.id, "escrow_failed", &detail, public).await?;
         if unanswered {
             let window = in_flight_limit(state);
-            db::orders::creation_unanswered(&mut *tx, order.id, at, window).await?;
+            let after = state.config.dhmad_timeout + std::time::Duration::from_secs(5);
+            db::orders::creation_unanswered(&mut *tx, order.id, at, window, after).await?;
         }
     }
     tx.commit().await?;
     Ok(err)
+}
+
+/// Whether a failed create got no answer from DHMAD itself, which may then still be making
+/// the escrow (often why it did not answer): a timeout, a connection cut after the request
+/// left, a gateway's 502, 503 or 504 in front of DHMAD.
+fn may_still_be_making(err: &dhmad::Error) -> bool {
+    match err {
+        dhmad::Error::Timeout => true,
+        dhmad::Error::Transport(t) => !t.is_connect(),
+        dhmad::Error::Server(_) => matches!(err.status(), Some(502..=504)),
+        _ => false,
+    }
 }
 
 /// The escrow for the order as its product sells it. The merchant sells as its associated
@@ -376,5 +387,18 @@ mod tests {
         assert_eq!(s, OrderStatus::EscrowFailed);
         assert_eq!(reason, "DHMAD refused: amount must be positive");
         assert!(matches!(e, OrderError::Refused { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn dhmad_may_still_be_making_an_escrow_it_did_not_answer_for() {
+        let server = |status| dhmad::Error::Server(dhmad::ApiError::parse(status, b"{}"));
+        assert!(may_still_be_making(&dhmad::Error::Timeout));
+        for gateway in [502, 503, 504] {
+            assert!(may_still_be_making(&server(gateway)), "{gateway}");
+        }
+        // DHMAD answered: what it did is in its list now.
+        assert!(!may_still_be_making(&server(500)));
+        let refused = dhmad::ApiError::parse(400, br#"{"message":"no"}"#);
+        assert!(!may_still_be_making(&dhmad::Error::Validation(refused)));
     }
 }

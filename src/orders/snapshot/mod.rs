@@ -75,12 +75,13 @@ pub async fn apply_escrow_snapshot(
     let Some(mut order) = db::orders::lock_by_escrow(&mut *conn, &escrow.id).await? else {
         return Ok(Applied::Unmatched);
     };
-    // Money news for an order closed here keeps its flag until the merchant reads the escrow
-    // again (the back office's "Reconcile"): a webhook does not lift it.
+    // Money news for an order closed here, or money paid into a second escrow of the order,
+    // keeps its flag until the merchant reads the escrow again (the back office's
+    // "Reconcile"): a webhook does not lift it.
     let kept = order
         .attention
         .as_deref()
-        .is_some_and(|a| a.starts_with(MONEY_AFTER_CLOSE))
+        .is_some_and(|a| a.starts_with(MONEY_AFTER_CLOSE) || a.starts_with(DUPLICATE_FUNDED))
         && authority == Authority::Webhook;
     if order.attention.is_some() && !kept {
         lift_flag(conn, &mut order).await?;
@@ -212,6 +213,9 @@ const DISAGREEMENT_WAIT: time::Duration = time::Duration::minutes(10);
 
 /// How the flag of [`money_for_a_closed_order`] begins.
 const MONEY_AFTER_CLOSE: &str = "Money for a closed order: ";
+/// The start of the flag of an order whose buyer paid a second escrow of it
+/// (`lost_escrow::flag_funded_duplicate`).
+pub(crate) const DUPLICATE_FUNDED: &str = "Money in a second escrow: ";
 
 /// An order closed here without DHMAD (it had answered that it did not know the escrow, and a
 /// fresh order was opened), of which news now says DHMAD holds or released the money: settled
