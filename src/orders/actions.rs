@@ -9,10 +9,10 @@ use uuid::Uuid;
 
 use super::{
     lost_escrow, payment_review,
-    sessions::{buyer_payment_page_open, ensure_session, OpeningClaim, Party},
+    sessions::{buyer_payment_page_open, ensure_session, live_session, OpeningClaim, Party},
     sync, Action, Cancellation, Order, OrderError, OrderResult, OrderStatus,
 };
-use crate::db;
+use crate::db::{self, sessions::Session};
 use crate::state::AppState;
 
 fn refused(order: &Order, action: Action) -> OrderError {
@@ -157,14 +157,8 @@ pub async fn hosted_step(state: &AppState, order_id: Uuid, action: Action) -> Or
     }
     let (dhmad_action, party) = match action {
         Action::RequestCancellation => {
-            let step = ensure_session(
-                state,
-                &order,
-                CheckoutAction::RequestCancellation,
-                Party::Buyer,
-            )
-            .await;
-            return match step {
+            let (page, buyer) = (CheckoutAction::RequestCancellation, Party::Buyer);
+            return match step_page(state, order.clone(), action, page, buyer).await {
                 Ok(s) => Ok(s.url),
                 Err(e) => Err(cancellation_known_at_dhmad(state, &order, e).await),
             };
@@ -179,9 +173,41 @@ pub async fn hosted_step(state: &AppState, order_id: Uuid, action: Action) -> Or
     };
     // A refusal that says the order is behind DHMAD (a signature made on its page, its news
     // lost) is read back by `sessions::failed`.
-    Ok(ensure_session(state, &order, dhmad_action, party)
+    Ok(step_page(state, order, action, dhmad_action, party)
         .await?
         .url)
+}
+
+/// The page of a step on DHMAD's site, `action` being allowed on `order`. A page is single-use
+/// (`docs/dhmad-api.md` §2.7), and one stored as open may have been used, its return and its
+/// news lost: handed out again, it says "already used". So DHMAD is asked about a stored page
+/// first; a used one's outcome is learned as on the return, and the order as it then is says
+/// whether the step is still to do, on a new page. DHMAD not answering, the stored page is
+/// handed out. (Payment pages have their own rule: `sessions::live_pay_page`.)
+pub(super) async fn step_page(
+    state: &AppState,
+    mut order: Order,
+    action: Action,
+    page: CheckoutAction,
+    party: Party,
+) -> OrderResult<Session> {
+    if let Some(stored) = live_session(&state.pool, &order, &page, party).await? {
+        let read = sync::read_page(state, order.id, &stored.session_id).await?;
+        if let Some(s) = read.filter(|s| s.status != dhmad::SessionStatus::Pending) {
+            let finished = (s.status == dhmad::SessionStatus::Completed).then_some(s.completed_at);
+            let source = "a page used on DHMAD, read before opening another";
+            sync::learn_from_page(state, &order, &stored, finished, source).await?;
+            order = load(state, order.id).await?;
+            if !order.allows(action) {
+                return Err(OrderError::not_allowed(format!(
+                    "{} was done on DHMAD's page already (the order is now {}).",
+                    action.label(),
+                    order.status.label().to_lowercase()
+                )));
+            }
+        }
+    }
+    ensure_session(state, &order, page, party).await
 }
 
 /// Opens a dispute on DHMAD's page, for the buyer or the merchant.
@@ -190,11 +216,15 @@ pub async fn dispute(state: &AppState, order_id: Uuid, party: Party) -> OrderRes
     if !order.allows(Action::Dispute) {
         return Err(refused(&order, Action::Dispute));
     }
-    Ok(
-        ensure_session(state, &order, CheckoutAction::Dispute, party)
-            .await?
-            .url,
+    Ok(step_page(
+        state,
+        order,
+        Action::Dispute,
+        CheckoutAction::Dispute,
+        party,
     )
+    .await?
+    .url)
 }
 
 /// The merchant's answer to the buyer's pending cancellation request, on DHMAD's page.
@@ -212,7 +242,8 @@ pub async fn answer_cancellation(
     } else {
         CheckoutAction::RejectCancellation
     };
-    match ensure_session(state, &order, action, Party::Merchant).await {
+    let step = Action::AnswerCancellation;
+    match step_page(state, order.clone(), step, action, Party::Merchant).await {
         Ok(s) => Ok(s.url),
         Err(e) => Err(cancellation_known_at_dhmad(state, &order, e).await),
     }

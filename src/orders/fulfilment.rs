@@ -172,14 +172,13 @@ pub async fn confirm_receipt_url(state: &AppState, order: &Order) -> OrderResult
             order.status.label()
         )));
     }
-    Ok(sessions::ensure_session(
-        state,
-        order,
-        CheckoutAction::Complete,
-        sessions::Party::Buyer,
+    let (page, buyer) = (CheckoutAction::Complete, sessions::Party::Buyer);
+    let step = Action::ConfirmReceipt;
+    Ok(
+        super::actions::step_page(state, order.clone(), step, page, buyer)
+            .await?
+            .url,
     )
-    .await?
-    .url)
 }
 
 /// What became of one job attempt.

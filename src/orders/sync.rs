@@ -179,20 +179,54 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     if !db::sessions::claim_check(&state.pool, session_id, recheck).await? {
         return Ok(returned);
     }
-    let read = super::call_log::for_order(order.id, state.dhmad.get_session(session_id)).await;
-    let finished = match read {
+    let finished = match read_page(state, order.id, session_id).await? {
+        Some(s) => (s.status == dhmad::SessionStatus::Completed).then_some(s.completed_at),
+        None => None,
+    };
+    learn_from_page(
+        state,
+        &order,
+        &session,
+        finished,
+        "callback, read from DHMAD",
+    )
+    .await
+    .map(|()| returned)
+}
+
+/// Reads the page's session from DHMAD and records its status; `None` when DHMAD could not
+/// say (logged).
+pub(super) async fn read_page(
+    state: &AppState,
+    order_id: Uuid,
+    session_id: &str,
+) -> OrderResult<Option<dhmad::CheckoutSession>> {
+    let read = super::call_log::for_order(order_id, state.dhmad.get_session(session_id)).await;
+    match read {
         Ok(s) => {
             db::sessions::set_status(&state.pool, session_id, s.status.as_str()).await?;
-            (s.status == dhmad::SessionStatus::Completed).then_some(s.completed_at)
+            Ok(Some(s))
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not read the session from DHMAD");
-            None
+            Ok(None)
         }
-    };
-    if let Err(e) = refresh_order(state, &order, "callback, read from DHMAD").await {
+    }
+}
+
+/// What a page of DHMAD's did, learned once it is left: the escrow read again, and, when the
+/// page was `finished` (with DHMAD's completion time), a payment to review or a cancellation
+/// step. The escrow read failing is logged: the webhook or the reconciler will finish.
+pub(super) async fn learn_from_page(
+    state: &AppState,
+    order: &Order,
+    session: &db::sessions::Session,
+    finished: Option<Option<time::OffsetDateTime>>,
+    source: &str,
+) -> OrderResult<()> {
+    if let Err(e) = refresh_order(state, order, source).await {
         // The order page says we are confirming; the webhook or the reconciler will finish.
-        tracing::warn!(error = %e, cause = e.cause(), "could not read the escrow from DHMAD after the redirect");
+        tracing::warn!(error = %e, cause = e.cause(), "could not read the escrow from DHMAD after its page");
     }
     if let Some(completed_at) =
         finished.filter(|_| session.action == CheckoutAction::AcceptPay.as_str())
@@ -211,7 +245,7 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
             tracing::warn!(error = %e, cause = e.cause(), "could not record the cancellation step from DHMAD's page");
         }
     }
-    Ok(returned)
+    Ok(())
 }
 
 /// See [`super::news::cancellation_done_on_page`]; under the order's lock, as events apply.
