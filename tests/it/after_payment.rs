@@ -373,6 +373,35 @@ async fn a_queued_ship_waits_for_the_answer_to_a_cancellation_request(pool: PgPo
     assert!(held[0].contains("cancellation request"), "{held:?}");
 }
 
+/// The buyer asked to cancel, then the shop cancelled and refunded outright: the back office
+/// kept showing "Cancellation: Requested" on the cancelled order, a request nobody can answer.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_request_overtaken_by_a_refund_is_not_shown_pending(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "overtaken@example.tn").await;
+    ask_to_cancel(&w, s.order_id).await;
+    let r = w
+        .admin_post(&format!("/admin/orders/{}/cancel", s.order_id))
+        .await;
+    w.finish_on_dhmad(r, json!({})).await;
+    w.wait_status(s.order_id, "cancelled").await;
+    let page = w
+        .http
+        .get(w.app.url(&format!("/admin/orders/{}", s.order_id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Cancellation: Requested"),
+        "the history stays"
+    );
+    assert!(page.contains("no longer pending"), "{page}");
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn the_merchant_cancels_and_refunds_a_paid_order(pool: PgPool) {
     let w = world(pool, |_| {}).await;
