@@ -37,6 +37,12 @@ pub struct ClientBuilder {
 
 impl ClientBuilder {
     pub(super) fn new(api_key: String) -> Self {
+        // A key read from a file or an `.env` line comes with its newline or a space: sent as
+        // it is, it made no valid header, and every call failed as if DHMAD were unreachable.
+        let api_key = match api_key.trim() {
+            trimmed if trimmed.len() == api_key.len() => api_key,
+            trimmed => trimmed.to_owned(),
+        };
         Self {
             api_key: SecretString::from(api_key),
             base_url: SANDBOX_API_BASE.to_owned(),
@@ -235,6 +241,10 @@ impl ClientBuilder {
                 "a live API key (sk_live_) is only sent over https".into(),
             ));
         }
+        // Refused here, not on every call as a transport failure (whose write may look sent).
+        if reqwest::header::HeaderValue::from_str(self.api_key.expose_secret()).is_err() {
+            return Err(BuildError::ApiKey);
+        }
         base.path_segments_mut()
             .map_err(|_| BuildError::BaseUrl("expected an http(s) URL".into()))?
             .pop_if_empty();
@@ -266,6 +276,9 @@ pub enum BuildError {
     /// The base URL does not parse as an http(s) URL.
     #[error("invalid DHMAD base URL: {0}")]
     BaseUrl(String),
+    /// The API key holds characters no HTTP header can carry (not said which: it is secret).
+    #[error("the DHMAD API key holds characters an HTTP header cannot carry")]
+    ApiKey,
     /// The HTTP client could not be set up (e.g. the TLS backend failed to initialise).
     #[error("could not build the HTTP client: {0}")]
     Http(#[source] TransportError),

@@ -197,3 +197,32 @@ async fn a_chunked_answer_is_cut_off_at_the_limit() {
         "the server could send {sent} bytes"
     );
 }
+
+/// A key read from a file or an `.env` line with its newline (or a space before it) made no
+/// valid header: every call failed as a transport error, retried and taken for DHMAD being
+/// unreachable, its writes for possibly sent; and a live key with a space slipped past the
+/// https rule. It is trimmed; one no header can carry is refused when the client is built.
+#[tokio::test]
+async fn a_key_read_with_its_newline_is_sent_trimmed() {
+    let server = Server::start(|_, _| {
+        Reply::json(
+            200,
+            json!({"balance":{"available":0,"pending":0,"escrow":0}}),
+        )
+    })
+    .await;
+    let c = dhmad::Client::builder(format!("{KEY}\n"))
+        .base_url(&server.base)
+        .build()
+        .unwrap();
+    c.balance().await.unwrap();
+    let auth = server.seen()[0].header("authorization").map(str::to_owned);
+    assert_eq!(auth, Some(format!("Bearer {KEY}")));
+    let live = format!(" {}", KEY.replace("sandbox", "live"));
+    let clear = dhmad::Client::builder(live)
+        .base_url("http://dhmad.example/api/v1")
+        .build();
+    assert!(matches!(clear, Err(dhmad::BuildError::BaseUrl(_))));
+    let broken = dhmad::Client::builder("sk_sandbox_a\nb").build();
+    assert!(matches!(broken, Err(dhmad::BuildError::ApiKey)));
+}
