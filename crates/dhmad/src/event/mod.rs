@@ -57,7 +57,9 @@ impl WebhookEnvelope {
         Event::from_parts(&self.event_type, self.data.clone())
     }
 
-    /// Compact JSON, the exact bytes DHMAD signs and sends.
+    /// Compact JSON, as DHMAD signs and sends it: the exact bytes for an envelope made with
+    /// [`WebhookEnvelope::new`]. Not for one parsed from a delivery (its `timestamp` is written
+    /// back with milliseconds it may not have had): verify a delivery's own bytes.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an envelope always serializes")
     }
