@@ -192,7 +192,20 @@ pub(super) async fn step_page(
     party: Party,
 ) -> OrderResult<Session> {
     if let Some(stored) = live_session(&state.pool, &order, &page, party).await? {
-        let read = sync::read_page(state, order.id, &stored.session_id).await?;
+        // At most one look per page per interval, as on the return (clicks repeated by anyone
+        // holding the order's link must not spend DHMAD's budget), and no longer than one
+        // call's timeout: DHMAD slow, the stored page is handed out as before.
+        let recheck = time::Duration::try_from(state.config.edge.callback_recheck)
+            .unwrap_or(time::Duration::SECOND);
+        let read = if db::sessions::claim_check(&state.pool, &stored.session_id, recheck).await? {
+            let look = sync::read_page(state, order.id, &stored.session_id);
+            match tokio::time::timeout(state.config.dhmad_timeout, look).await {
+                Ok(read) => read?,
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
         if let Some(s) = read.filter(|s| s.status != dhmad::SessionStatus::Pending) {
             let finished = (s.status == dhmad::SessionStatus::Completed).then_some(s.completed_at);
             let source = "a page used on DHMAD, read before opening another";
@@ -200,7 +213,8 @@ pub(super) async fn step_page(
             order = load(state, order.id).await?;
             if !order.allows(action) {
                 return Err(OrderError::not_allowed(format!(
-                    "{} was done on DHMAD's page already (the order is now {}).",
+                    "{} is not possible now: its page on DHMAD was used or closed, and the \
+                     order has moved on (it is now {}).",
                     action.label(),
                     order.status.label().to_lowercase()
                 )));

@@ -281,24 +281,25 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) -> bool 
 /// A second escrow naming the order that the buyer paid (DHMAD tells a buyer of every escrow
 /// made for them, so its own notice of a duplicate can be paid before the sweep cancels it):
 /// its money belongs to no order, and only the merchant can settle it (refund one, or take it
-/// as the payment). Said once, on the timeline, and with a flag unless the order has one
-/// already (which it would replace); the flag is kept through webhooks, as money for a closed
-/// order's is, until the merchant reads the escrow again ("Reconcile"). The caller made sure
-/// the escrow is no order's and the order's creation is settled.
+/// as the payment). Said once on the timeline; the order is flagged by every sweep that finds
+/// it still paid (unless it has another flag, whose reason it would replace), so that a read
+/// of the order's own escrow, which lifts flags, does not hide it while it lasts. Refunded,
+/// it is no longer found, and the next read lifts the flag. The caller made sure the escrow
+/// is no order's and the order's creation is settled.
 async fn flag_funded_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) -> sqlx::Result<()> {
     let why = format!(
         "{DUPLICATE_FUNDED}DHMAD escrow {}, a second one for this order, is {}: the buyer's money \
-         there belongs to no order. Refund it at DHMAD, or settle with the buyer",
+         there belongs to no order. Refund it at DHMAD (this flag then clears), or settle with \
+         the buyer",
         e.id, e.status
     );
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
-    if db::events::has_line(&mut *tx, order_id, "duplicate_funded", &why).await? {
-        return Ok(());
-    }
-    tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, status = %e.status, "a duplicate escrow holds the buyer's money; flagged for the merchant");
     db::orders::flag_attention_unless_flagged(&mut *tx, order_id, &why).await?;
-    db::events::add(&mut *tx, order_id, "duplicate_funded", &why, None).await?;
+    if !db::events::has_line(&mut *tx, order_id, "duplicate_funded", &why).await? {
+        tracing::warn!(order.ref = %crate::orders::log_ref(order_id), escrow.id = %e.id, status = %e.status, "a duplicate escrow holds the buyer's money; flagged for the merchant");
+        db::events::add(&mut *tx, order_id, "duplicate_funded", &why, None).await?;
+    }
     tx.commit().await
 }
 
