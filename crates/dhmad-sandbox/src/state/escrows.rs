@@ -172,7 +172,7 @@ impl EscrowRecord {
                 phase: Some(p.phase.clone()),
                 upload_deadline: p.upload_deadline,
                 review_deadline: p.review_deadline,
-                correction_rounds: p.correction_rounds,
+                correction_rounds: Some(p.correction_rounds),
             }),
         }
     }

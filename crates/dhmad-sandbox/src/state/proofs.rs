@@ -72,7 +72,7 @@ impl ProofState {
             correction_rounds: Some(self.correction_rounds),
             upload_deadline: self.upload_deadline,
             review_deadline: self.review_deadline,
-            submission_count: self.submissions.len() as u32,
+            submission_count: Some(self.submissions.len() as u32),
             submissions: self.submissions.iter().map(sub).collect(),
             latest_submission: self.submissions.last().map(sub),
             checkout_actions,

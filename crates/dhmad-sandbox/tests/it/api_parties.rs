@@ -99,7 +99,7 @@ async fn proof_and_contract_access() {
     let p = env.client.get_proof(&gated).await.unwrap();
     assert_eq!(
         (p.phase.as_str(), p.submission_count),
-        ("waiting_seller_proof", 0)
+        ("waiting_seller_proof", Some(0))
     );
 }
 

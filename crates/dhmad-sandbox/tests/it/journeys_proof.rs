@@ -60,7 +60,10 @@ async fn quick_with_proof_submit_correct_accept_deliver_complete() {
     env.act(&id, A::SubmitProof, &seller).await;
     env.act(&id, A::ReviewProof, BUYER).await;
     let p = env.client.get_proof(&id).await.unwrap();
-    assert_eq!((p.phase.as_str(), p.submission_count), ("accepted", 2));
+    assert_eq!(
+        (p.phase.as_str(), p.submission_count),
+        ("accepted", Some(2))
+    );
     let latest = p.latest_submission.unwrap();
     assert_eq!((latest.note, latest.attachments.len()), (None, 0));
     assert_eq!(

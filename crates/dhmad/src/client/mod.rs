@@ -349,7 +349,7 @@ impl Client {
     /// ```no_run
     /// # async fn example(client: dhmad::Client) -> Result<(), dhmad::Error> {
     /// let proof = client.get_proof("66aa00000000000000000001").await?;
-    /// println!("{:?}: {} submission(s)", proof.phase, proof.submission_count);
+    /// println!("{:?}: {:?} submission(s)", proof.phase, proof.submission_count);
     /// if let Some(latest) = &proof.latest_submission {
     ///     println!("latest note: {:?}", latest.note);
     /// }

@@ -159,9 +159,10 @@ pub struct ProofInfo {
     /// Buyer's review deadline.
     #[serde(default, with = "iso::option")]
     pub review_deadline: Option<OffsetDateTime>,
-    /// Corrections asked so far.
-    #[serde(default, deserialize_with = "crate::nullable::count_or_zero")]
-    pub correction_rounds: u32,
+    /// Corrections asked so far; `None` when DHMAD leaves it out (`proofInfo`'s keys are
+    /// unstated, §2.1), which is not 0.
+    #[serde(default, deserialize_with = "crate::nullable::count")]
+    pub correction_rounds: Option<u32>,
 }
 
 /// An escrow: the union of the fields DHMAD sends in create, get, list, action responses and

@@ -58,9 +58,10 @@ pub struct Proof {
     /// Buyer's review deadline.
     #[serde(default, with = "iso::option")]
     pub review_deadline: Option<OffsetDateTime>,
-    /// Number of uploads.
-    #[serde(default, deserialize_with = "crate::nullable::or_default")]
-    pub submission_count: u32,
+    /// Number of uploads; `None` when DHMAD leaves it out (the `escrow.proof.*` events do,
+    /// §6.4), which is not 0.
+    #[serde(default, deserialize_with = "crate::nullable::count")]
+    pub submission_count: Option<u32>,
     /// All uploads.
     #[serde(default, deserialize_with = "crate::nullable::or_default")]
     pub submissions: Vec<ProofSubmission>,

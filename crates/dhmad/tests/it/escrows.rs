@@ -273,5 +273,9 @@ fn odd_hint_fields_do_not_make_the_escrow_unreadable() {
         (None, Some(48))
     );
     let proof = e.proof_info.unwrap();
-    assert_eq!((proof.phase, proof.correction_rounds), (None, 2));
+    assert_eq!((proof.phase, proof.correction_rounds), (None, Some(2)));
+    // Left out, it is not taken for 0.
+    let e: Escrow =
+        serde_json::from_str(r#"{"id":"e","status":"paid","proofInfo":{"phase":null}}"#).unwrap();
+    assert_eq!(e.proof_info.unwrap().correction_rounds, None);
 }

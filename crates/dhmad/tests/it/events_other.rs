@@ -43,6 +43,8 @@ fn every_proof_event() {
         };
         assert!(d.proof.phase.is_known(), "{phase}");
         assert_eq!(d.proof.phase.as_str(), phase);
+        // The events carry no count of uploads (§6.4): none, not 0.
+        assert_eq!(d.proof.submission_count, None, "{ty}");
         assert_eq!(
             d.proof.checkout_actions[0].action,
             CheckoutAction::ReviewProof
