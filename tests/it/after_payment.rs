@@ -241,15 +241,11 @@ async fn a_cancellation_whose_webhooks_are_lost_is_known_from_the_callback(pool:
     w.wait_status(s.order_id, "delivered").await;
 }
 
-/// The merchant refused the request on DHMAD's page and closed the tab: no callback, and the
-/// event lost too. While that page has time left, "Reject" again handed out the same page,
-/// which DHMAD answers "already used" (pages are single-use). DHMAD is now asked about a
-/// stored page first: the answer it recorded is learned, and the step is not offered again.
-#[sqlx::test(migrations = "./migrations")]
-async fn a_page_used_on_dhmad_is_not_handed_out_again(pool: PgPool) {
-    let w = world(pool, |_| {}).await;
-    let s = paid_quick(&w, "used-page@example.tn").await;
-    ask_to_cancel(&w, s.order_id).await;
+/// A paid quick order whose buyer asked to cancel; the merchant refuses on DHMAD's page and
+/// closes the tab, every webhook lost: the order, its answer route and the used page's session.
+async fn rejected_without_coming_back(w: &World, buyer: &str) -> (Started, String, String) {
+    let s = paid_quick(w, buyer).await;
+    ask_to_cancel(w, s.order_id).await;
     w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
         .await;
     let answer = format!("/admin/orders/{}/cancellation", s.order_id);
@@ -259,6 +255,17 @@ async fn a_page_used_on_dhmad_is_not_handed_out_again(pool: PgPool) {
     let session = page.rsplit('/').next().unwrap().to_owned();
     w.control(&format!("/sandbox/sessions/{session}/complete"), json!({}))
         .await;
+    (s, answer, session)
+}
+
+/// The merchant refused the request on DHMAD's page and closed the tab: no callback, and the
+/// event lost too. While that page has time left, "Reject" again handed out the same page,
+/// which DHMAD answers "already used" (pages are single-use). DHMAD is now asked about a
+/// stored page first: the answer it recorded is learned, and the step is not offered again.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_page_used_on_dhmad_is_not_handed_out_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, answer, _) = rejected_without_coming_back(&w, "used-page@example.tn").await;
     let again = w.admin_form(&answer, &[("decision", "reject")]).await;
     assert_eq!(again.status(), 409, "not the used page again");
     assert_eq!(
@@ -275,17 +282,7 @@ async fn a_page_used_on_dhmad_is_not_handed_out_again(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn an_answer_known_only_to_dhmad_is_learned_from_its_refusal(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    let s = paid_quick(&w, "tab-closed@example.tn").await;
-    ask_to_cancel(&w, s.order_id).await;
-    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
-        .await;
-    let answer = format!("/admin/orders/{}/cancellation", s.order_id);
-    let first = w.admin_form(&answer, &[("decision", "reject")]).await;
-    assert_eq!(first.status(), 303);
-    let page = first.headers()["location"].to_str().unwrap().to_owned();
-    let session = page.rsplit('/').next().unwrap().to_owned();
-    w.control(&format!("/sandbox/sessions/{session}/complete"), json!({}))
-        .await;
+    let (s, answer, session) = rejected_without_coming_back(&w, "tab-closed@example.tn").await;
     assert_eq!(
         w.app.order_json(s.order_id).await["cancellation"],
         "requested"

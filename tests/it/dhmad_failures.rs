@@ -112,17 +112,19 @@ async fn no_answer_on_create_is_reconciled_before_any_new_escrow(pool: PgPool) {
     let w = world(pool, |c| c.dhmad_timeout = Duration::from_millis(500)).await;
     w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "hang", "hang_ms": 1500, "times": 1}]})).await;
     let body = json!({"sku": "ai-credits-500", "email": "slow@example.tn"});
-    let r = w
-        .http
-        .post(w.app.url("/api/checkout"))
-        .header(
-            "idempotency-key",
-            idempotency_key("ai-credits-500", "slow@example.tn"),
-        )
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let checkout = || async {
+        w.http
+            .post(w.app.url("/api/checkout"))
+            .header(
+                "idempotency-key",
+                idempotency_key("ai-credits-500", "slow@example.tn"),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    };
+    let r = checkout().await;
     assert_eq!(r.status(), 503);
     let row = sqlx::query!(r#"SELECT id, status::text AS "status!", failure_reason FROM orders"#)
         .fetch_one(&w.app.pool)
@@ -134,17 +136,7 @@ async fn no_answer_on_create_is_reconciled_before_any_new_escrow(pool: PgPool) {
     // DHMAD may still be making the escrow it did not answer for: a retry right away, and the
     // reconciler, do not take "not in the list yet" for "not made" (a retry on its word made a
     // second escrow, and the first landed beside it).
-    let r = w
-        .http
-        .post(w.app.url("/api/checkout"))
-        .header(
-            "idempotency-key",
-            idempotency_key("ai-credits-500", "slow@example.tn"),
-        )
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = checkout().await;
     assert_eq!(r.status(), 409);
     let said: Value = r.json().await.unwrap();
     assert!(
