@@ -258,7 +258,8 @@ async fn delay_and_faults_from_config_are_deterministic() {
         // the 8 hex digits of the creation second), which a fresh sandbox numbers alike, so
         // neither the order of logging nor the second of creation matters.
         let mut fates = std::collections::BTreeMap::new();
-        for _ in 0..250 {
+        // Up to 30 s, as every other wait of the suites.
+        for _ in 0..1500 {
             let log = env.get_json("/sandbox/deliveries").await;
             for d in log.as_array().unwrap() {
                 let id = d["escrow_id"].as_str().unwrap_or_default();
