@@ -221,6 +221,7 @@ impl Application {
                  leases make the work due again)"
             );
         }
+        self.state.flush_call_log().await;
         Ok(())
     }
 

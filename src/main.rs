@@ -71,6 +71,7 @@ async fn reconcile(config: Config) -> anyhow::Result<()> {
     let state = storefront::state::AppState::new(config, pool)?;
     storefront::budget::prepare_for_a_pass(&state).await?;
     let report = jobs::reconciler::run_once(&state.for_background(), Duration::ZERO).await?;
+    state.flush_call_log().await;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

@@ -43,6 +43,8 @@ pub struct Shared {
     /// Cancelled when the service starts shutting down: background jobs finish the unit of
     /// work in hand (a DHMAD call, an e-mail) and take no other.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The DHMAD call log's writer, flushed before the process ends ([`Shared::flush_call_log`]).
+    call_log: CallLogWriter,
     /// Work the process waits for before it ends (`app::Application::run_until`): the
     /// background jobs, and the back office's actions, which outlive a request cut short.
     pub work: tokio_util::task::TaskTracker,
@@ -71,6 +73,29 @@ impl Shared {
     pub fn stopping(&self) -> bool {
         self.shutdown.is_cancelled()
     }
+
+    /// Writes the DHMAD calls still queued for the log, and stops its writer (a few seconds at
+    /// most): the process is about to end, and its last calls' lines with it otherwise (a
+    /// `storefront reconcile` pass's, the deliver a shutdown waited for). Calls made after it
+    /// are not logged.
+    pub async fn flush_call_log(&self) {
+        self.call_log.stop.cancel();
+        let writer = self.call_log.done.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer {
+            if tokio::time::timeout(std::time::Duration::from_secs(5), writer)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the DHMAD call log's last lines were not written in time");
+            }
+        }
+    }
+}
+
+/// The call log's writer task, and what tells it to write what is queued and stop.
+struct CallLogWriter {
+    stop: tokio_util::sync::CancellationToken,
+    done: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl AppState {
@@ -94,7 +119,12 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
         let observed = Arc::clone(&metrics);
         let (calls, queue) = tokio::sync::mpsc::channel(CALL_LOG_QUEUE);
-        tokio::spawn(call_log_writer(pool.clone(), queue));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let writer = tokio::spawn(call_log_writer(pool.clone(), queue, stop.clone()));
+        let call_log = CallLogWriter {
+            stop,
+            done: std::sync::Mutex::new(Some(writer)),
+        };
         let pool = crate::db::Pool::new(pool);
         let dhmad = dhmad::Client::builder(config.dhmad_api_key.expose_secret())
             .base_url(config.dhmad_api_base.as_str())
@@ -130,6 +160,7 @@ impl AppState {
                 checkout_queue: tokio::sync::Notify::new(),
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 work: tokio_util::task::TaskTracker::new(),
+                call_log,
                 ungated: dhmad,
             }),
             dhmad: gated,
@@ -176,7 +207,8 @@ const CALL_LOG_QUEUE: usize = 4096;
 const CALL_LOG_BATCH: usize = 512;
 
 /// Writes the queued calls: the first that arrives and every other already waiting, in one
-/// statement. Ends when the last handle to the queue is gone.
+/// statement. Ends when the last handle to the queue is gone, when the pool closes, or, once it
+/// has written what is queued, when `stop` says the process ends.
 ///
 /// It has a connection of its own, outside the pool, opened with `synchronous_commit = off`:
 /// a batch is one round trip that never waits for the disk, and never takes a pool connection
@@ -186,6 +218,7 @@ const CALL_LOG_BATCH: usize = 512;
 async fn call_log_writer(
     pool: PgPool,
     mut queue: tokio::sync::mpsc::Receiver<crate::db::calls::NewCall>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     use sqlx::Connection;
     let options = pool
@@ -198,9 +231,16 @@ async fn call_log_writer(
     let mut conn: Option<sqlx::PgConnection> = None;
     let mut batch = Vec::with_capacity(CALL_LOG_BATCH);
     loop {
-        let got = tokio::select! {
-            got = queue.recv_many(&mut batch, CALL_LOG_BATCH) => got,
-            () = &mut closed => 0,
+        let (got, last) = tokio::select! {
+            got = queue.recv_many(&mut batch, CALL_LOG_BATCH) => (got, false),
+            () = &mut closed => (0, true),
+            // The process ends: what is queued is written in one last batch.
+            () = stop.cancelled() => {
+                while let Ok(call) = queue.try_recv() {
+                    batch.push(call);
+                }
+                (batch.len(), true)
+            }
         };
         if got == 0 {
             break;
@@ -217,6 +257,9 @@ async fn call_log_writer(
             tracing::debug!(error = %e, calls = batch.len(), "could not record DHMAD calls on their orders");
         }
         batch.clear();
+        if last {
+            break;
+        }
     }
     if let Some(conn) = conn {
         let _ = conn.close().await;

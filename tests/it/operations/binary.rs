@@ -474,6 +474,39 @@ async fn reconcile_on_the_command_line_leaves_dhmad_to_buyers_in_line(pool: PgPo
     assert_eq!(budget().await.unwrap(), sized);
 }
 
+/// `storefront reconcile` ends right after its pass: the DHMAD calls it made were queued for
+/// the orders' call logs, and went with the process. They are written before it exits.
+#[sqlx::test(migrations = "./migrations")]
+async fn reconcile_on_the_command_line_logs_the_calls_it_made(pool: PgPool) {
+    let w = world(pool.clone(), |_| {}).await;
+    w.after_first_reconciler_pass().await;
+    let s = w.checkout("chechia-red", "cron-log@example.tn").await;
+    let reads = || {
+        sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM dhmad_calls WHERE order_id = $1 AND method = 'GET'"#,
+            s.order_id
+        )
+        .fetch_one(&pool)
+    };
+    let before = reads().await.unwrap();
+    let (db, api) = (database_url(&pool), format!("{}/api/v1", w.sb.base_url()));
+    // Off the test's runtime, which serves the sandbox meanwhile.
+    let out = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("DATABASE_URL", db.as_str()),
+            ("DHMAD_API_BASE", api.as_str()),
+            ("DHMAD_WEBHOOK_SECRETS", SECRET),
+        ];
+        run(&["reconcile"], &env, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", utf8(&out.stderr));
+    let report = utf8(&out.stdout);
+    assert!(report.contains("\"checked\":1"), "{report}");
+    assert_eq!(reads().await.unwrap(), before + 1, "{report}");
+}
+
 /// An order's id is its link, its only key, and a DHMAD session id leads to it (the callback):
 /// a whole purchase through the binary, its e-mails sent, writes neither to the log, only the
 /// order's short reference; nor the buyer's address, only its domain.
