@@ -266,8 +266,14 @@ async fn rejected_without_coming_back(w: &World, buyer: &str) -> (Started, Strin
 async fn a_page_used_on_dhmad_is_not_handed_out_again(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let (s, answer, _) = rejected_without_coming_back(&w, "used-page@example.tn").await;
-    let again = w.admin_form(&answer, &[("decision", "reject")]).await;
-    assert_eq!(again.status(), 409, "not the used page again");
+    rejecting_again_answers(&w, &s, &answer, 409, "not the used page again").await;
+}
+
+/// "Reject" once more answers `status`; the order has learned its request was refused, and
+/// ships.
+async fn rejecting_again_answers(w: &World, s: &Started, answer: &str, status: u16, why: &str) {
+    let again = w.admin_form(answer, &[("decision", "reject")]).await;
+    assert_eq!(again.status(), status, "{why}");
     assert_eq!(
         w.app.order_json(s.order_id).await["cancellation"],
         "rejected"
@@ -293,14 +299,7 @@ async fn an_answer_known_only_to_dhmad_is_learned_from_its_refusal(pool: PgPool)
         .execute(&w.app.pool)
         .await
         .unwrap();
-    let again = w.admin_form(&answer, &[("decision", "reject")]).await;
-    assert_eq!(again.status(), 422, "DHMAD's refusal is shown");
-    assert_eq!(
-        w.app.order_json(s.order_id).await["cancellation"],
-        "rejected"
-    );
-    let ship = format!("/admin/orders/{}/ship", s.order_id);
-    assert_eq!(w.admin_post(&ship).await.status(), 303);
+    rejecting_again_answers(&w, &s, &answer, 422, "DHMAD's refusal is shown").await;
 }
 
 /// A request the shop never answered is moot once the buyer opens a dispute: the page speaks
