@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
+use crate::back_office::admin_page;
 use crate::common::{sandbox::*, *};
 
 /// The order's escrow id, as its JSON gives it.
@@ -117,16 +118,7 @@ async fn a_buyers_request_is_accepted_by_the_merchant_and_the_buyer_is_refunded(
         .admin_post(&format!("/admin/orders/{}/ship", s.order_id))
         .await;
     assert_eq!(ship.status(), 409);
-    let admin = w
-        .http
-        .get(w.app.url(&format!("/admin/orders/{}", s.order_id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let admin = admin_page(&w.app, &format!("/admin/orders/{}", s.order_id)).await;
     assert!(admin.contains("ordered twice") && admin.contains("Accept the cancellation"));
 
     let accept = w
@@ -381,16 +373,7 @@ async fn a_request_overtaken_by_a_refund_is_not_shown_pending(pool: PgPool) {
         .await;
     w.finish_on_dhmad(r, json!({})).await;
     w.wait_status(s.order_id, "cancelled").await;
-    let page = w
-        .http
-        .get(w.app.url(&format!("/admin/orders/{}", s.order_id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = admin_page(&w.app, &format!("/admin/orders/{}", s.order_id)).await;
     assert!(
         page.contains("Cancellation: Requested"),
         "the history stays"

@@ -30,7 +30,7 @@ async fn admin_get(app: &TestApp, path: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn admin_page(app: &TestApp, path: &str) -> String {
+pub(crate) async fn admin_page(app: &TestApp, path: &str) -> String {
     let r = admin_get(app, path).await;
     assert_eq!(r.status(), 200, "GET {path}");
     assert_eq!(r.headers()["cache-control"], "no-store", "GET {path}");

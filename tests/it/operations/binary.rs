@@ -6,7 +6,10 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{sandbox::world, *};
+use crate::common::{
+    sandbox::{world, World},
+    *,
+};
 use sqlx::PgPool;
 
 const BIN: &str = env!("CARGO_BIN_EXE_storefront");
@@ -418,6 +421,26 @@ async fn the_binary_logs_one_plain_access_line_per_request_and_answers_its_healt
     );
 }
 
+/// One `storefront reconcile` pass against `w`'s sandbox and `pool`'s database (with its own
+/// `DHMAD_RATE_LIMIT` when given), which must succeed.
+async fn reconcile_pass(w: &World, pool: &PgPool, rate_limit: Option<&'static str>) -> Output {
+    let (db, api) = (database_url(pool), format!("{}/api/v1", w.sb.base_url()));
+    // Off the test's runtime, which serves the sandbox meanwhile.
+    let out = tokio::task::spawn_blocking(move || {
+        let mut env = vec![
+            ("DATABASE_URL", db.as_str()),
+            ("DHMAD_API_BASE", api.as_str()),
+            ("DHMAD_WEBHOOK_SECRETS", SECRET),
+        ];
+        env.extend(rate_limit.map(|n| ("DHMAD_RATE_LIMIT", n)));
+        run(&["reconcile"], &env, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", utf8(&out.stderr));
+    out
+}
+
 /// `storefront reconcile` (cron, an operator) spends DHMAD's budget as background work, as
 /// the back office's "Reconcile" does: with a buyer waiting in line it asks DHMAD nothing. It
 /// spent as a buyer's checkout, ahead of the line. And it leaves the budget the running
@@ -448,20 +471,7 @@ async fn reconcile_on_the_command_line_leaves_dhmad_to_buyers_in_line(pool: PgPo
         || sqlx::query_scalar!("SELECT count(*) AS \"n!\" FROM dhmad_budget").fetch_one(&pool);
     let sized = budget().await.unwrap();
     assert!(sized > 0);
-    let (db, api) = (database_url(&pool), format!("{}/api/v1", w.sb.base_url()));
-    // Off the test's runtime, which serves the sandbox meanwhile.
-    let out = tokio::task::spawn_blocking(move || {
-        let env = [
-            ("DATABASE_URL", db.as_str()),
-            ("DHMAD_API_BASE", api.as_str()),
-            ("DHMAD_WEBHOOK_SECRETS", SECRET),
-            ("DHMAD_RATE_LIMIT", "7"),
-        ];
-        run(&["reconcile"], &env, Duration::from_secs(30))
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", utf8(&out.stderr));
+    let out = reconcile_pass(&w, &pool, Some("7")).await;
     // Its report is the one JSON line among the log's.
     let stdout = utf8(&out.stdout);
     let report = stdout
@@ -489,19 +499,7 @@ async fn reconcile_on_the_command_line_logs_the_calls_it_made(pool: PgPool) {
         .fetch_one(&pool)
     };
     let before = reads().await.unwrap();
-    let (db, api) = (database_url(&pool), format!("{}/api/v1", w.sb.base_url()));
-    // Off the test's runtime, which serves the sandbox meanwhile.
-    let out = tokio::task::spawn_blocking(move || {
-        let env = [
-            ("DATABASE_URL", db.as_str()),
-            ("DHMAD_API_BASE", api.as_str()),
-            ("DHMAD_WEBHOOK_SECRETS", SECRET),
-        ];
-        run(&["reconcile"], &env, Duration::from_secs(30))
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", utf8(&out.stderr));
+    let out = reconcile_pass(&w, &pool, None).await;
     let report = utf8(&out.stdout);
     assert!(report.contains("\"checked\":1"), "{report}");
     assert_eq!(reads().await.unwrap(), before + 1, "{report}");
