@@ -181,11 +181,16 @@ impl dhmad::Gate for BudgetGate {
 
 /// Sizes the shared budget to `DHMAD_RATE_LIMIT` (at start; instances must agree on it).
 pub async fn prepare(state: &crate::state::AppState) -> sqlx::Result<()> {
-    let calls = state.config.dhmad_budget.calls;
-    if calls == 0 {
-        return Ok(());
+    match budget_size(state) {
+        Some(limit) => db::budget::resize(&state.pool, limit).await,
+        None => Ok(()),
     }
-    db::budget::resize(&state.pool, i32::try_from(calls).unwrap_or(i32::MAX)).await
+}
+
+/// The budget's size in calls, `None` when none is kept (`DHMAD_RATE_LIMIT=0`).
+fn budget_size(state: &crate::state::AppState) -> Option<i32> {
+    let calls = state.config.dhmad_budget.calls;
+    (calls != 0).then(|| i32::try_from(calls).unwrap_or(i32::MAX))
 }
 
 /// [`prepare`] for a one-off pass (`storefront reconcile`): the running instances sized the
@@ -193,11 +198,9 @@ pub async fn prepare(state: &crate::state::AppState) -> sqlx::Result<()> {
 /// `DHMAD_RATE_LIMIT` differed (or was left at its default), changed every instance's spending
 /// until one restarted, up to DHMAD's 429s.
 pub async fn prepare_for_a_pass(state: &crate::state::AppState) -> sqlx::Result<()> {
-    let calls = state.config.dhmad_budget.calls;
-    if calls == 0 {
+    let Some(limit) = budget_size(state) else {
         return Ok(());
-    }
-    let limit = i32::try_from(calls).unwrap_or(i32::MAX);
+    };
     let held = db::budget::ensure(&state.pool, limit).await?;
     if held != 0 && held != i64::from(limit) {
         tracing::warn!(

@@ -293,8 +293,8 @@ pub async fn creation_unanswered(
     window: time::Duration,
     after: std::time::Duration,
 ) -> sqlx::Result<()> {
-    let window_ms = i64::try_from(window.whole_milliseconds()).unwrap_or(i64::MAX);
-    let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+    let window_ms = window.whole_milliseconds() as i64;
+    let after_ms = crate::db::budget::millis(after);
     sqlx::query!(
         "UPDATE orders
             SET creation_settles_at =

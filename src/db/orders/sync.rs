@@ -188,7 +188,7 @@ pub async fn list_unknown_creation(
     in_flight: time::Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Order>> {
-    let in_flight_ms = i64::try_from(in_flight.whole_milliseconds()).unwrap_or(i64::MAX);
+    let in_flight_ms = in_flight.whole_milliseconds() as i64;
     sqlx::query_as!(
         Order,
         r#"SELECT id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
@@ -227,7 +227,7 @@ pub async fn mark_unknown_if_in_flight(
     // Judged over by the caller (the reconciler by the database's clock, a buyer's retry by
     // the instance's); the database's, which stamped the claim, says when a look may call the
     // escrow not made (`creation_settles_at`), should the two disagree.
-    let in_flight_ms = i64::try_from(in_flight.whole_milliseconds()).unwrap_or(i64::MAX);
+    let in_flight_ms = in_flight.whole_milliseconds() as i64;
     let r = sqlx::query!(
         "UPDATE orders SET status = 'needs_reconciliation', failure_reason = $2, updated_at = now(),
                 creation_settles_at = escrow_attempted_at + $4::bigint * interval '1 millisecond'
