@@ -192,12 +192,9 @@ pub(super) async fn step_page(
     party: Party,
 ) -> OrderResult<Session> {
     if let Some(stored) = live_session(&state.pool, &order, &page, party).await? {
-        // At most one look per page per interval, as on the return (clicks repeated by anyone
-        // holding the order's link must not spend DHMAD's budget), and no longer than one
+        // At most one look per page per interval, as on the return, and no longer than one
         // call's timeout: DHMAD slow, the stored page is handed out as before.
-        let recheck = time::Duration::try_from(state.config.edge.callback_recheck)
-            .unwrap_or(time::Duration::SECOND);
-        let read = if db::sessions::claim_check(&state.pool, &stored.session_id, recheck).await? {
+        let read = if sync::may_look_at_page(state, &stored.session_id).await? {
             let look = sync::read_page(state, order.id, &stored.session_id);
             match tokio::time::timeout(state.config.dhmad_timeout, look).await {
                 Ok(read) => read?,

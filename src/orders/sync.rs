@@ -172,11 +172,7 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     if order.status.is_settled() {
         return Ok(returned);
     }
-    // At most one look at DHMAD per session per interval, however often the page is reloaded
-    // (or a stranger replays the callback to burn the merchant's DHMAD quota).
-    let recheck = time::Duration::try_from(state.config.edge.callback_recheck)
-        .unwrap_or(time::Duration::SECOND);
-    if !db::sessions::claim_check(&state.pool, session_id, recheck).await? {
+    if !may_look_at_page(state, session_id).await? {
         return Ok(returned);
     }
     let finished = match read_page(state, order.id, session_id).await? {
@@ -192,6 +188,15 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     )
     .await
     .map(|()| returned)
+}
+
+/// Whether this request may ask DHMAD about the page now: at most one look per page per
+/// interval (`callback_recheck`), however often the return is reloaded or a step clicked (a
+/// stranger holding the link must not burn the merchant's DHMAD quota).
+pub(super) async fn may_look_at_page(state: &AppState, session_id: &str) -> sqlx::Result<bool> {
+    let recheck = time::Duration::try_from(state.config.edge.callback_recheck)
+        .unwrap_or(time::Duration::SECOND);
+    db::sessions::claim_check(&state.pool, session_id, recheck).await
 }
 
 /// Reads the page's session from DHMAD and records its status; `None` when DHMAD could not
