@@ -323,3 +323,56 @@ async fn whole_numbers_written_with_a_decimal_point_are_accepted() {
         "whole number of hours",
     );
 }
+
+/// §1.2: bodies are JSON, sent as such. DHMAD's parser reads no other type, so a client that
+/// forgets the header (`curl -d`) must fail here as it would there, with a message that says why.
+#[tokio::test]
+async fn a_body_not_sent_as_json_is_refused() {
+    let env = Env::start().await;
+    let body = json!({"title":"x","amount":10,"buyerEmail":BUYER,"mode":"instant"}).to_string();
+    let send = |content_type: Option<&'static str>| {
+        let mut r = env
+            .http
+            .post(env.url("/api/v1/escrows"))
+            .bearer_auth(env.sandbox.api_key())
+            .body(body.clone());
+        if let Some(t) = content_type {
+            r = r.header("content-type", t);
+        }
+        r.send()
+    };
+    for refused in [
+        None,
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+    ] {
+        let r = send(refused).await.unwrap();
+        assert_eq!(r.status(), 400, "{refused:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "Bad Request", "{refused:?}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("Content-Type: application/json"),
+            "{v}"
+        );
+    }
+    for taken in ["application/json", "Application/JSON; charset=utf-8"] {
+        let r = send(Some(taken)).await.unwrap();
+        assert_eq!(r.status(), 201, "{taken}");
+    }
+    // A body-less call needs no header: DHMAD reads it as `{}` (here, a validation error).
+    let r = env
+        .http
+        .post(env.url("/api/v1/escrows"))
+        .bearer_auth(env.sandbox.api_key())
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_ne!(
+        v["message"], "Request body must be JSON: send Content-Type: application/json",
+        "{v}"
+    );
+}
