@@ -295,6 +295,38 @@ async fn every_admin_action_is_audited_with_who_and_where(pool: PgPool) {
     assert_eq!(left, Some(2));
 }
 
+/// A reconciliation pass that fails part-way may already have read, cancelled or queued
+/// things: the trail says it ran. Before, the failure returned before its audit line.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_reconcile_that_fails_part_way_is_still_audited(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    // The pass's last step puts stranded checkouts back in line: with its table gone, the pass
+    // fails after the rest of it ran (in production, a lock held past the lock timeout).
+    sqlx::query("ALTER TABLE checkout_queue RENAME TO checkout_queue_away")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let r = app
+        .http
+        .post(app.url("/admin/reconcile"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE checkout_queue_away RENAME TO checkout_queue")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(r.status().is_server_error(), "{}", r.status());
+    let rows = sqlx::query!("SELECT action, detail FROM admin_audit ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].action, "reconcile");
+    assert!(rows[0].detail.starts_with("failed: "), "{}", rows[0].detail);
+}
+
 /// Failed logins and ended sessions are forgotten a day on: wrong tokens sent from many
 /// addresses do not grow the table for good, and what still decides is kept.
 #[sqlx::test(migrations = "./migrations")]

@@ -129,7 +129,16 @@ pub async fn reconcile(
 ) -> AppResult<Redirect> {
     let before = db::admin_consoles::last_event_id(&s.pool).await?;
     // Background work, as the job's passes: it spends only what buyers leave.
-    let report = reconciler::run_once(&s.for_background(), Duration::ZERO).await?;
+    let report = match reconciler::run_once(&s.for_background(), Duration::ZERO).await {
+        Ok(report) => report,
+        Err(e) => {
+            // The pass may have read, cancelled or queued things before it failed: the trail
+            // says it ran.
+            let detail = format!("failed: {e:#} (what it did before is in the orders' timelines)");
+            admin.record(&s, "reconcile", None, &detail).await?;
+            return Err(e.into());
+        }
+    };
     let changed = db::admin_consoles::changed_since(&s.pool, before, "reconciler").await?;
     let changed = usize::try_from(changed).unwrap_or(0);
     tracing::info!(?report, changed, "manual reconciliation");
