@@ -23,6 +23,7 @@ use crate::{
     orders::{
         actions::{self, CancelOutcome},
         sessions::{self, Party},
+        snapshot::PAID_BY_GUEST,
         Action, Order, OrderError,
     },
     state::AppState,
@@ -59,18 +60,31 @@ struct AdminOrderPage {
 }
 
 /// The merchant's actions valid now, as forms posting to this page's routes. A deliver already
-/// queued is not offered again (as on the list): a second click would queue nothing.
-fn merchant_actions(o: &Order, deliver_queued: bool, buyer_page_open: bool) -> Vec<ActionView> {
+/// queued is not offered again (as on the list): a second click would queue nothing. A guest
+/// paid outside DHMAD's wallet (`guest_paid`) gets no refund from DHMAD (§4.2): the buttons
+/// that would promise one say so instead.
+fn merchant_actions(
+    o: &Order,
+    deliver_queued: bool,
+    buyer_page_open: bool,
+    guest_paid: bool,
+) -> Vec<ActionView> {
     let mut out = Vec::new();
     let mut add = |action: Action, path: &'static str, decision: Option<&'static str>| {
         let queued = matches!(action, Action::Ship | Action::RetryDeliver) && deliver_queued;
         // An instant order's cancel waits for the buyer's page to close (`merchant_cancel`).
         let waits = action == Action::MerchantCancel && buyer_page_open;
         if o.allows(action) && !queued && !waits {
-            let label = match decision {
-                Some("accept") => "Accept the cancellation (refund)",
-                Some(_) => "Reject the cancellation",
-                None => action.label(),
+            let label = match (decision, action) {
+                (Some("accept"), _) if guest_paid => {
+                    "Accept the cancellation (a guest paid: DHMAD refunds nothing, refund them yourself)"
+                }
+                (Some("accept"), _) => "Accept the cancellation (refund)",
+                (Some(_), _) => "Reject the cancellation",
+                (None, Action::CancelAndRefund) if guest_paid => {
+                    "Cancel (a guest paid: DHMAD refunds nothing, refund them yourself)"
+                }
+                (None, _) => action.label(),
             };
             out.push(ActionView {
                 path,
@@ -103,8 +117,9 @@ async fn render_page(
     let product_name = db::products::get(&s.pool, &order.sku)
         .await?
         .map_or_else(|| order.sku.clone(), |p| p.name);
-    let timeline = db::events::list(&s.pool, id)
-        .await?
+    let events = db::events::list(&s.pool, id).await?;
+    let guest_paid = events.iter().any(|e| e.kind == PAID_BY_GUEST);
+    let timeline = events
         .into_iter()
         .map(|e| Line {
             at: fmt_time(e.created_at),
@@ -173,7 +188,7 @@ async fn render_page(
         .collect();
     render(&AdminOrderPage {
         status_label: order.status.label(),
-        actions: merchant_actions(&order, deliver_queued, buyer_page_open),
+        actions: merchant_actions(&order, deliver_queued, buyer_page_open, guest_paid),
         order,
         product_name,
         error,

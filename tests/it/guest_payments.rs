@@ -446,8 +446,8 @@ async fn the_merchant_does_not_cancel_under_a_page_a_rejection_reopened(pool: Pg
 
 /// A guest's payment approved (the order paid), then cancelled while DHMAD still holds the
 /// money (the code's deliver kept failing; the shop cancels and refunds): a guest gets no
-/// automatic refund (§4.2), and the page and the timeline say so. Before, they promised that
-/// DHMAD returns the payment.
+/// automatic refund (§4.2), and the page, the timeline and the merchant's button say so.
+/// Before, they promised that DHMAD returns the payment.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_paid_guest_order_cancelled_promises_no_automatic_refund(pool: PgPool) {
     let w = world(pool, |_| {}).await;
@@ -465,6 +465,11 @@ async fn a_paid_guest_order_cancelled_promises_no_automatic_refund(pool: PgPool)
     )
     .await;
     w.wait_status(s.order_id, "paid").await;
+    // The merchant's button does not promise the refund either.
+    let admin =
+        crate::back_office::admin_page(&w.app, &format!("/admin/orders/{}", s.order_id)).await;
+    assert!(!admin.contains("Cancel and refund"), "{admin}");
+    assert!(admin.contains("DHMAD refunds nothing"), "{admin}");
 
     let cancel = w
         .admin_post(&format!("/admin/orders/{}/cancel", s.order_id))
