@@ -78,6 +78,14 @@ pub async fn form(
     let cookie = cookies::buyer(&s.config, token);
     let answer = match started {
         Ok(st) => Ok(Redirect::to(&next_page(&st)).into_response()),
+        // A double click: the first request is making the calls (and runs to its end, even
+        // when the browser dropped it for this one). The waiting page forwards to DHMAD's page
+        // once it is open.
+        Err(e @ OrderError::InProgress(_)) => match checkout::callers_open_order(&s, &req).await {
+            Ok(Some(order_id)) => Ok(Redirect::to(&waiting_path(order_id)).into_response()),
+            Ok(None) => Err(e.into()),
+            Err(e) => Err(e.into()),
+        },
         Err(e @ (OrderError::NotAllowed(_) | OrderError::Refused { .. })) => {
             refused_on_order(&s, &req, csrf, e).await
         }

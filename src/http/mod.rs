@@ -135,9 +135,15 @@ fn routes(state: &AppState) -> Router<AppState> {
             to_the_end::run_to_the_end,
         ))
         .route_layer(no_store.clone());
+    // The buyer's steps run to their end too: a browser drops a request it will not show (a
+    // double click, a closed tab), and a checkout cut off during `POST /escrows` left its order
+    // creating an escrow that only the reconciler, long after, would look for.
+    let to_the_end =
+        axum::middleware::from_fn_with_state(state.clone(), to_the_end::run_to_the_end);
     let checkout = Router::new()
         .route("/checkout", post(checkout::form))
         .route("/api/checkout", post(checkout::json))
+        .route_layer(to_the_end.clone())
         .route_layer(checkout_limit)
         .route_layer(no_store.clone());
     let actions = Router::new()
@@ -148,6 +154,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/orders/{id}/dispute", post(orders::dispute))
         .route("/orders/{id}/sign", post(orders::sign))
         .route("/orders/{id}/review-proof", post(orders::review_proof))
+        .route_layer(to_the_end)
         .route_layer(action_limit)
         .route_layer(no_store);
     Router::new()

@@ -162,7 +162,10 @@ pub(super) async fn on_page(
 ) -> AppResult<Response> {
     match result {
         Ok(r) => Ok(r),
-        Err(e @ (OrderError::Refused { .. } | OrderError::NotAllowed(_))) => {
+        Err(
+            e
+            @ (OrderError::Refused { .. } | OrderError::NotAllowed(_) | OrderError::InProgress(_)),
+        ) => {
             let status = match e {
                 OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::CONFLICT,
@@ -191,9 +194,13 @@ pub async fn pay_again(
 ) -> AppResult<Response> {
     let o = load(&s, &id).await?;
     let order_id = o.id;
-    let result = queue::resume_or_queue(&s, o)
-        .await
-        .map(|started| Redirect::to(&super::checkout::next_page(&started)).into_response());
+    let result = match queue::resume_or_queue(&s, o).await {
+        Ok(started) => Ok(super::checkout::next_page(&started)),
+        // Another click of this buyer's is making the calls: the waiting page follows them.
+        Err(OrderError::InProgress(_)) => Ok(super::checkout::waiting_path(order_id)),
+        Err(e) => Err(e),
+    };
+    let result = result.map(|to| Redirect::to(&to).into_response());
     on_page(&s, order_id, csrf, result).await
 }
 

@@ -1,7 +1,9 @@
-//! The back office's actions run to their end, whatever becomes of the request. The edge's
-//! deadline (a slow DHMAD: one read retried three times outlasts it, and a full reconciliation
-//! pass can take minutes) or a merchant closing the tab drops the handler's future, and with it
-//! the rest of the work and the audit line written when it is done. Each action therefore runs
+//! The back office's actions, the checkout and the buyer's steps run to their end, whatever
+//! becomes of the request. The edge's deadline (a slow DHMAD: one read retried three times
+//! outlasts it, and a full reconciliation pass can take minutes), a merchant closing the tab or
+//! a buyer's double click (the browser drops the first request) drops the handler's future, and
+//! with it the rest of the work: a DHMAD call whose answer is never recorded, an audit line
+//! never written. Each action therefore runs
 //! as a task of its own, which the request awaits: cut short, the request answers 503 (the
 //! edge's deadline) while the action finishes and records what it did. The process waits for
 //! it before it ends, as for a background job (`AppState::work`).

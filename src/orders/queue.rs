@@ -196,7 +196,7 @@ async fn serve(state: &AppState, order: Order, taker: Uuid) -> OrderResult<Check
 /// Where the buyer of a checkout should be now.
 #[derive(Debug)]
 pub enum Progress {
-    /// Still in line.
+    /// Still in line, or its calls are being made.
     Waiting(Place),
     /// DHMAD's page is open: this URL.
     OnDhmad(String),
@@ -212,6 +212,15 @@ pub async fn progress(state: &AppState, order_id: Uuid) -> OrderResult<Progress>
     let order = db::orders::get(&state.pool, order_id)
         .await?
         .ok_or(OrderError::NotFound)?;
+    // Its escrow is being made (by a double click's first request, say): seconds away, then
+    // the page below opens, or the order's own page says what went wrong.
+    if order.status == OrderStatus::CreatingEscrow {
+        return Ok(Progress::Waiting(Place {
+            order_id,
+            ahead: 0,
+            wait_secs: 2,
+        }));
+    }
     // The contract comes first in standard mode, then the payment.
     let Some(action) = next_buyer_action(&order) else {
         return Ok(Progress::Elsewhere);

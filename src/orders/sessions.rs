@@ -215,7 +215,7 @@ pub async fn open_session(
             return opened;
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(OrderError::not_allowed(
+            return Err(OrderError::InProgress(
                 "This page is being opened by another request. Please try again in a few seconds.",
             ));
         }

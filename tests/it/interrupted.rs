@@ -233,3 +233,60 @@ async fn a_retry_held_back_by_the_budget_then_cut_short_is_put_back_in_line(pool
         .unwrap();
     w.wait_status(o.id, "awaiting_payment").await;
 }
+
+/// A double click on "Buy": the browser drops its first request, whose answer it will not
+/// show, and sends the form again while the first is still creating the escrow at DHMAD. The
+/// first runs to its end all the same, and the second sends the buyer to the waiting page,
+/// which forwards to DHMAD's page once it is open: one escrow, one page, no error. Before, the
+/// second answered 409 on an order page with no way on, and the first, dropped with the
+/// browser's connection in the middle of `POST /escrows`, left the order creating its escrow
+/// until the reconciler looked, long after.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_double_click_on_buy_leads_to_one_payment_page(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.after_first_reconciler_pass().await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows",
+                              "fault": "delay", "hang_ms": 1500}]}))
+        .await;
+    // The catalog sets the browser's checkout and CSRF cookies, so both clicks carry them.
+    let token = w.app.csrf_token().await;
+    let form = [
+        ("sku", "ai-credits-500"),
+        ("email", "double@example.tn"),
+        ("csrf_token", token.as_str()),
+    ];
+    let first = w.app.http.post(w.app.url("/checkout")).form(&form).send();
+    let first = tokio::spawn(first);
+    // Its `POST /escrows` has reached DHMAD, which holds it: the browser drops the request.
+    w.after_the_faults().await;
+    first.abort();
+    let r = w
+        .app
+        .http
+        .post(w.app.url("/checkout"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let waiting = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        waiting.starts_with("/orders/") && waiting.ends_with("/checkout"),
+        "{waiting}"
+    );
+    let dhmad_page = wait_for("the waiting page to forward to DHMAD", 30, || async {
+        let r = w.app.get(&waiting).await;
+        let to = r.headers().get("location")?.to_str().ok()?.to_owned();
+        (r.status() == 303 && !to.starts_with("/orders/")).then_some(to)
+    })
+    .await;
+    assert!(dhmad_page.contains("/checkout/"), "{dhmad_page}");
+    assert_eq!(w.count_calls("POST", "/escrows").await, 1);
+    assert_eq!(w.count_calls("POST", "/sessions").await, 1);
+    let id: Uuid = waiting
+        .trim_start_matches("/orders/")
+        .trim_end_matches("/checkout")
+        .parse()
+        .unwrap();
+    assert_eq!(w.app.order_json(id).await["status"], "awaiting_payment");
+}

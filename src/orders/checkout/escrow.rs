@@ -31,9 +31,7 @@ pub(super) async fn ensure_escrow(
             }
             OrderStatus::CreatingEscrow => {
                 if creation_in_flight(state, &order) {
-                    return Err(OrderError::not_allowed(
-                        "Your checkout is being prepared. Please try again in a few seconds.",
-                    ));
+                    return Err(OrderError::InProgress(BEING_PREPARED));
                 }
                 let reason = "escrow creation was interrupted; checking DHMAD";
                 let claim = order.escrow_attempted_at;
@@ -66,6 +64,8 @@ pub(super) async fn ensure_escrow(
         ),
     })
 }
+
+const BEING_PREPARED: &str = "Your checkout is being prepared. Please try again in a few seconds.";
 
 /// After this long a `creating_escrow` order cannot still be waiting for its answer. The
 /// slowest creation is two `POST /escrows` (a standard escrow DHMAD refuses `autoSign` for is
