@@ -274,8 +274,8 @@ async fn only_the_creation_seen_in_flight_is_marked_in_doubt(pool: PgPool) {
         .insert_order("chechia-red", "in-flight@example.tn", None)
         .await;
     let listed = claimed(&w, order.id, "creating_escrow", 3600).await;
-    // Claimed again since it was listed.
-    claimed(&w, order.id, "creating_escrow", 0).await;
+    // Claimed again since it was listed (a minute ago: over too, by then).
+    claimed(&w, order.id, "creating_escrow", 60).await;
     let reason = "escrow creation was interrupted; checking DHMAD";
     let marked = db::orders::mark_unknown_if_in_flight(
         &w.app.pool,
@@ -305,6 +305,43 @@ async fn only_the_creation_seen_in_flight_is_marked_in_doubt(pool: PgPool) {
     )
     .await
     .unwrap());
+    assert_eq!(
+        w.app.order_json(order.id).await["status"],
+        "needs_reconciliation"
+    );
+}
+
+/// A creation the database stamped less than the in-flight limit ago is not marked in doubt,
+/// whatever its marker judged: a buyer's retry judges by its instance's clock, and one running
+/// ahead of the database's took live creations over (a look before their escrow landed then
+/// called them not made, and a retry made a second escrow).
+#[sqlx::test(migrations = "./migrations")]
+async fn a_live_creation_is_not_marked_in_doubt_by_a_clock_ahead(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let order = w
+        .app
+        .insert_order("chechia-red", "skewed@example.tn", None)
+        .await;
+    // Claimed 8 s ago by the database's clock; an instance 10 s ahead sees 18 s, past 15.
+    let live = claimed(&w, order.id, "creating_escrow", 8).await;
+    let reason = "escrow creation was interrupted; checking DHMAD";
+    let mark = |claim| {
+        db::orders::mark_unknown_if_in_flight(
+            &w.app.pool,
+            order.id,
+            claim,
+            reason,
+            time::Duration::seconds(15),
+        )
+    };
+    assert!(!mark(live.escrow_attempted_at).await.unwrap());
+    assert_eq!(
+        w.app.order_json(order.id).await["status"],
+        "creating_escrow"
+    );
+    // Over by the database's clock too: marked.
+    let old = claimed(&w, order.id, "creating_escrow", 16).await;
+    assert!(mark(old.escrow_attempted_at).await.unwrap());
     assert_eq!(
         w.app.order_json(order.id).await["status"],
         "needs_reconciliation"

@@ -224,15 +224,17 @@ pub async fn mark_unknown_if_in_flight(
     reason: &str,
     in_flight: time::Duration,
 ) -> sqlx::Result<bool> {
-    // Judged over by the caller (the reconciler by the database's clock, a buyer's retry by
-    // the instance's); the database's, which stamped the claim, says when a look may call the
-    // escrow not made (`creation_settles_at`), should the two disagree.
+    // Over by the database's clock, which stamped the claim, whatever the caller judged (a
+    // buyer's retry judges by its instance's clock, which may run ahead: it took live
+    // creations over, and a look made before their escrow landed called them not made).
     let in_flight_ms = in_flight.whole_milliseconds() as i64;
     let r = sqlx::query!(
         "UPDATE orders SET status = 'needs_reconciliation', failure_reason = $2, updated_at = now(),
                 creation_settles_at = escrow_attempted_at + $4::bigint * interval '1 millisecond'
          WHERE id = $1 AND status = 'creating_escrow'
-           AND escrow_attempted_at IS NOT DISTINCT FROM $3",
+           AND escrow_attempted_at IS NOT DISTINCT FROM $3
+           AND (escrow_attempted_at IS NULL
+                OR escrow_attempted_at <= clock_timestamp() - $4::bigint * interval '1 millisecond')",
         id,
         reason,
         claimed_at,

@@ -36,7 +36,7 @@ pub(super) async fn ensure_escrow(
                 let reason = "escrow creation was interrupted; checking DHMAD";
                 let claim = order.escrow_attempted_at;
                 let in_flight = in_flight_limit(state);
-                db::orders::mark_unknown_if_in_flight(
+                let marked = db::orders::mark_unknown_if_in_flight(
                     &state.pool,
                     order.id,
                     claim,
@@ -44,6 +44,19 @@ pub(super) async fn ensure_escrow(
                     in_flight,
                 )
                 .await?;
+                let now = db::orders::get(&state.pool, order.id)
+                    .await?
+                    .ok_or(OrderError::NotFound)?;
+                // Not over by the database's clock, which stamped the claim: this instance's
+                // runs ahead of it.
+                if !marked
+                    && now.status == OrderStatus::CreatingEscrow
+                    && now.escrow_attempted_at == claim
+                {
+                    return Err(OrderError::InProgress(BEING_PREPARED));
+                }
+                order = now;
+                continue;
             }
             other => {
                 return Err(OrderError::not_allowed(format!(
