@@ -450,6 +450,9 @@ async fn a_rejected_delivery_is_explained_and_shipped_again(pool: PgPool) {
     assert_eq!(o["delivery_rejection_reason"], "wrong size");
     let page = w.app.order_page(s.order_id).await;
     assert!(page.contains("wrong size"));
+    // Back to paid charges nothing again: the timeline says so, not "payment received" twice.
+    assert_eq!(page.matches("Payment received").count(), 1, "{page}");
+    assert!(page.contains("the delivery is to be made again"), "{page}");
     assert_eq!(
         w.admin_post(&format!("/admin/orders/{}/ship", s.order_id))
             .await

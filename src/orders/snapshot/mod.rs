@@ -174,7 +174,7 @@ pub async fn apply_escrow_snapshot(
             from.as_deref().unwrap_or("unknown"),
             escrow.status
         ),
-        public: public_status_line(&escrow.status, guest_money),
+        public: public_status_line(&escrow.status, seen.escrow_status.as_ref(), guest_money),
     });
     if plan.fulfil && order.is_instant() && escrow.buyer.is_none() {
         funded.lines.push(NewEvent {
@@ -342,22 +342,33 @@ async fn guest_cancelled_line(
     )
 }
 
-/// What the buyer reads when the escrow moves to `status`; `guest_cancelled`: what a
-/// cancellation says instead when a guest's money is at stake (a proof under review, or a
-/// guest's payment): DHMAD refunds no guest automatically.
+/// What the buyer reads when the escrow moves to `status` from `was` (as the order knew it);
+/// `guest_cancelled`: what a cancellation says instead when a guest's money is at stake (a
+/// proof under review, or a guest's payment): DHMAD refunds no guest automatically. A move
+/// back (a delivery rejected, a dispute closed) charges nothing again and was no act of the
+/// shop's: it says so, not "payment received" a second time.
 fn public_status_line(
     status: &EscrowStatus,
+    was: Option<&EscrowStatus>,
     guest_cancelled: Option<&'static str>,
 ) -> Option<&'static str> {
-    Some(match status {
-        EscrowStatus::Paid => "Payment received: DHMAD holds it until the order is done",
-        EscrowStatus::Delivered => "Marked as delivered by the shop",
-        EscrowStatus::Completed => "Completed: DHMAD released the payment to the shop",
-        EscrowStatus::Cancelled => {
+    use EscrowStatus as S;
+    Some(match (status, was) {
+        (S::Paid, Some(S::Delivered)) => {
+            "Back with the shop: the delivery is to be made again; DHMAD still holds the payment"
+        }
+        (S::Paid, Some(S::Disputed)) => {
+            "The dispute is closed: DHMAD still holds the payment until the order is done"
+        }
+        (S::Delivered, Some(S::Disputed)) => "The dispute is closed: the order stands as delivered",
+        (S::Paid, _) => "Payment received: DHMAD holds it until the order is done",
+        (S::Delivered, _) => "Marked as delivered by the shop",
+        (S::Completed, _) => "Completed: DHMAD released the payment to the shop",
+        (S::Cancelled, _) => {
             guest_cancelled.unwrap_or("Cancelled: DHMAD returns any payment to you")
         }
-        EscrowStatus::Disputed => "A dispute is open with DHMAD",
-        EscrowStatus::Pending | EscrowStatus::Unknown(_) => return None,
+        (S::Disputed, _) => "A dispute is open with DHMAD",
+        (S::Pending | S::Unknown(_), _) => return None,
     })
 }
 
