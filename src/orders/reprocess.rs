@@ -11,11 +11,14 @@
 //! concurrently, it is reprocessed; the snapshot itself would change nothing twice anyway (same
 //! or older than what the order holds).
 
-use dhmad::{Event, WebhookEnvelope};
+use dhmad::WebhookEnvelope;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{apply_escrow_snapshot, news, snapshot::Authority, webhook::Outcome, OrderResult};
+use super::{
+    webhook::{apply_read, Outcome, Read},
+    Applied, OrderResult,
+};
 use crate::db::{self, Pool};
 
 /// What reprocessing one event did.
@@ -70,33 +73,16 @@ async fn apply_in(tx: &mut PgConnection, event_id: &str) -> sqlx::Result<Reproce
     if stored.outcome == Outcome::Processed.as_str() {
         return Ok(Reprocessed::AlreadyProcessed);
     }
-    // The stored body passed `WebhookEnvelope::from_slice` when it arrived; a data shape we do
-    // not know is `ignored`, as on arrival.
-    let event = WebhookEnvelope::from_slice(stored.payload.as_bytes())
-        .and_then(|env| Event::from_parts(&env.event_type, env.data));
-    let (outcome, order_id) = match &event {
-        Err(e) => {
-            tracing::warn!(error = %e, "stored webhook payload has an unexpected shape");
-            (Outcome::Ignored, None)
-        }
-        Ok(ev) => match ev.escrow() {
-            None => (Outcome::Ignored, None),
-            Some(escrow) => {
-                let source = format!("webhook {}, reprocessed", stored.event_type);
-                let applied =
-                    apply_escrow_snapshot(&mut *tx, escrow, Authority::Webhook, &source).await?;
-                match applied.order() {
-                    None => (Outcome::Unmatched, None),
-                    Some(order) => {
-                        super::snapshot::amount::keep_from_event(&mut *tx, &applied, ev, escrow)
-                            .await?;
-                        news::apply(&mut *tx, order, ev, &applied).await?;
-                        (Outcome::Processed, Some(order.id))
-                    }
-                }
-            }
-        },
+    // The stored body passed `WebhookEnvelope::from_slice` when it arrived; it is read as on
+    // arrival (`webhook::Read`).
+    let raw = stored.payload.as_bytes();
+    let read = match WebhookEnvelope::from_slice(raw) {
+        Ok(env) => Read::new(&env.event_type, env.data, raw),
+        Err(e) => Read::Unreadable(e),
     };
+    let source = format!("webhook {}, reprocessed", stored.event_type);
+    let (outcome, applied) = apply_read(&mut *tx, &read, &source).await?;
+    let order_id = applied.as_ref().and_then(Applied::order).map(|o| o.id);
     db::admin_consoles::set_inbox_outcome(&mut *tx, event_id, outcome.as_str(), order_id).await?;
     tracing::info!(outcome = outcome.as_str(), "webhook reprocessed");
     Ok(match (outcome, order_id) {

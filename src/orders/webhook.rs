@@ -1,8 +1,9 @@
 //! Ingesting a verified webhook: inbox row, snapshot, timeline and outbox in one transaction,
 //! so an event is either fully applied or not at all (and DHMAD's retry applies it then).
 
-use dhmad::{Event, WebhookEnvelope};
+use dhmad::{Escrow, Event, WebhookEnvelope};
 use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
 
 use super::{
     apply_escrow_snapshot, news, snapshot, snapshot::Authority, Applied, OrderError, OrderResult,
@@ -68,7 +69,7 @@ pub async fn ingest(pool: &Pool, body: &[u8]) -> OrderResult<Ingested> {
     let span = tracing::Span::current();
     span.record("event.id", id.as_str());
     span.record("event.type", event_type.as_str());
-    let event = Event::from_parts(&event_type, data);
+    let event = Read::new(&event_type, data, raw.as_bytes());
     let stored = db::inbox::Received {
         event_id: &id,
         event_type: &event_type,
@@ -80,6 +81,92 @@ pub async fn ingest(pool: &Pool, body: &[u8]) -> OrderResult<Ingested> {
 
 /// The longest event id or type taken.
 const MAX_NAME: usize = 200;
+
+/// What an event says, as far as it reads. DHMAD documents its payloads loosely (§0: a
+/// receiver must be defensive): a known type whose `data` does not read as the `dhmad` crate
+/// knows it still carries the escrow's snapshot, which is applied rather than thrown away with
+/// the rest (its status, a payment among them, waited for the reconciler; the inbox row named
+/// no order, so no one saw it on the order).
+pub(super) enum Read {
+    /// Read in full.
+    Event(Box<Event>),
+    /// Only `data.escrow` read: its status and facts apply; the rest waits in the inbox.
+    SnapshotOnly {
+        escrow: Box<Escrow>,
+        error: serde_json::Error,
+    },
+    /// Nothing to apply.
+    Unreadable(serde_json::Error),
+}
+
+impl Read {
+    /// `raw`: the envelope's bytes, read again for the snapshot only when the event does not
+    /// read (never on a well-formed delivery).
+    pub(super) fn new(event_type: &str, data: serde_json::Value, raw: &[u8]) -> Self {
+        match Event::from_parts(event_type, data) {
+            Ok(event) => Self::Event(Box::new(event)),
+            Err(error) => match snapshot_in(raw) {
+                Some(escrow) => Self::SnapshotOnly {
+                    escrow: Box::new(escrow),
+                    error,
+                },
+                None => Self::Unreadable(error),
+            },
+        }
+    }
+
+    fn escrow(&self) -> Option<&Escrow> {
+        match self {
+            Self::Event(event) => event.escrow(),
+            Self::SnapshotOnly { escrow, .. } => Some(escrow),
+            Self::Unreadable(_) => None,
+        }
+    }
+}
+
+fn snapshot_in(raw: &[u8]) -> Option<Escrow> {
+    let mut envelope: serde_json::Value = serde_json::from_slice(raw).ok()?;
+    let escrow = envelope.get_mut("data")?.get_mut("escrow")?.take();
+    serde_json::from_value(escrow).ok()
+}
+
+/// Applies what `read` says to its order, in the caller's transaction (under the order's row
+/// lock, taken by the snapshot): the snapshot, the amount, the event's news. The same for a
+/// live delivery and a reprocessed one. `source` names it on the timeline.
+pub(super) async fn apply_read(
+    conn: &mut PgConnection,
+    read: &Read,
+    source: &str,
+) -> sqlx::Result<(Outcome, Option<Applied>)> {
+    let Some(escrow) = read.escrow() else {
+        if let Read::Unreadable(e) = read {
+            // Signed by DHMAD but not the shape we know: kept for a human, not retried.
+            tracing::warn!(error = %e, "webhook payload has an unexpected shape");
+        }
+        return Ok((Outcome::Ignored, None));
+    };
+    let applied = apply_escrow_snapshot(&mut *conn, escrow, Authority::Webhook, source).await?;
+    let Some(order) = applied.order() else {
+        return Ok((Outcome::Unmatched, None));
+    };
+    match read {
+        Read::Event(event) => {
+            snapshot::amount::keep_from_event(&mut *conn, &applied, event, escrow).await?;
+            news::apply(&mut *conn, order, event, &applied).await?;
+        }
+        Read::SnapshotOnly { error, .. } => {
+            tracing::warn!(error = %error, "webhook data has an unexpected shape: its escrow snapshot applied");
+            snapshot::amount::keep_from_snapshot(&mut *conn, &applied, escrow).await?;
+            let detail = format!(
+                "{source}: its data did not read as documented ({error}); the escrow's status \
+                 was applied, the rest is kept in the inbox"
+            );
+            db::events::add(&mut *conn, order.id, "event_unread", &detail, None).await?;
+        }
+        Read::Unreadable(_) => {}
+    }
+    Ok((Outcome::Processed, Some(applied)))
+}
 
 /// Postgres text and JSONB cannot hold NUL, yet JSON may carry it (`\u0000`). A signed event
 /// holding one must still be stored and applied, or DHMAD's retries fail alike and the event
@@ -164,11 +251,11 @@ pub struct Ingested {
 async fn store_and_apply(
     pool: &Pool,
     received: &db::inbox::Received<'_>,
-    event: Result<Event, serde_json::Error>,
+    event: Read,
 ) -> sqlx::Result<Ingested> {
     let mut funded_after = None;
     let (id, event_type) = (received.event_id, received.event_type);
-    let escrow = event.as_ref().ok().and_then(Event::escrow);
+    let escrow = event.escrow();
     let duplicate = Ingested {
         outcome: Outcome::Duplicate,
         funded_after: None,
@@ -187,32 +274,19 @@ async fn store_and_apply(
         tx.rollback().await?;
         return Ok(duplicate);
     };
-    let (outcome, order_id) = match (&event, escrow) {
-        (Err(e), _) => {
-            // Signed by DHMAD but not the shape we know: keep it for a human, do not make
-            // DHMAD retry something that will never parse.
-            tracing::warn!(error = %e, "webhook payload has an unexpected shape");
-            (Outcome::Ignored, None)
-        }
-        (Ok(_), None) => (Outcome::Ignored, None),
-        (Ok(ev), Some(escrow)) => {
-            let source = format!("webhook {event_type}");
-            let applied =
-                apply_escrow_snapshot(&mut tx, escrow, Authority::Webhook, &source).await?;
-            match applied.order() {
-                None => (Outcome::Unmatched, None),
-                Some(order) => {
-                    snapshot::amount::keep_from_event(&mut tx, &applied, ev, escrow).await?;
-                    news::apply(&mut tx, order, ev, &applied).await?;
-                    if let Applied::Transitioned { funded: true, .. } = applied {
-                        let took = time::OffsetDateTime::now_utc() - order.created_at;
-                        funded_after = std::time::Duration::try_from(took).ok();
-                    }
-                    (Outcome::Processed, Some(order.id))
-                }
-            }
-        }
-    };
+    let source = format!("webhook {event_type}");
+    let (outcome, applied) = apply_read(&mut tx, &event, &source).await?;
+    let order = applied.as_ref().and_then(Applied::order);
+    if let Some(Applied::Transitioned {
+        funded: true,
+        order,
+        ..
+    }) = &applied
+    {
+        let took = time::OffsetDateTime::now_utc() - order.created_at;
+        funded_after = std::time::Duration::try_from(took).ok();
+    }
+    let order_id = order.map(|o| o.id);
     let ended = db::inbox::Stored {
         outcome: outcome.as_str().to_owned(),
         order_id,

@@ -185,6 +185,51 @@ async fn unknown_types_and_unknown_escrows_are_kept_and_acknowledged(pool: PgPoo
     assert_eq!(rows[1].outcome, "unmatched");
 }
 
+/// A known type whose data does not read as documented (here `escrow.cancellation.requested`
+/// without its `cancellationRequest`) still carries the escrow's snapshot: its status applies
+/// (a payment whose own event was lost, here), the inbox row names the order, and the
+/// merchant's timeline says what was not read. Before, the whole event was `ignored`, its
+/// snapshot thrown away and its row tied to no order.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_event_whose_data_does_not_read_still_applies_its_escrow(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("ai-credits-500", "odd@example.tn", ESCROW, t(0))
+        .await;
+    let env = WebhookEnvelope {
+        id: Uuid::new_v4().to_string(),
+        event_type: "escrow.cancellation.requested".into(),
+        timestamp: OffsetDateTime::now_utc(),
+        data: json!({"escrow": escrow(ESCROW, "paid", "pending", "instant", t(1))}),
+    };
+    assert_eq!(
+        result_of(app.deliver(&sign(&env)).await).await,
+        (200, json!({"result": "processed"}))
+    );
+    let o = app.order_json(id).await;
+    assert_eq!(o["status"], "paid", "{o}");
+    let row = sqlx::query!(
+        "SELECT outcome, order_id FROM webhook_inbox WHERE event_id = $1",
+        env.id
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (row.outcome.as_str(), row.order_id),
+        ("processed", Some(id))
+    );
+    let unread: Vec<String> = sqlx::query_scalar(
+        "SELECT detail FROM order_events WHERE order_id = $1 AND kind = 'event_unread'",
+    )
+    .bind(id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(unread.len(), 1, "{unread:?}");
+    assert!(unread[0].contains("cancellationRequest"), "{unread:?}");
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_rejected_deposit_proof_asks_the_buyer_to_pay_again(pool: PgPool) {
     let app = spawn_offline(pool).await;
