@@ -304,11 +304,16 @@ async fn cancellation(
     Ok(follows)
 }
 
-/// The request's own order: none, requested, then a final answer that nothing changes.
+/// The request's own order: none, requested, then a final answer that nothing changes. The
+/// same step again follows (it changes nothing): an acceptance the page's return recorded
+/// first still writes the buyer's line when its event comes.
 fn cancellation_may_follow(stored: Option<Cancellation>, next: Cancellation) -> bool {
     !matches!(
         (stored, next),
-        (Some(Cancellation::Accepted), _) | (Some(Cancellation::Rejected), Cancellation::Requested)
+        (
+            Some(Cancellation::Accepted),
+            Cancellation::Requested | Cancellation::Rejected
+        ) | (Some(Cancellation::Rejected), Cancellation::Requested)
     )
 }
 

@@ -771,3 +771,40 @@ async fn a_cancellation_event_is_told_as_its_request_says(pool: PgPool) {
     let page = app.order_page(id).await;
     assert!(!page.contains("declined"), "{page}");
 }
+
+/// The merchant accepts the buyer's cancellation on DHMAD's page and comes back before the
+/// event: the return records the answer (a back-office line, `cancellation_done_on_page`),
+/// and the event, when it comes, still writes the buyer's line. Before, it found the answer
+/// recorded, was taken for late, and the buyer never read that DHMAD refunds them.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_accepted_cancellation_told_first_by_the_page_still_tells_the_buyer(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("chechia-red", "refund@example.tn", ESCROW, t(0))
+        .await;
+    app.deliver_processed(&snapshot("paid", "pending", "quick", t(1)))
+        .await;
+    // As the page's return leaves it.
+    sqlx::query("UPDATE orders SET cancellation = 'accepted' WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let accepted = event(
+        "escrow.cancellation.accepted",
+        json!({
+            "escrow": escrow(ESCROW, "cancelled", "paid", "quick", t(2)),
+            "cancellationRequest": {"status": "accepted", "requestedAt": dhmad::iso::format(t(2))},
+        }),
+    );
+    assert_eq!(result_of(app.deliver(&accepted).await).await.0, 200);
+    let told: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM order_events WHERE order_id = $1 AND public = $2")
+            .bind(id)
+            .bind("Cancellation accepted: DHMAD refunds you.")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(told, 1);
+    assert_eq!(late_events(&app, id).await, 0);
+}
