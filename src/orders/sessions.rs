@@ -215,7 +215,8 @@ pub async fn open_session(
             return opened;
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(OrderError::InProgress(
+            // Not `InProgress`: the waiting page follows a creation, not a stalled opener.
+            return Err(OrderError::not_allowed(
                 "This page is being opened by another request. Please try again in a few seconds.",
             ));
         }

@@ -90,7 +90,8 @@ const MAX_NAME: usize = 200;
 pub(super) enum Read {
     /// Read in full.
     Event(Box<Event>),
-    /// Only `data.escrow` read: its status and facts apply; the rest waits in the inbox.
+    /// Only `data.escrow` read: its status and facts apply; the event stays `ignored` in the
+    /// inbox, tied to its order, for a reprocess once it reads.
     SnapshotOnly {
         escrow: Box<Escrow>,
         error: serde_json::Error,
@@ -149,23 +150,26 @@ pub(super) async fn apply_read(
     let Some(order) = applied.order() else {
         return Ok((Outcome::Unmatched, None));
     };
-    match read {
+    let outcome = match read {
         Read::Event(event) => {
             snapshot::amount::keep_from_event(&mut *conn, &applied, event, escrow).await?;
             news::apply(&mut *conn, order, event, &applied).await?;
+            Outcome::Processed
         }
         Read::SnapshotOnly { error, .. } => {
             tracing::warn!(error = %error, "webhook data has an unexpected shape: its escrow snapshot applied");
             snapshot::amount::keep_from_snapshot(&mut *conn, &applied, escrow).await?;
             let detail = format!(
                 "{source}: its data did not read as documented ({error}); the escrow's status \
-                 was applied, the rest is kept in the inbox"
+                 was applied, the event is kept in the inbox (reprocess it once it reads)"
             );
             db::events::add(&mut *conn, order.id, "event_unread", &detail, None).await?;
+            // Not `processed`: what it says beyond the snapshot is still to apply.
+            Outcome::Ignored
         }
-        Read::Unreadable(_) => {}
-    }
-    Ok((Outcome::Processed, Some(applied)))
+        Read::Unreadable(_) => Outcome::Ignored,
+    };
+    Ok((outcome, Some(applied)))
 }
 
 /// Postgres text and JSONB cannot hold NUL, yet JSON may carry it (`\u0000`). A signed event

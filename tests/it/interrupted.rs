@@ -243,10 +243,12 @@ async fn a_retry_held_back_by_the_budget_then_cut_short_is_put_back_in_line(pool
 /// until the reconciler looked, long after.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_double_click_on_buy_leads_to_one_payment_page(pool: PgPool) {
-    let w = world(pool, |_| {}).await;
+    // DHMAD's calls may take 10 s here: the create held below is not timed out.
+    let w = world(pool, |c| c.dhmad_timeout = Duration::from_secs(10)).await;
     w.after_first_reconciler_pass().await;
+    // DHMAD holds the create long enough for the second click on a loaded machine.
     w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows",
-                              "fault": "delay", "hang_ms": 1500}]}))
+                              "fault": "delay", "hang_ms": 5000}]}))
         .await;
     // The catalog sets the browser's checkout and CSRF cookies, so both clicks carry them.
     let token = w.app.csrf_token().await;

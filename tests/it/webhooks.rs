@@ -187,9 +187,9 @@ async fn unknown_types_and_unknown_escrows_are_kept_and_acknowledged(pool: PgPoo
 
 /// A known type whose data does not read as documented (here `escrow.cancellation.requested`
 /// without its `cancellationRequest`) still carries the escrow's snapshot: its status applies
-/// (a payment whose own event was lost, here), the inbox row names the order, and the
-/// merchant's timeline says what was not read. Before, the whole event was `ignored`, its
-/// snapshot thrown away and its row tied to no order.
+/// (a payment whose own event was lost, here), the inbox row names the order and stays
+/// `ignored` (to reprocess once it reads), and the merchant's timeline says what was not read.
+/// Before, the snapshot was thrown away and the row tied to no order.
 #[sqlx::test(migrations = "./migrations")]
 async fn an_event_whose_data_does_not_read_still_applies_its_escrow(pool: PgPool) {
     let app = spawn_offline(pool).await;
@@ -204,7 +204,7 @@ async fn an_event_whose_data_does_not_read_still_applies_its_escrow(pool: PgPool
     };
     assert_eq!(
         result_of(app.deliver(&sign(&env)).await).await,
-        (200, json!({"result": "processed"}))
+        (200, json!({"result": "ignored"}))
     );
     let o = app.order_json(id).await;
     assert_eq!(o["status"], "paid", "{o}");
@@ -215,10 +215,7 @@ async fn an_event_whose_data_does_not_read_still_applies_its_escrow(pool: PgPool
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert_eq!(
-        (row.outcome.as_str(), row.order_id),
-        ("processed", Some(id))
-    );
+    assert_eq!((row.outcome.as_str(), row.order_id), ("ignored", Some(id)));
     let unread: Vec<String> = sqlx::query_scalar(
         "SELECT detail FROM order_events WHERE order_id = $1 AND kind = 'event_unread'",
     )
