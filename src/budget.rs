@@ -3,7 +3,10 @@
 //! (`dhmad::Error::Throttled`). New checkouts queue behind waiting ones, and background jobs
 //! get what buyers leave (`Claimant`).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{
+    atomic::{AtomicU32, Ordering},
+    Arc,
+};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -77,6 +80,39 @@ impl Prepaid {
     }
 }
 
+/// The calls a handle took in advance and has not made yet, shared by its gate (which spends
+/// them) and its state (which gives them back once the work they were taken for is over).
+#[derive(Clone, Debug)]
+pub struct Unspent {
+    left: Arc<AtomicU32>,
+    taker: Uuid,
+}
+
+impl Unspent {
+    pub fn new(prepaid: &Prepaid) -> Self {
+        Self {
+            left: Arc::new(AtomicU32::new(prepaid.calls)),
+            taker: prepaid.taker,
+        }
+    }
+
+    /// The rows of the calls not made go back to the budget: the work needed fewer (the order
+    /// was paid or cancelled meanwhile, or a call failed before the next). Left taken, each
+    /// held its row for a whole window: during an outage with a long line, about half the
+    /// budget went unused. As many rows as calls are left, not every row of the taker: a call
+    /// made on time keeps its row, marked by the taker, dated when taken. A failure is only
+    /// logged: the rows then free at the end of their window, as used ones do.
+    pub async fn give_back(&self, pool: &Pool) {
+        let left = self.left.swap(0, Ordering::AcqRel);
+        if left == 0 {
+            return;
+        }
+        if let Err(e) = db::budget::give_back_some(pool, self.taker, left).await {
+            tracing::warn!(error = %e, "could not give back unused DHMAD calls");
+        }
+    }
+}
+
 /// The gate of one client handle: whom it takes calls for, and calls already taken for it.
 pub struct BudgetGate {
     pool: Pool,
@@ -84,7 +120,7 @@ pub struct BudgetGate {
     who: Claimant,
     /// Calls taken in advance for this handle (a checkout takes both of its calls at once):
     /// how many are left, and their rows' mark and time.
-    prepaid: AtomicU32,
+    prepaid: Unspent,
     taken: Prepaid,
 }
 
@@ -94,9 +130,14 @@ impl BudgetGate {
             pool,
             limits,
             who,
-            prepaid: AtomicU32::new(prepaid.calls),
+            prepaid: Unspent::new(&prepaid),
             taken: prepaid,
         }
+    }
+
+    /// Its calls taken in advance and not made yet, to give back once the work is over.
+    pub fn unspent(&self) -> Unspent {
+        self.prepaid.clone()
     }
 
     async fn admit_one(&self) -> Result<(), Duration> {
@@ -105,6 +146,7 @@ impl BudgetGate {
         }
         let prepaid = self
             .prepaid
+            .left
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         if prepaid.is_ok() && self.prepaid_row_dated().await {
             return Ok(());
@@ -144,7 +186,7 @@ impl BudgetGate {
         match db::budget::redate(&self.pool, self.taken.taker).await {
             Ok(dated) => {
                 if !dated {
-                    self.prepaid.store(0, Ordering::Release);
+                    self.prepaid.left.store(0, Ordering::Release);
                 }
                 dated
             }

@@ -28,6 +28,8 @@ pub struct Handle {
     shared: Arc<Shared>,
     /// DHMAD, behind this handle's gate on the shared call budget.
     pub dhmad: dhmad::Client,
+    /// The calls its gate took in advance and has not made yet.
+    unspent: crate::budget::Unspent,
 }
 
 /// What every clone of an [`AppState`] shares.
@@ -102,10 +104,18 @@ impl AppState {
     /// The same state whose DHMAD calls spend the budget as `who`, `prepaid` of them taken
     /// already.
     pub fn spending_as(&self, who: Claimant, prepaid: Prepaid) -> AppState {
+        let (dhmad, unspent) = gated(&self.shared.ungated, &self.pool, &self.config, who, prepaid);
         AppState(Arc::new(Handle {
             shared: Arc::clone(&self.shared),
-            dhmad: gated(&self.shared.ungated, &self.pool, &self.config, who, prepaid),
+            dhmad,
+            unspent,
         }))
+    }
+
+    /// The calls this state's gate took in advance and did not make go back to the budget
+    /// (`budget::Unspent::give_back`): call it once the work they were taken for is over.
+    pub async fn give_back_unspent(&self) {
+        self.unspent.give_back(&self.pool).await;
     }
 
     /// The state background jobs run with: DHMAD calls only from what buyers leave.
@@ -143,7 +153,7 @@ impl AppState {
             .context("building the DHMAD client")?;
         let verifier = WebhookVerifier::new(config.webhook_secret_strings());
         let mailer = Mailer::from_config(&config)?;
-        let gated = gated(
+        let (gated, unspent) = gated(
             &dhmad,
             &pool,
             &config,
@@ -164,6 +174,7 @@ impl AppState {
                 ungated: dhmad,
             }),
             dhmad: gated,
+            unspent,
         })))
     }
 }
@@ -174,9 +185,11 @@ fn gated(
     config: &Config,
     who: Claimant,
     prepaid: Prepaid,
-) -> dhmad::Client {
+) -> (dhmad::Client, crate::budget::Unspent) {
     let limits = config.dhmad_budget;
-    client.with_gate(BudgetGate::new(pool.clone(), limits, who, prepaid))
+    let gate = BudgetGate::new(pool.clone(), limits, who, prepaid);
+    let unspent = gate.unspent();
+    (client.with_gate(gate), unspent)
 }
 
 /// Records a DHMAD call on the order it was made for (`orders::call_log`), off the caller's

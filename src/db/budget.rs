@@ -105,6 +105,21 @@ pub async fn give_back(e: impl PgExecutor<'_>, taker: Uuid) -> sqlx::Result<()> 
     Ok(())
 }
 
+/// `calls` of the rows `taker` holds go back, free: calls it took and did not make. Rows are
+/// alike, so which of its rows matters not; the others stay as the calls it made dated them.
+pub async fn give_back_some(e: impl PgExecutor<'_>, taker: Uuid, calls: u32) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE dhmad_budget SET used_at = 'epoch', taken_by = NULL
+          WHERE slot IN (SELECT slot FROM dhmad_budget WHERE taken_by = $1
+                          ORDER BY slot LIMIT $2 FOR UPDATE)",
+        taker,
+        i64::from(calls)
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 impl Claimant {
     /// `(jump_queue, reserve)` of `take_dhmad_budget`.
     fn rule(self) -> (bool, i32) {

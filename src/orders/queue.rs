@@ -134,7 +134,9 @@ pub async fn serve_next(
     let taker = taken.taker;
     let prepaid = state.spending_as(Claimant::Interactive, taken);
     tasks.spawn(async move {
-        if let Err(e) = serve(&prepaid, order, taker).await {
+        let served = serve(&prepaid, order, taker).await;
+        prepaid.give_back_unspent().await;
+        if let Err(e) = served {
             tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e, cause = e.cause(), "queued checkout failed");
         }
     });

@@ -158,6 +158,7 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
                     let state = &state.spending_as(Claimant::Interactive, taken);
                     let id = o.id;
                     let started = resume_with(state, o, Some(&product), Fresh::Yes).await;
+                    state.give_back_unspent().await;
                     return ready_or_queued(state, id, started).await;
                 }
                 Some(o) => return Ok(Started::Queued(queue::joined(state, o.id).await?)),
@@ -182,7 +183,9 @@ pub async fn start(state: &AppState, req: CheckoutRequest<'_>) -> OrderResult<St
         return Ok(Started::Queued(queue::enqueue(state, order.id).await?));
     };
     let state = &state.spending_as(Claimant::Interactive, taken);
-    continue_order(state, order, &product, &email, &owner).await
+    let started = continue_order(state, order, &product, &email, &owner).await;
+    state.give_back_unspent().await;
+    started
 }
 
 /// The open order a refused checkout from this caller was about, if any: its page says where
