@@ -126,11 +126,16 @@ pub struct BudgetGate {
 
 impl BudgetGate {
     pub fn new(pool: Pool, limits: Limits, who: Claimant, prepaid: Prepaid) -> Self {
+        let unspent = Unspent::new(&prepaid);
+        if limits.calls == 0 {
+            // No budget kept: no row was taken, none is to give back.
+            unspent.left.store(0, Ordering::Release);
+        }
         Self {
             pool,
             limits,
             who,
-            prepaid: Unspent::new(&prepaid),
+            prepaid: unspent,
             taken: prepaid,
         }
     }

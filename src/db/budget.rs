@@ -107,11 +107,13 @@ pub async fn give_back(e: impl PgExecutor<'_>, taker: Uuid) -> sqlx::Result<()> 
 
 /// `calls` of the rows `taker` holds go back, free: calls it took and did not make. Rows are
 /// alike, so which of its rows matters not; the others stay as the calls it made dated them.
+/// A row locked meanwhile is skipped (fewer go back, never more): a `pause` locking the whole
+/// table in its own order would otherwise deadlock with this one.
 pub async fn give_back_some(e: impl PgExecutor<'_>, taker: Uuid, calls: u32) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE dhmad_budget SET used_at = 'epoch', taken_by = NULL
           WHERE slot IN (SELECT slot FROM dhmad_budget WHERE taken_by = $1
-                          ORDER BY slot LIMIT $2 FOR UPDATE)",
+                          ORDER BY slot LIMIT $2 FOR UPDATE SKIP LOCKED)",
         taker,
         i64::from(calls)
     )
