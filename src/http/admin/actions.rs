@@ -174,6 +174,12 @@ pub async fn reconcile(
     ))
 }
 
+/// Whether the order carries no flag now.
+async fn flag_gone(s: &AppState, order_id: Uuid) -> AppResult<bool> {
+    let now = db::orders::get(&s.pool, order_id).await?;
+    Ok(now.is_some_and(|o| o.attention.is_none()))
+}
+
 /// `POST /admin/orders/{id}/reconcile`: reads this order's escrow from DHMAD now and applies
 /// it (an interrupted checkout is looked up in DHMAD's list instead). A flag for the merchant
 /// is lifted once DHMAD answers about the escrow again, and set when DHMAD no longer knows it.
@@ -193,12 +199,17 @@ pub async fn reconcile_order(
         }
     } else {
         match sync::refresh_order(&s, &order, SOURCE).await {
-            // A flag for the merchant is lifted as the escrow is applied (`apply_escrow_snapshot`).
+            // A flag for the merchant is lifted as the escrow is applied (`apply_escrow_snapshot`):
+            // the merchant is told so, not "nothing new" (money for an order closed here may be
+            // what the flag was about, and this read is its acknowledgement).
             Ok(applied) => match applied {
                 Applied::Transitioned { from, to, .. } => (
                     Notice::OrderChanged,
                     format!("{} → {to}", from.as_deref().unwrap_or("unknown")),
                 ),
+                _ if order.attention.is_some() && flag_gone(&s, order_id).await? => {
+                    (Notice::FlagLifted, "unchanged; flag lifted".to_owned())
+                }
                 _ => (Notice::OrderSame, "unchanged".to_owned()),
             },
             Err(OrderError::EscrowUnknown(why)) => {

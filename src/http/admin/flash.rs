@@ -19,6 +19,7 @@ pub(in crate::http) enum Notice {
     Reconciled,
     OrderChanged,
     OrderSame,
+    FlagLifted,
     OrderFlagged,
     OrderFailed,
     CreationChecked,
@@ -35,7 +36,7 @@ pub(in crate::http) enum Notice {
 }
 
 impl Notice {
-    const ALL: [Notice; 20] = [
+    const ALL: [Notice; 21] = [
         Self::Shipped,
         Self::ShippedAlready,
         Self::DeliverRetried,
@@ -43,6 +44,7 @@ impl Notice {
         Self::Reconciled,
         Self::OrderChanged,
         Self::OrderSame,
+        Self::FlagLifted,
         Self::OrderFlagged,
         Self::OrderFailed,
         Self::CreationChecked,
@@ -67,6 +69,7 @@ impl Notice {
             Self::Reconciled => "reconciled",
             Self::OrderChanged => "order_changed",
             Self::OrderSame => "order_same",
+            Self::FlagLifted => "flag_lifted",
             Self::OrderFlagged => "order_flagged",
             Self::OrderFailed => "order_failed",
             Self::CreationChecked => "creation_checked",
@@ -118,6 +121,12 @@ impl Notice {
             ),
             Self::OrderChanged => "Read from DHMAD: the order changed (see its timeline).".into(),
             Self::OrderSame => "Read from DHMAD: nothing new, the order is up to date.".into(),
+            Self::FlagLifted => {
+                "Read from DHMAD: it answered about the escrow, so the order's flag \
+                                 is lifted. The timeline says why it was raised, and what may be \
+                                 left to settle."
+                    .into()
+            }
             Self::OrderFlagged => {
                 "DHMAD does not know this order's escrow: the order is flagged for you.".into()
             }

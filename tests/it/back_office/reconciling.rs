@@ -7,6 +7,34 @@ use sqlx::PgPool;
 
 use super::*;
 
+/// A flagged order whose escrow DHMAD answers about: the read lifts the flag, and the merchant
+/// is told so. Before, the flash said "nothing new, the order is up to date" while the flag
+/// (money held for an order closed here, say) left the list's "needs attention".
+#[sqlx::test(migrations = "./migrations")]
+async fn reconciling_a_flagged_order_says_the_flag_is_lifted(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "flagged@example.tn").await;
+    sqlx::query("UPDATE orders SET attention = 'DHMAD does not know escrow x' WHERE id = $1")
+        .bind(s.order_id)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let path = format!("/admin/orders/{}/reconcile", s.order_id);
+    let back = act(&w.app, &path).await;
+    assert_eq!(
+        back,
+        format!("/admin/orders/{}?notice=flag_lifted", s.order_id)
+    );
+    let page = admin_page(&w.app, &back).await;
+    assert!(page.contains("flag is lifted"), "{page}");
+    let flag: Option<String> = sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
+        .bind(s.order_id)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(flag, None);
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn reconciling_one_order_reads_dhmad_and_says_what_changed(pool: PgPool) {
     let w = world(pool, |_| {}).await;
