@@ -152,7 +152,7 @@ fn order_status(e: &OrderError) -> StatusCode {
     match e {
         OrderError::NotFound => StatusCode::NOT_FOUND,
         OrderError::Invalid(_) => StatusCode::BAD_REQUEST,
-        OrderError::NotAllowed(_) | OrderError::InProgress(_) => StatusCode::CONFLICT,
+        OrderError::NotAllowed(_) | OrderError::InProgress => StatusCode::CONFLICT,
         OrderError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         OrderError::DhmadUnavailable { .. } | OrderError::Busy { .. } => {

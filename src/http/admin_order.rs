@@ -255,9 +255,7 @@ pub(super) async fn refused(
     let (status, text) = match &e {
         OrderError::Refused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         OrderError::EscrowUnknown(_) => (StatusCode::BAD_GATEWAY, e.to_string()),
-        OrderError::NotAllowed(_) | OrderError::InProgress(_) => {
-            (StatusCode::CONFLICT, e.to_string())
-        }
+        OrderError::NotAllowed(_) | OrderError::InProgress => (StatusCode::CONFLICT, e.to_string()),
         // As the error pages would answer them (`AppError`): 503 for a try-again, 502 else.
         OrderError::DhmadUnavailable { message, cause } => (
             StatusCode::SERVICE_UNAVAILABLE,

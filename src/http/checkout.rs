@@ -81,7 +81,7 @@ pub async fn form(
         // A double click: the first request is making the calls (and runs to its end, even
         // when the browser dropped it for this one). The waiting page forwards to DHMAD's page
         // once it is open.
-        Err(e @ OrderError::InProgress(_)) => match checkout::callers_open_order(&s, &req).await {
+        Err(e @ OrderError::InProgress) => match checkout::callers_open_order(&s, &req).await {
             Ok(Some(order_id)) => Ok(Redirect::to(&waiting_path(order_id)).into_response()),
             Ok(None) => Err(e.into()),
             Err(e) => Err(e.into()),

@@ -163,8 +163,7 @@ pub(super) async fn on_page(
     match result {
         Ok(r) => Ok(r),
         Err(
-            e
-            @ (OrderError::Refused { .. } | OrderError::NotAllowed(_) | OrderError::InProgress(_)),
+            e @ (OrderError::Refused { .. } | OrderError::NotAllowed(_) | OrderError::InProgress),
         ) => {
             let status = match e {
                 OrderError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -197,7 +196,7 @@ pub async fn pay_again(
     let result = match queue::resume_or_queue(&s, o).await {
         Ok(started) => Ok(super::checkout::next_page(&started)),
         // Another click of this buyer's is making the calls: the waiting page follows them.
-        Err(OrderError::InProgress(_)) => Ok(super::checkout::waiting_path(order_id)),
+        Err(OrderError::InProgress) => Ok(super::checkout::waiting_path(order_id)),
         Err(e) => Err(e),
     };
     let result = result.map(|to| Redirect::to(&to).into_response());

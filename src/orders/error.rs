@@ -18,10 +18,10 @@ pub enum OrderError {
     /// The action does not fit the order's state now.
     #[error("{0}")]
     NotAllowed(String),
-    /// Another request is making this step's DHMAD calls right now (a double click, a second
-    /// tab, a look at DHMAD's list): its outcome is seconds away, and the order then shows it.
-    #[error("{0}")]
-    InProgress(&'static str),
+    /// Another request is creating this order's escrow right now (a double click, a second
+    /// tab): its answer is seconds away, and the order then shows it.
+    #[error("Your checkout is being prepared. Please try again in a few seconds.")]
+    InProgress,
     /// DHMAD refused for a business reason; `message` is its `user_message`, meant for users,
     /// `code` its machine-readable reason.
     #[error("{message}")]

@@ -31,7 +31,7 @@ pub(super) async fn ensure_escrow(
             }
             OrderStatus::CreatingEscrow => {
                 if creation_in_flight(state, &order) {
-                    return Err(OrderError::InProgress(BEING_PREPARED));
+                    return Err(OrderError::InProgress);
                 }
                 let reason = "escrow creation was interrupted; checking DHMAD";
                 let claim = order.escrow_attempted_at;
@@ -53,7 +53,7 @@ pub(super) async fn ensure_escrow(
                     && now.status == OrderStatus::CreatingEscrow
                     && now.escrow_attempted_at == claim
                 {
-                    return Err(OrderError::InProgress(BEING_PREPARED));
+                    return Err(OrderError::InProgress);
                 }
                 order = now;
                 continue;
@@ -77,8 +77,6 @@ pub(super) async fn ensure_escrow(
         ),
     })
 }
-
-const BEING_PREPARED: &str = "Your checkout is being prepared. Please try again in a few seconds.";
 
 /// After this long a `creating_escrow` order cannot still be waiting for its answer. The
 /// slowest creation is two `POST /escrows` (a standard escrow DHMAD refuses `autoSign` for is
