@@ -46,7 +46,8 @@ fn unsafe_method(m: &Method) -> bool {
 const READS_WITH_EFFECTS: [&str; 1] = ["/admin/orders.csv"];
 
 /// `Sec-Fetch-Site` (when the browser sends it) must be same-origin or a user's own
-/// navigation; `Origin` (when sent) must be the shop's public origin or the origin the request
+/// navigation; `Origin` (when sent) must be the shop's public origin or, for a shop reached by
+/// an address or as `localhost` (the demo at `http://127.0.0.1:3000`), the origin the request
 /// was addressed to.
 fn same_origin(headers: &HeaderMap, config: &Config) -> bool {
     let text = |h| headers.get(h).and_then(|v| v.to_str().ok());
@@ -59,8 +60,27 @@ fn same_origin(headers: &HeaderMap, config: &Config) -> bool {
         return true;
     };
     let scheme = config.public_base_url.scheme();
-    let addressed = text(header::HOST.as_str()).map(|h| format!("{scheme}://{h}"));
+    let addressed = text(header::HOST.as_str())
+        .filter(|h| no_other_sites_name(h))
+        .map(|h| format!("{scheme}://{h}"));
     origin == config.public_origin() || Some(origin) == addressed.as_deref()
+}
+
+/// Whether a `Host` cannot be another site's name: an address, or `localhost` and its
+/// subdomains, which browsers resolve to this machine themselves. Any other name may be a
+/// site whose DNS an attacker points at the shop (DNS rebinding): its page is then same-origin
+/// with the shop in the browser's eyes, reads the form's token and posts it back with its own
+/// `Origin`, so the demo's well-known back-office token would log it in.
+fn no_other_sites_name(host: &str) -> bool {
+    let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
+        return false;
+    };
+    let name = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" || name.ends_with(".localhost")
 }
 
 fn renders_no_form(path: &str) -> bool {

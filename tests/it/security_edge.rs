@@ -85,6 +85,47 @@ async fn forms_need_the_shops_token_and_origin(pool: PgPool) {
     w.wait_status(s.order_id, "delivered").await;
 }
 
+/// DNS rebinding: another site's name pointed at the shop makes the attacker's page
+/// same-origin with it in the browser, which then sends the attacker's name as `Host` and
+/// `Origin` alike, and the page can read the form's token. Before the fix, that `Origin`
+/// matched "the origin the request was addressed to", and the demo's well-known back-office
+/// token logged the page in. An address or `localhost` still counts as the shop's own.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_rebound_name_cannot_post_the_shops_forms(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let bare = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let token = "a".repeat(64);
+    let login = |host: String| {
+        bare.post(app.url("/admin/login"))
+            .header("host", &host)
+            .header("origin", format!("http://{host}"))
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", format!("sf_csrf={token}"))
+            .form(&[("csrf_token", token.as_str()), ("token", ADMIN_TOKEN)])
+            .send()
+    };
+    let logged_in = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().contains("sf_admin="))
+    };
+    for rebound in ["rebind.example", "Evil.Example.", "localhost.evil.example"] {
+        let r = login(format!("{rebound}:{port}")).await.unwrap();
+        assert_eq!(r.status(), 403, "{rebound}");
+        assert!(!logged_in(&r), "{rebound}");
+    }
+    for own in ["127.0.0.1", "localhost", "shop.localhost", "[::1]"] {
+        let r = login(format!("{own}:{port}")).await.unwrap();
+        assert_eq!(r.status(), 303, "{own}");
+        assert!(logged_in(&r), "{own}");
+    }
+}
+
 /// A CSRF cookie someone planted (a sibling subdomain can set one) beside a matching field
 /// proves nothing: only a token of the shape this shop issues counts. And the favicon, which
 /// shared caches keep for a week, never carries one, nor do the machines' routes.
