@@ -14,6 +14,11 @@ pub struct Cli {
     /// Address to bind.
     #[arg(long, env = "SANDBOX_LISTEN_ADDR", default_value = config::DEFAULT_LISTEN_ADDR)]
     listen_addr: String,
+    /// Only this machine can reach the listen address, whatever it is (a container published
+    /// on 127.0.0.1): required to listen on anything but loopback, since the control API has
+    /// no key.
+    #[arg(long, env = "SANDBOX_LOCAL_ONLY", default_value = "false")]
+    local_only: String,
     /// Base of the checkout URLs handed out and of file links.
     #[arg(long, env = "SANDBOX_PUBLIC_URL", default_value = config::DEFAULT_PUBLIC_URL)]
     public_url: String,
@@ -68,6 +73,7 @@ impl Cli {
     fn lookup(&self, var: &str) -> Option<String> {
         let v = match var {
             "SANDBOX_LISTEN_ADDR" => &self.listen_addr,
+            "SANDBOX_LOCAL_ONLY" => &self.local_only,
             "SANDBOX_PUBLIC_URL" => &self.public_url,
             "SANDBOX_API_KEY" => return self.api_key.clone(),
             "SANDBOX_WEBHOOK_URLS" => &self.webhook_urls,

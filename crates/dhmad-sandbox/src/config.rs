@@ -169,10 +169,30 @@ impl SandboxConfig {
             "SANDBOX_WEBHOOK_RETRY_DELAYS_MS",
             DEFAULT_WEBHOOK_RETRY_DELAYS_MS,
         );
+        let listen_addr: SocketAddr = var("SANDBOX_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)
+            .parse()
+            .map_err(|e| bad("SANDBOX_LISTEN_ADDR", e))?;
+        let local_only = match var("SANDBOX_LOCAL_ONLY", "false").as_str() {
+            "false" | "0" => false,
+            "true" | "1" => true,
+            _ => return Err(bad("SANDBOX_LOCAL_ONLY", "expected true or false")),
+        };
+        // The control API (`/sandbox`) has no key, by design: anyone who reaches the port can
+        // mark escrows paid, read every session and send the webhooks elsewhere. So it listens
+        // where only this machine can reach it, or the operator says that is so.
+        if !listen_addr.ip().to_canonical().is_loopback() && !local_only {
+            return Err(bad(
+                "SANDBOX_LISTEN_ADDR",
+                format!(
+                    "{listen_addr} may be reachable from other machines, and the control API \
+                     (/sandbox) has no key: anyone reaching it could mark escrows paid. Listen \
+                     on 127.0.0.1, or set SANDBOX_LOCAL_ONLY=true if only this machine can reach \
+                     the port (a container published on 127.0.0.1)"
+                ),
+            ));
+        }
         Ok(Self {
-            listen_addr: var("SANDBOX_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)
-                .parse()
-                .map_err(|e| bad("SANDBOX_LISTEN_ADDR", e))?,
+            listen_addr,
             public_url: Some(public_url.trim_end_matches('/').to_owned()),
             api_key,
             webhook_urls: urls("SANDBOX_WEBHOOK_URLS", DEFAULT_WEBHOOK_URL),
@@ -276,5 +296,32 @@ mod tests {
         assert!(
             SandboxConfig::from_lookup(|k| (k == "SANDBOX_API_KEY").then(|| "x".into())).is_err()
         );
+    }
+
+    #[test]
+    fn another_machines_reach_needs_saying_so() {
+        let on = |addr: &'static str, local_only: Option<&'static str>| {
+            SandboxConfig::from_lookup(move |k| match k {
+                "SANDBOX_LISTEN_ADDR" => Some(addr.into()),
+                "SANDBOX_LOCAL_ONLY" => local_only.map(Into::into),
+                _ => None,
+            })
+        };
+        for open in ["0.0.0.0:6002", "[::]:6002", "192.168.1.5:6002"] {
+            let Err(e) = on(open, None) else {
+                panic!("{open} accepted")
+            };
+            assert_eq!(e.var, "SANDBOX_LISTEN_ADDR");
+            assert!(e.reason.contains("SANDBOX_LOCAL_ONLY=true"), "{}", e.reason);
+            assert!(on(open, Some("false")).is_err(), "{open}");
+            assert!(on(open, Some("true")).is_ok(), "{open}");
+        }
+        for local in ["127.0.0.1:6002", "[::1]:6002", "[::ffff:127.0.0.1]:6002"] {
+            assert!(on(local, None).is_ok(), "{local}");
+        }
+        let Err(e) = on("127.0.0.1:6002", Some("yes")) else {
+            panic!("yes accepted")
+        };
+        assert_eq!(e.var, "SANDBOX_LOCAL_ONLY");
     }
 }

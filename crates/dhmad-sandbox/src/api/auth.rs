@@ -43,7 +43,7 @@ pub async fn require_key(State(state): State<AppState>, req: Request, next: Next
         None => ApiError::unauthorized(
             "API key is missing. Send it as 'Authorization: Bearer <key>' or in the X-API-Key header.",
         ),
-        Some(k) if k == state.settings.api_key => return next.run(req).await,
+        Some(k) if same_key(&k, &state.settings.api_key) => return next.run(req).await,
         Some(k) if !is_well_formed(&k) => ApiError::unauthorized(
             "Invalid API key format: expected sk_sandbox_ followed by 64 hexadecimal characters.",
         ),
@@ -55,9 +55,31 @@ pub async fn require_key(State(state): State<AppState>, req: Request, next: Next
     err.into_response()
 }
 
+/// Whether two keys are equal, in time that tells nothing of where they differ: a sandbox
+/// run with a key of its own, on a port others reach, must not give it away byte by byte.
+/// Their SHA-256 digests are compared, since `ct_eq` on slices of different lengths answers
+/// at once.
+fn same_key(presented: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    Sha256::digest(presented.as_bytes())
+        .as_slice()
+        .ct_eq(Sha256::digest(expected.as_bytes()).as_slice())
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_well_formed;
+    use super::{is_well_formed, same_key};
+
+    #[test]
+    fn keys_compare_whole() {
+        let key = format!("sk_sandbox_{}", "ab".repeat(32));
+        assert!(same_key(&key, &key.clone()));
+        assert!(!same_key(&key[..key.len() - 1], &key));
+        assert!(!same_key(&format!("{key}0"), &key));
+        assert!(!same_key("", &key));
+    }
 
     #[test]
     fn key_format() {
