@@ -29,19 +29,38 @@ pub async fn enqueue(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
     Ok(r.rows_affected() == 1)
 }
 
+/// Dates the order's open job of `kind` now: what it is to do was asked again (the merchant's
+/// "ship" after a rejection the job predates). An attempt under way keeps the date it read.
+pub async fn redate_open(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE outbox_jobs SET created_at = now()
+          WHERE kind = $1 AND order_id = $2 AND done_at IS NULL",
+        kind,
+        order_id
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 /// [`enqueue`], unless the order's last job of this kind was abandoned: the merchant's
-/// decision (`list_missing_deliver` keeps it too), until the merchant queues one again.
+/// decision (`list_missing_deliver` keeps it too), until the merchant queues one again. After
+/// a job that gave up, the new one carries it on as [`run_now`]'s does: its attempts may have
+/// landed with their answers lost, so a deliver reads the escrow before it sends again.
 pub async fn enqueue_unless_abandoned(
     e: impl PgExecutor<'_>,
     kind: &str,
     order_id: Uuid,
 ) -> sqlx::Result<bool> {
     let r = sqlx::query!(
-        "INSERT INTO outbox_jobs (kind, order_id)
-         SELECT $1, $2 WHERE NOT EXISTS (
-           SELECT 1 FROM (SELECT abandoned_at FROM outbox_jobs WHERE kind = $1 AND order_id = $2
-                           ORDER BY id DESC LIMIT 1) AS last
-            WHERE last.abandoned_at IS NOT NULL)
+        "INSERT INTO outbox_jobs (kind, order_id, attempts, created_at)
+         SELECT $1, $2, CASE WHEN last.gave_up_at IS NULL THEN 0 ELSE 1 END,
+                CASE WHEN last.gave_up_at IS NULL THEN now() ELSE last.created_at END
+           FROM (SELECT) AS one
+           LEFT JOIN LATERAL (SELECT abandoned_at, gave_up_at, created_at FROM outbox_jobs
+                               WHERE kind = $1 AND order_id = $2
+                               ORDER BY id DESC LIMIT 1) AS last ON true
+          WHERE last.abandoned_at IS NULL
          ON CONFLICT DO NOTHING",
         kind,
         order_id

@@ -77,6 +77,12 @@ pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<bool>
         return Err(OrderError::not_allowed(ship_refusal(&order)));
     }
     let queued = db::outbox::enqueue(&mut *tx, DELIVER, order.id).await?;
+    if !queued && order.delivery_rejection().is_some() {
+        // The open deliver predates the buyer's rejection (an earlier ship whose answer was
+        // lost, still retrying): it would find the rejection made since it was queued and close
+        // unsent (`Awaits::RejectedSince`). It now carries this ship, made after the rejection.
+        db::outbox::redate_open(&mut *tx, DELIVER, order.id).await?;
+    }
     if queued {
         db::events::add(
             &mut *tx,
@@ -230,6 +236,14 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                     Awaits::MovedOn => {
                         return Ok(JobOutcome::Done("escrow already moved on".into()))
                     }
+                    Awaits::NotYet(status) => {
+                        return Ok(backoff_give_up(
+                            job,
+                            format!(
+                                "DHMAD's read says the escrow is {status}: deliver not sent yet"
+                            ),
+                        ))
+                    }
                     Awaits::RejectedSince => {
                         let line = "DHMAD took the delivery and the buyer rejected it since: \
                                     not sent again. Ship again once it is settled";
@@ -278,7 +292,7 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                         e,
                         dhmad::Error::BusinessRule { .. } | dhmad::Error::Validation(_)
                     );
-                    if refused && !still_paid(state, &escrow_id).await? {
+                    if refused && moved_on(state, &escrow_id).await? {
                         Ok(JobOutcome::Done("escrow no longer paid".into()))
                     } else {
                         Ok(backoff_give_up(job, format!("deliver failed: {e}")))
@@ -368,8 +382,14 @@ pub fn give_up_after(max: i32, job: &Job, error: String) -> JobOutcome {
 /// Whether an escrow still waits for the delivery a job was queued for.
 enum Awaits {
     Yes,
-    /// No longer paid (delivered, settled, disputed), or it cannot be told yet.
+    /// Past payment: delivered, settled or disputed.
     MovedOn,
+    /// Not paid yet as DHMAD's API reads it (`pending`), or a status this client does not
+    /// know: DHMAD's signed event may run ahead of its API (`snapshot` keeps a paid order paid
+    /// over such a read), so the deliver is tried again later, not closed. Closed, nothing
+    /// would queue it again (`list_missing_deliver` skips an order whose deliver closed since
+    /// its escrow last changed), and the merchant would never be paid.
+    NotYet(EscrowStatus),
     /// Paid, but the buyer rejected a delivery made after the job was queued.
     RejectedSince,
     /// DHMAD did not answer the read.
@@ -399,15 +419,28 @@ async fn awaits_delivery(
     Ok(match e.status {
         EscrowStatus::Paid if rejected_since => Awaits::RejectedSince,
         EscrowStatus::Paid => Awaits::Yes,
-        _ => Awaits::MovedOn,
+        s if past_payment(&s) => Awaits::MovedOn,
+        s => Awaits::NotYet(s),
     })
 }
 
-/// Reads the escrow, applies it, and tells whether it is still waiting for delivery.
-async fn still_paid(state: &AppState, escrow_id: &str) -> OrderResult<bool> {
-    // Cannot tell: assume it still is, the job will try again.
+/// DHMAD refused a deliver: reads the escrow, applies it, and tells whether it is past
+/// payment, so that no deliver is owed. Unread, `pending` or unknown: not known to be, and the
+/// job tries again (see [`Awaits::NotYet`]).
+async fn moved_on(state: &AppState, escrow_id: &str) -> OrderResult<bool> {
     let e = read_escrow(state, escrow_id).await?;
-    Ok(e.map_or(true, |e| e.status == EscrowStatus::Paid))
+    Ok(e.is_ok_and(|e| past_payment(&e.status)))
+}
+
+/// Delivered, settled or disputed: a deliver has nothing left to do.
+fn past_payment(status: &EscrowStatus) -> bool {
+    matches!(
+        status,
+        EscrowStatus::Delivered
+            | EscrowStatus::Completed
+            | EscrowStatus::Cancelled
+            | EscrowStatus::Disputed
+    )
 }
 
 /// The escrow as DHMAD has it now, applied to the order; DHMAD's error when it did not answer.

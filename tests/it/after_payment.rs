@@ -531,6 +531,28 @@ async fn a_retried_deliver_does_not_override_the_buyers_rejection(pool: PgPool) 
     w.wait_status(s.order_id, "delivered").await;
 }
 
+/// The merchant ships again after the buyer's rejection while the earlier ship's retry still
+/// waits: the shop answers that a deliver is queued already, so that retry must carry the new
+/// ship. It found the rejection made since it was queued and closed unsent, and the merchant's
+/// second ship was lost, with the buyer told the shop ships again.
+#[sqlx::test(migrations = "./migrations")]
+async fn shipping_again_while_the_earlier_retry_waits_is_not_lost(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, _) = deliver_taken_then_rejected_parked(&w, "again@example.tn").await;
+    let ship = format!("/admin/orders/{}/ship", s.order_id);
+    assert_eq!(w.admin_post(&ship).await.status(), 303);
+    sqlx::query(
+        "UPDATE outbox_jobs SET run_after = now()
+          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
+    )
+    .bind(s.order_id)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    w.wait_status(s.order_id, "delivered").await;
+    assert_eq!(w.count_calls("POST", "/deliver").await, 2);
+}
+
 /// The same deliver given up after its answers were lost, then retried by the merchant from
 /// the outbox console: the fresh job carries the dead one on, so it reads first too.
 #[sqlx::test(migrations = "./migrations")]

@@ -288,6 +288,99 @@ async fn a_deliver_that_gave_up_is_queued_again_and_retryable(pool: PgPool) {
     assert_eq!(audit, ["retry_deliver"]);
 }
 
+/// A deliver that gave up may have landed, its answer lost: the reconciler queues it again
+/// as a retry, which reads the escrow before it sends (as the merchant's "retry" does). It was
+/// queued as new, whose first attempt sent blind.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_deliver_queued_again_after_giving_up_reads_first(pool: PgPool) {
+    let (w, s) = paid_with_a_failing_deliver(pool, "reads-first@example.tn").await;
+    let escrow_id = w.app.order_json(s.order_id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first_queued = sqlx::query_scalar!(
+        "SELECT created_at FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'",
+        s.order_id
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    let before = w.dhmad_calls().await.len();
+    assert_eq!(requeued_after_giving_up(&w, s.order_id).await, 1);
+    // It carries the job it follows: queued when that one was.
+    let queued = sqlx::query_scalar!(
+        "SELECT created_at FROM outbox_jobs
+          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
+        s.order_id
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(queued, first_queued);
+    let deliver = format!("POST /api/v1/escrows/{escrow_id}/deliver");
+    let read = format!("GET /api/v1/escrows/{escrow_id}");
+    let since = wait_for("the requeued deliver's attempt", 30, || async {
+        let since: Vec<String> = w.dhmad_calls().await.split_off(before);
+        since.contains(&deliver).then_some(since)
+    })
+    .await;
+    let first = since.iter().find(|c| **c == deliver || **c == read);
+    assert_eq!(first, Some(&read), "{since:?}");
+}
+
+/// DHMAD's signed `paid` can run ahead of its own API (the snapshot keeps a paid order paid
+/// over a read that still says `pending`). The instant order's deliver, refused meanwhile,
+/// was closed as "no longer paid" on that read, and nothing queued it again: the buyer had the
+/// code, the merchant was never paid. It is tried again, and goes once DHMAD agrees.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_deliver_refused_while_dhmad_still_reads_pending_is_tried_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "ahead@example.tn").await;
+    let escrow_id = w.app.order_json(s.order_id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut escrow = w.app.state.dhmad.get_escrow(&escrow_id).await.unwrap();
+    assert_eq!(escrow.status, dhmad::EscrowStatus::Pending);
+    escrow.old_status = Some(dhmad::EscrowStatus::Pending);
+    escrow.status = dhmad::EscrowStatus::Paid;
+    escrow.updated_at = Some(OffsetDateTime::now_utc());
+    let now = OffsetDateTime::now_utc();
+    let event = status_event(escrow);
+    let d = dhmad::webhook::SignedDelivery::new(w.sb.webhook_secret(), &event, now);
+    w.app.deliver_processed(&d).await;
+    w.wait_status(s.order_id, "paid").await;
+    // The first attempt: DHMAD refuses (its escrow is pending), and its read says pending.
+    let outcome = wait_for("the refused deliver's outcome", 30, || async {
+        sqlx::query!(
+            "SELECT done_at IS NOT NULL AS \"closed!\", last_error FROM outbox_jobs
+              WHERE order_id = $1 AND kind = 'deliver' AND claimed_until IS NULL
+                AND (done_at IS NOT NULL OR last_error IS NOT NULL)",
+            s.order_id
+        )
+        .fetch_optional(&w.app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    assert!(!outcome.closed, "closed: {:?}", outcome.last_error);
+    // The buyer pays at DHMAD: the next attempt reads `paid` and delivers.
+    w.complete(&s.session_id).await;
+    sqlx::query!(
+        "UPDATE outbox_jobs SET run_after = now() WHERE order_id = $1 AND done_at IS NULL",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    w.wait_status(s.order_id, "completed").await;
+    assert_eq!(
+        w.count_calls("POST", &format!("/escrows/{escrow_id}/deliver"))
+            .await,
+        2
+    );
+}
+
 /// A deliver DHMAD answers 404 for (it no longer knows the escrow) is not tried twelve times,
 /// and once given up not queued again every quarter of an hour: the order is flagged for the
 /// merchant, as a read's 404 flags it.
