@@ -20,7 +20,9 @@ use serde::Deserialize;
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::{bearer, client_addr::ClientAddr, cookies, csrf::CsrfToken, form::Form, render};
+use super::{
+    bearer, client_addr::ClientAddr, cookies, csrf::CsrfToken, form::Form, metrics_access, render,
+};
 use crate::{
     db::{self, admin::AuditEntry},
     error::{AppError, AppResult},
@@ -72,6 +74,20 @@ fn session_key(state: &AppState, id: &str) -> Option<String> {
     Some(hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Whether the back office runs on the demo's well-known token (allowed only where nobody else
+/// reaches the shop: `config::exposure`). A page of another site whose name an attacker points
+/// at this machine (DNS rebinding) is same-origin with the shop in the browser, and may send
+/// that token as a script would; it names the attacker's host, so such a request is refused.
+/// (A private token it cannot know; the login form and every other form refuse such a page
+/// anyway: `csrf`.)
+fn runs_on_the_demo_token(state: &AppState) -> bool {
+    state
+        .config
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| crate::config::PUBLIC_DEMO_SECRETS.contains(&t.expose_secret()))
+}
+
 fn token_matches(state: &AppState, presented: &str) -> Option<bool> {
     let expected = state.config.admin_token.as_ref()?;
     Some(bearer::matches(presented, expected))
@@ -87,6 +103,15 @@ impl FromRequestParts<AppState> for Admin {
         }
         let jar = CookieJar::from_headers(&parts.headers);
         if let Some(token) = bearer::presented(&parts.headers) {
+            if runs_on_the_demo_token(state) && !metrics_access::named_as_this_machine(parts, state)
+            {
+                return Err(AppError::Forbidden(
+                    "with the demo's public ADMIN_TOKEN, the back office answers only requests \
+                     addressed to this machine (localhost or an address)"
+                        .into(),
+                )
+                .into_response());
+            }
             // A token is a login: a throttled address is refused whatever it sends (it learns
             // nothing), and a wrong one counts, as on the form.
             let right = token_matches(state, token) == Some(true);

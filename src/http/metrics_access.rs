@@ -94,7 +94,7 @@ impl FromRequestParts<AppState> for MetricsReader {
 /// points at 127.0.0.1 (DNS rebinding) comes from this machine's browser, so from loopback,
 /// but names the attacker's host, which it may then read the answer of. A request naming no
 /// host (HTTP/1.0) is no browser's.
-fn named_as_this_machine(parts: &Parts, state: &AppState) -> bool {
+pub(super) fn named_as_this_machine(parts: &Parts, state: &AppState) -> bool {
     let host = match parts.headers.get(header::HOST) {
         Some(v) => v.to_str().ok().and_then(|h| h.parse::<Authority>().ok()),
         None => match parts.uri.authority() {

@@ -126,6 +126,50 @@ async fn a_rebound_name_cannot_post_the_shops_forms(pool: PgPool) {
     }
 }
 
+/// The same page could send the demo's well-known back-office token as a script does, and
+/// read every order: while the shop runs on that token, a request naming another site is
+/// refused. A private token is unknown to such a page, and scripts may name the shop as they
+/// like.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_rebound_name_cannot_use_the_demo_token(pool: PgPool) {
+    let demo = storefront::config::PUBLIC_DEMO_SECRETS[1];
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.admin_token = Some(demo.to_owned().into());
+    let demo_app = spawn(pool.clone(), cfg).await;
+    let own_app = spawn(
+        pool,
+        config(
+            DEAD_DHMAD,
+            storefront::config::SANDBOX_DEFAULT_API_KEY,
+            SECRET,
+        ),
+    )
+    .await;
+    let orders = |app: &TestApp, host: &str, token: &str| {
+        let port = app.base.rsplit(':').next().unwrap();
+        app.http
+            .get(app.url("/admin/orders"))
+            .header("host", format!("{host}:{port}"))
+            .bearer_auth(token)
+            .send()
+    };
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let rebound = orders(&demo_app, "rebind.example", demo).await.unwrap();
+    assert_eq!(status(rebound), 403);
+    for own in ["127.0.0.1", "localhost"] {
+        let r = orders(&demo_app, own, demo).await.unwrap();
+        assert_eq!(status(r), 200, "{own}");
+    }
+    let private = orders(&own_app, "shop.internal", ADMIN_TOKEN)
+        .await
+        .unwrap();
+    assert_eq!(status(private), 200);
+}
+
 /// A CSRF cookie someone planted (a sibling subdomain can set one) beside a matching field
 /// proves nothing: only a token of the shape this shop issues counts. And the favicon, which
 /// shared caches keep for a week, never carries one, nor do the machines' routes.
