@@ -29,18 +29,41 @@ pub async fn enqueue(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
     Ok(r.rows_affected() == 1)
 }
 
-/// Dates the order's open job of `kind` now: what it is to do was asked again (the merchant's
-/// "ship" after a rejection the job predates). An attempt under way keeps the date it read.
-pub async fn redate_open(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE outbox_jobs SET created_at = now()
-          WHERE kind = $1 AND order_id = $2 AND done_at IS NULL",
+/// Dates the order's open job of `kind` now, if it was queued before `before`: what it is to
+/// do was asked again (the merchant's "ship" after a rejection the job predates). One no
+/// worker holds is due now, with the attempts of a retry that reads first; an attempt under
+/// way reads the new date before it closes the job (`fulfilment::awaits_delivery_for`).
+/// Whether it was dated anew.
+pub async fn redate_open(
+    e: impl PgExecutor<'_>,
+    kind: &str,
+    order_id: Uuid,
+    before: time::OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
+        "UPDATE outbox_jobs SET created_at = now(),
+                run_after = CASE WHEN claimed_until IS NULL OR claimed_until <= now()
+                                 THEN now() ELSE run_after END,
+                attempts = CASE WHEN claimed_until IS NULL OR claimed_until <= now()
+                                THEN LEAST(attempts, 1) ELSE attempts END
+          WHERE kind = $1 AND order_id = $2 AND done_at IS NULL AND created_at < $3",
         kind,
-        order_id
+        order_id,
+        before
     )
     .execute(e)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
+}
+
+/// When the job was queued, as it is dated now (`None`: no such job).
+pub async fn queued_at(
+    e: impl PgExecutor<'_>,
+    id: i64,
+) -> sqlx::Result<Option<time::OffsetDateTime>> {
+    sqlx::query_scalar!("SELECT created_at FROM outbox_jobs WHERE id = $1", id)
+        .fetch_optional(e)
+        .await
 }
 
 /// [`enqueue`], unless the order's last job of this kind was abandoned: the merchant's

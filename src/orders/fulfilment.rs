@@ -64,8 +64,9 @@ pub fn issue_digital_good() -> String {
     format!("AIC-{}-{}-{}", group(), group(), group())
 }
 
-/// The merchant shipped a quick order: queue the DHMAD deliver call. `false` when one was
-/// queued already (nothing new: the earlier click's deliver is on its way).
+/// The merchant shipped a quick order: queue the DHMAD deliver call (or have the open one,
+/// queued before the buyer rejected a delivery, carry this ship). `false` when one was queued
+/// already for it (nothing new: the earlier click's deliver is on its way).
 #[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order_id)))]
 pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<bool> {
     let mut conn = state.pool.acquire().await?;
@@ -76,12 +77,15 @@ pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<bool>
     if !order.allows(Action::Ship) {
         return Err(OrderError::not_allowed(ship_refusal(&order)));
     }
-    let queued = db::outbox::enqueue(&mut *tx, DELIVER, order.id).await?;
-    if !queued && order.delivery_rejection().is_some() {
+    let mut queued = db::outbox::enqueue(&mut *tx, DELIVER, order.id).await?;
+    if let (false, Some(_), Some(rejected)) =
+        (queued, order.delivery_rejection(), order.escrow_updated_at)
+    {
         // The open deliver predates the buyer's rejection (an earlier ship whose answer was
         // lost, still retrying): it would find the rejection made since it was queued and close
         // unsent (`Awaits::RejectedSince`). It now carries this ship, made after the rejection.
-        db::outbox::redate_open(&mut *tx, DELIVER, order.id).await?;
+        // (A double click finds it dated after the rejection already: nothing new.)
+        queued = db::outbox::redate_open(&mut *tx, DELIVER, order.id, rejected).await?;
     }
     if queued {
         db::events::add(
@@ -222,7 +226,7 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                 // delivery, and the buyer may even have rejected it since (paid again). Sent
                 // again, it would mark the goods delivered once more, against the buyer's
                 // rejection, with nothing shipped: the merchant ships again once it is settled.
-                match awaits_delivery(state, &escrow_id, job.queued_at).await? {
+                match awaits_delivery_for(state, job, &escrow_id).await? {
                     // The read may have told of a dispute (its ticket): asked again on the order
                     // as the read left it.
                     Awaits::Yes => {
@@ -394,6 +398,20 @@ enum Awaits {
     RejectedSince,
     /// DHMAD did not answer the read.
     Unknown(Box<dhmad::Error>),
+}
+
+/// [`awaits_delivery`] for `job`, dated as it was claimed; or, when the merchant has shipped
+/// again since (`mark_shipped` dates the open job anew), as it is dated now: the delivery the
+/// buyer rejected is older than that ship.
+async fn awaits_delivery_for(state: &AppState, job: &Job, escrow_id: &str) -> OrderResult<Awaits> {
+    let awaits = awaits_delivery(state, escrow_id, job.queued_at).await?;
+    if !matches!(awaits, Awaits::RejectedSince) {
+        return Ok(awaits);
+    }
+    match db::outbox::queued_at(&state.pool, job.id).await? {
+        Some(now) if now > job.queued_at => awaits_delivery(state, escrow_id, now).await,
+        _ => Ok(awaits),
+    }
 }
 
 /// Reads the escrow, applies it, and tells whether a deliver queued at `queued_at` is still

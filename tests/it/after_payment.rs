@@ -541,16 +541,18 @@ async fn shipping_again_while_the_earlier_retry_waits_is_not_lost(pool: PgPool) 
     let (s, _) = deliver_taken_then_rejected_parked(&w, "again@example.tn").await;
     let ship = format!("/admin/orders/{}/ship", s.order_id);
     assert_eq!(w.admin_post(&ship).await.status(), 303);
-    sqlx::query(
-        "UPDATE outbox_jobs SET run_after = now()
-          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
-    )
-    .bind(s.order_id)
-    .execute(&w.app.pool)
-    .await
-    .unwrap();
+    // Due at once (it was parked an hour), and said as a new ship.
     w.wait_status(s.order_id, "delivered").await;
     assert_eq!(w.count_calls("POST", "/deliver").await, 2);
+    let shipped = "Marked as shipped by the merchant";
+    assert_eq!(timeline_count(&w.app.pool, s.order_id, shipped).await, 2);
+    // The back office's trail says it too.
+    let audit =
+        sqlx::query_scalar!("SELECT detail FROM admin_audit WHERE action = 'ship' ORDER BY id")
+            .fetch_all(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(audit, ["deliver queued", "deliver queued"]);
 }
 
 /// The same deliver given up after its answers were lost, then retried by the merchant from

@@ -298,13 +298,20 @@ async fn a_deliver_queued_again_after_giving_up_reads_first(pool: PgPool) {
         .as_str()
         .unwrap()
         .to_owned();
-    let first_queued = sqlx::query_scalar!(
-        "SELECT created_at FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'",
-        s.order_id
-    )
-    .fetch_one(&w.app.pool)
-    .await
-    .unwrap();
+    // Its retries parked, so that none of its calls comes after the count below.
+    let first_queued = wait_for("the failed deliver parked", 30, || async {
+        sqlx::query_scalar!(
+            "UPDATE outbox_jobs SET run_after = now() + interval '1 hour'
+              WHERE order_id = $1 AND kind = 'deliver'
+                AND (claimed_until IS NULL OR claimed_until <= now())
+              RETURNING created_at",
+            s.order_id
+        )
+        .fetch_optional(&w.app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
     let before = w.dhmad_calls().await.len();
     assert_eq!(requeued_after_giving_up(&w, s.order_id).await, 1);
     // It carries the job it follows: queued when that one was.
