@@ -26,7 +26,11 @@ COPY --from=build /out/storefront /out/dhmad-sandbox /usr/local/bin/
 COPY static ./static
 # The built-in default is the source tree's static/, which only exists in the build stage.
 ENV STATIC_DIR=/app/static
-# Inside a container, listen on every interface (the built-in defaults are 127.0.0.1).
+# Inside a container, listen on every interface (the built-in defaults are 127.0.0.1). Both
+# then refuse to start with what only this machine may reach (the storefront with the demo's
+# public secrets, the sandbox at all: its control API has no key) unless LOCAL_ONLY=true,
+# resp. SANDBOX_LOCAL_ONLY=true, says the port is published on 127.0.0.1 only, as
+# docker-compose.yml does.
 ENV LISTEN_ADDR=0.0.0.0:3000 SANDBOX_LISTEN_ADDR=0.0.0.0:6002
 USER app
 EXPOSE 3000 6002

@@ -186,8 +186,9 @@ impl SandboxConfig {
                 format!(
                     "{listen_addr} may be reachable from other machines, and the control API \
                      (/sandbox) has no key: anyone reaching it could mark escrows paid. Listen \
-                     on 127.0.0.1, or set SANDBOX_LOCAL_ONLY=true if only this machine can reach \
-                     the port (a container published on 127.0.0.1)"
+                     on a loopback address, or, if only this machine can reach the port anyway \
+                     (a container whose port is published on 127.0.0.1 only), set \
+                     SANDBOX_LOCAL_ONLY=true"
                 ),
             ));
         }

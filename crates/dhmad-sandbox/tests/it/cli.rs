@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-const VARS: [&str; 15] = [
+const VARS: [&str; 16] = [
     "SANDBOX_LISTEN_ADDR",
+    "SANDBOX_LOCAL_ONLY",
     "SANDBOX_PUBLIC_URL",
     "SANDBOX_API_KEY",
     "SANDBOX_WEBHOOK_URLS",
