@@ -198,8 +198,11 @@ pub async fn recheck(state: &AppState, order: &Order) -> OrderResult<bool> {
     let mut reopened = Vec::with_capacity(finished.len());
     for page in &finished {
         match state.dhmad.get_session(&page.session_id).await {
-            Ok(s) if s.status == dhmad::SessionStatus::Completed => return Ok(false),
-            Ok(s) => reopened.push((page.session_id.as_str(), s.status)),
+            Ok(s) if reopened_for_a_new_proof(&s.status) => {
+                reopened.push((page.session_id.as_str(), s.status));
+            }
+            // Still finished, or a status that says nothing of the proof: the review stays.
+            Ok(_) => return Ok(false),
             // A page DHMAD cannot show tells nothing: the review stays, as DHMAD's approval or
             // the escrow's end will say.
             Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => return Ok(false),
@@ -232,4 +235,34 @@ pub async fn recheck(state: &AppState, order: &Order) -> OrderResult<bool> {
     }
     tx.commit().await?;
     Ok(ended)
+}
+
+/// Whether a page the guest finished now reads as reopened for a new proof: `pending` again,
+/// which is how the buyer "may upload again through the same session" (§4.2). What a
+/// finished page reads while its proof is reviewed, or once its 30 minutes are over, DHMAD
+/// does not say: `expired` or `cancelled` (or a status this client does not know) is no
+/// rejection, and ending the review on it would invite the guest to pay a second time, outside
+/// DHMAD's wallet, for a proof still under review.
+fn reopened_for_a_new_proof(status: &dhmad::SessionStatus) -> bool {
+    *status == dhmad::SessionStatus::Pending
+}
+
+#[cfg(test)]
+mod tests {
+    use dhmad::SessionStatus;
+
+    use super::reopened_for_a_new_proof;
+
+    #[test]
+    fn only_a_page_open_again_ends_a_review() {
+        assert!(reopened_for_a_new_proof(&SessionStatus::Pending));
+        for says_nothing in [
+            SessionStatus::Completed,
+            SessionStatus::Expired,
+            SessionStatus::Cancelled,
+            SessionStatus::Unknown("reviewing".into()),
+        ] {
+            assert!(!reopened_for_a_new_proof(&says_nothing), "{says_nothing:?}");
+        }
+    }
 }
