@@ -481,6 +481,45 @@ async fn a_paid_guest_order_cancelled_promises_no_automatic_refund(pool: PgPool)
     assert!(page.contains("not returned automatically"), "{page}");
 }
 
+/// Only a snapshot that says `"buyer": null` tells of a guest's payment: webhook snapshots
+/// carry some fields only (§6.4), and one that left `buyer` out took a wallet payer for a
+/// guest, who was then told a cancellation's refund would not be automatic.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_paid_snapshot_without_its_buyer_is_no_guest_payment(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let t0 = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let mut guest_lines = Vec::new();
+    for (n, buyer) in [None, Some(None)].into_iter().enumerate() {
+        let escrow_id = format!("66ee{n:020x}");
+        let id = app
+            .seed_order(
+                "ai-credits-500",
+                &format!("buyer{n}@example.tn"),
+                &escrow_id,
+                t0,
+            )
+            .await;
+        let mut paid = escrow(
+            &escrow_id,
+            "paid",
+            "pending",
+            "instant",
+            t0 + time::Duration::minutes(1),
+        );
+        paid.buyer = buyer;
+        app.deliver_processed(&sign(&status_event(paid))).await;
+        let lines: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM order_events WHERE order_id = $1 AND kind = 'paid_by_guest'",
+        )
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        guest_lines.push(lines);
+    }
+    assert_eq!(guest_lines, [0, 1], "left out, then null");
+}
+
 /// DHMAD's rejection of a guest's proof is lost (DHMAD retries for seconds only, and no escrow
 /// read tells of it): the reconciler finds the proof's page reopened, ends the review, and the
 /// buyer may pay again. Before, the order stayed under review for good: no new payment, no

@@ -287,11 +287,11 @@ impl Error {
                 None => Error::Validation(api),
             },
             401 => Error::Unauthorized(api),
-            403 => Error::Forbidden(api),
-            // DHMAD says what it has not found (`{"error":"Escrow not found"}`); a bare or
-            // HTML 404 (a wrong base URL, a proxy's or maintenance page) says nothing about
-            // the resource, and taking it for "no such escrow" would make a caller give up
-            // on one that exists.
+            // DHMAD says what it has not found or refuses (`{"error":"Escrow not found"}`); a
+            // bare or HTML 404 or 403 (a wrong base URL, a proxy's, a web firewall's or a
+            // maintenance page) says nothing about the resource, and taking it for "no such
+            // escrow" or "not yours" would make a caller give up on one that exists.
+            403 if api.error.is_some() || api.code.is_some() => Error::Forbidden(api),
             404 if api.error.is_some() || api.code.is_some() => Error::NotFound(api),
             409 => Error::Conflict(api),
             429 => Error::RateLimited {

@@ -80,3 +80,22 @@ pub mod option {
         }
     }
 }
+
+/// [`option`] for a date whose form DHMAD does not state (`proofInfo`'s keys, §2.1): one that
+/// does not read as a timestamp (a number of milliseconds, an object) is `None`, where it
+/// would make the whole escrow, and with it a webhook or a page of the list, unreadable.
+pub mod lenient_option {
+    use super::*;
+
+    pub use super::option::serialize;
+
+    /// A timestamp string as [`option`] reads it; anything else is `None`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        Ok(match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => parse(&s).ok(),
+            _ => None,
+        })
+    }
+}

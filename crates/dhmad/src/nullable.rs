@@ -12,6 +12,17 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A field that may be left out or be `null`, told apart: `Some(None)` for `null`, `Some(Some(v))`
+/// for a value, and (with `#[serde(default)]`) `None` when it is missing. Use as
+/// `#[serde(default, deserialize_with = "crate::nullable::present")]`.
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// The field as `T`, or `None` when it is `null` or of another shape. For fields the shop reads
 /// as hints only: one odd value there must not make a whole escrow, and with it a webhook,
 /// unreadable. Use as `#[serde(default, deserialize_with = "crate::nullable::lenient")]`.

@@ -176,7 +176,10 @@ pub async fn apply_escrow_snapshot(
         ),
         public: public_status_line(&escrow.status, seen.escrow_status.as_ref(), guest_money),
     });
-    if plan.fulfil && order.is_instant() && escrow.buyer.is_none() {
+    // Only a snapshot that says `"buyer": null`: one that leaves the field out (webhook
+    // snapshots vary, §6.4) says nothing, and a wallet payer would be told its refund is not
+    // automatic.
+    if plan.fulfil && order.is_instant() && escrow.names_no_buyer() {
         funded.lines.push(NewEvent {
             kind: PAID_BY_GUEST,
             detail: "Paid by a guest, outside DHMAD's wallet (the escrow names no buyer): a \

@@ -138,7 +138,7 @@ impl EscrowRecord {
             mode: Some(self.mode.clone()),
             seller: Some(PartyRef::User(users::user(&self.seller_email))),
             seller_email: None,
-            buyer: buyer.map(|b| PartyRef::User(users::user(b))),
+            buyer: Some(buyer.map(|b| PartyRef::User(users::user(b)))),
             buyer_email: None,
             estimated_delivery_days: Some(self.estimated_delivery_days),
             description: self.description.clone(),
@@ -183,7 +183,7 @@ impl EscrowRecord {
         let mut e = self.to_wire(None, app_name);
         e.seller = (!self.seller_invited).then(|| PartyRef::Id(users::user_id(&self.seller_email)));
         e.seller_email = Some(self.seller_email.clone());
-        e.buyer = None;
+        e.buyer = Some(None);
         e.buyer_email = Some(self.buyer_email.clone());
         e.underscore_id = None;
         e.signatures = None;

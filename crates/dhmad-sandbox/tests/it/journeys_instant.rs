@@ -143,7 +143,7 @@ async fn a_guest_payer_is_no_buyer_in_answers_and_events() {
     let list = env.api_get("/escrows").await;
     no_buyer(&list["escrows"][0], "list");
     let delivered = env.client.deliver_escrow(&id).await.unwrap().escrow;
-    assert!(delivered.buyer.is_none() && delivered.buyer_email.is_none());
+    assert!(delivered.names_no_buyer() && delivered.buyer_email.is_none());
     no_buyer(
         &env.hooks.wait(3).await[2].body["data"]["escrow"],
         "completed event",

@@ -153,11 +153,11 @@ pub struct ProofInfo {
     /// `proofInfo` are UNSTATED in its contract).
     #[serde(default, deserialize_with = "crate::nullable::lenient")]
     pub phase: Option<ProofPhase>,
-    /// Seller's upload deadline.
-    #[serde(default, with = "iso::option")]
+    /// Seller's upload deadline; `None` also when it does not read as a timestamp.
+    #[serde(default, with = "iso::lenient_option")]
     pub upload_deadline: Option<OffsetDateTime>,
-    /// Buyer's review deadline.
-    #[serde(default, with = "iso::option")]
+    /// Buyer's review deadline; `None` also when it does not read as a timestamp.
+    #[serde(default, with = "iso::lenient_option")]
     pub review_deadline: Option<OffsetDateTime>,
     /// Corrections asked so far; `None` when DHMAD leaves it out (`proofInfo`'s keys are
     /// unstated, §2.1), which is not 0.
@@ -221,9 +221,15 @@ pub struct Escrow {
     /// Seller e-mail (create response; absent elsewhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seller_email: Option<String>,
-    /// Buyer object, null until linked (and for guests).
-    #[serde(default)]
-    pub buyer: Option<PartyRef>,
+    /// Buyer object: `Some(None)` when DHMAD writes `null` (no buyer linked yet, or a guest
+    /// paid), `None` when the field is left out (a snapshot of some fields only, §6.4). Only
+    /// `null` says "no buyer": see [`Escrow::names_no_buyer`].
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable::present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub buyer: Option<Option<PartyRef>>,
     /// Buyer e-mail (create response; absent elsewhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buyer_email: Option<String>,
@@ -299,9 +305,19 @@ impl Escrow {
 
     /// The buyer's e-mail from whichever field carries it.
     pub fn buyer_email(&self) -> Option<&str> {
-        self.buyer
-            .as_ref()
+        self.buyer()
             .and_then(PartyRef::email)
             .or(self.buyer_email.as_deref())
+    }
+
+    /// The buyer, when the snapshot names one.
+    pub fn buyer(&self) -> Option<&PartyRef> {
+        self.buyer.as_ref().and_then(Option::as_ref)
+    }
+
+    /// Whether the snapshot says there is no buyer (`"buyer": null`: a guest paid, or nobody
+    /// yet), rather than leaving the field out, which says nothing.
+    pub fn names_no_buyer(&self) -> bool {
+        matches!(self.buyer, Some(None))
     }
 }

@@ -279,9 +279,11 @@ fn status_to_variant() {
     ));
     assert!(matches!(err(403, plain), Error::Forbidden(_)));
     assert!(matches!(err(404, plain), Error::NotFound(_)));
-    // A 404 that is not DHMAD's (a wrong base URL, a proxy's page) is not "no such resource".
+    // A 404 or 403 that is not DHMAD's (a wrong base URL, a proxy's or a web firewall's page)
+    // is not "no such resource" nor "not yours".
     for other in ["", "<html><body>Not Found</body></html>", "{}"] {
         assert!(matches!(err(404, other), Error::Unexpected(_)), "{other:?}");
+        assert!(matches!(err(403, other), Error::Unexpected(_)), "{other:?}");
     }
     assert!(matches!(err(409, plain), Error::Conflict(_)));
     assert!(matches!(err(429, plain), Error::RateLimited { .. }));

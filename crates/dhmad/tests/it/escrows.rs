@@ -44,7 +44,8 @@ fn get_detail_example() {
     assert!(
         matches!(&e.seller, Some(PartyRef::User(u)) if u.first_name.as_deref() == Some("Sami"))
     );
-    assert_eq!(e.buyer.as_ref().unwrap().id(), "66aa0000000000000000000b");
+    assert_eq!(e.buyer().unwrap().id(), "66aa0000000000000000000b");
+    assert!(!e.names_no_buyer());
     assert_eq!(e.paid_at, Some(ts("2026-07-02T09:00:00Z")));
     assert!(e.delivered_at.is_none() && e.completed_at.is_none() && e.cancelled_at.is_none());
     assert_eq!(e.created_via_third_party, Some(true));
@@ -253,6 +254,10 @@ fn odd_hint_fields_do_not_make_the_escrow_unreadable() {
             "null phase",
         ),
         (r#""proofInfo":{"uploadDeadline":null}"#, "no phase"),
+        (
+            r#""proofInfo":{"phase":"accepted","uploadDeadline":1767225600000,"reviewDeadline":{"at":"x"}}"#,
+            "deadlines not as timestamps",
+        ),
     ];
     for (extra, what) in cases {
         let e: Escrow = serde_json::from_str(&format!(r#"{{"id":"e","status":"paid",{extra}}}"#))
@@ -274,8 +279,40 @@ fn odd_hint_fields_do_not_make_the_escrow_unreadable() {
     );
     let proof = e.proof_info.unwrap();
     assert_eq!((proof.phase, proof.correction_rounds), (None, Some(2)));
+    // A deadline that does not read as a timestamp is no deadline; the phase still reads.
+    let e: Escrow = serde_json::from_str(
+        r#"{"id":"e","status":"paid","proofInfo":{"phase":"accepted","uploadDeadline":1767225600000,"reviewDeadline":"2026-07-03T09:00:00Z"}}"#,
+    )
+    .unwrap();
+    let proof = e.proof_info.unwrap();
+    assert_eq!(proof.phase.unwrap().as_str(), "accepted");
+    assert_eq!(proof.upload_deadline, None);
+    assert_eq!(
+        proof.review_deadline,
+        Some(dhmad::iso::parse("2026-07-03T09:00:00Z").unwrap())
+    );
     // Left out, it is not taken for 0.
     let e: Escrow =
         serde_json::from_str(r#"{"id":"e","status":"paid","proofInfo":{"phase":null}}"#).unwrap();
     assert_eq!(e.proof_info.unwrap().correction_rounds, None);
+}
+
+/// `"buyer": null` says there is none (a guest paid, or nobody yet); a snapshot that leaves the
+/// field out (webhook snapshots vary, §6.4) says nothing, and a shop must not take a wallet
+/// payer for a guest on it. Both write back as they came.
+#[test]
+fn a_null_buyer_is_not_a_missing_one() {
+    let null: Escrow = serde_json::from_str(r#"{"id":"a","status":"paid","buyer":null}"#).unwrap();
+    let missing: Escrow = serde_json::from_str(r#"{"id":"a","status":"paid"}"#).unwrap();
+    assert!(null.names_no_buyer() && null.buyer().is_none());
+    assert!(!missing.names_no_buyer() && missing.buyer().is_none());
+    assert_ne!(null, missing);
+    assert_eq!(
+        serde_json::to_value(&null).unwrap()["buyer"],
+        serde_json::Value::Null
+    );
+    assert!(serde_json::to_value(&missing)
+        .unwrap()
+        .get("buyer")
+        .is_none());
 }

@@ -189,7 +189,7 @@ fn deposit_proof_rejected() {
     assert_eq!(d.deposit_proof.method, Some(PaymentMethod::Flouci));
     assert_eq!(d.deposit_proof.amount, Some(dec!(15)));
     assert_eq!(d.escrow.escrow_fee, Some(dec!(0.75)));
-    assert!(d.escrow.buyer.is_none());
+    assert!(d.escrow.names_no_buyer() && d.escrow.buyer().is_none());
     assert_eq!(d.escrow.mode, Some(EscrowMode::Instant));
 }
 
