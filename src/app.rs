@@ -54,8 +54,12 @@ fn database(config: &Config) -> anyhow::Result<PgConnectOptions> {
 /// How long a migration waits for a lock before it is tried again: short, since every request
 /// touching a table queues behind a change of that table waiting for its lock.
 const MIGRATION_LOCK_WAIT: &str = "5s";
-/// How long `migrate` tries again while a lock it needs is held: another instance applying the
-/// migrations (sqlx's advisory lock), a long transaction on a table a migration changes.
+/// How long one connection attempt of `migrate` may take (a host that drops packets never
+/// refuses).
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+/// How long `migrate` tries again while a lock it needs is held (another instance applying the
+/// migrations: sqlx's advisory lock; a long transaction on a table a migration changes), or
+/// while the database cannot be reached.
 const MIGRATION_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Applies pending migrations on a connection of their own, without the requests' bounded
@@ -75,9 +79,27 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     migrator.set_ignore_missing(true);
     let started = std::time::Instant::now();
     loop {
-        let mut conn = PgConnection::connect_with(&options)
-            .await
-            .context("connecting to apply migrations")?;
+        // The database may be starting with us (a host's boot, a compose or Kubernetes
+        // deploy): refused, starting up or silent, it is tried again for as long as a held
+        // lock is, where exiting made a crash loop of every start before it was up.
+        let connected = tokio::time::timeout(CONNECT_WAIT, PgConnection::connect_with(&options));
+        let patient = started.elapsed() < MIGRATION_PATIENCE;
+        let mut conn = match connected.await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) if patient && db::connection_lost(&e) => {
+                tracing::warn!(error = %e, "the database cannot be reached yet; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Ok(Err(e)) => return Err(e).context("connecting to apply migrations"),
+            Err(_) if patient => {
+                tracing::warn!("the database does not answer yet; trying again");
+                continue;
+            }
+            Err(_) => {
+                anyhow::bail!("connecting to apply migrations: no answer within {CONNECT_WAIT:?}")
+            }
+        };
         let applied = match migrator.run(&mut conn).await {
             Ok(()) => newer_migrations(&mut conn, &migrator)
                 .await

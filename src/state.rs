@@ -225,7 +225,8 @@ const CALL_LOG_BATCH: usize = 512;
 ///
 /// It has a connection of its own, outside the pool, opened with `synchronous_commit = off`:
 /// a batch is one round trip that never waits for the disk, and never takes a pool connection
-/// from a request. A failed batch drops the connection; the next batch opens another. It is
+/// from a request. A batch that failed on a kept connection (Postgres restarted since its last
+/// batch) is tried once more on a new one; a failed batch drops the connection. It is
 /// closed with the pool (else the database could not be dropped, or its server stopped
 /// cleanly, while it lingers).
 async fn call_log_writer(
@@ -258,16 +259,26 @@ async fn call_log_writer(
         if got == 0 {
             break;
         }
-        let written = async {
-            let c = match &mut conn {
-                Some(c) => c,
-                None => conn.insert(sqlx::PgConnection::connect_with(&options).await?),
+        for fresh_try in [false, true] {
+            let kept = conn.is_some();
+            let written = async {
+                let c = match &mut conn {
+                    Some(c) => c,
+                    None => conn.insert(sqlx::PgConnection::connect_with(&options).await?),
+                };
+                crate::db::calls::record_all(&mut *c, &batch).await
             };
-            crate::db::calls::record_all(&mut *c, &batch).await
-        };
-        if let Err(e) = written.await {
-            conn = None;
-            tracing::debug!(error = %e, calls = batch.len(), "could not record DHMAD calls on their orders");
+            match written.await {
+                Ok(()) => break,
+                Err(e) => {
+                    conn = None;
+                    if !fresh_try && kept && crate::db::connection_lost(&e) {
+                        continue;
+                    }
+                    tracing::warn!(error = %e, calls = batch.len(), "could not record DHMAD calls on their orders");
+                    break;
+                }
+            }
         }
         batch.clear();
         if last {

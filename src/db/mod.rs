@@ -19,15 +19,29 @@ pub mod tx;
 
 pub use pool::{Conn, Pool};
 
-/// Failures that a retry may fix: the database is down or saturated, or a statement gave up
-/// waiting for a lock (55P03) or ran out of time (57014) — another request holds the order.
+/// Failures that a retry may fix: the database is down, restarting or saturated, the
+/// connection was lost, or a statement gave up waiting for a lock (55P03) or ran out of time
+/// (57014) — another request holds the order.
 pub fn is_transient(e: &sqlx::Error) -> bool {
     let code = e.as_database_error().and_then(|d| d.code());
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-    ) || code.is_some_and(|c| matches!(c.as_ref(), "55P03" | "57014"))
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
+        || connection_lost(e)
+        || code.is_some_and(|c| matches!(c.as_ref(), "55P03" | "57014"))
+}
+
+/// A failure of the connection itself, not a refused statement: the socket, or what a server
+/// says as it ends a connection. Class 08 is a connection exception; 57P01-57P03 are a server
+/// shutting down or starting up, or a backend terminated. After a restart of Postgres a kept
+/// connection meets 57P01 on its next statement: a 503 and a retry, not a 500.
+pub fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
 }

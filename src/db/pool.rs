@@ -213,19 +213,7 @@ fn raw(conn: &mut Option<PoolConnection<Postgres>>) -> &mut PgConnection {
 /// Counts a failure of the connection itself (not a refused statement), so kept connections
 /// are tested before reuse.
 fn noted(e: &sqlx::Error) {
-    let lost = match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => true,
-        // Class 08: connection exception; 57: operator intervention (a shut-down server,
-        // a terminated backend).
-        sqlx::Error::Database(d) => d
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
-        _ => false,
-    };
-    if lost {
+    if super::connection_lost(e) {
         BROKEN.fetch_add(1, Ordering::AcqRel);
     }
 }

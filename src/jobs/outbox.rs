@@ -62,26 +62,7 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         JobOutcome::Postpone(_) => "postponed",
     };
     state.metrics.outbox_attempt(&job.kind, label);
-    let pool = &state.pool;
-    let written = match outcome {
-        JobOutcome::Done(_) => db::outbox::finish(pool, job).await?,
-        JobOutcome::Retry(err) => {
-            db::outbox::retry_later(pool, job, fulfilment::backoff(job.attempts), &err).await?
-        }
-        JobOutcome::RetryIn(wait, err) => {
-            let delay = fulfilment::backoff(job.attempts).max(wait);
-            db::outbox::retry_later(pool, job, delay, &err).await?
-        }
-        JobOutcome::Postpone(wait) => db::outbox::postpone(pool, job, wait).await?,
-        JobOutcome::GiveUp(err) => {
-            let written = db::outbox::give_up(pool, job, &err).await?;
-            if written {
-                let detail = format!("Automatic {} gave up: {err}", job.kind);
-                db::events::add(pool, job.order_id, "job_failed", &detail, None).await?;
-            }
-            written
-        }
-    };
+    let written = write_outcome(state, job, &outcome).await?;
     if !written {
         tracing::warn!(
             job.id = job.id,
@@ -90,6 +71,48 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Writes what the attempt came to. The e-mail has gone out or DHMAD took the deliver by now:
+/// a write lost to the connection (Postgres restarted meanwhile, and the kept connection met
+/// it first) left the job claimed, and another worker ran it again once its lease was over,
+/// a second e-mail. So a transient failure is tried again, for up to half the lease.
+async fn write_outcome(state: &AppState, job: &Job, outcome: &JobOutcome) -> sqlx::Result<bool> {
+    let until = std::time::Instant::now() + lease(state) / 2;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match write_once(state, job, outcome).await {
+            Err(e) if db::is_transient(&e) && std::time::Instant::now() + pause < until => {
+                tracing::warn!(job.id = job.id, error = %e, "could not record the job's outcome; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            written => return written,
+        }
+    }
+}
+
+async fn write_once(state: &AppState, job: &Job, outcome: &JobOutcome) -> sqlx::Result<bool> {
+    let pool = &state.pool;
+    Ok(match outcome {
+        JobOutcome::Done(_) => db::outbox::finish(pool, job).await?,
+        JobOutcome::Retry(err) => {
+            db::outbox::retry_later(pool, job, fulfilment::backoff(job.attempts), err).await?
+        }
+        JobOutcome::RetryIn(wait, err) => {
+            let delay = fulfilment::backoff(job.attempts).max(*wait);
+            db::outbox::retry_later(pool, job, delay, err).await?
+        }
+        JobOutcome::Postpone(wait) => db::outbox::postpone(pool, job, *wait).await?,
+        JobOutcome::GiveUp(err) => {
+            let written = db::outbox::give_up(pool, job, err).await?;
+            if written {
+                let detail = format!("Automatic {} gave up: {err}", job.kind);
+                db::events::add(pool, job.order_id, "job_failed", &detail, None).await?;
+            }
+            written
+        }
+    })
 }
 
 /// Sets the backlog gauge (jobs not done yet, due or waiting for a retry). Called when

@@ -14,6 +14,7 @@ mod api_contract;
 mod back_office;
 mod browser;
 mod burst;
+mod database_restart;
 mod dhmad_failures;
 mod disputes;
 mod due_orders;

@@ -93,6 +93,29 @@ pub async fn spawn(pool: PgPool, cfg: Config) -> TestApp {
     }
 }
 
+/// A pool on `pool`'s database set as the service sets its own (`app::connect`): no test of a
+/// connection before its use, so a connection that died meanwhile fails its next statement, as
+/// in production. (The pool `sqlx::test` hands out tests each one first, and hides that.)
+pub fn production_pool(pool: &PgPool) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(5)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .connect_lazy_with((*pool.connect_options()).clone())
+}
+
+/// Ends every other connection to `pool`'s database, as a restart of Postgres does (the
+/// server tells each `57P01` and closes it); how many.
+pub async fn terminate_other_connections(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 /// A storefront whose DHMAD is unreachable: enough for everything that must not call DHMAD.
 pub async fn spawn_offline(pool: PgPool) -> TestApp {
     spawn(

@@ -338,6 +338,63 @@ impl Drop for Served {
     }
 }
 
+/// A database that comes up after the storefront (a host's boot, a compose or Kubernetes
+/// deploy): `serve` exited at once on the refused connection, a crash loop until Postgres
+/// was up. It waits, and serves once it can migrate.
+#[sqlx::test(migrations = "./migrations")]
+async fn serve_waits_for_a_database_that_comes_up_late(pool: PgPool) {
+    // A port where nothing listens for three seconds, then a relay to the real server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let real = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
+    let upstream = format!(
+        "{}:{}",
+        real.host_str().unwrap(),
+        real.port().unwrap_or(5432)
+    );
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    let mut late = url::Url::parse(&database_url(&pool)).unwrap();
+    late.set_host(Some("127.0.0.1")).unwrap();
+    late.set_port(Some(port)).unwrap();
+    let late = late.to_string();
+    let mut served = Served::start_with(
+        &pool,
+        &[
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("DHMAD_API_BASE", DEAD_DHMAD),
+            ("DHMAD_WEBHOOK_SECRETS", SECRET),
+            ("DATABASE_URL", late.as_str()),
+        ],
+    );
+    served.wait_line(|l| l.contains("cannot be reached yet"));
+    served.wait_line(|l| l.contains("migrations applied"));
+    let ready = reqwest::get(format!("http://{}/readyz", served.addr))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn the_binary_logs_one_plain_access_line_per_request_and_answers_its_healthcheck(
     pool: PgPool,
