@@ -201,7 +201,7 @@ pub async fn recheck(state: &AppState, order: &Order) -> OrderResult<bool> {
             Ok(s) if reopened_for_a_new_proof(&s.status) => {
                 reopened.push((page.session_id.as_str(), s.status));
             }
-            // Still finished, or a status that says nothing of the proof: the review stays.
+            // Still finished, or a status this client does not know: the review stays.
             Ok(_) => return Ok(false),
             // A page DHMAD cannot show tells nothing: the review stays, as DHMAD's approval or
             // the escrow's end will say.
@@ -238,13 +238,14 @@ pub async fn recheck(state: &AppState, order: &Order) -> OrderResult<bool> {
 }
 
 /// Whether a page the guest finished now reads as reopened for a new proof: `pending` again,
-/// which is how the buyer "may upload again through the same session" (§4.2). What a
-/// finished page reads while its proof is reviewed, or once its 30 minutes are over, DHMAD
-/// does not say: `expired` or `cancelled` (or a status this client does not know) is no
-/// rejection, and ending the review on it would invite the guest to pay a second time, outside
-/// DHMAD's wallet, for a proof still under review.
+/// which is how the buyer "may upload again through the same session" (§4.2); or `expired` or
+/// `cancelled`, which a page reaches only from `pending` (§2.7: `completed` is final), so
+/// this one was reopened, then ran out or was left. A status this client does not know tells
+/// nothing: ending the review on it would invite the guest to pay a second time, outside
+/// DHMAD's wallet, for a proof that may still be under review.
 fn reopened_for_a_new_proof(status: &dhmad::SessionStatus) -> bool {
-    *status == dhmad::SessionStatus::Pending
+    use dhmad::SessionStatus::{Cancelled, Expired, Pending};
+    matches!(status, Pending | Expired | Cancelled)
 }
 
 #[cfg(test)]
@@ -254,12 +255,16 @@ mod tests {
     use super::reopened_for_a_new_proof;
 
     #[test]
-    fn only_a_page_open_again_ends_a_review() {
-        assert!(reopened_for_a_new_proof(&SessionStatus::Pending));
-        for says_nothing in [
-            SessionStatus::Completed,
+    fn only_a_page_reopened_ends_a_review() {
+        for reopened in [
+            SessionStatus::Pending,
             SessionStatus::Expired,
             SessionStatus::Cancelled,
+        ] {
+            assert!(reopened_for_a_new_proof(&reopened), "{reopened:?}");
+        }
+        for says_nothing in [
+            SessionStatus::Completed,
             SessionStatus::Unknown("reviewing".into()),
         ] {
             assert!(!reopened_for_a_new_proof(&says_nothing), "{says_nothing:?}");
