@@ -481,15 +481,18 @@ async fn a_paid_guest_order_cancelled_promises_no_automatic_refund(pool: PgPool)
     assert!(page.contains("not returned automatically"), "{page}");
 }
 
-/// Only a snapshot that says `"buyer": null` tells of a guest's payment: webhook snapshots
-/// carry some fields only (§6.4), and one that left `buyer` out took a wallet payer for a
-/// guest, who was then told a cancellation's refund would not be automatic.
+/// A snapshot that says `"buyer": null` tells of a guest's payment, or one that leaves `buyer`
+/// out of a payment made by a guest's proof: webhook snapshots carry some fields only (§6.4),
+/// and one that left `buyer` out took a wallet payer for a guest, who was then told a
+/// cancellation's refund would not be automatic.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_paid_snapshot_without_its_buyer_is_no_guest_payment(pool: PgPool) {
     let app = spawn_offline(pool).await;
     let t0 = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
     let mut guest_lines = Vec::new();
-    for (n, buyer) in [None, Some(None)].into_iter().enumerate() {
+    // Left out, null, and left out of a payment made by a guest's proof under review.
+    let cases = [(None, false), (Some(None), false), (None, true)];
+    for (n, (buyer, reviewed)) in cases.into_iter().enumerate() {
         let escrow_id = format!("66ee{n:020x}");
         let id = app
             .seed_order(
@@ -499,6 +502,11 @@ async fn a_paid_snapshot_without_its_buyer_is_no_guest_payment(pool: PgPool) {
                 t0,
             )
             .await;
+        if reviewed {
+            storefront::db::orders::set_payment_review(&app.pool, id, Some(t0))
+                .await
+                .unwrap();
+        }
         let mut paid = escrow(
             &escrow_id,
             "paid",
@@ -517,7 +525,7 @@ async fn a_paid_snapshot_without_its_buyer_is_no_guest_payment(pool: PgPool) {
         .unwrap();
         guest_lines.push(lines);
     }
-    assert_eq!(guest_lines, [0, 1], "left out, then null");
+    assert_eq!(guest_lines, [0, 1, 1]);
 }
 
 /// DHMAD's rejection of a guest's proof is lost (DHMAD retries for seconds only, and no escrow

@@ -154,6 +154,7 @@ pub async fn apply_escrow_snapshot(
         .fulfil
         .then(|| fulfilment::code_to_issue(&order))
         .flatten();
+    let paid_after_a_proof = order.in_payment_review();
     let mut order = Box::new(
         db::orders::apply_snapshot(
             &mut *conn,
@@ -176,10 +177,11 @@ pub async fn apply_escrow_snapshot(
         ),
         public: public_status_line(&escrow.status, seen.escrow_status.as_ref(), guest_money),
     });
-    // Only a snapshot that says `"buyer": null`: one that leaves the field out (webhook
-    // snapshots vary, §6.4) says nothing, and a wallet payer would be told its refund is not
-    // automatic.
-    if plan.fulfil && order.is_instant() && escrow.names_no_buyer() {
+    // A snapshot that says `"buyer": null`, or one that leaves the field out (webhook
+    // snapshots vary, §6.4) of a payment made by a guest's proof: left out alone, it says
+    // nothing, and a wallet payer would be told its refund is not automatic.
+    let by_guest = escrow.names_no_buyer() || (escrow.buyer.is_none() && paid_after_a_proof);
+    if plan.fulfil && order.is_instant() && by_guest {
         funded.lines.push(NewEvent {
             kind: PAID_BY_GUEST,
             detail: "Paid by a guest, outside DHMAD's wallet (the escrow names no buyer): a \

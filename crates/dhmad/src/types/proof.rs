@@ -52,11 +52,11 @@ pub struct Proof {
     /// shop ordering proof events by it must then not take it for 0.
     #[serde(default, deserialize_with = "crate::nullable::count")]
     pub correction_rounds: Option<u32>,
-    /// Seller's upload deadline.
-    #[serde(default, with = "iso::option")]
+    /// Seller's upload deadline; `None` also when it does not read as a timestamp.
+    #[serde(default, with = "iso::lenient_option")]
     pub upload_deadline: Option<OffsetDateTime>,
-    /// Buyer's review deadline.
-    #[serde(default, with = "iso::option")]
+    /// Buyer's review deadline; `None` also when it does not read as a timestamp.
+    #[serde(default, with = "iso::lenient_option")]
     pub review_deadline: Option<OffsetDateTime>,
     /// Number of uploads; `None` when DHMAD leaves it out (the `escrow.proof.*` events do,
     /// §6.4), which is not 0.
