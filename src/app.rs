@@ -86,7 +86,10 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
         let patient = started.elapsed() < MIGRATION_PATIENCE;
         let mut conn = match connected.await {
             Ok(Ok(conn)) => conn,
-            Ok(Err(e)) if patient && db::connection_lost(&e) => {
+            // Not a TLS failure: a certificate or `sslmode` that does not fit stays so.
+            Ok(Err(e))
+                if patient && db::connection_lost(&e) && !matches!(e, sqlx::Error::Tls(_)) =>
+            {
                 tracing::warn!(error = %e, "the database cannot be reached yet; trying again");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;

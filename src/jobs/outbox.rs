@@ -46,6 +46,8 @@ fn on_error(job: &Job, e: OrderError) -> JobOutcome {
 }
 
 async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
+    // The lease began with the claim, just before this.
+    let lease_ends = std::time::Instant::now() + lease(state);
     let outcome = match job.kind.as_str() {
         fulfilment::DELIVER => fulfilment::run_deliver(state, job).await,
         notify::CONFIRMATION | notify::GOOD => notify::run(state, job).await,
@@ -62,7 +64,7 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         JobOutcome::Postpone(_) => "postponed",
     };
     state.metrics.outbox_attempt(&job.kind, label);
-    let written = write_outcome(state, job, &outcome).await?;
+    let written = write_outcome(state, job, &outcome, lease_ends).await?;
     if !written {
         tracing::warn!(
             job.id = job.id,
@@ -76,9 +78,18 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
 /// Writes what the attempt came to. The e-mail has gone out or DHMAD took the deliver by now:
 /// a write lost to the connection (Postgres restarted meanwhile, and the kept connection met
 /// it first) left the job claimed, and another worker ran it again once its lease was over,
-/// a second e-mail. So a transient failure is tried again, for up to half the lease.
-async fn write_outcome(state: &AppState, job: &Job, outcome: &JobOutcome) -> sqlx::Result<bool> {
-    let until = std::time::Instant::now() + lease(state) / 2;
+/// a second e-mail. So a transient failure is tried again while the lease holds, with a
+/// margin: past it, another worker may have the job, and the writes (fenced by the claim)
+/// would change nothing.
+async fn write_outcome(
+    state: &AppState,
+    job: &Job,
+    outcome: &JobOutcome,
+    lease_ends: std::time::Instant,
+) -> sqlx::Result<bool> {
+    let until = lease_ends
+        .checked_sub(Duration::from_secs(5))
+        .unwrap_or(lease_ends);
     let mut pause = Duration::from_millis(100);
     loop {
         match write_once(state, job, outcome).await {
@@ -104,12 +115,17 @@ async fn write_once(state: &AppState, job: &Job, outcome: &JobOutcome) -> sqlx::
             db::outbox::retry_later(pool, job, delay, err).await?
         }
         JobOutcome::Postpone(wait) => db::outbox::postpone(pool, job, *wait).await?,
+        // With its line, in one transaction: written again after a failure, the give-up
+        // finds the job closed and would not add it.
         JobOutcome::GiveUp(err) => {
-            let written = db::outbox::give_up(pool, job, err).await?;
+            let mut conn = pool.acquire().await?;
+            let mut tx = db::tx::begin(&mut conn).await?;
+            let written = db::outbox::give_up(&mut *tx, job, err).await?;
             if written {
                 let detail = format!("Automatic {} gave up: {err}", job.kind);
-                db::events::add(pool, job.order_id, "job_failed", &detail, None).await?;
+                db::events::add(&mut *tx, job.order_id, "job_failed", &detail, None).await?;
             }
+            tx.commit().await?;
             written
         }
     })

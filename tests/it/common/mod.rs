@@ -93,6 +93,9 @@ pub async fn spawn(pool: PgPool, cfg: Config) -> TestApp {
     }
 }
 
+/// The `application_name` of [`production_pool`]'s connections.
+const UNDER_TEST: &str = "storefront-under-test";
+
 /// A pool on `pool`'s database set as the service sets its own (`app::connect`): no test of a
 /// connection before its use, so a connection that died meanwhile fails its next statement, as
 /// in production. (The pool `sqlx::test` hands out tests each one first, and hides that.)
@@ -101,16 +104,21 @@ pub fn production_pool(pool: &PgPool) -> PgPool {
         .max_connections(5)
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
-        .connect_lazy_with((*pool.connect_options()).clone())
+        .connect_lazy_with(
+            (*pool.connect_options())
+                .clone()
+                .application_name(UNDER_TEST),
+        )
 }
 
-/// Ends every other connection to `pool`'s database, as a restart of Postgres does (the
-/// server tells each `57P01` and closes it); how many.
-pub async fn terminate_other_connections(pool: &PgPool) -> i64 {
+/// Ends every connection of [`production_pool`]'s, as a restart of Postgres does (the server
+/// tells each `57P01` and closes it); how many. The test's own connections stay.
+pub async fn terminate_production_connections(pool: &PgPool) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-          WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended",
+          WHERE datname = current_database() AND application_name = $1) AS ended",
     )
+    .bind(UNDER_TEST)
     .fetch_one(pool)
     .await
     .unwrap()

@@ -339,16 +339,14 @@ impl Drop for Served {
 }
 
 /// A database that comes up after the storefront (a host's boot, a compose or Kubernetes
-/// deploy): `serve` exited at once on the refused connection, a crash loop until Postgres
+/// deploy): `serve` exited at once on the failed connection, a crash loop until Postgres
 /// was up. It waits, and serves once it can migrate.
 #[sqlx::test(migrations = "./migrations")]
 async fn serve_waits_for_a_database_that_comes_up_late(pool: PgPool) {
-    // A port where nothing listens for three seconds, then a relay to the real server.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port whose first two connections are closed at once (a server not up yet), then a
+    // relay to the real one.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
     let real = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
     let upstream = format!(
         "{}:{}",
@@ -356,10 +354,12 @@ async fn serve_waits_for_a_database_that_comes_up_late(pool: PgPool) {
         real.port().unwrap_or(5432)
     );
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(3));
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-        for client in listener.incoming() {
+        for (n, client) in listener.incoming().enumerate() {
             let Ok(client) = client else { break };
+            if n < 2 {
+                drop(client);
+                continue;
+            }
             let Ok(server) = std::net::TcpStream::connect(&upstream) else {
                 continue;
             };
