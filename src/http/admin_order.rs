@@ -209,6 +209,25 @@ async fn load(s: &AppState, id: &str) -> AppResult<Order> {
         .ok_or(AppError::NotFound)
 }
 
+/// `GET /admin/from-dhmad/{session_id}`: where the callback sends the merchant back from a
+/// step on DHMAD's page (`http::callback`); the order's page, for a signed-in merchant.
+pub async fn from_dhmad(
+    _: Admin,
+    State(s): State<AppState>,
+    IdPath(session_id): IdPath,
+) -> AppResult<Redirect> {
+    // As the callback takes them: DHMAD's ids are short visible ASCII (and a NUL byte would
+    // make Postgres fail).
+    if session_id.len() > 200 || !session_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AppError::NotFound);
+    }
+    let session = db::sessions::get(&s.pool, &session_id)
+        .await?
+        .filter(|x| x.for_merchant)
+        .ok_or(AppError::NotFound)?;
+    Ok(Redirect::to(&format!("/admin/orders/{}", session.order_id)))
+}
+
 pub async fn page(
     _: Admin,
     State(s): State<AppState>,

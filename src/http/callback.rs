@@ -33,9 +33,13 @@ pub async fn callback(
     }
     let back = sync::on_callback(&s, session_id).await?;
     // Each user back where the step was offered: the buyer to the order page, the merchant to
-    // the back office's page of the order.
+    // the back office's page of the order, through a back-office address (`admin_order::
+    // from_dhmad`): the order's id, which is also the buyer's link, goes to a signed-in
+    // merchant only, not to whoever else holds the merchant's session id. (The back office's
+    // cookie is not sent here: its path is `/admin`.)
     let page = if back.for_merchant {
-        format!("/admin/orders/{}", back.order_id)
+        let session: String = url::form_urlencoded::byte_serialize(session_id.as_bytes()).collect();
+        format!("/admin/from-dhmad/{session}")
     } else {
         format!("/orders/{}", back.order_id)
     };

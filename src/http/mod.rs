@@ -93,6 +93,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/admin/logout", post(admin_auth::logout))
         .route("/admin/orders/{id}", get(admin_order::page))
+        .route("/admin/from-dhmad/{id}", get(admin_order::from_dhmad))
         .route("/admin/orders", get(admin::orders))
         .route("/admin/orders.csv", get(admin::csv))
         .route(

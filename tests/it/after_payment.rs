@@ -127,12 +127,38 @@ async fn a_buyers_request_is_accepted_by_the_merchant_and_the_buyer_is_refunded(
             &[("decision", "accept")],
         )
         .await;
-    let back = w.finish_on_dhmad(accept, json!({})).await;
+    let back = w.finish_on_dhmad_as_merchant(accept, json!({})).await;
     assert_eq!(
         back,
         format!("/admin/orders/{}", s.order_id),
         "the merchant goes back to the back office"
     );
+    // Someone else holding the merchant's session id (a shared screen, a history) is not given
+    // the order's address, which is also the buyer's link.
+    let merchant_session: String = sqlx::query_scalar(
+        "SELECT session_id FROM checkout_sessions WHERE order_id = $1 AND for_merchant",
+    )
+    .bind(s.order_id)
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    let stranger = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = stranger
+        .get(w.app.url(&format!(
+            "/checkout/callback?session_id={merchant_session}&status=completed"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let via = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(!via.contains(&s.order_id.to_string()), "{via}");
+    let r = stranger.get(w.app.url(&via)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/admin/login");
     // The redirect may bring the merchant back before DHMAD's webhook: the callback's read
     // cancels the order, the webhook then records the accepted request.
     let o = w

@@ -121,7 +121,7 @@ async fn a_proof_goes_through_a_correction_and_is_accepted_by_silence(pool: PgPo
         .admin_post(&format!("/admin/orders/{}/proof", s.order_id))
         .await;
     let back = w
-        .finish_on_dhmad(upload, json!({"note": "receipt attached"}))
+        .finish_on_dhmad_as_merchant(upload, json!({"note": "receipt attached"}))
         .await;
     assert_eq!(back, format!("/admin/orders/{}", s.order_id));
     phase(&w, s.order_id, "submitted_waiting_buyer_review").await;

@@ -233,6 +233,42 @@ impl World {
     /// Follows a 303 to DHMAD's page, finishes the session there (with `body`), and comes back
     /// through the callback; returns where the callback sent the user.
     pub async fn finish_on_dhmad(&self, r: reqwest::Response, body: Value) -> String {
+        let back = self.finish_at_dhmad(r, body).await;
+        self.land_on_callback(&back).await
+    }
+
+    /// [`Self::finish_on_dhmad`] for a step of the merchant's, who comes back in a browser
+    /// signed in to the back office.
+    pub async fn finish_on_dhmad_as_merchant(&self, r: reqwest::Response, body: Value) -> String {
+        let back = self.finish_at_dhmad(r, body).await;
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let catalog = browser.get(self.app.url("/")).send().await.unwrap();
+        let token = csrf_token_in(&catalog.text().await.unwrap());
+        let login = browser
+            .post(self.app.url("/admin/login"))
+            .form(&[("token", ADMIN_TOKEN), ("csrf_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 303);
+        let url = back.replace("http://localhost:", "http://127.0.0.1:");
+        let r = browser.get(url).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        // Through the back office's own address, which only a signed-in merchant passes.
+        let via = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(via.starts_with("/admin/from-dhmad/"), "{via}");
+        let r = browser.get(self.app.url(&via)).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        r.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// Follows a 303 to DHMAD's page and finishes the session there; returns where DHMAD
+    /// redirects the user.
+    async fn finish_at_dhmad(&self, r: reqwest::Response, body: Value) -> String {
         assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
         let url = r.headers()["location"].to_str().unwrap().to_owned();
         assert!(url.starts_with(&self.sb.base_url()), "{url}");
@@ -240,8 +276,7 @@ impl World {
         let v = self
             .control(&format!("/sandbox/sessions/{session}/complete"), body)
             .await;
-        self.land_on_callback(v["redirect_url"].as_str().unwrap())
-            .await
+        v["redirect_url"].as_str().unwrap().to_owned()
     }
 
     pub async fn wait_json(&self, id: Uuid, what: &str, check: impl Fn(&Value) -> bool) -> Value {
