@@ -54,6 +54,15 @@ fn database(config: &Config) -> anyhow::Result<PgConnectOptions> {
 /// How long a migration waits for a lock before it is tried again: short, since every request
 /// touching a table queues behind a change of that table waiting for its lock.
 const MIGRATION_LOCK_WAIT: &str = "5s";
+/// A TLS setting or certificate that does not fit: no wait mends it.
+fn tls_refused(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    }
+}
+
 /// How long one connection attempt of `migrate` may take (a host that drops packets never
 /// refuses).
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
@@ -86,10 +95,9 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
         let patient = started.elapsed() < MIGRATION_PATIENCE;
         let mut conn = match connected.await {
             Ok(Ok(conn)) => conn,
-            // Not a TLS failure: a certificate or `sslmode` that does not fit stays so.
-            Ok(Err(e))
-                if patient && db::connection_lost(&e) && !matches!(e, sqlx::Error::Tls(_)) =>
-            {
+            // Not a TLS failure: a certificate or `sslmode` that does not fit stays so (rustls'
+            // handshake failures come as invalid data).
+            Ok(Err(e)) if patient && db::connection_lost(&e) && !tls_refused(&e) => {
                 tracing::warn!(error = %e, "the database cannot be reached yet; trying again");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;

@@ -30,9 +30,9 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
 }
 
 /// A failure of the connection itself, not a refused statement: the socket, or what a server
-/// says as it ends a connection. Class 08 is a connection exception; 57P01-57P03 are a server
-/// shutting down or starting up, or a backend terminated (not 57P04, a database dropped, which
-/// no retry mends). After a restart of Postgres a kept connection meets 57P01 on its next
+/// says as it ends a connection. Class 08 is a connection exception; 57P01-57P05 are a server
+/// shutting down or starting up, a backend terminated or idle too long (not 57P04, a database
+/// dropped, which no retry mends). After a restart of Postgres a kept connection meets 57P01 on its next
 /// statement: a 503 and a retry, not a 500.
 pub fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
@@ -40,9 +40,9 @@ pub fn connection_lost(e: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
-            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
-        }),
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || (c.starts_with("57P") && c != "57P04")),
         _ => false,
     }
 }

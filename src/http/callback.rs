@@ -28,7 +28,11 @@ pub async fn callback(
     param("status")?;
     // DHMAD's session ids are short visible ASCII; anything else cannot be one of ours (and a
     // NUL byte would make Postgres fail): unknown, as DESIGN.md says, without asking anyone.
-    if session_id.len() > 200 || !session_id.bytes().all(|b| b.is_ascii_graphic()) {
+    // (Nor `.` or `..`, which a browser would resolve away in the back office's return path.)
+    if session_id.len() > 200
+        || !session_id.bytes().all(|b| b.is_ascii_graphic())
+        || matches!(session_id, "." | "..")
+    {
         return Err(AppError::NotFound);
     }
     let back = sync::on_callback(&s, session_id).await?;

@@ -46,8 +46,6 @@ fn on_error(job: &Job, e: OrderError) -> JobOutcome {
 }
 
 async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
-    // The lease began with the claim, just before this.
-    let lease_ends = std::time::Instant::now() + lease(state);
     let outcome = match job.kind.as_str() {
         fulfilment::DELIVER => fulfilment::run_deliver(state, job).await,
         notify::CONFIRMATION | notify::GOOD => notify::run(state, job).await,
@@ -64,7 +62,7 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
         JobOutcome::Postpone(_) => "postponed",
     };
     state.metrics.outbox_attempt(&job.kind, label);
-    let written = write_outcome(state, job, &outcome, lease_ends).await?;
+    let written = write_outcome(state, job, &outcome).await?;
     if !written {
         tracing::warn!(
             job.id = job.id,
@@ -78,22 +76,15 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
 /// Writes what the attempt came to. The e-mail has gone out or DHMAD took the deliver by now:
 /// a write lost to the connection (Postgres restarted meanwhile, and the kept connection met
 /// it first) left the job claimed, and another worker ran it again once its lease was over,
-/// a second e-mail. So a transient failure is tried again while the lease holds, with a
-/// margin: past it, another worker may have the job, and the writes (fenced by the claim)
-/// would change nothing.
-async fn write_outcome(
-    state: &AppState,
-    job: &Job,
-    outcome: &JobOutcome,
-    lease_ends: std::time::Instant,
-) -> sqlx::Result<bool> {
-    let until = lease_ends
-        .checked_sub(Duration::from_secs(5))
-        .unwrap_or(lease_ends);
+/// a second e-mail. So a transient failure is tried again until the write is made, or finds
+/// the job another worker's (the writes are fenced by the claim: `false`), or the process
+/// stops: this worker takes nothing else meanwhile, and with the database away nothing could
+/// be done anyway.
+async fn write_outcome(state: &AppState, job: &Job, outcome: &JobOutcome) -> sqlx::Result<bool> {
     let mut pause = Duration::from_millis(100);
     loop {
         match write_once(state, job, outcome).await {
-            Err(e) if db::is_transient(&e) && std::time::Instant::now() + pause < until => {
+            Err(e) if db::is_transient(&e) && !state.stopping() => {
                 tracing::warn!(job.id = job.id, error = %e, "could not record the job's outcome; trying again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));

@@ -209,6 +209,22 @@ pub async fn recheck(state: &AppState, order: &Order) -> OrderResult<bool> {
             Err(e) => return Err(upstream(e, "reading the payment page under review")),
         }
     }
+    // A page also reads `cancelled` when the seller cancels the escrow under a guest's proof
+    // (§2.7): ended there, the review would tell the guest to pay again, and the cancellation
+    // then that DHMAD returns the money, which it does not for a guest. So a page that ran out
+    // or was left ends the review only while the escrow is still pending.
+    let left = reopened
+        .iter()
+        .any(|(_, s)| *s != dhmad::SessionStatus::Pending);
+    if let (true, Some(escrow_id)) = (left, order.escrow_id.as_deref()) {
+        match state.dhmad.get_escrow(escrow_id).await {
+            Ok(e) if e.status == dhmad::EscrowStatus::Pending => {}
+            Ok(_) | Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => {
+                return Ok(false)
+            }
+            Err(e) => return Err(upstream(e, "reading the escrow under review")),
+        }
+    }
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
     let Some(now) = db::orders::lock(&mut *tx, order.id).await? else {

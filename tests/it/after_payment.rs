@@ -159,6 +159,23 @@ async fn a_buyers_request_is_accepted_by_the_merchant_and_the_buyer_is_refunded(
     let r = stranger.get(w.app.url(&via)).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/admin/login");
+    // Nor does a buyer's session id open the order there, even to the merchant.
+    let buyer_session: String = sqlx::query_scalar(
+        "SELECT session_id FROM checkout_sessions WHERE order_id = $1 AND NOT for_merchant
+          LIMIT 1",
+    )
+    .bind(s.order_id)
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    let r = w
+        .http
+        .get(w.app.url(&format!("/admin/from-dhmad/{buyer_session}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     // The redirect may bring the merchant back before DHMAD's webhook: the callback's read
     // cancels the order, the webhook then records the accepted request.
     let o = w

@@ -110,6 +110,7 @@ async fn requests_after_a_database_restart_get_a_503_not_a_500(pool: PgPool) {
     };
     // Five connections in use at once, then kept.
     assert_eq!(burst().await, [404; 5]);
+    assert!(app.pool.size() >= 3, "{}", app.pool.size());
     assert!(terminate_production_connections(&pool).await >= 1);
     // At once, they take the kept connections before any failure is noticed.
     let after = burst().await;

@@ -569,6 +569,33 @@ async fn a_lost_rejection_of_a_guest_proof_is_found_by_the_reconciler(pool: PgPo
     assert!(to.starts_with(&w.sb.base_url()), "{to}");
 }
 
+/// The same, once the reopened page's 30 minutes are over: the page reads `expired`, which
+/// it reaches only from `pending` (§2.7), so it was reopened; the escrow still pending, the
+/// review ends.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_lost_rejection_is_found_after_the_reopened_page_expired(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w
+        .checkout("ai-credits-500", "expired-reopened@example.tn")
+        .await;
+    send_proof_and_return(&w, &s).await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    reject_proof(&w, s.order_id, "unreadable receipt").await;
+    w.control("/sandbox/clock/advance", json!({"seconds": 1900}))
+        .await;
+    w.after_first_reconciler_pass().await;
+    storefront::jobs::reconciler::run_once(&w.app.state, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(
+        (&o["status"], &o["payment_review"]),
+        (&json!("awaiting_payment"), &json!(false)),
+        "{o}"
+    );
+}
+
 /// A first proof rejected after its page closed (the page stays finished at DHMAD), then a
 /// second proof on a new page whose rejection is lost: the reconciler goes by the new page,
 /// reopened, not by the old one. Before, the old page kept the order under review for good.
