@@ -223,7 +223,10 @@ pub async fn login(
         SameSite::Lax,
         SESSION_LIFE,
     );
-    Ok((jar.add(cookie), Redirect::to("/admin")))
+    // A new CSRF token with the new session: the one before may have been seen (the CSV
+    // export's link carries it into the history and the logs), and now guards nothing.
+    let csrf = super::csrf::cookie(&s.config, cookies::random_token());
+    Ok((jar.add(cookie).add(csrf), Redirect::to("/admin")))
 }
 
 /// Revokes the session server-side (a copied cookie stops working too) and clears it.

@@ -171,18 +171,21 @@ impl Hook for Csrf {
         resp.headers_mut()
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
-        // Lax: the token must survive the buyer's return from DHMAD's page.
-        let config = &self.0.config;
-        let cookie = cookies::build(
-            config,
-            cookies::CSRF.name(config),
-            token,
-            "/",
-            SameSite::Lax,
-            time::Duration::days(30),
-        );
-        (CookieJar::new().add(cookie), resp).into_response()
+        (CookieJar::new().add(cookie(&self.0.config, token)), resp).into_response()
     }
+}
+
+/// The browser's CSRF cookie holding `token`. Lax: the token must survive the buyer's return
+/// from DHMAD's page.
+pub fn cookie(config: &Config, token: String) -> axum_extra::extract::cookie::Cookie<'static> {
+    cookies::build(
+        config,
+        cookies::CSRF.name(config),
+        token,
+        "/",
+        SameSite::Lax,
+        time::Duration::days(30),
+    )
 }
 
 /// The request, if it echoes its cookie's token in its form or `X-CSRF-Token` header; else the

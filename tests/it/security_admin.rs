@@ -121,6 +121,41 @@ async fn a_new_login_ends_the_browsers_previous_session(pool: PgPool) {
     assert_eq!(old.headers()["location"], "/admin/login");
 }
 
+/// A login issues a new CSRF token: the one before may have been seen (the CSV export's link
+/// carries it into the history and the logs), and it guards no form of the new session.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_login_issues_a_new_csrf_token(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let before = app.csrf_token().await;
+    let login = app
+        .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
+        .await;
+    assert_eq!(login.status(), 303);
+    let set: Vec<String> = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .collect();
+    let fresh = set
+        .iter()
+        .find_map(|c| c.strip_prefix("sf_csrf="))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no new CSRF cookie: {set:?}"));
+    assert_eq!(fresh.len(), 64);
+    assert_ne!(fresh, before);
+    // The browser's forms carry the new one, and the old one is refused.
+    assert_eq!(app.csrf_token().await, fresh);
+    let stale = app
+        .http
+        .post(app.url("/admin/logout"))
+        .form(&[("csrf_token", before.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 403);
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn guessing_the_token_is_throttled(pool: PgPool) {
     let app = spawn_offline(pool).await;
