@@ -252,7 +252,14 @@ async fn the_back_office_needs_the_token(pool: PgPool) {
         .post_form("/admin/login", &[("token", ADMIN_TOKEN)])
         .await;
     assert_eq!(login.status(), 303);
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    // (A new CSRF token is set beside it, in either order.)
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("sf_admin="))
+        .expect("the session cookie");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
     let pair = cookie.split(';').next().unwrap();
     let r = app
