@@ -535,24 +535,7 @@ async fn a_paid_snapshot_without_its_buyer_is_no_guest_payment(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_lost_rejection_of_a_guest_proof_is_found_by_the_reconciler(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    let s = w
-        .checkout("ai-credits-500", "lost-rejection@example.tn")
-        .await;
-    send_proof_and_return(&w, &s).await;
-    assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
-    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
-        .await;
-    reject_proof(&w, s.order_id, "unreadable receipt").await;
-    w.after_first_reconciler_pass().await;
-    storefront::jobs::reconciler::run_once(&w.app.state, std::time::Duration::ZERO)
-        .await
-        .unwrap();
-    let o = w.app.order_json(s.order_id).await;
-    assert_eq!(
-        (&o["status"], &o["payment_review"]),
-        (&json!("awaiting_payment"), &json!(false)),
-        "{o}"
-    );
+    let (s, o) = rejection_lost_then_reconciled(&w, "lost-rejection@example.tn", 0).await;
     // Learned from the page, not from the lost event (which carried the reason).
     assert!(o["deposit_rejection_reason"].is_null(), "{o}");
     let page = w.app.order_page(s.order_id).await;
@@ -575,15 +558,27 @@ async fn a_lost_rejection_of_a_guest_proof_is_found_by_the_reconciler(pool: PgPo
 #[sqlx::test(migrations = "./migrations")]
 async fn a_lost_rejection_is_found_after_the_reopened_page_expired(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    let s = w
-        .checkout("ai-credits-500", "expired-reopened@example.tn")
-        .await;
-    send_proof_and_return(&w, &s).await;
+    rejection_lost_then_reconciled(&w, "expired-reopened@example.tn", 1900).await;
+}
+
+/// A guest's proof under review whose rejection is lost (DHMAD reopens the page), `later`
+/// seconds passing at DHMAD, then a reconciler pass: the review is over, the order awaits a
+/// new payment. The order as it then reads.
+async fn rejection_lost_then_reconciled(
+    w: &World,
+    email: &str,
+    later: u64,
+) -> (Started, serde_json::Value) {
+    let s = w.checkout("ai-credits-500", email).await;
+    send_proof_and_return(w, &s).await;
+    assert_eq!(w.app.order_json(s.order_id).await["payment_review"], true);
     w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
         .await;
-    reject_proof(&w, s.order_id, "unreadable receipt").await;
-    w.control("/sandbox/clock/advance", json!({"seconds": 1900}))
-        .await;
+    reject_proof(w, s.order_id, "unreadable receipt").await;
+    if later > 0 {
+        w.control("/sandbox/clock/advance", json!({"seconds": later}))
+            .await;
+    }
     w.after_first_reconciler_pass().await;
     storefront::jobs::reconciler::run_once(&w.app.state, std::time::Duration::ZERO)
         .await
@@ -594,6 +589,7 @@ async fn a_lost_rejection_is_found_after_the_reopened_page_expired(pool: PgPool)
         (&json!("awaiting_payment"), &json!(false)),
         "{o}"
     );
+    (s, o)
 }
 
 /// A first proof rejected after its page closed (the page stays finished at DHMAD), then a
