@@ -32,7 +32,7 @@ pub async fn enqueue(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
 /// Dates the order's open job of `kind` now, if it was queued before `before`: what it is to
 /// do was asked again (the merchant's "ship" after a rejection the job predates). One no
 /// worker holds is due now, with the attempts of a retry that reads first; an attempt under
-/// way reads the new date before it closes the job (`fulfilment::awaits_delivery_for`).
+/// way reads the new date before it closes the job (`fulfilment::deliver::awaits_delivery_for`).
 /// Whether it was dated anew.
 pub async fn redate_open(
     e: impl PgExecutor<'_>,

@@ -216,9 +216,7 @@ pub async fn from_dhmad(
     State(s): State<AppState>,
     IdPath(session_id): IdPath,
 ) -> AppResult<Redirect> {
-    // As the callback takes them: DHMAD's ids are short visible ASCII (and a NUL byte would
-    // make Postgres fail).
-    if session_id.len() > 200 || !session_id.bytes().all(|b| b.is_ascii_graphic()) {
+    if !super::callback::could_be_a_session_id(&session_id) {
         return Err(AppError::NotFound);
     }
     let session = db::sessions::get(&s.pool, &session_id)

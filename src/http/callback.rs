@@ -26,13 +26,7 @@ pub async fn callback(
     };
     let session_id = param("session_id")?;
     param("status")?;
-    // DHMAD's session ids are short visible ASCII; anything else cannot be one of ours (and a
-    // NUL byte would make Postgres fail): unknown, as DESIGN.md says, without asking anyone.
-    // (Nor `.` or `..`, which a browser would resolve away in the back office's return path.)
-    if session_id.len() > 200
-        || !session_id.bytes().all(|b| b.is_ascii_graphic())
-        || matches!(session_id, "." | "..")
-    {
+    if !could_be_a_session_id(session_id) {
         return Err(AppError::NotFound);
     }
     let back = sync::on_callback(&s, session_id).await?;
@@ -48,4 +42,11 @@ pub async fn callback(
         format!("/orders/{}", back.order_id)
     };
     Ok(Redirect::to(&page))
+}
+
+/// DHMAD's session ids are short visible ASCII; anything else cannot be one of ours (and a NUL
+/// byte would make Postgres fail): unknown, as the team's design says (docs/ARCHITECTURE.md), without asking anyone. Nor `.`
+/// or `..`, which a browser would resolve away in the back office's return path.
+pub(super) fn could_be_a_session_id(id: &str) -> bool {
+    id.len() <= 200 && id.bytes().all(|b| b.is_ascii_graphic()) && !matches!(id, "." | "..")
 }
