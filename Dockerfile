@@ -36,6 +36,9 @@ USER app
 EXPOSE 3000 6002
 # The storefront's own probe: GET /readyz on LISTEN_ADDR, exit 0 on a 200 (no curl needed). A
 # container running `dhmad-sandbox` from this image needs its own check (docker-compose.yml has it).
-HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+# `serve` waits up to 2 minutes for a database that is not up yet (or a held migration lock),
+# plus one connection attempt: the start period covers that wait, so an orchestrator that
+# replaces unhealthy containers does not kill one still waiting. A first 200 ends it early.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=150s --retries=3 \
   CMD ["storefront", "healthcheck"]
 CMD ["storefront", "serve"]
