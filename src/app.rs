@@ -18,11 +18,17 @@ use crate::{config::Config, db, http, jobs, server};
 /// make that work due again.
 const JOBS_DRAIN: Duration = Duration::from_secs(30);
 
-/// [`JOBS_DRAIN`], or an e-mail's whole conversation and a margin when `SMTP_TIMEOUT_SECS` is
-/// longer: an e-mail cut after its message left, before the server's answer, is due again
-/// and may reach the buyer twice.
+/// [`JOBS_DRAIN`], or longer when a timeout is raised past it, so that work under way at
+/// shutdown ends with its outcome recorded: an e-mail's whole conversation (`SMTP_TIMEOUT_SECS`:
+/// one cut after its message left, before the server's answer, is due again and may reach the
+/// buyer twice), or two DHMAD calls (`DHMAD_TIMEOUT_SECS`: a deliver's read, then the deliver;
+/// a checkout's two calls. One cut after DHMAD took it is read again after its lease, not sent
+/// blind, but the merchant waits for that lease). A margin each for the database.
 fn jobs_drain(config: &Config) -> Duration {
-    JOBS_DRAIN.max(config.smtp_timeout + Duration::from_secs(5))
+    let margin = Duration::from_secs(5);
+    JOBS_DRAIN
+        .max(config.smtp_timeout + margin)
+        .max(config.dhmad_timeout * 2 + margin)
 }
 
 /// Connects to the database (lazily: the server starts even if Postgres is late; `/readyz`
@@ -287,7 +293,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_jobs_drain_outlasts_an_e_mails_conversation() {
+    fn the_jobs_drain_outlasts_an_e_mails_conversation_and_two_dhmad_calls() {
         let mut config = Config::from_lookup(|k| match k {
             "DATABASE_URL" => Some("postgres://u@h/db".into()),
             "DHMAD_WEBHOOK_SECRETS" => Some("s".into()),
@@ -298,5 +304,7 @@ mod tests {
         assert_eq!(jobs_drain(&config), JOBS_DRAIN);
         config.smtp_timeout = Duration::from_secs(90);
         assert_eq!(jobs_drain(&config), Duration::from_secs(95));
+        config.dhmad_timeout = Duration::from_secs(60);
+        assert_eq!(jobs_drain(&config), Duration::from_secs(125));
     }
 }

@@ -288,6 +288,65 @@ async fn a_deliver_that_gave_up_is_queued_again_and_retryable(pool: PgPool) {
     assert_eq!(audit, ["retry_deliver"]);
 }
 
+/// Once shutdown has begun, a deliver job sends nothing new to DHMAD: the process may end
+/// before the answer is recorded (the jobs' drain is sized for a call in flight). It is put
+/// back, due at once and its attempt not counted, for the next instance.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_deliver_is_not_sent_once_shutdown_has_begun(pool: PgPool) {
+    let (w, s) = paid_with_a_failing_deliver(pool, "stopping@example.tn").await;
+    w.control("/sandbox/faults", json!({})).await;
+    // The jobs stop as they would on SIGTERM; the job is then made due and run by hand.
+    w.app.state.shutdown.cancel();
+    let delivers = || async {
+        w.dhmad_calls()
+            .await
+            .iter()
+            .filter(|c| c.starts_with("POST") && c.ends_with("/deliver"))
+            .count()
+    };
+    let sent = delivers().await;
+    let job = wait_for("the deliver job let go", 30, || async {
+        let mut tx = w.app.pool.begin().await.unwrap();
+        sqlx::query!(
+            "UPDATE outbox_jobs SET run_after = now()
+              WHERE order_id = $1 AND kind = 'deliver' AND claimed_until IS NULL",
+            s.order_id
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let job = db::outbox::claim(&mut *tx, Duration::from_secs(120), true)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        job
+    })
+    .await;
+    assert_eq!(job.kind, "deliver");
+    let attempts = job.attempts;
+    let outcome = storefront::orders::fulfilment::run_deliver(&w.app.state, &job)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, storefront::orders::fulfilment::JobOutcome::Postpone(d) if d.is_zero()),
+        "{outcome:?}"
+    );
+    assert_eq!(delivers().await, sent, "no deliver sent during shutdown");
+    assert!(db::outbox::postpone(&w.app.pool, &job, Duration::ZERO)
+        .await
+        .unwrap());
+    let (left, open) = sqlx::query!(
+        "SELECT attempts, claimed_until IS NULL AS \"free!\" FROM outbox_jobs
+          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
+        s.order_id
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .map(|r| (r.attempts, r.free))
+    .unwrap();
+    assert_eq!((left, open), (attempts - 1, true));
+}
+
 /// A deliver that gave up may have landed, its answer lost: the reconciler queues it again
 /// as a retry, which reads the escrow before it sends (as the merchant's "retry" does). It was
 /// queued as new, whose first attempt sent blind.

@@ -96,6 +96,12 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                     }
                 }
             }
+            // Shutdown has begun: the process may end before DHMAD's answer is recorded (the
+            // jobs' drain covers a call in flight, not one started late), and a deliver whose
+            // answer is lost costs a read and the lease's wait. The next instance sends it.
+            if state.stopping() {
+                return Ok(JobOutcome::Postpone(std::time::Duration::ZERO));
+            }
             match state.dhmad.deliver_escrow(&escrow_id).await {
                 Ok(res) => {
                     sync::apply_in_tx(state, &res.escrow, "deliver accepted by DHMAD").await?;
