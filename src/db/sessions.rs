@@ -182,17 +182,54 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Marks pending sessions expired once `grace` past their expiry; returns how many.
-pub async fn expire_due(e: impl PgExecutor<'_>, grace: time::Duration) -> sqlx::Result<u64> {
+/// Marks pending sessions expired once `grace` past their expiry; returns how many. Pages of
+/// the `to_ask` actions are left for `ask_for` longer: DHMAD is asked how they ended
+/// ([`left_pages_to_ask`]).
+pub async fn expire_due(
+    e: impl PgExecutor<'_>,
+    grace: time::Duration,
+    to_ask: &[&str],
+    ask_for: time::Duration,
+) -> sqlx::Result<u64> {
     let grace_ms = grace.whole_milliseconds() as i64;
+    let ask_ms = ask_for.whole_milliseconds() as i64;
     let r = sqlx::query!(
         "UPDATE checkout_sessions SET status = 'expired'
-          WHERE status = 'pending' AND expires_at <= now() - $1::bigint * interval '1 millisecond'",
-        grace_ms
+          WHERE status = 'pending' AND expires_at <= now() - $1::bigint * interval '1 millisecond'
+            AND (action <> ALL($2::text[])
+                 OR expires_at <= now() - ($1 + $3)::bigint * interval '1 millisecond')",
+        grace_ms,
+        to_ask as &[&str],
+        ask_ms
     )
     .execute(e)
     .await?;
     Ok(r.rows_affected())
+}
+
+/// Pages of `actions` still pending here though `grace` past their end: nobody came back from
+/// them, so only DHMAD knows how they ended. Those never asked about, or asked longest ago,
+/// first.
+pub async fn left_pages_to_ask(
+    e: impl PgExecutor<'_>,
+    actions: &[&str],
+    grace: time::Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Session>> {
+    let grace_ms = grace.whole_milliseconds() as i64;
+    sqlx::query_as!(
+        Session,
+        "SELECT * FROM checkout_sessions
+          WHERE status = 'pending' AND action = ANY($1::text[])
+            AND expires_at <= now() - $2::bigint * interval '1 millisecond'
+          ORDER BY checked_at ASC NULLS FIRST, expires_at
+          LIMIT $3",
+        actions as &[&str],
+        grace_ms,
+        limit
+    )
+    .fetch_all(e)
+    .await
 }
 
 /// Claims the right to ask DHMAD about the session now: true at most once per `interval`,

@@ -6,6 +6,7 @@ pub mod call_log;
 pub mod checkout;
 mod error;
 pub mod fulfilment;
+pub mod left_pages;
 pub mod lost_escrow;
 mod news;
 pub mod notify;

@@ -337,6 +337,84 @@ async fn an_answer_known_only_to_dhmad_is_learned_from_its_refusal(pool: PgPool)
     rejecting_again_answers(&w, &s, &answer, 422, "DHMAD's refusal is shown").await;
 }
 
+/// The page's time runs out here (by the shop's clock; DHMAD keeps how it ended) and the
+/// session sweeper passes.
+async fn page_ends_and_sweeper_passes(w: &World, session: &str) {
+    sqlx::query(
+        "UPDATE checkout_sessions SET expires_at = now() - interval '10 minutes', checked_at = NULL
+          WHERE session_id = $1",
+    )
+    .bind(session)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    storefront::jobs::sessions::run_once(&w.app.state)
+        .await
+        .unwrap();
+}
+
+/// The buyer asked to cancel on DHMAD's page and closed the tab, the event lost: no escrow read
+/// tells of a request, so the shop never saw it and the merchant could ship over it. Once the
+/// page has ended, the sweeper asks DHMAD how it ended instead of marking it expired.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_request_left_without_a_return_is_learned_once_its_page_ends(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "left-request@example.tn").await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    let ask = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_eq!(ask.status(), 303);
+    let page = ask.headers()["location"].to_str().unwrap().to_owned();
+    let session = page.rsplit('/').next().unwrap().to_owned();
+    w.control(&format!("/sandbox/sessions/{session}/complete"), json!({}))
+        .await;
+    assert_eq!(
+        w.app.order_json(s.order_id).await["cancellation"],
+        Value::Null
+    );
+    page_ends_and_sweeper_passes(&w, &session).await;
+    assert_eq!(
+        w.app.order_json(s.order_id).await["cancellation"],
+        "requested"
+    );
+    let ship = format!("/admin/orders/{}/ship", s.order_id);
+    assert_eq!(
+        w.admin_post(&ship).await.status(),
+        409,
+        "shipped over the request"
+    );
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM checkout_sessions WHERE session_id = $1")
+            .bind(&session)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "completed");
+}
+
+/// The merchant refused the request on DHMAD's page and closed the tab, the event lost: the
+/// order was held as "asked to cancel" (no shipping, no receipt) until someone clicked again.
+/// Once the page has ended, the sweeper learns the answer.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_answer_left_without_a_return_is_learned_once_its_page_ends(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, _, session) = rejected_without_coming_back(&w, "left-answer@example.tn").await;
+    assert_eq!(
+        w.app.order_json(s.order_id).await["cancellation"],
+        "requested"
+    );
+    page_ends_and_sweeper_passes(&w, &session).await;
+    assert_eq!(
+        w.app.order_json(s.order_id).await["cancellation"],
+        "rejected"
+    );
+    let ship = format!("/admin/orders/{}/ship", s.order_id);
+    assert_eq!(w.admin_post(&ship).await.status(), 303);
+}
+
 /// A request the shop never answered is moot once the buyer opens a dispute: the page speaks
 /// of the dispute, not of an answer that can no longer come.
 #[sqlx::test(migrations = "./migrations")]
