@@ -196,7 +196,7 @@ async fn callback_refuses_missing_params_and_unknown_sessions(pool: PgPool) {
         .get("/checkout/callback?session_id=6f1c8a52-0000-4000-8000-000000000000&status=completed")
         .await;
     assert_eq!(r.status(), 404);
-    // An id that cannot be DHMAD's is unknown too (DESIGN.md: 404), not malformed input.
+    // An id that cannot be DHMAD's is unknown too (docs/ARCHITECTURE.md: 404), not malformed input.
     for odd in ["no%20such", "%00", &"x".repeat(300)] {
         let r = app
             .get(&format!(

@@ -354,7 +354,7 @@ async fn nul_bytes_get_400_and_a_signed_webhook_holding_one_is_applied(pool: PgP
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    // A session id holding one cannot be DHMAD's: unknown, as DESIGN.md says (404).
+    // A session id holding one cannot be DHMAD's: unknown, as the team's design says (docs/ARCHITECTURE.md) (404).
     let r = app
         .get("/checkout/callback?session_id=%00&status=completed")
         .await;
