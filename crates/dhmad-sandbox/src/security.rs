@@ -1,6 +1,7 @@
 //! What a browser needs to be safe around the sandbox: security headers on its HTML pages and
-//! on uploaded files, and the cross-site guard of the control API. Any page on the developer's
-//! machine (another localhost port is "same site") could otherwise drive the sandbox.
+//! on uploaded files, and the cross-site guards of the control API and of the hosted page's
+//! form. Any page on the developer's machine (another localhost port is "same site") could
+//! otherwise drive the sandbox.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -53,12 +54,19 @@ pub fn page_headers(mut resp: Response, csp: &str) -> Response {
     resp
 }
 
-/// The dashboard's headers: [`page_headers`] with [`DASHBOARD_CSP`], except
-/// `Referrer-Policy: same-origin`. Under `no-referrer` browsers send `Origin: null` with a form
-/// POST, even to the page's own origin, and the dashboard's forms must show their origin to
-/// `control_guard`. The dashboard's own URL is no capability and it links only to the sandbox.
+/// The dashboard's headers: [`form_page_headers`] with [`DASHBOARD_CSP`]. The dashboard's own
+/// URL is no capability and it links only to the sandbox.
 pub fn dashboard_headers(resp: Response) -> Response {
-    let mut resp = page_headers(resp, DASHBOARD_CSP);
+    form_page_headers(resp, DASHBOARD_CSP)
+}
+
+/// A page whose forms post to the sandbox: [`page_headers`], except `Referrer-Policy:
+/// same-origin`. Under `no-referrer` browsers send `Origin: null` with a form POST, even to the
+/// page's own origin, and the forms must show their origin to the guards (`Sec-Fetch-Site`,
+/// which could vouch for `null`, is sent to localhost and HTTPS only). Its URL still never
+/// leaves the sandbox: other origins get no `Referer`.
+pub fn form_page_headers(resp: Response, csp: &str) -> Response {
+    let mut resp = page_headers(resp, csp);
     resp.headers_mut().insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
@@ -153,12 +161,7 @@ pub async fn control_guard(State(state): State<AppState>, req: Request, next: Ne
         html: dashboard_form || text(header::ACCEPT).is_some_and(|a| a.contains("text/html")),
     };
     let fetch_site_ok = fetch_site.is_none_or(|v| v == "same-origin" || v == "none");
-    let origin_ok = origin.is_none_or(|o| {
-        url::Url::parse(o).is_ok_and(|u| {
-            let o = u.origin().ascii_serialization();
-            state.settings.own_origins.contains(&o)
-        })
-    });
+    let origin_ok = origin.is_none_or(|o| is_own_origin(&state, o, None));
     if !fetch_site_ok || !origin_ok {
         let own = state.settings.own_origins.join(", ");
         let help = format!(
@@ -215,6 +218,60 @@ pub async fn control_guard(State(state): State<AppState>, req: Request, next: Ne
     }
 }
 
+/// Is `origin` (an `Origin` header) the sandbox's own: one of `own_origins`, or, given the
+/// request's `Host`, that host's origin. [`host_guard`] has vetted `Host`, and a page served
+/// under it is a sandbox page, whichever of its names (`localhost`, `127.0.0.1`) the browser
+/// used. `null` (an opaque origin) is never own.
+fn is_own_origin(state: &AppState, origin: &str, host: Option<&str>) -> bool {
+    let Ok(u) = url::Url::parse(origin) else {
+        return false;
+    };
+    let o = u.origin().ascii_serialization();
+    if state.settings.own_origins.contains(&o) {
+        return true;
+    }
+    let Some(host) = host.filter(|_| matches!(u.scheme(), "http" | "https")) else {
+        return false;
+    };
+    // Read under the origin's scheme: `Host` omits the port when it is that scheme's default.
+    url::Url::parse(&format!("{}://{host}/", u.scheme()))
+        .is_ok_and(|h| h.origin().is_tuple() && h.origin().ascii_serialization() == o)
+}
+
+/// The hosted page's `POST /checkout/{id}` pays, disputes, cancels: a page of another site (any
+/// other localhost port is "same site") must not be able to submit it. `None` lets the form
+/// through; else the 403 page. Refused: an `Origin` that is not the sandbox's own (see
+/// [`is_own_origin`]), a `Sec-Fetch-Site` other than `same-origin`/`none`, and `Origin: null`
+/// unless `Sec-Fetch-Site: same-origin` vouches for it (a foreign page gets `null` by choosing
+/// `no-referrer`). Scripts send neither header and pass: the session id is their capability.
+pub fn checkout_post_guard(state: &AppState, req: &Request) -> Option<Response> {
+    let h = req.headers();
+    let text = |name: header::HeaderName| h.get(name).map(|v| v.to_str().unwrap_or("?"));
+    let fetch_site = text(header::HeaderName::from_static("sec-fetch-site"));
+    let origin = text(header::ORIGIN);
+    let host = request_host(req);
+    let fetch_site_ok = fetch_site.is_none_or(|v| v == "same-origin" || v == "none");
+    let origin_ok = match origin {
+        None => true,
+        Some("null") => fetch_site == Some("same-origin"),
+        Some(o) => is_own_origin(state, o, host.as_deref()),
+    };
+    if fetch_site_ok && origin_ok {
+        return None;
+    }
+    let help = format!(
+        "It was sent from {}, not from this page of the sandbox: its checkout page takes forms \
+         only from itself, so that no other site can pay or cancel for you. Open the checkout \
+         link from the shop and press the button on that page.",
+        origin.unwrap_or("another site")
+    );
+    Some(Refused { html: true }.answer(
+        StatusCode::FORBIDDEN,
+        "Cross-site posts to the hosted checkout page are refused",
+        &help,
+    ))
+}
+
 /// Middleware of every route: a request must address the sandbox by a name it answers to.
 /// Otherwise a page of another site, its name re-pointed at this machine (DNS rebinding), would
 /// be same-origin with the sandbox: it could read the dashboard, and call the API with the
@@ -222,12 +279,7 @@ pub async fn control_guard(State(state): State<AppState>, req: Request, next: Ne
 /// `localhost` cannot be re-pointed, so they always pass, as does a request without `Host`
 /// (browsers always send one). Hand-written: the rule is ours, and small.
 pub async fn host_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let host = req.uri().host().map(str::to_owned).or_else(|| {
-        req.headers()
-            .get(header::HOST)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-    });
-    let Some(host) = host else {
+    let Some(host) = request_host(&req) else {
         return next.run(req).await;
     };
     // Parsed as a URL's authority: drops the port, lowercases, reads `[::1]` and IDNA names.
@@ -264,7 +316,16 @@ pub async fn host_guard(State(state): State<AppState>, req: Request, next: Next)
     refused.answer(StatusCode::FORBIDDEN, &message, &help)
 }
 
-/// How `control_guard` says no: `{"error": message}` for programs, a small page with the
+/// The authority the request addressed: the URI's (HTTP/2, absolute form), else `Host`.
+fn request_host(req: &Request) -> Option<String> {
+    req.uri().authority().map(ToString::to_string).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    })
+}
+
+/// How the guards say no: `{"error": message}` for programs, a small page with the
 /// message and what to do (`help`) for a browser.
 struct Refused {
     html: bool,

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, OriginalUri, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -47,6 +47,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/identity-verifications/{id}", get(identity::get))
         .fallback(not_found)
+        // Before the layers, so that it is logged, counted and authenticated like any call;
+        // axum still adds `Allow`.
+        .method_not_allowed_fallback(method_not_allowed)
         // Outermost first, in one `Router::layer` call: axum boxes each call's service and
         // clones the box, with everything inside, on every request.
         .layer(
@@ -66,6 +69,15 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         json!({"error": "Not Found", "message": "Route not found"}),
+    )
+}
+
+/// A known route called with a method it does not take: 405 in shape A, not axum's empty body.
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        json!({"error": "Method Not Allowed",
+               "message": format!("Method {method} is not allowed on this route")}),
     )
 }
 

@@ -25,9 +25,15 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(10 * 1024 * 1024))
 }
 
-fn html(status: StatusCode, t: &impl Template, csp: &str) -> Response {
+/// `headers`: the open page has a form, the closed page none.
+fn html(
+    status: StatusCode,
+    t: &impl Template,
+    csp: &str,
+    headers: fn(Response, &str) -> Response,
+) -> Response {
     match t.render() {
-        Ok(body) => security::page_headers((status, Html(body)).into_response(), csp),
+        Ok(body) => headers((status, Html(body)).into_response(), csp),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("template error: {e}"),
@@ -55,7 +61,8 @@ fn render(state: &AppState, id: &str, error: Option<Notice>) -> Response {
     };
     sessions::expire_if_due(s, ctx.now);
     if s.status != SessionStatus::Pending {
-        return html(StatusCode::GONE, &view::closed(s, &ctx.app_name), PAGE_CSP);
+        let closed = view::closed(s, &ctx.app_name);
+        return html(StatusCode::GONE, &closed, PAGE_CSP, security::page_headers);
     }
     let s = s.clone();
     let Some(rec) = store.escrows.get(&s.escrow_id) else {
@@ -67,7 +74,8 @@ fn render(state: &AppState, id: &str, error: Option<Notice>) -> Response {
         StatusCode::OK
     };
     let csp = security::checkout_csp(&s.redirect_url);
-    html(status, &view::checkout(&store, &s, rec, &ctx, error), &csp)
+    let page = view::checkout(&store, &s, rec, &ctx, error);
+    html(status, &page, &csp, security::form_page_headers)
 }
 
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
@@ -79,6 +87,9 @@ fn see_other(url: &str) -> Response {
 }
 
 async fn submit(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    if let Some(refused) = security::checkout_post_guard(&state, &req) {
+        return refused;
+    }
     let form = match PageForm::read(req).await {
         Ok(f) => f,
         Err(e) => {
@@ -107,7 +118,12 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, req: Requ
         guest_method: guest
             .then(|| PaymentMethod::from(form.get("method").unwrap_or("bank_transfer"))),
         note: form.get("note").map(str::to_owned),
-        accept_proof: Some(form.get("decision") != Some("correction")),
+        // The template's two radio values only: anything else must not accept a proof.
+        accept_proof: match form.get("decision") {
+            Some("accept") => Some(true),
+            Some("correction") => Some(false),
+            _ => None,
+        },
         upload: form.file,
     };
     match state.with_store(|st, ctx| perform::perform(st, ctx, &id, input)) {

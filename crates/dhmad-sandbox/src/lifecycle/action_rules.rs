@@ -202,12 +202,13 @@ fn complete(rec: &EscrowRecord, who: Target) -> Check {
     Ok(())
 }
 
-/// Either party, once, while funded.
+/// Either party, while funded. `DISPUTE_ALREADY_OPENED` only while a dispute is open (§4.1):
+/// after its resolution the status rule answers.
 fn dispute(rec: &EscrowRecord, who: Target) -> Check {
     if !who.is_party() {
         return not_party();
     }
-    if rec.dispute.is_some() || rec.status == S::Disputed {
+    if rec.dispute.as_ref().is_some_and(|d| d.open) || rec.status == S::Disputed {
         return rule(C::DisputeAlreadyOpened, "A dispute is already open");
     }
     if !is_funded(rec) {

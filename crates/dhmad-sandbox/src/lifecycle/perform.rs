@@ -101,10 +101,12 @@ fn sign_contract(store: &mut Store, ctx: &Ctx, s: &SessionRecord) -> Result<(), 
     Ok(())
 }
 
-/// pending → paid from the buyer's wallet; opens the proof gate of proof escrows.
+/// pending → paid from the buyer's wallet; opens the proof gate of proof escrows first, so
+/// that both events' snapshots show it.
 fn wallet_payment(store: &mut Store, ctx: &Ctx, id: &str) -> Result<(), Refusal> {
-    transition(store, ctx, id, EscrowStatus::Paid, Paired::Alone);
     proof_ops::open_gate(store, ctx, id);
+    transition(store, ctx, id, EscrowStatus::Paid, Paired::Alone);
+    proof_ops::announce_gate(store, ctx, id);
     Ok(())
 }
 

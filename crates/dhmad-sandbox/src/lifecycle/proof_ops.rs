@@ -51,7 +51,9 @@ fn hours(h: Option<u32>) -> Duration {
     )
 }
 
-/// On funding a proof escrow: phase `waiting_seller_proof` + `escrow.proof.required`.
+/// On funding a proof escrow: phase `waiting_seller_proof`. Called before the move to paid, so
+/// that the pending→paid snapshot carries the `proofInfo` the payment sets (§2.3); then
+/// [`announce_gate`].
 pub fn open_gate(store: &mut Store, ctx: &Ctx, id: &str) {
     let Some(rec) = store.escrows.get_mut(id) else {
         return;
@@ -66,7 +68,15 @@ pub fn open_gate(store: &mut Store, ctx: &Ctx, id: &str) {
         review_deadline: None,
         submissions: Vec::new(),
     });
-    let ev = events::proof(rec, ProofKind::Required, ctx);
+}
+
+/// `escrow.proof.required` for a gate [`open_gate`] opened (none without one): after
+/// `escrow.status.updated`, as §6.8 lists them.
+pub fn announce_gate(store: &mut Store, ctx: &Ctx, id: &str) {
+    let ev = store
+        .escrows
+        .get(id)
+        .and_then(|rec| events::proof(rec, ProofKind::Required, ctx));
     emit_opt(store, ctx.now, ev);
 }
 

@@ -328,3 +328,98 @@ async fn the_dispute_note_is_the_tickets_reason() {
     let e = env.client.get_escrow(&long).await.unwrap();
     assert_eq!(preview(e), "é".repeat(1000));
 }
+
+/// The review form's radio buttons send `decision=accept` or `decision=correction`; a post with
+/// neither (or anything else) is refused and re-renders the page, rather than accepting the
+/// proof by default.
+#[tokio::test]
+async fn a_proof_review_needs_an_explicit_decision() {
+    let env = Env::start().await;
+    let id = env
+        .create(
+            CreateEscrow::new("Shoes", Decimal::from(100), BUYER)
+                .mode(EscrowMode::Quick)
+                .estimated_delivery_days(2)
+                .fulfillment_policy(policy(24)),
+        )
+        .await;
+    env.pay(&id).await;
+    env.act(&id, A::SubmitProof, &env.seller()).await;
+    let s = env.session(&id, A::ReviewProof, BUYER).await;
+    let phase = || async {
+        env.client
+            .get_proof(&id)
+            .await
+            .unwrap()
+            .phase
+            .as_str()
+            .to_owned()
+    };
+    for form in [
+        &[("op", "perform")][..],
+        &[("op", "perform"), ("decision", "")],
+        &[("op", "perform"), ("decision", "yes")],
+    ] {
+        let (st, html) = post_form(&env, &s, form).await;
+        assert_eq!(st, 400, "{form:?}");
+        assert!(
+            html.contains("Choose accept or request a correction"),
+            "{html}"
+        );
+        assert_eq!(phase().await, "submitted_waiting_buyer_review");
+    }
+    assert_eq!(
+        env.client.get_session(&s).await.unwrap().status.as_str(),
+        "pending"
+    );
+    let (st, _) = post_form(&env, &s, &[("op", "perform"), ("decision", "accept")]).await;
+    assert_eq!(st, 303);
+    assert_eq!(phase().await, "accepted");
+}
+
+/// README choices: a rejected guest payment reopens the same session (`completed` → `pending`),
+/// whose page offers the same form again, without the rejection; a cancel while a guest's
+/// proof is under review leaves the session `completed`.
+#[tokio::test]
+async fn a_rejected_guest_payment_reopens_the_same_page() {
+    let env = Env::start().await;
+    let guest = [("op", "perform"), ("payer", "guest"), ("method", "d17")];
+    let id = env.instant(15).await;
+    let s = env.session(&id, A::AcceptPay, BUYER).await;
+    let expires = env.client.get_session(&s).await.unwrap().expires_at;
+    assert_eq!(post_form(&env, &s, &guest).await.0, 303);
+    let (st, _) = env
+        .control(
+            &format!("/sandbox/escrows/{id}/deposit-proof/reject"),
+            json!({"reason": "blurry receipt"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let reopened = env.client.get_session(&s).await.unwrap();
+    assert_eq!(reopened.status.as_str(), "pending");
+    assert_eq!(
+        (reopened.completed_at, reopened.expires_at),
+        (None, expires)
+    );
+    let (st, html) = page(&env, &s).await;
+    assert_eq!(st, 200);
+    for needle in [
+        "value=\"wallet\" checked",
+        "value=\"guest\"",
+        "type=\"file\"",
+    ] {
+        assert!(html.contains(needle), "missing {needle}");
+    }
+    assert!(
+        !html.contains("blurry") && !html.contains("value=\"perform\" disabled"),
+        "{html}"
+    );
+    // Again as a guest, then the shop cancels while the proof waits: the session stays done.
+    assert_eq!(post_form(&env, &s, &guest).await.0, 303);
+    env.client.cancel_escrow(&id).await.unwrap();
+    assert_eq!(env.status(&id).await, "cancelled");
+    assert_eq!(
+        env.client.get_session(&s).await.unwrap().status.as_str(),
+        "completed"
+    );
+}

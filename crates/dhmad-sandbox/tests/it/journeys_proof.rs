@@ -209,3 +209,25 @@ async fn a_cancelled_proof_escrow_awaits_no_proof() {
     let proof = env.client.get_proof(&id).await.unwrap();
     assert!(proof.checkout_actions.is_empty(), "{proof:?}");
 }
+
+/// §2.3: the payment itself puts the proof in `waiting_seller_proof`, so the pending→paid
+/// snapshot is what `GET /escrows/:id` answers right after (`proofInfo` included), as is the
+/// `escrow.proof.required` that follows it.
+#[tokio::test]
+async fn the_paid_webhook_shows_the_proof_info_get_shows() {
+    let env = Env::start().await;
+    let id = env.create(proof_escrow()).await;
+    env.pay(&id).await;
+    let got = env.api_get(&format!("/escrows/{id}")).await["escrow"].clone();
+    assert_eq!(got["proofInfo"]["phase"], "waiting_seller_proof", "{got}");
+    let hooks = env.hooks.wait(2).await;
+    assert_eq!(
+        (hooks[0].event_type.as_str(), hooks[1].event_type.as_str()),
+        ("escrow.status.updated", "escrow.proof.required")
+    );
+    let mut paid = hooks[0].body["data"]["escrow"].clone();
+    assert_eq!(paid["oldStatus"], "pending");
+    paid.as_object_mut().unwrap().remove("oldStatus");
+    assert_eq!(paid, got);
+    assert_eq!(hooks[1].body["data"]["escrow"], got);
+}

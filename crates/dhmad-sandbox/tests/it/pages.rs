@@ -76,3 +76,51 @@ async fn the_root_leads_to_the_dashboard_and_unknown_paths_say_where_to_go() {
         "Route not found"
     );
 }
+
+/// A known `/api/v1` route called with a method it does not take: 405 in DHMAD's JSON error
+/// shape, like the 404 fallback, with the `Allow` header listing what it does take.
+#[tokio::test]
+async fn a_wrong_method_on_an_api_route_is_a_json_405() {
+    let env = Env::start().await;
+    let id = env.quick().await;
+    let key = env.sandbox.api_key().to_owned();
+    for (method, path, allow) in [
+        (
+            reqwest::Method::DELETE,
+            format!("/api/v1/escrows/{id}"),
+            "PUT",
+        ),
+        (reqwest::Method::POST, "/api/v1/me".to_owned(), "GET"),
+        (
+            reqwest::Method::GET,
+            format!("/api/v1/escrows/{id}/cancel"),
+            "POST",
+        ),
+    ] {
+        let r = env
+            .http
+            .request(method.clone(), env.url(&path))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        let allowed = r.headers()["allow"].to_str().unwrap().to_owned();
+        assert!(allowed.contains(allow), "{method} {path}: {allowed}");
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "Method Not Allowed", "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains(method.as_str()),
+            "{v}"
+        );
+    }
+    // Authentication comes first, as on every call.
+    let r = env.http.post(env.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Nothing was cancelled or deleted.
+    assert_eq!(env.status(&id).await, "pending");
+}

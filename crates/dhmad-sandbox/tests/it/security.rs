@@ -181,9 +181,9 @@ async fn html_pages_carry_security_headers() {
         assert_eq!(header(h, "x-frame-options"), "DENY");
         assert!(header(h, "content-security-policy").contains("default-src 'none'"));
     }
-    // The checkout URL never leaks; the dashboard's forms must carry their Origin (browsers send
-    // `Origin: null` with a form POST under `no-referrer`).
-    assert_eq!(header(&checkout, "referrer-policy"), "no-referrer");
+    // The checkout URL never leaks to another origin; the pages with forms must carry their
+    // Origin (browsers send `Origin: null` with a form POST under `no-referrer`).
+    assert_eq!(header(&checkout, "referrer-policy"), "same-origin");
     assert_eq!(header(&closed, "referrer-policy"), "no-referrer");
     assert_eq!(header(&dashboard, "referrer-policy"), "same-origin");
     assert!(header(&closed, "content-security-policy").contains("form-action 'none'"));
@@ -265,5 +265,84 @@ async fn a_request_addressed_to_another_sites_name_is_refused_on_every_route() {
         assert_eq!(r.status(), 200, "{host}");
         let r = get(&escrow_path, host).send().await.unwrap();
         assert_eq!(r.status(), 200, "{host}");
+    }
+}
+
+/// The hosted page's form changes escrows, so a page of another site (another localhost port
+/// is "same site") must not be able to post it: a foreign `Origin`, a cross-site
+/// `Sec-Fetch-Site`, or an opaque `Origin: null` the browser does not vouch for is refused with
+/// 403. Scripts (no Origin), the sandbox's own origins, and the page's own form under whichever
+/// name the browser used (`Origin` = `Host`) pass.
+#[tokio::test]
+async fn the_checkout_page_refuses_cross_site_posts() {
+    let env = Env::start().await;
+    let port = env.sandbox.local_addr().port();
+    let post_page =
+        |s: String, form: &'static [(&'static str, &'static str)], h: Vec<(&str, String)>| {
+            let mut req = env.http.post(env.url(&format!("/checkout/{s}"))).form(form);
+            for (k, v) in h {
+                req = req.header(k, v);
+            }
+            async move {
+                let r = req.send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+    const PAY: &[(&str, &str)] = &[("op", "perform"), ("payer", "wallet")];
+    const CANCEL: &[(&str, &str)] = &[("op", "cancel")];
+    let id = env.instant(15).await;
+    let s = env.session(&id, A::AcceptPay, BUYER).await;
+    let h = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    };
+    let other_port = format!("http://localhost:{}", port.wrapping_add(1));
+    let by_name = format!("http://localhost:{port}");
+    let host = format!("localhost:{port}");
+    let refused = [
+        h(&[("origin", "http://evil.example")]),
+        h(&[
+            ("origin", "http://localhost:3000"),
+            ("sec-fetch-site", "same-site"),
+        ]),
+        h(&[("origin", other_port.as_str()), ("host", host.as_str())]),
+        h(&[("sec-fetch-site", "cross-site")]),
+        h(&[("sec-fetch-site", "same-site")]),
+        // An attacker's page under `Referrer-Policy: no-referrer` sends an opaque origin.
+        h(&[("origin", "null"), ("sec-fetch-site", "cross-site")]),
+        h(&[("origin", "null")]),
+        // Another name of this machine is another origin than the one the request addressed.
+        h(&[("origin", by_name.as_str())]),
+    ];
+    for headers in refused {
+        for form in [PAY, CANCEL] {
+            let (st, html) = post_page(s.clone(), form, headers.clone()).await;
+            assert_eq!(st, 403, "{headers:?} {form:?}");
+            assert!(html.contains("Cross-site"), "{html}");
+        }
+    }
+    assert_eq!(env.status(&id).await, "pending");
+    let session = env.client.get_session(&s).await.unwrap();
+    assert_eq!(session.status.to_string(), "pending");
+
+    // The page's own form: its origin (under the name the browser used; its `same-origin`
+    // referrer policy lets browsers send it), or `Origin: null` the browser vouches for with
+    // `Sec-Fetch-Site: same-origin`; scripts send neither header.
+    let own = env.sandbox.base_url();
+    let allowed = [
+        h(&[("origin", own.as_str()), ("sec-fetch-site", "same-origin")]),
+        h(&[
+            ("origin", by_name.as_str()),
+            ("host", host.as_str()),
+            ("sec-fetch-site", "same-origin"),
+        ]),
+        h(&[("origin", "null"), ("sec-fetch-site", "same-origin")]),
+        h(&[]),
+    ];
+    for headers in allowed {
+        let id = env.instant(15).await;
+        let s = env.session(&id, A::AcceptPay, BUYER).await;
+        let (st, body) = post_page(s, PAY, headers.clone()).await;
+        assert_eq!(st, 303, "{headers:?} {body}");
+        assert_eq!(env.status(&id).await, "paid", "{headers:?}");
     }
 }

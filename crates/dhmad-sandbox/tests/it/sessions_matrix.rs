@@ -296,3 +296,28 @@ async fn instant_escrows_allow_dispute_and_the_cancellation_actions() {
     env.act(&id, A::Dispute, &seller).await;
     assert_eq!(env.status(&id).await, "disputed");
 }
+
+/// §4.1's dispute row: `DISPUTE_ALREADY_OPENED` while a dispute is open; once DHMAD resolved it,
+/// the status rule answers (a settled escrow cannot be disputed: `INVALID_STATUS`).
+#[tokio::test]
+async fn a_resolved_dispute_no_longer_counts_as_opened() {
+    let env = Env::start().await;
+    let seller = env.seller();
+    for (outcome, settled) in [("release", "completed"), ("refund", "cancelled")] {
+        let id = env.quick().await;
+        env.pay(&id).await;
+        env.act(&id, A::Dispute, BUYER).await;
+        expect(&env, &id, A::Dispute, BUYER, "DISPUTE_ALREADY_OPENED").await;
+        let (st, v) = env
+            .control(
+                &format!("/sandbox/escrows/{id}/dispute/resolve"),
+                serde_json::json!({ "outcome": outcome }),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(env.status(&id).await, settled);
+        for target in [BUYER, seller.as_str()] {
+            expect(&env, &id, A::Dispute, target, "INVALID_STATUS").await;
+        }
+    }
+}
