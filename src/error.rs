@@ -112,7 +112,16 @@ impl AppError {
     }
 
     /// Everything worth logging, causes included.
-    fn detail(&self) -> String {
+    /// Seconds a client should wait before trying again, when the error says.
+    pub(crate) fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::TooManyRequests { retry_after } => Some(*retry_after),
+            AppError::Order(OrderError::Busy { retry_after }) => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn detail(&self) -> String {
         match self {
             AppError::Order(e) => match e.cause() {
                 Some(cause) if cause != e.to_string() => format!("{e} ({cause})"),
@@ -123,7 +132,7 @@ impl AppError {
         }
     }
 
-    fn public_message(&self) -> String {
+    pub(crate) fn public_message(&self) -> String {
         match self {
             AppError::Database(_)
             | AppError::Internal(_)
@@ -183,12 +192,7 @@ impl IntoResponse for AppError {
             message: self.public_message(),
         };
         let mut resp = (status, Json(body.clone())).into_response();
-        let retry_after = match &self {
-            AppError::TooManyRequests { retry_after } => Some(*retry_after),
-            AppError::Order(OrderError::Busy { retry_after }) => Some(retry_after.as_secs().max(1)),
-            _ => None,
-        };
-        if let Some(secs) = retry_after {
+        if let Some(secs) = self.retry_after() {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }

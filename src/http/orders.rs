@@ -4,7 +4,7 @@
 
 use axum::{
     extract::State,
-    http::StatusCode,
+    http::{header, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
     Extension, Json,
 };
@@ -153,7 +153,9 @@ pub async fn page(
     order_page::render_page(&mut conn, o, csrf.0, None).await
 }
 
-/// A refused step goes back to the order page with the reason; anything else is an error.
+/// A refused step goes back to the order page with the reason, and so does one DHMAD failed
+/// on (with the error page's status and words): the page's link is the buyer's only key to
+/// the order, which a generic error page would not carry. Anything else is an error.
 pub(super) async fn on_page(
     s: &AppState,
     order_id: Uuid,
@@ -176,6 +178,26 @@ pub(super) async fn on_page(
                 .ok_or(AppError::NotFound)?;
             let page = order_page::render_page(&mut conn, o, csrf.0, Some(e.to_string())).await?;
             Ok((status, page).into_response())
+        }
+        Err(
+            e @ (OrderError::DhmadUnavailable { .. }
+            | OrderError::DhmadFailed { .. }
+            | OrderError::Busy { .. }
+            | OrderError::EscrowUnknown(_)),
+        ) => {
+            let e = AppError::Order(e);
+            tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e.detail(), "step failed at DHMAD");
+            let mut conn = s.pool.acquire().await?;
+            let o = db::orders::get(&mut conn, order_id)
+                .await?
+                .ok_or(AppError::NotFound)?;
+            let notice = e.public_message();
+            let page = order_page::render_page(&mut conn, o, csrf.0, Some(notice)).await?;
+            let mut resp = (e.status(), page).into_response();
+            if let Some(secs) = e.retry_after() {
+                resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+            }
+            Ok(resp)
         }
         Err(e) => Err(e.into()),
     }

@@ -593,3 +593,38 @@ async fn a_call_taken_ahead_and_not_made_goes_back_to_the_budget(pool: PgPool) {
         "one row per call made, none more"
     );
 }
+
+/// DHMAD fails on a buyer's step after payment (its page for a dispute, 500, then a spent
+/// budget): the buyer stays on the order's page, with the error page's status and words and
+/// the step still offered, instead of an error page whose only link is the catalog. The
+/// order's link is the buyer's only key to it.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_step_dhmad_fails_on_keeps_the_buyer_on_the_order_page(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "step-fails@example.tn").await;
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "paid").await;
+    let dispute = format!("/orders/{}/dispute", s.order_id);
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/sessions", "fault": "error_500", "times": 1}]}))
+        .await;
+    let r = w.app.post_form(&dispute, &[]).await;
+    assert_eq!(r.status(), 503);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("The payment provider is not answering.")
+            && page.contains(&format!("action=\"{dispute}\"")),
+        "{page}"
+    );
+    // DHMAD's budget spent (a 429 without a wait it names: a few seconds).
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/sessions", "fault": "rate_limit_429", "times": 1}]}))
+        .await;
+    let r = w.app.post_form(&dispute, &[]).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("The payment provider is busy.")
+            && page.contains(&format!("action=\"{dispute}\"")),
+        "{page}"
+    );
+}
