@@ -172,10 +172,13 @@ impl BudgetGate {
                     .unwrap_or(Duration::from_secs(1))
                     .max(floor))
             }
-            // The budget cannot be read: let the call go, DHMAD's own limit still holds.
+            // The budget cannot be read (a lock held too long, the pool exhausted under load,
+            // the database failing over): the call waits, as for a spent budget. Sent anyway,
+            // every instance in that state called outside the budget while the others spent
+            // all of it, and DHMAD's window held more than its limit.
             Err(e) => {
-                tracing::warn!(error = %e, "DHMAD call budget unreadable; calling anyway");
-                Ok(())
+                tracing::warn!(error = %e, "DHMAD call budget unreadable; the call waits");
+                Err(Duration::from_secs(1))
             }
         }
     }

@@ -431,6 +431,41 @@ async fn background_work_waits_for_the_budget_and_spends_no_attempt(pool: PgPool
     assert_eq!(w.count_calls("POST", "/deliver").await, 1);
 }
 
+/// The budget cannot be taken from (here every take fails, as a constraint refuses it; in
+/// production, a lock held past `lock_timeout`, a pool that gives no connection in time, a
+/// failover): a call waits as for a spent budget. It used to go to DHMAD anyway, outside the
+/// budget, while the other instances spent all of it.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_call_waits_while_the_budget_cannot_be_taken_from(pool: PgPool) {
+    let w = world(pool.clone(), |_| {}).await;
+    let s = w.checkout(SKU, "unreadable@example.tn").await;
+    let reads = || async {
+        w.dhmad_calls()
+            .await
+            .iter()
+            .filter(|c| c.starts_with("GET "))
+            .count()
+    };
+    let before = reads().await;
+    let broken =
+        "ALTER TABLE dhmad_budget ADD CONSTRAINT broken CHECK (used_at < 'epoch') NOT VALID";
+    sqlx::query(broken).execute(&pool).await.unwrap();
+    // The buyer comes back: the callback would read the page and the escrow from DHMAD.
+    let back = w
+        .app
+        .get(&format!(
+            "/checkout/callback?session_id={}&status=completed",
+            s.session_id
+        ))
+        .await;
+    assert_eq!(back.status(), 303, "the page is shown whatever DHMAD says");
+    assert_eq!(reads().await, before, "read outside the budget");
+    sqlx::query("ALTER TABLE dhmad_budget DROP CONSTRAINT broken")
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
 /// An order row to queue (the queue references orders).
 async fn seed_awaiting(pool: &PgPool) -> Uuid {
     let id = Uuid::new_v4();
