@@ -144,6 +144,14 @@ async fn an_abandoned_order_is_not_cancelled_when_dhmad_cannot_say_it_was_paid(p
         .await
         .unwrap();
     assert_eq!(n, 0);
+    // It did ask, and DHMAD failed: kept for that reason, not for never being looked at.
+    let failed_looks = w
+        .dhmad_log()
+        .await
+        .into_iter()
+        .filter(|(call, status, _)| call.starts_with("GET /api/v1/sessions/") && *status == 500)
+        .count();
+    assert!(failed_looks > 0, "{:?}", w.dhmad_calls().await);
     assert_kept(&w, s.order_id).await;
 }
 

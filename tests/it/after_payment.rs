@@ -285,12 +285,19 @@ async fn rejected_without_coming_back(w: &World, buyer: &str) -> (Started, Strin
         .await;
     let answer = format!("/admin/orders/{}/cancellation", s.order_id);
     let first = w.admin_form(&answer, &[("decision", "reject")]).await;
-    assert_eq!(first.status(), 303);
-    let page = first.headers()["location"].to_str().unwrap().to_owned();
+    let session = finished_without_coming_back(w, &first).await;
+    (s, answer, session)
+}
+
+/// The step's answer sent its user to DHMAD's page (303), which they finish there and leave
+/// without coming back: the page's session id.
+async fn finished_without_coming_back(w: &World, step: &reqwest::Response) -> String {
+    assert_eq!(step.status(), 303);
+    let page = step.headers()["location"].to_str().unwrap();
     let session = page.rsplit('/').next().unwrap().to_owned();
     w.control(&format!("/sandbox/sessions/{session}/complete"), json!({}))
         .await;
-    (s, answer, session)
+    session
 }
 
 /// The merchant refused the request on DHMAD's page and closed the tab: no callback, and the
@@ -366,11 +373,7 @@ async fn a_request_left_without_a_return_is_learned_once_its_page_ends(pool: PgP
         .app
         .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
         .await;
-    assert_eq!(ask.status(), 303);
-    let page = ask.headers()["location"].to_str().unwrap().to_owned();
-    let session = page.rsplit('/').next().unwrap().to_owned();
-    w.control(&format!("/sandbox/sessions/{session}/complete"), json!({}))
-        .await;
+    let session = finished_without_coming_back(&w, &ask).await;
     assert_eq!(
         w.app.order_json(s.order_id).await["cancellation"],
         Value::Null

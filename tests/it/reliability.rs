@@ -686,22 +686,42 @@ async fn the_next_job_is_found_without_sorting_the_due_ones(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    // The claim's SELECT, as `db::outbox::claim` writes it.
+    // The statement `db::outbox::claim` sends, as its compile-time check recorded it in
+    // `.sqlx/` (which CI holds to the code), planned and not run.
+    let claim =
+        offline_query("UPDATE outbox_jobs SET attempts = attempts + 1, claims = claims + 1");
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::raw_sql(&format!("PREPARE claim(bigint, boolean) AS {claim}"))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     for dhmad_calls in [true, false] {
-        let plan: serde_json::Value = sqlx::query_scalar(
-            "EXPLAIN (FORMAT JSON)
-             SELECT id FROM outbox_jobs WHERE done_at IS NULL AND run_after <= now()
-                AND ($1 OR kind <> 'deliver')
-              ORDER BY kind <> 'deliver', run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(dhmad_calls)
-        .fetch_one(&pool)
+        let plan: serde_json::Value = sqlx::query_scalar(&format!(
+            "EXPLAIN (FORMAT JSON) EXECUTE claim(120000, {dhmad_calls})"
+        ))
+        .fetch_one(&mut *conn)
         .await
         .unwrap();
         let text = plan.to_string();
         assert!(!text.contains("\"Sort\""), "{plan}");
         assert!(text.contains("outbox_jobs_claim"), "{plan}");
     }
+}
+
+/// The one query in `.sqlx/` whose text starts with `start`.
+fn offline_query(start: &str) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.sqlx");
+    let found: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f.unwrap().path()).ok()?;
+            let q: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let query = q["query"].as_str()?.to_owned();
+            query.starts_with(start).then_some(query)
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "queries starting with {start:?}: {found:?}");
+    found.into_iter().next().unwrap()
 }
 
 /// Two instances' background passes at once read each due order from DHMAD once, not once per

@@ -288,11 +288,15 @@ async fn a_guest_who_paid_without_coming_back_gets_no_second_page_while_dhmad_is
     assert_eq!(w.count_calls("POST", "/sessions").await, sessions_before);
 }
 
+/// The buyer gives up on "pay" while DHMAD is slow to open the page, and clicks again: the
+/// dropped request runs to its end (`http::to_the_end`), and the second click gets the page it
+/// opened, not a second page, nor "being opened" for minutes.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_pay_request_cut_short_does_not_hold_up_the_next(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = w.checkout("ai-credits-500", "hasty@example.tn").await;
     session_ran_out(&w, s.order_id).await;
+    let sessions_before = w.count_calls("POST", "/sessions").await;
     w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/sessions", "fault": "slow", "hang_ms": 2000}]}))
         .await;
     let path = format!("/orders/{}/pay", s.order_id);
@@ -311,6 +315,19 @@ async fn a_pay_request_cut_short_does_not_hold_up_the_next(pool: PgPool) {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let again = w.app.post_form(&path, &[]).await;
     assert_eq!(again.status(), 303);
+    assert_eq!(
+        w.count_calls("POST", "/sessions").await,
+        sessions_before + 1
+    );
+    let page = again.headers()["location"].to_str().unwrap();
+    let opened: String = sqlx::query_scalar(
+        "SELECT url FROM checkout_sessions WHERE order_id = $1 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(s.order_id)
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(page, opened, "the page the dropped request opened");
 }
 
 /// `escrow.updated` announces an amount edit, but every snapshot carries the amount: when the

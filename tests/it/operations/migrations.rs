@@ -62,7 +62,7 @@ fn on_database(database: &str) -> storefront::config::Config {
 /// instance restarting during a rolling deploy, or a rollback): sqlx refused to, finding a
 /// version it did not know, and the instance could not start until the new release was back.
 #[sqlx::test(migrations = false)]
-async fn a_database_a_newer_release_migrated_is_served(pool: PgPool) {
+async fn an_older_release_migrates_a_database_a_newer_one_migrated(pool: PgPool) {
     let cfg = on_database(pool.connect_options().get_database().unwrap());
     storefront::app::migrate(&cfg).await.unwrap();
     sqlx::query(

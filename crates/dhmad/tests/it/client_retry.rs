@@ -30,7 +30,7 @@ fn session_req() -> CreateSession {
 async fn within_a_minute<T>(call: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), call)
         .await
-        .expect("the call returned instead of waiting")
+        .expect("the call waited a minute or more")
 }
 
 async fn settle() {
