@@ -46,3 +46,23 @@ pub async fn keep(
     .fetch_optional(e)
     .await
 }
+
+/// Forgets up to `limit` turns named `prefix…` last taken before `before`: turns of one thing
+/// each (an order's look), which would otherwise stay for good. How many were forgotten.
+pub async fn forget(
+    e: impl PgExecutor<'_>,
+    prefix: &str,
+    before: OffsetDateTime,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    let r = sqlx::query!(
+        "DELETE FROM job_turns WHERE name IN (
+             SELECT name FROM job_turns WHERE starts_with(name, $1) AND at < $2 LIMIT $3)",
+        prefix,
+        before,
+        limit
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected())
+}

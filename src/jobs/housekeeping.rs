@@ -1,5 +1,6 @@
 //! Forgets rows that no longer decide anything: failed logins a day old (the throttle looks
-//! back 15 minutes), sessions a day past their end, and the DHMAD call log's lines after 30
+//! back 15 minutes), sessions a day past their end, buyers' looks for a lost escrow a day
+//! old (`job_turns`, one per order; 10 s apart), and the DHMAD call log's lines after 30
 //! days (the reconciler reads an open order every few minutes: a quick order awaiting its
 //! shipment for weeks wrote thousands). Without it, wrong tokens sent from many addresses
 //! would grow `admin_login_failures` for good, and the call log would grow with every pass.
@@ -33,5 +34,14 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<bool> {
             "DHMAD call log lines over 30 days old forgotten"
         );
     }
-    Ok(gone >= BATCH.unsigned_abs() || calls >= BATCH.unsigned_abs())
+    let looks = db::turns::forget(
+        &state.pool,
+        crate::orders::lost_escrow::LOOK_TURN,
+        now - KEEP,
+        BATCH,
+    )
+    .await?;
+    Ok([gone, calls, looks]
+        .iter()
+        .any(|n| *n >= BATCH.unsigned_abs()))
 }

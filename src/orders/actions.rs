@@ -47,7 +47,12 @@ pub async fn cancel_unpaid(state: &AppState, order_id: Uuid, by: Party) -> Order
             }
             // An escrow may exist although the answer was lost: look before cancelling locally.
             if order.status == OrderStatus::NeedsReconciliation {
-                lost_escrow::reconcile_creation(state, &order).await?;
+                match by {
+                    Party::Buyer => {
+                        lost_escrow::reconcile_creation_for_buyer(state, &order).await?;
+                    }
+                    Party::Merchant => lost_escrow::reconcile_creation(state, &order).await?,
+                }
                 order = load(state, order_id).await?;
             }
             let who = match by {

@@ -24,6 +24,15 @@ use crate::state::AppState;
 const STILL_LOOKING: &str = "We are still checking with the payment provider whether this \
                              order's payment was set up. Please try again in a few seconds.";
 
+/// How often a buyer's click may look while DHMAD may still be making the escrow (each look
+/// then ends in [`STILL_LOOKING`] unless it finds it): a look reads DHMAD's list (a page or
+/// more) from the budget's buyers' side, so a buyer refreshing the page, or several at once,
+/// could otherwise spend most of DHMAD's window. Once it can no longer land, a look settles
+/// the order, and a click looks at once.
+const BUYER_LOOKS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// The name of an order's look in `job_turns` (forgotten a day later, `jobs::housekeeping`).
+pub const LOOK_TURN: &str = "escrow-lookup:";
+
 /// How far before the attempt the list is read (clock skew between us and DHMAD).
 const MARGIN: time::Duration = time::Duration::minutes(5);
 /// Pages of 100 at most, whatever happens: the look must end.
@@ -91,6 +100,22 @@ async fn list_since(
         }
     }
     Ok((found, false))
+}
+
+/// [`reconcile_creation`] for a buyer's click: while the escrow may still land, at most one
+/// look per order every [`BUYER_LOOKS_EVERY`], across instances (the reconciler and the
+/// merchant look when they come).
+pub async fn reconcile_creation_for_buyer(state: &AppState, order: &Order) -> OrderResult<()> {
+    let (claim, turn) = (
+        order.escrow_attempted_at,
+        format!("{LOOK_TURN}{}", order.id),
+    );
+    if db::orders::creation_may_still_land(&state.pool, order.id, claim).await?
+        && !db::turns::take(&state.pool, &turn, BUYER_LOOKS_EVERY).await?
+    {
+        return Err(OrderError::not_allowed(STILL_LOOKING));
+    }
+    reconcile_creation(state, order).await
 }
 
 /// Resolves an escrow creation with an unknown outcome. Found: the order continues with the

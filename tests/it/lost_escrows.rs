@@ -622,3 +622,48 @@ async fn a_paid_escrow_of_an_order_still_in_doubt_is_not_flagged(pool: PgPool) {
     let lines = timeline(&w.app.pool, order.id).await;
     assert!(!lines.iter().any(|l| l.contains(&own)), "{lines:?}");
 }
+
+/// Each look for a lost escrow reads DHMAD's list from the buyers' side of the budget: a
+/// buyer clicking "pay" again and again on an order whose creation is in doubt looks once in
+/// a while, not at every click (one buyer refreshing could spend most of DHMAD's window).
+#[sqlx::test(migrations = "./migrations")]
+async fn a_buyers_clicks_look_for_a_lost_escrow_once_in_a_while(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    // The service's own first pass is over: the test's passes are the only ones.
+    w.after_first_reconciler_pass().await;
+    let order = w
+        .app
+        .insert_order("chechia-red", "clicks@example.tn", None)
+        .await;
+    let order = claimed(&w, order.id, "needs_reconciliation", 1).await;
+    // DHMAD may still be making it: not found is "still looking", not "safe to retry".
+    sqlx::query("UPDATE orders SET creation_settles_at = now() + interval '1 hour' WHERE id = $1")
+        .bind(order.id)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let r = w
+            .app
+            .post_form(&format!("/orders/{}/pay", order.id), &[])
+            .await;
+        assert_eq!(r.status(), 409);
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("still checking with the payment provider"),
+            "{page}"
+        );
+    }
+    let lists = w
+        .dhmad_calls()
+        .await
+        .iter()
+        .filter(|c| *c == "GET /api/v1/escrows")
+        .count();
+    assert_eq!(lists, 1, "{:?}", w.dhmad_calls().await);
+    // The reconciler looks when its turn comes, whatever the buyer's clicks.
+    lost_escrow::reconcile_creation(&w.app.state, &order)
+        .await
+        .unwrap_err();
+    assert_eq!(w.count_calls("GET", "/api/v1/escrows").await, 2);
+}

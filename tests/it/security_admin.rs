@@ -362,7 +362,7 @@ async fn a_reconcile_that_fails_part_way_is_still_audited(pool: PgPool) {
     assert!(rows[0].detail.starts_with("failed: "), "{}", rows[0].detail);
 }
 
-/// Failed logins and ended sessions are forgotten a day on: wrong tokens sent from many
+/// Failed logins, ended sessions and buyers' looks are forgotten a day on: wrong tokens sent from many
 /// addresses do not grow the table for good, and what still decides is kept.
 #[sqlx::test(migrations = "./migrations")]
 async fn old_failed_logins_ended_sessions_and_old_call_log_lines_are_forgotten(pool: PgPool) {
@@ -405,9 +405,31 @@ async fn old_failed_logins_ended_sessions_and_old_call_log_lines_are_forgotten(p
     .await
     .unwrap();
 
+    // Buyers' looks for a lost escrow, one two days old and one of now; and another job's turn.
+    sqlx::query(
+        "INSERT INTO job_turns (name, at) VALUES
+           ('escrow-lookup:old', now() - interval '2 days'),
+           ('escrow-lookup:new', now()),
+           ('another-job', now() - interval '2 days')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
     storefront::jobs::housekeeping::run_once(&app.state)
         .await
         .unwrap();
+
+    let turns: Vec<String> = sqlx::query_scalar("SELECT name FROM job_turns ORDER BY name")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert!(
+        turns.contains(&"escrow-lookup:new".to_owned())
+            && turns.contains(&"another-job".to_owned())
+            && !turns.contains(&"escrow-lookup:old".to_owned()),
+        "{turns:?}"
+    );
 
     let calls: Vec<i32> = sqlx::query_scalar(
         "SELECT duration_ms FROM dhmad_calls WHERE order_id = $1 AND method = 'GET'",

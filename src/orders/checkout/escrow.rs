@@ -27,7 +27,7 @@ pub(super) async fn ensure_escrow(
                 }
             }
             OrderStatus::NeedsReconciliation => {
-                lost_escrow::reconcile_creation(state, &order).await?;
+                lost_escrow::reconcile_creation_for_buyer(state, &order).await?;
             }
             OrderStatus::CreatingEscrow => {
                 if creation_in_flight(state, &order) {
