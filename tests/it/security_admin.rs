@@ -362,8 +362,9 @@ async fn a_reconcile_that_fails_part_way_is_still_audited(pool: PgPool) {
     assert!(rows[0].detail.starts_with("failed: "), "{}", rows[0].detail);
 }
 
-/// Failed logins, ended sessions and buyers' looks are forgotten a day on: wrong tokens sent from many
-/// addresses do not grow the table for good, and what still decides is kept.
+/// Failed logins, ended sessions and buyers' looks for a lost escrow are forgotten a day on:
+/// wrong tokens sent from many addresses do not grow the table for good, and what still
+/// decides is kept.
 #[sqlx::test(migrations = "./migrations")]
 async fn old_failed_logins_ended_sessions_and_old_call_log_lines_are_forgotten(pool: PgPool) {
     let app = spawn_offline(pool).await;
