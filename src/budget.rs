@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::db::{self, budget::Claimant, Pool};
 
-/// The longest DHMAD's 429 holds anything back here (its wait may be an hour, or a day after a
-/// daily cap): past it the call is simply tried again, so that one wild answer cannot stop
-/// every checkout and background job for that long.
+/// The longest DHMAD's 429 holds anything back here (its wait may be an hour): past it the call
+/// is simply tried again, so that one wild answer cannot stop every checkout and background
+/// job for that long. (A wait past the rate window pauses nothing: a cap on one kind of call.)
 pub const LONGEST_PAUSE: Duration = Duration::from_secs(60);
 
 /// How much of DHMAD's budget background jobs leave for buyers: a fifth of the window.
@@ -218,6 +218,12 @@ impl dhmad::Gate for BudgetGate {
     fn rate_limited(&self, wait: Duration) -> dhmad::Notice<'_> {
         Box::pin(async move {
             if self.limits.calls == 0 {
+                return;
+            }
+            // Longer than the window: not the minute's limit but a cap on one kind of call
+            // (`orders::error::creation_capped`), which the caller handles; pausing every call
+            // for it stopped reads and delivers too, on every instance.
+            if wait > self.limits.window {
                 return;
             }
             let wait = wait.min(LONGEST_PAUSE);

@@ -820,28 +820,3 @@ async fn without_a_budget_a_refused_checkout_waits_as_told(pool: PgPool) {
     let sent = w.count_calls("POST", "/api/v1/escrows").await;
     assert!(sent <= 6, "{sent} creations sent inside DHMAD's 30 s wait");
 }
-
-/// DHMAD's wait may be an hour (or a day, after a daily cap): a queued checkout it refuses is
-/// parked a minute at most, as the budget's own pause is. Parked for the hour, it kept the line
-/// for the hour, and a line holds back every background job (delivers, reconciliation) and every
-/// new checkout's direct call.
-#[sqlx::test(migrations = "./migrations")]
-async fn a_checkout_refused_for_an_hour_parks_a_minute_at_most(pool: PgPool) {
-    // No budget kept, so that the line serves it at once (the budget's own pause, a minute at
-    // most, would hold the line's turn back first).
-    let w = without_a_budget(pool).await;
-    dhmad_refuses_creates(&w, 100, 3_600_000).await;
-    checkout_in_line(&w, "hour@example.tn").await;
-    // Past a worker's lease (14 s here): parked by DHMAD's answer.
-    let parked: f64 = wait_for("the line to park the refused checkout", 30, || async {
-        sqlx::query_scalar::<_, f64>(
-            "SELECT extract(epoch FROM claimed_until - now())::float8 FROM checkout_queue
-              WHERE claimed_until > now() + interval '20 seconds'",
-        )
-        .fetch_optional(&w.app.pool)
-        .await
-        .unwrap()
-    })
-    .await;
-    assert!(parked <= 61.0, "parked for {parked} s");
-}

@@ -628,3 +628,33 @@ async fn a_step_dhmad_fails_on_keeps_the_buyer_on_the_order_page(pool: PgPool) {
         "{page}"
     );
 }
+
+/// DHMAD's cap on new escrows (a 429 whose wait is longer than its rate window; older
+/// revisions documented 10 escrows a day): the checkout fails with a "try later", where it
+/// used to wait in line, a minute at a time for the rest of the day, holding every new
+/// checkout behind it and pausing every DHMAD call (delivers, the reconciler) meanwhile.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_cap_on_new_escrows_fails_the_checkout_and_holds_nothing_else(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "rate_limit_429", "reset_ms": 3_600_000, "times": 1}]}))
+        .await;
+    let r = w
+        .checkout_response("ai-credits-500", "capped@example.tn")
+        .await;
+    assert_eq!(r.status(), 503);
+    let said: Value = r.json().await.unwrap();
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains("not accepting new payments for now"),
+        "{said}"
+    );
+    let in_line: i64 = sqlx::query_scalar("SELECT count(*) FROM checkout_queue")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(in_line, 0);
+    // Nothing waits behind it: the next buyer reaches DHMAD at once.
+    w.checkout("ai-credits-500", "next@example.tn").await;
+}

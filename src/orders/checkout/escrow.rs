@@ -256,7 +256,8 @@ pub(super) async fn create_failed(
     order: &Order,
     err: dhmad::Error,
 ) -> OrderResult<OrderError> {
-    if let Some(retry_after) = crate::orders::error::busy_for(&err) {
+    let capped = crate::orders::error::creation_capped(&err, state.config.dhmad_budget.window);
+    if let Some(retry_after) = crate::orders::error::busy_for(&err).filter(|_| !capped) {
         // Nothing was created (the call was held back, or DHMAD answered 429 without
         // acting): the order goes back to waiting for its turn, with nothing to tell.
         db::orders::unclaim_creation(&state.pool, order.id, order.escrow_attempted_at).await?;
@@ -378,10 +379,18 @@ fn classify_create_error(err: dhmad::Error) -> (OrderStatus, String, OrderError)
             "could not reach DHMAD; safe to retry".into(),
             unavailable(unreachable, cause),
         ),
+        // Only a cap on creations gets here (`create_failed`): the minute's limit is waited
+        // for in line.
         E::RateLimited { .. } => (
             failed,
-            "DHMAD was busy (429); safe to retry".into(),
-            unavailable(unreachable, cause),
+            "DHMAD refuses new escrows for now (429: its limit on creations); safe to retry later"
+                .into(),
+            OrderError::DhmadUnavailable {
+                message: "The payment provider is not accepting new payments for now. Your \
+                          order is saved; please try again later."
+                    .into(),
+                cause,
+            },
         ),
         E::BusinessRule { api, .. } | E::Validation(api) => (
             failed,
