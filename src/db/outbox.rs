@@ -70,6 +70,32 @@ pub async fn queued_at(
 /// decision (`list_missing_deliver` keeps it too), until the merchant queues one again. After
 /// a job that gave up, the new one carries it on as [`run_now`]'s does: its attempts may have
 /// landed with their answers lost, so a deliver reads the escrow before it sends again.
+/// A new job of `kind` for the order, dated now, unless one is open; whether it was queued.
+/// After one that gave up, it counts as a retry (`attempts` 1), so that its first attempt reads
+/// before it acts: an attempt of the one that gave up may have landed, its answer lost (a
+/// deliver the merchant asks for again after DHMAD failed it twelve times). Dated now, not as
+/// the one that gave up: it is a new request (a new "ship").
+pub async fn enqueue_after(
+    e: impl PgExecutor<'_>,
+    kind: &str,
+    order_id: Uuid,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
+        "INSERT INTO outbox_jobs (kind, order_id, attempts)
+         SELECT $1, $2, CASE WHEN last.gave_up_at IS NULL THEN 0 ELSE 1 END
+           FROM (SELECT) AS one
+           LEFT JOIN LATERAL (SELECT gave_up_at FROM outbox_jobs
+                               WHERE kind = $1 AND order_id = $2
+                               ORDER BY id DESC LIMIT 1) AS last ON true
+         ON CONFLICT DO NOTHING",
+        kind,
+        order_id
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 pub async fn enqueue_unless_abandoned(
     e: impl PgExecutor<'_>,
     kind: &str,

@@ -347,6 +347,46 @@ async fn a_deliver_is_not_sent_once_shutdown_has_begun(pool: PgPool) {
     assert_eq!((left, open), (attempts - 1, true));
 }
 
+/// A quick order's deliver gave up (DHMAD failed it again and again; one attempt may have
+/// landed, its answer lost): the merchant's next "ship" reads the escrow before it sends, as a
+/// retry does. It was queued as new, whose first attempt sent blind, and could mark the goods
+/// delivered again over a delivery the buyer had rejected since.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_ship_after_a_deliver_gave_up_reads_first(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = crate::after_payment::paid_quick(&w, "ship-again@example.tn").await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500", "times": 1000}]}))
+        .await;
+    let ship = format!("/admin/orders/{}/ship", s.order_id);
+    assert_eq!(w.admin_post(&ship).await.status(), 303);
+    // Its first attempt failed; then it gave up (its attempts spent).
+    wait_for("the failed deliver given up", 30, || async {
+        sqlx::query(
+            "UPDATE outbox_jobs SET done_at = now(), gave_up_at = now()
+              WHERE order_id = $1 AND kind = 'deliver' AND attempts >= 1
+                AND claimed_until IS NULL AND done_at IS NULL",
+        )
+        .bind(s.order_id)
+        .execute(&w.app.pool)
+        .await
+        .unwrap()
+        .rows_affected()
+        .eq(&1)
+        .then_some(())
+    })
+    .await;
+    w.control("/sandbox/faults", json!({})).await;
+    let before = w.dhmad_calls().await.len();
+    assert_eq!(w.admin_post(&ship).await.status(), 303);
+    w.wait_status(s.order_id, "delivered").await;
+    let calls = w.dhmad_calls().await[before..].to_vec();
+    let read = calls
+        .iter()
+        .position(|c| c.starts_with("GET /api/v1/escrows/"));
+    let sent = calls.iter().position(|c| c.ends_with("/deliver"));
+    assert!(read.is_some() && read < sent, "{calls:?}");
+}
+
 /// A deliver that gave up may have landed, its answer lost: the reconciler queues it again
 /// as a retry, which reads the escrow before it sends (as the merchant's "retry" does). It was
 /// queued as new, whose first attempt sent blind.

@@ -80,7 +80,7 @@ pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<bool>
     if !order.allows(Action::Ship) {
         return Err(OrderError::not_allowed(ship_refusal(&order)));
     }
-    let mut queued = db::outbox::enqueue(&mut *tx, DELIVER, order.id).await?;
+    let mut queued = db::outbox::enqueue_after(&mut *tx, DELIVER, order.id).await?;
     if let (false, Some(_), Some(rejected)) =
         (queued, order.delivery_rejection(), order.escrow_updated_at)
     {
