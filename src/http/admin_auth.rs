@@ -125,7 +125,7 @@ impl FromRequestParts<AppState> for Admin {
                 });
             }
         } else if let Some(id_hash) = jar
-            .get(cookies::ADMIN)
+            .get(cookies::ADMIN.name(&state.config))
             .and_then(|id| session_key(state, id.value()))
         {
             let valid = db::admin::session_valid(&state.pool, &id_hash)
@@ -199,7 +199,7 @@ pub async fn login(
     // The session this browser had (if any) ends with the new one: a copy of its cookie
     // taken meanwhile opens nothing.
     if let Some(old) = jar
-        .get(cookies::ADMIN)
+        .get(cookies::ADMIN.name(&s.config))
         .and_then(|c| session_key(&s, c.value()))
     {
         db::admin::revoke_session(&s.pool, &old).await?;
@@ -217,7 +217,7 @@ pub async fn login(
     // state change is a POST, which Lax never sends cross-site, and carries a CSRF token.
     let cookie = cookies::build(
         &s.config,
-        cookies::ADMIN,
+        cookies::ADMIN.name(&s.config),
         id,
         "/admin",
         SameSite::Lax,
@@ -239,7 +239,7 @@ pub async fn logout(
         return Err(AppError::NotFound);
     }
     if let Some(id_hash) = jar
-        .get(cookies::ADMIN)
+        .get(cookies::ADMIN.name(&s.config))
         .and_then(|id| session_key(&s, id.value()))
     {
         if db::admin::session_valid(&s.pool, &id_hash).await? {
@@ -253,7 +253,7 @@ pub async fn logout(
     }
     let gone = cookies::build(
         &s.config,
-        cookies::ADMIN,
+        cookies::ADMIN.name(&s.config),
         String::new(),
         "/admin",
         SameSite::Lax,

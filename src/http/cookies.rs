@@ -39,8 +39,14 @@ pub const CSRF: TokenCookie = TokenCookie {
     plain: "sf_csrf",
     https: "__Host-sf_csrf",
 };
-/// The back-office session id (see `http::admin_auth`).
-pub const ADMIN: &str = "sf_admin";
+/// The back-office session id (see `http::admin_auth`). Its path is `/admin`, so its https
+/// name carries `__Secure-`, not `__Host-`: a browser then takes it only from a secure origin,
+/// so a plain-http page of a sibling name cannot plant a cookie of that name (sent first, under
+/// a longer path, it hid the real session: the merchant kept landing on the login page).
+pub const ADMIN: TokenCookie = TokenCookie {
+    plain: "sf_admin",
+    https: "__Secure-sf_admin",
+};
 
 /// 32 random bytes, hex: unguessable, safe in a cookie and a form field.
 pub fn random_token() -> String {

@@ -134,7 +134,7 @@ impl Hook for Csrf {
         // authentication answers. The login form is always checked (login CSRF).
         let jar = CookieJar::from_headers(req.headers());
         let no_ambient = path.starts_with("/admin")
-            && jar.get(cookies::ADMIN).is_none()
+            && jar.get(cookies::ADMIN.name(config)).is_none()
             && path != "/admin/login";
         let cookie = jar
             .get(cookies::CSRF.name(config))

@@ -496,7 +496,7 @@ async fn private_pages_are_not_cached_and_https_gets_hsts(pool: PgPool) {
             .any(|c| c.starts_with("__Host-sf_buyer=") && c.contains("SameSite=Lax")),
         "{cookies:?}"
     );
-    for cookie in cookies {
+    for cookie in &cookies {
         assert!(
             cookie.contains("Secure")
                 && cookie.contains("HttpOnly")
@@ -514,6 +514,56 @@ async fn private_pages_are_not_cached_and_https_gets_hsts(pool: PgPool) {
             .post(&pay)
             .header("cookie", format!("{name}={token}"))
             .form(&[("csrf_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{name}");
+    }
+    // The back office's session (path `/admin`) is a `__Secure-` cookie, which a browser takes
+    // from a secure origin only: a plain-http page of a sibling name cannot plant one of that
+    // name to hide the real session. Only that name opens the back office.
+    let csrf = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("__Host-sf_csrf="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/admin/login"))
+        .header("cookie", format!("__Host-sf_csrf={csrf}"))
+        .form(&[("token", ADMIN_TOKEN), ("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let session = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Secure-sf_admin="))
+        .expect("the session's cookie");
+    assert!(
+        session.contains("Secure")
+            && session.contains("HttpOnly")
+            && session.contains("Path=/admin"),
+        "{session}"
+    );
+    let id = session["__Secure-sf_admin=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    for (name, status) in [("sf_admin", 303), ("__Secure-sf_admin", 200)] {
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(app.url("/admin"))
+            .header("cookie", format!("{name}={id}"))
             .send()
             .await
             .unwrap();
