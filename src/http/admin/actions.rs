@@ -195,7 +195,8 @@ pub async fn reconcile_order(
     let (notice, detail) = if order.status == OrderStatus::NeedsReconciliation {
         match lost_escrow::reconcile_creation(&s, &order).await {
             Ok(()) => (Notice::CreationChecked, "creation looked up".to_owned()),
-            Err(e) => (Notice::OrderFailed, format!("failed: {e}")),
+            Err(e @ OrderError::NotAllowed(_)) => (Notice::CreationPending, format!("{e}")),
+            Err(e) => (failed(&e), format!("failed: {e}")),
         }
     } else {
         match sync::refresh_order(&s, &order, SOURCE).await {
@@ -215,11 +216,20 @@ pub async fn reconcile_order(
             Err(OrderError::EscrowUnknown(why)) => {
                 (Notice::OrderFlagged, format!("flagged: {why}"))
             }
-            Err(e) => (Notice::OrderFailed, format!("failed: {e}")),
+            Err(e) => (failed(&e), format!("failed: {e}")),
         }
     };
     admin
         .record(&s, "reconcile_order", Some(order_id), &detail)
         .await?;
     Ok(answer(&headers, &back, notice, &[], Some(order_id)))
+}
+
+/// What a look at DHMAD that failed tells the merchant: the budget held it back (nothing was
+/// asked), or DHMAD failed.
+fn failed(e: &OrderError) -> Notice {
+    match e {
+        OrderError::Busy { .. } => Notice::OrderBusy,
+        _ => Notice::OrderFailed,
+    }
 }

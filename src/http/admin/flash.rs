@@ -22,7 +22,9 @@ pub(in crate::http) enum Notice {
     FlagLifted,
     OrderFlagged,
     OrderFailed,
+    OrderBusy,
     CreationChecked,
+    CreationPending,
     EventProcessed,
     EventUnmatched,
     EventIgnored,
@@ -36,7 +38,7 @@ pub(in crate::http) enum Notice {
 }
 
 impl Notice {
-    const ALL: [Notice; 21] = [
+    const ALL: [Notice; 23] = [
         Self::Shipped,
         Self::ShippedAlready,
         Self::DeliverRetried,
@@ -47,7 +49,9 @@ impl Notice {
         Self::FlagLifted,
         Self::OrderFlagged,
         Self::OrderFailed,
+        Self::OrderBusy,
         Self::CreationChecked,
+        Self::CreationPending,
         Self::EventProcessed,
         Self::EventUnmatched,
         Self::EventIgnored,
@@ -72,7 +76,9 @@ impl Notice {
             Self::FlagLifted => "flag_lifted",
             Self::OrderFlagged => "order_flagged",
             Self::OrderFailed => "order_failed",
+            Self::OrderBusy => "order_busy",
             Self::CreationChecked => "creation_checked",
+            Self::CreationPending => "creation_pending",
             Self::EventProcessed => "event_processed",
             Self::EventUnmatched => "event_unmatched",
             Self::EventIgnored => "event_ignored",
@@ -91,6 +97,8 @@ impl Notice {
             self,
             Self::OrderFlagged
                 | Self::OrderFailed
+                | Self::OrderBusy
+                | Self::CreationPending
                 | Self::EventUnmatched
                 | Self::EventFailed
                 | Self::JobClosed
@@ -133,8 +141,18 @@ impl Notice {
             Self::OrderFailed => {
                 "DHMAD did not answer; nothing changed. Try again in a moment.".into()
             }
+            Self::OrderBusy => {
+                "DHMAD's call budget is spent for now (buyers come first): nothing was asked. \
+                 Try again in a minute."
+                    .into()
+            }
             Self::CreationChecked => {
                 "The interrupted checkout was looked up at DHMAD (see the timeline).".into()
+            }
+            Self::CreationPending => {
+                "DHMAD's list does not show this order's escrow yet, and DHMAD may still be \
+                 making it: look again in a minute."
+                    .into()
             }
             Self::EventProcessed => "Event reprocessed: applied to its order.".into(),
             Self::EventUnmatched => "Event reprocessed: still no order has its escrow.".into(),

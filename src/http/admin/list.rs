@@ -198,9 +198,7 @@ fn row_view(r: OrderRow) -> RowView {
         can_ship: o.allows(Action::Ship) && !deliver_queued,
         can_retry: o.allows(Action::RetryCheckout),
         can_retry_deliver: o.allows(Action::RetryDeliver) && !deliver_queued,
-        // A flagged order, settled or not: reconciling is what clears the flag.
-        can_reconcile: (o.escrow_id.is_some() && (!o.status.is_settled() || o.attention.is_some()))
-            || o.status == OrderStatus::NeedsReconciliation,
+        can_reconcile: o.reconcilable(),
     }
 }
 

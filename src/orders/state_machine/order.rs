@@ -256,6 +256,15 @@ impl Order {
             && !self.checkout_gave_up()
     }
 
+    /// Whether the merchant's "Reconcile" has something to ask DHMAD: the escrow of an order
+    /// not settled, or of a flagged one (reading it is what clears the flag), or a creation
+    /// whose outcome is unknown (looked up in DHMAD's list). The list and the order's page
+    /// both offer it by this.
+    pub fn reconcilable(&self) -> bool {
+        (self.escrow_id.is_some() && (!self.status.is_settled() || self.attention.is_some()))
+            || self.status == OrderStatus::NeedsReconciliation
+    }
+
     /// A checkout the line gave up on before its first DHMAD call (the order keeps why): it
     /// stays `new`, which nothing but the line serves, so only the buyer's "pay" brings it
     /// back.

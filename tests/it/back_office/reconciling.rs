@@ -166,3 +166,34 @@ async fn an_action_cut_short_by_the_deadline_still_ends_in_the_audit_trail(pool:
     assert_eq!(audit.1, Some(s.order_id));
     assert!(audit.2.starts_with("failed"), "{audit:?}");
 }
+
+/// An interrupted checkout (its create unanswered, no escrow id) can be looked up from its own
+/// page, as from the list; while DHMAD may still be making the escrow, the merchant is told
+/// to look again, not that DHMAD did not answer.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_interrupted_checkout_is_looked_up_from_its_page(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let order = w
+        .app
+        .insert_order("chechia-red", "interrupted@example.tn", None)
+        .await;
+    sqlx::query(
+        "UPDATE orders SET status = 'needs_reconciliation', escrow_attempted_at = now(),
+                creation_settles_at = now() + interval '1 hour'
+          WHERE id = $1",
+    )
+    .bind(order.id)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let path = format!("/admin/orders/{}/reconcile", order.id);
+    let page = admin_page(&w.app, &format!("/admin/orders/{}", order.id)).await;
+    assert!(page.contains(&format!("action=\"{path}\"")), "{page}");
+    let back = act(&w.app, &path).await;
+    assert_eq!(
+        back,
+        format!("/admin/orders/{}?notice=creation_pending", order.id)
+    );
+    let page = admin_page(&w.app, &back).await;
+    assert!(page.contains("DHMAD may still be making it"), "{page}");
+}
