@@ -187,7 +187,7 @@ async fn render_page(
         })
         .collect();
     render(&AdminOrderPage {
-        status_label: order.status.label(),
+        status_label: order.status.merchant_label(),
         actions: merchant_actions(&order, deliver_queued, buyer_page_open, guest_paid),
         order,
         product_name,

@@ -20,11 +20,13 @@ use crate::{
     },
 };
 
-pub(super) fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(format_description!(
-        "[year]-[month]-[day] [hour]:[minute] UTC"
-    ))
-    .unwrap_or_default()
+/// A time as pages show it, to the minute. (Templates pass a reference.)
+pub(crate) fn fmt_time(t: impl std::borrow::Borrow<OffsetDateTime>) -> String {
+    t.borrow()
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default()
 }
 
 struct ContractView {

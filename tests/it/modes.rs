@@ -94,6 +94,19 @@ async fn a_standard_order_is_signed_paid_shipped_and_confirmed(pool: PgPool) {
         303
     );
     w.wait_status(s.order_id, "delivered").await;
+    // Each side reads whose confirmation is awaited in its own words.
+    let merchants =
+        crate::back_office::admin_page(&w.app, &format!("/admin/orders/{}", s.order_id)).await;
+    assert!(
+        merchants.contains("awaiting the buyer&#39;s confirmation")
+            || merchants.contains("awaiting the buyer's confirmation"),
+        "{merchants}"
+    );
+    assert!(w
+        .app
+        .order_page(s.order_id)
+        .await
+        .contains("awaiting your confirmation"));
     let confirm = w
         .app
         .post_form(&format!("/orders/{}/confirm", s.order_id), &[])
@@ -110,6 +123,22 @@ async fn a_proof_goes_through_a_correction_and_is_accepted_by_silence(pool: PgPo
     w.wait_status(s.order_id, "paid").await;
     let o = phase(&w, s.order_id, "waiting_seller_proof").await;
     assert_eq!(o["status"], "paid", "{o}");
+    // The merchant's page gives the upload deadline to the minute, in UTC.
+    let page =
+        crate::back_office::admin_page(&w.app, &format!("/admin/orders/{}", s.order_id)).await;
+    let upload_by = page
+        .split(" · upload by ")
+        .nth(1)
+        .and_then(|rest| rest.split(" UTC").next())
+        .unwrap_or_default();
+    assert!(
+        time::PrimitiveDateTime::parse(
+            upload_by,
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]")
+        )
+        .is_ok(),
+        "{upload_by:?} in {page}"
+    );
 
     // Shipping before the proof is accepted is refused cleanly.
     let ship = w

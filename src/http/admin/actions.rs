@@ -98,7 +98,7 @@ pub async fn retry(
     if !order.allows(Action::RetryCheckout) {
         let why = format!(
             "There is nothing to retry (the order is {}).",
-            order.status.label().to_lowercase()
+            order.status.merchant_label().to_lowercase()
         );
         let detail = format!("refused: {why}");
         admin

@@ -109,7 +109,7 @@ fn ship_refusal(order: &Order) -> String {
     if order.status != OrderStatus::Paid || order.is_instant() {
         format!(
             "Only paid quick and standard orders can be shipped (this one is {}).",
-            order.status.label().to_lowercase()
+            order.status.merchant_label().to_lowercase()
         )
     } else if order.dispute_open() {
         "A dispute is open with DHMAD: nothing is shipped until DHMAD has decided it.".into()
@@ -134,7 +134,7 @@ pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<bool
     if !order.allows(Action::RetryDeliver) {
         return Err(OrderError::not_allowed(format!(
             "Only paid instant orders wait for a deliver (this one is {}).",
-            order.status.label()
+            order.status.merchant_label()
         )));
     }
     // A deliver running right now is left to finish: what the merchant asks for is under way.

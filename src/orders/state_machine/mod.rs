@@ -271,6 +271,15 @@ impl OrderStatus {
             Self::Disputed => "In dispute",
         }
     }
+
+    /// What the merchant reads: the buyer's words, but about the buyer.
+    pub fn merchant_label(self) -> &'static str {
+        match self {
+            Self::New | Self::CreatingEscrow => "Preparing the checkout",
+            Self::Delivered => "Shipped — awaiting the buyer's confirmation",
+            other => other.label(),
+        }
+    }
 }
 
 impl Mode {
