@@ -59,19 +59,32 @@ struct AdminOrderPage {
     csrf: String,
 }
 
+/// The order's open `deliver` job, if any, and whether it has failed (waiting out its backoff).
+#[derive(Clone, Copy)]
+struct DeliverJob {
+    open: bool,
+    failing: bool,
+}
+
 /// The merchant's actions valid now, as forms posting to this page's routes. A deliver already
-/// queued is not offered again (as on the list): a second click would queue nothing. A guest
+/// queued is not offered again (as on the list): a second click would queue nothing; but one
+/// that failed and waits out its backoff can be run now ("Retry deliver", as from the outbox
+/// page: `fulfilment::retry_deliver` makes it due). A guest
 /// paid outside DHMAD's wallet (`guest_paid`) gets no refund from DHMAD (§4.2): the buttons
 /// that would promise one say so instead.
 fn merchant_actions(
     o: &Order,
-    deliver_queued: bool,
+    deliver: DeliverJob,
     buyer_page_open: bool,
     guest_paid: bool,
 ) -> Vec<ActionView> {
     let mut out = Vec::new();
     let mut add = |action: Action, path: &'static str, decision: Option<&'static str>| {
-        let queued = matches!(action, Action::Ship | Action::RetryDeliver) && deliver_queued;
+        let queued = match action {
+            Action::Ship => deliver.open,
+            Action::RetryDeliver => deliver.open && !deliver.failing,
+            _ => false,
+        };
         // An instant order's cancel waits for the buyer's page to close (`merchant_cancel`).
         let waits = action == Action::MerchantCancel && buyer_page_open;
         if o.allows(action) && !queued && !waits {
@@ -143,9 +156,13 @@ async fn render_page(
         })
         .collect();
     let jobs = db::outbox::list_for_order(&s.pool, id).await?;
-    let deliver_queued = jobs
+    let open_deliver = jobs
         .iter()
-        .any(|j| j.kind == crate::orders::fulfilment::DELIVER && j.done_at.is_none());
+        .find(|j| j.kind == crate::orders::fulfilment::DELIVER && j.done_at.is_none());
+    let deliver = DeliverJob {
+        open: open_deliver.is_some(),
+        failing: open_deliver.is_some_and(|j| j.last_error.is_some()),
+    };
     let jobs = jobs
         .into_iter()
         .map(|j| Line {
@@ -188,7 +205,7 @@ async fn render_page(
         .collect();
     render(&AdminOrderPage {
         status_label: order.status.merchant_label(),
-        actions: merchant_actions(&order, deliver_queued, buyer_page_open, guest_paid),
+        actions: merchant_actions(&order, deliver, buyer_page_open, guest_paid),
         order,
         product_name,
         error,

@@ -347,6 +347,30 @@ async fn a_deliver_is_not_sent_once_shutdown_has_begun(pool: PgPool) {
     assert_eq!((left, open), (attempts - 1, true));
 }
 
+/// An instant order's deliver that failed waits out its backoff (up to five minutes): its
+/// page offers "Retry deliver", which runs it now, where the button was hidden while any
+/// deliver was open (only the outbox page could do it).
+#[sqlx::test(migrations = "./migrations")]
+async fn a_failing_deliver_can_be_run_now_from_its_orders_page(pool: PgPool) {
+    let (w, s) = paid_with_a_failing_deliver(pool, "retry-now@example.tn").await;
+    let retry = format!("/admin/orders/{}/retry", s.order_id);
+    let page =
+        crate::back_office::admin_page(&w.app, &format!("/admin/orders/{}", s.order_id)).await;
+    assert!(page.contains(&format!("action=\"{retry}\"")), "{page}");
+    // Held an hour ahead, as a long backoff would: the click makes it due now.
+    sqlx::query(
+        "UPDATE outbox_jobs SET run_after = now() + interval '1 hour'
+          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
+    )
+    .bind(s.order_id)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    w.control("/sandbox/faults", json!({})).await;
+    assert_eq!(w.admin_post(&retry).await.status(), 303);
+    w.wait_status(s.order_id, "completed").await;
+}
+
 /// A quick order's deliver gave up (DHMAD failed it again and again; one attempt may have
 /// landed, its answer lost): the merchant's next "ship" reads the escrow before it sends, as a
 /// retry does. It was queued as new, whose first attempt sent blind, and could mark the goods
