@@ -44,7 +44,7 @@ pub fn connect(config: &Config) -> anyhow::Result<PgPool> {
     ]);
     Ok(PgPoolOptions::new()
         .max_connections(config.database_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(db::ACQUIRE_TIMEOUT)
         // No ping before each use: it doubled the round trips of every request (and
         // `db::Pool` spares most of the one after each use). A connection
         // that died meanwhile fails its statement once (a 503), and the pool replaces it.

@@ -16,7 +16,7 @@ use crate::db::{self, budget::Claimant, Pool};
 
 /// The longest DHMAD's 429 holds anything back here (its wait may be an hour): past it the call
 /// is simply tried again, so that one wild answer cannot stop every checkout and background
-/// job for that long. (A wait past the rate window pauses nothing: a cap on one kind of call.)
+/// job for that long. (DHMAD's cap on new escrows pauses nothing: the client does not report it.)
 pub const LONGEST_PAUSE: Duration = Duration::from_secs(60);
 
 /// How much of DHMAD's budget background jobs leave for buyers: a fifth of the window.
@@ -198,8 +198,11 @@ impl BudgetGate {
                 }
                 dated
             }
+            // Its row was taken for it, only not dated anew: the call keeps its place (a row
+            // reused a little early at worst), where refusing it would strand a checkout
+            // between its two calls.
             Err(e) => {
-                tracing::warn!(error = %e, "DHMAD call budget unreadable; calling anyway");
+                tracing::warn!(error = %e, "DHMAD call budget unreadable; the prepaid call goes");
                 true
             }
         }
@@ -218,12 +221,6 @@ impl dhmad::Gate for BudgetGate {
     fn rate_limited(&self, wait: Duration) -> dhmad::Notice<'_> {
         Box::pin(async move {
             if self.limits.calls == 0 {
-                return;
-            }
-            // Longer than the window: not the minute's limit but a cap on one kind of call
-            // (`orders::error::creation_capped`), which the caller handles; pausing every call
-            // for it stopped reads and delivers too, on every instance.
-            if wait > self.limits.window {
                 return;
             }
             let wait = wait.min(LONGEST_PAUSE);

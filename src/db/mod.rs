@@ -19,6 +19,11 @@ pub mod tx;
 
 pub use pool::{Conn, Pool};
 
+/// How long a caller waits for a pool connection before giving up (a 503): the pool is full
+/// under load. Also the longest a DHMAD call may wait before it goes out, for the row its
+/// budget takes (`checkout::in_flight_limit` counts it).
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Failures that a retry may fix: the database is down, restarting or saturated, the
 /// connection was lost, or a statement gave up waiting for a lock (55P03) or ran out of time
 /// (57014) — another request holds the order.

@@ -52,7 +52,7 @@ pub enum OrderError {
 /// back, or DHMAD answered 429 (which it answers without acting). At most
 /// [`crate::budget::LONGEST_PAUSE`]: DHMAD's wait may be an hour, and a job or a buyer told to
 /// wait that long would wait past a window that may well reopen sooner. (A create that meets
-/// a cap on creations is not "busy" but failed: [`creation_capped`].)
+/// DHMAD's cap on creations is not "busy" but failed: `dhmad::Error::is_creation_cap`.)
 pub fn busy_for(err: &dhmad::Error) -> Option<std::time::Duration> {
     use std::time::Duration;
     let wait = match err {
@@ -61,21 +61,6 @@ pub fn busy_for(err: &dhmad::Error) -> Option<std::time::Duration> {
         _ => return None,
     };
     Some(wait.min(crate::budget::LONGEST_PAUSE))
-}
-
-/// A 429 that is not DHMAD's sliding-minute rate limit but a cap on what it creates: older
-/// revisions of its docs had a daily cap of 10 escrows (`{"limit", "count", "remaining"}` in the
-/// body, `retryAfter` 3600), UNSTATED whether still enforced. Known by that body, or by a wait
-/// longer than the rate `window` (a sliding minute never asks for more). Waiting a minute does
-/// not help: an order that meets it fails with a "try later", instead of holding the checkout
-/// line (and with it every new checkout and the background jobs) for the rest of the day.
-pub fn creation_capped(err: &dhmad::Error, window: std::time::Duration) -> bool {
-    let dhmad::Error::RateLimited { api, .. } = err else {
-        return false;
-    };
-    let cap_body = api.body.get("limit").is_some_and(|v| v.is_number())
-        && api.body.get("count").is_some_and(|v| v.is_number());
-    cap_body || err.rate_limit_wait().is_some_and(|w| w > window)
 }
 
 pub type OrderResult<T> = Result<T, OrderError>;
@@ -131,7 +116,7 @@ impl OrderError {
 mod tests {
     use std::time::Duration;
 
-    use super::{busy_for, creation_capped};
+    use super::busy_for;
 
     /// DHMAD's wait may be an hour: a deliver job, the checkout line and a buyer's
     /// `Retry-After` wait a minute at most, then try again.
@@ -154,22 +139,5 @@ mod tests {
         };
         assert_eq!(busy_for(&held), Some(crate::budget::LONGEST_PAUSE));
         assert_eq!(busy_for(&dhmad::Error::Timeout), None);
-    }
-
-    /// The old daily cap's body, or a wait past the window: a cap. The minute's own 429 (a
-    /// wait inside the window, or none said): not.
-    #[test]
-    fn a_cap_on_creations_is_told_from_the_minutes_limit() {
-        let minute = Duration::from_secs(60);
-        let answer = |body: &[u8]| dhmad::Error::from_response(429, body, None);
-        let daily = br#"{"error":"Rate Limit Exceeded","message":"Daily limit","limit":10,"count":10,"remaining":0}"#;
-        assert!(creation_capped(&answer(daily), minute));
-        assert!(creation_capped(&answer(br#"{"retryAfter":3600}"#), minute));
-        assert!(!creation_capped(&answer(br#"{"retryAfter":30}"#), minute));
-        assert!(!creation_capped(
-            &answer(br#"{"error":"Too Many Requests"}"#),
-            minute
-        ));
-        assert!(!creation_capped(&dhmad::Error::Timeout, minute));
     }
 }

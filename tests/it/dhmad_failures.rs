@@ -431,15 +431,15 @@ async fn a_request_past_its_deadline_gets_a_page_and_the_order_stays_recoverable
     // The buyer's retry continues the saved order (the catalog gave the browser its token
     // before the form was sent): DHMAD's list does not show the escrow yet, and the buyer is
     // told to wait, since the unanswered call may still land at DHMAD; once that cannot be
-    // (DHMAD's timeout + 5 s after it), the list is read again and the same order reaches
-    // DHMAD's page, with one escrow.
+    // (the in-flight limit after its claim), the list is read again and the same order
+    // reaches DHMAD's page, with one escrow.
     let r = w.checkout_form("chechia-red", "late@example.tn").await;
     assert_eq!(r.status(), 409);
     assert!(r.text().await.unwrap().contains("still checking"));
     // Told to wait, it made no escrow. (The sandbox logs only the calls it answered, not the
     // two it held until their clients gave up.)
     assert_eq!(w.count_calls("POST", "/api/v1/escrows").await, 0);
-    tokio::time::sleep(Duration::from_millis(6400)).await;
+    slowest_creation_over(&w, id).await;
     let r = w.checkout_form("chechia-red", "late@example.tn").await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
     let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE buyer_email = $1")
@@ -468,7 +468,7 @@ async fn a_request_past_its_deadline_gets_a_page_and_the_order_stays_recoverable
 /// make an escrow.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_create_refused_with_429s_is_not_taken_for_lost_by_a_retry(pool: PgPool) {
-    // The in-flight limit is twice the timeout plus a second: 2 s here.
+    // The in-flight limit: twice the timeout and a pool's wait, and a margin.
     let w = world(pool, |c| c.dhmad_timeout = Duration::from_millis(500)).await;
     // Three 429s, about a second's wait each: a create that waits them out lasts over 3 s.
     w.faults(json!({"api": [
@@ -629,14 +629,14 @@ async fn a_step_dhmad_fails_on_keeps_the_buyer_on_the_order_page(pool: PgPool) {
     );
 }
 
-/// DHMAD's cap on new escrows (a 429 whose wait is longer than its rate window; older
-/// revisions documented 10 escrows a day): the checkout fails with a "try later", where it
-/// used to wait in line, a minute at a time for the rest of the day, holding every new
-/// checkout behind it and pausing every DHMAD call (delivers, the reconciler) meanwhile.
+/// DHMAD's cap on new escrows (a 429 with the daily cap's body: older revisions documented 10
+/// escrows a day): the checkout fails with a "try later", where it used to wait in line, a
+/// minute at a time for the rest of the day, holding every new checkout behind it (and, with
+/// a wait said, pausing every DHMAD call: delivers, the reconciler) meanwhile.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_cap_on_new_escrows_fails_the_checkout_and_holds_nothing_else(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "rate_limit_429", "reset_ms": 3_600_000, "times": 1}]}))
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows", "fault": "creation_cap_429", "times": 1}]}))
         .await;
     let r = w
         .checkout_response("ai-credits-500", "capped@example.tn")

@@ -78,6 +78,11 @@ pub enum ApiFaultKind {
     /// 429 with the rate-limit body.
     #[serde(rename = "rate_limit_429")]
     RateLimit429,
+    /// 429 with the body of the daily cap on new escrows that older revisions of DHMAD's docs
+    /// described (`{"error":"Rate Limit Exceeded","message","limit":10,"count":10,"remaining":0}`),
+    /// no rate-limit headers of its own: the rate window is not what is spent.
+    #[serde(rename = "creation_cap_429")]
+    CreationCap429,
     /// Sleep `hang_ms`, then 500.
     Hang,
     /// Serve the call, then hold the answer `hang_ms` (default 1000) before sending it: a slow

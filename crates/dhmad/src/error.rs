@@ -324,6 +324,23 @@ impl Error {
         }
     }
 
+    /// A 429 that is DHMAD's cap on new escrows, not its rate limit: older revisions of its
+    /// docs had a daily cap of 10 escrows, answered with `{"limit", "count", "remaining"}` in
+    /// the body (UNSTATED whether still enforced, §5.3). Waiting out the rate window does not
+    /// lift it, and it says nothing about other calls.
+    pub fn is_creation_cap(&self) -> bool {
+        let Error::RateLimited { api, .. } = self else {
+            return false;
+        };
+        api.body
+            .get("limit")
+            .is_some_and(serde_json::Value::is_number)
+            && api
+                .body
+                .get("count")
+                .is_some_and(serde_json::Value::is_number)
+    }
+
     /// For a 429, how long DHMAD asks to wait: until `X-RateLimit-Reset` or the body's
     /// `retryAfter`, whichever is later (a reset already past counts for nothing: our clock
     /// may run ahead of DHMAD's); `None` for any other error, or a 429 with neither.

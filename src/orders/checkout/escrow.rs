@@ -80,13 +80,15 @@ pub(super) async fn ensure_escrow(
 
 /// After this long a `creating_escrow` order cannot still be waiting for its answer. The
 /// slowest creation is two `POST /escrows` (a standard escrow DHMAD refuses `autoSign` for is
-/// asked again without), each bounded by the client's timeout (the product is read before the
-/// claim), plus a margin for the rest of the work and for the clocks of the instance that
-/// judges and of the database that stamped the claim. Taken for over, a creation still running
-/// is looked up at DHMAD before its escrow exists, called safe to retry, and made twice.
+/// asked again without), each bounded by the client's timeout, and each possibly held first
+/// for a pool connection (`db::ACQUIRE_TIMEOUT`: a call sent late dates its budget row), plus
+/// a margin for the rest of the work and for the clocks of the instance that judges and of
+/// the database that stamped the claim. (The product is read before the claim.) Taken for
+/// over, a creation still running is looked up at DHMAD before its escrow exists, called safe
+/// to retry, and made twice.
 pub fn in_flight_limit(state: &AppState) -> time::Duration {
-    time::Duration::try_from(state.config.dhmad_timeout * 2).unwrap_or(time::Duration::MINUTE)
-        + MARGIN
+    let one_call = state.config.dhmad_timeout + db::ACQUIRE_TIMEOUT;
+    time::Duration::try_from(one_call * 2).unwrap_or(time::Duration::MINUTE) + MARGIN
 }
 
 /// An escrow creation claimed by a request that may still be making its calls
@@ -149,46 +151,12 @@ pub(super) async fn call_create(
     {
         tracing::info!(order.ref = %crate::orders::log_ref(order.id), "DHMAD refused autoSign; the merchant signs on DHMAD's page");
         req.auto_sign = None;
-        created = fenced_create(state, order, &req).await;
+        created = state.dhmad.create_escrow(&req).await;
     }
     if let Ok(c) = &created {
         tracing::Span::current().record("escrow.id", c.escrow.id.as_str());
     }
     Ok(created)
-}
-
-/// The second `POST /escrows` (without autoSign), unless it could still be running when the
-/// claim's in-flight limit is over: the order would then be judged a creation in doubt, looked
-/// up before its escrow exists, and created again. It starts late after a first create that
-/// took most of the timeout, on a slow host. Not sent, it fails as a held-back call: the claim
-/// is given back and the order waits for its turn (the first was refused: nothing exists).
-async fn fenced_create(
-    state: &AppState,
-    order: &Order,
-    req: &CreateEscrow,
-) -> Result<dhmad::CreatedEscrow, dhmad::Error> {
-    let latest_start = order.escrow_attempted_at.map(|claimed| {
-        let timeout =
-            time::Duration::try_from(state.config.dhmad_timeout).unwrap_or(time::Duration::MINUTE);
-        latest_create_start(claimed, in_flight_limit(state), timeout)
-    });
-    if latest_start.is_some_and(|t| OffsetDateTime::now_utc() > t) {
-        tracing::warn!(order.ref = %crate::orders::log_ref(order.id), "too late in the claim to create the escrow; the order waits for its turn");
-        return Err(dhmad::Error::Throttled {
-            retry_after: std::time::Duration::from_secs(1),
-        });
-    }
-    state.dhmad.create_escrow(req).await
-}
-
-/// The last moment a create may start and still end (within the client's `timeout`) inside
-/// the claim's in-flight `limit`, less the margin for the clocks of the instance that judges.
-fn latest_create_start(
-    claimed: OffsetDateTime,
-    limit: time::Duration,
-    timeout: time::Duration,
-) -> OffsetDateTime {
-    claimed + limit - MARGIN - timeout
 }
 
 /// The timeline line of a created escrow.
@@ -256,7 +224,8 @@ pub(super) async fn create_failed(
     order: &Order,
     err: dhmad::Error,
 ) -> OrderResult<OrderError> {
-    let capped = crate::orders::error::creation_capped(&err, state.config.dhmad_budget.window);
+    // DHMAD's cap on new escrows: waiting in line would not lift it (`classify_create_error`).
+    let capped = err.is_creation_cap();
     if let Some(retry_after) = crate::orders::error::busy_for(&err).filter(|_| !capped) {
         // Nothing was created (the call was held back, or DHMAD answered 429 without
         // acting): the order goes back to waiting for its turn, with nothing to tell.
@@ -420,21 +389,6 @@ fn classify_create_error(err: dhmad::Error) -> (OrderStatus, String, OrderError)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_create_starts_only_if_it_ends_inside_the_claims_limit() {
-        let claimed = OffsetDateTime::UNIX_EPOCH;
-        let timeout = time::Duration::seconds(10);
-        // The limit of a 10 s timeout: two creates (autoSign refused, then without) and 5 s.
-        let limit = timeout * 2 + MARGIN;
-        let latest = latest_create_start(claimed, limit, timeout);
-        // The first create, at once; a second after a first that took 9 s: both end in time.
-        assert!(claimed <= latest && claimed + time::Duration::seconds(9) <= latest);
-        // A second after a first that took 11 s could end 1 s before the limit is judged over
-        // by a clock 5 s ahead: not sent.
-        assert!(claimed + time::Duration::seconds(11) > latest);
-        assert_eq!(latest + timeout + MARGIN, claimed + limit);
-    }
 
     #[test]
     fn only_a_call_that_never_acted_is_safe_to_resend() {

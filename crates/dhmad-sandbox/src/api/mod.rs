@@ -174,6 +174,13 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
             let reset = rule.reset_ms.unwrap_or(1_000).min(MAX_RESET_MS);
             too_many_requests(time::OffsetDateTime::now_utc() + Duration::from_millis(reset))
         }
+        ApiFaultKind::CreationCap429 => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": "Rate Limit Exceeded",
+                   "message": "Daily escrow creation limit reached (10 per day)",
+                   "limit": 10, "count": 10, "remaining": 0}),
+        )
+        .into_response(),
         ApiFaultKind::Slow => {
             let answer = next.run(req).await;
             tokio::time::sleep(Duration::from_millis(rule.hang_ms.unwrap_or(1_000))).await;

@@ -47,8 +47,9 @@ pub trait Gate: Send + Sync + 'static {
     fn admit(&self) -> Admission<'_>;
 
     /// DHMAD answered 429 and asked to wait `wait` (see [`Error::rate_limit_wait`](crate::Error::rate_limit_wait)):
-    /// a gate that keeps a budget can hold every call back until then. Does nothing by
-    /// default.
+    /// a gate that keeps a budget can hold every call back until then. Not called for DHMAD's
+    /// cap on new escrows ([`Error::is_creation_cap`](crate::Error::is_creation_cap)), which
+    /// holds back no other call. Does nothing by default.
     fn rate_limited(&self, wait: Duration) -> Notice<'_> {
         let _ = wait;
         Box::pin(async {})

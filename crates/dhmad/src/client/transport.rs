@@ -147,7 +147,8 @@ impl Client {
         if let Error::RateLimited { retry_after, .. } = &mut err {
             *retry_after = retry_after.or(retry_after_header);
         }
-        if let Some(wait) = err.rate_limit_wait() {
+        // A cap on new escrows is about one kind of call, not the window every call shares.
+        if let Some(wait) = err.rate_limit_wait().filter(|_| !err.is_creation_cap()) {
             self.gate.rate_limited(wait).await;
         }
         Err(err)

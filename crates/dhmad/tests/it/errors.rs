@@ -117,6 +117,11 @@ fn shape_a_429_with_retry_after() {
     };
     assert_eq!(*retry_after, None);
     assert_eq!(api.body["limit"], 10);
+    // It is the cap on new escrows; the rate limit's 429, however long its wait, is not.
+    assert!(e.is_creation_cap());
+    let hour = err(429, r#"{"error":"Too Many Requests","retryAfter":3600}"#);
+    assert!(!hour.is_creation_cap());
+    assert!(!err(500, "{}").is_creation_cap());
 }
 
 #[test]
