@@ -111,7 +111,6 @@ impl AppError {
         }
     }
 
-    /// Everything worth logging, causes included.
     /// Seconds a client should wait before trying again, when the error says.
     pub(crate) fn retry_after(&self) -> Option<u64> {
         match self {
@@ -121,6 +120,7 @@ impl AppError {
         }
     }
 
+    /// Everything worth logging, causes included.
     pub(crate) fn detail(&self) -> String {
         match self {
             AppError::Order(e) => match e.cause() {

@@ -66,10 +66,6 @@ pub async fn queued_at(
         .await
 }
 
-/// [`enqueue`], unless the order's last job of this kind was abandoned: the merchant's
-/// decision (`list_missing_deliver` keeps it too), until the merchant queues one again. After
-/// a job that gave up, the new one carries it on as [`run_now`]'s does: its attempts may have
-/// landed with their answers lost, so a deliver reads the escrow before it sends again.
 /// A new job of `kind` for the order, dated now, unless one is open; whether it was queued.
 /// After one that gave up, it counts as a retry (`attempts` 1), so that its first attempt reads
 /// before it acts: an attempt of the one that gave up may have landed, its answer lost (a
@@ -96,6 +92,10 @@ pub async fn enqueue_after(
     Ok(r.rows_affected() == 1)
 }
 
+/// [`enqueue`], unless the order's last job of this kind was abandoned: the merchant's
+/// decision (`list_missing_deliver` keeps it too), until the merchant queues one again. After
+/// a job that gave up, the new one carries it on as [`run_now`]'s does: its attempts may have
+/// landed with their answers lost, so a deliver reads the escrow before it sends again.
 pub async fn enqueue_unless_abandoned(
     e: impl PgExecutor<'_>,
     kind: &str,

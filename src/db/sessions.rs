@@ -208,24 +208,28 @@ pub async fn expire_due(
 }
 
 /// Pages of `actions` still pending here though `grace` past their end: nobody came back from
-/// them, so only DHMAD knows how they ended. Those never asked about, or asked longest ago,
-/// first.
+/// them, so only DHMAD knows how they ended. Those not looked at within `again`; never asked
+/// about, or asked longest ago, first.
 pub async fn left_pages_to_ask(
     e: impl PgExecutor<'_>,
     actions: &[&str],
     grace: time::Duration,
+    again: time::Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Session>> {
     let grace_ms = grace.whole_milliseconds() as i64;
+    let again_ms = again.whole_milliseconds() as i64;
     sqlx::query_as!(
         Session,
         "SELECT * FROM checkout_sessions
           WHERE status = 'pending' AND action = ANY($1::text[])
             AND expires_at <= now() - $2::bigint * interval '1 millisecond'
+            AND (checked_at IS NULL OR checked_at <= now() - $3::bigint * interval '1 millisecond')
           ORDER BY checked_at ASC NULLS FIRST, expires_at
-          LIMIT $3",
+          LIMIT $4",
         actions as &[&str],
         grace_ms,
+        again_ms,
         limit
     )
     .fetch_all(e)

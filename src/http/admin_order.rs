@@ -67,9 +67,9 @@ struct DeliverJob {
 }
 
 /// The merchant's actions valid now, as forms posting to this page's routes. A deliver already
-/// queued is not offered again (as on the list): a second click would queue nothing; but one
-/// that failed and waits out its backoff can be run now ("Retry deliver", as from the outbox
-/// page: `fulfilment::retry_deliver` makes it due). A guest
+/// queued is not offered again (as on the list): a second click would queue nothing; but an
+/// instant order's that failed and waits out its backoff can be run now ("Retry deliver", as
+/// from the outbox page: `fulfilment::retry_deliver` makes it due). A guest
 /// paid outside DHMAD's wallet (`guest_paid`) gets no refund from DHMAD (§4.2): the buttons
 /// that would promise one say so instead.
 fn merchant_actions(

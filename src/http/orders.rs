@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{csrf::CsrfToken, id_path::IdPath, order_page};
 use crate::{
     db,
-    error::{AppError, AppResult, ErrorBody},
+    error::{AppError, AppResult, ErrorBody, ErrorDetail},
     orders::{
         actions::{self, CancelOutcome},
         fulfilment, queue,
@@ -186,7 +186,6 @@ pub(super) async fn on_page(
             | OrderError::EscrowUnknown(_)),
         ) => {
             let e = AppError::Order(e);
-            tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e.detail(), "step failed at DHMAD");
             let mut conn = s.pool.acquire().await?;
             let o = db::orders::get(&mut conn, order_id)
                 .await?
@@ -197,6 +196,9 @@ pub(super) async fn on_page(
             if let Some(secs) = e.retry_after() {
                 resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
             }
+            // For the access line, as an error response carries it (order ids cut there: the
+            // cause may name the order, whose id is the buyer's link).
+            resp.extensions_mut().insert(ErrorDetail(e.detail()));
             Ok(resp)
         }
         Err(e) => Err(e.into()),

@@ -4,7 +4,7 @@
 //! reuses only a page with minutes left, whatever its mark.) A cancellation step's page left
 //! without a return is first asked about (`orders::left_pages`): only DHMAD knows how it ended.
 
-use crate::orders::left_pages::{self, ASK_FOR, CANCELLATION_ACTIONS};
+use crate::orders::left_pages::{self, ASK_AGAIN_AFTER, ASK_FOR, CANCELLATION_ACTIONS};
 use crate::orders::sessions::CLOCK_LEEWAY;
 use crate::{db, jobs::reconciler, state::AppState};
 
@@ -23,8 +23,9 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<u64> {
 
 /// Background work: DHMAD's budget goes to buyers first, so the pass stops when it runs low.
 async fn ask_about_left_pages(state: &AppState) -> anyhow::Result<()> {
+    let actions = &CANCELLATION_ACTIONS;
     let pages =
-        db::sessions::left_pages_to_ask(&state.pool, &CANCELLATION_ACTIONS, CLOCK_LEEWAY, BATCH)
+        db::sessions::left_pages_to_ask(&state.pool, actions, CLOCK_LEEWAY, ASK_AGAIN_AFTER, BATCH)
             .await?;
     let mut learned = 0;
     for page in &pages {

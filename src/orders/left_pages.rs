@@ -3,12 +3,12 @@
 //! escrow read carries a request or its answer, and DHMAD does not resend a lost event. Left
 //! alone, a buyer's request went unseen (the merchant shipped over it), or a refusal left the
 //! order held as "asked to cancel" until someone clicked again. Such a page is read from DHMAD
-//! by the session sweeper once it has ended. (A click on the step meanwhile asks about the
-//! stored page first, `actions::step_page`.)
+//! by the session sweeper once it has ended. (A click on the step while the page is still
+//! live asks about it first, `actions::step_page`.)
 
 use dhmad::SessionStatus;
 
-use super::{sync, OrderError, OrderResult};
+use super::{call_log, sync, OrderError, OrderResult};
 use crate::db::{self, sessions::Session};
 use crate::state::AppState;
 
@@ -23,22 +23,43 @@ pub const CANCELLATION_ACTIONS: [&str; 3] = [
 /// (DHMAD kept failing on it, or no longer knows it).
 pub const ASK_FOR: time::Duration = time::Duration::DAY;
 
+/// How long after a look at a left page the sweeper may look again (DHMAD failed, or its
+/// clock still had the page open): a page DHMAD keeps failing on costs a call every ten
+/// minutes for [`ASK_FOR`], not one a sweep.
+pub const ASK_AGAIN_AFTER: time::Duration = time::Duration::minutes(10);
+
 /// Asks DHMAD how a page the shop holds as pending ended, and learns what it did, as the
-/// callback would have. `false` when nothing was learned: looked at too recently by anyone,
-/// DHMAD did not answer, or the page was not completed (its status is recorded).
+/// callback would have. `false` when nothing was learned: looked at within
+/// [`ASK_AGAIN_AFTER`] by anyone, DHMAD did not answer, or the page was not completed (its
+/// status is recorded). A page DHMAD does not know, or of an order settled since (nothing a
+/// cancellation step did matters then), is taken as expired without more looks.
 pub async fn ask(state: &AppState, page: &Session) -> OrderResult<bool> {
-    if !sync::may_look_at_page(state, &page.session_id).await? {
-        return Ok(false);
-    }
-    let Some(read) = sync::read_page(state, page.order_id, &page.session_id).await? else {
-        return Ok(false);
-    };
-    if read.status != SessionStatus::Completed {
+    let id = &page.session_id;
+    if !db::sessions::claim_check(&state.pool, id, ASK_AGAIN_AFTER).await? {
         return Ok(false);
     }
     let order = db::orders::get(&state.pool, page.order_id)
         .await?
         .ok_or(OrderError::NotFound)?;
+    if order.status.is_settled() {
+        db::sessions::set_status(&state.pool, id, "expired").await?;
+        return Ok(false);
+    }
+    let read = match call_log::for_order(order.id, state.dhmad.get_session(id)).await {
+        Ok(read) => read,
+        Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => {
+            db::sessions::set_status(&state.pool, id, "expired").await?;
+            return Ok(false);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, session = ?page, "could not read a left page from DHMAD");
+            return Ok(false);
+        }
+    };
+    db::sessions::set_status(&state.pool, id, read.status.as_str()).await?;
+    if read.status != SessionStatus::Completed {
+        return Ok(false);
+    }
     let source = "a page left without a return, read from DHMAD";
     sync::learn_from_page(state, &order, page, Some(read.completed_at), source).await?;
     Ok(true)

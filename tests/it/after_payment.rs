@@ -418,6 +418,54 @@ async fn an_answer_left_without_a_return_is_learned_once_its_page_ends(pool: PgP
     assert_eq!(w.admin_post(&ship).await.status(), 303);
 }
 
+/// A left page DHMAD does not know (404: a reset sandbox, another key) is taken as expired
+/// after one look, not asked about at every sweep for a day; one it fails on is asked again
+/// only after a while.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_left_page_dhmad_does_not_know_is_asked_about_once(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "unknown-page@example.tn").await;
+    let ask = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_eq!(ask.status(), 303);
+    let page = ask.headers()["location"].to_str().unwrap();
+    let session = page.rsplit('/').next().unwrap().to_owned();
+    let reads = || async {
+        w.count_calls("GET", &format!("/api/v1/sessions/{session}"))
+            .await
+    };
+    let before = reads().await;
+    // DHMAD fails the read (each of the client's tries).
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "error_500", "times": 100}]}))
+        .await;
+    page_ends_and_sweeper_passes(&w, &session).await;
+    let failed = reads().await;
+    assert!(failed > before);
+    // Asked again only after a while, not at the next sweep.
+    storefront::jobs::sessions::run_once(&w.app.state)
+        .await
+        .unwrap();
+    assert_eq!(reads().await, failed);
+    // A while later, DHMAD does not know it (404, not retried): taken as expired.
+    w.faults(json!({"api": [{"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "not_found", "times": 1}]}))
+        .await;
+    page_ends_and_sweeper_passes(&w, &session).await;
+    assert_eq!(reads().await, failed + 1);
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM checkout_sessions WHERE session_id = $1")
+            .bind(&session)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "expired");
+    assert_eq!(
+        w.app.order_json(s.order_id).await["cancellation"],
+        Value::Null
+    );
+}
+
 /// A request the shop never answered is moot once the buyer opens a dispute: the page speaks
 /// of the dispute, not of an answer that can no longer come.
 #[sqlx::test(migrations = "./migrations")]

@@ -142,8 +142,8 @@ impl Notice {
                 "DHMAD did not answer; nothing changed. Try again in a moment.".into()
             }
             Self::OrderBusy => {
-                "DHMAD's call budget is spent for now (buyers come first): nothing was asked. \
-                 Try again in a minute."
+                "DHMAD's call budget is spent for now (buyers come first), or DHMAD asked us \
+                 to slow down: try again in a minute."
                     .into()
             }
             Self::CreationChecked => {
