@@ -316,6 +316,11 @@ async fn a_page_used_on_dhmad_is_not_handed_out_again(pool: PgPool) {
 async fn rejecting_again_answers(w: &World, s: &Started, answer: &str, status: u16, why: &str) {
     let again = w.admin_form(answer, &[("decision", "reject")]).await;
     assert_eq!(again.status(), status, "{why}");
+    refused_and_ships(w, s).await;
+}
+
+/// The order knows its cancellation request was refused, and the merchant may ship.
+async fn refused_and_ships(w: &World, s: &Started) {
     assert_eq!(
         w.app.order_json(s.order_id).await["cancellation"],
         "rejected"
@@ -410,12 +415,7 @@ async fn an_answer_left_without_a_return_is_learned_once_its_page_ends(pool: PgP
         "requested"
     );
     page_ends_and_sweeper_passes(&w, &session).await;
-    assert_eq!(
-        w.app.order_json(s.order_id).await["cancellation"],
-        "rejected"
-    );
-    let ship = format!("/admin/orders/{}/ship", s.order_id);
-    assert_eq!(w.admin_post(&ship).await.status(), 303);
+    refused_and_ships(&w, &s).await;
 }
 
 /// A left page DHMAD does not know (404: a reset sandbox, another key) is taken as expired
