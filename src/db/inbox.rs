@@ -100,3 +100,17 @@ pub async fn finish(
     .await?;
     Ok(())
 }
+
+/// The events stored as unmatched for `escrow_id`, in the order they came.
+pub async fn unmatched_for_escrow(
+    e: impl PgExecutor<'_>,
+    escrow_id: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar!(
+        "SELECT event_id FROM webhook_inbox WHERE outcome = 'unmatched' AND escrow_id = $1
+          ORDER BY received_at, event_id",
+        escrow_id
+    )
+    .fetch_all(e)
+    .await
+}

@@ -167,7 +167,7 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
             let mut found = mine.into_iter();
             let mut conn = state.pool.acquire().await?;
             let mut tx = db::tx::begin(&mut conn).await?;
-            match found.next() {
+            let adopted = match found.next() {
                 Some(e) => {
                     // Recorded as DHMAD created it (pending, no clock yet), then the escrow as DHMAD
                     // lists it now is applied on top: if it was paid or cancelled since, the order
@@ -183,6 +183,7 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                         apply_escrow_snapshot(&mut tx, &e, Authority::Api, "reconciliation")
                             .await?;
                     super::snapshot::amount::keep_from_snapshot(&mut tx, &applied, &e).await?;
+                    Some(e.id)
                 }
                 None => {
                     // DHMAD may still be making the escrow whose answer was lost (which is
@@ -212,9 +213,13 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                         db::events::add(&mut *tx, order.id, "escrow_reconciled", reason, None)
                             .await?;
                     }
+                    None
                 }
-            }
+            };
             tx.commit().await?;
+            if let Some(escrow_id) = adopted {
+                super::reprocess::reprocess_escrow(&state.pool, &escrow_id).await;
+            }
             for duplicate in found {
                 cancel_duplicate(state, order.id, &duplicate).await;
             }

@@ -127,3 +127,29 @@ pub async fn reprocess_unmatched(pool: &Pool) -> OrderResult<(Batch, Vec<(String
     }
     Ok((batch, applied))
 }
+
+/// Applies the unmatched events of an escrow the order has just taken up (a creation whose
+/// answer was lost, found in DHMAD's list): they came before the order knew its escrow, and
+/// DHMAD, answered 200, does not send them again. Their news (a cancellation request, a proof's
+/// phase, a rejected guest payment) was otherwise lost; the list's snapshot repaired only the
+/// status. Failures are logged and left to the back office's "reprocess". How many applied.
+pub async fn reprocess_escrow(pool: &Pool, escrow_id: &str) -> usize {
+    let ids = match db::inbox::unmatched_for_escrow(pool, escrow_id).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the adopted escrow's unmatched events");
+            return 0;
+        }
+    };
+    let mut applied = 0;
+    for id in ids {
+        match reprocess(pool, &id).await {
+            Ok(Reprocessed::Processed(_)) => applied += 1,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(event.id = %id, error = %e, cause = e.cause(), "could not apply an adopted escrow's event");
+            }
+        }
+    }
+    applied
+}

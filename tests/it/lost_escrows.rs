@@ -667,3 +667,71 @@ async fn a_buyers_clicks_look_for_a_lost_escrow_once_in_a_while(pool: PgPool) {
         .unwrap_err();
     assert_eq!(w.count_calls("GET", "/api/v1/escrows").await, 2);
 }
+
+/// The buyer paid the escrow of a creation whose answer was lost, then asked to cancel on
+/// DHMAD's page: both events came while the order did not know its escrow, stored unmatched
+/// and answered 200, so DHMAD will not send them again. Once the look takes the escrow up,
+/// they are applied: the list's snapshot tells the payment, but only the event tells the
+/// request, which was lost, and the merchant shipped over it.
+#[sqlx::test(migrations = "./migrations")]
+async fn events_that_came_before_a_lost_escrow_was_found_are_applied(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.after_first_reconciler_pass().await;
+    const BUYER: &str = "early-news@example.tn";
+    let order = w.app.insert_order("chechia-red", BUYER, None).await;
+    let order = claimed(&w, order.id, "needs_reconciliation", 600).await;
+    let escrow = escrow_naming(&w, order.id, BUYER).await;
+    pay(&w, &escrow, BUYER).await;
+    let callback = format!("http://localhost:{}/checkout/callback", w.app.port);
+    let ask = w
+        .app
+        .state
+        .dhmad
+        .create_session(
+            &escrow,
+            &dhmad::CreateSession::new(
+                dhmad::CheckoutAction::RequestCancellation,
+                BUYER.to_owned(),
+                callback,
+            ),
+        )
+        .await
+        .unwrap();
+    w.complete(&ask.session_id).await;
+    let unmatched = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM webhook_inbox WHERE escrow_id = $1 AND outcome = 'unmatched'",
+        )
+        .bind(&escrow)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+    };
+    wait_for("the request's event stored unmatched", 30, || async {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT event_type FROM webhook_inbox WHERE escrow_id = $1 AND outcome = 'unmatched'",
+        )
+        .bind(&escrow)
+        .fetch_all(&w.app.pool)
+        .await
+        .unwrap();
+        rows.iter()
+            .any(|t| t == "escrow.cancellation.requested")
+            .then_some(())
+    })
+    .await;
+    lost_escrow::reconcile_creation(&w.app.state, &order)
+        .await
+        .unwrap();
+    let o = w.app.order_json(order.id).await;
+    assert_eq!(o["escrow_id"], escrow.as_str(), "{o}");
+    assert_eq!(o["status"], "paid", "{o}");
+    assert_eq!(o["cancellation"], "requested", "{o}");
+    assert_eq!(unmatched().await, 0);
+    let ship = format!("/admin/orders/{}/ship", order.id);
+    assert_eq!(
+        w.admin_post(&ship).await.status(),
+        409,
+        "shipped over the request"
+    );
+}
