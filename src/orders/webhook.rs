@@ -146,6 +146,17 @@ pub(super) async fn apply_read(
         }
         return Ok((Outcome::Ignored, None));
     };
+    // A guest's proof DHMAD rejected as it cancelled the escrow (it rejects pending proofs then,
+    // §4.2): a proof was under review, whether or not the shop knew it (the guest may have
+    // closed DHMAD's page). Marked before the cancellation applies, so that it tells the guest
+    // DHMAD refunds nothing by itself, not "DHMAD returns any payment to you".
+    if let Read::Event(event) = read {
+        if matches!(**event, Event::DepositProofRejected(_))
+            && escrow.status == dhmad::EscrowStatus::Cancelled
+        {
+            db::orders::mark_review_before_cancel(&mut *conn, &escrow.id).await?;
+        }
+    }
     let applied = apply_escrow_snapshot(&mut *conn, escrow, Authority::Webhook, source).await?;
     let Some(order) = applied.order() else {
         return Ok((Outcome::Unmatched, None));

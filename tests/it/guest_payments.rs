@@ -321,6 +321,27 @@ async fn a_cancel_over_a_guest_proof_does_not_promise_a_refund(pool: PgPool) {
     );
 }
 
+/// The same when the shop never knew of the proof (the guest closed DHMAD's page) and the
+/// escrow is cancelled where the shop does not ask first (DHMAD's own dashboard, its expiry):
+/// DHMAD's rejection of the proof, which comes with the cancellation, tells the shop a guest's
+/// money was at stake.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_cancel_over_a_proof_the_shop_never_saw_does_not_promise_a_refund(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w
+        .checkout("ai-credits-500", "unseen-proof@example.tn")
+        .await;
+    send_proof(&w, &s.session_id).await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.app.state.dhmad.cancel_escrow(&escrow).await.unwrap();
+    w.wait_status(s.order_id, "cancelled").await;
+    let page = w.app.order_page(s.order_id).await;
+    assert!(
+        page.contains("not returned automatically") && !page.contains("returns any payment"),
+        "{page}"
+    );
+}
+
 /// A quick order's payment page finished while its news is not in (the webhook lost, DHMAD's
 /// answer to the escrow read a 500): no second payment is offered, as under a guest's proof,
 /// but the buyer is not told of a proof they never sent (guests pay instant orders only).

@@ -83,3 +83,60 @@ async fn a_status_the_code_does_not_know_is_an_error_not_another_status(pool: Pg
     let read = db::orders::get(&pool, id).await;
     assert!(read.is_err(), "decoded an unknown status as {read:?}");
 }
+
+/// What a snapshot leaves on the order: a signature, once given, stays (a read of DHMAD taken
+/// before `contract.signed` and answered after it says "not signed", and took it back); a new
+/// delivery makes the last rejection's reason history, so that a lost second rejection does
+/// not bring the first one's reason back as news.
+#[sqlx::test]
+async fn signatures_stay_and_a_new_delivery_retires_the_last_rejection(pool: PgPool) {
+    let id = new_order(&pool, "facts@example.tn").await.unwrap();
+    let signed = |buyer: Option<bool>| db::orders::EscrowFacts {
+        buyer_signed: buyer,
+        ..Default::default()
+    };
+    let buyer_signed = || async {
+        sqlx::query_scalar::<_, Option<bool>>(
+            "SELECT contract_buyer_signed FROM orders WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    db::orders::set_escrow_facts(&pool, id, &signed(Some(false)))
+        .await
+        .unwrap();
+    assert_eq!(buyer_signed().await, Some(false));
+    db::orders::set_escrow_facts(&pool, id, &signed(Some(true)))
+        .await
+        .unwrap();
+    db::orders::set_escrow_facts(&pool, id, &signed(Some(false)))
+        .await
+        .unwrap();
+    db::orders::set_escrow_facts(&pool, id, &signed(None))
+        .await
+        .unwrap();
+    assert_eq!(buyer_signed().await, Some(true));
+
+    let reason = || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT delivery_rejection_reason FROM orders WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let snapshot = |status| db::orders::apply_snapshot(&pool, id, status, "x", None, None);
+    snapshot(OrderStatus::Paid).await.unwrap();
+    db::orders::set_delivery_rejection(&pool, id, Some("broken"))
+        .await
+        .unwrap();
+    // Paid again after the rejection: the reason is the news.
+    snapshot(OrderStatus::Paid).await.unwrap();
+    assert_eq!(reason().await.as_deref(), Some("broken"));
+    // Shipped again: it is history.
+    snapshot(OrderStatus::Delivered).await.unwrap();
+    assert_eq!(reason().await, None);
+}

@@ -23,6 +23,10 @@ pub async fn apply_snapshot(
         r#"UPDATE orders SET status = $2, escrow_status = $3,
                 escrow_updated_at = COALESCE($4, escrow_updated_at),
                 digital_code = COALESCE(digital_code, $5),
+                -- Delivered again: the last rejection's reason is history (kept in the timeline),
+                -- not the news a lost second rejection would leave it as.
+                delivery_rejection_reason = CASE WHEN $2 = 'delivered'::order_status AND status <> 'delivered'
+                                                 THEN NULL ELSE delivery_rejection_reason END,
                 last_synced_at = now(), updated_at = now(), sync_failures = 0, next_sync_at = NULL
            WHERE id = $1
            RETURNING id, sku, mode AS "mode: Mode", buyer_email, amount, currency,
@@ -110,6 +114,22 @@ pub async fn set_payment_review(
     Ok(())
 }
 
+/// Marks the order of `escrow_id`, while it awaits payment, as having had a guest's proof under
+/// review (kept if it was known already): DHMAD rejected one as it cancelled the escrow.
+pub async fn mark_review_before_cancel(
+    e: impl PgExecutor<'_>,
+    escrow_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET payment_review_since = COALESCE(payment_review_since, now())
+          WHERE escrow_id = $1 AND status = 'awaiting_payment'",
+        escrow_id
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 /// What DHMAD's snapshot says of the contract (standard) and the proof gate (proof escrows).
 #[derive(Default)]
 pub struct EscrowFacts<'a> {
@@ -137,15 +157,18 @@ pub async fn proof_correction_rounds(
     .await
 }
 
-/// Keeps the facts a snapshot carries; what it does not carry stays as it was.
+/// Keeps the facts a snapshot carries; what it does not carry stays as it was. A signature,
+/// once given, stays: a read of DHMAD taken before a `contract.signed` and answered after it
+/// (the signature may not move the escrow's `updatedAt`, UNSTATED) says "not signed", and took
+/// it back, offering the step again, which DHMAD refuses.
 pub async fn set_escrow_facts(
     e: impl PgExecutor<'_>,
     id: Uuid,
     f: &EscrowFacts<'_>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE orders SET contract_buyer_signed = COALESCE($2, contract_buyer_signed),
-                contract_seller_signed = COALESCE($3, contract_seller_signed),
+        "UPDATE orders SET contract_buyer_signed = COALESCE(contract_buyer_signed OR $2, $2, contract_buyer_signed),
+                contract_seller_signed = COALESCE(contract_seller_signed OR $3, $3, contract_seller_signed),
                 proof_phase = COALESCE($4, proof_phase),
                 proof_upload_deadline = COALESCE($5, proof_upload_deadline),
                 proof_review_deadline = COALESCE($6, proof_review_deadline),
