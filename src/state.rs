@@ -141,7 +141,7 @@ impl AppState {
             .timeout(config.dhmad_timeout)
             // DHMAD's budget and the checkout line decide when a refused write goes again. A
             // create still waiting out 429s inside the client would outlive the in-flight
-            // limit (twice the timeout), be taken for lost, and a retry would make a second
+            // limit (`checkout::in_flight_limit`), be taken for lost, and a retry would make a second
             // escrow beside it.
             .resend_writes_after_429(false)
             .user_agent(concat!("dhmad-storefront/", env!("CARGO_PKG_VERSION")))

@@ -114,3 +114,17 @@ pub async fn unmatched_for_escrow(
     .fetch_all(e)
     .await
 }
+
+/// Events stored as unmatched whose escrow an order holds now (up to `limit`, oldest first).
+pub async fn unmatched_now_held(e: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar!(
+        "SELECT i.event_id FROM webhook_inbox i
+          WHERE i.outcome = 'unmatched'
+            AND EXISTS (SELECT 1 FROM orders o WHERE o.escrow_id = i.escrow_id)
+          ORDER BY i.received_at, i.event_id
+          LIMIT $1",
+        limit
+    )
+    .fetch_all(e)
+    .await
+}

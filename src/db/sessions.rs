@@ -236,6 +236,29 @@ pub async fn left_pages_to_ask(
     .await
 }
 
+/// Marks a page expired here, unless something else (a return, a read) recorded how it ended
+/// meanwhile.
+pub async fn expire_if_pending(e: impl PgExecutor<'_>, session_id: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE checkout_sessions SET status = 'expired' WHERE session_id = $1 AND status = 'pending'",
+        session_id
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Gives back a claim to ask about the page ([`claim_check`]) when nothing was asked.
+pub async fn forget_check(e: impl PgExecutor<'_>, session_id: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE checkout_sessions SET checked_at = NULL WHERE session_id = $1",
+        session_id
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 /// Claims the right to ask DHMAD about the session now: true at most once per `interval`,
 /// across every instance (the row decides).
 pub async fn claim_check(

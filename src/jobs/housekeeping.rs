@@ -1,6 +1,8 @@
-//! Forgets rows that no longer decide anything: failed logins a day old (the throttle looks
-//! back 15 minutes), sessions a day past their end, buyers' looks for a lost escrow a day
-//! old (`job_turns`, one per order; 10 s apart), and the DHMAD call log's lines after 30
+//! Applies events stored before their order knew its escrow, once it does
+//! (`orders::reprocess::reprocess_now_held`), and forgets rows that no longer decide anything:
+//! failed logins a day old (the throttle looks back 15 minutes), sessions a day past their
+//! end, buyers' looks for a lost escrow a day old (`job_turns`, one per order; 10 s apart),
+//! and the DHMAD call log's lines after 30
 //! days (the reconciler reads an open order every few minutes: a quick order awaiting its
 //! shipment for weeks wrote thousands). Without it, wrong tokens sent from many addresses
 //! would grow `admin_login_failures` for good, and the call log would grow with every pass.
@@ -32,6 +34,13 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<bool> {
         tracing::info!(
             rows = calls,
             "DHMAD call log lines over 30 days old forgotten"
+        );
+    }
+    let applied = crate::orders::reprocess::reprocess_now_held(&state.pool).await?;
+    if applied > 0 {
+        tracing::info!(
+            events = applied,
+            "events stored before their escrow was known applied to its order"
         );
     }
     let looks = db::turns::forget(

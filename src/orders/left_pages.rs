@@ -31,8 +31,8 @@ pub const ASK_AGAIN_AFTER: time::Duration = time::Duration::minutes(10);
 /// Asks DHMAD how a page the shop holds as pending ended, and learns what it did, as the
 /// callback would have. `false` when nothing was learned: looked at within
 /// [`ASK_AGAIN_AFTER`] by anyone, DHMAD did not answer, or the page was not completed (its
-/// status is recorded). A page DHMAD does not know, or of an order settled since (nothing a
-/// cancellation step did matters then), is taken as expired without more looks.
+/// status is recorded). A page DHMAD does not know (404), or of an order settled since
+/// (nothing a cancellation step did matters then), is taken as expired without more looks.
 pub async fn ask(state: &AppState, page: &Session) -> OrderResult<bool> {
     let id = &page.session_id;
     if !db::sessions::claim_check(&state.pool, id, ASK_AGAIN_AFTER).await? {
@@ -42,13 +42,20 @@ pub async fn ask(state: &AppState, page: &Session) -> OrderResult<bool> {
         .await?
         .ok_or(OrderError::NotFound)?;
     if order.status.is_settled() {
-        db::sessions::set_status(&state.pool, id, "expired").await?;
+        db::sessions::expire_if_pending(&state.pool, id).await?;
         return Ok(false);
     }
     let read = match call_log::for_order(order.id, state.dhmad.get_session(id)).await {
         Ok(read) => read,
-        Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => {
-            db::sessions::set_status(&state.pool, id, "expired").await?;
+        // Not a 403: DHMAD answers every call so while the merchant's account link lapses,
+        // and the request the page holds would be lost with it.
+        Err(dhmad::Error::NotFound(_)) => {
+            db::sessions::expire_if_pending(&state.pool, id).await?;
+            return Ok(false);
+        }
+        // Held back by the budget: nothing was asked, so it is asked at the next sweep.
+        Err(e) if super::error::busy_for(&e).is_some() => {
+            db::sessions::forget_check(&state.pool, id).await?;
             return Ok(false);
         }
         Err(e) => {

@@ -217,6 +217,7 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
                 }
             };
             tx.commit().await?;
+            drop(conn);
             if let Some(escrow_id) = adopted {
                 super::reprocess::reprocess_escrow(&state.pool, &escrow_id).await;
             }

@@ -28,6 +28,16 @@ pub async fn apply(
                 .reason
                 .as_deref()
                 .unwrap_or("no reason given");
+            // The cancellation came before this rejection of the proof it made DHMAD reject
+            // (`webhook::apply_read` marks the review): its line promised DHMAD returns the
+            // money, which it does not for a guest's. Told now.
+            let cancelled_before = order.cancelled_over_guest_proof()
+                && !matches!(applied, Applied::Transitioned { .. });
+            if cancelled_before {
+                let detail = format!("Payment proof rejected by DHMAD as it cancelled: {reason}");
+                let public = Some(snapshot::GUEST_CANCELLED);
+                return db::events::add(&mut *conn, order.id, "event", &detail, public).await;
+            }
             if !order.takes_deposit_rejection() {
                 // Paid (or over) meanwhile, by another payment: history for the back office.
                 // Telling the buyer to send a new proof would ask them to pay twice.

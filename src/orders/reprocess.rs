@@ -132,22 +132,33 @@ pub async fn reprocess_unmatched(pool: &Pool) -> OrderResult<(Batch, Vec<(String
 /// answer was lost, found in DHMAD's list): they came before the order knew its escrow, and
 /// DHMAD, answered 200, does not send them again. Their news (a cancellation request, a proof's
 /// phase, a rejected guest payment) was otherwise lost; the list's snapshot repaired only the
-/// status. Failures are logged and left to the back office's "reprocess". How many applied.
+/// status. Failures are logged; [`reprocess_now_held`] tries again. How many applied.
 pub async fn reprocess_escrow(pool: &Pool, escrow_id: &str) -> usize {
-    let ids = match db::inbox::unmatched_for_escrow(pool, escrow_id).await {
-        Ok(ids) => ids,
+    match db::inbox::unmatched_for_escrow(pool, escrow_id).await {
+        Ok(ids) => reprocess_all(pool, ids).await,
         Err(e) => {
             tracing::warn!(error = %e, "could not list the adopted escrow's unmatched events");
-            return 0;
+            0
         }
-    };
+    }
+}
+
+/// Unmatched events whose escrow an order holds now, applied: those [`reprocess_escrow`] did
+/// not reach (one that came as the escrow was taken up, a failure, a crash between the two).
+/// Run by the housekeeping pass. How many applied.
+pub async fn reprocess_now_held(pool: &Pool) -> sqlx::Result<usize> {
+    let ids = db::inbox::unmatched_now_held(pool, BATCH_LIMIT).await?;
+    Ok(reprocess_all(pool, ids).await)
+}
+
+async fn reprocess_all(pool: &Pool, ids: Vec<String>) -> usize {
     let mut applied = 0;
     for id in ids {
         match reprocess(pool, &id).await {
             Ok(Reprocessed::Processed(_)) => applied += 1,
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(event.id = %id, error = %e, cause = e.cause(), "could not apply an adopted escrow's event");
+                tracing::warn!(event.id = %id, error = %e, cause = e.cause(), "could not apply an event whose escrow an order holds now");
             }
         }
     }

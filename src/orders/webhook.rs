@@ -154,7 +154,7 @@ pub(super) async fn apply_read(
         if matches!(**event, Event::DepositProofRejected(_))
             && escrow.status == dhmad::EscrowStatus::Cancelled
         {
-            db::orders::mark_review_before_cancel(&mut *conn, &escrow.id).await?;
+            db::orders::mark_guest_proof_rejected(&mut *conn, &escrow.id).await?;
         }
     }
     let applied = apply_escrow_snapshot(&mut *conn, escrow, Authority::Webhook, source).await?;

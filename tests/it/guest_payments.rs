@@ -342,6 +342,54 @@ async fn a_cancel_over_a_proof_the_shop_never_saw_does_not_promise_a_refund(pool
     );
 }
 
+/// The same when the cancellation reached the shop first (here a read, the events lost; or
+/// an earlier try of the rejection failed): its line promised DHMAD returns the money. The
+/// rejection, when it comes, tells the guest it does not.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_proof_rejected_after_the_cancellation_came_corrects_the_promise(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w
+        .checkout("ai-credits-500", "late-rejection@example.tn")
+        .await;
+    send_proof(&w, &s.session_id).await;
+    let escrow = escrow_of(&w, s.order_id).await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    w.app.state.dhmad.cancel_escrow(&escrow).await.unwrap();
+    let order = storefront::db::orders::get(&w.app.pool, s.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    storefront::orders::sync::refresh_order(&w.app.state, &order, "test read")
+        .await
+        .unwrap();
+    assert_eq!(w.app.order_json(s.order_id).await["status"], "cancelled");
+    let cancelled = w.app.state.dhmad.get_escrow(&escrow).await.unwrap();
+    let rejected = dhmad::Event::DepositProofRejected(dhmad::DepositProofRejectedData {
+        escrow: cancelled,
+        deposit_proof: dhmad::DepositProof {
+            id: "66aa000000000000000000d1".into(),
+            buyer_email: None,
+            reason: Some("escrow cancelled".into()),
+            amount: None,
+            method: None,
+        },
+    });
+    let env = dhmad::WebhookEnvelope::new(
+        uuid::Uuid::new_v4().to_string(),
+        time::OffsetDateTime::now_utc(),
+        &rejected,
+    );
+    let signed = dhmad::webhook::SignedDelivery::new(
+        w.sb.webhook_secret(),
+        &env,
+        time::OffsetDateTime::now_utc(),
+    );
+    w.app.deliver_processed(&signed).await;
+    let page = w.app.order_page(s.order_id).await;
+    assert!(page.contains("not returned automatically"), "{page}");
+}
+
 /// A quick order's payment page finished while its news is not in (the webhook lost, DHMAD's
 /// answer to the escrow read a 500): no second payment is offered, as under a guest's proof,
 /// but the buyer is not told of a proof they never sent (guests pay instant orders only).

@@ -735,3 +735,44 @@ async fn events_that_came_before_a_lost_escrow_was_found_are_applied(pool: PgPoo
         "shipped over the request"
     );
 }
+
+/// An event stored as unmatched whose escrow an order holds by now, which the look did not
+/// reach (it came as the escrow was taken up, or its reprocessing failed): the housekeeping
+/// pass applies it.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_unmatched_event_whose_escrow_is_held_now_is_applied_by_housekeeping(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let escrow_id = "66aa000000000000000000e7";
+    let before = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let order = app
+        .seed_order("ai-credits-500", "held-later@example.tn", escrow_id, before)
+        .await;
+    let paid = status_event(escrow(
+        escrow_id,
+        "paid",
+        "pending",
+        "instant",
+        OffsetDateTime::now_utc(),
+    ));
+    sqlx::query(
+        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload)
+         VALUES ($1, 'escrow.status.updated', $2, 'unmatched', $3)",
+    )
+    .bind(&paid.id)
+    .bind(escrow_id)
+    .bind(serde_json::to_value(&paid).unwrap())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    storefront::jobs::housekeeping::run_once(&app.state)
+        .await
+        .unwrap();
+    let (outcome, order_id): (String, Option<Uuid>) =
+        sqlx::query_as("SELECT outcome, order_id FROM webhook_inbox WHERE event_id = $1")
+            .bind(&paid.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((outcome.as_str(), order_id), ("processed", Some(order)));
+    assert_eq!(app.order_json(order).await["status"], "paid");
+}

@@ -114,15 +114,17 @@ pub async fn set_payment_review(
     Ok(())
 }
 
-/// Marks the order of `escrow_id`, while it awaits payment, as having had a guest's proof under
-/// review (kept if it was known already): DHMAD rejected one as it cancelled the escrow.
-pub async fn mark_review_before_cancel(
+/// Marks the order of `escrow_id` as having had a guest's proof under review (kept if it was
+/// known already): DHMAD rejected one as it cancelled the escrow, which it does only to a
+/// pending escrow. Before the cancellation applies (the order awaits payment) or after it (the
+/// cancellation came first: an earlier try of this event failed, or a read).
+pub async fn mark_guest_proof_rejected(
     e: impl PgExecutor<'_>,
     escrow_id: &str,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE orders SET payment_review_since = COALESCE(payment_review_since, now())
-          WHERE escrow_id = $1 AND status = 'awaiting_payment'",
+          WHERE escrow_id = $1 AND status IN ('awaiting_payment', 'cancelled')",
         escrow_id
     )
     .execute(e)
