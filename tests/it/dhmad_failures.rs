@@ -486,8 +486,19 @@ async fn a_create_refused_with_429s_is_not_taken_for_lost_by_a_retry(pool: PgPoo
             .unwrap()
             .status()
     };
+    // The retry comes once the limit is over for a create still in flight: the claim is
+    // moved back past it (the limit is 16 s here; no test waits that long).
     let retry = async {
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        sqlx::query(
+            "UPDATE orders SET escrow_attempted_at = now() - interval '1 minute'
+              WHERE buyer_email = $1 AND status = 'creating_escrow'",
+        )
+        .bind(email)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
         send().await
     };
     let (first, retried) = tokio::join!(send(), retry);
