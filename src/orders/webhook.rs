@@ -105,6 +105,17 @@ impl Read {
     /// read (never on a well-formed delivery).
     pub(super) fn new(event_type: &str, data: serde_json::Value, raw: &[u8]) -> Self {
         match Event::from_parts(event_type, data) {
+            // A type this client does not know (DHMAD adds events: a refund, funds added) that
+            // carries the escrow: its snapshot applies, as for a known type that does not read.
+            Ok(Event::Unknown { event_type, data }) => match snapshot_in(raw) {
+                Some(escrow) => Self::SnapshotOnly {
+                    escrow: Box::new(escrow),
+                    error: serde::de::Error::custom(format!(
+                        "the event type {event_type} is unknown to this client"
+                    )),
+                },
+                None => Self::Event(Box::new(Event::Unknown { event_type, data })),
+            },
             Ok(event) => Self::Event(Box::new(event)),
             Err(error) => match snapshot_in(raw) {
                 Some(escrow) => Self::SnapshotOnly {

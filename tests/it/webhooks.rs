@@ -227,6 +227,37 @@ async fn an_event_whose_data_does_not_read_still_applies_its_escrow(pool: PgPool
     assert!(unread[0].contains("cancellationRequest"), "{unread:?}");
 }
 
+/// An event type this client does not know that carries the escrow (DHMAD adds events; here
+/// a refund that cancels): its snapshot applies, as for a known type that does not read, and
+/// the row names the order. Before, it was `ignored` with no order, and the cancellation
+/// waited for the reconciler.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_unknown_event_type_still_applies_its_escrow(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("ai-credits-500", "refunded@example.tn", ESCROW, t(0))
+        .await;
+    let env = WebhookEnvelope {
+        id: Uuid::new_v4().to_string(),
+        event_type: "escrow.funds.refunded".into(),
+        timestamp: OffsetDateTime::now_utc(),
+        data: json!({"escrow": escrow(ESCROW, "cancelled", "pending", "instant", t(1))}),
+    };
+    assert_eq!(
+        result_of(app.deliver(&sign(&env)).await).await,
+        (200, json!({"result": "ignored"}))
+    );
+    assert_eq!(app.order_json(id).await["status"], "cancelled");
+    let row = sqlx::query!(
+        "SELECT outcome, order_id FROM webhook_inbox WHERE event_id = $1",
+        env.id
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((row.outcome.as_str(), row.order_id), ("ignored", Some(id)));
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_rejected_deposit_proof_asks_the_buyer_to_pay_again(pool: PgPool) {
     let app = spawn_offline(pool).await;
