@@ -511,6 +511,12 @@ async fn a_failing_look_at_a_creation_in_doubt_backs_off(pool: PgPool) {
 /// Opens a payment page on `escrow` (DHMAD's own notice to the buyer of an escrow made for
 /// them leads there too) and pays it.
 async fn pay(w: &World, escrow: &str, buyer: &str) {
+    on_dhmads_page(w, escrow, dhmad::CheckoutAction::AcceptPay, buyer).await;
+}
+
+/// The buyer takes `action` on a page of DHMAD's opened straight on `escrow`, not through the
+/// shop.
+async fn on_dhmads_page(w: &World, escrow: &str, action: dhmad::CheckoutAction, buyer: &str) {
     let callback = format!("http://localhost:{}/checkout/callback", w.app.port);
     let page = w
         .app
@@ -518,11 +524,7 @@ async fn pay(w: &World, escrow: &str, buyer: &str) {
         .dhmad
         .create_session(
             escrow,
-            &dhmad::CreateSession::new(
-                dhmad::CheckoutAction::AcceptPay,
-                buyer.to_owned(),
-                callback,
-            ),
+            &dhmad::CreateSession::new(action, buyer.to_owned(), callback),
         )
         .await
         .unwrap();
@@ -682,22 +684,13 @@ async fn events_that_came_before_a_lost_escrow_was_found_are_applied(pool: PgPoo
     let order = claimed(&w, order.id, "needs_reconciliation", 600).await;
     let escrow = escrow_naming(&w, order.id, BUYER).await;
     pay(&w, &escrow, BUYER).await;
-    let callback = format!("http://localhost:{}/checkout/callback", w.app.port);
-    let ask = w
-        .app
-        .state
-        .dhmad
-        .create_session(
-            &escrow,
-            &dhmad::CreateSession::new(
-                dhmad::CheckoutAction::RequestCancellation,
-                BUYER.to_owned(),
-                callback,
-            ),
-        )
-        .await
-        .unwrap();
-    w.complete(&ask.session_id).await;
+    on_dhmads_page(
+        &w,
+        &escrow,
+        dhmad::CheckoutAction::RequestCancellation,
+        BUYER,
+    )
+    .await;
     let unmatched = || async {
         sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM webhook_inbox WHERE escrow_id = $1 AND outcome = 'unmatched'",

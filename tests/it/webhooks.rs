@@ -193,29 +193,7 @@ async fn unknown_types_and_unknown_escrows_are_kept_and_acknowledged(pool: PgPoo
 #[sqlx::test(migrations = "./migrations")]
 async fn an_event_whose_data_does_not_read_still_applies_its_escrow(pool: PgPool) {
     let app = spawn_offline(pool).await;
-    let id = app
-        .seed_order("ai-credits-500", "odd@example.tn", ESCROW, t(0))
-        .await;
-    let env = WebhookEnvelope {
-        id: Uuid::new_v4().to_string(),
-        event_type: "escrow.cancellation.requested".into(),
-        timestamp: OffsetDateTime::now_utc(),
-        data: json!({"escrow": escrow(ESCROW, "paid", "pending", "instant", t(1))}),
-    };
-    assert_eq!(
-        result_of(app.deliver(&sign(&env)).await).await,
-        (200, json!({"result": "ignored"}))
-    );
-    let o = app.order_json(id).await;
-    assert_eq!(o["status"], "paid", "{o}");
-    let row = sqlx::query!(
-        "SELECT outcome, order_id FROM webhook_inbox WHERE event_id = $1",
-        env.id
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    assert_eq!((row.outcome.as_str(), row.order_id), ("ignored", Some(id)));
+    let id = snapshot_only(&app, "escrow.cancellation.requested", "paid").await;
     let unread: Vec<String> = sqlx::query_scalar(
         "SELECT detail FROM order_events WHERE order_id = $1 AND kind = 'event_unread'",
     )
@@ -234,20 +212,27 @@ async fn an_event_whose_data_does_not_read_still_applies_its_escrow(pool: PgPool
 #[sqlx::test(migrations = "./migrations")]
 async fn an_unknown_event_type_still_applies_its_escrow(pool: PgPool) {
     let app = spawn_offline(pool).await;
-    let id = app
-        .seed_order("ai-credits-500", "refunded@example.tn", ESCROW, t(0))
-        .await;
+    snapshot_only(&app, "escrow.funds.refunded", "cancelled").await;
+}
+
+/// Delivers an `event_type` whose data holds only the escrow, moving a seeded order's escrow
+/// from pending to `status`, and checks what only its snapshot can do: answered `ignored`, the
+/// order moved, the inbox row tied to it. The order's id.
+async fn snapshot_only(app: &TestApp, event_type: &str, status: &str) -> Uuid {
+    let email = format!("{}@example.tn", event_type.replace('.', "-"));
+    let id = app.seed_order("ai-credits-500", &email, ESCROW, t(0)).await;
     let env = WebhookEnvelope {
         id: Uuid::new_v4().to_string(),
-        event_type: "escrow.funds.refunded".into(),
+        event_type: event_type.into(),
         timestamp: OffsetDateTime::now_utc(),
-        data: json!({"escrow": escrow(ESCROW, "cancelled", "pending", "instant", t(1))}),
+        data: json!({"escrow": escrow(ESCROW, status, "pending", "instant", t(1))}),
     };
     assert_eq!(
         result_of(app.deliver(&sign(&env)).await).await,
         (200, json!({"result": "ignored"}))
     );
-    assert_eq!(app.order_json(id).await["status"], "cancelled");
+    let o = app.order_json(id).await;
+    assert_eq!(o["status"], status, "{o}");
     let row = sqlx::query!(
         "SELECT outcome, order_id FROM webhook_inbox WHERE event_id = $1",
         env.id
@@ -256,6 +241,7 @@ async fn an_unknown_event_type_still_applies_its_escrow(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!((row.outcome.as_str(), row.order_id), ("ignored", Some(id)));
+    id
 }
 
 #[sqlx::test(migrations = "./migrations")]
