@@ -30,8 +30,8 @@ pub const ASK_AGAIN_AFTER: time::Duration = time::Duration::minutes(10);
 
 /// Asks DHMAD how a page the shop holds as pending ended, and learns what it did, as the
 /// callback would have. `false` when nothing was learned: looked at within
-/// [`ASK_AGAIN_AFTER`] by anyone, DHMAD did not answer, or the page was not completed (its
-/// status is recorded). A page DHMAD does not know (404), or of an order settled since
+/// [`ASK_AGAIN_AFTER`] by anyone, DHMAD did not answer, what the page did could not be
+/// recorded (it is asked about again), or the page was not completed (its status is recorded). A page DHMAD does not know (404), or of an order settled since
 /// (nothing a cancellation step did matters then), is taken as expired without more looks.
 pub async fn ask(state: &AppState, page: &Session) -> OrderResult<bool> {
     let id = &page.session_id;
@@ -63,12 +63,18 @@ pub async fn ask(state: &AppState, page: &Session) -> OrderResult<bool> {
             return Ok(false);
         }
     };
-    db::sessions::set_status(&state.pool, id, read.status.as_str()).await?;
     if read.status != SessionStatus::Completed {
+        db::sessions::set_status(&state.pool, id, read.status.as_str()).await?;
         return Ok(false);
     }
+    // The page stays pending until what it did is recorded: only a pending page is asked about
+    // again, and nothing else tells a cancellation step whose event was lost. (Recording it
+    // first and failing to learn, the order's row locked, say, lost a buyer's request for good.)
     let source = "a page left without a return, read from DHMAD";
-    sync::learn_from_page(state, &order, page, Some(read.completed_at), source).await?;
+    if !sync::learn_from_page(state, &order, page, Some(read.completed_at), source).await? {
+        return Ok(false);
+    }
+    db::sessions::set_status(&state.pool, id, read.status.as_str()).await?;
     Ok(true)
 }
 

@@ -187,7 +187,8 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
         "callback, read from DHMAD",
     )
     .await
-    .map(|()| returned)
+    // Not recorded: a reload of the return looks at the page again.
+    .map(|_| returned)
 }
 
 /// Whether this request may ask DHMAD about the page now: at most one look per page per
@@ -222,13 +223,15 @@ pub(super) async fn read_page(
 /// What a page of DHMAD's did, learned once it is left: the escrow read again, and, when the
 /// page was `finished` (with DHMAD's completion time), a payment to review or a cancellation
 /// step. The escrow read failing is logged: the webhook or the reconciler will finish.
+/// `false` when a cancellation step the page finished could not be recorded (logged): no
+/// escrow read tells it, so only another look at the page will.
 pub(super) async fn learn_from_page(
     state: &AppState,
     order: &Order,
     session: &db::sessions::Session,
     finished: Option<Option<time::OffsetDateTime>>,
     source: &str,
-) -> OrderResult<()> {
+) -> OrderResult<bool> {
     if let Err(e) = refresh_order(state, order, source).await {
         // The order page says we are confirming; the webhook or the reconciler will finish.
         tracing::warn!(error = %e, cause = e.cause(), "could not read the escrow from DHMAD after its page");
@@ -248,9 +251,10 @@ pub(super) async fn learn_from_page(
         // Like the escrow read above: the page is shown whatever; the event may still come.
         if let Err(e) = cancellation_done(state, order.id, step).await {
             tracing::warn!(error = %e, cause = e.cause(), "could not record the cancellation step from DHMAD's page");
+            return Ok(false);
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// See [`super::news::cancellation_done_on_page`]; under the order's lock, as events apply.

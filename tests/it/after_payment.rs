@@ -371,19 +371,55 @@ async fn page_ends_and_sweeper_passes(w: &World, session: &str) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_request_left_without_a_return_is_learned_once_its_page_ends(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    let s = paid_quick(&w, "left-request@example.tn").await;
+    let (s, session) = request_left_without_a_return(&w, "left-request@example.tn").await;
+    page_ends_and_sweeper_passes(&w, &session).await;
+    the_request_holds_the_order(&w, &s, &session).await;
+}
+
+/// The sweeper read the left page, but could not record the request: the order's row was
+/// locked past the lock timeout (a webhook, the back office). The page was marked completed
+/// first, and only pending pages are asked about, so the request was lost for good and the
+/// merchant could ship over it. The page now stays pending until the request is recorded.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_left_request_the_sweeper_could_not_record_is_asked_about_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, session) = request_left_without_a_return(&w, "left-locked@example.tn").await;
+    let mut holder = w.app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(s.order_id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    page_ends_and_sweeper_passes(&w, &session).await;
+    holder.rollback().await.unwrap();
+    assert_eq!(
+        w.app.order_json(s.order_id).await["cancellation"],
+        Value::Null
+    );
+    assert_eq!(page_status(&w, &session).await, "pending");
+    page_ends_and_sweeper_passes(&w, &session).await;
+    the_request_holds_the_order(&w, &s, &session).await;
+}
+
+/// A paid order whose buyer asked to cancel on DHMAD's page, its return and its event lost.
+async fn request_left_without_a_return(w: &World, email: &str) -> (Started, String) {
+    let s = paid_quick(w, email).await;
     w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
         .await;
     let ask = w
         .app
         .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
         .await;
-    let session = finished_without_coming_back(&w, &ask).await;
+    let session = finished_without_coming_back(w, &ask).await;
     assert_eq!(
         w.app.order_json(s.order_id).await["cancellation"],
         Value::Null
     );
-    page_ends_and_sweeper_passes(&w, &session).await;
+    (s, session)
+}
+
+/// The request is the shop's now: shipping waits for its answer, and the page is done.
+async fn the_request_holds_the_order(w: &World, s: &Started, session: &str) {
     assert_eq!(
         w.app.order_json(s.order_id).await["cancellation"],
         "requested"
@@ -394,13 +430,15 @@ async fn a_request_left_without_a_return_is_learned_once_its_page_ends(pool: PgP
         409,
         "shipped over the request"
     );
-    let status: String =
-        sqlx::query_scalar("SELECT status FROM checkout_sessions WHERE session_id = $1")
-            .bind(&session)
-            .fetch_one(&w.app.pool)
-            .await
-            .unwrap();
-    assert_eq!(status, "completed");
+    assert_eq!(page_status(w, session).await, "completed");
+}
+
+async fn page_status(w: &World, session: &str) -> String {
+    sqlx::query_scalar("SELECT status FROM checkout_sessions WHERE session_id = $1")
+        .bind(session)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
 }
 
 /// The merchant refused the request on DHMAD's page and closed the tab, the event lost: the
