@@ -35,13 +35,7 @@ fn jobs_drain(config: &Config) -> Duration {
 /// tells the truth meanwhile). Every connection gets the bounded waits of `db::tx` as its
 /// defaults, so single statements outside a transaction are bounded too.
 pub fn connect(config: &Config) -> anyhow::Result<PgPool> {
-    let options = database(config)?.options([
-        ("lock_timeout", format!("{}ms", db::tx::LOCK_TIMEOUT_MS)),
-        (
-            "statement_timeout",
-            format!("{}ms", db::tx::STATEMENT_TIMEOUT_MS),
-        ),
-    ]);
+    let options = with_bounded_waits(database(config)?);
     Ok(PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(db::ACQUIRE_TIMEOUT)
@@ -50,6 +44,17 @@ pub fn connect(config: &Config) -> anyhow::Result<PgPool> {
         // that died meanwhile fails its statement once (a 503), and the pool replaces it.
         .test_before_acquire(false)
         .connect_lazy_with(options))
+}
+
+/// `options` with the bounded waits of `db::tx` as the connection's defaults.
+pub fn with_bounded_waits(options: PgConnectOptions) -> PgConnectOptions {
+    options.options([
+        ("lock_timeout", format!("{}ms", db::tx::LOCK_TIMEOUT_MS)),
+        (
+            "statement_timeout",
+            format!("{}ms", db::tx::STATEMENT_TIMEOUT_MS),
+        ),
+    ])
 }
 
 fn database(config: &Config) -> anyhow::Result<PgConnectOptions> {

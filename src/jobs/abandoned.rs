@@ -26,13 +26,18 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
                 cancelled += 1;
                 let hours = grace.whole_hours();
                 let detail = format!("Abandoned: no payment page for {hours} h");
-                db::events::add(&state.pool, order_id, "abandoned", &detail, None).await?;
+                // The cancel is done whatever: a line that cannot be written now is logged.
+                if let Err(e) =
+                    db::events::add(&state.pool, order_id, "abandoned", &detail, None).await
+                {
+                    tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e, "could not write the abandoned line");
+                }
             }
             // DHMAD's budget is the buyers' for now: the next run goes on.
             Err(OrderError::Busy { .. }) => break,
             // Not picked again at once: a failing order must not hold up the others.
             Err(e) => {
-                reconciler::set_aside(state, order_id, &e).await?;
+                reconciler::set_aside(state, order_id, &e).await;
             }
         }
     }

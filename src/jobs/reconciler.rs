@@ -84,21 +84,29 @@ fn yield_now(state: &AppState, report: &mut Report) -> bool {
 /// A job's call to DHMAD about an order failed: an escrow DHMAD no longer knows was flagged
 /// for the merchant where it was found (`sync::refresh_order`; no job asks again until it is
 /// cleared); anything else waits a growing backoff before the next try, so one order cannot
-/// take every pass. Whether it was flagged.
-pub(crate) async fn set_aside(
-    state: &AppState,
-    order_id: uuid::Uuid,
-    e: &OrderError,
-) -> sqlx::Result<bool> {
+/// take every pass. Whether it was flagged. Writing the backoff may fail too, the order's row
+/// being what failed (locked past the lock timeout): that is logged, not returned, so that one
+/// order cannot end the pass for every order after it.
+pub(crate) async fn set_aside(state: &AppState, order_id: uuid::Uuid, e: &OrderError) -> bool {
+    let order_ref = crate::orders::log_ref(order_id);
     if let OrderError::EscrowUnknown(why) = e {
-        tracing::warn!(order.ref = %crate::orders::log_ref(order_id), why, "escrow flagged for the merchant");
-        return Ok(true);
+        tracing::warn!(order.ref = %order_ref, why, "escrow flagged for the merchant");
+        return true;
     }
-    let failures = db::orders::sync_failures(&state.pool, order_id).await?;
-    let wait = sync_backoff(failures);
-    db::orders::sync_failed(&state.pool, order_id, wait).await?;
-    tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e, cause = e.cause(), retry_in = %wait, "a call to DHMAD about the order failed");
-    Ok(false)
+    let backoff = async {
+        let wait = sync_backoff(db::orders::sync_failures(&state.pool, order_id).await?);
+        db::orders::sync_failed(&state.pool, order_id, wait).await?;
+        Ok::<_, sqlx::Error>(wait)
+    };
+    match backoff.await {
+        Ok(wait) => {
+            tracing::warn!(order.ref = %order_ref, error = %e, cause = e.cause(), retry_in = %wait, "a call to DHMAD about the order failed");
+        }
+        Err(db) => {
+            tracing::warn!(order.ref = %order_ref, error = %e, cause = e.cause(), db_error = %db, "a call to DHMAD about the order failed, and its backoff could not be written");
+        }
+    }
+    false
 }
 
 /// The background pass, one instance's at a time. Every instance runs the reconciler, and
@@ -141,9 +149,23 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
         }
         let reason = "escrow creation was interrupted; checking DHMAD";
         let claim = order.escrow_attempted_at;
-        let marked =
-            db::orders::mark_unknown_if_in_flight(&state.pool, order.id, claim, reason, in_flight)
-                .await?;
+        let marked = match db::orders::mark_unknown_if_in_flight(
+            &state.pool,
+            order.id,
+            claim,
+            reason,
+            in_flight,
+        )
+        .await
+        {
+            Ok(marked) => marked,
+            // Its row locked, say: the next pass tries again; the other orders go on.
+            Err(e) => {
+                tracing::warn!(order.ref = %crate::orders::log_ref(order.id), error = %e, "could not mark an interrupted creation");
+                report.failed += 1;
+                continue;
+            }
+        };
         // Claimed again since it was listed: that creation is live, its request resolves it.
         if order.status == OrderStatus::CreatingEscrow && !marked {
             continue;
@@ -155,7 +177,7 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
                 break;
             }
             Err(e) => {
-                if set_aside(state, order.id, &e).await? {
+                if set_aside(state, order.id, &e).await {
                     report.flagged += 1;
                 } else {
                     report.failed += 1;
@@ -200,7 +222,7 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
                 break;
             }
             Err(e) => {
-                if set_aside(state, order.id, &e).await? {
+                if set_aside(state, order.id, &e).await {
                     report.flagged += 1;
                 } else {
                     report.failed += 1;
@@ -220,9 +242,14 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
         db::orders::list_missing_deliver(&state.pool, DELIVER_AGAIN_AFTER, BATCH).await?
     {
         // Unless abandoned since the list was read: the merchant's decision.
-        if !db::outbox::enqueue_unless_abandoned(&state.pool, fulfilment::DELIVER, order_id).await?
+        match db::outbox::enqueue_unless_abandoned(&state.pool, fulfilment::DELIVER, order_id).await
         {
-            continue;
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e, "could not queue a missing deliver");
+                continue;
+            }
         }
         report.delivers_requeued += 1;
         tracing::warn!(order.ref = %crate::orders::log_ref(order_id), "paid instant order had no deliver queued; queued one");

@@ -235,3 +235,43 @@ async fn a_read_the_order_cannot_take_still_counts_as_a_look(pool: PgPool) {
     assert_eq!(reads().await - before, 1, "read on every pass");
     assert_eq!(w.app.order_json(s.order_id).await["status"], "paid");
 }
+
+/// One order's row is locked past the lock timeout (a stuck request, an operator's `psql`): its
+/// read cannot be recorded, nor its backoff. Before, that ended every pass at that order, which
+/// stayed first in every batch: no order after it was repaired, no missing deliver queued, no
+/// stranded checkout put back in line, for as long as the lock lasted.
+#[sqlx::test(migrations = "./migrations")]
+async fn one_locked_order_does_not_stop_the_pass_for_the_others(pool: PgPool) {
+    // The service's own bounded waits: with `sqlx::test`'s pool a statement on the locked row
+    // would wait for ever.
+    let w = world(production_pool(&pool), |_| {}).await;
+    let locked = w.checkout("chechia-red", "locked@example.tn").await;
+    let lost = w.checkout("chechia-red", "lost-news@example.tn").await;
+    w.after_first_reconciler_pass().await;
+    w.faults(json!({"webhooks": {"drop": 1.0}})).await;
+    w.complete(&lost.session_id).await;
+    set(
+        &w.app,
+        &[locked.order_id],
+        "last_synced_at = now() - interval '2 hours'",
+    )
+    .await;
+    set(
+        &w.app,
+        &[lost.order_id],
+        "last_synced_at = now() - interval '1 hour'",
+    )
+    .await;
+
+    let mut holder = w.app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(locked.order_id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let pass = reconciler::run_once(&w.app.state, Duration::from_secs(600)).await;
+    holder.rollback().await.unwrap();
+    let pass = pass.expect("the pass went on past the locked order");
+    assert_eq!((pass.checked, pass.failed), (2, 1), "{pass:?}");
+    assert_eq!(w.app.order_json(lost.order_id).await["status"], "paid");
+}

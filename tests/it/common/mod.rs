@@ -98,17 +98,18 @@ const UNDER_TEST: &str = "storefront-under-test";
 
 /// A pool on `pool`'s database set as the service sets its own (`app::connect`): no test of a
 /// connection before its use, so a connection that died meanwhile fails its next statement, as
-/// in production. (The pool `sqlx::test` hands out tests each one first, and hides that.)
+/// in production (the pool `sqlx::test` hands out tests each one first, and hides that); and
+/// the same bounded waits, so a statement on a locked row fails as it would in production
+/// instead of waiting for ever.
 pub fn production_pool(pool: &PgPool) -> PgPool {
+    let options = (*pool.connect_options())
+        .clone()
+        .application_name(UNDER_TEST);
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(5)
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
-        .connect_lazy_with(
-            (*pool.connect_options())
-                .clone()
-                .application_name(UNDER_TEST),
-        )
+        .connect_lazy_with(storefront::app::with_bounded_waits(options))
 }
 
 /// Ends every connection of [`production_pool`]'s, as a restart of Postgres does (the server
