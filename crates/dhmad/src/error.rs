@@ -97,6 +97,11 @@ struct RawBody {
 impl ApiError {
     /// Parses an error body; anything unreadable still yields an error with the raw text.
     pub fn parse(status: u16, body: &[u8]) -> Self {
+        // Its text is stored by callers (a job's last error, the call log): no NUL.
+        let repaired = std::str::from_utf8(body)
+            .ok()
+            .and_then(crate::lenient::repair);
+        let body = repaired.as_ref().map_or(body, |text| text.as_bytes());
         let json: serde_json::Value =
             serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
         let raw: RawBody = serde_json::from_value(json.clone()).unwrap_or_default();
@@ -157,7 +162,10 @@ impl ApiError {
         if out.message.is_empty() {
             out.message = match (&out.error, json.is_null()) {
                 (Some(e), _) => e.clone(),
-                (None, true) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+                (None, true) => {
+                    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+                    crate::lenient::storable(&text).into_owned()
+                }
                 (None, false) => String::new(),
             };
         }

@@ -6,6 +6,7 @@ mod enums;
 pub mod error;
 pub mod event;
 pub mod iso;
+pub mod lenient;
 pub mod money;
 mod nullable;
 pub mod types;

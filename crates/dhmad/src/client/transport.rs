@@ -130,10 +130,13 @@ impl Client {
         self.inner.observer.notify(&record);
         let (status, bytes, retry_after_header) = answer?;
         if status.is_success() {
-            let bytes = if bytes.is_empty() {
-                &b"null"[..]
-            } else {
-                &bytes[..]
+            let repaired = std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(crate::lenient::repair);
+            let bytes = match &repaired {
+                Some(text) => text.as_bytes(),
+                None if bytes.is_empty() => &b"null"[..],
+                None => &bytes[..],
             };
             return serde_json::from_slice(bytes).map_err(|source| Error::Decode {
                 status: status.as_u16(),

@@ -226,3 +226,39 @@ async fn a_key_read_with_its_newline_is_sent_trimmed() {
     let broken = dhmad::Client::builder("sk_sandbox_a\nb").build();
     assert!(matches!(broken, Err(dhmad::BuildError::ApiKey)));
 }
+
+/// Text a database cannot store (NUL, `\u0000`) or serde_json refuses (a surrogate cut in
+/// half, `\ud83d`, as JavaScript writes a truncated emoji) in an answer: each becomes U+FFFD.
+/// Before, a NUL reached the caller, which could never record the read (Postgres refuses it),
+/// and a lone surrogate made the whole answer a decode error, read after read.
+#[tokio::test]
+async fn an_answer_holding_nul_or_a_lone_surrogate_is_repaired() {
+    let server = Server::start(|_, _| Reply {
+        body: format!(
+            r#"{{"escrow":{{"id":"{ID}","title":"Logo\u0000 pack \ud83d","amount":300,"escrowFee":15,
+            "status":"paid","mode":"quick","createdAt":"2026-07-01T09:00:00Z",
+            "updatedAt":"2026-07-02T09:00:00.000Z"}}}}"#
+        ),
+        ..Reply::json(200, json!({}))
+    })
+    .await;
+    let e = server.client().get_escrow(ID).await.unwrap();
+    assert_eq!(e.title, "Logo\u{fffd} pack \u{fffd}");
+}
+
+/// An error answer's message is stored by its callers (a job's last error): no NUL either.
+#[tokio::test]
+async fn an_error_answer_holding_nul_is_repaired() {
+    let server = Server::start(|_, _| {
+        Reply::json(
+            400,
+            json!({"error":"Bad Request","message":"Bad tracking \u{0}number"}),
+        )
+    })
+    .await;
+    let err = server.client().get_escrow(ID).await.unwrap_err();
+    let dhmad::Error::Validation(api) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(api.message, "Bad tracking \u{fffd}number");
+}
