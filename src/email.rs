@@ -14,8 +14,10 @@ use email_address::{EmailAddress, Options};
 pub enum InvalidEmail {
     #[error("an e-mail address is required")]
     Missing,
-    #[error("{0:?} is not a valid e-mail address")]
-    Malformed(String),
+    /// Without the address: this text reaches the log, which holds no buyer's address (the
+    /// form, or the caller, has what was typed).
+    #[error("This is not a valid e-mail address.")]
+    Malformed,
 }
 
 /// Normalises and checks an address.
@@ -35,7 +37,7 @@ pub fn normalise(raw: &str) -> Result<String, InvalidEmail> {
     if ok {
         Ok(email)
     } else {
-        Err(InvalidEmail::Malformed(trimmed.to_owned()))
+        Err(InvalidEmail::Malformed)
     }
 }
 

@@ -68,7 +68,7 @@ impl Hook for RenderErrors {
         }
         if let Some(ErrorDetail(detail)) = resp.extensions_mut().remove::<ErrorDetail>() {
             resp.extensions_mut()
-                .insert(Failure(super::observe::without_full_ids(&detail)));
+                .insert(Failure(super::observe::loggable(&detail)));
         }
         let Some(body) = resp
             .extensions()

@@ -75,8 +75,7 @@ pub(super) fn request_span(req: &Request<Body>) -> Span {
     // A matched route's template, not its path: `/orders/{id}` holds the order's link, its only
     // key. The path of a request no route matched (what was asked for), never its query.
     let route = route_of(req);
-    let path =
-        (route == UNMATCHED).then(|| tracing::field::display(without_full_ids(req.uri().path())));
+    let path = (route == UNMATCHED).then(|| tracing::field::display(loggable(req.uri().path())));
     tracing::info_span!(
         "request",
         method = %method_of(req),
@@ -164,6 +163,26 @@ pub(super) async fn metrics_page(State(state): State<AppState>, _: MetricsReader
         .into_response()
 }
 
+/// At most this much of a text a client chose (a path, an error's detail echoing input) goes
+/// into a log line: anyone could otherwise write 64 KB of log per request.
+const LOGGED_TEXT_MAX: usize = 256;
+
+/// `text` as a log line may hold it: ids cut ([`without_full_ids`]), and at most
+/// [`LOGGED_TEXT_MAX`] bytes, with how much was left out.
+pub(super) fn loggable(text: &str) -> String {
+    let mut out = without_full_ids(text);
+    if out.len() > LOGGED_TEXT_MAX {
+        let mut end = LOGGED_TEXT_MAX;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        let left_out = out.len() - end;
+        out.truncate(end);
+        out.push_str(&format!("… ({left_out} more bytes)"));
+    }
+    out
+}
+
 /// `text` with every UUID cut to its first 8 hex digits, for the log: a refusal's detail may
 /// quote an order's link ("see your order at /orders/{id}"), an unmatched path hold one.
 pub(super) fn without_full_ids(text: &str) -> String {
@@ -218,5 +237,13 @@ mod tests {
             super::without_full_ids("/orders%2F5e1f2a3b-0000-4000-8000-00000000abcd"),
             "/orders%2F5e1f2a3b…"
         );
+    }
+
+    #[test]
+    fn a_long_text_is_cut_on_a_character_boundary() {
+        let text = format!("a{}", "é".repeat(200));
+        let logged = super::loggable(&text);
+        assert_eq!(logged, format!("a{}… (146 more bytes)", "é".repeat(127)));
+        assert_eq!(super::loggable("short"), "short");
     }
 }

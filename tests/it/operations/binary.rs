@@ -649,7 +649,25 @@ async fn the_log_of_a_whole_purchase_holds_no_order_link(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(typo.status(), 404);
+    // What a client chooses reaches the log bounded (a path, an error echoing input), and a
+    // mistyped address not at all: before, 20 KB of path made a 20 KB line, and the refusal's
+    // message named the address.
+    let long = http
+        .get(format!("{base}/{}", "x".repeat(20_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long.status(), 404);
+    let mistyped = http
+        .post(format!("{base}/api/checkout"))
+        .json(&serde_json::json!({"sku": "ai-credits-500", "email": "john.doe@gmail"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mistyped.status(), 400);
     let short = storefront::orders::log_ref(order);
+    served.wait_line(|l| l.contains("more bytes)") && l.contains("status=404"));
+    served.wait_line(|l| l.contains("status=400") && l.contains("not a valid e-mail"));
     served.wait_line(|l| l.contains("e-mail sent") && l.contains(&short));
     served.wait_line(|l| l.contains("route=/orders/{id}") && l.contains("answered"));
     served.wait_line(|l| l.contains(&format!("path=/orders/{short}…/typo")));
@@ -659,10 +677,13 @@ async fn the_log_of_a_whole_purchase_holds_no_order_link(pool: PgPool) {
         order.simple().to_string(),
         session.clone(),
         "logs@example.tn".to_owned(),
+        "john.doe".to_owned(),
     ] {
         let leaked: Vec<_> = lines.iter().filter(|l| l.contains(&secret)).collect();
         assert!(leaked.is_empty(), "{secret} in the log: {leaked:#?}");
     }
+    let long_lines: Vec<_> = lines.iter().filter(|l| l.len() > 2_000).collect();
+    assert!(long_lines.is_empty(), "{long_lines:#?}");
     drop(served);
     sb.shutdown().await;
 }
