@@ -3,6 +3,10 @@
 //! router through hyper's HTTP/1 builder with both:
 //! - a header-read timeout (hyper's timer), which also closes idle keep-alive connections,
 //!   since the timer runs whenever the connection waits for a request's head;
+//! - a write-stall timeout: a connection whose answer cannot be written for
+//!   [`WRITE_STALL_FACTOR`] × the header-read timeout is closed. A client that sends requests
+//!   and never reads the answers stops hyper reading the next head, so the header timer never
+//!   runs and the connection, with its slot, was held for ever;
 //! - answers sent as they are written (`TCP_NODELAY`), which `axum::serve` leaves off;
 //! - at most `max_connections` open at once: past it the loop stops accepting (the kernel's
 //!   backlog holds newcomers) until a connection closes;
@@ -34,6 +38,10 @@ use crate::config::EdgeLimits;
 mod share;
 use share::{ClientSlots, Refusals};
 
+/// How many header-read timeouts an answer may wait to be written (its client not reading)
+/// before its connection is closed: 30 s by default, room for a slow link to resume.
+pub const WRITE_STALL_FACTOR: u32 = 3;
+
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -48,6 +56,7 @@ pub async fn serve(
     let mut refused = Refusals::default();
     let mut tick = tokio::time::interval(Refusals::EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let write_stall = limits.header_read_timeout * WRITE_STALL_FACTOR;
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -102,7 +111,10 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                 req
             });
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(write_stall));
+        let io = TokioIo::new(Box::pin(stream));
+        let conn = http.serve_connection(io, TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

@@ -215,3 +215,42 @@ async fn a_body_that_does_not_arrive_is_a_408(pool: PgPool) {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// A client that sends requests and never reads the answers: once the answers fill the
+/// buffers, hyper stops reading the next head, so the header timer never runs, and the
+/// connection (with its slot, here the only one) was held for ever. A few such clients held
+/// every slot, and the shop stopped answering anyone. An answer that cannot be written for
+/// `WRITE_STALL_FACTOR` header timeouts now closes its connection.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_client_that_never_reads_its_answers_does_not_hold_its_connection(pool: PgPool) {
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.edge.header_read_timeout = Duration::from_secs(1);
+    cfg.edge.max_connections = 1;
+    let app = spawn(pool, cfg).await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", app.port).parse().unwrap();
+    let one = app.get("/openapi.json").await.bytes().await.unwrap().len();
+    // Enough answers to fill both sides' socket buffers and hyper's own many times over.
+    let requests = (32 << 20) / one + 1;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let mut hog = socket.connect(addr).await.unwrap();
+    let pipelined = "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(requests);
+    hog.write_all(pipelined.as_bytes()).await.unwrap();
+
+    let mut other = TcpStream::connect(addr).await.unwrap();
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), other.read_to_end(&mut answer))
+        .await
+        .expect("served once the stalled connection was closed")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    drop(hog);
+}
