@@ -207,6 +207,26 @@ pub async fn run_now(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
     Ok(r.rows_affected() == 1)
 }
 
+/// Jobs of `kind` sent (closed, not given up) within `within` for orders to `email`.
+pub async fn sent_to_address(
+    e: impl PgExecutor<'_>,
+    kind: &str,
+    email: &str,
+    within: time::Duration,
+) -> sqlx::Result<i64> {
+    let within_ms = within.whole_milliseconds() as i64;
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM outbox_jobs j JOIN orders o ON o.id = j.order_id
+            WHERE lower(o.buyer_email) = lower($2) AND j.kind = $1 AND j.gave_up_at IS NULL
+              AND j.done_at > now() - $3::bigint * interval '1 millisecond'"#,
+        kind,
+        email,
+        within_ms
+    )
+    .fetch_one(e)
+    .await
+}
+
 /// Counts one more try of `job` that ended with the server silent; how many there have been
 /// (`None`: the job is no longer this attempt's, as for every outcome written here).
 pub async fn count_silent_try(e: impl PgExecutor<'_>, job: &Job) -> sqlx::Result<Option<i32>> {

@@ -25,6 +25,14 @@ const MAX_SILENT_TRIES: i32 = 3;
 /// The least wait after a silent try: a relay that stalls for a minute or two (at its process
 /// limit, restarting behind a balancer) is waited out before the third silent try gives up.
 const SILENT_TRY_SPACING: Duration = Duration::from_secs(10 * 60);
+/// Order e-mails (the confirmation) one address gets in [`FLOOD_WINDOW`] at most. Anyone may
+/// start orders for any address, and each sent it a mail from the shop's own relay: a few
+/// addresses under their checkout limits could flood a stranger's inbox, and the shop's
+/// reputation with it. Past this, the e-mail is given up with why; the merchant's retry sends
+/// it. (Paid orders' e-mails are not capped: each took a payment.)
+const CONFIRMATIONS_PER_ADDRESS: i64 = 5;
+const FLOOD_WINDOW: time::Duration = time::Duration::HOUR;
+
 /// How often the code's e-mail looks again at an order under dispute.
 const DISPUTE_RECHECK: Duration = Duration::from_secs(15 * 60);
 
@@ -92,7 +100,25 @@ pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
             }
             None => return Ok(JobOutcome::Done("no good to send any more".into())),
         },
-        _ => confirmation(state, &order, &product),
+        _ => {
+            // Its first attempt only: a later one is the same e-mail tried again, or the
+            // merchant's retry of one given up here, which they asked to send.
+            if job.attempts == 1 {
+                let sent = db::outbox::sent_to_address(
+                    &state.pool,
+                    CONFIRMATION,
+                    &order.buyer_email,
+                    FLOOD_WINDOW,
+                )
+                .await?;
+                if sent >= CONFIRMATIONS_PER_ADDRESS {
+                    return Ok(JobOutcome::GiveUp(format!(
+                        "not sent: {sent} order e-mails went to this address within the hour (a                          flood of orders for one address is not mailed; retry to send it)"
+                    )));
+                }
+            }
+            confirmation(state, &order, &product)
+        }
     };
     Ok(match state.mailer.send(&email).await {
         Ok(()) => JobOutcome::Done("sent".into()),

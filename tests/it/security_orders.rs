@@ -5,6 +5,8 @@
 use serde_json::json;
 use sqlx::PgPool;
 
+use storefront::{db, orders::notify};
+
 use crate::common::{sandbox::*, *};
 
 fn stranger() -> reqwest::Client {
@@ -308,4 +310,96 @@ async fn a_refused_step_is_not_reloaded_at_its_post_address(pool: PgPool) {
         page.contains("role=\"alert\"") && !page.contains(refresh),
         "{page}"
     );
+}
+
+/// Anyone may start orders for any address, and each sent that address an e-mail from the
+/// shop: a few client addresses, each under its checkout limit, could flood a stranger's inbox
+/// from the shop's relay. Past five in an hour, an address's order e-mails are given up with
+/// why, and the merchant's retry sends one.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_flood_of_orders_for_one_address_sends_it_few_emails(pool: PgPool) {
+    let (smtp_url, _) = smtp_sink();
+    let mut cfg = config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
+    );
+    cfg.smtp_url = Some(smtp_url.into());
+    let app = spawn(pool, cfg).await;
+    let victim = format!("flooded-{}@example.tn", uuid::Uuid::new_v4().simple());
+    let product = db::products::get(&app.pool, "chechia-red")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut orders = Vec::new();
+    for i in 0..7 {
+        // Each started by another stranger.
+        let owner = format!("stranger-{i}");
+        let new = db::orders::NewOrder {
+            sku: &product.sku,
+            mode: product.mode,
+            buyer_email: &victim,
+            amount: product.price,
+            currency: &product.currency,
+            owner_key: &owner,
+            proof_required: product.proof_required,
+            claim: None,
+            created: line("order_created"),
+            job: None,
+        };
+        let order = db::orders::insert_open(&app.pool, &new)
+            .await
+            .unwrap()
+            .unwrap();
+        db::outbox::enqueue(&app.pool, notify::CONFIRMATION, order.id)
+            .await
+            .unwrap();
+        orders.push(order.id);
+    }
+    let closed = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM outbox_jobs WHERE order_id = ANY($1) AND done_at IS NOT NULL",
+        )
+        .bind(&orders)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    wait_for("every e-mail job closed", 30, || async {
+        (closed().await == 7).then_some(())
+    })
+    .await;
+    assert_eq!(mails_to(&victim), 5);
+    let held: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT order_id, last_error FROM outbox_jobs WHERE order_id = ANY($1)
+          AND gave_up_at IS NOT NULL",
+    )
+    .bind(&orders)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(held[0].1.contains("within the hour"), "{held:?}");
+
+    // The merchant's retry sends it.
+    let retried = held[0].0;
+    assert!(
+        db::outbox::run_now(&app.pool, notify::CONFIRMATION, retried)
+            .await
+            .unwrap()
+    );
+    wait_for_mail(&victim, &format!("/orders/{retried}")).await;
+    assert_eq!(mails_to(&victim), 6);
+}
+
+/// How many messages the SMTP sink holds for `to`.
+fn mails_to(to: &str) -> usize {
+    let (_, dir) = smtp_sink();
+    let rcpt = format!("X-Rcpt-To: {to}");
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|m| m.starts_with(&rcpt))
+        .count()
 }
