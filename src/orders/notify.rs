@@ -58,10 +58,14 @@ fn confirmation(state: &AppState, order: &Order, product: &str) -> Email {
     Email {
         to: order.buyer_email.clone(),
         subject: format!("Your order: {product}"),
+        // Anyone may start an order for any address, and whoever started it holds its link
+        // too: a buyer who pays an order they did not place pays for someone else's.
         body: format!(
             "Thank you for your order of {product} ({} {}).\n\n\
              {steps} (keep this link to yourself: it is the key to your order):\n{}\n\n\
-             DHMAD holds your payment in escrow until the order is done.\n",
+             DHMAD holds your payment in escrow until the order is done.\n\n\
+             Did not place this order? Do not pay for it: whoever placed it can follow it \
+             too. Nothing is owed, and an order nobody pays is cancelled.\n",
             order.amount,
             order.currency,
             order_link(state, order)

@@ -177,6 +177,12 @@ async fn the_buyer_gets_the_order_link_and_the_code_by_email(pool: PgPool) {
             && !confirmation.contains("confirm receipt"),
         "{confirmation}"
     );
+    // Anyone may start an order for any address and holds its link too: the e-mail says not
+    // to pay one you did not place (someone else would see its code).
+    assert!(
+        confirmation.contains("Did not place this order? Do not pay for it"),
+        "{confirmation}"
+    );
 
     w.complete(&s.session_id).await;
     let done = w.wait_status(s.order_id, "completed").await;
