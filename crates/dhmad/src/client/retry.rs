@@ -116,10 +116,12 @@ impl RetryPolicy {
 
     /// The delay before retry number `retry` (0-based) after `err`, or `None` to give up.
     pub(super) fn delay(&self, retry: u32, err: &Error) -> Option<Duration> {
-        // A call the gate held back is the gate owner's to schedule.
+        // A call the gate held back is the gate owner's to schedule. DHMAD's cap on new
+        // escrows is not lifted by the rate window's reset: a resend only meets it again.
         if retry >= self.max_retries
             || !err.is_transient()
             || matches!(err, Error::Throttled { .. })
+            || err.is_creation_cap()
         {
             return None;
         }

@@ -296,6 +296,29 @@ async fn rate_limited_write_with_a_far_reset_is_returned_at_once() {
     assert_eq!(server.count(), 1);
 }
 
+/// DHMAD's cap on new escrows (older docs: 10 a day) answered with the rate window's near
+/// reset, as DHMAD sends on every answer: waiting out the window does not lift the cap, so
+/// every resend met it again and spent another call of the window. It is returned at once.
+#[tokio::test]
+async fn the_cap_on_new_escrows_is_not_sent_again_at_the_windows_reset() {
+    let server = Server::start(|_, _| {
+        let reset = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(200);
+        Reply::json(
+            429,
+            json!({"error":"Rate Limit Exceeded","message":"Daily escrow limit reached",
+                   "limit":10,"count":10,"remaining":0}),
+        )
+        .header("X-RateLimit-Reset", dhmad::iso::format(reset))
+    })
+    .await;
+    let err = within_a_minute(server.client().create_escrow(&create_req()))
+        .await
+        .unwrap_err();
+    assert!(err.is_creation_cap(), "{err:?}");
+    settle().await;
+    assert_eq!(server.count(), 1);
+}
+
 #[tokio::test]
 async fn connection_refused_is_a_transport_error() {
     // Port 9 (discard): nothing listens there. A port freed by this test could be taken at
