@@ -204,6 +204,27 @@ impl ClientBuilder {
 
     /// Asks `gate` before every HTTP exchange (each attempt, retries included); a refused call
     /// is not sent and fails with [`Error::Throttled`](crate::Error::Throttled). See [`Gate`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // A gate that holds every call back (a budget spent until further notice).
+    /// struct Closed;
+    ///
+    /// impl dhmad::Gate for Closed {
+    ///     fn admit(&self) -> dhmad::Admission<'_> {
+    ///         Box::pin(async { Err(Duration::from_secs(60)) })
+    ///     }
+    /// }
+    ///
+    /// let client = dhmad::Client::builder("sk_sandbox_example")
+    ///     .gate(Closed)
+    ///     .build()
+    ///     .unwrap();
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let err = rt.block_on(client.balance()).unwrap_err();
+    /// assert!(matches!(err, dhmad::Error::Throttled { .. }));
+    /// ```
     pub fn gate(mut self, gate: impl Gate) -> Self {
         self.gate = GateSlot(Some(Arc::new(gate)));
         self
