@@ -33,7 +33,7 @@ pub async fn refresh_order(state: &AppState, order: &Order, source: &str) -> Ord
                 // whoever asked (reconciler, callback, a refused cancel, the back office).
                 Err(e @ (dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_))) => {
                     let why = format!("DHMAD does not know escrow {escrow_id} ({e})");
-                    db::orders::flag_attention(&state.pool, order.id, &why).await?;
+                    super::snapshot::flag(&state.pool, order.id, &why).await?;
                     return Err(OrderError::EscrowUnknown(why));
                 }
                 Err(e) => return Err(upstream(e, "reading the escrow")),

@@ -275,3 +275,38 @@ async fn one_locked_order_does_not_stop_the_pass_for_the_others(pool: PgPool) {
     assert_eq!((pass.checked, pass.failed), (2, 1), "{pass:?}");
     assert_eq!(w.app.order_json(lost.order_id).await["status"], "paid");
 }
+
+/// An order flagged because its buyer paid a second escrow of it keeps the flag until the
+/// merchant reconciles it. A read answered 404 (an API key mixed up, say) replaced it with
+/// "DHMAD does not know escrow …", which the next webhook lifted: the double payment left the
+/// merchant's to-do list with nobody to refund it.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_flag_about_money_is_not_replaced_by_a_later_one(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "money-flag@example.tn").await;
+    let flag = "Money in a second escrow: the buyer also paid escrow 66aa00000000000000000009";
+    sqlx::query("UPDATE orders SET attention = $2 WHERE id = $1")
+        .bind(s.order_id)
+        .bind(flag)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    w.faults(
+        json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
+                             "fault": "not_found"}]}),
+    )
+    .await;
+    let order = db::orders::get(&w.app.pool, s.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let read = storefront::orders::sync::refresh_order(&w.app.state, &order, "test read").await;
+    assert!(read.is_err(), "{read:?}");
+    let attention: Option<String> =
+        sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
+            .bind(s.order_id)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(attention.as_deref(), Some(flag));
+}

@@ -106,12 +106,22 @@ pub async fn clear_attention(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<b
 }
 
 /// Flags the order for the merchant (DHMAD no longer knows its escrow, …): the reconciler stops
-/// asking, the back office shows why.
-pub async fn flag_attention(e: impl PgExecutor<'_>, id: Uuid, why: &str) -> sqlx::Result<()> {
+/// asking, the back office shows why. A flag starting with one of `kept` is not replaced: it
+/// tells of money only the merchant can put right, and a later reason would hide it.
+pub async fn flag_attention(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    why: &str,
+    kept: &[&str],
+) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE orders SET attention = $2, updated_at = now() WHERE id = $1",
+        "UPDATE orders SET attention = $2, updated_at = now()
+          WHERE id = $1
+            AND NOT EXISTS (SELECT 1 FROM unnest($3::text[]) AS k(prefix)
+                             WHERE starts_with(orders.attention, k.prefix))",
         id,
-        why
+        why,
+        kept as &[&str]
     )
     .execute(e)
     .await?;

@@ -121,7 +121,7 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                 // flag is cleared (`db::orders::list_missing_deliver`).
                 Err(e @ (dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_))) => {
                     let why = format!("DHMAD does not know escrow {escrow_id} ({e})");
-                    db::orders::flag_attention(&state.pool, order.id, &why).await?;
+                    crate::orders::snapshot::flag(&state.pool, order.id, &why).await?;
                     Ok(JobOutcome::GiveUp(why))
                 }
                 Err(e) if busy_for(&e).is_some() => {

@@ -81,7 +81,7 @@ pub async fn apply_escrow_snapshot(
     let kept = order
         .attention
         .as_deref()
-        .is_some_and(|a| a.starts_with(MONEY_AFTER_CLOSE) || a.starts_with(DUPLICATE_FUNDED))
+        .is_some_and(|a| MONEY_FLAGS.iter().any(|f| a.starts_with(f)))
         && authority == Authority::Webhook;
     if order.attention.is_some() && !kept {
         lift_flag(conn, &mut order).await?;
@@ -221,6 +221,18 @@ const MONEY_AFTER_CLOSE: &str = "Money for a closed order: ";
 /// The start of the flag of an order whose buyer paid a second escrow of it
 /// (`lost_escrow::flag_funded_duplicate`).
 pub(crate) const DUPLICATE_FUNDED: &str = "Money in a second escrow: ";
+/// Flags about money only the merchant can put right: a webhook does not lift them, and no
+/// later flag replaces them (a 404 on a read during a key mix-up hid a buyer's double payment).
+const MONEY_FLAGS: [&str; 2] = [MONEY_AFTER_CLOSE, DUPLICATE_FUNDED];
+
+/// Flags the order for the merchant with `why`, unless it holds a flag about money.
+pub(crate) async fn flag(
+    e: impl sqlx::PgExecutor<'_>,
+    order_id: uuid::Uuid,
+    why: &str,
+) -> sqlx::Result<()> {
+    db::orders::flag_attention(e, order_id, why, &MONEY_FLAGS).await
+}
 
 /// An order closed here without DHMAD (it had answered that it did not know the escrow, and a
 /// fresh order was opened), of which news now says DHMAD holds or released the money: settled
@@ -254,7 +266,7 @@ async fn money_for_a_closed_order(
         return Ok(());
     }
     tracing::warn!(order.ref = %crate::orders::log_ref(order.id), escrow.status = %escrow.status, "money for an order closed here");
-    db::orders::flag_attention(&mut *conn, order.id, &why).await?;
+    flag(&mut *conn, order.id, &why).await?;
     db::events::add(&mut *conn, order.id, "money_after_close", &why, None).await
 }
 
