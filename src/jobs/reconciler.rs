@@ -242,12 +242,11 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
         db::orders::list_missing_deliver(&state.pool, DELIVER_AGAIN_AFTER, BATCH).await?
     {
         // Unless abandoned since the list was read: the merchant's decision.
-        match db::outbox::enqueue_unless_abandoned(&state.pool, fulfilment::DELIVER, order_id).await
-        {
+        match fulfilment::requeue_deliver(state, order_id).await {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {
-                tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e, "could not queue a missing deliver");
+                tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e, cause = e.cause(), "could not queue a missing deliver");
                 continue;
             }
         }

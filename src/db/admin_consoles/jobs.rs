@@ -146,6 +146,13 @@ pub async fn job_counts(e: impl PgExecutor<'_>) -> sqlx::Result<[i64; 3]> {
     Ok([0, 1, 2].map(|i| counts.get(i).copied().unwrap_or(0)))
 }
 
+/// The order a job is for.
+pub async fn job_order(e: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("SELECT order_id FROM outbox_jobs WHERE id = $1", id)
+        .fetch_optional(e)
+        .await
+}
+
 /// A job, row-locked until the transaction ends.
 pub async fn lock_job(e: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(

@@ -184,6 +184,13 @@ async fn on_job(
     let id = job_id(id)?;
     let mut conn = s.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
+    // The order's lock first, as everywhere else: a deliver is re-queued under it, so an
+    // abandon and a re-queue cannot cross (the re-queue reading the job before the abandon
+    // committed, and queuing a deliver the merchant had just called off).
+    let order_id = db::admin_consoles::job_order(&mut *tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    db::orders::lock(&mut *tx, order_id).await?;
     let job = db::admin_consoles::lock_job(&mut *tx, id)
         .await?
         .ok_or(AppError::NotFound)?;

@@ -122,6 +122,21 @@ fn ship_refusal(order: &Order) -> String {
     }
 }
 
+/// Queues the `deliver` a paid instant order is owed and has none of (the reconciler's
+/// repair), unless the merchant abandoned its last one. Under the order's lock, as the
+/// merchant's abandon takes it: a re-queue that read the job before an abandon committed
+/// would queue a deliver the merchant had just called off. Whether one was queued.
+pub async fn requeue_deliver(state: &AppState, order_id: Uuid) -> OrderResult<bool> {
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
+    if db::orders::lock(&mut *tx, order_id).await?.is_none() {
+        return Ok(false);
+    }
+    let queued = db::outbox::enqueue_unless_abandoned(&mut *tx, DELIVER, order_id).await?;
+    tx.commit().await?;
+    Ok(queued)
+}
+
 /// The merchant asks for the `deliver` DHMAD still waits for to run now (after attempts that
 /// failed or gave up). `false` when one is running right now: it is left to finish.
 #[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order_id)))]

@@ -422,3 +422,94 @@ async fn a_job_a_worker_is_running_is_left_to_it(pool: PgPool) {
     assert!(!db::outbox::finish(&app.pool, &first).await.unwrap());
     assert_eq!(job_row(&app.pool, fresh).await.0, None);
 }
+
+/// A paid instant order whose deliver gave up an hour ago: the reconciler's to queue again.
+async fn owed_a_deliver(app: &TestApp, email: &str, escrow: &str) -> (Uuid, i64) {
+    let id = app.seed_order("ai-credits-500", email, escrow, t(0)).await;
+    sqlx::query("UPDATE orders SET status = 'paid', escrow_status = 'paid' WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let dead = add_job(&app.pool, id, "deliver", "dead").await;
+    sqlx::query(
+        "UPDATE outbox_jobs SET done_at = now() - interval '1 hour',
+                gave_up_at = now() - interval '1 hour' WHERE id = $1",
+    )
+    .bind(dead)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    (id, dead)
+}
+
+async fn open_delivers(pool: &PgPool, order: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'
+          AND done_at IS NULL",
+    )
+    .bind(order)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// The merchant abandons a dead deliver (a refund made outside DHMAD, say) while the
+/// reconciler queues it again. The re-queue read the job before the abandon committed, and
+/// queued the deliver the merchant had just called off: DHMAD would release the money. Both
+/// now take the order's lock, so one waits for the other.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_abandon_and_the_reconcilers_requeue_do_not_cross(pool: PgPool) {
+    // The service's bounded waits: a statement that waits on the lock below gives up in time.
+    let app = std::sync::Arc::new(spawn_offline(production_pool(&pool)).await);
+    let lock = "SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE";
+
+    // The merchant's abandon waits for the order's lock (held here as a re-queue holds it).
+    let (first, dead) =
+        owed_a_deliver(&app, "abandon-1@example.tn", "66bb000000000000000000f1").await;
+    let mut held = app.pool.begin().await.unwrap();
+    sqlx::query(lock)
+        .bind(first)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let abandon = tokio::spawn({
+        let app = std::sync::Arc::clone(&app);
+        async move { act(&app, &format!("/admin/outbox/{dead}/abandon")).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        job_row(&app.pool, dead).await.1,
+        None,
+        "abandoned past the lock"
+    );
+    held.commit().await.unwrap();
+    assert_eq!(abandon.await.unwrap(), "/admin/outbox?notice=job_abandoned");
+
+    // The reconciler's re-queue waits for it too (held here as the merchant's abandon holds
+    // it), and then sees the abandon.
+    let (second, dead) =
+        owed_a_deliver(&app, "abandon-2@example.tn", "66bb000000000000000000f2").await;
+    let mut merchant = app.pool.begin().await.unwrap();
+    sqlx::query(lock)
+        .bind(second)
+        .execute(&mut *merchant)
+        .await
+        .unwrap();
+    let pass = tokio::spawn({
+        let app = std::sync::Arc::clone(&app);
+        async move {
+            storefront::jobs::reconciler::run_once(&app.state, std::time::Duration::from_secs(3600))
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    db::admin_consoles::abandon_job(&mut *merchant, dead)
+        .await
+        .unwrap();
+    merchant.commit().await.unwrap();
+    let pass = pass.await.unwrap();
+    assert_eq!(pass.delivers_requeued, 0, "{pass:?}");
+    assert_eq!(open_delivers(&app.pool, second).await, 0);
+}
