@@ -218,8 +218,32 @@ pub fn summarize(stmts: &[Stmt]) -> Vec<String> {
         .collect()
 }
 
+/// `sql` on one line, as pgbench reads a statement: its `--` comments dropped first, or the
+/// first would swallow the rest of the statement (and its `;`). Hand-written: a comment is
+/// `--` outside a quoted string or name, to the line's end.
 fn one_line(sql: &str) -> String {
-    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut code = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut quote = None;
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '-' && chars.peek() == Some(&'-') => {
+                for skipped in chars.by_ref() {
+                    if skipped == '\n' {
+                        break;
+                    }
+                }
+                code.push('\n');
+                continue;
+            }
+            None => {}
+        }
+        code.push(c);
+    }
+    code.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn shorten(sql: &str) -> String {
@@ -234,6 +258,15 @@ fn shorten(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comments_are_dropped_before_a_statement_is_put_on_one_line() {
+        let sql = "UPDATE t SET a = '--kept', -- why\n  b = \"x--y\" -- and why\n WHERE id = $1";
+        assert_eq!(
+            one_line(sql),
+            "UPDATE t SET a = '--kept', b = \"x--y\" WHERE id = $1"
+        );
+    }
 
     #[test]
     fn statements_become_a_pgbench_script() {
