@@ -117,7 +117,8 @@ pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
                 .await?;
                 if sent >= CONFIRMATIONS_PER_ADDRESS {
                     return Ok(JobOutcome::GiveUp(format!(
-                        "not sent: {sent} order e-mails went to this address within the hour (a                          flood of orders for one address is not mailed; retry to send it)"
+                        "not sent: {sent} order e-mails went to this address within the hour (a \
+                         flood of orders for one address is not mailed; retry to send it)"
                     )));
                 }
             }
