@@ -313,15 +313,14 @@ async fn cancel_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) -> bool 
 /// made for them, so its own notice of a duplicate can be paid before the sweep cancels it):
 /// its money belongs to no order, and only the merchant can settle it (refund one, or take it
 /// as the payment). Said once on the timeline; the order is flagged by every sweep that finds
-/// it still paid (unless it has another flag, whose reason it would replace), so that a read
-/// of the order's own escrow, which lifts flags, does not hide it while it lasts. Refunded,
-/// it is no longer found, and the next read lifts the flag. The caller made sure the escrow
-/// is no order's and the order's creation is settled.
+/// it still paid (unless it has another flag, whose reason it would replace), and the flag
+/// stays until the merchant's "Reconcile" (`snapshot::lift_money_flag`): no other read lifts
+/// it. The caller made sure the escrow is no order's and the order's creation is settled.
 async fn flag_funded_duplicate(state: &AppState, order_id: Uuid, e: &Escrow) -> sqlx::Result<()> {
     let why = format!(
         "{DUPLICATE_FUNDED}DHMAD escrow {}, a second one for this order, is {}: the buyer's money \
-         there belongs to no order. Refund it at DHMAD (this flag then clears), or settle with \
-         the buyer",
+         there belongs to no order. Refund it at DHMAD, or settle with the buyer; then \
+         \"Reconcile\" this order to clear this flag",
         e.id, e.status
     );
     let mut conn = state.pool.acquire().await?;

@@ -58,6 +58,22 @@ pub async fn apply_in_tx(
     Ok(applied)
 }
 
+/// The merchant's "Reconcile" of an order with its escrow: [`refresh_order`], and their
+/// acknowledgement of a flag about money, which only this lifts
+/// (`snapshot::lift_money_flag`).
+pub async fn reconcile_for_merchant(
+    state: &AppState,
+    order: &Order,
+    source: &str,
+) -> OrderResult<Applied> {
+    let applied = refresh_order(state, order, source).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut tx = db::tx::begin(&mut conn).await?;
+    super::snapshot::lift_money_flag(&mut tx, order.id).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
 /// A failed read: users are told only that DHMAD is not answering; the log gets the cause.
 pub(crate) fn upstream(e: dhmad::Error, what: &str) -> OrderError {
     if let Some(retry_after) = super::error::busy_for(&e) {

@@ -278,10 +278,11 @@ async fn one_locked_order_does_not_stop_the_pass_for_the_others(pool: PgPool) {
 
 /// An order flagged because its buyer paid a second escrow of it keeps the flag until the
 /// merchant reconciles it. A read answered 404 (an API key mixed up, say) replaced it with
-/// "DHMAD does not know escrow …", which the next webhook lifted: the double payment left the
-/// merchant's to-do list with nobody to refund it.
+/// "DHMAD does not know escrow …", which the next webhook lifted; and any read DHMAD answered
+/// lifted it once the duplicate sweep had stopped: the double payment left the merchant's
+/// to-do list with nobody to refund it.
 #[sqlx::test(migrations = "./migrations")]
-async fn a_flag_about_money_is_not_replaced_by_a_later_one(pool: PgPool) {
+async fn a_flag_about_money_stays_until_the_merchant_reconciles(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = w.checkout("chechia-red", "money-flag@example.tn").await;
     let flag = "Money in a second escrow: the buyer also paid escrow 66aa00000000000000000009";
@@ -302,11 +303,22 @@ async fn a_flag_about_money_is_not_replaced_by_a_later_one(pool: PgPool) {
         .unwrap();
     let read = storefront::orders::sync::refresh_order(&w.app.state, &order, "test read").await;
     assert!(read.is_err(), "{read:?}");
-    let attention: Option<String> =
-        sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
+    let attention = || async {
+        sqlx::query_scalar::<_, Option<String>>("SELECT attention FROM orders WHERE id = $1")
             .bind(s.order_id)
             .fetch_one(&w.app.pool)
             .await
-            .unwrap();
-    assert_eq!(attention.as_deref(), Some(flag));
+            .unwrap()
+    };
+    assert_eq!(attention().await.as_deref(), Some(flag));
+    // Nor does a read DHMAD answers lift it (a buyer's return, a job's read): the merchant's
+    // "Reconcile" does, their acknowledgement.
+    w.faults(json!({})).await;
+    storefront::orders::sync::refresh_order(&w.app.state, &order, "test read")
+        .await
+        .unwrap();
+    assert_eq!(attention().await.as_deref(), Some(flag));
+    let reconcile = format!("/admin/orders/{}/reconcile", s.order_id);
+    assert_eq!(w.admin_post(&reconcile).await.status(), 303);
+    assert_eq!(attention().await, None);
 }

@@ -574,8 +574,8 @@ async fn a_duplicate_the_buyer_paid_is_followed_or_flagged(pool: PgPool) {
     let lines = timeline(&w.app.pool, order.id).await;
     let flagged = |l: &&String| l.contains("a second one for this order") && l.contains(&third);
     assert_eq!(lines.iter().filter(flagged).count(), 1, "{lines:?}");
-    // A read of the order's own escrow lifts flags (the merchant's "Reconcile" here): the next
-    // sweep that finds the duplicate still paid raises it again, and says it once only.
+    // The merchant's "Reconcile" lifts it: the next sweep that finds the duplicate still paid
+    // raises it again, and says it once only.
     let reconcile = format!("/admin/orders/{}/reconcile", order.id);
     assert_eq!(w.admin_post(&reconcile).await.status(), 303);
     assert_eq!(attention().await, "");

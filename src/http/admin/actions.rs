@@ -199,7 +199,7 @@ pub async fn reconcile_order(
             Err(e) => (failed(&e), format!("failed: {e}")),
         }
     } else {
-        match sync::refresh_order(&s, &order, SOURCE).await {
+        match sync::reconcile_for_merchant(&s, &order, SOURCE).await {
             // A flag for the merchant is lifted as the escrow is applied (`apply_escrow_snapshot`):
             // the merchant is told so, not "nothing new" (money for an order closed here may be
             // what the flag was about, and this read is its acknowledgement).

@@ -76,13 +76,10 @@ pub async fn apply_escrow_snapshot(
         return Ok(Applied::Unmatched);
     };
     // Money news for an order closed here, or money paid into a second escrow of the order,
-    // keeps its flag until the merchant reads the escrow again (the back office's
-    // "Reconcile"): a webhook does not lift it.
-    let kept = order
-        .attention
-        .as_deref()
-        .is_some_and(|a| MONEY_FLAGS.iter().any(|f| a.starts_with(f)))
-        && authority == Authority::Webhook;
+    // keeps its flag until the merchant's "Reconcile" ([`lift_money_flag`]): no webhook and no
+    // other read lifts it (a buyer's return, a job's read: the duplicate's money was no longer
+    // on the merchant's list once its sweep stopped).
+    let kept = is_money_flag(order.attention.as_deref());
     if order.attention.is_some() && !kept {
         lift_flag(conn, &mut order).await?;
     }
@@ -225,13 +222,40 @@ pub(crate) const DUPLICATE_FUNDED: &str = "Money in a second escrow: ";
 /// later flag replaces them (a 404 on a read during a key mix-up hid a buyer's double payment).
 const MONEY_FLAGS: [&str; 2] = [MONEY_AFTER_CLOSE, DUPLICATE_FUNDED];
 
-/// Flags the order for the merchant with `why`, unless it holds a flag about money.
+fn is_money_flag(attention: Option<&str>) -> bool {
+    attention.is_some_and(|a| MONEY_FLAGS.iter().any(|f| a.starts_with(f)))
+}
+
+/// Flags the order for the merchant with `why`, unless it holds a flag about money that `why`
+/// is not (a newer word about money replaces an older one; the timeline keeps both).
 pub(crate) async fn flag(
     e: impl sqlx::PgExecutor<'_>,
     order_id: uuid::Uuid,
     why: &str,
 ) -> sqlx::Result<()> {
-    db::orders::flag_attention(e, order_id, why, &MONEY_FLAGS).await
+    let kept: &[&str] = if is_money_flag(Some(why)) {
+        &[]
+    } else {
+        &MONEY_FLAGS
+    };
+    db::orders::flag_attention(e, order_id, why, kept).await
+}
+
+/// The merchant's "Reconcile" read the order's escrow: their acknowledgement of a flag about
+/// money, which is lifted (the next sweep flags a duplicate again while it still holds the
+/// buyer's money). Whether there was one.
+pub async fn lift_money_flag(conn: &mut PgConnection, order_id: uuid::Uuid) -> sqlx::Result<bool> {
+    let Some(order) = db::orders::lock(&mut *conn, order_id).await? else {
+        return Ok(false);
+    };
+    if !is_money_flag(order.attention.as_deref())
+        || !db::orders::clear_attention(&mut *conn, order.id).await?
+    {
+        return Ok(false);
+    }
+    let why = "The merchant's Reconcile lifted the flag about money";
+    db::events::add(&mut *conn, order.id, "attention_cleared", why, None).await?;
+    Ok(true)
 }
 
 /// An order closed here without DHMAD (it had answered that it did not know the escrow, and a
