@@ -211,8 +211,8 @@ pub(super) async fn step_page(
         if let Some(s) = read.filter(|s| s.status != dhmad::SessionStatus::Pending) {
             let finished = (s.status == dhmad::SessionStatus::Completed).then_some(s.completed_at);
             let source = "a page used on DHMAD, read before opening another";
-            // Not recorded: the order below still allows the step, and DHMAD's new page
-            // says whether it was done.
+            // Not recorded: the page stays pending (the sweeper asks again once it ends), and
+            // the order below still allows the step; DHMAD's new page says whether it was done.
             sync::learn_from_page(state, &order, &stored, finished, source).await?;
             order = load(state, order.id).await?;
             if !order.allows(action) {

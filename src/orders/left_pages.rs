@@ -67,15 +67,11 @@ pub async fn ask(state: &AppState, page: &Session) -> OrderResult<bool> {
         db::sessions::set_status(&state.pool, id, read.status.as_str()).await?;
         return Ok(false);
     }
-    // The page stays pending until what it did is recorded: only a pending page is asked about
-    // again, and nothing else tells a cancellation step whose event was lost. (Recording it
-    // first and failing to learn, the order's row locked, say, lost a buyer's request for good.)
+    // The page stays pending until what it did is recorded (`learn_from_page` then records it
+    // completed): only a pending page is asked about again, and nothing else tells a
+    // cancellation step whose event was lost.
     let source = "a page left without a return, read from DHMAD";
-    if !sync::learn_from_page(state, &order, page, Some(read.completed_at), source).await? {
-        return Ok(false);
-    }
-    db::sessions::set_status(&state.pool, id, read.status.as_str()).await?;
-    Ok(true)
+    sync::learn_from_page(state, &order, page, Some(read.completed_at), source).await
 }
 
 #[cfg(test)]

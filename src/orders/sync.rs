@@ -203,7 +203,7 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
         "callback, read from DHMAD",
     )
     .await
-    // Not recorded: a reload of the return looks at the page again.
+    // Not recorded: the page stays pending, looked at again on a reload or once it ends.
     .map(|_| returned)
 }
 
@@ -216,8 +216,9 @@ pub(super) async fn may_look_at_page(state: &AppState, session_id: &str) -> sqlx
     db::sessions::claim_check(&state.pool, session_id, recheck).await
 }
 
-/// Reads the page's session from DHMAD and records its status; `None` when DHMAD could not
-/// say (logged).
+/// Reads the page's session from DHMAD and records its status, but `completed`, which
+/// [`learn_from_page`] records once what the page did is (only a pending page is asked about
+/// again); `None` when DHMAD could not say (logged).
 pub(super) async fn read_page(
     state: &AppState,
     order_id: Uuid,
@@ -226,7 +227,9 @@ pub(super) async fn read_page(
     let read = super::call_log::for_order(order_id, state.dhmad.get_session(session_id)).await;
     match read {
         Ok(s) => {
-            db::sessions::set_status(&state.pool, session_id, s.status.as_str()).await?;
+            if s.status != dhmad::SessionStatus::Completed {
+                db::sessions::set_status(&state.pool, session_id, s.status.as_str()).await?;
+            }
             Ok(Some(s))
         }
         Err(e) => {
@@ -239,8 +242,9 @@ pub(super) async fn read_page(
 /// What a page of DHMAD's did, learned once it is left: the escrow read again, and, when the
 /// page was `finished` (with DHMAD's completion time), a payment to review or a cancellation
 /// step. The escrow read failing is logged: the webhook or the reconciler will finish.
-/// `false` when a cancellation step the page finished could not be recorded (logged): no
-/// escrow read tells it, so only another look at the page will.
+/// A `finished` page is then recorded `completed`. `false` when a cancellation step it
+/// finished could not be recorded (logged): no escrow read tells it, so the page stays pending,
+/// for another look (the sweeper's, once it has ended).
 pub(super) async fn learn_from_page(
     state: &AppState,
     order: &Order,
@@ -269,6 +273,10 @@ pub(super) async fn learn_from_page(
             tracing::warn!(error = %e, cause = e.cause(), "could not record the cancellation step from DHMAD's page");
             return Ok(false);
         }
+    }
+    if finished.is_some() {
+        let completed = dhmad::SessionStatus::Completed;
+        db::sessions::set_status(&state.pool, &session.session_id, completed.as_str()).await?;
     }
     Ok(true)
 }

@@ -401,6 +401,49 @@ async fn a_left_request_the_sweeper_could_not_record_is_asked_about_again(pool: 
     the_request_holds_the_order(&w, &s, &session).await;
 }
 
+/// The buyer came back from asking to cancel (its event lost) while the order's row was
+/// locked past the lock timeout: the return recorded the page completed before the request,
+/// which then failed, and only a reload could learn it again. The page now stays pending, so
+/// the sweeper asks once it has ended.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_request_the_return_could_not_record_is_asked_about_once_its_page_ends(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "return-locked@example.tn").await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    let ask = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_eq!(ask.status(), 303);
+    let session = ask.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let done = w
+        .control(&format!("/sandbox/sessions/{session}/complete"), json!({}))
+        .await;
+    let mut holder = w.app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(s.order_id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    w.land_on_callback(done["redirect_url"].as_str().unwrap())
+        .await;
+    holder.rollback().await.unwrap();
+    assert_eq!(
+        w.app.order_json(s.order_id).await["cancellation"],
+        Value::Null
+    );
+    assert_eq!(page_status(&w, &session).await, "pending");
+    page_ends_and_sweeper_passes(&w, &session).await;
+    the_request_holds_the_order(&w, &s, &session).await;
+}
+
 /// A paid order whose buyer asked to cancel on DHMAD's page, its return and its event lost.
 async fn request_left_without_a_return(w: &World, email: &str) -> (Started, String) {
     let s = paid_quick(w, email).await;
