@@ -443,6 +443,21 @@ async fn owed_a_deliver(app: &TestApp, email: &str, escrow: &str) -> (Uuid, i64)
     (id, dead)
 }
 
+/// Until a statement of the database waits on a row lock (the one a test holds).
+async fn waiting_on_a_lock(pool: &PgPool) {
+    wait_for("a statement waiting on the order's lock", 10, || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        (waiting > 0).then_some(())
+    })
+    .await;
+}
+
 async fn open_delivers(pool: &PgPool, order: Uuid) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver'
@@ -477,7 +492,7 @@ async fn an_abandon_and_the_reconcilers_requeue_do_not_cross(pool: PgPool) {
         let app = std::sync::Arc::clone(&app);
         async move { act(&app, &format!("/admin/outbox/{dead}/abandon")).await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    waiting_on_a_lock(&pool).await;
     assert_eq!(
         job_row(&app.pool, dead).await.1,
         None,
@@ -504,7 +519,7 @@ async fn an_abandon_and_the_reconcilers_requeue_do_not_cross(pool: PgPool) {
                 .unwrap()
         }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    waiting_on_a_lock(&pool).await;
     db::admin_consoles::abandon_job(&mut *merchant, dead)
         .await
         .unwrap();
