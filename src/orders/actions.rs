@@ -211,9 +211,14 @@ pub(super) async fn step_page(
         if let Some(s) = read.filter(|s| s.status != dhmad::SessionStatus::Pending) {
             let finished = (s.status == dhmad::SessionStatus::Completed).then_some(s.completed_at);
             let source = "a page used on DHMAD, read before opening another";
-            // Not recorded: the page stays pending (the sweeper asks again once it ends), and
-            // the order below still allows the step; DHMAD's new page says whether it was done.
-            sync::learn_from_page(state, &order, &stored, finished, source).await?;
+            // Not recorded (the order's row locked, say): the page stays pending, for the
+            // sweeper to ask about once it ends, and is not handed out again, used as it is.
+            if !sync::learn_from_page(state, &order, &stored, finished, source).await? {
+                return Err(OrderError::not_allowed(
+                    "What was done on DHMAD's page could not be recorded just now. Please try \
+                     again in a moment.",
+                ));
+            }
             order = load(state, order.id).await?;
             if !order.allows(action) {
                 return Err(OrderError::not_allowed(format!(

@@ -444,6 +444,34 @@ async fn a_request_the_return_could_not_record_is_asked_about_once_its_page_ends
     the_request_holds_the_order(&w, &s, &session).await;
 }
 
+/// The buyer asked to cancel on DHMAD's page (return and event lost) and clicks "cancel" again
+/// while the order's row is locked: the look at the stored page finds it used, but cannot
+/// record the request. The used page was handed out again (DHMAD answers "already used"); the
+/// buyer is now asked to try again in a moment, and the page stays to be asked about.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_used_page_whose_outcome_could_not_be_recorded_is_not_handed_out(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, session) = request_left_without_a_return(&w, "click-locked@example.tn").await;
+    let mut holder = w.app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(s.order_id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let again = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    holder.rollback().await.unwrap();
+    let status = again.status();
+    let page = again.text().await.unwrap();
+    assert_eq!(status, 409, "{page}");
+    assert!(page.contains("could not be recorded just now"), "{page}");
+    assert_eq!(page_status(&w, &session).await, "pending");
+    page_ends_and_sweeper_passes(&w, &session).await;
+    the_request_holds_the_order(&w, &s, &session).await;
+}
+
 /// A paid order whose buyer asked to cancel on DHMAD's page, its return and its event lost.
 async fn request_left_without_a_return(w: &World, email: &str) -> (Started, String) {
     let s = paid_quick(w, email).await;
