@@ -58,20 +58,23 @@ pub async fn apply_in_tx(
     Ok(applied)
 }
 
-/// The merchant's "Reconcile" of an order with its escrow: [`refresh_order`], and their
-/// acknowledgement of a flag about money, which only this lifts
-/// (`snapshot::lift_money_flag`).
+/// The merchant's "Reconcile" of `order` (as the merchant saw it) with its escrow: their
+/// acknowledgement of the flag about money they were shown, which only this lifts
+/// (`snapshot::lift_money_flag`), then [`refresh_order`]. Lifted first, and only that flag:
+/// news the read brings (money for a closed order, now) flags the order again, and a read
+/// that fails (DHMAD no longer knows the escrow) may flag it for that.
 pub async fn reconcile_for_merchant(
     state: &AppState,
     order: &Order,
     source: &str,
 ) -> OrderResult<Applied> {
-    let applied = refresh_order(state, order, source).await?;
-    let mut conn = state.pool.acquire().await?;
-    let mut tx = db::tx::begin(&mut conn).await?;
-    super::snapshot::lift_money_flag(&mut tx, order.id).await?;
-    tx.commit().await?;
-    Ok(applied)
+    if let Some(seen) = order.attention.as_deref() {
+        let mut conn = state.pool.acquire().await?;
+        let mut tx = db::tx::begin(&mut conn).await?;
+        super::snapshot::lift_money_flag(&mut tx, order.id, seen).await?;
+        tx.commit().await?;
+    }
+    refresh_order(state, order, source).await
 }
 
 /// A failed read: users are told only that DHMAD is not answering; the log gets the cause.

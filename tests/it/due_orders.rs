@@ -292,11 +292,9 @@ async fn a_flag_about_money_stays_until_the_merchant_reconciles(pool: PgPool) {
         .execute(&w.app.pool)
         .await
         .unwrap();
-    w.faults(
-        json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
-                             "fault": "not_found"}]}),
-    )
-    .await;
+    let not_found = json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
+                                     "fault": "not_found"}]});
+    w.faults(not_found.clone()).await;
     let order = db::orders::get(&w.app.pool, s.order_id)
         .await
         .unwrap()
@@ -318,7 +316,46 @@ async fn a_flag_about_money_stays_until_the_merchant_reconciles(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(attention().await.as_deref(), Some(flag));
+    // Acknowledged even when the read then fails: the order is flagged for what it found,
+    // not left with a flag no click could lift.
+    w.faults(not_found).await;
     let reconcile = format!("/admin/orders/{}/reconcile", s.order_id);
     assert_eq!(w.admin_post(&reconcile).await.status(), 303);
+    let now = attention().await.unwrap_or_default();
+    assert!(now.starts_with("DHMAD does not know escrow"), "{now}");
+    w.faults(json!({})).await;
+    assert_eq!(w.admin_post(&reconcile).await.status(), 303);
     assert_eq!(attention().await, None);
+}
+
+/// An order closed here when DHMAD said it did not know the escrow (and flagged for it), whose
+/// escrow DHMAD now says is paid. The merchant's "Reconcile" read it, flagged the order "money
+/// for a closed order", and then lifted that flag in the same click as their acknowledgement
+/// of a flag they had never seen. Only the flag they were shown is theirs to lift.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_reconcile_keeps_the_money_news_its_own_read_brings(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "closed-here@example.tn").await;
+    w.faults(json!({"webhooks": {"drop": 1.0}})).await;
+    w.complete(&s.session_id).await;
+    set(
+        &w.app,
+        &[s.order_id],
+        "status = 'cancelled', escrow_status = 'pending',
+         attention = 'DHMAD does not know escrow ' || escrow_id || ' (a test)'",
+    )
+    .await;
+    let reconcile = format!("/admin/orders/{}/reconcile", s.order_id);
+    assert_eq!(w.admin_post(&reconcile).await.status(), 303);
+    let attention: Option<String> =
+        sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
+            .bind(s.order_id)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    let attention = attention.unwrap_or_default();
+    assert!(
+        attention.starts_with("Money for a closed order") && attention.contains("is paid"),
+        "{attention}"
+    );
 }

@@ -105,6 +105,22 @@ pub async fn clear_attention(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<b
     Ok(r.rows_affected() == 1)
 }
 
+/// Lifts the order's flag if it is still `seen` (what the merchant was shown). Whether it was.
+pub async fn clear_attention_if(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    seen: &str,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
+        "UPDATE orders SET attention = NULL, updated_at = now() WHERE id = $1 AND attention = $2",
+        id,
+        seen
+    )
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Flags the order for the merchant (DHMAD no longer knows its escrow, …): the reconciler stops
 /// asking, the back office shows why. A flag starting with one of `kept` is not replaced: it
 /// tells of money only the merchant can put right, and a later reason would hide it.

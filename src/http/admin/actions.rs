@@ -200,9 +200,9 @@ pub async fn reconcile_order(
         }
     } else {
         match sync::reconcile_for_merchant(&s, &order, SOURCE).await {
-            // A flag for the merchant is lifted as the escrow is applied (`apply_escrow_snapshot`):
-            // the merchant is told so, not "nothing new" (money for an order closed here may be
-            // what the flag was about, and this read is its acknowledgement).
+            // A flag for the merchant is lifted by the click (one about money) or as the escrow
+            // is applied (one about an escrow DHMAD did not know): the merchant is told so, not
+            // "nothing new".
             Ok(applied) => match applied {
                 Applied::Transitioned { from, to, .. } => (
                     Notice::OrderChanged,

@@ -241,20 +241,21 @@ pub(crate) async fn flag(
     db::orders::flag_attention(e, order_id, why, kept).await
 }
 
-/// The merchant's "Reconcile" read the order's escrow: their acknowledgement of a flag about
-/// money, which is lifted (the next sweep flags a duplicate again while it still holds the
-/// buyer's money). Whether there was one.
-pub async fn lift_money_flag(conn: &mut PgConnection, order_id: uuid::Uuid) -> sqlx::Result<bool> {
-    let Some(order) = db::orders::lock(&mut *conn, order_id).await? else {
-        return Ok(false);
-    };
-    if !is_money_flag(order.attention.as_deref())
-        || !db::orders::clear_attention(&mut *conn, order.id).await?
+/// The merchant's "Reconcile": their acknowledgement of the flag about money they were shown
+/// (`seen`), which is lifted if it is still the order's (the next sweep flags a duplicate
+/// again while it still holds the buyer's money). Whether it was.
+pub async fn lift_money_flag(
+    conn: &mut PgConnection,
+    order_id: uuid::Uuid,
+    seen: &str,
+) -> sqlx::Result<bool> {
+    if !is_money_flag(Some(seen))
+        || !db::orders::clear_attention_if(&mut *conn, order_id, seen).await?
     {
         return Ok(false);
     }
     let why = "The merchant's Reconcile lifted the flag about money";
-    db::events::add(&mut *conn, order.id, "attention_cleared", why, None).await?;
+    db::events::add(&mut *conn, order_id, "attention_cleared", why, None).await?;
     Ok(true)
 }
 

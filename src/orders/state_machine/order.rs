@@ -257,7 +257,7 @@ impl Order {
     }
 
     /// Whether the merchant's "Reconcile" has something to ask DHMAD: the escrow of an order
-    /// not settled, or of a flagged one (reading it is what clears the flag), or a creation
+    /// not settled, or of a flagged one (the merchant's Reconcile is what clears the flag), or a creation
     /// whose outcome is unknown (looked up in DHMAD's list). The list and the order's page
     /// both offer it by this.
     pub fn reconcilable(&self) -> bool {
