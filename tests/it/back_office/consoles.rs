@@ -477,6 +477,8 @@ async fn open_delivers(pool: &PgPool, order: Uuid) -> i64 {
 async fn an_abandon_and_the_reconcilers_requeue_do_not_cross(pool: PgPool) {
     // The service's bounded waits: a statement that waits on the lock below gives up in time.
     let app = std::sync::Arc::new(spawn_offline(production_pool(&pool)).await);
+    // The service's own pass at start is over: it would queue the deliver itself.
+    after_first_reconciler_pass(&[&app]).await;
     let lock = "SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE";
 
     // The merchant's abandon waits for the order's lock (held here as a re-queue holds it).
