@@ -140,3 +140,54 @@ async fn signatures_stay_and_a_new_delivery_retires_the_last_rejection(pool: PgP
     snapshot(OrderStatus::Delivered).await.unwrap();
     assert_eq!(reason().await, None);
 }
+
+/// Settled is final and a digital code is never replaced, in the schema too (a trigger), as
+/// in the state machine: a write that slipped past the code fails instead of undoing a
+/// settlement or swapping the code a buyer paid for. Every move out of a settled status is
+/// refused, and the state machine refuses the same moves.
+#[sqlx::test]
+async fn the_schema_keeps_settled_orders_and_issued_codes(pool: PgPool) {
+    let id = new_order(&pool, "settled@example.tn").await.unwrap();
+    let set_status = |status: OrderStatus| {
+        sqlx::query("UPDATE orders SET status = $2 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .execute(&pool)
+    };
+    for settled in OrderStatus::SETTLED.iter().copied() {
+        // Reaching it directly here: the test is about leaving it.
+        sqlx::query("ALTER TABLE orders DISABLE TRIGGER orders_settled_is_final")
+            .execute(&pool)
+            .await
+            .unwrap();
+        set_status(settled).await.unwrap();
+        sqlx::query("ALTER TABLE orders ENABLE TRIGGER orders_settled_is_final")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for next in OrderStatus::ALL.into_iter().filter(|s| *s != settled) {
+            assert!(!settled.can_become(next), "{settled:?} → {next:?}");
+            let refused = set_status(next).await.unwrap_err();
+            assert!(
+                refused.to_string().contains("settled is final"),
+                "{settled:?} → {next:?}: {refused}"
+            );
+        }
+        // The same status again is no move.
+        set_status(settled).await.unwrap();
+    }
+
+    let paid = new_order(&pool, "code@example.tn").await.unwrap();
+    let set_code = |code: Option<&'static str>| {
+        sqlx::query("UPDATE orders SET digital_code = $2 WHERE id = $1")
+            .bind(paid)
+            .bind(code)
+            .execute(&pool)
+    };
+    set_code(Some("AI-FIRST")).await.unwrap();
+    set_code(Some("AI-FIRST")).await.unwrap();
+    for other in [Some("AI-SECOND"), None] {
+        let refused = set_code(other).await.unwrap_err();
+        assert!(refused.to_string().contains("never replaced"), "{refused}");
+    }
+}
