@@ -38,7 +38,8 @@ pub struct ApiError {
     pub user_message: Option<String>,
     /// Per-field validation messages.
     pub details: BTreeMap<String, String>,
-    /// `retryAfter` of 429 bodies, in seconds.
+    /// `retryAfter` of 429 bodies, else the answer's `Retry-After` header (429 and 5xx), in
+    /// seconds.
     pub retry_after: Option<u64>,
     /// The body as sent (`Null` when it was not JSON).
     pub body: serde_json::Value,

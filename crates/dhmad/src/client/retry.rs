@@ -139,6 +139,16 @@ impl RetryPolicy {
         // Equal jitter: half fixed, half random, so many clients do not retry in step.
         let half = exp / 2;
         let jitter = rand::random::<f64>() * half.as_secs_f64();
-        Some(half + Duration::from_secs_f64(jitter))
+        let backoff = half + Duration::from_secs_f64(jitter);
+        // A 5xx that says how long to wait (a gateway's 503 during maintenance): at least that
+        // long, if it is near; else it comes back to the caller at once, as a far 429 does.
+        match err {
+            Error::Server(api) => match api.retry_after.map(Duration::from_secs) {
+                Some(wait) if wait > self.max_rate_limit_wait => None,
+                Some(wait) => Some(backoff.max(wait)),
+                None => Some(backoff),
+            },
+            _ => Some(backoff),
+        }
     }
 }

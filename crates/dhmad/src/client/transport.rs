@@ -147,8 +147,17 @@ impl Client {
         let mut err = Error::from_response(status.as_u16(), &bytes, reset);
         // `Retry-After` (UNSTATED for DHMAD; gateways and proxies in front of it send one) when
         // the body said nothing.
-        if let Error::RateLimited { retry_after, .. } = &mut err {
-            *retry_after = retry_after.or(retry_after_header);
+        match &mut err {
+            Error::RateLimited { retry_after, .. } => {
+                *retry_after = retry_after.or(retry_after_header);
+            }
+            // A gateway's 503 during maintenance: the read waits as asked (`RetryPolicy`).
+            Error::Server(api) => {
+                let secs =
+                    retry_after_header.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+                api.retry_after = api.retry_after.or(secs);
+            }
+            _ => {}
         }
         // A cap on new escrows is about one kind of call, not the window every call shares.
         if let Some(wait) = err.rate_limit_wait().filter(|_| !err.is_creation_cap()) {

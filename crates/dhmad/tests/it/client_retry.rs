@@ -319,6 +319,40 @@ async fn the_cap_on_new_escrows_is_not_sent_again_at_the_windows_reset() {
     assert_eq!(server.count(), 1);
 }
 
+/// A gateway in front of DHMAD answers 503 with `Retry-After: 1` (maintenance): the read was
+/// tried again at once, its three retries spent within a second and a half. It now waits as
+/// asked; a far `Retry-After` comes back to the caller at once.
+#[tokio::test]
+async fn a_5xx_asking_to_wait_is_waited_for_when_near() {
+    let server = Server::start(|_, i| {
+        if i == 0 {
+            Reply::json(503, json!({"error":"Service Unavailable"})).header("Retry-After", "1")
+        } else {
+            escrow_ok()
+        }
+    })
+    .await;
+    let started = Instant::now();
+    server.client().get_escrow("e1").await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.count(), 2);
+
+    let far = Server::start(|_, _| {
+        Reply::json(503, json!({"error":"Service Unavailable"})).header("Retry-After", "3600")
+    })
+    .await;
+    let err = within_a_minute(far.client().get_escrow("e1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Server(_)), "{err:?}");
+    settle().await;
+    assert_eq!(far.count(), 1);
+}
+
 #[tokio::test]
 async fn connection_refused_is_a_transport_error() {
     // Port 9 (discard): nothing listens there. A port freed by this test could be taken at
