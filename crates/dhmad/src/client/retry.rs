@@ -141,10 +141,11 @@ impl RetryPolicy {
         let jitter = rand::random::<f64>() * half.as_secs_f64();
         let backoff = half + Duration::from_secs_f64(jitter);
         // A 5xx that says how long to wait (a gateway's 503 during maintenance): at least that
-        // long, if it is near; else it comes back to the caller at once, as a far 429 does.
+        // long, if it is within the backoff's own bound (a caller waiting on the read waits no
+        // longer than before); else it comes back to the caller at once, as a far 429 does.
         match err {
             Error::Server(api) => match api.retry_after.map(Duration::from_secs) {
-                Some(wait) if wait > self.max_rate_limit_wait => None,
+                Some(wait) if wait > self.max_backoff => None,
                 Some(wait) => Some(backoff.max(wait)),
                 None => Some(backoff),
             },
