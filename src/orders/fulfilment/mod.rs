@@ -129,7 +129,11 @@ fn ship_refusal(order: &Order) -> String {
 pub async fn requeue_deliver(state: &AppState, order_id: Uuid) -> OrderResult<bool> {
     let mut conn = state.pool.acquire().await?;
     let mut tx = db::tx::begin(&mut conn).await?;
-    if db::orders::lock(&mut *tx, order_id).await?.is_none() {
+    // As the list read it, still: a webhook may have moved it on since (delivered, disputed).
+    let owed = db::orders::lock(&mut *tx, order_id)
+        .await?
+        .is_some_and(|o| o.allows(Action::RetryDeliver) && o.attention.is_none());
+    if !owed {
         return Ok(false);
     }
     let queued = db::outbox::enqueue_unless_abandoned(&mut *tx, DELIVER, order_id).await?;

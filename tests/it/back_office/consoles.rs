@@ -530,3 +530,26 @@ async fn an_abandon_and_the_reconcilers_requeue_do_not_cross(pool: PgPool) {
     assert_eq!(pass.delivers_requeued, 0, "{pass:?}");
     assert_eq!(open_delivers(&app.pool, second).await, 0);
 }
+
+/// The reconciler's list said a deliver was owed; by the time the order's lock is taken a
+/// webhook may have moved it on (delivered, say). Nothing is queued then: the re-queue looks
+/// again under the lock.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_deliver_is_queued_again_only_while_still_owed(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    after_first_reconciler_pass(&[&app]).await;
+    let (id, _) = owed_a_deliver(&app, "moved-on@example.tn", "66bb000000000000000000f3").await;
+    let set = |status: &'static str| {
+        sqlx::query("UPDATE orders SET status = $2::order_status, escrow_status = $2 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .execute(&app.pool)
+    };
+    set("delivered").await.unwrap();
+    let requeue = || storefront::orders::fulfilment::requeue_deliver(&app.state, id);
+    assert!(!requeue().await.unwrap());
+    assert_eq!(open_delivers(&app.pool, id).await, 0);
+    set("paid").await.unwrap();
+    assert!(requeue().await.unwrap());
+    assert_eq!(open_delivers(&app.pool, id).await, 1);
+}
