@@ -259,9 +259,14 @@ pub(super) async fn learn_from_page(
         // The order page says we are confirming; the webhook or the reconciler will finish.
         tracing::warn!(error = %e, cause = e.cause(), "could not read the escrow from DHMAD after its page");
     }
+    let completed = dhmad::SessionStatus::Completed.as_str();
     if let Some(completed_at) =
         finished.filter(|_| session.action == CheckoutAction::AcceptPay.as_str())
     {
+        // A payment page is recorded completed first: the payment rules take a completed page
+        // for a finished one (`payment_review::known`), so a review not noted below is caught
+        // up there, and a pending one would be handed out again as the page to pay on.
+        db::sessions::set_status(&state.pool, &session.session_id, completed).await?;
         let page = payment_review::FinishedPage {
             opened_at: session.created_at,
             expires_at: session.expires_at,
@@ -278,8 +283,7 @@ pub(super) async fn learn_from_page(
         }
     }
     if finished.is_some() {
-        let completed = dhmad::SessionStatus::Completed;
-        db::sessions::set_status(&state.pool, &session.session_id, completed.as_str()).await?;
+        db::sessions::set_status(&state.pool, &session.session_id, completed).await?;
     }
     Ok(true)
 }

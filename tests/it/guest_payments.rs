@@ -699,3 +699,30 @@ async fn a_lost_second_rejection_is_found_past_a_first_page_that_stays_finished(
     let o = w.app.order_json(s.order_id).await;
     assert_eq!(o["payment_review"], false, "{o}");
 }
+
+/// A guest sent a proof and came back while the order's row was locked: the review could not
+/// be noted. The page, left pending, was then offered again as the page to pay on (used, and
+/// holding a proof under review). It is recorded completed first, and the payment rules take
+/// it for a finished page.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_proof_page_whose_review_could_not_be_noted_is_not_offered_again(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "note-locked@example.tn").await;
+    let sent = send_proof(&w, &s.session_id).await;
+    let back = sent["redirect_url"]
+        .as_str()
+        .unwrap()
+        .replace("http://localhost:", "http://127.0.0.1:");
+    let mut holder = w.app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(s.order_id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let returned = w.http.get(back).send().await.unwrap();
+    holder.rollback().await.unwrap();
+    assert!(returned.status().is_server_error(), "{}", returned.status());
+    let o = w.app.order_json(s.order_id).await;
+    let offered = o["checkout_url"].as_str().unwrap_or_default();
+    assert!(!offered.contains(&s.session_id), "{o}");
+}
