@@ -312,3 +312,33 @@ async fn a_cancelled_proof_order_promises_no_proof(pool: PgPool) {
     let page = w.app.order_page(s.order_id).await;
     assert!(!page.contains("must show a proof"), "{page}");
 }
+
+/// `proofInfo`'s keys are UNSTATED (§2.1) and the proof events may not reach the shop (§3.15):
+/// a paid proof order whose phase the shop never learned offered the merchant no upload, and
+/// DHMAD cancels an escrow whose upload deadline passes. The upload is offered then; DHMAD
+/// refuses what it will not take.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_proof_order_whose_phase_is_unknown_still_offers_the_upload(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w
+        .checkout("pottery-nabeul", "phase-unknown@example.tn")
+        .await;
+    w.complete(&s.session_id).await;
+    w.wait_status(s.order_id, "paid").await;
+    phase(&w, s.order_id, "waiting_seller_proof").await;
+    sqlx::query("UPDATE orders SET proof_phase = NULL WHERE id = $1")
+        .bind(s.order_id)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let upload = format!("/admin/orders/{}/proof", s.order_id);
+    let page =
+        crate::back_office::admin_page(&w.app, &format!("/admin/orders/{}", s.order_id)).await;
+    assert!(page.contains(&upload), "{page}");
+    let sent = w.admin_post(&upload).await;
+    assert_eq!(sent.status(), 303);
+    let back = w
+        .finish_on_dhmad_as_merchant(sent, json!({"note": "receipt attached"}))
+        .await;
+    assert_eq!(back, format!("/admin/orders/{}", s.order_id));
+}

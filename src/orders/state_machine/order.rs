@@ -92,10 +92,15 @@ impl Order {
                 standard && awaiting && self.contract_seller_signed != Some(true)
             }
             // Not held back by a dispute: DHMAD's proof deadlines run on (a missed upload
-            // cancels the escrow); DHMAD refuses what it will not take.
+            // cancels the escrow); DHMAD refuses what it will not take. Nor by a phase the shop
+            // never learned (`proofInfo`'s keys are UNSTATED, and proof events may not reach
+            // it): without the upload, DHMAD would cancel the order at the deadline.
             Action::SubmitProof => {
                 self.status == S::Paid
-                    && matches!(phase, Some("waiting_seller_proof" | "correction_requested"))
+                    && match phase {
+                        Some(p) => matches!(p, "waiting_seller_proof" | "correction_requested"),
+                        None => self.proof_required,
+                    }
             }
             Action::ReviewProof => {
                 self.status == S::Paid && phase == Some("submitted_waiting_buyer_review")
