@@ -384,12 +384,7 @@ async fn a_request_left_without_a_return_is_learned_once_its_page_ends(pool: PgP
 async fn a_left_request_the_sweeper_could_not_record_is_asked_about_again(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let (s, session) = request_left_without_a_return(&w, "left-locked@example.tn").await;
-    let mut holder = w.app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
-        .bind(s.order_id)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = holding_the_order(&w.app.pool, s.order_id).await;
     page_ends_and_sweeper_passes(&w, &session).await;
     holder.rollback().await.unwrap();
     assert_eq!(
@@ -426,12 +421,7 @@ async fn a_request_the_return_could_not_record_is_asked_about_once_its_page_ends
     let done = w
         .control(&format!("/sandbox/sessions/{session}/complete"), json!({}))
         .await;
-    let mut holder = w.app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(s.order_id)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = holding_the_order(&w.app.pool, s.order_id).await;
     w.land_on_callback(done["redirect_url"].as_str().unwrap())
         .await;
     holder.rollback().await.unwrap();
@@ -452,12 +442,7 @@ async fn a_request_the_return_could_not_record_is_asked_about_once_its_page_ends
 async fn a_used_page_whose_outcome_could_not_be_recorded_is_not_handed_out(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let (s, session) = request_left_without_a_return(&w, "click-locked@example.tn").await;
-    let mut holder = w.app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(s.order_id)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = holding_the_order(&w.app.pool, s.order_id).await;
     let again = w
         .app
         .post_form(&format!("/orders/{}/cancel", s.order_id), &[])

@@ -263,12 +263,7 @@ async fn one_locked_order_does_not_stop_the_pass_for_the_others(pool: PgPool) {
     )
     .await;
 
-    let mut holder = w.app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
-        .bind(locked.order_id)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = holding_the_order(&w.app.pool, locked.order_id).await;
     let pass = reconciler::run_once(&w.app.state, Duration::from_secs(600)).await;
     holder.rollback().await.unwrap();
     let pass = pass.expect("the pass went on past the locked order");

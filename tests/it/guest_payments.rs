@@ -713,12 +713,7 @@ async fn a_proof_page_whose_review_could_not_be_noted_is_not_offered_again(pool:
         .as_str()
         .unwrap()
         .replace("http://localhost:", "http://127.0.0.1:");
-    let mut holder = w.app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(s.order_id)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = holding_the_order(&w.app.pool, s.order_id).await;
     let returned = w.http.get(back).send().await.unwrap();
     holder.rollback().await.unwrap();
     assert!(returned.status().is_server_error(), "{}", returned.status());

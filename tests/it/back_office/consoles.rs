@@ -479,17 +479,11 @@ async fn an_abandon_and_the_reconcilers_requeue_do_not_cross(pool: PgPool) {
     let app = std::sync::Arc::new(spawn_offline(production_pool(&pool)).await);
     // The service's own pass at start is over: it would queue the deliver itself.
     after_first_reconciler_pass(&[&app]).await;
-    let lock = "SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE";
 
     // The merchant's abandon waits for the order's lock (held here as a re-queue holds it).
     let (first, dead) =
         owed_a_deliver(&app, "abandon-1@example.tn", "66bb000000000000000000f1").await;
-    let mut held = app.pool.begin().await.unwrap();
-    sqlx::query(lock)
-        .bind(first)
-        .execute(&mut *held)
-        .await
-        .unwrap();
+    let held = holding_the_order(&app.pool, first).await;
     let abandon = tokio::spawn({
         let app = std::sync::Arc::clone(&app);
         async move { act(&app, &format!("/admin/outbox/{dead}/abandon")).await }
@@ -507,12 +501,7 @@ async fn an_abandon_and_the_reconcilers_requeue_do_not_cross(pool: PgPool) {
     // it), and then sees the abandon.
     let (second, dead) =
         owed_a_deliver(&app, "abandon-2@example.tn", "66bb000000000000000000f2").await;
-    let mut merchant = app.pool.begin().await.unwrap();
-    sqlx::query(lock)
-        .bind(second)
-        .execute(&mut *merchant)
-        .await
-        .unwrap();
+    let mut merchant = holding_the_order(&app.pool, second).await;
     let pass = tokio::spawn({
         let app = std::sync::Arc::clone(&app);
         async move {

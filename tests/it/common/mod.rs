@@ -343,6 +343,22 @@ pub async fn after_first_reconciler_pass(apps: &[&TestApp]) {
     .await;
 }
 
+/// A transaction holding the order's row lock as the service takes it (`db::orders::lock`):
+/// a webhook, the back office or a stuck request in the middle of its work. Rolled back (or
+/// dropped) to let go.
+pub async fn holding_the_order(
+    pool: &PgPool,
+    order: Uuid,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut held = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(order)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    held
+}
+
 /// Polls `check` until it yields `Some`, for at most `secs` seconds.
 pub async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
 where
