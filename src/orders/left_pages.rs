@@ -31,8 +31,9 @@ pub const ASK_AGAIN_AFTER: time::Duration = time::Duration::minutes(10);
 /// Asks DHMAD how a page the shop holds as pending ended, and learns what it did, as the
 /// callback would have. `false` when nothing was learned: looked at within
 /// [`ASK_AGAIN_AFTER`] by anyone, DHMAD did not answer, what the page did could not be
-/// recorded (it is asked about again), or the page was not completed (its status is recorded). A page DHMAD does not know (404), or of an order settled since
-/// (nothing a cancellation step did matters then), is taken as expired without more looks.
+/// recorded (it is asked about again), or the page was not completed (its status is
+/// recorded). A page DHMAD does not know (404), or of an order settled since (nothing a
+/// cancellation step did matters then), is taken as expired without more looks.
 pub async fn ask(state: &AppState, page: &Session) -> OrderResult<bool> {
     let id = &page.session_id;
     if !db::sessions::claim_check(&state.pool, id, ASK_AGAIN_AFTER).await? {

@@ -260,9 +260,8 @@ pub(super) async fn learn_from_page(
         tracing::warn!(error = %e, cause = e.cause(), "could not read the escrow from DHMAD after its page");
     }
     let completed = dhmad::SessionStatus::Completed.as_str();
-    if let Some(completed_at) =
-        finished.filter(|_| session.action == CheckoutAction::AcceptPay.as_str())
-    {
+    let pay_page = session.action == CheckoutAction::AcceptPay.as_str();
+    if let Some(completed_at) = finished.filter(|_| pay_page) {
         // A payment page is recorded completed first: the payment rules take a completed page
         // for a finished one (`payment_review::known`), so a review not noted below is caught
         // up there, and a pending one would be handed out again as the page to pay on.
@@ -282,7 +281,7 @@ pub(super) async fn learn_from_page(
             return Ok(false);
         }
     }
-    if finished.is_some() {
+    if finished.is_some() && !pay_page {
         db::sessions::set_status(&state.pool, &session.session_id, completed).await?;
     }
     Ok(true)

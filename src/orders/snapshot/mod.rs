@@ -218,8 +218,9 @@ const MONEY_AFTER_CLOSE: &str = "Money for a closed order: ";
 /// The start of the flag of an order whose buyer paid a second escrow of it
 /// (`lost_escrow::flag_funded_duplicate`).
 pub(crate) const DUPLICATE_FUNDED: &str = "Money in a second escrow: ";
-/// Flags about money only the merchant can put right: a webhook does not lift them, and no
-/// later flag replaces them (a 404 on a read during a key mix-up hid a buyer's double payment).
+/// Flags about money only the merchant can put right: only their "Reconcile" lifts them, and
+/// no later flag but another about money replaces them (a 404 on a read during a key mix-up
+/// hid a buyer's double payment).
 const MONEY_FLAGS: [&str; 2] = [MONEY_AFTER_CLOSE, DUPLICATE_FUNDED];
 
 fn is_money_flag(attention: Option<&str>) -> bool {
