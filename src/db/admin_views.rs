@@ -129,7 +129,8 @@ impl NeedsAction {
             // `Order::allows(Action::SubmitProof)`. Index: `orders_admin_proof` (same predicate).
             Self::ProofToUpload => {
                 "(o.status = 'paid'
-                  AND o.proof_phase IN ('waiting_seller_proof', 'correction_requested'))"
+                  AND (o.proof_phase IN ('waiting_seller_proof', 'correction_requested')
+                       OR (o.proof_phase IS NULL AND o.proof_required)))"
             }
             // `Order::in_payment_review`. Index: `orders_admin_review` (same predicate).
             Self::PaymentReview => {
