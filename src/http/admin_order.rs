@@ -49,6 +49,8 @@ struct AdminOrderPage {
     status_label: &'static str,
     error: Option<String>,
     actions: Vec<ActionView>,
+    /// Steps valid now that need the shop's DHMAD account, which is not set.
+    no_seller_account: bool,
     timeline: Vec<Line>,
     sessions: Vec<Line>,
     jobs: Vec<Line>,
@@ -71,14 +73,18 @@ struct DeliverJob {
 /// instant order's that failed and waits out its backoff can be run now ("Retry deliver", as
 /// from the outbox page: `fulfilment::retry_deliver` makes it due). A guest
 /// paid outside DHMAD's wallet (`guest_paid`) gets no refund from DHMAD (§4.2): the buttons
-/// that would promise one say so instead.
+/// that would promise one say so instead. Without the shop's DHMAD account (`seller`), the
+/// steps taken on DHMAD's page as the shop are left out (each would be refused), and the
+/// second value says whether any was.
 fn merchant_actions(
     o: &Order,
     deliver: DeliverJob,
     buyer_page_open: bool,
     guest_paid: bool,
-) -> Vec<ActionView> {
+    seller: bool,
+) -> (Vec<ActionView>, bool) {
     let mut out = Vec::new();
+    let mut left_out = false;
     let mut add = |action: Action, path: &'static str, decision: Option<&'static str>| {
         let queued = match action {
             Action::Ship => deliver.open,
@@ -87,6 +93,10 @@ fn merchant_actions(
         };
         // An instant order's cancel waits for the buyer's page to close (`merchant_cancel`).
         let waits = action == Action::MerchantCancel && buyer_page_open;
+        if o.allows(action) && !seller && action.on_the_shops_dhmad_page() {
+            left_out = true;
+            return;
+        }
         if o.allows(action) && !queued && !waits {
             let label = match (decision, action) {
                 (Some("accept"), _) if guest_paid => {
@@ -116,7 +126,7 @@ fn merchant_actions(
     add(Action::MerchantCancel, "cancel", None);
     add(Action::CancelAndRefund, "cancel", None);
     add(Action::Dispute, "dispute", None);
-    out
+    (out, left_out)
 }
 
 async fn render_page(
@@ -203,9 +213,13 @@ async fn render_page(
             detail: format!("{} from {} {}", a.actor, a.client_addr, a.detail),
         })
         .collect();
+    let seller = s.config.seller_email.is_some();
+    let (actions, no_seller_account) =
+        merchant_actions(&order, deliver, buyer_page_open, guest_paid, seller);
     render(&AdminOrderPage {
         status_label: order.status.merchant_label(),
-        actions: merchant_actions(&order, deliver, buyer_page_open, guest_paid),
+        actions,
+        no_seller_account,
         order,
         product_name,
         error,

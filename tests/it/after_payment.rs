@@ -1013,3 +1013,17 @@ async fn a_dhmad_failure_on_a_back_office_step_stays_on_the_orders_page(pool: Pg
         "{page}"
     );
 }
+
+/// Without `DHMAD_SELLER_EMAIL` the shop has no DHMAD account to act on DHMAD's pages: the
+/// back office offered "Cancel and refund" and the like all the same, each refused on click.
+/// They are left out, and the page says why; steps through DHMAD's API (shipping) stay.
+#[sqlx::test(migrations = "./migrations")]
+async fn without_the_shops_dhmad_account_its_page_steps_are_not_offered(pool: PgPool) {
+    let w = world(pool, |c| c.seller_email = None).await;
+    let s = paid_quick(&w, "no-seller@example.tn").await;
+    let page = admin_page(&w.app, &format!("/admin/orders/{}", s.order_id)).await;
+    assert!(!page.contains("Cancel and refund"), "{page}");
+    assert!(!page.contains("Open a dispute"), "{page}");
+    assert!(page.contains("id=\"no-seller-account\""), "{page}");
+    assert!(page.contains("Mark shipped"), "{page}");
+}

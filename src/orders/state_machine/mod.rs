@@ -138,6 +138,19 @@ impl Action {
             Action::ReviewProof => "Review the proof",
         }
     }
+
+    /// The merchant takes it on DHMAD's page, as the shop's DHMAD account
+    /// (`DHMAD_SELLER_EMAIL`): without one, it cannot be taken from the back office.
+    pub fn on_the_shops_dhmad_page(self) -> bool {
+        matches!(
+            self,
+            Action::MerchantSign
+                | Action::SubmitProof
+                | Action::AnswerCancellation
+                | Action::CancelAndRefund
+                | Action::Dispute
+        )
+    }
 }
 
 impl OrderStatus {
