@@ -387,13 +387,7 @@ async fn a_left_request_the_sweeper_could_not_record_is_asked_about_again(pool: 
     let holder = holding_the_order(&w.app.pool, s.order_id).await;
     page_ends_and_sweeper_passes(&w, &session).await;
     holder.rollback().await.unwrap();
-    assert_eq!(
-        w.app.order_json(s.order_id).await["cancellation"],
-        Value::Null
-    );
-    assert_eq!(page_status(&w, &session).await, "pending");
-    page_ends_and_sweeper_passes(&w, &session).await;
-    the_request_holds_the_order(&w, &s, &session).await;
+    left_pending_then_learned(&w, &s, &session).await;
 }
 
 /// The buyer came back from asking to cancel (its event lost) while the order's row was
@@ -425,13 +419,7 @@ async fn a_request_the_return_could_not_record_is_asked_about_once_its_page_ends
     w.land_on_callback(done["redirect_url"].as_str().unwrap())
         .await;
     holder.rollback().await.unwrap();
-    assert_eq!(
-        w.app.order_json(s.order_id).await["cancellation"],
-        Value::Null
-    );
-    assert_eq!(page_status(&w, &session).await, "pending");
-    page_ends_and_sweeper_passes(&w, &session).await;
-    the_request_holds_the_order(&w, &s, &session).await;
+    left_pending_then_learned(&w, &s, &session).await;
 }
 
 /// The buyer asked to cancel on DHMAD's page (return and event lost) and clicks "cancel" again
@@ -452,9 +440,7 @@ async fn a_used_page_whose_outcome_could_not_be_recorded_is_not_handed_out(pool:
     let page = again.text().await.unwrap();
     assert_eq!(status, 409, "{page}");
     assert!(page.contains("could not be recorded just now"), "{page}");
-    assert_eq!(page_status(&w, &session).await, "pending");
-    page_ends_and_sweeper_passes(&w, &session).await;
-    the_request_holds_the_order(&w, &s, &session).await;
+    left_pending_then_learned(&w, &s, &session).await;
 }
 
 /// A paid order whose buyer asked to cancel on DHMAD's page, its return and its event lost.
@@ -472,6 +458,18 @@ async fn request_left_without_a_return(w: &World, email: &str) -> (Started, Stri
         Value::Null
     );
     (s, session)
+}
+
+/// The request is not the shop's yet, and its page stays pending: once the page has ended,
+/// the sweeper asks DHMAD and learns it.
+async fn left_pending_then_learned(w: &World, s: &Started, session: &str) {
+    assert_eq!(
+        w.app.order_json(s.order_id).await["cancellation"],
+        Value::Null
+    );
+    assert_eq!(page_status(w, session).await, "pending");
+    page_ends_and_sweeper_passes(w, session).await;
+    the_request_holds_the_order(w, s, session).await;
 }
 
 /// The request is the shop's now: shipping waits for its answer, and the page is done.
