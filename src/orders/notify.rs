@@ -85,6 +85,28 @@ fn good(state: &AppState, order: &Order, product: &str, code: &str) -> Email {
     }
 }
 
+/// Why the order's confirmation is not sent, if [`CONFIRMATIONS_PER_ADDRESS`] already went to
+/// its address within [`FLOOD_WINDOW`]. Asked on its first attempt only: a later one is the same
+/// e-mail tried again, or the merchant's retry of one given up here, which they asked to send.
+async fn held_as_a_flood(
+    state: &AppState,
+    job: &Job,
+    order: &Order,
+) -> OrderResult<Option<String>> {
+    if job.attempts != 1 {
+        return Ok(None);
+    }
+    let sent =
+        db::outbox::sent_to_address(&state.pool, CONFIRMATION, &order.buyer_email, FLOOD_WINDOW)
+            .await?;
+    Ok((sent >= CONFIRMATIONS_PER_ADDRESS).then(|| {
+        format!(
+            "not sent: {sent} order e-mails went to this address within the hour (a flood of \
+             orders for one address is not mailed; retry to send it)"
+        )
+    }))
+}
+
 /// Runs one e-mail job.
 #[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(job.order_id), job.kind = %job.kind))]
 pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
@@ -105,22 +127,8 @@ pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
             None => return Ok(JobOutcome::Done("no good to send any more".into())),
         },
         _ => {
-            // Its first attempt only: a later one is the same e-mail tried again, or the
-            // merchant's retry of one given up here, which they asked to send.
-            if job.attempts == 1 {
-                let sent = db::outbox::sent_to_address(
-                    &state.pool,
-                    CONFIRMATION,
-                    &order.buyer_email,
-                    FLOOD_WINDOW,
-                )
-                .await?;
-                if sent >= CONFIRMATIONS_PER_ADDRESS {
-                    return Ok(JobOutcome::GiveUp(format!(
-                        "not sent: {sent} order e-mails went to this address within the hour (a \
-                         flood of orders for one address is not mailed; retry to send it)"
-                    )));
-                }
+            if let Some(why) = held_as_a_flood(state, job, &order).await? {
+                return Ok(JobOutcome::GiveUp(why));
             }
             confirmation(state, &order, &product)
         }
