@@ -292,12 +292,20 @@ async fn rejected_without_coming_back(w: &World, buyer: &str) -> (Started, Strin
 /// The step's answer sent its user to DHMAD's page (303), which they finish there and leave
 /// without coming back: the page's session id.
 async fn finished_without_coming_back(w: &World, step: &reqwest::Response) -> String {
+    finished_on_dhmads_page(w, step).await.0
+}
+
+/// The step's answer sent its user to DHMAD's page (303), which they finish there: the page's
+/// session id, and where DHMAD sends them back.
+async fn finished_on_dhmads_page(w: &World, step: &reqwest::Response) -> (String, String) {
     assert_eq!(step.status(), 303);
     let page = step.headers()["location"].to_str().unwrap();
     let session = page.rsplit('/').next().unwrap().to_owned();
-    w.control(&format!("/sandbox/sessions/{session}/complete"), json!({}))
+    let done = w
+        .control(&format!("/sandbox/sessions/{session}/complete"), json!({}))
         .await;
-    session
+    let back = done["redirect_url"].as_str().unwrap().to_owned();
+    (session, back)
 }
 
 /// The merchant refused the request on DHMAD's page and closed the tab: no callback, and the
@@ -397,27 +405,9 @@ async fn a_left_request_the_sweeper_could_not_record_is_asked_about_again(pool: 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_request_the_return_could_not_record_is_asked_about_once_its_page_ends(pool: PgPool) {
     let w = world(pool, |_| {}).await;
-    let s = paid_quick(&w, "return-locked@example.tn").await;
-    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
-        .await;
-    let ask = w
-        .app
-        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
-        .await;
-    assert_eq!(ask.status(), 303);
-    let session = ask.headers()["location"]
-        .to_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let done = w
-        .control(&format!("/sandbox/sessions/{session}/complete"), json!({}))
-        .await;
+    let (s, session, back) = request_made_on_dhmads_page(&w, "return-locked@example.tn").await;
     let holder = holding_the_order(&w.app.pool, s.order_id).await;
-    w.land_on_callback(done["redirect_url"].as_str().unwrap())
-        .await;
+    w.land_on_callback(&back).await;
     holder.rollback().await.unwrap();
     left_pending_then_learned(&w, &s, &session).await;
 }
@@ -445,6 +435,13 @@ async fn a_used_page_whose_outcome_could_not_be_recorded_is_not_handed_out(pool:
 
 /// A paid order whose buyer asked to cancel on DHMAD's page, its return and its event lost.
 async fn request_left_without_a_return(w: &World, email: &str) -> (Started, String) {
+    let (s, session, _) = request_made_on_dhmads_page(w, email).await;
+    (s, session)
+}
+
+/// A paid order whose buyer asked to cancel on DHMAD's page, its event lost: the page's
+/// session id, and where DHMAD sends the buyer back.
+async fn request_made_on_dhmads_page(w: &World, email: &str) -> (Started, String, String) {
     let s = paid_quick(w, email).await;
     w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
         .await;
@@ -452,12 +449,12 @@ async fn request_left_without_a_return(w: &World, email: &str) -> (Started, Stri
         .app
         .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
         .await;
-    let session = finished_without_coming_back(w, &ask).await;
+    let (session, back) = finished_on_dhmads_page(w, &ask).await;
     assert_eq!(
         w.app.order_json(s.order_id).await["cancellation"],
         Value::Null
     );
-    (s, session)
+    (s, session, back)
 }
 
 /// The request is not the shop's yet, and its page stays pending: once the page has ended,

@@ -59,11 +59,7 @@ async fn relay_restarting_the_database(pool: PgPool) -> (String, Arc<AtomicUsize
 #[sqlx::test(migrations = "./migrations")]
 async fn an_email_sent_as_the_database_restarts_is_recorded_and_sent_once(pool: PgPool) {
     let (smtp_url, taken) = relay_restarting_the_database(pool.clone()).await;
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.smtp_url = Some(smtp_url.into());
     cfg.smtp_timeout = Duration::from_secs(5);
     let app = spawn(production_pool(&pool), cfg).await;
@@ -91,11 +87,7 @@ async fn an_email_sent_as_the_database_restarts_is_recorded_and_sent_once(pool: 
 /// replaces the connection.
 #[sqlx::test(migrations = "./migrations")]
 async fn requests_after_a_database_restart_get_a_503_not_a_500(pool: PgPool) {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     // No outbox pass to meet a dead connection before the requests do.
     cfg.jobs.outbox = Duration::from_secs(3600);
     let app = spawn(production_pool(&pool), cfg).await;

@@ -71,11 +71,7 @@ async fn a_new_admin_token_ends_the_sessions_of_the_old_one(pool: PgPool) {
     };
     assert_eq!(open(&old).await.unwrap().status(), 200);
 
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.admin_token = Some("a-new-token-after-the-leak".to_owned().into());
     let rotated = spawn(pool, cfg).await;
     let refused = open(&rotated).await.unwrap();
@@ -570,11 +566,7 @@ async fn another_site_cannot_make_the_merchants_browser_export(pool: PgPool) {
 /// (it rendered a form that could never succeed, and told a prober the back office existed).
 #[sqlx::test(migrations = "./migrations")]
 async fn without_an_admin_token_the_back_office_is_not_there(pool: PgPool) {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.admin_token = None;
     let app = spawn(pool, cfg).await;
     for path in ["/admin", "/admin/login", "/admin/orders"] {

@@ -15,11 +15,7 @@ async fn behind_a_proxy(pool: PgPool) -> TestApp {
 }
 
 async fn behind_a_proxy_writing(pool: PgPool, header: &str) -> TestApp {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.edge.client_ip_header = Some(header.into());
     cfg.edge.checkout_per_minute = 6;
     spawn(pool, cfg).await
@@ -121,11 +117,7 @@ async fn a_byte_the_client_wrote_does_not_make_it_the_proxy(pool: PgPool) {
 /// `TRUSTED_PROXIES`) writes what it likes in the header: it is counted at its own address.
 #[sqlx::test(migrations = "./migrations")]
 async fn the_header_of_a_client_that_is_not_the_proxy_is_ignored(pool: PgPool) {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.edge.client_ip_header = Some("x-forwarded-for".into());
     cfg.edge.trusted_proxies = vec!["192.0.2.1/32".parse().unwrap()];
     cfg.edge.checkout_per_minute = 6;

@@ -28,11 +28,7 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn slow_and_idle_clients_are_cut_off_and_capped(pool: PgPool) {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     // Long enough that the 300 ms look below ends well before an idle connection is cut, on a
     // loaded machine too.
     cfg.edge.header_read_timeout = Duration::from_secs(3);
@@ -97,11 +93,7 @@ async fn a_third_is_closed(app: &TestApp, what: &str) {
 /// proxy's connections all share its address, so the share does not apply to them.
 #[sqlx::test(migrations = "./migrations")]
 async fn one_client_cannot_hold_every_connection(pool: PgPool) {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.edge.max_connections_per_client = 2;
     cfg.edge.max_connections = 3;
     // Idle connections are not cut meanwhile: only the share can close the third one.
@@ -156,11 +148,7 @@ async fn one_client_cannot_hold_every_connection(pool: PgPool) {
 /// to send the event again, so a slow one gets its route's 503, which DHMAD retries.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_body_that_does_not_arrive_is_a_408(pool: PgPool) {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.edge.header_read_timeout = Duration::from_secs(1);
     let app = spawn(pool, cfg).await;
     let addr = format!("127.0.0.1:{}", app.port);
@@ -223,11 +211,7 @@ async fn a_body_that_does_not_arrive_is_a_408(pool: PgPool) {
 /// `WRITE_STALL_FACTOR` header timeouts now closes its connection.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_client_that_never_reads_its_answers_does_not_hold_its_connection(pool: PgPool) {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.edge.header_read_timeout = Duration::from_secs(1);
     cfg.edge.max_connections = 1;
     let app = spawn(pool, cfg).await;

@@ -133,22 +133,10 @@ async fn a_rebound_name_cannot_post_the_shops_forms(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_rebound_name_cannot_use_the_demo_token(pool: PgPool) {
     let demo = storefront::config::PUBLIC_DEMO_SECRETS[1];
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.admin_token = Some(demo.to_owned().into());
     let demo_app = spawn(pool.clone(), cfg).await;
-    let own_app = spawn(
-        pool,
-        config(
-            DEAD_DHMAD,
-            storefront::config::SANDBOX_DEFAULT_API_KEY,
-            SECRET,
-        ),
-    )
-    .await;
+    let own_app = spawn(pool, offline_config()).await;
     let orders = |app: &TestApp, host: &str, token: &str| {
         let port = app.base.rsplit(':').next().unwrap();
         app.http
@@ -445,11 +433,7 @@ async fn a_snapshot_dated_in_the_future_does_not_freeze_the_order(pool: PgPool) 
 
 #[sqlx::test(migrations = "./migrations")]
 async fn private_pages_are_not_cached_and_https_gets_hsts(pool: PgPool) {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.public_base_url = "https://shop.example".parse().unwrap();
     let app = spawn(pool, cfg).await;
     let id = app

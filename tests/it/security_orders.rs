@@ -196,14 +196,7 @@ async fn the_buyer_gets_the_order_link_and_the_code_by_email(pool: PgPool) {
 /// DHMAD releases the money to the seller, the buyer gets the code by e-mail.
 #[sqlx::test(migrations = "./migrations")]
 async fn the_codes_email_waits_for_a_dispute_and_goes_once_it_ends_for_the_seller(pool: PgPool) {
-    let (smtp_url, _) = smtp_sink();
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
-    cfg.smtp_url = Some(smtp_url.into());
-    let app = spawn(pool, cfg).await;
+    let app = offline_mailing_to_the_sink(pool).await;
     let email = format!("disputed-{}@example.tn", uuid::Uuid::new_v4().simple());
     let escrow_id = "66cc000000000000000000d1";
     let t0 = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
@@ -324,14 +317,7 @@ async fn a_refused_step_is_not_reloaded_at_its_post_address(pool: PgPool) {
 /// why, and the merchant's retry sends one.
 #[sqlx::test(migrations = "./migrations")]
 async fn a_flood_of_orders_for_one_address_sends_it_few_emails(pool: PgPool) {
-    let (smtp_url, _) = smtp_sink();
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
-    cfg.smtp_url = Some(smtp_url.into());
-    let app = spawn(pool, cfg).await;
+    let app = offline_mailing_to_the_sink(pool).await;
     let victim = format!("flooded-{}@example.tn", uuid::Uuid::new_v4().simple());
     let product = db::products::get(&app.pool, "chechia-red")
         .await
@@ -411,4 +397,11 @@ fn mails_to(to: &str) -> usize {
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .filter(|m| m.starts_with(&rcpt))
         .count()
+}
+
+/// A storefront with no DHMAD whose e-mails go to the SMTP sink.
+async fn offline_mailing_to_the_sink(pool: PgPool) -> TestApp {
+    let mut cfg = offline_config();
+    cfg.smtp_url = Some(smtp_sink().0.into());
+    spawn(pool, cfg).await
 }

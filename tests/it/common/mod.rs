@@ -126,16 +126,17 @@ pub async fn terminate_production_connections(pool: &PgPool) -> i64 {
 }
 
 /// A storefront whose DHMAD is unreachable: enough for everything that must not call DHMAD.
-pub async fn spawn_offline(pool: PgPool) -> TestApp {
-    spawn(
-        pool,
-        config(
-            DEAD_DHMAD,
-            storefront::config::SANDBOX_DEFAULT_API_KEY,
-            SECRET,
-        ),
+/// The configuration of [`spawn_offline`], for a test that changes some of it first.
+pub fn offline_config() -> Config {
+    config(
+        DEAD_DHMAD,
+        storefront::config::SANDBOX_DEFAULT_API_KEY,
+        SECRET,
     )
-    .await
+}
+
+pub async fn spawn_offline(pool: PgPool) -> TestApp {
+    spawn(pool, offline_config()).await
 }
 
 impl TestApp {

@@ -291,11 +291,7 @@ async fn each_storefront_counts_its_own_requests(pool: PgPool) {
 /// take it, so a proxy on this machine does not open it to the clients it forwards.
 #[sqlx::test(migrations = "./migrations")]
 async fn metrics_answer_this_machine_only_without_a_token(pool: PgPool) {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.edge.client_ip_header = Some("x-forwarded-for".into());
     let app = spawn(pool, cfg).await;
     let from = |ip: &'static str| {
@@ -379,11 +375,7 @@ async fn metrics_answer_this_machine_only_without_a_token(pool: PgPool) {
 
 /// A storefront behind a proxy on this machine (`X-Forwarded-For`) whose metrics need `token`.
 async fn behind_a_proxy_with_a_token(pool: PgPool, token: &str) -> TestApp {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     cfg.edge.client_ip_header = Some("x-forwarded-for".into());
     cfg.metrics_token = Some(token.to_owned().into());
     spawn(pool, cfg).await

@@ -47,11 +47,7 @@ fn landed_migrations_are_never_edited() {
 
 /// A configuration whose `DATABASE_URL` names `database`.
 fn on_database(database: &str) -> storefront::config::Config {
-    let mut cfg = config(
-        DEAD_DHMAD,
-        storefront::config::SANDBOX_DEFAULT_API_KEY,
-        SECRET,
-    );
+    let mut cfg = offline_config();
     let mut url = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
     url.set_path(database);
     cfg.database_url = url.to_string().into();
