@@ -207,7 +207,8 @@ pub async fn run_now(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
     Ok(r.rows_affected() == 1)
 }
 
-/// Jobs of `kind` sent (closed, not given up) within `within` for orders to `email`.
+/// Jobs of `kind` sent (closed, not given up) within `within` for orders to `email`'s mailbox:
+/// its sub-addresses (`email+tag@…`) count with it (`mailbox_of`, in the migrations).
 pub async fn sent_to_address(
     e: impl PgExecutor<'_>,
     kind: &str,
@@ -217,7 +218,7 @@ pub async fn sent_to_address(
     let within_ms = within.whole_milliseconds() as i64;
     sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM outbox_jobs j JOIN orders o ON o.id = j.order_id
-            WHERE lower(o.buyer_email) = lower($2) AND j.kind = $1 AND j.gave_up_at IS NULL
+            WHERE mailbox_of(o.buyer_email) = mailbox_of(lower($2)) AND j.kind = $1 AND j.gave_up_at IS NULL
               AND j.done_at > now() - $3::bigint * interval '1 millisecond'"#,
         kind,
         email,

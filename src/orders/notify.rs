@@ -25,7 +25,8 @@ const MAX_SILENT_TRIES: i32 = 3;
 /// The least wait after a silent try: a relay that stalls for a minute or two (at its process
 /// limit, restarting behind a balancer) is waited out before the third silent try gives up.
 const SILENT_TRY_SPACING: Duration = Duration::from_secs(10 * 60);
-/// Order e-mails (the confirmation) one address gets in [`FLOOD_WINDOW`] at most. Anyone may
+/// Order e-mails (the confirmation) one mailbox gets in [`FLOOD_WINDOW`] at most (an address
+/// and its sub-addresses, `name+tag@…`, which reach the same inbox). Anyone may
 /// start orders for any address, and each sent it a mail from the shop's own relay: a few
 /// addresses under their checkout limits could flood a stranger's inbox, and the shop's
 /// reputation with it. Past this, the e-mail is given up with why; the merchant's retry sends

@@ -318,19 +318,26 @@ async fn a_refused_step_is_not_reloaded_at_its_post_address(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_flood_of_orders_for_one_address_sends_it_few_emails(pool: PgPool) {
     let app = offline_mailing_to_the_sink(pool).await;
-    let victim = format!("flooded-{}@example.tn", uuid::Uuid::new_v4().simple());
+    let victim = format!("flooded-{}", uuid::Uuid::new_v4().simple());
+    // Sub-addresses reach the same inbox: the cap counts them with the address.
+    let addresses: Vec<String> = (0..7)
+        .map(|i| match i % 2 {
+            0 => format!("{victim}@example.tn"),
+            _ => format!("{victim}+{i}@example.tn"),
+        })
+        .collect();
     let product = db::products::get(&app.pool, "chechia-red")
         .await
         .unwrap()
         .unwrap();
     let mut orders = Vec::new();
-    for i in 0..7 {
+    for (i, address) in addresses.iter().enumerate() {
         // Each started by another stranger.
         let owner = format!("stranger-{i}");
         let new = db::orders::NewOrder {
             sku: &product.sku,
             mode: product.mode,
-            buyer_email: &victim,
+            buyer_email: address,
             amount: product.price,
             currency: &product.currency,
             owner_key: &owner,
@@ -361,7 +368,9 @@ async fn a_flood_of_orders_for_one_address_sends_it_few_emails(pool: PgPool) {
         (closed().await == 7).then_some(())
     })
     .await;
-    assert_eq!(mails_to(&victim), 5);
+    let distinct: std::collections::BTreeSet<&String> = addresses.iter().collect();
+    let mails_to_the_inbox = || distinct.iter().map(|a| mails_to(a)).sum::<usize>();
+    assert_eq!(mails_to_the_inbox(), 5);
     let held: Vec<(uuid::Uuid, String)> = sqlx::query_as(
         "SELECT order_id, last_error FROM outbox_jobs WHERE order_id = ANY($1)
           AND gave_up_at IS NOT NULL",
@@ -383,8 +392,9 @@ async fn a_flood_of_orders_for_one_address_sends_it_few_emails(pool: PgPool) {
             .await
             .unwrap()
     );
-    wait_for_mail(&victim, &format!("/orders/{retried}")).await;
-    assert_eq!(mails_to(&victim), 6);
+    let to = &addresses[orders.iter().position(|o| *o == retried).unwrap()];
+    wait_for_mail(to, &format!("/orders/{retried}")).await;
+    assert_eq!(mails_to_the_inbox(), 6);
 }
 
 /// How many messages the SMTP sink holds for `to`.
