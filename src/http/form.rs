@@ -15,3 +15,24 @@ impl From<FormRejection> for AppError {
         AppError::BadRequest(e.body_text())
     }
 }
+
+/// A form whose fields all have defaults: a POST with no body at all (a script's
+/// `curl -X POST` with the admin token) is `T::default()`, where [`Form`] would refuse it for
+/// its missing content type. A body that is sent is read as [`Form`] reads it.
+pub struct FormOrDefault<T>(pub T);
+
+impl<S, T> FromRequest<S> for FormOrDefault<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Default,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        if !req.headers().contains_key(axum::http::header::CONTENT_TYPE) {
+            return Ok(Self(T::default()));
+        }
+        let Form(t) = Form::<T>::from_request(req, state).await?;
+        Ok(Self(t))
+    }
+}

@@ -58,17 +58,19 @@ pub async fn apply_in_tx(
     Ok(applied)
 }
 
-/// The merchant's "Reconcile" of `order` (as the merchant saw it) with its escrow: their
-/// acknowledgement of the flag about money they were shown, which only this lifts
-/// (`snapshot::lift_money_flag`), then [`refresh_order`]. Lifted first, and only that flag:
-/// news the read brings (money for a closed order, now) flags the order again, and a read
-/// that fails (DHMAD no longer knows the escrow) may flag it for that.
+/// The merchant's "Reconcile" of `order` with its escrow: their acknowledgement of `seen`, the
+/// flag about money their page showed them, which only this lifts
+/// (`snapshot::lift_money_flag`), then [`refresh_order`]. Lifted first, and only while it is
+/// still the order's flag: one raised since the page was drawn is news to the merchant and
+/// stays, as does news the read brings (money for a closed order, now); a read that fails
+/// (DHMAD no longer knows the escrow) may flag the order for that.
 pub async fn reconcile_for_merchant(
     state: &AppState,
     order: &Order,
+    seen: Option<&str>,
     source: &str,
 ) -> OrderResult<Applied> {
-    if let Some(seen) = order.attention.as_deref() {
+    if let Some(seen) = seen {
         let mut conn = state.pool.acquire().await?;
         let mut tx = db::tx::begin(&mut conn).await?;
         super::snapshot::lift_money_flag(&mut tx, order.id, seen).await?;

@@ -315,11 +315,76 @@ async fn a_flag_about_money_stays_until_the_merchant_reconciles(pool: PgPool) {
     // not left with a flag no click could lift.
     w.faults(not_found).await;
     let reconcile = format!("/admin/orders/{}/reconcile", s.order_id);
-    assert_eq!(w.admin_post(&reconcile).await.status(), 303);
+    let shown = w.admin_form(&reconcile, &[("flag", flag)]).await;
+    assert_eq!(shown.status(), 303);
     let now = attention().await.unwrap_or_default();
     assert!(now.starts_with("DHMAD does not know escrow"), "{now}");
     w.faults(json!({})).await;
     assert_eq!(w.admin_post(&reconcile).await.status(), 303);
+    assert_eq!(attention().await, None);
+}
+
+/// The merchant's "Reconcile" lifts the flag about money their page showed them, and only that
+/// one. The click lifted whatever flag the order carried when it arrived: a flag raised after
+/// the page was drawn ("money for a closed order" is raised once per status DHMAD tells of) was
+/// lifted unseen by a click meant for the page as it was, and nothing raised it again.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_reconcile_lifts_only_the_flag_the_merchant_was_shown(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("chechia-red", "unseen-flag@example.tn").await;
+    let page = || async {
+        w.http
+            .get(w.app.url(&format!("/admin/orders/{}", s.order_id)))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // Drawn without a flag: its form says so.
+    assert!(!page().await.contains(r#"name="flag""#));
+    let flag = "Money for a closed order: DHMAD says escrow 66aa00000000000000000010 is paid";
+    sqlx::query("UPDATE orders SET attention = $2 WHERE id = $1")
+        .bind(s.order_id)
+        .bind(flag)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let attention = || async {
+        sqlx::query_scalar::<_, Option<String>>("SELECT attention FROM orders WHERE id = $1")
+            .bind(s.order_id)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap()
+    };
+    let reconcile = format!("/admin/orders/{}/reconcile", s.order_id);
+    let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();
+    // The list's row drawn before the flag (`flag` empty), the order page's form (no field), a
+    // script's bare POST, and a flag the page showed before this one: none lifts it.
+    for fields in [
+        &[("flag", "")][..],
+        &[],
+        &[("flag", "Money in a second escrow: …")],
+    ] {
+        let clicked = w.admin_form(&reconcile, fields).await;
+        assert_eq!(clicked.status(), 303);
+        assert!(
+            location(&clicked).contains("notice=flag_unseen"),
+            "{fields:?}"
+        );
+        assert_eq!(attention().await.as_deref(), Some(flag), "{fields:?}");
+    }
+    let bare = w.admin_post(&reconcile).await;
+    assert!(location(&bare).contains("notice=flag_unseen"));
+    assert_eq!(attention().await.as_deref(), Some(flag));
+    // The page drawn now shows it, and its form sends it back: that click lifts it.
+    let page = page().await;
+    let field = format!(r#"<input type="hidden" name="flag" value="{flag}">"#);
+    assert!(page.contains(&field), "{page}");
+    let clicked = w.admin_form(&reconcile, &[("flag", flag)]).await;
+    assert!(location(&clicked).contains("notice=flag_lifted"));
     assert_eq!(attention().await, None);
 }
 

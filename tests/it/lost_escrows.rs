@@ -577,7 +577,9 @@ async fn a_duplicate_the_buyer_paid_is_followed_or_flagged(pool: PgPool) {
     // The merchant's "Reconcile" lifts it: the next sweep that finds the duplicate still paid
     // raises it again, and says it once only.
     let reconcile = format!("/admin/orders/{}/reconcile", order.id);
-    assert_eq!(w.admin_post(&reconcile).await.status(), 303);
+    let shown = attention().await;
+    let clicked = w.admin_form(&reconcile, &[("flag", &shown)]).await;
+    assert_eq!(clicked.status(), 303);
     assert_eq!(attention().await, "");
     reconciler::run_once(&w.app.state, Duration::from_secs(600))
         .await

@@ -8,9 +8,12 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     Extension,
 };
+use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::http::{admin_auth::Admin, admin_order, csrf::CsrfToken, id_path::IdPath};
+use crate::http::{
+    admin_auth::Admin, admin_order, csrf::CsrfToken, form::FormOrDefault, id_path::IdPath,
+};
 use crate::{
     db,
     error::{AppError, AppResult},
@@ -180,14 +183,25 @@ async fn flag_gone(s: &AppState, order_id: Uuid) -> AppResult<bool> {
     Ok(now.is_some_and(|o| o.attention.is_none()))
 }
 
+/// What the merchant's page showed when they clicked "Reconcile".
+#[derive(Deserialize, Default)]
+pub struct Shown {
+    /// The order's flag as shown (empty: none). A flag about money is lifted only if it is
+    /// still this one.
+    #[serde(default)]
+    flag: Option<String>,
+}
+
 /// `POST /admin/orders/{id}/reconcile`: reads this order's escrow from DHMAD now and applies
 /// it (an interrupted checkout is looked up in DHMAD's list instead). A flag for the merchant
-/// is lifted once DHMAD answers about the escrow again, and set when DHMAD no longer knows it.
+/// is lifted once DHMAD answers about the escrow again (one about money: when it is the flag
+/// the form says the merchant was shown), and set when DHMAD no longer knows it.
 pub async fn reconcile_order(
     admin: Admin,
     State(s): State<AppState>,
     IdPath(id): IdPath,
     headers: HeaderMap,
+    FormOrDefault(input): FormOrDefault<Shown>,
 ) -> AppResult<Redirect> {
     let order = load(&s, &id).await?;
     let order_id = order.id;
@@ -199,7 +213,8 @@ pub async fn reconcile_order(
             Err(e) => (failed(&e), format!("failed: {e}")),
         }
     } else {
-        match sync::reconcile_for_merchant(&s, &order, SOURCE).await {
+        let seen = input.flag.as_deref().filter(|f| !f.is_empty());
+        match sync::reconcile_for_merchant(&s, &order, seen, SOURCE).await {
             // A flag for the merchant is lifted by the click (one about money) or as the escrow
             // is applied (one about an escrow DHMAD did not know): the merchant is told so, not
             // "nothing new".
@@ -211,6 +226,10 @@ pub async fn reconcile_order(
                 _ if order.attention.is_some() && flag_gone(&s, order_id).await? => {
                     (Notice::FlagLifted, "unchanged; flag lifted".to_owned())
                 }
+                _ if order.attention.is_some() && order.attention.as_deref() != seen => (
+                    Notice::FlagUnseen,
+                    "unchanged; flag not shown, kept".to_owned(),
+                ),
                 _ => (Notice::OrderSame, "unchanged".to_owned()),
             },
             Err(OrderError::EscrowUnknown(why)) => {

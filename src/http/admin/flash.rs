@@ -20,6 +20,7 @@ pub(in crate::http) enum Notice {
     OrderChanged,
     OrderSame,
     FlagLifted,
+    FlagUnseen,
     OrderFlagged,
     OrderFailed,
     OrderBusy,
@@ -38,7 +39,7 @@ pub(in crate::http) enum Notice {
 }
 
 impl Notice {
-    const ALL: [Notice; 23] = [
+    const ALL: [Notice; 24] = [
         Self::Shipped,
         Self::ShippedAlready,
         Self::DeliverRetried,
@@ -47,6 +48,7 @@ impl Notice {
         Self::OrderChanged,
         Self::OrderSame,
         Self::FlagLifted,
+        Self::FlagUnseen,
         Self::OrderFlagged,
         Self::OrderFailed,
         Self::OrderBusy,
@@ -74,6 +76,7 @@ impl Notice {
             Self::OrderChanged => "order_changed",
             Self::OrderSame => "order_same",
             Self::FlagLifted => "flag_lifted",
+            Self::FlagUnseen => "flag_unseen",
             Self::OrderFlagged => "order_flagged",
             Self::OrderFailed => "order_failed",
             Self::OrderBusy => "order_busy",
@@ -96,6 +99,7 @@ impl Notice {
         matches!(
             self,
             Self::OrderFlagged
+                | Self::FlagUnseen
                 | Self::OrderFailed
                 | Self::OrderBusy
                 | Self::CreationPending
@@ -133,6 +137,11 @@ impl Notice {
                 "Read from DHMAD: it answered about the escrow, so the order's flag \
                                  is lifted. The timeline says why it was raised, and what may be \
                                  left to settle."
+                    .into()
+            }
+            Self::FlagUnseen => {
+                "The order's flag is not the one your page showed (it was raised since), so it \
+                 stays: read it here, then Reconcile again to lift it."
                     .into()
             }
             Self::OrderFlagged => {

@@ -155,6 +155,8 @@ struct RowView {
     work: Vec<&'static str>,
     dead_jobs: bool,
     note: String,
+    /// The flag the row shows, sent back by its "Reconcile" (which lifts only that one).
+    flag: String,
     can_ship: bool,
     can_retry: bool,
     can_retry_deliver: bool,
@@ -189,6 +191,7 @@ fn row_view(r: OrderRow) -> RowView {
         needs,
         work: r.open_jobs.iter().map(|k| work_label(k, o.mode)).collect(),
         dead_jobs: r.dead_jobs,
+        flag: o.attention.clone().unwrap_or_default(),
         note: o
             .attention
             .clone()
