@@ -102,7 +102,8 @@ pub(crate) fn upstream(e: dhmad::Error, what: &str) -> OrderError {
 /// what became of the escrow, since our copy may be stale: paid with a lost webhook, cancelled
 /// at its expiry, or unknown (deleted, or a sandbox that was restarted). Returns the order as
 /// DHMAD sees it; an escrow DHMAD no longer knows closes the order, with the reason, so that
-/// the buyer's checkout opens a fresh one instead of failing on it forever.
+/// the buyer's checkout opens a fresh one instead of failing on it forever (unless a payment
+/// may be under review there: then the order is flagged for the merchant and stays).
 pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult<Order> {
     let Some(escrow_id) = order.escrow_id.clone() else {
         return Ok(order);
@@ -125,6 +126,17 @@ pub async fn recheck_before_reuse(state: &AppState, order: Order) -> OrderResult
             if let Some(o) = applied.order() {
                 return Ok(o.clone());
             }
+        }
+        // A payment may be on its way there (a guest's proof under review, a page finished
+        // without coming back): one 404 (a key or host mixed up) must not open a new order for
+        // the buyer to pay again. Flagged for the merchant, as any read's 404; the checkout
+        // then answers that DHMAD is confirming the payment.
+        Err(e @ dhmad::Error::NotFound(_)) if payment_review::known(state, &order).await? => {
+            let why = format!("DHMAD does not know escrow {escrow_id} ({e})");
+            tracing::warn!(order.ref = %crate::orders::log_ref(order.id), escrow.id = escrow_id, "escrow unknown to DHMAD under a payment in review; flagged, not closed");
+            super::snapshot::flag(&state.pool, order.id, &why).await?;
+            let now = db::orders::get(&state.pool, order.id).await?;
+            return now.ok_or(OrderError::NotFound);
         }
         Err(dhmad::Error::NotFound(_)) => {
             let reason =

@@ -183,6 +183,45 @@ async fn a_second_proof_sent_on_the_same_page_is_known_to_be_under_review(pool: 
     );
 }
 
+/// A guest sent a proof and closed the tab, and the page has run out since; DHMAD then answers
+/// one read of the escrow with 404 (a key or host mixed up). A repeated checkout closed the
+/// order on that one answer and opened a new one, whose page took a second payment while the
+/// first was still under review.
+#[sqlx::test(migrations = "./migrations")]
+async fn one_404_does_not_close_an_order_whose_payment_may_be_under_review(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "review-404@example.tn").await;
+    send_proof(&w, &s.session_id).await;
+    sqlx::query(
+        "UPDATE checkout_sessions SET expires_at = now() - interval '1 minute' WHERE order_id = $1",
+    )
+    .bind(s.order_id)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    w.faults(
+        json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
+                             "fault": "not_found", "times": 1}]}),
+    )
+    .await;
+    let sessions_before = w.count_calls("POST", "/sessions").await;
+    let repeat = w
+        .checkout_response("ai-credits-500", "review-404@example.tn")
+        .await;
+    assert_eq!(repeat.status(), 409, "a second payment page was opened");
+    w.after_the_faults().await;
+    assert_eq!(w.count_calls("POST", "/sessions").await, sessions_before);
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    assert_eq!(o["payment_review"], true, "{o}");
+    let flagged: Option<String> = sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
+        .bind(s.order_id)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert!(flagged.is_some_and(|f| f.starts_with("DHMAD does not know escrow")));
+}
+
 /// The page of the rejected proof, not used again: it is history, and the buyer may pay anew.
 #[sqlx::test(migrations = "./migrations")]
 async fn after_a_rejection_the_buyer_may_pay_again(pool: PgPool) {
