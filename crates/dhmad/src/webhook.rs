@@ -2,7 +2,8 @@
 //!
 //! DHMAD signs the compact JSON body with HMAC-SHA256, keyed by the webhook secret's text as-is
 //! (the hex string's bytes, not hex-decoded), and sends the lowercase hex digest in
-//! `X-Webhook-Signature`. The timestamp header is not covered by the MAC; it is checked against
+//! `X-Webhook-Signature`. The raw body is checked first, then its compact re-serialisation
+//! (the contract's receiver step 3). The timestamp header is not covered by the MAC; it is checked against
 //! a tolerance to limit replays.
 //!
 //! ```
@@ -53,6 +54,19 @@ fn mac(secret: &str, body: &[u8]) -> HmacSha256 {
         HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(body);
     mac
+}
+
+/// `body` re-serialised as DHMAD signs it (§6.5): compact, keys in the order sent (serde_json's
+/// `preserve_order`), non-ASCII and `/` unescaped, as `JSON.stringify` writes them. The signed
+/// bytes are UNSTATED and DHMAD's own sample verifiers sign such a re-serialisation, so a body
+/// that reached us pretty-printed or escaped otherwise (a proxy, a sender's library) is checked
+/// in this form too: refused, it would be lost, since a 401 is never retried. Only a body that
+/// says the same as a text DHMAD signed passes. `None` when the body is not JSON, or is this
+/// form already (checked once).
+fn compact(body: &[u8]) -> Option<Vec<u8>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = serde_json::to_vec(&value).ok()?;
+    (text != body).then_some(text)
 }
 
 /// Why a delivery was refused. [`VerifyError::is_authentication`] tells a server whether to
@@ -184,7 +198,8 @@ impl WebhookVerifier {
         self.verify(get(SIGNATURE_HEADER), get(TIMESTAMP_HEADER), body)
     }
 
-    /// Constant-time check of `signature` against every configured secret.
+    /// Constant-time check of `signature` against every configured secret, over the raw
+    /// `body`, then over its compact re-serialisation (see [`compact`]).
     pub fn verify_signature(
         &self,
         signature: Option<&str>,
@@ -205,11 +220,12 @@ impl WebhookVerifier {
         if expected.len() != 32 {
             return Err(VerifyError::MalformedSignature);
         }
-        let any = self
-            .secrets
-            .iter()
-            .any(|s| mac(s.expose_secret(), body).verify_slice(&expected).is_ok());
-        if any {
+        let signed = |text: &[u8]| {
+            self.secrets
+                .iter()
+                .any(|s| mac(s.expose_secret(), text).verify_slice(&expected).is_ok())
+        };
+        if signed(body) || compact(body).is_some_and(|text| signed(&text)) {
             Ok(())
         } else {
             Err(VerifyError::SignatureMismatch)

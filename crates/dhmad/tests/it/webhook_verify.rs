@@ -35,12 +35,42 @@ fn tampered_body_is_a_mismatch() {
         .verify(Some(&good_sig()), Some(SENT), &body)
         .unwrap_err();
     assert_eq!(err, VerifyError::SignatureMismatch);
-    // Whitespace added by a re-serialiser also changes the bytes.
-    let pretty =
-        serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(BODY).unwrap())
-            .unwrap();
+    // Tampered after a re-serialiser pretty-printed it: its compact form is not what was signed.
+    let pretty = String::from_utf8(pretty(BODY))
+        .unwrap()
+        .replace("pending", "paid");
     assert_eq!(
-        verifier().verify(Some(&good_sig()), Some(SENT), &pretty),
+        verifier().verify(Some(&good_sig()), Some(SENT), pretty.as_bytes()),
+        Err(VerifyError::SignatureMismatch)
+    );
+}
+
+fn pretty(body: &[u8]) -> Vec<u8> {
+    serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(body).unwrap()).unwrap()
+}
+
+/// The signed text is the compact JSON (§6.5), and DHMAD's own sample verifiers re-serialise
+/// the body: a body that arrives pretty-printed, with `/` or non-ASCII escaped, still verifies
+/// (receiver step 3). Refused with 401, it would never be sent again.
+#[test]
+fn a_body_reformatted_on_the_way_verifies_by_its_compact_form() {
+    let signed = r#"{"id":"e2","type":"escrow.updated","timestamp":"2026-07-02T09:00:00.000Z","data":{"escrow":{"id":"66aa00000000000000000001","title":"Café / thé","status":"pending"}}}"#;
+    let sig = webhook::sign(SECRET, signed.as_bytes());
+    let escaped = signed.replace('/', "\\/").replace('é', "\\u00e9");
+    for body in [pretty(signed.as_bytes()), escaped.into_bytes()] {
+        assert_ne!(body, signed.as_bytes());
+        verifier()
+            .verify(Some(&sig), Some(SENT), &body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
+    }
+    // Keys in another order are another text: not what DHMAD signed.
+    let reordered = signed.replacen(
+        r#""id":"e2","type":"escrow.updated""#,
+        r#""type":"escrow.updated","id":"e2""#,
+        1,
+    );
+    assert_eq!(
+        verifier().verify(Some(&sig), Some(SENT), reordered.as_bytes()),
         Err(VerifyError::SignatureMismatch)
     );
 }
