@@ -66,7 +66,7 @@ impl Webhooks {
         WebhookEnvelope {
             id: event_id(i),
             event_type: "escrow.status.updated".into(),
-            timestamp: self.updated_at,
+            timestamp: Some(self.updated_at),
             data: json!({ "escrow": escrow }),
         }
     }

@@ -248,7 +248,7 @@ fuzz_target!(|input: Input| {
     let template = TEMPLATES[usize::from(input.template) % TEMPLATES.len()];
     let mut env = WebhookEnvelope::from_slice(template.as_bytes()).expect("seeds parse");
     env.id = input.id;
-    env.timestamp = instant(input.at_ms, input.at_offset_min);
+    env.timestamp = Some(instant(input.at_ms, input.at_offset_min));
     match input.retype {
         Retype::Keep => {}
         Retype::Known(i) => {

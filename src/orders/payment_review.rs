@@ -65,7 +65,7 @@ const DEPOSIT_PROOF_REJECTED: &str = "escrow.deposit_proof.rejected";
 /// buyer is asked to pay again, on a new page or on the one the rejected proof came from: DHMAD
 /// reopens it, and the buyer "may upload again through the same session" (§4.2). A page
 /// opened since the rejection holds a new proof. For a page opened before it, DHMAD's clock
-/// tells (the rejection event's `timestamp`, which every stored event has): a page closed by
+/// tells (the rejection event's `timestamp`, else when it came): a page closed by
 /// then took no new upload, so its completion is the rejected proof's; else a `completedAt`
 /// after the rejection is a new proof, and a page DHMAD does not date is taken for one (not
 /// knowing is not "no"). That DHMAD dates a second completion of one page anew is the

@@ -24,6 +24,30 @@ async fn result_of(r: reqwest::Response) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// The envelope's `timestamp` is not used to apply an event: one missing or not in the form
+/// expected (a space for the `T`, an offset without a colon, `null`) still applies. The body was
+/// refused as no envelope (400), and DHMAD never sends a 4xx again: the payment was lost.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_envelope_timestamp_in_another_form_does_not_lose_the_event(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("chechia-red", "buyer@example.tn", ESCROW, t(0))
+        .await;
+    let mut d = snapshot("paid", "pending", "quick", t(1));
+    let body = String::from_utf8(d.body.clone()).unwrap();
+    let sent = body.split(r#""timestamp":""#).nth(1).unwrap();
+    let sent = &sent[..sent.find('"').unwrap()];
+    let odd = body.replacen(&format!(r#""{sent}""#), r#""2026-07-02 09:00:00+0100""#, 1);
+    assert_ne!(odd, body);
+    d.body = odd.into_bytes();
+    d.signature = dhmad::webhook::sign(SECRET, &d.body);
+    assert_eq!(
+        result_of(app.deliver(&d).await).await,
+        (200, json!({"result": "processed"}))
+    );
+    assert_eq!(order_status(&app.pool, id).await, "paid");
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn the_same_event_five_times_transitions_once(pool: PgPool) {
     let app = spawn_offline(pool).await;
@@ -224,7 +248,7 @@ async fn snapshot_only(app: &TestApp, event_type: &str, status: &str) -> Uuid {
     let env = WebhookEnvelope {
         id: Uuid::new_v4().to_string(),
         event_type: event_type.into(),
-        timestamp: OffsetDateTime::now_utc(),
+        timestamp: Some(OffsetDateTime::now_utc()),
         data: json!({"escrow": escrow(ESCROW, status, "pending", "instant", t(1))}),
     };
     assert_eq!(

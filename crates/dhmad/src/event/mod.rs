@@ -23,9 +23,11 @@ pub struct WebhookEnvelope {
     /// Event type, e.g. `escrow.status.updated`.
     #[serde(rename = "type")]
     pub event_type: String,
-    /// When the event occurred.
-    #[serde(with = "iso")]
-    pub timestamp: OffsetDateTime,
+    /// When the event occurred; `None` when it is missing or does not read as a timestamp.
+    /// Nothing about applying an event rests on it, so a malformed one must not make the whole
+    /// delivery unreadable: refused with a 4xx, DHMAD never sends it again.
+    #[serde(with = "iso::lenient_option", default)]
+    pub timestamp: Option<OffsetDateTime>,
     /// Event-specific payload, as sent.
     pub data: serde_json::Value,
 }
@@ -41,7 +43,7 @@ impl WebhookEnvelope {
         Self {
             id: id.into(),
             event_type: event.event_type().as_str().to_owned(),
-            timestamp,
+            timestamp: Some(timestamp),
             data: event.data(),
         }
     }

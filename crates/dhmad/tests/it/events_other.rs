@@ -152,3 +152,33 @@ fn known_type_with_a_broken_payload_is_an_error() {
     // The envelope itself still parsed, so the raw data stays available.
     assert_eq!(env.data["nope"], 1);
 }
+
+/// The envelope's `timestamp` is read leniently: missing, `null` or in another form it is
+/// `None`, and the event still reads (a 4xx for it would lose the event for good).
+#[test]
+fn an_envelope_timestamp_in_another_form_is_none() {
+    let body = |timestamp: &str| {
+        format!(
+            r#"{{"id":"e1","type":"escrow.updated",{timestamp}"data":{{"escrow":{}}}}}"#,
+            escrow("pending")
+        )
+    };
+    for odd in [
+        "",
+        r#""timestamp":null,"#,
+        r#""timestamp":"2026-07-02 09:00:00+0100","#,
+        r#""timestamp":1751446800000,"#,
+    ] {
+        let env = WebhookEnvelope::from_slice(body(odd).as_bytes())
+            .unwrap_or_else(|e| panic!("{odd}: {e}"));
+        assert_eq!(env.timestamp, None, "{odd}");
+        env.event().unwrap();
+    }
+    let env =
+        WebhookEnvelope::from_slice(body(r#""timestamp":"2026-07-02T09:00:00.000Z","#).as_bytes())
+            .unwrap();
+    assert_eq!(
+        env.timestamp,
+        Some(dhmad::iso::parse("2026-07-02T09:00:00Z").unwrap())
+    );
+}

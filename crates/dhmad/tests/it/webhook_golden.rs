@@ -105,7 +105,7 @@ fn envelope_is_compact_json_in_key_order() {
 fn typed_event_serialises_amounts_like_dhmad() {
     let env = WebhookEnvelope::from_slice(BODY_STATUS.as_bytes()).unwrap();
     let typed = env.event().unwrap();
-    let rebuilt = WebhookEnvelope::new(env.id.clone(), env.timestamp, &typed);
+    let rebuilt = WebhookEnvelope::new(env.id.clone(), env.timestamp.unwrap(), &typed);
     let json = rebuilt.to_json();
     assert!(json.contains(r#""amount":300,"#), "{json}");
     assert!(json.contains(r#""escrowFee":15,"#), "{json}");
