@@ -169,13 +169,16 @@ pub async fn lock_job(e: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<Jo
 }
 
 /// Closes the job for good: it never runs again (done), and it is not a failure to look at.
-pub async fn abandon_job(e: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
-    sqlx::query!(
+/// Not while a worker's claim on it lasts, by the database's clock (the one the claim was
+/// taken by; an instance's own clock may run ahead of it): whether it was closed.
+pub async fn abandon_job(e: impl PgExecutor<'_>, id: i64) -> sqlx::Result<bool> {
+    let r = sqlx::query!(
         "UPDATE outbox_jobs SET abandoned_at = now(), done_at = COALESCE(done_at, now())
-          WHERE id = $1",
+          WHERE id = $1
+            AND (done_at IS NOT NULL OR claimed_until IS NULL OR claimed_until <= now())",
         id
     )
     .execute(e)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }

@@ -212,14 +212,15 @@ async fn on_job(
                     );
                     ("job_retried", detail)
                 }),
-            JobAction::Abandon => {
-                db::admin_consoles::abandon_job(&mut *tx, id).await?;
-                let detail = format!(
-                    "Outbox job #{id} ({}) abandoned by the merchant after {} attempt(s)",
-                    job.kind, job.attempts
-                );
-                Some(("job_abandoned", detail))
-            }
+            JobAction::Abandon => db::admin_consoles::abandon_job(&mut *tx, id)
+                .await?
+                .then(|| {
+                    let detail = format!(
+                        "Outbox job #{id} ({}) abandoned by the merchant after {} attempt(s)",
+                        job.kind, job.attempts
+                    );
+                    ("job_abandoned", detail)
+                }),
         };
         match line {
             Some((kind, detail)) => {

@@ -348,6 +348,13 @@ async fn a_job_a_worker_is_running_is_left_to_it(pool: PgPool) {
     let back = act(&app, &format!("/admin/outbox/{job}/abandon")).await;
     assert_eq!(back, "/admin/outbox?notice=job_running");
     assert_eq!(job_row(&app.pool, job).await, (None, None));
+    // Judged by the database's clock, by which the claim was taken, not only by this
+    // instance's (which may run ahead of it): the abandon itself leaves a claimed job alone.
+    let closed = db::admin_consoles::abandon_job(&app.pool, job)
+        .await
+        .unwrap();
+    assert!(!closed);
+    assert_eq!(job_row(&app.pool, job).await, (None, None));
 
     // A's lease lapses and worker B takes the job: A's late outcome is not written over B's.
     sqlx::query(claim)
