@@ -80,6 +80,13 @@ async fn apply_in(tx: &mut PgConnection, event_id: &str) -> sqlx::Result<Reproce
         Ok(env) => Read::new(&env.event_type, env.data, raw),
         Err(e) => Read::Unreadable(e),
     };
+    // Kept as `ignored` because it did not read, and it still does not: what it could apply
+    // (its snapshot) applied when it came, and applying it again would only repeat its line.
+    if stored.outcome == Outcome::Ignored.as_str()
+        && matches!(read, Read::SnapshotOnly { .. } | Read::Unreadable(_))
+    {
+        return Ok(Reprocessed::Ignored);
+    }
     let source = format!("webhook {}, reprocessed", stored.event_type);
     let (outcome, applied) = apply_read(&mut *tx, &read, &source).await?;
     let order_id = applied.as_ref().and_then(Applied::order).map(|o| o.id);

@@ -227,6 +227,32 @@ async fn an_event_whose_data_does_not_read_still_applies_its_escrow(pool: PgPool
     .unwrap();
     assert_eq!(unread.len(), 1, "{unread:?}");
     assert!(unread[0].contains("cancellationRequest"), "{unread:?}");
+    // Reprocessed while it still reads as it did, it has nothing new to apply: each click
+    // added the same line again.
+    let event_id: String =
+        sqlx::query_scalar("SELECT event_id FROM webhook_inbox WHERE order_id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    for _ in 0..2 {
+        let r = app
+            .http
+            .post(app.url(&format!("/admin/inbox/{event_id}/reprocess")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert!(r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("notice=event_ignored"));
+    }
+    assert_eq!(
+        timeline_count(&app.pool, id, "did not read as documented").await,
+        1
+    );
 }
 
 /// An event type this client does not know that carries the escrow (DHMAD adds events; here
