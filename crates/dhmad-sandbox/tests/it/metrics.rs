@@ -107,3 +107,28 @@ async fn metrics_move_with_api_calls_and_webhooks() {
         1.0
     );
 }
+
+/// A method label comes only from the methods HTTP names: anything else a caller sends,
+/// before it is authenticated, is `other`, so strangers cannot add series without end.
+#[tokio::test]
+async fn methods_nobody_defined_share_one_series() {
+    let env = Env::start().await;
+    for i in 0..5 {
+        let method = reqwest::Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();
+        let r = env
+            .http
+            .request(method, env.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+    let text = metrics(&env).await;
+    assert!(!text.contains("method=\"FOO"), "{text}");
+    let requests = "dhmad_sandbox_api_requests_total";
+    assert_eq!(
+        value(&text, requests, &[("method", "other")]),
+        5.0,
+        "{text}"
+    );
+}
