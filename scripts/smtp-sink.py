@@ -23,6 +23,8 @@ class Sink:
 
     async def handle_DATA(self, server, session, envelope):
         name = f"{time.time_ns()}-{uuid.uuid4().hex}.eml"
+        # The folder may have been cleaned out of /tmp since the sink started.
+        os.makedirs(self.folder, exist_ok=True)
         tmp = os.path.join(self.folder, "." + name)
         with open(tmp, "wb") as f:
             f.write(("X-Rcpt-To: " + ", ".join(envelope.rcpt_tos) + "\r\n").encode())
