@@ -16,10 +16,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{
-    webhook::{apply_read, Outcome, Read},
+    webhook::{apply_read, live_source, unread_line, Outcome, Read, UNREAD},
     Applied, OrderResult,
 };
-use crate::db::{self, Pool};
+use crate::db::{self, admin_consoles::LockedEvent, Pool};
 
 /// What reprocessing one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,14 +80,10 @@ async fn apply_in(tx: &mut PgConnection, event_id: &str) -> sqlx::Result<Reproce
         Ok(env) => Read::new(&env.event_type, env.data, raw),
         Err(e) => Read::Unreadable(e),
     };
-    // Kept as `ignored` because it did not read, and it still does not: what it could apply
-    // (its snapshot) applied when it came, and applying it again would only repeat its line.
-    if stored.outcome == Outcome::Ignored.as_str()
-        && matches!(read, Read::SnapshotOnly { .. } | Read::Unreadable(_))
-    {
+    let source = format!("webhook {}, reprocessed", stored.event_type);
+    if already_applied_unread(&mut *tx, &stored, &read, &source).await? {
         return Ok(Reprocessed::Ignored);
     }
-    let source = format!("webhook {}, reprocessed", stored.event_type);
     let (outcome, applied) = apply_read(&mut *tx, &read, &source).await?;
     let order_id = applied.as_ref().and_then(Applied::order).map(|o| o.id);
     db::admin_consoles::set_inbox_outcome(&mut *tx, event_id, outcome.as_str(), order_id).await?;
@@ -97,6 +93,28 @@ async fn apply_in(tx: &mut PgConnection, event_id: &str) -> sqlx::Result<Reproce
         (Outcome::Unmatched, _) => Reprocessed::Unmatched,
         _ => Reprocessed::Ignored,
     })
+}
+
+/// Whether `read` is an event that still does not read, whose snapshot already applied to its
+/// order (its line is on the timeline, from its delivery or an earlier reprocess): applying it
+/// again would only repeat that line. One stored by an older build, which applied nothing of
+/// such an event, has no line: it is applied.
+async fn already_applied_unread(
+    tx: &mut PgConnection,
+    stored: &LockedEvent,
+    read: &Read,
+    source: &str,
+) -> sqlx::Result<bool> {
+    let (Read::SnapshotOnly { error, .. }, Some(order_id)) = (read, stored.order_id) else {
+        return Ok(false);
+    };
+    for applied_as in [live_source(&stored.event_type), source.to_owned()] {
+        let line = unread_line(&applied_as, error);
+        if db::events::has_line(&mut *tx, order_id, UNREAD, &line).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// What reprocessing every unmatched (or failed) event did.

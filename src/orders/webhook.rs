@@ -35,7 +35,8 @@ impl Outcome {
 
 /// Stores and applies one event whose signature over `body` was verified. The body is parsed
 /// once; the inbox keeps it as JSONB (Postgres parses the text itself: key order and spacing
-/// are not kept), with the SHA-256 of the bytes DHMAD signed.
+/// are not kept), with the SHA-256 of the body as it came (the bytes DHMAD signed, or a
+/// reformatting of them that verified by its compact form: `dhmad::webhook`).
 #[tracing::instrument(skip_all, fields(event.id, event.type))]
 pub async fn ingest(pool: &Pool, body: &[u8]) -> OrderResult<Ingested> {
     // A body that passed the signature check but is no envelope can never succeed: refused,
@@ -179,17 +180,30 @@ pub(super) async fn apply_read(
         Read::SnapshotOnly { error, .. } => {
             tracing::warn!(error = %error, "webhook data has an unexpected shape: its escrow snapshot applied");
             snapshot::amount::keep_from_snapshot(&mut *conn, &applied, escrow).await?;
-            let detail = format!(
-                "{source}: its data did not read as documented ({error}); the escrow's status \
-                 was applied, the event is kept in the inbox (reprocess it once it reads)"
-            );
-            db::events::add(&mut *conn, order.id, "event_unread", &detail, None).await?;
+            let detail = unread_line(source, error);
+            db::events::add(&mut *conn, order.id, UNREAD, &detail, None).await?;
             // Not `processed`: what it says beyond the snapshot is still to apply.
             Outcome::Ignored
         }
         Read::Unreadable(_) => Outcome::Ignored,
     };
     Ok((outcome, Some(applied)))
+}
+
+/// The timeline line of an event whose data did not read: its snapshot applied, the rest kept.
+pub(super) const UNREAD: &str = "event_unread";
+
+/// [`UNREAD`]'s text, for an event applied as `source` (a live delivery: [`live_source`]).
+pub(super) fn unread_line(source: &str, error: &serde_json::Error) -> String {
+    format!(
+        "{source}: its data did not read as documented ({error}); the escrow's status was \
+         applied, the event is kept in the inbox (reprocess it once it reads)"
+    )
+}
+
+/// How a delivered event of `event_type` is named on the timeline.
+pub(super) fn live_source(event_type: &str) -> String {
+    format!("webhook {event_type}")
 }
 
 /// What ingesting a delivery did.
@@ -226,7 +240,7 @@ async fn store_and_apply(
         tx.rollback().await?;
         return Ok(duplicate);
     };
-    let source = format!("webhook {event_type}");
+    let source = live_source(event_type);
     let (outcome, applied) = apply_read(&mut tx, &event, &source).await?;
     let order = applied.as_ref().and_then(Applied::order);
     if let Some(Applied::Transitioned {

@@ -24,6 +24,24 @@ async fn result_of(r: reqwest::Response) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// A delivery pretty-printed on the way (a proxy, a sender's library), whose signature covers
+/// its compact form as DHMAD signs it: applied, not refused with a 401 DHMAD never retries.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_body_reformatted_on_the_way_is_applied(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("chechia-red", "buyer@example.tn", ESCROW, t(0))
+        .await;
+    let mut d = snapshot("paid", "pending", "quick", t(1));
+    let body: Value = serde_json::from_slice(&d.body).unwrap();
+    d.body = serde_json::to_vec_pretty(&body).unwrap();
+    assert_eq!(
+        result_of(app.deliver(&d).await).await,
+        (200, json!({"result": "processed"}))
+    );
+    assert_eq!(order_status(&app.pool, id).await, "paid");
+}
+
 /// The envelope's `timestamp` is not used to apply an event: one missing or not in the form
 /// expected (a space for the `T`, an offset without a colon, `null`) still applies. The body was
 /// refused as no envelope (400), and DHMAD never sends a 4xx again: the payment was lost.
@@ -236,19 +254,57 @@ async fn an_event_whose_data_does_not_read_still_applies_its_escrow(pool: PgPool
             .await
             .unwrap();
     for _ in 0..2 {
-        let r = app
-            .http
-            .post(app.url(&format!("/admin/inbox/{event_id}/reprocess")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
+        assert!(reprocess(&app, &event_id)
             .await
-            .unwrap();
-        assert_eq!(r.status(), 303);
-        assert!(r.headers()["location"]
-            .to_str()
-            .unwrap()
             .contains("notice=event_ignored"));
     }
+    assert_eq!(
+        timeline_count(&app.pool, id, "did not read as documented").await,
+        1
+    );
+}
+
+/// The merchant's "Reprocess" of one inbox event; where it sent them.
+async fn reprocess(app: &TestApp, event_id: &str) -> String {
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/inbox/{event_id}/reprocess")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// An event an older build kept as `ignored` with nothing applied (its type unknown to it),
+/// which carries its escrow: reprocessing it applies the snapshot, once.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_unread_event_an_older_build_kept_applies_when_reprocessed(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("ai-credits-500", "older-build@example.tn", ESCROW, t(0))
+        .await;
+    let env = WebhookEnvelope {
+        id: Uuid::new_v4().to_string(),
+        event_type: "escrow.funds.refunded".into(),
+        timestamp: Some(OffsetDateTime::now_utc()),
+        data: json!({"escrow": escrow(ESCROW, "paid", "pending", "instant", t(1))}),
+    };
+    sqlx::query(
+        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload)
+         VALUES ($1, $2, $3, 'ignored', $4)",
+    )
+    .bind(&env.id)
+    .bind(&env.event_type)
+    .bind(ESCROW)
+    .bind(serde_json::to_value(&env).unwrap())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    reprocess(&app, &env.id).await;
+    assert_eq!(order_status(&app.pool, id).await, "paid");
+    reprocess(&app, &env.id).await;
     assert_eq!(
         timeline_count(&app.pool, id, "did not read as documented").await,
         1

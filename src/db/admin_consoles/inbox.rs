@@ -132,6 +132,8 @@ pub async fn inbox_types(e: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
 pub struct LockedEvent {
     pub event_type: String,
     pub outcome: String,
+    /// The order it was applied to, if any.
+    pub order_id: Option<Uuid>,
     /// The stored JSON as text.
     pub payload: String,
 }
@@ -142,7 +144,7 @@ pub async fn lock_inbox(
 ) -> sqlx::Result<Option<LockedEvent>> {
     sqlx::query_as!(
         LockedEvent,
-        r#"SELECT event_type, outcome, payload::text AS "payload!"
+        r#"SELECT event_type, outcome, order_id, payload::text AS "payload!"
              FROM webhook_inbox WHERE event_id = $1 FOR UPDATE"#,
         event_id
     )
