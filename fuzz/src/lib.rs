@@ -64,7 +64,8 @@ fn line(data: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
 
 /// What the verifier must answer, written from `docs/dhmad-api.md` §6.5 without the crate's
 /// code: trim; an optional `sha256=` prefix in any case; 64 hex digits in any case; equal to the
-/// MAC of the body under one of the secrets; then a timestamp within the window both ways.
+/// MAC of the body, or of its compact re-serialisation (receiver step 3; bodies up to 64 KiB),
+/// under one of the secrets; then a timestamp within the window both ways.
 pub fn expected_verdict(
     secrets: &[&str],
     signature: Option<&str>,
@@ -86,7 +87,12 @@ pub fn expected_verdict(
         return Err(VerifyError::MalformedSignature);
     }
     let digits = digits.to_ascii_lowercase();
-    if !secrets.iter().any(|s| sign(s, body) == digits) {
+    let compact = compact_form(body);
+    let texts = std::iter::once(body).chain(compact.as_deref());
+    if !texts
+        .flat_map(|text| secrets.iter().map(move |s| sign(s, text)))
+        .any(|mac| mac == digits)
+    {
         return Err(VerifyError::SignatureMismatch);
     }
     let ts = timestamp.map(str::trim).filter(|t| !t.is_empty());
@@ -103,6 +109,26 @@ pub fn expected_verdict(
         })
     } else {
         Ok(())
+    }
+}
+
+/// `body` as DHMAD writes JSON (compact, keys in the order sent), if it is JSON of at most
+/// 64 KiB: the second text a signature may cover (§6.5, receiver step 3).
+pub fn compact_form(body: &[u8]) -> Option<Vec<u8>> {
+    if body.len() > 64 * 1024 {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    serde_json::to_vec(&value).ok()
+}
+
+/// What the verifier answers for `sent`, signed as `signed`: it verifies when it is those
+/// bytes, or its compact form is (a flipped digit past f64's precision, white space added).
+pub fn verdict_for(signed: &[u8], sent: &[u8]) -> Result<(), VerifyError> {
+    if sent == signed || compact_form(sent).as_deref() == Some(signed) {
+        Ok(())
+    } else {
+        Err(VerifyError::SignatureMismatch)
     }
 }
 

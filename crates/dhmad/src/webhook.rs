@@ -56,14 +56,22 @@ fn mac(secret: &str, body: &[u8]) -> HmacSha256 {
     mac
 }
 
+/// The longest body checked in its compact form too. DHMAD's events are a few kilobytes (a
+/// proof with its attachments' URLs the largest); a longer body is checked as sent only.
+pub const MAX_REFORMATTED: usize = 64 * 1024;
+
 /// `body` re-serialised as DHMAD signs it (§6.5): compact, keys in the order sent (serde_json's
 /// `preserve_order`), non-ASCII and `/` unescaped, as `JSON.stringify` writes them. The signed
 /// bytes are UNSTATED and DHMAD's own sample verifiers sign such a re-serialisation, so a body
 /// that reached us pretty-printed or escaped otherwise (a proxy, a sender's library) is checked
 /// in this form too: refused, it would be lost, since a 401 is never retried. Only a body that
-/// says the same as a text DHMAD signed passes. `None` when the body is not JSON, or is this
-/// form already (checked once).
+/// says the same as a text DHMAD signed passes. `None` when the body is not JSON, is this form
+/// already (checked once), or is longer than [`MAX_REFORMATTED`]: the parse comes before any
+/// sender is known, and a large body of small values costs tens of times its size in memory.
 fn compact(body: &[u8]) -> Option<Vec<u8>> {
+    if body.len() > MAX_REFORMATTED {
+        return None;
+    }
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let text = serde_json::to_vec(&value).ok()?;
     (text != body).then_some(text)

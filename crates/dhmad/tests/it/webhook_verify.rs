@@ -63,6 +63,19 @@ fn a_body_reformatted_on_the_way_verifies_by_its_compact_form() {
             .verify(Some(&sig), Some(SENT), &body)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
     }
+    // A long body is checked as sent only: the parse comes before any sender is known.
+    let long = format!(
+        r#"{{"id":"e3","type":"x.y","timestamp":"2026-07-02T09:00:00.000Z","data":{{"pad":"{}"}}}}"#,
+        "x".repeat(webhook::MAX_REFORMATTED)
+    );
+    let long_sig = webhook::sign(SECRET, long.as_bytes());
+    verifier()
+        .verify(Some(&long_sig), Some(SENT), long.as_bytes())
+        .unwrap();
+    assert_eq!(
+        verifier().verify(Some(&long_sig), Some(SENT), &pretty(long.as_bytes())),
+        Err(VerifyError::SignatureMismatch)
+    );
     // Keys in another order are another text: not what DHMAD signed.
     let reordered = signed.replacen(
         r#""id":"e2","type":"escrow.updated""#,
