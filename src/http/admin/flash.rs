@@ -140,8 +140,8 @@ impl Notice {
                     .into()
             }
             Self::FlagUnseen => {
-                "The order's flag is not the one your page showed (it was raised since), so it \
-                 stays: read it here, then Reconcile again to lift it."
+                "The order's flag is not the one your request named (your page showed another, or \
+                 none), so it stays: read it here, then Reconcile again to lift it."
                     .into()
             }
             Self::OrderFlagged => {
