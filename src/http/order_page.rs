@@ -147,6 +147,11 @@ fn next_step(o: &Order, has_pay_url: bool, guest_paid: bool) -> &'static str {
         _ if o.cancellation_request() == Some(Cancellation::Requested) => {
             "You asked to cancel. The shop will accept (DHMAD then refunds you) or decline."
         }
+        // DHMAD's cancellation of the escrow may take a moment to reach us: nothing is left to
+        // confirm or dispute (what happens to the money is said above).
+        _ if o.cancellation_request() == Some(Cancellation::Accepted) => {
+            "The shop accepted your cancellation: DHMAD is cancelling the order."
+        }
         OrderStatus::Paid if o.is_instant() => "Payment confirmed. Your code is below.",
         OrderStatus::Paid => "Payment confirmed and held by DHMAD. We are preparing your parcel.",
         OrderStatus::Delivered => {

@@ -231,6 +231,13 @@ async fn an_accepted_cancellation_is_not_shipped_while_dhmad_cancels(pool: PgPoo
     assert_eq!(r.status(), 409);
     let page = r.text().await.unwrap();
     assert!(page.contains("nothing is to be shipped"), "{page}");
+    // Nor is the buyer offered what DHMAD would refuse of an escrow it is cancelling.
+    let buyer = w.app.order_page(s.order_id).await;
+    assert!(
+        !buyer.contains(&format!("/orders/{}/dispute", s.order_id)),
+        "{buyer}"
+    );
+    assert!(buyer.contains("DHMAD is cancelling the order"), "{buyer}");
     // Nor does a "ship" from before the request, still queued, go to DHMAD.
     let job = sqlx::query_scalar!(
         "INSERT INTO outbox_jobs (kind, order_id) VALUES ('deliver', $1) RETURNING id",
@@ -253,6 +260,21 @@ async fn an_accepted_cancellation_is_not_shipped_while_dhmad_cancels(pool: PgPoo
     assert!(held.contains("accepted the buyer's cancellation"), "{held}");
     assert_eq!(w.count_calls("POST", "/deliver").await, 0);
     assert_eq!(w.app.order_json(s.order_id).await["status"], "paid");
+    // Delivered before the cancellation (DHMAD's news of it still on its way): nothing to
+    // confirm or dispute either.
+    sqlx::query(
+        "UPDATE orders SET status = 'delivered', escrow_status = 'delivered' WHERE id = $1",
+    )
+    .bind(s.order_id)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let buyer = w.app.order_page(s.order_id).await;
+    for step in ["confirm", "dispute"] {
+        let form = format!("/orders/{}/{step}", s.order_id);
+        assert!(!buyer.contains(&form), "{step}: {buyer}");
+    }
+    assert!(!buyer.contains("confirm receipt"), "{buyer}");
 }
 
 /// DHMAD sends a lost event no more and no escrow snapshot carries the cancellation request:

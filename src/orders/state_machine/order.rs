@@ -75,6 +75,7 @@ impl Order {
         let held = self.money_held();
         let review = self.in_payment_review();
         let request_pending = self.cancellation_pending();
+        let cancel_accepted = self.cancellation_request() == Some(Cancellation::Accepted);
         let awaiting = self.status == S::AwaitingPayment;
         let standard = self.mode == Mode::Standard;
         let phase = self.proof_phase.as_deref();
@@ -105,10 +106,14 @@ impl Order {
             Action::ReviewProof => {
                 self.status == S::Paid && phase == Some("submitted_waiting_buyer_review")
             }
-            Action::ConfirmReceipt => held && self.status == S::Delivered && !request_pending,
+            // Neither once the shop accepted the buyer's cancellation: DHMAD is cancelling the
+            // escrow (its news may take a reconciler pass) and would refuse both.
+            Action::ConfirmReceipt => {
+                held && self.status == S::Delivered && !request_pending && !cancel_accepted
+            }
             Action::Cancel => unpaid && !review,
             Action::RequestCancellation => held && self.cancellation.is_none(),
-            Action::Dispute => held,
+            Action::Dispute => held && !cancel_accepted,
             // Not once the shop accepted the buyer's cancellation either: DHMAD is cancelling
             // the escrow (its news may take a reconciler pass), so nothing is to go out.
             Action::Ship => {
@@ -116,7 +121,7 @@ impl Order {
                     && held
                     && self.status == S::Paid
                     && !request_pending
-                    && self.cancellation_request() != Some(Cancellation::Accepted)
+                    && !cancel_accepted
                     && self.proof_gate_open()
             }
             Action::RetryCheckout => {
