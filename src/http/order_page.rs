@@ -161,6 +161,9 @@ fn next_step(o: &Order, has_pay_url: bool, guest_paid: bool) -> &'static str {
         OrderStatus::Cancelled if o.cancelled_over_guest_proof() => {
             "This order was cancelled while DHMAD was checking your payment proof. The money you sent is not returned automatically: contact DHMAD with your proof to get it back."
         }
+        OrderStatus::Cancelled if o.cancelled_after_rejected_proof() => {
+            "This order was cancelled after DHMAD could not accept your payment proof. The money you sent is not returned automatically: contact DHMAD with your proof to get it back."
+        }
         OrderStatus::Cancelled if guest_paid => {
             "This order was cancelled. You paid outside DHMAD's wallet, so the money is not returned automatically: contact DHMAD with your payment proof to get it back."
         }

@@ -183,6 +183,24 @@ async fn a_second_proof_sent_on_the_same_page_is_known_to_be_under_review(pool: 
     );
 }
 
+/// A guest's proof was rejected and the guest then cancelled (or the order was abandoned):
+/// the money they sent is outside DHMAD's wallet, and nothing returns it by itself. The page
+/// and the timeline said "DHMAD returns any payment to you".
+#[sqlx::test(migrations = "./migrations")]
+async fn a_cancel_after_a_rejected_proof_does_not_promise_a_refund(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let (s, _) = guest_proof_rejected(&w, "rejected-then-cancelled@example.tn").await;
+    let cancel = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert!(cancel.status().is_redirection(), "{}", cancel.status());
+    w.wait_status(s.order_id, "cancelled").await;
+    let page = w.app.order_page(s.order_id).await;
+    assert!(!page.contains("returns any payment"), "{page}");
+    assert!(page.contains("not returned automatically"), "{page}");
+}
+
 /// A guest sent a proof and closed the tab, and the page has run out since; DHMAD then answers
 /// one read of the escrow with 404 (a key or host mixed up). A repeated checkout closed the
 /// order on that one answer and opened a new one, whose page took a second payment while the

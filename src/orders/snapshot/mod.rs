@@ -378,6 +378,9 @@ async fn guest_cancelled_line(
     if order.cancelled_over_guest_proof() {
         return Ok(Some(GUEST_CANCELLED));
     }
+    if order.cancelled_after_rejected_proof() {
+        return Ok(Some(GUEST_PROOF_REJECTED_CANCELLED));
+    }
     let paid_then_cancelled = *status == EscrowStatus::Cancelled && seen.is_funded();
     Ok(
         (paid_then_cancelled && db::events::has(&mut *conn, order.id, PAID_BY_GUEST).await?)
@@ -419,6 +422,12 @@ fn public_status_line(
 /// a guest's money is not in a DHMAD wallet, so nothing refunds it by itself (§4.2).
 pub const GUEST_CANCELLED: &str = "Cancelled: DHMAD rejected the payment proof under review. \
      The money you sent is not returned automatically: contact DHMAD with your proof to get it back";
+
+/// A cancelled order whose guest's payment proof DHMAD had rejected, with no payment since: the
+/// money sent is outside DHMAD's wallet, so no refund returns it by itself either.
+pub const GUEST_PROOF_REJECTED_CANCELLED: &str = "Cancelled. DHMAD did not accept your payment \
+     proof, and the money you sent is not returned automatically: contact DHMAD with your proof \
+     to get it back";
 
 /// A cancelled order a guest had paid (outside DHMAD's wallet): no refund by itself either.
 pub const GUEST_PAID_CANCELLED: &str = "Cancelled. You paid outside DHMAD's wallet, so the money \

@@ -165,6 +165,15 @@ impl Order {
             && self.is_instant()
     }
 
+    /// Cancelled after DHMAD rejected a guest's payment proof, with no payment since (a payment
+    /// clears the rejection): the money the guest sent, outside DHMAD's wallet, is refunded by
+    /// nobody automatically either (§4.2).
+    pub fn cancelled_after_rejected_proof(&self) -> bool {
+        self.deposit_rejection_reason.is_some()
+            && self.status == OrderStatus::Cancelled
+            && self.is_instant()
+    }
+
     /// The buyer's cancellation request as it stands. A request waits for the shop only while
     /// DHMAD holds the money: once the escrow is cancelled, disputed or released, it is moot
     /// (DHMAD keeps no answer to give), and showing it would promise an outcome that can no
