@@ -172,6 +172,14 @@ fn next_step(o: &Order, has_pay_url: bool, guest_paid: bool) -> &'static str {
     }
 }
 
+/// The order awaits a payment the buyer must start anew (its link expired or was not used),
+/// as [`next_step`] tells them: no news is coming by itself. A standard order whose contract
+/// the shop has still to sign waits for the shop, not the buyer.
+fn payment_link_gone(o: &Order) -> bool {
+    o.status == OrderStatus::AwaitingPayment
+        && (o.mode != crate::orders::Mode::Standard || o.contract_signed())
+}
+
 /// Renders the page, with `error` shown at the top when an action just failed.
 /// The page's reads share one connection (`conn`): one take from the pool, not one per query.
 pub async fn render_page(
@@ -232,10 +240,14 @@ pub async fn render_page(
         // Not over an error (this page answers a POST: reloaded, its address is no page), nor
         // while the buyer has the contract to read and sign here: the callback brings them back
         // to a fresh page.
+        // Nor when its payment link is gone and nothing can change until the buyer starts a
+        // new payment: a page reloading every 5 s for nothing moves a screen reader's place
+        // and closes what the buyer opened.
         refresh: o.expects_news()
             && !o.in_payment_review()
             && error.is_none()
-            && !o.allows(Action::Sign),
+            && !o.allows(Action::Sign)
+            && !(payment_link_gone(&o) && pay_url.is_none()),
         payment_review: o.in_payment_review(),
         cancellation: o.cancellation_request().map(|c| match c {
             Cancellation::Requested => "You asked to cancel; the shop has not answered yet.",

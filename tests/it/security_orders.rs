@@ -296,6 +296,17 @@ async fn a_refused_step_is_not_reloaded_at_its_post_address(pool: PgPool) {
             time::OffsetDateTime::now_utc(),
         )
         .await;
+    // Its payment page is open: news may come by itself, and the order page refreshes.
+    sqlx::query(
+        "INSERT INTO checkout_sessions (session_id, order_id, escrow_id, action, url, expires_at)
+         SELECT 'cs_refused_step', id, escrow_id, 'accept_pay', 'http://127.0.0.1:6002/checkout/cs_refused_step',
+                now() + interval '1 hour'
+           FROM orders WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
     let refresh = r#"http-equiv="refresh""#;
     let page = app.order_page(id).await;
     assert!(
@@ -309,6 +320,32 @@ async fn a_refused_step_is_not_reloaded_at_its_post_address(pool: PgPool) {
         page.contains("role=\"alert\"") && !page.contains(refresh),
         "{page}"
     );
+}
+
+/// An order whose payment link expired unused waits for its buyer to start a new payment:
+/// nothing comes by itself, so the page does not reload itself every 5 s (which moved a screen
+/// reader's place and closed the contract's terms) for as long as it is open.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_page_with_nothing_to_wait_for_does_not_reload_itself(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order(
+            "chechia-red",
+            "link-gone@example.tn",
+            "66bb0000000000000000e002",
+            time::OffsetDateTime::now_utc(),
+        )
+        .await;
+    sqlx::query(
+        "UPDATE checkout_sessions SET expires_at = now() - interval '1 minute' WHERE order_id = $1",
+    )
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let page = app.order_page(id).await;
+    assert!(page.contains("expired or was not used"), "{page}");
+    assert!(!page.contains(r#"http-equiv="refresh""#), "{page}");
 }
 
 /// Anyone may start orders for any address, and each sent that address an e-mail from the
