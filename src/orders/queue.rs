@@ -17,6 +17,9 @@ use crate::budget;
 use crate::db::{self, budget::Claimant};
 use crate::state::AppState;
 
+/// How soon a queued checkout whose escrow another request is creating is looked at again.
+const IN_FLIGHT_RECHECK: Duration = Duration::from_secs(2);
+
 /// A new order's calls: create the escrow, open the payment (or contract) session.
 pub const CALLS_PER_CHECKOUT: u32 = 2;
 
@@ -158,6 +161,16 @@ async fn serve(state: &AppState, order: Order, taker: Uuid) -> OrderResult<Check
             db::checkout_queue::release_after(&state.pool, id, retry_after).await?;
             tracing::info!(order.ref = %crate::orders::log_ref(id), ?retry_after, "queued checkout waits again");
             Err(OrderError::Busy { retry_after })
+        }
+        // Another request's creation of its escrow may still be making its calls: one whose
+        // worker's lease ran out (it stopped, or DHMAD was slow) is in flight for a while yet.
+        // The order keeps its place, and is served once that creation's answer is in or its
+        // time is up (then looked up at DHMAD, by its title). Removed, its buyer's waiting page
+        // sent them to the order to click "Pay" again.
+        Err(OrderError::InProgress) => {
+            db::checkout_queue::release_after(&state.pool, id, IN_FLIGHT_RECHECK).await?;
+            tracing::info!(order.ref = %crate::orders::log_ref(id), "queued checkout waits for a creation in flight");
+            Err(OrderError::InProgress)
         }
         // The database failed for a while (a pool or lock timeout in the very burst that
         // queued it): an order that has not moved on is still `new`, which nothing but this

@@ -619,6 +619,50 @@ async fn the_line_waits_until_a_checkouts_calls_are_all_free(pool: PgPool) {
     }
 }
 
+/// A queued checkout whose worker's lease ran out while its escrow creation was in flight (the
+/// worker stopped, or DHMAD was slow): the next worker finds the creation still in flight. The
+/// order was taken out of the line, and its buyer's waiting page sent them to click "Pay"
+/// again; it keeps its place until the creation's answer is in or its time is up.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_creation_in_flight_past_its_workers_lease_keeps_its_place(pool: PgPool) {
+    let w = tight_world(pool, 2, 60).await;
+    sqlx::query("UPDATE dhmad_budget SET used_at = now()")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let order = checkout_in_line(&w, "lease-ran-out@example.tn").await;
+    // The first worker claimed the creation 20 s ago and its lease is over.
+    sqlx::query(
+        "UPDATE orders SET status = 'creating_escrow', escrow_attempted_at = now() - interval '20 seconds'
+          WHERE id = $1",
+    )
+    .bind(order)
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE checkout_queue SET claimed_until = now() - interval '1 second'")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let tasks = tokio_util::task::TaskTracker::new();
+    wait_for("the line's turn", 30, || async {
+        match storefront::orders::queue::serve_next(&w.app.state, &tasks).await {
+            Ok(storefront::orders::queue::Turn::Serving) => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    tasks.close();
+    tasks.wait().await;
+    let in_line: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM checkout_queue WHERE order_id = $1")
+            .bind(order)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(in_line, 1, "taken out of the line");
+}
+
 /// A call taken in advance and sent late dates its own row, not another's; once every row it
 /// took has been taken again (its checkout outlived the window), it takes a free one as any
 /// call does.
