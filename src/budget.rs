@@ -198,12 +198,13 @@ impl BudgetGate {
                 }
                 dated
             }
-            // Its row was taken for it, only not dated anew: the call keeps its place (a row
-            // reused a little early at worst), where refusing it would strand a checkout
-            // between its two calls.
+            // Not dated anew, its row could be taken again while this call is still in DHMAD's
+            // window: the call takes a row as any call does, or waits as any call does while
+            // the budget cannot be read (a checkout then waits in line: `Busy`). The prepaid
+            // row stays dated at its take, used: one call's budget spent, none crossed.
             Err(e) => {
-                tracing::warn!(error = %e, "DHMAD call budget unreadable; the prepaid call goes");
-                true
+                tracing::warn!(error = %e, "DHMAD call budget unreadable; the prepaid call takes a row anew");
+                false
             }
         }
     }

@@ -717,6 +717,54 @@ async fn a_late_prepaid_call_dates_its_own_row_or_takes_one(pool: PgPool) {
     assert!(now.contains(&2), "{now:?}");
 }
 
+/// A late prepaid call whose row cannot be dated anew (locked past the lock timeout) was sent
+/// all the same, its row dated at the take: reused a window after that, while the call was
+/// still inside DHMAD's window, one call too many. It takes a row now, as any call does.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_late_prepaid_call_whose_row_cannot_be_dated_takes_one(pool: PgPool) {
+    use dhmad::Gate;
+    use storefront::budget::BudgetGate;
+    let limits = Limits {
+        calls: 4,
+        window: Duration::from_secs(60),
+    };
+    db::budget::resize(&pool, 4).await.unwrap();
+    let mine = Uuid::new_v4();
+    sqlx::query(
+        "UPDATE dhmad_budget SET used_at = now() - interval '2 seconds', taken_by = $1 WHERE slot = 2",
+    )
+    .bind(mine)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM dhmad_budget WHERE slot = 2 FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let late = Prepaid {
+        calls: 1,
+        taker: mine,
+        at: std::time::Instant::now()
+            .checked_sub(Duration::from_secs(2))
+            .unwrap(),
+    };
+    let shared = db::Pool::new(production_pool(&pool));
+    let gate = BudgetGate::new(shared, limits, Claimant::Interactive, late);
+    let sent = gate.admit().await;
+    holder.rollback().await.unwrap();
+    let dated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dhmad_budget WHERE used_at > now() - interval '1 minute' AND slot <> 2",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    match sent {
+        Ok(()) => assert_eq!(dated, 1, "sent on a row nobody dated"),
+        Err(wait) => assert!(wait > Duration::ZERO),
+    }
+}
+
 /// A storefront that keeps no budget (`DHMAD_RATE_LIMIT=0`: DHMAD's own 429s only).
 async fn without_a_budget(pool: PgPool) -> World {
     world(pool, |c| {
