@@ -196,12 +196,7 @@ async fn a_flag_is_lifted_when_dhmad_speaks_of_the_escrow_again(pool: PgPool) {
 
     w.complete(&s.session_id).await;
     w.wait_status(s.order_id, "paid").await;
-    let flag: Option<String> = sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
-        .bind(s.order_id)
-        .fetch_one(&w.app.pool)
-        .await
-        .unwrap();
-    assert_eq!(flag, None);
+    assert_eq!(attention(&w.app.pool, s.order_id).await, None);
     set(&w.app, &[s.order_id], long_quiet).await;
     let pass = reconciler::run_once(&w.app.state, Duration::from_secs(600))
         .await
@@ -281,12 +276,7 @@ async fn a_flag_about_money_stays_until_the_merchant_reconciles(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = w.checkout("chechia-red", "money-flag@example.tn").await;
     let flag = "Money in a second escrow: the buyer also paid escrow 66aa00000000000000000009";
-    sqlx::query("UPDATE orders SET attention = $2 WHERE id = $1")
-        .bind(s.order_id)
-        .bind(flag)
-        .execute(&w.app.pool)
-        .await
-        .unwrap();
+    set_attention(&w.app.pool, s.order_id, flag).await;
     let not_found = json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
                                      "fault": "not_found"}]});
     w.faults(not_found.clone()).await;
@@ -296,13 +286,7 @@ async fn a_flag_about_money_stays_until_the_merchant_reconciles(pool: PgPool) {
         .unwrap();
     let read = storefront::orders::sync::refresh_order(&w.app.state, &order, "test read").await;
     assert!(read.is_err(), "{read:?}");
-    let attention = || async {
-        sqlx::query_scalar::<_, Option<String>>("SELECT attention FROM orders WHERE id = $1")
-            .bind(s.order_id)
-            .fetch_one(&w.app.pool)
-            .await
-            .unwrap()
-    };
+    let attention = || attention(&w.app.pool, s.order_id);
     assert_eq!(attention().await.as_deref(), Some(flag));
     // Nor does a read DHMAD answers lift it (a buyer's return, a job's read): the merchant's
     // "Reconcile" does, their acknowledgement.
@@ -332,33 +316,13 @@ async fn a_flag_about_money_stays_until_the_merchant_reconciles(pool: PgPool) {
 async fn a_reconcile_lifts_only_the_flag_the_merchant_was_shown(pool: PgPool) {
     let w = world(pool, |_| {}).await;
     let s = w.checkout("chechia-red", "unseen-flag@example.tn").await;
-    let page = || async {
-        w.http
-            .get(w.app.url(&format!("/admin/orders/{}", s.order_id)))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let order_page = format!("/admin/orders/{}", s.order_id);
+    let page = || crate::back_office::admin_page(&w.app, &order_page);
     // Drawn without a flag: its form says so.
     assert!(!page().await.contains(r#"name="flag""#));
     let flag = "Money for a closed order: DHMAD says escrow 66aa00000000000000000010 is paid";
-    sqlx::query("UPDATE orders SET attention = $2 WHERE id = $1")
-        .bind(s.order_id)
-        .bind(flag)
-        .execute(&w.app.pool)
-        .await
-        .unwrap();
-    let attention = || async {
-        sqlx::query_scalar::<_, Option<String>>("SELECT attention FROM orders WHERE id = $1")
-            .bind(s.order_id)
-            .fetch_one(&w.app.pool)
-            .await
-            .unwrap()
-    };
+    set_attention(&w.app.pool, s.order_id, flag).await;
+    let attention = || attention(&w.app.pool, s.order_id);
     let reconcile = format!("/admin/orders/{}/reconcile", s.order_id);
     let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();
     // The list's row drawn before the flag (`flag` empty), the order page's form (no field), a
@@ -407,13 +371,7 @@ async fn a_reconcile_keeps_the_money_news_its_own_read_brings(pool: PgPool) {
     .await;
     let reconcile = format!("/admin/orders/{}/reconcile", s.order_id);
     assert_eq!(w.admin_post(&reconcile).await.status(), 303);
-    let attention: Option<String> =
-        sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
-            .bind(s.order_id)
-            .fetch_one(&w.app.pool)
-            .await
-            .unwrap();
-    let attention = attention.unwrap_or_default();
+    let attention = attention(&w.app.pool, s.order_id).await.unwrap_or_default();
     assert!(
         attention.starts_with("Money for a closed order") && attention.contains("is paid"),
         "{attention}"

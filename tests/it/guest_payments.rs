@@ -232,11 +232,7 @@ async fn one_404_does_not_close_an_order_whose_payment_may_be_under_review(pool:
     let o = w.app.order_json(s.order_id).await;
     assert_eq!(o["status"], "awaiting_payment", "{o}");
     assert_eq!(o["payment_review"], true, "{o}");
-    let flagged: Option<String> = sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
-        .bind(s.order_id)
-        .fetch_one(&w.app.pool)
-        .await
-        .unwrap();
+    let flagged = attention(&w.app.pool, s.order_id).await;
     assert!(flagged.is_some_and(|f| f.starts_with("DHMAD does not know escrow")));
 }
 

@@ -388,6 +388,25 @@ pub async fn order_status(pool: &PgPool, id: Uuid) -> String {
         .to_owned()
 }
 
+/// The order's flag for the merchant, if any.
+pub async fn attention(pool: &PgPool, id: Uuid) -> Option<String> {
+    sqlx::query_scalar("SELECT attention FROM orders WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Flags the order for the merchant with `text`, as the shop would.
+pub async fn set_attention(pool: &PgPool, id: Uuid, text: &str) {
+    sqlx::query("UPDATE orders SET attention = $2 WHERE id = $1")
+        .bind(id)
+        .bind(text)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
 /// How many of the order's timeline entries mention `needle`.
 pub async fn timeline_count(pool: &PgPool, id: Uuid, needle: &str) -> usize {
     timeline(pool, id)
