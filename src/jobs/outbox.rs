@@ -19,19 +19,35 @@ fn lease(state: &AppState) -> Duration {
 /// Jobs per drain, so one run cannot starve the other jobs.
 const BATCH: usize = 20;
 
-/// Runs due jobs; returns how many were attempted. Takes none once shutdown has started.
+/// Runs due jobs; returns how many ran (not counting a deliver DHMAD's budget held back).
+/// Takes none once shutdown has started.
 pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
-    let mut n = 0;
-    while n < BATCH && !state.stopping() {
+    let (mut ran, mut claimed) = (0, 0);
+    // Once the budget held a deliver back (checkouts come first), this drain takes no other:
+    // due delivers are claimed before e-mails, and each refused one is due again a second
+    // later, so a backlog of them was claimed, refused and postponed over and over while the
+    // e-mails behind it never went. Nor is a drain of refusals a reason to run again at once.
+    let mut budget_spent = false;
+    while claimed < BATCH && !state.stopping() {
         // DHMAD's rate-limit window is shared with checkouts, which come first.
-        let dhmad_calls = !reconciler::must_leave_budget_to_checkouts(state);
+        let dhmad_calls = !budget_spent && !reconciler::must_leave_budget_to_checkouts(state);
         let Some(job) = db::outbox::claim(&state.pool, lease(state), dhmad_calls).await? else {
             break;
         };
-        n += 1;
-        run(state, &job).await?;
+        claimed += 1;
+        match run(state, &job).await? {
+            Ran::HeldBack => budget_spent = true,
+            Ran::Done => ran += 1,
+        }
     }
-    Ok(n)
+    Ok(ran)
+}
+
+/// How an attempt went, for the drain.
+enum Ran {
+    Done,
+    /// DHMAD's call budget held it back: postponed, nothing sent.
+    HeldBack,
 }
 
 /// What a job that failed with `e` (not an answer it could judge: the database, DHMAD busy)
@@ -45,11 +61,17 @@ fn on_error(job: &Job, e: OrderError) -> JobOutcome {
     }
 }
 
-async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
+async fn run(state: &AppState, job: &Job) -> anyhow::Result<Ran> {
     let outcome = match job.kind.as_str() {
         fulfilment::DELIVER => fulfilment::run_deliver(state, job).await,
         notify::CONFIRMATION | notify::GOOD => notify::run(state, job).await,
         other => Ok(JobOutcome::GiveUp(format!("unknown job kind {other}"))),
+    };
+    // A deliver is postponed only when DHMAD's budget (or DHMAD's own 429) holds its call back.
+    let ran = match &outcome {
+        Err(OrderError::Busy { .. }) => Ran::HeldBack,
+        Ok(JobOutcome::Postpone(_)) if job.kind == fulfilment::DELIVER => Ran::HeldBack,
+        _ => Ran::Done,
     };
     let outcome = outcome.unwrap_or_else(|e| on_error(job, e));
     // A server's refusal can repeat the buyer's address: the log gets its domain only.
@@ -70,7 +92,7 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<()> {
             "outbox job taken over or closed while it ran; its outcome is dropped"
         );
     }
-    Ok(())
+    Ok(ran)
 }
 
 /// Writes what the attempt came to. The e-mail has gone out or DHMAD took the deliver by now:

@@ -922,3 +922,79 @@ async fn without_a_budget_a_refused_checkout_waits_as_told(pool: PgPool) {
     let sent = w.count_calls("POST", "/api/v1/escrows").await;
     assert!(sent <= 6, "{sent} creations sent inside DHMAD's 30 s wait");
 }
+
+/// Due delivers the budget holds back (a checkout waits in line, and checkouts come first) are
+/// claimed before e-mails, and each refused one was due again a second later: a backlog of them
+/// was claimed, refused and postponed over and over, and the e-mails behind it never went.
+/// Once the budget holds a deliver back, the drain takes no other.
+#[sqlx::test(migrations = "./migrations")]
+async fn delivers_the_budget_holds_back_do_not_hold_back_emails(pool: PgPool) {
+    let mut cfg = offline_config();
+    // This test's drain is the only one.
+    cfg.jobs.outbox = Duration::from_secs(3600);
+    let app = spawn(pool, cfg).await;
+    let now = OffsetDateTime::now_utc();
+    let waiting = app
+        .seed_order(
+            "chechia-red",
+            "in-line@example.tn",
+            "66bb00000000000000000fa0",
+            now,
+        )
+        .await;
+    sqlx::query(
+        "INSERT INTO checkout_queue (order_id, claimed_until) VALUES ($1, now() + interval '1 hour')",
+    )
+    .bind(waiting)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // More due delivers than one drain takes, then one e-mail.
+    for i in 0..25 {
+        let escrow = format!("66bb0000000000000000f{i:03x}");
+        let id = app
+            .seed_order(
+                "ai-credits-500",
+                &format!("paid-{i}@example.tn"),
+                &escrow,
+                now,
+            )
+            .await;
+        sqlx::query("UPDATE orders SET status = 'paid', escrow_status = 'paid' WHERE id = $1")
+            .bind(id)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        db::outbox::enqueue(&app.pool, "deliver", id).await.unwrap();
+    }
+    let mailed = app
+        .seed_order(
+            "chechia-red",
+            "mailed@example.tn",
+            "66bb00000000000000000fa1",
+            now,
+        )
+        .await;
+    db::outbox::enqueue(&app.pool, storefront::orders::notify::CONFIRMATION, mailed)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox_jobs SET run_after = now() - interval '1 minute'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    // As the jobs run it: DHMAD calls only from what buyers leave.
+    let background = app.state.for_background();
+    let ran = storefront::jobs::outbox::drain(&background).await.unwrap();
+    let mail_done: Option<OffsetDateTime> = sqlx::query_scalar(
+        "SELECT done_at FROM outbox_jobs WHERE order_id = $1 AND kind = 'email_confirmation'",
+    )
+    .bind(mailed)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        mail_done.is_some(),
+        "the e-mail waited behind refused delivers"
+    );
+    assert_eq!(ran, 1, "only the e-mail ran");
+}
