@@ -50,14 +50,17 @@ pub struct Report {
     pub yielded: bool,
 }
 
-/// Whether the last `X-RateLimit-*` values DHMAD sent leave too few calls in the window.
+/// Whether the last `X-RateLimit-*` values DHMAD sent leave too few calls in the window, until
+/// the window's reset. A reading that names no reset is not followed: nothing would end it on
+/// an instance whose jobs all ask this before calling (only an answer with the headers
+/// replaces it), so its background work stopped for good; the shared budget still holds.
 fn must_yield(last: Option<RateLimit>, now: OffsetDateTime) -> bool {
     match last {
         Some(RateLimit {
             remaining: Some(left),
             reset,
             ..
-        }) => left < RESERVE_FOR_CHECKOUT && reset.is_none_or(|r| r > now),
+        }) => left < RESERVE_FOR_CHECKOUT && reset.is_some_and(|r| r > now),
         _ => false,
     }
 }
@@ -320,8 +323,8 @@ mod tests {
             now
         ));
         assert!(
-            must_yield(Some(rl(Some(0), None, now)), now),
-            "no reset given: be careful"
+            !must_yield(Some(rl(Some(0), None, now)), now),
+            "no reset given: nothing would end the wait"
         );
         assert!(
             !must_yield(Some(rl(Some(0), Some(-1), now)), now),
