@@ -172,11 +172,12 @@ fn next_step(o: &Order, has_pay_url: bool, guest_paid: bool) -> &'static str {
     }
 }
 
-/// The order awaits a payment the buyer must start anew (its link expired or was not used),
-/// as [`next_step`] tells them: no news is coming by itself. A standard order whose contract
-/// the shop has still to sign waits for the shop, not the buyer.
-fn payment_link_gone(o: &Order) -> bool {
+/// The order awaits a payment the buyer must start anew (no live payment page: its link
+/// expired or was not used), as [`next_step`] tells them: no news is coming by itself. A
+/// standard order whose contract the shop has still to sign waits for the shop, not the buyer.
+fn payment_link_gone(o: &Order, has_pay_url: bool) -> bool {
     o.status == OrderStatus::AwaitingPayment
+        && !has_pay_url
         && (o.mode != crate::orders::Mode::Standard || o.contract_signed())
 }
 
@@ -247,7 +248,7 @@ pub async fn render_page(
             && !o.in_payment_review()
             && error.is_none()
             && !o.allows(Action::Sign)
-            && !(payment_link_gone(&o) && pay_url.is_none()),
+            && !payment_link_gone(&o, pay_url.is_some()),
         payment_review: o.in_payment_review(),
         cancellation: o.cancellation_request().map(|c| match c {
             Cancellation::Requested => "You asked to cancel; the shop has not answered yet.",

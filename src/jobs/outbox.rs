@@ -67,13 +67,13 @@ async fn run(state: &AppState, job: &Job) -> anyhow::Result<Ran> {
         notify::CONFIRMATION | notify::GOOD => notify::run(state, job).await,
         other => Ok(JobOutcome::GiveUp(format!("unknown job kind {other}"))),
     };
-    // A deliver is postponed only when DHMAD's budget (or DHMAD's own 429) holds its call back.
-    let ran = match &outcome {
-        Err(OrderError::Busy { .. }) => Ran::HeldBack,
-        Ok(JobOutcome::Postpone(_)) if job.kind == fulfilment::DELIVER => Ran::HeldBack,
+    let outcome = outcome.unwrap_or_else(|e| on_error(job, e));
+    // A deliver is postponed when DHMAD's budget (or DHMAD's own 429) holds its call back, or
+    // at shutdown, when the drain takes nothing more anyway.
+    let ran = match outcome {
+        JobOutcome::Postpone(_) if job.kind == fulfilment::DELIVER => Ran::HeldBack,
         _ => Ran::Done,
     };
-    let outcome = outcome.unwrap_or_else(|e| on_error(job, e));
     // A server's refusal can repeat the buyer's address: the log gets its domain only.
     let said = crate::mail::without_addresses(&format!("{outcome:?}"));
     tracing::info!(job.id = job.id, job.kind = %job.kind, order.ref = %crate::orders::log_ref(job.order_id), job.attempt = job.attempts, outcome = %said, "outbox job ran");
