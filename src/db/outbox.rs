@@ -228,6 +228,23 @@ pub async fn sent_to_address(
     .await
 }
 
+/// Whether a job of `kind` for the order was given up before (the merchant's retry of it is
+/// the open one).
+pub async fn gave_up_before(
+    e: impl PgExecutor<'_>,
+    kind: &str,
+    order_id: Uuid,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM outbox_jobs
+                           WHERE kind = $1 AND order_id = $2 AND gave_up_at IS NOT NULL) AS "x!""#,
+        kind,
+        order_id
+    )
+    .fetch_one(e)
+    .await
+}
+
 /// Counts one more try of `job` that ended with the server silent; how many there have been
 /// (`None`: the job is no longer this attempt's, as for every outcome written here).
 pub async fn count_silent_try(e: impl PgExecutor<'_>, job: &Job) -> sqlx::Result<Option<i32>> {

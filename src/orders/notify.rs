@@ -87,25 +87,23 @@ fn good(state: &AppState, order: &Order, product: &str, code: &str) -> Email {
 }
 
 /// Why the order's confirmation is not sent, if [`CONFIRMATIONS_PER_ADDRESS`] already went to
-/// its address within [`FLOOD_WINDOW`]. Asked on its first attempt only: a later one is the same
-/// e-mail tried again, or the merchant's retry of one given up here, which they asked to send.
-async fn held_as_a_flood(
-    state: &AppState,
-    job: &Job,
-    order: &Order,
-) -> OrderResult<Option<String>> {
-    if job.attempts != 1 {
-        return Ok(None);
-    }
+/// its address within [`FLOOD_WINDOW`]. Asked on every try until it is sent (a first try the
+/// relay refused says nothing of the flood: a stranger's orders placed during an outage would
+/// all go out once it ended), except for the merchant's retry of one given up, which they asked
+/// to send.
+async fn held_as_a_flood(state: &AppState, order: &Order) -> OrderResult<Option<String>> {
     let sent =
         db::outbox::sent_to_address(&state.pool, CONFIRMATION, &order.buyer_email, FLOOD_WINDOW)
             .await?;
-    Ok((sent >= CONFIRMATIONS_PER_ADDRESS).then(|| {
-        format!(
-            "not sent: {sent} order e-mails went to this address within the hour (a flood of \
-             orders for one address is not mailed; retry to send it)"
-        )
-    }))
+    if sent < CONFIRMATIONS_PER_ADDRESS
+        || db::outbox::gave_up_before(&state.pool, CONFIRMATION, order.id).await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "not sent: {sent} order e-mails went to this address within the hour (a flood of \
+         orders for one address is not mailed; retry to send it)"
+    )))
 }
 
 /// Runs one e-mail job.
@@ -128,7 +126,7 @@ pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
             None => return Ok(JobOutcome::Done("no good to send any more".into())),
         },
         _ => {
-            if let Some(why) = held_as_a_flood(state, job, &order).await? {
+            if let Some(why) = held_as_a_flood(state, &order).await? {
                 return Ok(JobOutcome::GiveUp(why));
             }
             confirmation(state, &order, &product)
