@@ -101,13 +101,15 @@ pub async fn finish(
     Ok(())
 }
 
-/// The events stored as unmatched for `escrow_id`, in the order they came.
+/// The events stored as unmatched for `escrow_id`, or whose reprocessing failed, in the order
+/// they came.
 pub async fn unmatched_for_escrow(
     e: impl PgExecutor<'_>,
     escrow_id: &str,
 ) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar!(
-        "SELECT event_id FROM webhook_inbox WHERE outcome = 'unmatched' AND escrow_id = $1
+        "SELECT event_id FROM webhook_inbox
+          WHERE outcome IN ('unmatched', 'failed') AND escrow_id = $1
           ORDER BY received_at, event_id",
         escrow_id
     )
@@ -115,14 +117,23 @@ pub async fn unmatched_for_escrow(
     .await
 }
 
-/// Events stored as unmatched whose escrow an order holds now (up to `limit`, oldest first).
-pub async fn unmatched_now_held(e: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<String>> {
+/// Events whose escrow an order holds now, stored as unmatched or whose reprocessing failed
+/// more than `failed_before` ago (a lock timeout, the database away: tried again, but not at
+/// every pass), up to `limit`: the unmatched first, each oldest first.
+pub async fn unmatched_now_held(
+    e: impl PgExecutor<'_>,
+    failed_before: time::Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar!(
         "SELECT i.event_id FROM webhook_inbox i
-          WHERE i.outcome = 'unmatched'
+          WHERE (i.outcome = 'unmatched'
+                 OR (i.outcome = 'failed'
+                     AND i.reprocessed_at < now() - $1::bigint * interval '1 second'))
             AND EXISTS (SELECT 1 FROM orders o WHERE o.escrow_id = i.escrow_id)
-          ORDER BY i.received_at, i.event_id
-          LIMIT $1",
+          ORDER BY i.outcome = 'failed', i.received_at, i.event_id
+          LIMIT $2",
+        failed_before.whole_seconds(),
         limit
     )
     .fetch_all(e)

@@ -168,11 +168,18 @@ pub async fn reprocess_escrow(pool: &Pool, escrow_id: &str) -> usize {
     }
 }
 
+/// How long an event whose reprocessing failed waits before the housekeeping pass tries it
+/// again: a failure is mostly brief (the order's lock held past its timeout, the database
+/// restarting), and one that is not is not tried at every pass.
+pub const FAILED_RETRY_AFTER: time::Duration = time::Duration::minutes(5);
+
 /// Unmatched events whose escrow an order holds now, applied: those [`reprocess_escrow`] did
-/// not reach (one that came as the escrow was taken up, a failure, a crash between the two).
-/// Run by the housekeeping pass. How many applied.
+/// not reach (one that came as the escrow was taken up, a crash between the two), and those
+/// whose reprocessing failed [`FAILED_RETRY_AFTER`] ago or more (else their news, a buyer's
+/// cancellation request say, waited for the merchant's click). Run by the housekeeping pass.
+/// How many applied.
 pub async fn reprocess_now_held(pool: &Pool) -> sqlx::Result<usize> {
-    let ids = db::inbox::unmatched_now_held(pool, BATCH_LIMIT).await?;
+    let ids = db::inbox::unmatched_now_held(pool, FAILED_RETRY_AFTER, BATCH_LIMIT).await?;
     Ok(reprocess_all(pool, ids).await)
 }
 

@@ -771,3 +771,78 @@ async fn an_unmatched_event_whose_escrow_is_held_now_is_applied_by_housekeeping(
     assert_eq!((outcome.as_str(), order_id), ("processed", Some(order)));
     assert_eq!(app.order_json(order).await["status"], "paid");
 }
+
+/// An event whose reprocessing failed on something passing (the order's lock held past its
+/// timeout) is tried again by the housekeeping pass once `FAILED_RETRY_AFTER` has passed, not
+/// at every pass before: it used to stay `failed` until the merchant's click, its news (a
+/// buyer's cancellation request) lost meanwhile.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_event_whose_reprocessing_failed_is_tried_again_by_housekeeping(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let escrow_id = "66aa000000000000000000e8";
+    let before = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let order = app
+        .seed_order(
+            "ai-credits-500",
+            "failed-once@example.tn",
+            escrow_id,
+            before,
+        )
+        .await;
+    let paid = status_event(escrow(
+        escrow_id,
+        "paid",
+        "pending",
+        "instant",
+        OffsetDateTime::now_utc(),
+    ));
+    sqlx::query(
+        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload)
+         VALUES ($1, 'escrow.status.updated', $2, 'unmatched', $3)",
+    )
+    .bind(&paid.id)
+    .bind(escrow_id)
+    .bind(serde_json::to_value(&paid).unwrap())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let outcome = || async {
+        sqlx::query_as::<_, (String, Option<Uuid>)>(
+            "SELECT outcome, order_id FROM webhook_inbox WHERE event_id = $1",
+        )
+        .bind(&paid.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+
+    // The escrow is taken up while a request holds the order: its lock times out.
+    let held = holding_the_order(&app.pool, order).await;
+    let applied = storefront::orders::reprocess::reprocess_escrow(&app.state.pool, escrow_id).await;
+    assert_eq!(applied, 0);
+    assert_eq!(outcome().await.0, "failed");
+    drop(held);
+
+    // Not tried again at once (a failure that lasts is not tried at every pass)...
+    storefront::jobs::housekeeping::run_once(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(outcome().await.0, "failed");
+    assert_eq!(app.order_json(order).await["status"], "awaiting_payment");
+
+    // ...but once the wait is over.
+    sqlx::query(
+        "UPDATE webhook_inbox SET reprocessed_at = now() - $2::bigint * interval '1 second'
+          WHERE event_id = $1",
+    )
+    .bind(&paid.id)
+    .bind(storefront::orders::reprocess::FAILED_RETRY_AFTER.whole_seconds() + 1)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    storefront::jobs::housekeeping::run_once(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(outcome().await, ("processed".to_owned(), Some(order)));
+    assert_eq!(app.order_json(order).await["status"], "paid");
+}
