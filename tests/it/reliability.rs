@@ -347,6 +347,82 @@ async fn a_deliver_is_not_sent_once_shutdown_has_begun(pool: PgPool) {
     assert_eq!((left, open), (attempts - 1, true));
 }
 
+/// A deliver tried again reads the escrow first; a read older than what the order knows (DHMAD's
+/// API behind its signed events: here `delivered` from before the buyer's rejection, whose
+/// `paid` the shop already applied) says nothing of now. The job waits for a read that does,
+/// where it used to close as "escrow already moved on", and the merchant was never paid.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_deliver_does_not_close_on_a_read_older_than_the_order(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = crate::after_payment::paid_quick(&w, "read-behind@example.tn").await;
+    w.faults(json!({"api": [{"method": "POST", "path": "/api/v1/escrows/{id}/deliver", "fault": "error_500", "times": 1000}]}))
+        .await;
+    assert_eq!(
+        w.admin_post(&format!("/admin/orders/{}/ship", s.order_id))
+            .await
+            .status(),
+        303
+    );
+    // Its first attempt failed; the worker leaves the job alone from here.
+    wait_for("the deliver failed once and held back", 30, || async {
+        sqlx::query!(
+            "UPDATE outbox_jobs SET run_after = now() + interval '1 hour'
+              WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL AND attempts >= 1
+                AND (claimed_until IS NULL OR claimed_until <= now())",
+            s.order_id
+        )
+        .execute(&w.app.pool)
+        .await
+        .unwrap()
+        .rows_affected()
+        .eq(&1)
+        .then_some(())
+    })
+    .await;
+    // One attempt's deliver landed, its answer lost.
+    w.control("/sandbox/faults", json!({})).await;
+    let escrow_id = w.app.order_json(s.order_id).await["escrow_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.app.state.dhmad.deliver_escrow(&escrow_id).await.unwrap();
+    w.wait_status(s.order_id, "delivered").await;
+    // Then the buyer rejected it: its `paid` event is applied, and DHMAD's API still answers
+    // `delivered`, dated before it.
+    sqlx::query!(
+        "UPDATE orders SET status = 'paid', escrow_status = 'paid', escrow_updated_at = now()
+          WHERE id = $1",
+        s.order_id
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    let mut tx = w.app.pool.begin().await.unwrap();
+    sqlx::query!(
+        "UPDATE outbox_jobs SET run_after = now()
+          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
+        s.order_id
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let job = db::outbox::claim(&mut *tx, Duration::from_secs(120), true)
+        .await
+        .unwrap()
+        .expect("the deliver job");
+    tx.commit().await.unwrap();
+    assert_eq!((job.kind.as_str(), job.order_id), ("deliver", s.order_id));
+    assert!(job.attempts > 1);
+    let outcome = storefront::orders::fulfilment::run_deliver(&w.app.state, &job)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, storefront::orders::fulfilment::JobOutcome::Retry(e) if e.contains("older than")),
+        "{outcome:?}"
+    );
+    assert_eq!(w.app.order_json(s.order_id).await["status"], "paid");
+}
+
 /// An instant order's deliver that failed waits out its backoff (up to five minutes): its
 /// page offers "Retry deliver", which runs it now, where the button was hidden while any
 /// deliver was open (only the outbox page could do it).

@@ -7,7 +7,8 @@ use dhmad::EscrowStatus;
 use super::{backoff_give_up, JobOutcome};
 use crate::db::{self, outbox::Job};
 use crate::orders::{
-    call_log, error::busy_for, sync, Cancellation, Order, OrderError, OrderResult, OrderStatus,
+    call_log, error::busy_for, sync, Applied, Cancellation, Order, OrderError, OrderResult,
+    OrderStatus,
 };
 use crate::state::AppState;
 
@@ -75,6 +76,15 @@ pub async fn run_deliver(state: &AppState, job: &Job) -> OrderResult<JobOutcome>
                             job,
                             format!(
                                 "DHMAD's read says the escrow is {status}: deliver not sent yet"
+                            ),
+                        ))
+                    }
+                    Awaits::Behind(status) => {
+                        return Ok(backoff_give_up(
+                            job,
+                            format!(
+                                "DHMAD's read (escrow {status}) is older than what the shop \
+                                 knows: deliver not sent yet"
                             ),
                         ))
                     }
@@ -157,8 +167,7 @@ async fn learn_proof_refusal(state: &AppState, order: &Order, escrow_id: &str) -
     let now = db::orders::lock(&mut *tx, order.id).await?;
     let unchanged = now.is_some_and(|o| o.proof_phase == order.proof_phase);
     let phase = read
-        .as_ref()
-        .ok()
+        .now()
         .and_then(|e| e.proof_info.as_ref()?.phase.as_ref())
         .filter(|_| unchanged);
     if let Some(phase) = phase {
@@ -216,6 +225,10 @@ enum Awaits {
     /// would queue it again (`list_missing_deliver` skips an order whose deliver closed since
     /// its escrow last changed), and the merchant would never be paid.
     NotYet(EscrowStatus),
+    /// The read is older than what the order already knows (DHMAD's API behind its signed
+    /// events: `delivered` from before a rejection whose `paid` came): it says nothing of now,
+    /// and closed on it, the job would drop the merchant's ship. Tried again later.
+    Behind(EscrowStatus),
     /// Paid, but the buyer rejected a delivery made after the job was queued.
     RejectedSince,
     /// DHMAD did not answer the read.
@@ -247,9 +260,13 @@ async fn awaits_delivery(
     queued_at: time::OffsetDateTime,
 ) -> OrderResult<Awaits> {
     let e = match read_escrow(state, escrow_id).await? {
-        Ok(e) => e,
-        Err(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => return Ok(Awaits::Yes),
-        Err(e) => return Ok(Awaits::Unknown(Box::new(e))),
+        Read::Behind(e) if past_payment(&e.status) => return Ok(Awaits::Behind(e.status)),
+        // `pending` under a paid order: `NotYet`, as it says.
+        Read::Now(e) | Read::Behind(e) => e,
+        Read::Failed(dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_)) => {
+            return Ok(Awaits::Yes)
+        }
+        Read::Failed(e) => return Ok(Awaits::Unknown(Box::new(e))),
     };
     let rejected_since = e
         .delivery_rejections
@@ -265,11 +282,11 @@ async fn awaits_delivery(
 }
 
 /// DHMAD refused a deliver: reads the escrow, applies it, and tells whether it is past
-/// payment, so that no deliver is owed. Unread, `pending` or unknown: not known to be, and the
-/// job tries again (see [`Awaits::NotYet`]).
+/// payment, so that no deliver is owed. Unread, older than the order, `pending` or unknown:
+/// not known to be, and the job tries again (see [`Awaits::NotYet`], [`Awaits::Behind`]).
 async fn moved_on(state: &AppState, escrow_id: &str) -> OrderResult<bool> {
-    let e = read_escrow(state, escrow_id).await?;
-    Ok(e.is_ok_and(|e| past_payment(&e.status)))
+    let read = read_escrow(state, escrow_id).await?;
+    Ok(read.now().is_some_and(|e| past_payment(&e.status)))
 }
 
 /// Delivered, settled or disputed: a deliver has nothing left to do.
@@ -283,14 +300,31 @@ fn past_payment(status: &EscrowStatus) -> bool {
     )
 }
 
-/// The escrow as DHMAD has it now, applied to the order; DHMAD's error when it did not answer.
-async fn read_escrow(
-    state: &AppState,
-    escrow_id: &str,
-) -> OrderResult<Result<dhmad::Escrow, dhmad::Error>> {
-    let read = state.dhmad.get_escrow(escrow_id).await;
-    if let Ok(e) = &read {
-        sync::apply_in_tx(state, e, "read before deliver").await?;
+/// What a read of the escrow before (or after) a deliver found.
+enum Read {
+    /// The escrow as DHMAD has it now, applied to the order.
+    Now(dhmad::Escrow),
+    /// An answer older than what the order knows (`Applied::Stale`): not applied.
+    Behind(dhmad::Escrow),
+    /// DHMAD did not answer.
+    Failed(dhmad::Error),
+}
+
+impl Read {
+    fn now(&self) -> Option<&dhmad::Escrow> {
+        match self {
+            Read::Now(e) => Some(e),
+            Read::Behind(_) | Read::Failed(_) => None,
+        }
     }
-    Ok(read)
+}
+
+async fn read_escrow(state: &AppState, escrow_id: &str) -> OrderResult<Read> {
+    Ok(match state.dhmad.get_escrow(escrow_id).await {
+        Ok(e) => match sync::apply_in_tx(state, &e, "read before deliver").await? {
+            Applied::Stale { .. } => Read::Behind(e),
+            _ => Read::Now(e),
+        },
+        Err(e) => Read::Failed(e),
+    })
 }
