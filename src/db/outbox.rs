@@ -32,7 +32,8 @@ pub async fn enqueue(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
 /// Dates the order's open job of `kind` now, if it was queued before `before`: what it is to
 /// do was asked again (the merchant's "ship" after a rejection the job predates). One no
 /// worker holds is due now, with the attempts of a retry that reads first; an attempt under
-/// way reads the new date before it closes the job (`fulfilment::deliver::awaits_delivery_for`).
+/// way reads the new date before it closes the job (`fulfilment::deliver::awaits_delivery_for`),
+/// and one that read it too early does not close it ([`finish`]).
 /// Whether it was dated anew.
 pub async fn redate_open(
     e: impl PgExecutor<'_>,
@@ -153,14 +154,22 @@ pub async fn claim(
 // from before `claims` claims without counting it. Each clears the claim. `false` when the
 // job had moved on.
 
-/// Closes the job as done.
+/// Closes the job as done; unless what it is to do was asked again while the attempt ran (the
+/// merchant's "ship" dated it anew, [`redate_open`], after the attempt had read its date): it
+/// is then due again at once, and its next attempt reads the escrow with the new date (closed,
+/// the new ship would be lost).
 pub async fn finish(e: impl PgExecutor<'_>, job: &Job) -> sqlx::Result<bool> {
     let r = sqlx::query!(
-        "UPDATE outbox_jobs SET done_at = now(), last_error = NULL, claimed_until = NULL
+        "UPDATE outbox_jobs
+            SET done_at = CASE WHEN created_at = $4 THEN now() END,
+                last_error = CASE WHEN created_at = $4 THEN NULL ELSE last_error END,
+                run_after = CASE WHEN created_at = $4 THEN run_after ELSE now() END,
+                claimed_until = NULL
           WHERE id = $1 AND claims = $2 AND attempts = $3 AND done_at IS NULL",
         job.id,
         job.claim,
-        job.attempts
+        job.attempts,
+        job.queued_at
     )
     .execute(e)
     .await?;

@@ -921,3 +921,81 @@ async fn two_instances_pass_over_the_due_orders_once(pool: PgPool) {
     assert!(report.is_none(), "{report:?}");
     assert_eq!(reads().await, [1, 1, 1]);
 }
+
+/// The merchant ships again while an attempt of the order's open deliver is under way, after it
+/// read the job's date: the attempt's "done" does not close the job (the new ship would be
+/// lost), which is due again at once, its next attempt reading the escrow with the new date.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_deliver_asked_again_during_its_attempt_is_not_closed_by_it(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let order = app
+        .seed_order(
+            "chechia-red",
+            "reshipped@example.tn",
+            "66aa000000000000000000e9",
+            OffsetDateTime::now_utc() - time::Duration::minutes(5),
+        )
+        .await;
+    // The service's workers stop (as on SIGTERM): this test is the only one.
+    app.state.shutdown.cancel();
+    sqlx::query!(
+        "UPDATE outbox_jobs SET done_at = now() WHERE done_at IS NULL AND order_id = $1",
+        order
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query!(
+        "INSERT INTO outbox_jobs (kind, order_id, attempts, created_at)
+         VALUES ('deliver', $1, 1, now() - interval '1 minute')",
+        order
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let mut tx = app.pool.begin().await.unwrap();
+    let job = db::outbox::claim(&mut *tx, Duration::from_secs(120), true)
+        .await
+        .unwrap()
+        .expect("the deliver job");
+    tx.commit().await.unwrap();
+    assert_eq!((job.kind.as_str(), job.order_id), ("deliver", order));
+
+    // The merchant's ship dates it anew (as `mark_shipped` does after a rejection).
+    assert!(
+        db::outbox::redate_open(&app.pool, "deliver", order, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+    );
+    // The attempt, which read the old date, ends.
+    assert!(db::outbox::finish(&app.pool, &job).await.unwrap());
+    let (open, free, due) = sqlx::query!(
+        r#"SELECT done_at IS NULL AS "open!", claimed_until IS NULL AS "free!",
+                  run_after <= now() AS "due!"
+             FROM outbox_jobs WHERE id = $1"#,
+        job.id
+    )
+    .fetch_one(&app.pool)
+    .await
+    .map(|r| (r.open, r.free, r.due))
+    .unwrap();
+    assert_eq!((open, free, due), (true, true, true));
+
+    // An attempt that read the date it has closes it.
+    let mut tx = app.pool.begin().await.unwrap();
+    let again = db::outbox::claim(&mut *tx, Duration::from_secs(120), true)
+        .await
+        .unwrap()
+        .expect("due again");
+    tx.commit().await.unwrap();
+    assert_eq!(again.id, job.id);
+    assert!(db::outbox::finish(&app.pool, &again).await.unwrap());
+    let closed = sqlx::query_scalar!(
+        r#"SELECT done_at IS NOT NULL AS "closed!" FROM outbox_jobs WHERE id = $1"#,
+        job.id
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(closed);
+}

@@ -88,7 +88,10 @@ pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<bool>
         // lost, still retrying): it would find the rejection made since it was queued and close
         // unsent (`Awaits::RejectedSince`). It now carries this ship, made after the rejection.
         // (A double click finds it dated after the rejection already: nothing new.)
-        queued = db::outbox::redate_open(&mut *tx, DELIVER, order.id, rejected).await?;
+        queued = db::outbox::redate_open(&mut *tx, DELIVER, order.id, rejected).await?
+            // Or it closed between the two statements (its attempt found the rejection): this
+            // ship gets a job of its own.
+            || db::outbox::enqueue_after(&mut *tx, DELIVER, order.id).await?;
     }
     if queued {
         db::events::add(

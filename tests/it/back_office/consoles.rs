@@ -362,13 +362,14 @@ async fn a_job_a_worker_is_running_is_left_to_it(pool: PgPool) {
         .execute(&app.pool)
         .await
         .unwrap();
+    let queued_at = db::outbox::queued_at(&app.pool, job).await.unwrap().unwrap();
     let as_claimed = |attempts, claim| db::outbox::Job {
         id: job,
         kind: "email_confirmation".into(),
         order_id: id,
         attempts,
         claim,
-        queued_at: time::OffsetDateTime::now_utc(),
+        queued_at,
     };
     assert!(!db::outbox::finish(&app.pool, &as_claimed(1, 1))
         .await
