@@ -7,7 +7,7 @@
 use dhmad::{CancellationRequestStatus, CheckoutAction, Event};
 use sqlx::PgConnection;
 
-use super::{snapshot, state_machine::proof_phase_may_follow, Applied, Cancellation, Order};
+use super::{snapshot, state_machine::proof_report_is_news, Applied, Cancellation, Order};
 use crate::db;
 
 /// Runs under the order's row lock taken by `apply_escrow_snapshot`; `order` is the order as
@@ -258,32 +258,29 @@ async fn accepted_lines(
 }
 
 /// Keeps the proof gate's phase and deadlines as the event states them, unless the event is
-/// late: the snapshot was, its phase cannot follow the stored one, or it counts fewer
-/// correction rounds than are known (a submission and a correction request may each follow
-/// the other: the rounds tell a retried submission from a new one). Whether they were kept.
+/// late: the snapshot was, or the gate it reports is no news over the stored one
+/// (`proof_report_is_news`: its phase cannot follow, or its correction rounds tell an older
+/// report). Whether they were kept.
 async fn proof_facts(
     conn: &mut PgConnection,
     order: &Order,
     late: bool,
     proof: &dhmad::Proof,
 ) -> sqlx::Result<bool> {
-    let phase = proof.phase.as_str();
-    let follows = order
-        .proof_phase
-        .as_deref()
-        .is_none_or(|stored| proof_phase_may_follow(stored, phase));
-    if late || !follows {
+    if late {
         return Ok(false);
     }
+    let phase = proof.phase.as_str();
     // An event that does not count its rounds is ordered by its phase alone, as before.
     let rounds = proof
         .correction_rounds
         .map(|r| i32::try_from(r).unwrap_or(i32::MAX));
-    if let Some(rounds) = rounds {
-        let known = db::orders::proof_correction_rounds(&mut *conn, order.id).await?;
-        if known.is_some_and(|known| rounds < known) {
-            return Ok(false);
-        }
+    let known = match rounds {
+        Some(_) => db::orders::proof_correction_rounds(&mut *conn, order.id).await?,
+        None => None,
+    };
+    if !proof_report_is_news(order.proof_phase.as_deref(), known, phase, rounds) {
+        return Ok(false);
     }
     let facts = db::orders::EscrowFacts {
         proof_phase: Some(phase),

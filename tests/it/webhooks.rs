@@ -576,13 +576,75 @@ async fn a_submission_delivered_late_does_not_undo_a_correction_request(pool: Pg
         phase_after("escrow.proof.submitted", submitted, Some(1)).await,
         submitted
     );
+    // DHMAD's retry of the round-1 request, which that submission answered (its first delivery
+    // failed): the buyer's "Review the proof" stays (it used to go back to "asked").
+    assert_eq!(
+        phase_after("escrow.proof.correction_requested", asked, Some(1)).await,
+        submitted
+    );
+    // So does a read DHMAD answered before the new submission.
+    let mut read = escrow(ESCROW, "paid", "paid", "quick", t(1));
+    read.proof_info =
+        Some(serde_json::from_value(json!({"phase": asked, "correctionRounds": 1})).unwrap());
+    storefront::orders::sync::apply_in_tx(&app.state, &read, "a slow read")
+        .await
+        .unwrap();
+    assert_eq!(app.order_json(id).await["proof_phase"], submitted);
+    // A new request (round 2) is news.
+    assert_eq!(
+        phase_after("escrow.proof.correction_requested", asked, Some(2)).await,
+        asked
+    );
+    assert_eq!(
+        phase_after("escrow.proof.submitted", submitted, Some(2)).await,
+        submitted
+    );
     // An event that does not count its rounds is not taken for round 0: ordered by its phase.
     assert_eq!(
         phase_after("escrow.proof.accepted", "accepted", None).await,
         "accepted"
     );
     let late = late_events(&app, id).await;
-    assert_eq!(late, 1);
+    assert_eq!(late, 2);
+}
+
+/// DHMAD leaves UNSTATED whether the upload deadline runs while a correction is awaited
+/// (§2.4); the sandbox expires the gate then, as before the first upload. The expiry is news,
+/// not a late event: the buyer is told why the order was cancelled.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_correction_awaited_past_its_deadline_expires_the_proof(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let id = app
+        .seed_order("pottery-nabeul", "no-correction@example.tn", ESCROW, t(0))
+        .await;
+    app.deliver_processed(&snapshot("paid", "pending", "quick", t(1)))
+        .await;
+    for (kind, phase, rounds) in [
+        (
+            "escrow.proof.submitted",
+            "submitted_waiting_buyer_review",
+            0,
+        ),
+        (
+            "escrow.proof.correction_requested",
+            "correction_requested",
+            1,
+        ),
+        ("escrow.proof.expired", "expired_no_proof", 1),
+    ] {
+        let delivery = event(
+            kind,
+            json!({
+                "escrow": {"id": ESCROW, "title": "test", "status": "paid", "mode": "quick"},
+                "proof": {"phase": phase, "correctionRounds": rounds}
+            }),
+        );
+        assert_eq!(result_of(app.deliver(&delivery).await).await.0, 200);
+    }
+    assert_eq!(app.order_json(id).await["proof_phase"], "expired_no_proof");
+    assert_eq!(late_events(&app, id).await, 0);
+    let page = app.order_page(id).await;
+    assert!(page.contains("The shop sent no proof in time"), "{page}");
 }
 
 /// DHMAD's proof events carry no clock (`data.escrow {id, title, status, mode}`), so a read of

@@ -6,7 +6,7 @@ use dhmad::{Escrow, EscrowStatus};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::{fulfilment, state_machine::proof_phase_may_follow, Order, OrderStatus};
+use super::{fulfilment, state_machine::proof_report_is_news, Order, OrderStatus};
 use crate::db::{self, events::NewEvent};
 
 pub mod amount;
@@ -297,9 +297,10 @@ async fn money_for_a_closed_order(
 }
 
 /// Keeps what the snapshot says of the contract's signatures and the proof gate; false when it
-/// says nothing of them. Its proof gate is left out when its phase cannot follow the stored
-/// one: proof events carry no clock, so a read DHMAD answered before the buyer accepted a
-/// proof, applied after the acceptance's event, looks as new as it and would reopen the gate.
+/// says nothing of them. Its proof gate is left out when it is no news over the stored one
+/// (`proof_report_is_news`): proof events carry no clock, so a read DHMAD answered before the
+/// buyer accepted a proof, or before the shop answered a correction request, applied after
+/// that event, looks as new as it and would put the gate back.
 async fn keep_facts(
     conn: &mut PgConnection,
     order: &Order,
@@ -312,12 +313,19 @@ async fn keep_facts(
     // list's summary): a snapshot that says nothing of it does not close it.
     let full_read = authority == Authority::Api && escrow.created_via_third_party.is_some();
     let ticket = full_read.then(|| open_dispute_ticket(escrow));
-    let proof = escrow.proof_info.as_ref().filter(|p| {
-        let (stored, next) = (order.proof_phase.as_deref(), p.phase.as_ref());
-        stored
-            .zip(next)
-            .is_none_or(|(stored, next)| proof_phase_may_follow(stored, next.as_str()))
-    });
+    let mut proof = escrow.proof_info.as_ref();
+    if let Some((p, next)) = proof.and_then(|p| Some((p, p.phase.as_ref()?))) {
+        let rounds = p
+            .correction_rounds
+            .map(|r| i32::try_from(r).unwrap_or(i32::MAX));
+        let known = match rounds {
+            Some(_) => db::orders::proof_correction_rounds(&mut *conn, order.id).await?,
+            None => None,
+        };
+        if !proof_report_is_news(order.proof_phase.as_deref(), known, next.as_str(), rounds) {
+            proof = None;
+        }
+    }
     let new_ticket = ticket.is_some_and(|t| t != order.dispute_ticket_id.as_deref());
     if signatures.is_none() && proof.is_none() && !new_ticket {
         return Ok(false);

@@ -9,7 +9,7 @@ mod order;
 mod proof;
 
 pub use order::Order;
-pub use proof::proof_phase_may_follow;
+pub use proof::{proof_phase_may_follow, proof_report_is_news};
 
 /// Our order status. The first four describe getting an escrow at all; the rest follow the
 /// escrow's DHMAD status one to one. Stored as the Postgres enum `order_status`.

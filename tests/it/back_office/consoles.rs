@@ -362,7 +362,10 @@ async fn a_job_a_worker_is_running_is_left_to_it(pool: PgPool) {
         .execute(&app.pool)
         .await
         .unwrap();
-    let queued_at = db::outbox::queued_at(&app.pool, job).await.unwrap().unwrap();
+    let queued_at = db::outbox::queued_at(&app.pool, job)
+        .await
+        .unwrap()
+        .unwrap();
     let as_claimed = |attempts, claim| db::outbox::Job {
         id: job,
         kind: "email_confirmation".into(),
