@@ -42,6 +42,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Wakes this instance's checkout-queue worker when a checkout joins the line.
     pub checkout_queue: tokio::sync::Notify,
+    /// Back-office login attempts judged at once ([`login_gate_size`]): each holds a database
+    /// connection while it waits for its address's turn, so a stranger's flood of wrong tokens
+    /// from one address would otherwise hold the whole pool, and the buyers' pages wait.
+    pub login_gate: tokio::sync::Semaphore,
     /// Cancelled when the service starts shutting down: background jobs finish the unit of
     /// work in hand (a DHMAD call, an e-mail) and take no other.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -135,6 +139,8 @@ impl AppState {
             stop,
             done: std::sync::Mutex::new(Some(writer)),
         };
+        let login_gate =
+            tokio::sync::Semaphore::new(login_gate_size(pool.options().get_max_connections()));
         let pool = crate::db::Pool::new(pool);
         let dhmad = dhmad::Client::builder(config.dhmad_api_key.expose_secret())
             .base_url(config.dhmad_api_base.as_str())
@@ -168,6 +174,7 @@ impl AppState {
                 mailer,
                 metrics,
                 checkout_queue: tokio::sync::Notify::new(),
+                login_gate,
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 work: tokio_util::task::TaskTracker::new(),
                 call_log,
@@ -288,4 +295,9 @@ async fn call_log_writer(
     if let Some(conn) = conn {
         let _ = conn.close().await;
     }
+}
+
+/// A quarter of the pool, at least one: what login attempts may hold of it at once.
+pub fn login_gate_size(max_connections: u32) -> usize {
+    (max_connections / 4).max(1) as usize
 }

@@ -149,6 +149,12 @@ impl FromRequestParts<AppState> for Admin {
 /// Judges a login attempt of `key` (`ClientAddr::key`): 429 once it failed `MAX_FAILURES`
 /// times within `THROTTLE_WINDOW`, whatever it sends; a wrong token counts.
 pub(super) async fn attempt(s: &AppState, key: &str, right: bool) -> AppResult<()> {
+    // Waits for a place without a database connection (`Shared::login_gate`).
+    let _place = s
+        .login_gate
+        .acquire()
+        .await
+        .map_err(|_| AppError::Unavailable("the service is stopping".into()))?;
     if db::admin::login_attempt(&s.pool, key, THROTTLE_WINDOW, MAX_FAILURES, !right).await? {
         Ok(())
     } else {

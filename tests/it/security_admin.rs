@@ -1,7 +1,7 @@
 //! The back office: a server-side session that logout revokes, throttled logins, and every
 //! action in the audit trail.
 
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use time::OffsetDateTime;
 
 use crate::common::*;
@@ -224,6 +224,77 @@ async fn guesses_sent_all_at_once_are_throttled_like_one_by_one(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(failures, 10);
+}
+
+/// Wrong tokens sent all at once from one address wait their turn (the throttle judges an
+/// address's attempts one at a time), and each used to wait holding a database connection: a
+/// stranger's flood held the whole pool, and the buyers' pages failed after the pool's wait.
+/// Login attempts now hold a quarter of it at most.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_flood_of_wrong_tokens_leaves_the_buyers_the_pool(pool: PgPool) {
+    async fn waiting(c: &mut sqlx::PgConnection) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(c)
+        .await
+        .unwrap()
+    }
+    let app = spawn_offline(pool.clone()).await;
+    let order = app
+        .seed_order(
+            "chechia-red",
+            "pool-left@example.tn",
+            "66bb0000000000000000f001",
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    let size = app.state.pool.sqlx().options().get_max_connections();
+    let gate = storefront::state::login_gate_size(size) as i64;
+    assert!(gate < i64::from(size));
+    // The address's turn is held (as by an attempt that is slow to commit): every attempt
+    // waits for it, up to its lock timeout (2 s). On connections of the test's own, beside the
+    // service's pool.
+    let options = (*pool.connect_options()).clone();
+    let mut holder = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    let mut watcher = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(7401, hashtext('127.0.0.1'))")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let flood: Vec<_> = (0..size + 5)
+        .map(|i| {
+            let req = app
+                .http
+                .get(app.url("/admin"))
+                .bearer_auth(format!("wrong-{i}"));
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while waiting(&mut watcher).await < gate {
+        assert!(std::time::Instant::now() < deadline, "no attempt waits");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The rest of the flood has arrived by now.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(waiting(&mut watcher).await, gate);
+    // A buyer's page is served meanwhile.
+    let r = app.get(&format!("/api/orders/{order}")).await;
+    assert_eq!(r.status(), 200);
+
+    drop(holder);
+    let mut answers = Vec::new();
+    for answer in flood {
+        answers.push(answer.await.unwrap());
+    }
+    // Each judged (counted, or throttled past ten), or told to come back (503) if its turn
+    // came after its lock timeout.
+    assert!(
+        answers.iter().all(|s| [303, 429, 503].contains(s)),
+        "{answers:?}"
+    );
 }
 
 /// A script's parallel requests with the right token never throttle it, and leave no failure:
