@@ -7,7 +7,7 @@
 use dhmad::{CancellationRequestStatus, CheckoutAction, Event};
 use sqlx::PgConnection;
 
-use super::{snapshot, state_machine::proof_report_is_news, Applied, Cancellation, Order};
+use super::{snapshot, Applied, Cancellation, Order};
 use crate::db;
 
 /// Runs under the order's row lock taken by `apply_escrow_snapshot`; `order` is the order as
@@ -259,7 +259,7 @@ async fn accepted_lines(
 
 /// Keeps the proof gate's phase and deadlines as the event states them, unless the event is
 /// late: the snapshot was, or the gate it reports is no news over the stored one
-/// (`proof_report_is_news`: its phase cannot follow, or its correction rounds tell an older
+/// (`snapshot::proof_is_news`: its phase cannot follow, or its correction rounds tell an older
 /// report). Whether they were kept.
 async fn proof_facts(
     conn: &mut PgConnection,
@@ -272,16 +272,12 @@ async fn proof_facts(
     }
     let phase = proof.phase.as_str();
     // An event that does not count its rounds is ordered by its phase alone, as before.
+    if !snapshot::proof_is_news(conn, order, phase, proof.correction_rounds).await? {
+        return Ok(false);
+    }
     let rounds = proof
         .correction_rounds
         .map(|r| i32::try_from(r).unwrap_or(i32::MAX));
-    let known = match rounds {
-        Some(_) => db::orders::proof_correction_rounds(&mut *conn, order.id).await?,
-        None => None,
-    };
-    if !proof_report_is_news(order.proof_phase.as_deref(), known, phase, rounds) {
-        return Ok(false);
-    }
     let facts = db::orders::EscrowFacts {
         proof_phase: Some(phase),
         proof_upload_deadline: proof.upload_deadline,

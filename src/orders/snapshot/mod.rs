@@ -315,14 +315,7 @@ async fn keep_facts(
     let ticket = full_read.then(|| open_dispute_ticket(escrow));
     let mut proof = escrow.proof_info.as_ref();
     if let Some((p, next)) = proof.and_then(|p| Some((p, p.phase.as_ref()?))) {
-        let rounds = p
-            .correction_rounds
-            .map(|r| i32::try_from(r).unwrap_or(i32::MAX));
-        let known = match rounds {
-            Some(_) => db::orders::proof_correction_rounds(&mut *conn, order.id).await?,
-            None => None,
-        };
-        if !proof_report_is_news(order.proof_phase.as_deref(), known, next.as_str(), rounds) {
+        if !proof_is_news(conn, order, next.as_str(), p.correction_rounds).await? {
             proof = None;
         }
     }
@@ -345,6 +338,28 @@ async fn keep_facts(
     };
     db::orders::set_escrow_facts(&mut *conn, order.id, &facts).await?;
     Ok(true)
+}
+
+/// Whether a report of the order's proof gate (an event's or a read's) at `phase` after
+/// `rounds` corrections is news (`state_machine::proof_report_is_news`), the order's count
+/// read only when the report has one.
+pub(crate) async fn proof_is_news(
+    conn: &mut PgConnection,
+    order: &Order,
+    phase: &str,
+    rounds: Option<u32>,
+) -> sqlx::Result<bool> {
+    let rounds = rounds.map(|r| i32::try_from(r).unwrap_or(i32::MAX));
+    let known = match rounds {
+        Some(_) => db::orders::proof_correction_rounds(&mut *conn, order.id).await?,
+        None => None,
+    };
+    Ok(proof_report_is_news(
+        order.proof_phase.as_deref(),
+        known,
+        phase,
+        rounds,
+    ))
 }
 
 /// The escrow's dispute ticket, unless the ticket says it is over. Its `status` values are
