@@ -277,9 +277,11 @@ pub(super) fn request(
             )
         })?,
     };
+    // The order's short reference, as in the escrow's title: its id is the buyer's key to
+    // the order (and an instant order's code), which DHMAD's session records need not hold.
     Ok(
         CreateSession::new(action.clone(), target, state.config.callback_url())
-            .metadata("order_id", order.id.to_string()),
+            .metadata("order_ref", super::checkout::short_ref(order.id)),
     )
 }
 
@@ -320,10 +322,11 @@ pub(super) async fn on_dhmad(
     if known {
         return Ok(());
     }
+    // The session's id opens its page and, through the callback, the order: cut, as in logs.
     let cause = format!(
-        "DHMAD's page for session {} is not on its checkout origins {origins:?} \
+        "DHMAD's page for session {}… is not on its checkout origins {origins:?} \
          (DHMAD_CHECKOUT_ORIGIN): not followed",
-        page.session_id
+        crate::orders::log_ref_of(&page.session_id)
     );
     db::events::add(&state.pool, order.id, "session_failed", &cause, None).await?;
     Err(OrderError::DhmadFailed {

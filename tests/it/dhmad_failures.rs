@@ -558,12 +558,19 @@ async fn a_payment_page_off_dhmads_origins_is_not_followed(pool: PgPool) {
         .unwrap();
     assert_eq!(sessions, Some(0));
     let lines = timeline(&shop.pool, row.id).await;
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("not on its checkout origins")),
-        "{lines:?}"
-    );
+    let line = lines
+        .iter()
+        .find(|l| l.contains("not on its checkout origins"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    // The session, which opens the order through the callback, is named by its first 8
+    // characters only: the line is logged too.
+    let named = line
+        .split("for session ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_default();
+    assert_eq!(named.chars().count(), 9, "{line}");
+    assert!(named.ends_with('…'), "{line}");
     // The buyer's "pay again" meets the same refusal.
     let r = shop
         .post_form(&format!("/orders/{}/pay", row.id), &[])

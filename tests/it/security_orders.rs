@@ -477,3 +477,18 @@ async fn offline_mailing_to_the_sink(pool: PgPool) -> TestApp {
     cfg.smtp_url = Some(smtp_sink().0.into());
     spawn(pool, cfg).await
 }
+
+/// The order's id is the buyer's key to it (and to an instant order's code): DHMAD's records
+/// of the shop's sessions carry its short reference, as the escrow's title does, not the id.
+#[sqlx::test(migrations = "./migrations")]
+async fn dhmad_sessions_do_not_carry_the_order_key(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("ai-credits-500", "key-kept@example.tn").await;
+    let session = w.app.state.dhmad.get_session(&s.session_id).await.unwrap();
+    let stored = serde_json::to_string(&session.metadata).unwrap();
+    assert!(!stored.contains(&s.order_id.to_string()), "{stored}");
+    assert_eq!(
+        session.metadata.get("order_ref").map(String::as_str),
+        Some(storefront::orders::checkout::short_ref(s.order_id).as_str())
+    );
+}

@@ -71,9 +71,10 @@ pub(super) async fn ensure_escrow(
     }
     Err(OrderError::DhmadUnavailable {
         message: "We could not start your checkout. Please try again.".into(),
+        // Cut, as every id in a log line (the cause is logged).
         cause: format!(
-            "order {} kept changing while its escrow was prepared",
-            order.id
+            "order {}… kept changing while its escrow was prepared",
+            short_ref(order.id)
         ),
     })
 }
