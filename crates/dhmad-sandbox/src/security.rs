@@ -79,6 +79,9 @@ fn common(h: &mut HeaderMap) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // A hosted page shows the parties' e-mails, the contract and the notes, a file may be a
+    // guest's bank receipt: nothing a shared computer's browser or a proxy keeps.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
 /// An uploaded file: downloaded, never rendered inline, under a safe name.

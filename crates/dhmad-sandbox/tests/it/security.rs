@@ -62,6 +62,7 @@ async fn an_uploaded_html_file_is_served_as_a_sandboxed_download() {
         "attachment; filename=\"proof__x_.html\""
     );
     assert_eq!(header(&h, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&h, "cache-control"), "no-store");
     assert_eq!(
         header(&h, "content-security-policy"),
         "sandbox; default-src 'none'"
@@ -178,6 +179,7 @@ async fn html_pages_carry_security_headers() {
     let dashboard = get("/sandbox".into()).await;
     for h in [&checkout, &closed, &dashboard] {
         assert_eq!(header(h, "x-content-type-options"), "nosniff");
+        assert_eq!(header(h, "cache-control"), "no-store");
         assert_eq!(header(h, "x-frame-options"), "DENY");
         assert!(header(h, "content-security-policy").contains("default-src 'none'"));
     }
