@@ -216,22 +216,28 @@ pub async fn run_now(e: impl PgExecutor<'_>, kind: &str, order_id: Uuid) -> sqlx
     Ok(r.rows_affected() == 1)
 }
 
-/// Jobs of `kind` sent (closed, not given up) within `within` for orders to `email`'s mailbox:
-/// its sub-addresses (`email+tag@…`) count with it (`mailbox_of`, in the migrations).
+/// Jobs of `kind` sent (closed, neither given up nor abandoned) within `within` for orders to
+/// `email`'s mailbox, its sub-addresses (`email+tag@…`) counted with it (`mailbox_of`, in the
+/// migrations); and those a worker is sending now that were queued before job `job_id` (an
+/// instance beside this one would otherwise count as this one does, and both send).
 pub async fn sent_to_address(
     e: impl PgExecutor<'_>,
     kind: &str,
     email: &str,
     within: time::Duration,
+    job_id: i64,
 ) -> sqlx::Result<i64> {
     let within_ms = within.whole_milliseconds() as i64;
     sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM outbox_jobs j JOIN orders o ON o.id = j.order_id
-            WHERE mailbox_of(o.buyer_email) = mailbox_of(lower($2)) AND j.kind = $1 AND j.gave_up_at IS NULL
-              AND j.done_at > now() - $3::bigint * interval '1 millisecond'"#,
+            WHERE mailbox_of(o.buyer_email) = mailbox_of(lower($2)) AND j.kind = $1
+              AND ((j.done_at > now() - $3::bigint * interval '1 millisecond'
+                    AND j.gave_up_at IS NULL AND j.abandoned_at IS NULL)
+                   OR (j.done_at IS NULL AND j.claimed_until > now() AND j.id < $4))"#,
         kind,
         email,
-        within_ms
+        within_ms,
+        job_id
     )
     .fetch_one(e)
     .await

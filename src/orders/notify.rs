@@ -91,10 +91,19 @@ fn good(state: &AppState, order: &Order, product: &str, code: &str) -> Email {
 /// relay refused says nothing of the flood: a stranger's orders placed during an outage would
 /// all go out once it ended), except for the merchant's retry of one given up, which they asked
 /// to send.
-async fn held_as_a_flood(state: &AppState, order: &Order) -> OrderResult<Option<String>> {
-    let sent =
-        db::outbox::sent_to_address(&state.pool, CONFIRMATION, &order.buyer_email, FLOOD_WINDOW)
-            .await?;
+async fn held_as_a_flood(
+    state: &AppState,
+    job: &Job,
+    order: &Order,
+) -> OrderResult<Option<String>> {
+    let sent = db::outbox::sent_to_address(
+        &state.pool,
+        CONFIRMATION,
+        &order.buyer_email,
+        FLOOD_WINDOW,
+        job.id,
+    )
+    .await?;
     if sent < CONFIRMATIONS_PER_ADDRESS
         || db::outbox::gave_up_before(&state.pool, CONFIRMATION, order.id).await?
     {
@@ -126,7 +135,7 @@ pub async fn run(state: &AppState, job: &Job) -> OrderResult<JobOutcome> {
             None => return Ok(JobOutcome::Done("no good to send any more".into())),
         },
         _ => {
-            if let Some(why) = held_as_a_flood(state, &order).await? {
+            if let Some(why) = held_as_a_flood(state, job, &order).await? {
                 return Ok(JobOutcome::GiveUp(why));
             }
             confirmation(state, &order, &product)

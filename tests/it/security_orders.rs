@@ -460,6 +460,60 @@ async fn flood_for_one_address(pool: PgPool, after_a_failed_try: bool) {
 }
 
 /// How many messages the SMTP sink holds for `to`.
+/// Confirmations the merchant abandoned were never sent: they do not count towards the cap
+/// (they used to, as closed and not given up, and the next real order's e-mail was held as a
+/// flood).
+#[sqlx::test(migrations = "./migrations")]
+async fn abandoned_emails_do_not_count_towards_the_flood_cap(pool: PgPool) {
+    let app = offline_mailing_to_the_sink(pool).await;
+    let address = format!("abandoned-{}@example.tn", uuid::Uuid::new_v4().simple());
+    let product = db::products::get(&app.pool, "chechia-red")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut last = None;
+    for i in 0..6 {
+        let owner = format!("owner-{i}");
+        let new = db::orders::NewOrder {
+            sku: &product.sku,
+            mode: product.mode,
+            buyer_email: &address,
+            amount: product.price,
+            currency: &product.currency,
+            owner_key: &owner,
+            proof_required: product.proof_required,
+            claim: None,
+            created: line("order_created"),
+            job: None,
+        };
+        let order = db::orders::insert_open(&app.pool, &new)
+            .await
+            .unwrap()
+            .unwrap();
+        if i < 5 {
+            // As the merchant's abandon leaves a confirmation never sent (the relay was down).
+            sqlx::query(
+                "INSERT INTO outbox_jobs (kind, order_id, attempts, done_at, abandoned_at,
+                                          last_error)
+                 VALUES ($1, $2, 3, now(), now(), 'e-mail not sent: SMTP: connection refused')",
+            )
+            .bind(notify::CONFIRMATION)
+            .bind(order.id)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        } else {
+            db::outbox::enqueue(&app.pool, notify::CONFIRMATION, order.id)
+                .await
+                .unwrap();
+            last = Some(order.id);
+        }
+    }
+    let last = last.unwrap();
+    wait_for_mail(&address, &format!("/orders/{last}")).await;
+    assert_eq!(mails_to(&address), 1);
+}
+
 fn mails_to(to: &str) -> usize {
     let (_, dir) = smtp_sink();
     let rcpt = format!("X-Rcpt-To: {to}");
