@@ -117,22 +117,27 @@ pub async fn unmatched_for_escrow(
     .await
 }
 
-/// Events whose escrow an order holds now, stored as unmatched or whose reprocessing failed
-/// more than `failed_before` ago (a lock timeout, the database away: tried again, but not at
-/// every pass), up to `limit`: the unmatched first, each oldest first.
+/// Events received within `received_within` whose escrow an order holds now, stored as
+/// unmatched or whose reprocessing failed more than `failed_before` ago (a lock timeout, the
+/// database away: tried again, but not at every pass), up to `limit`: the unmatched first, each
+/// oldest first. Bounded in time: the inbox keeps every event, and those of escrows sold
+/// outside the shop stay unmatched for good.
 pub async fn unmatched_now_held(
     e: impl PgExecutor<'_>,
+    received_within: time::Duration,
     failed_before: time::Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar!(
         "SELECT i.event_id FROM webhook_inbox i
-          WHERE (i.outcome = 'unmatched'
+          WHERE i.received_at > now() - $1::bigint * interval '1 second'
+            AND (i.outcome = 'unmatched'
                  OR (i.outcome = 'failed'
-                     AND i.reprocessed_at < now() - $1::bigint * interval '1 second'))
+                     AND i.reprocessed_at < now() - $2::bigint * interval '1 second'))
             AND EXISTS (SELECT 1 FROM orders o WHERE o.escrow_id = i.escrow_id)
           ORDER BY i.outcome = 'failed', i.received_at, i.event_id
-          LIMIT $2",
+          LIMIT $3",
+        received_within.whole_seconds(),
         failed_before.whole_seconds(),
         limit
     )

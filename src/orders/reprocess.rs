@@ -173,13 +173,20 @@ pub async fn reprocess_escrow(pool: &Pool, escrow_id: &str) -> usize {
 /// restarting), and one that is not is not tried at every pass.
 pub const FAILED_RETRY_AFTER: time::Duration = time::Duration::minutes(5);
 
-/// Unmatched events whose escrow an order holds now, applied: those [`reprocess_escrow`] did
-/// not reach (one that came as the escrow was taken up, a crash between the two), and those
-/// whose reprocessing failed [`FAILED_RETRY_AFTER`] ago or more (else their news, a buyer's
-/// cancellation request say, waited for the merchant's click). Run by the housekeeping pass.
-/// How many applied.
+/// How far back the housekeeping pass looks for events to apply: an escrow is taken up within
+/// minutes of its creation (the reconciler's look), and [`reprocess_escrow`] applies its
+/// events then, whatever their age; the pass only catches what that missed. Older ones are the
+/// merchant's to reprocess from the inbox.
+pub const HELD_LOOK_BACK: time::Duration = time::Duration::DAY;
+
+/// Unmatched events whose escrow an order holds now, received within [`HELD_LOOK_BACK`],
+/// applied: those [`reprocess_escrow`] did not reach (one that came as the escrow was taken up,
+/// a crash between the two), and those whose reprocessing failed [`FAILED_RETRY_AFTER`] ago
+/// or more (else their news, a buyer's cancellation request say, waited for the merchant's
+/// click). Run by the housekeeping pass. How many applied.
 pub async fn reprocess_now_held(pool: &Pool) -> sqlx::Result<usize> {
-    let ids = db::inbox::unmatched_now_held(pool, FAILED_RETRY_AFTER, BATCH_LIMIT).await?;
+    let ids = db::inbox::unmatched_now_held(pool, HELD_LOOK_BACK, FAILED_RETRY_AFTER, BATCH_LIMIT)
+        .await?;
     Ok(reprocess_all(pool, ids).await)
 }
 

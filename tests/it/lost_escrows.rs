@@ -846,3 +846,54 @@ async fn an_event_whose_reprocessing_failed_is_tried_again_by_housekeeping(pool:
     assert_eq!(outcome().await, ("processed".to_owned(), Some(order)));
     assert_eq!(app.order_json(order).await["status"], "paid");
 }
+
+/// The housekeeping pass looks back a day (`HELD_LOOK_BACK`): the inbox keeps every event, and
+/// those of escrows sold outside the shop stay unmatched for good, so a pass over all of them
+/// every minute would grow with the shop's age. An older one is the merchant's to reprocess.
+#[sqlx::test(migrations = "./migrations")]
+async fn housekeeping_leaves_events_older_than_its_look_back_to_the_merchant(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let escrow_id = "66aa000000000000000000ea";
+    let before = OffsetDateTime::now_utc() - time::Duration::days(3);
+    let order = app
+        .seed_order("ai-credits-500", "long-ago@example.tn", escrow_id, before)
+        .await;
+    let paid = status_event(escrow(
+        escrow_id,
+        "paid",
+        "pending",
+        "instant",
+        before + time::Duration::minutes(1),
+    ));
+    let received = OffsetDateTime::now_utc()
+        - storefront::orders::reprocess::HELD_LOOK_BACK
+        - time::Duration::minutes(1);
+    sqlx::query(
+        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload, received_at)
+         VALUES ($1, 'escrow.status.updated', $2, 'unmatched', $3, $4)",
+    )
+    .bind(&paid.id)
+    .bind(escrow_id)
+    .bind(serde_json::to_value(&paid).unwrap())
+    .bind(received)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    storefront::jobs::housekeeping::run_once(&app.state)
+        .await
+        .unwrap();
+    let outcome = || async {
+        sqlx::query_scalar::<_, String>("SELECT outcome FROM webhook_inbox WHERE event_id = $1")
+            .bind(&paid.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(outcome().await, "unmatched");
+    let (batch, _) = storefront::orders::reprocess::reprocess_unmatched(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(batch.processed, 1);
+    assert_eq!(outcome().await, "processed");
+    assert_eq!(app.order_json(order).await["status"], "paid");
+}
