@@ -55,11 +55,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.static_dir.display()
         );
     }
+    let mut config = config;
+    storefront::server::open_files::fit(&mut config.edge, config.database_max_connections);
     let pool = app::connect(&config)?;
     // Bound first: a taken port fails at once, before any database work.
     let app = Application::build_with_pool(config, pool).await?;
     tracing::info!(config = ?app.state().config, "starting");
-    app::migrate(&app.state().config).await?;
+    tokio::select! {
+        // Polled first, so its handler is in place before the migrations say anything.
+        biased;
+        // Waiting for the database, or for a lock the migrations need: a stop ends it (a
+        // migration under way is rolled back with its connection). Without a handler the
+        // kernel ignores SIGTERM for PID 1, the container's storefront, until SIGKILL.
+        () = app::shutdown_signal() => {
+            tracing::info!("stopped before serving: the migrations did not run");
+            return Ok(());
+        }
+        migrated = app::migrate(&app.state().config) => migrated?,
+    }
     app.run_until_stopped().await
 }
 

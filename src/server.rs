@@ -35,6 +35,7 @@ use tower::ServiceExt;
 
 use crate::config::EdgeLimits;
 
+pub mod open_files;
 mod share;
 use share::{ClientSlots, Refusals};
 

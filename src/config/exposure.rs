@@ -21,6 +21,8 @@ pub(super) struct Exposure<'a> {
     pub admin_token: Option<&'a str>,
     pub seller_email: Option<&'a str>,
     pub checkout_origin: Option<&'a str>,
+    /// `MAIL_FROM`'s address.
+    pub mail_from: Option<&'a str>,
 }
 
 type Refusal = (&'static str, String);
@@ -91,6 +93,16 @@ impl Exposure<'_> {
                 "DHMAD_SELLER_EMAIL",
                 "a live shop's seller is your DHMAD user's e-mail, not a reserved example \
                  domain: set it, or leave it unset"
+                    .into(),
+            ));
+        }
+        // The demo's sender (`shop@localhost`, the default): relays refuse a sender at a
+        // reserved domain, and every buyer e-mail (an order's link, a code) would be given up.
+        if self.mail_from.is_some_and(reserved_domain) {
+            out.push((
+                "MAIL_FROM",
+                "a live shop's e-mails come from your domain (relays refuse a sender at a \
+                 reserved domain such as localhost): set MAIL_FROM=\"Your shop <orders@your.domain>\""
                     .into(),
             ));
         }

@@ -29,12 +29,20 @@ impl Config {
         };
 
         let database_url = var("DATABASE_URL");
+        // Parsed as the pool will, so that a malformed one is listed with the others (its
+        // error names no part of it: it may hold a password).
         check(
             "DATABASE_URL",
             database_url
                 .as_ref()
-                .map(|_| ())
-                .ok_or("is required".into()),
+                .ok_or("is required".into())
+                .and_then(|u| {
+                    <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(u)
+                        .map(|_| ())
+                        .map_err(|_| {
+                            "expected postgres://user[:password]@host[:port]/database".into()
+                        })
+                }),
         );
         let listen_addr = parse_or(&var("LISTEN_ADDR"), DEFAULT_LISTEN_ADDR, |s| {
             s.parse::<SocketAddr>()
@@ -227,13 +235,17 @@ impl Config {
         let mail_from = var("MAIL_FROM").unwrap_or_else(|| DEFAULT_MAIL_FROM.into());
         let static_dir =
             PathBuf::from(var("STATIC_DIR").unwrap_or_else(|| DEFAULT_STATIC_DIR.into()));
+        let mail_from_address = mail_from
+            .parse::<lettre::message::Mailbox>()
+            .map(|m| m.email.to_string());
         check(
             "MAIL_FROM",
-            mail_from
-                .parse::<lettre::message::Mailbox>()
+            mail_from_address
+                .as_ref()
                 .map(|_| ())
                 .map_err(|e| format!("{e} (expected Name <address>)")),
         );
+        let mail_from_address = mail_from_address.ok();
         let local_only = match var("LOCAL_ONLY").as_deref() {
             None | Some("false" | "0") => false,
             Some("true" | "1") => true,
@@ -253,6 +265,7 @@ impl Config {
             admin_token: admin_token.as_deref(),
             seller_email: seller_email.as_deref(),
             checkout_origin: checkout_origin.as_deref(),
+            mail_from: mail_from_address.as_deref(),
         };
         for (name, why) in exposure.refusals() {
             check(name, Err(why));

@@ -119,6 +119,7 @@ fn live_shop() -> Vec<(&'static str, &'static str)> {
         ),
         ("DHMAD_API_BASE", "https://dhmad.example/api/v1"),
         ("SMTP_URL", "smtp://mail.example:587?tls=required"),
+        ("MAIL_FROM", "Souk <orders@souk.tn>"),
     ]
 }
 
@@ -235,6 +236,38 @@ fn a_live_key_needs_an_smtp_server() {
         .to_string();
     assert!(err.contains("SMTP_URL"), "{err}");
     // The demo logs its e-mails.
+    assert!(cfg(&live_shop()[..3]).is_ok());
+}
+
+/// A malformed `DATABASE_URL` is listed with the other invalid settings (it used to fail later,
+/// alone), without its text, which may hold a password.
+#[test]
+fn a_malformed_database_url_is_listed_with_the_other_settings() {
+    let err = cfg(&[
+        ("DATABASE_URL", "postgres://u:s3cret@h:notaport/db"),
+        ("DHMAD_WEBHOOK_SECRETS", "s"),
+        ("LISTEN_ADDR", "nowhere"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("DATABASE_URL") && err.contains("LISTEN_ADDR"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+/// The default sender (`shop@localhost`) or a reserved domain's: relays refuse it, and a live
+/// shop's every buyer e-mail would be given up. The demo keeps the default.
+#[test]
+fn a_live_key_needs_a_sender_of_its_own_domain() {
+    for from in [None, Some("Shop <orders@shop.example>")] {
+        let err = cfg(&live_shop_with("MAIL_FROM", from))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MAIL_FROM"), "{from:?}: {err}");
+    }
+    assert!(cfg(&live_shop_with("MAIL_FROM", Some("orders@souk.tn"))).is_ok());
     assert!(cfg(&live_shop()[..3]).is_ok());
 }
 

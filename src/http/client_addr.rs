@@ -36,6 +36,25 @@ impl Client {
     }
 }
 
+/// Says once that a proxy forwards requests while `CLIENT_IP_HEADER` is unset: every client then
+/// shares the proxy's address, its checkout allowance, its login throttle (ten wrong tokens
+/// lock the merchant out) and its connection share, which nothing else would show.
+fn warn_of_an_unnamed_proxy(headers: &HeaderMap) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if super::metrics_access::FORWARDING
+        .iter()
+        .any(|h| headers.contains_key(*h))
+    {
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "a proxy forwards requests (Forwarded, X-Forwarded-For or X-Real-IP) but \
+                 CLIENT_IP_HEADER is unset: every client counts as the proxy's address for the \
+                 rate limits and the login throttle; set CLIENT_IP_HEADER"
+            );
+        });
+    }
+}
+
 /// The request's [`Client`]; `None` only without a peer address (a request not from a socket).
 pub fn client(headers: &HeaderMap, extensions: &Extensions, config: &Config) -> Option<Client> {
     let peer = extensions
@@ -43,6 +62,9 @@ pub fn client(headers: &HeaderMap, extensions: &Extensions, config: &Config) -> 
         .map(|ConnectInfo(a)| a.ip());
     let header = config.edge.client_ip_header.as_ref();
     let from_proxy = || peer.is_some_and(|p| config.edge.trusts(p));
+    if header.is_none() && from_proxy() {
+        warn_of_an_unnamed_proxy(headers);
+    }
     let Some(name) = header.filter(|_| from_proxy()) else {
         return peer.map(Client::At);
     };

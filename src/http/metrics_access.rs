@@ -24,7 +24,7 @@ use crate::{error::AppError, state::AppState};
 const THROTTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Headers a reverse proxy adds to what it forwards.
-const FORWARDING: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+pub(super) const FORWARDING: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
 
 /// Proof that the request may read the metrics.
 pub struct MetricsReader;

@@ -64,8 +64,8 @@ impl ClientSlots {
     /// than a quarter of the server, however quiet it is (connections taken before it was
     /// crowded keep their slots).
     pub fn for_limits(limits: &EdgeLimits) -> Self {
-        let most = limits.max_connections_per_client;
-        Self::new(most, (limits.max_connections / 4).max(most))
+        let quarter = (limits.max_connections / 4).max(1);
+        Self::new(limits.max_connections_per_client.min(quarter), quarter)
     }
 
     fn new(most: usize, quiet_most: usize) -> Self {
@@ -113,6 +113,22 @@ impl Drop for ClientSlot {
 
 #[cfg(test)]
 mod tests {
+    /// A small server (`MAX_CONNECTIONS=100`) with the default share of 64: an address still
+    /// holds a quarter at most, crowded or not (it used to get 64, and two addresses held all).
+    #[test]
+    fn an_address_never_holds_more_than_a_quarter_of_the_server() {
+        let limits = crate::config::EdgeLimits {
+            max_connections: 100,
+            ..Default::default()
+        };
+        let slots = super::ClientSlots::for_limits(&limits);
+        let a = "203.0.113.7".parse().unwrap();
+        for crowded in [false, true] {
+            let held: Vec<_> = (0..100).map_while(|_| slots.take(a, crowded)).collect();
+            assert_eq!(held.len(), 25, "crowded: {crowded}");
+        }
+    }
+
     #[test]
     fn a_client_gets_its_share_of_a_crowded_server_and_back_when_they_close() {
         let slots = super::ClientSlots::new(2, 3);

@@ -273,8 +273,27 @@ impl Served {
     }
 
     fn start_with(pool: &PgPool, env: &[(&str, &str)]) -> Self {
+        Self::spawn(Command::new(BIN), pool, env)
+    }
+
+    /// [`Served::start`] after a shell's `setup` (a `ulimit`).
+    fn start_after(pool: &PgPool, setup: &str) -> Self {
+        let mut shell = Command::new("bash");
+        shell.args(["-c", &format!("{setup} && exec \"$0\""), BIN]);
+        Self::spawn(
+            shell,
+            pool,
+            &[
+                ("LISTEN_ADDR", "127.0.0.1:0"),
+                ("DHMAD_API_BASE", DEAD_DHMAD),
+                ("DHMAD_WEBHOOK_SECRETS", SECRET),
+            ],
+        )
+    }
+
+    fn spawn(mut command: Command, pool: &PgPool, env: &[(&str, &str)]) -> Self {
         let db = database_url(pool);
-        let mut child = Command::new(BIN)
+        let mut child = command
             .env_clear()
             .envs([("PATH", "/usr/bin:/bin"), ("DATABASE_URL", db.as_str())])
             .envs(env.iter().copied())
@@ -336,6 +355,123 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Behind a proxy whose header is not named (`CLIENT_IP_HEADER` unset), every client counts as
+/// the proxy's address: ten wrong admin tokens lock the merchant out, one bot spends the shop's
+/// checkout allowance. Nothing showed it; the service now says so, once.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_proxy_forwarding_to_a_service_that_does_not_read_it_is_named_in_the_log(pool: PgPool) {
+    let mut served = Served::start(&pool);
+    let http = reqwest::Client::new();
+    // What counts clients (here the back office's login throttle; the rate limits too).
+    for _ in 0..2 {
+        let r = http
+            .get(format!("http://{}/admin", served.addr))
+            .header("x-forwarded-for", "203.0.113.9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "no ADMIN_TOKEN: no back office");
+    }
+    served.wait_line(|l| l.contains("CLIENT_IP_HEADER is unset"));
+    // Every line of the two requests is out once a third's access line is.
+    let r = http
+        .get(format!("http://{}/favicon.ico", served.addr))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    served.wait_line(|l| l.contains("route=/favicon.ico"));
+    let said = served
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("CLIENT_IP_HEADER is unset"))
+        .count();
+    assert_eq!(said, 1);
+}
+
+/// A stop while the service waits for its database (or a migration's lock) ends it at once:
+/// without a handler until then, the kernel ignored SIGTERM for PID 1 (the container's
+/// storefront), and a `docker stop` waited for its grace period, then SIGKILL.
+#[test]
+fn a_stop_while_waiting_for_the_database_ends_the_service() {
+    // The discard port, where nothing listens (as `DEAD_DHMAD`).
+    let db = "postgres://postgres@127.0.0.1:9/nowhere";
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .envs([
+            ("PATH", "/usr/bin:/bin"),
+            ("DATABASE_URL", db),
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("DHMAD_API_BASE", DEAD_DHMAD),
+            ("DHMAD_WEBHOOK_SECRETS", SECRET),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let waiting = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("cannot be reached yet"));
+    assert!(waiting.is_some(), "the service waits for its database");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("SIGTERM did not stop the service");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{status}");
+    let said: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        said.iter().any(|l| l.contains("stopped before serving")),
+        "{said:?}"
+    );
+}
+
+/// The process's soft and hard open-file limits, as `/proc` shows them.
+fn open_files(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut n = line["Max open files".len()..]
+        .split_whitespace()
+        .map(|v| v.parse().unwrap());
+    (n.next().unwrap(), n.next().unwrap())
+}
+
+/// The default connection cap (1024) is the usual soft open-file limit (systemd's, Docker's):
+/// at the cap, `accept`, the pool's reconnects and DHMAD's sockets would fail for want of a
+/// descriptor first. The service raises its soft limit to the hard one, and where even that
+/// leaves no room, lowers the cap and says so.
+#[sqlx::test(migrations = "./migrations")]
+async fn serve_fits_its_connection_cap_in_the_open_file_limit(pool: PgPool) {
+    let served = Served::start_after(&pool, "ulimit -Sn 256");
+    let (soft, hard) = open_files(served.child.id());
+    assert_eq!(soft, hard);
+    assert!(soft > 256, "{soft}");
+    drop(served);
+
+    let mut served = Served::start_after(&pool, "ulimit -n 200");
+    let warned = served.wait_line(|l| l.contains("MAX_CONNECTIONS does not fit"));
+    assert!(warned.contains("lowered_to"), "{warned}");
 }
 
 /// A database that comes up after the storefront (a host's boot, a compose or Kubernetes
@@ -569,23 +705,14 @@ async fn reconcile_on_the_command_line_logs_the_calls_it_made(pool: PgPool) {
 async fn the_log_of_a_whole_purchase_holds_no_order_link(pool: PgPool) {
     use dhmad_sandbox::{Sandbox, SandboxConfig};
     let sb = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (listen, public) = (
-        format!("127.0.0.1:{port}"),
-        format!("http://localhost:{port}"),
-    );
-    sb.set_webhook_urls(vec![format!("http://{listen}/webhooks/dhmad")]);
-    sb.set_allowed_redirect_urls(vec![format!("{public}/checkout/callback")]);
     let api = sb.api_base();
+    // Port 0 both: the service binds one and names it in its URLs (a port picked here and
+    // freed could be taken by another test's listener first).
     let mut served = Served::start_with(
         &pool,
         &[
-            ("LISTEN_ADDR", listen.as_str()),
-            ("PUBLIC_BASE_URL", public.as_str()),
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("PUBLIC_BASE_URL", "http://localhost:0"),
             ("DHMAD_API_BASE", api.as_str()),
             ("DHMAD_API_KEY", sb.api_key()),
             ("DHMAD_WEBHOOK_SECRETS", sb.webhook_secret()),
@@ -594,6 +721,9 @@ async fn the_log_of_a_whole_purchase_holds_no_order_link(pool: PgPool) {
         ],
     );
     let base = format!("http://{}", served.addr);
+    let port = served.addr.rsplit(':').next().unwrap().to_owned();
+    sb.set_webhook_urls(vec![format!("{base}/webhooks/dhmad")]);
+    sb.set_allowed_redirect_urls(vec![format!("http://localhost:{port}/checkout/callback")]);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -628,7 +758,7 @@ async fn the_log_of_a_whole_purchase_holds_no_order_link(pool: PgPool) {
     let back = done["redirect_url"]
         .as_str()
         .unwrap()
-        .replace(&public, &base);
+        .replace(&format!("http://localhost:{port}"), &base);
     assert_eq!(http.get(back).send().await.unwrap().status(), 303);
     let json_url = format!("{base}/api/orders/{order}");
     wait_for("the order to complete", 30, || async {
