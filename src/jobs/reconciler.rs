@@ -249,6 +249,7 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {
+                report.failed += 1;
                 tracing::warn!(order.ref = %crate::orders::log_ref(order_id), error = %e, cause = e.cause(), "could not queue a missing deliver");
                 continue;
             }

@@ -692,10 +692,17 @@ async fn a_late_prepaid_call_dates_its_own_row_or_takes_one(pool: PgPool) {
             .checked_sub(Duration::from_secs(2))
             .unwrap(),
     };
+    // Dated by this test's calls: at or after this instant (a window of wall time would close
+    // under a stall of the machine).
+    let t0: OffsetDateTime = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     let rows = || async {
         sqlx::query_as::<_, (i32, bool)>(
-            "SELECT slot, used_at > now() - interval '1 second' FROM dhmad_budget ORDER BY slot",
+            "SELECT slot, coalesce(used_at >= $1, false) FROM dhmad_budget ORDER BY slot",
         )
+        .bind(t0)
         .fetch_all(&pool)
         .await
         .unwrap()

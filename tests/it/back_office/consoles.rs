@@ -309,7 +309,10 @@ async fn a_dead_job_is_retried_and_an_open_one_abandoned(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_job_a_worker_is_running_is_left_to_it(pool: PgPool) {
-    let app = spawn_offline(pool).await;
+    // The service's own worker stays out of this test's claims (it drains once at start).
+    let mut cfg = offline_config();
+    cfg.jobs.outbox = std::time::Duration::from_secs(3600);
+    let app = spawn(pool, cfg).await;
     let id = app
         .seed_order(
             "chechia-red",
@@ -527,6 +530,8 @@ async fn an_abandon_and_the_reconcilers_requeue_do_not_cross(pool: PgPool) {
         .unwrap();
     merchant.commit().await.unwrap();
     let pass = pass.await.unwrap();
+    // It waited and decided (a lock timeout would leave nothing queued without deciding).
+    assert_eq!(pass.failed, 0, "{pass:?}");
     assert_eq!(pass.delivers_requeued, 0, "{pass:?}");
     assert_eq!(open_delivers(&app.pool, second).await, 0);
 }

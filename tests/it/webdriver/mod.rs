@@ -63,6 +63,26 @@ fn chromium_path() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
 }
 
+/// Whether chromedriver answers on `port` (its `GET /status`).
+async fn is_chromedriver(port: u16) -> bool {
+    if TcpStream::connect(("127.0.0.1", port)).is_err() {
+        return false;
+    }
+    let status = async {
+        reqwest::get(format!("http://127.0.0.1:{port}/status"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    };
+    tokio::time::timeout(Duration::from_secs(5), status)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|body| body.contains("ChromeDriver"))
+}
+
 /// Starts chromedriver on a free port and waits until it listens. The port is free when
 /// picked but could be taken before chromedriver binds it: a chromedriver that exits at once
 /// is started again on another port.
@@ -77,7 +97,9 @@ async fn spawn_driver(path: &str) -> (Child, u16) {
             .expect("spawn chromedriver");
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // chromedriver's own answer, not only a listener: another test's server may have
+            // taken the port first (chromedriver then exits, and is started again).
+            if is_chromedriver(port).await {
                 return (driver, port);
             }
             if driver.try_wait().ok().flatten().is_some() || Instant::now() > deadline {

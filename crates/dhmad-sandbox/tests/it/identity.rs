@@ -89,7 +89,7 @@ async fn creation_approves_at_once_and_sends_a_signed_webhook() {
     assert_eq!(data.len(), 10, "{data:?}");
     assert!(!data.contains_key("metadata"));
     // The delivery log has the event, with no escrow.
-    let log = env.get_json("/sandbox/deliveries").await;
+    let log = env.deliveries(1).await;
     assert_eq!(log[0]["event_type"], "identity.verification.updated");
     assert_eq!(log[0]["escrow_id"], Value::Null);
 }
@@ -113,6 +113,7 @@ async fn reposting_an_email_answers_the_open_record_without_a_new_event() {
         "the record is not changed"
     );
     assert!(second["message"].is_string());
+    env.hooks.wait(1).await;
     assert_eq!(env.hooks.settle(300).await.len(), 1);
     // After its 90 days an unclaimed record is closed: the next call creates another.
     let (st, _) = env
@@ -248,6 +249,7 @@ async fn get_shows_only_this_keys_records() {
         Err(dhmad::Error::Validation(_))
     ));
     // Its approval sent nothing to this sandbox's webhook URLs.
+    env.hooks.wait(1).await;
     assert_eq!(env.hooks.settle(200).await.len(), 1);
 }
 

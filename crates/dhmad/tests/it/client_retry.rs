@@ -176,7 +176,9 @@ async fn get_timeout_is_retried_then_reported() {
 async fn rate_limited_get_waits_for_a_near_reset() {
     let server = Server::start(|_, i| {
         if i == 0 {
-            let reset = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
+            // Near (under the policy's 2 s wait), and far enough that a stalled machine does
+            // not read it after it passed (a reset in the past says nothing).
+            let reset = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(1500);
             Reply::json(
                 429,
                 json!({"error":"Too Many Requests","message":"Slow down"}),
@@ -257,7 +259,9 @@ async fn rate_limited_write_waits_for_a_near_reset_then_is_sent_again() {
     // A 429 means DHMAD did nothing, so resending the create cannot make a duplicate.
     let server = Server::start(|_, i| {
         if i == 0 {
-            let reset = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(200);
+            // Near (under the policy's 2 s wait), and far enough that a stalled machine does
+            // not read it after it passed (a reset in the past says nothing).
+            let reset = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(1500);
             Reply::json(429, json!({"error":"Too Many Requests"}))
                 .header("X-RateLimit-Reset", dhmad::iso::format(reset))
         } else {

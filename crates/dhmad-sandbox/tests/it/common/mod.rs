@@ -90,6 +90,21 @@ impl Env {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The sandbox's delivery log once it holds `n` attempts: an attempt is logged once its
+    /// answer is read, after the receiver has it.
+    pub async fn deliveries(&self, n: usize) -> Vec<Value> {
+        // Up to 30 s, as every other wait of the suites: retries and timeouts on a loaded
+        // machine.
+        for _ in 0..1500 {
+            let v = self.get_json("/sandbox/deliveries").await;
+            if v.as_array().unwrap().len() >= n {
+                return v.as_array().unwrap().clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("expected {n} logged attempts");
+    }
+
     pub async fn get_json(&self, path: &str) -> Value {
         self.http
             .get(self.url(path))
