@@ -33,6 +33,9 @@ async fn slow_and_idle_clients_are_cut_off_and_capped(pool: PgPool) {
     // loaded machine too.
     cfg.edge.header_read_timeout = Duration::from_secs(3);
     cfg.edge.max_connections = 2;
+    // As behind this machine's proxy: every connection is some client's, and no address's
+    // share (a quarter of the cap) closes one before the cap itself is reached.
+    cfg.edge.client_ip_header = Some("x-forwarded-for".into());
     let app = spawn(pool, cfg).await;
     let addr = format!("127.0.0.1:{}", app.port);
 
@@ -69,9 +72,9 @@ async fn slow_and_idle_clients_are_cut_off_and_capped(pool: PgPool) {
     drop(idle2);
 }
 
-/// With two connections of this address held (its share: `max_connections_per_client` 2 of
-/// `max_connections` 3, a crowded server), a third one is closed at once: within seconds, where
-/// the header-read timeout (a minute here) would close an idle one only much later.
+/// With two connections of this address held (its share: a quarter of `max_connections` 8), a
+/// third one is closed at once: within seconds, where the header-read timeout (a minute here)
+/// would close an idle one only much later.
 async fn a_third_is_closed(app: &TestApp, what: &str) {
     let addr = format!("127.0.0.1:{}", app.port);
     let held = (
@@ -87,15 +90,16 @@ async fn a_third_is_closed(app: &TestApp, what: &str) {
     drop(held);
 }
 
-/// One address cannot hold every connection: once the server is crowded (over three quarters
-/// of its connections open), a new one from an address holding its share is closed at once;
+/// One address cannot hold every connection: a new one from an address holding its share (a
+/// quarter of the server's; `max_connections_per_client` once over three quarters of them are
+/// open) is closed at once;
 /// behind a proxy (`CLIENT_IP_HEADER`) too, for a peer that is not a trusted proxy. A trusted
 /// proxy's connections all share its address, so the share does not apply to them.
 #[sqlx::test(migrations = "./migrations")]
 async fn one_client_cannot_hold_every_connection(pool: PgPool) {
     let mut cfg = offline_config();
     cfg.edge.max_connections_per_client = 2;
-    cfg.edge.max_connections = 3;
+    cfg.edge.max_connections = 8;
     // Idle connections are not cut meanwhile: only the share can close the third one.
     cfg.edge.header_read_timeout = Duration::from_secs(60);
     let app = spawn(pool.clone(), cfg.clone()).await;
