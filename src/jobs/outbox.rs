@@ -11,10 +11,17 @@ use super::reconciler;
 use crate::state::AppState;
 
 /// A claimed job becomes due again after this, should its worker die mid-call: at least two
-/// minutes, and longer than a job's DHMAD calls can take (a read with its retries, then the
-/// write), so a slow DHMAD never lets a second worker take a job that is still running.
+/// minutes, and longer than a job's DHMAD calls can take, so a slow DHMAD never lets a second
+/// worker take a job that is still running (and send its deliver again). A deliver's attempt
+/// makes at most three reads (before it, again with the job's new date, and after DHMAD
+/// refused it), each of up to four tries of a whole timeout (`RetryPolicy::default`), and its
+/// write: thirteen timeouts, and room for the backoffs and a rate limit's waits.
 fn lease(state: &AppState) -> Duration {
-    (state.config.dhmad_timeout * 6 + Duration::from_secs(10)).max(Duration::from_secs(120))
+    lease_for(&state.config)
+}
+
+fn lease_for(config: &crate::config::Config) -> Duration {
+    (config.dhmad_timeout * 13 + Duration::from_secs(60)).max(Duration::from_secs(120))
 }
 /// Jobs per drain, so one run cannot starve the other jobs.
 const BATCH: usize = 20;
@@ -158,6 +165,25 @@ pub async fn record_backlog(state: &AppState) -> sqlx::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A slow DHMAD (a 20 s timeout) does not outlast the lease: a second worker would send
+    /// the deliver again while the first still waits (the lease covered six timeouts).
+    #[test]
+    fn the_lease_outlasts_a_deliver_attempts_calls() {
+        let mut config = crate::config::Config::from_lookup(|k| match k {
+            "DATABASE_URL" => Some("postgres://u@h/db".into()),
+            "DHMAD_WEBHOOK_SECRETS" => Some("s".into()),
+            _ => None,
+        })
+        .unwrap();
+        for secs in [1, 10, 20, 60] {
+            config.dhmad_timeout = Duration::from_secs(secs);
+            let calls = config.dhmad_timeout * 13;
+            let lease = lease_for(&config);
+            assert!(lease > calls, "{secs} s: {lease:?}");
+            assert!(lease >= Duration::from_secs(120));
+        }
+    }
 
     fn job(kind: &str, attempts: i32) -> Job {
         Job {
