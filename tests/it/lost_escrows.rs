@@ -731,40 +731,57 @@ async fn events_that_came_before_a_lost_escrow_was_found_are_applied(pool: PgPoo
     );
 }
 
+/// An order awaiting the payment of `escrow_id`, and that payment's event stored as unmatched,
+/// received at `received` (as one that came before the order knew its escrow): the order's id
+/// and the event's.
+async fn with_an_unmatched_payment(
+    app: &TestApp,
+    email: &str,
+    escrow_id: &str,
+    received: OffsetDateTime,
+) -> (Uuid, String) {
+    let order = app
+        .seed_order(
+            "ai-credits-500",
+            email,
+            escrow_id,
+            received - time::Duration::minutes(5),
+        )
+        .await;
+    let paid = status_event(escrow(escrow_id, "paid", "pending", "instant", received));
+    sqlx::query(
+        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload, received_at)
+         VALUES ($1, 'escrow.status.updated', $2, 'unmatched', $3, $4)",
+    )
+    .bind(&paid.id)
+    .bind(escrow_id)
+    .bind(serde_json::to_value(&paid).unwrap())
+    .bind(received)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    (order, paid.id)
+}
+
 /// An event stored as unmatched whose escrow an order holds by now, which the look did not
 /// reach (it came as the escrow was taken up, or its reprocessing failed): the housekeeping
 /// pass applies it.
 #[sqlx::test(migrations = "./migrations")]
 async fn an_unmatched_event_whose_escrow_is_held_now_is_applied_by_housekeeping(pool: PgPool) {
     let app = spawn_offline(pool).await;
-    let escrow_id = "66aa000000000000000000e7";
-    let before = OffsetDateTime::now_utc() - time::Duration::minutes(5);
-    let order = app
-        .seed_order("ai-credits-500", "held-later@example.tn", escrow_id, before)
-        .await;
-    let paid = status_event(escrow(
-        escrow_id,
-        "paid",
-        "pending",
-        "instant",
+    let (order, paid) = with_an_unmatched_payment(
+        &app,
+        "held-later@example.tn",
+        "66aa000000000000000000e7",
         OffsetDateTime::now_utc(),
-    ));
-    sqlx::query(
-        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload)
-         VALUES ($1, 'escrow.status.updated', $2, 'unmatched', $3)",
     )
-    .bind(&paid.id)
-    .bind(escrow_id)
-    .bind(serde_json::to_value(&paid).unwrap())
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    .await;
     storefront::jobs::housekeeping::run_once(&app.state)
         .await
         .unwrap();
     let (outcome, order_id): (String, Option<Uuid>) =
         sqlx::query_as("SELECT outcome, order_id FROM webhook_inbox WHERE event_id = $1")
-            .bind(&paid.id)
+            .bind(&paid)
             .fetch_one(&app.pool)
             .await
             .unwrap();
@@ -780,37 +797,18 @@ async fn an_unmatched_event_whose_escrow_is_held_now_is_applied_by_housekeeping(
 async fn an_event_whose_reprocessing_failed_is_tried_again_by_housekeeping(pool: PgPool) {
     let app = spawn_offline(pool).await;
     let escrow_id = "66aa000000000000000000e8";
-    let before = OffsetDateTime::now_utc() - time::Duration::minutes(5);
-    let order = app
-        .seed_order(
-            "ai-credits-500",
-            "failed-once@example.tn",
-            escrow_id,
-            before,
-        )
-        .await;
-    let paid = status_event(escrow(
+    let (order, paid) = with_an_unmatched_payment(
+        &app,
+        "failed-once@example.tn",
         escrow_id,
-        "paid",
-        "pending",
-        "instant",
         OffsetDateTime::now_utc(),
-    ));
-    sqlx::query(
-        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload)
-         VALUES ($1, 'escrow.status.updated', $2, 'unmatched', $3)",
     )
-    .bind(&paid.id)
-    .bind(escrow_id)
-    .bind(serde_json::to_value(&paid).unwrap())
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    .await;
     let outcome = || async {
         sqlx::query_as::<_, (String, Option<Uuid>)>(
             "SELECT outcome, order_id FROM webhook_inbox WHERE event_id = $1",
         )
-        .bind(&paid.id)
+        .bind(&paid)
         .fetch_one(&app.pool)
         .await
         .unwrap()
@@ -835,7 +833,7 @@ async fn an_event_whose_reprocessing_failed_is_tried_again_by_housekeeping(pool:
         "UPDATE webhook_inbox SET reprocessed_at = now() - $2::bigint * interval '1 second'
           WHERE event_id = $1",
     )
-    .bind(&paid.id)
+    .bind(&paid)
     .bind(storefront::orders::reprocess::FAILED_RETRY_AFTER.whole_seconds() + 1)
     .execute(&app.pool)
     .await
@@ -853,38 +851,22 @@ async fn an_event_whose_reprocessing_failed_is_tried_again_by_housekeeping(pool:
 #[sqlx::test(migrations = "./migrations")]
 async fn housekeeping_leaves_events_older_than_its_look_back_to_the_merchant(pool: PgPool) {
     let app = spawn_offline(pool).await;
-    let escrow_id = "66aa000000000000000000ea";
-    let before = OffsetDateTime::now_utc() - time::Duration::days(3);
-    let order = app
-        .seed_order("ai-credits-500", "long-ago@example.tn", escrow_id, before)
-        .await;
-    let paid = status_event(escrow(
-        escrow_id,
-        "paid",
-        "pending",
-        "instant",
-        before + time::Duration::minutes(1),
-    ));
     let received = OffsetDateTime::now_utc()
         - storefront::orders::reprocess::HELD_LOOK_BACK
         - time::Duration::minutes(1);
-    sqlx::query(
-        "INSERT INTO webhook_inbox (event_id, event_type, escrow_id, outcome, payload, received_at)
-         VALUES ($1, 'escrow.status.updated', $2, 'unmatched', $3, $4)",
+    let (order, paid) = with_an_unmatched_payment(
+        &app,
+        "long-ago@example.tn",
+        "66aa000000000000000000ea",
+        received,
     )
-    .bind(&paid.id)
-    .bind(escrow_id)
-    .bind(serde_json::to_value(&paid).unwrap())
-    .bind(received)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    .await;
     storefront::jobs::housekeeping::run_once(&app.state)
         .await
         .unwrap();
     let outcome = || async {
         sqlx::query_scalar::<_, String>("SELECT outcome FROM webhook_inbox WHERE event_id = $1")
-            .bind(&paid.id)
+            .bind(&paid)
             .fetch_one(&app.pool)
             .await
             .unwrap()

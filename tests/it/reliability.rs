@@ -231,6 +231,26 @@ async fn paid_with_a_failing_deliver(pool: PgPool, email: &str) -> (World, Start
     (w, s)
 }
 
+/// Once no worker holds the order's open deliver (tried at least once), it is made due an
+/// hour from now: the service's worker leaves it to the test.
+async fn held_back(w: &World, order_id: Uuid) {
+    wait_for("the deliver held back", 30, || async {
+        sqlx::query!(
+            "UPDATE outbox_jobs SET run_after = now() + interval '1 hour'
+              WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL AND attempts >= 1
+                AND (claimed_until IS NULL OR claimed_until <= now())",
+            order_id
+        )
+        .execute(&w.app.pool)
+        .await
+        .unwrap()
+        .rows_affected()
+        .eq(&1)
+        .then_some(())
+    })
+    .await;
+}
+
 /// The order's deliver gave up twenty minutes ago; how many delivers a reconciler pass then
 /// queues again.
 async fn requeued_after_giving_up(w: &World, order_id: Uuid) -> usize {
@@ -258,21 +278,7 @@ async fn a_deliver_that_gave_up_is_queued_again_and_retryable(pool: PgPool) {
     // ahead: run at once, the worker's attempt once delivered it before the merchant's click,
     // which was then refused); once DHMAD answers, it is delivered.
     // A job a worker holds is left to it: its failure would set its own time again.
-    wait_for("the requeued deliver held back", 30, || async {
-        sqlx::query!(
-            "UPDATE outbox_jobs SET run_after = now() + interval '1 hour'
-              WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL
-                AND (claimed_until IS NULL OR claimed_until <= now())",
-            s.order_id
-        )
-        .execute(&w.app.pool)
-        .await
-        .unwrap()
-        .rows_affected()
-        .eq(&1)
-        .then_some(())
-    })
-    .await;
+    held_back(&w, s.order_id).await;
     w.control("/sandbox/faults", json!({})).await;
     assert_eq!(
         w.admin_post(&format!("/admin/orders/{}/retry", s.order_id))
@@ -364,21 +370,7 @@ async fn a_deliver_does_not_close_on_a_read_older_than_the_order(pool: PgPool) {
         303
     );
     // Its first attempt failed; the worker leaves the job alone from here.
-    wait_for("the deliver failed once and held back", 30, || async {
-        sqlx::query!(
-            "UPDATE outbox_jobs SET run_after = now() + interval '1 hour'
-              WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL AND attempts >= 1
-                AND (claimed_until IS NULL OR claimed_until <= now())",
-            s.order_id
-        )
-        .execute(&w.app.pool)
-        .await
-        .unwrap()
-        .rows_affected()
-        .eq(&1)
-        .then_some(())
-    })
-    .await;
+    held_back(&w, s.order_id).await;
     // One attempt's deliver landed, its answer lost.
     w.control("/sandbox/faults", json!({})).await;
     let escrow_id = w.app.order_json(s.order_id).await["escrow_id"]

@@ -382,23 +382,7 @@ async fn flood_for_one_address(pool: PgPool, after_a_failed_try: bool) {
     let mut orders = Vec::new();
     for (i, address) in addresses.iter().enumerate() {
         // Each started by another stranger.
-        let owner = format!("stranger-{i}");
-        let new = db::orders::NewOrder {
-            sku: &product.sku,
-            mode: product.mode,
-            buyer_email: address,
-            amount: product.price,
-            currency: &product.currency,
-            owner_key: &owner,
-            proof_required: product.proof_required,
-            claim: None,
-            created: line("order_created"),
-            job: None,
-        };
-        let order = db::orders::insert_open(&app.pool, &new)
-            .await
-            .unwrap()
-            .unwrap();
+        let order = open_order(&app, &product, address, &format!("stranger-{i}")).await;
         if after_a_failed_try {
             // As a first try during an outage leaves it.
             sqlx::query(
@@ -473,23 +457,7 @@ async fn abandoned_emails_do_not_count_towards_the_flood_cap(pool: PgPool) {
         .unwrap();
     let mut last = None;
     for i in 0..6 {
-        let owner = format!("owner-{i}");
-        let new = db::orders::NewOrder {
-            sku: &product.sku,
-            mode: product.mode,
-            buyer_email: &address,
-            amount: product.price,
-            currency: &product.currency,
-            owner_key: &owner,
-            proof_required: product.proof_required,
-            claim: None,
-            created: line("order_created"),
-            job: None,
-        };
-        let order = db::orders::insert_open(&app.pool, &new)
-            .await
-            .unwrap()
-            .unwrap();
+        let order = open_order(&app, &product, &address, &format!("owner-{i}")).await;
         if i < 5 {
             // As the merchant's abandon leaves a confirmation never sent (the relay was down).
             sqlx::query(
@@ -512,6 +480,31 @@ async fn abandoned_emails_do_not_count_towards_the_flood_cap(pool: PgPool) {
     let last = last.unwrap();
     wait_for_mail(&address, &format!("/orders/{last}")).await;
     assert_eq!(mails_to(&address), 1);
+}
+
+/// An order for `product` to `address`, started by `owner`, as checkout opens one.
+async fn open_order(
+    app: &TestApp,
+    product: &db::products::Product,
+    address: &str,
+    owner: &str,
+) -> storefront::orders::Order {
+    let new = db::orders::NewOrder {
+        sku: &product.sku,
+        mode: product.mode,
+        buyer_email: address,
+        amount: product.price,
+        currency: &product.currency,
+        owner_key: owner,
+        proof_required: product.proof_required,
+        claim: None,
+        created: line("order_created"),
+        job: None,
+    };
+    db::orders::insert_open(&app.pool, &new)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn mails_to(to: &str) -> usize {
