@@ -61,19 +61,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Bound first: a taken port fails at once, before any database work.
     let app = Application::build_with_pool(config, pool).await?;
     tracing::info!(config = ?app.state().config, "starting");
+    // One listener from here to the end: a signal between the migrations and the server's
+    // loop is kept for it (a second listener, made later, would not see it, and the handler
+    // installed here has replaced the default that ended the process).
+    let mut stop = Box::pin(app::shutdown_signal());
     tokio::select! {
         // Polled first, so its handler is in place before the migrations say anything.
         biased;
         // Waiting for the database, or for a lock the migrations need: a stop ends it (a
         // migration under way is rolled back with its connection). Without a handler the
         // kernel ignores SIGTERM for PID 1, the container's storefront, until SIGKILL.
-        () = app::shutdown_signal() => {
+        () = &mut stop => {
             tracing::info!("stopped before serving: the migrations did not run");
             return Ok(());
         }
         migrated = app::migrate(&app.state().config) => migrated?,
     }
-    app.run_until_stopped().await
+    app.run_until(stop).await
 }
 
 /// One reconciliation pass (a batch of open orders, oldest news first), for operators and

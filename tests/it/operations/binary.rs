@@ -444,6 +444,57 @@ fn a_stop_while_waiting_for_the_database_ends_the_service() {
     );
 }
 
+/// A stop between the migrations and the server's loop (here while DHMAD's call budget is
+/// sized, its table locked) is kept for the loop, which ends at once: a second signal listener
+/// made later did not see it, and the service went on serving.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_stop_just_after_the_migrations_ends_the_service(pool: PgPool) {
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE dhmad_budget IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let db = database_url(&pool);
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .envs([
+            ("PATH", "/usr/bin:/bin"),
+            ("DATABASE_URL", db.as_str()),
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("DHMAD_API_BASE", DEAD_DHMAD),
+            ("DHMAD_WEBHOOK_SECRETS", SECRET),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let migrated = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("migrations applied"));
+    assert!(migrated.is_some(), "the service migrates");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("the stop was lost: still serving");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{status}");
+    lock.rollback().await.unwrap();
+}
+
 /// The process's soft and hard open-file limits, as `/proc` shows them.
 fn open_files(pid: u32) -> (u64, u64) {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
