@@ -251,6 +251,26 @@ async fn held_back(w: &World, order_id: Uuid) {
     .await;
 }
 
+/// The order's open deliver, if no worker holds it, made due and claimed by this test as a
+/// worker claims it.
+async fn claimed_now(w: &World, order_id: Uuid) -> Option<db::outbox::Job> {
+    let mut tx = w.app.pool.begin().await.unwrap();
+    sqlx::query!(
+        "UPDATE outbox_jobs SET run_after = now()
+          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL
+            AND claimed_until IS NULL",
+        order_id
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let job = db::outbox::claim(&mut *tx, Duration::from_secs(120), true)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    job
+}
+
 /// The order's deliver gave up twenty minutes ago; how many delivers a reconciler pass then
 /// queues again.
 async fn requeued_after_giving_up(w: &World, order_id: Uuid) -> usize {
@@ -311,23 +331,7 @@ async fn a_deliver_is_not_sent_once_shutdown_has_begun(pool: PgPool) {
             .count()
     };
     let sent = delivers().await;
-    let job = wait_for("the deliver job let go", 30, || async {
-        let mut tx = w.app.pool.begin().await.unwrap();
-        sqlx::query!(
-            "UPDATE outbox_jobs SET run_after = now()
-              WHERE order_id = $1 AND kind = 'deliver' AND claimed_until IS NULL",
-            s.order_id
-        )
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        let job = db::outbox::claim(&mut *tx, Duration::from_secs(120), true)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        job
-    })
-    .await;
+    let job = wait_for("the deliver job let go", 30, || claimed_now(&w, s.order_id)).await;
     assert_eq!(job.kind, "deliver");
     let attempts = job.attempts;
     let outcome = storefront::orders::fulfilment::run_deliver(&w.app.state, &job)
@@ -389,20 +393,7 @@ async fn a_deliver_does_not_close_on_a_read_older_than_the_order(pool: PgPool) {
     .execute(&w.app.pool)
     .await
     .unwrap();
-    let mut tx = w.app.pool.begin().await.unwrap();
-    sqlx::query!(
-        "UPDATE outbox_jobs SET run_after = now()
-          WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL",
-        s.order_id
-    )
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    let job = db::outbox::claim(&mut *tx, Duration::from_secs(120), true)
-        .await
-        .unwrap()
-        .expect("the deliver job");
-    tx.commit().await.unwrap();
+    let job = claimed_now(&w, s.order_id).await.expect("the deliver job");
     assert_eq!((job.kind.as_str(), job.order_id), ("deliver", s.order_id));
     assert!(job.attempts > 1);
     let outcome = storefront::orders::fulfilment::run_deliver(&w.app.state, &job)

@@ -399,7 +399,28 @@ async fn a_proxy_forwarding_to_a_service_that_does_not_read_it_is_named_in_the_l
 #[test]
 fn a_stop_while_waiting_for_the_database_ends_the_service() {
     // The discard port, where nothing listens (as `DEAD_DHMAD`).
-    let db = "postgres://postgres@127.0.0.1:9/nowhere";
+    let (mut child, mut lines) = serving_from("postgres://postgres@127.0.0.1:9/nowhere");
+    let waiting = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("cannot be reached yet"));
+    assert!(waiting.is_some(), "the service waits for its database");
+    let status = stopped(&mut child);
+    assert_eq!(status.code(), Some(0), "{status}");
+    let said: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        said.iter().any(|l| l.contains("stopped before serving")),
+        "{said:?}"
+    );
+}
+
+/// The binary's `serve` on `db`, its stdout's lines.
+fn serving_from(
+    db: &str,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
     let mut child = Command::new(BIN)
         .env_clear()
         .envs([
@@ -414,34 +435,28 @@ fn a_stop_while_waiting_for_the_database_ends_the_service() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let waiting = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("cannot be reached yet"));
-    assert!(waiting.is_some(), "the service waits for its database");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Sends the child SIGTERM and waits for it to end (30 s at most).
+fn stopped(child: &mut std::process::Child) -> std::process::ExitStatus {
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(term.success());
     let started = Instant::now();
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status;
         }
         if started.elapsed() > Duration::from_secs(30) {
             child.kill().unwrap();
             panic!("SIGTERM did not stop the service");
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(0), "{status}");
-    let said: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(
-        said.iter().any(|l| l.contains("stopped before serving")),
-        "{said:?}"
-    );
+    }
 }
 
 /// A stop between the migrations and the server's loop (here while DHMAD's call budget is
@@ -454,43 +469,13 @@ async fn a_stop_just_after_the_migrations_ends_the_service(pool: PgPool) {
         .execute(&mut *lock)
         .await
         .unwrap();
-    let db = database_url(&pool);
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .envs([
-            ("PATH", "/usr/bin:/bin"),
-            ("DATABASE_URL", db.as_str()),
-            ("LISTEN_ADDR", "127.0.0.1:0"),
-            ("DHMAD_API_BASE", DEAD_DHMAD),
-            ("DHMAD_WEBHOOK_SECRETS", SECRET),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = serving_from(&database_url(&pool));
     let migrated = lines
         .by_ref()
         .map_while(Result::ok)
         .find(|l| l.contains("migrations applied"));
     assert!(migrated.is_some(), "the service migrates");
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            child.kill().unwrap();
-            panic!("the stop was lost: still serving");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = stopped(&mut child);
     assert_eq!(status.code(), Some(0), "{status}");
     lock.rollback().await.unwrap();
 }
