@@ -78,9 +78,12 @@ fn fail(e: impl std::fmt::Display, code: u8) -> ExitCode {
 // `RUST_LOG` filters out of the logs.
 #[allow(clippy::print_stdout)]
 fn print_banner(sandbox: &SandboxHandle) {
+    // The bound address too: with port 0 (or a public URL naming another host) the URL alone
+    // does not say where to connect.
     println!(
-        "DHMAD sandbox on {} (API {})",
+        "DHMAD sandbox on {} (API {}; listening on {})",
         sandbox.base_url(),
-        sandbox.api_base()
+        sandbox.api_base(),
+        sandbox.local_addr()
     );
 }

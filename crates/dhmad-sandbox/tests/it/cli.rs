@@ -93,12 +93,9 @@ async fn it_answers_to_the_names_it_is_given_and_sigterm_stops_it_cleanly() {
     for v in VARS {
         cmd.env_remove(v);
     }
-    // A free port, released for the binary to take.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    cmd.env("SANDBOX_LISTEN_ADDR", addr.to_string())
+    // Port 0: the binary binds one and names it in its banner (a port picked here and freed
+    // could be taken by another test first).
+    cmd.env("SANDBOX_LISTEN_ADDR", "127.0.0.1:0")
         .env("SANDBOX_ALLOWED_HOSTS", "sandbox, shop-sandbox.internal");
     let mut child = cmd.spawn().unwrap();
     // Serving once its banner is out.
@@ -111,6 +108,12 @@ async fn it_answers_to_the_names_it_is_given_and_sigterm_stops_it_cleanly() {
     .await
     .expect("the banner within 10 s")
     .unwrap();
+    let addr = line
+        .trim_end()
+        .rsplit_once("listening on ")
+        .and_then(|(_, a)| a.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
     let http = reqwest::Client::new();
     for (host, status) in [
         ("sandbox:6002", 200),
