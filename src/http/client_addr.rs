@@ -41,9 +41,11 @@ impl Client {
 /// lock the merchant out) and its connection share, which nothing else would show.
 fn warn_of_an_unnamed_proxy(headers: &HeaderMap) {
     static WARNED: std::sync::Once = std::sync::Once::new();
-    if super::metrics_access::FORWARDING
-        .iter()
-        .any(|h| headers.contains_key(*h))
+    // Said once: no header is looked at after that.
+    if !WARNED.is_completed()
+        && super::metrics_access::FORWARDING
+            .iter()
+            .any(|h| headers.contains_key(*h))
     {
         WARNED.call_once(|| {
             tracing::warn!(

@@ -16,11 +16,7 @@ use crate::state::AppState;
 /// makes at most three reads (before it, again with the job's new date, and after DHMAD
 /// refused it), each of up to four tries of a whole timeout (`RetryPolicy::default`), and its
 /// write: thirteen timeouts, and room for the backoffs and a rate limit's waits.
-fn lease(state: &AppState) -> Duration {
-    lease_for(&state.config)
-}
-
-fn lease_for(config: &crate::config::Config) -> Duration {
+fn lease(config: &crate::config::Config) -> Duration {
     (config.dhmad_timeout * 13 + Duration::from_secs(60)).max(Duration::from_secs(120))
 }
 /// Jobs per drain, so one run cannot starve the other jobs.
@@ -38,7 +34,8 @@ pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
     while claimed < BATCH && !state.stopping() {
         // DHMAD's rate-limit window is shared with checkouts, which come first.
         let dhmad_calls = !budget_spent && !reconciler::must_leave_budget_to_checkouts(state);
-        let Some(job) = db::outbox::claim(&state.pool, lease(state), dhmad_calls).await? else {
+        let Some(job) = db::outbox::claim(&state.pool, lease(&state.config), dhmad_calls).await?
+        else {
             break;
         };
         claimed += 1;
@@ -179,7 +176,7 @@ mod tests {
         for secs in [1, 10, 20, 60] {
             config.dhmad_timeout = Duration::from_secs(secs);
             let calls = config.dhmad_timeout * 13;
-            let lease = lease_for(&config);
+            let lease = lease(&config);
             assert!(lease > calls, "{secs} s: {lease:?}");
             assert!(lease >= Duration::from_secs(120));
         }
