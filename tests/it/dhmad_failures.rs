@@ -676,3 +676,33 @@ async fn a_cap_on_new_escrows_fails_the_checkout_and_holds_nothing_else(pool: Pg
     // Nothing waits behind it: the next buyer reaches DHMAD at once.
     w.checkout("ai-credits-500", "next@example.tn").await;
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_buyer_back_from_dhmad_sees_the_order_page_while_dhmad_hangs(pool: PgPool) {
+    // A request may take 2.5 s; each DHMAD read 1 s a try, retried: the return's two reads
+    // would take twice that while DHMAD's API hangs.
+    let w = world(pool, |c| {
+        c.dhmad_timeout = Duration::from_secs(1);
+        c.request_timeout = Some(Duration::from_millis(2500));
+    })
+    .await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}}))
+        .await;
+    let s = w.checkout("ai-credits-500", "patient@example.tn").await;
+    let redirect = w.complete(&s.session_id).await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}, "api": [
+        {"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "hang", "hang_ms": 1500, "times": 4}
+    ]}))
+    .await;
+    // Back on the order page, whose JSON says the payment is not known yet.
+    assert_eq!(
+        w.land_on_callback(&redirect).await,
+        format!("/orders/{}", s.order_id)
+    );
+    assert_eq!(
+        w.app.order_json(s.order_id).await["status"],
+        "awaiting_payment"
+    );
+    // The return's reads went on meanwhile: once DHMAD answers, what its page did is learned.
+    w.wait_status(s.order_id, "paid").await;
+}
