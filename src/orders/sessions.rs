@@ -359,7 +359,19 @@ pub(super) async fn failed(
     err: dhmad::Error,
 ) -> OrderResult<OrderError> {
     let behind = view_behind(&err);
-    let err = OrderError::from_dhmad(err, &format!("could not open a {action} session"));
+    let what = format!("could not open a {action} session");
+    let err = if matches!(err, dhmad::Error::Validation(_)) {
+        // A 400 without a code: DHMAD will not open this page as the order now stands (§4.1
+        // leaves the codes of most refusals UNSTATED). Trying again will not help until the
+        // escrow moves, which the read below may show.
+        OrderError::Refused {
+            message: "The payment provider refused this step.".into(),
+            cause: format!("{what}: {err}"),
+            code: None,
+        }
+    } else {
+        OrderError::from_dhmad(err, &what)
+    };
     if let (Some(reason), false) = (err.cause(), matches!(err, OrderError::Busy { .. })) {
         db::events::add(&state.pool, order.id, "session_failed", &reason, None).await?;
     }
@@ -372,20 +384,26 @@ pub(super) async fn failed(
     Ok(err)
 }
 
-/// Whether DHMAD's refusal says the escrow is not as the order last saw it.
+/// Whether DHMAD's refusal may say the escrow is not as the order last saw it: any refusal
+/// but those about the shop's own setup. DHMAD names few of its refusals (§4.1: "other cases →
+/// 400, code UNSTATED"; a proof review past its deadline, a step on an escrow cancelled at its
+/// `expiresAt`, which sends no event), so a refusal it does not name is read back too.
 fn view_behind(err: &dhmad::Error) -> bool {
     use dhmad::ErrorCode as C;
     match err {
-        dhmad::Error::NotFound(_) | dhmad::Error::Forbidden(_) => true,
-        dhmad::Error::BusinessRule { code, .. } => matches!(
+        dhmad::Error::NotFound(_)
+        | dhmad::Error::Forbidden(_)
+        | dhmad::Error::Validation(_)
+        | dhmad::Error::Conflict(_) => true,
+        dhmad::Error::BusinessRule { code, .. } => !matches!(
             code,
-            C::InvalidStatus
-                | C::DisputeAlreadyOpened
-                | C::ContractAlreadySigned
-                | C::CancelEscrowInvalidStatus
-                | C::CancellationRequestInvalidStatus
-                | C::PaymentAlreadyDone
-                | C::EscrowAlreadyCompleted
+            C::NoRedirectUrlsConfigured
+                | C::RedirectUrlNotAllowed
+                | C::RedirectUrlMustBeHttps
+                | C::CheckoutTargetNotBuyer
+                | C::CheckoutTargetNotSeller
+                | C::SellerNotReady
+                | C::SellerIdentityRequired
         ),
         _ => false,
     }

@@ -187,6 +187,40 @@ async fn a_proof_goes_through_a_correction_and_is_accepted_by_silence(pool: PgPo
     w.wait_status(s.order_id, "delivered").await;
 }
 
+/// DHMAD refuses a late review without naming why (§4.1 leaves that code UNSTATED), and its
+/// news of the deadline was lost: the refusal is read back, so the page stops offering it.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_review_refused_without_a_code_reads_the_escrow_back(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = w.checkout("pottery-nabeul", "late-review@example.tn").await;
+    w.complete(&s.session_id).await;
+    phase(&w, s.order_id, "waiting_seller_proof").await;
+    let upload = w
+        .admin_post(&format!("/admin/orders/{}/proof", s.order_id))
+        .await;
+    w.finish_on_dhmad_as_merchant(upload, json!({"note": "receipt attached"}))
+        .await;
+    phase(&w, s.order_id, "submitted_waiting_buyer_review").await;
+    w.faults(json!({"seed": 1, "webhooks": {"drop": 1.0}, "api": [
+        {"method": "POST", "path": "/api/v1/escrows/{id}/sessions", "fault": "refused_400"}
+    ]}))
+    .await;
+    w.control("/sandbox/clock/advance", json!({"seconds": 25 * 3600}))
+        .await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{}/review-proof", s.order_id), &[])
+        .await;
+    assert_eq!(r.status(), 422, "refused for good, not \"try again\"");
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("refused this step") && !page.contains("Review the proof"),
+        "{page}"
+    );
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["proof_phase"], "accepted_by_timeout", "{o}");
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn no_proof_in_time_cancels_and_refunds(pool: PgPool) {
     let w = world(pool, |_| {}).await;

@@ -94,6 +94,10 @@ pub enum ApiFaultKind {
     /// 404 without acting: DHMAD no longer knows the escrow or session (lost, or created in
     /// another environment), while the rest of its state stays.
     NotFound,
+    /// 400 without acting and without a code (body shape A): a refusal whose reason DHMAD's
+    /// contract leaves UNSTATED ("other cases → 400, code UNSTATED", §4.1).
+    #[serde(rename = "refused_400")]
+    Refused400,
 }
 
 /// What happens to one webhook event.

@@ -193,6 +193,9 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
         ApiFaultKind::NotFound => {
             ApiError::from(Refusal::NotFound("Injected fault: not found")).into_response()
         }
+        ApiFaultKind::Refused400 => {
+            ApiError::bad_request("Injected fault: refused").into_response()
+        }
         ApiFaultKind::Hang => {
             tokio::time::sleep(Duration::from_millis(rule.hang_ms.unwrap_or(30_000))).await;
             ApiError::internal("Injected fault: hung request").into_response()
