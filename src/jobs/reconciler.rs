@@ -289,6 +289,20 @@ impl Report {
     pub fn more_pending(&self) -> bool {
         !self.yielded && self.checked >= BATCH.unsigned_abs() as usize
     }
+
+    /// `next`, a pass that followed this one, added to it.
+    pub fn then(self, next: Report) -> Report {
+        Report {
+            checked: self.checked + next.checked,
+            failed: self.failed + next.failed,
+            creations_resolved: self.creations_resolved + next.creations_resolved,
+            flagged: self.flagged + next.flagged,
+            duplicates_cancelled: self.duplicates_cancelled + next.duplicates_cancelled,
+            delivers_requeued: self.delivers_requeued + next.delivers_requeued,
+            checkouts_requeued: self.checkouts_requeued + next.checkouts_requeued,
+            yielded: next.yielded,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -352,6 +352,26 @@ async fn checkouts_come_before_background_work_in_one_budget(pool: PgPool) {
     assert!(!taken.unwrap(), "the three rows were just used");
 }
 
+/// The merchant's "Reconcile now" is background work too: with the window the buyers', it reads
+/// nothing and says it stopped for them, not "done".
+#[sqlx::test(migrations = "./migrations")]
+async fn reconcile_now_says_it_left_the_budget_to_buyers(pool: PgPool) {
+    let window = Duration::from_secs(60);
+    let w = tight_world(pool.clone(), 40, window.as_secs()).await;
+    w.checkout(SKU, "held@example.tn").await;
+    while db::budget::take(&pool, 1, window, Claimant::Interactive, None)
+        .await
+        .unwrap()
+    {}
+    let r = w.admin_post("/admin/reconcile").await;
+    assert_eq!(r.status(), 303);
+    let back = r.headers()[LOCATION].to_str().unwrap();
+    assert!(
+        back.starts_with("/admin?notice=reconciled_held&checked=0&"),
+        "{back}"
+    );
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn background_work_waits_for_the_budget_and_spends_no_attempt(pool: PgPool) {
     let window = Duration::from_secs(60);

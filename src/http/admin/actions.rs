@@ -124,22 +124,34 @@ pub async fn retry(
     Ok(answer(&headers, "/admin", notice, &[], Some(order_id)).into_response())
 }
 
-/// Reads every open order from DHMAD now, whatever its last news, and says what it did.
+/// Reads the open orders due a look from DHMAD now, whatever their last news, pass after pass
+/// (a pass takes a batch) for up to one DHMAD call's timeout, and says what it did: all done,
+/// more left, or stopped to leave DHMAD's rate limit to buyers.
 pub async fn reconcile(
     admin: Admin,
     State(s): State<AppState>,
     headers: HeaderMap,
 ) -> AppResult<Redirect> {
     let before = db::admin_consoles::last_event_id(&s.pool).await?;
-    // Background work, as the job's passes: it spends only what buyers leave.
-    let report = match reconciler::run_once(&s.for_background(), Duration::ZERO).await {
-        Ok(report) => report,
-        Err(e) => {
-            // The pass may have read, cancelled or queued things before it failed: the trail
-            // says it ran.
-            let detail = format!("failed: {e:#} (what it did before is in the orders' timelines)");
-            admin.record(&s, "reconcile", None, &detail).await?;
-            return Err(e.into());
+    let until = tokio::time::Instant::now() + s.config.dhmad_timeout;
+    let mut report = reconciler::Report::default();
+    let more = loop {
+        // Background work, as the job's passes: it spends only what buyers leave.
+        let pass = match reconciler::run_once(&s.for_background(), Duration::ZERO).await {
+            Ok(pass) => pass,
+            Err(e) => {
+                // The passes may have read, cancelled or queued things before it failed: the
+                // trail says they ran.
+                let detail =
+                    format!("failed: {e:#} (what it did before is in the orders' timelines)");
+                admin.record(&s, "reconcile", None, &detail).await?;
+                return Err(e.into());
+            }
+        };
+        report = report.then(pass);
+        // Orders whose read failed are still due: the next pass would read them again.
+        if !pass.more_pending() || pass.failed > 0 || tokio::time::Instant::now() >= until {
+            break pass.more_pending();
         }
     };
     let changed = db::admin_consoles::changed_since(&s.pool, before, "reconciler").await?;
@@ -168,13 +180,14 @@ pub async fn reconcile(
         ("flagged", report.flagged),
         ("resolved", report.creations_resolved),
     ];
-    Ok(answer(
-        &headers,
-        "/admin",
-        Notice::Reconciled,
-        &counts,
-        None,
-    ))
+    let notice = if report.yielded {
+        Notice::ReconciledHeld
+    } else if more {
+        Notice::ReconciledInPart
+    } else {
+        Notice::Reconciled
+    };
+    Ok(answer(&headers, "/admin", notice, &counts, None))
 }
 
 /// Whether the order carries no flag now.

@@ -17,6 +17,8 @@ pub(in crate::http) enum Notice {
     DeliverRetried,
     CheckoutRetried,
     Reconciled,
+    ReconciledInPart,
+    ReconciledHeld,
     OrderChanged,
     OrderSame,
     FlagLifted,
@@ -39,12 +41,14 @@ pub(in crate::http) enum Notice {
 }
 
 impl Notice {
-    const ALL: [Notice; 24] = [
+    const ALL: [Notice; 26] = [
         Self::Shipped,
         Self::ShippedAlready,
         Self::DeliverRetried,
         Self::CheckoutRetried,
         Self::Reconciled,
+        Self::ReconciledInPart,
+        Self::ReconciledHeld,
         Self::OrderChanged,
         Self::OrderSame,
         Self::FlagLifted,
@@ -73,6 +77,8 @@ impl Notice {
             Self::DeliverRetried => "deliver_retried",
             Self::CheckoutRetried => "checkout_retried",
             Self::Reconciled => "reconciled",
+            Self::ReconciledInPart => "reconciled_in_part",
+            Self::ReconciledHeld => "reconciled_held",
             Self::OrderChanged => "order_changed",
             Self::OrderSame => "order_same",
             Self::FlagLifted => "flag_lifted",
@@ -98,7 +104,9 @@ impl Notice {
     fn warn(self) -> bool {
         matches!(
             self,
-            Self::OrderFlagged
+            Self::ReconciledInPart
+                | Self::ReconciledHeld
+                | Self::OrderFlagged
                 | Self::FlagUnseen
                 | Self::OrderFailed
                 | Self::OrderBusy
@@ -122,14 +130,16 @@ impl Notice {
             Self::CheckoutRetried => {
                 "Checkout retried: the escrow and its payment page are ready.".into()
             }
-            Self::Reconciled => format!(
-                "Reconciliation done: {} order(s) checked, {} changed, {} failed, {} flagged \
-                 for you, {} interrupted checkout(s) resolved.",
-                n.count("checked"),
-                n.count("changed"),
-                n.count("failed"),
-                n.count("flagged"),
-                n.count("resolved"),
+            Self::Reconciled => format!("Reconciliation done: {}", reconciled(n)),
+            Self::ReconciledInPart => format!(
+                "Reconciliation not finished: {} More orders are due a look: reconcile again, \
+                 or the background pass takes them in turn.",
+                reconciled(n)
+            ),
+            Self::ReconciledHeld => format!(
+                "Reconciliation stopped early, to leave DHMAD's rate limit to buyers: {} The \
+                 background pass takes the rest once buyers leave calls to spare.",
+                reconciled(n)
             ),
             Self::OrderChanged => "Read from DHMAD: the order changed (see its timeline).".into(),
             Self::OrderSame => "Read from DHMAD: nothing new, the order is up to date.".into(),
@@ -307,6 +317,19 @@ pub(in crate::http) fn answer(
         _ => String::new(),
     };
     Redirect::to(&format!("{path}?{}{fragment}", q.finish()))
+}
+
+/// What a reconciliation did, from its counts.
+fn reconciled(n: &FlashQuery) -> String {
+    format!(
+        "{} order(s) checked, {} changed, {} failed, {} flagged for you, {} interrupted \
+         checkout(s) resolved.",
+        n.count("checked"),
+        n.count("changed"),
+        n.count("failed"),
+        n.count("flagged"),
+        n.count("resolved"),
+    )
 }
 
 #[cfg(test)]

@@ -135,6 +135,63 @@ async fn reconciling_while_dhmad_is_down_says_so(pool: PgPool) {
     assert!(!page.contains("<script>") && !page.contains("class=\"flash"));
 }
 
+/// "Reconcile now" on more orders than one pass takes (a batch of 20): it goes on, pass after
+/// pass, and counts them all. Before, it read one batch and said "done".
+#[sqlx::test(migrations = "./migrations")]
+async fn reconciling_more_than_a_batch_reads_them_all(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    // Escrows DHMAD does not know: each read flags its order, which is then no longer due.
+    for i in 0..25 {
+        w.app
+            .seed_order(
+                "chechia-red",
+                &format!("batch-{i}@example.tn"),
+                &format!("66bb0000000000000000{i:04}"),
+                t(0),
+            )
+            .await;
+    }
+    let back = act(&w.app, "/admin/reconcile").await;
+    assert!(
+        back.starts_with("/admin?notice=reconciled&checked=25&changed=0&failed=0&flagged=25"),
+        "{back}"
+    );
+}
+
+/// A pass that could not finish says so: one read failed, and the orders beyond the batch are
+/// still due. Before, the flash said "Reconciliation done".
+#[sqlx::test(migrations = "./migrations")]
+async fn reconciling_that_leaves_orders_due_says_it_is_not_finished(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    for i in 0..25 {
+        w.app
+            .seed_order(
+                "chechia-red",
+                &format!("left-{i}@example.tn"),
+                &format!("66bb0000000000000001{i:04}"),
+                t(0),
+            )
+            .await;
+    }
+    // The first order's read fails, each of its tries.
+    w.faults(
+        json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
+                             "fault": "error_500", "times": 4}]}),
+    )
+    .await;
+    let back = act(&w.app, "/admin/reconcile").await;
+    assert!(
+        back.starts_with("/admin?notice=reconciled_in_part&checked=20&changed=0&failed="),
+        "{back}"
+    );
+    let page = admin_page(&w.app, &back).await;
+    assert!(
+        page.contains("Reconciliation not finished: 20 order(s) checked")
+            && page.contains("reconcile again"),
+        "{page}"
+    );
+}
+
 /// DHMAD so slow that reading one escrow (three tries) outlasts the request's deadline: the
 /// merchant's "Reconcile" answers 503, but the read goes on to its end and the action is in the
 /// audit trail, with what it found. Before, the deadline dropped the handler with its audit
