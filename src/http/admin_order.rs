@@ -6,7 +6,7 @@
 
 use askama::Template;
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
     Extension,
@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::{
     admin_auth::Admin, csrf::CsrfToken, form::Form, id_path::IdPath, order_page::fmt_time, render,
 };
+use crate::http::query::Query;
 use crate::{
     db,
     error::{AppError, AppResult},

@@ -3,11 +3,9 @@
 
 use std::collections::HashMap;
 
-use axum::{
-    extract::{Query, State},
-    response::Redirect,
-};
+use axum::{extract::State, response::Redirect};
 
+use crate::http::query::Query;
 use crate::{
     error::{AppError, AppResult},
     orders::sync,

@@ -25,6 +25,7 @@ mod observe;
 mod openapi;
 mod order_page;
 mod orders;
+mod query;
 mod rate_limit;
 mod shop;
 mod static_files;

@@ -7,13 +7,14 @@ use std::{
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Query, RawQuery, State},
+    extract::{RawQuery, State},
     http::{header, HeaderValue},
     response::{IntoResponse, Response},
 };
 use tracing::Instrument;
 
 use crate::http::admin_auth::Admin;
+use crate::http::query::Query;
 use crate::{
     db::{
         self,

@@ -1,15 +1,12 @@
 //! The dashboard and the order list: filters, search, keyset pages.
 
 use askama::Template;
-use axum::{
-    extract::{Query, State},
-    response::Html,
-    Extension,
-};
+use axum::{extract::State, response::Html, Extension};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::http::query::Query;
 use crate::http::{admin_auth::Admin, csrf::CsrfToken, order_page::fmt_time, render};
 use crate::{
     db::{

@@ -1,15 +1,12 @@
 //! The audit trail console.
 
 use askama::Template;
-use axum::{
-    extract::{Query, State},
-    response::Html,
-    Extension,
-};
+use axum::{extract::State, response::Html, Extension};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{bad, opts, query_of, Opt, PAGE};
+use crate::http::query::Query;
 use crate::http::{
     admin::{Flash, FlashQuery},
     admin_auth::Admin,

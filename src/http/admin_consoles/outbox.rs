@@ -2,7 +2,7 @@
 
 use askama::Template;
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::HeaderMap,
     response::{Html, Redirect},
     Extension,
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{bad, opts, query_of, Opt, PAGE};
+use crate::http::query::Query;
 use crate::http::{
     admin::{answer, Flash, FlashQuery, Notice},
     admin_auth::Admin,

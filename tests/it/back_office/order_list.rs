@@ -211,6 +211,35 @@ async fn cursors_past_the_databases_dates_and_unstorable_searches_are_400(pool: 
     }
 }
 
+/// A query string that does not read (a parameter twice, from a hand-edited or bookmarked
+/// address) gets the shop's error page, as any other refusal: it was axum's plain text.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_unreadable_query_string_gets_the_shops_error_page(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    for path in [
+        "/admin/orders?status=paid&status=new",
+        "/admin?notice=shipped&notice=reconciled",
+        "/admin/inbox?outcome=failed&outcome=processed",
+        "/admin/outbox?state=due&state=done",
+        "/admin/audit?action=ship&action=ship",
+        "/admin/orders.csv?status=paid&status=new",
+    ] {
+        let r = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "GET {path}");
+        let kind = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("text/html"), "GET {path}: {kind}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("<!doctype html>"), "GET {path}: {page}");
+    }
+}
+
 /// A minimal RFC 4180 reader, to check what a spreadsheet would read.
 fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let (mut rows, mut row, mut cell) = (Vec::new(), Vec::new(), String::new());
