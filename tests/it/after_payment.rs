@@ -1044,3 +1044,31 @@ async fn without_the_shops_dhmad_account_its_page_steps_are_not_offered(pool: Pg
     assert!(page.contains("id=\"no-seller-account\""), "{page}");
     assert!(page.contains("Mark shipped"), "{page}");
 }
+
+/// A delivered order whose buyer asked to cancel: confirming receipt waits for the shop's
+/// answer (DHMAD refuses a `complete` while a cancellation is pending), and the refusal says
+/// so. It said "nothing to confirm yet (the order is Shipped — awaiting your confirmation)".
+#[sqlx::test(migrations = "./migrations")]
+async fn confirming_while_a_cancellation_waits_says_why_not(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    let s = paid_quick(&w, "changed-mind@example.tn").await;
+    w.admin_post(&format!("/admin/orders/{}/ship", s.order_id))
+        .await;
+    w.wait_status(s.order_id, "delivered").await;
+    ask_to_cancel(&w, s.order_id).await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{}/confirm", s.order_id), &[])
+        .await;
+    assert_eq!(r.status(), 409);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("confirm receipt once it has") && !page.contains("nothing to confirm"),
+        "{page}"
+    );
+    assert_eq!(
+        w.app.order_json(s.order_id).await["status"],
+        "delivered",
+        "nothing was sent to DHMAD"
+    );
+}

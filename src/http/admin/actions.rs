@@ -125,8 +125,8 @@ pub async fn retry(
 }
 
 /// Reads the open orders due a look from DHMAD now, whatever their last news, pass after pass
-/// (a pass takes a batch) for up to one DHMAD call's timeout, and says what it did: all done,
-/// more left, or stopped to leave DHMAD's rate limit to buyers.
+/// (a pass takes a batch; another starts while one DHMAD call's timeout has not passed), and
+/// says what it did: all done, more left, or stopped to leave DHMAD's rate limit to buyers.
 pub async fn reconcile(
     admin: Admin,
     State(s): State<AppState>,

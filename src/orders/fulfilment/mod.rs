@@ -179,10 +179,25 @@ pub async fn retry_deliver(state: &AppState, order_id: Uuid) -> OrderResult<bool
 #[tracing::instrument(skip_all, fields(order.ref = %crate::orders::log_ref(order.id)))]
 pub async fn confirm_receipt_url(state: &AppState, order: &Order) -> OrderResult<String> {
     if !order.allows(Action::ConfirmReceipt) {
-        return Err(OrderError::not_allowed(format!(
-            "There is nothing to confirm yet (the order is {}).",
-            order.status.label()
-        )));
+        let delivered = order.status == OrderStatus::Delivered;
+        let why = match order.cancellation_request() {
+            // DHMAD refuses a `complete` while a cancellation waits (`CANCELLATION_PENDING`).
+            Some(Cancellation::Requested) if delivered => {
+                "You asked to cancel this order and the shop has not answered yet: you can \
+                 confirm receipt once it has."
+                    .to_owned()
+            }
+            Some(Cancellation::Accepted) if delivered => {
+                "The shop accepted your cancellation: DHMAD is cancelling the order, so there \
+                 is nothing to confirm."
+                    .to_owned()
+            }
+            _ => format!(
+                "There is nothing to confirm yet (the order is {}).",
+                order.status.label()
+            ),
+        };
+        return Err(OrderError::not_allowed(why));
     }
     let (page, buyer) = (CheckoutAction::Complete, sessions::Party::Buyer);
     let step = Action::ConfirmReceipt;
