@@ -21,7 +21,8 @@ pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://localhost:3000";
 pub const DEFAULT_DHMAD_API_BASE: &str = "http://127.0.0.1:6002/api/v1";
 pub const DEFAULT_DHMAD_TIMEOUT_SECS: u64 = 10;
 /// The most `DHMAD_TIMEOUT_SECS` takes: the request deadline is three times it (an unbounded
-/// value overflowed it), and no buyer waits longer than that for a page anyway.
+/// value overflowed it), and no buyer waits longer than that for a page anyway (a request's
+/// reads are not tried again after a timeout: `state::WHILE_A_USER_WAITS`).
 pub const MAX_DHMAD_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 30;
 /// Under the outbox's shortest lease (two minutes), so a job never outlives its claim.

@@ -196,8 +196,29 @@ fn gated(
     let limits = config.dhmad_budget;
     let gate = BudgetGate::new(pool.clone(), limits, who, prepaid);
     let unspent = gate.unspent();
-    (client.with_gate(gate), unspent)
+    let client = client.with_gate(gate);
+    let client = match who {
+        Claimant::Interactive | Claimant::NewCheckout => {
+            client.with_retry_policy(WHILE_A_USER_WAITS)
+        }
+        Claimant::Background { .. } => client,
+    };
+    (client, unspent)
 }
+
+/// How the calls made while a user waits are retried (a request's, the checkout line's).
+/// A request's deadline allows three calls (`Config::request_deadline`), and a read tried four
+/// times, each up to the timeout, took more than all of it: the user got the generic "took too
+/// long" page instead of the step's own ("the provider is not answering", on the order's
+/// page). So a read that timed out is not tried again, a quick failure once, and a 429 is not
+/// waited out (the budget's line does that). Background work keeps the patient default.
+const WHILE_A_USER_WAITS: dhmad::RetryPolicy = dhmad::RetryPolicy {
+    max_retries: 1,
+    initial_backoff: std::time::Duration::from_millis(200),
+    max_backoff: std::time::Duration::from_millis(200),
+    max_rate_limit_wait: std::time::Duration::ZERO,
+    retry_timeouts: false,
+};
 
 /// Records a DHMAD call on the order it was made for (`orders::call_log`), off the caller's
 /// path: handed to [`call_log_writer`], which writes whatever has queued up in one statement.

@@ -706,3 +706,35 @@ async fn a_buyer_back_from_dhmad_sees_the_order_page_while_dhmad_hangs(pool: PgP
     // The return's reads went on meanwhile: once DHMAD answers, what its page did is learned.
     w.wait_status(s.order_id, "paid").await;
 }
+
+/// A buyer's step whose read of DHMAD gets no answer: the order's page says DHMAD is not
+/// answering, within the request's deadline. Each read was tried four times, each up to the
+/// timeout, which outlasted the deadline: the generic "took too long" page, without the order.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_buyer_step_while_dhmad_hangs_gets_the_order_page_saying_so(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.dhmad_timeout = Duration::from_secs(1);
+        c.request_timeout = Some(Duration::from_millis(2500));
+    })
+    .await;
+    let s = w.checkout("chechia-red", "hurried@example.tn").await;
+    // Cancelling first asks DHMAD whether the payment page was used (a guest's proof).
+    w.faults(json!({"api": [
+        {"method": "GET", "path": "/api/v1/sessions/{id}", "fault": "hang", "hang_ms": 1500, "times": 4}
+    ]}))
+    .await;
+    let r = w
+        .app
+        .post_form(&format!("/orders/{}/cancel", s.order_id), &[])
+        .await;
+    assert_eq!(r.status(), 503);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("not answering") && !page.contains("took too long"),
+        "{page}"
+    );
+    assert_eq!(
+        w.app.order_json(s.order_id).await["status"],
+        "awaiting_payment"
+    );
+}

@@ -192,15 +192,15 @@ async fn reconciling_that_leaves_orders_due_says_it_is_not_finished(pool: PgPool
     );
 }
 
-/// DHMAD so slow that reading one escrow (three tries) outlasts the request's deadline: the
-/// merchant's "Reconcile" answers 503, but the read goes on to its end and the action is in the
+/// DHMAD so slow that reading one escrow outlasts the request's deadline (set here below one
+/// call's timeout): the merchant's "Reconcile" answers 503, but the read goes on to its end and the action is in the
 /// audit trail, with what it found. Before, the deadline dropped the handler with its audit
 /// line: an operator's action that called DHMAD left no trace. And the service, stopped at
 /// once, waits for it: it stopped without it, dropping the action mid-call.
 #[sqlx::test(migrations = "./migrations")]
 async fn an_action_cut_short_by_the_deadline_still_ends_in_the_audit_trail(pool: PgPool) {
     let w = world(pool, |c| {
-        c.request_timeout = Some(std::time::Duration::from_secs(5));
+        c.request_timeout = Some(std::time::Duration::from_secs(1));
         c.dhmad_timeout = std::time::Duration::from_secs(2);
     })
     .await;

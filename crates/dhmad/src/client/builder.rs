@@ -287,6 +287,7 @@ impl ClientBuilder {
                 observer: self.observer,
             }),
             gate: self.gate,
+            retry: None,
         })
     }
 }

@@ -41,6 +41,8 @@ pub struct Client {
     inner: Arc<Inner>,
     /// Per handle, so [`Client::with_gate`] shares the connections under another gate.
     gate: gate::GateSlot,
+    /// Per handle ([`Client::with_retry_policy`]); `None`: the builder's.
+    retry: Option<RetryPolicy>,
 }
 
 struct Inner {
@@ -59,7 +61,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("base", &self.inner.base.as_str())
             .field("api_key", &"[redacted]")
-            .field("retry", &self.inner.retry)
+            .field("retry", &self.retry_policy())
             .field("observer", &self.inner.observer)
             .field("gate", &self.gate)
             .finish()
@@ -477,7 +479,35 @@ impl Client {
         Client {
             inner: Arc::clone(&self.inner),
             gate: gate::GateSlot(Some(Arc::new(gate))),
+            retry: self.retry,
         }
+    }
+
+    /// This client, sharing its connections and gate, retrying by `policy`: one for the calls
+    /// made while a user waits, say, beside the patient one of background work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = dhmad::Client::builder("sk_sandbox_example").build().unwrap();
+    /// let hurried = client.with_retry_policy(dhmad::RetryPolicy {
+    ///     retry_timeouts: false,
+    ///     ..dhmad::RetryPolicy::default()
+    /// });
+    /// assert!(!hurried.retry_policy().retry_timeouts);
+    /// assert!(client.retry_policy().retry_timeouts);
+    /// ```
+    pub fn with_retry_policy(&self, policy: RetryPolicy) -> Client {
+        Client {
+            inner: Arc::clone(&self.inner),
+            gate: self.gate.clone(),
+            retry: Some(policy),
+        }
+    }
+
+    /// How this handle retries a failed call.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry.unwrap_or(self.inner.retry)
     }
 }
 

@@ -83,6 +83,10 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Longest wait for a rate-limit reset; a later reset returns the 429 at once.
     pub max_rate_limit_wait: Duration,
+    /// Whether a read that got no answer within the timeout is tried again. A caller with a
+    /// deadline of its own (a user waiting on a page) turns it off: each try may take the whole
+    /// timeout, and four of them outlast most deadlines.
+    pub retry_timeouts: bool,
 }
 
 impl Default for RetryPolicy {
@@ -92,6 +96,7 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             max_rate_limit_wait: Duration::from_secs(10),
+            retry_timeouts: true,
         }
     }
 }
@@ -122,6 +127,7 @@ impl RetryPolicy {
             || !err.is_transient()
             || matches!(err, Error::Throttled { .. })
             || err.is_creation_cap()
+            || (matches!(err, Error::Timeout) && !self.retry_timeouts)
         {
             return None;
         }

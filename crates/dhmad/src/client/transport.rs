@@ -59,11 +59,11 @@ impl Client {
                 Err(e) => e,
             };
             let delay = match retry {
-                Retry::Yes => self.inner.retry.delay(attempt, &err),
+                Retry::Yes => self.retry_policy().delay(attempt, &err),
                 Retry::No
                     if self.inner.resend_writes && matches!(err, Error::RateLimited { .. }) =>
                 {
-                    self.inner.retry.delay(attempt, &err)
+                    self.retry_policy().delay(attempt, &err)
                 }
                 Retry::No => None,
             };

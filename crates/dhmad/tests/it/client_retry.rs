@@ -172,6 +172,31 @@ async fn get_timeout_is_retried_then_reported() {
     assert_eq!(slow.count(), 2);
 }
 
+/// A handle for callers with a deadline of their own: a read that timed out is reported at
+/// once, a quick failure is still tried again.
+#[tokio::test]
+async fn a_handle_that_does_not_retry_timeouts_reports_the_first() {
+    let slow = Server::start(|_, _| escrow_ok().after(Duration::from_secs(2))).await;
+    let patient = slow.client_with(fast_retry());
+    let hurried = patient.with_retry_policy(RetryPolicy {
+        retry_timeouts: false,
+        ..fast_retry()
+    });
+    let err = hurried.get_escrow("e1").await.unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    assert_eq!(slow.count(), 1);
+
+    let flaky = Server::start(|_, i| if i == 0 { server_error() } else { escrow_ok() }).await;
+    let hurried = flaky
+        .client_with(fast_retry())
+        .with_retry_policy(RetryPolicy {
+            retry_timeouts: false,
+            ..fast_retry()
+        });
+    hurried.get_escrow("e1").await.unwrap();
+    assert_eq!(flaky.count(), 2);
+}
+
 #[tokio::test]
 async fn rate_limited_get_waits_for_a_near_reset() {
     let server = Server::start(|_, i| {

@@ -119,6 +119,7 @@ pub fn fast_retry() -> dhmad::RetryPolicy {
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(40),
         max_rate_limit_wait: Duration::from_secs(2),
+        retry_timeouts: true,
     }
 }
 
