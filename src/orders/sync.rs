@@ -214,8 +214,10 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     // get a 503 without the order's link. So they run on a task of their own, awaited for one
     // call's timeout; past it the page says the order is being confirmed, and the task (or
     // the webhook, or the reconciler) finishes what it learns.
-    let mut learning =
-        tokio::spawn(learn_on_return(state.clone(), order, session).in_current_span());
+    // Tracked: the process waits for it before it ends, as for any request's work.
+    let mut learning = state
+        .work
+        .spawn(learn_on_return(state.clone(), order, session).in_current_span());
     match tokio::time::timeout(state.config.dhmad_timeout, &mut learning).await {
         Ok(Ok(learned)) => learned.map(|()| returned),
         Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -231,7 +233,7 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
                     tracing::warn!(error = %e, cause = e.cause(), "could not learn what DHMAD's page did");
                 }
             };
-            tokio::spawn(ended.in_current_span());
+            state.work.spawn(ended.in_current_span());
             Ok(returned)
         }
     }
