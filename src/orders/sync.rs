@@ -2,7 +2,6 @@
 //! for escrow creations whose answer was lost.
 
 use dhmad::CheckoutAction;
-use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{
@@ -209,48 +208,12 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
     if !may_look_at_page(state, session_id).await? {
         return Ok(returned);
     }
-    // The buyer is shown the order page whatever DHMAD does. Its two reads, each retried by
-    // the client, could outlast the request's deadline while DHMAD hangs, and the buyer would
-    // get a 503 without the order's link. So they run on a task of their own, awaited for one
-    // call's timeout; past it the page says the order is being confirmed, and the task (or
-    // the webhook, or the reconciler) finishes what it learns.
-    // Tracked: the process waits for it before it ends, as for any request's work.
-    let mut learning = state
-        .work
-        .spawn(learn_on_return(state.clone(), order, session).in_current_span());
-    match tokio::time::timeout(state.config.dhmad_timeout, &mut learning).await {
-        Ok(Ok(learned)) => learned.map(|()| returned),
-        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Cancelled: the service is stopping; the reconciler will finish.
-        Ok(Err(_)) => Ok(returned),
-        Err(_) => {
-            tracing::warn!(
-                "DHMAD is slow to say what its page did: the order page is shown meanwhile"
-            );
-            // No one waits for its answer now: a failure is logged here.
-            let ended = async move {
-                if let Ok(Err(e)) = learning.await {
-                    tracing::warn!(error = %e, cause = e.cause(), "could not learn what DHMAD's page did");
-                }
-            };
-            state.work.spawn(ended.in_current_span());
-            Ok(returned)
-        }
-    }
-}
-
-/// What [`on_callback`] learns from DHMAD: the page, then the escrow.
-async fn learn_on_return(
-    state: AppState,
-    order: Order,
-    session: db::sessions::Session,
-) -> OrderResult<()> {
-    let finished = match read_page(&state, order.id, &session.session_id).await? {
+    let finished = match read_page(state, order.id, session_id).await? {
         Some(s) => (s.status == dhmad::SessionStatus::Completed).then_some(s.completed_at),
         None => None,
     };
     learn_from_page(
-        &state,
+        state,
         &order,
         &session,
         finished,
@@ -258,7 +221,7 @@ async fn learn_on_return(
     )
     .await
     // Not recorded: the page stays pending, looked at again on a reload or once it ends.
-    .map(|_| ())
+    .map(|_| returned)
 }
 
 /// Whether this request may ask DHMAD about the page now: at most one look per page per
