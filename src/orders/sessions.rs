@@ -385,9 +385,11 @@ pub(super) async fn failed(
 }
 
 /// Whether DHMAD's refusal may say the escrow is not as the order last saw it: any refusal
-/// but those about the shop's own setup. DHMAD names few of its refusals (§4.1: "other cases →
-/// 400, code UNSTATED"; a proof review past its deadline, a step on an escrow cancelled at its
-/// `expiresAt`, which sends no event), so a refusal it does not name is read back too.
+/// but those about the shop's own setup, those read back where they are answered (the
+/// cancellation's, `actions::cancellation_known_at_dhmad`) and a closed dispute window, which
+/// no read shows. DHMAD names few of its refusals (§4.1: "other cases → 400, code UNSTATED";
+/// a proof review past its deadline, a step on an escrow cancelled at its `expiresAt`, which
+/// sends no event), so a refusal it does not name is read back too.
 fn view_behind(err: &dhmad::Error) -> bool {
     use dhmad::ErrorCode as C;
     match err {
@@ -404,6 +406,9 @@ fn view_behind(err: &dhmad::Error) -> bool {
                 | C::CheckoutTargetNotSeller
                 | C::SellerNotReady
                 | C::SellerIdentityRequired
+                | C::CancellationAlreadyRequested
+                | C::NoPendingCancellation
+                | C::DisputeWindowClosed
         ),
         _ => false,
     }

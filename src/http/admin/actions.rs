@@ -1,7 +1,5 @@
 //! Actions on one order from the list: ship, retry, reconcile (also all due orders).
 
-use std::time::Duration;
-
 use axum::{
     extract::State,
     http::HeaderMap,
@@ -133,11 +131,14 @@ pub async fn reconcile(
     headers: HeaderMap,
 ) -> AppResult<Redirect> {
     let before = db::admin_consoles::last_event_id(&s.pool).await?;
-    let until = tokio::time::Instant::now() + s.config.dhmad_timeout;
+    let started = tokio::time::Instant::now();
+    let until = started + s.config.dhmad_timeout;
     let mut report = reconciler::Report::default();
     let more = loop {
-        // Background work, as the job's passes: it spends only what buyers leave.
-        let pass = match reconciler::run_once(&s.for_background(), Duration::ZERO).await {
+        // Background work, as the job's passes: it spends only what buyers leave. Due: every
+        // open order not looked at since the click (a pass's own reads are not due again).
+        let quiet = started.elapsed();
+        let pass = match reconciler::run_once(&s.for_background(), quiet).await {
             Ok(pass) => pass,
             Err(e) => {
                 // The passes may have read, cancelled or queued things before it failed: the

@@ -136,25 +136,36 @@ async fn reconciling_while_dhmad_is_down_says_so(pool: PgPool) {
 }
 
 /// "Reconcile now" on more orders than one pass takes (a batch of 20): it goes on, pass after
-/// pass, and counts them all. Before, it read one batch and said "done".
+/// pass, reads each once, and counts them all. Before, it read one batch and said "done"; and
+/// the first version of the passes read again what the last had just read.
 #[sqlx::test(migrations = "./migrations")]
-async fn reconciling_more_than_a_batch_reads_them_all(pool: PgPool) {
-    let w = world(pool, |_| {}).await;
-    // Escrows DHMAD does not know: each read flags its order, which is then no longer due.
+async fn reconciling_more_than_a_batch_reads_each_once(pool: PgPool) {
+    let w = world(pool, |c| c.edge.checkout_per_minute = 100).await;
     for i in 0..25 {
-        w.app
-            .seed_order(
-                "chechia-red",
-                &format!("batch-{i}@example.tn"),
-                &format!("66bb0000000000000000{i:04}"),
-                t(0),
-            )
+        w.checkout("chechia-red", &format!("batch-{i}@example.tn"))
             .await;
     }
+    // Reads of one escrow: `GET /api/v1/escrows/<id>`, not the list nor a sub-resource.
+    let escrow_reads = || async {
+        w.dhmad_calls()
+            .await
+            .iter()
+            .filter(|c| {
+                c.strip_prefix("GET /api/v1/escrows/")
+                    .is_some_and(|id| !id.is_empty() && !id.contains(['/', '?']))
+            })
+            .count()
+    };
+    let reads_before = escrow_reads().await;
     let back = act(&w.app, "/admin/reconcile").await;
     assert!(
-        back.starts_with("/admin?notice=reconciled&checked=25&changed=0&failed=0&flagged=25"),
+        back.starts_with("/admin?notice=reconciled&checked=25&changed=0&failed=0&flagged=0"),
         "{back}"
+    );
+    assert_eq!(
+        escrow_reads().await - reads_before,
+        25,
+        "each order read once"
     );
 }
 
