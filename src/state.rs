@@ -123,6 +123,16 @@ impl AppState {
     }
 
     /// The state background jobs run with: DHMAD calls only from what buyers leave.
+    /// This state, its DHMAD reads retried as for a user waiting ([`WHILE_A_USER_WAITS`]):
+    /// background work a merchant waits for ("Reconcile now").
+    pub fn while_a_user_waits(&self) -> AppState {
+        AppState(Arc::new(Handle {
+            shared: Arc::clone(&self.shared),
+            dhmad: self.dhmad.with_retry_policy(WHILE_A_USER_WAITS),
+            unspent: self.unspent.clone(),
+        }))
+    }
+
     pub fn for_background(&self) -> AppState {
         let reserve = crate::budget::background_reserve(self.config.dhmad_budget.calls);
         self.spending_as(Claimant::Background { reserve }, Prepaid::none())

@@ -48,6 +48,8 @@ pub struct Report {
     pub checkouts_requeued: u64,
     /// The pass stopped early to leave the rate-limit window to checkouts.
     pub yielded: bool,
+    /// The pass stopped at its caller's deadline (`run_once_until`), orders left due.
+    pub cut_short: bool,
 }
 
 /// Whether the last `X-RateLimit-*` values DHMAD sent leave too few calls in the window, until
@@ -143,11 +145,24 @@ pub async fn run_turn(
 }
 
 pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<Report> {
+    run_once_until(state, quiet_for, None).await
+}
+
+/// [`run_once`], starting no read of DHMAD past `until`: a merchant waits for it.
+pub async fn run_once_until(
+    state: &AppState,
+    quiet_for: Duration,
+    until: Option<tokio::time::Instant>,
+) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let now = OffsetDateTime::now_utc();
     let in_flight = in_flight_limit(state);
+    let out_of_time = |report: &mut Report| {
+        report.cut_short = until.is_some_and(|u| tokio::time::Instant::now() >= u);
+        report.cut_short
+    };
     for order in db::orders::list_unknown_creation(&state.pool, in_flight, BATCH).await? {
-        if yield_now(state, &mut report) {
+        if yield_now(state, &mut report) || out_of_time(&mut report) {
             break;
         }
         let reason = "escrow creation was interrupted; checking DHMAD";
@@ -203,7 +218,7 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
     state.metrics.reconciler_lag(lag);
     let mut changed = 0;
     for order in due {
-        if report.yielded || yield_now(state, &mut report) {
+        if report.yielded || yield_now(state, &mut report) || out_of_time(&mut report) {
             break;
         }
         report.checked += 1;
@@ -233,7 +248,7 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
             }
         }
     }
-    if !report.yielded && !state.stopping() {
+    if !report.yielded && !report.cut_short && !out_of_time(&mut report) && !state.stopping() {
         match lost_escrow::sweep_duplicates(state).await {
             Ok(n) => report.duplicates_cancelled = n,
             Err(e) => {
@@ -285,9 +300,10 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
 }
 
 impl Report {
-    /// A full batch means a backlog: the next pass should follow at once (budget allowing).
+    /// A full batch, or a pass cut short, means a backlog: the next pass should follow at once
+    /// (budget allowing).
     pub fn more_pending(&self) -> bool {
-        !self.yielded && self.checked >= BATCH.unsigned_abs() as usize
+        !self.yielded && (self.cut_short || self.checked >= BATCH.unsigned_abs() as usize)
     }
 
     /// `next`, a pass that followed this one, added to it.
@@ -301,6 +317,7 @@ impl Report {
             delivers_requeued: self.delivers_requeued + next.delivers_requeued,
             checkouts_requeued: self.checkouts_requeued + next.checkouts_requeued,
             yielded: next.yielded,
+            cut_short: next.cut_short,
         }
     }
 }

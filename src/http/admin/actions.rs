@@ -123,7 +123,8 @@ pub async fn retry(
 }
 
 /// Reads the open orders due a look from DHMAD now, whatever their last news, pass after pass
-/// (a pass takes a batch; another starts while one DHMAD call's timeout has not passed), and
+/// (a pass takes a batch), starting no read once one DHMAD call's timeout has passed, each read
+/// tried as for a user waiting: the merchant gets the answer within the request's deadline. It
 /// says what it did: all done, more left, or stopped to leave DHMAD's rate limit to buyers.
 pub async fn reconcile(
     admin: Admin,
@@ -138,7 +139,8 @@ pub async fn reconcile(
         // Background work, as the job's passes: it spends only what buyers leave. Due: every
         // open order not looked at since the click (a pass's own reads are not due again).
         let quiet = started.elapsed();
-        let pass = match reconciler::run_once(&s.for_background(), quiet).await {
+        let state = s.for_background().while_a_user_waits();
+        let pass = match reconciler::run_once_until(&state, quiet, Some(until)).await {
             Ok(pass) => pass,
             Err(e) => {
                 // The passes may have read, cancelled or queued things before it failed: the
@@ -169,6 +171,8 @@ pub async fn reconcile(
         report.delivers_requeued,
         if report.yielded {
             " (stopped early: DHMAD's rate limit)"
+        } else if more {
+            " (not finished: more orders are due)"
         } else {
             ""
         }

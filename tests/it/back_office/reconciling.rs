@@ -203,6 +203,40 @@ async fn reconciling_that_leaves_orders_due_says_it_is_not_finished(pool: PgPool
     );
 }
 
+/// DHMAD's API hangs while the merchant reconciles many orders: the answer still comes within
+/// the request's deadline, saying it is not finished. Each read was tried four times and the
+/// pass went through its whole batch: the generic "took too long" page.
+#[sqlx::test(migrations = "./migrations")]
+async fn reconciling_while_dhmad_hangs_answers_in_time(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.edge.checkout_per_minute = 100;
+        c.dhmad_timeout = std::time::Duration::from_secs(1);
+        c.request_timeout = Some(std::time::Duration::from_millis(3500));
+    })
+    .await;
+    for i in 0..5 {
+        w.checkout("chechia-red", &format!("hung-{i}@example.tn"))
+            .await;
+    }
+    w.faults(
+        json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
+                             "fault": "hang", "hang_ms": 1500, "times": 30}]}),
+    )
+    .await;
+    let back = act(&w.app, "/admin/reconcile").await;
+    assert!(
+        back.starts_with("/admin?notice=reconciled_in_part&checked=1&changed=0&failed=1"),
+        "{back}"
+    );
+    let audit = audit_actions(&w.app.pool).await;
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.0 == "reconcile" && a.2.ends_with("(not finished: more orders are due)")),
+        "{audit:?}"
+    );
+}
+
 /// DHMAD so slow that reading one escrow outlasts the request's deadline (set here below one
 /// call's timeout): the merchant's "Reconcile" answers 503, but the read goes on to its end and the action is in the
 /// audit trail, with what it found. Before, the deadline dropped the handler with its audit
