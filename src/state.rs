@@ -122,7 +122,6 @@ impl AppState {
         self.unspent.give_back(&self.pool).await;
     }
 
-    /// The state background jobs run with: DHMAD calls only from what buyers leave.
     /// This state, its DHMAD reads retried as for a user waiting ([`WHILE_A_USER_WAITS`]):
     /// background work a merchant waits for ("Reconcile now").
     pub fn while_a_user_waits(&self) -> AppState {
@@ -133,6 +132,7 @@ impl AppState {
         }))
     }
 
+    /// The state background jobs run with: DHMAD calls only from what buyers leave.
     pub fn for_background(&self) -> AppState {
         let reserve = crate::budget::background_reserve(self.config.dhmad_budget.calls);
         self.spending_as(Claimant::Background { reserve }, Prepaid::none())
@@ -216,12 +216,13 @@ fn gated(
     (client, unspent)
 }
 
-/// How the calls made while a user waits are retried (a request's, the checkout line's).
+/// How the calls made while a user waits are retried (a request's, the checkout line's, the
+/// back office's "Reconcile now": `AppState::while_a_user_waits`).
 /// A request's deadline allows three calls (`Config::request_deadline`), and a read tried four
 /// times, each up to the timeout, took more than all of it: the user got the generic "took too
 /// long" page instead of the step's own ("the provider is not answering", on the order's
 /// page). So a read that timed out is not tried again, a quick failure once, and a 429 is not
-/// waited out (the budget's line does that). Background work keeps the patient default.
+/// waited out (the budget's line does that). Background jobs keep the patient default.
 const WHILE_A_USER_WAITS: dhmad::RetryPolicy = dhmad::RetryPolicy {
     max_retries: 1,
     initial_backoff: std::time::Duration::from_millis(200),

@@ -121,8 +121,8 @@ pub(crate) async fn set_aside(state: &AppState, order_id: uuid::Uuid, e: &OrderE
 /// While a backlog lasts (a full batch), the instance that ran it goes on at once and keeps the
 /// turn, if nobody took it since (a pass longer than the interval lets another start): `held`
 /// is the turn this instance keeps between passes. `None`: another instance's turn. (The back
-/// office's "Reconcile" and `storefront reconcile` call [`run_once`]: an operator's pass runs
-/// when asked.)
+/// office's "Reconcile" calls [`run_once_until`] and `storefront reconcile` [`run_once`]: an
+/// operator's pass runs when asked.)
 pub async fn run_turn(
     state: &AppState,
     held: &mut Option<OffsetDateTime>,
@@ -148,7 +148,8 @@ pub async fn run_once(state: &AppState, quiet_for: Duration) -> anyhow::Result<R
     run_once_until(state, quiet_for, None).await
 }
 
-/// [`run_once`], starting no read of DHMAD past `until`: a merchant waits for it.
+/// [`run_once`], starting no read of DHMAD past `until` (nor the duplicate sweep, when there is
+/// an `until`): a merchant waits for it.
 pub async fn run_once_until(
     state: &AppState,
     quiet_for: Duration,
@@ -248,7 +249,9 @@ pub async fn run_once_until(
             }
         }
     }
-    if !report.yielded && !report.cut_short && !out_of_time(&mut report) && !state.stopping() {
+    // Not in a pass someone waits for: the sweep pages through DHMAD's list and may cancel,
+    // past any deadline; the job's next pass sweeps.
+    if until.is_none() && !report.yielded && !state.stopping() {
         match lost_escrow::sweep_duplicates(state).await {
             Ok(n) => report.duplicates_cancelled = n,
             Err(e) => {

@@ -385,9 +385,8 @@ pub(super) async fn failed(
 }
 
 /// Whether DHMAD's refusal may say the escrow is not as the order last saw it: any refusal
-/// but those about the shop's own setup, those read back where they are answered (the
-/// cancellation's, `actions::cancellation_known_at_dhmad`) and a closed dispute window, which
-/// no read shows. DHMAD names few of its refusals (§4.1: "other cases → 400, code UNSTATED";
+/// but those about the shop's own setup and those read back where they are answered (the
+/// cancellation's, `actions::cancellation_known_at_dhmad`). DHMAD names few of its refusals (§4.1: "other cases → 400, code UNSTATED";
 /// a proof review past its deadline, a step on an escrow cancelled at its `expiresAt`, which
 /// sends no event), so a refusal it does not name is read back too.
 fn view_behind(err: &dhmad::Error) -> bool {
@@ -408,7 +407,6 @@ fn view_behind(err: &dhmad::Error) -> bool {
                 | C::SellerIdentityRequired
                 | C::CancellationAlreadyRequested
                 | C::NoPendingCancellation
-                | C::DisputeWindowClosed
         ),
         _ => false,
     }

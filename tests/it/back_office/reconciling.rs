@@ -140,7 +140,12 @@ async fn reconciling_while_dhmad_is_down_says_so(pool: PgPool) {
 /// the first version of the passes read again what the last had just read.
 #[sqlx::test(migrations = "./migrations")]
 async fn reconciling_more_than_a_batch_reads_each_once(pool: PgPool) {
-    let w = world(pool, |c| c.edge.checkout_per_minute = 100).await;
+    // A 10 s budget for the passes: 25 reads on a loaded machine start well within it.
+    let w = world(pool, |c| {
+        c.edge.checkout_per_minute = 100;
+        c.dhmad_timeout = std::time::Duration::from_secs(10);
+    })
+    .await;
     for i in 0..25 {
         w.checkout("chechia-red", &format!("batch-{i}@example.tn"))
             .await;
@@ -173,7 +178,10 @@ async fn reconciling_more_than_a_batch_reads_each_once(pool: PgPool) {
 /// still due. Before, the flash said "Reconciliation done".
 #[sqlx::test(migrations = "./migrations")]
 async fn reconciling_that_leaves_orders_due_says_it_is_not_finished(pool: PgPool) {
-    let w = world(pool, |_| {}).await;
+    let w = world(pool, |c| {
+        c.dhmad_timeout = std::time::Duration::from_secs(10);
+    })
+    .await;
     for i in 0..25 {
         w.app
             .seed_order(
@@ -184,7 +192,7 @@ async fn reconciling_that_leaves_orders_due_says_it_is_not_finished(pool: PgPool
             )
             .await;
     }
-    // The first order's read fails, each of its tries.
+    // The first reads fail (a quick failure is tried once more: two orders fail).
     w.faults(
         json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
                              "fault": "error_500", "times": 4}]}),
@@ -234,6 +242,28 @@ async fn reconciling_while_dhmad_hangs_answers_in_time(pool: PgPool) {
             .iter()
             .any(|a| a.0 == "reconcile" && a.2.ends_with("(not finished: more orders are due)")),
         "{audit:?}"
+    );
+}
+
+/// One order, DHMAD hanging: its read fails and nothing else is due, so the pass is done. The
+/// first version said "not finished" whenever its last read ended past the deadline.
+#[sqlx::test(migrations = "./migrations")]
+async fn reconciling_one_order_while_dhmad_hangs_is_done(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.dhmad_timeout = std::time::Duration::from_secs(1);
+        c.request_timeout = Some(std::time::Duration::from_millis(3500));
+    })
+    .await;
+    w.checkout("chechia-red", "alone@example.tn").await;
+    w.faults(
+        json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
+                             "fault": "hang", "hang_ms": 1500, "times": 4}]}),
+    )
+    .await;
+    let back = act(&w.app, "/admin/reconcile").await;
+    assert!(
+        back.starts_with("/admin?notice=reconciled&checked=1&changed=0&failed=1"),
+        "{back}"
     );
 }
 
