@@ -158,12 +158,13 @@ pub async fn run_once_until(
     let mut report = Report::default();
     let now = OffsetDateTime::now_utc();
     let in_flight = in_flight_limit(state);
-    let out_of_time = |report: &mut Report| {
-        report.cut_short = until.is_some_and(|u| tokio::time::Instant::now() >= u);
-        report.cut_short
-    };
+    let late = || until.is_some_and(|u| tokio::time::Instant::now() >= u);
     for order in db::orders::list_unknown_creation(&state.pool, in_flight, BATCH).await? {
-        if yield_now(state, &mut report) || out_of_time(&mut report) {
+        if yield_now(state, &mut report) {
+            break;
+        }
+        if late() {
+            report.cut_short = true;
             break;
         }
         let reason = "escrow creation was interrupted; checking DHMAD";
@@ -219,7 +220,11 @@ pub async fn run_once_until(
     state.metrics.reconciler_lag(lag);
     let mut changed = 0;
     for order in due {
-        if report.yielded || yield_now(state, &mut report) || out_of_time(&mut report) {
+        if report.yielded || yield_now(state, &mut report) {
+            break;
+        }
+        if late() {
+            report.cut_short = true;
             break;
         }
         report.checked += 1;

@@ -1,7 +1,10 @@
 //! Reconciling one order from the back office: what changed, and what it says while DHMAD
 //! is down.
 
-use crate::common::{sandbox::world, *};
+use crate::common::{
+    sandbox::{world, World},
+    *,
+};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -211,18 +214,16 @@ async fn reconciling_that_leaves_orders_due_says_it_is_not_finished(pool: PgPool
     );
 }
 
-/// DHMAD's API hangs while the merchant reconciles many orders: the answer still comes within
-/// the request's deadline, saying it is not finished. Each read was tried four times and the
-/// pass went through its whole batch: the generic "took too long" page.
-#[sqlx::test(migrations = "./migrations")]
-async fn reconciling_while_dhmad_hangs_answers_in_time(pool: PgPool) {
+/// `orders` open orders, then DHMAD's reads of an escrow hang past the client's 1 s timeout (a
+/// request's deadline is 3.5 s). Returns where "Reconcile now" sent the merchant.
+async fn reconcile_while_dhmad_hangs(pool: PgPool, orders: usize) -> (World, String) {
     let w = world(pool, |c| {
         c.edge.checkout_per_minute = 100;
         c.dhmad_timeout = std::time::Duration::from_secs(1);
         c.request_timeout = Some(std::time::Duration::from_millis(3500));
     })
     .await;
-    for i in 0..5 {
+    for i in 0..orders {
         w.checkout("chechia-red", &format!("hung-{i}@example.tn"))
             .await;
     }
@@ -232,6 +233,15 @@ async fn reconciling_while_dhmad_hangs_answers_in_time(pool: PgPool) {
     )
     .await;
     let back = act(&w.app, "/admin/reconcile").await;
+    (w, back)
+}
+
+/// DHMAD's API hangs while the merchant reconciles many orders: the answer still comes within
+/// the request's deadline, saying it is not finished. Each read was tried four times and the
+/// pass went through its whole batch: the generic "took too long" page.
+#[sqlx::test(migrations = "./migrations")]
+async fn reconciling_while_dhmad_hangs_answers_in_time(pool: PgPool) {
+    let (w, back) = reconcile_while_dhmad_hangs(pool, 5).await;
     assert!(
         back.starts_with("/admin?notice=reconciled_in_part&checked=1&changed=0&failed=1"),
         "{back}"
@@ -249,18 +259,7 @@ async fn reconciling_while_dhmad_hangs_answers_in_time(pool: PgPool) {
 /// first version said "not finished" whenever its last read ended past the deadline.
 #[sqlx::test(migrations = "./migrations")]
 async fn reconciling_one_order_while_dhmad_hangs_is_done(pool: PgPool) {
-    let w = world(pool, |c| {
-        c.dhmad_timeout = std::time::Duration::from_secs(1);
-        c.request_timeout = Some(std::time::Duration::from_millis(3500));
-    })
-    .await;
-    w.checkout("chechia-red", "alone@example.tn").await;
-    w.faults(
-        json!({"api": [{"method": "GET", "path": "/api/v1/escrows/{id}",
-                             "fault": "hang", "hang_ms": 1500, "times": 4}]}),
-    )
-    .await;
-    let back = act(&w.app, "/admin/reconcile").await;
+    let (_w, back) = reconcile_while_dhmad_hangs(pool, 1).await;
     assert!(
         back.starts_with("/admin?notice=reconciled&checked=1&changed=0&failed=1"),
         "{back}"
