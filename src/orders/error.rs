@@ -65,6 +65,9 @@ pub fn busy_for(err: &dhmad::Error) -> Option<std::time::Duration> {
 
 pub type OrderResult<T> = Result<T, OrderError>;
 
+/// Told for a refusal DHMAD gave no text for.
+pub(crate) const REFUSED: &str = "The payment provider refused this step.";
+
 /// Told to the buyer whenever DHMAD fails after we recorded the order.
 pub const SAVED: &str = "Your order is saved; please try again in a moment.";
 const SAVED_LOWER: &str = "your order is saved.";
@@ -95,9 +98,7 @@ impl OrderError {
         match err {
             dhmad::Error::BusinessRule { api, .. } => Self::Refused {
                 code: api.code.clone(),
-                message: api
-                    .user_message
-                    .unwrap_or_else(|| "The payment provider refused this step.".into()),
+                message: api.user_message.unwrap_or_else(|| REFUSED.into()),
                 cause,
             },
             e if e.is_transient() => Self::DhmadUnavailable {

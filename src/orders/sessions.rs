@@ -365,7 +365,7 @@ pub(super) async fn failed(
         // leaves the codes of most refusals UNSTATED). Trying again will not help until the
         // escrow moves, which the read below may show.
         OrderError::Refused {
-            message: "The payment provider refused this step.".into(),
+            message: super::error::REFUSED.into(),
             cause: format!("{what}: {err}"),
             code: None,
         }

@@ -134,12 +134,13 @@ pub async fn reconcile(
     let before = db::admin_consoles::last_event_id(&s.pool).await?;
     let started = tokio::time::Instant::now();
     let until = started + s.config.dhmad_timeout;
+    // Background work, as the job's passes: it spends only what buyers leave.
+    let state = s.for_background().while_a_user_waits();
     let mut report = reconciler::Report::default();
     let more = loop {
-        // Background work, as the job's passes: it spends only what buyers leave. Due: every
-        // open order not looked at since the click (a pass's own reads are not due again).
+        // Due: every open order not looked at since the click (a pass's own reads are not due
+        // again).
         let quiet = started.elapsed();
-        let state = s.for_background().while_a_user_waits();
         let pass = match reconciler::run_once_until(&state, quiet, Some(until)).await {
             Ok(pass) => pass,
             Err(e) => {
