@@ -24,6 +24,12 @@ pub fn background_reserve(limit: u32) -> i32 {
     i32::try_from(limit / 5).unwrap_or(i32::MAX)
 }
 
+/// How much of each window background jobs may take even while buyers wait in line: a tenth
+/// (none of a budget under ten calls, where one call is a checkout's half).
+pub fn background_share(limit: u32) -> i32 {
+    i32::try_from(limit / 10).unwrap_or(i32::MAX)
+}
+
 /// The budget's settings (`DHMAD_RATE_LIMIT`, `DHMAD_RATE_WINDOW_SECS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -163,14 +169,17 @@ impl BudgetGate {
             // a second: refused because checkouts are queued, it found "free now" and retried
             // every 100 ms, a claim, a read and a postpone each time, on every instance.
             Ok(false) => {
-                let (ahead, floor) = match self.who {
-                    Claimant::Background { reserve } => (reserve, Duration::from_secs(1)),
-                    _ => (0, Duration::from_millis(100)),
+                let (next, floor) = match self.who {
+                    Claimant::Background { reserve, share } => (
+                        db::budget::background_next_in(&self.pool, window, reserve, share).await,
+                        Duration::from_secs(1),
+                    ),
+                    _ => (
+                        db::budget::next_free_in(&self.pool, window, 0).await,
+                        Duration::from_millis(100),
+                    ),
                 };
-                Err(db::budget::next_free_in(&self.pool, window, ahead)
-                    .await
-                    .unwrap_or(Duration::from_secs(1))
-                    .max(floor))
+                Err(next.unwrap_or(Duration::from_secs(1)).max(floor))
             }
             // The budget cannot be read (a lock held too long, the pool exhausted under load,
             // the database failing over): the call waits, as for a spent budget. Sent anyway,
@@ -326,8 +335,10 @@ mod tests {
     }
 
     #[test]
-    fn background_leaves_a_fifth() {
+    fn background_leaves_a_fifth_and_keeps_a_tenth() {
         assert_eq!(background_reserve(100), 20);
         assert_eq!(background_reserve(3), 0);
+        assert_eq!(background_share(100), 10);
+        assert_eq!(background_share(9), 0);
     }
 }

@@ -134,8 +134,12 @@ impl AppState {
 
     /// The state background jobs run with: DHMAD calls only from what buyers leave.
     pub fn for_background(&self) -> AppState {
-        let reserve = crate::budget::background_reserve(self.config.dhmad_budget.calls);
-        self.spending_as(Claimant::Background { reserve }, Prepaid::none())
+        let calls = self.config.dhmad_budget.calls;
+        let who = Claimant::Background {
+            reserve: crate::budget::background_reserve(calls),
+            share: crate::budget::background_share(calls),
+        };
+        self.spending_as(who, Prepaid::none())
     }
 
     /// Must be called inside a Tokio runtime.

@@ -13,9 +13,11 @@ pub enum Claimant {
     Interactive,
     /// A new checkout: only when no checkout is queued (else it queues behind them).
     NewCheckout,
-    /// Background jobs: only when no checkout is queued and `reserve` rows stay free after
-    /// the take, so the next buyers find the budget they need.
-    Background { reserve: i32 },
+    /// Background jobs: when no checkout is queued and `reserve` rows stay free after the
+    /// take, so the next buyers find the budget they need; and whatever waits, while fewer
+    /// than `share` of the window's calls are background work's, so that a line that never
+    /// empties does not hold back every deliver and repair.
+    Background { reserve: i32, share: i32 },
 }
 
 pub(crate) fn millis(d: Duration) -> i64 {
@@ -63,14 +65,15 @@ pub async fn take(
     who: Claimant,
     taker: Option<Uuid>,
 ) -> sqlx::Result<bool> {
-    let (jump_queue, reserve) = who.rule();
+    let (jump_queue, reserve, share) = who.rule();
     let taken = sqlx::query_scalar!(
-        r#"SELECT take_dhmad_budget($1, $2, $3, $4, $5) AS "taken!""#,
+        r#"SELECT take_dhmad_budget($1, $2, $3, $4, $5, $6) AS "taken!""#,
         n,
         millis(window),
         jump_queue,
         reserve,
-        taker
+        taker,
+        share
     )
     .fetch_one(e)
     .await?;
@@ -123,12 +126,12 @@ pub async fn give_back_some(e: impl PgExecutor<'_>, taker: Uuid, calls: u32) -> 
 }
 
 impl Claimant {
-    /// `(jump_queue, reserve)` of `take_dhmad_budget`.
-    fn rule(self) -> (bool, i32) {
+    /// `(jump_queue, reserve, share)` of `take_dhmad_budget`.
+    fn rule(self) -> (bool, i32, i32) {
         match self {
-            Claimant::Interactive => (true, 0),
-            Claimant::NewCheckout => (false, 0),
-            Claimant::Background { reserve } => (false, reserve),
+            Claimant::Interactive => (true, 0, 0),
+            Claimant::NewCheckout => (false, 0, 0),
+            Claimant::Background { reserve, share } => (false, reserve, share),
         }
     }
 }
@@ -166,8 +169,8 @@ pub async fn frees_at(
     .await
 }
 
-/// How long until `ahead + 1` rows are free (zero if they are now): `ahead` is 0 for a buyer,
-/// the reserve for background work, which may take a row only if the reserve stays free.
+/// How long until `ahead + 1` rows are free (zero if they are now): `ahead` is 0 for a buyer
+/// (background work asks [`background_next_in`]).
 pub async fn next_free_in(
     e: impl PgExecutor<'_>,
     window: Duration,
@@ -178,6 +181,44 @@ pub async fn next_free_in(
            FROM (SELECT used_at FROM dhmad_budget ORDER BY used_at LIMIT $2::int + 1) oldest"#,
         millis(window),
         ahead
+    )
+    .fetch_one(e)
+    .await?;
+    Ok(Duration::from_millis(ms.unwrap_or(0).unsigned_abs()))
+}
+
+/// How long until background work may take a row: when no checkout waits and a row beyond
+/// the buyers' `reserve` is free, or when a row is free and fewer than `share` of the window's
+/// rows are background work's, whichever comes first. Zero when it may now, or when only the
+/// line's end would let it (which no one can tell).
+pub async fn background_next_in(
+    e: impl PgExecutor<'_>,
+    window: Duration,
+    reserve: i32,
+    share: i32,
+) -> sqlx::Result<Duration> {
+    let ms = sqlx::query_scalar!(
+        r#"WITH mine AS (
+               SELECT used_at FROM dhmad_budget
+                WHERE background AND used_at > now() - $1::bigint * interval '1 millisecond'),
+           beyond_reserve AS (
+               SELECT max(used_at) AS at
+                 FROM (SELECT used_at FROM dhmad_budget ORDER BY used_at LIMIT $2::int + 1) o
+                WHERE NOT EXISTS (SELECT 1 FROM checkout_queue)),
+           first_free AS (SELECT min(used_at) AS at FROM dhmad_budget),
+           in_share AS (
+               SELECT CASE WHEN $3::int <= 0 THEN NULL
+                           WHEN (SELECT count(*) FROM mine) < $3::int THEN (SELECT at FROM first_free)
+                           ELSE greatest((SELECT at FROM first_free),
+                                         (SELECT used_at FROM mine ORDER BY used_at
+                                           OFFSET (SELECT count(*) FROM mine) - $3::int LIMIT 1))
+                      END AS at)
+           SELECT greatest(0, extract(epoch FROM least((SELECT at FROM beyond_reserve), (SELECT at FROM in_share))
+                                     + $1::bigint * interval '1 millisecond' - now()) * 1000)::bigint AS "ms"
+        "#,
+        millis(window),
+        reserve,
+        share
     )
     .fetch_one(e)
     .await?;

@@ -29,8 +29,8 @@ const HOT_QUIET: time::Duration = time::Duration::seconds(45);
 /// A deliver that gave up is queued again after this long.
 const DELIVER_AGAIN_AFTER: time::Duration = time::Duration::minutes(15);
 
-/// Calls of DHMAD's rate-limit window kept for buyers: below this, the reconciler waits for
-/// its next pass (what it would check is never urgent; a checkout is).
+/// Calls of DHMAD's rate-limit window kept for buyers where no budget is kept: below this,
+/// background work waits (what it would check is never urgent; a checkout is).
 const RESERVE_FOR_CHECKOUT: u32 = 25;
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -73,9 +73,15 @@ fn sync_backoff(failures: i32) -> time::Duration {
     (time::Duration::seconds(30) * 2_i32.pow(shift)).min(time::Duration::HOUR)
 }
 
-/// Whether background work must leave DHMAD's current rate-limit window to checkouts.
+/// Whether background work must leave DHMAD's current rate-limit window to checkouts, as
+/// DHMAD's own headers tell it: only where no budget is kept (`DHMAD_RATE_LIMIT=0`). With one,
+/// the budget's reserve and background work's share decide, for every instance at once
+/// (`db::budget::Claimant::Background`); the headers' rule stopped all background work
+/// whenever buyers kept DHMAD's window low, which a checkout line that never empties does for
+/// as long as it lasts. (A 429 still pauses everything: `budget::BudgetGate::rate_limited`.)
 pub fn must_leave_budget_to_checkouts(state: &AppState) -> bool {
-    must_yield(state.dhmad.rate_limit(), OffsetDateTime::now_utc())
+    state.config.dhmad_budget.calls == 0
+        && must_yield(state.dhmad.rate_limit(), OffsetDateTime::now_utc())
 }
 
 /// Whether to stop the pass here: the budget is the buyers' (`report.yielded`), or shutdown

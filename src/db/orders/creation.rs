@@ -56,7 +56,7 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
     sqlx::query_as!(
         Order,
         r#"WITH go AS (
-               SELECT $9 AND take_dhmad_budget($14, $15, false, 0, $16) AS claimed),
+               SELECT $9 AND take_dhmad_budget($14, $15, false, 0, $16, 0) AS claimed),
            o AS (
                INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key,
                                    proof_required, escrow_attempted_at)
