@@ -6,6 +6,7 @@
 //! lands after that look is caught later by `sweep_duplicates`.
 
 use dhmad::{Escrow, EscrowStatus, ListEscrows, Role};
+use rust_decimal::Decimal;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -15,7 +16,7 @@ use super::{
     snapshot::Authority,
     snapshot::DUPLICATE_FUNDED,
     sync::upstream,
-    Order, OrderError, OrderResult, OrderStatus,
+    Mode, Order, OrderError, OrderResult, OrderStatus,
 };
 use crate::db;
 use crate::state::AppState;
@@ -56,6 +57,17 @@ fn is_last_page(page: u32, pages: u32, got: usize, asked: usize) -> bool {
 /// before titles were shortened, its whole id).
 fn names(e: &Escrow, order_id: Uuid) -> bool {
     title_names(&e.title, order_id)
+}
+
+/// Whether the escrow holds what the shop asked DHMAD for when it created the order's: its
+/// amount, currency and mode (a mode DHMAD leaves out is not held against it). The title and
+/// the buyer are not enough: any DHMAD user can create an escrow that names the merchant as
+/// seller, with any title (an order's reference is on its page), and pay it. Taken up, a cheap
+/// one paid an instant order, which then handed over its good.
+fn same_terms(e: &Escrow, amount: Decimal, currency: &str, mode: Mode) -> bool {
+    e.amount == Some(amount)
+        && e.currency.as_ref().map_or("TND", |c| c.as_str()) == currency
+        && e.mode.as_ref().is_none_or(|m| *m == mode.to_dhmad())
 }
 
 fn title_names(title: &str, order_id: Uuid) -> bool {
@@ -132,11 +144,13 @@ pub async fn reconcile_creation(state: &AppState, order: &Order) -> OrderResult<
             // duplicate an earlier look's sweep cancelled, made by a create whose answer was
             // lost too, before this attempt's own escrow (adopting it would cancel the order,
             // and then this attempt's live escrow as its duplicate).
+            // Nor one whose terms are not the order's: not the shop's, whatever it is named.
             let (mut found, complete) = list_since(state, since, None, |e| {
                 names(e, order.id)
                     && e.status != EscrowStatus::Cancelled
                     && e.buyer_email()
                         .is_none_or(|b| b.eq_ignore_ascii_case(&order.buyer_email))
+                    && same_terms(e, order.amount, &order.currency, order.mode)
             })
             .await?;
             // Not read back to the attempt: "not found" would let a retry make a second
@@ -373,6 +387,7 @@ pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
                     && o.escrow_id.as_deref() != Some(e.id.as_str())
                     && e.buyer_email()
                         .is_none_or(|b| b.eq_ignore_ascii_case(&o.buyer_email))
+                    && same_terms(e, o.amount, &o.currency, o.mode)
             })
             .map(|o| o.id)
     };

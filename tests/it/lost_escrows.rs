@@ -589,6 +589,63 @@ async fn a_duplicate_the_buyer_paid_is_followed_or_flagged(pool: PgPool) {
     assert_eq!(lines.iter().filter(flagged).count(), 1, "{lines:?}");
 }
 
+/// Any DHMAD user can create an escrow naming the merchant as seller, with any title: one
+/// titled as a lost order's, for its buyer, but for 5 TND in quick mode and paid, was taken up
+/// before the shop's own (paid ones first), and the instant order handed over its code for it.
+/// Only an escrow with the order's amount, currency and mode is the order's.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_lost_create_does_not_take_up_a_paid_escrow_with_other_terms(pool: PgPool) {
+    let w = world(pool, |_| {}).await;
+    w.after_first_reconciler_pass().await;
+    const BUYER: &str = "lookalike@example.tn";
+    let s = w.checkout("ai-credits-500", BUYER).await;
+    let before = w.app.order_json(s.order_id).await;
+    let own = before["escrow_id"].as_str().unwrap().to_owned();
+    claimed(&w, s.order_id, "needs_reconciliation", 600).await;
+    let req = CreateEscrow::new(
+        escrow_title("AI credits — 500", s.order_id),
+        Decimal::new(5, 0),
+        BUYER,
+    )
+    .mode(EscrowMode::Quick)
+    .estimated_delivery_days(1);
+    let cheap = w
+        .app
+        .state
+        .dhmad
+        .create_escrow(&req)
+        .await
+        .unwrap()
+        .escrow
+        .id;
+    pay(&w, &cheap, BUYER).await;
+    // The look, then a pass whose sweep finds the paid lookalike again.
+    for _ in 0..2 {
+        reconciler::run_once(&w.app.state, Duration::from_secs(600))
+            .await
+            .unwrap();
+    }
+    let o = w.app.order_json(s.order_id).await;
+    assert_eq!(o["escrow_id"], own.as_str(), "{o}");
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    assert_eq!(o["digital_code"], json!(null), "{o}");
+    assert_eq!(o["amount"], before["amount"], "{o}");
+    let attention = sqlx::query_scalar!("SELECT attention FROM orders WHERE id = $1", s.order_id)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(attention, None, "not a duplicate of the order's");
+    let dhmad = &w.app.state.dhmad;
+    assert_eq!(
+        dhmad.get_escrow(&own).await.unwrap().status.as_str(),
+        "pending"
+    );
+    assert_eq!(
+        dhmad.get_escrow(&cheap).await.unwrap().status.as_str(),
+        "paid"
+    );
+}
+
 /// An escrow the buyer paid while the order's own creation is still in doubt may be the
 /// order's own payment: the sweep leaves it to the order's look, not flags it "to refund".
 #[sqlx::test(migrations = "./migrations")]
