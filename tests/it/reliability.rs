@@ -905,6 +905,67 @@ async fn two_instances_pass_over_the_due_orders_once(pool: PgPool) {
     assert_eq!(reads().await, [1, 1, 1]);
 }
 
+/// The buyer rejected a delivery while an earlier ship's deliver was still open (its answer
+/// lost, its retries held back), and the rejection's event was lost too: the order came back to
+/// `paid` by a read, which records no reason. The merchant's new ship was "nothing new", and
+/// the open deliver, finding a rejection made since it was queued, closed unsent.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_ship_after_a_rejection_known_only_by_a_read_carries_the_open_deliver(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let order = app
+        .seed_order(
+            "chechia-red",
+            "rejected-unsaid@example.tn",
+            "66aa000000000000000000ea",
+            OffsetDateTime::now_utc() - time::Duration::minutes(10),
+        )
+        .await;
+    // The service's workers stop (as on SIGTERM): this test is the only one.
+    app.state.shutdown.cancel();
+    sqlx::query!(
+        "UPDATE outbox_jobs SET done_at = now() WHERE done_at IS NULL AND order_id = $1",
+        order
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query!(
+        "UPDATE orders SET status = 'paid', escrow_status = 'paid', escrow_updated_at = now(),
+                delivery_rejection_reason = NULL
+          WHERE id = $1",
+        order
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query!(
+        "INSERT INTO outbox_jobs (kind, order_id, attempts, created_at)
+         VALUES ('deliver', $1, 2, now() - interval '5 minutes')",
+        order
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let queued = storefront::orders::fulfilment::mark_shipped(&app.state, order)
+        .await
+        .unwrap();
+    assert!(queued, "the ship is new: it came after the escrow changed");
+    let carried = sqlx::query_scalar!(
+        r#"SELECT created_at > now() - interval '1 minute' AS "carried!"
+             FROM outbox_jobs WHERE order_id = $1 AND kind = 'deliver' AND done_at IS NULL"#,
+        order
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(carried, "the open deliver now carries this ship");
+    // A second click changes nothing.
+    let again = storefront::orders::fulfilment::mark_shipped(&app.state, order)
+        .await
+        .unwrap();
+    assert!(!again);
+}
+
 /// The merchant ships again while an attempt of the order's open deliver is under way, after it
 /// read the job's date: the attempt's "done" does not close the job (the new ship would be
 /// lost), which is due again at once, its next attempt reading the escrow with the new date.

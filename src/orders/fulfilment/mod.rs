@@ -81,14 +81,14 @@ pub async fn mark_shipped(state: &AppState, order_id: Uuid) -> OrderResult<bool>
         return Err(OrderError::not_allowed(ship_refusal(&order)));
     }
     let mut queued = db::outbox::enqueue_after(&mut *tx, DELIVER, order.id).await?;
-    if let (false, Some(_), Some(rejected)) =
-        (queued, order.delivery_rejection(), order.escrow_updated_at)
-    {
-        // The open deliver predates the buyer's rejection (an earlier ship whose answer was
-        // lost, still retrying): it would find the rejection made since it was queued and close
-        // unsent (`Awaits::RejectedSince`). It now carries this ship, made after the rejection.
-        // (A double click finds it dated after the rejection already: nothing new.)
-        queued = db::outbox::redate_open(&mut *tx, DELIVER, order.id, rejected).await?
+    if let (false, Some(changed)) = (queued, order.escrow_updated_at) {
+        // The open deliver predates the escrow's last change, here a buyer's rejection (an
+        // earlier ship whose answer was lost, still retrying): it would find the rejection made
+        // since it was queued and close unsent (`Awaits::RejectedSince`). It now carries this
+        // ship, made after it. Whether a rejection is recorded does not matter: a read that
+        // brought the order back to paid records none (the event with the reason was lost).
+        // (A double click finds it dated after the change already: nothing new.)
+        queued = db::outbox::redate_open(&mut *tx, DELIVER, order.id, changed).await?
             // Or it closed between the two statements (its attempt found the rejection): this
             // ship gets a job of its own.
             || db::outbox::enqueue_after(&mut *tx, DELIVER, order.id).await?;
