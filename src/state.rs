@@ -46,6 +46,8 @@ pub struct Shared {
     /// connection while it waits for its address's turn, so a stranger's flood of wrong tokens
     /// from one address would otherwise hold the whole pool, and the buyers' pages wait.
     pub login_gate: tokio::sync::Semaphore,
+    /// Each client's allowance of looks at DHMAD's pages (`orders::looks`).
+    pub looks: crate::orders::looks::Looks,
     /// Cancelled when the service starts shutting down: background jobs finish the unit of
     /// work in hand (a DHMAD call, an e-mail) and take no other.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -180,6 +182,7 @@ impl AppState {
             Claimant::Interactive,
             Prepaid::none(),
         );
+        let looks = crate::orders::looks::Looks::per_minute(looks_per_minute(&config));
         Ok(Self(Arc::new(Handle {
             shared: Arc::new(Shared {
                 pool,
@@ -189,6 +192,7 @@ impl AppState {
                 metrics,
                 checkout_queue: tokio::sync::Notify::new(),
                 login_gate,
+                looks,
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 work: tokio_util::task::TaskTracker::new(),
                 call_log,
@@ -198,6 +202,12 @@ impl AppState {
             unspent,
         })))
     }
+}
+
+/// A client's looks at DHMAD's pages a minute: a sixth of its order actions (each look is two
+/// of DHMAD's calls; 10 by default, where a buyer makes one or two on a return).
+fn looks_per_minute(config: &Config) -> u32 {
+    (config.edge.actions_per_minute / 6).max(1)
 }
 
 fn gated(

@@ -22,6 +22,7 @@ const BATCH: i64 = 5_000;
 /// One pass; `true` when a batch was full (more may be waiting).
 pub async fn run_once(state: &AppState) -> anyhow::Result<bool> {
     let now = OffsetDateTime::now_utc();
+    state.looks.forget_idle();
     let gone = db::admin::prune(&state.pool, now - KEEP, BATCH).await?;
     if gone > 0 {
         tracing::info!(

@@ -7,6 +7,7 @@ pub mod checkout;
 mod error;
 pub mod fulfilment;
 pub mod left_pages;
+pub mod looks;
 pub mod lost_escrow;
 mod news;
 pub mod notify;

@@ -226,11 +226,12 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
 
 /// Whether this request may ask DHMAD about the page now: at most one look per page per
 /// interval (`callback_recheck`), however often the return is reloaded or a step clicked (a
-/// stranger holding the link must not burn the merchant's DHMAD quota).
+/// stranger holding the link must not burn the merchant's DHMAD quota), and within its
+/// client's allowance (`looks`: one client with many pages of its own must not either).
 pub(super) async fn may_look_at_page(state: &AppState, session_id: &str) -> sqlx::Result<bool> {
     let recheck = time::Duration::try_from(state.config.edge.callback_recheck)
         .unwrap_or(time::Duration::SECOND);
-    db::sessions::claim_check(&state.pool, session_id, recheck).await
+    Ok(db::sessions::claim_check(&state.pool, session_id, recheck).await? && state.looks.allow())
 }
 
 /// Reads the page's session from DHMAD and records its status, but `completed`, which

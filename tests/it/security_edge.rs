@@ -294,6 +294,53 @@ async fn floods_are_refused_before_they_reach_dhmad(pool: PgPool) {
     assert_eq!(session_reads, 1, "{:?}", &calls[s..]);
 }
 
+/// One address returning from DHMAD on the pages of many orders of its own: each page is
+/// looked at once per interval, but each return was a look, two of DHMAD's calls taken ahead
+/// of the checkout line, and rotating a few pages spent all of DHMAD's window. A client now has
+/// an allowance of looks (a sixth of its actions: here 10 a minute, in bursts of 5); past it,
+/// the return still reaches the order page, which says what the shop knows.
+#[sqlx::test(migrations = "./migrations")]
+async fn one_client_returning_on_many_pages_gets_a_few_looks_at_dhmad(pool: PgPool) {
+    let w = world(pool, |c| {
+        c.edge.checkout_per_minute = 1_000;
+        c.edge.actions_per_minute = 60;
+    })
+    .await;
+    let mut sessions = Vec::new();
+    for i in 0..8 {
+        sessions.push(
+            w.checkout("ai-credits-500", &format!("many{i}@example.tn"))
+                .await,
+        );
+    }
+    let started = std::time::Instant::now();
+    let before = w.dhmad_calls().await.len();
+    for s in &sessions {
+        let r = w
+            .app
+            .get(&format!(
+                "/checkout/callback?session_id={}&status=completed",
+                s.session_id
+            ))
+            .await;
+        assert_eq!(r.status(), 303);
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(to, format!("/orders/{}", s.order_id));
+    }
+    let calls = w.dhmad_calls().await;
+    let looks = calls[before..]
+        .iter()
+        .filter(|c| c.starts_with("GET /api/v1/sessions/"))
+        .count();
+    // A burst of 5, and one more for each 6 s the returns took on a loaded machine.
+    let refilled = usize::try_from(started.elapsed().as_secs() / 6).unwrap_or(usize::MAX);
+    assert!(
+        (5..=5 + refilled).contains(&looks),
+        "{:?}",
+        &calls[before..]
+    );
+}
+
 /// An instant order awaiting payment with escrow `escrow_id`, and DHMAD's signed `paid` for it
 /// whose escrow title is `title` as written in the JSON (escapes included), signed as sent.
 async fn paid_with_title(
