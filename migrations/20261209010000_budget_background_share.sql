@@ -8,7 +8,7 @@
 ALTER TABLE dhmad_budget ADD COLUMN background boolean NOT NULL DEFAULT false;
 
 -- `share`: 0 for buyers (their rows are not marked); for background work, the rows of a window
--- it may take whatever waits. Concurrent takers may each see the share unspent: it can be
+-- it may take while checkouts wait (with none waiting, it leaves `reserve` rows free as before). Concurrent takers may each see the share unspent: it can be
 -- passed by as many rows as background takers run at once, never the window's limit, which the
 -- row locks alone hold.
 CREATE FUNCTION take_dhmad_budget(n integer, reuse_after_ms bigint, jump_queue boolean,
@@ -36,6 +36,7 @@ BEGIN
                              OFFSET reserve + n - 1 LIMIT 1)
                            <= now() - reuse_after_ms * interval '1 millisecond'))
                OR (share > 0
+                   AND EXISTS (SELECT 1 FROM checkout_queue)
                    AND (SELECT count(*) FROM dhmad_budget
                          WHERE background
                            AND used_at > now() - reuse_after_ms * interval '1 millisecond')

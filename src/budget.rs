@@ -24,8 +24,9 @@ pub fn background_reserve(limit: u32) -> i32 {
     i32::try_from(limit / 5).unwrap_or(i32::MAX)
 }
 
-/// How much of each window background jobs may take even while buyers wait in line: a tenth
-/// (none of a budget under ten calls, where one call is a checkout's half).
+/// How much of each window background jobs may take while buyers wait in line: about a tenth
+/// (concurrent takers may each find it unspent; none of a budget under ten calls, where one
+/// call is a checkout's half).
 pub fn background_share(limit: u32) -> i32 {
     i32::try_from(limit / 10).unwrap_or(i32::MAX)
 }

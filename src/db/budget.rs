@@ -14,9 +14,9 @@ pub enum Claimant {
     /// A new checkout: only when no checkout is queued (else it queues behind them).
     NewCheckout,
     /// Background jobs: when no checkout is queued and `reserve` rows stay free after the
-    /// take, so the next buyers find the budget they need; and whatever waits, while fewer
-    /// than `share` of the window's calls are background work's, so that a line that never
-    /// empties does not hold back every deliver and repair.
+    /// take, so the next buyers find the budget they need; while checkouts are queued, as
+    /// long as fewer than `share` of the window's calls are background work's, so that a line
+    /// that never empties does not hold back every deliver and repair.
     Background { reserve: i32, share: i32 },
 }
 
@@ -188,8 +188,8 @@ pub async fn next_free_in(
 }
 
 /// How long until background work may take a row: when no checkout waits and a row beyond
-/// the buyers' `reserve` is free, or when a row is free and fewer than `share` of the window's
-/// rows are background work's, whichever comes first. Zero when it may now, or when only the
+/// the buyers' `reserve` is free, or, while checkouts wait, when a row is free and fewer than
+/// `share` of the window's rows are background work's. Zero when it may now, or when only the
 /// line's end would let it (which no one can tell).
 pub async fn background_next_in(
     e: impl PgExecutor<'_>,
@@ -207,7 +207,7 @@ pub async fn background_next_in(
                 WHERE NOT EXISTS (SELECT 1 FROM checkout_queue)),
            first_free AS (SELECT min(used_at) AS at FROM dhmad_budget),
            in_share AS (
-               SELECT CASE WHEN $3::int <= 0 THEN NULL
+               SELECT CASE WHEN $3::int <= 0 OR NOT EXISTS (SELECT 1 FROM checkout_queue) THEN NULL
                            WHEN (SELECT count(*) FROM mine) < $3::int THEN (SELECT at FROM first_free)
                            ELSE greatest((SELECT at FROM first_free),
                                          (SELECT used_at FROM mine ORDER BY used_at

@@ -1,15 +1,24 @@
-//! Checkouts waiting for DHMAD's budget (`checkout_queue`), first come first served.
+//! Checkouts waiting for DHMAD's budget (`checkout_queue`), clients in turn and each round
+//! first come first served (migration `20261209020000`): a client's k-th checkout in line is
+//! served after every client's (k-1)-th. A checkout no client sent is a client of its own.
 
 use std::time::Duration;
 
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-/// Queues the order's checkout; one already queued keeps its place (and its worker).
-pub async fn enqueue(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<()> {
+/// Queues the order's checkout for `client` (its rate-limit key); one already queued keeps
+/// its place (and its worker).
+pub async fn enqueue(
+    e: impl PgExecutor<'_>,
+    order_id: Uuid,
+    client: Option<&str>,
+) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO checkout_queue (order_id) VALUES ($1) ON CONFLICT (order_id) DO NOTHING",
-        order_id
+        "INSERT INTO checkout_queue (order_id, client_key) VALUES ($1, $2)
+         ON CONFLICT (order_id) DO NOTHING",
+        order_id,
+        client
     )
     .execute(e)
     .await?;
@@ -45,30 +54,43 @@ pub async fn requeue_stranded(
     Ok(done.rows_affected())
 }
 
-/// The order's place: how many queued checkouts ahead of it still wait for their calls (those
-/// a worker is serving have them already); `None` if it is not queued.
+/// The order's place: how many queued checkouts would be served before it and still wait for
+/// their calls (those a worker is serving have them already); `None` if it is not queued. A
+/// client's turn can move back: another client's first checkout comes before its second.
 pub async fn ahead_of(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar!(
-        r#"SELECT (SELECT count(*) FROM checkout_queue q
-                   WHERE (q.queued_at, q.order_id) < (me.queued_at, me.order_id)
+        r#"WITH line AS (
+               SELECT order_id, queued_at, claimed_until,
+                      row_number() OVER (PARTITION BY coalesce(client_key, order_id::text)
+                                         ORDER BY queued_at, order_id) AS turn
+                 FROM checkout_queue)
+           SELECT (SELECT count(*) FROM line q
+                   WHERE (q.turn, q.queued_at, q.order_id) < (me.turn, me.queued_at, me.order_id)
                      AND (q.claimed_until IS NULL OR q.claimed_until < now())) AS "ahead!"
-           FROM checkout_queue me WHERE me.order_id = $1"#,
+           FROM line me WHERE me.order_id = $1"#,
         order_id
     )
     .fetch_optional(e)
     .await
 }
 
-/// Claims the oldest queued checkout no live worker holds, for `lease` (a worker that dies
-/// leaves it to another once the lease runs out).
+/// Claims the next queued checkout in turn (module doc) that no live worker holds, for
+/// `lease` (a worker that dies leaves it to another once the lease runs out).
 pub async fn claim_next(e: impl PgExecutor<'_>, lease: Duration) -> sqlx::Result<Option<Uuid>> {
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     sqlx::query_scalar!(
-        "UPDATE checkout_queue SET claimed_until = now() + $1::bigint * interval '1 millisecond'
-         WHERE order_id = (
-             SELECT order_id FROM checkout_queue
-             WHERE claimed_until IS NULL OR claimed_until < now()
-             ORDER BY queued_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+        "WITH line AS (
+             SELECT order_id,
+                    row_number() OVER (PARTITION BY coalesce(client_key, order_id::text)
+                                       ORDER BY queued_at, order_id) AS turn
+               FROM checkout_queue),
+         next AS (
+             SELECT q.order_id FROM checkout_queue q JOIN line USING (order_id)
+              WHERE q.claimed_until IS NULL OR q.claimed_until < now()
+              ORDER BY line.turn, q.queued_at, q.order_id
+              LIMIT 1 FOR UPDATE OF q SKIP LOCKED)
+         UPDATE checkout_queue SET claimed_until = now() + $1::bigint * interval '1 millisecond'
+         WHERE order_id = (SELECT order_id FROM next)
          RETURNING order_id",
         lease_ms
     )

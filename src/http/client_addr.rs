@@ -154,6 +154,17 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// Runs a buyer's request as work for its client (`orders::client`): what it may cost others
+/// (its looks at DHMAD's pages, its turns in the checkout line) is counted by it. Inside
+/// `to_the_end`'s task, so that the work it goes on with is counted too.
+pub async fn for_its_client(
+    client: ClientAddr,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    crate::orders::client::scope(client.key, next.run(req)).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::{forwarded_for, limit_key, parse_entry};

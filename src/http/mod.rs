@@ -142,9 +142,12 @@ fn routes(state: &AppState) -> Router<AppState> {
     // creating an escrow that only the reconciler, long after, would look for.
     let to_the_end =
         axum::middleware::from_fn_with_state(state.clone(), to_the_end::run_to_the_end);
+    let for_its_client =
+        axum::middleware::from_fn_with_state(state.clone(), client_addr::for_its_client);
     let checkout = Router::new()
         .route("/checkout", post(checkout::form))
         .route("/api/checkout", post(checkout::json))
+        .route_layer(for_its_client.clone())
         .route_layer(to_the_end.clone())
         .route_layer(checkout_limit)
         .route_layer(no_store.clone());
@@ -156,6 +159,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/orders/{id}/dispute", post(orders::dispute))
         .route("/orders/{id}/sign", post(orders::sign))
         .route("/orders/{id}/review-proof", post(orders::review_proof))
+        .route_layer(for_its_client)
         .route_layer(to_the_end)
         .route_layer(action_limit)
         .route_layer(no_store);

@@ -16,19 +16,11 @@ use axum::{
 };
 use tracing::Instrument;
 
-use super::client_addr::ClientAddr;
-use crate::{orders::looks, state::AppState};
+use crate::state::AppState;
 
-pub async fn run_to_the_end(
-    State(s): State<AppState>,
-    client: ClientAddr,
-    req: Request,
-    next: Next,
-) -> Response {
-    // In the request's span: its logs keep the request id and route. Its looks at DHMAD's
-    // pages count against its client's allowance (`orders::looks`).
-    let work = looks::for_client(client.key, next.run(req));
-    match s.work.spawn(work.in_current_span()).await {
+pub async fn run_to_the_end(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    // In the request's span: its logs keep the request id and route.
+    match s.work.spawn(next.run(req).in_current_span()).await {
         Ok(answer) => answer,
         // The panic catcher outside answers it, as if it had happened here.
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

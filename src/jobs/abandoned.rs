@@ -15,7 +15,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     let mut cancelled = 0;
     for order_id in db::orders::list_abandoned(&state.pool, grace, BATCH, None).await? {
         // Cancelling calls DHMAD: checkouts come first. Nothing new once shutdown started.
-        if reconciler::must_leave_budget_to_checkouts(state) || state.stopping() {
+        if reconciler::must_leave_budget_to_checkouts(state).await || state.stopping() {
             break;
         }
         match actions::cancel_abandoned(state, order_id, grace).await {

@@ -33,7 +33,7 @@ pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
     let mut budget_spent = false;
     while claimed < BATCH && !state.stopping() {
         // DHMAD's rate-limit window is shared with checkouts, which come first.
-        let dhmad_calls = !budget_spent && !reconciler::must_leave_budget_to_checkouts(state);
+        let dhmad_calls = !budget_spent && !reconciler::must_leave_budget_to_checkouts(state).await;
         let Some(job) = db::outbox::claim(&state.pool, lease(&state.config), dhmad_calls).await?
         else {
             break;

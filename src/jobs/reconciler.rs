@@ -29,8 +29,8 @@ const HOT_QUIET: time::Duration = time::Duration::seconds(45);
 /// A deliver that gave up is queued again after this long.
 const DELIVER_AGAIN_AFTER: time::Duration = time::Duration::minutes(15);
 
-/// Calls of DHMAD's rate-limit window kept for buyers where no budget is kept: below this,
-/// background work waits (what it would check is never urgent; a checkout is).
+/// Calls of DHMAD's rate-limit window kept for buyers: below this, background work waits
+/// (what it would check is never urgent; a checkout is), unless checkouts wait in line.
 const RESERVE_FOR_CHECKOUT: u32 = 25;
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -74,20 +74,25 @@ fn sync_backoff(failures: i32) -> time::Duration {
 }
 
 /// Whether background work must leave DHMAD's current rate-limit window to checkouts, as
-/// DHMAD's own headers tell it: only where no budget is kept (`DHMAD_RATE_LIMIT=0`). With one,
-/// the budget's reserve and background work's share decide, for every instance at once
-/// (`db::budget::Claimant::Background`); the headers' rule stopped all background work
-/// whenever buyers kept DHMAD's window low, which a checkout line that never empties does for
-/// as long as it lasts. (A 429 still pauses everything: `budget::BudgetGate::rate_limited`.)
-pub fn must_leave_budget_to_checkouts(state: &AppState) -> bool {
+/// DHMAD's own headers tell it (few calls left: another user of the key may be spending them,
+/// which the budget does not see). Not while checkouts wait in line with a budget kept: the
+/// line is what keeps the window low then, and the budget's share for background work decides
+/// (`db::budget::Claimant::Background`); the headers' rule held back every deliver and repair
+/// for as long as a line lasted. The line unreadable, background work yields.
+pub async fn must_leave_budget_to_checkouts(state: &AppState) -> bool {
+    if !must_yield(state.dhmad.rate_limit(), OffsetDateTime::now_utc()) {
+        return false;
+    }
     state.config.dhmad_budget.calls == 0
-        && must_yield(state.dhmad.rate_limit(), OffsetDateTime::now_utc())
+        || db::checkout_queue::len(&state.pool)
+            .await
+            .map_or(true, |waiting| waiting == 0)
 }
 
 /// Whether to stop the pass here: the budget is the buyers' (`report.yielded`), or shutdown
 /// has started.
-fn yield_now(state: &AppState, report: &mut Report) -> bool {
-    report.yielded = must_leave_budget_to_checkouts(state);
+async fn yield_now(state: &AppState, report: &mut Report) -> bool {
+    report.yielded = must_leave_budget_to_checkouts(state).await;
     report.yielded || state.stopping()
 }
 
@@ -166,7 +171,7 @@ pub async fn run_once_until(
     let in_flight = in_flight_limit(state);
     let late = || until.is_some_and(|u| tokio::time::Instant::now() >= u);
     for order in db::orders::list_unknown_creation(&state.pool, in_flight, BATCH).await? {
-        if yield_now(state, &mut report) {
+        if yield_now(state, &mut report).await {
             break;
         }
         if late() {
@@ -226,7 +231,7 @@ pub async fn run_once_until(
     state.metrics.reconciler_lag(lag);
     let mut changed = 0;
     for order in due {
-        if report.yielded || yield_now(state, &mut report) {
+        if report.yielded || yield_now(state, &mut report).await {
             break;
         }
         if late() {

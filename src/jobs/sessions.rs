@@ -29,7 +29,7 @@ async fn ask_about_left_pages(state: &AppState) -> anyhow::Result<()> {
             .await?;
     let mut learned = 0;
     for page in &pages {
-        if reconciler::must_leave_budget_to_checkouts(state) || state.stopping() {
+        if reconciler::must_leave_budget_to_checkouts(state).await || state.stopping() {
             break;
         }
         match left_pages::ask(state, page).await {

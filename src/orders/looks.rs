@@ -3,22 +3,14 @@
 //! checkout line, since a user waits; the per-page interval alone let one address that rotated
 //! the returns of a few orders of its own spend all of DHMAD's window, and every checkout
 //! waited. Past its allowance a request looks at nothing: its page says what the shop knows,
-//! and DHMAD's webhooks bring the rest. The client is the one the HTTP edge names for the
-//! request ([`for_client`]); work no client asked for (the jobs, the CLI) is not counted.
+//! and DHMAD's webhooks bring the rest. Counted by the request's client (`client`); work no
+//! client asked for (the jobs, the CLI) is not counted.
 
-use std::future::Future;
 use std::num::NonZeroU32;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-tokio::task_local! {
-    static CLIENT: String;
-}
-
-/// Runs `f` with its looks counted against `client` (its rate-limit key).
-pub async fn for_client<F: Future>(client: String, f: F) -> F::Output {
-    CLIENT.scope(client, f).await
-}
+use super::client;
 
 /// Each client's allowance of looks.
 pub struct Looks(DefaultKeyedRateLimiter<String>);
@@ -36,9 +28,7 @@ impl Looks {
     /// Whether the current request's client may have one more look now (always, outside a
     /// request).
     pub fn allow(&self) -> bool {
-        let allowed = CLIENT
-            .try_with(|client| self.0.check_key(client).is_ok())
-            .unwrap_or(true);
+        let allowed = client::with(|c| self.0.check_key(&c.to_owned()).is_ok()).unwrap_or(true);
         if !allowed {
             tracing::debug!("a client past its allowance of looks at DHMAD: not looking");
         }
@@ -59,12 +49,12 @@ mod tests {
     #[tokio::test]
     async fn a_client_past_its_burst_is_refused_and_others_are_not() {
         let looks = Looks::per_minute(10);
-        let ours = for_client("192.0.2.1".into(), async {
+        let ours = client::scope("192.0.2.1".into(), async {
             (0..8).filter(|_| looks.allow()).count()
         })
         .await;
         assert_eq!(ours, 5);
-        assert!(for_client("192.0.2.2".into(), async { looks.allow() }).await);
+        assert!(client::scope("192.0.2.2".into(), async { looks.allow() }).await);
         // Outside a request: not counted.
         assert!((0..20).all(|_| looks.allow()));
     }

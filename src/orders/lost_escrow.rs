@@ -60,13 +60,13 @@ fn names(e: &Escrow, order_id: Uuid) -> bool {
 }
 
 /// Whether the escrow holds what the shop asked DHMAD for when it created the order's: its
-/// amount, currency and mode (a mode DHMAD leaves out is not held against it). The title and
-/// the buyer are not enough: any DHMAD user can create an escrow that names the merchant as
-/// seller, with any title (an order's reference is on its page), and pay it. Taken up, a cheap
-/// one paid an instant order, which then handed over its good.
+/// amount, and its currency and mode where DHMAD gives them (its list gives no currency,
+/// §2.2). The title and the buyer are not enough: any DHMAD user can create an escrow that
+/// names the merchant as seller, with any title (an order's reference is on its page), and pay
+/// it. Taken up, a cheap one paid an instant order, which then handed over its good.
 fn same_terms(e: &Escrow, amount: Decimal, currency: &str, mode: Mode) -> bool {
     e.amount == Some(amount)
-        && e.currency.as_ref().map_or("TND", |c| c.as_str()) == currency
+        && e.currency.as_ref().is_none_or(|c| c.as_str() == currency)
         && e.mode.as_ref().is_none_or(|m| *m == mode.to_dhmad())
 }
 
@@ -378,7 +378,9 @@ pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
     let since = (oldest - MARGIN).max(now - DUPLICATE_WINDOW);
     // A title carries the order's short reference (32 bits), which two orders can share: the
     // buyer must match too, as for `reconcile_creation`, and `cancel_duplicate` keeps an
-    // escrow any order holds.
+    // escrow any order holds. Not the terms: the order's amount follows edits of its escrow,
+    // which a duplicate does not share, and nothing here fulfils (a paid one is flagged for
+    // the merchant, whoever made it).
     let named = |e: &Escrow| {
         watched
             .iter()
@@ -387,7 +389,6 @@ pub async fn sweep_duplicates(state: &AppState) -> OrderResult<usize> {
                     && o.escrow_id.as_deref() != Some(e.id.as_str())
                     && e.buyer_email()
                         .is_none_or(|b| b.eq_ignore_ascii_case(&o.buyer_email))
-                    && same_terms(e, o.amount, &o.currency, o.mode)
             })
             .map(|o| o.id)
     };
@@ -419,6 +420,52 @@ mod tests {
         // No readable count: a full page may have more behind it.
         assert!(!is_last_page(1, 0, 100, 100));
         assert!(is_last_page(2, 0, 40, 100));
+    }
+
+    #[test]
+    fn an_escrow_is_the_orders_only_on_its_terms() {
+        let listed = |extra: serde_json::Value| -> Escrow {
+            let mut e = serde_json::json!({
+                "id": "66aa00000000000000000001", "title": "t", "amount": 120,
+                "status": "pending", "mode": "quick"
+            });
+            e.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value(e).unwrap()
+        };
+        let usd = Decimal::new(120_000, 3);
+        // DHMAD's list gives no currency: a USD order's own escrow is still its own.
+        assert!(same_terms(
+            &listed(serde_json::json!({})),
+            usd,
+            "USD",
+            Mode::Quick
+        ));
+        assert!(same_terms(
+            &listed(serde_json::json!({"currency": "USD"})),
+            usd,
+            "USD",
+            Mode::Quick
+        ));
+        assert!(!same_terms(
+            &listed(serde_json::json!({"currency": "EUR"})),
+            usd,
+            "USD",
+            Mode::Quick
+        ));
+        assert!(!same_terms(
+            &listed(serde_json::json!({"amount": 5})),
+            usd,
+            "USD",
+            Mode::Quick
+        ));
+        assert!(!same_terms(
+            &listed(serde_json::json!({"mode": "instant"})),
+            usd,
+            "USD",
+            Mode::Quick
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod call_log;
 pub mod checkout;
+pub mod client;
 mod error;
 pub mod fulfilment;
 pub mod left_pages;

@@ -1,7 +1,7 @@
 //! Checkouts past DHMAD's rate limit wait in line instead of failing: the order is saved, the
 //! buyer waits on a page that refreshes itself (`GET /orders/{id}/checkout`), and a worker on
-//! any instance makes the order's DHMAD calls as the shared budget frees up, first come first
-//! served. A checkout never jumps the line (`Claimant::NewCheckout`).
+//! any instance makes the order's DHMAD calls as the shared budget frees up, its clients in
+//! turn (`db::checkout_queue`). A checkout never jumps the line (`Claimant::NewCheckout`).
 
 use std::time::Duration;
 
@@ -81,10 +81,11 @@ pub async fn place(state: &AppState, order_id: Uuid) -> OrderResult<Option<Place
     }))
 }
 
-/// Puts the order in line (it keeps its place if already there) and wakes this instance's
-/// worker.
+/// Puts the order in line for the current client (it keeps its place if already there) and
+/// wakes this instance's worker.
 pub async fn enqueue(state: &AppState, order_id: Uuid) -> OrderResult<Place> {
-    db::checkout_queue::enqueue(&state.pool, order_id).await?;
+    let client = super::client::current();
+    db::checkout_queue::enqueue(&state.pool, order_id, client.as_deref()).await?;
     joined(state, order_id).await
 }
 

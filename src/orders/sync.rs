@@ -231,7 +231,16 @@ pub async fn on_callback(state: &AppState, session_id: &str) -> OrderResult<Retu
 pub(super) async fn may_look_at_page(state: &AppState, session_id: &str) -> sqlx::Result<bool> {
     let recheck = time::Duration::try_from(state.config.edge.callback_recheck)
         .unwrap_or(time::Duration::SECOND);
-    Ok(db::sessions::claim_check(&state.pool, session_id, recheck).await? && state.looks.allow())
+    if !db::sessions::claim_check(&state.pool, session_id, recheck).await? {
+        return Ok(false);
+    }
+    // Past its client's allowance, the page's interval is given back: the page's buyer (or a
+    // merchant) looking next is not held back by whoever spent it.
+    if !state.looks.allow() {
+        db::sessions::forget_check(&state.pool, session_id).await?;
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Reads the page's session from DHMAD and records its status, but `completed`, which

@@ -262,6 +262,17 @@ async fn the_api_answers_202_in_line_and_every_instance_shares_one_budget(pool: 
     assert_ne!(id, first.order_id);
     assert_eq!(location, format!("/api/orders/{id}"));
     assert_eq!(place["ahead"], 0);
+    let client: Option<String> =
+        sqlx::query_scalar("SELECT client_key FROM checkout_queue WHERE order_id = $1")
+            .bind(id)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        client.as_deref(),
+        Some("127.0.0.1"),
+        "waits as its client's"
+    );
     // Sent again with its key while waiting: the same order keeps its place.
     let again: Value = queued(&w.app).await.unwrap().json().await.unwrap();
     assert_eq!(again["order_id"], place["order_id"]);
@@ -325,7 +336,9 @@ async fn checkouts_come_before_background_work_in_one_budget(pool: PgPool) {
     // the line's own turn (interactive) may take the last call.
     db::budget::resize(&pool, 20).await.unwrap();
     let order = seed_awaiting(&pool).await;
-    db::checkout_queue::enqueue(&pool, order).await.unwrap();
+    db::checkout_queue::enqueue(&pool, order, None)
+        .await
+        .unwrap();
     assert!(!take(1, Claimant::NewCheckout).await.unwrap());
     assert!(!take(1, background).await.unwrap());
     assert!(take(1, Claimant::Interactive).await.unwrap());
@@ -368,7 +381,9 @@ async fn background_work_keeps_a_share_of_each_window_while_buyers_wait(pool: Pg
         share: 2,
     };
     let order = seed_awaiting(&pool).await;
-    db::checkout_queue::enqueue(&pool, order).await.unwrap();
+    db::checkout_queue::enqueue(&pool, order, None)
+        .await
+        .unwrap();
     assert!(!take(1, Claimant::NewCheckout).await.unwrap(), "queues");
     let no_share = Claimant::Background {
         reserve: 4,
@@ -413,6 +428,66 @@ async fn background_work_keeps_a_share_of_each_window_while_buyers_wait(pool: Pg
         "no background row in the window"
     );
     assert!(!take(1, background).await.unwrap());
+
+    // With no one in line, the share is no way around the buyers' reserve.
+    db::checkout_queue::remove(&pool, order).await.unwrap();
+    sqlx::query(
+        "UPDATE dhmad_budget SET background = false,
+                used_at = CASE WHEN slot < 4 THEN 'epoch'::timestamptz ELSE now() END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(
+        !take(1, background).await.unwrap(),
+        "the reserve is the buyers'"
+    );
+    let wait = db::budget::background_next_in(&pool, window, 4, 2)
+        .await
+        .unwrap();
+    assert!(wait > Duration::from_secs(55), "waits {wait:?}");
+}
+
+/// A few addresses, each within its rate limit, kept the line full of their own checkouts, and
+/// a buyer waited behind all of them: the line now serves clients in turn, each round first
+/// come first served, and a checkout no client sent is a client of its own.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_line_serves_its_clients_in_turn(pool: PgPool) {
+    let mut flood = Vec::new();
+    for i in 0..4 {
+        let order = seed_new(&pool, &format!("flood{i}@example.tn")).await;
+        db::checkout_queue::enqueue(&pool, order, Some("198.51.100.7"))
+            .await
+            .unwrap();
+        flood.push(order);
+    }
+    let buyer = seed_new(&pool, "buyer@example.tn").await;
+    db::checkout_queue::enqueue(&pool, buyer, Some("203.0.113.9"))
+        .await
+        .unwrap();
+    let put_back = seed_new(&pool, "put-back@example.tn").await;
+    db::checkout_queue::enqueue(&pool, put_back, None)
+        .await
+        .unwrap();
+    let ahead = |id| db::checkout_queue::ahead_of(&pool, id);
+    assert_eq!(
+        ahead(buyer).await.unwrap(),
+        Some(1),
+        "behind the flood's first only"
+    );
+    assert_eq!(ahead(put_back).await.unwrap(), Some(2));
+    assert_eq!(ahead(flood[1]).await.unwrap(), Some(3));
+    let mut served = Vec::new();
+    while let Some(id) = db::checkout_queue::claim_next(&pool, Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
+        served.push(id);
+    }
+    assert_eq!(
+        served,
+        [flood[0], buyer, put_back, flood[1], flood[2], flood[3]]
+    );
 }
 
 /// The same, end to end: a paid order's deliver reaches DHMAD while a checkout waits in line
@@ -584,13 +659,19 @@ async fn a_call_waits_while_the_budget_cannot_be_taken_from(pool: PgPool) {
 
 /// An order row to queue (the queue references orders).
 async fn seed_awaiting(pool: &PgPool) -> Uuid {
+    seed_new(pool, "q@example.tn").await
+}
+
+/// A new order of `buyer`'s, no DHMAD call made yet.
+async fn seed_new(pool: &PgPool, buyer: &str) -> Uuid {
     let id = Uuid::new_v4();
     sqlx::query(
         "INSERT INTO orders (id, sku, mode, buyer_email, amount, currency, status, owner_key)
-         VALUES ($1, $2, 'instant', 'q@example.tn', 10, 'TND', 'new', 'once:test')",
+         VALUES ($1, $2, 'instant', $3, 10, 'TND', 'new', 'once:test')",
     )
     .bind(id)
     .bind(SKU)
+    .bind(buyer)
     .execute(pool)
     .await
     .unwrap();
@@ -699,8 +780,8 @@ async fn refused_background_work_waits_for_a_row_beyond_the_reserve(pool: PgPool
         shared.clone(),
         limits,
         Claimant::Background {
-            reserve: 2,
-            share: 0,
+            reserve: storefront::budget::background_reserve(10),
+            share: storefront::budget::background_share(10),
         },
         Prepaid::none(),
     );

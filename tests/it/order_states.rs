@@ -20,6 +20,7 @@ async fn new_order(pool: &PgPool, email: &str) -> Option<uuid::Uuid> {
         claim: None,
         created: crate::common::line("order_created"),
         job: None,
+        client: None,
     };
     db::orders::insert_open(pool, &new)
         .await

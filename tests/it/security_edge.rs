@@ -339,6 +339,16 @@ async fn one_client_returning_on_many_pages_gets_a_few_looks_at_dhmad(pool: PgPo
         "{:?}",
         &calls[before..]
     );
+    // The pages not looked at keep no interval: their own buyer's next return may look.
+    let ids: Vec<String> = sessions.iter().map(|s| s.session_id.clone()).collect();
+    let unclaimed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM checkout_sessions WHERE session_id = ANY($1) AND checked_at IS NULL",
+    )
+    .bind(&ids)
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(unclaimed, i64::try_from(sessions.len() - looks).unwrap());
 }
 
 /// An instant order awaiting payment with escrow `escrow_id`, and DHMAD's signed `paid` for it

@@ -500,6 +500,7 @@ async fn open_order(
         claim: None,
         created: line("order_created"),
         job: None,
+        client: None,
     };
     db::orders::insert_open(&app.pool, &new)
         .await

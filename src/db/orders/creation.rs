@@ -37,6 +37,8 @@ pub struct NewOrder<'a> {
     pub created: NewEvent<'a>,
     /// The job queued with it (the confirmation e-mail), if any.
     pub job: Option<&'a str>,
+    /// The client whose checkout it is (its rate-limit key), for its turn in line.
+    pub client: Option<&'a str>,
 }
 
 /// Inserts an open order with its first timeline line and job (and, with `claim`, its DHMAD
@@ -73,7 +75,8 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
                INSERT INTO outbox_jobs (kind, order_id)
                SELECT $13::text, id FROM o WHERE $13::text IS NOT NULL),
            queued AS (
-               INSERT INTO checkout_queue (order_id) SELECT id FROM o WHERE $9 AND status = 'new')
+               INSERT INTO checkout_queue (order_id, client_key)
+               SELECT id, $17 FROM o WHERE $9 AND status = 'new')
            SELECT id AS "id!", sku AS "sku!", mode AS "mode!: Mode", buyer_email AS "buyer_email!",
                 amount AS "amount!", currency AS "currency!", status AS "status!: OrderStatus",
                 escrow_id, escrow_status, escrow_updated_at,
@@ -100,7 +103,8 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
         o.job,
         calls,
         reuse_after_ms,
-        taker
+        taker,
+        o.client
     )
     .fetch_optional(e)
     .await

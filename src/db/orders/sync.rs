@@ -278,10 +278,6 @@ pub struct Reconciled {
     pub id: Uuid,
     pub escrow_id: Option<String>,
     pub buyer_email: String,
-    /// What its escrow was created for (a duplicate holds the same).
-    pub amount: rust_decimal::Decimal,
-    pub currency: String,
-    pub mode: Mode,
     pub created_at: OffsetDateTime,
     pub reconciled_at: OffsetDateTime,
 }
@@ -293,8 +289,7 @@ pub async fn reconciled_since(
 ) -> sqlx::Result<Vec<Reconciled>> {
     sqlx::query_as!(
         Reconciled,
-        r#"SELECT o.id, o.escrow_id, o.buyer_email, o.amount, o.currency, o.mode AS "mode: Mode",
-                  o.created_at,
+        r#"SELECT o.id, o.escrow_id, o.buyer_email, o.created_at,
                   max(ev.created_at) AS "reconciled_at!"
              FROM orders o
              JOIN order_events ev ON ev.order_id = o.id

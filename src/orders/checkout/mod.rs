@@ -294,6 +294,7 @@ async fn insert_order(
     owner: &str,
     claim: Option<db::orders::ClaimCalls>,
 ) -> OrderResult<Option<Order>> {
+    let client = super::client::current();
     let new = db::orders::NewOrder {
         sku: &p.sku,
         mode: p.mode,
@@ -309,6 +310,7 @@ async fn insert_order(
             public: Some("Order placed"),
         },
         job: Some(notify::CONFIRMATION),
+        client: client.as_deref(),
     };
     Ok(db::orders::insert_open(&state.pool, &new).await?)
 }

@@ -243,6 +243,7 @@ impl TestApp {
             created: line("order_created"),
             // Seeded orders have no e-mail queued: tests that need jobs add their own.
             job: None,
+            client: None,
         };
         db::orders::insert_open(&self.pool, &new)
             .await

@@ -1,0 +1,26 @@
+//! The client a request's work is done for, as the HTTP edge names it (its rate-limit key: an
+//! address, an IPv6 /64), set around the buyer's and the back office's requests
+//! (`http::to_the_end`). What one client may cost others is counted by it: its looks at
+//! DHMAD's pages (`looks`), its turns in the checkout line (`queue`). Work no client asked for
+//! (the jobs, the CLI) has none.
+
+use std::future::Future;
+
+tokio::task_local! {
+    static CLIENT: String;
+}
+
+/// Runs `f` as work for `client`.
+pub async fn scope<F: Future>(client: String, f: F) -> F::Output {
+    CLIENT.scope(client, f).await
+}
+
+/// What is asked of the current client, if the work has one.
+pub fn with<T>(f: impl FnOnce(&str) -> T) -> Option<T> {
+    CLIENT.try_with(|c| f(c)).ok()
+}
+
+/// The current client, if the work has one.
+pub fn current() -> Option<String> {
+    with(str::to_owned)
+}
