@@ -1,6 +1,7 @@
-//! Checkouts waiting for DHMAD's budget (`checkout_queue`), clients in turn and each round
-//! first come first served (migration `20261209020000`): a client's k-th checkout in line is
-//! served after every client's (k-1)-th. A checkout no client sent is a client of its own.
+//! Checkouts waiting for DHMAD's budget (`checkout_queue`), served in rounds, each round
+//! first come first served (migration `20261209020000`): a checkout joins the round after its
+//! client's last one still in line, and never one the line has left behind, so every client's
+//! first checkout goes before anyone's second. A checkout no client sent is a client of its own.
 
 use std::time::Duration;
 
@@ -15,7 +16,10 @@ pub async fn enqueue(
     client: Option<&str>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO checkout_queue (order_id, client_key) VALUES ($1, $2)
+        "INSERT INTO checkout_queue (order_id, client_key, round)
+         VALUES ($1, $2, greatest(
+             coalesce((SELECT max(round) FROM checkout_queue WHERE client_key = $2), 0) + 1,
+             coalesce((SELECT min(round) FROM checkout_queue), 1)))
          ON CONFLICT (order_id) DO NOTHING",
         order_id,
         client
@@ -37,8 +41,8 @@ pub async fn requeue_stranded(
     limit: i64,
 ) -> sqlx::Result<u64> {
     let done = sqlx::query!(
-        "INSERT INTO checkout_queue (order_id)
-         SELECT o.id FROM orders o
+        "INSERT INTO checkout_queue (order_id, round)
+         SELECT o.id, (SELECT coalesce(min(round), 1) FROM checkout_queue) FROM orders o
           WHERE o.status = 'new' AND o.failure_reason IS NULL
             AND o.updated_at < now() - $1::bigint * interval '1 millisecond'
             AND o.created_at > now() - $2::bigint * interval '1 millisecond'
@@ -55,19 +59,14 @@ pub async fn requeue_stranded(
 }
 
 /// The order's place: how many queued checkouts would be served before it and still wait for
-/// their calls (those a worker is serving have them already); `None` if it is not queued. A
-/// client's turn can move back: another client's first checkout comes before its second.
+/// their calls (those a worker is serving have them already); `None` if it is not queued. It
+/// can grow: another client's first checkout comes before this client's second.
 pub async fn ahead_of(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar!(
-        r#"WITH line AS (
-               SELECT order_id, queued_at, claimed_until,
-                      row_number() OVER (PARTITION BY coalesce(client_key, order_id::text)
-                                         ORDER BY queued_at, order_id) AS turn
-                 FROM checkout_queue)
-           SELECT (SELECT count(*) FROM line q
-                   WHERE (q.turn, q.queued_at, q.order_id) < (me.turn, me.queued_at, me.order_id)
+        r#"SELECT (SELECT count(*) FROM checkout_queue q
+                   WHERE (q.round, q.queued_at, q.order_id) < (me.round, me.queued_at, me.order_id)
                      AND (q.claimed_until IS NULL OR q.claimed_until < now())) AS "ahead!"
-           FROM line me WHERE me.order_id = $1"#,
+           FROM checkout_queue me WHERE me.order_id = $1"#,
         order_id
     )
     .fetch_optional(e)
@@ -79,18 +78,11 @@ pub async fn ahead_of(e: impl PgExecutor<'_>, order_id: Uuid) -> sqlx::Result<Op
 pub async fn claim_next(e: impl PgExecutor<'_>, lease: Duration) -> sqlx::Result<Option<Uuid>> {
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     sqlx::query_scalar!(
-        "WITH line AS (
-             SELECT order_id,
-                    row_number() OVER (PARTITION BY coalesce(client_key, order_id::text)
-                                       ORDER BY queued_at, order_id) AS turn
-               FROM checkout_queue),
-         next AS (
-             SELECT q.order_id FROM checkout_queue q JOIN line USING (order_id)
-              WHERE q.claimed_until IS NULL OR q.claimed_until < now()
-              ORDER BY line.turn, q.queued_at, q.order_id
-              LIMIT 1 FOR UPDATE OF q SKIP LOCKED)
-         UPDATE checkout_queue SET claimed_until = now() + $1::bigint * interval '1 millisecond'
-         WHERE order_id = (SELECT order_id FROM next)
+        "UPDATE checkout_queue SET claimed_until = now() + $1::bigint * interval '1 millisecond'
+         WHERE order_id = (
+             SELECT order_id FROM checkout_queue
+             WHERE claimed_until IS NULL OR claimed_until < now()
+             ORDER BY round, queued_at, order_id LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING order_id",
         lease_ms
     )

@@ -259,6 +259,25 @@ pub async fn forget_check(e: impl PgExecutor<'_>, session_id: &str) -> sqlx::Res
     Ok(())
 }
 
+/// Gives back a claim of [`claim_check`] whose look was not made: the session reads as looked
+/// at `interval` ago, so another may look at once while a longer interval still holds.
+pub async fn release_check(
+    e: impl PgExecutor<'_>,
+    session_id: &str,
+    interval: time::Duration,
+) -> sqlx::Result<()> {
+    let interval_ms = interval.whole_milliseconds() as i64;
+    sqlx::query!(
+        "UPDATE checkout_sessions SET checked_at = now() - $2::bigint * interval '1 millisecond'
+         WHERE session_id = $1",
+        session_id,
+        interval_ms
+    )
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 /// Claims the right to ask DHMAD about the session now: true at most once per `interval`,
 /// across every instance (the row decides).
 pub async fn claim_check(

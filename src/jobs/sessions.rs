@@ -6,6 +6,7 @@
 
 use crate::orders::left_pages::{self, ASK_AGAIN_AFTER, ASK_FOR, CANCELLATION_ACTIONS};
 use crate::orders::sessions::CLOCK_LEEWAY;
+use crate::orders::OrderError;
 use crate::{db, jobs::reconciler, state::AppState};
 
 /// Left pages asked about per pass.
@@ -35,6 +36,8 @@ async fn ask_about_left_pages(state: &AppState) -> anyhow::Result<()> {
         match left_pages::ask(state, page).await {
             Ok(true) => learned += 1,
             Ok(false) => {}
+            // The budget holds DHMAD's calls back: the other pages would be held back too.
+            Err(OrderError::Busy { .. }) => break,
             Err(e) => {
                 tracing::warn!(error = %e, cause = e.cause(), session = ?page, "could not learn how a left page ended");
             }

@@ -1,6 +1,5 @@
 //! The client a request's work is done for, as the HTTP edge names it (its rate-limit key: an
-//! address, an IPv6 /64), set around the buyer's and the back office's requests
-//! (`http::to_the_end`). What one client may cost others is counted by it: its looks at
+//! address, an IPv6 /64), set around the buyer's requests (`http::client_addr::for_its_client`). What one client may cost others is counted by it: its looks at
 //! DHMAD's pages (`looks`), its turns in the checkout line (`queue`). Work no client asked for
 //! (the jobs, the CLI) has none.
 

@@ -54,12 +54,13 @@ pub async fn ask(state: &AppState, page: &Session) -> OrderResult<bool> {
             db::sessions::expire_if_pending(&state.pool, id).await?;
             return Ok(false);
         }
-        // Held back by the budget: nothing was asked, so it is asked at the next sweep.
-        Err(e) if super::error::busy_for(&e).is_some() => {
-            db::sessions::forget_check(&state.pool, id).await?;
-            return Ok(false);
-        }
         Err(e) => {
+            // Held back by the budget: nothing was asked, so it is asked at the next sweep,
+            // and the sweep asks about no other page now (`Busy`).
+            if let Some(retry_after) = super::error::busy_for(&e) {
+                db::sessions::forget_check(&state.pool, id).await?;
+                return Err(OrderError::Busy { retry_after });
+            }
             tracing::warn!(error = %e, session = ?page, "could not read a left page from DHMAD");
             return Ok(false);
         }

@@ -60,13 +60,16 @@ fn names(e: &Escrow, order_id: Uuid) -> bool {
 }
 
 /// Whether the escrow holds what the shop asked DHMAD for when it created the order's: its
-/// amount, and its currency and mode where DHMAD gives them (its list gives no currency,
-/// §2.2). The title and the buyer are not enough: any DHMAD user can create an escrow that
-/// names the merchant as seller, with any title (an order's reference is on its page), and pay
-/// it. Taken up, a cheap one paid an instant order, which then handed over its good.
+/// amount, currency and mode (a mode DHMAD leaves out is not held against it). The title and
+/// the buyer are not enough: any DHMAD user can create an escrow that names the merchant as
+/// seller, with any title (an order's reference is on its page), and pay it. Taken up, a cheap
+/// one paid an instant order, which then handed over its good. A currency left out is TND, as
+/// DHMAD reads it: its list gives none (§2.2), so a USD or EUR order's own escrow is not found
+/// there and the order is retried; the duplicate sweep, by title and buyer, then cancels the
+/// first (a TND escrow of the same face amount would otherwise pay for a third of the price).
 fn same_terms(e: &Escrow, amount: Decimal, currency: &str, mode: Mode) -> bool {
     e.amount == Some(amount)
-        && e.currency.as_ref().is_none_or(|c| c.as_str() == currency)
+        && e.currency.as_ref().map_or("TND", |c| c.as_str()) == currency
         && e.mode.as_ref().is_none_or(|m| *m == mode.to_dhmad())
 }
 
@@ -435,11 +438,17 @@ mod tests {
             serde_json::from_value(e).unwrap()
         };
         let usd = Decimal::new(120_000, 3);
-        // DHMAD's list gives no currency: a USD order's own escrow is still its own.
-        assert!(same_terms(
+        // A currency left out is TND: a TND escrow of the same face amount is no USD order's.
+        assert!(!same_terms(
             &listed(serde_json::json!({})),
             usd,
             "USD",
+            Mode::Quick
+        ));
+        assert!(same_terms(
+            &listed(serde_json::json!({})),
+            usd,
+            "TND",
             Mode::Quick
         ));
         assert!(same_terms(

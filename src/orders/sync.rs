@@ -234,10 +234,11 @@ pub(super) async fn may_look_at_page(state: &AppState, session_id: &str) -> sqlx
     if !db::sessions::claim_check(&state.pool, session_id, recheck).await? {
         return Ok(false);
     }
-    // Past its client's allowance, the page's interval is given back: the page's buyer (or a
-    // merchant) looking next is not held back by whoever spent it.
+    // Past its client's allowance, the page is marked as looked at one interval ago: the
+    // page's own buyer looking next is not held back by whoever spent it (and the sweeper's
+    // longer interval for left pages is not reset, as no mark would).
     if !state.looks.allow() {
-        db::sessions::forget_check(&state.pool, session_id).await?;
+        db::sessions::release_check(&state.pool, session_id, recheck).await?;
         return Ok(false);
     }
     Ok(true)

@@ -449,26 +449,30 @@ async fn background_work_keeps_a_share_of_each_window_while_buyers_wait(pool: Pg
 }
 
 /// A few addresses, each within its rate limit, kept the line full of their own checkouts, and
-/// a buyer waited behind all of them: the line now serves clients in turn, each round first
-/// come first served, and a checkout no client sent is a client of its own.
+/// a buyer waited behind all of them: the line now serves its clients in rounds, each round
+/// first come first served, a checkout no client sent being a client of its own. Served, a
+/// checkout leaves the line: the rounds are fixed as checkouts join, or a client's second would
+/// become its first, older than the buyer's, as soon as the first was served.
 #[sqlx::test(migrations = "./migrations")]
 async fn the_line_serves_its_clients_in_turn(pool: PgPool) {
+    let join = |id, client: Option<&'static str>| {
+        let pool = pool.clone();
+        async move {
+            db::checkout_queue::enqueue(&pool, id, client)
+                .await
+                .unwrap();
+        }
+    };
     let mut flood = Vec::new();
     for i in 0..4 {
         let order = seed_new(&pool, &format!("flood{i}@example.tn")).await;
-        db::checkout_queue::enqueue(&pool, order, Some("198.51.100.7"))
-            .await
-            .unwrap();
+        join(order, Some("198.51.100.7")).await;
         flood.push(order);
     }
     let buyer = seed_new(&pool, "buyer@example.tn").await;
-    db::checkout_queue::enqueue(&pool, buyer, Some("203.0.113.9"))
-        .await
-        .unwrap();
+    join(buyer, Some("203.0.113.9")).await;
     let put_back = seed_new(&pool, "put-back@example.tn").await;
-    db::checkout_queue::enqueue(&pool, put_back, None)
-        .await
-        .unwrap();
+    join(put_back, None).await;
     let ahead = |id| db::checkout_queue::ahead_of(&pool, id);
     assert_eq!(
         ahead(buyer).await.unwrap(),
@@ -477,20 +481,40 @@ async fn the_line_serves_its_clients_in_turn(pool: PgPool) {
     );
     assert_eq!(ahead(put_back).await.unwrap(), Some(2));
     assert_eq!(ahead(flood[1]).await.unwrap(), Some(3));
+    // Each served checkout leaves the line before the next is taken, as the worker does.
+    let serve_next = || async {
+        let id = db::checkout_queue::claim_next(&pool, Duration::from_secs(60))
+            .await
+            .unwrap()?;
+        db::checkout_queue::remove(&pool, id).await.unwrap();
+        Some(id)
+    };
+    assert_eq!(serve_next().await, Some(flood[0]));
+    assert_eq!(ahead(buyer).await.unwrap(), Some(0));
+    // A client arriving now joins the round still being served.
+    let late = seed_new(&pool, "late@example.tn").await;
+    join(late, Some("192.0.2.50")).await;
     let mut served = Vec::new();
-    while let Some(id) = db::checkout_queue::claim_next(&pool, Duration::from_secs(60))
-        .await
-        .unwrap()
-    {
+    while let Some(id) = serve_next().await {
         served.push(id);
     }
     assert_eq!(
         served,
-        [flood[0], buyer, put_back, flood[1], flood[2], flood[3]]
+        [buyer, put_back, late, flood[1], flood[2], flood[3]]
     );
+    // Its checkouts all served, a client starts again in the line's round, not behind itself.
+    let again = seed_new(&pool, "again@example.tn").await;
+    join(again, Some("198.51.100.7")).await;
+    let round: i32 = sqlx::query_scalar("SELECT round FROM checkout_queue WHERE order_id = $1")
+        .bind(again)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(round, 1);
 }
 
-/// The same, end to end: a paid order's deliver reaches DHMAD while a checkout waits in line
+/// Background work's share, end to end: a paid order's deliver reaches DHMAD while a checkout
+/// waits in line
 /// the whole time. It waited for the line to empty, and for DHMAD's headers to show more than
 /// a few calls left in its window (here 18 of 20 after the checkout), which a lasting line
 /// keeps them from showing.

@@ -75,8 +75,11 @@ pub async fn insert_open(e: impl PgExecutor<'_>, o: &NewOrder<'_>) -> sqlx::Resu
                INSERT INTO outbox_jobs (kind, order_id)
                SELECT $13::text, id FROM o WHERE $13::text IS NOT NULL),
            queued AS (
-               INSERT INTO checkout_queue (order_id, client_key)
-               SELECT id, $17 FROM o WHERE $9 AND status = 'new')
+               INSERT INTO checkout_queue (order_id, client_key, round)
+               SELECT id, $17, greatest(
+                   coalesce((SELECT max(round) FROM checkout_queue WHERE client_key = $17), 0) + 1,
+                   coalesce((SELECT min(round) FROM checkout_queue), 1))
+                 FROM o WHERE $9 AND status = 'new')
            SELECT id AS "id!", sku AS "sku!", mode AS "mode!: Mode", buyer_email AS "buyer_email!",
                 amount AS "amount!", currency AS "currency!", status AS "status!: OrderStatus",
                 escrow_id, escrow_status, escrow_updated_at,
