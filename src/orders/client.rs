@@ -1,7 +1,7 @@
 //! The client a request's work is done for, as the HTTP edge names it (its rate-limit key: an
-//! address, an IPv6 /64), set around the buyer's requests (`http::client_addr::for_its_client`). What one client may cost others is counted by it: its looks at
-//! DHMAD's pages (`looks`), its turns in the checkout line (`queue`). Work no client asked for
-//! (the jobs, the CLI) has none.
+//! address, an IPv6 /64), set around the buyer's requests (`http::client_addr::for_its_client`).
+//! What one client may cost others is counted by it: its looks at DHMAD's pages (`looks`), its
+//! turns in the checkout line (`queue`). Work no client asked for (the jobs, the CLI) has none.
 
 use std::future::Future;
 
@@ -14,12 +14,7 @@ pub async fn scope<F: Future>(client: String, f: F) -> F::Output {
     CLIENT.scope(client, f).await
 }
 
-/// What is asked of the current client, if the work has one.
-pub fn with<T>(f: impl FnOnce(&str) -> T) -> Option<T> {
-    CLIENT.try_with(|c| f(c)).ok()
-}
-
 /// The current client, if the work has one.
 pub fn current() -> Option<String> {
-    with(str::to_owned)
+    CLIENT.try_with(String::clone).ok()
 }

@@ -28,7 +28,7 @@ impl Looks {
     /// Whether the current request's client may have one more look now (always, outside a
     /// request).
     pub fn allow(&self) -> bool {
-        let allowed = client::with(|c| self.0.check_key(&c.to_owned()).is_ok()).unwrap_or(true);
+        let allowed = client::current().is_none_or(|c| self.0.check_key(&c).is_ok());
         if !allowed {
             tracing::debug!("a client past its allowance of looks at DHMAD: not looking");
         }
