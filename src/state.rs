@@ -271,9 +271,14 @@ type CallLog = tokio::sync::mpsc::Sender<crate::db::calls::NewCall>;
 const CALL_LOG_QUEUE: usize = 4096;
 /// Calls written by one statement at most.
 const CALL_LOG_BATCH: usize = 512;
+/// How long the first call of a batch waits for others. Writing each call as it came ran the
+/// log's `INSERT` beside the checkout's own statements on a small machine: a checkout took
+/// about 0.8 ms longer at the median (BENCHMARKS.md, item 34). The back office shows a call
+/// this much later; a process that ends writes at once.
+const CALL_LOG_GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Writes the queued calls: the first that arrives and every other already waiting, in one
-/// statement. Ends when the last handle to the queue is gone, when the pool closes, or, once it
+/// Writes the queued calls: the first that arrives and every other queued within
+/// [`CALL_LOG_GATHER`] of it, in one statement. Ends when the last handle to the queue is gone, when the pool closes, or, once it
 /// has written what is queued, when `stop` says the process ends.
 ///
 /// It has a connection of its own, outside the pool, opened with `synchronous_commit = off`:
@@ -311,6 +316,18 @@ async fn call_log_writer(
         };
         if got == 0 {
             break;
+        }
+        if !last {
+            // A moment for the rest of a request's calls: a checkout's two go in one
+            // statement, written after its own statements rather than beside them.
+            tokio::select! {
+                () = tokio::time::sleep(CALL_LOG_GATHER) => {}
+                () = stop.cancelled() => {}
+            }
+            while batch.len() < CALL_LOG_BATCH {
+                let Ok(call) = queue.try_recv() else { break };
+                batch.push(call);
+            }
         }
         for fresh_try in [false, true] {
             let kept = conn.is_some();
