@@ -905,22 +905,24 @@ async fn two_instances_pass_over_the_due_orders_once(pool: PgPool) {
     assert_eq!(reads().await, [1, 1, 1]);
 }
 
-/// The buyer rejected a delivery while an earlier ship's deliver was still open (its answer
-/// lost, its retries held back), and the rejection's event was lost too: the order came back to
-/// `paid` by a read, which records no reason. The merchant's new ship was "nothing new", and
-/// the open deliver, finding a rejection made since it was queued, closed unsent.
-#[sqlx::test(migrations = "./migrations")]
-async fn a_ship_after_a_rejection_known_only_by_a_read_carries_the_open_deliver(pool: PgPool) {
-    let app = spawn_offline(pool).await;
+/// A quick order whose escrow was made ten minutes ago, its only open job a deliver of
+/// `attempts` tries queued `minutes_ago`, with the service's workers stopped (as on SIGTERM):
+/// the test is the only actor.
+async fn open_deliver(
+    app: &TestApp,
+    buyer: &str,
+    escrow_id: &str,
+    attempts: i32,
+    minutes_ago: i64,
+) -> Uuid {
     let order = app
         .seed_order(
             "chechia-red",
-            "rejected-unsaid@example.tn",
-            "66aa000000000000000000ea",
+            &format!("{buyer}@example.tn"),
+            escrow_id,
             OffsetDateTime::now_utc() - time::Duration::minutes(10),
         )
         .await;
-    // The service's workers stop (as on SIGTERM): this test is the only one.
     app.state.shutdown.cancel();
     sqlx::query!(
         "UPDATE outbox_jobs SET done_at = now() WHERE done_at IS NULL AND order_id = $1",
@@ -930,17 +932,30 @@ async fn a_ship_after_a_rejection_known_only_by_a_read_carries_the_open_deliver(
     .await
     .unwrap();
     sqlx::query!(
-        "UPDATE orders SET status = 'paid', escrow_status = 'paid', escrow_updated_at = now(),
-                delivery_rejection_reason = NULL
-          WHERE id = $1",
-        order
+        "INSERT INTO outbox_jobs (kind, order_id, attempts, created_at)
+         VALUES ('deliver', $1, $2, now() - $3::bigint * interval '1 minute')",
+        order,
+        attempts,
+        minutes_ago
     )
     .execute(&app.pool)
     .await
     .unwrap();
+    order
+}
+
+/// The buyer rejected a delivery while an earlier ship's deliver was still open (its answer
+/// lost, its retries held back), and the rejection's event was lost too: the order came back to
+/// `paid` by a read, which records no reason. The merchant's new ship was "nothing new", and
+/// the open deliver, finding a rejection made since it was queued, closed unsent.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_ship_after_a_rejection_known_only_by_a_read_carries_the_open_deliver(pool: PgPool) {
+    let app = spawn_offline(pool).await;
+    let order = open_deliver(&app, "rejected-unsaid", "66aa000000000000000000ea", 2, 5).await;
     sqlx::query!(
-        "INSERT INTO outbox_jobs (kind, order_id, attempts, created_at)
-         VALUES ('deliver', $1, 2, now() - interval '5 minutes')",
+        "UPDATE orders SET status = 'paid', escrow_status = 'paid', escrow_updated_at = now(),
+                delivery_rejection_reason = NULL
+          WHERE id = $1",
         order
     )
     .execute(&app.pool)
@@ -972,31 +987,7 @@ async fn a_ship_after_a_rejection_known_only_by_a_read_carries_the_open_deliver(
 #[sqlx::test(migrations = "./migrations")]
 async fn a_deliver_asked_again_during_its_attempt_is_not_closed_by_it(pool: PgPool) {
     let app = spawn_offline(pool).await;
-    let order = app
-        .seed_order(
-            "chechia-red",
-            "reshipped@example.tn",
-            "66aa000000000000000000e9",
-            OffsetDateTime::now_utc() - time::Duration::minutes(5),
-        )
-        .await;
-    // The service's workers stop (as on SIGTERM): this test is the only one.
-    app.state.shutdown.cancel();
-    sqlx::query!(
-        "UPDATE outbox_jobs SET done_at = now() WHERE done_at IS NULL AND order_id = $1",
-        order
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    sqlx::query!(
-        "INSERT INTO outbox_jobs (kind, order_id, attempts, created_at)
-         VALUES ('deliver', $1, 1, now() - interval '1 minute')",
-        order
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    let order = open_deliver(&app, "reshipped", "66aa000000000000000000e9", 1, 1).await;
     let mut tx = app.pool.begin().await.unwrap();
     let job = db::outbox::claim(&mut *tx, Duration::from_secs(120), true)
         .await
