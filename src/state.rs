@@ -278,8 +278,9 @@ const CALL_LOG_BATCH: usize = 512;
 const CALL_LOG_GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Writes the queued calls: the first that arrives and every other queued within
-/// [`CALL_LOG_GATHER`] of it, in one statement. Ends when the last handle to the queue is gone, when the pool closes, or, once it
-/// has written what is queued, when `stop` says the process ends.
+/// [`CALL_LOG_GATHER`] of it, in one statement. Ends when the last handle to the queue is
+/// gone, when the pool closes, or, once it has written what is queued, when `stop` says the
+/// process ends.
 ///
 /// It has a connection of its own, outside the pool, opened with `synchronous_commit = off`:
 /// a batch is one round trip that never waits for the disk, and never takes a pool connection
