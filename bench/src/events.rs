@@ -189,6 +189,18 @@ pub async fn applied(pool: &PgPool, lo: u64, hi: u64) -> sqlx::Result<Applied> {
     })
 }
 
+/// Rows ever inserted into the inbox, rolled back or not, and transactions rolled back in this
+/// database, as the statistics collector has them: what the backends have reported so far
+/// (each reports at a transaction's end at most once a second, and as it exits).
+pub async fn inbox_inserts_and_rollbacks(pool: &PgPool) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT (SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'webhook_inbox'),
+                (SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database())",
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// Rows that any write path adds: a duplicate delivery must change none of them.
 pub async fn write_counts(pool: &PgPool) -> sqlx::Result<(i64, i64, i64)> {
     sqlx::query_as(

@@ -69,10 +69,36 @@ pub(super) async fn duplicates_anchor(
         ("n", "0".to_owned()),
     ];
     let before = events::write_counts(&ctx.pool).await?;
+    let (inserted, rolled_back) = events::inbox_inserts_and_rollbacks(&ctx.pool).await?;
     let measured = ctx.pgbench(&ctx.anchors.duplicate, c, per, &run).await?;
     let after = events::write_counts(&ctx.pool).await?;
     if before != after {
         bail!("pgbench duplicates changed the database: {before:?} → {after:?}");
+    }
+    // The rollback leaves the counts as they were whatever the insert did: the statistics tell
+    // whether it conflicted (an insert that did not is counted though rolled back). Read once
+    // pgbench's backends have reported all of its rollbacks.
+    let transactions = i64::try_from(per * c)?;
+    let mut now = events::inbox_inserts_and_rollbacks(&ctx.pool).await?;
+    for _ in 0..50 {
+        if now.1 >= rolled_back + transactions {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = events::inbox_inserts_and_rollbacks(&ctx.pool).await?;
+    }
+    if now.1 < rolled_back + transactions {
+        bail!(
+            "pgbench duplicates: {} of {transactions} rollbacks reported after 5 s; cannot tell whether its inserts conflicted",
+            now.1 - rolled_back
+        );
+    }
+    if now.0 != inserted {
+        bail!(
+            "pgbench duplicates: {} of its inbox inserts did not conflict (inserted, then rolled back): \
+             the anchor did not time duplicates",
+            now.0 - inserted
+        );
     }
     Ok(measured)
 }
@@ -93,7 +119,10 @@ pub async fn duplicates(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<
                     let what = if side == Side::Ours {
                         format!("ours: {n} deliveries of stored events, each answered `duplicate`")
                     } else {
-                        format!("pgbench: {n} conflicting inserts, each rolled back")
+                        format!(
+                            "pgbench: {n} inserts, each rolled back, none inserting a row \
+                             (the inbox's insert count in pg_stat_user_tables unchanged)"
+                        )
                     };
                     results.checks.push(format!(
                         "duplicates c = {c}, rep {}, {what}; inbox, timeline and outbox row counts unchanged",
