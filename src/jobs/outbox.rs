@@ -29,6 +29,7 @@ fn lease(config: &crate::config::Config) -> Duration {
 /// A deliver's reads of its escrow in one attempt: before it, again with the job's new date,
 /// and after DHMAD refused it.
 const READS_PER_ATTEMPT: u32 = 3;
+
 /// Jobs per drain, so one run cannot starve the other jobs.
 const BATCH: usize = 20;
 
