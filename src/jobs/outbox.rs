@@ -11,19 +11,14 @@ use super::reconciler;
 use crate::state::AppState;
 
 /// A claimed job becomes due again after this, should its worker die mid-call: at least two
-/// minutes, and longer than a job's DHMAD calls can take, so a slow DHMAD never lets a second
-/// worker take a job that is still running (and send its deliver again). A deliver's attempt
-/// makes at most [`READS_PER_ATTEMPT`] reads, each tried as the background client's policy
-/// says (`RetryPolicy::default`: every try up to a whole timeout, and between two tries a
-/// backoff or a rate limit's wait), and its write, sent once; with half a minute for the rest
-/// (the database, the few milliseconds a wait adds).
+/// minutes, and longer than a job's DHMAD calls can take (`orders::patience`), so a slow DHMAD
+/// never lets a second worker take a job that is still running (and send its deliver again):
+/// a deliver's attempt makes at most [`READS_PER_ATTEMPT`] reads and its write; with half a
+/// minute for the rest (its statements).
 fn lease(config: &crate::config::Config) -> Duration {
-    let policy = dhmad::RetryPolicy::default();
-    let tries = policy.max_retries + 1;
-    let calls = config.dhmad_timeout * (READS_PER_ATTEMPT * tries + 1);
-    let wait = policy.max_backoff.max(policy.max_rate_limit_wait);
-    let waits = wait * (READS_PER_ATTEMPT * policy.max_retries);
-    (calls + waits + Duration::from_secs(30)).max(Duration::from_secs(120))
+    let calls =
+        crate::orders::patience::background_calls(config.dhmad_timeout, READS_PER_ATTEMPT, 1);
+    (calls + Duration::from_secs(30)).max(Duration::from_secs(120))
 }
 
 /// A deliver's reads of its escrow in one attempt: before it, again with the job's new date,
@@ -184,22 +179,9 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        // The longest an attempt can take, try by try, as the client's retry loop runs them.
-        let policy = dhmad::RetryPolicy::default();
-        let read = |timeout: Duration| {
-            let mut took = timeout;
-            let mut backoff = policy.initial_backoff;
-            for _ in 0..policy.max_retries {
-                // A rate limit's wait is DHMAD's reset and 50 ms (`RetryPolicy::delay`).
-                let rate_limited = policy.max_rate_limit_wait + Duration::from_millis(50);
-                took += backoff.max(rate_limited) + timeout;
-                backoff = (backoff * 2).min(policy.max_backoff);
-            }
-            took
-        };
         for secs in [1, 10, 20, 60] {
             config.dhmad_timeout = Duration::from_secs(secs);
-            let worst = read(config.dhmad_timeout) * READS_PER_ATTEMPT + config.dhmad_timeout;
+            let worst = crate::orders::patience::walked(config.dhmad_timeout, READS_PER_ATTEMPT, 1);
             let lease = lease(&config);
             assert!(lease > worst, "{secs} s: {lease:?} against {worst:?}");
             assert!(lease >= Duration::from_secs(120));

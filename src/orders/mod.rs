@@ -12,6 +12,7 @@ pub mod looks;
 pub mod lost_escrow;
 mod news;
 pub mod notify;
+pub mod patience;
 pub mod payment_review;
 pub mod queue;
 pub mod reprocess;

@@ -146,7 +146,7 @@ impl OpeningClaim {
             order_id,
             action.as_str(),
             for_merchant,
-            opening_lease(state),
+            opening_lease(state.config.dhmad_timeout),
         )
         .await?;
         Ok(token.map(|t| Self {
@@ -189,12 +189,19 @@ impl Drop for OpeningClaim {
     }
 }
 
-/// How long a claim holds if its holder dies: past an opening's DHMAD call with the client's
-/// waits after 429s (the checkout queue's worker has no request deadline to cut it short).
-fn opening_lease(state: &AppState) -> std::time::Duration {
-    (state.config.dhmad_timeout * 8 + std::time::Duration::from_secs(10))
-        .max(std::time::Duration::from_secs(120))
+/// How long a claim holds if its holder dies: past the longest work done under it (the
+/// checkout queue's worker and the jobs have no request deadline to cut it short). That is
+/// the abandoned-order job's cancel (`actions::cancel_abandoned`): the look at the buyer's
+/// payment pages that may have been used (two at most: a page is only replaced in its last
+/// minutes), then the escrow's cancel or, when a page was finished, a read of the escrow;
+/// opening a page is one write. With half a minute for its statements.
+fn opening_lease(timeout: std::time::Duration) -> std::time::Duration {
+    let calls = super::patience::background_calls(timeout, OPENING_CLAIM_READS, 0);
+    (calls + std::time::Duration::from_secs(30)).max(std::time::Duration::from_secs(120))
 }
+
+/// The DHMAD reads the longest work under an opening claim makes (reads outlast writes).
+const OPENING_CLAIM_READS: u32 = 3;
 
 /// Opens a new session of `action` for `party` at DHMAD and records it, one opener at a time:
 /// DHMAD lets two `accept_pay` pages of one pending escrow be open together (a guest could pay
@@ -409,5 +416,29 @@ fn view_behind(err: &dhmad::Error) -> bool {
                 | C::NoPendingCancellation
         ),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::patience::walked;
+
+    /// The abandoned-order job's cancel outlasted the claim (eight timeouts and 10 s, at least
+    /// two minutes): at a 10 s timeout its two page reads and cancel could take 150 s and more,
+    /// and a buyer back meanwhile got a new payment page that the cancel then closed.
+    #[test]
+    fn an_opening_claim_outlasts_the_cancel_made_under_it() {
+        for secs in [1, 7, 10, 20, 60] {
+            let t = std::time::Duration::from_secs(secs);
+            let lease = opening_lease(t);
+            for (reads, writes) in [(2, 1), (3, 0), (0, 1)] {
+                let worst = walked(t, reads, writes);
+                assert!(
+                    lease > worst,
+                    "{secs} s, {reads}+{writes}: {lease:?} against {worst:?}"
+                );
+            }
+        }
     }
 }
