@@ -13,12 +13,9 @@ use crate::state::AppState;
 /// A claimed job becomes due again after this, should its worker die mid-call: at least two
 /// minutes, and longer than a job's DHMAD calls can take (`orders::patience`), so a slow DHMAD
 /// never lets a second worker take a job that is still running (and send its deliver again):
-/// a deliver's attempt makes at most [`READS_PER_ATTEMPT`] reads and its write; with half a
-/// minute for the rest (its statements).
+/// a deliver's attempt makes at most [`READS_PER_ATTEMPT`] reads and its write.
 fn lease(config: &crate::config::Config) -> Duration {
-    let calls =
-        crate::orders::patience::background_calls(config.dhmad_timeout, READS_PER_ATTEMPT, 1);
-    (calls + Duration::from_secs(30)).max(Duration::from_secs(120))
+    crate::orders::patience::lease(config.dhmad_timeout, READS_PER_ATTEMPT, 1)
 }
 
 /// A deliver's reads of its escrow in one attempt: before it, again with the job's new date,

@@ -23,6 +23,13 @@ pub fn background_calls(timeout: Duration, reads: u32, writes: u32) -> Duration 
     read * reads + try_ * writes
 }
 
+/// A lease held across `reads` and `writes` ([`background_calls`]): half a minute more for
+/// the holder's statements, and two minutes at least.
+pub fn lease(timeout: Duration, reads: u32, writes: u32) -> Duration {
+    (background_calls(timeout, reads, writes) + Duration::from_secs(30))
+        .max(Duration::from_secs(120))
+}
+
 /// What `RetryPolicy::delay` adds to a rate limit's reset.
 const RATE_LIMIT_EXTRA: Duration = Duration::from_millis(50);
 

@@ -194,10 +194,9 @@ impl Drop for OpeningClaim {
 /// the abandoned-order job's cancel (`actions::cancel_abandoned`): the look at the buyer's
 /// payment pages that may have been used (two at most: a page is only replaced in its last
 /// minutes), then the escrow's cancel or, when a page was finished, a read of the escrow;
-/// opening a page is one write. With half a minute for its statements.
+/// opening a page is one write.
 fn opening_lease(timeout: std::time::Duration) -> std::time::Duration {
-    let calls = super::patience::background_calls(timeout, OPENING_CLAIM_READS, 0);
-    (calls + std::time::Duration::from_secs(30)).max(std::time::Duration::from_secs(120))
+    super::patience::lease(timeout, OPENING_CLAIM_READS, 0)
 }
 
 /// The DHMAD reads the longest work under an opening claim makes (reads outlast writes).
